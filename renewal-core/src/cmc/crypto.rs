@@ -1,0 +1,296 @@
+//! The one seam between encoding and cryptography: digest and signature algorithms, the
+//! [`Signer`] trait every key implements (software, card, PKCS#11), and signature verification.
+//!
+//! Verification uses `aws-lc-rs` (already in the tree through rustls, and several times faster
+//! than pure-Rust P-256). Software ECDSA *signing* uses `p256`, because it is deterministic
+//! (RFC 6979): the same keys, nonce and transaction id give the same request, byte for byte.
+
+use aws_lc_rs::{digest, signature as ring_sig};
+use der::{
+    Encode,
+    asn1::{Any, ObjectIdentifier},
+};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+
+use super::oids;
+
+/// A hash function CMS and PKCS#10 use.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
+pub enum DigestAlgorithm {
+    /// SHA-1: still what certenroll used up to Windows 10 1909.
+    Sha1,
+    /// SHA-256.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+}
+
+impl DigestAlgorithm {
+    /// The hash OID.
+    pub fn oid(self) -> ObjectIdentifier {
+        match self {
+            Self::Sha1 => oids::SHA1,
+            Self::Sha256 => oids::SHA256,
+            Self::Sha384 => oids::SHA384,
+            Self::Sha512 => oids::SHA512,
+        }
+    }
+
+    /// The algorithm for a hash OID.
+    pub fn from_oid(oid: &ObjectIdentifier) -> Option<Self> {
+        [Self::Sha1, Self::Sha256, Self::Sha384, Self::Sha512]
+            .into_iter()
+            .find(|d| d.oid() == *oid)
+    }
+
+    /// `AlgorithmIdentifier` with absent parameters (RFC 5754 §2: SHOULD be omitted; receivers
+    /// accept NULL too, which Microsoft sends).
+    pub fn identifier(self) -> AlgorithmIdentifierOwned {
+        AlgorithmIdentifierOwned {
+            oid: self.oid(),
+            parameters: None,
+        }
+    }
+
+    /// Hashes `data`.
+    pub fn digest(self, data: &[u8]) -> Vec<u8> {
+        let alg = match self {
+            Self::Sha1 => &digest::SHA1_FOR_LEGACY_USE_ONLY,
+            Self::Sha256 => &digest::SHA256,
+            Self::Sha384 => &digest::SHA384,
+            Self::Sha512 => &digest::SHA512,
+        };
+        digest::digest(alg, data).as_ref().to_vec()
+    }
+
+    /// Short name for display.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha1 => "SHA-1",
+            Self::Sha256 => "SHA-256",
+            Self::Sha384 => "SHA-384",
+            Self::Sha512 => "SHA-512",
+        }
+    }
+}
+
+/// The family of a key.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
+pub enum KeyFamily {
+    /// ECDSA (P-256, P-384).
+    Ecdsa,
+    /// RSA with PKCS#1 v1.5 signatures.
+    Rsa,
+}
+
+/// A signature algorithm: key family + hash.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
+pub struct SignatureAlgorithm {
+    /// Key family.
+    pub family: KeyFamily,
+    /// Hash the signature is computed over.
+    pub digest: DigestAlgorithm,
+}
+
+impl SignatureAlgorithm {
+    /// ECDSA with SHA-256 (the P-256 default).
+    pub const ECDSA_SHA256: Self = Self {
+        family: KeyFamily::Ecdsa,
+        digest: DigestAlgorithm::Sha256,
+    };
+    /// RSA PKCS#1 v1.5 with SHA-256.
+    pub const RSA_PKCS1_SHA256: Self = Self {
+        family: KeyFamily::Rsa,
+        digest: DigestAlgorithm::Sha256,
+    };
+
+    /// `AlgorithmIdentifier` for an X.509 / PKCS#10 signature (`ecdsa-with-SHA256`,
+    /// `sha256WithRSAEncryption` + NULL).
+    pub fn x509_identifier(self) -> der::Result<AlgorithmIdentifierOwned> {
+        use DigestAlgorithm::*;
+        Ok(match self.family {
+            KeyFamily::Ecdsa => AlgorithmIdentifierOwned {
+                oid: match self.digest {
+                    Sha1 => oids::ECDSA_WITH_SHA1,
+                    Sha256 => oids::ECDSA_WITH_SHA256,
+                    Sha384 => oids::ECDSA_WITH_SHA384,
+                    Sha512 => oids::ECDSA_WITH_SHA512,
+                },
+                parameters: None,
+            },
+            KeyFamily::Rsa => AlgorithmIdentifierOwned {
+                oid: match self.digest {
+                    Sha1 => oids::SHA1_WITH_RSA,
+                    Sha256 => oids::SHA256_WITH_RSA,
+                    Sha384 => oids::SHA384_WITH_RSA,
+                    Sha512 => oids::SHA512_WITH_RSA,
+                },
+                parameters: Some(Any::encode_from(&der::asn1::Null)?),
+            },
+        })
+    }
+
+    /// `AlgorithmIdentifier` for `SignerInfo.signatureAlgorithm`. For RSA this is
+    /// `rsaEncryption` + NULL, what certenroll and OpenSSL write (the hash is in
+    /// `digestAlgorithm`).
+    pub fn cms_identifier(self) -> der::Result<AlgorithmIdentifierOwned> {
+        match self.family {
+            KeyFamily::Ecdsa => self.x509_identifier(),
+            KeyFamily::Rsa => Ok(AlgorithmIdentifierOwned {
+                oid: oids::RSA_ENCRYPTION,
+                parameters: Some(Any::encode_from(&der::asn1::Null)?),
+            }),
+        }
+    }
+
+    /// Reads a signature `AlgorithmIdentifier`. `rsaEncryption` names no hash: the CMS
+    /// `digestAlgorithm` (passed as `digest_hint`) supplies it.
+    pub fn from_identifier(
+        alg: &AlgorithmIdentifierOwned,
+        digest_hint: Option<DigestAlgorithm>,
+    ) -> Option<Self> {
+        use DigestAlgorithm::*;
+        let (family, digest) = match alg.oid {
+            oids::ECDSA_WITH_SHA1 => (KeyFamily::Ecdsa, Sha1),
+            oids::ECDSA_WITH_SHA256 => (KeyFamily::Ecdsa, Sha256),
+            oids::ECDSA_WITH_SHA384 => (KeyFamily::Ecdsa, Sha384),
+            oids::ECDSA_WITH_SHA512 => (KeyFamily::Ecdsa, Sha512),
+            oids::SHA1_WITH_RSA => (KeyFamily::Rsa, Sha1),
+            oids::SHA256_WITH_RSA => (KeyFamily::Rsa, Sha256),
+            oids::SHA384_WITH_RSA => (KeyFamily::Rsa, Sha384),
+            oids::SHA512_WITH_RSA => (KeyFamily::Rsa, Sha512),
+            oids::RSA_ENCRYPTION => (KeyFamily::Rsa, digest_hint?),
+            // CMS signers sometimes put the key OID here too.
+            oids::EC_PUBLIC_KEY => (KeyFamily::Ecdsa, digest_hint?),
+            _ => return None,
+        };
+        Some(Self { family, digest })
+    }
+}
+
+impl std::fmt::Display for SignatureAlgorithm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let family = match self.family {
+            KeyFamily::Ecdsa => "ECDSA",
+            KeyFamily::Rsa => "RSA PKCS#1 v1.5",
+        };
+        write!(f, "{family} / {}", self.digest.name())
+    }
+}
+
+/// Why a signer could not sign.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    /// The software key refused (should not happen with a valid key).
+    #[error("software key failed to sign")]
+    Software,
+    /// A hardware or remote backend failed; `detail` says how (no secrets in it).
+    #[error("{backend} failed to sign: {detail}")]
+    Backend {
+        /// Which backend (e.g. "PIV card", "PKCS#11").
+        backend: &'static str,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+/// A private key that can sign: software, a smart card, a PKCS#11 object.
+///
+/// `sign` receives the *message* (not a hash): a backend that signs hashes (a card) hashes with
+/// `algorithm().digest` itself. ECDSA signatures are returned DER-encoded
+/// (`Ecdsa-Sig-Value`), as X.509 and CMS carry them.
+pub trait Signer {
+    /// The public key, as it goes into a PKCS#10 or certificate.
+    fn public_key(&self) -> &SubjectPublicKeyInfoOwned;
+    /// The algorithm `sign` uses.
+    fn algorithm(&self) -> SignatureAlgorithm;
+    /// Signs `message`.
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError>;
+}
+
+impl<T: Signer + ?Sized> Signer for &T {
+    fn public_key(&self) -> &SubjectPublicKeyInfoOwned {
+        (**self).public_key()
+    }
+    fn algorithm(&self) -> SignatureAlgorithm {
+        (**self).algorithm()
+    }
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
+        (**self).sign(message)
+    }
+}
+
+/// Why a signature did not verify.
+#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
+pub enum VerifyError {
+    /// The key/algorithm combination is not one we verify.
+    #[error("unsupported key or signature algorithm: key {key_oid}, {algorithm}")]
+    Unsupported {
+        /// Key algorithm OID (with curve for EC keys).
+        key_oid: String,
+        /// Signature algorithm.
+        algorithm: SignatureAlgorithm,
+    },
+    /// The signature is wrong.
+    #[error("signature does not verify")]
+    BadSignature,
+}
+
+/// Verifies `signature` over `message` with the key in `spki`.
+pub fn verify(
+    spki: &SubjectPublicKeyInfoOwned,
+    algorithm: SignatureAlgorithm,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<(), VerifyError> {
+    use DigestAlgorithm::*;
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+    let unsupported = || VerifyError::Unsupported {
+        key_oid: match curve {
+            Some(c) => format!("{}/{}", spki.algorithm.oid, c),
+            None => spki.algorithm.oid.to_string(),
+        },
+        algorithm,
+    };
+    let params: &dyn ring_sig::VerificationAlgorithm = match (spki.algorithm.oid, algorithm.family)
+    {
+        (oids::RSA_ENCRYPTION, KeyFamily::Rsa) => match algorithm.digest {
+            Sha1 => &ring_sig::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
+            Sha256 => &ring_sig::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+            Sha384 => &ring_sig::RSA_PKCS1_2048_8192_SHA384,
+            Sha512 => &ring_sig::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
+        },
+        (oids::EC_PUBLIC_KEY, KeyFamily::Ecdsa) => match (curve, algorithm.digest) {
+            (Some(oids::SECP256R1), Sha1) => &ring_sig::ECDSA_P256_SHA1_ASN1,
+            (Some(oids::SECP256R1), Sha256) => &ring_sig::ECDSA_P256_SHA256_ASN1,
+            (Some(oids::SECP256R1), Sha384) => &ring_sig::ECDSA_P256_SHA384_ASN1,
+            (Some(oids::SECP256R1), Sha512) => &ring_sig::ECDSA_P256_SHA512_ASN1,
+            (Some(oids::SECP384R1), Sha256) => &ring_sig::ECDSA_P384_SHA256_ASN1,
+            (Some(oids::SECP384R1), Sha384) => &ring_sig::ECDSA_P384_SHA384_ASN1,
+            (Some(oids::SECP384R1), Sha512) => &ring_sig::ECDSA_P384_SHA512_ASN1,
+            _ => return Err(unsupported()),
+        },
+        _ => return Err(unsupported()),
+    };
+    let key = ring_sig::UnparsedPublicKey::new(params, spki.subject_public_key.raw_bytes());
+    key.verify(message, signature)
+        .map_err(|_| VerifyError::BadSignature)
+}
+
+/// The Microsoft key identifier of a public key: SHA-1 of the `subjectPublicKey` BIT STRING
+/// contents (RFC 5280 §4.2.1.2 method 1), used as the SKI signer id of the new key.
+pub fn key_identifier(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
+    DigestAlgorithm::Sha1.digest(spki.subject_public_key.raw_bytes())
+}
+
+/// DER of an SPKI (for comparisons and display).
+pub fn spki_der(spki: &SubjectPublicKeyInfoOwned) -> der::Result<Vec<u8>> {
+    spki.to_der()
+}

@@ -1,0 +1,608 @@
+//! The request parser and verifier: what a CA needs to decide on a renewal.
+//!
+//! Accepted shapes (see `vectors/WIRE-FORMAT.md` §2.1):
+//! * CMC, MS-WCCE renewal: signer [0] SKI of the new key, signer [1] the old certificate;
+//! * CMC, certreq's published sample: one SKI signer, the old certificate only inside the
+//!   PKCS#10's renewal attribute;
+//! * CMS-with-PKCS#10 (MS-WSTEP): eContentType id-data, eContent the PKCS#10, one signer (the
+//!   old certificate) without signed attributes;
+//! * a Microsoft "No-Signature" first signer (MS-OTPCE), SHA-1 or SHA-2.
+//!
+//! Every signature, every messageDigest and the PKCS#10 proof of possession are verified;
+//! [`ParsedRequest::signer_reports`] says per signer what happened, [`ParsedRequest::verify`]
+//! fails on the first problem.
+
+use cms::{content_info::ContentInfo, signed_data::SignerIdentifier};
+use der::{
+    Decode, Encode, Reader, SliceReader,
+    asn1::{Int, ObjectIdentifier, OctetString},
+};
+use x509_cert::{Certificate, request::CertReq};
+
+use super::{
+    asn1::Retained,
+    controls::Control,
+    crypto::{DigestAlgorithm, SignatureAlgorithm, key_identifier, verify},
+    error::{CmcError, DerContext, Result},
+    input::{Limits, decode_exact, to_der},
+    microsoft::{CmcAddAttributes, NameValuePair, TemplateRef, is_dummy_signer_name},
+    oids,
+    pki::{PkiData, TaggedRequest},
+    signed_data::{SignedData, SignerInfo},
+};
+
+/// The content of a request's SignedData.
+#[derive(Clone, Debug)]
+pub enum RequestContent {
+    /// A Full PKI Request.
+    Cmc(PkiData),
+    /// CMS-with-PKCS#10: the PKCS#10 itself.
+    Pkcs10(Retained<CertReq>),
+}
+
+/// A structurally parsed request whose signatures have not been judged yet.
+#[derive(Clone, Debug)]
+pub struct ParsedRequest {
+    /// The SignedData.
+    pub signed_data: SignedData,
+    /// The eContent bytes.
+    pub econtent: Vec<u8>,
+    /// The decoded content.
+    pub content: RequestContent,
+}
+
+/// Which key a signer used.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum SignedBy {
+    /// The key of the PKCS#10 (the new key).
+    RequestKey,
+    /// The certificate being renewed (found in `certificates` or the renewal attribute).
+    RenewalCertificate,
+    /// Another certificate in `certificates` (index), e.g. an enrollment agent.
+    EmbeddedCertificate(usize),
+    /// Microsoft's No-Signature mechanism: the "signature" is a hash of the signed attributes.
+    NoSignature,
+    /// Nothing we know matches the identifier.
+    Unknown,
+}
+
+/// What happened to one signer.
+#[derive(Debug)]
+pub struct SignerReport {
+    /// Wire position.
+    pub index: usize,
+    /// The identifier, for display.
+    pub sid: String,
+    /// Which key it is.
+    pub signed_by: SignedBy,
+    /// Its digest algorithm, when supported.
+    pub digest: Option<DigestAlgorithm>,
+    /// Its signature algorithm, when supported.
+    pub algorithm: Option<SignatureAlgorithm>,
+    /// `Ok` when signature and messageDigest verify.
+    pub outcome: Result<()>,
+}
+
+/// The request's shape.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum RequestShape {
+    /// CMC, signer [0] new key (SKI or No-Signature), a later signer the old certificate.
+    CmcTwoSigners,
+    /// CMC signed by the new key only (certreq's sample).
+    CmcNewKeyOnly,
+    /// CMC with some other signer layout.
+    CmcOther,
+    /// CMS-with-PKCS#10 (id-data content).
+    CmsWithPkcs10,
+}
+
+/// What a verified renewal request says.
+#[derive(Debug)]
+pub struct RenewalFacts {
+    /// The request's shape.
+    pub shape: RequestShape,
+    /// The certificate being renewed (from the PKCS#10 renewal attribute).
+    pub renewal_certificate: Retained<Certificate>,
+    /// Whether a signer used the renewal certificate's key (MS-WCCE requires it; a CA that
+    /// binds TLS identity to the request must require it too).
+    pub old_key_signed: bool,
+    /// The PKCS#10.
+    pub pkcs10: Retained<CertReq>,
+    /// Body part id of the PKCS#10 (CMC only).
+    pub request_body_part: Option<u32>,
+    /// Per-signer results (all `Ok`).
+    pub signers: Vec<SignerReport>,
+    /// Template asked for (name/value pair and/or template extension).
+    pub template: Option<TemplateRef>,
+    /// All enrollment name/value pairs (PKCS#10 attributes and CMC add-attributes).
+    pub name_value_pairs: Vec<(String, String)>,
+    /// CMC transactionId.
+    pub transaction_id: Option<Int>,
+    /// CMC senderNonce.
+    pub sender_nonce: Option<Vec<u8>>,
+    /// The CMS digest algorithm of the first signer.
+    pub digest: Option<DigestAlgorithm>,
+}
+
+/// Parses a renewal request (DER, PEM or base64) without judging signatures.
+pub fn parse_request(input: &[u8], limits: &Limits) -> Result<ParsedRequest> {
+    let (der, _) = to_der(input, limits)?;
+    let signed_data = parse_signed_data(&der, limits)?;
+    let econtent = signed_data
+        .econtent_bytes()
+        .ok_or(CmcError::MissingContent)?
+        .malformed("eContent")?;
+    let content = match signed_data.encap_content_info.econtent_type {
+        oids::ID_CCT_PKI_DATA => {
+            let pki: PkiData = decode_exact(&econtent, "PKIData")?;
+            Limits::check("controls", pki.control_sequence.len(), limits.max_controls)?;
+            Limits::check("requests", pki.req_sequence.len(), limits.max_requests)?;
+            RequestContent::Cmc(pki)
+        }
+        oids::ID_DATA => RequestContent::Pkcs10(decode_exact(&econtent, "PKCS#10")?),
+        found => {
+            return Err(CmcError::UnexpectedContentType {
+                expected: "id-cct-PKIData or id-data",
+                found,
+            });
+        }
+    };
+    Ok(ParsedRequest {
+        signed_data,
+        econtent,
+        content,
+    })
+}
+
+/// Parses `ContentInfo { id-signedData, SignedData }` under `limits`.
+pub fn parse_signed_data(der: &[u8], limits: &Limits) -> Result<SignedData> {
+    let info: ContentInfo = decode_exact(der, "ContentInfo")?;
+    if info.content_type != oids::ID_SIGNED_DATA {
+        return Err(CmcError::UnexpectedContentType {
+            expected: "id-signedData",
+            found: info.content_type,
+        });
+    }
+    let signed: SignedData = decode_exact(
+        &info.content.to_der().malformed("SignedData")?,
+        "SignedData",
+    )?;
+    Limits::check("signers", signed.signer_infos.len(), limits.max_signers)?;
+    let certs = signed.certificates.as_ref().map_or(0, |c| c.len());
+    Limits::check("certificates", certs, limits.max_certificates)?;
+    Ok(signed)
+}
+
+/// The exact bytes of a PKCS#10's `certificationRequestInfo` (what its signature covers).
+pub fn pkcs10_info_bytes(req: &Retained<CertReq>) -> Result<&[u8]> {
+    tbs_bytes(req.der()).malformed("PKCS#10")
+}
+
+/// The first element of a SEQUENCE, as bytes: the signed part of a certificate, CRL or PKCS#10.
+pub(crate) fn tbs_bytes(der: &[u8]) -> der::Result<&[u8]> {
+    let mut reader = SliceReader::new(der)?;
+    // Past the outer header, the reader sits on the first element.
+    der::Header::decode(&mut reader)?;
+    reader.tlv_bytes()
+}
+
+/// Verifies a PKCS#10's self-signature (proof of possession of the new key).
+pub fn verify_pkcs10(req: &Retained<CertReq>) -> Result<()> {
+    let value = req.value();
+    let alg = SignatureAlgorithm::from_identifier(&value.algorithm, None).ok_or(
+        CmcError::UnsupportedAlgorithm {
+            what: "PKCS#10 signature",
+            oid: value.algorithm.oid,
+        },
+    )?;
+    let sig = value.signature.as_bytes().ok_or(CmcError::PopInvalid(
+        super::crypto::VerifyError::BadSignature,
+    ))?;
+    verify(&value.info.public_key, alg, pkcs10_info_bytes(req)?, sig).map_err(CmcError::PopInvalid)
+}
+
+fn attribute_values<'a>(
+    req: &'a CertReq,
+    oid: ObjectIdentifier,
+) -> impl Iterator<Item = &'a der::asn1::Any> + 'a {
+    req.info
+        .attributes
+        .iter()
+        .filter(move |a| a.oid == oid)
+        .flat_map(|a| a.values.iter())
+}
+
+/// The certificate in a PKCS#10's `szOID_RENEWAL_CERTIFICATE` attribute, if any.
+pub fn renewal_certificate(req: &CertReq) -> Result<Option<Retained<Certificate>>> {
+    match attribute_values(req, oids::MS_RENEWAL_CERTIFICATE).next() {
+        None => Ok(None),
+        Some(any) => {
+            let der = any.to_der().map_err(CmcError::BadRenewalCertificate)?;
+            Retained::from_der(&der)
+                .map(Some)
+                .map_err(CmcError::BadRenewalCertificate)
+        }
+    }
+}
+
+fn sid_text(sid: &SignerIdentifier) -> String {
+    match sid {
+        SignerIdentifier::IssuerAndSerialNumber(isn) => {
+            format!("issuer \"{}\", serial {}", isn.issuer, isn.serial_number)
+        }
+        SignerIdentifier::SubjectKeyIdentifier(ski) => {
+            format!("subjectKeyIdentifier {}", hex(ski.0.as_bytes()))
+        }
+    }
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl ParsedRequest {
+    /// The PKCS#10 requests, with their CMC body part ids.
+    pub fn pkcs10s(&self) -> Vec<(Option<u32>, &Retained<CertReq>)> {
+        match &self.content {
+            RequestContent::Pkcs10(req) => vec![(None, req)],
+            RequestContent::Cmc(pki) => pki
+                .req_sequence
+                .iter()
+                .filter_map(|r| match r {
+                    TaggedRequest::Tcr(t) => Some((Some(t.body_part_id), &t.certification_request)),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+
+    fn single_pkcs10(&self) -> Result<(Option<u32>, &Retained<CertReq>)> {
+        let all = self.pkcs10s();
+        let total = match &self.content {
+            RequestContent::Pkcs10(_) => 1,
+            RequestContent::Cmc(pki) => pki.req_sequence.len(),
+        };
+        match all.as_slice() {
+            [one] if total == 1 => Ok(*one),
+            _ => Err(CmcError::RequestCount { found: all.len() }),
+        }
+    }
+
+    fn controls(&self) -> Result<Vec<Control>> {
+        match &self.content {
+            RequestContent::Pkcs10(_) => Ok(vec![]),
+            RequestContent::Cmc(pki) => pki
+                .control_sequence
+                .iter()
+                .map(|c| Control::from_tagged(c).map_err(CmcError::from))
+                .collect(),
+        }
+    }
+
+    /// Judges every signer. Never fails as a whole; each report carries its outcome.
+    pub fn signer_reports(&self) -> Vec<SignerReport> {
+        let renewal = self
+            .pkcs10s()
+            .first()
+            .and_then(|(_, req)| renewal_certificate(req.value()).ok().flatten());
+        self.signed_data
+            .signer_infos
+            .iter()
+            .enumerate()
+            .map(|(index, si)| self.judge_signer(index, si, renewal.as_ref()))
+            .collect()
+    }
+
+    fn judge_signer(
+        &self,
+        index: usize,
+        si: &SignerInfo,
+        renewal: Option<&Retained<Certificate>>,
+    ) -> SignerReport {
+        let digest = DigestAlgorithm::from_oid(&si.digest_alg.oid);
+        let algorithm = SignatureAlgorithm::from_identifier(&si.signature_algorithm, digest);
+        let (signed_by, key) = self.resolve_signer(si, renewal);
+        let outcome = (|| {
+            let digest = digest.ok_or(CmcError::UnsupportedAlgorithm {
+                what: "digest",
+                oid: si.digest_alg.oid,
+            })?;
+            let message = self.signed_message(index, si, digest)?;
+            if signed_by == SignedBy::NoSignature {
+                return if si.signature.as_bytes() == digest.digest(&message).as_slice() {
+                    Ok(())
+                } else {
+                    Err(CmcError::SignatureInvalid {
+                        signer: index,
+                        source: super::crypto::VerifyError::BadSignature,
+                    })
+                };
+            }
+            let key = key.ok_or_else(|| CmcError::UnknownSigner {
+                signer: index,
+                sid: sid_text(&si.sid),
+            })?;
+            let algorithm = algorithm.ok_or(CmcError::UnsupportedAlgorithm {
+                what: "signature",
+                oid: si.signature_algorithm.oid,
+            })?;
+            verify(&key, algorithm, &message, si.signature.as_bytes()).map_err(|source| {
+                CmcError::SignatureInvalid {
+                    signer: index,
+                    source,
+                }
+            })
+        })();
+        SignerReport {
+            index,
+            sid: sid_text(&si.sid),
+            signed_by,
+            digest,
+            algorithm,
+            outcome,
+        }
+    }
+
+    /// The bytes a signer's signature covers, after checking its contentType and
+    /// messageDigest attributes.
+    fn signed_message(
+        &self,
+        index: usize,
+        si: &SignerInfo,
+        digest: DigestAlgorithm,
+    ) -> Result<Vec<u8>> {
+        let econtent_type = self.signed_data.encap_content_info.econtent_type;
+        let Some(attrs_der) = si.signed_attrs_der() else {
+            // RFC 5652 §5.3: signed attributes are mandatory unless the content is id-data.
+            if econtent_type != oids::ID_DATA {
+                return Err(CmcError::MissingSignedAttribute {
+                    signer: index,
+                    attribute: "contentType",
+                });
+            }
+            return Ok(self.econtent.clone());
+        };
+        let attrs_der = attrs_der.malformed("signed attributes")?;
+        let content_type = si
+            .signed_attr(oids::ID_CONTENT_TYPE)
+            .and_then(|a| a.single_value())
+            .ok_or(CmcError::MissingSignedAttribute {
+                signer: index,
+                attribute: "contentType",
+            })?
+            .decode_as::<ObjectIdentifier>()
+            .malformed("contentType attribute")?;
+        if content_type != econtent_type {
+            return Err(CmcError::ContentTypeMismatch {
+                signer: index,
+                found: content_type,
+            });
+        }
+        let md = si
+            .signed_attr(oids::ID_MESSAGE_DIGEST)
+            .and_then(|a| a.single_value())
+            .ok_or(CmcError::MissingSignedAttribute {
+                signer: index,
+                attribute: "messageDigest",
+            })?
+            .decode_as::<OctetString>()
+            .malformed("messageDigest attribute")?;
+        if md.as_bytes() != digest.digest(&self.econtent).as_slice() {
+            return Err(CmcError::MessageDigestMismatch { signer: index });
+        }
+        Ok(attrs_der)
+    }
+
+    fn resolve_signer(
+        &self,
+        si: &SignerInfo,
+        renewal: Option<&Retained<Certificate>>,
+    ) -> (SignedBy, Option<spki::SubjectPublicKeyInfoOwned>) {
+        let embedded: Vec<&Retained<Certificate>> = self.signed_data.x509_certificates().collect();
+        let is_renewal = |c: &Retained<Certificate>| renewal.is_some_and(|r| r == c);
+        match &si.sid {
+            SignerIdentifier::SubjectKeyIdentifier(ski) => {
+                let ski = ski.0.as_bytes();
+                for (_, req) in self.pkcs10s() {
+                    let spki = &req.value().info.public_key;
+                    if key_identifier(spki) == ski {
+                        return (SignedBy::RequestKey, Some(spki.clone()));
+                    }
+                }
+                let candidates = embedded
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .map(|(i, c)| (Some(i), c));
+                for (i, cert) in candidates.chain(renewal.map(|r| (None, r))) {
+                    let spki = cert.value().tbs_certificate().subject_public_key_info();
+                    let ext_ski = cert
+                        .value()
+                        .tbs_certificate()
+                        .get_extension::<x509_cert::ext::pkix::SubjectKeyIdentifier>()
+                        .ok()
+                        .flatten()
+                        .map(|(_, s)| s.0.as_bytes().to_vec());
+                    if key_identifier(spki) == ski || ext_ski.as_deref() == Some(ski) {
+                        let by = match i {
+                            Some(i) if !is_renewal(cert) => SignedBy::EmbeddedCertificate(i),
+                            _ => SignedBy::RenewalCertificate,
+                        };
+                        return (by, Some(spki.clone()));
+                    }
+                }
+                (SignedBy::Unknown, None)
+            }
+            SignerIdentifier::IssuerAndSerialNumber(isn) => {
+                if is_dummy_signer_name(&isn.issuer)
+                    && si.signature_algorithm.oid == oids::ID_ALG_NO_SIGNATURE
+                {
+                    return (SignedBy::NoSignature, None);
+                }
+                let matches = |c: &Retained<Certificate>| {
+                    let tbs = c.value().tbs_certificate();
+                    tbs.issuer() == &isn.issuer && tbs.serial_number() == &isn.serial_number
+                };
+                for (i, cert) in embedded.iter().enumerate() {
+                    if matches(cert) {
+                        let spki = cert
+                            .value()
+                            .tbs_certificate()
+                            .subject_public_key_info()
+                            .clone();
+                        let by = if is_renewal(cert) {
+                            SignedBy::RenewalCertificate
+                        } else {
+                            SignedBy::EmbeddedCertificate(i)
+                        };
+                        return (by, Some(spki));
+                    }
+                }
+                match renewal {
+                    Some(r) if matches(r) => (
+                        SignedBy::RenewalCertificate,
+                        Some(
+                            r.value()
+                                .tbs_certificate()
+                                .subject_public_key_info()
+                                .clone(),
+                        ),
+                    ),
+                    _ => (SignedBy::Unknown, None),
+                }
+            }
+        }
+    }
+
+    /// Verifies every signer and the PKCS#10 proof of possession; does not require the
+    /// request to be a renewal (third-party new-key requests verify here too).
+    pub fn verify_signatures(&self) -> Result<Vec<SignerReport>> {
+        if self.signed_data.signer_infos.is_empty() {
+            return Err(CmcError::NoSigners);
+        }
+        for (_, req) in self.pkcs10s() {
+            verify_pkcs10(req)?;
+        }
+        let reports = self.signer_reports();
+        if let Some(failed) = reports.iter().position(|r| r.outcome.is_err()) {
+            let mut reports = reports;
+            let report = reports.swap_remove(failed);
+            return Err(report.outcome.err().unwrap_or(CmcError::NoSigners));
+        }
+        Ok(reports)
+    }
+
+    /// Verifies everything and extracts the renewal facts. Fails with a typed error when the
+    /// request is not a well-formed, correctly signed renewal of exactly one certificate.
+    pub fn verify(&self) -> Result<RenewalFacts> {
+        let (request_body_part, pkcs10) = self.single_pkcs10()?;
+        let signers = self.verify_signatures()?;
+        let renewal_certificate =
+            renewal_certificate(pkcs10.value())?.ok_or(CmcError::MissingRenewalCertificate)?;
+        let old_key_signed = signers
+            .iter()
+            .any(|s| s.signed_by == SignedBy::RenewalCertificate);
+        let new_key_first = matches!(
+            signers.first().map(|s| &s.signed_by),
+            Some(SignedBy::RequestKey | SignedBy::NoSignature)
+        );
+        let shape = match &self.content {
+            RequestContent::Pkcs10(_) => RequestShape::CmsWithPkcs10,
+            RequestContent::Cmc(_) if new_key_first && old_key_signed => {
+                RequestShape::CmcTwoSigners
+            }
+            RequestContent::Cmc(_)
+                if signers.iter().all(|s| s.signed_by == SignedBy::RequestKey) =>
+            {
+                RequestShape::CmcNewKeyOnly
+            }
+            RequestContent::Cmc(_) => RequestShape::CmcOther,
+        };
+
+        let mut name_value_pairs: Vec<(String, String)> =
+            attribute_values(pkcs10.value(), oids::MS_ENROLLMENT_NAME_VALUE_PAIR)
+                .map(|v| {
+                    v.decode_as::<NameValuePair>()
+                        .map(|p| p.to_strings())
+                        .malformed("name/value pair")
+                })
+                .collect::<Result<_>>()?;
+        let mut transaction_id = None;
+        let mut sender_nonce = None;
+        for control in self.controls()? {
+            match control {
+                Control::TransactionId(t) => transaction_id = Some(t),
+                Control::SenderNonce(n) => sender_nonce = Some(n.as_bytes().to_vec()),
+                Control::MsAddAttributes(CmcAddAttributes { attributes, .. }) => {
+                    for attr in attributes.iter() {
+                        if attr.oid == oids::MS_ENROLLMENT_NAME_VALUE_PAIR {
+                            for v in attr.values.iter() {
+                                let pair = v
+                                    .decode_as::<NameValuePair>()
+                                    .malformed("name/value pair")?;
+                                name_value_pairs.push(pair.to_strings());
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let template = request_template(pkcs10.value(), &name_value_pairs)?;
+        Ok(RenewalFacts {
+            shape,
+            renewal_certificate,
+            old_key_signed,
+            pkcs10: pkcs10.clone(),
+            request_body_part,
+            digest: signers.first().and_then(|s| s.digest),
+            signers,
+            template,
+            name_value_pairs,
+            transaction_id,
+            sender_nonce,
+        })
+    }
+}
+
+/// The template a PKCS#10 asks for: its `CertificateTemplate` pair and its 21.7 / 20.2
+/// extensions, merged.
+pub fn request_template(req: &CertReq, pairs: &[(String, String)]) -> Result<Option<TemplateRef>> {
+    let from_pair = pairs
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("CertificateTemplate"))
+        .map(|(_, v)| TemplateRef::from_user_text(v));
+    let mut from_ext = None;
+    for oid in [oids::ID_EXTENSION_REQUEST, oids::MS_EXTENSION_REQUEST] {
+        for any in attribute_values(req, oid) {
+            let exts: Vec<x509_cert::ext::Extension> =
+                any.decode_as().malformed("extensionRequest")?;
+            for e in exts {
+                if let Some(t) = TemplateRef::from_extension(e.extn_id, e.extn_value.as_bytes()) {
+                    from_ext = Some(match from_ext {
+                        Some(prev) => TemplateRef::merge(prev, t),
+                        None => t,
+                    });
+                }
+            }
+        }
+    }
+    Ok(match (from_pair, from_ext) {
+        (Some(p), Some(e)) => Some(p.merge(e)),
+        (p, e) => p.or(e),
+    })
+}
+
+/// The extensions a PKCS#10 requests.
+pub fn requested_extensions(req: &CertReq) -> Result<Vec<x509_cert::ext::Extension>> {
+    let mut out = Vec::new();
+    for oid in [oids::ID_EXTENSION_REQUEST, oids::MS_EXTENSION_REQUEST] {
+        for any in attribute_values(req, oid) {
+            let exts: Vec<x509_cert::ext::Extension> =
+                any.decode_as().malformed("extensionRequest")?;
+            out.extend(exts);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,218 @@
+//! Issuing X.509 certificates with any [`Signer`]: the mock CA, the tests' fixtures and the
+//! benchmarks share this instead of each growing their own.
+//!
+//! `x509-cert` 0.3 keeps certificate fields private and its builder wants RustCrypto signer
+//! traits; a card- or HSM-backed [`Signer`] fits neither, so the TBSCertificate is assembled here
+//! (RFC 5280 §4.1) and parsed back into an `x509_cert::Certificate`.
+
+use std::time::SystemTime;
+
+use der::{
+    Encode, Sequence,
+    asn1::{BitString, GeneralizedTime, ObjectIdentifier, OctetString, UtcTime},
+};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::{
+    Certificate,
+    ext::{
+        Extension,
+        pkix::{
+            AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+            SubjectAltName, SubjectKeyIdentifier, name::GeneralName,
+        },
+    },
+    name::Name,
+    serial_number::SerialNumber,
+    time::{Time, Validity},
+};
+
+use crate::cmc::{
+    CmcError, Result, Retained, Signer, crypto::key_identifier, error::DerContext,
+    microsoft::CertificateTemplateV2, oids,
+};
+
+#[derive(Sequence)]
+struct TbsCertificate {
+    #[asn1(context_specific = "0", tag_mode = "EXPLICIT")]
+    version: u8,
+    serial_number: SerialNumber,
+    signature: AlgorithmIdentifierOwned,
+    issuer: Name,
+    validity: Validity,
+    subject: Name,
+    subject_public_key_info: SubjectPublicKeyInfoOwned,
+    #[asn1(context_specific = "3", tag_mode = "EXPLICIT", optional = "true")]
+    extensions: Option<Vec<Extension>>,
+}
+
+#[derive(Sequence)]
+struct CertificateOut {
+    tbs_certificate: TbsCertificate,
+    signature_algorithm: AlgorithmIdentifierOwned,
+    signature: BitString,
+}
+
+/// What goes into a certificate.
+#[derive(Clone, Debug)]
+pub struct CertificateSpec {
+    /// Serial number bytes (positive, ≤ 20 bytes, RFC 5280 §4.1.2.2).
+    pub serial: Vec<u8>,
+    /// Subject.
+    pub subject: Name,
+    /// Subject public key.
+    pub public_key: SubjectPublicKeyInfoOwned,
+    /// Start of validity.
+    pub not_before: SystemTime,
+    /// End of validity.
+    pub not_after: SystemTime,
+    /// Extensions, in order.
+    pub extensions: Vec<Extension>,
+}
+
+/// RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime after.
+pub fn to_time(t: SystemTime) -> Result<Time> {
+    let utc_limit = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(2_524_608_000);
+    if t < utc_limit {
+        Ok(Time::UtcTime(
+            UtcTime::from_system_time(t).encoding("UTCTime")?,
+        ))
+    } else {
+        Ok(Time::GeneralTime(
+            GeneralizedTime::from_system_time(t).encoding("GeneralizedTime")?,
+        ))
+    }
+}
+
+/// Signs a certificate for `spec` as `issuer` with `issuer_key`. Self-signed when `issuer` is
+/// `spec.subject` and `issuer_key` holds `spec.public_key`.
+pub fn issue(
+    spec: &CertificateSpec,
+    issuer: &Name,
+    issuer_key: &dyn Signer,
+) -> Result<Retained<Certificate>> {
+    let algorithm = issuer_key
+        .algorithm()
+        .x509_identifier()
+        .encoding("signature algorithm")?;
+    let tbs = TbsCertificate {
+        version: 2,
+        serial_number: SerialNumber::new(&spec.serial).encoding("serial number")?,
+        signature: algorithm.clone(),
+        issuer: issuer.clone(),
+        validity: Validity::new(to_time(spec.not_before)?, to_time(spec.not_after)?),
+        subject: spec.subject.clone(),
+        subject_public_key_info: spec.public_key.clone(),
+        extensions: (!spec.extensions.is_empty()).then(|| spec.extensions.clone()),
+    };
+    let signature = issuer_key.sign(&tbs.to_der().encoding("TBSCertificate")?)?;
+    let der = CertificateOut {
+        tbs_certificate: tbs,
+        signature_algorithm: algorithm,
+        signature: BitString::from_bytes(&signature).encoding("certificate signature")?,
+    }
+    .to_der()
+    .encoding("certificate")?;
+    Retained::from_der(&der).malformed("issued certificate")
+}
+
+/// Verifies that `cert` is signed by the key of `issuer` (signature only; names, validity and
+/// constraints are the caller's policy).
+pub fn verify_issued_by(cert: &Retained<Certificate>, issuer: &Certificate) -> Result<()> {
+    let alg =
+        crate::cmc::SignatureAlgorithm::from_identifier(cert.value().signature_algorithm(), None)
+            .ok_or(CmcError::UnsupportedAlgorithm {
+            what: "certificate signature",
+            oid: cert.value().signature_algorithm().oid,
+        })?;
+    let tbs = crate::cmc::verify_request::tbs_bytes(cert.der()).malformed("certificate")?;
+    let sig = cert
+        .value()
+        .signature()
+        .as_bytes()
+        .ok_or(CmcError::SignatureInvalid {
+            signer: 0,
+            source: crate::cmc::crypto::VerifyError::BadSignature,
+        })?;
+    crate::cmc::crypto::verify(
+        issuer.tbs_certificate().subject_public_key_info(),
+        alg,
+        tbs,
+        sig,
+    )
+    .map_err(|source| CmcError::SignatureInvalid { signer: 0, source })
+}
+
+fn ext(oid: ObjectIdentifier, critical: bool, value: &impl Encode) -> Result<Extension> {
+    Ok(Extension {
+        extn_id: oid,
+        critical,
+        extn_value: OctetString::new(value.to_der().encoding("extension")?)
+            .encoding("extension")?,
+    })
+}
+
+/// basicConstraints (critical).
+pub fn basic_constraints(ca: bool, path_len: Option<u8>) -> Result<Extension> {
+    ext(
+        oids::BASIC_CONSTRAINTS,
+        true,
+        &BasicConstraints {
+            ca,
+            path_len_constraint: path_len,
+        },
+    )
+}
+
+/// keyUsage (critical).
+pub fn key_usage(usages: impl Into<flagset::FlagSet<KeyUsages>>) -> Result<Extension> {
+    ext(oids::KEY_USAGE, true, &KeyUsage(usages.into()))
+}
+
+/// extKeyUsage.
+pub fn ext_key_usage(purposes: Vec<ObjectIdentifier>) -> Result<Extension> {
+    ext(oids::EXT_KEY_USAGE, false, &ExtendedKeyUsage(purposes))
+}
+
+/// subjectKeyIdentifier = SHA-1 of the key.
+pub fn subject_key_identifier(spki: &SubjectPublicKeyInfoOwned) -> Result<Extension> {
+    ext(
+        oids::SUBJECT_KEY_IDENTIFIER,
+        false,
+        &SubjectKeyIdentifier(OctetString::new(key_identifier(spki)).encoding("SKI")?),
+    )
+}
+
+/// authorityKeyIdentifier = SHA-1 of the issuer's key.
+pub fn authority_key_identifier(issuer_spki: &SubjectPublicKeyInfoOwned) -> Result<Extension> {
+    ext(
+        oids::AUTHORITY_KEY_IDENTIFIER,
+        false,
+        &AuthorityKeyIdentifier {
+            key_identifier: Some(OctetString::new(key_identifier(issuer_spki)).encoding("AKI")?),
+            authority_cert_issuer: None,
+            authority_cert_serial_number: None,
+        },
+    )
+}
+
+/// subjectAltName.
+pub fn subject_alt_name(names: Vec<GeneralName>) -> Result<Extension> {
+    ext(oids::SUBJECT_ALT_NAME, false, &SubjectAltName(names))
+}
+
+/// Microsoft template extension v2 (1.3.6.1.4.1.311.21.7).
+pub fn certificate_template(
+    template: ObjectIdentifier,
+    major: u32,
+    minor: u32,
+) -> Result<Extension> {
+    ext(
+        oids::MS_CERTIFICATE_TEMPLATE,
+        false,
+        &CertificateTemplateV2 {
+            template_id: template,
+            major_version: Some(major),
+            minor_version: Some(minor),
+        },
+    )
+}
