@@ -9,4 +9,5 @@
 
 pub mod cmc;
 pub mod inspect;
+pub mod sample;
 pub mod x509;

@@ -141,15 +141,19 @@ where
     }
 }
 
+impl<T> Retained<T> {
+    fn header(&self) -> der::Result<Header> {
+        Header::decode(&mut der::SliceReader::new(&self.der)?)
+    }
+}
+
 impl<T> EncodeValue for Retained<T> {
     fn value_len(&self) -> der::Result<Length> {
-        let header = Header::from_der(&self.der)?;
-        Ok(header.length())
+        Ok(self.header()?.length())
     }
 
     fn encode_value(&self, writer: &mut impl Writer) -> der::Result<()> {
-        let header = Header::from_der(&self.der)?;
-        let header_len = header.encoded_len()?;
+        let header_len = self.header()?.encoded_len()?;
         let start = usize::try_from(header_len)?;
         writer.write(&self.der[start..])
     }

@@ -139,7 +139,7 @@ impl<'a> Decode<'a> for OtherStatusInfoV2 {
             Tag::Integer => Ok(Self::FailInfo(CmcFailInfo::decode(reader)?)),
             Tag::Sequence => {
                 let tlv = reader.tlv_bytes()?;
-                let header = Header::from_der(tlv)?;
+                let header = Header::decode(&mut der::SliceReader::new(tlv)?)?;
                 let header_len = usize::try_from(header.encoded_len()?)?;
                 let first = tlv.get(header_len).copied();
                 if first == Some(u8::from(Tag::ObjectIdentifier.number().value() as u8)) {
