@@ -125,6 +125,30 @@ pub enum CmcError {
     /// The PKCS#10 signature (proof of possession) does not verify.
     #[error("PKCS#10 proof of possession fails: {0}")]
     PopInvalid(VerifyError),
+    /// `SignedData.certificates` holds a certificate with the renewal certificate's issuer and
+    /// serial number whose bytes differ from the one in the signed PKCS#10.
+    #[error(
+        "SignedData carries a different certificate under the renewed certificate's issuer and serial"
+    )]
+    RenewalCertificateMismatch,
+    /// A version field contradicts the structure (RFC 5652 §5.1, §5.3).
+    #[error("{what}: version {found} is inconsistent with the structure (expected {expected})")]
+    VersionMismatch {
+        /// Which structure.
+        what: &'static str,
+        /// Version found.
+        found: u8,
+        /// Version the structure requires.
+        expected: u8,
+    },
+    /// A signer uses a digest algorithm that `digestAlgorithms` does not list.
+    #[error("signer {signer}: digest algorithm {oid} is not listed in digestAlgorithms")]
+    DigestNotListed {
+        /// Signer index.
+        signer: usize,
+        /// The digest.
+        oid: ObjectIdentifier,
+    },
     /// A control's value is malformed.
     #[error(transparent)]
     Control(#[from] ControlError),

@@ -12,7 +12,10 @@
 //! [`ParsedRequest::signer_reports`] says per signer what happened, [`ParsedRequest::verify`]
 //! fails on the first problem.
 
-use cms::{content_info::ContentInfo, signed_data::SignerIdentifier};
+use cms::{
+    content_info::{CmsVersion, ContentInfo},
+    signed_data::SignerIdentifier,
+};
 use der::{
     Decode, Encode, Reader, SliceReader,
     asn1::{Int, ObjectIdentifier, OctetString},
@@ -475,12 +478,76 @@ impl ParsedRequest {
         }
     }
 
+    /// Checks what no signature covers: version fields, the digestAlgorithms list and the
+    /// copy of the renewal certificate in `certificates`. A byte flipped there must not go
+    /// unnoticed.
+    fn check_structure(&self) -> Result<()> {
+        let sd = &self.signed_data;
+        let mut needs_v3 = sd.encap_content_info.econtent_type != oids::ID_DATA;
+        for (index, si) in sd.signer_infos.iter().enumerate() {
+            let expected = match si.sid {
+                SignerIdentifier::IssuerAndSerialNumber(_) => CmsVersion::V1,
+                SignerIdentifier::SubjectKeyIdentifier(_) => {
+                    needs_v3 = true;
+                    CmsVersion::V3
+                }
+            };
+            if si.version != expected {
+                return Err(CmcError::VersionMismatch {
+                    what: "SignerInfo",
+                    found: si.version as u8,
+                    expected: expected as u8,
+                });
+            }
+            if !sd
+                .digest_algorithms
+                .iter()
+                .any(|d| d.oid == si.digest_alg.oid)
+            {
+                return Err(CmcError::DigestNotListed {
+                    signer: index,
+                    oid: si.digest_alg.oid,
+                });
+            }
+        }
+        // RFC 5652 §5.1 (no attribute certificates or other formats here): v3 when any SKI
+        // signer or a non-id-data content, else v1.
+        let expected = if needs_v3 {
+            CmsVersion::V3
+        } else {
+            CmsVersion::V1
+        };
+        if sd.version != expected {
+            return Err(CmcError::VersionMismatch {
+                what: "SignedData",
+                found: sd.version as u8,
+                expected: expected as u8,
+            });
+        }
+        if let Some((_, req)) = self.pkcs10s().first() {
+            if let Some(renewal) = renewal_certificate(req.value())? {
+                let tbs = renewal.value().tbs_certificate();
+                let conflicting = sd.x509_certificates().any(|c| {
+                    let other = c.value().tbs_certificate();
+                    other.issuer() == tbs.issuer()
+                        && other.serial_number() == tbs.serial_number()
+                        && *c != renewal
+                });
+                if conflicting {
+                    return Err(CmcError::RenewalCertificateMismatch);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Verifies every signer and the PKCS#10 proof of possession; does not require the
     /// request to be a renewal (third-party new-key requests verify here too).
     pub fn verify_signatures(&self) -> Result<Vec<SignerReport>> {
         if self.signed_data.signer_infos.is_empty() {
             return Err(CmcError::NoSigners);
         }
+        self.check_structure()?;
         for (_, req) in self.pkcs10s() {
             verify_pkcs10(req)?;
         }
