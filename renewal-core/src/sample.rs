@@ -152,7 +152,10 @@ pub fn issue_user_certificate(
         .map_err(|_| CmcError::InvalidInput("template OID"))?;
     x509::issue(
         &CertificateSpec {
-            serial: vec![0x4a, 0x11, 0xce, 0x00, 0x01],
+            // Distinct keys get distinct serials; the leading 0x4a keeps the INTEGER positive.
+            serial: std::iter::once(0x4a)
+                .chain(crate::cmc::crypto::key_identifier(key).into_iter().take(7))
+                .collect(),
             subject,
             public_key: key.clone(),
             not_before: now - Duration::from_secs(3600),

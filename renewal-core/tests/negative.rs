@@ -1,4 +1,6 @@
 //! Hostile and broken requests: each failure is its own typed error, never a panic.
+// Tests unwrap: a panic with the value is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use cms::{cert::IssuerAndSerialNumber, content_info::CmsVersion, signed_data::SignerIdentifier};
 use der::{

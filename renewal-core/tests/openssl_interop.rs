@@ -2,6 +2,8 @@
 //! a tool we did not write. `cms -verify` checks both signers (the SKI signer through a
 //! throwaway self-signed certificate of the new key, `-noverify`), `req -verify` the PKCS#10
 //! proof of possession, `asn1parse` the DER, `verify` the old certificate's chain.
+// Tests unwrap: a panic with the value is the failure report.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

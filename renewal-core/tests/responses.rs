@@ -1,4 +1,6 @@
 //! CA-side response builder and client-side parser, against each other and against OpenSSL.
+// Tests unwrap: a panic with the value is the failure report.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 
@@ -9,8 +11,7 @@ use der::{Decode, Encode};
 use renewal_core::{
     cmc::{
         CmcError, DigestAlgorithm, Limits, Outcome, ResponseForm, ResponseParams, StatusStyle,
-        build_certs_only, build_full_response, parse_response,
-        status::CmcFailInfo,
+        build_certs_only, build_full_response, parse_response, status::CmcFailInfo,
     },
     sample::{Sample, issue_user_certificate},
     x509::verify_issued_by,
@@ -56,7 +57,10 @@ fn issued_v2_roundtrips_and_verifies() {
     assert_eq!(resp.certificates[1], sample.ca_cert);
     assert_eq!(resp.verify_signer().unwrap(), &sample.ca_cert);
     verify_issued_by(&resp.certificates[0], sample.ca_cert.value()).unwrap();
-    assert!(resp.issued_cert_hash.is_none(), "V2 style carries no MS hash");
+    assert!(
+        resp.issued_cert_hash.is_none(),
+        "V2 style carries no MS hash"
+    );
 }
 
 #[test]
@@ -72,17 +76,29 @@ fn issued_adcs_style_carries_status_v1_and_the_issued_cert_hash() {
     // The body starts like ADCS's: statusInfo v1 at bp 1, add-attributes at bp 2.
     let body = resp.body.unwrap();
     assert_eq!(body.control_sequence[0].body_part_id, 1);
-    assert_eq!(body.control_sequence[0].attr_type, renewal_core::cmc::oids::ID_CMC_STATUS_INFO);
-    assert_eq!(body.control_sequence[1].attr_type, renewal_core::cmc::oids::MS_CMC_ADD_ATTRIBUTES);
+    assert_eq!(
+        body.control_sequence[0].attr_type,
+        renewal_core::cmc::oids::ID_CMC_STATUS_INFO
+    );
+    assert_eq!(
+        body.control_sequence[1].attr_type,
+        renewal_core::cmc::oids::MS_CMC_ADD_ATTRIBUTES
+    );
 }
 
 #[test]
 fn pending_and_failed_outcomes_survive_both_styles() {
     let sample = Sample::deterministic().unwrap();
-    let pend_time = GeneralizedTime::from_unix_duration(Duration::from_secs(1_767_229_200)).unwrap();
+    let pend_time =
+        GeneralizedTime::from_unix_duration(Duration::from_secs(1_767_229_200)).unwrap();
     let outcomes = [
-        Outcome::Pending { token: b"req-1234".to_vec(), retry_at: pend_time },
-        Outcome::Failed { fail_info: Some(CmcFailInfo::BadIdentity) },
+        Outcome::Pending {
+            token: b"req-1234".to_vec(),
+            retry_at: pend_time,
+        },
+        Outcome::Failed {
+            fail_info: Some(CmcFailInfo::BadIdentity),
+        },
         Outcome::Failed { fail_info: None },
     ];
     for style in [StatusStyle::V2, StatusStyle::Adcs] {
@@ -104,12 +120,21 @@ fn certs_only_and_bare_certificate() {
     let der = build_certs_only(&[cert.clone(), sample.ca_cert.clone()]).unwrap();
     let resp = parse_response(&der, &Limits::default()).unwrap();
     assert_eq!(resp.form, ResponseForm::CertsOnly);
-    assert_eq!(resp.certificates, vec![cert.clone(), sample.ca_cert.clone()]);
+    assert_eq!(
+        resp.certificates,
+        vec![cert.clone(), sample.ca_cert.clone()]
+    );
     assert!(matches!(resp.verify_signer(), Err(CmcError::NoSigners)));
 
     // base64, as EST sends it, and PEM.
     let b64 = base64_encode(&der);
-    assert_eq!(parse_response(b64.as_bytes(), &Limits::default()).unwrap().certificates.len(), 2);
+    assert_eq!(
+        parse_response(b64.as_bytes(), &Limits::default())
+            .unwrap()
+            .certificates
+            .len(),
+        2
+    );
     let pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, cert.der()).unwrap();
     let bare = parse_response(pem.as_bytes(), &Limits::default()).unwrap();
     assert_eq!(bare.form, ResponseForm::BareCertificate);
@@ -146,11 +171,18 @@ fn openssl_reads_our_responses() {
     std::fs::write(dir.join("full.der"), &full).unwrap();
     std::fs::write(
         dir.join("ca.pem"),
-        der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, sample.ca_cert.der()).unwrap(),
+        der::pem::encode_string(
+            "CERTIFICATE",
+            der::pem::LineEnding::LF,
+            sample.ca_cert.der(),
+        )
+        .unwrap(),
     )
     .unwrap();
     let out = std::process::Command::new("openssl")
-        .args(["cms", "-verify", "-inform", "DER", "-binary", "-purpose", "any", "-in"])
+        .args([
+            "cms", "-verify", "-inform", "DER", "-binary", "-purpose", "any", "-in",
+        ])
         .arg(dir.join("full.der"))
         .arg("-CAfile")
         .arg(dir.join("ca.pem"))
@@ -158,10 +190,17 @@ fn openssl_reads_our_responses() {
         .arg(dir.join("body.der"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let body = std::fs::read(dir.join("body.der")).unwrap();
     assert_eq!(
-        renewal_core::cmc::pki::PkiResponse::from_der(&body).unwrap().control_sequence.len(),
+        renewal_core::cmc::pki::PkiResponse::from_der(&body)
+            .unwrap()
+            .control_sequence
+            .len(),
         4
     );
     let certs_only = build_certs_only(&[issued(&sample), sample.ca_cert.clone()]).unwrap();

@@ -1,5 +1,7 @@
 //! Properties of the codec: every type round-trips (decode(encode(x)) == x and re-encoding is
 //! byte-identical), and every proper prefix of a valid encoding fails to decode.
+// Tests unwrap: a panic with the value is the failure report.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

@@ -1,6 +1,8 @@
 //! The third-party vector ledger: every file in `tests/vectors` ends Pass, KnownDivergence
 //! (with the reason) or Unexpected; only Unexpected fails. Each entry states what the vector
 //! must do, so a regression in the codec turns a Pass into Unexpected.
+// Tests unwrap: a panic with the value is the failure report.
+#![allow(clippy::unwrap_used)]
 
 mod common;
 

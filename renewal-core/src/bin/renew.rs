@@ -141,7 +141,7 @@ fn read_key(path: &Path) -> Result<SoftwareKey, String> {
 }
 
 fn parse_hex(text: &str) -> Result<Vec<u8>, String> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err("--nonce: odd number of hex digits".into());
     }
     (0..text.len())

@@ -74,6 +74,8 @@ pub struct TaggedAttribute {
 /// ```
 /// A CRMF `CertReqMsg` (RFC 4211) is carried opaquely: renewal never uses it, but a parser must
 /// not choke on the SUNET vectors that do.
+// A request holds one PKCS#10 in practice; boxing would not survive the `Choice` derive.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Eq, PartialEq, Choice)]
 pub enum TaggedRequest {
     /// A PKCS#10 request with its body part id.

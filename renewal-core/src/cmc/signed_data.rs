@@ -53,6 +53,8 @@ impl Attribute {
 
 /// `CertificateChoices`: certificates keep their bytes (hashes and byte-for-byte identity
 /// checks depend on them); the obsolete and "other" alternatives are carried opaquely.
+// Nearly every element is a certificate; boxing it would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub enum CertificateChoice {
     /// An X.509 certificate.

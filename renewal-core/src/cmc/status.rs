@@ -142,7 +142,8 @@ impl<'a> Decode<'a> for OtherStatusInfoV2 {
                 let header = Header::decode(&mut der::SliceReader::new(tlv)?)?;
                 let header_len = usize::try_from(header.encoded_len()?)?;
                 let first = tlv.get(header_len).copied();
-                if first == Some(u8::from(Tag::ObjectIdentifier.number().value() as u8)) {
+                // 0x06 = universal OBJECT IDENTIFIER: extendedFailInfo starts with one, PendInfo does not.
+                if first == Some(0x06) {
                     let info = ExtendedFailInfo::from_der(tlv)?;
                     Ok(Self::ExtendedFailInfo(info, ExtendedFailInfoForm::Untagged))
                 } else {

@@ -230,6 +230,12 @@ pub fn renewal_certificate(req: &CertReq) -> Result<Option<Retained<Certificate>
 
 fn sid_text(sid: &SignerIdentifier) -> String {
     match sid {
+        SignerIdentifier::IssuerAndSerialNumber(isn) if is_dummy_signer_name(&isn.issuer) => {
+            format!(
+                "issuer \"CN=Dummy Signer\" (szOID_RDN_DUMMY_SIGNER), serial {}",
+                isn.serial_number
+            )
+        }
         SignerIdentifier::IssuerAndSerialNumber(isn) => {
             format!("issuer \"{}\", serial {}", isn.issuer, isn.serial_number)
         }
@@ -524,18 +530,18 @@ impl ParsedRequest {
                 expected: expected as u8,
             });
         }
-        if let Some((_, req)) = self.pkcs10s().first() {
-            if let Some(renewal) = renewal_certificate(req.value())? {
-                let tbs = renewal.value().tbs_certificate();
-                let conflicting = sd.x509_certificates().any(|c| {
-                    let other = c.value().tbs_certificate();
-                    other.issuer() == tbs.issuer()
-                        && other.serial_number() == tbs.serial_number()
-                        && *c != renewal
-                });
-                if conflicting {
-                    return Err(CmcError::RenewalCertificateMismatch);
-                }
+        if let Some((_, req)) = self.pkcs10s().first()
+            && let Some(renewal) = renewal_certificate(req.value())?
+        {
+            let tbs = renewal.value().tbs_certificate();
+            let conflicting = sd.x509_certificates().any(|c| {
+                let other = c.value().tbs_certificate();
+                other.issuer() == tbs.issuer()
+                    && other.serial_number() == tbs.serial_number()
+                    && *c != renewal
+            });
+            if conflicting {
+                return Err(CmcError::RenewalCertificateMismatch);
             }
         }
         Ok(())
