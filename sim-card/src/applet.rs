@@ -1,0 +1,617 @@
+//! The PIV applet: a function from a parsed command to a reply whose errors are status words.
+//! It knows no transport; [`crate::card::SimCard`] and the vpcd server feed it bytes.
+
+use std::collections::BTreeMap;
+
+use crate::{
+    apdu::{Command, Response},
+    crypto::{self, DetRng},
+    objects::{self, MANAGEMENT_KEY, PIN_REF, PUK_REF},
+    state::{
+        CardConfig, CardState, Hex, KeyAlgorithm, ManagementAlgorithm, Reference, Secret,
+        StateError, pad_pin,
+    },
+    sw,
+    tlv::{self, tlv},
+};
+
+/// Instruction bytes this card implements.
+pub mod ins {
+    /// SELECT.
+    pub const SELECT: u8 = 0xA4;
+    /// GET DATA.
+    pub const GET_DATA: u8 = 0xCB;
+    /// PUT DATA.
+    pub const PUT_DATA: u8 = 0xDB;
+    /// VERIFY.
+    pub const VERIFY: u8 = 0x20;
+    /// CHANGE REFERENCE DATA.
+    pub const CHANGE_REFERENCE: u8 = 0x24;
+    /// RESET RETRY COUNTER.
+    pub const RESET_RETRY: u8 = 0x2C;
+    /// GENERATE ASYMMETRIC KEY PAIR.
+    pub const GENERATE: u8 = 0x47;
+    /// GENERAL AUTHENTICATE.
+    pub const GENERAL_AUTHENTICATE: u8 = 0x87;
+    /// GET RESPONSE.
+    pub const GET_RESPONSE: u8 = 0xC0;
+    /// YubiKey MOVE / DELETE KEY (P1 = destination or 0xFF to delete, P2 = source).
+    pub const MOVE_KEY: u8 = 0xF6;
+    /// YubiKey GET METADATA.
+    pub const GET_METADATA: u8 = 0xF7;
+    /// YubiKey GET SERIAL.
+    pub const GET_SERIAL: u8 = 0xF8;
+    /// YubiKey RESET (only when PIN and PUK are blocked).
+    pub const RESET: u8 = 0xFB;
+    /// YubiKey GET VERSION.
+    pub const GET_VERSION: u8 = 0xFD;
+}
+
+/// The firmware version reported to YubiKey-aware tools: 5.7.x has MOVE/DELETE KEY.
+pub const VERSION: [u8; 3] = [5, 7, 1];
+
+/// What the applet remembers until the card is reset or powered off.
+#[derive(Default)]
+struct Session {
+    selected: bool,
+    pin_verified: bool,
+    management_authenticated: bool,
+    /// Witness the host must decrypt (mutual authentication step 1).
+    witness: Option<Vec<u8>>,
+    /// Challenge the host must encrypt (single authentication).
+    challenge: Option<Vec<u8>>,
+    /// Data of chained commands so far, with their INS/P1/P2.
+    chain: Option<(u8, u8, u8, Vec<u8>)>,
+    /// Response data not yet fetched with GET RESPONSE.
+    pending: Vec<u8>,
+}
+
+/// A PIV card application over a [`CardState`].
+pub struct PivApplet {
+    state: CardState,
+    session: Session,
+    dirty: bool,
+}
+
+type Reply = Result<Vec<u8>, u16>;
+
+impl PivApplet {
+    /// A fresh card.
+    pub fn new(config: &CardConfig) -> Result<Self, StateError> {
+        let pin = pad_pin(config.pin.as_bytes()).ok_or(StateError::Config("PIN longer than 8"))?;
+        let puk = pad_pin(config.puk.as_bytes()).ok_or(StateError::Config("PUK longer than 8"))?;
+        if config.pin.len() < 6 || config.puk.len() < 6 {
+            return Err(StateError::Config("PIN and PUK need at least 6 characters"));
+        }
+        if config.retries == 0 || config.retries > 15 {
+            return Err(StateError::Config("retries must be 1..=15"));
+        }
+        let mut counter = 0;
+        let mut rng = DetRng::new(config.seed, &mut counter);
+        let serial_bytes = rng.bytes(4);
+        let serial = u32::from_be_bytes([
+            serial_bytes[0] & 0x7f,
+            serial_bytes[1],
+            serial_bytes[2],
+            serial_bytes[3],
+        ]);
+        let guid = rng.bytes(16);
+        let card_id = rng.bytes(14);
+        let mut objects = BTreeMap::new();
+        objects.insert(hex(&objects::CHUID), Hex(objects::chuid(serial, &guid)));
+        objects.insert(hex(&objects::CCC), Hex(objects::ccc(&card_id)));
+        let reference = |value: Vec<u8>| Reference {
+            value: Secret::new(value),
+            retries_left: config.retries,
+            retries_max: config.retries,
+        };
+        Ok(Self::from_state(CardState {
+            serial,
+            pin: reference(pin),
+            puk: reference(puk),
+            management_algorithm: config.management_key.0,
+            management_key: Secret::new(config.management_key.1.to_vec()),
+            capacity: config.capacity,
+            keys: BTreeMap::new(),
+            objects,
+            rng_seed: config.seed,
+            rng_counter: counter,
+        }))
+    }
+
+    /// A card from saved state (powered on, nothing selected or verified).
+    pub fn from_state(state: CardState) -> Self {
+        Self {
+            state,
+            session: Session::default(),
+            dirty: false,
+        }
+    }
+
+    /// The card's state.
+    pub fn state(&self) -> &CardState {
+        &self.state
+    }
+
+    /// Mutable state, for fault injection and provisioning tools.
+    pub fn state_mut(&mut self) -> &mut CardState {
+        self.dirty = true;
+        &mut self.state
+    }
+
+    /// Whether the state changed since the last call (the vpcd server saves then).
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
+    }
+
+    /// Power cycle / reset: the session is forgotten, the state kept.
+    pub fn reset(&mut self) {
+        self.session = Session::default();
+    }
+
+    /// Whether the PIN has been verified in this session.
+    pub fn pin_verified(&self) -> bool {
+        self.session.pin_verified
+    }
+
+    /// Processes raw APDU bytes (parse errors become status words).
+    pub fn process_bytes(&mut self, apdu: &[u8]) -> Vec<u8> {
+        match Command::parse(apdu) {
+            Ok(cmd) => self.process(&cmd).to_bytes(),
+            Err(_) => Response::status(sw::WRONG_LENGTH).to_bytes(),
+        }
+    }
+
+    /// Processes one command: chaining, dispatch, and splitting long replies into 61xx chunks.
+    pub fn process(&mut self, cmd: &Command) -> Response {
+        if cmd.cla & !0x10 != 0 {
+            return Response::status(sw::CLA_NOT_SUPPORTED);
+        }
+        if cmd.ins == ins::GET_RESPONSE {
+            return self.next_chunk(cmd.le.unwrap_or(256));
+        }
+        self.session.pending.clear();
+        if cmd.is_chained() {
+            let chain = self
+                .session
+                .chain
+                .get_or_insert_with(|| (cmd.ins, cmd.p1, cmd.p2, Vec::new()));
+            if (chain.0, chain.1, chain.2) != (cmd.ins, cmd.p1, cmd.p2) {
+                self.session.chain = None;
+                return Response::status(sw::CONDITIONS);
+            }
+            chain.3.extend_from_slice(&cmd.data);
+            if chain.3.len() > 64 * 1024 {
+                self.session.chain = None;
+                return Response::status(sw::WRONG_LENGTH);
+            }
+            return Response::status(sw::OK);
+        }
+        let data = match self.session.chain.take() {
+            Some((i, p1, p2, mut data)) if (i, p1, p2) == (cmd.ins, cmd.p1, cmd.p2) => {
+                data.extend_from_slice(&cmd.data);
+                data
+            }
+            Some(_) => return Response::status(sw::CONDITIONS),
+            None => cmd.data.clone(),
+        };
+        if !self.session.selected && cmd.ins != ins::SELECT {
+            // Before SELECT the PIV application does not answer (a real card's default
+            // application would say "not supported").
+            return Response::status(sw::INS_NOT_SUPPORTED);
+        }
+        match self.dispatch(cmd, &data) {
+            Ok(reply) => {
+                self.session.pending = reply;
+                self.next_chunk(cmd.le.unwrap_or(256))
+            }
+            Err(status) => Response::status(status),
+        }
+    }
+
+    fn next_chunk(&mut self, le: usize) -> Response {
+        let take = le.min(self.session.pending.len());
+        let data: Vec<u8> = self.session.pending.drain(..take).collect();
+        let left = self.session.pending.len();
+        if left == 0 {
+            Response::ok(data)
+        } else {
+            Response {
+                data,
+                sw: sw::MORE_DATA | (left.min(256) % 256) as u16,
+            }
+        }
+    }
+
+    fn dispatch(&mut self, cmd: &Command, data: &[u8]) -> Reply {
+        match cmd.ins {
+            ins::SELECT => self.select(cmd, data),
+            ins::GET_DATA => self.get_data(cmd, data),
+            ins::PUT_DATA => self.put_data(cmd, data),
+            ins::VERIFY => self.verify(cmd, data),
+            ins::CHANGE_REFERENCE => self.change_reference(cmd, data),
+            ins::RESET_RETRY => self.reset_retry(cmd, data),
+            ins::GENERATE => self.generate(cmd, data),
+            ins::GENERAL_AUTHENTICATE => self.general_authenticate(cmd, data),
+            ins::MOVE_KEY => self.move_key(cmd),
+            ins::GET_METADATA => self.metadata(cmd),
+            ins::GET_SERIAL => Ok(self.state.serial.to_be_bytes().to_vec()),
+            ins::GET_VERSION => Ok(VERSION.to_vec()),
+            ins::RESET => self.factory_reset(),
+            _ => Err(sw::INS_NOT_SUPPORTED),
+        }
+    }
+
+    fn select(&mut self, cmd: &Command, data: &[u8]) -> Reply {
+        if cmd.p1 != 0x04 {
+            return Err(sw::WRONG_P1P2);
+        }
+        if data.len() < objects::PIV_AID_PREFIX.len() || !objects::PIV_AID.starts_with(data) {
+            self.session.selected = false;
+            return Err(sw::NOT_FOUND);
+        }
+        self.session.selected = true;
+        // Application property template: AID (PIX part) and the coexistent tag allocation
+        // authority (SP 800-73-4 part 2 §3.1.1).
+        let mut apt = tlv(&[0x4F], &objects::PIV_AID[5..]);
+        apt.extend(tlv(&[0x79], &tlv(&[0x4F], &objects::PIV_AID_PREFIX)));
+        Ok(tlv(&[0x61], &apt))
+    }
+
+    fn get_data(&mut self, cmd: &Command, data: &[u8]) -> Reply {
+        if (cmd.p1, cmd.p2) != (0x3F, 0xFF) {
+            return Err(sw::WRONG_P1P2);
+        }
+        let tag = tlv::find(data, &[0x5C]).ok_or(sw::WRONG_DATA)?;
+        if tag == objects::DISCOVERY {
+            return Ok(objects::discovery());
+        }
+        if tag == objects::KEY_HISTORY {
+            return Ok(tlv(&[0x53], &self.key_history()));
+        }
+        if !objects::is_readable_without_pin(tag) && !self.session.pin_verified {
+            return Err(sw::SECURITY_STATUS);
+        }
+        let value = self.state.objects.get(&hex(tag)).ok_or(sw::NOT_FOUND)?;
+        Ok(tlv(&[0x53], &value.0))
+    }
+
+    /// Key history (SP 800-73-4 part 1 §3.3.2): how many retired keys have their certificate
+    /// on the card and how many off it.
+    fn key_history(&self) -> Vec<u8> {
+        let (mut on, mut off) = (0u8, 0u8);
+        for slot in objects::RETIRED {
+            if self.state.keys.contains_key(&hex(&[slot])) {
+                let has_cert = objects::certificate_tag(slot)
+                    .is_some_and(|t| self.state.objects.contains_key(&hex(&t)));
+                if has_cert { on += 1 } else { off += 1 }
+            }
+        }
+        let mut v = tlv(&[0xC1], &[on]);
+        v.extend(tlv(&[0xC2], &[off]));
+        v.extend(tlv(&[0xFE], &[]));
+        v
+    }
+
+    fn put_data(&mut self, cmd: &Command, data: &[u8]) -> Reply {
+        if (cmd.p1, cmd.p2) != (0x3F, 0xFF) {
+            return Err(sw::WRONG_P1P2);
+        }
+        if !self.session.management_authenticated {
+            return Err(sw::SECURITY_STATUS);
+        }
+        let items = tlv::parse(data).ok_or(sw::WRONG_DATA)?;
+        let tag = items
+            .iter()
+            .find(|t| t.tag == [0x5C])
+            .ok_or(sw::WRONG_DATA)?
+            .value;
+        let value = items
+            .iter()
+            .find(|t| t.tag == [0x53])
+            .ok_or(sw::WRONG_DATA)?
+            .value;
+        if tag.len() != 3 || tag[0] != 0x5F || tag == objects::KEY_HISTORY {
+            return Err(sw::WRONG_DATA);
+        }
+        self.dirty = true;
+        if value.is_empty() {
+            self.state.objects.remove(&hex(tag));
+        } else {
+            self.state.objects.insert(hex(tag), Hex(value.to_vec()));
+        }
+        Ok(vec![])
+    }
+
+    fn reference(&mut self, p2: u8) -> Result<&mut Reference, u16> {
+        match p2 {
+            PIN_REF => Ok(&mut self.state.pin),
+            PUK_REF => Ok(&mut self.state.puk),
+            _ => Err(sw::REF_NOT_FOUND),
+        }
+    }
+
+    /// Compares `candidate` with a reference, counting a failure. The comparison does not
+    /// stop at the first difference.
+    fn check_reference(&mut self, p2: u8, candidate: &[u8]) -> Result<(), u16> {
+        self.dirty = true;
+        let reference = self.reference(p2)?;
+        if reference.retries_left == 0 {
+            return Err(sw::BLOCKED);
+        }
+        let stored: &[u8] = &reference.value.0;
+        let equal = stored.len() == candidate.len()
+            && stored
+                .iter()
+                .zip(candidate)
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        if equal {
+            reference.retries_left = reference.retries_max;
+            Ok(())
+        } else {
+            reference.retries_left -= 1;
+            Err(match reference.retries_left {
+                0 => sw::BLOCKED,
+                n => sw::VERIFY_FAILED | u16::from(n),
+            })
+        }
+    }
+
+    fn verify(&mut self, cmd: &Command, data: &[u8]) -> Reply {
+        if cmd.p2 != PIN_REF {
+            return Err(sw::REF_NOT_FOUND);
+        }
+        if cmd.p1 == 0xFF {
+            self.session.pin_verified = false;
+            return Ok(vec![]);
+        }
+        if data.is_empty() {
+            return match (self.session.pin_verified, self.state.pin.retries_left) {
+                (true, _) => Ok(vec![]),
+                (false, 0) => Err(sw::BLOCKED),
+                (false, n) => Err(sw::VERIFY_FAILED | u16::from(n)),
+            };
+        }
+        if data.len() != 8 {
+            return Err(sw::WRONG_DATA);
+        }
+        self.session.pin_verified = false;
+        self.check_reference(PIN_REF, data)?;
+        self.session.pin_verified = true;
+        Ok(vec![])
+    }
+
+    fn change_reference(&mut self, cmd: &Command, data: &[u8]) -> Reply {
+        if data.len() != 16 || cmd.p1 != 0 {
+            return Err(sw::WRONG_DATA);
+        }
+        self.check_reference(cmd.p2, &data[..8])?;
+        self.reference(cmd.p2)?.value = Secret::new(data[8..].to_vec());
+        Ok(vec![])
+    }
+
+    fn reset_retry(&mut self, cmd: &Command, data: &[u8]) -> Reply {
+        if cmd.p2 != PIN_REF || data.len() != 16 {
+            return Err(sw::WRONG_DATA);
+        }
+        self.check_reference(PUK_REF, &data[..8])?;
+        let pin = &mut self.state.pin;
+        pin.value = Secret::new(data[8..].to_vec());
+        pin.retries_left = pin.retries_max;
+        Ok(vec![])
+    }
+
+    fn generate(&mut self, cmd: &Command, data: &[u8]) -> Reply {
+        let slot = cmd.p2;
+        if cmd.p1 != 0 || !objects::is_key_slot(slot) {
+            return Err(sw::WRONG_P1P2);
+        }
+        if !self.session.management_authenticated {
+            return Err(sw::SECURITY_STATUS);
+        }
+        let template = tlv::find(data, &[0xAC]).ok_or(sw::WRONG_DATA)?;
+        let alg_id = tlv::find(template, &[0x80])
+            .and_then(|v| v.first().copied())
+            .ok_or(sw::WRONG_DATA)?;
+        let algorithm = KeyAlgorithm::from_id(alg_id).ok_or(sw::FUNC_NOT_SUPPORTED)?;
+        if !self.state.keys.contains_key(&hex(&[slot]))
+            && self.state.keys.len() >= self.state.capacity
+        {
+            return Err(sw::NOT_ENOUGH_MEMORY);
+        }
+        let key = {
+            let mut rng = DetRng::new(self.state.rng_seed, &mut self.state.rng_counter);
+            crypto::generate(algorithm, &mut rng).map_err(|_| sw::NO_DIAGNOSIS)?
+        };
+        let public = crypto::public_key_template(&key).map_err(|_| sw::NO_DIAGNOSIS)?;
+        self.dirty = true;
+        self.state.keys.insert(hex(&[slot]), key);
+        Ok(tlv(&[0x7F, 0x49], &public))
+    }
+
+    fn general_authenticate(&mut self, cmd: &Command, data: &[u8]) -> Reply {
+        let template = tlv::find(data, &[0x7C]).ok_or(sw::WRONG_DATA)?;
+        let items = tlv::parse(template).ok_or(sw::WRONG_DATA)?;
+        let get = |t: u8| items.iter().find(|i| i.tag == [t]).map(|i| i.value);
+        if cmd.p2 == MANAGEMENT_KEY {
+            return self.authenticate_management(cmd.p1, get(0x80), get(0x81), get(0x82));
+        }
+        let slot = cmd.p2;
+        if !objects::is_key_slot(slot) {
+            return Err(sw::WRONG_P1P2);
+        }
+        let key = self
+            .state
+            .keys
+            .get(&hex(&[slot]))
+            .ok_or(sw::REF_NOT_FOUND)?;
+        if key.algorithm.id() != cmd.p1 {
+            return Err(sw::WRONG_P1P2);
+        }
+        // 9E (card authentication) is usable without the PIN; everything else needs it.
+        if slot != 0x9E && !self.session.pin_verified {
+            return Err(sw::SECURITY_STATUS);
+        }
+        match (get(0x82), get(0x81)) {
+            (Some([]), Some(input)) => {
+                let signature = crypto::sign(key, input).map_err(|_| sw::WRONG_DATA)?;
+                Ok(tlv(&[0x7C], &tlv(&[0x82], &signature)))
+            }
+            _ => Err(sw::WRONG_DATA),
+        }
+    }
+
+    fn authenticate_management(
+        &mut self,
+        alg: u8,
+        witness: Option<&[u8]>,
+        challenge: Option<&[u8]>,
+        response: Option<&[u8]>,
+    ) -> Reply {
+        let mgmt = self.state.management_algorithm;
+        // YubiKeys also accept 0x00 for their default 3DES key.
+        if alg != mgmt.id() && !(alg == 0x00 && mgmt == ManagementAlgorithm::Tdes) {
+            return Err(sw::WRONG_P1P2);
+        }
+        let key = self.state.management_key.0.clone();
+        let block = mgmt.block_len();
+        let random = |state: &mut CardState| {
+            DetRng::new(state.rng_seed, &mut state.rng_counter).bytes(block)
+        };
+        self.session.management_authenticated = false;
+        match (witness, challenge, response) {
+            // Step 1 of mutual authentication: send an encrypted witness.
+            (Some([]), None, None) => {
+                let w = random(&mut self.state);
+                let encrypted = crypto::mgmt_encrypt(mgmt, &key, &w).ok_or(sw::NO_DIAGNOSIS)?;
+                self.session.witness = Some(w);
+                Ok(tlv(&[0x7C], &tlv(&[0x80], &encrypted)))
+            }
+            // Step 2: the host decrypted the witness and challenges us back.
+            (Some(decrypted), challenge, None) => {
+                let expected = self.session.witness.take().ok_or(sw::CONDITIONS)?;
+                if decrypted != expected.as_slice() {
+                    return Err(sw::SECURITY_STATUS);
+                }
+                self.session.management_authenticated = true;
+                match challenge {
+                    None => Ok(vec![]),
+                    Some(c) if c.len() == block => {
+                        let answer = crypto::mgmt_encrypt(mgmt, &key, c).ok_or(sw::NO_DIAGNOSIS)?;
+                        Ok(tlv(&[0x7C], &tlv(&[0x82], &answer)))
+                    }
+                    Some(_) => {
+                        self.session.management_authenticated = false;
+                        Err(sw::WRONG_DATA)
+                    }
+                }
+            }
+            // Single authentication, step 1: a challenge for the host to encrypt.
+            (None, Some([]), None) => {
+                let c = random(&mut self.state);
+                self.session.challenge = Some(c.clone());
+                Ok(tlv(&[0x7C], &tlv(&[0x81], &c)))
+            }
+            (None, None, Some(answer)) => {
+                let c = self.session.challenge.take().ok_or(sw::CONDITIONS)?;
+                let expected = crypto::mgmt_encrypt(mgmt, &key, &c).ok_or(sw::NO_DIAGNOSIS)?;
+                if answer != expected.as_slice() {
+                    return Err(sw::SECURITY_STATUS);
+                }
+                self.session.management_authenticated = true;
+                Ok(vec![])
+            }
+            _ => Err(sw::WRONG_DATA),
+        }
+    }
+
+    /// YubiKey MOVE / DELETE KEY: P1 = destination slot (0xFF: delete), P2 = source. The
+    /// destination must be empty. Certificates are data objects and are not moved.
+    fn move_key(&mut self, cmd: &Command) -> Reply {
+        if !self.session.management_authenticated {
+            return Err(sw::SECURITY_STATUS);
+        }
+        let (to, from) = (cmd.p1, cmd.p2);
+        if !objects::is_key_slot(from) || (to != 0xFF && !objects::is_key_slot(to)) {
+            return Err(sw::WRONG_P1P2);
+        }
+        if to != 0xFF && self.state.keys.contains_key(&hex(&[to])) {
+            return Err(sw::CONDITIONS);
+        }
+        let key = self
+            .state
+            .keys
+            .remove(&hex(&[from]))
+            .ok_or(sw::REF_NOT_FOUND)?;
+        self.dirty = true;
+        if to != 0xFF {
+            self.state.keys.insert(hex(&[to]), key);
+        }
+        Ok(vec![])
+    }
+
+    fn metadata(&mut self, cmd: &Command) -> Reply {
+        let slot = cmd.p2;
+        match slot {
+            MANAGEMENT_KEY => {
+                let mut v = tlv(&[0x01], &[self.state.management_algorithm.id()]);
+                v.extend(tlv(&[0x02], &[0x00, 0x01]));
+                let default =
+                    self.state.management_key.0.as_slice() == crate::state::DEFAULT_MANAGEMENT_KEY;
+                v.extend(tlv(&[0x05], &[u8::from(default)]));
+                Ok(v)
+            }
+            PIN_REF | PUK_REF => {
+                let default_value = pad_pin(if slot == PIN_REF {
+                    crate::state::DEFAULT_PIN.as_bytes()
+                } else {
+                    crate::state::DEFAULT_PUK.as_bytes()
+                })
+                .unwrap_or_default();
+                let r = self.reference(slot)?;
+                let default = r.value.0.as_slice() == default_value.as_slice();
+                let (max, left) = (r.retries_max, r.retries_left);
+                let mut v = tlv(&[0x05], &[u8::from(default)]);
+                v.extend(tlv(&[0x06], &[max, left]));
+                Ok(v)
+            }
+            s if objects::is_key_slot(s) => {
+                let key = self.state.keys.get(&hex(&[s])).ok_or(sw::REF_NOT_FOUND)?;
+                let mut v = tlv(&[0x01], &[key.algorithm.id()]);
+                v.extend(tlv(&[0x02], &[0x01, 0x01]));
+                v.extend(tlv(&[0x03], &[if key.generated { 0x01 } else { 0x02 }]));
+                v.extend(tlv(
+                    &[0x04],
+                    &crypto::public_key_template(key).map_err(|_| sw::NO_DIAGNOSIS)?,
+                ));
+                Ok(v)
+            }
+            _ => Err(sw::REF_NOT_FOUND),
+        }
+    }
+
+    fn factory_reset(&mut self) -> Reply {
+        if self.state.pin.retries_left != 0 || self.state.puk.retries_left != 0 {
+            return Err(sw::CONDITIONS);
+        }
+        let config = CardConfig {
+            capacity: self.state.capacity,
+            seed: self.state.rng_seed.wrapping_add(self.state.rng_counter),
+            ..CardConfig::default()
+        };
+        let fresh = Self::new(&config).map_err(|_| sw::NO_DIAGNOSIS)?;
+        self.state = fresh.state;
+        self.session = Session {
+            selected: true,
+            ..Session::default()
+        };
+        self.dirty = true;
+        Ok(vec![])
+    }
+}
+
+/// Lower-case hex of a slot or tag, the key format of the state maps.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,285 @@
+//! The card's persistent state: PIN/PUK/management key, key slots and data objects. Saved as
+//! JSON so a card survives a process restart (crash tests need that). Ordered maps only:
+//! nothing observable depends on hash order.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::Zeroizing;
+
+/// Bytes that serialize as hex.
+#[derive(Clone, Debug, Default, Eq, PartialEq, Ord, PartialOrd)]
+pub struct Hex(pub Vec<u8>);
+
+/// Secret bytes: hex on disk (the file *is* the card's secure element), zeroized in memory,
+/// never printed.
+#[derive(Clone, Default, Eq, PartialEq)]
+pub struct Secret(pub Zeroizing<Vec<u8>>);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl Secret {
+    /// Wraps bytes.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Parses lower- or upper-case hex.
+pub fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+impl Serialize for Hex {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&to_hex(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Hex {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        from_hex(&text)
+            .map(Hex)
+            .ok_or_else(|| serde::de::Error::custom("invalid hex"))
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&Zeroizing::new(to_hex(&self.0)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = Zeroizing::new(String::deserialize(d)?);
+        from_hex(&text)
+            .map(Secret::new)
+            .ok_or_else(|| serde::de::Error::custom("invalid hex"))
+    }
+}
+
+/// Asymmetric key algorithms (SP 800-78-4 identifiers).
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Serialize, Deserialize)]
+pub enum KeyAlgorithm {
+    /// ECC P-256, algorithm id 0x11.
+    EccP256,
+    /// RSA 2048, algorithm id 0x07.
+    Rsa2048,
+}
+
+impl KeyAlgorithm {
+    /// SP 800-78-4 algorithm identifier.
+    pub fn id(self) -> u8 {
+        match self {
+            Self::EccP256 => 0x11,
+            Self::Rsa2048 => 0x07,
+        }
+    }
+
+    /// From an algorithm identifier.
+    pub fn from_id(id: u8) -> Option<Self> {
+        match id {
+            0x11 => Some(Self::EccP256),
+            0x07 => Some(Self::Rsa2048),
+            _ => None,
+        }
+    }
+}
+
+/// Management key algorithm.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Serialize, Deserialize)]
+pub enum ManagementAlgorithm {
+    /// Triple DES (id 0x03), 24-byte key, 8-byte blocks.
+    Tdes,
+    /// AES-192 (id 0x0A), 24-byte key, 16-byte blocks.
+    Aes192,
+}
+
+impl ManagementAlgorithm {
+    /// SP 800-78-4 identifier.
+    pub fn id(self) -> u8 {
+        match self {
+            Self::Tdes => 0x03,
+            Self::Aes192 => 0x0A,
+        }
+    }
+
+    /// Block size in bytes.
+    pub fn block_len(self) -> usize {
+        match self {
+            Self::Tdes => 8,
+            Self::Aes192 => 16,
+        }
+    }
+}
+
+/// A private key in a slot.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SlotKey {
+    /// Algorithm.
+    pub algorithm: KeyAlgorithm,
+    /// P-256: the 32-byte scalar; RSA: PKCS#8 DER.
+    pub private: Secret,
+    /// Generated on the card (true) or imported.
+    pub generated: bool,
+}
+
+/// The PIN or PUK and its retry counter.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Reference {
+    /// The value, padded to 8 bytes with 0xFF.
+    pub value: Secret,
+    /// Tries left.
+    pub retries_left: u8,
+    /// Tries after a reset.
+    pub retries_max: u8,
+}
+
+/// Everything the card remembers across power cycles.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CardState {
+    /// Card serial number (YubiKey GET SERIAL).
+    pub serial: u32,
+    /// PIN.
+    pub pin: Reference,
+    /// PUK.
+    pub puk: Reference,
+    /// Management key algorithm.
+    pub management_algorithm: ManagementAlgorithm,
+    /// Management key (24 bytes).
+    pub management_key: Secret,
+    /// How many key slots may hold a key at once (a full card answers 6A84).
+    pub capacity: usize,
+    /// Keys by slot (0x9A, 0x9C, 0x9D, 0x9E, 0x82..=0x95), as two hex digits.
+    pub keys: BTreeMap<String, SlotKey>,
+    /// Data objects by tag (hex), values as stored (the `53` template contents).
+    pub objects: BTreeMap<String, Hex>,
+    /// Seed of the card's deterministic RNG.
+    pub rng_seed: u64,
+    /// Draws taken from it so far (so a reloaded card continues the sequence).
+    pub rng_counter: u64,
+}
+
+/// The well-known PIV test values (also yubico-piv-tool's defaults).
+pub const DEFAULT_PIN: &str = "123456";
+/// Default PUK.
+pub const DEFAULT_PUK: &str = "12345678";
+/// Default management key, 3DES: 01 02 03 04 05 06 07 08 repeated three times.
+pub const DEFAULT_MANAGEMENT_KEY: [u8; 24] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 6, 7, 8,
+];
+
+/// PIN/PUK padding: ASCII digits padded with 0xFF to 8 bytes (SP 800-73-4 part 2 §2.4.3).
+pub fn pad_pin(pin: &[u8]) -> Option<Vec<u8>> {
+    if pin.len() > 8 {
+        return None;
+    }
+    let mut v = pin.to_vec();
+    v.resize(8, 0xFF);
+    Some(v)
+}
+
+/// How a new card is set up.
+#[derive(Clone, Debug)]
+pub struct CardConfig {
+    /// PIN (6–8 characters).
+    pub pin: String,
+    /// PUK (6–8 characters).
+    pub puk: String,
+    /// Management key (24 bytes) and algorithm.
+    pub management_key: (ManagementAlgorithm, [u8; 24]),
+    /// Key slot capacity.
+    pub capacity: usize,
+    /// PIN and PUK retries.
+    pub retries: u8,
+    /// RNG seed (also the serial number's source).
+    pub seed: u64,
+}
+
+impl Default for CardConfig {
+    fn default() -> Self {
+        Self {
+            pin: DEFAULT_PIN.into(),
+            puk: DEFAULT_PUK.into(),
+            management_key: (ManagementAlgorithm::Tdes, DEFAULT_MANAGEMENT_KEY),
+            capacity: 24,
+            retries: 3,
+            seed: 1,
+        }
+    }
+}
+
+/// Errors loading or saving state.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// File I/O.
+    #[error("card state file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not a card state.
+    #[error("card state file {path} is not valid: {source}")]
+    Format {
+        /// The file.
+        path: String,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// A configuration value out of range.
+    #[error("invalid card configuration: {0}")]
+    Config(&'static str),
+}
+
+impl CardState {
+    /// Saves atomically (write to a temp file, fsync, rename) so a crash never leaves half a
+    /// card.
+    pub fn save(&self, path: &std::path::Path) -> Result<(), StateError> {
+        use std::io::Write;
+        let io = |source| StateError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let json = Zeroizing::new(serde_json::to_vec_pretty(self).map_err(|source| {
+            StateError::Format {
+                path: path.display().to_string(),
+                source,
+            }
+        })?);
+        let tmp = path.with_extension("tmp");
+        let mut file = std::fs::File::create(&tmp).map_err(io)?;
+        file.write_all(&json).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Loads a saved card.
+    pub fn load(path: &std::path::Path) -> Result<Self, StateError> {
+        let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| StateError::Io {
+            path: path.display().to_string(),
+            source,
+        })?);
+        serde_json::from_slice(&bytes).map_err(|source| StateError::Format {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+}

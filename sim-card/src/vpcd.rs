@@ -1,0 +1,69 @@
+//! The second transport: serving the card to pcscd through vsmartcard's `vpcd` (loopback TCP)
+//! with the `vpicc` crate. State is saved after every command that changed it, so the card
+//! survives a process restart.
+
+use std::{net::ToSocketAddrs, path::PathBuf, time::Duration};
+
+use crate::applet::PivApplet;
+
+/// A card served to vpcd, persisting to `state_file` when set.
+pub struct VpcdCard {
+    applet: PivApplet,
+    state_file: Option<PathBuf>,
+}
+
+impl VpcdCard {
+    /// Wraps an applet.
+    pub fn new(applet: PivApplet, state_file: Option<PathBuf>) -> Self {
+        Self { applet, state_file }
+    }
+}
+
+impl vpicc::VSmartCard for VpcdCard {
+    fn power_on(&mut self) {
+        self.applet.reset();
+    }
+
+    fn power_off(&mut self) {
+        self.applet.reset();
+    }
+
+    fn reset(&mut self) {
+        self.applet.reset();
+    }
+
+    fn execute(&mut self, msg: &[u8]) -> Vec<u8> {
+        let reply = self.applet.process_bytes(msg);
+        if self.applet.take_dirty()
+            && let Some(path) = &self.state_file
+            && let Err(e) = self.applet.state().save(path)
+        {
+            // The card answered; a state file that cannot be written is reported, and the
+            // next change will try again.
+            eprintln!("sim-card: {e}");
+        }
+        reply
+    }
+}
+
+/// Connects to vpcd at `addr` and serves until `stop()` returns true, reconnecting when pcscd
+/// goes away (pcscd restarts drop the socket).
+pub fn serve<A: ToSocketAddrs + std::fmt::Display + Clone>(
+    card: &mut VpcdCard,
+    addr: A,
+    stop: impl Fn() -> bool,
+) {
+    while !stop() {
+        match vpicc::connect_socket(addr.clone()) {
+            Ok(connection) => {
+                if let Err(e) = connection.run(card) {
+                    eprintln!("sim-card: vpcd connection ended: {e}; reconnecting");
+                }
+            }
+            Err(e) => {
+                eprintln!("sim-card: cannot reach vpcd at {addr}: {e}; retrying");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    }
+}
