@@ -10,4 +10,5 @@
 pub mod cmc;
 pub mod inspect;
 pub mod sample;
+pub mod token;
 pub mod x509;

@@ -234,3 +234,33 @@ fn cipher_block(
         }
     }
 }
+
+/// The DER `SubjectPublicKeyInfo` of a slot key.
+pub fn spki_der(key: &SlotKey) -> Result<Vec<u8>, CryptoError> {
+    match key.algorithm {
+        KeyAlgorithm::EccP256 => {
+            use der::Encode;
+            let point = p256_key(key)?.verifying_key().to_sec1_point(false);
+            let ec_public_key = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+            let p256 = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+            spki::SubjectPublicKeyInfoOwned {
+                algorithm: spki::AlgorithmIdentifierOwned {
+                    oid: ec_public_key,
+                    parameters: Some(
+                        der::asn1::Any::encode_from(&p256).map_err(|_| CryptoError::BadKey)?,
+                    ),
+                },
+                subject_public_key: der::asn1::BitString::from_bytes(point.as_bytes())
+                    .map_err(|_| CryptoError::BadKey)?,
+            }
+            .to_der()
+            .map_err(|_| CryptoError::BadKey)
+        }
+        KeyAlgorithm::Rsa2048 => Ok(rsa_key(key)?
+            .public_key()
+            .as_der()
+            .map_err(|_| CryptoError::BadKey)?
+            .as_ref()
+            .to_vec()),
+    }
+}

@@ -1,0 +1,165 @@
+//! A card as the renewal client sees it ([`Token`]) and who types its PIN ([`PinSource`]).
+//!
+//! Card operations are blocking (PC/SC and PKCS#11 are), so `Token` is a sync trait; async code
+//! calls it through `spawn_blocking`. A token logs in lazily, once per session, asking its
+//! `PinSource` only when the card needs the PIN: that is how a renewal costs one prompt.
+
+pub mod pin;
+pub mod pin_model;
+pub mod piv;
+
+use spki::SubjectPublicKeyInfoOwned;
+
+use crate::cmc::SignatureAlgorithm;
+pub use pin::{Pin, PinContext, PinError, PinRequest, PinSource};
+
+/// Names a key container on a token: a PIV slot ("9a", "82"), a PKCS#11 `CKA_ID` (hex).
+#[derive(Clone, Debug, Eq, PartialEq, Ord, PartialOrd, Hash)]
+pub struct ContainerId(pub String);
+
+impl std::fmt::Display for ContainerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Key algorithms a token can generate.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
+pub enum KeyAlgorithm {
+    /// ECDSA P-256.
+    EcP256,
+    /// RSA-2048.
+    Rsa2048,
+}
+
+impl KeyAlgorithm {
+    /// The signature algorithm renewal uses with this key.
+    pub fn signature_algorithm(self) -> SignatureAlgorithm {
+        match self {
+            Self::EcP256 => SignatureAlgorithm::ECDSA_SHA256,
+            Self::Rsa2048 => SignatureAlgorithm::RSA_PKCS1_SHA256,
+        }
+    }
+}
+
+/// One container: a key, a certificate, or both.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct Container {
+    /// Where it is.
+    pub id: ContainerId,
+    /// The key's algorithm, when a key is present and known.
+    pub algorithm: Option<KeyAlgorithm>,
+    /// The public key, when a key is present and its public part is readable.
+    pub public_key: Option<SubjectPublicKeyInfoOwned>,
+    /// The certificate (DER), when one is stored.
+    pub certificate: Option<Vec<u8>>,
+}
+
+/// What a token says about itself.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct TokenInfo {
+    /// Backend and card type, e.g. "PIV (YubiKey-compatible) 5.7.1".
+    pub description: String,
+    /// Serial number.
+    pub serial: String,
+}
+
+/// How full a token is.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Capacity {
+    /// Containers holding a key or certificate.
+    pub used: usize,
+    /// New containers that can still be created (`None`: the token cannot tell).
+    pub free: Option<usize>,
+}
+
+/// Why a token operation failed. What the user can do about it is in the message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TokenError {
+    /// The card was removed or the reader went away.
+    #[error("the card was removed or the reader is gone ({0})")]
+    Removed(String),
+    /// No room for a new key.
+    #[error("the card is full: no free key container")]
+    Full,
+    /// The PIN is blocked; unblock it with the PUK.
+    #[error("the PIN is blocked (unblock it with the PUK)")]
+    PinBlocked,
+    /// Wrong PIN.
+    #[error("wrong PIN ({retries_left} tries left)")]
+    PinIncorrect {
+        /// Tries left before the PIN blocks.
+        retries_left: u8,
+    },
+    /// The PIN source gave no PIN.
+    #[error(transparent)]
+    Pin(#[from] PinError),
+    /// No such container, or it has no key.
+    #[error("container {0} has no key")]
+    NotFound(ContainerId),
+    /// The administrative (management) key was refused.
+    #[error("the card refused the management key")]
+    ManagementKeyRejected,
+    /// The card answered an unexpected status word.
+    #[error("card error during {operation}: status {sw:04X}")]
+    Card {
+        /// What was being done.
+        operation: &'static str,
+        /// The status word.
+        sw: u16,
+    },
+    /// The card's answer could not be understood.
+    #[error("malformed answer from the card to {0}")]
+    Malformed(&'static str),
+    /// A delete reported success but the object is still there (SoftHSM2 #903, OpenSC #3121).
+    #[error("container {0} is still present after a delete that reported success")]
+    DeleteNotEffective(ContainerId),
+    /// The token cannot do this.
+    #[error("not supported by this token: {0}")]
+    Unsupported(&'static str),
+    /// A backend error with its own description (PKCS#11 return values, PC/SC errors).
+    #[error("{backend}: {detail}")]
+    Backend {
+        /// Which backend.
+        backend: &'static str,
+        /// What happened.
+        detail: String,
+    },
+}
+
+/// A card as the renewal client sees it.
+pub trait Token {
+    /// Card identity.
+    fn info(&mut self) -> Result<TokenInfo, TokenError>;
+    /// All containers, in a stable order.
+    fn containers(&mut self) -> Result<Vec<Container>, TokenError>;
+    /// How full the card is.
+    fn capacity(&mut self) -> Result<Capacity, TokenError>;
+    /// Generates a key pair in a *new* container (never overwriting one in use).
+    fn generate(&mut self, algorithm: KeyAlgorithm) -> Result<Container, TokenError>;
+    /// Signs `message` (the token hashes it with `algorithm.digest`); ECDSA signatures are
+    /// DER-encoded.
+    fn sign(
+        &mut self,
+        id: &ContainerId,
+        algorithm: SignatureAlgorithm,
+        message: &[u8],
+    ) -> Result<Vec<u8>, TokenError>;
+    /// Stores a certificate (DER) in a container.
+    fn install_certificate(
+        &mut self,
+        id: &ContainerId,
+        certificate: &[u8],
+    ) -> Result<(), TokenError>;
+    /// Deletes a container's key and certificate, and checks they are gone.
+    fn delete(&mut self, id: &ContainerId) -> Result<(), TokenError>;
+    /// Finishes a renewal: `old`'s key and certificate are deleted and `new` takes their place
+    /// (for PIV: the key and certificate move into the old slot, where middleware looks).
+    /// Returns where the new container now is.
+    fn supersede(
+        &mut self,
+        old: &ContainerId,
+        new: &ContainerId,
+    ) -> Result<ContainerId, TokenError>;
+}

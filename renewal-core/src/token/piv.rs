@@ -1,0 +1,702 @@
+//! `Token` over a PIV card, driven with APDUs (SP 800-73-4, plus the YubiKey extensions
+//! GET METADATA, MOVE/DELETE KEY, GET SERIAL/VERSION that real YubiKeys and our simulator
+//! answer). The transport is a trait: PC/SC for real readers, memory for the simulator.
+//!
+//! Renewal layout: the certificate in use sits in 9A (where middleware looks). A new key is
+//! generated in the first free *retired* slot (82–95), because generating into 9A would
+//! destroy the old key before the new certificate exists. `supersede` then deletes 9A's key,
+//! moves the new key into 9A and moves the certificate object, leaving the retired slot empty.
+
+use std::sync::Arc;
+
+use der::{Decode, Encode, asn1::BitString};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use zeroize::Zeroizing;
+
+use super::{
+    Capacity, Container, ContainerId, KeyAlgorithm, PinContext, PinRequest, PinSource, Token,
+    TokenError, TokenInfo,
+};
+use crate::cmc::{KeyFamily, SignatureAlgorithm, oids};
+
+/// Sends one APDU and returns the response (data + SW1 SW2).
+pub trait ApduTransport {
+    /// Exchanges one APDU. A removed card is `Err`.
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TokenError>;
+}
+
+/// The slots a renewal uses, in the order `containers` lists them.
+const PRIMARY_SLOTS: [u8; 4] = [0x9A, 0x9C, 0x9D, 0x9E];
+const RETIRED_SLOTS: std::ops::RangeInclusive<u8> = 0x82..=0x95;
+const PIV_AID: [u8; 11] = [
+    0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00,
+];
+
+const SW_OK: u16 = 0x9000;
+const SW_NOT_FOUND: u16 = 0x6A82;
+const SW_REF_NOT_FOUND: u16 = 0x6A88;
+const SW_FULL: u16 = 0x6A84;
+const SW_BLOCKED: u16 = 0x6983;
+const SW_SECURITY: u16 = 0x6982;
+
+/// Management key algorithm and value (24 bytes).
+#[derive(Clone)]
+pub struct ManagementKey {
+    /// SP 800-78-4 id: 0x03 (3DES) or 0x0A (AES-192).
+    pub algorithm: u8,
+    /// The key.
+    pub key: Zeroizing<[u8; 24]>,
+}
+
+impl ManagementKey {
+    /// The well-known default: 3DES 0102030405060708 x3.
+    pub fn default_3des() -> Self {
+        let mut key = [0u8; 24];
+        for (i, b) in key.iter_mut().enumerate() {
+            *b = (i % 8) as u8 + 1;
+        }
+        Self {
+            algorithm: 0x03,
+            key: Zeroizing::new(key),
+        }
+    }
+}
+
+/// A PIV card behind a transport.
+pub struct PivToken<T> {
+    transport: T,
+    pins: Arc<dyn PinSource>,
+    management_key: ManagementKey,
+    label: String,
+    selected: bool,
+    pin_verified: bool,
+    management_authenticated: bool,
+}
+
+/// One exchanged response.
+struct Reply {
+    data: Vec<u8>,
+    sw: u16,
+}
+
+fn tlv(tag: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut out = tag.to_vec();
+    match value.len() {
+        n @ 0..=0x7f => out.push(n as u8),
+        n @ 0x80..=0xff => out.extend_from_slice(&[0x81, n as u8]),
+        n => {
+            out.push(0x82);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(value);
+    out
+}
+
+/// Finds the first `tag` in a BER-TLV sequence (one- or two-byte tags).
+fn find_tlv<'a>(mut input: &'a [u8], tag: &[u8]) -> Option<&'a [u8]> {
+    while !input.is_empty() {
+        let tag_len = if input[0] & 0x1f == 0x1f { 2 } else { 1 };
+        let t = input.get(..tag_len)?;
+        let rest = &input[tag_len..];
+        let (len, header) = match *rest.first()? {
+            n @ 0..=0x7f => (usize::from(n), 1),
+            0x81 => (usize::from(*rest.get(1)?), 2),
+            0x82 => (
+                usize::from(u16::from_be_bytes([*rest.get(1)?, *rest.get(2)?])),
+                3,
+            ),
+            _ => return None,
+        };
+        let value = rest.get(header..header + len)?;
+        if t == tag {
+            return Some(value);
+        }
+        input = &rest[header + len..];
+    }
+    None
+}
+
+fn slot_id(slot: u8) -> ContainerId {
+    ContainerId(format!("{slot:02x}"))
+}
+
+fn parse_slot(id: &ContainerId) -> Result<u8, TokenError> {
+    u8::from_str_radix(&id.0, 16)
+        .ok()
+        .filter(|s| PRIMARY_SLOTS.contains(s) || RETIRED_SLOTS.contains(s))
+        .ok_or_else(|| TokenError::NotFound(id.clone()))
+}
+
+fn certificate_tag(slot: u8) -> [u8; 3] {
+    let last = match slot {
+        0x9A => 0x05,
+        0x9C => 0x0A,
+        0x9D => 0x0B,
+        0x9E => 0x01,
+        s => 0x0D + (s - 0x82),
+    };
+    [0x5F, 0xC1, last]
+}
+
+/// Builds an SPKI from a `7F49` public-key template.
+fn spki_from_template(
+    algorithm: KeyAlgorithm,
+    template: &[u8],
+) -> Option<SubjectPublicKeyInfoOwned> {
+    match algorithm {
+        KeyAlgorithm::EcP256 => {
+            let point = find_tlv(template, &[0x86])?;
+            Some(SubjectPublicKeyInfoOwned {
+                algorithm: AlgorithmIdentifierOwned {
+                    oid: oids::EC_PUBLIC_KEY,
+                    parameters: Some(der::asn1::Any::encode_from(&oids::SECP256R1).ok()?),
+                },
+                subject_public_key: BitString::from_bytes(point).ok()?,
+            })
+        }
+        KeyAlgorithm::Rsa2048 => {
+            #[derive(der::Sequence)]
+            struct RsaPublicKey<'a> {
+                modulus: der::asn1::UintRef<'a>,
+                exponent: der::asn1::UintRef<'a>,
+            }
+            let n = find_tlv(template, &[0x81])?;
+            let e = find_tlv(template, &[0x82])?;
+            let pkcs1 = RsaPublicKey {
+                modulus: der::asn1::UintRef::new(n).ok()?,
+                exponent: der::asn1::UintRef::new(e).ok()?,
+            }
+            .to_der()
+            .ok()?;
+            Some(SubjectPublicKeyInfoOwned {
+                algorithm: AlgorithmIdentifierOwned {
+                    oid: oids::RSA_ENCRYPTION,
+                    parameters: Some(der::asn1::Any::encode_from(&der::asn1::Null).ok()?),
+                },
+                subject_public_key: BitString::from_bytes(&pkcs1).ok()?,
+            })
+        }
+    }
+}
+
+fn key_algorithm(id: u8) -> Option<KeyAlgorithm> {
+    match id {
+        0x11 => Some(KeyAlgorithm::EcP256),
+        0x07 => Some(KeyAlgorithm::Rsa2048),
+        _ => None,
+    }
+}
+
+fn algorithm_id(algorithm: KeyAlgorithm) -> u8 {
+    match algorithm {
+        KeyAlgorithm::EcP256 => 0x11,
+        KeyAlgorithm::Rsa2048 => 0x07,
+    }
+}
+
+/// DigestInfo prefixes (RFC 8017 §9.2 note 1) for the PKCS#1 v1.5 block a PIV card signs.
+fn digest_info_prefix(digest: crate::cmc::DigestAlgorithm) -> &'static [u8] {
+    use crate::cmc::DigestAlgorithm::*;
+    match digest {
+        Sha1 => &[
+            0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
+            0x14,
+        ],
+        Sha256 => &[
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x01, 0x05, 0x00, 0x04, 0x20,
+        ],
+        Sha384 => &[
+            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x02, 0x05, 0x00, 0x04, 0x30,
+        ],
+        Sha512 => &[
+            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x03, 0x05, 0x00, 0x04, 0x40,
+        ],
+    }
+}
+
+impl<T: ApduTransport> PivToken<T> {
+    /// A token over `transport`, asking `pins` for the PIN when the card needs it and using
+    /// `management_key` for administrative operations.
+    pub fn new(transport: T, pins: Arc<dyn PinSource>, management_key: ManagementKey) -> Self {
+        Self {
+            transport,
+            pins,
+            management_key,
+            label: "PIV card".into(),
+            selected: false,
+            pin_verified: false,
+            management_authenticated: false,
+        }
+    }
+
+    /// The transport (tests reach the simulator through it).
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    /// Forgets the session (after a card reset or reinsertion).
+    pub fn reset_session(&mut self) {
+        self.selected = false;
+        self.pin_verified = false;
+        self.management_authenticated = false;
+    }
+
+    /// Sends a command, handling command chaining (data over 255 bytes) and 61xx GET RESPONSE.
+    fn exchange(&mut self, ins: u8, p1: u8, p2: u8, data: &[u8]) -> Result<Reply, TokenError> {
+        let chunks: Vec<&[u8]> = if data.is_empty() {
+            vec![&[]]
+        } else {
+            data.chunks(255).collect()
+        };
+        let last = chunks.len() - 1;
+        let mut raw = Vec::new();
+        for (i, chunk) in chunks.iter().enumerate() {
+            let cla = if i < last { 0x10 } else { 0x00 };
+            let mut apdu = vec![cla, ins, p1, p2];
+            if !chunk.is_empty() {
+                apdu.push(chunk.len() as u8);
+                apdu.extend_from_slice(chunk);
+            }
+            if i == last {
+                apdu.push(0x00);
+            }
+            let resp = self.transmit(&apdu)?;
+            if i < last && resp.sw != SW_OK {
+                return Ok(resp);
+            }
+            raw = vec![resp];
+        }
+        let mut reply = raw.pop().ok_or(TokenError::Malformed("empty exchange"))?;
+        let mut guard = 0;
+        while reply.sw >> 8 == 0x61 {
+            guard += 1;
+            if guard > 256 {
+                return Err(TokenError::Malformed("endless GET RESPONSE"));
+            }
+            let more = self.transmit(&[0x00, 0xC0, 0x00, 0x00, (reply.sw & 0xff) as u8])?;
+            reply.data.extend_from_slice(&more.data);
+            reply.sw = more.sw;
+        }
+        Ok(reply)
+    }
+
+    fn transmit(&mut self, apdu: &[u8]) -> Result<Reply, TokenError> {
+        let bytes = self
+            .transport
+            .transmit(apdu)
+            .inspect_err(|_| self.reset_session())?;
+        let split = bytes
+            .len()
+            .checked_sub(2)
+            .ok_or(TokenError::Malformed("response shorter than a status word"))?;
+        Ok(Reply {
+            data: bytes[..split].to_vec(),
+            sw: u16::from_be_bytes([bytes[split], bytes[split + 1]]),
+        })
+    }
+
+    fn expect_ok(reply: Reply, operation: &'static str) -> Result<Vec<u8>, TokenError> {
+        match reply.sw {
+            SW_OK => Ok(reply.data),
+            SW_FULL => Err(TokenError::Full),
+            sw => Err(TokenError::Card { operation, sw }),
+        }
+    }
+
+    fn select(&mut self) -> Result<(), TokenError> {
+        if self.selected {
+            return Ok(());
+        }
+        let reply = self.exchange(0xA4, 0x04, 0x00, &PIV_AID)?;
+        Self::expect_ok(reply, "SELECT PIV")?;
+        self.selected = true;
+        Ok(())
+    }
+
+    /// Verifies the PIN unless this session already did: one prompt per session.
+    fn login(&mut self) -> Result<(), TokenError> {
+        self.select()?;
+        if self.pin_verified {
+            return Ok(());
+        }
+        // An empty VERIFY tells whether the PIN is already verified and how many tries are
+        // left, without spending one.
+        let status = self.exchange(0x20, 0x00, 0x80, &[])?;
+        let retries_left = match status.sw {
+            SW_OK => {
+                self.pin_verified = true;
+                return Ok(());
+            }
+            SW_BLOCKED => return Err(TokenError::PinBlocked),
+            sw if sw & 0xFFF0 == 0x63C0 => Some((sw & 0x0F) as u8),
+            _ => None,
+        };
+        let pin = self.pins.pin(&PinRequest {
+            context: PinContext::Card,
+            token: self.label.clone(),
+            retries_left,
+        })?;
+        if pin.as_bytes().len() > 8 {
+            return Err(TokenError::PinIncorrect {
+                retries_left: retries_left.unwrap_or(0),
+            });
+        }
+        let mut padded = Zeroizing::new(pin.as_bytes().to_vec());
+        padded.resize(8, 0xFF);
+        let reply = self.exchange(0x20, 0x00, 0x80, &padded)?;
+        match reply.sw {
+            SW_OK => {
+                self.pin_verified = true;
+                Ok(())
+            }
+            SW_BLOCKED => Err(TokenError::PinBlocked),
+            sw if sw & 0xFFF0 == 0x63C0 => Err(TokenError::PinIncorrect {
+                retries_left: (sw & 0x0F) as u8,
+            }),
+            sw => Err(TokenError::Card {
+                operation: "VERIFY",
+                sw,
+            }),
+        }
+    }
+
+    /// Management-key mutual authentication (SP 800-73-4 part 2 appendix A.1 witness /
+    /// challenge), once per session.
+    fn authenticate_management(&mut self) -> Result<(), TokenError> {
+        self.select()?;
+        if self.management_authenticated {
+            return Ok(());
+        }
+        let alg = self.management_key.algorithm;
+        let block = if alg == 0x03 { 8 } else { 16 };
+        let reply = self.exchange(0x87, alg, 0x9B, &tlv(&[0x7C], &tlv(&[0x80], &[])))?;
+        let data = Self::expect_ok(reply, "management key witness")?;
+        let witness = find_tlv(&data, &[0x7C])
+            .and_then(|t| find_tlv(t, &[0x80]))
+            .filter(|w| w.len() == block)
+            .ok_or(TokenError::Malformed("management key witness"))?;
+        let decrypted = management_cipher(alg, &self.management_key.key, witness, false)
+            .ok_or(TokenError::Unsupported("management key algorithm"))?;
+        let mut challenge = vec![0u8; block];
+        aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut challenge)
+            .map_err(|_| TokenError::Malformed("system RNG"))?;
+        let mut body = tlv(&[0x80], &decrypted);
+        body.extend(tlv(&[0x81], &challenge));
+        let reply = self.exchange(0x87, alg, 0x9B, &tlv(&[0x7C], &body))?;
+        if reply.sw == SW_SECURITY {
+            return Err(TokenError::ManagementKeyRejected);
+        }
+        let data = Self::expect_ok(reply, "management key authentication")?;
+        let answer = find_tlv(&data, &[0x7C])
+            .and_then(|t| find_tlv(t, &[0x82]))
+            .ok_or(TokenError::Malformed("management key response"))?;
+        let expected = management_cipher(alg, &self.management_key.key, &challenge, true)
+            .ok_or(TokenError::Unsupported("management key algorithm"))?;
+        if answer != expected.as_slice() {
+            // The card does not know our key: it is not the card we think it is.
+            return Err(TokenError::ManagementKeyRejected);
+        }
+        self.management_authenticated = true;
+        Ok(())
+    }
+
+    /// The key in a slot (YubiKey GET METADATA): `None` when the slot is empty.
+    fn slot_key(
+        &mut self,
+        slot: u8,
+    ) -> Result<Option<(KeyAlgorithm, Option<SubjectPublicKeyInfoOwned>)>, TokenError> {
+        self.select()?;
+        let reply = self.exchange(0xF7, 0x00, slot, &[])?;
+        match reply.sw {
+            SW_OK => {
+                let alg = find_tlv(&reply.data, &[0x01])
+                    .and_then(|a| a.first().copied())
+                    .and_then(key_algorithm)
+                    .ok_or(TokenError::Malformed("key metadata"))?;
+                let spki = find_tlv(&reply.data, &[0x04]).and_then(|t| spki_from_template(alg, t));
+                Ok(Some((alg, spki)))
+            }
+            SW_REF_NOT_FOUND | SW_NOT_FOUND => Ok(None),
+            sw => Err(TokenError::Card {
+                operation: "GET METADATA",
+                sw,
+            }),
+        }
+    }
+
+    fn read_certificate(&mut self, slot: u8) -> Result<Option<Vec<u8>>, TokenError> {
+        self.select()?;
+        let reply = self.exchange(0xCB, 0x3F, 0xFF, &tlv(&[0x5C], &certificate_tag(slot)))?;
+        match reply.sw {
+            SW_OK => {
+                let object = find_tlv(&reply.data, &[0x53])
+                    .ok_or(TokenError::Malformed("certificate object"))?;
+                match find_tlv(object, &[0x70]) {
+                    Some(cert) if !cert.is_empty() => Ok(Some(cert.to_vec())),
+                    _ => Ok(None),
+                }
+            }
+            SW_NOT_FOUND => Ok(None),
+            sw => Err(TokenError::Card {
+                operation: "GET DATA certificate",
+                sw,
+            }),
+        }
+    }
+
+    fn write_certificate(
+        &mut self,
+        slot: u8,
+        certificate: Option<&[u8]>,
+    ) -> Result<(), TokenError> {
+        self.authenticate_management()?;
+        let value = match certificate {
+            Some(der) => {
+                let mut v = tlv(&[0x70], der);
+                v.extend(tlv(&[0x71], &[0x00]));
+                v.extend(tlv(&[0xFE], &[]));
+                v
+            }
+            None => vec![],
+        };
+        let mut body = tlv(&[0x5C], &certificate_tag(slot));
+        body.extend(tlv(&[0x53], &value));
+        let reply = self.exchange(0xDB, 0x3F, 0xFF, &body)?;
+        Self::expect_ok(reply, "PUT DATA certificate").map(|_| ())
+    }
+
+    fn container(&mut self, slot: u8) -> Result<Option<Container>, TokenError> {
+        let key = self.slot_key(slot)?;
+        let certificate = self.read_certificate(slot)?;
+        if key.is_none() && certificate.is_none() {
+            return Ok(None);
+        }
+        let has_key = key.is_some();
+        let (algorithm, mut public_key) = match key {
+            Some((alg, spki)) => (Some(alg), spki),
+            None => (None, None),
+        };
+        if public_key.is_none() && has_key {
+            public_key = certificate.as_ref().and_then(|c| {
+                x509_cert::Certificate::from_der(c)
+                    .ok()
+                    .map(|c| c.tbs_certificate().subject_public_key_info().clone())
+            });
+        }
+        Ok(Some(Container {
+            id: slot_id(slot),
+            algorithm,
+            public_key,
+            certificate,
+        }))
+    }
+
+    fn delete_key(&mut self, slot: u8) -> Result<(), TokenError> {
+        self.authenticate_management()?;
+        let reply = self.exchange(0xF6, 0xFF, slot, &[])?;
+        match reply.sw {
+            SW_OK | SW_REF_NOT_FOUND => Ok(()),
+            sw => Err(TokenError::Card {
+                operation: "DELETE KEY",
+                sw,
+            }),
+        }
+    }
+}
+
+/// One block of 3DES or AES-192 ECB with the management key.
+fn management_cipher(alg: u8, key: &[u8; 24], block: &[u8], encrypt: bool) -> Option<Vec<u8>> {
+    use aws_lc_rs::cipher::{
+        AES_192, DecryptingKey, DecryptionContext, EncryptingKey, UnboundCipherKey,
+    };
+    match alg {
+        0x0A if block.len() == 16 => {
+            let mut buf = block.to_vec();
+            if encrypt {
+                let k = EncryptingKey::ecb(UnboundCipherKey::new(&AES_192, key).ok()?).ok()?;
+                k.encrypt(&mut buf).ok()?;
+            } else {
+                let k = DecryptingKey::ecb(UnboundCipherKey::new(&AES_192, key).ok()?).ok()?;
+                k.decrypt(&mut buf, DecryptionContext::None).ok()?;
+            }
+            Some(buf)
+        }
+        0x03 if block.len() == 8 => tdes_block(key, block, encrypt),
+        _ => None,
+    }
+}
+
+/// 3DES-EDE3 on one block: `aws-lc-rs` has no 3DES, so the client uses RustCrypto's `des`.
+fn tdes_block(key: &[u8; 24], block: &[u8], encrypt: bool) -> Option<Vec<u8>> {
+    use des::cipher::{BlockDecrypt, BlockEncrypt, KeyInit, generic_array::GenericArray};
+    let cipher = des::TdesEde3::new_from_slice(key).ok()?;
+    let mut b = GenericArray::clone_from_slice(block);
+    if encrypt {
+        cipher.encrypt_block(&mut b);
+    } else {
+        cipher.decrypt_block(&mut b);
+    }
+    Some(b.to_vec())
+}
+
+impl<T: ApduTransport> Token for PivToken<T> {
+    fn info(&mut self) -> Result<TokenInfo, TokenError> {
+        self.select()?;
+        let version = self.exchange(0xFD, 0x00, 0x00, &[])?;
+        let serial = self.exchange(0xF8, 0x00, 0x00, &[])?;
+        let description = match (version.sw, version.data.as_slice()) {
+            (SW_OK, [a, b, c]) => format!("PIV (YubiKey-compatible {a}.{b}.{c})"),
+            _ => "PIV".to_string(),
+        };
+        let serial = match (serial.sw, serial.data.as_slice()) {
+            (SW_OK, [a, b, c, d]) => u32::from_be_bytes([*a, *b, *c, *d]).to_string(),
+            _ => "unknown".to_string(),
+        };
+        self.label = format!("PIV card {serial}");
+        Ok(TokenInfo {
+            description,
+            serial,
+        })
+    }
+
+    fn containers(&mut self) -> Result<Vec<Container>, TokenError> {
+        let mut out = Vec::new();
+        for slot in PRIMARY_SLOTS.into_iter().chain(RETIRED_SLOTS) {
+            if let Some(c) = self.container(slot)? {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    fn capacity(&mut self) -> Result<Capacity, TokenError> {
+        let used = self.containers()?;
+        let free_retired = RETIRED_SLOTS
+            .clone()
+            .filter(|s| !used.iter().any(|c| c.id == slot_id(*s)))
+            .count();
+        Ok(Capacity {
+            used: used.len(),
+            free: Some(free_retired),
+        })
+    }
+
+    fn generate(&mut self, algorithm: KeyAlgorithm) -> Result<Container, TokenError> {
+        let used = self.containers()?;
+        let slot = RETIRED_SLOTS
+            .clone()
+            .find(|s| !used.iter().any(|c| c.id == slot_id(*s)))
+            .ok_or(TokenError::Full)?;
+        self.authenticate_management()?;
+        let body = tlv(&[0xAC], &tlv(&[0x80], &[algorithm_id(algorithm)]));
+        let reply = self.exchange(0x47, 0x00, slot, &body)?;
+        let data = Self::expect_ok(reply, "GENERATE ASYMMETRIC KEY PAIR")?;
+        let template =
+            find_tlv(&data, &[0x7F, 0x49]).ok_or(TokenError::Malformed("public key template"))?;
+        let public_key =
+            spki_from_template(algorithm, template).ok_or(TokenError::Malformed("public key"))?;
+        Ok(Container {
+            id: slot_id(slot),
+            algorithm: Some(algorithm),
+            public_key: Some(public_key),
+            certificate: None,
+        })
+    }
+
+    fn sign(
+        &mut self,
+        id: &ContainerId,
+        algorithm: SignatureAlgorithm,
+        message: &[u8],
+    ) -> Result<Vec<u8>, TokenError> {
+        let slot = parse_slot(id)?;
+        let (key_alg, _) = self
+            .slot_key(slot)?
+            .ok_or_else(|| TokenError::NotFound(id.clone()))?;
+        let hash = algorithm.digest.digest(message);
+        let input = match (key_alg, algorithm.family) {
+            (KeyAlgorithm::EcP256, KeyFamily::Ecdsa) => hash,
+            (KeyAlgorithm::Rsa2048, KeyFamily::Rsa) => {
+                let info = [digest_info_prefix(algorithm.digest), &hash].concat();
+                let mut block = vec![0x00, 0x01];
+                block.resize(256 - info.len() - 1, 0xFF);
+                block.push(0x00);
+                block.extend_from_slice(&info);
+                block
+            }
+            _ => {
+                return Err(TokenError::Unsupported(
+                    "signature algorithm does not match the key",
+                ));
+            }
+        };
+        if slot != 0x9E {
+            self.login()?;
+        }
+        let mut body = tlv(&[0x82], &[]);
+        body.extend(tlv(&[0x81], &input));
+        let reply = self.exchange(0x87, algorithm_id(key_alg), slot, &tlv(&[0x7C], &body))?;
+        if reply.sw == SW_SECURITY {
+            // The card lost the PIN state (reset by another application): log in again once.
+            self.pin_verified = false;
+            self.login()?;
+            let reply = self.exchange(0x87, algorithm_id(key_alg), slot, &tlv(&[0x7C], &body))?;
+            let data = Self::expect_ok(reply, "GENERAL AUTHENTICATE")?;
+            return find_tlv(&data, &[0x7C])
+                .and_then(|t| find_tlv(t, &[0x82]))
+                .map(<[u8]>::to_vec)
+                .ok_or(TokenError::Malformed("signature"));
+        }
+        let data = Self::expect_ok(reply, "GENERAL AUTHENTICATE")?;
+        find_tlv(&data, &[0x7C])
+            .and_then(|t| find_tlv(t, &[0x82]))
+            .map(<[u8]>::to_vec)
+            .ok_or(TokenError::Malformed("signature"))
+    }
+
+    fn install_certificate(
+        &mut self,
+        id: &ContainerId,
+        certificate: &[u8],
+    ) -> Result<(), TokenError> {
+        let slot = parse_slot(id)?;
+        self.write_certificate(slot, Some(certificate))
+    }
+
+    fn delete(&mut self, id: &ContainerId) -> Result<(), TokenError> {
+        let slot = parse_slot(id)?;
+        self.delete_key(slot)?;
+        self.write_certificate(slot, None)?;
+        if self.container(slot)?.is_some() {
+            return Err(TokenError::DeleteNotEffective(id.clone()));
+        }
+        Ok(())
+    }
+
+    fn supersede(
+        &mut self,
+        old: &ContainerId,
+        new: &ContainerId,
+    ) -> Result<ContainerId, TokenError> {
+        let (old_slot, new_slot) = (parse_slot(old)?, parse_slot(new)?);
+        let certificate = self
+            .read_certificate(new_slot)?
+            .ok_or(TokenError::Unsupported(
+                "supersede before the new certificate is installed",
+            ))?;
+        self.delete_key(old_slot)?;
+        self.authenticate_management()?;
+        let reply = self.exchange(0xF6, old_slot, new_slot, &[])?;
+        Self::expect_ok(reply, "MOVE KEY")?;
+        self.write_certificate(old_slot, Some(&certificate))?;
+        self.write_certificate(new_slot, None)?;
+        if self.container(new_slot)?.is_some() {
+            return Err(TokenError::DeleteNotEffective(new.clone()));
+        }
+        Ok(old.clone())
+    }
+}
