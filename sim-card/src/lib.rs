@@ -12,6 +12,7 @@ pub mod applet;
 pub mod card;
 pub mod crypto;
 pub mod faults;
+pub mod harness;
 pub mod objects;
 pub mod state;
 pub mod sw;

@@ -55,12 +55,13 @@ pub fn slot_of_certificate_tag(tag: &[u8]) -> Option<u8> {
         .find(|s| certificate_tag(*s).as_ref().map(|t| &t[..]) == Some(tag))
 }
 
-/// Whether a data object may be read without the PIN (everything this card stores that is
-/// not biometric or printed information).
+/// Whether a data object may be read without the PIN: all but the fingerprints (5FC103),
+/// facial image (5FC108), printed information (5FC109) and iris images (5FC121), SP 800-73-4
+/// part 1 table 3.
 pub fn is_readable_without_pin(tag: &[u8]) -> bool {
     !matches!(
         tag,
-        [0x5F, 0xC1, 0x03] | [0x5F, 0xC1, 0x08] | [0x5F, 0xC1, 0x09] | [0x5F, 0xC1, 0x0E]
+        [0x5F, 0xC1, 0x03] | [0x5F, 0xC1, 0x08] | [0x5F, 0xC1, 0x09] | [0x5F, 0xC1, 0x21]
     )
 }
 

@@ -54,7 +54,13 @@ pub fn serve<A: ToSocketAddrs + std::fmt::Display + Clone>(
     stop: impl Fn() -> bool,
 ) {
     while !stop() {
-        match vpicc::connect_socket(addr.clone()) {
+        // Small request/response messages: without TCP_NODELAY each answer can wait for a
+        // delayed ACK.
+        let stream = std::net::TcpStream::connect(addr.clone()).and_then(|s| {
+            s.set_nodelay(true)?;
+            Ok(s)
+        });
+        match stream.map(vpicc::Connection::from) {
             Ok(connection) => {
                 if let Err(e) = connection.run(card) {
                     eprintln!("sim-card: vpcd connection ended: {e}; reconnecting");

@@ -7,6 +7,7 @@
 pub mod pin;
 pub mod pin_model;
 pub mod piv;
+pub mod transport;
 
 use spki::SubjectPublicKeyInfoOwned;
 

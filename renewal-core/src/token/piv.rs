@@ -71,6 +71,11 @@ pub struct PivToken<T> {
     selected: bool,
     pin_verified: bool,
     management_authenticated: bool,
+    /// What each slot holds, from one scan per session, kept current by our own mutations.
+    /// Through pcscd + vpcd an APDU costs ~100 ms and a scan 48 APDUs, so re-scanning before
+    /// every operation would make a renewal take minutes. Dropped on reset and on any failed
+    /// mutation (the card's state is then uncertain).
+    slots: Option<Vec<Container>>,
 }
 
 /// One exchanged response.
@@ -230,6 +235,7 @@ impl<T: ApduTransport> PivToken<T> {
             selected: false,
             pin_verified: false,
             management_authenticated: false,
+            slots: None,
         }
     }
 
@@ -243,6 +249,37 @@ impl<T: ApduTransport> PivToken<T> {
         self.selected = false;
         self.pin_verified = false;
         self.management_authenticated = false;
+        self.slots = None;
+    }
+
+    /// Position of a slot in listing order (9A, 9C, 9D, 9E, then 82..95).
+    fn order(id: &ContainerId) -> usize {
+        let slot = u8::from_str_radix(&id.0, 16).unwrap_or(0xFF);
+        PRIMARY_SLOTS
+            .iter()
+            .position(|s| *s == slot)
+            .unwrap_or(PRIMARY_SLOTS.len() + usize::from(slot))
+    }
+
+    /// Records what a slot now holds (fresh from the card) in the session view.
+    fn remember(&mut self, slot: u8, content: Option<Container>) {
+        if let Some(slots) = &mut self.slots {
+            slots.retain(|c| c.id != slot_id(slot));
+            slots.extend(content);
+            slots.sort_by_key(|c| Self::order(&c.id));
+        }
+    }
+
+    /// Runs a mutation; on failure the session view is dropped.
+    fn mutate<R>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<R, TokenError>,
+    ) -> Result<R, TokenError> {
+        let result = f(self);
+        if result.is_err() {
+            self.slots = None;
+        }
+        result
     }
 
     /// Sends a command, handling command chaining (data over 255 bytes) and 61xx GET RESPONSE.
@@ -564,12 +601,16 @@ impl<T: ApduTransport> Token for PivToken<T> {
     }
 
     fn containers(&mut self) -> Result<Vec<Container>, TokenError> {
+        if let Some(slots) = &self.slots {
+            return Ok(slots.clone());
+        }
         let mut out = Vec::new();
         for slot in PRIMARY_SLOTS.into_iter().chain(RETIRED_SLOTS) {
             if let Some(c) = self.container(slot)? {
                 out.push(c);
             }
         }
+        self.slots = Some(out.clone());
         Ok(out)
     }
 
@@ -591,19 +632,23 @@ impl<T: ApduTransport> Token for PivToken<T> {
             .clone()
             .find(|s| !used.iter().any(|c| c.id == slot_id(*s)))
             .ok_or(TokenError::Full)?;
-        self.authenticate_management()?;
-        let body = tlv(&[0xAC], &tlv(&[0x80], &[algorithm_id(algorithm)]));
-        let reply = self.exchange(0x47, 0x00, slot, &body)?;
-        let data = Self::expect_ok(reply, "GENERATE ASYMMETRIC KEY PAIR")?;
-        let template =
-            find_tlv(&data, &[0x7F, 0x49]).ok_or(TokenError::Malformed("public key template"))?;
-        let public_key =
-            spki_from_template(algorithm, template).ok_or(TokenError::Malformed("public key"))?;
-        Ok(Container {
-            id: slot_id(slot),
-            algorithm: Some(algorithm),
-            public_key: Some(public_key),
-            certificate: None,
+        self.mutate(|t| {
+            t.authenticate_management()?;
+            let body = tlv(&[0xAC], &tlv(&[0x80], &[algorithm_id(algorithm)]));
+            let reply = t.exchange(0x47, 0x00, slot, &body)?;
+            let data = Self::expect_ok(reply, "GENERATE ASYMMETRIC KEY PAIR")?;
+            let template = find_tlv(&data, &[0x7F, 0x49])
+                .ok_or(TokenError::Malformed("public key template"))?;
+            let public_key = spki_from_template(algorithm, template)
+                .ok_or(TokenError::Malformed("public key"))?;
+            let container = Container {
+                id: slot_id(slot),
+                algorithm: Some(algorithm),
+                public_key: Some(public_key),
+                certificate: None,
+            };
+            t.remember(slot, Some(container.clone()));
+            Ok(container)
         })
     }
 
@@ -664,17 +709,26 @@ impl<T: ApduTransport> Token for PivToken<T> {
         certificate: &[u8],
     ) -> Result<(), TokenError> {
         let slot = parse_slot(id)?;
-        self.write_certificate(slot, Some(certificate))
+        self.mutate(|t| {
+            t.write_certificate(slot, Some(certificate))?;
+            let fresh = t.container(slot)?;
+            t.remember(slot, fresh);
+            Ok(())
+        })
     }
 
     fn delete(&mut self, id: &ContainerId) -> Result<(), TokenError> {
         let slot = parse_slot(id)?;
-        self.delete_key(slot)?;
-        self.write_certificate(slot, None)?;
-        if self.container(slot)?.is_some() {
-            return Err(TokenError::DeleteNotEffective(id.clone()));
-        }
-        Ok(())
+        self.mutate(|t| {
+            t.delete_key(slot)?;
+            t.write_certificate(slot, None)?;
+            // Re-read: a delete that reported success is not proof.
+            if t.container(slot)?.is_some() {
+                return Err(TokenError::DeleteNotEffective(id.clone()));
+            }
+            t.remember(slot, None);
+            Ok(())
+        })
     }
 
     fn supersede(
@@ -683,20 +737,25 @@ impl<T: ApduTransport> Token for PivToken<T> {
         new: &ContainerId,
     ) -> Result<ContainerId, TokenError> {
         let (old_slot, new_slot) = (parse_slot(old)?, parse_slot(new)?);
-        let certificate = self
-            .read_certificate(new_slot)?
-            .ok_or(TokenError::Unsupported(
-                "supersede before the new certificate is installed",
-            ))?;
-        self.delete_key(old_slot)?;
-        self.authenticate_management()?;
-        let reply = self.exchange(0xF6, old_slot, new_slot, &[])?;
-        Self::expect_ok(reply, "MOVE KEY")?;
-        self.write_certificate(old_slot, Some(&certificate))?;
-        self.write_certificate(new_slot, None)?;
-        if self.container(new_slot)?.is_some() {
-            return Err(TokenError::DeleteNotEffective(new.clone()));
-        }
-        Ok(old.clone())
+        self.mutate(|t| {
+            let certificate = t
+                .read_certificate(new_slot)?
+                .ok_or(TokenError::Unsupported(
+                    "supersede before the new certificate is installed",
+                ))?;
+            t.delete_key(old_slot)?;
+            t.authenticate_management()?;
+            let reply = t.exchange(0xF6, old_slot, new_slot, &[])?;
+            Self::expect_ok(reply, "MOVE KEY")?;
+            t.write_certificate(old_slot, Some(&certificate))?;
+            t.write_certificate(new_slot, None)?;
+            if t.container(new_slot)?.is_some() {
+                return Err(TokenError::DeleteNotEffective(new.clone()));
+            }
+            let moved = t.container(old_slot)?;
+            t.remember(new_slot, None);
+            t.remember(old_slot, moved);
+            Ok(old.clone())
+        })
     }
 }

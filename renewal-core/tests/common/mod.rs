@@ -18,11 +18,8 @@ pub fn vector(name: &str) -> Vec<u8> {
 /// Whether an external tool is present. Under `CI=true` a missing tool fails the test loudly;
 /// elsewhere the test prints why it skips and returns `false`.
 pub fn require_tool(tool: &str) -> bool {
-    let present = Command::new(tool)
-        .arg("version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
+    let present = std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()));
     if present {
         return true;
     }
@@ -60,4 +57,22 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
+}
+
+/// pcscd and vpcd are machine-wide: tests that use them take this lock.
+pub fn pcscd_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Retries `f` for up to 10 s (the virtual card appears in pcscd's reader list after a poll).
+pub fn retry<T, E: std::fmt::Debug>(mut f: impl FnMut() -> Result<T, E>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match f() {
+            Ok(v) => return v,
+            Err(e) if std::time::Instant::now() > deadline => panic!("gave up: {e:?}"),
+            Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
 }

@@ -1,0 +1,391 @@
+//! One `Token` test suite, run unchanged against the in-process virtual card and against the
+//! same card behind pcscd + vpcd (PC/SC). Error paths that need fault injection run in-process.
+
+// Tests unwrap: a panic with the value is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+
+use renewal_core::{
+    cmc::{Retained, SignatureAlgorithm, Signer, crypto::verify},
+    sample::Sample,
+    token::{
+        ContainerId, KeyAlgorithm, Token, TokenError,
+        pin::{CountingPinSource, StaticPin},
+        piv::{ManagementKey, PivToken},
+        transport::SimTransport,
+    },
+    x509::{self, CertificateSpec},
+};
+use sim_card::{
+    CardConfig, FaultPlan, PivApplet, Rule, SimCard,
+    faults::{CommandKind, Fault},
+};
+use x509_cert::Certificate;
+
+fn id(s: &str) -> ContainerId {
+    ContainerId(s.into())
+}
+
+/// A certificate from the sample CA for a key on the token.
+fn certify(
+    ca: &Sample,
+    public_key: &spki::SubjectPublicKeyInfoOwned,
+    cn: &str,
+) -> Retained<Certificate> {
+    use std::str::FromStr;
+    let now = std::time::SystemTime::now();
+    x509::issue(
+        &CertificateSpec {
+            serial: vec![0x11, cn.len() as u8],
+            subject: x509_cert::name::Name::from_str(&format!("CN={cn}")).unwrap(),
+            public_key: public_key.clone(),
+            not_before: now,
+            not_after: now + std::time::Duration::from_secs(86400),
+            extensions: vec![],
+        },
+        ca.ca_cert.value().tbs_certificate().subject(),
+        &ca.ca_key,
+    )
+    .unwrap()
+}
+
+/// The suite. `prompts` counts PIN prompts of the token's PIN source.
+fn token_suite(token: &mut dyn Token, prompts: &dyn Fn() -> usize) {
+    let ca = Sample::deterministic().unwrap();
+    let info = token.info().unwrap();
+    assert!(
+        !info.serial.is_empty() && info.serial != "unknown",
+        "{info:?}"
+    );
+    assert!(
+        token.containers().unwrap().is_empty(),
+        "a fresh card is empty"
+    );
+    let free_at_start = token.capacity().unwrap().free.unwrap();
+
+    // Provision 9A as an administrator would: generate (lands in a retired slot), certify,
+    // install, move into 9A.
+    let first = token.generate(KeyAlgorithm::EcP256).unwrap();
+    assert_eq!(
+        first.id,
+        id("82"),
+        "new keys go to the first free retired slot"
+    );
+    let first_key = first.public_key.clone().unwrap();
+    let first_cert = certify(&ca, &first_key, "first");
+    token
+        .install_certificate(&first.id, first_cert.der())
+        .unwrap();
+    assert_eq!(token.supersede(&id("9a"), &first.id).unwrap(), id("9a"));
+    let containers = token.containers().unwrap();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    assert_eq!(containers[0].id, id("9a"));
+    assert_eq!(containers[0].public_key.as_ref(), Some(&first_key));
+    assert_eq!(containers[0].certificate.as_deref(), Some(first_cert.der()));
+
+    // Signatures from the card verify with the container's public key.
+    let message = b"renewal request bytes";
+    let sig = token
+        .sign(&id("9a"), SignatureAlgorithm::ECDSA_SHA256, message)
+        .unwrap();
+    verify(&first_key, SignatureAlgorithm::ECDSA_SHA256, message, &sig).unwrap();
+
+    // A renewal: new key in a new container, old one untouched until supersede.
+    let new = token.generate(KeyAlgorithm::EcP256).unwrap();
+    assert_eq!(new.id, id("82"));
+    assert_eq!(token.capacity().unwrap().free, Some(free_at_start - 1));
+    let new_key = new.public_key.clone().unwrap();
+    assert_ne!(new_key, first_key);
+    let sig = token
+        .sign(&new.id, SignatureAlgorithm::ECDSA_SHA256, message)
+        .unwrap();
+    verify(&new_key, SignatureAlgorithm::ECDSA_SHA256, message, &sig).unwrap();
+    let new_cert = certify(&ca, &new_key, "second");
+    token.install_certificate(&new.id, new_cert.der()).unwrap();
+    assert_eq!(token.containers().unwrap().len(), 2);
+    token.supersede(&id("9a"), &new.id).unwrap();
+    let containers = token.containers().unwrap();
+    assert_eq!(
+        containers.len(),
+        1,
+        "nothing left in the retired slot: {containers:?}"
+    );
+    assert_eq!(containers[0].public_key.as_ref(), Some(&new_key));
+    assert_eq!(containers[0].certificate.as_deref(), Some(new_cert.der()));
+    let sig = token
+        .sign(&id("9a"), SignatureAlgorithm::ECDSA_SHA256, message)
+        .unwrap();
+    verify(&new_key, SignatureAlgorithm::ECDSA_SHA256, message, &sig).unwrap();
+
+    // Rollback: a generated container is deleted and really gone.
+    let aborted = token.generate(KeyAlgorithm::EcP256).unwrap();
+    token.delete(&aborted.id).unwrap();
+    assert_eq!(token.containers().unwrap().len(), 1);
+    assert_eq!(token.capacity().unwrap().free, Some(free_at_start));
+
+    // RSA-2048 on the card, PKCS#1 v1.5 / SHA-256.
+    let rsa = token.generate(KeyAlgorithm::Rsa2048).unwrap();
+    let rsa_key = rsa.public_key.clone().unwrap();
+    let sig = token
+        .sign(&rsa.id, SignatureAlgorithm::RSA_PKCS1_SHA256, message)
+        .unwrap();
+    verify(
+        &rsa_key,
+        SignatureAlgorithm::RSA_PKCS1_SHA256,
+        message,
+        &sig,
+    )
+    .unwrap();
+    token.delete(&rsa.id).unwrap();
+
+    // Signing with an empty slot is a typed error.
+    assert!(matches!(
+        token.sign(&id("9c"), SignatureAlgorithm::ECDSA_SHA256, message),
+        Err(TokenError::NotFound(_))
+    ));
+
+    // One login for the whole session.
+    assert_eq!(prompts(), 1, "the PIN is asked once per session");
+}
+
+type Pins = Arc<CountingPinSource<StaticPin>>;
+
+fn sim_token(
+    config: CardConfig,
+    faults: FaultPlan,
+) -> (PivToken<SimTransport>, Arc<Mutex<SimCard>>, Pins) {
+    let card = Arc::new(Mutex::new(SimCard::with_faults(
+        PivApplet::new(&config).unwrap(),
+        faults,
+    )));
+    let pins = Arc::new(CountingPinSource::new(StaticPin::new("123456")));
+    let token = PivToken::new(
+        SimTransport::new(Arc::clone(&card)),
+        pins.clone(),
+        ManagementKey::default_3des(),
+    );
+    (token, card, pins)
+}
+
+#[test]
+fn suite_on_the_in_process_card() {
+    let (mut token, card, pins) = sim_token(CardConfig::default(), FaultPlan::default());
+    token_suite(&mut token, &|| pins.count());
+    // RSA key generation took seconds of virtual time, not of real time.
+    assert!(card.lock().unwrap().clock().now_ms >= 6_000);
+}
+
+#[cfg(feature = "pcsc")]
+#[test]
+fn suite_on_the_card_behind_pcscd() {
+    use renewal_core::token::transport::PcscTransport;
+    use sim_card::harness::{Pcscd, ServedCard, VPCD_READER};
+    if !common::require_tool("pcscd") {
+        return;
+    }
+    let _guard = common::pcscd_lock();
+    let pcscd = Pcscd::start().unwrap();
+    let _card = ServedCard::start(PivApplet::new(&CardConfig::default()).unwrap(), None);
+    let transport = common::retry(|| PcscTransport::connect(Some(VPCD_READER)));
+    let pins = Arc::new(CountingPinSource::new(StaticPin::new("123456")));
+    let mut token = PivToken::new(transport, pins.clone(), ManagementKey::default_3des());
+    token_suite(&mut token, &|| pins.count());
+    drop(pcscd);
+}
+
+#[test]
+fn full_card_answers_full() {
+    let config = CardConfig {
+        capacity: 1,
+        ..CardConfig::default()
+    };
+    let (mut token, _, _) = sim_token(config, FaultPlan::default());
+    token.generate(KeyAlgorithm::EcP256).unwrap();
+    assert!(matches!(
+        token.generate(KeyAlgorithm::EcP256),
+        Err(TokenError::Full)
+    ));
+    assert_eq!(token.containers().unwrap().len(), 1, "nothing half-made");
+}
+
+#[test]
+fn wrong_pin_then_blocked() {
+    let card = Arc::new(Mutex::new(SimCard::new(
+        PivApplet::new(&CardConfig::default()).unwrap(),
+    )));
+    let pins = Arc::new(CountingPinSource::new(StaticPin::new("000000")));
+    let mut token = PivToken::new(
+        SimTransport::new(Arc::clone(&card)),
+        pins.clone(),
+        ManagementKey::default_3des(),
+    );
+    let c = token.generate(KeyAlgorithm::EcP256).unwrap();
+    for left in [2u8, 1] {
+        match token.sign(&c.id, SignatureAlgorithm::ECDSA_SHA256, b"m") {
+            Err(TokenError::PinIncorrect { retries_left }) => assert_eq!(retries_left, left),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(matches!(
+        token.sign(&c.id, SignatureAlgorithm::ECDSA_SHA256, b"m"),
+        Err(TokenError::PinBlocked)
+    ));
+    // Once blocked the card is not even asked: no further prompt.
+    let before = pins.count();
+    assert!(matches!(
+        token.sign(&c.id, SignatureAlgorithm::ECDSA_SHA256, b"m"),
+        Err(TokenError::PinBlocked)
+    ));
+    assert_eq!(pins.count(), before);
+    assert_eq!(card.lock().unwrap().state().pin.retries_left, 0);
+}
+
+#[test]
+fn card_removed_before_and_after_a_command() {
+    // Pulled before GENERATE reaches the card: no key was made.
+    let faults = FaultPlan::new(vec![Rule {
+        kind: CommandKind::Generate,
+        nth: 1,
+        fault: Fault::RemoveBefore,
+    }]);
+    let (mut token, card, _) = sim_token(CardConfig::default(), faults);
+    assert!(matches!(
+        token.generate(KeyAlgorithm::EcP256),
+        Err(TokenError::Removed(_))
+    ));
+    card.lock().unwrap().reinsert();
+    assert!(token.containers().unwrap().is_empty());
+
+    // Pulled after GENERATE executed: the key exists although the host never saw it. This is
+    // the orphan a renewal's recovery must find and delete.
+    let faults = FaultPlan::new(vec![Rule {
+        kind: CommandKind::Generate,
+        nth: 1,
+        fault: Fault::RemoveAfter,
+    }]);
+    let (mut token, card, _) = sim_token(CardConfig::default(), faults);
+    assert!(matches!(
+        token.generate(KeyAlgorithm::EcP256),
+        Err(TokenError::Removed(_))
+    ));
+    card.lock().unwrap().reinsert();
+    let left = token.containers().unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, id("82"));
+    token.delete(&left[0].id).unwrap();
+    assert!(token.containers().unwrap().is_empty());
+}
+
+#[test]
+fn a_card_error_is_a_typed_error() {
+    let faults = FaultPlan::new(vec![Rule {
+        kind: CommandKind::PutData,
+        nth: 1,
+        fault: Fault::Fail(0x6F00),
+    }]);
+    let (mut token, _, _) = sim_token(CardConfig::default(), faults);
+    let c = token.generate(KeyAlgorithm::EcP256).unwrap();
+    match token.install_certificate(&c.id, &[0x30, 0x00]) {
+        Err(TokenError::Card { sw: 0x6F00, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn wrong_management_key_is_refused() {
+    let (_, card, pins) = sim_token(CardConfig::default(), FaultPlan::default());
+    let mut bad = ManagementKey::default_3des();
+    // Not bit 0: DES ignores each byte's parity bit.
+    bad.key[0] ^= 0x80;
+    let mut token = PivToken::new(SimTransport::new(card), pins, bad);
+    assert!(matches!(
+        token.generate(KeyAlgorithm::EcP256),
+        Err(TokenError::ManagementKeyRejected)
+    ));
+}
+
+#[test]
+fn aes192_management_key() {
+    let mut key = [0u8; 24];
+    key.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
+    let config = CardConfig {
+        management_key: (sim_card::state::ManagementAlgorithm::Aes192, key),
+        ..CardConfig::default()
+    };
+    let (_, card, pins) = sim_token(config, FaultPlan::default());
+    let mut token = PivToken::new(
+        SimTransport::new(card),
+        pins,
+        ManagementKey {
+            algorithm: 0x0A,
+            key: zeroize::Zeroizing::new(key),
+        },
+    );
+    let c = token.generate(KeyAlgorithm::EcP256).unwrap();
+    assert_eq!(c.id, id("82"));
+}
+
+/// The token signs a CMC renewal request: the card is a `cmc::Signer`-compatible key source.
+#[test]
+fn card_keys_sign_a_renewal_request_that_verifies() {
+    let (mut token, _, pins) = sim_token(CardConfig::default(), FaultPlan::default());
+    let ca = Sample::deterministic().unwrap();
+    let old = token.generate(KeyAlgorithm::EcP256).unwrap();
+    let old_cert = renewal_core::sample::issue_user_certificate(
+        &ca.ca_key,
+        &ca.ca_cert,
+        old.public_key.as_ref().unwrap(),
+        std::time::SystemTime::now(),
+    )
+    .unwrap();
+    let new = token.generate(KeyAlgorithm::EcP256).unwrap();
+    let token = std::cell::RefCell::new(token);
+    struct CardKey<'a, T: Token> {
+        token: &'a std::cell::RefCell<T>,
+        id: ContainerId,
+        spki: spki::SubjectPublicKeyInfoOwned,
+    }
+    impl<T: Token> Signer for CardKey<'_, T> {
+        fn public_key(&self) -> &spki::SubjectPublicKeyInfoOwned {
+            &self.spki
+        }
+        fn algorithm(&self) -> SignatureAlgorithm {
+            SignatureAlgorithm::ECDSA_SHA256
+        }
+        fn sign(&self, m: &[u8]) -> Result<Vec<u8>, renewal_core::cmc::SignError> {
+            self.token
+                .borrow_mut()
+                .sign(&self.id, SignatureAlgorithm::ECDSA_SHA256, m)
+                .map_err(|e| renewal_core::cmc::SignError::Backend {
+                    backend: "PIV card",
+                    detail: e.to_string(),
+                })
+        }
+    }
+    let old_key = CardKey {
+        token: &token,
+        id: old.id.clone(),
+        spki: old.public_key.clone().unwrap(),
+    };
+    let new_key = CardKey {
+        token: &token,
+        id: new.id.clone(),
+        spki: new.public_key.clone().unwrap(),
+    };
+    let built = renewal_core::cmc::build_renewal_request(
+        &old_cert,
+        &old_key,
+        &new_key,
+        &renewal_core::cmc::RenewalParams::random().unwrap(),
+    )
+    .unwrap();
+    let facts = renewal_core::cmc::parse_request(&built.der, &Default::default())
+        .unwrap()
+        .verify()
+        .unwrap();
+    assert!(facts.old_key_signed);
+    assert_eq!(pins.count(), 1);
+}
