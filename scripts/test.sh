@@ -5,8 +5,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages and a file or command each provides.
 need_pkgs=()
-command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)
+need() { [ -e "$2" ] || command -v "$2" >/dev/null 2>&1 || need_pkgs+=("$1"); }
+need openssl openssl
+need pcscd pcscd
+need vsmartcard-vpcd /usr/lib/pcsc/drivers/serial/libifdvpcd.so
+need opensc pkcs11-tool
+need yubico-piv-tool yubico-piv-tool
+need libpcsclite-dev /usr/lib/x86_64-linux-gnu/pkgconfig/libpcsclite.pc
+need pkg-config pkg-config
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "== installing: ${need_pkgs[*]}"
   if [ "$(id -u)" = 0 ]; then
@@ -19,8 +27,8 @@ fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --locked --workspace --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
 echo "== cargo test"
-cargo test --locked --workspace
+cargo test --locked --workspace --all-features
 echo "== benchmarks compile"
 cargo bench --locked -p benches --no-run

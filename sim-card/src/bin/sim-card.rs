@@ -209,7 +209,7 @@ impl Host<'_> {
     }
 }
 
-fn load(path: &PathBuf) -> Result<PivApplet, String> {
+fn load(path: &std::path::Path) -> Result<PivApplet, String> {
     Ok(PivApplet::from_state(
         CardState::load(path).map_err(|e| e.to_string())?,
     ))
@@ -255,8 +255,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
             let applet = PivApplet::new(&config).map_err(|e| e.to_string())?;
             applet.state().save(&state).map_err(|e| e.to_string())?;
             println!(
-                "created card {} (serial {}) in {}",
-                "PIV",
+                "created PIV card (serial {}) in {}",
                 applet.state().serial,
                 state.display()
             );
