@@ -1,0 +1,216 @@
+//! The fault plan (first matching rule wins, counted per command kind, deterministic), the
+//! virtual clock, and card state surviving a save/load (a process restart).
+
+// Tests unwrap: a panic with the value is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use sim_card::{
+    CardConfig, CardRemoved, FaultPlan, PivApplet, Rule, SimCard,
+    faults::{CommandKind, Fault},
+    state::CardState,
+};
+
+const SELECT: &[u8] = &[0x00, 0xA4, 0x04, 0x00, 0x05, 0xA0, 0x00, 0x00, 0x03, 0x08];
+const VERIFY_STATUS: &[u8] = &[0x00, 0x20, 0x00, 0x80];
+const VERIFY_PIN: &[u8] = &[
+    0x00, 0x20, 0x00, 0x80, 0x08, b'1', b'2', b'3', b'4', b'5', b'6', 0xFF, 0xFF,
+];
+
+fn sw(resp: &[u8]) -> u16 {
+    u16::from_be_bytes([resp[resp.len() - 2], resp[resp.len() - 1]])
+}
+
+fn card(rules: Vec<Rule>) -> SimCard {
+    SimCard::with_faults(
+        PivApplet::new(&CardConfig::default()).unwrap(),
+        FaultPlan::new(rules),
+    )
+}
+
+#[test]
+fn nth_command_of_a_kind_fails_with_the_chosen_status() {
+    let mut c = card(vec![Rule {
+        kind: CommandKind::Verify,
+        nth: 2,
+        fault: Fault::Fail(0x6F00),
+    }]);
+    assert_eq!(sw(&c.transmit(SELECT).unwrap()), 0x9000);
+    assert_eq!(sw(&c.transmit(VERIFY_STATUS).unwrap()), 0x63C3);
+    assert_eq!(
+        sw(&c.transmit(VERIFY_PIN).unwrap()),
+        0x6F00,
+        "second VERIFY fails"
+    );
+    assert_eq!(
+        sw(&c.transmit(VERIFY_STATUS).unwrap()),
+        0x63C3,
+        "and was not executed"
+    );
+    assert_eq!(sw(&c.transmit(VERIFY_PIN).unwrap()), 0x9000);
+}
+
+#[test]
+fn first_matching_rule_wins() {
+    let mut c = card(vec![
+        Rule {
+            kind: CommandKind::Any,
+            nth: 2,
+            fault: Fault::Fail(0x6A80),
+        },
+        Rule {
+            kind: CommandKind::Verify,
+            nth: 1,
+            fault: Fault::Fail(0x6F00),
+        },
+    ]);
+    c.transmit(SELECT).unwrap();
+    // Second command overall and first VERIFY: the earlier rule decides.
+    assert_eq!(sw(&c.transmit(VERIFY_STATUS).unwrap()), 0x6A80);
+}
+
+#[test]
+fn removal_before_and_after_execution() {
+    let mut c = card(vec![Rule {
+        kind: CommandKind::Verify,
+        nth: 1,
+        fault: Fault::RemoveBefore,
+    }]);
+    c.transmit(SELECT).unwrap();
+    assert_eq!(c.transmit(VERIFY_PIN), Err(CardRemoved));
+    assert_eq!(
+        c.transmit(SELECT),
+        Err(CardRemoved),
+        "stays out until reinserted"
+    );
+    c.reinsert();
+    c.transmit(SELECT).unwrap();
+    assert_eq!(
+        sw(&c.transmit(VERIFY_STATUS).unwrap()),
+        0x63C3,
+        "never verified"
+    );
+
+    let mut c = card(vec![Rule {
+        kind: CommandKind::Verify,
+        nth: 1,
+        fault: Fault::RemoveAfter,
+    }]);
+    c.transmit(SELECT).unwrap();
+    let wrong = [
+        0x00, 0x20, 0x00, 0x80, 0x08, b'0', b'0', b'0', b'0', b'0', b'0', 0xFF, 0xFF,
+    ];
+    assert_eq!(c.transmit(&wrong), Err(CardRemoved));
+    c.reinsert();
+    c.transmit(SELECT).unwrap();
+    // The wrong PIN was counted although the host never saw the answer.
+    assert_eq!(sw(&c.transmit(VERIFY_STATUS).unwrap()), 0x63C2);
+    assert_eq!(c.log().last().unwrap().sw, Some(0x63C2));
+}
+
+#[test]
+fn delays_advance_virtual_time_only() {
+    let mut c = card(vec![Rule {
+        kind: CommandKind::Select,
+        nth: 1,
+        fault: Fault::Delay(30_000),
+    }]);
+    let started = std::time::Instant::now();
+    c.transmit(SELECT).unwrap();
+    assert!(c.clock().now_ms >= 30_000);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "no real sleeping"
+    );
+}
+
+#[test]
+fn a_blocked_pin_is_a_state_not_a_fault() {
+    let mut c = card(vec![]);
+    c.applet_mut().state_mut().pin.retries_left = 0;
+    c.transmit(SELECT).unwrap();
+    assert_eq!(sw(&c.transmit(VERIFY_PIN).unwrap()), 0x6983);
+}
+
+#[test]
+fn same_seed_same_card_and_keys() {
+    let generate = [
+        0x00, 0x47, 0x00, 0x9A, 0x05, 0xAC, 0x03, 0x80, 0x01, 0x11, 0x00,
+    ];
+    let run = |seed| {
+        let mut c = SimCard::new(
+            PivApplet::new(&CardConfig {
+                seed,
+                ..CardConfig::default()
+            })
+            .unwrap(),
+        );
+        c.transmit(SELECT).unwrap();
+        authenticate(&mut c);
+        let public = c.transmit(&generate).unwrap();
+        (c.state().serial, public)
+    };
+    assert_eq!(run(7), run(7));
+    assert_ne!(run(7).1, run(8).1);
+}
+
+fn authenticate(c: &mut SimCard) {
+    use sim_card::state::{DEFAULT_MANAGEMENT_KEY, ManagementAlgorithm};
+    let r = c
+        .transmit(&[0x00, 0x87, 0x03, 0x9B, 0x04, 0x7C, 0x02, 0x80, 0x00, 0x00])
+        .unwrap();
+    let witness = &r[4..12];
+    let plain =
+        sim_card::crypto::mgmt_decrypt(ManagementAlgorithm::Tdes, &DEFAULT_MANAGEMENT_KEY, witness)
+            .unwrap();
+    let mut apdu = vec![0x00, 0x87, 0x03, 0x9B, 0x0C, 0x7C, 0x0A, 0x80, 0x08];
+    apdu.extend(plain);
+    assert_eq!(sw(&c.transmit(&apdu).unwrap()), 0x9000);
+}
+
+#[test]
+fn state_survives_save_and_load() {
+    let dir = std::env::temp_dir().join(format!("sim-card-state-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("card.json");
+    let mut c = card(vec![]);
+    c.transmit(SELECT).unwrap();
+    authenticate(&mut c);
+    let generate = [
+        0x00, 0x47, 0x00, 0x9A, 0x05, 0xAC, 0x03, 0x80, 0x01, 0x11, 0x00,
+    ];
+    c.transmit(&generate).unwrap();
+    let wrong = [
+        0x00, 0x20, 0x00, 0x80, 0x08, b'0', b'0', b'0', b'0', b'0', b'0', 0xFF, 0xFF,
+    ];
+    c.transmit(&wrong).unwrap();
+    c.state().save(&path).unwrap();
+
+    let loaded = CardState::load(&path).unwrap();
+    assert_eq!(loaded.serial, c.state().serial);
+    assert_eq!(loaded.pin.retries_left, 2);
+    assert_eq!(loaded.keys.keys().collect::<Vec<_>>(), vec!["9a"]);
+    assert_eq!(loaded.keys["9a"].private.0, c.state().keys["9a"].private.0);
+    // The reloaded card continues the RNG where it stopped: its next key differs.
+    let mut again = SimCard::new(PivApplet::from_state(loaded));
+    again.transmit(SELECT).unwrap();
+    authenticate(&mut again);
+    let g9c = [
+        0x00, 0x47, 0x00, 0x9C, 0x05, 0xAC, 0x03, 0x80, 0x01, 0x11, 0x00,
+    ];
+    again.transmit(&g9c).unwrap();
+    assert_ne!(
+        again.state().keys["9c"].private.0,
+        again.state().keys["9a"].private.0
+    );
+    // The file holds no debug-printable secret in memory dumps of the state type.
+    assert!(!format!("{:?}", again.state().pin).contains("31323334"));
+    let garbage = dir.join("bad.json");
+    std::fs::write(&garbage, b"{ not json").unwrap();
+    assert!(
+        CardState::load(&garbage)
+            .unwrap_err()
+            .to_string()
+            .contains("is not valid")
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
