@@ -1,6 +1,24 @@
-//! The renewal gateway and mock CA: HTTPS with client-certificate authentication, EST and RFC 5273
-//! endpoints, a strict renewal-only policy, scripted dispositions and faults, durable SQLite state.
+//! The renewal gateway and mock CA: strict like a real CA — it issues nothing but a renewal of
+//! the certificate that presents itself — and able to misbehave on demand like a real CA and
+//! network.
 //!
-//! Status: skeleton. The CA lands with the sim-ca issue; it will use `renewal_core::cmc` for
-//! every byte it parses or produces.
+//! * [`service::Ca`]: the decision logic, callable in-process (request + TLS identity + store
+//!   + scenario → answer).
+//! * [`policy`]: the renewal-only checks and the one table mapping rejections to CMC fail
+//!   info, ADCS HRESULTs and HTTP statuses.
+//! * [`scenario`]: TOML scenarios — templates, rules (first match wins), dispositions, faults.
+//! * [`store`]: SQLite (WAL, synchronous=FULL).
+//! * [`http`]: EST (`/.well-known/est/cacerts`, `/simplereenroll`, `/fullcmc`) and RFC 5273
+//!   (`/cmc`) over rustls with required client certificates, plus a loopback admin listener.
 #![forbid(unsafe_code)]
+
+pub mod authority;
+pub mod clock;
+pub mod http;
+pub mod policy;
+pub mod scenario;
+pub mod service;
+pub mod store;
+pub mod templates;
+
+pub use service::Ca;

@@ -1,0 +1,263 @@
+//! The CA hierarchy: a root and an issuing CA, created on first start in the state directory
+//! or loaded from its PEM files; and issuing certificates.
+
+use std::{
+    path::Path,
+    str::FromStr,
+    time::{Duration, SystemTime},
+};
+
+use renewal_core::{
+    cmc::{Retained, Signer, SoftwareKey, oids},
+    x509::{self, CertificateSpec},
+};
+use x509_cert::{
+    Certificate,
+    ext::{Extension, pkix::KeyUsages},
+    name::Name,
+};
+
+/// A CA key and certificate.
+pub struct CaIdentity {
+    /// Private key.
+    pub key: SoftwareKey,
+    /// Certificate.
+    pub cert: Retained<Certificate>,
+}
+
+/// Root and issuing CA.
+pub struct Authority {
+    /// Self-signed root.
+    pub root: CaIdentity,
+    /// Issuing CA (signs end-entity certificates and CMC responses).
+    pub issuing: CaIdentity,
+}
+
+/// Why the CA could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorityError {
+    /// File I/O.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Unusable key or certificate.
+    #[error("{path}: {detail}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// Why.
+        detail: String,
+    },
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    der::pem::encode_string(label, der::pem::LineEnding::LF, der).unwrap_or_default()
+}
+
+fn ca_cert(
+    subject: &str,
+    key: &SoftwareKey,
+    issuer: Option<(&Name, &SoftwareKey)>,
+    now: SystemTime,
+    serial: u8,
+) -> Result<Retained<Certificate>, String> {
+    let name = Name::from_str(subject).map_err(|e| e.to_string())?;
+    let (issuer_name, issuer_key) = issuer.unwrap_or((&name, key));
+    let spec = CertificateSpec {
+        serial: vec![serial],
+        subject: name.clone(),
+        public_key: key.public_key().clone(),
+        not_before: now - Duration::from_secs(3600),
+        not_after: now + Duration::from_secs(20 * 365 * 86400),
+        extensions: vec![
+            x509::basic_constraints(true, if issuer.is_some() { Some(0) } else { None })
+                .map_err(|e| e.to_string())?,
+            x509::key_usage(
+                KeyUsages::KeyCertSign | KeyUsages::CRLSign | KeyUsages::DigitalSignature,
+            )
+            .map_err(|e| e.to_string())?,
+            x509::subject_key_identifier(key.public_key()).map_err(|e| e.to_string())?,
+            x509::authority_key_identifier(issuer_key.public_key()).map_err(|e| e.to_string())?,
+        ],
+    };
+    x509::issue(&spec, issuer_name, issuer_key).map_err(|e| e.to_string())
+}
+
+impl Authority {
+    /// A fresh hierarchy (P-256 keys).
+    pub fn generate(now: SystemTime) -> Result<Self, String> {
+        let root_key = SoftwareKey::generate_p256().map_err(|e| e.to_string())?;
+        let root_cert = ca_cert(
+            "CN=cardrenew Sim Root CA,O=cardrenew",
+            &root_key,
+            None,
+            now,
+            1,
+        )?;
+        let issuing_key = SoftwareKey::generate_p256().map_err(|e| e.to_string())?;
+        let root_name = root_cert.value().tbs_certificate().subject().clone();
+        let issuing_cert = ca_cert(
+            "CN=cardrenew Sim Issuing CA,O=cardrenew",
+            &issuing_key,
+            Some((&root_name, &root_key)),
+            now,
+            2,
+        )?;
+        Ok(Self {
+            root: CaIdentity {
+                key: root_key,
+                cert: root_cert,
+            },
+            issuing: CaIdentity {
+                key: issuing_key,
+                cert: issuing_cert,
+            },
+        })
+    }
+
+    /// Loads `root.pem`, `root.key`, `issuing.pem`, `issuing.key` from `dir`, creating them
+    /// on first start. Returns whether they were created.
+    pub fn load_or_create(dir: &Path, now: SystemTime) -> Result<(Self, bool), AuthorityError> {
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| AuthorityError::Io { path, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let files = ["root.pem", "root.key", "issuing.pem", "issuing.key"].map(|f| dir.join(f));
+        if files.iter().all(|f| f.exists()) {
+            let read_cert = |p: &Path| -> Result<Retained<Certificate>, AuthorityError> {
+                let text = std::fs::read_to_string(p).map_err(io(p))?;
+                let (_, der) = der::pem::decode_vec(text.trim().as_bytes()).map_err(|e| {
+                    AuthorityError::Invalid {
+                        path: p.display().to_string(),
+                        detail: e.to_string(),
+                    }
+                })?;
+                Retained::from_der(&der).map_err(|e| AuthorityError::Invalid {
+                    path: p.display().to_string(),
+                    detail: e.to_string(),
+                })
+            };
+            let read_key = |p: &Path| -> Result<SoftwareKey, AuthorityError> {
+                let bytes = zeroize::Zeroizing::new(std::fs::read(p).map_err(io(p))?);
+                SoftwareKey::from_pem_or_der(&bytes).map_err(|e| AuthorityError::Invalid {
+                    path: p.display().to_string(),
+                    detail: e.to_string(),
+                })
+            };
+            let me = Self {
+                root: CaIdentity {
+                    cert: read_cert(&files[0])?,
+                    key: read_key(&files[1])?,
+                },
+                issuing: CaIdentity {
+                    cert: read_cert(&files[2])?,
+                    key: read_key(&files[3])?,
+                },
+            };
+            for (id, path) in [(&me.root, &files[0]), (&me.issuing, &files[2])] {
+                if id.key.public_key()
+                    != id.cert.value().tbs_certificate().subject_public_key_info()
+                {
+                    return Err(AuthorityError::Invalid {
+                        path: path.display().to_string(),
+                        detail: "certificate does not match its key".into(),
+                    });
+                }
+            }
+            return Ok((me, false));
+        }
+        let me = Self::generate(now).map_err(|detail| AuthorityError::Invalid {
+            path: dir.display().to_string(),
+            detail,
+        })?;
+        let write = |path: &Path, text: &str| std::fs::write(path, text).map_err(io(path));
+        write(&files[0], &pem("CERTIFICATE", me.root.cert.der()))?;
+        write(&files[2], &pem("CERTIFICATE", me.issuing.cert.der()))?;
+        for (id, path) in [(&me.root, &files[1]), (&me.issuing, &files[3])] {
+            let key = id.key.to_pkcs8_pem().map_err(|e| AuthorityError::Invalid {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            })?;
+            write(path, &key)?;
+            restrict(path).map_err(io(path))?;
+        }
+        // What a client needs to trust the server and its certificates.
+        let chain = format!(
+            "{}{}",
+            pem("CERTIFICATE", me.issuing.cert.der()),
+            pem("CERTIFICATE", me.root.cert.der())
+        );
+        write(&dir.join("ca-chain.pem"), &chain)?;
+        Ok((me, true))
+    }
+
+    /// Issues an end-entity certificate from the issuing CA.
+    pub fn issue(
+        &self,
+        serial: Vec<u8>,
+        subject: Name,
+        public_key: spki::SubjectPublicKeyInfoOwned,
+        not_before: SystemTime,
+        not_after: SystemTime,
+        mut extensions: Vec<Extension>,
+    ) -> Result<Retained<Certificate>, String> {
+        extensions.retain(|e| {
+            e.extn_id != oids::SUBJECT_KEY_IDENTIFIER && e.extn_id != oids::AUTHORITY_KEY_IDENTIFIER
+        });
+        extensions.push(x509::subject_key_identifier(&public_key).map_err(|e| e.to_string())?);
+        extensions.push(
+            x509::authority_key_identifier(self.issuing.key.public_key())
+                .map_err(|e| e.to_string())?,
+        );
+        let spec = CertificateSpec {
+            serial,
+            subject,
+            public_key,
+            not_before,
+            not_after,
+            extensions,
+        };
+        x509::issue(
+            &spec,
+            self.issuing.cert.value().tbs_certificate().subject(),
+            &self.issuing.key,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// Whether `cert` was issued by our issuing CA (signature and issuer name).
+    pub fn issued_by_us(&self, cert: &Retained<Certificate>) -> bool {
+        let issuing = self.issuing.cert.value();
+        cert.value().tbs_certificate().issuer() == issuing.tbs_certificate().subject()
+            && x509::verify_issued_by(cert, issuing).is_ok()
+    }
+}
+
+#[cfg(unix)]
+fn restrict(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
+#[cfg(not(unix))]
+fn restrict(_: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
+/// A certificate from PEM or DER bytes.
+pub fn certificate_from_pem_or_der(bytes: &[u8]) -> Result<Retained<Certificate>, String> {
+    let der = match std::str::from_utf8(bytes) {
+        Ok(t) if t.contains("-----BEGIN") => {
+            der::pem::decode_vec(t.trim().as_bytes())
+                .map_err(|e| e.to_string())?
+                .1
+        }
+        _ => bytes.to_vec(),
+    };
+    Retained::<Certificate>::from_der(&der).map_err(|e| e.to_string())
+}

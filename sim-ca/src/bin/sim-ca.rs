@@ -1,0 +1,270 @@
+//! `sim-ca`: the renewal gateway and mock CA.
+//!
+//! Exit codes: 0 success; 1 error (the message says what and why); 2 usage error.
+#![forbid(unsafe_code)]
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
+
+use clap::{Parser, Subcommand};
+use sim_ca::{
+    Ca,
+    authority::Authority,
+    clock::Clock,
+    http::{self, HttpLimits},
+    scenario::Scenario,
+    store::Store,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "sim-ca",
+    version,
+    about = "Renewal gateway and mock CA (EST + CMC over mutual TLS)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve EST (/.well-known/est/...) and CMC (/cmc) over HTTPS with client certificates.
+    Serve {
+        /// HTTPS address.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// State directory (CA keys and certificates, SQLite database); created on first run.
+        #[arg(long)]
+        state: PathBuf,
+        /// Scenario file (TOML): templates, disposition rules, faults.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// Admin API address (plain HTTP; keep it on loopback).
+        #[arg(long, default_value = "127.0.0.1:8444")]
+        admin: SocketAddr,
+    },
+    /// Issue a certificate for a PKCS#10 (the initial enrollment an administrator does).
+    Issue {
+        /// State directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// The request (PEM or DER).
+        #[arg(long)]
+        csr: PathBuf,
+        /// Template name or OID.
+        #[arg(long, default_value = "SmartcardUser")]
+        template: String,
+        /// Validity in days (default: the template's).
+        #[arg(long)]
+        days: Option<u32>,
+        /// Where to write the certificate (PEM).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// List, approve or deny pending requests.
+    Pending {
+        #[command(subcommand)]
+        action: PendingCmd,
+    },
+    /// Revoke a certificate by serial number (hex).
+    Revoke {
+        /// State directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// Serial number, hex.
+        serial: String,
+    },
+    /// List the templates (built-in, or a scenario's).
+    Templates {
+        /// Scenario file.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum PendingCmd {
+    /// List pending requests.
+    List {
+        /// State directory.
+        #[arg(long)]
+        state: PathBuf,
+    },
+    /// Approve one.
+    Approve {
+        /// State directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// Request id.
+        id: i64,
+    },
+    /// Deny one.
+    Deny {
+        /// State directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// Request id.
+        id: i64,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse().command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sim-ca: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn scenario(path: Option<&PathBuf>) -> Result<Scenario, String> {
+    match path {
+        None => Ok(Scenario::default()),
+        Some(p) => Scenario::from_toml(
+            &std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?,
+        )
+        .map_err(|e| format!("{}: {e}", p.display())),
+    }
+}
+
+fn open(state: &std::path::Path, scenario: &Scenario) -> Result<(Ca, bool), String> {
+    let clock = Clock::system();
+    let (authority, created) =
+        Authority::load_or_create(state, clock.now()).map_err(|e| e.to_string())?;
+    let store = Store::open(&state.join("ca.db")).map_err(|e| e.to_string())?;
+    Ok((Ca::new(authority, store, scenario, clock)?, created))
+}
+
+fn run(cmd: Cmd) -> Result<(), String> {
+    match cmd {
+        Cmd::Serve {
+            listen,
+            state,
+            scenario: scenario_file,
+            admin,
+        } => {
+            let scenario = scenario(scenario_file.as_ref())?;
+            let (ca, created) = open(&state, &scenario)?;
+            let identity = http::server_identity(&ca, &state)?;
+            let config = http::tls_config(&ca, identity)?;
+            let chain = state.join("ca-chain.pem");
+            eprintln!(
+                "sim-ca: {} CA in {}\n  trust it:   --cacert {} (curl), --ca-cert {} (renew)\n  HTTPS:      https://{listen}/.well-known/est/ (client certificate required)\n  admin:      http://{admin}/admin/",
+                if created {
+                    "created a new"
+                } else {
+                    "loaded the"
+                },
+                state.display(),
+                chain.display(),
+                chain.display(),
+            );
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            runtime
+                .block_on(http::run(
+                    Arc::new(ca),
+                    listen,
+                    Some(admin),
+                    config,
+                    HttpLimits::default(),
+                ))
+                .map_err(|e| format!("cannot listen: {e}"))
+        }
+        Cmd::Issue {
+            state,
+            csr,
+            template,
+            days,
+            out,
+        } => {
+            let (ca, _) = open(&state, &Scenario::default())?;
+            let bytes = std::fs::read(&csr).map_err(|e| format!("{}: {e}", csr.display()))?;
+            let cert = ca.issue_initial(&bytes, &template, days)?;
+            let pem = der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, cert.der())
+                .map_err(|e| e.to_string())?;
+            std::fs::write(&out, pem).map_err(|e| format!("{}: {e}", out.display()))?;
+            let tbs = cert.value().tbs_certificate();
+            println!(
+                "issued serial {} to \"{}\" -> {}",
+                tbs.serial_number(),
+                tbs.subject(),
+                out.display()
+            );
+            Ok(())
+        }
+        Cmd::Pending { action } => match action {
+            PendingCmd::List { state } => {
+                let store = Store::open(&state.join("ca.db")).map_err(|e| e.to_string())?;
+                let list = store.list_pending().map_err(|e| e.to_string())?;
+                if list.is_empty() {
+                    println!("no pending requests");
+                }
+                for p in list {
+                    println!(
+                        "{}\t{}\tpolls {}\tsince {}",
+                        p.id, p.kind, p.polls, p.created_at
+                    );
+                }
+                Ok(())
+            }
+            PendingCmd::Approve { state, id } => decide(&state, id, true),
+            PendingCmd::Deny { state, id } => decide(&state, id, false),
+        },
+        Cmd::Revoke { state, serial } => {
+            let store = Store::open(&state.join("ca.db")).map_err(|e| e.to_string())?;
+            let serial = serial.replace(':', "").to_ascii_lowercase();
+            let known = store
+                .revoke(&serial, Clock::system().unix())
+                .map_err(|e| e.to_string())?;
+            println!(
+                "revoked {serial}{}",
+                if known {
+                    ""
+                } else {
+                    " (not issued by this CA)"
+                }
+            );
+            Ok(())
+        }
+        Cmd::Templates { scenario: file } => {
+            let scenario = scenario(file.as_ref())?;
+            let registry = sim_ca::templates::TemplateRegistry::from_configs(&scenario.templates)?;
+            for t in registry.all() {
+                println!(
+                    "{}\t{}\t{} days\tkeys {:?}{}",
+                    t.name,
+                    t.oid,
+                    t.validity_days,
+                    t.allowed_keys,
+                    if t.renewals_pend {
+                        "\trenewals pend"
+                    } else {
+                        ""
+                    }
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn decide(state: &std::path::Path, id: i64, approve: bool) -> Result<(), String> {
+    use sim_ca::store::PendingEnd;
+    let store = Store::open(&state.join("ca.db")).map_err(|e| e.to_string())?;
+    let end = if approve {
+        PendingEnd::Issue
+    } else {
+        PendingEnd::Deny
+    };
+    if store.decide_pending(id, end).map_err(|e| e.to_string())? {
+        let verb = if approve { "approved" } else { "denied" };
+        println!("request {id} {verb}; the client gets the answer at its next poll");
+        Ok(())
+    } else {
+        Err(format!("request {id} is not pending"))
+    }
+}

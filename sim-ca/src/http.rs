@@ -1,0 +1,511 @@
+//! The HTTPS shell around [`Ca`]: EST (RFC 7030) and CMC over HTTP (RFC 5273) with rustls,
+//! client certificates required and verified against the CA; a plain-HTTP admin listener for
+//! tests on loopback. Inputs are bounded: body size, TLS handshake and header read time.
+
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+
+use base64ct::{Base64, Encoding};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::{Bytes, Incoming},
+    header,
+    server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use renewal_core::cmc::{Outcome, Signer, SoftwareKey};
+use rustls::{
+    RootCertStore, ServerConfig,
+    pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
+    server::WebPkiClientVerifier,
+};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+use crate::{
+    Ca,
+    scenario::TransportFault,
+    service::{CmcReply, SimpleReply},
+};
+
+/// Limits on what a client may send.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    /// Largest request body (bytes).
+    pub max_body: usize,
+    /// Time for the TLS handshake and for the request headers.
+    pub header_timeout: Duration,
+    /// Time to read the body.
+    pub body_timeout: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self {
+            max_body: 64 * 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+type Body = Full<Bytes>;
+
+fn response(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    if let Ok(v) = header::HeaderValue::from_str(content_type) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
+    response(status, "text/plain; charset=utf-8", message.into())
+}
+
+/// The server's TLS certificate: issued by our issuing CA for `localhost` / 127.0.0.1, created
+/// next to the CA files on first start.
+pub fn server_identity(
+    ca: &Ca,
+    dir: &std::path::Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    use std::str::FromStr;
+    let cert_path = dir.join("server.pem");
+    let key_path = dir.join("server.key");
+    let (cert, key) = if cert_path.exists() && key_path.exists() {
+        let cert = crate::authority::certificate_from_pem_or_der(
+            &std::fs::read(&cert_path).map_err(|e| e.to_string())?,
+        )?;
+        let key =
+            SoftwareKey::from_pem_or_der(&std::fs::read(&key_path).map_err(|e| e.to_string())?)
+                .map_err(|e| e.to_string())?;
+        (cert, key)
+    } else {
+        let key = SoftwareKey::generate_p256().map_err(|e| e.to_string())?;
+        let now = ca.clock().now();
+        use renewal_core::x509;
+        let localhost = der::asn1::Ia5String::new("localhost").map_err(|e| e.to_string())?;
+        let loopback =
+            der::asn1::OctetString::new(vec![127, 0, 0, 1]).map_err(|e| e.to_string())?;
+        let cert = ca.authority().issue(
+            vec![0x5e, 0x41],
+            x509_cert::name::Name::from_str("CN=localhost,O=cardrenew sim-ca")
+                .map_err(|e| e.to_string())?,
+            key.public_key().clone(),
+            now - Duration::from_secs(3600),
+            now + Duration::from_secs(10 * 365 * 86400),
+            vec![
+                x509::basic_constraints(false, None).map_err(|e| e.to_string())?,
+                x509::ext_key_usage(vec![der::asn1::ObjectIdentifier::new_unwrap(
+                    "1.3.6.1.5.5.7.3.1",
+                )])
+                .map_err(|e| e.to_string())?,
+                x509::subject_alt_name(vec![
+                    x509_cert::ext::pkix::name::GeneralName::DnsName(localhost),
+                    x509_cert::ext::pkix::name::GeneralName::IpAddress(loopback),
+                ])
+                .map_err(|e| e.to_string())?,
+            ],
+        )?;
+        std::fs::write(
+            &cert_path,
+            der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, cert.der())
+                .map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        std::fs::write(
+            &key_path,
+            key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes(),
+        )
+        .map_err(|e| e.to_string())?;
+        (cert, key)
+    };
+    let pem = key.to_pkcs8_pem().map_err(|e| e.to_string())?;
+    let (_, pkcs8) = der::pem::decode_vec(pem.as_bytes()).map_err(|e| e.to_string())?;
+    Ok((
+        vec![
+            CertificateDer::from(cert.der().to_vec()),
+            CertificateDer::from(ca.authority().issuing.cert.der().to_vec()),
+        ],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)),
+    ))
+}
+
+/// rustls server config: TLS 1.2/1.3, aws-lc-rs, client certificate required and verified
+/// against our CAs.
+pub fn tls_config(
+    ca: &Ca,
+    identity: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
+) -> Result<ServerConfig, String> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = RootCertStore::empty();
+    for cert in [&ca.authority().root.cert, &ca.authority().issuing.cert] {
+        roots
+            .add(CertificateDer::from(cert.der().to_vec()))
+            .map_err(|e| e.to_string())?;
+    }
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| e.to_string())?;
+    ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(identity.0, identity.1)
+        .map_err(|e| e.to_string())
+}
+
+/// Serves HTTPS on `listener` until the task is dropped.
+pub async fn serve_https(
+    ca: Arc<Ca>,
+    listener: TcpListener,
+    config: ServerConfig,
+    limits: HttpLimits,
+) {
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    loop {
+        let Ok((tcp, peer)) = listener.accept().await else {
+            continue;
+        };
+        let acceptor = acceptor.clone();
+        let ca = Arc::clone(&ca);
+        tokio::spawn(async move {
+            let Ok(Ok(tls)) =
+                tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await
+            else {
+                return;
+            };
+            let Some(client) = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|c| c.first())
+                .map(|c| c.to_vec())
+            else {
+                return;
+            };
+            let service = service_fn(move |req| {
+                let ca = Arc::clone(&ca);
+                let client = client.clone();
+                async move { handle(ca, client, req, limits).await }
+            });
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .serve_connection(TokioIo::new(tls), service)
+                .await;
+            let _ = peer;
+        });
+    }
+}
+
+/// Closing the connection without an answer: hyper drops it when the service fails.
+#[derive(Debug)]
+struct Hangup;
+
+impl std::fmt::Display for Hangup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by fault injection")
+    }
+}
+
+impl std::error::Error for Hangup {}
+
+async fn read_body(req: Request<Incoming>, limits: HttpLimits) -> Result<Bytes, Response<Body>> {
+    let limited = Limited::new(req.into_body(), limits.max_body);
+    match tokio::time::timeout(limits.body_timeout, limited.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(_)) => Err(text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {} bytes", limits.max_body),
+        )),
+        Err(_) => Err(text(StatusCode::REQUEST_TIMEOUT, "request body too slow")),
+    }
+}
+
+const CMC_RESPONSE: &str = "application/pkcs7-mime; smime-type=CMC-response";
+const CERTS_ONLY: &str = "application/pkcs7-mime; smime-type=certs-only";
+
+async fn handle(
+    ca: Arc<Ca>,
+    client: Vec<u8>,
+    req: Request<Incoming>,
+    limits: HttpLimits,
+) -> Result<Response<Body>, Hangup> {
+    let path = req.uri().path().to_string();
+    let method = req.method().clone();
+    if method == Method::GET && path == "/.well-known/est/cacerts" {
+        return Ok(match ca.cacerts() {
+            Ok(der) => {
+                let mut r = response(
+                    StatusCode::OK,
+                    "application/pkcs7-mime",
+                    Base64::encode_string(&der),
+                );
+                r.headers_mut().insert(
+                    "content-transfer-encoding",
+                    header::HeaderValue::from_static("base64"),
+                );
+                r
+            }
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e),
+        });
+    }
+    let endpoint = match (method, path.as_str()) {
+        (Method::POST, "/.well-known/est/simplereenroll") => Endpoint::SimpleReenroll,
+        (Method::POST, "/.well-known/est/fullcmc") => Endpoint::FullCmc,
+        (Method::POST, "/cmc") => Endpoint::Rfc5273,
+        _ => return Ok(text(StatusCode::NOT_FOUND, "no such endpoint")),
+    };
+    match ca.fault_before_read(&client) {
+        Some(TransportFault::DropBeforeRead) => return Err(Hangup),
+        Some(TransportFault::Http(code)) => {
+            return Ok(text(
+                StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                "injected fault",
+            ));
+        }
+        _ => {}
+    }
+    let body = match read_body(req, limits).await {
+        Ok(b) => b,
+        Err(r) => return Ok(r),
+    };
+    // Card and CA work is blocking (SQLite, signing): keep it off the async workers.
+    let (answer, fault) = tokio::task::spawn_blocking(move || match endpoint {
+        Endpoint::SimpleReenroll => {
+            let (reply, fault) = ca.handle_simple(&body, &client);
+            (simple_response(reply), fault)
+        }
+        Endpoint::FullCmc | Endpoint::Rfc5273 => {
+            let reply = ca.handle_cmc(&body, &client);
+            let fault = reply.fault;
+            (cmc_response(reply, endpoint), fault)
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        (
+            text(StatusCode::INTERNAL_SERVER_ERROR, "CA task failed"),
+            None,
+        )
+    });
+    apply_fault(answer, fault).await
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Endpoint {
+    SimpleReenroll,
+    FullCmc,
+    Rfc5273,
+}
+
+fn cmc_response(reply: CmcReply, endpoint: Endpoint) -> Response<Body> {
+    let est = endpoint == Endpoint::FullCmc;
+    let status = match (&reply.outcome, est) {
+        (Outcome::Pending { .. }, true) => StatusCode::ACCEPTED,
+        _ => StatusCode::OK,
+    };
+    let body = if est {
+        Bytes::from(Base64::encode_string(&reply.body))
+    } else {
+        Bytes::from(reply.body)
+    };
+    let mut r = response(status, CMC_RESPONSE, body);
+    if est {
+        r.headers_mut().insert(
+            "content-transfer-encoding",
+            header::HeaderValue::from_static("base64"),
+        );
+    }
+    if let Some(secs) = reply.retry_after
+        && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+fn simple_response(reply: SimpleReply) -> Response<Body> {
+    match reply {
+        SimpleReply::Issued(der) => {
+            let mut r = response(StatusCode::OK, CERTS_ONLY, Base64::encode_string(&der));
+            r.headers_mut().insert(
+                "content-transfer-encoding",
+                header::HeaderValue::from_static("base64"),
+            );
+            r
+        }
+        SimpleReply::Pending(secs) => {
+            let mut r = text(StatusCode::ACCEPTED, "request pending");
+            if let Ok(v) = header::HeaderValue::from_str(&secs.to_string()) {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            r
+        }
+        SimpleReply::Rejected(rejection) => {
+            let codes = rejection.codes();
+            text(
+                StatusCode::from_u16(codes.http).unwrap_or(StatusCode::BAD_REQUEST),
+                rejection.status_string(),
+            )
+        }
+    }
+}
+
+async fn apply_fault(
+    answer: Response<Body>,
+    fault: Option<TransportFault>,
+) -> Result<Response<Body>, Hangup> {
+    match fault {
+        Some(TransportFault::Delay(ms)) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            Ok(answer)
+        }
+        Some(TransportFault::DropAfterRead) => Err(Hangup),
+        Some(TransportFault::MalformedBody) => {
+            let (parts, _) = answer.into_parts();
+            Ok(Response::from_parts(
+                parts,
+                Full::new(Bytes::from_static(b"MIIBogus==")),
+            ))
+        }
+        Some(TransportFault::WrongContentType) => {
+            let (mut parts, body) = answer.into_parts();
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/html"),
+            );
+            Ok(Response::from_parts(parts, body))
+        }
+        Some(TransportFault::Truncated) => {
+            let (mut parts, body) = answer.into_parts();
+            let bytes = body
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Ok(Response::from_parts(
+                parts,
+                Full::new(bytes.slice(..bytes.len() / 2)),
+            ))
+        }
+        _ => Ok(answer),
+    }
+}
+
+/// Serves the admin API (plain HTTP; bind it to loopback): pending requests, approvals,
+/// revocation, counters, the virtual clock.
+pub async fn serve_admin(ca: Arc<Ca>, listener: TcpListener) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        let ca = Arc::clone(&ca);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let ca = Arc::clone(&ca);
+                async move { Ok::<_, Infallible>(admin(ca, req).await) }
+            });
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        });
+    }
+}
+
+fn json(value: serde_json::Value) -> Response<Body> {
+    response(StatusCode::OK, "application/json", value.to_string())
+}
+
+async fn admin(ca: Arc<Ca>, req: Request<Incoming>) -> Response<Body> {
+    let path: Vec<String> = req
+        .uri()
+        .path()
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    let method = req.method().clone();
+    tokio::task::spawn_blocking(move || {
+        let parts: Vec<&str> = path.iter().map(String::as_str).collect();
+        admin_route(&ca, method, &parts)
+    })
+    .await
+    .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "admin task failed"))
+}
+
+fn admin_route(ca: &Ca, method: Method, parts: &[&str]) -> Response<Body> {
+    match (method, parts) {
+        (Method::GET, ["admin", "health"]) => text(StatusCode::OK, "ok"),
+        (Method::GET, ["admin", "counters"]) => json(serde_json::Value::Object(
+            ca.counters()
+                .into_iter()
+                .map(|(k, v)| (k, v.into()))
+                .collect(),
+        )),
+        (Method::GET, ["admin", "pending"]) => {
+            let list = ca.with_store(|s| s.list_pending()).unwrap_or_default();
+            json(serde_json::json!(
+                list.iter()
+                    .map(|p| serde_json::json!({
+                        "id": p.id, "kind": p.kind, "created_at": p.created_at, "polls": p.polls,
+                    }))
+                    .collect::<Vec<_>>()
+            ))
+        }
+        (Method::POST, ["admin", "pending", id, verb @ ("approve" | "deny")]) => {
+            match id.parse::<i64>() {
+                Ok(id) => match ca.decide_pending(id, *verb == "approve") {
+                    Ok(true) => text(StatusCode::OK, format!("request {id}: {verb}d")),
+                    Ok(false) => text(
+                        StatusCode::NOT_FOUND,
+                        format!("request {id} is not pending"),
+                    ),
+                    Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e),
+                },
+                Err(_) => text(StatusCode::BAD_REQUEST, "bad id"),
+            }
+        }
+        (Method::POST, ["admin", "revoke", serial]) => match ca.revoke(serial) {
+            Ok(known) => text(
+                StatusCode::OK,
+                format!(
+                    "revoked {serial}{}",
+                    if known { "" } else { " (not issued here)" }
+                ),
+            ),
+            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e),
+        },
+        (Method::POST, ["admin", "clock", "advance", secs]) => match secs.parse::<u64>() {
+            Ok(secs) => {
+                ca.clock().advance(Duration::from_secs(secs));
+                text(StatusCode::OK, format!("clock now {}", ca.clock().unix()))
+            }
+            Err(_) => text(StatusCode::BAD_REQUEST, "bad seconds"),
+        },
+        _ => text(StatusCode::NOT_FOUND, "no such admin endpoint"),
+    }
+}
+
+/// Binds both listeners and serves until the process ends.
+pub async fn run(
+    ca: Arc<Ca>,
+    listen: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    config: ServerConfig,
+    limits: HttpLimits,
+) -> std::io::Result<()> {
+    let https = TcpListener::bind(listen).await?;
+    if let Some(addr) = admin_addr {
+        let admin_listener = TcpListener::bind(addr).await?;
+        tokio::spawn(serve_admin(Arc::clone(&ca), admin_listener));
+    }
+    serve_https(ca, https, config, limits).await;
+    Ok(())
+}

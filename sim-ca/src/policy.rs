@@ -1,0 +1,380 @@
+//! The renewal-only policy. The CA issues nothing but a renewal of the certificate that
+//! presents itself: TLS client certificate == CMS old-key signer == certificate being renewed,
+//! byte for byte; ours, valid, not revoked; same subject, SANs and template; proof of
+//! possession; a new key of an allowed algorithm; no replay.
+//!
+//! Every rejection maps, through [`Rejection::codes`] (the one table), to a `CMCFailInfo`,
+//! an ADCS-style HRESULT (values from winerror.h) and an HTTP status.
+
+use std::time::{Duration, SystemTime};
+
+use renewal_core::{
+    cmc::{
+        CmcError, Limits, RenewalFacts, Retained, oids, parse_request,
+        status::CmcFailInfo,
+        verify_request::{request_template, requested_extensions},
+    },
+    token::KeyAlgorithm,
+};
+use x509_cert::{Certificate, ext::Extension};
+
+use crate::{
+    authority::Authority,
+    store::{Store, StoreError},
+    templates::{Template, TemplateRegistry},
+};
+
+/// Why a renewal is refused.
+#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// Over the size limit.
+    #[error("request too large")]
+    TooLarge,
+    /// Not a well-formed request.
+    #[error("malformed request: {0}")]
+    Malformed(String),
+    /// A CMS signature or messageDigest does not verify.
+    #[error("a request signature does not verify: {0}")]
+    BadSignature(String),
+    /// The PKCS#10 proof of possession does not verify.
+    #[error("proof of possession fails")]
+    PopFailed,
+    /// Not exactly one PKCS#10.
+    #[error("the request must hold exactly one PKCS#10 ({0} found)")]
+    RequestCount(usize),
+    /// No renewal-certificate attribute, or it is not the TLS certificate, or the old key did
+    /// not sign.
+    #[error("bad renewal certificate attribute: {0}")]
+    BadRenewalCertificate(&'static str),
+    /// The TLS client certificate is not the certificate being renewed.
+    #[error("the TLS client certificate is not the certificate being renewed")]
+    IdentityMismatch,
+    /// The certificate being renewed was not issued by this CA.
+    #[error("the certificate being renewed was not issued by this CA")]
+    NotOurs,
+    /// Outside its validity (plus grace).
+    #[error("the certificate being renewed is not within its validity period")]
+    Expired,
+    /// Revoked.
+    #[error("the certificate being renewed is revoked")]
+    Revoked,
+    /// Subject differs from the old certificate's.
+    #[error("the request asks for a different subject")]
+    SubjectChanged,
+    /// SANs differ from the old certificate's.
+    #[error("the request asks for different subject alternative names")]
+    SanChanged,
+    /// Template differs from the old certificate's.
+    #[error("the request asks for a different template")]
+    TemplateChanged,
+    /// Template unknown here.
+    #[error("unknown certificate template")]
+    UnknownTemplate,
+    /// New key == old key.
+    #[error("the new key is the old key")]
+    KeyReuse,
+    /// Key algorithm not allowed by the template.
+    #[error("key algorithm not allowed by the template")]
+    KeyAlgorithm,
+    /// transactionId or senderNonce seen before.
+    #[error("replayed request (transactionId or senderNonce seen before)")]
+    Replay,
+    /// A disposition rule denied it.
+    #[error("denied: {0}")]
+    Denied(String),
+    /// The CA failed.
+    #[error("internal CA error: {0}")]
+    Internal(String),
+}
+
+/// How a rejection is reported.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Codes {
+    /// CMC fail info (RFC 5272 §6.1.4).
+    pub fail_info: CmcFailInfo,
+    /// ADCS HRESULT.
+    pub hresult: u32,
+    /// HTTP status for EST simplereenroll (full CMC failures travel in a 200).
+    pub http: u16,
+}
+
+impl Rejection {
+    /// The one table.
+    pub fn codes(&self) -> Codes {
+        use CmcFailInfo::*;
+        let (fail_info, hresult, http) = match self {
+            Self::TooLarge => (BadRequest, 0x8009_4007, 413), // CERTSRV_E_ENCODING_LENGTH
+            Self::Malformed(_) => (BadRequest, 0x8007_000D, 400), // ERROR_INVALID_DATA
+            Self::BadSignature(_) => (BadMessageCheck, 0x8009_0006, 400), // NTE_BAD_SIGNATURE
+            Self::PopFailed => (PopFailed, 0x8009_0006, 400), // NTE_BAD_SIGNATURE
+            Self::RequestCount(_) => (BadRequest, 0x8007_000D, 400), // ERROR_INVALID_DATA
+            Self::BadRenewalCertificate(_) => (BadCertId, 0x8009_400E, 400), // CERTSRV_E_BAD_RENEWAL_CERT_ATTRIBUTE
+            Self::IdentityMismatch => (BadIdentity, 0x8007_0005, 403),       // E_ACCESSDENIED
+            Self::NotOurs => (BadIdentity, 0x800B_0109, 403),                // CERT_E_UNTRUSTEDROOT
+            Self::Expired => (BadTime, 0x800B_0101, 403),                    // CERT_E_EXPIRED
+            Self::Revoked => (BadCertId, 0x8009_2010, 403),                  // CRYPT_E_REVOKED
+            Self::SubjectChanged | Self::SanChanged => (BadRequest, 0x8009_4806, 400), // CERTSRV_E_BAD_RENEWAL_SUBJECT
+            Self::TemplateChanged => (BadRequest, 0x8009_4012, 400), // CERTSRV_E_TEMPLATE_DENIED
+            Self::UnknownTemplate => (BadRequest, 0x8009_4800, 400), // CERTSRV_E_UNSUPPORTED_CERT_TYPE
+            Self::KeyReuse => (NoKeyReuse, 0x8007_0057, 400),        // E_INVALIDARG
+            Self::KeyAlgorithm => (BadAlg, 0x8009_0008, 400),        // NTE_BAD_ALGID
+            Self::Replay => (BadRequest, 0x8009_4003, 409),          // CERTSRV_E_BAD_REQUESTSTATUS
+            Self::Denied(_) => (BadRequest, 0x8009_4011, 403),       // CERTSRV_E_ENROLL_DENIED
+            Self::Internal(_) => (InternalCaError, 0x8000_4005, 500), // E_FAIL
+        };
+        Codes {
+            fail_info,
+            hresult,
+            http,
+        }
+    }
+
+    /// The status string sent to the client: HRESULT and reason.
+    pub fn status_string(&self) -> String {
+        format!("0x{:08X}: {self}", self.codes().hresult)
+    }
+}
+
+impl From<StoreError> for Rejection {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+fn from_codec(e: CmcError) -> Rejection {
+    match e {
+        CmcError::TooLarge { .. } => Rejection::TooLarge,
+        CmcError::RequestCount { found } => Rejection::RequestCount(found),
+        CmcError::MissingRenewalCertificate => Rejection::BadRenewalCertificate("absent"),
+        CmcError::BadRenewalCertificate(_) | CmcError::RenewalCertificateMismatch => {
+            Rejection::BadRenewalCertificate("malformed or inconsistent")
+        }
+        CmcError::PopInvalid(_) => Rejection::PopFailed,
+        e @ (CmcError::SignatureInvalid { .. }
+        | CmcError::MessageDigestMismatch { .. }
+        | CmcError::ContentTypeMismatch { .. }
+        | CmcError::MissingSignedAttribute { .. }
+        | CmcError::UnknownSigner { .. }
+        | CmcError::NoSigners) => Rejection::BadSignature(e.to_string()),
+        other => Rejection::Malformed(other.to_string()),
+    }
+}
+
+/// What the policy needs besides the request.
+pub struct PolicyContext<'a> {
+    /// The CA.
+    pub authority: &'a Authority,
+    /// Templates.
+    pub templates: &'a TemplateRegistry,
+    /// State.
+    pub store: &'a Store,
+    /// Now.
+    pub now: SystemTime,
+    /// How long after expiry a certificate may still be renewed.
+    pub grace: Duration,
+    /// Input limits.
+    pub limits: Limits,
+}
+
+/// A request that passed every check.
+#[derive(Debug)]
+pub struct Accepted {
+    /// What the request says.
+    pub facts: RenewalFacts,
+    /// The template it renews under.
+    pub template: Template,
+    /// Extensions for the new certificate (the old certificate's, minus instance-bound ones).
+    pub extensions: Vec<Extension>,
+    /// transactionId (hex), for pending matching.
+    pub transaction: String,
+}
+
+/// Serial number text, as the store keys it.
+pub fn serial_text(cert: &Certificate) -> String {
+    renewal_core::cmc::verify_request::hex(cert.tbs_certificate().serial_number().as_bytes())
+}
+
+fn extension<'a>(cert: &'a Certificate, oid: der::asn1::ObjectIdentifier) -> Option<&'a Extension> {
+    cert.tbs_certificate()
+        .extensions()?
+        .iter()
+        .find(|e| e.extn_id == oid)
+}
+
+/// Checks the identity half shared by CMC and EST: the TLS certificate is ours, valid, not
+/// revoked.
+pub fn check_identity(
+    tls_cert: &Retained<Certificate>,
+    ctx: &PolicyContext<'_>,
+) -> Result<(), Rejection> {
+    if !ctx.authority.issued_by_us(tls_cert) {
+        return Err(Rejection::NotOurs);
+    }
+    let validity = tls_cert.value().tbs_certificate().validity();
+    let not_before = SystemTime::UNIX_EPOCH + validity.not_before.to_unix_duration();
+    let not_after = SystemTime::UNIX_EPOCH + validity.not_after.to_unix_duration() + ctx.grace;
+    if ctx.now < not_before || ctx.now > not_after {
+        return Err(Rejection::Expired);
+    }
+    if ctx.store.is_revoked(&serial_text(tls_cert.value()))? {
+        return Err(Rejection::Revoked);
+    }
+    Ok(())
+}
+
+/// The template a certificate was issued under, from our registry.
+pub fn template_of<'a>(
+    cert: &Certificate,
+    templates: &'a TemplateRegistry,
+) -> Result<&'a Template, Rejection> {
+    let reference =
+        renewal_core::cmc::request::certificate_template(cert).ok_or(Rejection::UnknownTemplate)?;
+    templates.find(&reference).ok_or(Rejection::UnknownTemplate)
+}
+
+/// Checks the request half shared by CMC and EST: subject, SANs, template, key.
+fn check_pkcs10(
+    old: &Certificate,
+    req: &x509_cert::request::CertReq,
+    pairs: &[(String, String)],
+    templates: &TemplateRegistry,
+) -> Result<Template, Rejection> {
+    if req.info.subject != *old.tbs_certificate().subject() {
+        return Err(Rejection::SubjectChanged);
+    }
+    let requested = requested_extensions(req).map_err(from_codec)?;
+    let san = |exts: Option<&Extension>| exts.map(|e| e.extn_value.as_bytes().to_vec());
+    if san(requested
+        .iter()
+        .find(|e| e.extn_id == oids::SUBJECT_ALT_NAME))
+        != san(extension(old, oids::SUBJECT_ALT_NAME))
+    {
+        return Err(Rejection::SanChanged);
+    }
+    let template = template_of(old, templates)?;
+    if let Some(asked) = request_template(req, pairs).map_err(from_codec)? {
+        if !template.matches(&asked) {
+            return Err(if templates.find(&asked).is_some() {
+                Rejection::TemplateChanged
+            } else {
+                Rejection::UnknownTemplate
+            });
+        }
+    }
+    let new_key = &req.info.public_key;
+    if new_key == old.tbs_certificate().subject_public_key_info() {
+        return Err(Rejection::KeyReuse);
+    }
+    let algorithm = key_algorithm(new_key).ok_or(Rejection::KeyAlgorithm)?;
+    if !template.allowed_keys.contains(&algorithm) {
+        return Err(Rejection::KeyAlgorithm);
+    }
+    Ok(template.clone())
+}
+
+/// The key algorithm of an SPKI, when it is one a template can allow.
+pub fn key_algorithm(spki: &spki::SubjectPublicKeyInfoOwned) -> Option<KeyAlgorithm> {
+    match spki.algorithm.oid {
+        oids::EC_PUBLIC_KEY => {
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()?
+                .decode_as::<der::asn1::ObjectIdentifier>()
+                .ok()?;
+            (curve == oids::SECP256R1).then_some(KeyAlgorithm::EcP256)
+        }
+        oids::RSA_ENCRYPTION => {
+            // RSA-2048 exactly: the modulus is 256 bytes (257 with the sign byte).
+            let bits = spki.subject_public_key.raw_bytes().len();
+            (270..=300).contains(&bits).then_some(KeyAlgorithm::Rsa2048)
+        }
+        _ => None,
+    }
+}
+
+/// Extensions for the renewed certificate: the old certificate's, minus those bound to its
+/// key or its publication (they are recomputed by the issuer).
+pub fn inherited_extensions(old: &Certificate) -> Vec<Extension> {
+    const DROP: [der::asn1::ObjectIdentifier; 5] = [
+        oids::AUTHORITY_KEY_IDENTIFIER,
+        oids::SUBJECT_KEY_IDENTIFIER,
+        oids::CRL_DISTRIBUTION_POINTS,
+        oids::AUTHORITY_INFO_ACCESS,
+        oids::CT_SCT_LIST,
+    ];
+    old.tbs_certificate()
+        .extensions()
+        .map(|e| {
+            e.iter()
+                .filter(|x| !DROP.contains(&x.extn_id))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Validates a CMC renewal request presented over TLS with `tls_cert`. Replay bookkeeping is
+/// the caller's (a re-sent pending request is a poll, not a replay).
+pub fn validate_cmc(
+    request: &[u8],
+    tls_cert: &Retained<Certificate>,
+    ctx: &PolicyContext<'_>,
+) -> Result<Accepted, Rejection> {
+    let parsed = parse_request(request, &ctx.limits).map_err(from_codec)?;
+    let facts = parsed.verify().map_err(from_codec)?;
+    if !facts.old_key_signed {
+        return Err(Rejection::BadRenewalCertificate(
+            "not signed with the old certificate's key",
+        ));
+    }
+    if facts.renewal_certificate != *tls_cert {
+        return Err(Rejection::IdentityMismatch);
+    }
+    // The old-key signer's certificate must be that same certificate, byte for byte: the
+    // codec already rejects a different copy under its issuer and serial, and resolves the
+    // signer to it (`SignedBy::RenewalCertificate`).
+    check_identity(tls_cert, ctx)?;
+    let old = tls_cert.value();
+    let template = check_pkcs10(
+        old,
+        facts.pkcs10.value(),
+        &facts.name_value_pairs,
+        ctx.templates,
+    )?;
+    let transaction = facts
+        .transaction_id
+        .as_ref()
+        .map(|t| renewal_core::cmc::verify_request::hex(t.as_bytes()))
+        .unwrap_or_default();
+    Ok(Accepted {
+        extensions: inherited_extensions(old),
+        facts,
+        template,
+        transaction,
+    })
+}
+
+/// Validates an EST simplereenroll PKCS#10 (RFC 7030 §4.2.2: the TLS client certificate is the
+/// authority; the request must repeat its subject and SANs).
+pub fn validate_simple(
+    pkcs10: &[u8],
+    tls_cert: &Retained<Certificate>,
+    ctx: &PolicyContext<'_>,
+) -> Result<
+    (
+        Retained<x509_cert::request::CertReq>,
+        Template,
+        Vec<Extension>,
+    ),
+    Rejection,
+> {
+    let (der, _) = renewal_core::cmc::input::to_der(pkcs10, &ctx.limits).map_err(from_codec)?;
+    let req: Retained<x509_cert::request::CertReq> =
+        renewal_core::cmc::input::decode_exact(&der, "PKCS#10").map_err(from_codec)?;
+    renewal_core::cmc::verify_request::verify_pkcs10(&req).map_err(from_codec)?;
+    check_identity(tls_cert, ctx)?;
+    let template = check_pkcs10(tls_cert.value(), req.value(), &[], ctx.templates)?;
+    Ok((req, template, inherited_extensions(tls_cert.value())))
+}

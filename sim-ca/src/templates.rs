@@ -1,0 +1,149 @@
+//! Certificate templates, as ADCS has them: an OID and a name, a validity, the key algorithms
+//! allowed, and whether renewals pend for approval (ADCS pends every renewal when the
+//! template's renewal rule is "same criteria as enrollment" with manager approval).
+
+use std::str::FromStr;
+
+use der::asn1::ObjectIdentifier;
+use renewal_core::{cmc::microsoft::TemplateRef, token::KeyAlgorithm};
+use serde::Deserialize;
+
+/// One template.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct Template {
+    /// Template OID (what the 21.7 extension carries).
+    pub oid: ObjectIdentifier,
+    /// Template name.
+    pub name: String,
+    /// Validity of issued certificates, in days.
+    pub validity_days: u32,
+    /// Key algorithms a request may use.
+    pub allowed_keys: Vec<KeyAlgorithm>,
+    /// Renewals wait for approval.
+    pub renewals_pend: bool,
+}
+
+impl Template {
+    /// Whether `reference` names this template (by OID or name).
+    pub fn matches(&self, reference: &TemplateRef) -> bool {
+        reference.oid == Some(self.oid)
+            || reference
+                .name
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(&self.name))
+    }
+}
+
+/// The templates a CA offers.
+#[derive(Clone, Debug)]
+pub struct TemplateRegistry {
+    templates: Vec<Template>,
+}
+
+/// A template as written in a scenario file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateConfig {
+    /// OID.
+    pub oid: String,
+    /// Name.
+    pub name: String,
+    /// Validity in days.
+    #[serde(default = "default_days")]
+    pub validity_days: u32,
+    /// "p256", "rsa2048".
+    #[serde(default = "default_keys")]
+    pub allowed_keys: Vec<String>,
+    /// Renewals pend.
+    #[serde(default)]
+    pub renewals_pend: bool,
+}
+
+fn default_days() -> u32 {
+    365
+}
+
+fn default_keys() -> Vec<String> {
+    vec!["p256".into(), "rsa2048".into()]
+}
+
+impl TemplateConfig {
+    /// Checks and converts.
+    pub fn build(&self) -> Result<Template, String> {
+        let oid = ObjectIdentifier::from_str(&self.oid)
+            .map_err(|e| format!("template {}: bad OID {}: {e}", self.name, self.oid))?;
+        let allowed_keys = self
+            .allowed_keys
+            .iter()
+            .map(|k| match k.as_str() {
+                "p256" => Ok(KeyAlgorithm::EcP256),
+                "rsa2048" => Ok(KeyAlgorithm::Rsa2048),
+                other => Err(format!(
+                    "template {}: unknown key type {other:?}",
+                    self.name
+                )),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Template {
+            oid,
+            name: self.name.clone(),
+            validity_days: self.validity_days,
+            allowed_keys,
+            renewals_pend: self.renewals_pend,
+        })
+    }
+}
+
+impl TemplateRegistry {
+    /// The built-in templates: `SmartcardUser` (the sample certificate's template; P-256 and
+    /// RSA-2048; one year) and `SmartcardUserApproval` (same, renewals pend).
+    pub fn builtin() -> Self {
+        let oid = |s: &str| ObjectIdentifier::new_unwrap(s);
+        Self {
+            templates: vec![
+                Template {
+                    oid: oid(renewal_core::sample::SAMPLE_TEMPLATE_OID),
+                    name: "SmartcardUser".into(),
+                    validity_days: 365,
+                    allowed_keys: vec![KeyAlgorithm::EcP256, KeyAlgorithm::Rsa2048],
+                    renewals_pend: false,
+                },
+                Template {
+                    oid: oid("1.3.6.1.4.1.311.21.8.1234567.7654321.1.2.3.4.101"),
+                    name: "SmartcardUserApproval".into(),
+                    validity_days: 365,
+                    allowed_keys: vec![KeyAlgorithm::EcP256, KeyAlgorithm::Rsa2048],
+                    renewals_pend: true,
+                },
+            ],
+        }
+    }
+
+    /// Templates from a scenario, or the built-in ones when it defines none.
+    pub fn from_configs(configs: &[TemplateConfig]) -> Result<Self, String> {
+        if configs.is_empty() {
+            return Ok(Self::builtin());
+        }
+        Ok(Self {
+            templates: configs
+                .iter()
+                .map(TemplateConfig::build)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+
+    /// The template a reference names.
+    pub fn find(&self, reference: &TemplateRef) -> Option<&Template> {
+        self.templates.iter().find(|t| t.matches(reference))
+    }
+
+    /// By name or dotted OID (command line).
+    pub fn by_text(&self, text: &str) -> Option<&Template> {
+        self.find(&TemplateRef::from_user_text(text))
+    }
+
+    /// All templates.
+    pub fn all(&self) -> &[Template] {
+        &self.templates
+    }
+}
