@@ -12,7 +12,7 @@ use renewal_core::{
     cmc::{
         CmcError, Limits, RenewalFacts, Retained, oids, parse_request,
         status::CmcFailInfo,
-        verify_request::{request_template, requested_extensions},
+        verify_request::{request_template_indications, requested_extensions},
     },
     token::KeyAlgorithm,
 };
@@ -253,7 +253,7 @@ fn check_pkcs10(
         return Err(Rejection::SanChanged);
     }
     let template = template_of(old, templates)?;
-    if let Some(asked) = request_template(req, pairs).map_err(from_codec)? {
+    for asked in request_template_indications(req, pairs).map_err(from_codec)? {
         if !template.matches(&asked) {
             return Err(if templates.find(&asked).is_some() {
                 Rejection::TemplateChanged

@@ -667,6 +667,27 @@ pub fn request_template(req: &CertReq, pairs: &[(String, String)]) -> Result<Opt
     })
 }
 
+/// Every template indication of a PKCS#10, each on its own: the `CertificateTemplate` pair and
+/// each 21.7 / 20.2 extension. A CA must check each (a merged view would let a pair asking
+/// for one template hide behind an inherited extension naming another).
+pub fn request_template_indications(
+    req: &CertReq,
+    pairs: &[(String, String)],
+) -> Result<Vec<TemplateRef>> {
+    let mut out: Vec<TemplateRef> = pairs
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("CertificateTemplate"))
+        .map(|(_, v)| TemplateRef::from_user_text(v))
+        .collect();
+    for e in requested_extensions(req)? {
+        out.extend(TemplateRef::from_extension(
+            e.extn_id,
+            e.extn_value.as_bytes(),
+        ));
+    }
+    Ok(out)
+}
+
 /// The extensions a PKCS#10 requests.
 pub fn requested_extensions(req: &CertReq) -> Result<Vec<x509_cert::ext::Extension>> {
     let mut out = Vec::new();
