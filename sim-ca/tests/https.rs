@@ -1,0 +1,423 @@
+//! The HTTPS server over loopback with a real rustls client: EST `/cacerts`, `/fullcmc`,
+//! `/simplereenroll`, RFC 5273 `/cmc`; pending → 202 + Retry-After → admin approval; client
+//! certificates required; body limit; every transport fault.
+
+// Tests unwrap: a panic with the value is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::{net::SocketAddr, sync::Arc};
+
+use base64ct::{Base64, Encoding};
+use common::{Client, ca_with, parse};
+use renewal_core::cmc::{Outcome, ResponseForm, Signer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use sim_ca::http::{self, HttpLimits};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+struct Server {
+    https: SocketAddr,
+    admin: SocketAddr,
+    ca_chain: Vec<CertificateDer<'static>>,
+    _dir: std::path::PathBuf,
+}
+
+async fn start(scenario: &str) -> (Server, Arc<sim_ca::Ca>) {
+    let ca = Arc::new(ca_with(scenario));
+    let dir = std::env::temp_dir().join(format!(
+        "sim-ca-https-{}-{}",
+        std::process::id(),
+        rand_suffix()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let identity = http::server_identity(&ca, &dir).unwrap();
+    let config = http::tls_config(&ca, identity).unwrap();
+    let https = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = Server {
+        https: https.local_addr().unwrap(),
+        admin: admin.local_addr().unwrap(),
+        ca_chain: vec![
+            CertificateDer::from(ca.authority().issuing.cert.der().to_vec()),
+            CertificateDer::from(ca.authority().root.cert.der().to_vec()),
+        ],
+        _dir: dir,
+    };
+    tokio::spawn(http::serve_https(
+        Arc::clone(&ca),
+        https,
+        config,
+        HttpLimits {
+            max_body: 16 * 1024,
+            ..HttpLimits::default()
+        },
+    ));
+    tokio::spawn(http::serve_admin(Arc::clone(&ca), admin));
+    (server, ca)
+}
+
+fn rand_suffix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn parse_http(raw: &[u8]) -> Reply {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a complete HTTP head");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        })
+        .collect();
+    Reply {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
+}
+
+/// One request over a fresh TLS connection (`Connection: close`), as raw HTTP/1.1.
+async fn https(
+    server: &Server,
+    client: Option<&Client>,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<Vec<u8>> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for c in &server.ca_chain {
+        roots.add(c.clone()).unwrap();
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let config = match client {
+        Some(c) => {
+            let pem = c.old_key.to_pkcs8_pem().unwrap();
+            let (_, der) = der::pem::decode_vec(pem.as_bytes()).unwrap();
+            builder
+                .with_client_auth_cert(
+                    vec![CertificateDer::from(c.old_cert.der().to_vec())],
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der)),
+                )
+                .unwrap()
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let tcp = tokio::net::TcpStream::connect(server.https).await?;
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tls.write_all(head.as_bytes()).await?;
+    tls.write_all(body).await?;
+    let mut out = Vec::new();
+    tls.read_to_end(&mut out).await?;
+    Ok(out)
+}
+
+async fn admin(server: &Server, method: &str, path: &str) -> Reply {
+    let mut tcp = tokio::net::TcpStream::connect(server.admin).await.unwrap();
+    tcp.write_all(
+        format!(
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    tcp.read_to_end(&mut out).await.unwrap();
+    parse_http(&out)
+}
+
+fn b64(der: &[u8]) -> Vec<u8> {
+    Base64::encode_string(der).into_bytes()
+}
+
+#[tokio::test]
+async fn est_and_cmc_endpoints() {
+    let (server, ca) = start("").await;
+    let client = Client::new(&ca);
+
+    let reply = parse_http(
+        &https(
+            &server,
+            Some(&client),
+            "GET",
+            "/.well-known/est/cacerts",
+            b"",
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("application/pkcs7-mime"));
+    let cacerts = parse(&reply.body);
+    assert_eq!(cacerts.form, ResponseForm::CertsOnly);
+    assert_eq!(
+        cacerts.certificates,
+        vec![
+            ca.authority().issuing.cert.clone(),
+            ca.authority().root.cert.clone()
+        ]
+    );
+
+    let reply = parse_http(
+        &https(
+            &server,
+            Some(&client),
+            "POST",
+            "/.well-known/est/fullcmc",
+            &b64(&client.request()),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/pkcs7-mime; smime-type=CMC-response")
+    );
+    assert_eq!(parse(&reply.body).outcome, Outcome::Issued);
+
+    // RFC 5273: binary DER both ways.
+    let reply = parse_http(
+        &https(&server, Some(&client), "POST", "/cmc", &client.request())
+            .await
+            .unwrap(),
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body.first(), Some(&0x30));
+    assert_eq!(parse(&reply.body).outcome, Outcome::Issued);
+
+    let built = renewal_core::cmc::build_renewal_request(
+        &client.old_cert,
+        &client.old_key,
+        &client.new_key,
+        &Client::params(),
+    )
+    .unwrap();
+    let reply = parse_http(
+        &https(
+            &server,
+            Some(&client),
+            "POST",
+            "/.well-known/est/simplereenroll",
+            &b64(&built.pkcs10_der),
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/pkcs7-mime; smime-type=certs-only")
+    );
+    let issued = parse(&reply.body);
+    assert_eq!(
+        issued.certificates[0]
+            .value()
+            .tbs_certificate()
+            .subject_public_key_info(),
+        client.new_key.public_key()
+    );
+
+    let reply = parse_http(
+        &https(&server, Some(&client), "GET", "/nope", b"")
+            .await
+            .unwrap(),
+    );
+    assert_eq!(reply.status, 404);
+}
+
+#[tokio::test]
+async fn client_certificate_is_required() {
+    let (server, _ca) = start("").await;
+    let result = https(&server, None, "GET", "/.well-known/est/cacerts", b"").await;
+    assert!(
+        result.is_err() || result.as_ref().is_ok_and(|r| r.is_empty()),
+        "{result:?}"
+    );
+    // A certificate from another CA is refused too.
+    let foreign = renewal_core::sample::Sample::deterministic().unwrap();
+    let stranger = Client {
+        old_key: foreign.old_key,
+        old_cert: foreign.old_cert,
+        new_key: foreign.new_key,
+    };
+    let result = https(
+        &server,
+        Some(&stranger),
+        "GET",
+        "/.well-known/est/cacerts",
+        b"",
+    )
+    .await;
+    assert!(
+        result.is_err() || result.as_ref().is_ok_and(|r| r.is_empty()),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn pending_then_approved_by_the_administrator() {
+    let (server, ca) = start("[[rule]]\ndisposition = \"pending\"\nresolve = \"admin\"\n").await;
+    let client = Client::new(&ca);
+    let request = b64(&client.request());
+    let reply = parse_http(
+        &https(
+            &server,
+            Some(&client),
+            "POST",
+            "/.well-known/est/fullcmc",
+            &request,
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(reply.status, 202);
+    assert_eq!(reply.header("retry-after"), Some("5"));
+    let id = match parse(&reply.body).outcome {
+        Outcome::Pending { token, .. } => i64::from_be_bytes(token.try_into().unwrap()),
+        other => panic!("{other:?}"),
+    };
+    let listed = admin(&server, "GET", "/admin/pending").await;
+    assert!(String::from_utf8_lossy(&listed.body).contains(&format!("\"id\":{id}")));
+    assert_eq!(
+        admin(&server, "POST", &format!("/admin/pending/{id}/approve"))
+            .await
+            .status,
+        200
+    );
+    let reply = parse_http(
+        &https(
+            &server,
+            Some(&client),
+            "POST",
+            "/.well-known/est/fullcmc",
+            &request,
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(parse(&reply.body).outcome, Outcome::Issued);
+    let counters = admin(&server, "GET", "/admin/counters").await;
+    assert!(String::from_utf8_lossy(&counters.body).contains("\"issued\":1"));
+}
+
+#[tokio::test]
+async fn bodies_are_bounded() {
+    let (server, ca) = start("").await;
+    let client = Client::new(&ca);
+    let reply = parse_http(
+        &https(
+            &server,
+            Some(&client),
+            "POST",
+            "/cmc",
+            &vec![0x30; 20 * 1024],
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(reply.status, 413);
+}
+
+async fn with_fault(fault: &str) -> (Result<Vec<u8>, std::io::Error>, Client, Arc<sim_ca::Ca>) {
+    let (server, ca) = start(&format!("[[rule]]\nfault = \"{fault}\"\n")).await;
+    let client = Client::new(&ca);
+    let result = https(
+        &server,
+        Some(&client),
+        "POST",
+        "/.well-known/est/fullcmc",
+        &b64(&client.request()),
+    )
+    .await;
+    (result, client, ca)
+}
+
+#[tokio::test]
+async fn transport_faults() {
+    // Dropped before reading: nothing was processed.
+    let (result, _, ca) = with_fault("drop-before-read").await;
+    assert!(
+        result.is_err() || result.as_ref().is_ok_and(|r| r.is_empty()),
+        "{result:?}"
+    );
+    assert!(!ca.counters().iter().any(|(n, _)| n == "issued"));
+    // Dropped after reading: the CA issued, the client never heard.
+    let (result, _, ca) = with_fault("drop-after-read").await;
+    assert!(
+        result.is_err() || result.as_ref().is_ok_and(|r| r.is_empty()),
+        "{result:?}"
+    );
+    assert!(ca.counters().contains(&("issued".into(), 1)));
+
+    let (result, _, _) = with_fault("http:503").await;
+    assert_eq!(parse_http(&result.unwrap()).status, 503);
+    let (result, _, _) = with_fault("http:500").await;
+    assert_eq!(parse_http(&result.unwrap()).status, 500);
+
+    let (result, _, _) = with_fault("malformed-body").await;
+    let reply = parse_http(&result.unwrap());
+    assert_eq!(reply.status, 200);
+    assert!(renewal_core::cmc::parse_response(&reply.body, &Default::default()).is_err());
+
+    let (result, _, _) = with_fault("wrong-content-type").await;
+    let reply = parse_http(&result.unwrap());
+    assert_eq!(reply.header("content-type"), Some("text/html"));
+
+    let (result, _, _) = with_fault("truncated").await;
+    let reply = parse_http(&result.unwrap());
+    assert!(renewal_core::cmc::parse_response(&reply.body, &Default::default()).is_err());
+
+    // A delayed answer is still the right answer (how long is for benchmarks to say).
+    let (result, client, _) = with_fault("delay:50").await;
+    let resp = parse(&parse_http(&result.unwrap()).body);
+    assert_eq!(
+        resp.certificates[0]
+            .value()
+            .tbs_certificate()
+            .subject_public_key_info(),
+        client.new_key.public_key()
+    );
+}
