@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 need_pkgs=()
 need() { [ -e "$2" ] || command -v "$2" >/dev/null 2>&1 || need_pkgs+=("$1"); }
 need openssl openssl
+need curl curl
 need pcscd pcscd
 need vsmartcard-vpcd /usr/lib/pcsc/drivers/serial/libifdvpcd.so
 need opensc pkcs11-tool

@@ -195,7 +195,7 @@ pub fn serial_text(cert: &Certificate) -> String {
     renewal_core::cmc::verify_request::hex(cert.tbs_certificate().serial_number().as_bytes())
 }
 
-fn extension<'a>(cert: &'a Certificate, oid: der::asn1::ObjectIdentifier) -> Option<&'a Extension> {
+fn extension(cert: &Certificate, oid: der::asn1::ObjectIdentifier) -> Option<&Extension> {
     cert.tbs_certificate()
         .extensions()?
         .iter()

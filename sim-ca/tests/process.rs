@@ -1,0 +1,402 @@
+//! `sim-ca` as a process, with clients nobody here wrote: `curl --cert --key` against
+//! `/cacerts` and `/simplereenroll`, `openssl s_client` with and without a client certificate,
+//! and durability: kill -9 while a request is pending, restart, approve from the command line,
+//! collect the certificate.
+
+// Tests unwrap: a panic with the value is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    io::Write,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+fn require(tools: &[&str]) -> bool {
+    let missing: Vec<_> = tools
+        .iter()
+        .filter(|t| {
+            !std::env::var_os("PATH")
+                .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("missing {missing:?}: required under CI=true (scripts/test.sh installs them)");
+    }
+    eprintln!("SKIP: missing {missing:?}; run scripts/test.sh to install");
+    false
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Served(Child);
+
+impl Served {
+    fn start(state: &Path, scenario: &Path, port: u16, admin: u16) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_sim-ca"))
+            .args(["serve", "--state"])
+            .arg(state)
+            .arg("--scenario")
+            .arg(scenario)
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--admin",
+                &format!("127.0.0.1:{admin}"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "sim-ca did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self(child)
+    }
+
+    /// SIGKILL: no chance to flush anything that was not committed.
+    fn kill9(mut self) {
+        self.0.kill().unwrap();
+        self.0.wait().unwrap();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn curl(dir: &Path, port: u16, path: &str, data: Option<&Path>) -> (String, Vec<u8>) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-D", "-", "--cacert"])
+        .arg(dir.join("state/ca-chain.pem"))
+        .arg("--cert")
+        .arg(dir.join("old.pem"))
+        .arg("--key")
+        .arg(dir.join("old.key"));
+    if let Some(d) = data {
+        cmd.arg("--data-binary").arg(format!("@{}", d.display()));
+    }
+    let out = cmd
+        .arg(format!("https://localhost:{port}{path}"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let split = out
+        .stdout
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout[..split]).into_owned(),
+        out.stdout[split + 4..].to_vec(),
+    )
+}
+
+fn temp_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sim-ca-process-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn third_party_clients_and_restart_durability() {
+    if !require(&["curl", "openssl"]) {
+        return;
+    }
+    let dir = temp_dir();
+    let p = |n: &str| dir.join(n);
+    let state = p("state");
+    // Renewals under the built-in template pend until an administrator decides.
+    let scenario = p("scenario.toml");
+    std::fs::write(
+        &scenario,
+        "[[rule]]\nrequest = 2\ndisposition = \"pending\"\nresolve = \"admin\"\n",
+    )
+    .unwrap();
+
+    // Initial enrollment, as an administrator does it.
+    run(Command::new("openssl")
+        .args([
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+        ])
+        .arg(p("old.key")));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-subj",
+            "/O=cardrenew/CN=Bob Example",
+            "-key",
+        ])
+        .arg(p("old.key"))
+        .arg("-out")
+        .arg(p("old.csr")));
+    let issued = run(Command::new(env!("CARGO_BIN_EXE_sim-ca"))
+        .args(["issue", "--state"])
+        .arg(&state)
+        .arg("--csr")
+        .arg(p("old.csr"))
+        .args(["--template", "SmartcardUser", "--out"])
+        .arg(p("old.pem")));
+    assert!(issued.contains("CN=Bob Example"), "{issued}");
+    assert!(
+        run(Command::new("openssl")
+            .args(["verify", "-CAfile"])
+            .arg(state.join("ca-chain.pem"))
+            .arg(p("old.pem")))
+        .contains(": OK")
+    );
+    assert!(
+        run(Command::new(env!("CARGO_BIN_EXE_sim-ca")).args(["templates"]))
+            .contains("SmartcardUser")
+    );
+
+    let (port, admin) = (free_port(), free_port());
+    let served = Served::start(&state, &scenario, port, admin);
+
+    // openssl s_client: with a client certificate the handshake completes, without it the
+    // server refuses.
+    let with_cert = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-brief",
+            "-CAfile",
+        ])
+        .arg(state.join("ca-chain.pem"))
+        .arg("-cert")
+        .arg(p("old.pem"))
+        .arg("-key")
+        .arg(p("old.key"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = with_cert.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("CONNECTION ESTABLISHED"), "{text}");
+    let mut without = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-brief",
+            "-CAfile",
+        ])
+        .arg(state.join("ca-chain.pem"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // TLS 1.3: the refusal (alert 116, certificate_required) arrives after the client's side
+    // of the handshake, on the first read; keep stdin open until s_client has seen it.
+    let mut stdin = without.stdin.take().unwrap();
+    stdin
+        .write_all(b"GET /.well-known/est/cacerts HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while without.try_wait().unwrap().is_none() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = without.kill();
+    drop(stdin);
+    let out = without.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !text.contains("HTTP/1.1 200"),
+        "served without a client certificate:\n{text}"
+    );
+    assert!(text.contains("alert certificate required"), "{text}");
+
+    // curl: /cacerts, then /simplereenroll with a new key (request 1 of this subject: issued).
+    let (head, body) = curl(&dir, port, "/.well-known/est/cacerts", None);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    std::fs::write(p("cacerts.b64"), &body).unwrap();
+    let certs = run(Command::new("sh").arg("-c").arg(format!(
+        "base64 -d {} | openssl pkcs7 -inform DER -print_certs -noout",
+        p("cacerts.b64").display()
+    )));
+    assert!(
+        certs.contains("cardrenew Sim Issuing CA") && certs.contains("cardrenew Sim Root CA"),
+        "{certs}"
+    );
+
+    run(Command::new("openssl")
+        .args([
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+        ])
+        .arg(p("new.key")));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-subj",
+            "/O=cardrenew/CN=Bob Example",
+            "-outform",
+            "DER",
+            "-key",
+        ])
+        .arg(p("new.key"))
+        .arg("-out")
+        .arg(p("new.csr.der")));
+    run(Command::new("sh").arg("-c").arg(format!(
+        "base64 -w0 {} > {}",
+        p("new.csr.der").display(),
+        p("new.csr.b64").display()
+    )));
+    let (head, body) = curl(
+        &dir,
+        port,
+        "/.well-known/est/simplereenroll",
+        Some(&p("new.csr.b64")),
+    );
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    std::fs::write(p("new.p7.b64"), &body).unwrap();
+    let renewed = run(Command::new("sh").arg("-c").arg(format!(
+        "base64 -d {} | openssl pkcs7 -inform DER -print_certs | openssl x509 -noout -subject -pubkey",
+        p("new.p7.b64").display()
+    )));
+    let new_pub = run(Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(p("new.key")));
+    assert!(renewed.contains("CN = Bob Example"), "{renewed}");
+    assert!(
+        renewed.contains(new_pub.trim()),
+        "the certificate is for the new key"
+    );
+
+    // Request 2 pends: 202 + Retry-After.
+    run(Command::new("openssl")
+        .args([
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+        ])
+        .arg(p("newer.key")));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-subj",
+            "/O=cardrenew/CN=Bob Example",
+            "-outform",
+            "DER",
+            "-key",
+        ])
+        .arg(p("newer.key"))
+        .arg("-out")
+        .arg(p("newer.csr.der")));
+    run(Command::new("sh").arg("-c").arg(format!(
+        "base64 -w0 {} > {}",
+        p("newer.csr.der").display(),
+        p("newer.csr.b64").display()
+    )));
+    let (head, _) = curl(
+        &dir,
+        port,
+        "/.well-known/est/simplereenroll",
+        Some(&p("newer.csr.b64")),
+    );
+    assert!(head.starts_with("HTTP/1.1 202"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: 5"),
+        "{head}"
+    );
+
+    // kill -9, restart: the pending request is still there and can be collected.
+    served.kill9();
+    let listed = run(Command::new(env!("CARGO_BIN_EXE_sim-ca"))
+        .args(["pending", "list", "--state"])
+        .arg(&state));
+    let id = listed.split_whitespace().next().unwrap().to_string();
+    assert!(listed.contains("simplereenroll"), "{listed}");
+    let _served = Served::start(&state, &scenario, port, admin);
+    let (head, _) = curl(
+        &dir,
+        port,
+        "/.well-known/est/simplereenroll",
+        Some(&p("newer.csr.b64")),
+    );
+    assert!(
+        head.starts_with("HTTP/1.1 202"),
+        "still pending after the restart: {head}"
+    );
+    run(Command::new(env!("CARGO_BIN_EXE_sim-ca"))
+        .args(["pending", "approve", "--state"])
+        .arg(&state)
+        .arg(&id));
+    let (head, body) = curl(
+        &dir,
+        port,
+        "/.well-known/est/simplereenroll",
+        Some(&p("newer.csr.b64")),
+    );
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    std::fs::write(p("newer.p7.b64"), &body).unwrap();
+    let collected = run(Command::new("sh").arg("-c").arg(format!(
+        "base64 -d {} | openssl pkcs7 -inform DER -print_certs | openssl x509 -noout -pubkey",
+        p("newer.p7.b64").display()
+    )));
+    let newer_pub = run(Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(p("newer.key")));
+    assert_eq!(collected.trim(), newer_pub.trim());
+    let pending_after = run(Command::new(env!("CARGO_BIN_EXE_sim-ca"))
+        .args(["pending", "list", "--state"])
+        .arg(&state));
+    assert!(
+        pending_after.contains("no pending requests"),
+        "{pending_after}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
