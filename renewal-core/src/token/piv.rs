@@ -737,18 +737,33 @@ impl<T: ApduTransport> Token for PivToken<T> {
         new: &ContainerId,
     ) -> Result<ContainerId, TokenError> {
         let (old_slot, new_slot) = (parse_slot(old)?, parse_slot(new)?);
+        // Resumable: after a crash inside a previous supersede, the card is in one of the
+        // intermediate states below and this picks up from there.
         self.mutate(|t| {
-            let certificate = t
-                .read_certificate(new_slot)?
-                .ok_or(TokenError::Unsupported(
-                    "supersede before the new certificate is installed",
-                ))?;
-            t.delete_key(old_slot)?;
-            t.authenticate_management()?;
-            let reply = t.exchange(0xF6, old_slot, new_slot, &[])?;
-            Self::expect_ok(reply, "MOVE KEY")?;
-            t.write_certificate(old_slot, Some(&certificate))?;
-            t.write_certificate(new_slot, None)?;
+            let certificate = t.read_certificate(new_slot)?;
+            let new_has_key = t.slot_key(new_slot)?.is_some();
+            match (new_has_key, certificate) {
+                (true, Some(certificate)) => {
+                    t.delete_key(old_slot)?;
+                    t.authenticate_management()?;
+                    let reply = t.exchange(0xF6, old_slot, new_slot, &[])?;
+                    Self::expect_ok(reply, "MOVE KEY")?;
+                    t.write_certificate(old_slot, Some(&certificate))?;
+                    t.write_certificate(new_slot, None)?;
+                }
+                // The key moved; the certificate did not yet.
+                (false, Some(certificate)) => {
+                    t.write_certificate(old_slot, Some(&certificate))?;
+                    t.write_certificate(new_slot, None)?;
+                }
+                (true, None) => {
+                    return Err(TokenError::Unsupported(
+                        "supersede before the new certificate is installed",
+                    ));
+                }
+                // Nothing left in the new slot: a previous supersede finished.
+                (false, None) => {}
+            }
             if t.container(new_slot)?.is_some() {
                 return Err(TokenError::DeleteNotEffective(new.clone()));
             }

@@ -1,0 +1,291 @@
+//! End-to-end renewals over loopback mutual TLS against sim-ca, with the card in-process:
+//! every disposition, transport fault, card failure at each step, and a crash at every
+//! journal point followed by `recover`. After each: exactly one valid certificate, no orphan
+//! container, the old certificate intact unless the renewal completed; PIN prompts counted.
+
+// Tests unwrap: a panic with the value is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use conformance::harness::World;
+use renewal_core::{
+    client::{
+        Mode,
+        journal::Record,
+        processor::{
+            CrashPoint, RecoveryOutcome, Renewal, RenewalError, RenewalOutcome, recover, resume,
+        },
+    },
+    token::KeyAlgorithm,
+};
+use sim_card::{
+    FaultPlan, Rule,
+    faults::{CommandKind, Fault},
+};
+
+fn run(
+    world: &World,
+    mode: Mode,
+    max_polls: u32,
+    crash: Option<CrashPoint>,
+) -> Result<RenewalOutcome, RenewalError> {
+    let mut service = world.service(mode).unwrap();
+    let mut journal = world.journal().unwrap();
+    Renewal::new(
+        world.token.clone(),
+        &mut service,
+        &mut journal,
+        world.config(mode, max_polls, crash),
+    )
+    .run()
+}
+
+fn assert_renewed(world: &World, outcome: &RenewalOutcome) {
+    let RenewalOutcome::Renewed {
+        container,
+        certificate,
+    } = outcome
+    else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(container.0, "9a");
+    let cert = world.check_invariant().unwrap();
+    assert_eq!(cert.der(), certificate.as_slice());
+    assert_ne!(cert, world.old_cert, "the old certificate is gone");
+    assert_eq!(
+        cert.value().tbs_certificate().subject(),
+        world.old_cert.value().tbs_certificate().subject()
+    );
+    assert!(matches!(
+        world.journal().unwrap().last(),
+        Some(Record::Done { .. })
+    ));
+}
+
+fn assert_untouched(world: &World) {
+    let cert = world.check_invariant().unwrap();
+    assert_eq!(cert, world.old_cert, "the old certificate is intact");
+}
+
+#[test]
+fn issued_in_every_mode_with_one_pin_prompt() {
+    for mode in [Mode::FullCmc, Mode::Cmc, Mode::SimpleReenroll] {
+        let world = World::new("", KeyAlgorithm::EcP256).unwrap();
+        let outcome = run(&world, mode, 0, None).unwrap();
+        assert_renewed(&world, &outcome);
+        assert_eq!(
+            world.pins.count(),
+            1,
+            "{mode:?}: TLS and card share one login"
+        );
+    }
+}
+
+#[test]
+fn rsa_card_key_renews_over_tls12() {
+    let world = World::new("", KeyAlgorithm::Rsa2048).unwrap();
+    let outcome = run(&world, Mode::FullCmc, 0, None).unwrap();
+    assert_renewed(&world, &outcome);
+    assert_eq!(world.pins.count(), 1);
+}
+
+#[test]
+fn denied_and_error_roll_back() {
+    for scenario in [
+        "[[rule]]\ndisposition = \"deny\"\n",
+        "[[rule]]\ndisposition = \"error\"\nhresult = 0x80094006\n",
+    ] {
+        let world = World::new(scenario, KeyAlgorithm::EcP256).unwrap();
+        let outcome = run(&world, Mode::FullCmc, 0, None).unwrap();
+        assert!(
+            matches!(outcome, RenewalOutcome::RolledBack { .. }),
+            "{outcome:?}"
+        );
+        assert_untouched(&world);
+        assert_eq!(world.pins.count(), 1);
+    }
+}
+
+#[test]
+fn pending_then_issued_while_polling() {
+    let world = World::new(
+        "[[rule]]\ndisposition = \"pending\"\nresolve = \"poll:2\"\n",
+        KeyAlgorithm::EcP256,
+    )
+    .unwrap();
+    let outcome = run(&world, Mode::FullCmc, 3, None).unwrap();
+    assert_renewed(&world, &outcome);
+    assert_eq!(world.pins.count(), 1);
+    // Also over EST simplereenroll (202 + Retry-After).
+    let world = World::new(
+        "[[rule]]\ndisposition = \"pending\"\nresolve = \"after:60\"\n",
+        KeyAlgorithm::EcP256,
+    )
+    .unwrap();
+    let outcome = run(&world, Mode::SimpleReenroll, 3, None).unwrap();
+    assert_renewed(&world, &outcome);
+}
+
+#[test]
+fn pending_survives_a_restart_and_is_collected_with_resume() {
+    for (approve, renewed) in [(true, true), (false, false)] {
+        let world = World::new(
+            "[[rule]]\ndisposition = \"pending\"\nresolve = \"admin\"\n",
+            KeyAlgorithm::EcP256,
+        )
+        .unwrap();
+        assert_eq!(
+            run(&world, Mode::FullCmc, 1, None).unwrap(),
+            RenewalOutcome::Pending
+        );
+        // The new key waits in a retired slot; the old certificate still works.
+        let containers = world.token.lock().unwrap().containers().unwrap();
+        assert_eq!(containers.len(), 2);
+        assert_eq!(
+            recover(&world.token, &mut world.journal().unwrap()).unwrap(),
+            RecoveryOutcome::Pending
+        );
+        let id = world.ca.with_store(|s| s.list_pending()).unwrap()[0].id;
+        world.ca.decide_pending(id, approve).unwrap();
+        // A "restart": a new connection and the journal read back from disk.
+        let mut service = world.service(Mode::FullCmc).unwrap();
+        let mut journal = world.journal().unwrap();
+        let outcome = resume(
+            world.token.clone(),
+            &mut service,
+            &mut journal,
+            world.config(Mode::FullCmc, 0, None),
+        )
+        .unwrap();
+        if renewed {
+            assert_renewed(&world, &outcome);
+        } else {
+            assert!(
+                matches!(outcome, RenewalOutcome::RolledBack { .. }),
+                "{outcome:?}"
+            );
+            assert_untouched(&world);
+        }
+    }
+}
+
+#[test]
+fn transport_faults_and_bad_answers_roll_back() {
+    for fault in [
+        "drop-after-read",
+        "drop-before-read",
+        "http:503",
+        "malformed-body",
+        "wrong-content-type",
+        "truncated",
+        "wrong-key-certificate",
+        "wrong-signer",
+    ] {
+        let world = World::new(
+            &format!("[[rule]]\nfault = \"{fault}\"\n"),
+            KeyAlgorithm::EcP256,
+        )
+        .unwrap();
+        let outcome = run(&world, Mode::FullCmc, 0, None).unwrap();
+        assert!(
+            matches!(outcome, RenewalOutcome::RolledBack { .. }),
+            "{fault}: {outcome:?}"
+        );
+        assert_untouched(&world);
+        assert_eq!(world.pins.count(), 1, "{fault}");
+    }
+}
+
+#[test]
+fn a_delayed_answer_still_renews() {
+    let world = World::new("[[rule]]\nfault = \"delay:200\"\n", KeyAlgorithm::EcP256).unwrap();
+    assert_renewed(&world, &run(&world, Mode::FullCmc, 0, None).unwrap());
+}
+
+#[test]
+fn card_failures_at_each_step_leave_one_valid_certificate() {
+    // (command kind, occurrence, fault): generate fails, the card is full, a signature fails,
+    // the certificate write fails, the card is pulled during generation, before install.
+    let cases = [
+        (CommandKind::Generate, 1, Fault::Fail(0x6F00)),
+        (CommandKind::Generate, 1, Fault::Fail(0x6A84)),
+        (CommandKind::Sign, 2, Fault::Fail(0x6A80)),
+        (CommandKind::Sign, 3, Fault::Fail(0x6A80)),
+        (CommandKind::PutData, 1, Fault::Fail(0x6A84)),
+        (CommandKind::Generate, 1, Fault::RemoveAfter),
+        (CommandKind::PutData, 1, Fault::RemoveBefore),
+        (CommandKind::MoveKey, 2, Fault::RemoveBefore),
+    ];
+    for (kind, nth, fault) in cases {
+        let world = World::new("", KeyAlgorithm::EcP256).unwrap();
+        world.set_faults(FaultPlan::new(vec![Rule { kind, nth, fault }]));
+        let result = run(&world, Mode::FullCmc, 0, None);
+        // Whatever happened, recovery restores the invariant.
+        if let Ok(mut card) = world.card.lock() {
+            if card.is_removed() {
+                card.reinsert();
+            }
+            card.set_faults(FaultPlan::default());
+        }
+        let recovered = recover(&world.token, &mut world.journal().unwrap()).unwrap();
+        let cert = world.check_invariant().unwrap_or_else(|e| {
+            panic!("{kind:?} #{nth} {fault:?}: {e} ({result:?}, {recovered:?})")
+        });
+        match &result {
+            Ok(RenewalOutcome::Renewed { .. })
+            | Ok(RenewalOutcome::RolledBack { .. })
+            | Err(RenewalError::Card { .. }) => {}
+            other => panic!("{kind:?} #{nth} {fault:?}: {other:?}"),
+        }
+        if matches!(result, Ok(RenewalOutcome::RolledBack { .. })) {
+            assert_eq!(cert, world.old_cert, "{kind:?} #{nth} {fault:?}");
+        }
+        assert!(
+            world.pins.count() <= 2,
+            "{kind:?}: {} prompts",
+            world.pins.count()
+        );
+    }
+}
+
+#[test]
+fn crash_at_every_journal_point_then_recover() {
+    for point in CrashPoint::ALL {
+        // RollbackIntent is only reached on a failure path: use a denying CA for it.
+        let scenario = if point == CrashPoint::RollbackIntent {
+            "[[rule]]\ndisposition = \"deny\"\n"
+        } else {
+            ""
+        };
+        let world = World::new(scenario, KeyAlgorithm::EcP256).unwrap();
+        match run(&world, Mode::FullCmc, 0, Some(point)) {
+            Err(RenewalError::Crashed(p)) => assert_eq!(p, point),
+            other => panic!("{point:?}: {other:?}"),
+        }
+        let outcome = recover(&world.token, &mut world.journal().unwrap()).unwrap();
+        let cert = world
+            .check_invariant()
+            .unwrap_or_else(|e| panic!("{point:?}: {e}"));
+        match point {
+            CrashPoint::InstallIntent | CrashPoint::Installed | CrashPoint::SupersedeIntent => {
+                assert!(
+                    matches!(outcome, RecoveryOutcome::Completed { .. }),
+                    "{point:?}: {outcome:?}"
+                );
+                assert_ne!(cert, world.old_cert, "{point:?}: completed forward");
+            }
+            _ => {
+                assert!(
+                    matches!(outcome, RecoveryOutcome::RolledBack { .. }),
+                    "{point:?}: {outcome:?}"
+                );
+                assert_eq!(cert, world.old_cert, "{point:?}: rolled back");
+            }
+        }
+        // Recovering twice changes nothing.
+        assert_eq!(
+            recover(&world.token, &mut world.journal().unwrap()).unwrap(),
+            RecoveryOutcome::Clean
+        );
+        assert!(world.pins.count() <= 1, "{point:?}");
+    }
+}

@@ -1,0 +1,416 @@
+//! The transports: EST `/fullcmc`, RFC 5273 CMC, EST `/simplereenroll`, over one kept-alive
+//! mutual-TLS connection (tokio + hyper + rustls). The TLS client key lives on the token: a
+//! rustls `SigningKey` whose signer calls `Token::sign`, so TLS and card work share one
+//! login — one PIN prompt.
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use base64ct::{Base64, Encoding};
+use http_body_util::{BodyExt, Full};
+use hyper::{
+    Request, StatusCode,
+    body::Bytes,
+    client::conn::http1::{self, SendRequest},
+    header,
+};
+use hyper_util::rt::TokioIo;
+use rustls::{
+    ClientConfig, RootCertStore, SignatureScheme,
+    client::ResolvesClientCert,
+    pki_types::{CertificateDer, ServerName},
+    sign::{CertifiedKey, Signer as TlsSigner, SigningKey},
+};
+use x509_cert::Certificate;
+
+use super::{Mode, RenewalService, ServiceAnswer, ServiceError};
+use crate::{
+    cmc::{Limits, Retained, parse_response},
+    token::{ContainerId, KeyAlgorithm, Token},
+};
+
+/// A token shared by the renewal driver and the TLS stack.
+pub type SharedToken = Arc<Mutex<Box<dyn Token + Send>>>;
+
+/// The client key of the TLS connection: on the token.
+#[derive(Debug)]
+struct TokenKey {
+    token: TokenHandle,
+    container: ContainerId,
+    algorithm: KeyAlgorithm,
+}
+
+#[derive(Clone)]
+struct TokenHandle(SharedToken);
+
+impl std::fmt::Debug for TokenHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TokenHandle")
+    }
+}
+
+impl TokenKey {
+    fn scheme(&self) -> SignatureScheme {
+        match self.algorithm {
+            KeyAlgorithm::EcP256 => SignatureScheme::ECDSA_NISTP256_SHA256,
+            KeyAlgorithm::Rsa2048 => SignatureScheme::RSA_PKCS1_SHA256,
+        }
+    }
+}
+
+impl SigningKey for TokenKey {
+    fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn TlsSigner>> {
+        let scheme = self.scheme();
+        offered.contains(&scheme).then(|| {
+            Box::new(TokenSigner {
+                token: self.token.clone(),
+                container: self.container.clone(),
+                algorithm: self.algorithm,
+                scheme,
+            }) as Box<dyn TlsSigner>
+        })
+    }
+
+    fn algorithm(&self) -> rustls::SignatureAlgorithm {
+        match self.algorithm {
+            KeyAlgorithm::EcP256 => rustls::SignatureAlgorithm::ECDSA,
+            KeyAlgorithm::Rsa2048 => rustls::SignatureAlgorithm::RSA,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct TokenSigner {
+    token: TokenHandle,
+    container: ContainerId,
+    algorithm: KeyAlgorithm,
+    scheme: SignatureScheme,
+}
+
+impl TlsSigner for TokenSigner {
+    /// rustls hands us the unhashed message; the token hashes and signs (ECDSA comes back
+    /// DER-encoded, as TLS wants it).
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, rustls::Error> {
+        let sign = || {
+            let mut token = self
+                .token
+                .0
+                .lock()
+                .map_err(|_| rustls::Error::General("token lock poisoned".into()))?;
+            token
+                .sign(
+                    &self.container,
+                    self.algorithm.signature_algorithm(),
+                    message,
+                )
+                .map_err(|e| rustls::Error::General(format!("card signature for TLS failed: {e}")))
+        };
+        // A card operation blocks for a while: keep it off the async workers.
+        match tokio::runtime::Handle::try_current() {
+            Ok(_) => tokio::task::block_in_place(sign),
+            Err(_) => sign(),
+        }
+    }
+
+    fn scheme(&self) -> SignatureScheme {
+        self.scheme
+    }
+}
+
+#[derive(Debug)]
+struct ClientCert(Arc<CertifiedKey>);
+
+impl ResolvesClientCert for ClientCert {
+    fn resolve(&self, _: &[&[u8]], _: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Some(Arc::clone(&self.0))
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// How to reach the CA.
+#[derive(Clone, Debug)]
+pub struct HttpsConfig {
+    /// Base URL, e.g. `https://ca.example:8443`.
+    pub base_url: String,
+    /// Trust anchors for the server (PEM bundle, DER certificates).
+    pub trust_anchors: Vec<Vec<u8>>,
+    /// Which protocol.
+    pub mode: Mode,
+    /// Timeout for connecting and for each exchange.
+    pub timeout: Duration,
+}
+
+/// A mutual-TLS connection to the CA with the client key on the token.
+pub struct HttpsService {
+    runtime: tokio::runtime::Runtime,
+    sender: Option<SendRequest<Full<Bytes>>>,
+    config: HttpsConfig,
+    host: String,
+    port: u16,
+    tls: Arc<ClientConfig>,
+}
+
+fn parse_url(url: &str) -> Result<(String, u16), ServiceError> {
+    let rest = url
+        .strip_prefix("https://")
+        .ok_or_else(|| ServiceError::Config(format!("{url}: only https:// URLs")))?;
+    let authority = rest.split('/').next().unwrap_or_default();
+    match authority.rsplit_once(':') {
+        Some((host, port)) => Ok((
+            host.to_string(),
+            port.parse()
+                .map_err(|_| ServiceError::Config(format!("{url}: bad port")))?,
+        )),
+        None => Ok((authority.to_string(), 443)),
+    }
+}
+
+impl HttpsService {
+    /// Prepares the connection (nothing is sent yet). `client_cert` is the certificate in
+    /// `container` on `token`.
+    pub fn new(
+        config: HttpsConfig,
+        token: SharedToken,
+        container: ContainerId,
+        algorithm: KeyAlgorithm,
+        client_cert: &Retained<Certificate>,
+    ) -> Result<Self, ServiceError> {
+        let (host, port) = parse_url(&config.base_url)?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = RootCertStore::empty();
+        for der in &config.trust_anchors {
+            roots
+                .add(CertificateDer::from(der.clone()))
+                .map_err(|e| ServiceError::Config(format!("trust anchor: {e}")))?;
+        }
+        // TLS 1.3 only allows RSA-PSS, which a PKCS#1 v1.5 card key cannot do: RSA keys use
+        // TLS 1.2.
+        let versions: &[&rustls::SupportedProtocolVersion] = match algorithm {
+            KeyAlgorithm::EcP256 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            KeyAlgorithm::Rsa2048 => &[&rustls::version::TLS12],
+        };
+        let key = TokenKey {
+            token: TokenHandle(token),
+            container,
+            algorithm,
+        };
+        let certified = CertifiedKey::new(
+            vec![CertificateDer::from(client_cert.der().to_vec())],
+            Arc::new(key),
+        );
+        let tls = ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(versions)
+            .map_err(|e| ServiceError::Config(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_client_cert_resolver(Arc::new(ClientCert(Arc::new(certified))));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| ServiceError::Config(e.to_string()))?;
+        Ok(Self {
+            runtime,
+            sender: None,
+            config,
+            host,
+            port,
+            tls: Arc::new(tls),
+        })
+    }
+
+    fn connect(&mut self) -> Result<(), ServiceError> {
+        if self.sender.as_ref().is_some_and(|s| !s.is_closed()) {
+            return Ok(());
+        }
+        self.sender = None;
+        let (host, port, tls, timeout) = (
+            self.host.clone(),
+            self.port,
+            Arc::clone(&self.tls),
+            self.config.timeout,
+        );
+        let sender = self.runtime.block_on(async move {
+            let connect = async {
+                let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+                let name = ServerName::try_from(host.clone())
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+                let stream = tokio_rustls::TlsConnector::from(tls)
+                    .connect(name, tcp)
+                    .await?;
+                let (sender, connection) = http1::handshake(TokioIo::new(stream))
+                    .await
+                    .map_err(std::io::Error::other)?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                Ok::<_, std::io::Error>(sender)
+            };
+            tokio::time::timeout(timeout, connect)
+                .await
+                .map_err(|_| ServiceError::Timeout)?
+                .map_err(|e| ServiceError::Connection(e.to_string()))
+        })?;
+        self.sender = Some(sender);
+        Ok(())
+    }
+
+    fn exchange(
+        &mut self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), ServiceError> {
+        self.connect()?;
+        let timeout = self.config.timeout;
+        let sender = self
+            .sender
+            .as_mut()
+            .ok_or(ServiceError::Connection("not connected".into()))?;
+        let result = self.runtime.block_on(async {
+            let work = async {
+                let response = sender
+                    .send_request(request)
+                    .await
+                    .map_err(|e| ServiceError::Connection(e.to_string()))?;
+                let (parts, body) = response.into_parts();
+                let limited = http_body_util::Limited::new(body, Limits::default().max_bytes * 2);
+                let bytes = limited
+                    .collect()
+                    .await
+                    .map_err(|e| ServiceError::Connection(format!("reading the answer: {e}")))?
+                    .to_bytes();
+                Ok::<_, ServiceError>((parts.status, parts.headers, bytes))
+            };
+            tokio::time::timeout(timeout, work)
+                .await
+                .map_err(|_| ServiceError::Timeout)?
+        });
+        if result.is_err() {
+            self.sender = None;
+        }
+        result
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.config.base_url.trim_end_matches('/'), path)
+    }
+}
+
+fn retry_after(headers: &hyper::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+impl RenewalService for HttpsService {
+    fn warm_up(&mut self) -> Result<Vec<Retained<Certificate>>, ServiceError> {
+        // GET is idempotent: one retry on a fresh connection.
+        let mut last = None;
+        for _ in 0..2 {
+            let request = Request::get(self.url("/.well-known/est/cacerts"))
+                .header(header::HOST, self.host.as_str())
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| ServiceError::Config(e.to_string()))?;
+            match self.exchange(request) {
+                Ok((StatusCode::OK, _, body)) => {
+                    let parsed = parse_response(&body, &Limits::default())
+                        .map_err(|e| ServiceError::BadAnswer(e.to_string()))?;
+                    return Ok(parsed.certificates);
+                }
+                Ok((status, _, body)) => {
+                    return Err(ServiceError::Http {
+                        status: status.as_u16(),
+                        text: String::from_utf8_lossy(&body).chars().take(200).collect(),
+                    });
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(ServiceError::Connection("no answer".into())))
+    }
+
+    fn submit(&mut self, body: &[u8]) -> Result<ServiceAnswer, ServiceError> {
+        let (path, content_type, payload) = match self.config.mode {
+            Mode::FullCmc => (
+                "/.well-known/est/fullcmc",
+                "application/pkcs7-mime; smime-type=CMC-request",
+                Bytes::from(Base64::encode_string(body)),
+            ),
+            Mode::Cmc => (
+                "/cmc",
+                "application/pkcs7-mime; smime-type=CMC-request",
+                Bytes::copy_from_slice(body),
+            ),
+            Mode::SimpleReenroll => (
+                "/.well-known/est/simplereenroll",
+                "application/pkcs10",
+                Bytes::from(Base64::encode_string(body)),
+            ),
+        };
+        let request = Request::post(self.url(path))
+            .header(header::HOST, self.host.as_str())
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Full::new(payload))
+            .map_err(|e| ServiceError::Config(e.to_string()))?;
+        // Not retried: a POST may have been acted on (the CA dedupes re-sends of a pending
+        // transaction, and refuses replays of others).
+        let (status, headers, body) = self.exchange(request)?;
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        match status {
+            StatusCode::OK | StatusCode::ACCEPTED
+                if content_type.starts_with("application/pkcs7-mime") =>
+            {
+                let response = parse_response(&body, &Limits::default())
+                    .map_err(|e| ServiceError::BadAnswer(e.to_string()))?;
+                Ok(ServiceAnswer::Response {
+                    response: Box::new(response),
+                    retry_after: retry_after(&headers),
+                })
+            }
+            StatusCode::ACCEPTED => Ok(ServiceAnswer::Pending {
+                retry_after: retry_after(&headers).unwrap_or(5),
+            }),
+            StatusCode::OK => Err(ServiceError::BadAnswer(format!(
+                "unexpected content type {content_type:?}"
+            ))),
+            status => Err(ServiceError::Http {
+                status: status.as_u16(),
+                text: String::from_utf8_lossy(&body).chars().take(200).collect(),
+            }),
+        }
+    }
+}
+
+/// Parses a PEM bundle (or one DER certificate) into DER certificates.
+pub fn load_trust_anchors(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ServiceError> {
+    let text = String::from_utf8_lossy(bytes);
+    if !text.contains("-----BEGIN") {
+        return Ok(vec![bytes.to_vec()]);
+    }
+    let mut out = Vec::new();
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let end_marker = "-----END CERTIFICATE-----";
+        let end = rest[start..]
+            .find(end_marker)
+            .ok_or_else(|| ServiceError::Config("unterminated PEM certificate".into()))?;
+        let block = &rest[start..start + end + end_marker.len()];
+        let (_, der) = der::pem::decode_vec(block.as_bytes())
+            .map_err(|e| ServiceError::Config(e.to_string()))?;
+        out.push(der);
+        rest = &rest[start + end + end_marker.len()..];
+    }
+    if out.is_empty() {
+        return Err(ServiceError::Config(
+            "no certificate in the trust anchor file".into(),
+        ));
+    }
+    Ok(out)
+}

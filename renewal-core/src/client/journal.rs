@@ -1,0 +1,172 @@
+//! The crash-safe journal: one JSON record per line, written and fsync'd *before* each card
+//! mutation (and after, to record the result), so that after a crash at any point
+//! `recover` knows what may be on the card.
+
+use std::{
+    io::{BufRead, Write},
+    path::{Path, PathBuf},
+};
+
+use serde::{Deserialize, Serialize};
+
+/// One journal record.
+#[derive(Clone, Debug, Eq, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "record", rename_all = "kebab-case")]
+pub enum Record {
+    /// A renewal of the certificate in `old` starts.
+    Begin {
+        /// The container being renewed.
+        old: String,
+        /// SHA-256 of the old certificate (hex).
+        old_certificate: String,
+        /// Mode.
+        mode: super::Mode,
+    },
+    /// About to generate a key; these containers existed before.
+    GenerateIntent {
+        /// Containers present before generation.
+        before: Vec<String>,
+    },
+    /// The new key exists.
+    Generated {
+        /// Its container.
+        container: String,
+    },
+    /// The request is about to be sent (hex DER), so a pending request can be polled after a
+    /// restart.
+    Submitted {
+        /// The request.
+        request: String,
+    },
+    /// The CA took the request under submission.
+    Pending {
+        /// Seconds it asked us to wait.
+        retry_after: u64,
+    },
+    /// About to install this certificate (hex DER) in the new container.
+    InstallIntent {
+        /// The issued certificate.
+        certificate: String,
+    },
+    /// Installed.
+    Installed,
+    /// About to delete the old key and certificate and move the new ones in.
+    SupersedeIntent,
+    /// Renewal complete.
+    Done {
+        /// Where the new certificate is.
+        container: String,
+    },
+    /// About to delete the new container (rollback).
+    RollbackIntent {
+        /// Why.
+        reason: String,
+    },
+    /// Rolled back: the card is as before.
+    RolledBack,
+}
+
+/// Journal I/O errors.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// File I/O.
+    #[error("journal {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A record that does not parse (the last line may be torn by a crash: it is ignored).
+    #[error("journal {path}: corrupt record on line {line}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+    },
+}
+
+/// The journal file.
+pub struct Journal {
+    path: PathBuf,
+    records: Vec<Record>,
+}
+
+impl Journal {
+    /// Opens (or creates) the journal at `path`, reading what is there.
+    pub fn open(path: &Path) -> Result<Self, JournalError> {
+        let io = |source| JournalError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let mut records = Vec::new();
+        if path.exists() {
+            let file = std::fs::File::open(path).map_err(io)?;
+            let lines: Vec<String> = std::io::BufReader::new(file)
+                .lines()
+                .collect::<Result<_, _>>()
+                .map_err(io)?;
+            let count = lines.len();
+            for (i, line) in lines.iter().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match serde_json::from_str(line) {
+                    Ok(r) => records.push(r),
+                    // A torn last line: the write it belongs to never completed.
+                    Err(_) if i + 1 == count => {}
+                    Err(_) => {
+                        return Err(JournalError::Corrupt {
+                            path: path.display().to_string(),
+                            line: i + 1,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            records,
+        })
+    }
+
+    /// Records of the current renewal (since the last `Begin`).
+    pub fn current(&self) -> &[Record] {
+        let start = self
+            .records
+            .iter()
+            .rposition(|r| matches!(r, Record::Begin { .. }))
+            .unwrap_or(self.records.len());
+        &self.records[start..]
+    }
+
+    /// The last record.
+    pub fn last(&self) -> Option<&Record> {
+        self.records.last()
+    }
+
+    /// Appends a record and fsyncs before returning.
+    pub fn write(&mut self, record: Record) -> Result<(), JournalError> {
+        let io = |source| JournalError::Io {
+            path: self.path.display().to_string(),
+            source,
+        };
+        let mut line = serde_json::to_string(&record).map_err(|e| io(std::io::Error::other(e)))?;
+        line.push('\n');
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(io)?;
+        file.write_all(line.as_bytes()).map_err(io)?;
+        file.sync_all().map_err(io)?;
+        self.records.push(record);
+        Ok(())
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}

@@ -1,0 +1,90 @@
+//! The renewal client: the server as the client sees it ([`RenewalService`], with the HTTPS
+//! transports in [`https`]), the crash-safe [`journal`], and the [`processor`] that runs the
+//! flow step by step with rollback, pending and recovery.
+
+pub mod https;
+pub mod journal;
+pub mod processor;
+
+use x509_cert::Certificate;
+
+use crate::cmc::{ParsedResponse, Retained};
+
+/// Which protocol talks to the CA.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum Mode {
+    /// EST `/fullcmc` (RFC 7030 §4.3), base64 CMC.
+    FullCmc,
+    /// CMC over HTTP (RFC 5273), binary DER.
+    Cmc,
+    /// EST `/simplereenroll` (RFC 7030 §4.2.2): PKCS#10 only, the TLS identity is the authority.
+    SimpleReenroll,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fullcmc" => Ok(Self::FullCmc),
+            "cmc" => Ok(Self::Cmc),
+            "simplereenroll" => Ok(Self::SimpleReenroll),
+            other => Err(format!(
+                "unknown mode {other:?} (fullcmc, cmc, simplereenroll)"
+            )),
+        }
+    }
+}
+
+/// What the server answered.
+#[derive(Debug)]
+pub enum ServiceAnswer {
+    /// A CMC response or certs-only PKCS#7.
+    Response {
+        /// The parsed answer (signature not yet judged).
+        response: Box<ParsedResponse>,
+        /// `Retry-After`, when sent.
+        retry_after: Option<u64>,
+    },
+    /// HTTP 202 without a CMC body (EST simplereenroll): ask again later.
+    Pending {
+        /// Seconds to wait.
+        retry_after: u64,
+    },
+}
+
+/// Why talking to the CA failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// Bad configuration (URL, trust anchors).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Could not connect, or the connection broke (TLS refused, dropped).
+    #[error("connection to the CA failed: {0}")]
+    Connection(String),
+    /// No answer in time.
+    #[error("the CA did not answer in time")]
+    Timeout,
+    /// An HTTP error status.
+    #[error("the CA answered HTTP {status}: {text}")]
+    Http {
+        /// Status code.
+        status: u16,
+        /// Start of the body.
+        text: String,
+    },
+    /// An answer we cannot read.
+    #[error("unreadable answer from the CA: {0}")]
+    BadAnswer(String),
+}
+
+/// The server as the client sees it.
+pub trait RenewalService {
+    /// A cheap call that establishes the TLS session before any card work (so the TLS
+    /// signature and the card share one login); returns the CA certificates.
+    fn warm_up(&mut self) -> Result<Vec<Retained<Certificate>>, ServiceError>;
+    /// Sends a request (CMC DER, or PKCS#10 DER for simplereenroll). Re-sending the same bytes
+    /// polls a pending request.
+    fn submit(&mut self, body: &[u8]) -> Result<ServiceAnswer, ServiceError>;
+}
