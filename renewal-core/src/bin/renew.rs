@@ -1,7 +1,10 @@
 //! `renew`: the cardrenew client CLI.
 //!
-//! Exit codes: 0 success; 1 the input or a file could not be read or is not what the command
-//! needs (the message says which and why); 2 command-line usage error.
+//! Exit codes: 0 success (renewed, or nothing to do); 1 the input, a file or the configuration
+//! is unusable (the message says which and why); 2 command-line usage error; 3 the request is
+//! pending at the CA (run `renew resume` later); 4 rolled back: the CA refused or something
+//! failed, the card is as before; 5 the card failed mid-way and could not be cleaned up: run
+//! `renew recover` when it is back.
 #![forbid(unsafe_code)]
 
 use std::{
@@ -73,6 +76,50 @@ enum Command {
         #[arg(long)]
         pem: bool,
     },
+    /// Renew the certificate in a token's container against a CA.
+    Run {
+        #[command(flatten)]
+        common: Common,
+        /// CA base URL, e.g. https://localhost:8443.
+        #[arg(long)]
+        ca: String,
+        /// The CA certificates to trust (PEM bundle; sim-ca writes ca-chain.pem).
+        #[arg(long = "ca-cert")]
+        ca_cert: PathBuf,
+        /// Protocol.
+        #[arg(long, default_value = "fullcmc")]
+        mode: String,
+        /// Template to ask for (default: the certificate's).
+        #[arg(long)]
+        template: Option<String>,
+        /// How many times to poll a pending request before leaving it for `renew resume`.
+        #[arg(long = "max-polls", default_value_t = 3)]
+        max_polls: u32,
+    },
+    /// Show the token's containers and the journal's state.
+    Status {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Collect a pending request (also after a restart), then install it, or roll back on denial.
+    Resume {
+        #[command(flatten)]
+        common: Common,
+        /// CA base URL.
+        #[arg(long)]
+        ca: String,
+        /// The CA certificates to trust (PEM bundle).
+        #[arg(long = "ca-cert")]
+        ca_cert: PathBuf,
+        /// How many times to poll.
+        #[arg(long = "max-polls", default_value_t = 3)]
+        max_polls: u32,
+    },
+    /// After a crash at any point: restore exactly one valid certificate and no orphan container.
+    Recover {
+        #[command(flatten)]
+        common: Common,
+    },
     /// Create a throwaway CA, a certificate to renew and keys in DIR, build a renewal request
     /// for it and inspect it (the quick-start demo).
     Sample {
@@ -86,6 +133,33 @@ enum Command {
         #[arg(long)]
         deterministic: bool,
     },
+}
+
+/// Token, PIN and journal options shared by the renewal commands.
+#[derive(clap::Args)]
+struct Common {
+    /// `sim:CARD.json` (the virtual card, in-process) or `piv-pcsc[:READER]` (a PIV card in a
+    /// PC/SC reader; needs the `pcsc` feature).
+    #[arg(long)]
+    token: String,
+    /// The container holding the certificate to renew.
+    #[arg(long, default_value = "9a")]
+    container: String,
+    /// Read the PIN from this environment variable (default: ask on the terminal).
+    #[arg(long = "pin-env")]
+    pin_env: Option<String>,
+    /// Read the PIN from this file descriptor.
+    #[arg(long = "pin-fd")]
+    pin_fd: Option<u32>,
+    /// PIV management key (48 hex digits, 3DES; default: the well-known test key).
+    #[arg(long = "management-key")]
+    management_key: Option<String>,
+    /// Journal file (default: ~/.cardrenew/journal.jsonl).
+    #[arg(long)]
+    journal: Option<PathBuf>,
+    /// Print the outcome as JSON on stdout.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -104,12 +178,420 @@ enum Kind {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = match cli.command {
+        Command::Run {
+            common,
+            ca,
+            ca_cert,
+            mode,
+            template,
+            max_polls,
+        } => renewal::run(
+            &common,
+            &ca,
+            &ca_cert,
+            &mode,
+            template.as_deref(),
+            max_polls,
+        ),
+        Command::Resume {
+            common,
+            ca,
+            ca_cert,
+            max_polls,
+        } => renewal::resume(&common, &ca, &ca_cert, max_polls),
+        Command::Recover { common } => renewal::recover(&common),
+        Command::Status { common } => renewal::status(&common),
+        other => run(other).map(|()| 0),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
         Err(message) => {
             eprintln!("renew: {message}");
             ExitCode::from(1)
         }
+    }
+}
+
+/// The renewal commands.
+mod renewal {
+    use std::{
+        path::{Path, PathBuf},
+        sync::{Arc, Mutex},
+        time::Duration,
+    };
+
+    use renewal_core::{
+        client::{
+            Mode,
+            https::{HttpsConfig, HttpsService, SharedToken, load_trust_anchors},
+            journal::Journal,
+            processor::{self, RecoveryOutcome, RenewalConfig, RenewalError, RenewalOutcome},
+        },
+        cmc::{Retained, microsoft::TemplateRef},
+        token::{
+            ContainerId, KeyAlgorithm, PinSource, Token,
+            pin_sources::{TerminalPin, from_env, from_fd},
+            piv::{ManagementKey, PivToken},
+        },
+    };
+    use serde_json::json;
+    use x509_cert::Certificate;
+
+    use super::Common;
+
+    /// An opened token, and what to save when done.
+    struct Opened {
+        token: SharedToken,
+        sim: Option<(Arc<Mutex<sim_card::SimCard>>, PathBuf)>,
+    }
+
+    impl Opened {
+        /// The virtual card's state goes back to its file (atomically).
+        fn save(&self) -> Result<(), String> {
+            if let Some((card, path)) = &self.sim {
+                let card = card.lock().map_err(|_| "card lock poisoned")?;
+                card.state().save(path).map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+    }
+
+    fn pins(common: &Common) -> Result<Arc<dyn PinSource>, String> {
+        Ok(match (&common.pin_env, common.pin_fd) {
+            (Some(var), _) => Arc::new(from_env(var).map_err(|e| e.to_string())?),
+            (None, Some(fd)) => Arc::new(from_fd(fd).map_err(|e| e.to_string())?),
+            (None, None) => Arc::new(TerminalPin),
+        })
+    }
+
+    fn management_key(common: &Common) -> Result<ManagementKey, String> {
+        match &common.management_key {
+            None => Ok(ManagementKey::default_3des()),
+            Some(hex) => {
+                let bytes: Vec<u8> = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| {
+                        hex.get(i..i + 2)
+                            .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    })
+                    .collect::<Option<_>>()
+                    .ok_or("--management-key: not hex")?;
+                let key: [u8; 24] = bytes
+                    .try_into()
+                    .map_err(|_| "--management-key: 48 hex digits")?;
+                Ok(ManagementKey {
+                    algorithm: 0x03,
+                    key: zeroize::Zeroizing::new(key),
+                })
+            }
+        }
+    }
+
+    fn open(common: &Common) -> Result<Opened, String> {
+        let pins = pins(common)?;
+        let key = management_key(common)?;
+        if let Some(path) = common.token.strip_prefix("sim:") {
+            let path = PathBuf::from(path);
+            let state = sim_card::CardState::load(&path).map_err(|e| e.to_string())?;
+            let card = Arc::new(Mutex::new(sim_card::SimCard::new(
+                sim_card::PivApplet::from_state(state),
+            )));
+            let transport = renewal_core::token::transport::SimTransport::new(Arc::clone(&card));
+            let token: Box<dyn Token + Send> = Box::new(PivToken::new(transport, pins, key));
+            return Ok(Opened {
+                token: Arc::new(Mutex::new(token)),
+                sim: Some((card, path)),
+            });
+        }
+        if let Some(rest) = common.token.strip_prefix("piv-pcsc") {
+            let reader = rest.strip_prefix(':').filter(|r| !r.is_empty());
+            return open_pcsc(reader, pins, key);
+        }
+        Err(format!(
+            "--token {:?}: expected sim:FILE or piv-pcsc[:READER]",
+            common.token
+        ))
+    }
+
+    #[cfg(feature = "pcsc")]
+    fn open_pcsc(
+        reader: Option<&str>,
+        pins: Arc<dyn PinSource>,
+        key: ManagementKey,
+    ) -> Result<Opened, String> {
+        let transport = renewal_core::token::transport::PcscTransport::connect(reader)
+            .map_err(|e| e.to_string())?;
+        let token: Box<dyn Token + Send> = Box::new(PivToken::new(transport, pins, key));
+        Ok(Opened {
+            token: Arc::new(Mutex::new(token)),
+            sim: None,
+        })
+    }
+
+    #[cfg(not(feature = "pcsc"))]
+    fn open_pcsc(
+        _: Option<&str>,
+        _: Arc<dyn PinSource>,
+        _: ManagementKey,
+    ) -> Result<Opened, String> {
+        Err("this renew was built without PC/SC support: rebuild with `--features pcsc`".into())
+    }
+
+    fn journal_path(common: &Common) -> Result<PathBuf, String> {
+        match &common.journal {
+            Some(p) => Ok(p.clone()),
+            None => {
+                let home = std::env::var_os("HOME").ok_or("HOME is not set; pass --journal")?;
+                let dir = Path::new(&home).join(".cardrenew");
+                std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                Ok(dir.join("journal.jsonl"))
+            }
+        }
+    }
+
+    fn anchors(path: &Path) -> Result<Vec<Retained<Certificate>>, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        load_trust_anchors(&bytes)
+            .map_err(|e| format!("{}: {e}", path.display()))?
+            .iter()
+            .map(|d| Retained::from_der(d).map_err(|e| format!("{}: {e}", path.display())))
+            .collect()
+    }
+
+    fn service(
+        opened: &Opened,
+        common: &Common,
+        url: &str,
+        anchors: &[Retained<Certificate>],
+        mode: Mode,
+    ) -> Result<HttpsService, String> {
+        let container = ContainerId(common.container.clone());
+        let old = {
+            let mut token = opened.token.lock().map_err(|_| "token lock poisoned")?;
+            token
+                .containers()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .find(|c| c.id == container)
+        }
+        .ok_or_else(|| format!("container {} is empty", common.container))?;
+        let cert = Retained::<Certificate>::from_der(
+            old.certificate
+                .as_deref()
+                .ok_or("no certificate to renew")?,
+        )
+        .map_err(|e| e.to_string())?;
+        let algorithm = old.algorithm.unwrap_or(KeyAlgorithm::EcP256);
+        HttpsService::new(
+            HttpsConfig {
+                base_url: url.to_string(),
+                trust_anchors: anchors.iter().map(|c| c.der().to_vec()).collect(),
+                mode,
+                timeout: Duration::from_secs(30),
+            },
+            Arc::clone(&opened.token),
+            container,
+            algorithm,
+            &cert,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    fn config(
+        common: &Common,
+        mode: Mode,
+        anchors: Vec<Retained<Certificate>>,
+        template: Option<&str>,
+        max_polls: u32,
+    ) -> RenewalConfig {
+        RenewalConfig {
+            old: ContainerId(common.container.clone()),
+            mode,
+            template: template.map(TemplateRef::from_user_text),
+            trust_anchors: anchors,
+            max_polls,
+            sleep: Box::new(|d| {
+                eprintln!(
+                    "renew: pending at the CA; asking again in {} s",
+                    d.as_secs()
+                );
+                std::thread::sleep(d)
+            }),
+            crash_after: None,
+        }
+    }
+
+    fn report(
+        common: &Common,
+        result: Result<RenewalOutcome, RenewalError>,
+        opened: &Opened,
+    ) -> Result<u8, String> {
+        opened.save()?;
+        let (code, value) = match &result {
+            Ok(RenewalOutcome::Renewed {
+                container,
+                certificate,
+            }) => {
+                let cert =
+                    Retained::<Certificate>::from_der(certificate).map_err(|e| e.to_string())?;
+                let tbs = cert.value().tbs_certificate();
+                eprintln!(
+                    "renew: renewed; the new certificate (serial {}) is in {container}",
+                    tbs.serial_number()
+                );
+                (
+                    0,
+                    json!({"outcome": "renewed", "container": container.0, "serial": tbs.serial_number().to_string(), "not_after": tbs.validity().not_after.to_string()}),
+                )
+            }
+            Ok(RenewalOutcome::Pending) => {
+                eprintln!("renew: the CA has not decided yet; run `renew resume` later");
+                (3, json!({"outcome": "pending"}))
+            }
+            Ok(RenewalOutcome::RolledBack { reason }) => {
+                eprintln!("renew: not renewed, the card is as before: {reason}");
+                (4, json!({"outcome": "rolled-back", "reason": reason}))
+            }
+            Err(e @ RenewalError::Card { .. }) => {
+                eprintln!("renew: {e}");
+                (5, json!({"outcome": "card-error", "error": e.to_string()}))
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        if common.json {
+            println!("{value}");
+        }
+        Ok(code)
+    }
+
+    pub fn run(
+        common: &Common,
+        url: &str,
+        ca_cert: &Path,
+        mode: &str,
+        template: Option<&str>,
+        max_polls: u32,
+    ) -> Result<u8, String> {
+        let mode: Mode = mode.parse()?;
+        let anchors = anchors(ca_cert)?;
+        let opened = open(common)?;
+        let mut journal = Journal::open(&journal_path(common)?).map_err(|e| e.to_string())?;
+        if !matches!(
+            processor::recover(&opened.token, &mut journal),
+            Ok(RecoveryOutcome::Clean)
+        ) {
+            return Err("the journal shows an unfinished renewal: run `renew recover` or `renew resume` first".into());
+        }
+        eprintln!(
+            "renew: connecting to {url} with the certificate in {} ...",
+            common.container
+        );
+        let mut service = service(&opened, common, url, &anchors, mode)?;
+        let result = processor::Renewal::new(
+            Arc::clone(&opened.token),
+            &mut service,
+            &mut journal,
+            config(common, mode, anchors, template, max_polls),
+        )
+        .run();
+        report(common, result, &opened)
+    }
+
+    pub fn resume(
+        common: &Common,
+        url: &str,
+        ca_cert: &Path,
+        max_polls: u32,
+    ) -> Result<u8, String> {
+        let anchors = anchors(ca_cert)?;
+        let opened = open(common)?;
+        let mut journal = Journal::open(&journal_path(common)?).map_err(|e| e.to_string())?;
+        let mode = journal
+            .current()
+            .iter()
+            .find_map(|r| match r {
+                renewal_core::client::journal::Record::Begin { mode, .. } => Some(*mode),
+                _ => None,
+            })
+            .ok_or("no renewal in the journal")?;
+        let mut service = service(&opened, common, url, &anchors, mode)?;
+        let result = processor::resume(
+            Arc::clone(&opened.token),
+            &mut service,
+            &mut journal,
+            config(common, mode, anchors, None, max_polls),
+        );
+        report(common, result, &opened)
+    }
+
+    pub fn recover(common: &Common) -> Result<u8, String> {
+        let opened = open(common)?;
+        let mut journal = Journal::open(&journal_path(common)?).map_err(|e| e.to_string())?;
+        let outcome = processor::recover(&opened.token, &mut journal).map_err(|e| e.to_string())?;
+        opened.save()?;
+        let text = match &outcome {
+            RecoveryOutcome::Clean => "nothing to recover".to_string(),
+            RecoveryOutcome::RolledBack { deleted } => format!("rolled back; deleted {deleted:?}"),
+            RecoveryOutcome::Completed { container } => {
+                format!("completed the renewal; the certificate is in {container}")
+            }
+            RecoveryOutcome::Pending => {
+                "a request is pending at the CA: run `renew resume`".to_string()
+            }
+        };
+        eprintln!("renew: {text}");
+        if common.json {
+            println!("{}", json!({"recovery": format!("{outcome:?}")}));
+        }
+        Ok(if outcome == RecoveryOutcome::Pending {
+            3
+        } else {
+            0
+        })
+    }
+
+    pub fn status(common: &Common) -> Result<u8, String> {
+        let opened = open(common)?;
+        let containers = {
+            let mut token = opened.token.lock().map_err(|_| "token lock poisoned")?;
+            token.containers().map_err(|e| e.to_string())?
+        };
+        let journal = Journal::open(&journal_path(common)?).map_err(|e| e.to_string())?;
+        let list: Vec<_> = containers
+            .iter()
+            .map(|c| {
+                let cert = c.certificate.as_deref().and_then(|d| Retained::<Certificate>::from_der(d).ok());
+                json!({
+                    "container": c.id.0,
+                    "key": c.algorithm.map(|a| format!("{a:?}")),
+                    "subject": cert.as_ref().map(|c| c.value().tbs_certificate().subject().to_string()),
+                    "not_after": cert.as_ref().map(|c| c.value().tbs_certificate().validity().not_after.to_string()),
+                })
+            })
+            .collect();
+        let last = journal.last().map(|r| {
+            format!("{r:?}")
+                .split([' ', '{'])
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        });
+        if common.json {
+            println!("{}", json!({"containers": list, "journal": last}));
+        } else {
+            for c in &list {
+                println!(
+                    "{}  {}  {}  until {}",
+                    c["container"].as_str().unwrap_or("?"),
+                    c["key"].as_str().unwrap_or("no key"),
+                    c["subject"].as_str().unwrap_or("no certificate"),
+                    c["not_after"].as_str().unwrap_or("-")
+                );
+            }
+            println!("journal: {}", last.as_deref().unwrap_or("empty"));
+        }
+        Ok(0)
     }
 }
 
@@ -163,6 +645,10 @@ fn pem(label: &str, der: &[u8]) -> Result<String, String> {
 
 fn run(command: Command) -> Result<(), String> {
     match command {
+        Command::Run { .. }
+        | Command::Resume { .. }
+        | Command::Recover { .. }
+        | Command::Status { .. } => Err("internal: renewal commands are dispatched in main".into()),
         Command::Inspect { file, json } => {
             let input = read_input(&file)?;
             let report = inspect(&input, &Limits::default()).map_err(|e| format!("{file}: {e}"))?;

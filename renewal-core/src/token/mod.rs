@@ -6,6 +6,7 @@
 
 pub mod pin;
 pub mod pin_model;
+pub mod pin_sources;
 pub mod piv;
 pub mod transport;
 
