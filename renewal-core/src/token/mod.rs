@@ -8,6 +8,8 @@ pub mod pin;
 pub mod pin_model;
 pub mod pin_sources;
 pub mod piv;
+#[cfg(feature = "pkcs11")]
+pub mod pkcs11;
 pub mod transport;
 
 use spki::SubjectPublicKeyInfoOwned;
@@ -164,4 +166,10 @@ pub trait Token {
         old: &ContainerId,
         new: &ContainerId,
     ) -> Result<ContainerId, TokenError>;
+}
+
+/// DigestInfo prefix (RFC 8017 §9.2 note 1) for a PKCS#1 v1.5 signature over `digest`, shared
+/// by the backends that sign padded hashes (PIV, PKCS#11 `CKM_RSA_PKCS`).
+pub(crate) fn piv_digest_info(digest: crate::cmc::DigestAlgorithm) -> &'static [u8] {
+    piv::digest_info_prefix(digest)
 }

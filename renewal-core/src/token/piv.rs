@@ -201,7 +201,7 @@ fn algorithm_id(algorithm: KeyAlgorithm) -> u8 {
 }
 
 /// DigestInfo prefixes (RFC 8017 §9.2 note 1) for the PKCS#1 v1.5 block a PIV card signs.
-fn digest_info_prefix(digest: crate::cmc::DigestAlgorithm) -> &'static [u8] {
+pub(crate) fn digest_info_prefix(digest: crate::cmc::DigestAlgorithm) -> &'static [u8] {
     use crate::cmc::DigestAlgorithm::*;
     match digest {
         Sha1 => &[

@@ -1,0 +1,461 @@
+//! `Token` over a PKCS#11 module (feature `pkcs11`, via `cryptoki`): SoftHSM2, OpenSC's module
+//! for smart cards, vendor modules. A container is the key pair and certificate objects that
+//! share a `CKA_ID`. One session and one login, reused for everything.
+//!
+//! After every destroy the objects are searched again: a module that reports success without
+//! deleting (SoftHSM2 #903, OpenSC #3121) is caught as [`TokenError::DeleteNotEffective`].
+
+use std::{collections::BTreeMap, path::Path, sync::Arc};
+
+use cryptoki::{
+    context::{CInitializeArgs, CInitializeFlags, Pkcs11},
+    error::{Error as CkError, RvError},
+    mechanism::Mechanism,
+    object::{Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle},
+    session::{Session, UserType},
+    slot::Slot,
+    types::AuthPin,
+};
+use der::{Decode, Encode, asn1::BitString};
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+
+use super::{
+    Capacity, Container, ContainerId, KeyAlgorithm, PinContext, PinRequest, PinSource, Token,
+    TokenError, TokenInfo,
+};
+use crate::cmc::{KeyFamily, SignatureAlgorithm, oids};
+
+/// P-256 `CKA_EC_PARAMS`: the named-curve OID.
+const P256_PARAMS: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
+
+fn backend(e: impl std::fmt::Display) -> TokenError {
+    TokenError::Backend {
+        backend: "PKCS#11",
+        detail: e.to_string(),
+    }
+}
+
+fn map_err(e: CkError) -> TokenError {
+    match e {
+        CkError::Pkcs11(RvError::PinIncorrect, _) => TokenError::PinIncorrect { retries_left: 0 },
+        CkError::Pkcs11(RvError::PinLocked, _) => TokenError::PinBlocked,
+        CkError::Pkcs11(
+            RvError::DeviceRemoved | RvError::TokenNotPresent | RvError::SessionHandleInvalid,
+            _,
+        ) => TokenError::Removed(e.to_string()),
+        CkError::Pkcs11(RvError::DeviceMemory, _) => TokenError::Full,
+        CkError::Pkcs11(RvError::FunctionNotSupported | RvError::MechanismInvalid, _) => {
+            TokenError::Unsupported("operation or mechanism not supported by the PKCS#11 module")
+        }
+        other => backend(other),
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(id: &ContainerId) -> Result<Vec<u8>, TokenError> {
+    let text = &id.0;
+    if !text.len().is_multiple_of(2) {
+        return Err(TokenError::NotFound(id.clone()));
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2).unwrap_or("zz"), 16).ok())
+        .collect::<Option<_>>()
+        .ok_or_else(|| TokenError::NotFound(id.clone()))
+}
+
+/// A PKCS#11 token.
+pub struct Pkcs11Token {
+    ctx: Pkcs11,
+    slot: Slot,
+    session: Option<Session>,
+    logged_in: bool,
+    pins: Arc<dyn PinSource>,
+    label: String,
+}
+
+impl Pkcs11Token {
+    /// Loads `module` and opens the token labelled `label` (the first token when `None`).
+    pub fn open(
+        module: &Path,
+        label: Option<&str>,
+        pins: Arc<dyn PinSource>,
+    ) -> Result<Self, TokenError> {
+        let ctx = Pkcs11::new(module).map_err(|e| backend(format!("{}: {e}", module.display())))?;
+        match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+            Ok(()) => {}
+            Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => return Err(map_err(e)),
+        }
+        let mut chosen = None;
+        for slot in ctx.get_slots_with_token().map_err(map_err)? {
+            let info = ctx.get_token_info(slot).map_err(map_err)?;
+            let token_label = info.label().trim().to_string();
+            if label.is_none_or(|l| l == token_label) {
+                chosen = Some((slot, token_label));
+                break;
+            }
+        }
+        let (slot, label) = chosen.ok_or_else(|| match label {
+            Some(l) => TokenError::Removed(format!("no PKCS#11 token labelled {l:?}")),
+            None => TokenError::Removed("no PKCS#11 token present".into()),
+        })?;
+        Ok(Self {
+            ctx,
+            slot,
+            session: None,
+            logged_in: false,
+            pins,
+            label,
+        })
+    }
+
+    fn session(&mut self) -> Result<&Session, TokenError> {
+        if self.session.is_none() {
+            self.session = Some(self.ctx.open_rw_session(self.slot).map_err(map_err)?);
+            self.logged_in = false;
+        }
+        self.session
+            .as_ref()
+            .ok_or_else(|| TokenError::Removed("no session".into()))
+    }
+
+    /// Logs in once per session (one PIN prompt).
+    fn login(&mut self) -> Result<(), TokenError> {
+        if self.logged_in {
+            return Ok(());
+        }
+        let label = self.label.clone();
+        let pins = Arc::clone(&self.pins);
+        let session = self.session()?;
+        let pin = pins.pin(&PinRequest {
+            context: PinContext::Card,
+            token: label,
+            retries_left: None,
+        })?;
+        let text = std::str::from_utf8(pin.as_bytes())
+            .map_err(|_| TokenError::PinIncorrect { retries_left: 0 })?
+            .to_string();
+        match session.login(UserType::User, Some(&AuthPin::from(text))) {
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
+                self.logged_in = true;
+                Ok(())
+            }
+            Err(e) => Err(map_err(e)),
+        }
+    }
+
+    /// Runs `f` with the session; a vanished session (card pulled, module reset) drops it so
+    /// the next call opens a fresh one.
+    fn with_session<R>(
+        &mut self,
+        f: impl FnOnce(&Session) -> Result<R, CkError>,
+    ) -> Result<R, TokenError> {
+        let session = self.session()?;
+        match f(session) {
+            Ok(r) => Ok(r),
+            Err(e) => {
+                let mapped = map_err(e);
+                if matches!(mapped, TokenError::Removed(_)) {
+                    self.session = None;
+                    self.logged_in = false;
+                }
+                Err(mapped)
+            }
+        }
+    }
+
+    fn objects(&mut self, template: &[Attribute]) -> Result<Vec<ObjectHandle>, TokenError> {
+        let template = template.to_vec();
+        self.with_session(|s| s.find_objects(&template))
+    }
+
+    fn attribute(
+        &mut self,
+        object: ObjectHandle,
+        kind: AttributeType,
+    ) -> Result<Option<Attribute>, TokenError> {
+        let attrs = self.with_session(|s| s.get_attributes(object, &[kind]))?;
+        Ok(attrs.into_iter().next())
+    }
+
+    fn public_key(
+        &mut self,
+        object: ObjectHandle,
+    ) -> Result<Option<(KeyAlgorithm, SubjectPublicKeyInfoOwned)>, TokenError> {
+        let key_type = match self.attribute(object, AttributeType::KeyType)? {
+            Some(Attribute::KeyType(k)) => k,
+            _ => return Ok(None),
+        };
+        if key_type == KeyType::EC {
+            let Some(Attribute::EcPoint(point)) = self.attribute(object, AttributeType::EcPoint)?
+            else {
+                return Ok(None);
+            };
+            // CKA_EC_POINT is a DER OCTET STRING around the point (SoftHSM2, OpenSC); accept
+            // the bare point too.
+            let raw = der::asn1::OctetString::from_der(&point)
+                .map(|o| o.as_bytes().to_vec())
+                .unwrap_or(point);
+            let spki = SubjectPublicKeyInfoOwned {
+                algorithm: AlgorithmIdentifierOwned {
+                    oid: oids::EC_PUBLIC_KEY,
+                    parameters: Some(
+                        der::asn1::Any::encode_from(&oids::SECP256R1).map_err(backend)?,
+                    ),
+                },
+                subject_public_key: BitString::from_bytes(&raw).map_err(backend)?,
+            };
+            Ok(Some((KeyAlgorithm::EcP256, spki)))
+        } else if key_type == KeyType::RSA {
+            let (Some(Attribute::Modulus(n)), Some(Attribute::PublicExponent(e))) = (
+                self.attribute(object, AttributeType::Modulus)?,
+                self.attribute(object, AttributeType::PublicExponent)?,
+            ) else {
+                return Ok(None);
+            };
+            #[derive(der::Sequence)]
+            struct RsaPublicKey<'a> {
+                modulus: der::asn1::UintRef<'a>,
+                exponent: der::asn1::UintRef<'a>,
+            }
+            let pkcs1 = RsaPublicKey {
+                modulus: der::asn1::UintRef::new(&n).map_err(backend)?,
+                exponent: der::asn1::UintRef::new(&e).map_err(backend)?,
+            }
+            .to_der()
+            .map_err(backend)?;
+            let spki = SubjectPublicKeyInfoOwned {
+                algorithm: AlgorithmIdentifierOwned {
+                    oid: oids::RSA_ENCRYPTION,
+                    parameters: Some(
+                        der::asn1::Any::encode_from(&der::asn1::Null).map_err(backend)?,
+                    ),
+                },
+                subject_public_key: BitString::from_bytes(&pkcs1).map_err(backend)?,
+            };
+            Ok(Some((KeyAlgorithm::Rsa2048, spki)))
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn by_id(&mut self, id: &[u8], class: ObjectClass) -> Result<Vec<ObjectHandle>, TokenError> {
+        self.objects(&[Attribute::Class(class), Attribute::Id(id.to_vec())])
+    }
+}
+
+impl Token for Pkcs11Token {
+    fn info(&mut self) -> Result<TokenInfo, TokenError> {
+        let info = self.ctx.get_token_info(self.slot).map_err(map_err)?;
+        let lib = self.ctx.get_library_info().map_err(map_err)?;
+        Ok(TokenInfo {
+            description: format!(
+                "PKCS#11 {} ({})",
+                info.label().trim(),
+                lib.manufacturer_id().trim()
+            ),
+            serial: info.serial_number().trim().to_string(),
+        })
+    }
+
+    fn containers(&mut self) -> Result<Vec<Container>, TokenError> {
+        // Private objects are only visible after login; asking for the PIN just to list is
+        // what middleware does too.
+        self.login()?;
+        let mut by_id: BTreeMap<Vec<u8>, Container> = BTreeMap::new();
+        for class in [
+            ObjectClass::PRIVATE_KEY,
+            ObjectClass::PUBLIC_KEY,
+            ObjectClass::CERTIFICATE,
+        ] {
+            for object in self.objects(&[Attribute::Class(class)])? {
+                let Some(Attribute::Id(id)) = self.attribute(object, AttributeType::Id)? else {
+                    continue;
+                };
+                let entry = by_id.entry(id.clone()).or_insert_with(|| Container {
+                    id: ContainerId(hex(&id)),
+                    algorithm: None,
+                    public_key: None,
+                    certificate: None,
+                });
+                if class == ObjectClass::PUBLIC_KEY
+                    && let Some((alg, spki)) = self.public_key(object)?
+                {
+                    entry.algorithm = Some(alg);
+                    entry.public_key = Some(spki);
+                } else if class == ObjectClass::CERTIFICATE
+                    && let Some(Attribute::Value(der)) =
+                        self.attribute(object, AttributeType::Value)?
+                {
+                    entry.certificate = Some(der);
+                } else if class == ObjectClass::PRIVATE_KEY && entry.algorithm.is_none() {
+                    if let Some(Attribute::KeyType(k)) =
+                        self.attribute(object, AttributeType::KeyType)?
+                    {
+                        entry.algorithm = Some(if k == KeyType::RSA {
+                            KeyAlgorithm::Rsa2048
+                        } else {
+                            KeyAlgorithm::EcP256
+                        });
+                    }
+                }
+            }
+        }
+        // A certificate without its public key object still tells us the key.
+        for c in by_id.values_mut() {
+            if c.public_key.is_none()
+                && let Some(cert) = c
+                    .certificate
+                    .as_deref()
+                    .and_then(|d| x509_cert::Certificate::from_der(d).ok())
+            {
+                c.public_key = Some(cert.tbs_certificate().subject_public_key_info().clone());
+            }
+        }
+        Ok(by_id.into_values().collect())
+    }
+
+    fn capacity(&mut self) -> Result<Capacity, TokenError> {
+        let used = self.containers()?.len();
+        Ok(Capacity { used, free: None })
+    }
+
+    fn generate(&mut self, algorithm: KeyAlgorithm) -> Result<Container, TokenError> {
+        self.login()?;
+        let mut id = vec![0u8; 8];
+        aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut id)
+            .map_err(|_| backend("RNG"))?;
+        let label = format!("cardrenew {}", hex(&id)).into_bytes();
+        let common = |private: bool| {
+            vec![
+                Attribute::Token(true),
+                Attribute::Private(private),
+                Attribute::Id(id.clone()),
+                Attribute::Label(label.clone()),
+            ]
+        };
+        let (mechanism, mut public, mut private) = match algorithm {
+            KeyAlgorithm::EcP256 => (Mechanism::EccKeyPairGen, common(false), common(true)),
+            KeyAlgorithm::Rsa2048 => (Mechanism::RsaPkcsKeyPairGen, common(false), common(true)),
+        };
+        match algorithm {
+            KeyAlgorithm::EcP256 => public.push(Attribute::EcParams(P256_PARAMS.to_vec())),
+            KeyAlgorithm::Rsa2048 => {
+                public.push(Attribute::ModulusBits(2048.into()));
+                public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
+            }
+        }
+        public.push(Attribute::Verify(true));
+        private.extend([Attribute::Sensitive(true), Attribute::Sign(true)]);
+        let (public, _) =
+            self.with_session(|s| s.generate_key_pair(&mechanism, &public, &private))?;
+        let (alg, spki) = self
+            .public_key(public)?
+            .ok_or(TokenError::Malformed("generated public key"))?;
+        Ok(Container {
+            id: ContainerId(hex(&id)),
+            algorithm: Some(alg),
+            public_key: Some(spki),
+            certificate: None,
+        })
+    }
+
+    fn sign(
+        &mut self,
+        id: &ContainerId,
+        algorithm: SignatureAlgorithm,
+        message: &[u8],
+    ) -> Result<Vec<u8>, TokenError> {
+        let raw_id = unhex(id)?;
+        self.login()?;
+        let key = *self
+            .by_id(&raw_id, ObjectClass::PRIVATE_KEY)?
+            .first()
+            .ok_or_else(|| TokenError::NotFound(id.clone()))?;
+        let hash = algorithm.digest.digest(message);
+        match algorithm.family {
+            KeyFamily::Ecdsa => {
+                // Hash outside (SoftHSM2 2.6 has no CKM_ECDSA_SHA256), sign with CKM_ECDSA,
+                // get raw r||s, return DER.
+                let raw = self.with_session(|s| s.sign(&Mechanism::Ecdsa, key, &hash))?;
+                let sig = p256::ecdsa::Signature::from_slice(&raw)
+                    .map_err(|_| TokenError::Malformed("ECDSA signature"))?;
+                Ok(sig.to_der().as_bytes().to_vec())
+            }
+            KeyFamily::Rsa => {
+                let info = [super::piv_digest_info(algorithm.digest), &hash].concat();
+                self.with_session(|s| s.sign(&Mechanism::RsaPkcs, key, &info))
+            }
+        }
+    }
+
+    fn install_certificate(
+        &mut self,
+        id: &ContainerId,
+        certificate: &[u8],
+    ) -> Result<(), TokenError> {
+        let raw_id = unhex(id)?;
+        self.login()?;
+        let cert = x509_cert::Certificate::from_der(certificate)
+            .map_err(|_| TokenError::Malformed("certificate"))?;
+        let subject = cert.tbs_certificate().subject().to_der().map_err(backend)?;
+        let template = vec![
+            Attribute::Class(ObjectClass::CERTIFICATE),
+            Attribute::CertificateType(CertificateType::X_509),
+            Attribute::Token(true),
+            Attribute::Private(false),
+            Attribute::Id(raw_id),
+            Attribute::Subject(subject),
+            Attribute::Value(certificate.to_vec()),
+        ];
+        self.with_session(|s| s.create_object(&template))
+            .map(|_| ())
+    }
+
+    fn delete(&mut self, id: &ContainerId) -> Result<(), TokenError> {
+        let raw_id = unhex(id)?;
+        self.login()?;
+        for class in [
+            ObjectClass::CERTIFICATE,
+            ObjectClass::PRIVATE_KEY,
+            ObjectClass::PUBLIC_KEY,
+        ] {
+            for object in self.by_id(&raw_id, class)? {
+                self.with_session(|s| s.destroy_object(object))?;
+            }
+        }
+        // A successful destroy is not proof: search again.
+        for class in [
+            ObjectClass::CERTIFICATE,
+            ObjectClass::PRIVATE_KEY,
+            ObjectClass::PUBLIC_KEY,
+        ] {
+            if !self.by_id(&raw_id, class)?.is_empty() {
+                return Err(TokenError::DeleteNotEffective(id.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// PKCS#11 has no fixed slots: the old container goes, the new one stays where it is.
+    /// Idempotent (recovery may call it again).
+    fn supersede(
+        &mut self,
+        old: &ContainerId,
+        new: &ContainerId,
+    ) -> Result<ContainerId, TokenError> {
+        let new_id = unhex(new)?;
+        self.login()?;
+        if self.by_id(&new_id, ObjectClass::CERTIFICATE)?.is_empty() {
+            return Err(TokenError::Unsupported(
+                "supersede before the new certificate is installed",
+            ));
+        }
+        self.delete(old)?;
+        Ok(new.clone())
+    }
+}
