@@ -138,8 +138,9 @@ enum Command {
 /// Token, PIN and journal options shared by the renewal commands.
 #[derive(clap::Args)]
 struct Common {
-    /// `sim:CARD.json` (the virtual card, in-process) or `piv-pcsc[:READER]` (a PIV card in a
-    /// PC/SC reader; needs the `pcsc` feature).
+    /// `sim:CARD.json` (the virtual card, in-process), `piv-pcsc[:READER]` (a PIV card in a
+    /// PC/SC reader; feature `pcsc`) or `pkcs11:MODULE[:LABEL]` (a PKCS#11 token; feature
+    /// `pkcs11`).
     #[arg(long)]
     token: String,
     /// The container holding the certificate to renew.
@@ -231,6 +232,7 @@ mod renewal {
         cmc::{Retained, microsoft::TemplateRef},
         token::{
             ContainerId, KeyAlgorithm, PinSource, Token,
+            pin::CountingPinSource,
             pin_sources::{TerminalPin, from_env, from_fd},
             piv::{ManagementKey, PivToken},
         },
@@ -257,12 +259,22 @@ mod renewal {
         }
     }
 
+    /// Every PIN prompt of this run, counted (reported with `--json`).
+    static PROMPTS: std::sync::OnceLock<Arc<CountingPinSource<Arc<dyn PinSource>>>> =
+        std::sync::OnceLock::new();
+
     fn pins(common: &Common) -> Result<Arc<dyn PinSource>, String> {
-        Ok(match (&common.pin_env, common.pin_fd) {
+        let source: Arc<dyn PinSource> = match (&common.pin_env, common.pin_fd) {
             (Some(var), _) => Arc::new(from_env(var).map_err(|e| e.to_string())?),
             (None, Some(fd)) => Arc::new(from_fd(fd).map_err(|e| e.to_string())?),
             (None, None) => Arc::new(TerminalPin),
-        })
+        };
+        let counted = Arc::clone(PROMPTS.get_or_init(|| Arc::new(CountingPinSource::new(source))));
+        Ok(counted)
+    }
+
+    fn prompts() -> usize {
+        PROMPTS.get().map_or(0, |p| p.count())
     }
 
     fn management_key(common: &Common) -> Result<ManagementKey, String> {
@@ -308,10 +320,38 @@ mod renewal {
             let reader = rest.strip_prefix(':').filter(|r| !r.is_empty());
             return open_pcsc(reader, pins, key);
         }
+        if let Some(rest) = common.token.strip_prefix("pkcs11:") {
+            // pkcs11:MODULE[:LABEL] (a module path has no ':' on Linux).
+            let (module, label) = match rest.split_once(':') {
+                Some((m, l)) => (m, Some(l)),
+                None => (rest, None),
+            };
+            return open_pkcs11(module, label, pins);
+        }
         Err(format!(
-            "--token {:?}: expected sim:FILE or piv-pcsc[:READER]",
+            "--token {:?}: expected sim:FILE, piv-pcsc[:READER] or pkcs11:MODULE[:LABEL]",
             common.token
         ))
+    }
+
+    #[cfg(feature = "pkcs11")]
+    fn open_pkcs11(
+        module: &str,
+        label: Option<&str>,
+        pins: Arc<dyn PinSource>,
+    ) -> Result<Opened, String> {
+        let token = renewal_core::token::pkcs11::Pkcs11Token::open(Path::new(module), label, pins)
+            .map_err(|e| e.to_string())?;
+        let token: Box<dyn Token + Send> = Box::new(token);
+        Ok(Opened {
+            token: Arc::new(Mutex::new(token)),
+            sim: None,
+        })
+    }
+
+    #[cfg(not(feature = "pkcs11"))]
+    fn open_pkcs11(_: &str, _: Option<&str>, _: Arc<dyn PinSource>) -> Result<Opened, String> {
+        Err("this renew was built without PKCS#11 support: rebuild with `--features pkcs11`".into())
     }
 
     #[cfg(feature = "pcsc")]
@@ -460,6 +500,8 @@ mod renewal {
             Err(e) => return Err(e.to_string()),
         };
         if common.json {
+            let mut value = value;
+            value["pin_prompts"] = json!(prompts());
             println!("{value}");
         }
         Ok(code)

@@ -1,0 +1,177 @@
+//! A full renewal on SoftHSM2 through PKCS#11 with the `renew` binary
+//! (`--token pkcs11:MODULE:LABEL`) against sim-ca over loopback mutual TLS: one PIN prompt,
+//! then exactly one container left, holding the new certificate for the new key.
+//!
+//! SoftHSM2 reads `SOFTHSM2_CONF` at module initialisation; setting the environment in-process
+//! is `unsafe` (forbidden here), so this binary (no libtest harness) prepares a private token
+//! directory and runs itself again with the variable set.
+
+// Tests unwrap: a panic with the value is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use std::{
+    path::Path,
+    process::Command,
+    sync::{Arc, Mutex},
+};
+
+use renewal_core::token::{
+    KeyAlgorithm, Token,
+    pin::{CountingPinSource, StaticPin},
+    pkcs11::Pkcs11Token,
+};
+
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const LABEL: &str = "cardrenew-e2e";
+const CHILD: &str = "CARDRENEW_SOFTHSM_CHILD";
+
+fn present(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+}
+
+fn main() {
+    if std::env::var_os(CHILD).is_some() {
+        child();
+        return;
+    }
+    if !present("softhsm2-util") || !Path::new(MODULE).exists() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("softhsm2 is required under CI=true (scripts/test.sh installs it)");
+        }
+        eprintln!("SKIP: softhsm2 not installed");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("cardrenew-softhsm-e2e-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("tokens")).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}/tokens/\nobjectstore.backend = file\nlog.level = ERROR\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let init = Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            LABEL,
+            "--so-pin",
+            "12345678",
+            "--pin",
+            "123456",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let status = Command::new(std::env::current_exe().unwrap())
+        .env("SOFTHSM2_CONF", &conf)
+        .env(CHILD, dir.as_os_str())
+        .status()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(status.success(), "the SoftHSM2 renewal failed");
+}
+
+fn child() {
+    let dir = std::path::PathBuf::from(std::env::var_os(CHILD).unwrap());
+    // A CA on loopback (same fixture as the other end-to-end tests, card replaced below).
+    let world = conformance::harness::World::new("", KeyAlgorithm::EcP256).unwrap();
+    let chain = dir.join("ca-chain.pem");
+    let pem =
+        |der: &[u8]| der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der).unwrap();
+    std::fs::write(
+        &chain,
+        pem(world.ca.authority().issuing.cert.der()) + &pem(world.ca.authority().root.cert.der()),
+    )
+    .unwrap();
+
+    // Provision SoftHSM2 as an administrator would: a key on the token, a certificate for it.
+    let pins = Arc::new(CountingPinSource::new(StaticPin::new("123456")));
+    let (old_id, old_cert) = {
+        let mut token = Pkcs11Token::open(Path::new(MODULE), Some(LABEL), pins.clone()).unwrap();
+        let key = token.generate(KeyAlgorithm::EcP256).unwrap();
+        let cert = renewal_core::sample::issue_user_certificate(
+            &world.ca.authority().issuing.key,
+            &world.ca.authority().issuing.cert,
+            key.public_key.as_ref().unwrap(),
+            world.ca.clock().now(),
+        )
+        .unwrap();
+        token.install_certificate(&key.id, cert.der()).unwrap();
+        (key.id, cert)
+    };
+
+    // The renewal, by the binary a user runs.
+    let exe = std::env::current_exe().unwrap();
+    let renew = exe.parent().and_then(Path::parent).unwrap().join("renew");
+    let out = Command::new(renew)
+        .args([
+            "run",
+            "--ca",
+            &format!("https://localhost:{}", world.addr.port()),
+            "--ca-cert",
+        ])
+        .arg(&chain)
+        .arg("--token")
+        .arg(format!("pkcs11:{MODULE}:{LABEL}"))
+        .args([
+            "--container",
+            &old_id.0,
+            "--pin-env",
+            "TOKEN_PIN",
+            "--json",
+            "--journal",
+        ])
+        .arg(dir.join("journal.jsonl"))
+        .env("TOKEN_PIN", "123456")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "renew run: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"outcome\":\"renewed\""), "{stdout}");
+    assert!(
+        stdout.contains("\"pin_prompts\":1"),
+        "one PIN prompt: {stdout}"
+    );
+
+    // Exactly one container: the new key with its new certificate from the CA.
+    let token: Arc<Mutex<Pkcs11Token>> = Arc::new(Mutex::new(
+        Pkcs11Token::open(Path::new(MODULE), Some(LABEL), pins).unwrap(),
+    ));
+    let containers = token.lock().unwrap().containers().unwrap();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    let only = &containers[0];
+    assert_ne!(
+        only.id, old_id,
+        "PKCS#11: the new container replaces the old one"
+    );
+    let cert = renewal_core::cmc::Retained::<x509_cert::Certificate>::from_der(
+        only.certificate.as_deref().unwrap(),
+    )
+    .unwrap();
+    assert!(world.ca.authority().issued_by_us(&cert));
+    assert_eq!(
+        Some(cert.value().tbs_certificate().subject_public_key_info()),
+        only.public_key.as_ref()
+    );
+    assert_ne!(cert, old_cert);
+    assert_eq!(
+        cert.value().tbs_certificate().subject(),
+        old_cert.value().tbs_certificate().subject()
+    );
+    println!("SoftHSM2 renewal: ok (container {} -> {})", old_id, only.id);
+}
