@@ -265,3 +265,111 @@ fn card_keys_sign_a_renewal_request_that_verifies() {
     assert!(facts.old_key_signed);
     assert_eq!(pins.count(), 1);
 }
+
+/// What OpenSC's PIV driver does through PKCS#11, as a ledger: each operation of the suite
+/// ends Pass or KnownUnsupported(reason); an operation that behaves otherwise fails the test
+/// (a ledger entry that starts passing must be updated, not silently ignored).
+#[cfg(all(feature = "pkcs11", feature = "pcsc"))]
+#[test]
+fn opensc_pkcs11_on_the_card_behind_pcscd_ledger() {
+    use renewal_core::{
+        cmc::crypto::verify,
+        token::{ContainerId, pkcs11::Pkcs11Token},
+    };
+    use sim_card::harness::{Pcscd, ServedCard};
+    const OPENSC: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
+    if !common::require_tool("pcscd") {
+        return;
+    }
+    if !std::path::Path::new(OPENSC).exists() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "OpenSC is required under CI=true"
+        );
+        eprintln!("SKIP: {OPENSC} not installed");
+        return;
+    }
+    let _guard = common::pcscd_lock();
+    // A card with a P-256 key and certificate in 9A, provisioned through our PIV backend.
+    let (mut piv, card, _) = sim_token(CardConfig::default(), FaultPlan::default());
+    let ca = Sample::deterministic().unwrap();
+    let first = piv.generate(KeyAlgorithm::EcP256).unwrap();
+    let cert = common::suite::certify(&ca, first.public_key.as_ref().unwrap(), "opensc");
+    piv.install_certificate(&first.id, cert.der()).unwrap();
+    piv.supersede(&ContainerId("9a".into()), &first.id).unwrap();
+    let state = card.lock().unwrap().state().clone();
+    let pcscd = Pcscd::start().unwrap();
+    let _served = ServedCard::start(PivApplet::from_state(state), None);
+    let pins = Arc::new(CountingPinSource::new(StaticPin::new("123456")));
+    let mut token =
+        common::retry(|| Pkcs11Token::open(std::path::Path::new(OPENSC), None, pins.clone()));
+
+    #[derive(Debug, PartialEq)]
+    enum Verdict {
+        Pass,
+        KnownUnsupported(&'static str),
+    }
+    let mut ledger: Vec<(&str, Verdict)> = Vec::new();
+
+    let info = token.info().unwrap();
+    assert!(info.description.contains("PKCS#11"), "{info:?}");
+    ledger.push(("info", Verdict::Pass));
+
+    let containers = token.containers().unwrap();
+    let auth = containers
+        .iter()
+        .find(|c| c.certificate.as_deref() == Some(cert.der()))
+        .unwrap_or_else(|| panic!("9A's certificate not listed: {containers:?}"));
+    assert_eq!(auth.public_key.as_ref(), first.public_key.as_ref());
+    ledger.push(("containers", Verdict::Pass));
+
+    let message = b"signed through OpenSC";
+    let sig = token
+        .sign(&auth.id, SignatureAlgorithm::ECDSA_SHA256, message)
+        .unwrap();
+    verify(
+        first.public_key.as_ref().unwrap(),
+        SignatureAlgorithm::ECDSA_SHA256,
+        message,
+        &sig,
+    )
+    .unwrap();
+    ledger.push(("sign (ECDSA P-256)", Verdict::Pass));
+
+    match token.generate(KeyAlgorithm::EcP256) {
+        Err(TokenError::Unsupported(_) | TokenError::Backend { .. }) => ledger.push((
+            "generate",
+            Verdict::KnownUnsupported("OpenSC's PIV emulation has no C_GenerateKeyPair (keys are generated with APDUs: our PIV backend or yubico-piv-tool)"),
+        )),
+        other => panic!("ledger says generate is unsupported through OpenSC PIV, got {other:?}"),
+    }
+    match token.install_certificate(&auth.id, cert.der()) {
+        Err(TokenError::Unsupported(_) | TokenError::Backend { .. }) => ledger.push((
+            "install_certificate",
+            Verdict::KnownUnsupported("OpenSC's PIV emulation is read-only for objects (writing needs the management key, which PKCS#11 has no way to present)"),
+        )),
+        other => panic!("ledger says install is unsupported through OpenSC PIV, got {other:?}"),
+    }
+    match token.delete(&auth.id) {
+        Err(TokenError::Unsupported(_) | TokenError::Backend { .. } | TokenError::DeleteNotEffective(_)) => ledger.push((
+            "delete",
+            Verdict::KnownUnsupported("OpenSC's PIV emulation cannot destroy objects; a reported success would still be caught by the re-check"),
+        )),
+        other => panic!("ledger says delete is unsupported through OpenSC PIV, got {other:?}"),
+    }
+    assert_eq!(
+        token.containers().unwrap().len(),
+        containers.len(),
+        "nothing changed on the card"
+    );
+    assert_eq!(pins.count(), 1, "one login for the session");
+    for (operation, verdict) in &ledger {
+        println!("OpenSC PKCS#11 on the virtual card: {operation:22} {verdict:?}");
+    }
+    assert_eq!(
+        ledger.iter().filter(|(_, v)| *v == Verdict::Pass).count(),
+        3
+    );
+    drop(pcscd);
+}

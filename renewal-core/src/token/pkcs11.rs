@@ -292,16 +292,16 @@ impl Token for Pkcs11Token {
                         self.attribute(object, AttributeType::Value)?
                 {
                     entry.certificate = Some(der);
-                } else if class == ObjectClass::PRIVATE_KEY && entry.algorithm.is_none() {
-                    if let Some(Attribute::KeyType(k)) =
+                } else if class == ObjectClass::PRIVATE_KEY
+                    && entry.algorithm.is_none()
+                    && let Some(Attribute::KeyType(k)) =
                         self.attribute(object, AttributeType::KeyType)?
-                    {
-                        entry.algorithm = Some(if k == KeyType::RSA {
-                            KeyAlgorithm::Rsa2048
-                        } else {
-                            KeyAlgorithm::EcP256
-                        });
-                    }
+                {
+                    entry.algorithm = Some(if k == KeyType::RSA {
+                        KeyAlgorithm::Rsa2048
+                    } else {
+                        KeyAlgorithm::EcP256
+                    });
                 }
             }
         }
