@@ -259,39 +259,54 @@ impl HttpsService {
         Ok(())
     }
 
+    /// One HTTP exchange on the kept-alive connection. A request that hyper reports as
+    /// canceled was never written (the connection closed while idle), so it is sent again on a
+    /// fresh connection: the only retry a POST gets.
     fn exchange(
         &mut self,
-        request: Request<Full<Bytes>>,
+        build: impl Fn() -> Result<Request<Full<Bytes>>, ServiceError>,
     ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), ServiceError> {
-        self.connect()?;
-        let timeout = self.config.timeout;
-        let sender = self
-            .sender
-            .as_mut()
-            .ok_or(ServiceError::Connection("not connected".into()))?;
-        let result = self.runtime.block_on(async {
-            let work = async {
-                let response = sender
-                    .send_request(request)
+        for attempt in 0..2 {
+            self.connect()?;
+            let timeout = self.config.timeout;
+            let request = build()?;
+            let sender = self
+                .sender
+                .as_mut()
+                .ok_or(ServiceError::Connection("not connected".into()))?;
+            let result = self.runtime.block_on(async {
+                let work = async {
+                    let response = match sender.send_request(request).await {
+                        Ok(r) => r,
+                        Err(e) if e.is_canceled() => return Err(None),
+                        Err(e) => return Err(Some(ServiceError::Connection(e.to_string()))),
+                    };
+                    let (parts, body) = response.into_parts();
+                    let limited =
+                        http_body_util::Limited::new(body, Limits::default().max_bytes * 2);
+                    let bytes = limited
+                        .collect()
+                        .await
+                        .map_err(|e| {
+                            Some(ServiceError::Connection(format!("reading the answer: {e}")))
+                        })?
+                        .to_bytes();
+                    Ok((parts.status, parts.headers, bytes))
+                };
+                tokio::time::timeout(timeout, work)
                     .await
-                    .map_err(|e| ServiceError::Connection(e.to_string()))?;
-                let (parts, body) = response.into_parts();
-                let limited = http_body_util::Limited::new(body, Limits::default().max_bytes * 2);
-                let bytes = limited
-                    .collect()
-                    .await
-                    .map_err(|e| ServiceError::Connection(format!("reading the answer: {e}")))?
-                    .to_bytes();
-                Ok::<_, ServiceError>((parts.status, parts.headers, bytes))
-            };
-            tokio::time::timeout(timeout, work)
-                .await
-                .map_err(|_| ServiceError::Timeout)?
-        });
-        if result.is_err() {
-            self.sender = None;
+                    .map_err(|_| Some(ServiceError::Timeout))?
+            });
+            match result {
+                Ok(answer) => return Ok(answer),
+                Err(None) if attempt == 0 => self.sender = None,
+                Err(e) => {
+                    self.sender = None;
+                    return Err(e.unwrap_or(ServiceError::Connection("connection closed".into())));
+                }
+            }
         }
-        result
+        Err(ServiceError::Connection("connection closed".into()))
     }
 
     fn url(&self, path: &str) -> String {
@@ -311,11 +326,15 @@ impl RenewalService for HttpsService {
         // GET is idempotent: one retry on a fresh connection.
         let mut last = None;
         for _ in 0..2 {
-            let request = Request::get(self.url("/.well-known/est/cacerts"))
-                .header(header::HOST, self.host.as_str())
-                .body(Full::new(Bytes::new()))
-                .map_err(|e| ServiceError::Config(e.to_string()))?;
-            match self.exchange(request) {
+            let url = self.url("/.well-known/est/cacerts");
+            let host = self.host.clone();
+            let build = || {
+                Request::get(url.as_str())
+                    .header(header::HOST, host.as_str())
+                    .body(Full::new(Bytes::new()))
+                    .map_err(|e| ServiceError::Config(e.to_string()))
+            };
+            match self.exchange(build) {
                 Ok((StatusCode::OK, _, body)) => {
                     let parsed = parse_response(&body, &Limits::default())
                         .map_err(|e| ServiceError::BadAnswer(e.to_string()))?;
@@ -351,14 +370,18 @@ impl RenewalService for HttpsService {
                 Bytes::from(Base64::encode_string(body)),
             ),
         };
-        let request = Request::post(self.url(path))
-            .header(header::HOST, self.host.as_str())
-            .header(header::CONTENT_TYPE, content_type)
-            .body(Full::new(payload))
-            .map_err(|e| ServiceError::Config(e.to_string()))?;
-        // Not retried: a POST may have been acted on (the CA dedupes re-sends of a pending
-        // transaction, and refuses replays of others).
-        let (status, headers, body) = self.exchange(request)?;
+        let url = self.url(path);
+        let host = self.host.clone();
+        let build = || {
+            Request::post(url.as_str())
+                .header(header::HOST, host.as_str())
+                .header(header::CONTENT_TYPE, content_type)
+                .body(Full::new(payload.clone()))
+                .map_err(|e| ServiceError::Config(e.to_string()))
+        };
+        // Not retried once sent: a POST may have been acted on (the CA dedupes re-sends of a
+        // pending transaction, and refuses replays of others).
+        let (status, headers, body) = self.exchange(build)?;
         let content_type = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())

@@ -170,6 +170,7 @@ pub trait Token {
 
 /// DigestInfo prefix (RFC 8017 §9.2 note 1) for a PKCS#1 v1.5 signature over `digest`, shared
 /// by the backends that sign padded hashes (PIV, PKCS#11 `CKM_RSA_PKCS`).
+#[cfg(feature = "pkcs11")]
 pub(crate) fn piv_digest_info(digest: crate::cmc::DigestAlgorithm) -> &'static [u8] {
     piv::digest_info_prefix(digest)
 }
