@@ -52,6 +52,16 @@ pub type Error = String;
 impl World {
     /// A CA with `scenario` and a card (P-256 key in 9A with a certificate from the CA).
     pub fn new(scenario: &str, key: KeyAlgorithm) -> Result<Self, Error> {
+        Self::with(scenario, key, CardConfig::default(), "123456")
+    }
+
+    /// Like [`World::new`] with a card configuration and the PIN the user types.
+    pub fn with(
+        scenario: &str,
+        key: KeyAlgorithm,
+        card: CardConfig,
+        pin: &str,
+    ) -> Result<Self, Error> {
         let clock = Clock::system();
         let authority = Authority::generate(clock.now())?;
         let scenario = Scenario::from_toml(scenario)?;
@@ -85,9 +95,9 @@ impl World {
         ));
 
         let card = Arc::new(Mutex::new(SimCard::new(
-            PivApplet::new(&CardConfig::default()).map_err(|e| e.to_string())?,
+            PivApplet::new(&card).map_err(|e| e.to_string())?,
         )));
-        let pins = Arc::new(CountingPinSource::new(StaticPin::new("123456")));
+        let pins = Arc::new(CountingPinSource::new(StaticPin::new(pin)));
         let mut piv = PivToken::new(
             SimTransport::new(Arc::clone(&card)),
             pins.clone(),

@@ -8,3 +8,6 @@
 #![forbid(unsafe_code)]
 
 pub mod harness;
+pub mod matrix;
+pub mod report;
+pub mod runner;

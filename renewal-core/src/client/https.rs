@@ -323,33 +323,28 @@ fn retry_after(headers: &hyper::HeaderMap) -> Option<u64> {
 
 impl RenewalService for HttpsService {
     fn warm_up(&mut self) -> Result<Vec<Retained<Certificate>>, ServiceError> {
-        // GET is idempotent: one retry on a fresh connection.
-        let mut last = None;
-        for _ in 0..2 {
-            let url = self.url("/.well-known/est/cacerts");
-            let host = self.host.clone();
-            let build = || {
-                Request::get(url.as_str())
-                    .header(header::HOST, host.as_str())
-                    .body(Full::new(Bytes::new()))
-                    .map_err(|e| ServiceError::Config(e.to_string()))
-            };
-            match self.exchange(build) {
-                Ok((StatusCode::OK, _, body)) => {
-                    let parsed = parse_response(&body, &Limits::default())
-                        .map_err(|e| ServiceError::BadAnswer(e.to_string()))?;
-                    return Ok(parsed.certificates);
-                }
-                Ok((status, _, body)) => {
-                    return Err(ServiceError::Http {
-                        status: status.as_u16(),
-                        text: String::from_utf8_lossy(&body).chars().take(200).collect(),
-                    });
-                }
-                Err(e) => last = Some(e),
+        // No retry here: a failed handshake may be the card refusing the PIN, and every
+        // attempt would cost a prompt and a PIN try. (A request that was never written is
+        // resent by `exchange`.)
+        let url = self.url("/.well-known/est/cacerts");
+        let host = self.host.clone();
+        let build = || {
+            Request::get(url.as_str())
+                .header(header::HOST, host.as_str())
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| ServiceError::Config(e.to_string()))
+        };
+        match self.exchange(build)? {
+            (StatusCode::OK, _, body) => {
+                let parsed = parse_response(&body, &Limits::default())
+                    .map_err(|e| ServiceError::BadAnswer(e.to_string()))?;
+                Ok(parsed.certificates)
             }
+            (status, _, body) => Err(ServiceError::Http {
+                status: status.as_u16(),
+                text: String::from_utf8_lossy(&body).chars().take(200).collect(),
+            }),
         }
-        Err(last.unwrap_or(ServiceError::Connection("no answer".into())))
     }
 
     fn submit(&mut self, body: &[u8]) -> Result<ServiceAnswer, ServiceError> {

@@ -22,7 +22,7 @@ use crate::{
     cmc::{
         DigestAlgorithm, Outcome, ParsedResponse, RenewalParams, ResponseForm, Retained, SignError,
         SignatureAlgorithm, Signer, build_renewal_request, microsoft::TemplateRef,
-        request::certificate_template, verify_request::hex,
+        request::build_renewal_pkcs10, request::certificate_template, verify_request::hex,
     },
     token::{Container, ContainerId, KeyAlgorithm, TokenError},
     x509::verify_issued_by,
@@ -382,23 +382,33 @@ impl<'a> Renewal<'a> {
             algorithm: alg(&new_spki),
             spki: new_spki,
         };
-        let mut params =
-            RenewalParams::random().map_err(|e| RenewalError::Precondition(e.to_string()))?;
-        params.template = self.config.template.clone();
-        let built =
-            build_renewal_request(old_cert, &old_key, &new_key, &params).map_err(|e| match e {
-                crate::cmc::CmcError::Sign(s) => RenewalError::Card {
-                    step: Step::BuildRequest,
-                    source: TokenError::Backend {
-                        backend: "token",
-                        detail: s.to_string(),
-                    },
+        let card_error = |e: crate::cmc::CmcError| match e {
+            crate::cmc::CmcError::Sign(s) => RenewalError::Card {
+                step: Step::BuildRequest,
+                source: TokenError::Backend {
+                    backend: "token",
+                    detail: s.to_string(),
                 },
-                other => RenewalError::Precondition(other.to_string()),
-            })?;
+            },
+            other => RenewalError::Precondition(other.to_string()),
+        };
         let body = match self.config.mode {
-            Mode::SimpleReenroll => built.pkcs10_der,
-            Mode::FullCmc | Mode::Cmc => built.der,
+            // EST simplereenroll sends the PKCS#10 only: no CMS layer, so no old-key and no
+            // second new-key signature (the TLS client certificate is the authority).
+            Mode::SimpleReenroll => {
+                build_renewal_pkcs10(old_cert, &new_key, self.config.template.as_ref())
+                    .map_err(card_error)?
+                    .der()
+                    .to_vec()
+            }
+            Mode::FullCmc | Mode::Cmc => {
+                let mut params = RenewalParams::random()
+                    .map_err(|e| RenewalError::Precondition(e.to_string()))?;
+                params.template = self.config.template.clone();
+                build_renewal_request(old_cert, &old_key, &new_key, &params)
+                    .map_err(card_error)?
+                    .der
+            }
         };
         self.request = Some(body.clone());
         Ok(body)

@@ -185,6 +185,22 @@ pub fn build_renewal_request(
     })
 }
 
+/// Only the PKCS#10 of a renewal (what EST `/simplereenroll` sends): the same content as inside
+/// [`build_renewal_request`], without the CMS layer and its two extra signatures.
+pub fn build_renewal_pkcs10(
+    old_cert: &Retained<Certificate>,
+    new_key: &dyn Signer,
+    template: Option<&TemplateRef>,
+) -> Result<Retained<CertReq>> {
+    if new_key.public_key() == old_cert.value().tbs_certificate().subject_public_key_info() {
+        return Err(CmcError::InvalidInput(
+            "the new key equals the old key (renewal needs a new key)",
+        ));
+    }
+    let inherited = certificate_template(old_cert.value());
+    build_pkcs10(old_cert, new_key, template.or(inherited.as_ref()))
+}
+
 /// The PKCS#10 for the new key: the old subject and (most) old extensions, the template pair
 /// and the renewal-certificate attribute, signed by the new key (proof of possession).
 fn build_pkcs10(

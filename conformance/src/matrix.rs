@@ -1,0 +1,333 @@
+//! The scenario model and the default matrix: card (faults, capacity, PIN) x CA (disposition,
+//! transport fault, response style, template) x client (mode, key) x crash point. Each
+//! scenario states its expected outcome; the invariant (exactly one valid certificate, no
+//! orphan container; the old certificate intact unless renewed) is checked after every one.
+
+use renewal_core::{client::Mode, client::processor::CrashPoint, token::KeyAlgorithm};
+use sim_card::faults::{CommandKind, Fault};
+
+/// What a scenario must end in.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum Expected {
+    /// The new certificate is in 9A, the old one gone.
+    Renewed,
+    /// The card is as before.
+    RolledBack,
+    /// The CA has not decided; the new key waits (two containers, old certificate intact).
+    Pending,
+    /// The run stopped (crash or unreachable card); `recover` completed the renewal.
+    RecoveredCompleted,
+    /// The run stopped; `recover` rolled back.
+    RecoveredRolledBack,
+}
+
+/// One scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Unique name, `area/detail/mode`.
+    pub name: String,
+    /// sim-ca scenario (TOML).
+    pub ca: String,
+    /// Card faults.
+    pub card_faults: Vec<(CommandKind, u32, Fault)>,
+    /// Card key capacity.
+    pub capacity: usize,
+    /// The PIN the user types.
+    pub pin: &'static str,
+    /// PIN tries before it blocks.
+    pub pin_retries: u8,
+    /// Protocol.
+    pub mode: Mode,
+    /// Key type.
+    pub key: KeyAlgorithm,
+    /// Stop as if crashed after this journal record.
+    pub crash: Option<CrashPoint>,
+    /// Expected outcome.
+    pub expected: Expected,
+    /// Expected PIN prompts.
+    pub prompts: usize,
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::FullCmc => "fullcmc",
+        Mode::Cmc => "cmc",
+        Mode::SimpleReenroll => "simplereenroll",
+    }
+}
+
+fn base(name: String, mode: Mode, expected: Expected) -> Scenario {
+    Scenario {
+        name,
+        ca: String::new(),
+        card_faults: vec![],
+        capacity: 24,
+        pin: "123456",
+        pin_retries: 3,
+        mode,
+        key: KeyAlgorithm::EcP256,
+        crash: None,
+        expected,
+        prompts: 1,
+    }
+}
+
+/// The built-in matrix.
+pub fn default_matrix() -> Vec<Scenario> {
+    use Expected::*;
+    let modes = [Mode::FullCmc, Mode::Cmc, Mode::SimpleReenroll];
+    let mut out = Vec::new();
+    for mode in modes {
+        let m = mode_name(mode);
+        let cmc = mode != Mode::SimpleReenroll;
+        // CA dispositions.
+        let dispositions: [(&str, &str, Expected); 10] = [
+            ("issue", "", Renewed),
+            ("deny", "[[rule]]\ndisposition = \"deny\"\n", RolledBack),
+            (
+                "error",
+                "[[rule]]\ndisposition = \"error\"\nhresult = 0x80094006\n",
+                RolledBack,
+            ),
+            (
+                "pending-poll-issued",
+                "[[rule]]\ndisposition = \"pending\"\nresolve = \"poll:2\"\n",
+                Renewed,
+            ),
+            (
+                "pending-time-issued",
+                "[[rule]]\ndisposition = \"pending\"\nresolve = \"after:300\"\n",
+                Renewed,
+            ),
+            (
+                "pending-poll-denied",
+                "[[rule]]\ndisposition = \"pending\"\nresolve = \"poll:1\"\nto = \"denied\"\n",
+                RolledBack,
+            ),
+            (
+                "pending-admin",
+                "[[rule]]\ndisposition = \"pending\"\nresolve = \"admin\"\n",
+                Pending,
+            ),
+            // EST simplereenroll has no "out of band": the CA refuses instead.
+            (
+                "issued-out-of-band",
+                "[[rule]]\ndisposition = \"issued-out-of-band\"\n",
+                RolledBack,
+            ),
+            ("revoked", "[[rule]]\ndisposition = \"revoked\"\n", Renewed),
+            (
+                "template-pends",
+                &format!(
+                    "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\nrenewals_pend = true\n",
+                    renewal_core::sample::SAMPLE_TEMPLATE_OID
+                ),
+                Pending,
+            ),
+        ];
+        for (name, ca, expected) in dispositions {
+            out.push(Scenario {
+                ca: ca.to_string(),
+                ..base(format!("ca/{name}/{m}"), mode, expected)
+            });
+        }
+        for (name, ca) in [
+            ("issue", ""),
+            ("deny", "[[rule]]\ndisposition = \"deny\"\n"),
+            (
+                "pending-poll",
+                "[[rule]]\ndisposition = \"pending\"\nresolve = \"poll:1\"\n",
+            ),
+        ] {
+            let expected = if name == "deny" { RolledBack } else { Renewed };
+            out.push(Scenario {
+                ca: format!("response_style = \"adcs\"\n{ca}"),
+                ..base(format!("adcs/{name}/{m}"), mode, expected)
+            });
+        }
+        // Transport faults and bad answers.
+        let faults: [(&str, Expected); 10] = [
+            ("delay:100", Renewed),
+            ("drop-before-read", RolledBack),
+            ("drop-after-read", RolledBack),
+            ("http:500", RolledBack),
+            ("http:503", RolledBack),
+            ("malformed-body", RolledBack),
+            ("wrong-content-type", RolledBack),
+            ("truncated", RolledBack),
+            ("wrong-key-certificate", RolledBack),
+            // A certs-only answer (simplereenroll) has no signer to get wrong.
+            ("wrong-signer", if cmc { RolledBack } else { Renewed }),
+        ];
+        for (fault, expected) in faults {
+            out.push(Scenario {
+                ca: format!("[[rule]]\nfault = \"{fault}\"\n"),
+                ..base(
+                    format!("net/{}/{m}", fault.replace(':', "-")),
+                    mode,
+                    expected,
+                )
+            });
+        }
+        // Card faults at each step. Signatures: #1 TLS, #2 PKCS#10, #3-#4 CMS signers.
+        let card: Vec<(&str, CommandKind, u32, Fault, Expected)> = vec![
+            (
+                "generate-fails",
+                CommandKind::Generate,
+                1,
+                Fault::Fail(0x6F00),
+                RolledBack,
+            ),
+            (
+                "generate-card-full",
+                CommandKind::Generate,
+                1,
+                Fault::Fail(0x6A84),
+                RolledBack,
+            ),
+            (
+                "generate-pulled-after",
+                CommandKind::Generate,
+                1,
+                Fault::RemoveAfter,
+                RecoveredRolledBack,
+            ),
+            (
+                "generate-pulled-before",
+                CommandKind::Generate,
+                1,
+                Fault::RemoveBefore,
+                RecoveredRolledBack,
+            ),
+            (
+                "tls-signature-fails",
+                CommandKind::Sign,
+                1,
+                Fault::Fail(0x6A80),
+                RolledBack,
+            ),
+            (
+                "pop-signature-fails",
+                CommandKind::Sign,
+                2,
+                Fault::Fail(0x6A80),
+                RolledBack,
+            ),
+            (
+                "cms-new-key-signature-fails",
+                CommandKind::Sign,
+                3,
+                Fault::Fail(0x6A80),
+                if cmc { RolledBack } else { Renewed },
+            ),
+            (
+                "cms-old-key-signature-fails",
+                CommandKind::Sign,
+                4,
+                Fault::Fail(0x6A80),
+                if cmc { RolledBack } else { Renewed },
+            ),
+            (
+                "install-fails",
+                CommandKind::PutData,
+                1,
+                Fault::Fail(0x6A84),
+                RolledBack,
+            ),
+            // Installing failed: the run rolls back (the new certificate is abandoned, the old one
+            // stays valid); the card was gone, so `recover` finishes that rollback.
+            (
+                "install-pulled-before",
+                CommandKind::PutData,
+                1,
+                Fault::RemoveBefore,
+                RecoveredRolledBack,
+            ),
+            (
+                "delete-old-pulled-before",
+                CommandKind::MoveKey,
+                1,
+                Fault::RemoveBefore,
+                RecoveredCompleted,
+            ),
+            (
+                "move-pulled-before",
+                CommandKind::MoveKey,
+                2,
+                Fault::RemoveBefore,
+                RecoveredCompleted,
+            ),
+            (
+                "move-pulled-after",
+                CommandKind::MoveKey,
+                2,
+                Fault::RemoveAfter,
+                RecoveredCompleted,
+            ),
+            (
+                "slow-card",
+                CommandKind::Any,
+                3,
+                Fault::Delay(30_000),
+                Renewed,
+            ),
+        ];
+        for (name, kind, nth, fault, expected) in card {
+            out.push(Scenario {
+                card_faults: vec![(kind, nth, fault)],
+                ..base(format!("card/{name}/{m}"), mode, expected)
+            });
+        }
+        out.push(Scenario {
+            capacity: 1,
+            ..base(format!("card/capacity-1/{m}"), mode, RolledBack)
+        });
+        // PIN: a wrong PIN fails the TLS signature before any card work; one prompt, nothing
+        // changes. (A blocked PIN is the same path with 0 tries.)
+        out.push(Scenario {
+            pin: "000000",
+            ..base(format!("pin/wrong/{m}"), mode, RolledBack)
+        });
+        out.push(Scenario {
+            pin: "000000",
+            pin_retries: 1,
+            ..base(format!("pin/blocks-after-one-try/{m}"), mode, RolledBack)
+        });
+        // A rule for the second request does not touch the first.
+        out.push(Scenario {
+            ca: "[[rule]]\nrequest = 2\ndisposition = \"deny\"\n".into(),
+            ..base(format!("ca/rule-for-request-2/{m}"), mode, Renewed)
+        });
+        // Crash at every journal point, then recover.
+        for point in CrashPoint::ALL {
+            let (ca, expected) = match point {
+                CrashPoint::RollbackIntent => {
+                    ("[[rule]]\ndisposition = \"deny\"\n", RecoveredRolledBack)
+                }
+                CrashPoint::InstallIntent | CrashPoint::Installed | CrashPoint::SupersedeIntent => {
+                    ("", RecoveredCompleted)
+                }
+                _ => ("", RecoveredRolledBack),
+            };
+            out.push(Scenario {
+                ca: ca.into(),
+                crash: Some(point),
+                // Crashing right after `Begin` happens before the TLS handshake: no PIN yet.
+                prompts: usize::from(point != CrashPoint::Begin),
+                ..base(format!("crash/{point:?}/{m}"), mode, expected)
+            });
+        }
+        // RSA-2048 keys (TLS 1.2).
+        for (name, ca, expected) in [
+            ("issue", "", Renewed),
+            ("deny", "[[rule]]\ndisposition = \"deny\"\n", RolledBack),
+        ] {
+            out.push(Scenario {
+                ca: ca.into(),
+                key: KeyAlgorithm::Rsa2048,
+                ..base(format!("rsa2048/{name}/{m}"), mode, expected)
+            });
+        }
+    }
+    out
+}

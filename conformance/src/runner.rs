@@ -1,0 +1,155 @@
+//! Runs one scenario against the simulators and judges it.
+
+use std::time::Instant;
+
+use renewal_core::client::processor::{
+    RecoveryOutcome, Renewal, RenewalError, RenewalOutcome, recover,
+};
+use sim_card::{CardConfig, FaultPlan, Rule};
+
+use crate::{
+    harness::World,
+    matrix::{Expected, Scenario},
+};
+
+/// What happened.
+#[derive(Clone, Debug)]
+pub struct Result {
+    /// The scenario's name.
+    pub name: String,
+    /// Expected outcome.
+    pub expected: Expected,
+    /// Observed outcome (None: the run could not be classified).
+    pub observed: Option<Expected>,
+    /// PIN prompts.
+    pub prompts: usize,
+    /// Containers before and after.
+    pub containers: (usize, usize),
+    /// Wall time in milliseconds (reported, never asserted).
+    pub millis: u128,
+    /// Why it failed, when it did.
+    pub problem: Option<String>,
+}
+
+impl Result {
+    /// Whether the scenario behaved as stated.
+    pub fn passed(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+/// Runs `scenario` with card RNG `seed`.
+pub fn run(scenario: &Scenario, seed: u64) -> Result {
+    let started = Instant::now();
+    let mut result = Result {
+        name: scenario.name.clone(),
+        expected: scenario.expected,
+        observed: None,
+        prompts: 0,
+        containers: (0, 0),
+        millis: 0,
+        problem: None,
+    };
+    let outcome = (|| -> std::result::Result<(Expected, usize, usize, usize), String> {
+        let card = CardConfig {
+            capacity: scenario.capacity,
+            retries: scenario.pin_retries,
+            seed,
+            ..CardConfig::default()
+        };
+        let world = World::with(&scenario.ca, scenario.key, card, scenario.pin)?;
+        let before = world
+            .token
+            .lock()
+            .map_err(|_| "lock")?
+            .containers()
+            .map_err(|e| e.to_string())?
+            .len();
+        world.set_faults(FaultPlan::new(
+            scenario
+                .card_faults
+                .iter()
+                .map(|&(kind, nth, fault)| Rule { kind, nth, fault })
+                .collect(),
+        ));
+        let mut service = world.service(scenario.mode)?;
+        let mut journal = world.journal()?;
+        let run = Renewal::new(
+            world.token.clone(),
+            &mut service,
+            &mut journal,
+            world.config(scenario.mode, 3, scenario.crash),
+        )
+        .run();
+        // The card comes back and faults stop before anything is judged.
+        if let Ok(mut card) = world.card.lock() {
+            if card.is_removed() {
+                card.reinsert();
+            }
+            card.set_faults(FaultPlan::default());
+        }
+        let observed = match run {
+            Ok(RenewalOutcome::Renewed { .. }) => Expected::Renewed,
+            Ok(RenewalOutcome::RolledBack { .. }) => Expected::RolledBack,
+            Ok(RenewalOutcome::Pending) => Expected::Pending,
+            Err(RenewalError::Crashed(_) | RenewalError::Card { .. }) => {
+                match recover(&world.token, &mut journal).map_err(|e| e.to_string())? {
+                    RecoveryOutcome::Completed { .. } => Expected::RecoveredCompleted,
+                    RecoveryOutcome::RolledBack { .. } => Expected::RecoveredRolledBack,
+                    other => return Err(format!("recovery ended {other:?}")),
+                }
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let after = world
+            .token
+            .lock()
+            .map_err(|_| "lock")?
+            .containers()
+            .map_err(|e| e.to_string())?
+            .len();
+        // The invariant.
+        match observed {
+            Expected::Pending => {
+                if after != 2 {
+                    return Err(format!(
+                        "pending: expected the old and the new container, found {after}"
+                    ));
+                }
+            }
+            _ => {
+                let cert = world.check_invariant()?;
+                let renewed = matches!(observed, Expected::Renewed | Expected::RecoveredCompleted);
+                if renewed == (cert == world.old_cert) {
+                    return Err(if renewed {
+                        "renewed but the old certificate is still in 9a".into()
+                    } else {
+                        "rolled back but the old certificate is gone".into()
+                    });
+                }
+            }
+        }
+        Ok((observed, before, after, world.pins.count()))
+    })();
+    result.millis = started.elapsed().as_millis();
+    match outcome {
+        Ok((observed, before, after, prompts)) => {
+            result.observed = Some(observed);
+            result.containers = (before, after);
+            result.prompts = prompts;
+            if observed != scenario.expected {
+                result.problem = Some(format!(
+                    "expected {:?}, observed {observed:?}",
+                    scenario.expected
+                ));
+            } else if prompts != scenario.prompts {
+                result.problem = Some(format!(
+                    "expected {} PIN prompt(s), counted {prompts}",
+                    scenario.prompts
+                ));
+            }
+        }
+        Err(e) => result.problem = Some(e),
+    }
+    result
+}

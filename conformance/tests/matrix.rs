@@ -1,0 +1,53 @@
+//! The default matrix, in the test suite: every scenario behaves as it states, the matrix
+//! covers what the runner promises, and names are unique (reports key on them).
+
+// Tests unwrap: a panic with the value is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use conformance::{matrix::default_matrix, runner};
+
+#[test]
+fn the_default_matrix_runs_green() {
+    let matrix = default_matrix();
+    assert!(matrix.len() >= 150, "{} scenarios", matrix.len());
+    let mut names: Vec<_> = matrix.iter().map(|s| s.name.clone()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), matrix.len(), "scenario names are unique");
+    for area in [
+        "ca/", "adcs/", "net/", "card/", "pin/", "crash/", "rsa2048/",
+    ] {
+        for mode in ["/fullcmc", "/cmc", "/simplereenroll"] {
+            assert!(
+                names
+                    .iter()
+                    .any(|n| n.starts_with(area) && n.ends_with(mode)),
+                "{area}*{mode}"
+            );
+        }
+    }
+    let results: Vec<_> = matrix.iter().map(|s| runner::run(s, 1)).collect();
+    // The reports carry every scenario.
+    let dir = std::env::temp_dir().join(format!("cardrenew-report-{}", std::process::id()));
+    conformance::report::write(&dir, &results, 1).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(json["scenarios"].as_array().unwrap().len(), matrix.len());
+    assert!(
+        json["scenarios"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["pin_prompts"].as_u64() <= Some(1))
+    );
+    let junit = std::fs::read_to_string(dir.join("junit.xml")).unwrap();
+    assert_eq!(junit.matches("<testcase ").count(), matrix.len());
+    assert!(junit.contains("failures=\"0\""));
+    let _ = std::fs::remove_dir_all(&dir);
+    let failures: Vec<_> = results
+        .into_iter()
+        .filter(|r| !r.passed())
+        .map(|r| format!("{}: {}", r.name, r.problem.unwrap_or_default()))
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+}
