@@ -11,6 +11,7 @@ need() { [ -e "$2" ] || command -v "$2" >/dev/null 2>&1 || need_pkgs+=("$1"); }
 need openssl openssl
 need curl curl
 need softhsm2 softhsm2-util
+need chromium chromium
 need pcscd pcscd
 need vsmartcard-vpcd /usr/lib/pcsc/drivers/serial/libifdvpcd.so
 need opensc pkcs11-tool

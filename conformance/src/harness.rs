@@ -43,6 +43,8 @@ pub struct World {
     pub old_cert: Retained<Certificate>,
     /// Journal file.
     pub journal_path: PathBuf,
+    /// Everything the card, the CA connection, the PIN source and the journal saw.
+    pub trace: crate::trace::Trace,
     _runtime: tokio::runtime::Runtime,
 }
 
@@ -98,9 +100,16 @@ impl World {
             PivApplet::new(&card).map_err(|e| e.to_string())?,
         )));
         let pins = Arc::new(CountingPinSource::new(StaticPin::new(pin)));
+        let trace = crate::trace::Trace::default();
         let mut piv = PivToken::new(
-            SimTransport::new(Arc::clone(&card)),
-            pins.clone(),
+            crate::trace::RecordingTransport {
+                inner: SimTransport::new(Arc::clone(&card)),
+                trace: trace.clone(),
+            },
+            Arc::new(crate::trace::RecordingPins {
+                inner: pins.clone(),
+                trace: trace.clone(),
+            }),
             ManagementKey::default_3des(),
         );
         // Provision 9A: key on the card, certificate from the CA (no PIN needed for that).
@@ -118,6 +127,7 @@ impl World {
         piv.supersede(&ContainerId("9a".into()), &first.id)
             .map_err(|e| e.to_string())?;
         let token: SharedToken = Arc::new(Mutex::new(Box::new(piv)));
+        trace.clear();
         Ok(Self {
             ca,
             addr,
@@ -126,6 +136,7 @@ impl World {
             pins,
             old_cert,
             journal_path: dir.join("journal.jsonl"),
+            trace,
             _runtime: runtime,
         })
     }
@@ -187,9 +198,34 @@ impl World {
         }
     }
 
-    /// The journal.
+    /// The journal, its records traced.
     pub fn journal(&self) -> Result<Journal, Error> {
-        Journal::open(&self.journal_path).map_err(|e| e.to_string())
+        let mut journal = Journal::open(&self.journal_path).map_err(|e| e.to_string())?;
+        let trace = self.trace.clone();
+        journal.observe(Box::new(move |r| {
+            let failed = matches!(
+                r,
+                renewal_core::client::journal::Record::RollbackIntent { .. }
+            );
+            trace.push(
+                crate::trace::Lane::Client,
+                crate::trace::step_text(r),
+                false,
+                failed,
+            )
+        }));
+        Ok(journal)
+    }
+
+    /// A connection to the CA whose exchanges are traced.
+    pub fn traced_service(
+        &self,
+        mode: Mode,
+    ) -> Result<crate::trace::RecordingService<HttpsService>, Error> {
+        Ok(crate::trace::RecordingService {
+            inner: self.service(mode)?,
+            trace: self.trace.clone(),
+        })
     }
 
     /// Faults for the next operations.

@@ -11,3 +11,5 @@ pub mod harness;
 pub mod matrix;
 pub mod report;
 pub mod runner;
+pub mod scenario_file;
+pub mod trace;

@@ -12,6 +12,7 @@ struct Args {
     seed: u64,
     list: bool,
     report: Option<PathBuf>,
+    scenarios: Option<PathBuf>,
 }
 
 fn args() -> Result<Args, String> {
@@ -20,6 +21,7 @@ fn args() -> Result<Args, String> {
         seed: 1,
         list: false,
         report: None,
+        scenarios: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -35,6 +37,9 @@ fn args() -> Result<Args, String> {
                     .map_err(|_| "--seed: not a number")?
             }
             "--report" => a.report = Some(it.next().ok_or("--report needs a directory")?.into()),
+            "--scenarios" => {
+                a.scenarios = Some(it.next().ok_or("--scenarios needs a TOML file")?.into())
+            }
             "-h" | "--help" => {
                 println!(
                     "usage: conformance [run] [--filter SUBSTRING] [--seed N] [--list] [--report DIR]"
@@ -55,7 +60,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let scenarios: Vec<_> = default_matrix()
+    let matrix = match &args.scenarios {
+        None => default_matrix(),
+        Some(path) => match std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|t| conformance::scenario_file::parse(&t))
+        {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("conformance: {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let scenarios: Vec<_> = matrix
         .into_iter()
         .filter(|s| args.filter.as_deref().is_none_or(|f| s.name.contains(f)))
         .collect();
@@ -88,8 +106,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
         println!(
-            "reports: {}/report.json, {}/junit.xml",
-            dir.display(),
+            "reports: {0}/report.json, {0}/junit.xml, {0}/index.html",
             dir.display()
         );
     }

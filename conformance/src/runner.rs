@@ -29,6 +29,10 @@ pub struct Result {
     pub millis: u128,
     /// Why it failed, when it did.
     pub problem: Option<String>,
+    /// What happened, in order (folded runs of identical card exchanges).
+    pub trace: Vec<(crate::trace::Event, usize)>,
+    /// The same as text.
+    pub transcript: String,
 }
 
 impl Result {
@@ -49,7 +53,10 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result {
         containers: (0, 0),
         millis: 0,
         problem: None,
+        trace: Vec::new(),
+        transcript: String::new(),
     };
+    let mut recorded = None;
     let outcome = (|| -> std::result::Result<(Expected, usize, usize, usize), String> {
         let card = CardConfig {
             capacity: scenario.capacity,
@@ -72,7 +79,8 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result {
                 .map(|&(kind, nth, fault)| Rule { kind, nth, fault })
                 .collect(),
         ));
-        let mut service = world.service(scenario.mode)?;
+        recorded = Some(world.trace.clone());
+        let mut service = world.traced_service(scenario.mode)?;
         let mut journal = world.journal()?;
         let run = Renewal::new(
             world.token.clone(),
@@ -132,6 +140,10 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result {
         Ok((observed, before, after, world.pins.count()))
     })();
     result.millis = started.elapsed().as_millis();
+    if let Some(trace) = recorded {
+        result.trace = trace.folded();
+        result.transcript = trace.transcript();
+    }
     match outcome {
         Ok((observed, before, after, prompts)) => {
             result.observed = Some(observed);

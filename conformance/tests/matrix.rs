@@ -51,3 +51,29 @@ fn the_default_matrix_runs_green() {
         .collect();
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+#[test]
+fn scenario_files_load_and_run() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scenarios/example.toml"
+    ))
+    .unwrap();
+    let scenarios = conformance::scenario_file::parse(&text).unwrap();
+    assert_eq!(scenarios.len(), 4);
+    for s in &scenarios {
+        let r = runner::run(s, 1);
+        assert!(r.passed(), "{}: {:?}", s.name, r.problem);
+    }
+    let bad = "[[scenario]]\nname = \"x\"\nexpected = \"renewed\"\nmode = \"fax\"\n";
+    assert_eq!(
+        conformance::scenario_file::parse(bad).unwrap_err(),
+        "x: unknown mode \"fax\" (fullcmc, cmc, simplereenroll)"
+    );
+    let bad_ca = "[[scenario]]\nname = \"y\"\nexpected = \"renewed\"\nca = \"[[rule]]\\ndisposition = \\\"maybe\\\"\\n\"\n";
+    assert!(
+        conformance::scenario_file::parse(bad_ca)
+            .unwrap_err()
+            .contains("unknown disposition \"maybe\"")
+    );
+}

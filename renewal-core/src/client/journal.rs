@@ -87,10 +87,14 @@ pub enum JournalError {
     },
 }
 
+/// Called with every record written (tracing, progress).
+pub type Observer = Box<dyn FnMut(&Record) + Send>;
+
 /// The journal file.
 pub struct Journal {
     path: PathBuf,
     records: Vec<Record>,
+    observer: Option<Observer>,
 }
 
 impl Journal {
@@ -128,6 +132,7 @@ impl Journal {
         Ok(Self {
             path: path.to_path_buf(),
             records,
+            observer: None,
         })
     }
 
@@ -161,8 +166,16 @@ impl Journal {
             .map_err(io)?;
         file.write_all(line.as_bytes()).map_err(io)?;
         file.sync_all().map_err(io)?;
+        if let Some(observer) = &mut self.observer {
+            observer(&record);
+        }
         self.records.push(record);
         Ok(())
+    }
+
+    /// Watches every record written from now on.
+    pub fn observe(&mut self, observer: Observer) {
+        self.observer = Some(observer);
     }
 
     /// The journal file.
