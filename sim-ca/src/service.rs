@@ -130,6 +130,18 @@ impl Ca {
         .map_err(|e| e.to_string())
     }
 
+    /// The scenario's first rule matching the subject, template and the subject's request
+    /// number `n` (rules are evaluated in order, first match wins).
+    fn first_rule(&self, subject: &str, template: &Template, n: u32) -> Option<&Rule> {
+        self.rules.iter().find(|rule| {
+            rule.subject.as_deref().is_none_or(|s| subject.contains(s))
+                && rule.template.as_deref().is_none_or(|t| {
+                    t.eq_ignore_ascii_case(&template.name) || t == template.oid.to_string()
+                })
+                && rule.request.is_none_or(|r| r == n)
+        })
+    }
+
     fn decide(
         &self,
         store: &Store,
@@ -143,18 +155,11 @@ impl Ca {
             .into_iter()
             .find(|(name, _)| *name == counter)
             .map_or(1, |(_, v)| u32::try_from(v).unwrap_or(u32::MAX));
-        for rule in &self.rules {
-            let subject_ok = rule.subject.as_deref().is_none_or(|s| subject.contains(s));
-            let template_ok = rule.template.as_deref().is_none_or(|t| {
-                t.eq_ignore_ascii_case(&template.name) || t == template.oid.to_string()
+        if let Some(rule) = self.first_rule(subject, template, n) {
+            return Ok(Decision {
+                disposition: rule.disposition.clone(),
+                fault: rule.fault,
             });
-            let request_ok = rule.request.is_none_or(|r| r == n);
-            if subject_ok && template_ok && request_ok {
-                return Ok(Decision {
-                    disposition: rule.disposition.clone(),
-                    fault: rule.fault,
-                });
-            }
         }
         Ok(Decision {
             disposition: if template.renewals_pend {
@@ -184,13 +189,7 @@ impl Ca {
             .into_iter()
             .find(|(name, _)| *name == counter)
             .map_or(1, |(_, v)| u32::try_from(v + 1).unwrap_or(u32::MAX));
-        let rule = self.rules.iter().find(|rule| {
-            rule.subject.as_deref().is_none_or(|s| subject.contains(s))
-                && rule.template.as_deref().is_none_or(|t| {
-                    t.eq_ignore_ascii_case(&template.name) || t == template.oid.to_string()
-                })
-                && rule.request.is_none_or(|r| r == next)
-        })?;
+        let rule = self.first_rule(&subject, template, next)?;
         match rule.fault {
             Some(f @ (TransportFault::DropBeforeRead | TransportFault::Http(_))) => {
                 let _ = store.bump(&counter);
@@ -434,27 +433,52 @@ impl Ca {
                 decision.fault,
             )),
             Disposition::Pending { resolve, to } => {
-                let resolve = match resolve {
-                    Resolve::At(secs) => Resolve::At(now + secs),
-                    other => other,
-                };
-                let id = store.add_pending(&Pending {
-                    id: 0,
-                    tls_fingerprint: fingerprint.to_string(),
-                    transaction: accepted.transaction.clone(),
-                    request: request.to_vec(),
-                    kind: "cmc".into(),
-                    created_at: now,
-                    polls: 0,
+                let (id, resolve) = self.add_pending(
+                    store,
+                    fingerprint,
+                    &accepted.transaction,
+                    request,
+                    "cmc",
                     resolve,
-                    end: to,
-                    status: "pending".into(),
-                    cert_serial: None,
-                })?;
-                store.bump("pending")?;
+                    to,
+                )?;
                 Ok(self.pending_reply(id, resolve, Some(accepted), decision.fault))
             }
         }
+    }
+
+    /// Stores a request taken under submission; `after:N` becomes absolute time here.
+    #[allow(clippy::too_many_arguments)]
+    fn add_pending(
+        &self,
+        store: &Store,
+        fingerprint: &str,
+        transaction: &str,
+        request: &[u8],
+        kind: &str,
+        resolve: Resolve,
+        end: PendingEnd,
+    ) -> Result<(i64, Resolve), Rejection> {
+        let now = self.clock.unix();
+        let resolve = match resolve {
+            Resolve::At(secs) => Resolve::At(now + secs),
+            other => other,
+        };
+        let id = store.add_pending(&Pending {
+            id: 0,
+            tls_fingerprint: fingerprint.to_string(),
+            transaction: transaction.to_string(),
+            request: request.to_vec(),
+            kind: kind.into(),
+            created_at: now,
+            polls: 0,
+            resolve,
+            end,
+            status: "pending".into(),
+            cert_serial: None,
+        })?;
+        store.bump("pending")?;
+        Ok((id, resolve))
     }
 
     fn pending_reply(
@@ -631,25 +655,15 @@ impl Ca {
                 Disposition::Error(hresult) => Err(Rejection::Internal(format!("0x{hresult:08X}"))),
                 Disposition::IssuedOutOfBand => Err(Rejection::Denied("issued out of band".into())),
                 Disposition::Pending { resolve, to } => {
-                    let now = self.clock.unix();
-                    let resolve = match resolve {
-                        Resolve::At(secs) => Resolve::At(now + secs),
-                        other => other,
-                    };
-                    store.add_pending(&Pending {
-                        id: 0,
-                        tls_fingerprint: fingerprint.clone(),
-                        transaction: transaction.clone(),
-                        request: body.to_vec(),
-                        kind: "simplereenroll".into(),
-                        created_at: now,
-                        polls: 0,
+                    let (_, resolve) = self.add_pending(
+                        &store,
+                        &fingerprint,
+                        &transaction,
+                        body,
+                        "simplereenroll",
                         resolve,
-                        end: to,
-                        status: "pending".into(),
-                        cert_serial: None,
-                    })?;
-                    store.bump("pending")?;
+                        to,
+                    )?;
                     Ok((
                         SimpleReply::Pending(self.retry_secs(resolve)),
                         decision.fault,

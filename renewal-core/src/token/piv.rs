@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use der::{Decode, Encode, asn1::BitString};
+use der::{Decode, asn1::BitString};
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use zeroize::Zeroizing;
 
@@ -161,26 +161,9 @@ fn spki_from_template(
             })
         }
         KeyAlgorithm::Rsa2048 => {
-            #[derive(der::Sequence)]
-            struct RsaPublicKey<'a> {
-                modulus: der::asn1::UintRef<'a>,
-                exponent: der::asn1::UintRef<'a>,
-            }
             let n = find_tlv(template, &[0x81])?;
             let e = find_tlv(template, &[0x82])?;
-            let pkcs1 = RsaPublicKey {
-                modulus: der::asn1::UintRef::new(n).ok()?,
-                exponent: der::asn1::UintRef::new(e).ok()?,
-            }
-            .to_der()
-            .ok()?;
-            Some(SubjectPublicKeyInfoOwned {
-                algorithm: AlgorithmIdentifierOwned {
-                    oid: oids::RSA_ENCRYPTION,
-                    parameters: Some(der::asn1::Any::encode_from(&der::asn1::Null).ok()?),
-                },
-                subject_public_key: BitString::from_bytes(&pkcs1).ok()?,
-            })
+            super::rsa_spki(n, e).ok()
         }
     }
 }

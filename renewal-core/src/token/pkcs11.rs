@@ -217,26 +217,7 @@ impl Pkcs11Token {
             ) else {
                 return Ok(None);
             };
-            #[derive(der::Sequence)]
-            struct RsaPublicKey<'a> {
-                modulus: der::asn1::UintRef<'a>,
-                exponent: der::asn1::UintRef<'a>,
-            }
-            let pkcs1 = RsaPublicKey {
-                modulus: der::asn1::UintRef::new(&n).map_err(backend)?,
-                exponent: der::asn1::UintRef::new(&e).map_err(backend)?,
-            }
-            .to_der()
-            .map_err(backend)?;
-            let spki = SubjectPublicKeyInfoOwned {
-                algorithm: AlgorithmIdentifierOwned {
-                    oid: oids::RSA_ENCRYPTION,
-                    parameters: Some(
-                        der::asn1::Any::encode_from(&der::asn1::Null).map_err(backend)?,
-                    ),
-                },
-                subject_public_key: BitString::from_bytes(&pkcs1).map_err(backend)?,
-            };
+            let spki = super::rsa_spki(&n, &e).map_err(backend)?;
             Ok(Some((KeyAlgorithm::Rsa2048, spki)))
         } else {
             Ok(None)
