@@ -17,7 +17,7 @@ use renewal_core::{
     },
     cmc::Retained,
     token::{
-        ContainerId, KeyAlgorithm, Token,
+        ContainerId, KeyAlgorithm,
         pin::{CountingPinSource, StaticPin},
         piv::{ManagementKey, PivToken},
         transport::SimTransport,
@@ -33,14 +33,22 @@ pub struct World {
     pub ca: Arc<Ca>,
     /// Its HTTPS address.
     pub addr: SocketAddr,
-    /// The card.
-    pub card: Arc<Mutex<SimCard>>,
+    /// The virtual card (`None` when the token is a real one, e.g. PKCS#11).
+    pub card: Option<Arc<Mutex<SimCard>>>,
     /// The token over the card, shared by TLS and the driver.
     pub token: SharedToken,
     /// PIN prompts.
     pub pins: Arc<CountingPinSource<StaticPin>>,
     /// The certificate being renewed.
     pub old_cert: Retained<Certificate>,
+    /// The container holding the current certificate (9a on a PIV card; on a PKCS#11 token,
+    /// wherever the last renewal left it).
+    pub primary: Mutex<ContainerId>,
+    /// Whether the certificate always lives in `primary` (PIV slots) or moves to the new
+    /// container (PKCS#11).
+    pub fixed_slot: bool,
+    /// Containers that were on the token before this world provisioned it (left alone).
+    pub baseline: Vec<ContainerId>,
     /// Journal file.
     pub journal_path: PathBuf,
     /// Everything the card, the CA connection, the PIN source and the journal saw.
@@ -57,13 +65,10 @@ impl World {
         Self::with(scenario, key, CardConfig::default(), "123456")
     }
 
-    /// Like [`World::new`] with a card configuration and the PIN the user types.
-    pub fn with(
+    /// The CA, served over loopback mutual TLS from its own runtime.
+    fn simulated_ca(
         scenario: &str,
-        key: KeyAlgorithm,
-        card: CardConfig,
-        pin: &str,
-    ) -> Result<Self, Error> {
+    ) -> Result<(Arc<Ca>, SocketAddr, tokio::runtime::Runtime, PathBuf), Error> {
         let clock = Clock::system();
         let authority = Authority::generate(clock.now())?;
         let scenario = Scenario::from_toml(scenario)?;
@@ -96,12 +101,23 @@ impl World {
             http::HttpLimits::default(),
         ));
 
+        Ok((ca, addr, runtime, dir))
+    }
+
+    /// Like [`World::new`] with a card configuration and the PIN the user types.
+    pub fn with(
+        scenario: &str,
+        key: KeyAlgorithm,
+        card: CardConfig,
+        pin: &str,
+    ) -> Result<Self, Error> {
+        let (ca, addr, runtime, dir) = Self::simulated_ca(scenario)?;
         let card = Arc::new(Mutex::new(SimCard::new(
             PivApplet::new(&card).map_err(|e| e.to_string())?,
         )));
         let pins = Arc::new(CountingPinSource::new(StaticPin::new(pin)));
         let trace = crate::trace::Trace::default();
-        let mut piv = PivToken::new(
+        let piv = PivToken::new(
             crate::trace::RecordingTransport {
                 inner: SimTransport::new(Arc::clone(&card)),
                 trace: trace.clone(),
@@ -112,21 +128,75 @@ impl World {
             }),
             ManagementKey::default_3des(),
         );
-        // Provision 9A: key on the card, certificate from the CA (no PIN needed for that).
-        let first = piv.generate(key).map_err(|e| e.to_string())?;
-        let spki = first.public_key.clone().ok_or("no public key")?;
-        let old_cert = renewal_core::sample::issue_user_certificate(
-            &ca.authority().issuing.key,
-            &ca.authority().issuing.cert,
-            &spki,
-            ca.clock().now(),
-        )
-        .map_err(|e| e.to_string())?;
-        piv.install_certificate(&first.id, old_cert.der())
-            .map_err(|e| e.to_string())?;
-        piv.supersede(&ContainerId("9a".into()), &first.id)
-            .map_err(|e| e.to_string())?;
         let token: SharedToken = Arc::new(Mutex::new(Box::new(piv)));
+        Self::assemble(
+            ca,
+            addr,
+            runtime,
+            dir,
+            Some(card),
+            token,
+            pins,
+            trace,
+            key,
+            Some(ContainerId("9a".into())),
+        )
+    }
+
+    /// A world around a token this harness did not create (a real PKCS#11 token): a new key
+    /// and a certificate from the simulated CA are provisioned into a new container, and only
+    /// containers created from then on are judged.
+    pub fn with_token(
+        scenario: &str,
+        key: KeyAlgorithm,
+        token: SharedToken,
+        pins: Arc<CountingPinSource<StaticPin>>,
+        trace: crate::trace::Trace,
+    ) -> Result<Self, Error> {
+        let (ca, addr, runtime, dir) = Self::simulated_ca(scenario)?;
+        Self::assemble(ca, addr, runtime, dir, None, token, pins, trace, key, None)
+    }
+
+    /// Provisions the token and puts the world together.
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        ca: Arc<Ca>,
+        addr: SocketAddr,
+        runtime: tokio::runtime::Runtime,
+        dir: PathBuf,
+        card: Option<Arc<Mutex<SimCard>>>,
+        token: SharedToken,
+        pins: Arc<CountingPinSource<StaticPin>>,
+        trace: crate::trace::Trace,
+        key: KeyAlgorithm,
+        fixed_slot: Option<ContainerId>,
+    ) -> Result<Self, Error> {
+        let (baseline, primary, old_cert) = {
+            let mut t = token.lock().map_err(|_| "token lock")?;
+            let baseline: Vec<ContainerId> = t
+                .containers()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|c| c.id)
+                .collect();
+            // Key on the token, certificate from the CA (on a PIV card no PIN is needed).
+            let first = t.generate(key).map_err(|e| e.to_string())?;
+            let spki = first.public_key.clone().ok_or("no public key")?;
+            let old_cert = renewal_core::sample::issue_user_certificate(
+                &ca.authority().issuing.key,
+                &ca.authority().issuing.cert,
+                &spki,
+                ca.clock().now(),
+            )
+            .map_err(|e| e.to_string())?;
+            t.install_certificate(&first.id, old_cert.der())
+                .map_err(|e| e.to_string())?;
+            let primary = match &fixed_slot {
+                Some(slot) => t.supersede(slot, &first.id).map_err(|e| e.to_string())?,
+                None => first.id,
+            };
+            (baseline, primary, old_cert)
+        };
         trace.clear();
         Ok(Self {
             ca,
@@ -135,10 +205,21 @@ impl World {
             token,
             pins,
             old_cert,
+            primary: Mutex::new(primary),
+            fixed_slot: fixed_slot.is_some(),
+            baseline,
             journal_path: dir.join("journal.jsonl"),
             trace,
             _runtime: runtime,
         })
+    }
+
+    /// The current certificate's container.
+    pub fn primary(&self) -> ContainerId {
+        self.primary
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
     }
 
     /// The CA certificates a client trusts.
@@ -172,7 +253,7 @@ impl World {
                 timeout: Duration::from_secs(10),
             },
             Arc::clone(&self.token),
-            ContainerId("9a".into()),
+            self.primary(),
             algorithm,
             &self.old_cert,
         )
@@ -188,7 +269,7 @@ impl World {
     ) -> RenewalConfig {
         let ca = Arc::clone(&self.ca);
         RenewalConfig {
-            old: ContainerId("9a".into()),
+            old: self.primary(),
             mode,
             template: None,
             trust_anchors: self.anchors(),
@@ -230,39 +311,49 @@ impl World {
 
     /// Faults for the next operations.
     pub fn set_faults(&self, plan: FaultPlan) {
-        if let Ok(mut card) = self.card.lock() {
+        if let Some(Ok(mut card)) = self.card.as_ref().map(|c| c.lock()) {
             card.set_faults(plan);
         }
     }
 
-    /// The invariant: the card holds exactly one container, 9A, with a key and a certificate
-    /// for that key issued by the CA. Returns that certificate.
+    /// The invariant: of the containers this world created, exactly one is left, with a key
+    /// and a certificate for that key issued by the CA — in 9A on a PIV card. Returns that
+    /// certificate (and remembers where it is).
     pub fn check_invariant(&self) -> Result<Retained<Certificate>, Error> {
-        if let Ok(mut card) = self.card.lock()
+        if let Some(Ok(mut card)) = self.card.as_ref().map(|c| c.lock())
             && card.is_removed()
         {
             card.reinsert();
         }
-        let containers = {
+        let containers: Vec<_> = {
             let mut token = self.token.lock().map_err(|_| "lock")?;
             token.containers().map_err(|e| e.to_string())?
-        };
+        }
+        .into_iter()
+        .filter(|c| !self.baseline.contains(&c.id))
+        .collect();
         let [only] = containers.as_slice() else {
             return Err(format!(
                 "expected exactly one container, found {containers:?}"
             ));
         };
-        if only.id.0 != "9a" {
-            return Err(format!("the certificate is in {}, not 9a", only.id));
+        if self.fixed_slot && only.id != self.primary() {
+            return Err(format!(
+                "the certificate is in {}, not {}",
+                only.id,
+                self.primary()
+            ));
         }
-        let cert = Retained::<Certificate>::from_der(
-            only.certificate.as_deref().ok_or("9a has no certificate")?,
-        )
-        .map_err(|e| e.to_string())?;
+        let cert =
+            Retained::<Certificate>::from_der(only.certificate.as_deref().ok_or("no certificate")?)
+                .map_err(|e| e.to_string())?;
         if only.public_key.as_ref()
             != Some(cert.value().tbs_certificate().subject_public_key_info())
         {
-            return Err("the certificate in 9a is not for the key in 9a".into());
+            return Err(format!("the certificate in {} is not for its key", only.id));
+        }
+        if let Ok(mut p) = self.primary.lock() {
+            *p = only.id.clone();
         }
         if !self.ca.authority().issued_by_us(&cert) {
             return Err("the certificate in 9a is not from the CA".into());

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod harness;
+pub mod interop;
 pub mod matrix;
 pub mod report;
 pub mod runner;

@@ -13,6 +13,8 @@ struct Args {
     list: bool,
     report: Option<PathBuf>,
     scenarios: Option<PathBuf>,
+    token: Option<String>,
+    pin_env: Option<String>,
 }
 
 fn args() -> Result<Args, String> {
@@ -22,6 +24,8 @@ fn args() -> Result<Args, String> {
         list: false,
         report: None,
         scenarios: None,
+        token: None,
+        pin_env: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -40,9 +44,18 @@ fn args() -> Result<Args, String> {
             "--scenarios" => {
                 a.scenarios = Some(it.next().ok_or("--scenarios needs a TOML file")?.into())
             }
+            "--token" => a.token = Some(it.next().ok_or("--token needs pkcs11:MODULE[:LABEL]")?),
+            "--pin-env" => a.pin_env = Some(it.next().ok_or("--pin-env needs a variable name")?),
+            "--ca" | "--ca-cert" => {
+                return Err(
+                    "interop against an external CA is not implemented yet (see the README); \
+                            --token runs the matrix on a real PKCS#11 token with the simulated CA"
+                        .into(),
+                );
+            }
             "-h" | "--help" => {
                 println!(
-                    "usage: conformance [run] [--filter SUBSTRING] [--seed N] [--list] [--report DIR]"
+                    "usage: conformance [run] [--scenarios FILE.toml] [--filter SUBSTRING] [--seed N] [--list]\n                   [--report DIR] [--token pkcs11:MODULE[:LABEL] [--pin-env VAR]]"
                 );
                 std::process::exit(0);
             }
@@ -84,19 +97,38 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let started = std::time::Instant::now();
-    let mut results = Vec::with_capacity(scenarios.len());
-    for (i, s) in scenarios.iter().enumerate() {
-        eprint!("\r[{:>3}/{}] {:<60}", i + 1, scenarios.len(), s.name);
+    let progress = |i: usize, name: &str| {
+        eprint!("\r[{:>3}/{}] {:<60}", i + 1, scenarios.len(), name);
         let _ = std::io::stderr().flush();
-        results.push(runner::run(s, args.seed));
-    }
+    };
+    let results = match &args.token {
+        None => scenarios
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                progress(i, &s.name);
+                runner::run(s, args.seed)
+            })
+            .collect::<Vec<_>>(),
+        Some(spec) => match interop(&scenarios, spec, args.pin_env.as_deref(), progress) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("\nconformance: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
     eprintln!("\r{:<80}", "");
     print!("{}", report::table(&results));
     let failed = results.iter().filter(|r| !r.passed()).count();
+    let skipped = results.iter().filter(|r| r.skipped.is_some()).count();
+    if skipped > 0 {
+        println!("\n{skipped} scenarios skipped (interop mode; reasons in the table)");
+    }
     println!(
         "\n{} scenarios, {} as expected, {failed} unexpected, {:.1} s (seed {})",
-        results.len(),
-        results.len() - failed,
+        results.len() - skipped,
+        results.len() - skipped - failed,
         started.elapsed().as_secs_f64(),
         args.seed
     );
@@ -115,4 +147,33 @@ fn main() -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+#[cfg(feature = "pkcs11")]
+fn interop(
+    scenarios: &[conformance::matrix::Scenario],
+    spec: &str,
+    pin_env: Option<&str>,
+    progress: impl Fn(usize, &str),
+) -> Result<Vec<runner::Result>, String> {
+    let pin = match pin_env {
+        Some(var) => {
+            std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?
+        }
+        None => "123456".to_string(),
+    };
+    conformance::interop::run_pkcs11(scenarios, spec, &pin, progress)
+}
+
+#[cfg(not(feature = "pkcs11"))]
+fn interop(
+    _: &[conformance::matrix::Scenario],
+    _: &str,
+    _: Option<&str>,
+    _: impl Fn(usize, &str),
+) -> Result<Vec<runner::Result>, String> {
+    Err(
+        "this conformance was built without PKCS#11 support: rebuild with `--features pkcs11`"
+            .into(),
+    )
 }

@@ -27,9 +27,10 @@ pub fn table(results: &[Result]) -> String {
             r.containers.0,
             r.containers.1,
             r.millis,
-            match &r.problem {
-                None => "ok".to_string(),
-                Some(p) => format!("UNEXPECTED: {p}"),
+            match (&r.problem, &r.skipped) {
+                (_, Some(reason)) => format!("skipped: {reason}"),
+                (None, None) => "ok".to_string(),
+                (Some(p), None) => format!("UNEXPECTED: {p}"),
             }
         );
     }
@@ -58,6 +59,7 @@ pub fn write(dir: &Path, results: &[Result], seed: u64) -> std::io::Result<()> {
                 "containers_after": r.containers.1,
                 "millis": r.millis,
                 "passed": r.passed(),
+                "skipped": r.skipped,
                 "problem": r.problem,
             })
         })
@@ -79,6 +81,13 @@ pub fn write(dir: &Path, results: &[Result], seed: u64) -> std::io::Result<()> {
             r.millis as f64 / 1000.0
         );
         match &r.problem {
+            None if r.skipped.is_some() => {
+                let _ = writeln!(
+                    xml,
+                    "><skipped message=\"{}\"/></testcase>",
+                    xml_escape(r.skipped.as_deref().unwrap_or_default())
+                );
+            }
             None => xml.push_str("/>\n"),
             Some(p) => {
                 let _ = writeln!(xml, "><failure message=\"{}\"/></testcase>", xml_escape(p));

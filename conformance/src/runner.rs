@@ -33,6 +33,9 @@ pub struct Result {
     pub trace: Vec<(crate::trace::Event, usize)>,
     /// The same as text.
     pub transcript: String,
+    /// Why the scenario did not run (interop mode: it needs something the real system
+    /// cannot do).
+    pub skipped: Option<String>,
 }
 
 impl Result {
@@ -42,8 +45,40 @@ impl Result {
     }
 }
 
-/// Runs `scenario` with card RNG `seed`.
+/// Runs `scenario` against the virtual card with card RNG `seed`.
 pub fn run(scenario: &Scenario, seed: u64) -> Result {
+    run_in(scenario, || {
+        let card = CardConfig {
+            capacity: scenario.capacity,
+            retries: scenario.pin_retries,
+            seed,
+            ..CardConfig::default()
+        };
+        World::with(&scenario.ca, scenario.key, card, scenario.pin)
+    })
+}
+
+/// A scenario recorded as not run, with the reason.
+pub fn skipped(scenario: &Scenario, reason: &str) -> Result {
+    Result {
+        name: scenario.name.clone(),
+        expected: scenario.expected,
+        observed: None,
+        prompts: 0,
+        containers: (0, 0),
+        millis: 0,
+        problem: None,
+        trace: Vec::new(),
+        transcript: String::new(),
+        skipped: Some(reason.to_string()),
+    }
+}
+
+/// Runs `scenario` in the world `build` makes (the virtual card, or a real token).
+pub fn run_in(
+    scenario: &Scenario,
+    build: impl FnOnce() -> std::result::Result<World, String>,
+) -> Result {
     let started = Instant::now();
     let mut result = Result {
         name: scenario.name.clone(),
@@ -55,16 +90,11 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result {
         problem: None,
         trace: Vec::new(),
         transcript: String::new(),
+        skipped: None,
     };
     let mut recorded = None;
     let outcome = (|| -> std::result::Result<(Expected, usize, usize, usize), String> {
-        let card = CardConfig {
-            capacity: scenario.capacity,
-            retries: scenario.pin_retries,
-            seed,
-            ..CardConfig::default()
-        };
-        let world = World::with(&scenario.ca, scenario.key, card, scenario.pin)?;
+        let world = build()?;
         let before = world
             .token
             .lock()
@@ -90,7 +120,7 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result {
         )
         .run();
         // The card comes back and faults stop before anything is judged.
-        if let Ok(mut card) = world.card.lock() {
+        if let Some(Ok(mut card)) = world.card.as_ref().map(|c| c.lock()) {
             if card.is_removed() {
                 card.reinsert();
             }
@@ -137,7 +167,23 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result {
                 }
             }
         }
-        Ok((observed, before, after, world.pins.count()))
+        let prompts = world.pins.count();
+        // A real token is left as it was found: whatever this scenario created goes.
+        if world.card.is_none() {
+            let mut token = world.token.lock().map_err(|_| "lock")?;
+            let ours: Vec<_> = token
+                .containers()
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|c| !world.baseline.contains(&c.id))
+                .collect();
+            for c in ours {
+                token
+                    .delete(&c.id)
+                    .map_err(|e| format!("cleaning up {}: {e}", c.id))?;
+            }
+        }
+        Ok((observed, before, after, prompts))
     })();
     result.millis = started.elapsed().as_millis();
     if let Some(trace) = recorded {

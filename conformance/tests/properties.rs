@@ -84,7 +84,7 @@ proptest! {
             let mut journal = world.journal().unwrap();
             let run = Renewal::new(world.token.clone(), &mut service, &mut journal, world.config(a.mode, 0, a.crash)).run();
             {
-                let mut card = world.card.lock().unwrap();
+                let mut card = world.card.as_ref().unwrap().lock().unwrap();
                 if card.is_removed() {
                     card.reinsert();
                     sessions += 1;

@@ -220,7 +220,7 @@ fn card_failures_at_each_step_leave_one_valid_certificate() {
         world.set_faults(FaultPlan::new(vec![Rule { kind, nth, fault }]));
         let result = run(&world, Mode::FullCmc, 0, None);
         // Whatever happened, recovery restores the invariant.
-        if let Ok(mut card) = world.card.lock() {
+        if let Some(Ok(mut card)) = world.card.as_ref().map(|c| c.lock()) {
             if card.is_removed() {
                 card.reinsert();
             }
