@@ -642,9 +642,21 @@ impl<T: ApduTransport> Token for PivToken<T> {
         message: &[u8],
     ) -> Result<Vec<u8>, TokenError> {
         let slot = parse_slot(id)?;
-        let (key_alg, _) = self
-            .slot_key(slot)?
-            .ok_or_else(|| TokenError::NotFound(id.clone()))?;
+        // The session view knows the key's algorithm; ask the card only when it does not
+        // (each APDU costs ~100 ms through pcscd).
+        let known = self
+            .slots
+            .as_ref()
+            .and_then(|slots| slots.iter().find(|c| c.id == *id))
+            .and_then(|c| c.algorithm);
+        let key_alg = match known {
+            Some(alg) => alg,
+            None => {
+                self.slot_key(slot)?
+                    .ok_or_else(|| TokenError::NotFound(id.clone()))?
+                    .0
+            }
+        };
         let hash = algorithm.digest.digest(message);
         let input = match (key_alg, algorithm.family) {
             (KeyAlgorithm::EcP256, KeyFamily::Ecdsa) => hash,
