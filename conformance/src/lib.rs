@@ -13,4 +13,5 @@ pub mod matrix;
 pub mod report;
 pub mod runner;
 pub mod scenario_file;
+pub mod softhsm;
 pub mod trace;

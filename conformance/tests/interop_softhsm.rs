@@ -7,13 +7,11 @@
 
 use std::{path::Path, process::Command};
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+use conformance::softhsm::{self, MODULE};
 
 #[test]
 fn the_matrix_on_softhsm2() {
-    let present = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("softhsm2-util").is_file()));
-    if !present || !Path::new(MODULE).exists() {
+    if !softhsm::available() {
         assert_ne!(
             std::env::var("CI").as_deref(),
             Ok("true"),
@@ -22,33 +20,8 @@ fn the_matrix_on_softhsm2() {
         eprintln!("SKIP: softhsm2 not installed");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("cardrenew-interop-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("tokens")).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}/tokens/\nobjectstore.backend = file\nlog.level = ERROR\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    let init = Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            "interop",
-            "--so-pin",
-            "12345678",
-            "--pin",
-            "654321",
-        ])
-        .output()
-        .unwrap();
-    assert!(init.status.success());
+    let token = softhsm::PrivateToken::init("interop", "interop", "654321").unwrap();
+    let (dir, conf) = (token.dir, token.conf);
     let exe = std::env::current_exe().unwrap();
     let conformance = exe
         .parent()

@@ -15,64 +15,30 @@ use std::{
     sync::{Arc, Mutex},
 };
 
+use conformance::softhsm::{self, MODULE};
 use renewal_core::token::{
     KeyAlgorithm, Token,
     pin::{CountingPinSource, StaticPin},
     pkcs11::Pkcs11Token,
 };
 
-const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const LABEL: &str = "cardrenew-e2e";
 const CHILD: &str = "CARDRENEW_SOFTHSM_CHILD";
-
-fn present(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-}
 
 fn main() {
     if std::env::var_os(CHILD).is_some() {
         child();
         return;
     }
-    if !present("softhsm2-util") || !Path::new(MODULE).exists() {
+    if !softhsm::available() {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("softhsm2 is required under CI=true (scripts/test.sh installs it)");
         }
         eprintln!("SKIP: softhsm2 not installed");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("cardrenew-softhsm-e2e-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(dir.join("tokens")).unwrap();
-    let conf = dir.join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}/tokens/\nobjectstore.backend = file\nlog.level = ERROR\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    let init = Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            LABEL,
-            "--so-pin",
-            "12345678",
-            "--pin",
-            "123456",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        init.status.success(),
-        "{}",
-        String::from_utf8_lossy(&init.stderr)
-    );
+    let token = softhsm::PrivateToken::init("softhsm-e2e", LABEL, "123456").unwrap();
+    let (dir, conf) = (token.dir, token.conf);
     let status = Command::new(std::env::current_exe().unwrap())
         .env("SOFTHSM2_CONF", &conf)
         .env(CHILD, dir.as_os_str())

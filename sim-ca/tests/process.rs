@@ -123,6 +123,40 @@ fn curl(dir: &Path, port: u16, path: &str, data: Option<&Path>) -> (String, Vec<
     )
 }
 
+/// A new P-256 key `NAME.key` and a DER PKCS#10 for it, base64 in `NAME.csr.b64` (the body
+/// EST simplereenroll takes), made with OpenSSL.
+fn new_csr(dir: &Path, name: &str) {
+    let p = |suffix: &str| dir.join(format!("{name}{suffix}"));
+    run(Command::new("openssl")
+        .args([
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+        ])
+        .arg(p(".key")));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-subj",
+            "/O=cardrenew/CN=Bob Example",
+            "-outform",
+            "DER",
+            "-key",
+        ])
+        .arg(p(".key"))
+        .arg("-out")
+        .arg(p(".csr.der")));
+    run(Command::new("sh").arg("-c").arg(format!(
+        "base64 -w0 {} > {}",
+        p(".csr.der").display(),
+        p(".csr.b64").display()
+    )));
+}
+
 fn temp_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sim-ca-process-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -263,34 +297,7 @@ fn third_party_clients_and_restart_durability() {
         "{certs}"
     );
 
-    run(Command::new("openssl")
-        .args([
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-        ])
-        .arg(p("new.key")));
-    run(Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-subj",
-            "/O=cardrenew/CN=Bob Example",
-            "-outform",
-            "DER",
-            "-key",
-        ])
-        .arg(p("new.key"))
-        .arg("-out")
-        .arg(p("new.csr.der")));
-    run(Command::new("sh").arg("-c").arg(format!(
-        "base64 -w0 {} > {}",
-        p("new.csr.der").display(),
-        p("new.csr.b64").display()
-    )));
+    new_csr(&dir, "new");
     let (head, body) = curl(
         &dir,
         port,
@@ -313,34 +320,7 @@ fn third_party_clients_and_restart_durability() {
     );
 
     // Request 2 pends: 202 + Retry-After.
-    run(Command::new("openssl")
-        .args([
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-        ])
-        .arg(p("newer.key")));
-    run(Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-subj",
-            "/O=cardrenew/CN=Bob Example",
-            "-outform",
-            "DER",
-            "-key",
-        ])
-        .arg(p("newer.key"))
-        .arg("-out")
-        .arg(p("newer.csr.der")));
-    run(Command::new("sh").arg("-c").arg(format!(
-        "base64 -w0 {} > {}",
-        p("newer.csr.der").display(),
-        p("newer.csr.b64").display()
-    )));
+    new_csr(&dir, "newer");
     let (head, _) = curl(
         &dir,
         port,
