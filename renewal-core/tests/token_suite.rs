@@ -72,6 +72,45 @@ fn suite_on_the_card_behind_pcscd() {
     drop(pcscd);
 }
 
+/// Dropping the PC/SC transport resets the card: the next program (here, the next session)
+/// is asked for the PIN again instead of inheriting the verified state.
+#[cfg(feature = "pcsc")]
+#[test]
+fn a_verified_pin_does_not_outlive_the_pcsc_session() {
+    use renewal_core::token::transport::PcscTransport;
+    use sim_card::harness::{Pcscd, ServedCard, VPCD_READER};
+    if !common::require_tool("pcscd") {
+        return;
+    }
+    let _guard = common::pcscd_lock();
+    let pcscd = Pcscd::start().unwrap();
+    let _card = ServedCard::start(PivApplet::new(&CardConfig::default()).unwrap(), None);
+    let session = |pins: Arc<CountingPinSource<StaticPin>>| {
+        let transport = common::retry(|| PcscTransport::connect(Some(VPCD_READER)));
+        PivToken::new(transport, pins, ManagementKey::default_3des())
+    };
+    let first_pins = Arc::new(CountingPinSource::new(StaticPin::new("123456")));
+    let mut first = session(first_pins.clone());
+    let key = first.generate(KeyAlgorithm::EcP256).unwrap();
+    first
+        .sign(&key.id, SignatureAlgorithm::ECDSA_SHA256, b"first")
+        .unwrap();
+    assert_eq!(first_pins.count(), 1);
+    drop(first);
+    let second_pins = Arc::new(CountingPinSource::new(StaticPin::new("123456")));
+    let mut second = session(second_pins.clone());
+    second
+        .sign(&key.id, SignatureAlgorithm::ECDSA_SHA256, b"second")
+        .unwrap();
+    assert_eq!(
+        second_pins.count(),
+        1,
+        "the PIN stayed verified after disconnect"
+    );
+    drop(second);
+    drop(pcscd);
+}
+
 #[test]
 fn full_card_answers_full() {
     let config = CardConfig {

@@ -235,6 +235,7 @@ mod renewal {
             pin::CountingPinSource,
             pin_sources::{TerminalPin, from_env, from_fd},
             piv::{ManagementKey, PivToken},
+            spec::TokenSpec,
         },
     };
     use serde_json::json;
@@ -303,44 +304,32 @@ mod renewal {
     fn open(common: &Common) -> Result<Opened, String> {
         let pins = pins(common)?;
         let key = management_key(common)?;
-        if let Some(path) = common.token.strip_prefix("sim:") {
-            let path = PathBuf::from(path);
-            let state = sim_card::CardState::load(&path).map_err(|e| e.to_string())?;
-            let card = Arc::new(Mutex::new(sim_card::SimCard::new(
-                sim_card::PivApplet::from_state(state),
-            )));
-            let transport = renewal_core::token::transport::SimTransport::new(Arc::clone(&card));
-            let token: Box<dyn Token + Send> = Box::new(PivToken::new(transport, pins, key));
-            return Ok(Opened {
-                token: Arc::new(Mutex::new(token)),
-                sim: Some((card, path)),
-            });
+        match common.token.parse::<TokenSpec>()? {
+            TokenSpec::Sim(path) => {
+                let state = sim_card::CardState::load(&path).map_err(|e| e.to_string())?;
+                let card = Arc::new(Mutex::new(sim_card::SimCard::new(
+                    sim_card::PivApplet::from_state(state),
+                )));
+                let transport =
+                    renewal_core::token::transport::SimTransport::new(Arc::clone(&card));
+                let token: Box<dyn Token + Send> = Box::new(PivToken::new(transport, pins, key));
+                Ok(Opened {
+                    token: Arc::new(Mutex::new(token)),
+                    sim: Some((card, path)),
+                })
+            }
+            TokenSpec::PivPcsc(reader) => open_pcsc(reader.as_deref(), pins, key),
+            TokenSpec::Pkcs11 { module, label } => open_pkcs11(&module, label.as_deref(), pins),
         }
-        if let Some(rest) = common.token.strip_prefix("piv-pcsc") {
-            let reader = rest.strip_prefix(':').filter(|r| !r.is_empty());
-            return open_pcsc(reader, pins, key);
-        }
-        if let Some(rest) = common.token.strip_prefix("pkcs11:") {
-            // pkcs11:MODULE[:LABEL] (a module path has no ':' on Linux).
-            let (module, label) = match rest.split_once(':') {
-                Some((m, l)) => (m, Some(l)),
-                None => (rest, None),
-            };
-            return open_pkcs11(module, label, pins);
-        }
-        Err(format!(
-            "--token {:?}: expected sim:FILE, piv-pcsc[:READER] or pkcs11:MODULE[:LABEL]",
-            common.token
-        ))
     }
 
     #[cfg(feature = "pkcs11")]
     fn open_pkcs11(
-        module: &str,
+        module: &Path,
         label: Option<&str>,
         pins: Arc<dyn PinSource>,
     ) -> Result<Opened, String> {
-        let token = renewal_core::token::pkcs11::Pkcs11Token::open(Path::new(module), label, pins)
+        let token = renewal_core::token::pkcs11::Pkcs11Token::open(module, label, pins)
             .map_err(|e| e.to_string())?;
         let token: Box<dyn Token + Send> = Box::new(token);
         Ok(Opened {
@@ -350,7 +339,7 @@ mod renewal {
     }
 
     #[cfg(not(feature = "pkcs11"))]
-    fn open_pkcs11(_: &str, _: Option<&str>, _: Arc<dyn PinSource>) -> Result<Opened, String> {
+    fn open_pkcs11(_: &Path, _: Option<&str>, _: Arc<dyn PinSource>) -> Result<Opened, String> {
         Err("this renew was built without PKCS#11 support: rebuild with `--features pkcs11`".into())
     }
 

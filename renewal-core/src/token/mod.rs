@@ -10,6 +10,7 @@ pub mod pin_sources;
 pub mod piv;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;
+pub mod spec;
 pub mod transport;
 
 use spki::SubjectPublicKeyInfoOwned;

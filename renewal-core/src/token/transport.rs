@@ -50,9 +50,11 @@ mod sim {
 mod pcsc_reader {
     use crate::token::{TokenError, piv::ApduTransport};
 
-    /// A card in a PC/SC reader (pcscd on Linux).
+    /// A card in a PC/SC reader (pcscd on Linux). Dropping it resets the card, so a PIN
+    /// verified during the session does not stay verified for whatever program talks to the
+    /// card next (PC/SC's default disconnect leaves the card as it is).
     pub struct PcscTransport {
-        card: pcsc::Card,
+        card: Option<pcsc::Card>,
         reader: String,
     }
 
@@ -81,7 +83,12 @@ mod pcsc_reader {
                     continue;
                 }
                 match ctx.connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY) {
-                    Ok(card) => return Ok(Self { card, reader: text }),
+                    Ok(card) => {
+                        return Ok(Self {
+                            card: Some(card),
+                            reader: text,
+                        });
+                    }
                     Err(e) => last_error = Some(format!("{text}: {e}")),
                 }
             }
@@ -101,8 +108,12 @@ mod pcsc_reader {
 
     impl ApduTransport for PcscTransport {
         fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, TokenError> {
+            let card = self
+                .card
+                .as_ref()
+                .ok_or_else(|| TokenError::Removed("disconnected".into()))?;
             let mut buf = vec![0u8; pcsc::MAX_BUFFER_SIZE_EXTENDED];
-            match self.card.transmit(apdu, &mut buf) {
+            match card.transmit(apdu, &mut buf) {
                 Ok(resp) => Ok(resp.to_vec()),
                 Err(
                     e @ (pcsc::Error::RemovedCard
@@ -111,6 +122,15 @@ mod pcsc_reader {
                     | pcsc::Error::ResetCard),
                 ) => Err(TokenError::Removed(e.to_string())),
                 Err(e) => Err(backend(e)),
+            }
+        }
+    }
+
+    impl Drop for PcscTransport {
+        fn drop(&mut self) {
+            if let Some(card) = self.card.take() {
+                // A failed reset (card already gone) leaves nothing to protect.
+                let _ = card.disconnect(pcsc::Disposition::ResetCard);
             }
         }
     }
