@@ -282,21 +282,7 @@ mod renewal {
         match &common.management_key {
             None => Ok(ManagementKey::default_3des()),
             Some(hex) => {
-                let bytes: Vec<u8> = (0..hex.len())
-                    .step_by(2)
-                    .map(|i| {
-                        hex.get(i..i + 2)
-                            .and_then(|h| u8::from_str_radix(h, 16).ok())
-                    })
-                    .collect::<Option<_>>()
-                    .ok_or("--management-key: not hex")?;
-                let key: [u8; 24] = bytes
-                    .try_into()
-                    .map_err(|_| "--management-key: 48 hex digits")?;
-                Ok(ManagementKey {
-                    algorithm: 0x03,
-                    key: zeroize::Zeroizing::new(key),
-                })
+                ManagementKey::from_hex_3des(hex).map_err(|e| format!("--management-key: {e}"))
             }
         }
     }

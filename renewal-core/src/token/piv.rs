@@ -60,6 +60,25 @@ impl ManagementKey {
             key: Zeroizing::new(key),
         }
     }
+
+    /// A 3DES key from 48 hex digits (how `--management-key` is given on command lines).
+    pub fn from_hex_3des(hex: &str) -> Result<Self, String> {
+        let hex = Zeroizing::new(hex.trim().to_string());
+        if hex.len() != 48 {
+            return Err("a 3DES management key is 48 hex digits".into());
+        }
+        let mut key = Zeroizing::new([0u8; 24]);
+        for (byte, pair) in key.iter_mut().zip(hex.as_bytes().chunks(2)) {
+            *byte = std::str::from_utf8(pair)
+                .ok()
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+                .ok_or("the management key is not hex")?;
+        }
+        Ok(Self {
+            algorithm: 0x03,
+            key,
+        })
+    }
 }
 
 /// A PIV card behind a transport.
@@ -767,5 +786,20 @@ impl<T: ApduTransport> Token for PivToken<T> {
             t.remember(old_slot, moved);
             Ok(old.clone())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ManagementKey;
+
+    #[test]
+    fn management_key_from_hex() {
+        let default = "010203040506070801020304050607080102030405060708";
+        let key = ManagementKey::from_hex_3des(default).expect("the default key in hex");
+        assert_eq!(*key.key, *ManagementKey::default_3des().key);
+        assert_eq!(key.algorithm, 0x03);
+        assert!(ManagementKey::from_hex_3des(&default[2..]).is_err());
+        assert!(ManagementKey::from_hex_3des(&default.replace('8', "g")).is_err());
     }
 }
