@@ -27,12 +27,23 @@ use sim_ca::{Ca, authority::Authority, clock::Clock, http, scenario::Scenario, s
 use sim_card::{CardConfig, FaultPlan, PivApplet, SimCard};
 use x509_cert::Certificate;
 
+/// A CA this harness did not start (interop mode): where it is and what it chains to.
+#[derive(Clone)]
+pub struct ExternalCa {
+    /// Its base URL, e.g. `https://ca.example:8443`.
+    pub base_url: String,
+    /// The CA certificates trusted for its TLS server and for what it issues.
+    pub anchors: Vec<Retained<Certificate>>,
+}
+
 /// Everything a scenario touches.
 pub struct World {
-    /// The CA.
-    pub ca: Arc<Ca>,
-    /// Its HTTPS address.
-    pub addr: SocketAddr,
+    /// The simulated CA (`None` when the CA is external: nothing to configure or inspect).
+    pub ca: Option<Arc<Ca>>,
+    /// The CA's base URL.
+    pub base_url: String,
+    /// The CA certificates a client trusts.
+    anchors: Vec<Retained<Certificate>>,
     /// The virtual card (`None` when the token is a real one, e.g. PKCS#11).
     pub card: Option<Arc<Mutex<SimCard>>>,
     /// The token over the card, shared by TLS and the driver.
@@ -43,17 +54,22 @@ pub struct World {
     pub old_cert: Retained<Certificate>,
     /// The container holding the current certificate (9a on a PIV card; on a PKCS#11 token,
     /// wherever the last renewal left it).
-    pub primary: Mutex<ContainerId>,
+    /// Shared so a sequence of scenarios on one real token can follow it (interop mode).
+    pub primary: Arc<Mutex<ContainerId>>,
     /// Whether the certificate always lives in `primary` (PIV slots) or moves to the new
     /// container (PKCS#11).
     pub fixed_slot: bool,
     /// Containers that were on the token before this world provisioned it (left alone).
     pub baseline: Vec<ContainerId>,
+    /// Whether what this world put on a real token is removed after the scenario: yes when
+    /// the world provisioned it (simulated CA), no when it is the user's own certificate
+    /// from an external CA (the renewed one stays).
+    pub disposable: bool,
     /// Journal file.
     pub journal_path: PathBuf,
     /// Everything the card, the CA connection, the PIN source and the journal saw.
     pub trace: crate::trace::Trace,
-    _runtime: tokio::runtime::Runtime,
+    _runtime: Option<tokio::runtime::Runtime>,
 }
 
 /// Why the world could not be built.
@@ -74,15 +90,7 @@ impl World {
         let scenario = Scenario::from_toml(scenario)?;
         let store = Store::in_memory().map_err(|e| e.to_string())?;
         let ca = Arc::new(Ca::new(authority, store, &scenario, clock)?);
-        let dir = std::env::temp_dir().join(format!(
-            "cardrenew-world-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ));
-        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let dir = scratch_dir()?;
         let identity = http::server_identity(&ca, &dir)?;
         let config = http::tls_config(&ca, identity)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -130,9 +138,7 @@ impl World {
         );
         let token: SharedToken = Arc::new(Mutex::new(Box::new(piv)));
         Self::assemble(
-            ca,
-            addr,
-            runtime,
+            (ca, addr, runtime),
             dir,
             Some(card),
             token,
@@ -154,15 +160,82 @@ impl World {
         trace: crate::trace::Trace,
     ) -> Result<Self, Error> {
         let (ca, addr, runtime, dir) = Self::simulated_ca(scenario)?;
-        Self::assemble(ca, addr, runtime, dir, None, token, pins, trace, key, None)
+        Self::assemble(
+            (ca, addr, runtime),
+            dir,
+            None,
+            token,
+            pins,
+            trace,
+            key,
+            None,
+        )
+    }
+
+    /// A world around an external CA and a token that already holds a certificate from it
+    /// in `primary` (followed from scenario to scenario through the shared handle). Nothing
+    /// is provisioned; only containers other than those present now are judged, and the
+    /// certificate left in the end is the user's.
+    #[allow(clippy::too_many_arguments)]
+    pub fn external(
+        external: &ExternalCa,
+        token: SharedToken,
+        card: Option<Arc<Mutex<SimCard>>>,
+        pins: Arc<CountingPinSource<StaticPin>>,
+        trace: crate::trace::Trace,
+        primary: Arc<Mutex<ContainerId>>,
+        fixed_slot: bool,
+    ) -> Result<Self, Error> {
+        let current = primary.lock().map_err(|_| "lock")?.clone();
+        let containers = token
+            .lock()
+            .map_err(|_| "token lock")?
+            .containers()
+            .map_err(|e| e.to_string())?;
+        let holder = containers
+            .iter()
+            .find(|c| c.id == current)
+            .ok_or_else(|| format!("container {current} is empty"))?;
+        let old_cert = Retained::<Certificate>::from_der(
+            holder
+                .certificate
+                .as_deref()
+                .ok_or_else(|| format!("container {current} holds no certificate"))?,
+        )
+        .map_err(|e| format!("the certificate in {current}: {e}"))?;
+        if !chains_to(&old_cert, &external.anchors) {
+            return Err(format!(
+                "the certificate in {current} was not issued by a CA in --ca-cert"
+            ));
+        }
+        let baseline = containers
+            .iter()
+            .filter(|c| c.id != current)
+            .map(|c| c.id.clone())
+            .collect();
+        trace.clear();
+        Ok(Self {
+            ca: None,
+            base_url: external.base_url.trim_end_matches('/').to_string(),
+            anchors: external.anchors.clone(),
+            card,
+            token,
+            pins,
+            old_cert,
+            primary,
+            fixed_slot,
+            baseline,
+            disposable: false,
+            journal_path: scratch_dir()?.join("journal.jsonl"),
+            trace,
+            _runtime: None,
+        })
     }
 
     /// Provisions the token and puts the world together.
     #[allow(clippy::too_many_arguments)]
     fn assemble(
-        ca: Arc<Ca>,
-        addr: SocketAddr,
-        runtime: tokio::runtime::Runtime,
+        (ca, addr, runtime): (Arc<Ca>, SocketAddr, tokio::runtime::Runtime),
         dir: PathBuf,
         card: Option<Arc<Mutex<SimCard>>>,
         token: SharedToken,
@@ -198,19 +271,25 @@ impl World {
             (baseline, primary, old_cert)
         };
         trace.clear();
+        let anchors = vec![
+            ca.authority().issuing.cert.clone(),
+            ca.authority().root.cert.clone(),
+        ];
         Ok(Self {
-            ca,
-            addr,
+            ca: Some(ca),
+            base_url: format!("https://localhost:{}", addr.port()),
+            anchors,
+            disposable: card.is_none(),
             card,
             token,
             pins,
             old_cert,
-            primary: Mutex::new(primary),
+            primary: Arc::new(Mutex::new(primary)),
             fixed_slot: fixed_slot.is_some(),
             baseline,
             journal_path: dir.join("journal.jsonl"),
             trace,
-            _runtime: runtime,
+            _runtime: Some(runtime),
         })
     }
 
@@ -224,10 +303,7 @@ impl World {
 
     /// The CA certificates a client trusts.
     pub fn anchors(&self) -> Vec<Retained<Certificate>> {
-        vec![
-            self.ca.authority().issuing.cert.clone(),
-            self.ca.authority().root.cert.clone(),
-        ]
+        self.anchors.clone()
     }
 
     /// A fresh connection to the CA with the card's 9A key as TLS client key.
@@ -247,7 +323,7 @@ impl World {
         };
         HttpsService::new(
             HttpsConfig {
-                base_url: format!("https://localhost:{}", self.addr.port()),
+                base_url: self.base_url.clone(),
                 trust_anchors: self.anchors().iter().map(|c| c.der().to_vec()).collect(),
                 mode,
                 timeout: Duration::from_secs(10),
@@ -260,21 +336,28 @@ impl World {
         .map_err(|e| e.to_string())
     }
 
-    /// Renewal settings: virtual waiting (advances the CA's clock), `max_polls` polls.
+    /// Renewal settings, `max_polls` polls: waiting is virtual with the simulated CA (it
+    /// advances the CA's clock) and real with an external one.
     pub fn config(
         &self,
         mode: Mode,
         max_polls: u32,
         crash_after: Option<CrashPoint>,
     ) -> RenewalConfig {
-        let ca = Arc::clone(&self.ca);
+        let sleep: Box<dyn FnMut(Duration)> = match &self.ca {
+            Some(ca) => {
+                let ca = Arc::clone(ca);
+                Box::new(move |d| ca.clock().advance(d))
+            }
+            None => Box::new(std::thread::sleep),
+        };
         RenewalConfig {
             old: self.primary(),
             mode,
             template: None,
             trust_anchors: self.anchors(),
             max_polls,
-            sleep: Box::new(move |d| ca.clock().advance(d)),
+            sleep,
             crash_after,
         }
     }
@@ -355,9 +438,35 @@ impl World {
         if let Ok(mut p) = self.primary.lock() {
             *p = only.id.clone();
         }
-        if !self.ca.authority().issued_by_us(&cert) {
-            return Err("the certificate in 9a is not from the CA".into());
+        let from_ca = match &self.ca {
+            Some(ca) => ca.authority().issued_by_us(&cert),
+            None => chains_to(&cert, &self.anchors),
+        };
+        if !from_ca {
+            return Err(format!("the certificate in {} is not from the CA", only.id));
         }
         Ok(cert)
     }
+}
+
+/// Whether `cert` is one of `anchors` or signed by one of them (what the client itself
+/// accepts).
+fn chains_to(cert: &Retained<Certificate>, anchors: &[Retained<Certificate>]) -> bool {
+    anchors
+        .iter()
+        .any(|a| a == cert || renewal_core::x509::verify_issued_by(cert, a.value()).is_ok())
+}
+
+/// A fresh directory for one world's journal and TLS files.
+fn scratch_dir() -> Result<PathBuf, Error> {
+    let dir = std::env::temp_dir().join(format!(
+        "cardrenew-world-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(dir)
 }

@@ -168,8 +168,9 @@ pub fn run_in(
             }
         }
         let prompts = world.pins.count();
-        // A real token is left as it was found: whatever this scenario created goes.
-        if world.card.is_none() {
+        // A real token is left as it was found: whatever this scenario created goes (unless
+        // it is the user's renewed certificate from their own CA).
+        if world.disposable {
             let mut token = world.token.lock().map_err(|_| "lock")?;
             let ours: Vec<_> = token
                 .containers()

@@ -144,8 +144,19 @@ fn pending_survives_a_restart_and_is_collected_with_resume() {
             recover(&world.token, &mut world.journal().unwrap()).unwrap(),
             RecoveryOutcome::Pending
         );
-        let id = world.ca.with_store(|s| s.list_pending()).unwrap()[0].id;
-        world.ca.decide_pending(id, approve).unwrap();
+        let id = world
+            .ca
+            .as_ref()
+            .unwrap()
+            .with_store(|s| s.list_pending())
+            .unwrap()[0]
+            .id;
+        world
+            .ca
+            .as_ref()
+            .unwrap()
+            .decide_pending(id, approve)
+            .unwrap();
         // A "restart": a new connection and the journal read back from disk.
         let mut service = world.service(Mode::FullCmc).unwrap();
         let mut journal = world.journal().unwrap();

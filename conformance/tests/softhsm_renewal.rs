@@ -52,12 +52,13 @@ fn child() {
     let dir = std::path::PathBuf::from(std::env::var_os(CHILD).unwrap());
     // A CA on loopback (same fixture as the other end-to-end tests, card replaced below).
     let world = conformance::harness::World::new("", KeyAlgorithm::EcP256).unwrap();
+    let ca = world.ca.as_ref().unwrap();
     let chain = dir.join("ca-chain.pem");
     let pem =
         |der: &[u8]| der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, der).unwrap();
     std::fs::write(
         &chain,
-        pem(world.ca.authority().issuing.cert.der()) + &pem(world.ca.authority().root.cert.der()),
+        pem(ca.authority().issuing.cert.der()) + &pem(ca.authority().root.cert.der()),
     )
     .unwrap();
 
@@ -67,10 +68,10 @@ fn child() {
         let mut token = Pkcs11Token::open(Path::new(MODULE), Some(LABEL), pins.clone()).unwrap();
         let key = token.generate(KeyAlgorithm::EcP256).unwrap();
         let cert = renewal_core::sample::issue_user_certificate(
-            &world.ca.authority().issuing.key,
-            &world.ca.authority().issuing.cert,
+            &ca.authority().issuing.key,
+            &ca.authority().issuing.cert,
             key.public_key.as_ref().unwrap(),
-            world.ca.clock().now(),
+            ca.clock().now(),
         )
         .unwrap();
         token.install_certificate(&key.id, cert.der()).unwrap();
@@ -81,12 +82,7 @@ fn child() {
     let exe = std::env::current_exe().unwrap();
     let renew = exe.parent().and_then(Path::parent).unwrap().join("renew");
     let out = Command::new(renew)
-        .args([
-            "run",
-            "--ca",
-            &format!("https://localhost:{}", world.addr.port()),
-            "--ca-cert",
-        ])
+        .args(["run", "--ca", &world.base_url, "--ca-cert"])
         .arg(&chain)
         .arg("--token")
         .arg(format!("pkcs11:{MODULE}:{LABEL}"))
@@ -129,7 +125,7 @@ fn child() {
         only.certificate.as_deref().unwrap(),
     )
     .unwrap();
-    assert!(world.ca.authority().issued_by_us(&cert));
+    assert!(ca.authority().issued_by_us(&cert));
     assert_eq!(
         Some(cert.value().tbs_certificate().subject_public_key_info()),
         only.public_key.as_ref()
