@@ -451,7 +451,7 @@ impl World {
 
 /// Whether `cert` is one of `anchors` or signed by one of them (what the client itself
 /// accepts).
-fn chains_to(cert: &Retained<Certificate>, anchors: &[Retained<Certificate>]) -> bool {
+pub fn chains_to(cert: &Retained<Certificate>, anchors: &[Retained<Certificate>]) -> bool {
     anchors
         .iter()
         .any(|a| a == cert || renewal_core::x509::verify_issued_by(cert, a.value()).is_ok())

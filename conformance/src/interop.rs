@@ -1,8 +1,28 @@
-//! Interop mode: the matrix against a real token (a PKCS#11 module: SoftHSM2, a vendor module
-//! for a smart card or HSM) with the simulated CA. Scenarios that need the virtual card's fault
-//! plan, or that would spend the real token's PIN tries, are listed as skipped with the reason.
+//! Interop mode: the matrix against real systems.
+//!
+//! - A real token (a PKCS#11 module: SoftHSM2, a vendor module for a smart card or HSM) with
+//!   the simulated CA ([`run_pkcs11`]): each scenario provisions a key and a certificate from
+//!   the simulated CA and removes what it made.
+//! - An external CA ([`run_external`]) with a token that already holds a certificate from it
+//!   (the virtual card in a state file, a PIV card through PC/SC, a PKCS#11 token): the
+//!   scenarios run one after another on that certificate, each renewing the one the last left.
+//!
+//! Scenarios that need something the real system cannot do (the virtual card's fault plan,
+//! the simulated CA's rules and faults, a card of a chosen capacity, spending PIN tries) are
+//! listed as skipped with the reason.
 
-use crate::matrix::Scenario;
+use std::sync::{Arc, Mutex};
+
+use renewal_core::{
+    client::Mode,
+    token::{ContainerId, KeyAlgorithm, piv::ManagementKey, spec::TokenSpec},
+};
+
+use crate::{
+    harness::{ExternalCa, World},
+    matrix::{Scenario, mode_name},
+    runner, trace,
+};
 
 /// Why a scenario cannot run against a real token, if it cannot.
 pub fn not_applicable(scenario: &Scenario) -> Option<&'static str> {
@@ -27,21 +47,17 @@ pub fn run_pkcs11(
     pin: &str,
     progress: impl Fn(usize, &str),
 ) -> Result<Vec<crate::runner::Result>, String> {
-    use std::sync::{Arc, Mutex};
-
     use renewal_core::token::{
         pin::{CountingPinSource, StaticPin},
         pkcs11::Pkcs11Token,
     };
 
-    use crate::{harness::World, runner, trace};
-
-    let rest = spec
-        .strip_prefix("pkcs11:")
-        .ok_or("--token: expected pkcs11:MODULE[:LABEL]")?;
-    let (module, label) = match rest.split_once(':') {
-        Some((m, l)) => (m.to_string(), Some(l.to_string())),
-        None => (rest.to_string(), None),
+    let TokenSpec::Pkcs11 { module, label } = spec.parse::<TokenSpec>()? else {
+        return Err(
+            "with the simulated CA, --token takes pkcs11:MODULE[:LABEL] only: provisioning \
+             would overwrite a card's 9A (give --ca with the card's own CA instead)"
+                .into(),
+        );
     };
     let mut results = Vec::new();
     for (i, s) in scenarios.iter().enumerate() {
@@ -64,9 +80,8 @@ pub fn run_pkcs11(
                 inner: pins.clone(),
                 trace: trace.clone(),
             });
-            let token =
-                Pkcs11Token::open(std::path::Path::new(&module), label.as_deref(), recording)
-                    .map_err(|e| e.to_string())?;
+            let token = Pkcs11Token::open(&module, label.as_deref(), recording)
+                .map_err(|e| e.to_string())?;
             let shared: renewal_core::client::https::SharedToken =
                 Arc::new(Mutex::new(Box::new(token)));
             World::with_token(&s.ca, s.key, shared, pins, trace)
@@ -74,4 +89,240 @@ pub fn run_pkcs11(
         results.push(result);
     }
     Ok(results)
+}
+
+/// What an interop run against an external CA needs besides the scenarios.
+pub struct ExternalRun {
+    /// The CA.
+    pub ca: ExternalCa,
+    /// The token (`sim:FILE`, `piv-pcsc[:READER]`, `pkcs11:MODULE[:LABEL]`).
+    pub token: TokenSpec,
+    /// The container holding the certificate to renew.
+    pub container: ContainerId,
+    /// The protocols the CA speaks (others are skipped).
+    pub modes: Vec<Mode>,
+    /// The token's user PIN.
+    pub pin: String,
+    /// PIV management key (virtual card, PIV cards).
+    pub management_key: ManagementKey,
+}
+
+/// Why a scenario cannot run against an external CA with this token, if it cannot.
+pub fn not_applicable_external(
+    scenario: &Scenario,
+    run: &ExternalRun,
+    key: KeyAlgorithm,
+) -> Option<String> {
+    if !run.modes.contains(&scenario.mode) {
+        return Some(format!(
+            "the CA is not declared to speak {} (--modes)",
+            mode_name(scenario.mode)
+        ));
+    }
+    if !scenario.ca.trim().is_empty() {
+        return Some(
+            "needs the simulated CA's rules or faults (an external CA decides for itself)".into(),
+        );
+    }
+    if scenario.key != key {
+        return Some(format!(
+            "needs a {:?} certificate; the one on the token is {key:?}",
+            scenario.key
+        ));
+    }
+    if run.token.is_sim() {
+        if scenario.capacity != 24 {
+            return Some("needs a card of a chosen capacity".into());
+        }
+        if scenario.pin != "123456" || scenario.pin_retries != 3 {
+            return Some("would spend the card's PIN tries".into());
+        }
+        return None;
+    }
+    not_applicable(scenario).map(str::to_string)
+}
+
+/// Runs the applicable scenarios against an external CA, one after another on the token's
+/// certificate in `run.container`. A virtual card's state goes back to its file after every
+/// scenario, so the file always holds the certificate the CA last issued.
+pub fn run_external(
+    scenarios: &[Scenario],
+    run: &ExternalRun,
+    progress: impl Fn(usize, &str),
+) -> Result<Vec<runner::Result>, String> {
+    use renewal_core::{
+        client::https::SharedToken,
+        token::{
+            Token,
+            pin::{CountingPinSource, StaticPin},
+            piv::PivToken,
+        },
+    };
+
+    let card = match &run.token {
+        TokenSpec::Sim(path) => {
+            let state =
+                sim_card::CardState::load(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(Arc::new(Mutex::new(sim_card::SimCard::new(
+                sim_card::PivApplet::from_state(state),
+            ))))
+        }
+        _ => None,
+    };
+    // A PIV card keeps the certificate in its slot; a PKCS#11 renewal moves it to the new
+    // key's container.
+    let fixed_slot = !matches!(run.token, TokenSpec::Pkcs11 { .. });
+    let primary = Arc::new(Mutex::new(run.container.clone()));
+    // One session per scenario, as a user's client would open: new PIN source, new trace.
+    let open = |pins: Arc<CountingPinSource<StaticPin>>,
+                trace: &trace::Trace|
+     -> Result<SharedToken, String> {
+        let recording = Arc::new(trace::RecordingPins {
+            inner: pins,
+            trace: trace.clone(),
+        });
+        let token: Box<dyn Token + Send> = match &run.token {
+            TokenSpec::Sim(_) => {
+                let card = card.as_ref().ok_or("no card")?;
+                // A fresh session: the previous scenario's PIN does not carry over.
+                {
+                    let mut card = card.lock().map_err(|_| "card lock")?;
+                    card.remove();
+                    card.reinsert();
+                }
+                Box::new(PivToken::new(
+                    trace::RecordingTransport {
+                        inner: renewal_core::token::transport::SimTransport::new(Arc::clone(card)),
+                        trace: trace.clone(),
+                    },
+                    recording,
+                    run.management_key.clone(),
+                ))
+            }
+            TokenSpec::PivPcsc(reader) => open_pcsc(reader.as_deref(), recording, trace, run)?,
+            TokenSpec::Pkcs11 { module, label } => {
+                open_pkcs11(module, label.as_deref(), recording)?
+            }
+        };
+        Ok(Arc::new(Mutex::new(token)))
+    };
+    // Before any scenario: the container holds a key we renew and a certificate from this CA.
+    let key = {
+        let token = open(
+            Arc::new(CountingPinSource::new(StaticPin::new(&run.pin))),
+            &trace::Trace::default(),
+        )?;
+        let mut token = token.lock().map_err(|_| "token lock")?;
+        let holder = token
+            .containers()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|c| c.id == run.container)
+            .ok_or_else(|| format!("container {} is empty", run.container))?;
+        let cert = holder
+            .certificate
+            .as_deref()
+            .ok_or_else(|| format!("container {} holds no certificate", run.container))
+            .and_then(|der| {
+                renewal_core::cmc::Retained::from_der(der)
+                    .map_err(|e| format!("the certificate in {}: {e}", run.container))
+            })?;
+        if !crate::harness::chains_to(&cert, &run.ca.anchors) {
+            return Err(format!(
+                "the certificate in {} was not issued by a CA in --ca-cert",
+                run.container
+            ));
+        }
+        holder
+            .algorithm
+            .ok_or_else(|| format!("the key in {} is of no algorithm we renew", run.container))?
+    };
+    let mut results = Vec::new();
+    for (i, s) in scenarios.iter().enumerate() {
+        progress(i, &s.name);
+        if let Some(reason) = not_applicable_external(s, run, key) {
+            results.push(runner::skipped(s, &reason));
+            continue;
+        }
+        // PKCS#11 lists private objects only after the login: one prompt, always.
+        let s = &Scenario {
+            prompts: if fixed_slot { s.prompts } else { 1 },
+            ..s.clone()
+        };
+        let result = runner::run_in(s, || {
+            let pins = Arc::new(CountingPinSource::new(StaticPin::new(&run.pin)));
+            let trace = trace::Trace::default();
+            let token = open(pins.clone(), &trace)?;
+            World::external(
+                &run.ca,
+                token,
+                card.clone(),
+                pins,
+                trace,
+                Arc::clone(&primary),
+                fixed_slot,
+            )
+        });
+        results.push(result);
+        if let (Some(card), TokenSpec::Sim(path)) = (&card, &run.token) {
+            let card = card.lock().map_err(|_| "card lock")?;
+            card.state()
+                .save(path)
+                .map_err(|e| format!("saving {}: {e}", path.display()))?;
+        }
+    }
+    Ok(results)
+}
+
+#[cfg(feature = "pcsc")]
+fn open_pcsc(
+    reader: Option<&str>,
+    pins: Arc<dyn renewal_core::token::PinSource>,
+    trace: &trace::Trace,
+    run: &ExternalRun,
+) -> Result<Box<dyn renewal_core::token::Token + Send>, String> {
+    let transport = renewal_core::token::transport::PcscTransport::connect(reader)
+        .map_err(|e| e.to_string())?;
+    Ok(Box::new(renewal_core::token::piv::PivToken::new(
+        trace::RecordingTransport {
+            inner: transport,
+            trace: trace.clone(),
+        },
+        pins,
+        run.management_key.clone(),
+    )))
+}
+
+#[cfg(not(feature = "pcsc"))]
+fn open_pcsc(
+    _: Option<&str>,
+    _: Arc<dyn renewal_core::token::PinSource>,
+    _: &trace::Trace,
+    _: &ExternalRun,
+) -> Result<Box<dyn renewal_core::token::Token + Send>, String> {
+    Err("this conformance was built without PC/SC support: rebuild with `--features pcsc`".into())
+}
+
+#[cfg(feature = "pkcs11")]
+fn open_pkcs11(
+    module: &std::path::Path,
+    label: Option<&str>,
+    pins: Arc<dyn renewal_core::token::PinSource>,
+) -> Result<Box<dyn renewal_core::token::Token + Send>, String> {
+    Ok(Box::new(
+        renewal_core::token::pkcs11::Pkcs11Token::open(module, label, pins)
+            .map_err(|e| e.to_string())?,
+    ))
+}
+
+#[cfg(not(feature = "pkcs11"))]
+fn open_pkcs11(
+    _: &std::path::Path,
+    _: Option<&str>,
+    _: Arc<dyn renewal_core::token::PinSource>,
+) -> Result<Box<dyn renewal_core::token::Token + Send>, String> {
+    Err(
+        "this conformance was built without PKCS#11 support: rebuild with `--features pkcs11`"
+            .into(),
+    )
 }

@@ -1,6 +1,10 @@
 //! `conformance`: runs the scenario matrix against the simulators (sim-ca over loopback mutual
 //! TLS, in-process sim-cards) and reports. Exit 0 when every scenario behaves as stated, 1
-//! otherwise.
+//! otherwise, 2 on bad arguments or when the run could not start.
+//!
+//! Interop mode: `--token pkcs11:…` runs the matrix on a real PKCS#11 token with the simulated
+//! CA; `--ca URL --ca-cert PEM --token SPEC [--container ID]` runs it against an external CA
+//! with a token that holds a certificate from it.
 #![forbid(unsafe_code)]
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
@@ -15,7 +19,19 @@ struct Args {
     scenarios: Option<PathBuf>,
     token: Option<String>,
     pin_env: Option<String>,
+    ca: Option<String>,
+    ca_cert: Option<PathBuf>,
+    container: Option<String>,
+    modes: Option<String>,
+    management_key: Option<String>,
 }
+
+const USAGE: &str = "usage: conformance [run] [--scenarios FILE.toml] [--filter SUBSTRING] [--seed N] [--list]
+                   [--report DIR]
+                   [--token pkcs11:MODULE[:LABEL] [--pin-env VAR]]
+                   [--ca URL --ca-cert PEM --token sim:CARD.json|piv-pcsc[:READER]|pkcs11:MODULE[:LABEL]
+                    [--container ID] [--modes fullcmc,cmc,simplereenroll] [--pin-env VAR]
+                    [--management-key HEX]]";
 
 fn args() -> Result<Args, String> {
     let mut a = Args {
@@ -26,6 +42,11 @@ fn args() -> Result<Args, String> {
         scenarios: None,
         token: None,
         pin_env: None,
+        ca: None,
+        ca_cert: None,
+        container: None,
+        modes: None,
+        management_key: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -46,17 +67,19 @@ fn args() -> Result<Args, String> {
             }
             "--token" => a.token = Some(it.next().ok_or("--token needs pkcs11:MODULE[:LABEL]")?),
             "--pin-env" => a.pin_env = Some(it.next().ok_or("--pin-env needs a variable name")?),
-            "--ca" | "--ca-cert" => {
-                return Err(
-                    "interop against an external CA is not implemented yet (see the README); \
-                            --token runs the matrix on a real PKCS#11 token with the simulated CA"
-                        .into(),
-                );
+            "--ca" => a.ca = Some(it.next().ok_or("--ca needs the CA's base URL")?),
+            "--ca-cert" => {
+                a.ca_cert = Some(it.next().ok_or("--ca-cert needs a PEM bundle")?.into())
+            }
+            "--container" => {
+                a.container = Some(it.next().ok_or("--container needs a container id")?)
+            }
+            "--modes" => a.modes = Some(it.next().ok_or("--modes needs a list")?),
+            "--management-key" => {
+                a.management_key = Some(it.next().ok_or("--management-key needs 48 hex digits")?)
             }
             "-h" | "--help" => {
-                println!(
-                    "usage: conformance [run] [--scenarios FILE.toml] [--filter SUBSTRING] [--seed N] [--list]\n                   [--report DIR] [--token pkcs11:MODULE[:LABEL] [--pin-env VAR]]"
-                );
+                println!("{USAGE}");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other:?} (see --help)")),
@@ -101,8 +124,15 @@ fn main() -> ExitCode {
         eprint!("\r[{:>3}/{}] {:<60}", i + 1, scenarios.len(), name);
         let _ = std::io::stderr().flush();
     };
-    let results = match &args.token {
-        None => scenarios
+    let results = match (&args.ca, &args.token) {
+        (Some(_), _) => match external(&scenarios, &args, progress) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("\nconformance: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        (None, None) => scenarios
             .iter()
             .enumerate()
             .map(|(i, s)| {
@@ -110,7 +140,7 @@ fn main() -> ExitCode {
                 runner::run(s, args.seed)
             })
             .collect::<Vec<_>>(),
-        Some(spec) => match interop(&scenarios, spec, args.pin_env.as_deref(), progress) {
+        (None, Some(spec)) => match interop(&scenarios, spec, args.pin_env.as_deref(), progress) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("\nconformance: {e}");
@@ -149,6 +179,87 @@ fn main() -> ExitCode {
     }
 }
 
+/// The PIN from `--pin-env VAR`, or the simulators' PIN.
+fn pin(pin_env: Option<&str>) -> Result<String, String> {
+    match pin_env {
+        Some(var) => {
+            std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))
+        }
+        None => Ok("123456".to_string()),
+    }
+}
+
+/// Interop against an external CA: the token holding a certificate from it is required.
+fn external(
+    scenarios: &[conformance::matrix::Scenario],
+    args: &Args,
+    progress: impl Fn(usize, &str),
+) -> Result<Vec<runner::Result>, String> {
+    use conformance::{harness::ExternalCa, interop};
+    use renewal_core::{
+        client::{Mode, https::load_trust_anchors},
+        cmc::Retained,
+        token::{ContainerId, piv::ManagementKey, spec::TokenSpec},
+    };
+    let base_url = args.ca.clone().ok_or("--ca is missing")?;
+    if !base_url.starts_with("https://") {
+        return Err(format!(
+            "--ca {base_url:?}: the CA is reached over https://"
+        ));
+    }
+    let chain = args
+        .ca_cert
+        .as_ref()
+        .ok_or("--ca needs --ca-cert PEM: the CA certificates to trust")?;
+    let bytes = std::fs::read(chain).map_err(|e| format!("{}: {e}", chain.display()))?;
+    let anchors = load_trust_anchors(&bytes)
+        .map_err(|e| format!("{}: {e}", chain.display()))?
+        .iter()
+        .map(|d| Retained::from_der(d).map_err(|e| format!("{}: {e}", chain.display())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let token: TokenSpec = args
+        .token
+        .as_deref()
+        .ok_or(
+            "an external CA renews the certificates it issued: give the token holding one \
+             (--token sim:CARD.json | piv-pcsc[:READER] | pkcs11:MODULE[:LABEL], --container ID)",
+        )?
+        .parse()
+        .map_err(|e| format!("--token {e}"))?;
+    let container = match (&args.container, &token) {
+        (Some(c), _) => c.clone(),
+        (None, TokenSpec::Pkcs11 { .. }) => {
+            return Err(
+                "--container ID: which PKCS#11 key holds the certificate (CKA_ID, hex)".into(),
+            );
+        }
+        (None, _) => "9a".into(),
+    };
+    let modes = match &args.modes {
+        None => vec![Mode::FullCmc, Mode::Cmc, Mode::SimpleReenroll],
+        Some(list) => list
+            .split(',')
+            .map(|m| m.trim().parse::<Mode>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("--modes: {e}"))?,
+    };
+    let management_key = match &args.management_key {
+        None => ManagementKey::default_3des(),
+        Some(hex) => {
+            ManagementKey::from_hex_3des(hex).map_err(|e| format!("--management-key: {e}"))?
+        }
+    };
+    let run = interop::ExternalRun {
+        ca: ExternalCa { base_url, anchors },
+        token,
+        container: ContainerId(container),
+        modes,
+        pin: pin(args.pin_env.as_deref())?,
+        management_key,
+    };
+    interop::run_external(scenarios, &run, progress)
+}
+
 #[cfg(feature = "pkcs11")]
 fn interop(
     scenarios: &[conformance::matrix::Scenario],
@@ -156,22 +267,17 @@ fn interop(
     pin_env: Option<&str>,
     progress: impl Fn(usize, &str),
 ) -> Result<Vec<runner::Result>, String> {
-    let pin = match pin_env {
-        Some(var) => {
-            std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?
-        }
-        None => "123456".to_string(),
-    };
-    conformance::interop::run_pkcs11(scenarios, spec, &pin, progress)
+    conformance::interop::run_pkcs11(scenarios, spec, &pin(pin_env)?, progress)
 }
 
 #[cfg(not(feature = "pkcs11"))]
 fn interop(
     _: &[conformance::matrix::Scenario],
     _: &str,
-    _: Option<&str>,
+    pin_env: Option<&str>,
     _: impl Fn(usize, &str),
 ) -> Result<Vec<runner::Result>, String> {
+    pin(pin_env)?;
     Err(
         "this conformance was built without PKCS#11 support: rebuild with `--features pkcs11`"
             .into(),

@@ -48,7 +48,8 @@ pub struct Scenario {
     pub prompts: usize,
 }
 
-fn mode_name(mode: Mode) -> &'static str {
+/// The name a mode has in scenario names and on the command line.
+pub fn mode_name(mode: Mode) -> &'static str {
     match mode {
         Mode::FullCmc => "fullcmc",
         Mode::Cmc => "cmc",
