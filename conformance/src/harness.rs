@@ -65,8 +65,10 @@ pub struct World {
     /// the world provisioned it (simulated CA), no when it is the user's own certificate
     /// from an external CA (the renewed one stays).
     pub disposable: bool,
-    /// Journal file.
+    /// Journal file, in this world's scratch directory (removed with the world, server key
+    /// included).
     pub journal_path: PathBuf,
+    _scratch: Scratch,
     /// Everything the card, the CA connection, the PIN source and the journal saw.
     pub trace: crate::trace::Trace,
     _runtime: Option<tokio::runtime::Runtime>,
@@ -84,14 +86,14 @@ impl World {
     /// The CA, served over loopback mutual TLS from its own runtime.
     fn simulated_ca(
         scenario: &str,
-    ) -> Result<(Arc<Ca>, SocketAddr, tokio::runtime::Runtime, PathBuf), Error> {
+    ) -> Result<(Arc<Ca>, SocketAddr, tokio::runtime::Runtime, Scratch), Error> {
         let clock = Clock::system();
         let authority = Authority::generate(clock.now())?;
         let scenario = Scenario::from_toml(scenario)?;
         let store = Store::in_memory().map_err(|e| e.to_string())?;
         let ca = Arc::new(Ca::new(authority, store, &scenario, clock)?);
         let dir = scratch_dir()?;
-        let identity = http::server_identity(&ca, &dir)?;
+        let identity = http::server_identity(&ca, &dir.0)?;
         let config = http::tls_config(&ca, identity)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -213,6 +215,7 @@ impl World {
             .filter(|c| c.id != current)
             .map(|c| c.id.clone())
             .collect();
+        let scratch = scratch_dir()?;
         trace.clear();
         Ok(Self {
             ca: None,
@@ -226,7 +229,8 @@ impl World {
             fixed_slot,
             baseline,
             disposable: false,
-            journal_path: scratch_dir()?.join("journal.jsonl"),
+            journal_path: scratch.0.join("journal.jsonl"),
+            _scratch: scratch,
             trace,
             _runtime: None,
         })
@@ -236,7 +240,7 @@ impl World {
     #[allow(clippy::too_many_arguments)]
     fn assemble(
         (ca, addr, runtime): (Arc<Ca>, SocketAddr, tokio::runtime::Runtime),
-        dir: PathBuf,
+        dir: Scratch,
         card: Option<Arc<Mutex<SimCard>>>,
         token: SharedToken,
         pins: Arc<CountingPinSource<StaticPin>>,
@@ -287,7 +291,8 @@ impl World {
             primary: Arc::new(Mutex::new(primary)),
             fixed_slot: fixed_slot.is_some(),
             baseline,
-            journal_path: dir.join("journal.jsonl"),
+            journal_path: dir.0.join("journal.jsonl"),
+            _scratch: dir,
             trace,
             _runtime: Some(runtime),
         })
@@ -457,8 +462,18 @@ pub fn chains_to(cert: &Retained<Certificate>, anchors: &[Retained<Certificate>]
         .any(|a| a == cert || renewal_core::x509::verify_issued_by(cert, a.value()).is_ok())
 }
 
-/// A fresh directory for one world's journal and TLS files.
-fn scratch_dir() -> Result<PathBuf, Error> {
+/// One world's directory for its journal and TLS files (the server's private key among them),
+/// removed when the world goes, whichever way it goes.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh directory for one world.
+fn scratch_dir() -> Result<Scratch, Error> {
     let dir = std::env::temp_dir().join(format!(
         "cardrenew-world-{}-{}",
         std::process::id(),
@@ -468,5 +483,5 @@ fn scratch_dir() -> Result<PathBuf, Error> {
             .unwrap_or(0)
     ));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    Ok(dir)
+    Ok(Scratch(dir))
 }

@@ -80,6 +80,16 @@ fn issued_in_every_mode_with_one_pin_prompt() {
     }
 }
 
+/// A world's scratch directory (journal, the test server's private key) goes with it.
+#[test]
+fn a_world_leaves_nothing_in_the_temp_directory() {
+    let world = World::new("", KeyAlgorithm::EcP256).unwrap();
+    let scratch = world.journal_path.parent().unwrap().to_path_buf();
+    assert!(scratch.join("server.key").exists());
+    drop(world);
+    assert!(!scratch.exists(), "{} left behind", scratch.display());
+}
+
 #[test]
 fn rsa_card_key_renews_over_tls12() {
     let world = World::new("", KeyAlgorithm::Rsa2048).unwrap();

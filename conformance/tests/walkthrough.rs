@@ -167,6 +167,7 @@ fn readme_walkthrough_renews_the_virtual_card() {
         "the old certificate is gone: {shown}"
     );
     assert!(ok(&mut renew(&dir, &["recover"])).is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -231,4 +232,5 @@ fn pending_renewal_exit_code_then_resume_after_approval() {
     ));
     assert!(out.contains("\"outcome\":\"renewed\""), "{out}");
     assert!(ok(&mut renew(&dir, &["status"])).contains("journal: Done"));
+    let _ = std::fs::remove_dir_all(&dir);
 }

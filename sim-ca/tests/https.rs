@@ -23,6 +23,12 @@ struct Server {
     _dir: std::path::PathBuf,
 }
 
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self._dir);
+    }
+}
+
 async fn start(scenario: &str) -> (Server, Arc<sim_ca::Ca>) {
     let ca = Arc::new(ca_with(scenario));
     let dir = std::env::temp_dir().join(format!(
