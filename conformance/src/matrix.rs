@@ -235,6 +235,15 @@ pub fn default_matrix() -> Vec<Scenario> {
                 Fault::Fail(0x6A84),
                 RolledBack,
             ),
+            // The certificate goes to the card in chained PUT DATA commands; a chunk failing
+            // mid-chain must not leave the card refusing what comes next (the rollback).
+            (
+                "install-chunk-fails",
+                CommandKind::PutData,
+                2,
+                Fault::Fail(0x6F00),
+                RolledBack,
+            ),
             // Installing failed: the run rolls back (the new certificate is abandoned, the old one
             // stays valid); the card was gone, so `recover` finishes that rollback.
             (

@@ -296,8 +296,8 @@ fn virtual_card(conformance: &dyn Fn() -> Command, dir: &Path, card: &Path) {
         "{stdout}"
     );
     let (ran, skipped) = judge(&report, None);
-    // Per mode: ca/issue, 14 card faults, 7 crash points = 22.
-    assert_eq!(ran.len(), 66, "{ran:?}");
+    // Per mode: ca/issue, 15 card faults, 7 crash points = 23.
+    assert_eq!(ran.len(), 69, "{ran:?}");
     assert_eq!(
         ran.len() + skipped,
         conformance::matrix::default_matrix().len()

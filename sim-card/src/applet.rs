@@ -171,15 +171,22 @@ impl PivApplet {
             return self.next_chunk(cmd.le.unwrap_or(256));
         }
         self.session.pending.clear();
+        // A command that does not continue the pending chain abandons it (what was sent is
+        // dropped, nothing applied) and is processed on its own: a chain cut short by a failed
+        // or lost APDU must not wedge the card until it is reset.
+        if self
+            .session
+            .chain
+            .as_ref()
+            .is_some_and(|c| (c.0, c.1, c.2) != (cmd.ins, cmd.p1, cmd.p2))
+        {
+            self.session.chain = None;
+        }
         if cmd.is_chained() {
             let chain = self
                 .session
                 .chain
                 .get_or_insert_with(|| (cmd.ins, cmd.p1, cmd.p2, Vec::new()));
-            if (chain.0, chain.1, chain.2) != (cmd.ins, cmd.p1, cmd.p2) {
-                self.session.chain = None;
-                return Response::status(sw::CONDITIONS);
-            }
             chain.3.extend_from_slice(&cmd.data);
             if chain.3.len() > 64 * 1024 {
                 self.session.chain = None;
@@ -188,11 +195,10 @@ impl PivApplet {
             return Response::status(sw::OK);
         }
         let data = match self.session.chain.take() {
-            Some((i, p1, p2, mut data)) if (i, p1, p2) == (cmd.ins, cmd.p1, cmd.p2) => {
+            Some((_, _, _, mut data)) => {
                 data.extend_from_slice(&cmd.data);
                 data
             }
-            Some(_) => return Response::status(sw::CONDITIONS),
             None => cmd.data.clone(),
         };
         if !self.session.selected && cmd.ins != ins::SELECT {

@@ -125,6 +125,6 @@ fn apdu_scripts() {
             );
         }
     }
-    assert_eq!(scenarios, 14);
+    assert_eq!(scenarios, 15);
     assert!(steps > 80, "{steps} steps");
 }
