@@ -17,12 +17,16 @@
 // Tests unwrap: a panic with the value is the failure report.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::{
     path::Path,
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output},
     sync::Arc,
     time::{Duration, Instant},
 };
+
+use common::{Served, bin, enroll_virtual_card, ok};
 
 use conformance::softhsm::{self, MODULE};
 use renewal_core::token::{
@@ -33,20 +37,6 @@ use renewal_core::token::{
 
 const CHILD: &str = "CARDRENEW_EXTERNAL_CA_CHILD";
 const LABEL: &str = "external-ca";
-
-/// The workspace's binaries sit next to this test's `deps` directory.
-fn bin(name: &str) -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().and_then(Path::parent).unwrap().join(name);
-    assert!(path.exists(), "{} not built", path.display());
-    Command::new(path)
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{cmd:?}: {}", text(&out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn text(out: &Output) -> String {
     format!(
@@ -61,45 +51,9 @@ fn on_path(tool: &str) -> bool {
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
 }
 
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// `sim-ca serve` on its own state directory, as any CA the runner did not start.
 fn serve_ca(state: &Path) -> (Served, String) {
-    let (port, admin) = (free_port(), free_port());
-    let child = bin("sim-ca")
-        .args(["serve", "--state"])
-        .arg(state)
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin",
-            &format!("127.0.0.1:{admin}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let served = Served(child);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "sim-ca did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (served, port) = common::serve_ca(state, None);
     (served, format!("https://localhost:{port}"))
 }
 
@@ -178,32 +132,7 @@ fn main() {
     let card = dir.join("card.json");
 
     // The user's enrollment, with the commands the README shows.
-    ok(bin("sim-card").args(["init", "--state"]).arg(&card));
-    let csr = dir.join("alice.csr");
-    ok(bin("sim-card")
-        .args(["keygen", "--state"])
-        .arg(&card)
-        .args([
-            "--slot",
-            "9a",
-            "--csr-subject",
-            "CN=Alice Example,O=Example",
-            "--out",
-        ])
-        .arg(&csr));
-    let first = dir.join("alice.pem");
-    ok(bin("sim-ca")
-        .args(["issue", "--state"])
-        .arg(&state)
-        .arg("--csr")
-        .arg(&csr)
-        .arg("--out")
-        .arg(&first));
-    ok(bin("sim-card")
-        .args(["import-cert", "--state"])
-        .arg(&card)
-        .args(["--slot", "9a"])
-        .arg(&first));
+    enroll_virtual_card(&dir);
     let (_ca, url) = serve_ca(&state);
     let chain = state.join("ca-chain.pem");
     let conformance = || {

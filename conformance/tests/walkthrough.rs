@@ -6,109 +6,21 @@
 // Tests unwrap: a panic with the value is the failure report.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Output, Stdio},
-    time::{Duration, Instant},
+    process::{Command, Output},
 };
 
-/// The workspace's binaries sit next to this test's `deps` directory.
-fn bin(name: &str) -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} not built (cargo test --workspace builds it)",
-        path.display()
-    );
-    Command::new(path)
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{Served, bin, enroll_virtual_card, ok};
 
 fn output(cmd: &mut Command) -> Output {
     cmd.output().unwrap()
 }
 
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn serve_ca(dir: &Path, scenario: Option<&Path>) -> (Served, u16) {
-    let (port, admin) = (free_port(), free_port());
-    let mut cmd = bin("sim-ca");
-    cmd.args(["serve", "--state"]).arg(dir.join("ca"));
-    if let Some(s) = scenario {
-        cmd.arg("--scenario").arg(s);
-    }
-    let child = cmd
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin",
-            &format!("127.0.0.1:{admin}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "sim-ca did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (Served(child), port)
-}
-
-fn provision(dir: &Path) {
-    let card = dir.join("card.json");
-    ok(bin("sim-card").args(["init", "--state"]).arg(&card));
-    ok(bin("sim-card")
-        .args(["keygen", "--state"])
-        .arg(&card)
-        .args([
-            "--slot",
-            "9a",
-            "--csr-subject",
-            "CN=Alice Example,O=Example",
-            "--out",
-        ])
-        .arg(dir.join("alice.csr")));
-    ok(bin("sim-ca")
-        .args(["issue", "--state"])
-        .arg(dir.join("ca"))
-        .arg("--csr")
-        .arg(dir.join("alice.csr"))
-        .args(["--template", "SmartcardUser", "--out"])
-        .arg(dir.join("alice.pem")));
-    ok(bin("sim-card")
-        .args(["import-cert", "--state"])
-        .arg(&card)
-        .args(["--slot", "9a"])
-        .arg(dir.join("alice.pem")));
+    common::serve_ca(&dir.join("ca"), scenario)
 }
 
 fn renew(dir: &Path, args: &[&str]) -> Command {
@@ -132,7 +44,7 @@ fn temp(tag: &str) -> PathBuf {
 #[test]
 fn readme_walkthrough_renews_the_virtual_card() {
     let dir = temp("run");
-    provision(&dir);
+    enroll_virtual_card(&dir);
     let (_ca, port) = serve_ca(&dir, None);
     let url = format!("https://localhost:{port}");
     let chain = dir.join("ca/ca-chain.pem");
@@ -173,7 +85,7 @@ fn readme_walkthrough_renews_the_virtual_card() {
 #[test]
 fn pending_renewal_exit_code_then_resume_after_approval() {
     let dir = temp("pending");
-    provision(&dir);
+    enroll_virtual_card(&dir);
     let scenario = dir.join("scenario.toml");
     std::fs::write(
         &scenario,

@@ -1,0 +1,113 @@
+//! What the process-level tests share: the workspace's binaries, `sim-ca serve` as a child
+//! process, and a virtual card enrolled the way the README shows.
+
+// Each test binary uses part of this.
+#![allow(dead_code)]
+
+use std::{
+    path::Path,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// The workspace's binaries sit next to this test's `deps` directory.
+pub fn bin(name: &str) -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().and_then(Path::parent).unwrap().join(name);
+    assert!(
+        path.exists(),
+        "{} not built (cargo test --workspace builds it)",
+        path.display()
+    );
+    Command::new(path)
+}
+
+/// Runs `cmd`, which must succeed; its standard output.
+pub fn ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A child process, killed when dropped.
+pub struct Served(pub Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port nobody listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `sim-ca serve --state STATE [--scenario FILE]` on free loopback ports; its HTTPS port once
+/// it accepts connections.
+pub fn serve_ca(state: &Path, scenario: Option<&Path>) -> (Served, u16) {
+    let (port, admin) = (free_port(), free_port());
+    let mut cmd = bin("sim-ca");
+    cmd.args(["serve", "--state"]).arg(state);
+    if let Some(s) = scenario {
+        cmd.arg("--scenario").arg(s);
+    }
+    let child = cmd
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--admin",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let served = Served(child);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "sim-ca did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (served, port)
+}
+
+/// The README's enrollment in `dir`: `card.json` with a key in 9A whose request `sim-ca issue`
+/// (CA state in `dir/ca`) certifies into `alice.pem`, imported into 9A.
+pub fn enroll_virtual_card(dir: &Path) {
+    let card = dir.join("card.json");
+    ok(bin("sim-card").args(["init", "--state"]).arg(&card));
+    ok(bin("sim-card")
+        .args(["keygen", "--state"])
+        .arg(&card)
+        .args([
+            "--slot",
+            "9a",
+            "--csr-subject",
+            "CN=Alice Example,O=Example",
+            "--out",
+        ])
+        .arg(dir.join("alice.csr")));
+    ok(bin("sim-ca")
+        .args(["issue", "--state"])
+        .arg(dir.join("ca"))
+        .arg("--csr")
+        .arg(dir.join("alice.csr"))
+        .args(["--template", "SmartcardUser", "--out"])
+        .arg(dir.join("alice.pem")));
+    ok(bin("sim-card")
+        .args(["import-cert", "--state"])
+        .arg(&card)
+        .args(["--slot", "9a"])
+        .arg(dir.join("alice.pem")));
+}
