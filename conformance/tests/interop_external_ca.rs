@@ -148,6 +148,8 @@ fn main() {
     assert_ne!(before, after, "the card's certificate was renewed");
     openssl_verifies(&chain, &after, &dir);
 
+    pending_is_abandoned(&dir, &state, &card);
+
     // SoftHSM2, provisioned and run in a copy of this binary with SOFTHSM2_CONF set.
     let token = softhsm::PrivateToken::init("extca-softhsm", LABEL, "654321").unwrap();
     let status = Command::new(std::env::current_exe().unwrap())
@@ -238,6 +240,36 @@ fn virtual_card(conformance: &dyn Fn() -> Command, dir: &Path, card: &Path) {
             "nothing of {area} ran"
         );
     }
+}
+
+/// A CA that leaves the renewal pending: the scenario is unexpected (exit 1), and the new key
+/// is deleted rather than left waiting for a journal that goes with the run.
+fn pending_is_abandoned(dir: &Path, state: &Path, card: &Path) {
+    let scenario = dir.join("pends.toml");
+    std::fs::write(
+        &scenario,
+        "[[rule]]\ndisposition = \"pending\"\nresolve = \"admin\"\n",
+    )
+    .unwrap();
+    let (_pending_ca, port) = common::serve_ca(state, Some(&scenario));
+    let before = card_certificate(card);
+    let out = bin("conformance")
+        .args(["--ca", &format!("https://localhost:{port}"), "--ca-cert"])
+        .arg(state.join("ca-chain.pem"))
+        .arg("--token")
+        .arg(format!("sim:{}", card.display()))
+        .args(["--filter", "ca/issue/fullcmc"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("expected Renewed, observed Pending"),
+        "{}",
+        text(&out)
+    );
+    let keys = sim_card::CardState::load(card).unwrap().keys.len();
+    assert_eq!(keys, 1, "the pending key was abandoned");
+    assert_eq!(card_certificate(card), before);
 }
 
 /// The same card behind pcscd: the runner sees a PIV card in a PC/SC reader.
