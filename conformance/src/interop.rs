@@ -101,8 +101,8 @@ pub struct ExternalRun {
     pub container: ContainerId,
     /// The protocols the CA speaks (others are skipped).
     pub modes: Vec<Mode>,
-    /// The token's user PIN.
-    pub pin: String,
+    /// The token's user PIN (wiped when the run is dropped).
+    pub pin: zeroize::Zeroizing<String>,
     /// PIV management key (virtual card, PIV cards).
     pub management_key: ManagementKey,
 }

@@ -180,12 +180,12 @@ fn main() -> ExitCode {
 }
 
 /// The PIN from `--pin-env VAR`, or the simulators' PIN.
-fn pin(pin_env: Option<&str>) -> Result<String, String> {
+fn pin(pin_env: Option<&str>) -> Result<zeroize::Zeroizing<String>, String> {
     match pin_env {
-        Some(var) => {
-            std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))
-        }
-        None => Ok("123456".to_string()),
+        Some(var) => std::env::var(var)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|_| format!("environment variable {var} is not set")),
+        None => Ok(zeroize::Zeroizing::new("123456".to_string())),
     }
 }
 
