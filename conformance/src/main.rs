@@ -120,9 +120,13 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let started = std::time::Instant::now();
+    // A bar redrawn in place on a terminal; in a CI log it would be noise (the table follows).
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let progress = |i: usize, name: &str| {
-        eprint!("\r[{:>3}/{}] {:<60}", i + 1, scenarios.len(), name);
-        let _ = std::io::stderr().flush();
+        if terminal {
+            eprint!("\r{}", progress_line(i, scenarios.len(), name));
+            let _ = std::io::stderr().flush();
+        }
     };
     let results = match (&args.ca, &args.token) {
         (Some(_), _) => match external(&scenarios, &args, progress) {
@@ -148,7 +152,9 @@ fn main() -> ExitCode {
             }
         },
     };
-    eprintln!("\r{:<80}", "");
+    if terminal {
+        eprint!("\r{:<100}\r", "");
+    }
     print!("{}", report::table(&results));
     let failed = results.iter().filter(|r| !r.passed()).count();
     let skipped = results.iter().filter(|r| r.skipped.is_some()).count();
@@ -177,6 +183,14 @@ fn main() -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// `[=========>          ]  45/156  card/install-fails/cmc`: the bar for scenario `i` of `n`.
+fn progress_line(i: usize, n: usize, name: &str) -> String {
+    const WIDTH: usize = 30;
+    let done = (i * WIDTH).checked_div(n).unwrap_or(0).min(WIDTH);
+    let bar = format!("{}>{}", "=".repeat(done), " ".repeat(WIDTH - done));
+    format!("[{bar}] {:>3}/{n}  {name:<50.50}", i + 1)
 }
 
 /// The PIN from `--pin-env VAR`, or the simulators' PIN.
@@ -268,6 +282,23 @@ fn interop(
     progress: impl Fn(usize, &str),
 ) -> Result<Vec<runner::Result>, String> {
     conformance::interop::run_pkcs11(scenarios, spec, &pin(pin_env)?, progress)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_progress_bar_fills_as_scenarios_run() {
+        let first = super::progress_line(0, 156, "ca/issue/fullcmc");
+        let last = super::progress_line(155, 156, "rsa2048/deny/simplereenroll");
+        assert!(first.starts_with("[>    "), "{first}");
+        assert!(first.contains("  1/156  ca/issue/fullcmc"), "{first}");
+        assert!(
+            last.starts_with("[=============================>"),
+            "{last}"
+        );
+        assert!(last.contains("156/156"), "{last}");
+        assert_eq!(first.find(']'), last.find(']'), "the bar keeps its width");
+    }
 }
 
 #[cfg(not(feature = "pkcs11"))]
