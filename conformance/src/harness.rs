@@ -17,7 +17,7 @@ use renewal_core::{
     },
     cmc::Retained,
     token::{
-        ContainerId, KeyAlgorithm,
+        Container, ContainerId, KeyAlgorithm,
         pin::{CountingPinSource, StaticPin},
         piv::{ManagementKey, PivToken},
         transport::SimTransport,
@@ -194,22 +194,7 @@ impl World {
             .map_err(|_| "token lock")?
             .containers()
             .map_err(|e| e.to_string())?;
-        let holder = containers
-            .iter()
-            .find(|c| c.id == current)
-            .ok_or_else(|| format!("container {current} is empty"))?;
-        let old_cert = Retained::<Certificate>::from_der(
-            holder
-                .certificate
-                .as_deref()
-                .ok_or_else(|| format!("container {current} holds no certificate"))?,
-        )
-        .map_err(|e| format!("the certificate in {current}: {e}"))?;
-        if !chains_to(&old_cert, &external.anchors) {
-            return Err(format!(
-                "the certificate in {current} was not issued by a CA in --ca-cert"
-            ));
-        }
+        let (_, old_cert) = certificate_from(&containers, &current, &external.anchors)?;
         let baseline = containers
             .iter()
             .filter(|c| c.id != current)
@@ -454,9 +439,35 @@ impl World {
     }
 }
 
+/// The container `id` among `containers` and its certificate, which must chain to `anchors`:
+/// what an external CA's run starts from.
+pub fn certificate_from<'a>(
+    containers: &'a [Container],
+    id: &ContainerId,
+    anchors: &[Retained<Certificate>],
+) -> Result<(&'a Container, Retained<Certificate>), Error> {
+    let holder = containers
+        .iter()
+        .find(|c| &c.id == id)
+        .ok_or_else(|| format!("container {id} is empty"))?;
+    let cert = Retained::<Certificate>::from_der(
+        holder
+            .certificate
+            .as_deref()
+            .ok_or_else(|| format!("container {id} holds no certificate"))?,
+    )
+    .map_err(|e| format!("the certificate in {id}: {e}"))?;
+    if !chains_to(&cert, anchors) {
+        return Err(format!(
+            "the certificate in {id} was not issued by a CA in --ca-cert"
+        ));
+    }
+    Ok((holder, cert))
+}
+
 /// Whether `cert` is one of `anchors` or signed by one of them (what the client itself
 /// accepts).
-pub fn chains_to(cert: &Retained<Certificate>, anchors: &[Retained<Certificate>]) -> bool {
+fn chains_to(cert: &Retained<Certificate>, anchors: &[Retained<Certificate>]) -> bool {
     anchors
         .iter()
         .any(|a| a == cert || renewal_core::x509::verify_issued_by(cert, a.value()).is_ok())

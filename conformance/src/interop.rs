@@ -212,27 +212,13 @@ pub fn run_external(
             Arc::new(CountingPinSource::new(StaticPin::new(&run.pin))),
             &trace::Trace::default(),
         )?;
-        let mut token = token.lock().map_err(|_| "token lock")?;
-        let holder = token
+        let containers = token
+            .lock()
+            .map_err(|_| "token lock")?
             .containers()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .find(|c| c.id == run.container)
-            .ok_or_else(|| format!("container {} is empty", run.container))?;
-        let cert = holder
-            .certificate
-            .as_deref()
-            .ok_or_else(|| format!("container {} holds no certificate", run.container))
-            .and_then(|der| {
-                renewal_core::cmc::Retained::from_der(der)
-                    .map_err(|e| format!("the certificate in {}: {e}", run.container))
-            })?;
-        if !crate::harness::chains_to(&cert, &run.ca.anchors) {
-            return Err(format!(
-                "the certificate in {} was not issued by a CA in --ca-cert",
-                run.container
-            ));
-        }
+            .map_err(|e| e.to_string())?;
+        let (holder, _) =
+            crate::harness::certificate_from(&containers, &run.container, &run.ca.anchors)?;
         holder
             .algorithm
             .ok_or_else(|| format!("the key in {} is of no algorithm we renew", run.container))?

@@ -65,7 +65,12 @@ fn args() -> Result<Args, String> {
             "--scenarios" => {
                 a.scenarios = Some(it.next().ok_or("--scenarios needs a TOML file")?.into())
             }
-            "--token" => a.token = Some(it.next().ok_or("--token needs pkcs11:MODULE[:LABEL]")?),
+            "--token" => {
+                a.token =
+                    Some(it.next().ok_or(
+                        "--token needs sim:FILE, piv-pcsc[:READER] or pkcs11:MODULE[:LABEL]",
+                    )?)
+            }
             "--pin-env" => a.pin_env = Some(it.next().ok_or("--pin-env needs a variable name")?),
             "--ca" => a.ca = Some(it.next().ok_or("--ca needs the CA's base URL")?),
             "--ca-cert" => {
@@ -211,8 +216,7 @@ fn external(
 ) -> Result<Vec<runner::Result>, String> {
     use conformance::{harness::ExternalCa, interop};
     use renewal_core::{
-        client::{Mode, https::load_trust_anchors},
-        cmc::Retained,
+        client::{Mode, https::read_trust_anchors},
         token::{ContainerId, piv::ManagementKey, spec::TokenSpec},
     };
     let base_url = args.ca.clone().ok_or("--ca is missing")?;
@@ -225,12 +229,7 @@ fn external(
         .ca_cert
         .as_ref()
         .ok_or("--ca needs --ca-cert PEM: the CA certificates to trust")?;
-    let bytes = std::fs::read(chain).map_err(|e| format!("{}: {e}", chain.display()))?;
-    let anchors = load_trust_anchors(&bytes)
-        .map_err(|e| format!("{}: {e}", chain.display()))?
-        .iter()
-        .map(|d| Retained::from_der(d).map_err(|e| format!("{}: {e}", chain.display())))
-        .collect::<Result<Vec<_>, _>>()?;
+    let anchors = read_trust_anchors(chain)?;
     let token: TokenSpec = args
         .token
         .as_deref()

@@ -225,7 +225,7 @@ mod renewal {
     use renewal_core::{
         client::{
             Mode,
-            https::{HttpsConfig, HttpsService, SharedToken, load_trust_anchors},
+            https::{HttpsConfig, HttpsService, SharedToken, read_trust_anchors},
             journal::Journal,
             processor::{self, RecoveryOutcome, RenewalConfig, RenewalError, RenewalOutcome},
         },
@@ -365,15 +365,6 @@ mod renewal {
         }
     }
 
-    fn anchors(path: &Path) -> Result<Vec<Retained<Certificate>>, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        load_trust_anchors(&bytes)
-            .map_err(|e| format!("{}: {e}", path.display()))?
-            .iter()
-            .map(|d| Retained::from_der(d).map_err(|e| format!("{}: {e}", path.display())))
-            .collect()
-    }
-
     fn service(
         opened: &Opened,
         common: &Common,
@@ -491,7 +482,7 @@ mod renewal {
         max_polls: u32,
     ) -> Result<u8, String> {
         let mode: Mode = mode.parse()?;
-        let anchors = anchors(ca_cert)?;
+        let anchors = read_trust_anchors(ca_cert)?;
         let opened = open(common)?;
         let mut journal = Journal::open(&journal_path(common)?).map_err(|e| e.to_string())?;
         if !matches!(
@@ -521,7 +512,7 @@ mod renewal {
         ca_cert: &Path,
         max_polls: u32,
     ) -> Result<u8, String> {
-        let anchors = anchors(ca_cert)?;
+        let anchors = read_trust_anchors(ca_cert)?;
         let opened = open(common)?;
         let mut journal = Journal::open(&journal_path(common)?).map_err(|e| e.to_string())?;
         let mode = journal

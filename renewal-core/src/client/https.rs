@@ -406,6 +406,19 @@ impl RenewalService for HttpsService {
     }
 }
 
+/// Reads a trust-anchor file (`--ca-cert`: a PEM bundle or one DER certificate) into parsed
+/// certificates; errors name the file.
+pub fn read_trust_anchors(
+    path: &std::path::Path,
+) -> Result<Vec<crate::cmc::Retained<x509_cert::Certificate>>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    load_trust_anchors(&bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .iter()
+        .map(|d| crate::cmc::Retained::from_der(d).map_err(|e| format!("{}: {e}", path.display())))
+        .collect()
+}
+
 /// Parses a PEM bundle (or one DER certificate) into DER certificates.
 pub fn load_trust_anchors(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ServiceError> {
     let text = String::from_utf8_lossy(bytes);
