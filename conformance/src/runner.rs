@@ -139,22 +139,17 @@ pub fn run_in(
             }
             Err(e) => return Err(e.to_string()),
         };
-        let after = world
+        let listed = world
             .token
             .lock()
             .map_err(|_| "lock")?
             .containers()
-            .map_err(|e| e.to_string())?
-            .len();
+            .map_err(|e| e.to_string())?;
+        let after = listed.len();
         // The invariant.
         match observed {
             Expected::Pending => {
-                let ours: Vec<_> = world
-                    .token
-                    .lock()
-                    .map_err(|_| "lock")?
-                    .containers()
-                    .map_err(|e| e.to_string())?
+                let ours: Vec<_> = listed
                     .into_iter()
                     .filter(|c| !world.baseline.contains(&c.id))
                     .map(|c| c.id)
