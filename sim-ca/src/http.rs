@@ -259,9 +259,22 @@ async fn handle(
         (Method::POST, "/cmc") => Endpoint::Rfc5273,
         _ => return Ok(text(StatusCode::NOT_FOUND, "no such endpoint")),
     };
+    let started = std::time::Instant::now();
+    let log = |outcome: &str| {
+        tracing::info!(
+            endpoint = endpoint.name(),
+            outcome,
+            latency_us = started.elapsed().as_micros() as u64,
+            "request"
+        );
+    };
     match ca.fault_before_read(&client) {
-        Some(TransportFault::DropBeforeRead) => return Err(Hangup),
+        Some(TransportFault::DropBeforeRead) => {
+            log("fault: dropped before reading");
+            return Err(Hangup);
+        }
         Some(TransportFault::Http(code)) => {
+            log("fault: injected HTTP error");
             return Ok(text(
                 StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
                 "injected fault",
@@ -271,18 +284,32 @@ async fn handle(
     }
     let body = match read_body(req, limits).await {
         Ok(b) => b,
-        Err(r) => return Ok(r),
+        Err(r) => {
+            log(&format!("refused: body ({})", r.status()));
+            return Ok(r);
+        }
     };
     // Card and CA work is blocking (SQLite, signing): keep it off the async workers.
-    let (answer, fault) = tokio::task::spawn_blocking(move || match endpoint {
+    let (answer, fault, outcome) = tokio::task::spawn_blocking(move || match endpoint {
         Endpoint::SimpleReenroll => {
             let (reply, fault) = ca.handle_simple(&body, &client);
-            (simple_response(reply), fault)
+            let outcome = match &reply {
+                SimpleReply::Issued(_) => "issued".to_string(),
+                SimpleReply::Pending(_) => "pending".to_string(),
+                SimpleReply::Rejected(r) => format!("refused: {:?}", r.codes().fail_info),
+            };
+            (simple_response(reply), fault, outcome)
         }
         Endpoint::FullCmc | Endpoint::Rfc5273 => {
-            let reply = ca.handle_cmc(&body, &client);
+            let reply = ca.handle_cmc_at(endpoint.name(), &body, &client);
             let fault = reply.fault;
-            (cmc_response(reply, endpoint), fault)
+            let outcome = match &reply.outcome {
+                Outcome::Issued => "issued".to_string(),
+                Outcome::Pending { .. } => "pending".to_string(),
+                Outcome::Failed { fail_info } => format!("refused: {fail_info:?}"),
+                other => format!("{other:?}"),
+            };
+            (cmc_response(reply, endpoint), fault, outcome)
         }
     })
     .await
@@ -290,7 +317,12 @@ async fn handle(
         (
             text(StatusCode::INTERNAL_SERVER_ERROR, "CA task failed"),
             None,
+            "internal error".into(),
         )
+    });
+    log(&match fault {
+        Some(f) => format!("{outcome}; fault {f:?}"),
+        None => outcome,
     });
     apply_fault(answer, fault).await
 }
@@ -300,6 +332,17 @@ enum Endpoint {
     SimpleReenroll,
     FullCmc,
     Rfc5273,
+}
+
+impl Endpoint {
+    /// The name in logs and the audit trail.
+    fn name(self) -> &'static str {
+        match self {
+            Self::SimpleReenroll => "simplereenroll",
+            Self::FullCmc => "fullcmc",
+            Self::Rfc5273 => "cmc",
+        }
+    }
 }
 
 fn cmc_response(reply: CmcReply, endpoint: Endpoint) -> Response<Body> {

@@ -1,7 +1,9 @@
 //! The renewal-only policy. The CA issues nothing but a renewal of the certificate that
 //! presents itself: TLS client certificate == CMS old-key signer == certificate being renewed,
 //! byte for byte; ours, valid, not revoked; same subject, SANs and template; proof of
-//! possession; a new key of an allowed algorithm; no replay.
+//! possession; a new key of an allowed algorithm and size, parsed and checked
+//! ([`PublicKey`]), that is not the old key (compared as parsed values, so a re-encoded old
+//! key is still the old key); transactionId and senderNonce present; no replay.
 //!
 //! Every rejection maps, through [`Rejection::codes`] (the one table), to a `CMCFailInfo`,
 //! an ADCS-style HRESULT (values from winerror.h) and an HTTP status.
@@ -10,9 +12,13 @@ use std::time::{Duration, SystemTime};
 
 use renewal_core::{
     cmc::{
-        CmcError, Limits, RenewalFacts, Retained, oids, parse_request,
+        CmcError, KeyFamily, Limits, PublicKey, PublicKeyError, RenewalFacts, Retained, oids,
+        parse_request,
         status::CmcFailInfo,
-        verify_request::{request_template_indications, requested_extensions},
+        verify_request::{
+            pkcs10_name_value_pairs, request_template_indications, requested_extensions,
+            verify_pkcs10,
+        },
     },
     token::KeyAlgorithm,
 };
@@ -74,12 +80,26 @@ pub enum Rejection {
     /// New key == old key.
     #[error("the new key is the old key")]
     KeyReuse,
-    /// Key algorithm not allowed by the template.
-    #[error("key algorithm not allowed by the template")]
-    KeyAlgorithm,
+    /// Key algorithm (or curve) not supported, or not allowed by the template.
+    #[error("key algorithm not allowed: {0}")]
+    KeyAlgorithm(String),
+    /// An RSA key whose modulus has a size the template does not allow.
+    #[error("RSA key of {0} bits: the template does not allow this key size")]
+    KeySize(usize),
+    /// The public key is malformed (trailing bytes, a point off the curve, a bad exponent).
+    #[error("{0}")]
+    BadKey(String),
+    /// A control the CA needs is missing.
+    #[error(
+        "the request carries no {0} control (RFC 5272 §6.6: required here, so that a retry is answered with the certificate already issued)"
+    )]
+    MissingControl(&'static str),
     /// transactionId or senderNonce seen before.
     #[error("replayed request (transactionId or senderNonce seen before)")]
     Replay,
+    /// A poll for a pending request carries another PKCS#10 than the one submitted.
+    #[error("pending request {0}: the poll carries a different PKCS#10 than the one submitted")]
+    PollMismatch(i64),
     /// A disposition rule denied it.
     #[error("denied: {0}")]
     Denied(String),
@@ -118,8 +138,12 @@ impl Rejection {
             Self::TemplateChanged => (BadRequest, 0x8009_4012, 400), // CERTSRV_E_TEMPLATE_DENIED
             Self::UnknownTemplate => (BadRequest, 0x8009_4800, 400), // CERTSRV_E_UNSUPPORTED_CERT_TYPE
             Self::KeyReuse => (NoKeyReuse, 0x8007_0057, 400),        // E_INVALIDARG
-            Self::KeyAlgorithm => (BadAlg, 0x8009_0008, 400),        // NTE_BAD_ALGID
+            Self::KeyAlgorithm(_) => (BadAlg, 0x8009_0008, 400),     // NTE_BAD_ALGID
+            Self::KeySize(_) => (BadAlg, 0x8009_4811, 400),          // CERTSRV_E_KEY_LENGTH
+            Self::BadKey(_) => (BadAlg, 0x8009_0015, 400),           // NTE_BAD_PUBLIC_KEY
+            Self::MissingControl(_) => (BadRequest, 0x8007_000D, 400), // ERROR_INVALID_DATA
             Self::Replay => (BadRequest, 0x8009_4003, 409),          // CERTSRV_E_BAD_REQUESTSTATUS
+            Self::PollMismatch(_) => (BadRequest, 0x8009_4003, 409), // CERTSRV_E_BAD_REQUESTSTATUS
             Self::Denied(_) => (BadRequest, 0x8009_4011, 403),       // CERTSRV_E_ENROLL_DENIED
             Self::Internal(_) => (InternalCaError, 0x8000_4005, 500), // E_FAIL
         };
@@ -150,6 +174,7 @@ fn from_codec(e: CmcError) -> Rejection {
         CmcError::BadRenewalCertificate(_) | CmcError::RenewalCertificateMismatch => {
             Rejection::BadRenewalCertificate("malformed or inconsistent")
         }
+        CmcError::BadPublicKey(e) => key_rejection(&e),
         CmcError::PopInvalid(_) => Rejection::PopFailed,
         e @ (CmcError::SignatureInvalid { .. }
         | CmcError::MessageDigestMismatch { .. }
@@ -158,6 +183,15 @@ fn from_codec(e: CmcError) -> Rejection {
         | CmcError::UnknownSigner { .. }
         | CmcError::NoSigners) => Rejection::BadSignature(e.to_string()),
         other => Rejection::Malformed(other.to_string()),
+    }
+}
+
+/// A key that does not parse: unsupported kinds are "bad algorithm", malformed ones "bad key".
+fn key_rejection(e: &PublicKeyError) -> Rejection {
+    match e {
+        PublicKeyError::UnsupportedRsaSize(bits) => Rejection::KeySize(*bits),
+        e if e.is_unsupported() => Rejection::KeyAlgorithm(e.to_string()),
+        e => Rejection::BadKey(e.to_string()),
     }
 }
 
@@ -188,6 +222,21 @@ pub struct Accepted {
     pub extensions: Vec<Extension>,
     /// transactionId (hex), for pending matching.
     pub transaction: String,
+    /// The new key, parsed: what the certificate certifies, in the CA's canonical encoding.
+    pub new_key: PublicKey,
+}
+
+/// An EST simplereenroll request that passed every check.
+#[derive(Debug)]
+pub struct SimpleAccepted {
+    /// The PKCS#10.
+    pub pkcs10: Retained<x509_cert::request::CertReq>,
+    /// The template it renews under.
+    pub template: Template,
+    /// Extensions for the new certificate.
+    pub extensions: Vec<Extension>,
+    /// The new key, parsed.
+    pub new_key: PublicKey,
 }
 
 /// Serial number text, as the store keys it.
@@ -233,13 +282,14 @@ pub fn template_of<'a>(
     templates.find(&reference).ok_or(Rejection::UnknownTemplate)
 }
 
-/// Checks the request half shared by CMC and EST: subject, SANs, template, key.
+/// Checks the request half shared by CMC and EST: subject, SANs, template, key. Returns the
+/// template and the new key, parsed.
 fn check_pkcs10(
     old: &Certificate,
     req: &x509_cert::request::CertReq,
     pairs: &[(String, String)],
     templates: &TemplateRegistry,
-) -> Result<Template, Rejection> {
+) -> Result<(Template, PublicKey), Rejection> {
     if req.info.subject != *old.tbs_certificate().subject() {
         return Err(Rejection::SubjectChanged);
     }
@@ -249,6 +299,14 @@ fn check_pkcs10(
         .iter()
         .find(|e| e.extn_id == oids::SUBJECT_ALT_NAME))
         != san(extension(old, oids::SUBJECT_ALT_NAME))
+    {
+        return Err(Rejection::SanChanged);
+    }
+    // A "SAN" pair is how ADCS (with EDITF_ATTRIBUTESUBJECTALTNAME2) takes names from the
+    // requester (the ESC6 pattern): a renewal asks for no names at all.
+    if pairs
+        .iter()
+        .any(|(n, _)| n.trim().eq_ignore_ascii_case("san"))
     {
         return Err(Rejection::SanChanged);
     }
@@ -262,36 +320,33 @@ fn check_pkcs10(
             });
         }
     }
-    let new_key = &req.info.public_key;
-    if new_key == old.tbs_certificate().subject_public_key_info() {
+    let new_key = PublicKey::from_spki(&req.info.public_key).map_err(|e| key_rejection(&e))?;
+    let old_key = PublicKey::from_spki(old.tbs_certificate().subject_public_key_info())
+        .map_err(|_| Rejection::BadRenewalCertificate("its public key does not parse"))?;
+    if new_key == old_key {
         return Err(Rejection::KeyReuse);
     }
-    let algorithm = key_algorithm(new_key).ok_or(Rejection::KeyAlgorithm)?;
-    if !template.allowed_keys.contains(&algorithm) {
-        return Err(Rejection::KeyAlgorithm);
-    }
-    Ok(template.clone())
+    check_key_allowed(&new_key, template)?;
+    Ok((template.clone(), new_key))
 }
 
-/// The key algorithm of an SPKI, when it is one a template can allow.
-pub fn key_algorithm(spki: &spki::SubjectPublicKeyInfoOwned) -> Option<KeyAlgorithm> {
-    match spki.algorithm.oid {
-        oids::EC_PUBLIC_KEY => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()?
-                .decode_as::<der::asn1::ObjectIdentifier>()
-                .ok()?;
-            (curve == oids::SECP256R1).then_some(KeyAlgorithm::EcP256)
-        }
-        oids::RSA_ENCRYPTION => {
-            // RSA-2048 exactly: the modulus is 256 bytes (257 with the sign byte).
-            let bits = spki.subject_public_key.raw_bytes().len();
-            (270..=300).contains(&bits).then_some(KeyAlgorithm::Rsa2048)
-        }
-        _ => None,
+/// Whether `template` allows `key`: its algorithm, and for RSA its size counted from the
+/// modulus.
+pub fn check_key_allowed(key: &PublicKey, template: &Template) -> Result<(), Rejection> {
+    match KeyAlgorithm::of(key) {
+        Some(algorithm) if template.allowed_keys.contains(&algorithm) => Ok(()),
+        _ if key.family() == KeyFamily::Rsa => Err(Rejection::KeySize(key.bits())),
+        _ => Err(Rejection::KeyAlgorithm(format!(
+            "{key} keys are not allowed by template {}",
+            template.name
+        ))),
     }
+}
+
+/// The key algorithm of an SPKI, when it is one a template can allow (parsed: RSA size from
+/// the modulus).
+pub fn key_algorithm(spki: &spki::SubjectPublicKeyInfoOwned) -> Option<KeyAlgorithm> {
+    KeyAlgorithm::of(&PublicKey::from_spki(spki).ok()?)
 }
 
 /// Extensions for the renewed certificate: the old certificate's, minus those bound to its
@@ -337,7 +392,7 @@ pub fn validate_cmc(
     // signer to it (`SignedBy::RenewalCertificate`).
     check_identity(tls_cert, ctx)?;
     let old = tls_cert.value();
-    let template = check_pkcs10(
+    let (template, new_key) = check_pkcs10(
         old,
         facts.pkcs10.value(),
         &facts.name_value_pairs,
@@ -347,34 +402,39 @@ pub fn validate_cmc(
         .transaction_id
         .as_ref()
         .map(|t| renewal_core::cmc::verify_request::hex(t.as_bytes()))
-        .unwrap_or_default();
+        .ok_or(Rejection::MissingControl("transactionId"))?;
+    if facts.sender_nonce.is_none() {
+        return Err(Rejection::MissingControl("senderNonce"));
+    }
     Ok(Accepted {
         extensions: inherited_extensions(old),
         facts,
         template,
         transaction,
+        new_key,
     })
 }
 
 /// Validates an EST simplereenroll PKCS#10 (RFC 7030 §4.2.2: the TLS client certificate is the
-/// authority; the request must repeat its subject and SANs).
+/// authority; the request must repeat its subject and SANs). Every template indication of the
+/// PKCS#10 — its `CertificateTemplate` name/value pairs and template extensions — is checked,
+/// as for full CMC.
 pub fn validate_simple(
     pkcs10: &[u8],
     tls_cert: &Retained<Certificate>,
     ctx: &PolicyContext<'_>,
-) -> Result<
-    (
-        Retained<x509_cert::request::CertReq>,
-        Template,
-        Vec<Extension>,
-    ),
-    Rejection,
-> {
+) -> Result<SimpleAccepted, Rejection> {
     let (der, _) = renewal_core::cmc::input::to_der(pkcs10, &ctx.limits).map_err(from_codec)?;
     let req: Retained<x509_cert::request::CertReq> =
         renewal_core::cmc::input::decode_exact(&der, "PKCS#10").map_err(from_codec)?;
-    renewal_core::cmc::verify_request::verify_pkcs10(&req).map_err(from_codec)?;
+    verify_pkcs10(&req).map_err(from_codec)?;
     check_identity(tls_cert, ctx)?;
-    let template = check_pkcs10(tls_cert.value(), req.value(), &[], ctx.templates)?;
-    Ok((req, template, inherited_extensions(tls_cert.value())))
+    let pairs = pkcs10_name_value_pairs(req.value()).map_err(from_codec)?;
+    let (template, new_key) = check_pkcs10(tls_cert.value(), req.value(), &pairs, ctx.templates)?;
+    Ok(SimpleAccepted {
+        pkcs10: req,
+        template,
+        extensions: inherited_extensions(tls_cert.value()),
+        new_key,
+    })
 }

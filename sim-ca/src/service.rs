@@ -5,8 +5,8 @@ use std::{sync::Mutex, time::Duration};
 
 use der::asn1::GeneralizedTime;
 use renewal_core::cmc::{
-    DigestAlgorithm, Limits, Outcome, ResponseParams, Retained, Signer, SoftwareKey, StatusStyle,
-    build_certs_only, build_full_response, crypto::key_identifier, oids, status::CmcFailInfo,
+    DigestAlgorithm, Limits, Outcome, PublicKey, ResponseParams, Retained, Signer, SoftwareKey,
+    StatusStyle, build_certs_only, build_full_response, oids, status::CmcFailInfo,
     verify_request::hex,
 };
 use x509_cert::{Certificate, ext::Extension, name::Name};
@@ -14,9 +14,9 @@ use x509_cert::{Certificate, ext::Extension, name::Name};
 use crate::{
     authority::Authority,
     clock::{Clock, unix},
-    policy::{self, Accepted, PolicyContext, Rejection, serial_text},
+    policy::{self, Accepted, PolicyContext, Rejection, SimpleAccepted, serial_text},
     scenario::{Disposition, Rule, Scenario, TransportFault},
-    store::{Pending, PendingEnd, Resolve, Store},
+    store::{AuditOutcome, AuditRecord, Pending, PendingEnd, Resolve, Store, StoreError},
     templates::{Template, TemplateRegistry},
 };
 
@@ -150,11 +150,7 @@ impl Ca {
     ) -> Result<Decision, Rejection> {
         let counter = format!("requests:{subject}");
         store.bump(&counter)?;
-        let n = store
-            .counters()?
-            .into_iter()
-            .find(|(name, _)| *name == counter)
-            .map_or(1, |(_, v)| u32::try_from(v).unwrap_or(u32::MAX));
+        let n = u32::try_from(store.counter(&counter)?).unwrap_or(u32::MAX);
         if let Some(rule) = self.first_rule(subject, template, n) {
             return Ok(Decision {
                 disposition: rule.disposition.clone(),
@@ -178,17 +174,20 @@ impl Ca {
     /// a proxy): decided from the TLS identity and the subject's next request number. A match
     /// consumes that request number.
     pub fn fault_before_read(&self, tls_cert: &[u8]) -> Option<TransportFault> {
+        if self.rules.iter().all(|r| {
+            !matches!(
+                r.fault,
+                Some(TransportFault::DropBeforeRead | TransportFault::Http(_))
+            )
+        }) {
+            return None;
+        }
         let tls = Retained::<Certificate>::from_der(tls_cert).ok()?;
         let subject = tls.value().tbs_certificate().subject().to_string();
         let template = policy::template_of(tls.value(), &self.templates).ok()?;
         let store = lock(&self.store);
         let counter = format!("requests:{subject}");
-        let next = store
-            .counters()
-            .ok()?
-            .into_iter()
-            .find(|(name, _)| *name == counter)
-            .map_or(1, |(_, v)| u32::try_from(v + 1).unwrap_or(u32::MAX));
+        let next = u32::try_from(store.counter(&counter).ok()? + 1).unwrap_or(u32::MAX);
         let rule = self.first_rule(&subject, template, next)?;
         match rule.fault {
             Some(f @ (TransportFault::DropBeforeRead | TransportFault::Http(_))) => {
@@ -224,22 +223,26 @@ impl Ca {
         }
     }
 
-    /// Issues and records a certificate for `subject` / `key` under `template`.
+    /// Issues and records a certificate for `subject` / `key` under `template`. The
+    /// certificate carries the CA's canonical encoding of the key, whatever encoding the
+    /// request used.
     #[allow(clippy::too_many_arguments)]
     fn issue(
         &self,
         store: &Store,
         subject: Name,
-        mut key: spki::SubjectPublicKeyInfoOwned,
+        key: &PublicKey,
         template: &Template,
         extensions: Vec<Extension>,
         renewal_of: Option<&str>,
         fault: Option<TransportFault>,
         days: Option<u32>,
     ) -> Result<Retained<Certificate>, Rejection> {
-        if fault == Some(TransportFault::WrongKeyCertificate) {
-            key = self.decoy.public_key().clone();
-        }
+        let spki = if fault == Some(TransportFault::WrongKeyCertificate) {
+            self.decoy.public_key().clone()
+        } else {
+            key.to_spki()
+        };
         let now = self.clock.now();
         let serial = self.new_serial(store)?;
         let not_after =
@@ -249,7 +252,7 @@ impl Ca {
             .issue(
                 serial.clone(),
                 subject.clone(),
-                key,
+                spki,
                 now - Duration::from_secs(300),
                 not_after,
                 extensions,
@@ -262,10 +265,82 @@ impl Ca {
             Some(&template.name),
             unix(not_after),
             renewal_of,
+            &hex(&key.fingerprint()),
             unix(now),
         )?;
         store.bump("issued")?;
         Ok(cert)
+    }
+
+    /// Appends one audit record for `origin`.
+    #[allow(clippy::too_many_arguments)]
+    fn audit(
+        &self,
+        store: &Store,
+        origin: &Origin,
+        template: Option<&str>,
+        outcome: AuditOutcome,
+        serial: Option<&str>,
+        pending_id: Option<i64>,
+        detail: String,
+    ) -> Result<(), StoreError> {
+        store
+            .append_audit(&AuditRecord {
+                id: 0,
+                at: self.clock.unix(),
+                endpoint: origin.endpoint.into(),
+                tls_fingerprint: origin.tls_fingerprint.clone(),
+                request_hash: origin.request_hash.clone(),
+                template: template.map(str::to_string),
+                outcome: outcome.as_str().into(),
+                serial: serial.map(str::to_string),
+                pending_id,
+                detail,
+            })
+            .map(|_| ())
+    }
+
+    /// Records a refusal: the counter and the audit record, in one transaction.
+    fn record_refusal(
+        &self,
+        store: &Store,
+        origin: &Origin,
+        template: Option<&str>,
+        rejection: &Rejection,
+        pending_id: Option<i64>,
+    ) {
+        let result = store.atomically(|s| {
+            s.bump("requests")?;
+            self.refused(s, origin, template, rejection, pending_id)
+        });
+        if let Err(e) = result {
+            tracing::error!(error = %e, "could not record a refusal in the state database");
+        }
+    }
+
+    /// The counter and audit record of a refusal, inside the caller's transaction.
+    fn refused(
+        &self,
+        store: &Store,
+        origin: &Origin,
+        template: Option<&str>,
+        rejection: &Rejection,
+        pending_id: Option<i64>,
+    ) -> Result<(), StoreError> {
+        store.bump("rejected")?;
+        let codes = rejection.codes();
+        self.audit(
+            store,
+            origin,
+            template,
+            AuditOutcome::Refused,
+            None,
+            pending_id,
+            format!(
+                "{:?} 0x{:08X} HTTP {}: {rejection}",
+                codes.fail_info, codes.hresult, codes.http
+            ),
+        )
     }
 
     fn respond(
@@ -315,8 +390,8 @@ impl Ca {
         }
     }
 
+    /// The failed response for `rejection` (nothing recorded here).
     fn reject(&self, rejection: &Rejection, echo: Option<&Accepted>) -> CmcReply {
-        let _ = lock(&self.store).bump("rejected");
         self.respond(
             Outcome::Failed {
                 fail_info: Some(rejection.codes().fail_info),
@@ -328,80 +403,133 @@ impl Ca {
         )
     }
 
-    /// Handles a Full PKI Request presented over TLS with `tls_cert` (DER).
+    /// Handles a Full PKI Request presented over TLS with `tls_cert` (DER), as EST `/fullcmc`.
     pub fn handle_cmc(&self, request: &[u8], tls_cert: &[u8]) -> CmcReply {
+        self.handle_cmc_at("fullcmc", request, tls_cert)
+    }
+
+    /// Handles a Full PKI Request that came in at `endpoint` (`fullcmc` or `cmc`, for the
+    /// audit trail).
+    pub fn handle_cmc_at(
+        &self,
+        endpoint: &'static str,
+        request: &[u8],
+        tls_cert: &[u8],
+    ) -> CmcReply {
+        let origin = Origin::new(endpoint, tls_cert, request);
+        let store = lock(&self.store);
         let tls = match Retained::<Certificate>::from_der(tls_cert) {
             Ok(c) => c,
-            Err(_) => return self.reject(&Rejection::IdentityMismatch, None),
-        };
-        let store = lock(&self.store);
-        let _ = store.bump("requests");
-        let accepted = match policy::validate_cmc(request, &tls, &self.context(&store)) {
-            Ok(a) => a,
-            Err(r) => {
-                drop(store);
+            Err(_) => {
+                let r = Rejection::IdentityMismatch;
+                self.record_refusal(&store, &origin, None, &r, None);
                 return self.reject(&r, None);
             }
         };
-        let fingerprint = hex(&DigestAlgorithm::Sha256.digest(tls.der()));
-        let result = self.process_cmc(&store, &accepted, &tls, &fingerprint, request);
-        drop(store);
+        let accepted = match policy::validate_cmc(request, &tls, &self.context(&store)) {
+            Ok(a) => a,
+            Err(r) => {
+                self.record_refusal(&store, &origin, None, &r, None);
+                return self.reject(&r, None);
+            }
+        };
+        let result = store.atomically(|s| {
+            s.bump("requests")?;
+            self.process_cmc(s, &accepted, &tls, &origin, request)
+        });
         match result {
             Ok(reply) => reply,
-            Err(r) => self.reject(&r, Some(&accepted)),
+            Err(r) => {
+                self.record_refusal(&store, &origin, Some(&accepted.template.name), &r, None);
+                self.reject(&r, Some(&accepted))
+            }
         }
     }
 
+    /// Decides an accepted CMC request, inside the store transaction. Every answer, refusals
+    /// included, is audited here; an `Err` rolls everything back (the caller audits it).
     fn process_cmc(
         &self,
         store: &Store,
         accepted: &Accepted,
         tls: &Retained<Certificate>,
-        fingerprint: &str,
+        origin: &Origin,
         request: &[u8],
     ) -> Result<CmcReply, Rejection> {
+        let template = accepted.template.name.as_str();
+        let refuse = |rejection: Rejection, pending: Option<i64>| -> Result<CmcReply, Rejection> {
+            self.refused(store, origin, Some(template), &rejection, pending)?;
+            Ok(self.reject(&rejection, Some(accepted)))
+        };
         // A request re-sent for a pending transaction is a poll, not a replay.
-        if !accepted.transaction.is_empty()
-            && let Some(pending) = store.find_pending(fingerprint, &accepted.transaction)?
-        {
-            return self.poll_cmc(store, pending, accepted);
+        if let Some(pending) = store.find_pending(&origin.tls_fingerprint, &accepted.transaction)? {
+            if !same_cmc_pkcs10(&pending.request, accepted, &self.limits) {
+                return refuse(Rejection::PollMismatch(pending.id), Some(pending.id));
+            }
+            return self.poll_cmc(store, pending, accepted, origin);
+        }
+        let old_serial = serial_text(tls.value());
+        let key_fingerprint = hex(&accepted.new_key.fingerprint());
+        // Answered before (same old certificate, same new key): the same certificate again.
+        if let Some((serial, der)) = store.find_renewal(&old_serial, &key_fingerprint)? {
+            let cert = Retained::from_der(&der).map_err(|e| Rejection::Internal(e.to_string()))?;
+            self.audit(
+                store,
+                origin,
+                Some(template),
+                AuditOutcome::ReplayAnswered,
+                Some(&serial),
+                None,
+                "re-sent request answered with the certificate already issued".into(),
+            )?;
+            return Ok(self.respond(
+                Outcome::Issued,
+                Some("Issued".into()),
+                Some(cert),
+                Some(accepted),
+                None,
+            ));
         }
         let now = self.clock.unix();
-        if !accepted.transaction.is_empty()
-            && !store.first_sighting(
-                "transaction",
-                &format!("{fingerprint}:{}", accepted.transaction),
-                now,
-            )?
-        {
-            return Err(Rejection::Replay);
+        let transaction_key = format!("{}:{}", origin.tls_fingerprint, accepted.transaction);
+        if !store.first_sighting("transaction", &transaction_key, now)? {
+            return refuse(Rejection::Replay, None);
         }
         if let Some(nonce) = &accepted.facts.sender_nonce
             && !store.first_sighting("nonce", &hex(nonce), now)?
         {
-            return Err(Rejection::Replay);
+            return refuse(Rejection::Replay, None);
         }
         let old = tls.value().tbs_certificate();
         let decision = self.decide(store, &old.subject().to_string(), &accepted.template)?;
-        let old_serial = serial_text(tls.value());
         match decision.disposition {
             Disposition::Issue | Disposition::Revoked => {
                 let cert = self.issue(
                     store,
                     old.subject().clone(),
-                    accepted.facts.pkcs10.value().info.public_key.clone(),
+                    &accepted.new_key,
                     &accepted.template,
                     accepted.extensions.clone(),
                     Some(&old_serial),
                     decision.fault,
                     None,
                 )?;
-                let text = if decision.disposition == Disposition::Revoked {
-                    store.revoke(&serial_text(cert.value()), now)?;
-                    "Revoked"
+                let serial = serial_text(cert.value());
+                let (text, outcome) = if decision.disposition == Disposition::Revoked {
+                    store.revoke(&serial, now)?;
+                    ("Revoked", AuditOutcome::IssuedRevoked)
                 } else {
-                    "Issued"
+                    ("Issued", AuditOutcome::Issued)
                 };
+                self.audit(
+                    store,
+                    origin,
+                    Some(template),
+                    outcome,
+                    Some(&serial),
+                    None,
+                    format!("renewal of {old_serial}"),
+                )?;
                 Ok(self.respond(
                     Outcome::Issued,
                     Some(text.into()),
@@ -410,9 +538,18 @@ impl Ca {
                     decision.fault,
                 ))
             }
-            Disposition::Deny(reason) => Err(Rejection::Denied(reason)),
+            Disposition::Deny(reason) => refuse(Rejection::Denied(reason), None),
             Disposition::Error(hresult) => {
                 store.bump("errors")?;
+                self.audit(
+                    store,
+                    origin,
+                    Some(template),
+                    AuditOutcome::NoCertificate,
+                    None,
+                    None,
+                    format!("error disposition 0x{hresult:08X}"),
+                )?;
                 Ok(self.respond(
                     Outcome::Failed {
                         fail_info: Some(CmcFailInfo::InternalCaError),
@@ -425,22 +562,35 @@ impl Ca {
                     decision.fault,
                 ))
             }
-            Disposition::IssuedOutOfBand => Ok(self.respond(
-                Outcome::Issued,
-                Some("Issued out of band".into()),
-                None,
-                Some(accepted),
-                decision.fault,
-            )),
-            Disposition::Pending { resolve, to } => {
-                let (id, resolve) = self.add_pending(
+            Disposition::IssuedOutOfBand => {
+                self.audit(
                     store,
-                    fingerprint,
-                    &accepted.transaction,
-                    request,
-                    "cmc",
-                    resolve,
-                    to,
+                    origin,
+                    Some(template),
+                    AuditOutcome::NoCertificate,
+                    None,
+                    None,
+                    "issued out of band".into(),
+                )?;
+                Ok(self.respond(
+                    Outcome::Issued,
+                    Some("Issued out of band".into()),
+                    None,
+                    Some(accepted),
+                    decision.fault,
+                ))
+            }
+            Disposition::Pending { resolve, to } => {
+                let (id, resolve) =
+                    self.add_pending(store, origin, &accepted.transaction, request, resolve, to)?;
+                self.audit(
+                    store,
+                    origin,
+                    Some(template),
+                    AuditOutcome::Pending,
+                    None,
+                    Some(id),
+                    "taken under submission".into(),
                 )?;
                 Ok(self.pending_reply(id, resolve, Some(accepted), decision.fault))
             }
@@ -448,14 +598,12 @@ impl Ca {
     }
 
     /// Stores a request taken under submission; `after:N` becomes absolute time here.
-    #[allow(clippy::too_many_arguments)]
     fn add_pending(
         &self,
         store: &Store,
-        fingerprint: &str,
+        origin: &Origin,
         transaction: &str,
         request: &[u8],
-        kind: &str,
         resolve: Resolve,
         end: PendingEnd,
     ) -> Result<(i64, Resolve), Rejection> {
@@ -466,10 +614,10 @@ impl Ca {
         };
         let id = store.add_pending(&Pending {
             id: 0,
-            tls_fingerprint: fingerprint.to_string(),
+            tls_fingerprint: origin.tls_fingerprint.clone(),
             transaction: transaction.to_string(),
             request: request.to_vec(),
-            kind: kind.into(),
+            kind: origin.endpoint.into(),
             created_at: now,
             polls: 0,
             resolve,
@@ -522,14 +670,18 @@ impl Ca {
         }
     }
 
-    fn poll_cmc(
+    /// Where a poll of a pending request stands, after counting the poll: the stored decision
+    /// (issued, denied), still pending, or due now (denied or to be issued by the caller).
+    fn poll_state(
         &self,
         store: &Store,
-        pending: Pending,
-        accepted: &Accepted,
-    ) -> Result<CmcReply, Rejection> {
+        pending: &Pending,
+        origin: &Origin,
+        template: &str,
+    ) -> Result<PollState, Rejection> {
         let polls = store.count_poll(pending.id)?;
         store.bump("polls")?;
+        let denied = || Rejection::Denied("the pending request was denied".into());
         match pending.status.as_str() {
             "issued" => {
                 let serial = pending.cert_serial.clone().unwrap_or_default();
@@ -538,43 +690,126 @@ impl Ca {
                     .ok_or(Rejection::Internal("issued certificate missing".into()))?;
                 let cert =
                     Retained::from_der(&der).map_err(|e| Rejection::Internal(e.to_string()))?;
-                return Ok(self.respond(
-                    Outcome::Issued,
-                    Some("Issued".into()),
-                    Some(cert),
-                    Some(accepted),
-                    None,
-                ));
+                self.audit(
+                    store,
+                    origin,
+                    Some(template),
+                    AuditOutcome::ReplayAnswered,
+                    Some(&serial),
+                    Some(pending.id),
+                    "poll of a request already issued".into(),
+                )?;
+                return Ok(PollState::Issued(Box::new(cert)));
             }
-            "denied" => return Err(Rejection::Denied("the pending request was denied".into())),
+            "denied" => {
+                self.refused(store, origin, Some(template), &denied(), Some(pending.id))?;
+                return Ok(PollState::Refused(denied()));
+            }
             _ => {}
         }
-        if !self.due(&pending, polls) {
-            return Ok(self.pending_reply(pending.id, pending.resolve, Some(accepted), None));
+        if !self.due(pending, polls) {
+            self.audit(
+                store,
+                origin,
+                Some(template),
+                AuditOutcome::StillPending,
+                None,
+                Some(pending.id),
+                format!("poll {polls}"),
+            )?;
+            return Ok(PollState::StillPending);
         }
         if pending.end == PendingEnd::Deny {
             store.finish_pending(pending.id, "denied", None)?;
-            return Err(Rejection::Denied("the pending request was denied".into()));
+            self.audit(
+                store,
+                origin,
+                Some(template),
+                AuditOutcome::Denied,
+                None,
+                Some(pending.id),
+                "the pending request was denied".into(),
+            )?;
+            return Ok(PollState::Refused(denied()));
         }
-        let old = accepted.facts.renewal_certificate.value().tbs_certificate();
+        Ok(PollState::Due)
+    }
+
+    /// Issues the certificate of a due pending request and records it, in the caller's
+    /// transaction.
+    #[allow(clippy::too_many_arguments)]
+    fn issue_pending(
+        &self,
+        store: &Store,
+        pending: &Pending,
+        origin: &Origin,
+        old: &Retained<Certificate>,
+        key: &PublicKey,
+        template: &Template,
+        extensions: Vec<Extension>,
+    ) -> Result<Retained<Certificate>, Rejection> {
+        let old_serial = serial_text(old.value());
         let cert = self.issue(
             store,
-            old.subject().clone(),
-            accepted.facts.pkcs10.value().info.public_key.clone(),
-            &accepted.template,
-            accepted.extensions.clone(),
-            Some(&serial_text(accepted.facts.renewal_certificate.value())),
+            old.value().tbs_certificate().subject().clone(),
+            key,
+            template,
+            extensions,
+            Some(&old_serial),
             None,
             None,
         )?;
-        store.finish_pending(pending.id, "issued", Some(&serial_text(cert.value())))?;
-        Ok(self.respond(
-            Outcome::Issued,
-            Some("Issued".into()),
-            Some(cert),
-            Some(accepted),
-            None,
-        ))
+        let serial = serial_text(cert.value());
+        store.finish_pending(pending.id, "issued", Some(&serial))?;
+        self.audit(
+            store,
+            origin,
+            Some(&template.name),
+            AuditOutcome::Issued,
+            Some(&serial),
+            Some(pending.id),
+            format!("renewal of {old_serial}, pending request {}", pending.id),
+        )?;
+        Ok(cert)
+    }
+
+    fn poll_cmc(
+        &self,
+        store: &Store,
+        pending: Pending,
+        accepted: &Accepted,
+        origin: &Origin,
+    ) -> Result<CmcReply, Rejection> {
+        let issued = |cert| {
+            self.respond(
+                Outcome::Issued,
+                Some("Issued".into()),
+                Some(cert),
+                Some(accepted),
+                None,
+            )
+        };
+        match self.poll_state(store, &pending, origin, &accepted.template.name)? {
+            PollState::Issued(cert) => Ok(issued(*cert)),
+            PollState::Refused(r) => Ok(self.reject(&r, Some(accepted))),
+            PollState::StillPending => {
+                Ok(self.pending_reply(pending.id, pending.resolve, Some(accepted), None))
+            }
+            PollState::Due => {
+                // What was stored is what is issued: the poll's PKCS#10 was checked to be the
+                // stored one (`same_cmc_pkcs10`), so its key is the stored key.
+                let cert = self.issue_pending(
+                    store,
+                    &pending,
+                    origin,
+                    &accepted.facts.renewal_certificate,
+                    &accepted.new_key,
+                    &accepted.template,
+                    accepted.extensions.clone(),
+                )?;
+                Ok(issued(cert))
+            }
+        }
     }
 
     /// Handles an EST simplereenroll (PKCS#10, DER/base64) presented with `tls_cert`.
@@ -583,99 +818,139 @@ impl Ca {
         body: &[u8],
         tls_cert: &[u8],
     ) -> (SimpleReply, Option<TransportFault>) {
-        let Ok(tls) = Retained::<Certificate>::from_der(tls_cert) else {
-            return (SimpleReply::Rejected(Rejection::IdentityMismatch), None);
-        };
+        let origin = Origin::new("simplereenroll", tls_cert, body);
         let store = lock(&self.store);
-        let _ = store.bump("requests");
-        let result = (|| {
-            let (req, template, extensions) =
-                policy::validate_simple(body, &tls, &self.context(&store))?;
-            let fingerprint = hex(&DigestAlgorithm::Sha256.digest(tls.der()));
-            let key = req.value().info.public_key.clone();
-            let transaction = hex(&key_identifier(&key));
-            let old = tls.value().tbs_certificate();
-            let issue = |fault| {
+        let refuse = |r: Rejection, template: Option<&str>| {
+            self.record_refusal(&store, &origin, template, &r, None);
+            (SimpleReply::Rejected(r), None)
+        };
+        let Ok(tls) = Retained::<Certificate>::from_der(tls_cert) else {
+            return refuse(Rejection::IdentityMismatch, None);
+        };
+        let accepted = match policy::validate_simple(body, &tls, &self.context(&store)) {
+            Ok(a) => a,
+            Err(r) => return refuse(r, None),
+        };
+        let result = store.atomically(|s| {
+            s.bump("requests")?;
+            self.process_simple(s, &accepted, &tls, &origin, body)
+        });
+        match result {
+            Ok(answer) => answer,
+            Err(r) => refuse(r, Some(&accepted.template.name)),
+        }
+    }
+
+    fn process_simple(
+        &self,
+        store: &Store,
+        accepted: &SimpleAccepted,
+        tls: &Retained<Certificate>,
+        origin: &Origin,
+        body: &[u8],
+    ) -> Result<(SimpleReply, Option<TransportFault>), Rejection> {
+        let template = accepted.template.name.as_str();
+        let refuse = |r: Rejection, pending: Option<i64>| {
+            self.refused(store, origin, Some(template), &r, pending)?;
+            Ok((SimpleReply::Rejected(r), None))
+        };
+        let certs_only = |cert: Retained<Certificate>| {
+            build_certs_only(&[cert]).map_err(|e| Rejection::Internal(e.to_string()))
+        };
+        let key_fingerprint = hex(&accepted.new_key.fingerprint());
+        let old_serial = serial_text(tls.value());
+        if let Some(pending) = store.find_pending(&origin.tls_fingerprint, &key_fingerprint)? {
+            if !same_simple_pkcs10(&pending.request, &accepted.pkcs10, &self.limits) {
+                return refuse(Rejection::PollMismatch(pending.id), Some(pending.id));
+            }
+            return match self.poll_state(store, &pending, origin, template)? {
+                PollState::Issued(cert) => Ok((SimpleReply::Issued(certs_only(*cert)?), None)),
+                PollState::Refused(r) => Ok((SimpleReply::Rejected(r), None)),
+                PollState::StillPending => {
+                    Ok((SimpleReply::Pending(self.retry_secs(pending.resolve)), None))
+                }
+                PollState::Due => {
+                    let cert = self.issue_pending(
+                        store,
+                        &pending,
+                        origin,
+                        tls,
+                        &accepted.new_key,
+                        &accepted.template,
+                        accepted.extensions.clone(),
+                    )?;
+                    Ok((SimpleReply::Issued(certs_only(cert)?), None))
+                }
+            };
+        }
+        if let Some((serial, der)) = store.find_renewal(&old_serial, &key_fingerprint)? {
+            let cert = Retained::from_der(&der).map_err(|e| Rejection::Internal(e.to_string()))?;
+            self.audit(
+                store,
+                origin,
+                Some(template),
+                AuditOutcome::ReplayAnswered,
+                Some(&serial),
+                None,
+                "re-sent request answered with the certificate already issued".into(),
+            )?;
+            return Ok((SimpleReply::Issued(certs_only(cert)?), None));
+        }
+        let old = tls.value().tbs_certificate();
+        let decision = self.decide(store, &old.subject().to_string(), &accepted.template)?;
+        match decision.disposition {
+            Disposition::Issue | Disposition::Revoked => {
                 let cert = self.issue(
-                    &store,
+                    store,
                     old.subject().clone(),
-                    key.clone(),
-                    &template,
-                    extensions.clone(),
-                    Some(&serial_text(tls.value())),
-                    fault,
+                    &accepted.new_key,
+                    &accepted.template,
+                    accepted.extensions.clone(),
+                    Some(&old_serial),
+                    decision.fault,
                     None,
                 )?;
-                build_certs_only(&[cert])
-                    .map_err(|e| Rejection::Internal(e.to_string()))
-                    .map(|der| (cert_serial(&der), der))
-            };
-            if let Some(pending) = store.find_pending(&fingerprint, &transaction)? {
-                let polls = store.count_poll(pending.id)?;
-                return match pending.status.as_str() {
-                    "issued" => {
-                        let der = store
-                            .certificate(pending.cert_serial.as_deref().unwrap_or_default())?
-                            .ok_or(Rejection::Internal("issued certificate missing".into()))?;
-                        let cert = Retained::from_der(&der)
-                            .map_err(|e| Rejection::Internal(e.to_string()))?;
-                        Ok((
-                            SimpleReply::Issued(
-                                build_certs_only(&[cert])
-                                    .map_err(|e| Rejection::Internal(e.to_string()))?,
-                            ),
-                            None,
-                        ))
-                    }
-                    "denied" => Err(Rejection::Denied("the pending request was denied".into())),
-                    _ if !self.due(&pending, polls) => {
-                        Ok((SimpleReply::Pending(self.retry_secs(pending.resolve)), None))
-                    }
-                    _ if pending.end == PendingEnd::Deny => {
-                        store.finish_pending(pending.id, "denied", None)?;
-                        Err(Rejection::Denied("the pending request was denied".into()))
-                    }
-                    _ => {
-                        let (serial, der) = issue(None)?;
-                        store.finish_pending(pending.id, "issued", Some(&serial))?;
-                        Ok((SimpleReply::Issued(der), None))
-                    }
+                let serial = serial_text(cert.value());
+                let outcome = if decision.disposition == Disposition::Revoked {
+                    store.revoke(&serial, self.clock.unix())?;
+                    AuditOutcome::IssuedRevoked
+                } else {
+                    AuditOutcome::Issued
                 };
+                self.audit(
+                    store,
+                    origin,
+                    Some(template),
+                    outcome,
+                    Some(&serial),
+                    None,
+                    format!("renewal of {old_serial}"),
+                )?;
+                Ok((SimpleReply::Issued(certs_only(cert)?), decision.fault))
             }
-            let decision = self.decide(&store, &old.subject().to_string(), &template)?;
-            match decision.disposition {
-                Disposition::Issue | Disposition::Revoked => {
-                    let (serial, der) = issue(decision.fault)?;
-                    if decision.disposition == Disposition::Revoked {
-                        store.revoke(&serial, self.clock.unix())?;
-                    }
-                    Ok((SimpleReply::Issued(der), decision.fault))
-                }
-                Disposition::Deny(reason) => Err(Rejection::Denied(reason)),
-                Disposition::Error(hresult) => Err(Rejection::Internal(format!("0x{hresult:08X}"))),
-                Disposition::IssuedOutOfBand => Err(Rejection::Denied("issued out of band".into())),
-                Disposition::Pending { resolve, to } => {
-                    let (_, resolve) = self.add_pending(
-                        &store,
-                        &fingerprint,
-                        &transaction,
-                        body,
-                        "simplereenroll",
-                        resolve,
-                        to,
-                    )?;
-                    Ok((
-                        SimpleReply::Pending(self.retry_secs(resolve)),
-                        decision.fault,
-                    ))
-                }
+            Disposition::Deny(reason) => refuse(Rejection::Denied(reason), None),
+            Disposition::Error(hresult) => {
+                refuse(Rejection::Internal(format!("0x{hresult:08X}")), None)
             }
-        })();
-        match result {
-            Ok(r) => r,
-            Err(rejection) => {
-                let _ = store.bump("rejected");
-                (SimpleReply::Rejected(rejection), None)
+            Disposition::IssuedOutOfBand => {
+                refuse(Rejection::Denied("issued out of band".into()), None)
+            }
+            Disposition::Pending { resolve, to } => {
+                let (id, resolve) =
+                    self.add_pending(store, origin, &key_fingerprint, body, resolve, to)?;
+                self.audit(
+                    store,
+                    origin,
+                    Some(template),
+                    AuditOutcome::Pending,
+                    None,
+                    Some(id),
+                    "taken under submission".into(),
+                )?;
+                Ok((
+                    SimpleReply::Pending(self.retry_secs(resolve)),
+                    decision.fault,
+                ))
             }
         }
     }
@@ -689,24 +964,19 @@ impl Ca {
 
     /// Admin: approve or deny a pending request. False when it is not pending.
     pub fn decide_pending(&self, id: i64, approve: bool) -> Result<bool, String> {
-        lock(&self.store)
-            .decide_pending(
-                id,
-                if approve {
-                    PendingEnd::Issue
-                } else {
-                    PendingEnd::Deny
-                },
-            )
+        admin_decide(&lock(&self.store), id, approve, self.clock.unix(), "admin")
             .map_err(|e| e.to_string())
     }
 
     /// Admin: revoke a serial (hex). False when the serial is unknown (recorded anyway).
     pub fn revoke(&self, serial: &str) -> Result<bool, String> {
-        let store = lock(&self.store);
-        store
-            .revoke(&serial.to_ascii_lowercase(), self.clock.unix())
-            .map_err(|e| e.to_string())
+        admin_revoke(
+            &lock(&self.store),
+            &serial.to_ascii_lowercase(),
+            self.clock.unix(),
+            "admin",
+        )
+        .map_err(|e| e.to_string())
     }
 
     /// The initial enrollment an administrator does: a certificate for a PKCS#10 (PEM or DER)
@@ -728,14 +998,8 @@ impl Ca {
         let req: Retained<x509_cert::request::CertReq> =
             renewal_core::cmc::input::decode_exact(&der, "PKCS#10").map_err(|e| e.to_string())?;
         renewal_core::cmc::verify_request::verify_pkcs10(&req).map_err(|e| e.to_string())?;
-        let key = req.value().info.public_key.clone();
-        let algorithm = policy::key_algorithm(&key).ok_or("unsupported key algorithm")?;
-        if !template.allowed_keys.contains(&algorithm) {
-            return Err(format!(
-                "template {} does not allow {algorithm:?} keys",
-                template.name
-            ));
-        }
+        let key = PublicKey::from_spki(&req.value().info.public_key).map_err(|e| e.to_string())?;
+        policy::check_key_allowed(&key, &template).map_err(|e| e.to_string())?;
         use renewal_core::x509;
         let mut extensions = vec![
             x509::basic_constraints(false, None).map_err(|e| e.to_string())?,
@@ -752,18 +1016,37 @@ impl Ca {
                 .into_iter()
                 .filter(|e| e.extn_id == oids::SUBJECT_ALT_NAME),
         );
+        let origin = Origin::new("cli", &[], csr);
         let store = lock(&self.store);
-        self.issue(
-            &store,
-            req.value().info.subject.clone(),
-            key,
-            &template,
-            extensions,
-            None,
-            None,
-            days,
-        )
-        .map_err(|e| e.to_string())
+        store
+            .atomically(|s| {
+                let cert = self.issue(
+                    s,
+                    req.value().info.subject.clone(),
+                    &key,
+                    &template,
+                    extensions,
+                    None,
+                    None,
+                    days,
+                )?;
+                self.audit(
+                    s,
+                    &origin,
+                    Some(&template.name),
+                    AuditOutcome::Enrolled,
+                    Some(&serial_text(cert.value())),
+                    None,
+                    format!("initial enrollment of {}", req.value().info.subject),
+                )?;
+                Ok(cert)
+            })
+            .map_err(|e: Rejection| e.to_string())
+    }
+
+    /// The audit trail, oldest first.
+    pub fn audit_trail(&self) -> Vec<AuditRecord> {
+        lock(&self.store).audit().unwrap_or_default()
     }
 
     /// Counters, by name.
@@ -772,9 +1055,134 @@ impl Ca {
     }
 }
 
-fn cert_serial(certs_only: &[u8]) -> String {
-    renewal_core::cmc::parse_response(certs_only, &Limits::default())
-        .ok()
-        .and_then(|r| r.certificates.first().map(|c| serial_text(c.value())))
-        .unwrap_or_default()
+/// Where a request came from, as every audit record of it says.
+struct Origin {
+    endpoint: &'static str,
+    tls_fingerprint: String,
+    request_hash: String,
+}
+
+impl Origin {
+    fn new(endpoint: &'static str, tls_cert: &[u8], request: &[u8]) -> Self {
+        let digest = |b: &[u8]| {
+            if b.is_empty() {
+                String::new()
+            } else {
+                hex(&DigestAlgorithm::Sha256.digest(b))
+            }
+        };
+        Self {
+            endpoint,
+            tls_fingerprint: digest(tls_cert),
+            request_hash: digest(request),
+        }
+    }
+}
+
+/// Where a poll of a pending request stands.
+enum PollState {
+    /// Issued earlier: this certificate.
+    Issued(Box<Retained<Certificate>>),
+    /// Denied (now or earlier).
+    Refused(Rejection),
+    /// Not yet decided.
+    StillPending,
+    /// Decided for issuance now: the caller issues.
+    Due,
+}
+
+/// Whether a CMC poll carries the PKCS#10 that was stored with its pending request, compared
+/// as parsed values (the signature may differ: ECDSA signs with a fresh nonce each time).
+fn same_cmc_pkcs10(stored: &[u8], poll: &Accepted, limits: &Limits) -> bool {
+    let Ok(parsed) = renewal_core::cmc::parse_request(stored, limits) else {
+        return false;
+    };
+    let pkcs10s = parsed.pkcs10s();
+    matches!(pkcs10s.as_slice(), [(_, stored)] if stored.value().info == poll.facts.pkcs10.value().info)
+}
+
+/// The same for an EST simplereenroll poll.
+fn same_simple_pkcs10(
+    stored: &[u8],
+    poll: &Retained<x509_cert::request::CertReq>,
+    limits: &Limits,
+) -> bool {
+    let Ok((der, _)) = renewal_core::cmc::input::to_der(stored, limits) else {
+        return false;
+    };
+    renewal_core::cmc::input::decode_exact::<x509_cert::request::CertReq>(&der, "PKCS#10")
+        .is_ok_and(|stored| stored.info == poll.value().info)
+}
+
+/// Approves or denies a pending request and audits it, in one transaction (the HTTP admin
+/// endpoint and `sim-ca pending approve|deny` both come here). False when it is not pending.
+pub fn admin_decide(
+    store: &Store,
+    id: i64,
+    approve: bool,
+    now: i64,
+    via: &'static str,
+) -> Result<bool, StoreError> {
+    let end = if approve {
+        PendingEnd::Issue
+    } else {
+        PendingEnd::Deny
+    };
+    store.atomically(|s| {
+        if !s.decide_pending(id, end)? {
+            return Ok(false);
+        }
+        s.append_audit(&AuditRecord {
+            id: 0,
+            at: now,
+            endpoint: via.into(),
+            tls_fingerprint: String::new(),
+            request_hash: String::new(),
+            template: None,
+            outcome: if approve {
+                AuditOutcome::Approved
+            } else {
+                AuditOutcome::Denied
+            }
+            .as_str()
+            .into(),
+            serial: None,
+            pending_id: Some(id),
+            detail: format!(
+                "pending request {id} {} by the administrator",
+                if approve { "approved" } else { "denied" }
+            ),
+        })?;
+        Ok(true)
+    })
+}
+
+/// Revokes a serial (hex, lower case) and audits it, in one transaction. False when the
+/// serial is unknown (recorded anyway).
+pub fn admin_revoke(
+    store: &Store,
+    serial: &str,
+    now: i64,
+    via: &'static str,
+) -> Result<bool, StoreError> {
+    store.atomically(|s| {
+        let known = s.revoke(serial, now)?;
+        s.append_audit(&AuditRecord {
+            id: 0,
+            at: now,
+            endpoint: via.into(),
+            tls_fingerprint: String::new(),
+            request_hash: String::new(),
+            template: None,
+            outcome: AuditOutcome::Revoked.as_str().into(),
+            serial: Some(serial.into()),
+            pending_id: None,
+            detail: if known {
+                "revoked by the administrator".into()
+            } else {
+                "revoked by the administrator (serial not issued by this CA)".into()
+            },
+        })?;
+        Ok(known)
+    })
 }

@@ -1,6 +1,10 @@
 //! Durable state in SQLite (WAL, `synchronous=FULL`: a committed record survives kill -9 and
 //! power loss): serials, issued certificates, pending requests, revocations, seen nonces and
-//! transaction ids, counters. `:memory:` for in-process tests.
+//! transaction ids, counters, and the append-only audit trail. `:memory:` for in-process tests.
+//!
+//! A decision and its audit record are written in one transaction ([`Store::atomically`]): a
+//! certificate is never recorded without its audit record, nor the other way round, whatever
+//! moment the process is killed at.
 
 use std::path::Path;
 
@@ -75,7 +79,91 @@ CREATE TABLE IF NOT EXISTS pending (
 CREATE TABLE IF NOT EXISTS seen (kind TEXT NOT NULL, value TEXT NOT NULL, seen_at INTEGER NOT NULL,
     PRIMARY KEY (kind, value));
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, endpoint TEXT NOT NULL,
+    tls_fingerprint TEXT NOT NULL, request_hash TEXT NOT NULL, template TEXT,
+    outcome TEXT NOT NULL, serial TEXT, pending_id INTEGER, detail TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 ";
+
+/// Columns added after the first release, with their definitions: an older state directory is
+/// upgraded in place when it is opened.
+const ADDED_COLUMNS: [(&str, &str, &str); 1] = [("certificates", "key_fingerprint", "TEXT")];
+
+/// What the CA decided, as the audit trail names it.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum AuditOutcome {
+    /// A certificate was issued (serial given).
+    Issued,
+    /// A certificate was issued and immediately revoked (the `revoked` disposition).
+    IssuedRevoked,
+    /// An administrator enrolled a certificate (`sim-ca issue`).
+    Enrolled,
+    /// The request was refused (detail: the rejection and its codes).
+    Refused,
+    /// The request was taken under submission (pending id given).
+    Pending,
+    /// A pending request was polled and is still pending.
+    StillPending,
+    /// An administrator approved a pending request.
+    Approved,
+    /// A pending request was denied (by an administrator or its scenario).
+    Denied,
+    /// A certificate was revoked.
+    Revoked,
+    /// A request the CA had already answered came again; the certificate already issued was
+    /// returned (serial given), nothing new was issued.
+    ReplayAnswered,
+    /// The CA answered with an error disposition or "issued out of band" (no certificate).
+    NoCertificate,
+}
+
+impl AuditOutcome {
+    /// The name stored and printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Issued => "issued",
+            Self::IssuedRevoked => "issued-revoked",
+            Self::Enrolled => "enrolled",
+            Self::Refused => "refused",
+            Self::Pending => "pending",
+            Self::StillPending => "still-pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Revoked => "revoked",
+            Self::ReplayAnswered => "replay-answered",
+            Self::NoCertificate => "no-certificate",
+        }
+    }
+}
+
+/// One audit record.
+#[derive(Clone, Debug, Eq, PartialEq, serde::Serialize)]
+pub struct AuditRecord {
+    /// Position in the trail (assigned by the store).
+    pub id: i64,
+    /// Unix time of the decision (the CA's clock).
+    pub at: i64,
+    /// Where the request came in: `fullcmc`, `cmc`, `simplereenroll`, `admin`, `cli`.
+    pub endpoint: String,
+    /// SHA-256 (hex) of the TLS client certificate, empty for administrative actions.
+    pub tls_fingerprint: String,
+    /// SHA-256 (hex) of the request body, empty when there is none.
+    pub request_hash: String,
+    /// Template name, when known.
+    pub template: Option<String>,
+    /// What was decided (an [`AuditOutcome`] name).
+    pub outcome: String,
+    /// The certificate concerned, when there is one.
+    pub serial: Option<String>,
+    /// The pending request concerned, when there is one.
+    pub pending_id: Option<i64>,
+    /// The rejection with its codes, or other detail. Never a secret.
+    pub detail: String,
+}
 
 fn resolve_text(r: Resolve) -> String {
     match r {
@@ -101,7 +189,119 @@ impl Store {
         db.pragma_update(None, "synchronous", "FULL")?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         db.execute_batch(SCHEMA)?;
+        for (table, column, definition) in ADDED_COLUMNS {
+            let present: bool = db.query_row(
+                &format!("SELECT COUNT(*) FROM pragma_table_info('{table}') WHERE name = ?1"),
+                [column],
+                |r| r.get::<_, i64>(0).map(|n| n > 0),
+            )?;
+            if !present {
+                db.execute_batch(&format!(
+                    "ALTER TABLE {table} ADD COLUMN {column} {definition}"
+                ))?;
+            }
+        }
+        db.execute_batch(
+            "CREATE INDEX IF NOT EXISTS certificates_renewal ON certificates (renewal_of, key_fingerprint)",
+        )?;
         Ok(Self { db })
+    }
+
+    /// Runs `f` in one transaction (`BEGIN IMMEDIATE`): committed when it returns `Ok`, rolled
+    /// back otherwise. With `synchronous=FULL` the commit is the one fsync of the decision.
+    pub fn atomically<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Self) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.db
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| E::from(e.into()))?;
+        match f(self) {
+            Ok(value) => {
+                if let Err(e) = self.db.execute_batch("COMMIT") {
+                    let _ = self.db.execute_batch("ROLLBACK");
+                    return Err(E::from(e.into()));
+                }
+                Ok(value)
+            }
+            Err(e) => {
+                let _ = self.db.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// Appends an audit record (its `id` is assigned here).
+    pub fn append_audit(&self, r: &AuditRecord) -> Result<i64, StoreError> {
+        self.db
+            .prepare_cached(
+                "INSERT INTO audit (at, endpoint, tls_fingerprint, request_hash, template, outcome, serial, pending_id, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                r.at,
+                r.endpoint,
+                r.tls_fingerprint,
+                r.request_hash,
+                r.template,
+                r.outcome,
+                r.serial,
+                r.pending_id,
+                r.detail
+            ])?;
+        Ok(self.db.last_insert_rowid())
+    }
+
+    /// The audit trail, oldest first.
+    pub fn audit(&self) -> Result<Vec<AuditRecord>, StoreError> {
+        let mut stmt = self.db.prepare(
+            "SELECT id, at, endpoint, tls_fingerprint, request_hash, template, outcome, serial, pending_id, detail
+             FROM audit ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(AuditRecord {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                endpoint: r.get(2)?,
+                tls_fingerprint: r.get(3)?,
+                request_hash: r.get(4)?,
+                template: r.get(5)?,
+                outcome: r.get(6)?,
+                serial: r.get(7)?,
+                pending_id: r.get(8)?,
+                detail: r.get(9)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The certificate already issued as a renewal of `old_serial` for the key with
+    /// `key_fingerprint` (see `PublicKey::fingerprint`): (serial, DER).
+    pub fn find_renewal(
+        &self,
+        old_serial: &str,
+        key_fingerprint: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        Ok(self
+            .db
+            .prepare_cached(
+                "SELECT serial, der FROM certificates WHERE renewal_of = ?1 AND key_fingerprint = ?2
+                 ORDER BY issued_at LIMIT 1",
+            )?
+            .query_row(params![old_serial, key_fingerprint], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?)
+    }
+
+    /// One counter's value (0 when never bumped).
+    pub fn counter(&self, name: &str) -> Result<i64, StoreError> {
+        Ok(self
+            .db
+            .prepare_cached("SELECT value FROM counters WHERE name = ?1")?
+            .query_row([name], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0))
     }
 
     /// An in-memory database.
@@ -132,12 +332,14 @@ impl Store {
         template: Option<&str>,
         not_after: i64,
         renewal_of: Option<&str>,
+        key_fingerprint: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.db.execute(
-            "INSERT INTO certificates (serial, subject, der, template, not_after, renewal_of, issued_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![serial, subject, der, template, not_after, renewal_of, now],
+        self.db.prepare_cached(
+            "INSERT INTO certificates (serial, subject, der, template, not_after, renewal_of, issued_at, key_fingerprint)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?.execute(
+            params![serial, subject, der, template, not_after, renewal_of, now, key_fingerprint],
         )?;
         Ok(())
     }

@@ -161,7 +161,10 @@ fn rules_match_in_order_by_subject_and_request_number() {
     );
     let client = Client::new(&ca);
     let outcomes: Vec<_> = (0..3)
-        .map(|_| parse(&ca.handle_cmc(&client.request(), client.old_cert.der()).body).outcome)
+        .map(|_| {
+            let request = client.request_for_another_key();
+            parse(&ca.handle_cmc(&request, client.old_cert.der()).body).outcome
+        })
         .collect();
     assert_eq!(outcomes[0], Outcome::Issued);
     assert!(matches!(outcomes[1], Outcome::Failed { .. }));

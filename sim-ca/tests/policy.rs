@@ -8,103 +8,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, ca, ca_with, parse};
+use common::{Client, assert_rejected, ca, ca_with, mutated, mutated_signed_by, parse, sign};
 use der::{
-    Decode, Encode,
-    asn1::{BitString, OctetString, SetOfVec},
+    Decode,
+    asn1::{OctetString, SetOfVec},
 };
 use renewal_core::cmc::{
-    Outcome, Retained, Signer, SoftwareKey,
-    microsoft::TemplateRef,
-    oids,
-    pki::{PkiData, TaggedRequest},
-    signed_data::SignedData,
-    status::CmcFailInfo,
-    verify_request::RequestContent,
+    Outcome, Signer, SoftwareKey, microsoft::TemplateRef, oids, pki::PkiData,
+    signed_data::SignedData, status::CmcFailInfo, verify_request::RequestContent,
 };
-use sim_ca::Ca;
-
-/// Submits `request` as `client` and returns (fail info, status string).
-fn rejected(ca: &Ca, client: &Client, request: &[u8]) -> (Option<CmcFailInfo>, String) {
-    let reply = ca.handle_cmc(request, client.old_cert.der());
-    let resp = parse(&reply.body);
-    resp.verify_signer().unwrap();
-    match resp.outcome {
-        Outcome::Failed { fail_info } => (fail_info, resp.status_string.unwrap()),
-        other => panic!("expected a failure, got {other:?}"),
-    }
-}
-
-fn assert_rejected(ca: &Ca, client: &Client, request: &[u8], fail: CmcFailInfo, hresult: &str) {
-    let (got, text) = rejected(ca, client, request);
-    assert_eq!(got, Some(fail), "{text}");
-    assert!(text.starts_with(hresult), "{text}");
-}
-
-/// Rebuilds the request after changing its PKCS#10 (re-signed by `pkcs10_key`) and re-signs
-/// the CMS layer with the client's keys, so the mutation is the only fault.
-fn mutated(
-    client: &Client,
-    pkcs10_key: &SoftwareKey,
-    f: impl FnOnce(&mut x509_cert::request::CertReq),
-) -> Vec<u8> {
-    mutated_signed_by(client, client, pkcs10_key, f)
-}
-
-/// Like `mutated`, with the CMS layer signed by `signers`' keys.
-fn mutated_signed_by(
-    client: &Client,
-    signers: &Client,
-    pkcs10_key: &SoftwareKey,
-    f: impl FnOnce(&mut x509_cert::request::CertReq),
-) -> Vec<u8> {
-    let parsed = renewal_core::cmc::parse_request(&client.request(), &Default::default()).unwrap();
-    let RequestContent::Cmc(mut pki) = parsed.content else {
-        panic!()
-    };
-    let TaggedRequest::Tcr(tcr) = &mut pki.req_sequence[0] else {
-        panic!()
-    };
-    let mut req = tcr.certification_request.value().clone();
-    f(&mut req);
-    let sig = pkcs10_key.sign(&req.info.to_der().unwrap()).unwrap();
-    req.signature = BitString::from_bytes(&sig).unwrap();
-    tcr.certification_request = Retained::from_value(req).unwrap();
-    sign(signers, &pki)
-}
-
-fn sign(client: &Client, pki: &PkiData) -> Vec<u8> {
-    use cms::{
-        cert::IssuerAndSerialNumber, content_info::CmsVersion, signed_data::SignerIdentifier,
-    };
-    let tbs = client.old_cert.value().tbs_certificate();
-    let new_sid =
-        SignerIdentifier::SubjectKeyIdentifier(x509_cert::ext::pkix::SubjectKeyIdentifier(
-            OctetString::new(renewal_core::cmc::crypto::key_identifier(
-                client.new_key.public_key(),
-            ))
-            .unwrap(),
-        ));
-    let old_sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-        issuer: tbs.issuer().clone(),
-        serial_number: tbs.serial_number().clone(),
-    });
-    renewal_core::cmc::request::sign_content(
-        oids::ID_CCT_PKI_DATA,
-        &pki.to_der().unwrap(),
-        renewal_core::cmc::DigestAlgorithm::Sha256,
-        &[
-            (CmsVersion::V3, new_sid, &client.new_key),
-            (CmsVersion::V1, old_sid, &client.old_key),
-        ],
-        vec![
-            renewal_core::cmc::signed_data::CertificateChoice::Certificate(client.old_cert.clone()),
-        ],
-    )
-    .unwrap()
-    .to_content_info_der()
-    .unwrap()
-}
 
 #[test]
 fn a_proper_renewal_is_issued_with_the_old_identity_and_the_new_key() {
@@ -402,30 +314,56 @@ fn exactly_one_pkcs10_and_a_proper_renewal_attribute() {
 }
 
 #[test]
-fn replays_are_refused() {
+fn a_resent_request_gets_the_same_certificate_and_reused_ids_are_refused() {
     let ca = ca();
     let client = Client::new(&ca);
-    let request = client.request();
+    let first = Client::params();
+    let request = client.request_with(first.clone());
+    let serial_of = |body: &[u8]| {
+        let resp = parse(body);
+        assert_eq!(resp.outcome, Outcome::Issued, "{:?}", resp.status_string);
+        resp.certificates[0]
+            .value()
+            .tbs_certificate()
+            .serial_number()
+            .clone()
+    };
+    let issued = serial_of(&ca.handle_cmc(&request, client.old_cert.der()).body);
+    // The answer was lost: the same request again, and the same request with fresh ids,
+    // get the certificate already issued.
     assert_eq!(
-        parse(&ca.handle_cmc(&request, client.old_cert.der()).body).outcome,
-        Outcome::Issued
+        serial_of(&ca.handle_cmc(&request, client.old_cert.der()).body),
+        issued
     );
+    assert_eq!(
+        serial_of(&ca.handle_cmc(&client.request(), client.old_cert.der()).body),
+        issued
+    );
+    let counters = ca.counters();
+    assert_eq!(
+        counters
+            .iter()
+            .find(|(n, _)| n == "issued")
+            .map(|(_, v)| *v),
+        Some(1)
+    );
+    // Another key under a transactionId or senderNonce already used is a replay.
+    let other = SoftwareKey::generate_p256().unwrap();
+    let mut same_transaction = Client::params();
+    same_transaction.transaction_id = first.transaction_id;
     assert_rejected(
         &ca,
         &client,
-        &request,
+        &client.request_for_key(&other, same_transaction),
         CmcFailInfo::BadRequest,
         "0x80094003",
     );
-    // A fresh transaction id with an old nonce is still a replay.
-    let mut params = Client::params();
-    let first = Client::params();
-    params.sender_nonce = first.sender_nonce.clone();
-    let _ = ca.handle_cmc(&client.request_with(first), client.old_cert.der());
+    let mut same_nonce = Client::params();
+    same_nonce.sender_nonce = first.sender_nonce.clone();
     assert_rejected(
         &ca,
         &client,
-        &client.request_with(params),
+        &client.request_for_key(&other, same_nonce),
         CmcFailInfo::BadRequest,
         "0x80094003",
     );

@@ -3,7 +3,7 @@
 //! `recover` knows what may be on the card.
 
 use std::{
-    io::{BufRead, Write},
+    io::Write,
     path::{Path, PathBuf},
 };
 
@@ -97,6 +97,30 @@ pub struct Journal {
     observer: Option<Observer>,
 }
 
+/// Reads journal records, one JSON object per line. A torn last line (the write it belongs to
+/// never completed) is dropped; any other unreadable line — bad JSON, bad UTF-8, an unknown
+/// record — is corruption, reported with its 1-based line number.
+pub fn parse_records(bytes: &[u8]) -> Result<Vec<Record>, usize> {
+    let lines: Vec<&[u8]> = bytes.split(|&b| b == b'\n').collect();
+    // A final newline leaves an empty last piece, which is not a line.
+    let count = match lines.last() {
+        Some([]) => lines.len() - 1,
+        _ => lines.len(),
+    };
+    let mut records = Vec::new();
+    for (i, line) in lines.iter().take(count).enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice(line) {
+            Ok(r) => records.push(r),
+            Err(_) if i + 1 == count => {}
+            Err(_) => return Err(i + 1),
+        }
+    }
+    Ok(records)
+}
+
 impl Journal {
     /// Opens (or creates) the journal at `path`, reading what is there.
     pub fn open(path: &Path) -> Result<Self, JournalError> {
@@ -106,28 +130,11 @@ impl Journal {
         };
         let mut records = Vec::new();
         if path.exists() {
-            let file = std::fs::File::open(path).map_err(io)?;
-            let lines: Vec<String> = std::io::BufReader::new(file)
-                .lines()
-                .collect::<Result<_, _>>()
-                .map_err(io)?;
-            let count = lines.len();
-            for (i, line) in lines.iter().enumerate() {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                match serde_json::from_str(line) {
-                    Ok(r) => records.push(r),
-                    // A torn last line: the write it belongs to never completed.
-                    Err(_) if i + 1 == count => {}
-                    Err(_) => {
-                        return Err(JournalError::Corrupt {
-                            path: path.display().to_string(),
-                            line: i + 1,
-                        });
-                    }
-                }
-            }
+            let bytes = std::fs::read(path).map_err(io)?;
+            records = parse_records(&bytes).map_err(|line| JournalError::Corrupt {
+                path: path.display().to_string(),
+                line,
+            })?;
         }
         Ok(Self {
             path: path.to_path_buf(),

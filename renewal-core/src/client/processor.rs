@@ -20,8 +20,8 @@ use super::{
 };
 use crate::{
     cmc::{
-        DigestAlgorithm, Outcome, ParsedResponse, RenewalParams, ResponseForm, Retained, SignError,
-        SignatureAlgorithm, Signer, build_renewal_request, microsoft::TemplateRef,
+        DigestAlgorithm, Outcome, ParsedResponse, PublicKey, RenewalParams, ResponseForm, Retained,
+        SignError, SignatureAlgorithm, Signer, build_renewal_request, microsoft::TemplateRef,
         request::build_renewal_pkcs10, request::certificate_template, verify_request::hex,
     },
     token::{Container, ContainerId, KeyAlgorithm, TokenError},
@@ -207,11 +207,37 @@ fn token_call<T>(
 }
 
 fn key_algorithm(spki: &SubjectPublicKeyInfoOwned) -> Option<KeyAlgorithm> {
-    match spki.algorithm.oid {
-        crate::cmc::oids::EC_PUBLIC_KEY => Some(KeyAlgorithm::EcP256),
-        crate::cmc::oids::RSA_ENCRYPTION => Some(KeyAlgorithm::Rsa2048),
-        _ => None,
+    KeyAlgorithm::of(&PublicKey::from_spki(spki).ok()?)
+}
+
+/// Checks what the card signed before anything leaves the machine: the proof of possession
+/// verifies with the key the card reported at generation and, for full CMC, the whole request
+/// verifies as a CA would check it, signed by the old certificate's key. A card (or middleware)
+/// that generated one key and signs with another is caught here, not by the CA.
+fn self_check(body: &[u8], mode: Mode, new_key: &SubjectPublicKeyInfoOwned) -> Result<(), String> {
+    use crate::cmc::{Limits, input::decode_exact, parse_request, verify_request::verify_pkcs10};
+    let pkcs10 = match mode {
+        Mode::SimpleReenroll => {
+            let req: Retained<x509_cert::request::CertReq> =
+                decode_exact(body, "PKCS#10").map_err(|e| e.to_string())?;
+            verify_pkcs10(&req).map_err(|e| e.to_string())?;
+            req
+        }
+        Mode::FullCmc | Mode::Cmc => {
+            let facts = parse_request(body, &Limits::default())
+                .and_then(|p| p.verify())
+                .map_err(|e| e.to_string())?;
+            if !facts.old_key_signed {
+                return Err("the old key's signature is missing".into());
+            }
+            facts.pkcs10
+        }
+    };
+    let signed_with = PublicKey::from_spki(&pkcs10.value().info.public_key);
+    if signed_with.ok() != PublicKey::from_spki(new_key).ok() {
+        return Err("the request does not carry the key the card generated".into());
     }
+    Ok(())
 }
 
 /// One renewal in progress.
@@ -295,7 +321,9 @@ impl<'a> Renewal<'a> {
         }
         let request = match self.build() {
             Ok(r) => r,
-            Err(e) => return self.fail(e),
+            // The new key exists: whatever went wrong, it goes (no orphan container).
+            Err(e @ RenewalError::Card { .. }) => return self.fail(e),
+            Err(e) => return self.roll_back(format!("building the request: {e}")),
         };
         self.submit_and_finish(request, 0)
     }
@@ -410,6 +438,15 @@ impl<'a> Renewal<'a> {
                     .der
             }
         };
+        self_check(&body, self.config.mode, &new_key.spki).map_err(|detail| {
+            RenewalError::Card {
+                step: Step::BuildRequest,
+                source: TokenError::Backend {
+                    backend: "token",
+                    detail: format!("the card's signatures do not match its keys: {detail}"),
+                },
+            }
+        })?;
         self.request = Some(body.clone());
         Ok(body)
     }
@@ -528,10 +565,15 @@ impl<'a> Renewal<'a> {
             .and_then(|n| n.public_key.as_ref())
             .ok_or("no new key")?;
         let old = self.old_cert.as_ref().ok_or("no old certificate")?.value();
+        // Keys compare as parsed values: a CA may re-encode the key canonically.
+        let new_key = PublicKey::from_spki(new_key).map_err(|e| format!("the new key: {e}"))?;
         let issued = response
             .certificates
             .iter()
-            .find(|c| c.value().tbs_certificate().subject_public_key_info() == new_key)
+            .find(|c| {
+                PublicKey::from_spki(c.value().tbs_certificate().subject_public_key_info())
+                    .is_ok_and(|k| k == new_key)
+            })
             .ok_or("no certificate in the answer certifies the new key")?;
         let chains = anchors
             .iter()

@@ -5,14 +5,17 @@
 //! than pure-Rust P-256). Software ECDSA *signing* uses `p256`, because it is deterministic
 //! (RFC 6979): the same keys, nonce and transaction id give the same request, byte for byte.
 
-use aws_lc_rs::{digest, signature as ring_sig};
+use aws_lc_rs::digest;
 use der::{
     Encode,
     asn1::{Any, ObjectIdentifier},
 };
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
-use super::oids;
+use super::{
+    oids,
+    public_key::{PublicKey, PublicKeyError},
+};
 
 /// A hash function CMS and PKCS#10 use.
 #[derive(Clone, Copy, Debug, Eq, PartialEq, Hash)]
@@ -237,55 +240,29 @@ pub enum VerifyError {
     /// The signature is wrong.
     #[error("signature does not verify")]
     BadSignature,
+    /// The key itself is malformed or of a kind we do not handle.
+    #[error(transparent)]
+    BadKey(#[from] PublicKeyError),
 }
 
-/// Verifies `signature` over `message` with the key in `spki`.
+/// Verifies `signature` over `message` with the key in `spki`. The key is parsed and checked
+/// first ([`PublicKey::from_spki`]): a malformed key never reaches the verifier, whose own parser
+/// is more lenient (it would take a whole SPKI wrapped in the BIT STRING as the key).
 pub fn verify(
     spki: &SubjectPublicKeyInfoOwned,
     algorithm: SignatureAlgorithm,
     message: &[u8],
     signature: &[u8],
 ) -> Result<(), VerifyError> {
-    use DigestAlgorithm::*;
-    let curve = spki
-        .algorithm
-        .parameters
-        .as_ref()
-        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-    let unsupported = || VerifyError::Unsupported {
-        key_oid: match curve {
-            Some(c) => format!("{}/{}", spki.algorithm.oid, c),
-            None => spki.algorithm.oid.to_string(),
-        },
-        algorithm,
-    };
-    let params: &dyn ring_sig::VerificationAlgorithm = match (spki.algorithm.oid, algorithm.family)
-    {
-        (oids::RSA_ENCRYPTION, KeyFamily::Rsa) => match algorithm.digest {
-            Sha1 => &ring_sig::RSA_PKCS1_1024_8192_SHA1_FOR_LEGACY_USE_ONLY,
-            Sha256 => &ring_sig::RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
-            Sha384 => &ring_sig::RSA_PKCS1_2048_8192_SHA384,
-            Sha512 => &ring_sig::RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY,
-        },
-        (oids::EC_PUBLIC_KEY, KeyFamily::Ecdsa) => match (curve, algorithm.digest) {
-            (Some(oids::SECP256R1), Sha1) => &ring_sig::ECDSA_P256_SHA1_ASN1,
-            (Some(oids::SECP256R1), Sha256) => &ring_sig::ECDSA_P256_SHA256_ASN1,
-            (Some(oids::SECP256R1), Sha384) => &ring_sig::ECDSA_P256_SHA384_ASN1,
-            (Some(oids::SECP256R1), Sha512) => &ring_sig::ECDSA_P256_SHA512_ASN1,
-            (Some(oids::SECP384R1), Sha256) => &ring_sig::ECDSA_P384_SHA256_ASN1,
-            (Some(oids::SECP384R1), Sha384) => &ring_sig::ECDSA_P384_SHA384_ASN1,
-            (Some(oids::SECP384R1), Sha512) => &ring_sig::ECDSA_P384_SHA512_ASN1,
-            _ => return Err(unsupported()),
-        },
-        _ => return Err(unsupported()),
-    };
-    let key = ring_sig::UnparsedPublicKey::new(params, spki.subject_public_key.raw_bytes());
-    key.verify(message, signature)
-        .map_err(|_| VerifyError::BadSignature)
+    PublicKey::from_spki(spki)
+        .map_err(VerifyError::BadKey)?
+        .verify(algorithm, message, signature)
 }
 
 /// The Microsoft key identifier of a public key: SHA-1 of the `subjectPublicKey` BIT STRING
-/// contents (RFC 5280 §4.2.1.2 method 1), used as the SKI signer id of the new key.
+/// contents (RFC 5280 §4.2.1.2 method 1), used as the SKI signer id of the new key. It hashes
+/// the bytes as sent (that is what a signer identifier refers to); for a key's *identity* use
+/// [`PublicKey::fingerprint`].
 pub fn key_identifier(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
     DigestAlgorithm::Sha1.digest(spki.subject_public_key.raw_bytes())
 }

@@ -6,6 +6,7 @@ use der::asn1::ObjectIdentifier;
 use super::{
     controls::ControlError,
     crypto::{SignError, VerifyError},
+    public_key::PublicKeyError,
 };
 
 /// Errors of `renewal_core::cmc`.
@@ -122,6 +123,10 @@ pub enum CmcError {
     /// The renewal-certificate attribute is not a certificate.
     #[error("renewal-certificate attribute is malformed: {0}")]
     BadRenewalCertificate(der::Error),
+    /// The PKCS#10's public key is malformed or of a kind we do not handle (checked before the
+    /// proof of possession, so the answer names the key, not the signature).
+    #[error("PKCS#10 public key: {0}")]
+    BadPublicKey(PublicKeyError),
     /// The PKCS#10 signature (proof of possession) does not verify.
     #[error("PKCS#10 proof of possession fails: {0}")]
     PopInvalid(VerifyError),

@@ -6,7 +6,8 @@
 //! * [`signed_data`]: CMS SignedData that keeps signer order and received bytes.
 //! * [`request`]: the renewal request builder; [`verify_request`]: parser + verifier (CA side).
 //! * [`response`]: response builder (CA side) and parser (client side).
-//! * [`crypto`]: the [`Signer`] seam and signature verification; [`software_key`]: in-memory
+//! * [`crypto`]: the [`Signer`] seam and signature verification; [`public_key`]: keys as
+//!   parsed, checked values (the only way a key reaches a decision); [`software_key`]: in-memory
 //!   keys.
 
 pub mod asn1;
@@ -17,6 +18,7 @@ pub mod input;
 pub mod microsoft;
 pub mod oids;
 pub mod pki;
+pub mod public_key;
 pub mod request;
 pub mod response;
 pub mod signed_data;
@@ -28,6 +30,7 @@ pub use asn1::{Retained, SetOf};
 pub use crypto::{DigestAlgorithm, KeyFamily, SignError, SignatureAlgorithm, Signer};
 pub use error::{CmcError, Result};
 pub use input::Limits;
+pub use public_key::{PublicKey, PublicKeyError};
 pub use request::{BuiltRequest, RenewalParams, build_renewal_request};
 pub use response::{
     Outcome, ParsedResponse, ResponseForm, ResponseParams, StatusStyle, build_certs_only,

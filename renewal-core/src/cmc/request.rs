@@ -109,6 +109,17 @@ pub fn certificate_template(cert: &Certificate) -> Option<TemplateRef> {
         .reduce(TemplateRef::merge)
 }
 
+/// Whether two SPKIs hold the same key, compared as parsed values (a re-encoded key is still
+/// the same key); byte-identical SPKIs are the same key even when we cannot parse them.
+fn same_key(a: &spki::SubjectPublicKeyInfoOwned, b: &spki::SubjectPublicKeyInfoOwned) -> bool {
+    use super::PublicKey;
+    a == b
+        || matches!(
+            (PublicKey::from_spki(a), PublicKey::from_spki(b)),
+            (Ok(x), Ok(y)) if x == y
+        )
+}
+
 /// Builds a CMC renewal request for `old_cert`, signed by `old_key` (which must hold the old
 /// certificate's key) and `new_key` (the key the new certificate will certify).
 pub fn build_renewal_request(
@@ -118,12 +129,12 @@ pub fn build_renewal_request(
     params: &RenewalParams,
 ) -> Result<BuiltRequest> {
     let tbs = old_cert.value().tbs_certificate();
-    if old_key.public_key() != tbs.subject_public_key_info() {
+    if !same_key(old_key.public_key(), tbs.subject_public_key_info()) {
         return Err(CmcError::InvalidInput(
             "the old-key signer does not hold the old certificate's key",
         ));
     }
-    if new_key.public_key() == tbs.subject_public_key_info() {
+    if same_key(new_key.public_key(), tbs.subject_public_key_info()) {
         return Err(CmcError::InvalidInput(
             "the new key equals the old key (renewal needs a new key)",
         ));
@@ -192,7 +203,10 @@ pub fn build_renewal_pkcs10(
     new_key: &dyn Signer,
     template: Option<&TemplateRef>,
 ) -> Result<Retained<CertReq>> {
-    if new_key.public_key() == old_cert.value().tbs_certificate().subject_public_key_info() {
+    if same_key(
+        new_key.public_key(),
+        old_cert.value().tbs_certificate().subject_public_key_info(),
+    ) {
         return Err(CmcError::InvalidInput(
             "the new key equals the old key (renewal needs a new key)",
         ));

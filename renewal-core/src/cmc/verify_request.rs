@@ -31,6 +31,7 @@ use super::{
     microsoft::{CmcAddAttributes, NameValuePair, TemplateRef, is_dummy_signer_name},
     oids,
     pki::{PkiData, TaggedRequest},
+    public_key::PublicKey,
     signed_data::{SignedData, SignerInfo},
 };
 
@@ -198,10 +199,12 @@ pub fn verify_pkcs10(req: &Retained<CertReq>) -> Result<()> {
             oid: value.algorithm.oid,
         },
     )?;
+    let key = PublicKey::from_spki(&value.info.public_key).map_err(CmcError::BadPublicKey)?;
     let sig = value.signature.as_bytes().ok_or(CmcError::PopInvalid(
         super::crypto::VerifyError::BadSignature,
     ))?;
-    verify(&value.info.public_key, alg, pkcs10_info_bytes(req)?, sig).map_err(CmcError::PopInvalid)
+    key.verify(alg, pkcs10_info_bytes(req)?, sig)
+        .map_err(CmcError::PopInvalid)
 }
 
 fn attribute_values<'a>(
@@ -593,14 +596,7 @@ impl ParsedRequest {
             RequestContent::Cmc(_) => RequestShape::CmcOther,
         };
 
-        let mut name_value_pairs: Vec<(String, String)> =
-            attribute_values(pkcs10.value(), oids::MS_ENROLLMENT_NAME_VALUE_PAIR)
-                .map(|v| {
-                    v.decode_as::<NameValuePair>()
-                        .map(|p| p.to_strings())
-                        .malformed("name/value pair")
-                })
-                .collect::<Result<_>>()?;
+        let mut name_value_pairs = pkcs10_name_value_pairs(pkcs10.value())?;
         let mut transaction_id = None;
         let mut sender_nonce = None;
         for control in self.controls()? {
@@ -686,6 +682,17 @@ pub fn request_template_indications(
         ));
     }
     Ok(out)
+}
+
+/// The name/value pairs (`szOID_ENROLLMENT_NAME_VALUE_PAIR`) a PKCS#10 carries as attributes.
+pub fn pkcs10_name_value_pairs(req: &CertReq) -> Result<Vec<(String, String)>> {
+    attribute_values(req, oids::MS_ENROLLMENT_NAME_VALUE_PAIR)
+        .map(|v| {
+            v.decode_as::<NameValuePair>()
+                .map(|p| p.to_strings())
+                .malformed("name/value pair")
+        })
+        .collect()
 }
 
 /// The extensions a PKCS#10 requests.

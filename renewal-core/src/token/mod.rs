@@ -38,6 +38,19 @@ pub enum KeyAlgorithm {
 }
 
 impl KeyAlgorithm {
+    /// The algorithm of a parsed key, when it is one a token generates (RSA: exactly 2048
+    /// bits, counted from the modulus).
+    pub fn of(key: &crate::cmc::PublicKey) -> Option<Self> {
+        use crate::cmc::public_key::{Curve, PublicKey};
+        match key {
+            PublicKey::Ec {
+                curve: Curve::P256, ..
+            } => Some(Self::EcP256),
+            PublicKey::Rsa { bits: 2048, .. } => Some(Self::Rsa2048),
+            _ => None,
+        }
+    }
+
     /// The signature algorithm renewal uses with this key.
     pub fn signature_algorithm(self) -> SignatureAlgorithm {
         match self {
@@ -174,31 +187,4 @@ pub trait Token {
 #[cfg(feature = "pkcs11")]
 pub(crate) fn piv_digest_info(digest: crate::cmc::DigestAlgorithm) -> &'static [u8] {
     piv::digest_info_prefix(digest)
-}
-
-/// The SPKI of an RSA public key given as modulus and exponent (unsigned big-endian), as PIV
-/// (`7F49 { 81, 82 }`) and PKCS#11 (`CKA_MODULUS`, `CKA_PUBLIC_EXPONENT`) hand them out.
-pub(crate) fn rsa_spki(
-    modulus: &[u8],
-    exponent: &[u8],
-) -> der::Result<spki::SubjectPublicKeyInfoOwned> {
-    use der::Encode;
-    // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER } (RFC 8017 A.1.1)
-    #[derive(der::Sequence)]
-    struct RsaPublicKey<'a> {
-        modulus: der::asn1::UintRef<'a>,
-        exponent: der::asn1::UintRef<'a>,
-    }
-    let pkcs1 = RsaPublicKey {
-        modulus: der::asn1::UintRef::new(modulus)?,
-        exponent: der::asn1::UintRef::new(exponent)?,
-    }
-    .to_der()?;
-    Ok(spki::SubjectPublicKeyInfoOwned {
-        algorithm: spki::AlgorithmIdentifierOwned {
-            oid: crate::cmc::oids::RSA_ENCRYPTION,
-            parameters: Some(der::asn1::Any::encode_from(&der::asn1::Null)?),
-        },
-        subject_public_key: der::asn1::BitString::from_bytes(&pkcs1)?,
-    })
 }

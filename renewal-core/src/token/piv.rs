@@ -9,15 +9,15 @@
 
 use std::sync::Arc;
 
-use der::{Decode, asn1::BitString};
-use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use der::Decode;
+use spki::SubjectPublicKeyInfoOwned;
 use zeroize::Zeroizing;
 
 use super::{
     Capacity, Container, ContainerId, KeyAlgorithm, PinContext, PinRequest, PinSource, Token,
     TokenError, TokenInfo,
 };
-use crate::cmc::{KeyFamily, SignatureAlgorithm, oids};
+use crate::cmc::{KeyFamily, SignatureAlgorithm};
 
 /// Sends one APDU and returns the response (data + SW1 SW2).
 pub trait ApduTransport {
@@ -163,28 +163,23 @@ fn certificate_tag(slot: u8) -> [u8; 3] {
     [0x5F, 0xC1, last]
 }
 
-/// Builds an SPKI from a `7F49` public-key template.
+/// Builds an SPKI from a `7F49` public-key template. The key is parsed and checked (point on
+/// the curve, RSA modulus of the size the card claims): a card that answers garbage gets a
+/// typed error, never a key that later fails somewhere else.
 fn spki_from_template(
     algorithm: KeyAlgorithm,
     template: &[u8],
 ) -> Option<SubjectPublicKeyInfoOwned> {
-    match algorithm {
-        KeyAlgorithm::EcP256 => {
-            let point = find_tlv(template, &[0x86])?;
-            Some(SubjectPublicKeyInfoOwned {
-                algorithm: AlgorithmIdentifierOwned {
-                    oid: oids::EC_PUBLIC_KEY,
-                    parameters: Some(der::asn1::Any::encode_from(&oids::SECP256R1).ok()?),
-                },
-                subject_public_key: BitString::from_bytes(point).ok()?,
-            })
-        }
+    use crate::cmc::public_key::{Curve, PublicKey};
+    let key = match algorithm {
+        KeyAlgorithm::EcP256 => PublicKey::ec(Curve::P256, find_tlv(template, &[0x86])?).ok()?,
         KeyAlgorithm::Rsa2048 => {
             let n = find_tlv(template, &[0x81])?;
             let e = find_tlv(template, &[0x82])?;
-            super::rsa_spki(n, e).ok()
+            PublicKey::rsa_from_parts(n, e).ok()?
         }
-    }
+    };
+    (KeyAlgorithm::of(&key) == Some(algorithm)).then(|| key.to_spki())
 }
 
 fn key_algorithm(id: u8) -> Option<KeyAlgorithm> {

@@ -16,14 +16,14 @@ use cryptoki::{
     slot::Slot,
     types::AuthPin,
 };
-use der::{Decode, Encode, asn1::BitString};
-use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use der::{Decode, Encode};
+use spki::SubjectPublicKeyInfoOwned;
 
 use super::{
     Capacity, Container, ContainerId, KeyAlgorithm, PinContext, PinRequest, PinSource, Token,
     TokenError, TokenInfo,
 };
-use crate::cmc::{KeyFamily, SignatureAlgorithm, oids};
+use crate::cmc::{KeyFamily, PublicKey, SignatureAlgorithm, public_key::Curve};
 
 /// P-256 `CKA_EC_PARAMS`: the named-curve OID.
 const P256_PARAMS: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
@@ -200,16 +200,7 @@ impl Pkcs11Token {
             let raw = der::asn1::OctetString::from_der(&point)
                 .map(|o| o.as_bytes().to_vec())
                 .unwrap_or(point);
-            let spki = SubjectPublicKeyInfoOwned {
-                algorithm: AlgorithmIdentifierOwned {
-                    oid: oids::EC_PUBLIC_KEY,
-                    parameters: Some(
-                        der::asn1::Any::encode_from(&oids::SECP256R1).map_err(backend)?,
-                    ),
-                },
-                subject_public_key: BitString::from_bytes(&raw).map_err(backend)?,
-            };
-            Ok(Some((KeyAlgorithm::EcP256, spki)))
+            Self::checked(PublicKey::ec(Curve::P256, &raw))
         } else if key_type == KeyType::RSA {
             let (Some(Attribute::Modulus(n)), Some(Attribute::PublicExponent(e))) = (
                 self.attribute(object, AttributeType::Modulus)?,
@@ -217,10 +208,21 @@ impl Pkcs11Token {
             ) else {
                 return Ok(None);
             };
-            let spki = super::rsa_spki(&n, &e).map_err(backend)?;
-            Ok(Some((KeyAlgorithm::Rsa2048, spki)))
+            Self::checked(PublicKey::rsa_from_parts(&n, &e))
         } else {
             Ok(None)
+        }
+    }
+
+    /// A key the module reported, parsed and checked: malformed is an error, a well-formed
+    /// key of a kind renewal does not generate (RSA-3072, P-384) is "no usable key".
+    fn checked(
+        key: Result<PublicKey, crate::cmc::PublicKeyError>,
+    ) -> Result<Option<(KeyAlgorithm, SubjectPublicKeyInfoOwned)>, TokenError> {
+        match key {
+            Ok(key) => Ok(KeyAlgorithm::of(&key).map(|a| (a, key.to_spki()))),
+            Err(e) if e.is_unsupported() => Ok(None),
+            Err(_) => Err(TokenError::Malformed("public key attributes")),
         }
     }
 

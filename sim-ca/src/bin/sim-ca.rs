@@ -74,6 +74,15 @@ enum Cmd {
         /// Serial number, hex.
         serial: String,
     },
+    /// Print the audit trail: every decision, oldest first.
+    Audit {
+        /// State directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// One JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// List the templates (built-in, or a scenario's).
     Templates {
         /// Scenario file.
@@ -109,6 +118,14 @@ enum PendingCmd {
 }
 
 fn main() -> ExitCode {
+    // Logs go to stderr; `RUST_LOG` chooses what (default: info). Never a secret in them.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
     match run(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -214,12 +231,42 @@ fn run(cmd: Cmd) -> Result<(), String> {
             PendingCmd::Approve { state, id } => decide(&state, id, true),
             PendingCmd::Deny { state, id } => decide(&state, id, false),
         },
+        Cmd::Audit { state, json } => {
+            let store = Store::open(&state.join("ca.db")).map_err(|e| e.to_string())?;
+            let trail = store.audit().map_err(|e| e.to_string())?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&trail).map_err(|e| e.to_string())?
+                );
+                return Ok(());
+            }
+            if trail.is_empty() {
+                println!("no audit records");
+            }
+            for r in trail {
+                println!(
+                    "{}\t{}\t{}\t{}\ttemplate={}\tserial={}\tpending={}\ttls={}\trequest={}\t{}",
+                    r.id,
+                    r.at,
+                    r.endpoint,
+                    r.outcome,
+                    r.template.as_deref().unwrap_or("-"),
+                    r.serial.as_deref().unwrap_or("-"),
+                    r.pending_id.map_or("-".into(), |p| p.to_string()),
+                    short(&r.tls_fingerprint),
+                    short(&r.request_hash),
+                    r.detail
+                );
+            }
+            Ok(())
+        }
         Cmd::Revoke { state, serial } => {
             let store = Store::open(&state.join("ca.db")).map_err(|e| e.to_string())?;
             let serial = serial.replace(':', "").to_ascii_lowercase();
-            let known = store
-                .revoke(&serial, Clock::system().unix())
-                .map_err(|e| e.to_string())?;
+            let known =
+                sim_ca::service::admin_revoke(&store, &serial, Clock::system().unix(), "cli")
+                    .map_err(|e| e.to_string())?;
             println!(
                 "revoked {serial}{}",
                 if known {
@@ -252,15 +299,20 @@ fn run(cmd: Cmd) -> Result<(), String> {
     }
 }
 
-fn decide(state: &std::path::Path, id: i64, approve: bool) -> Result<(), String> {
-    use sim_ca::store::PendingEnd;
-    let store = Store::open(&state.join("ca.db")).map_err(|e| e.to_string())?;
-    let end = if approve {
-        PendingEnd::Issue
+/// The first 16 hex digits of a fingerprint, "-" when empty.
+fn short(hex: &str) -> &str {
+    if hex.is_empty() {
+        "-"
     } else {
-        PendingEnd::Deny
-    };
-    if store.decide_pending(id, end).map_err(|e| e.to_string())? {
+        &hex[..hex.len().min(16)]
+    }
+}
+
+fn decide(state: &std::path::Path, id: i64, approve: bool) -> Result<(), String> {
+    let store = Store::open(&state.join("ca.db")).map_err(|e| e.to_string())?;
+    if sim_ca::service::admin_decide(&store, id, approve, Clock::system().unix(), "cli")
+        .map_err(|e| e.to_string())?
+    {
         let verb = if approve { "approved" } else { "denied" };
         println!("request {id} {verb}; the client gets the answer at its next poll");
         Ok(())

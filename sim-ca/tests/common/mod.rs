@@ -3,6 +3,13 @@
 
 use std::time::SystemTime;
 
+use der::{Encode, asn1::BitString, asn1::OctetString};
+use renewal_core::cmc::{
+    Outcome, Signer, oids,
+    pki::{PkiData, TaggedRequest},
+    status::CmcFailInfo,
+    verify_request::RequestContent,
+};
 use renewal_core::{
     cmc::{
         DigestAlgorithm, Limits, ParsedResponse, RenewalParams, Retained, SoftwareKey,
@@ -75,6 +82,19 @@ impl Client {
         self.request_with(Self::params())
     }
 
+    /// A request for a fresh new key (another attempt by the same user, as a client makes
+    /// after a rollback).
+    pub fn request_for_another_key(&self) -> Vec<u8> {
+        self.request_for_key(&SoftwareKey::generate_p256().unwrap(), Self::params())
+    }
+
+    /// A request renewing onto `key` with `params`.
+    pub fn request_for_key(&self, key: &SoftwareKey, params: RenewalParams) -> Vec<u8> {
+        build_renewal_request(&self.old_cert, &self.old_key, key, &params)
+            .unwrap()
+            .der
+    }
+
     pub fn request_with(&self, params: RenewalParams) -> Vec<u8> {
         build_renewal_request(&self.old_cert, &self.old_key, &self.new_key, &params)
             .unwrap()
@@ -84,4 +104,86 @@ impl Client {
 
 pub fn parse(body: &[u8]) -> ParsedResponse {
     parse_response(body, &Limits::default()).unwrap()
+}
+
+/// Submits `request` as `client` and returns (fail info, status string).
+pub fn rejected(ca: &Ca, client: &Client, request: &[u8]) -> (Option<CmcFailInfo>, String) {
+    let reply = ca.handle_cmc(request, client.old_cert.der());
+    let resp = parse(&reply.body);
+    resp.verify_signer().unwrap();
+    match resp.outcome {
+        Outcome::Failed { fail_info } => (fail_info, resp.status_string.unwrap()),
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+pub fn assert_rejected(ca: &Ca, client: &Client, request: &[u8], fail: CmcFailInfo, hresult: &str) {
+    let (got, text) = rejected(ca, client, request);
+    assert_eq!(got, Some(fail), "{text}");
+    assert!(text.starts_with(hresult), "{text}");
+}
+
+/// Rebuilds the request after changing its PKCS#10 (re-signed by `pkcs10_key`) and re-signs
+/// the CMS layer with the client's keys, so the mutation is the only fault.
+pub fn mutated(
+    client: &Client,
+    pkcs10_key: &SoftwareKey,
+    f: impl FnOnce(&mut x509_cert::request::CertReq),
+) -> Vec<u8> {
+    mutated_signed_by(client, client, pkcs10_key, f)
+}
+
+/// Like `mutated`, with the CMS layer signed by `signers`' keys.
+pub fn mutated_signed_by(
+    client: &Client,
+    signers: &Client,
+    pkcs10_key: &SoftwareKey,
+    f: impl FnOnce(&mut x509_cert::request::CertReq),
+) -> Vec<u8> {
+    let parsed = renewal_core::cmc::parse_request(&client.request(), &Default::default()).unwrap();
+    let RequestContent::Cmc(mut pki) = parsed.content else {
+        panic!()
+    };
+    let TaggedRequest::Tcr(tcr) = &mut pki.req_sequence[0] else {
+        panic!()
+    };
+    let mut req = tcr.certification_request.value().clone();
+    f(&mut req);
+    let sig = pkcs10_key.sign(&req.info.to_der().unwrap()).unwrap();
+    req.signature = BitString::from_bytes(&sig).unwrap();
+    tcr.certification_request = Retained::from_value(req).unwrap();
+    sign(signers, &pki)
+}
+
+pub fn sign(client: &Client, pki: &PkiData) -> Vec<u8> {
+    use cms::{
+        cert::IssuerAndSerialNumber, content_info::CmsVersion, signed_data::SignerIdentifier,
+    };
+    let tbs = client.old_cert.value().tbs_certificate();
+    let new_sid =
+        SignerIdentifier::SubjectKeyIdentifier(x509_cert::ext::pkix::SubjectKeyIdentifier(
+            OctetString::new(renewal_core::cmc::crypto::key_identifier(
+                client.new_key.public_key(),
+            ))
+            .unwrap(),
+        ));
+    let old_sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+        issuer: tbs.issuer().clone(),
+        serial_number: tbs.serial_number().clone(),
+    });
+    renewal_core::cmc::request::sign_content(
+        oids::ID_CCT_PKI_DATA,
+        &pki.to_der().unwrap(),
+        renewal_core::cmc::DigestAlgorithm::Sha256,
+        &[
+            (CmsVersion::V3, new_sid, &client.new_key),
+            (CmsVersion::V1, old_sid, &client.old_key),
+        ],
+        vec![
+            renewal_core::cmc::signed_data::CertificateChoice::Certificate(client.old_cert.clone()),
+        ],
+    )
+    .unwrap()
+    .to_content_info_der()
+    .unwrap()
 }
