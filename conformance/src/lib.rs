@@ -9,6 +9,7 @@
 
 pub mod harness;
 pub mod interop;
+pub mod load;
 pub mod matrix;
 pub mod report;
 pub mod runner;

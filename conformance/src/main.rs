@@ -31,7 +31,9 @@ const USAGE: &str = "usage: conformance [run] [--scenarios FILE.toml] [--filter 
                    [--token pkcs11:MODULE[:LABEL] [--pin-env VAR]]
                    [--ca URL --ca-cert PEM --token sim:CARD.json|piv-pcsc[:READER]|pkcs11:MODULE[:LABEL]
                     [--container ID] [--modes fullcmc,cmc,simplereenroll] [--pin-env VAR]
-                    [--management-key HEX]]";
+                    [--management-key HEX]]
+       conformance load [--clients N] [--duration SECS] [--kill-every SECS] [--mode MODE]
+                        [--seed N] [--sim-ca PATH]";
 
 fn args() -> Result<Args, String> {
     let mut a = Args {
@@ -93,7 +95,100 @@ fn args() -> Result<Args, String> {
     Ok(a)
 }
 
+/// `conformance load ...`: concurrent renewals against `sim-ca serve`, killed with SIGKILL at
+/// random moments; exit 1 when any invariant broke.
+fn load(mut it: impl Iterator<Item = String>) -> ExitCode {
+    use conformance::load::{LoadConfig, run, sim_ca_next_to};
+    let mut parse = || -> Result<LoadConfig, String> {
+        let mut c = LoadConfig {
+            sim_ca: std::env::current_exe()
+                .ok()
+                .and_then(|e| sim_ca_next_to(&e))
+                .unwrap_or_else(|| PathBuf::from("sim-ca")),
+            clients: 8,
+            duration: std::time::Duration::from_secs(30),
+            kill_every: Some(std::time::Duration::from_secs(3)),
+            mode: renewal_core::client::Mode::FullCmc,
+            seed: 1,
+        };
+        let secs = |v: Option<String>, what: &str| -> Result<std::time::Duration, String> {
+            v.ok_or(format!("{what} needs seconds"))?
+                .parse::<f64>()
+                .ok()
+                .filter(|s| *s >= 0.0 && s.is_finite())
+                .map(std::time::Duration::from_secs_f64)
+                .ok_or(format!("{what}: not a number of seconds"))
+        };
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--clients" => {
+                    c.clients = it
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .filter(|n| *n > 0)
+                        .ok_or("--clients needs a positive number")?
+                }
+                "--duration" => c.duration = secs(it.next(), "--duration")?,
+                "--kill-every" => {
+                    let every = secs(it.next(), "--kill-every")?;
+                    c.kill_every = (!every.is_zero()).then_some(every);
+                }
+                "--mode" => {
+                    c.mode = match it.next().as_deref() {
+                        Some("fullcmc") => renewal_core::client::Mode::FullCmc,
+                        Some("cmc") => renewal_core::client::Mode::Cmc,
+                        Some("simplereenroll") => renewal_core::client::Mode::SimpleReenroll,
+                        _ => return Err("--mode is fullcmc, cmc or simplereenroll".into()),
+                    }
+                }
+                "--seed" => {
+                    c.seed = it
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .ok_or("--seed needs a number")?
+                }
+                "--sim-ca" => c.sim_ca = it.next().ok_or("--sim-ca needs a path")?.into(),
+                other => return Err(format!("unknown argument {other:?} (see --help)")),
+            }
+        }
+        Ok(c)
+    };
+    let config = match parse() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("conformance load: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    eprintln!(
+        "conformance load: {} clients for {:.0} s against {}, SIGKILL every ~{}",
+        config.clients,
+        config.duration.as_secs_f64(),
+        config.sim_ca.display(),
+        config
+            .kill_every
+            .map_or("never".into(), |d| format!("{:.1} s", d.as_secs_f64()))
+    );
+    match run(&config) {
+        Ok(report) => {
+            print!("{}", report.render());
+            if report.violations.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("conformance load: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("load") {
+        return load(std::env::args().skip(2));
+    }
     let args = match args() {
         Ok(a) => a,
         Err(e) => {

@@ -137,17 +137,29 @@ pub fn issue_user_certificate(
     key: &spki::SubjectPublicKeyInfoOwned,
     now: SystemTime,
 ) -> Result<Retained<Certificate>> {
-    let subject =
-        Name::from_str("CN=Alice Example,OU=Smart Card Users,O=cardrenew").map_err(|source| {
-            CmcError::Encode {
-                what: "subject",
-                source,
-            }
+    issue_named_user_certificate(ca_key, ca_cert, key, now, "Alice Example", "alice")
+}
+
+/// The same certificate for another user: `CN=<common_name>`, e-mail `<mailbox>@example.test`
+/// (load runs enroll many distinct users).
+pub fn issue_named_user_certificate(
+    ca_key: &dyn Signer,
+    ca_cert: &Retained<Certificate>,
+    key: &spki::SubjectPublicKeyInfoOwned,
+    now: SystemTime,
+    common_name: &str,
+    mailbox: &str,
+) -> Result<Retained<Certificate>> {
+    let subject = Name::from_str(&format!("CN={common_name},OU=Smart Card Users,O=cardrenew"))
+        .map_err(|source| CmcError::Encode {
+            what: "subject",
+            source,
         })?;
-    let email = Ia5String::new("alice@example.test").map_err(|source| CmcError::Encode {
-        what: "SAN",
-        source,
-    })?;
+    let email =
+        Ia5String::new(&format!("{mailbox}@example.test")).map_err(|source| CmcError::Encode {
+            what: "SAN",
+            source,
+        })?;
     let template = ObjectIdentifier::from_str(SAMPLE_TEMPLATE_OID)
         .map_err(|_| CmcError::InvalidInput("template OID"))?;
     x509::issue(
