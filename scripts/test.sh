@@ -35,3 +35,15 @@ echo "== cargo test"
 cargo test --locked --workspace --all-features
 echo "== benchmarks compile"
 cargo bench --locked -p benches --no-run
+# Fuzz smoke: every target for a few seconds after replaying its committed regression inputs
+# (long runs: scripts/fuzz.sh 3600). Needs the nightly toolchain; cargo-fuzz is installed if
+# missing.
+if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  echo "== fuzz smoke"
+  ./scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+elif [ "${CI:-}" = true ]; then
+  echo "test.sh: the nightly toolchain (for cargo fuzz) is missing" >&2
+  exit 1
+else
+  echo "SKIP: fuzz smoke (no nightly toolchain: rustup toolchain install nightly)"
+fi

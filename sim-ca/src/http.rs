@@ -25,6 +25,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::{
     Ca,
+    policy::Rejection,
     scenario::TransportFault,
     service::{CmcReply, SimpleReply},
 };
@@ -286,6 +287,16 @@ async fn handle(
         Ok(b) => b,
         Err(r) => {
             log(&format!("refused: body ({})", r.status()));
+            let rejection = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Rejection::TooLarge
+            } else {
+                Rejection::Malformed("the request body arrived too slowly".into())
+            };
+            let name = endpoint.name();
+            let _ = tokio::task::spawn_blocking(move || {
+                ca.refuse_unread(name, &client, &rejection);
+            })
+            .await;
             return Ok(r);
         }
     };

@@ -403,6 +403,13 @@ impl Ca {
         )
     }
 
+    /// Records a request the HTTP layer refused before the CA could read it (body over the
+    /// size limit, or too slow): it is a decision too, and goes into the audit trail.
+    pub fn refuse_unread(&self, endpoint: &'static str, tls_cert: &[u8], rejection: &Rejection) {
+        let origin = Origin::new(endpoint, tls_cert, &[]);
+        self.record_refusal(&lock(&self.store), &origin, None, rejection, None);
+    }
+
     /// Handles a Full PKI Request presented over TLS with `tls_cert` (DER), as EST `/fullcmc`.
     pub fn handle_cmc(&self, request: &[u8], tls_cert: &[u8]) -> CmcReply {
         self.handle_cmc_at("fullcmc", request, tls_cert)

@@ -542,3 +542,49 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_state_directory_from_before_the_audit_trail_is_upgraded_in_place() {
+        let dir = std::env::temp_dir().join(format!("sim-ca-store-upgrade-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("ca.db");
+        let _ = std::fs::remove_file(&path);
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                "CREATE TABLE certificates (serial TEXT PRIMARY KEY, subject TEXT NOT NULL,
+                 der BLOB NOT NULL, template TEXT, not_after INTEGER NOT NULL, renewal_of TEXT,
+                 issued_at INTEGER NOT NULL);
+                 INSERT INTO certificates VALUES ('01', 'CN=x', x'30', NULL, 0, NULL, 0);",
+            )
+            .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert!(store.serial_exists("01").unwrap());
+        store
+            .record_certificate("02", "CN=y", &[0x30], None, 0, Some("01"), "ab", 0)
+            .unwrap();
+        assert_eq!(store.find_renewal("01", "ab").unwrap().unwrap().0, "02");
+        assert!(store.audit().unwrap().is_empty());
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_failed_transaction_leaves_nothing() {
+        let store = Store::in_memory().unwrap();
+        let result: Result<(), StoreError> = store.atomically(|s| {
+            s.record_certificate("01", "CN=x", &[0x30], None, 0, None, "ab", 0)?;
+            s.bump("issued")?;
+            Err(StoreError(rusqlite::Error::QueryReturnedNoRows))
+        });
+        assert!(result.is_err());
+        assert!(!store.serial_exists("01").unwrap());
+        assert_eq!(store.counter("issued").unwrap(), 0);
+    }
+}

@@ -365,6 +365,14 @@ async fn bodies_are_bounded() {
         .unwrap(),
     );
     assert_eq!(reply.status, 413);
+    // Refused before the CA read it, and still in the audit trail.
+    let trail = ca.audit_trail();
+    assert!(
+        trail.iter().any(|r| r.outcome == "refused"
+            && r.endpoint == "cmc"
+            && r.detail.contains("0x80094007")),
+        "{trail:#?}"
+    );
 }
 
 async fn with_fault(fault: &str) -> (Result<Vec<u8>, std::io::Error>, Client, Arc<sim_ca::Ca>) {
