@@ -66,8 +66,15 @@ impl Served {
                 "--admin",
                 &format!("127.0.0.1:{admin}"),
             ])
+            .env("RUST_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(state.with_extension("log"))
+                    .unwrap(),
+            )
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(15);
@@ -378,5 +385,50 @@ fn third_party_clients_and_restart_durability() {
         pending_after.contains("no pending requests"),
         "{pending_after}"
     );
+
+    // The audit trail, through the CLI: every decision in order, across the kill -9.
+    let audit: serde_json::Value =
+        serde_json::from_str(&run(Command::new(env!("CARGO_BIN_EXE_sim-ca"))
+            .args(["audit", "--json", "--state"])
+            .arg(&state)))
+        .unwrap();
+    let outcomes: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "enrolled",
+            "issued",
+            "pending",
+            "still-pending",
+            "approved",
+            "issued"
+        ],
+        "{audit:#}"
+    );
+    let table = run(Command::new(env!("CARGO_BIN_EXE_sim-ca"))
+        .args(["audit", "--state"])
+        .arg(&state));
+    assert_eq!(table.lines().count(), 6, "{table}");
+    // One log line per request, with endpoint, outcome and latency; nothing of the request.
+    let log = std::fs::read_to_string(state.with_extension("log")).unwrap();
+    let requests: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("endpoint=\"simplereenroll\""))
+        .collect();
+    assert_eq!(requests.len(), 4, "{log}");
+    assert!(
+        requests
+            .iter()
+            .all(|l| l.contains("outcome=") && l.contains("latency_us=")),
+        "{log}"
+    );
+    let csr = std::fs::read_to_string(p("newer.csr.b64")).unwrap();
+    assert!(!log.contains(&csr[..40]), "the log holds request bytes");
+    assert!(!log.contains("BEGIN"), "the log holds PEM");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -119,8 +119,10 @@ enum PendingCmd {
 
 fn main() -> ExitCode {
     // Logs go to stderr; `RUST_LOG` chooses what (default: info). Never a secret in them.
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
