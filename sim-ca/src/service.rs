@@ -497,6 +497,11 @@ impl Ca {
                 None,
             ));
         }
+        // A key this CA certified before (an earlier certificate's key: the user's own older
+        // key) is not a new key.
+        if store.key_certified(&key_fingerprint)? {
+            return refuse(Rejection::KeyReuse, None);
+        }
         let now = self.clock.unix();
         let transaction_key = format!("{}:{}", origin.tls_fingerprint, accepted.transaction);
         if !store.first_sighting("transaction", &transaction_key, now)? {
@@ -902,6 +907,9 @@ impl Ca {
                 "re-sent request answered with the certificate already issued".into(),
             )?;
             return Ok((SimpleReply::Issued(certs_only(cert)?), None));
+        }
+        if store.key_certified(&key_fingerprint)? {
+            return refuse(Rejection::KeyReuse, None);
         }
         let old = tls.value().tbs_certificate();
         let decision = self.decide(store, &old.subject().to_string(), &accepted.template)?;

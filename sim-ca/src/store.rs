@@ -202,7 +202,8 @@ impl Store {
             }
         }
         db.execute_batch(
-            "CREATE INDEX IF NOT EXISTS certificates_renewal ON certificates (renewal_of, key_fingerprint)",
+            "CREATE INDEX IF NOT EXISTS certificates_renewal ON certificates (renewal_of, key_fingerprint);
+             CREATE INDEX IF NOT EXISTS certificates_key ON certificates (key_fingerprint);",
         )?;
         Ok(Self { db })
     }
@@ -292,6 +293,16 @@ impl Store {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?)
+    }
+
+    /// Whether this CA ever certified the key with `key_fingerprint`.
+    pub fn key_certified(&self, key_fingerprint: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .db
+            .prepare_cached("SELECT 1 FROM certificates WHERE key_fingerprint = ?1 LIMIT 1")?
+            .query_row([key_fingerprint], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     /// One counter's value (0 when never bumped).

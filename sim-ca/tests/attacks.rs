@@ -813,3 +813,42 @@ fn every_decision_is_audited_and_the_trail_is_append_only() {
     drop(raw);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn renewing_back_onto_an_older_certified_key_is_key_reuse() {
+    // Alice renews A -> B -> C, then asks to go back to B's key.
+    let ca = ca();
+    let first = Client::new(&ca);
+    let resp = parse(&ca.handle_cmc(&first.request(), first.old_cert.der()).body);
+    assert_eq!(resp.outcome, Outcome::Issued);
+    let renewed = resp.certificates[0].clone();
+    let second = Client {
+        old_key: first.new_key,
+        old_cert: renewed,
+        new_key: SoftwareKey::generate_p256().unwrap(),
+    };
+    // B -> C, then from C back to B's key (certified by this CA, still held by Alice).
+    let third_key = SoftwareKey::generate_p256().unwrap();
+    let resp = parse(
+        &ca.handle_cmc(
+            &second.request_for_key(&third_key, Client::params()),
+            second.old_cert.der(),
+        )
+        .body,
+    );
+    assert_eq!(resp.outcome, Outcome::Issued);
+    let third = Client {
+        old_key: third_key,
+        old_cert: resp.certificates[0].clone(),
+        new_key: SoftwareKey::generate_p256().unwrap(),
+    };
+    // From the third certificate, back to the second certificate's key.
+    let request = third.request_for_key(&second.old_key, Client::params());
+    refused(&ca, &third, &request, CmcFailInfo::NoKeyReuse, "0x80070057");
+    let p10 = build_renewal_pkcs10(&third.old_cert, &second.old_key, None).unwrap();
+    let (reply, _) = ca.handle_simple(p10.der(), third.old_cert.der());
+    let SimpleReply::Rejected(r) = reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(r.codes().hresult, 0x8007_0057);
+}
