@@ -60,6 +60,10 @@ pub struct LoadConfig {
     pub mode: Mode,
     /// RNG seed for the kill schedule.
     pub seed: u64,
+    /// Keep going past `duration` until the server was killed this many times (at most four
+    /// times `duration` in all): a loaded machine restarts the server slowly, and a run that
+    /// never killed it proves nothing.
+    pub min_kills: u64,
 }
 
 /// What happened, and what the checks found.
@@ -345,12 +349,23 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
     });
 
     let deadline = started + config.duration;
+    let hard_deadline = started + config.duration * 4;
+    let min_kills = if config.kill_every.is_some() {
+        config.min_kills
+    } else {
+        0
+    };
     std::thread::scope(|scope| {
         for client in &clients {
-            let (ca, tally, failures) = (&ca, &tally, &failures);
+            let (ca, tally, failures, kills) = (&ca, &tally, &failures, &kills);
             let mode = config.mode;
             scope.spawn(move || {
-                while Instant::now() < deadline {
+                let more = || {
+                    let now = Instant::now();
+                    now < deadline
+                        || (kills.load(Ordering::Relaxed) < min_kills && now < hard_deadline)
+                };
+                while more() {
                     if let Err(e) = attempt(client, ca, mode, tally) {
                         if let Ok(mut f) = failures.lock() {
                             f.push(e);

@@ -110,6 +110,7 @@ fn load(mut it: impl Iterator<Item = String>) -> ExitCode {
             kill_every: Some(std::time::Duration::from_secs(3)),
             mode: renewal_core::client::Mode::FullCmc,
             seed: 1,
+            min_kills: 1,
         };
         let secs = |v: Option<String>, what: &str| -> Result<std::time::Duration, String> {
             v.ok_or(format!("{what} needs seconds"))?

@@ -20,6 +20,7 @@ fn config(mode: Mode, seed: u64) -> LoadConfig {
         kill_every: Some(Duration::from_millis(800)),
         mode,
         seed,
+        min_kills: 2,
     }
 }
 

@@ -201,8 +201,6 @@ pub struct PolicyContext<'a> {
     pub authority: &'a Authority,
     /// Templates.
     pub templates: &'a TemplateRegistry,
-    /// State.
-    pub store: &'a Store,
     /// Now.
     pub now: SystemTime,
     /// How long after expiry a certificate may still be renewed.
@@ -251,8 +249,9 @@ fn extension(cert: &Certificate, oid: der::asn1::ObjectIdentifier) -> Option<&Ex
         .find(|e| e.extn_id == oid)
 }
 
-/// Checks the identity half shared by CMC and EST: the TLS certificate is ours, valid, not
-/// revoked.
+/// Checks the identity half shared by CMC and EST: the TLS certificate is ours and valid.
+/// Stateless, so it runs outside the store lock; revocation is checked inside the decision's
+/// transaction ([`check_not_revoked`]).
 pub fn check_identity(
     tls_cert: &Retained<Certificate>,
     ctx: &PolicyContext<'_>,
@@ -266,7 +265,13 @@ pub fn check_identity(
     if ctx.now < not_before || ctx.now > not_after {
         return Err(Rejection::Expired);
     }
-    if ctx.store.is_revoked(&serial_text(tls_cert.value()))? {
+    Ok(())
+}
+
+/// The certificate being renewed is not revoked (read in the decision's transaction, so a
+/// revocation committed before it is seen).
+pub fn check_not_revoked(tls_cert: &Certificate, store: &Store) -> Result<(), Rejection> {
+    if store.is_revoked(&serial_text(tls_cert))? {
         return Err(Rejection::Revoked);
     }
     Ok(())
@@ -370,8 +375,10 @@ pub fn inherited_extensions(old: &Certificate) -> Vec<Extension> {
         .unwrap_or_default()
 }
 
-/// Validates a CMC renewal request presented over TLS with `tls_cert`. Replay bookkeeping is
-/// the caller's (a re-sent pending request is a poll, not a replay).
+/// Validates a CMC renewal request presented over TLS with `tls_cert`: everything that needs
+/// no state (parsing, every signature, identity, names, template, key), so it runs outside the
+/// store lock and both cores verify at once. Revocation and replay bookkeeping are the
+/// caller's, in the decision's transaction (a re-sent pending request is a poll, not a replay).
 pub fn validate_cmc(
     request: &[u8],
     tls_cert: &Retained<Certificate>,

@@ -198,11 +198,10 @@ impl Ca {
         }
     }
 
-    fn context<'a>(&'a self, store: &'a Store) -> PolicyContext<'a> {
+    fn context(&self) -> PolicyContext<'_> {
         PolicyContext {
             authority: &self.authority,
             templates: &self.templates,
-            store,
             now: self.clock.now(),
             grace: self.grace,
             limits: self.limits,
@@ -424,17 +423,13 @@ impl Ca {
         tls_cert: &[u8],
     ) -> CmcReply {
         let origin = Origin::new(endpoint, tls_cert, request);
+        // Parsing and every signature verification happen before the store lock.
+        let checked = Retained::<Certificate>::from_der(tls_cert)
+            .map_err(|_| Rejection::IdentityMismatch)
+            .and_then(|tls| policy::validate_cmc(request, &tls, &self.context()).map(|a| (tls, a)));
         let store = lock(&self.store);
-        let tls = match Retained::<Certificate>::from_der(tls_cert) {
-            Ok(c) => c,
-            Err(_) => {
-                let r = Rejection::IdentityMismatch;
-                self.record_refusal(&store, &origin, None, &r, None);
-                return self.reject(&r, None);
-            }
-        };
-        let accepted = match policy::validate_cmc(request, &tls, &self.context(&store)) {
-            Ok(a) => a,
+        let (tls, accepted) = match checked {
+            Ok(ok) => ok,
             Err(r) => {
                 self.record_refusal(&store, &origin, None, &r, None);
                 return self.reject(&r, None);
@@ -444,13 +439,22 @@ impl Ca {
             s.bump("requests")?;
             self.process_cmc(s, &accepted, &tls, &origin, request)
         });
-        match result {
-            Ok(reply) => reply,
+        let answer = match result {
+            Ok(answer) => answer,
             Err(r) => {
                 self.record_refusal(&store, &origin, Some(&accepted.template.name), &r, None);
-                self.reject(&r, Some(&accepted))
+                Answer::rejected(&r)
             }
-        }
+        };
+        // The decision is committed: the response is signed without holding the store.
+        drop(store);
+        self.respond(
+            answer.outcome,
+            answer.status,
+            answer.issued,
+            Some(&accepted),
+            answer.fault,
+        )
     }
 
     /// Decides an accepted CMC request, inside the store transaction. Every answer, refusals
@@ -462,12 +466,15 @@ impl Ca {
         tls: &Retained<Certificate>,
         origin: &Origin,
         request: &[u8],
-    ) -> Result<CmcReply, Rejection> {
+    ) -> Result<Answer, Rejection> {
         let template = accepted.template.name.as_str();
-        let refuse = |rejection: Rejection, pending: Option<i64>| -> Result<CmcReply, Rejection> {
+        let refuse = |rejection: Rejection, pending: Option<i64>| -> Result<Answer, Rejection> {
             self.refused(store, origin, Some(template), &rejection, pending)?;
-            Ok(self.reject(&rejection, Some(accepted)))
+            Ok(Answer::rejected(&rejection))
         };
+        if let Err(r) = policy::check_not_revoked(tls.value(), store) {
+            return refuse(r, None);
+        }
         // A request re-sent for a pending transaction is a poll, not a replay.
         if let Some(pending) = store.find_pending(&origin.tls_fingerprint, &accepted.transaction)? {
             if !same_cmc_pkcs10(&pending.request, accepted, &self.limits) {
@@ -489,11 +496,10 @@ impl Ca {
                 None,
                 "re-sent request answered with the certificate already issued".into(),
             )?;
-            return Ok(self.respond(
+            return Ok(Answer::new(
                 Outcome::Issued,
                 Some("Issued".into()),
                 Some(cert),
-                Some(accepted),
                 None,
             ));
         }
@@ -542,11 +548,10 @@ impl Ca {
                     None,
                     format!("renewal of {old_serial}"),
                 )?;
-                Ok(self.respond(
+                Ok(Answer::new(
                     Outcome::Issued,
                     Some(text.into()),
                     Some(cert),
-                    Some(accepted),
                     decision.fault,
                 ))
             }
@@ -562,7 +567,7 @@ impl Ca {
                     None,
                     format!("error disposition 0x{hresult:08X}"),
                 )?;
-                Ok(self.respond(
+                Ok(Answer::new(
                     Outcome::Failed {
                         fail_info: Some(CmcFailInfo::InternalCaError),
                     },
@@ -570,7 +575,6 @@ impl Ca {
                         "0x{hresult:08X}: the CA failed to process the request"
                     )),
                     None,
-                    Some(accepted),
                     decision.fault,
                 ))
             }
@@ -584,11 +588,10 @@ impl Ca {
                     None,
                     "issued out of band".into(),
                 )?;
-                Ok(self.respond(
+                Ok(Answer::new(
                     Outcome::Issued,
                     Some("Issued out of band".into()),
                     None,
-                    Some(accepted),
                     decision.fault,
                 ))
             }
@@ -604,7 +607,7 @@ impl Ca {
                     Some(id),
                     "taken under submission".into(),
                 )?;
-                Ok(self.pending_reply(id, resolve, Some(accepted), decision.fault))
+                Ok(self.pending_answer(id, resolve, decision.fault))
             }
         }
     }
@@ -641,36 +644,27 @@ impl Ca {
         Ok((id, resolve))
     }
 
-    fn pending_reply(
-        &self,
-        id: i64,
-        resolve: Resolve,
-        echo: Option<&Accepted>,
-        fault: Option<TransportFault>,
-    ) -> CmcReply {
+    /// What a pending answer says: the pendToken and when to poll.
+    fn pending_answer(&self, id: i64, resolve: Resolve, fault: Option<TransportFault>) -> Answer {
         let now = self.clock.unix();
         let at = match resolve {
             Resolve::At(t) if t > now => t,
             _ => now + DEFAULT_RETRY_SECS as i64,
         };
-        let Ok(retry_at) = GeneralizedTime::from_unix_duration(Duration::from_secs(
+        match GeneralizedTime::from_unix_duration(Duration::from_secs(
             u64::try_from(at).unwrap_or(0),
-        )) else {
-            return self.reject(
-                &Rejection::Internal("pending time out of range".into()),
-                echo,
-            );
-        };
-        self.respond(
-            Outcome::Pending {
-                token: id.to_be_bytes().to_vec(),
-                retry_at,
-            },
-            Some(format!("Taken under submission (request {id})")),
-            None,
-            echo,
-            fault,
-        )
+        )) {
+            Ok(retry_at) => Answer::new(
+                Outcome::Pending {
+                    token: id.to_be_bytes().to_vec(),
+                    retry_at,
+                },
+                Some(format!("Taken under submission (request {id})")),
+                None,
+                fault,
+            ),
+            Err(_) => Answer::rejected(&Rejection::Internal("pending time out of range".into())),
+        }
     }
 
     /// Whether a pending request is due, given its poll count.
@@ -791,22 +785,12 @@ impl Ca {
         pending: Pending,
         accepted: &Accepted,
         origin: &Origin,
-    ) -> Result<CmcReply, Rejection> {
-        let issued = |cert| {
-            self.respond(
-                Outcome::Issued,
-                Some("Issued".into()),
-                Some(cert),
-                Some(accepted),
-                None,
-            )
-        };
+    ) -> Result<Answer, Rejection> {
+        let issued = |cert| Answer::new(Outcome::Issued, Some("Issued".into()), Some(cert), None);
         match self.poll_state(store, &pending, origin, &accepted.template.name)? {
             PollState::Issued(cert) => Ok(issued(*cert)),
-            PollState::Refused(r) => Ok(self.reject(&r, Some(accepted))),
-            PollState::StillPending => {
-                Ok(self.pending_reply(pending.id, pending.resolve, Some(accepted), None))
-            }
+            PollState::Refused(r) => Ok(Answer::rejected(&r)),
+            PollState::StillPending => Ok(self.pending_answer(pending.id, pending.resolve, None)),
             PollState::Due => {
                 // What was stored is what is issued: the poll's PKCS#10 was checked to be the
                 // stored one (`same_cmc_pkcs10`), so its key is the stored key.
@@ -831,16 +815,16 @@ impl Ca {
         tls_cert: &[u8],
     ) -> (SimpleReply, Option<TransportFault>) {
         let origin = Origin::new("simplereenroll", tls_cert, body);
+        let checked = Retained::<Certificate>::from_der(tls_cert)
+            .map_err(|_| Rejection::IdentityMismatch)
+            .and_then(|tls| policy::validate_simple(body, &tls, &self.context()).map(|a| (tls, a)));
         let store = lock(&self.store);
         let refuse = |r: Rejection, template: Option<&str>| {
             self.record_refusal(&store, &origin, template, &r, None);
             (SimpleReply::Rejected(r), None)
         };
-        let Ok(tls) = Retained::<Certificate>::from_der(tls_cert) else {
-            return refuse(Rejection::IdentityMismatch, None);
-        };
-        let accepted = match policy::validate_simple(body, &tls, &self.context(&store)) {
-            Ok(a) => a,
+        let (tls, accepted) = match checked {
+            Ok(ok) => ok,
             Err(r) => return refuse(r, None),
         };
         let result = store.atomically(|s| {
@@ -866,6 +850,9 @@ impl Ca {
             self.refused(store, origin, Some(template), &r, pending)?;
             Ok((SimpleReply::Rejected(r), None))
         };
+        if let Err(r) = policy::check_not_revoked(tls.value(), store) {
+            return refuse(r, None);
+        }
         let certs_only = |cert: Retained<Certificate>| {
             build_certs_only(&[cert]).map_err(|e| Rejection::Internal(e.to_string()))
         };
@@ -1091,6 +1078,42 @@ impl Origin {
             tls_fingerprint: digest(tls_cert),
             request_hash: digest(request),
         }
+    }
+}
+
+/// What a CMC request is answered with, decided under the store lock; the signed response is
+/// built from it after the lock is released.
+struct Answer {
+    outcome: Outcome,
+    status: Option<String>,
+    issued: Option<Retained<Certificate>>,
+    fault: Option<TransportFault>,
+}
+
+impl Answer {
+    fn new(
+        outcome: Outcome,
+        status: Option<String>,
+        issued: Option<Retained<Certificate>>,
+        fault: Option<TransportFault>,
+    ) -> Self {
+        Self {
+            outcome,
+            status,
+            issued,
+            fault,
+        }
+    }
+
+    fn rejected(rejection: &Rejection) -> Self {
+        Self::new(
+            Outcome::Failed {
+                fail_info: Some(rejection.codes().fail_info),
+            },
+            Some(rejection.status_string()),
+            None,
+            None,
+        )
     }
 }
 

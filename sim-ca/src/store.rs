@@ -324,11 +324,8 @@ impl Store {
     pub fn serial_exists(&self, serial: &str) -> Result<bool, StoreError> {
         Ok(self
             .db
-            .query_row(
-                "SELECT 1 FROM certificates WHERE serial = ?1",
-                [serial],
-                |_| Ok(()),
-            )
+            .prepare_cached("SELECT 1 FROM certificates WHERE serial = ?1")?
+            .query_row([serial], |_| Ok(()))
             .optional()?
             .is_some())
     }
@@ -359,11 +356,8 @@ impl Store {
     pub fn certificate(&self, serial: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .db
-            .query_row(
-                "SELECT der FROM certificates WHERE serial = ?1",
-                [serial],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT der FROM certificates WHERE serial = ?1")?
+            .query_row([serial], |r| r.get(0))
             .optional()?)
     }
 
@@ -379,10 +373,11 @@ impl Store {
     /// Revokes a serial (idempotent).
     pub fn revoke(&self, serial: &str, now: i64) -> Result<bool, StoreError> {
         let known = self.serial_exists(serial)?;
-        self.db.execute(
-            "INSERT OR IGNORE INTO revocations (serial, revoked_at) VALUES (?1, ?2)",
-            params![serial, now],
-        )?;
+        self.db
+            .prepare_cached(
+                "INSERT OR IGNORE INTO revocations (serial, revoked_at) VALUES (?1, ?2)",
+            )?
+            .execute(params![serial, now])?;
         Ok(known)
     }
 
@@ -390,29 +385,27 @@ impl Store {
     pub fn is_revoked(&self, serial: &str) -> Result<bool, StoreError> {
         Ok(self
             .db
-            .query_row(
-                "SELECT 1 FROM revocations WHERE serial = ?1",
-                [serial],
-                |_| Ok(()),
-            )
+            .prepare_cached("SELECT 1 FROM revocations WHERE serial = ?1")?
+            .query_row([serial], |_| Ok(()))
             .optional()?
             .is_some())
     }
 
     /// Records a nonce or transaction id; false when it was seen before (a replay).
     pub fn first_sighting(&self, kind: &str, value: &str, now: i64) -> Result<bool, StoreError> {
-        let inserted = self.db.execute(
-            "INSERT OR IGNORE INTO seen (kind, value, seen_at) VALUES (?1, ?2, ?3)",
-            params![kind, value, now],
-        )?;
+        let inserted = self
+            .db
+            .prepare_cached(
+                "INSERT OR IGNORE INTO seen (kind, value, seen_at) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![kind, value, now])?;
         Ok(inserted == 1)
     }
 
     /// Stores a pending request; returns its id.
     pub fn add_pending(&self, p: &Pending) -> Result<i64, StoreError> {
-        self.db.execute(
-            "INSERT INTO pending (tls_fingerprint, transaction_id, request, kind, created_at, polls, resolve, final, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 'pending')",
+        self.db.prepare_cached("INSERT INTO pending (tls_fingerprint, transaction_id, request, kind, created_at, polls, resolve, final, status)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 'pending')")?.execute(
             params![
                 p.tls_fingerprint,
                 p.transaction,
@@ -458,7 +451,8 @@ impl Store {
         );
         Ok(self
             .db
-            .query_row(&sql, [id], Self::pending_from_row)
+            .prepare_cached(&sql)?
+            .query_row([id], Self::pending_from_row)
             .optional()?)
     }
 
@@ -474,8 +468,8 @@ impl Store {
         );
         Ok(self
             .db
+            .prepare_cached(&sql)?
             .query_row(
-                &sql,
                 params![tls_fingerprint, transaction],
                 Self::pending_from_row,
             )
@@ -496,12 +490,12 @@ impl Store {
     /// Counts a poll; returns the new count.
     pub fn count_poll(&self, id: i64) -> Result<u32, StoreError> {
         self.db
-            .execute("UPDATE pending SET polls = polls + 1 WHERE id = ?1", [id])?;
+            .prepare_cached("UPDATE pending SET polls = polls + 1 WHERE id = ?1")?
+            .execute([id])?;
         Ok(self
             .db
-            .query_row("SELECT polls FROM pending WHERE id = ?1", [id], |r| {
-                r.get(0)
-            })?)
+            .prepare_cached("SELECT polls FROM pending WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))?)
     }
 
     /// Ends a pending request.
@@ -511,17 +505,15 @@ impl Store {
         status: &str,
         cert_serial: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.db.execute(
-            "UPDATE pending SET status = ?2, cert_serial = ?3 WHERE id = ?1",
-            params![id, status, cert_serial],
-        )?;
+        self.db
+            .prepare_cached("UPDATE pending SET status = ?2, cert_serial = ?3 WHERE id = ?1")?
+            .execute(params![id, status, cert_serial])?;
         Ok(())
     }
 
     /// Sets how a pending request ends (admin approve/deny).
     pub fn decide_pending(&self, id: i64, end: PendingEnd) -> Result<bool, StoreError> {
-        let n = self.db.execute(
-            "UPDATE pending SET resolve = 'at:0', final = ?2 WHERE id = ?1 AND status = 'pending'",
+        let n = self.db.prepare_cached("UPDATE pending SET resolve = 'at:0', final = ?2 WHERE id = ?1 AND status = 'pending'")?.execute(
             params![
                 id,
                 if end == PendingEnd::Issue {
@@ -536,11 +528,12 @@ impl Store {
 
     /// Adds to a named counter.
     pub fn bump(&self, name: &str) -> Result<(), StoreError> {
-        self.db.execute(
-            "INSERT INTO counters (name, value) VALUES (?1, 1)
+        self.db
+            .prepare_cached(
+                "INSERT INTO counters (name, value) VALUES (?1, 1)
              ON CONFLICT(name) DO UPDATE SET value = value + 1",
-            [name],
-        )?;
+            )?
+            .execute([name])?;
         Ok(())
     }
 
