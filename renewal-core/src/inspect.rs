@@ -371,38 +371,20 @@ fn cert_summary(cert: &Certificate) -> Value {
 
 /// "ECDSA P-256", "RSA 2048" and the key identifier.
 pub fn describe_key(spki: &SubjectPublicKeyInfoOwned) -> String {
+    use crate::cmc::public_key::{Curve, PublicKey};
     let ki = hex(&key_identifier(spki));
-    match spki.algorithm.oid {
-        oids::EC_PUBLIC_KEY => {
-            let curve = spki
-                .algorithm
-                .parameters
-                .as_ref()
-                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+    // The same parser the CA and the client decide with: a key it refuses says why here.
+    match PublicKey::from_spki(spki) {
+        Ok(PublicKey::Ec { curve, .. }) => {
             let curve = match curve {
-                Some(oids::SECP256R1) => "P-256".to_string(),
-                Some(oids::SECP384R1) => "P-384".to_string(),
-                Some(other) => other.to_string(),
-                None => "?".to_string(),
+                Curve::P256 => "P-256",
+                Curve::P384 => "P-384",
             };
             format!("ECDSA {curve} (key id {ki})")
         }
-        oids::RSA_ENCRYPTION => {
-            let bits = rsa_bits(spki.subject_public_key.raw_bytes()).unwrap_or(0);
-            format!("RSA {bits} (key id {ki})")
-        }
-        other => format!("{} (key id {ki})", oids::describe(&other)),
+        Ok(PublicKey::Rsa { bits, .. }) => format!("RSA {bits} (key id {ki})"),
+        Err(e) => format!("{} (key id {ki}): {e}", oids::describe(&spki.algorithm.oid)),
     }
-}
-
-fn rsa_bits(pkcs1: &[u8]) -> Option<usize> {
-    // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER } (RFC 8017 A.1.1)
-    let any = der::asn1::AnyRef::from_der(pkcs1).ok()?;
-    let mut reader = der::SliceReader::new(any.value()).ok()?;
-    let n = der::asn1::UintRef::decode(&mut reader).ok()?;
-    let bytes = n.as_bytes();
-    let lead = bytes.first().map_or(0, |b| 8 - b.leading_zeros() as usize);
-    Some(bytes.len().saturating_sub(1) * 8 + lead)
 }
 
 fn pki_data_node(pki: &PkiData) -> Node {
