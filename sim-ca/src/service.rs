@@ -457,6 +457,33 @@ impl Ca {
         )
     }
 
+    /// The certificate already issued for this old certificate and this new key, if any
+    /// (audited as a replay answered idempotently): a client that lost the answer gets it
+    /// again instead of a second certificate.
+    fn answered_before(
+        &self,
+        store: &Store,
+        origin: &Origin,
+        template: &str,
+        old_serial: &str,
+        key_fingerprint: &str,
+    ) -> Result<Option<Retained<Certificate>>, Rejection> {
+        let Some((serial, der)) = store.find_renewal(old_serial, key_fingerprint)? else {
+            return Ok(None);
+        };
+        let cert = Retained::from_der(&der).map_err(|e| Rejection::Internal(e.to_string()))?;
+        self.audit(
+            store,
+            origin,
+            Some(template),
+            AuditOutcome::ReplayAnswered,
+            Some(&serial),
+            None,
+            "re-sent request answered with the certificate already issued".into(),
+        )?;
+        Ok(Some(cert))
+    }
+
     /// Decides an accepted CMC request, inside the store transaction. Every answer, refusals
     /// included, is audited here; an `Err` rolls everything back (the caller audits it).
     fn process_cmc(
@@ -485,17 +512,9 @@ impl Ca {
         let old_serial = serial_text(tls.value());
         let key_fingerprint = hex(&accepted.new_key.fingerprint());
         // Answered before (same old certificate, same new key): the same certificate again.
-        if let Some((serial, der)) = store.find_renewal(&old_serial, &key_fingerprint)? {
-            let cert = Retained::from_der(&der).map_err(|e| Rejection::Internal(e.to_string()))?;
-            self.audit(
-                store,
-                origin,
-                Some(template),
-                AuditOutcome::ReplayAnswered,
-                Some(&serial),
-                None,
-                "re-sent request answered with the certificate already issued".into(),
-            )?;
+        if let Some(cert) =
+            self.answered_before(store, origin, template, &old_serial, &key_fingerprint)?
+        {
             return Ok(Answer::new(
                 Outcome::Issued,
                 Some("Issued".into()),
@@ -882,17 +901,9 @@ impl Ca {
                 }
             };
         }
-        if let Some((serial, der)) = store.find_renewal(&old_serial, &key_fingerprint)? {
-            let cert = Retained::from_der(&der).map_err(|e| Rejection::Internal(e.to_string()))?;
-            self.audit(
-                store,
-                origin,
-                Some(template),
-                AuditOutcome::ReplayAnswered,
-                Some(&serial),
-                None,
-                "re-sent request answered with the certificate already issued".into(),
-            )?;
+        if let Some(cert) =
+            self.answered_before(store, origin, template, &old_serial, &key_fingerprint)?
+        {
             return Ok((SimpleReply::Issued(certs_only(cert)?), None));
         }
         if store.key_certified(&key_fingerprint)? {

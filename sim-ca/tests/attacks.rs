@@ -9,7 +9,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Client, assert_rejected, ca, ca_with, parse, rejected, sign};
+use common::{Client, assert_rejected, ca, ca_with, parse, rejected, sign, sign_with};
 use der::{
     Decode, Encode,
     asn1::{Any, BitString, ObjectIdentifier, OctetString, SetOfVec},
@@ -79,41 +79,6 @@ fn forge(
     };
     tcr.certification_request = Retained::from_value(req).unwrap();
     sign_with(client, &pki, &spki, pop_key)
-}
-
-fn sign_with(
-    client: &Client,
-    pki: &PkiData,
-    first_spki: &SubjectPublicKeyInfoOwned,
-    first: &dyn Signer,
-) -> Vec<u8> {
-    use cms::{
-        cert::IssuerAndSerialNumber, content_info::CmsVersion, signed_data::SignerIdentifier,
-    };
-    let tbs = client.old_cert.value().tbs_certificate();
-    let new_sid =
-        SignerIdentifier::SubjectKeyIdentifier(x509_cert::ext::pkix::SubjectKeyIdentifier(
-            OctetString::new(renewal_core::cmc::crypto::key_identifier(first_spki)).unwrap(),
-        ));
-    let old_sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-        issuer: tbs.issuer().clone(),
-        serial_number: tbs.serial_number().clone(),
-    });
-    renewal_core::cmc::request::sign_content(
-        oids::ID_CCT_PKI_DATA,
-        &pki.to_der().unwrap(),
-        renewal_core::cmc::DigestAlgorithm::Sha256,
-        &[
-            (CmsVersion::V3, new_sid, first),
-            (CmsVersion::V1, old_sid, &client.old_key),
-        ],
-        vec![
-            renewal_core::cmc::signed_data::CertificateChoice::Certificate(client.old_cert.clone()),
-        ],
-    )
-    .unwrap()
-    .to_content_info_der()
-    .unwrap()
 }
 
 fn spki_with(

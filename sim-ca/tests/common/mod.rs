@@ -156,16 +156,24 @@ pub fn mutated_signed_by(
 }
 
 pub fn sign(client: &Client, pki: &PkiData) -> Vec<u8> {
+    sign_with(client, pki, client.new_key.public_key(), &client.new_key)
+}
+
+/// Signs `pki` as a renewal request whose first signer is named by `first_spki`'s key
+/// identifier and signed by `first` (whatever key that really is), the second by the old key.
+pub fn sign_with(
+    client: &Client,
+    pki: &PkiData,
+    first_spki: &spki::SubjectPublicKeyInfoOwned,
+    first: &dyn Signer,
+) -> Vec<u8> {
     use cms::{
         cert::IssuerAndSerialNumber, content_info::CmsVersion, signed_data::SignerIdentifier,
     };
     let tbs = client.old_cert.value().tbs_certificate();
     let new_sid =
         SignerIdentifier::SubjectKeyIdentifier(x509_cert::ext::pkix::SubjectKeyIdentifier(
-            OctetString::new(renewal_core::cmc::crypto::key_identifier(
-                client.new_key.public_key(),
-            ))
-            .unwrap(),
+            OctetString::new(renewal_core::cmc::crypto::key_identifier(first_spki)).unwrap(),
         ));
     let old_sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
         issuer: tbs.issuer().clone(),
@@ -176,7 +184,7 @@ pub fn sign(client: &Client, pki: &PkiData) -> Vec<u8> {
         &pki.to_der().unwrap(),
         renewal_core::cmc::DigestAlgorithm::Sha256,
         &[
-            (CmsVersion::V3, new_sid, &client.new_key),
+            (CmsVersion::V3, new_sid, first),
             (CmsVersion::V1, old_sid, &client.old_key),
         ],
         vec![
