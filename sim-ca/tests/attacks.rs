@@ -817,3 +817,55 @@ fn renewing_back_onto_an_older_certified_key_is_key_reuse() {
     };
     assert_eq!(r.codes().hresult, 0x8007_0057);
 }
+
+/// A simplereenroll PKCS#10 for the client's old certificate carrying `spki`, signed by
+/// `pop_key`.
+fn simple_with_key(
+    client: &Client,
+    spki: SubjectPublicKeyInfoOwned,
+    pop_key: &dyn Signer,
+) -> Vec<u8> {
+    let p10 = build_renewal_pkcs10(&client.old_cert, &client.new_key, None).unwrap();
+    let mut req = p10.value().clone();
+    req.info.public_key = spki;
+    req.algorithm = pop_key.algorithm().x509_identifier().unwrap();
+    let sig = pop_key.sign(&req.info.to_der().unwrap()).unwrap();
+    req.signature = BitString::from_bytes(&sig).unwrap();
+    req.to_der().unwrap()
+}
+
+#[test]
+fn the_key_attacks_are_refused_at_simplereenroll_too() {
+    let ca = ca();
+    let client = Client::new(&ca);
+    let old = old_spki(&client);
+    // The old key, compressed: key reuse.
+    let compressed = spki_with(&old, &compress(old.subject_public_key.raw_bytes()));
+    let body = simple_with_key(&client, compressed, &client.old_key);
+    assert_eq!(simple_refusal(&ca, &client, &body), 0x8007_0057);
+    // The old SPKI wrapped in the BIT STRING: not a key.
+    let wrapped = spki_with(&old, &old.to_der().unwrap());
+    let body = simple_with_key(&client, wrapped, &client.old_key);
+    assert_eq!(simple_refusal(&ca, &client, &body), 0x8009_0015);
+    // RSA-1024 padded to look like 2048 bits, and plain RSA-1024.
+    let weak = OpensslRsa::load("rsa1024.key");
+    let mut padded = weak.spki.subject_public_key.raw_bytes().to_vec();
+    padded.resize(270, 0);
+    let body = simple_with_key(&client, spki_with(&weak.spki, &padded), &weak);
+    assert_eq!(simple_refusal(&ca, &client, &body), 0x8009_0015);
+    let body = simple_with_key(&client, weak.spki.clone(), &weak);
+    assert_eq!(simple_refusal(&ca, &client, &body), 0x8009_4811);
+    // An unsupported curve.
+    let p521 = SubjectPublicKeyInfoOwned {
+        algorithm: AlgorithmIdentifierOwned {
+            oid: oids::EC_PUBLIC_KEY,
+            parameters: Some(
+                Any::encode_from(&ObjectIdentifier::new_unwrap("1.3.132.0.35")).unwrap(),
+            ),
+        },
+        subject_public_key: BitString::from_bytes(&[4; 133]).unwrap(),
+    };
+    let body = simple_with_key(&client, p521, &client.new_key);
+    assert_eq!(simple_refusal(&ca, &client, &body), 0x8009_0008);
+    assert_eq!(issued_count(&ca), 0);
+}
