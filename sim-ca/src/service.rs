@@ -271,6 +271,50 @@ impl Ca {
         Ok(cert)
     }
 
+    /// Issues the renewal of `old` decided by a disposition (revoked at once for the
+    /// `revoked` disposition) and audits it, in the caller's transaction.
+    #[allow(clippy::too_many_arguments)]
+    fn issue_renewal(
+        &self,
+        store: &Store,
+        origin: &Origin,
+        old: &Retained<Certificate>,
+        key: &PublicKey,
+        template: &Template,
+        extensions: Vec<Extension>,
+        fault: Option<TransportFault>,
+        revoked: bool,
+    ) -> Result<Retained<Certificate>, Rejection> {
+        let old_serial = serial_text(old.value());
+        let cert = self.issue(
+            store,
+            old.value().tbs_certificate().subject().clone(),
+            key,
+            template,
+            extensions,
+            Some(&old_serial),
+            fault,
+            None,
+        )?;
+        let serial = serial_text(cert.value());
+        let outcome = if revoked {
+            store.revoke(&serial, self.clock.unix())?;
+            AuditOutcome::IssuedRevoked
+        } else {
+            AuditOutcome::Issued
+        };
+        self.audit(
+            store,
+            origin,
+            Some(&template.name),
+            outcome,
+            Some(&serial),
+            None,
+            format!("renewal of {old_serial}"),
+        )?;
+        Ok(cert)
+    }
+
     /// Appends one audit record for `origin`.
     #[allow(clippy::too_many_arguments)]
     fn audit(
@@ -541,32 +585,18 @@ impl Ca {
         let decision = self.decide(store, &old.subject().to_string(), &accepted.template)?;
         match decision.disposition {
             Disposition::Issue | Disposition::Revoked => {
-                let cert = self.issue(
+                let revoked = decision.disposition == Disposition::Revoked;
+                let cert = self.issue_renewal(
                     store,
-                    old.subject().clone(),
+                    origin,
+                    tls,
                     &accepted.new_key,
                     &accepted.template,
                     accepted.extensions.clone(),
-                    Some(&old_serial),
                     decision.fault,
-                    None,
+                    revoked,
                 )?;
-                let serial = serial_text(cert.value());
-                let (text, outcome) = if decision.disposition == Disposition::Revoked {
-                    store.revoke(&serial, now)?;
-                    ("Revoked", AuditOutcome::IssuedRevoked)
-                } else {
-                    ("Issued", AuditOutcome::Issued)
-                };
-                self.audit(
-                    store,
-                    origin,
-                    Some(template),
-                    outcome,
-                    Some(&serial),
-                    None,
-                    format!("renewal of {old_serial}"),
-                )?;
+                let text = if revoked { "Revoked" } else { "Issued" };
                 Ok(Answer::new(
                     Outcome::Issued,
                     Some(text.into()),
@@ -615,27 +645,28 @@ impl Ca {
                 ))
             }
             Disposition::Pending { resolve, to } => {
-                let (id, resolve) =
-                    self.add_pending(store, origin, &accepted.transaction, request, resolve, to)?;
-                self.audit(
+                let (id, resolve) = self.add_pending(
                     store,
                     origin,
-                    Some(template),
-                    AuditOutcome::Pending,
-                    None,
-                    Some(id),
-                    "taken under submission".into(),
+                    template,
+                    &accepted.transaction,
+                    request,
+                    resolve,
+                    to,
                 )?;
                 Ok(self.pending_answer(id, resolve, decision.fault))
             }
         }
     }
 
-    /// Stores a request taken under submission; `after:N` becomes absolute time here.
+    /// Stores a request taken under submission, with its audit record; `after:N` becomes
+    /// absolute time here.
+    #[allow(clippy::too_many_arguments)]
     fn add_pending(
         &self,
         store: &Store,
         origin: &Origin,
+        template: &str,
         transaction: &str,
         request: &[u8],
         resolve: Resolve,
@@ -660,6 +691,15 @@ impl Ca {
             cert_serial: None,
         })?;
         store.bump("pending")?;
+        self.audit(
+            store,
+            origin,
+            Some(template),
+            AuditOutcome::Pending,
+            None,
+            Some(id),
+            "taken under submission".into(),
+        )?;
         Ok((id, resolve))
     }
 
@@ -913,31 +953,15 @@ impl Ca {
         let decision = self.decide(store, &old.subject().to_string(), &accepted.template)?;
         match decision.disposition {
             Disposition::Issue | Disposition::Revoked => {
-                let cert = self.issue(
+                let cert = self.issue_renewal(
                     store,
-                    old.subject().clone(),
+                    origin,
+                    tls,
                     &accepted.new_key,
                     &accepted.template,
                     accepted.extensions.clone(),
-                    Some(&old_serial),
                     decision.fault,
-                    None,
-                )?;
-                let serial = serial_text(cert.value());
-                let outcome = if decision.disposition == Disposition::Revoked {
-                    store.revoke(&serial, self.clock.unix())?;
-                    AuditOutcome::IssuedRevoked
-                } else {
-                    AuditOutcome::Issued
-                };
-                self.audit(
-                    store,
-                    origin,
-                    Some(template),
-                    outcome,
-                    Some(&serial),
-                    None,
-                    format!("renewal of {old_serial}"),
+                    decision.disposition == Disposition::Revoked,
                 )?;
                 Ok((SimpleReply::Issued(certs_only(cert)?), decision.fault))
             }
@@ -949,17 +973,8 @@ impl Ca {
                 refuse(Rejection::Denied("issued out of band".into()), None)
             }
             Disposition::Pending { resolve, to } => {
-                let (id, resolve) =
-                    self.add_pending(store, origin, &key_fingerprint, body, resolve, to)?;
-                self.audit(
-                    store,
-                    origin,
-                    Some(template),
-                    AuditOutcome::Pending,
-                    None,
-                    Some(id),
-                    "taken under submission".into(),
-                )?;
+                let (_, resolve) =
+                    self.add_pending(store, origin, template, &key_fingerprint, body, resolve, to)?;
                 Ok((
                     SimpleReply::Pending(self.retry_secs(resolve)),
                     decision.fault,
