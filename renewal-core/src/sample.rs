@@ -70,9 +70,9 @@ pub fn fixed_now() -> SystemTime {
 impl Sample {
     /// The reproducible sample: P-256 keys from fixed scalars, validity from [`fixed_now`].
     pub fn deterministic() -> Result<Self> {
-        let ca_key = SoftwareKey::p256_from_scalar(&scalar(1)).map_err(key_error)?;
-        let old_key = SoftwareKey::p256_from_scalar(&scalar(2)).map_err(key_error)?;
-        let new_key = SoftwareKey::p256_from_scalar(&scalar(3)).map_err(key_error)?;
+        let ca_key = SoftwareKey::p256_rfc6979_from_scalar(&scalar(1)).map_err(key_error)?;
+        let old_key = SoftwareKey::p256_rfc6979_from_scalar(&scalar(2)).map_err(key_error)?;
+        let new_key = SoftwareKey::p256_rfc6979_from_scalar(&scalar(3)).map_err(key_error)?;
         Self::with_keys(ca_key, old_key, new_key, fixed_now())
     }
 
