@@ -18,6 +18,8 @@ need opensc pkcs11-tool
 need yubico-piv-tool yubico-piv-tool
 need libpcsclite-dev /usr/lib/x86_64-linux-gnu/pkgconfig/libpcsclite.pc
 need pkg-config pkg-config
+need libssl-dev /usr/include/openssl/cms.h
+need valgrind valgrind
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "== installing: ${need_pkgs[*]}"
   if [ "$(id -u)" = 0 ]; then
@@ -35,6 +37,10 @@ echo "== cargo test"
 cargo test --locked --workspace --all-features
 echo "== benchmarks compile"
 cargo bench --locked -p benches --no-run
+# Instructions per codec operation against the committed baseline (fails on a regression beyond
+# CALLGRIND_MARGIN percent, default 5).
+echo "== instruction counts (callgrind)"
+./scripts/callgrind.sh
 # Fuzz smoke: every target for a few seconds after replaying its committed regression inputs
 # (long runs: scripts/fuzz.sh 3600). Needs the nightly toolchain; cargo-fuzz is installed if
 # missing.

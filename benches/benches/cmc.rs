@@ -1,9 +1,22 @@
-//! CMC codec benchmarks: build+sign (P-256, RSA-2048), encode only (signatures precomputed),
-//! parse, parse+verify, and parse+verify of a real certenroll request.
+//! CMC codec benchmarks, with the floor and the peer in the same run:
+//! * `floor/*`: one signature and one verification alone (aws-lc-rs, the library ours uses;
+//!   OpenSSL, the library the peer uses). A renewal request holds three signatures (PKCS#10 by
+//!   the new key; CMS signers: new key, old key), so its floor is three of each.
+//! * `ours/*`: build+sign, encode only (signatures precomputed), parse, parse+verify.
+//! * `openssl/*`: the same build+sign and parse+verify done by OpenSSL (`benches::openssl_peer`).
+//!
+//! `scripts/bench-report.sh` turns the medians into the ratio table of `benches/README.md`.
 #![allow(missing_docs, clippy::unwrap_used)]
 
-use std::hint::black_box;
+use std::{hint::black_box, time::Duration};
 
+use aws_lc_rs::{
+    rand::SystemRandom,
+    signature::{
+        ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair,
+        RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey,
+    },
+};
 use criterion::{Criterion, criterion_group, criterion_main};
 use renewal_core::{
     cmc::{
@@ -52,22 +65,106 @@ impl Signer for Precomputed {
     }
 }
 
-fn bench(c: &mut Criterion) {
-    let p256 = Sample::deterministic().unwrap();
+/// A message the size of what a renewal's signatures cover (signed attributes, PKCS#10 info).
+const MESSAGE: [u8; 256] = [0x5a; 256];
+
+fn floor(c: &mut Criterion) {
+    let mut group = c.benchmark_group("floor");
+    group.measurement_time(Duration::from_secs(3));
+    let rng = SystemRandom::new();
+
+    let ec = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_ASN1_SIGNING).unwrap();
+    let ec_sig = ec.sign(&rng, &MESSAGE).unwrap();
+    let ec_pub = UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, ec.public_key().as_ref().to_vec());
+    group.bench_function("aws-lc/p256/sign", |b| {
+        b.iter(|| ec.sign(&rng, black_box(&MESSAGE)).unwrap())
+    });
+    group.bench_function("aws-lc/p256/verify", |b| {
+        b.iter(|| ec_pub.verify(black_box(&MESSAGE), ec_sig.as_ref()).unwrap())
+    });
+
+    let rsa = RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let mut rsa_sig = vec![0; rsa.public_modulus_len()];
+    rsa.sign(&RSA_PKCS1_SHA256, &rng, &MESSAGE, &mut rsa_sig)
+        .unwrap();
+    let rsa_pub = UnparsedPublicKey::new(
+        &RSA_PKCS1_2048_8192_SHA256,
+        rsa.public_key().as_ref().to_vec(),
+    );
+    group.bench_function("aws-lc/rsa2048/sign", |b| {
+        let mut out = vec![0; rsa.public_modulus_len()];
+        b.iter(|| {
+            rsa.sign(&RSA_PKCS1_SHA256, &rng, black_box(&MESSAGE), &mut out)
+                .unwrap()
+        })
+    });
+    group.bench_function("aws-lc/rsa2048/verify", |b| {
+        b.iter(|| rsa_pub.verify(black_box(&MESSAGE), &rsa_sig).unwrap())
+    });
+
+    use openssl::{
+        ec::{EcGroup, EcKey},
+        hash::MessageDigest,
+        nid::Nid,
+        pkey::PKey,
+        rsa::Rsa,
+        sign::{Signer as OsslSigner, Verifier},
+    };
+    let keys = [
+        (
+            "p256",
+            PKey::from_ec_key(
+                EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+            )
+            .unwrap(),
+        ),
+        (
+            "rsa2048",
+            PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap(),
+        ),
+    ];
+    for (name, key) in &keys {
+        let sign = || {
+            let mut s = OsslSigner::new(MessageDigest::sha256(), key).unwrap();
+            s.sign_oneshot_to_vec(black_box(&MESSAGE)).unwrap()
+        };
+        let sig = sign();
+        group.bench_function(format!("openssl/{name}/sign"), |b| b.iter(sign));
+        group.bench_function(format!("openssl/{name}/verify"), |b| {
+            b.iter(|| {
+                let mut v = Verifier::new(MessageDigest::sha256(), key).unwrap();
+                assert!(v.verify_oneshot(&sig, black_box(&MESSAGE)).unwrap())
+            })
+        });
+    }
+    group.finish();
+}
+
+fn ours_and_peer(c: &mut Criterion) {
+    let p256 = Sample::generate(KeyKind::P256).unwrap();
+    let p256_rfc6979 = Sample::deterministic().unwrap();
     let rsa = Sample::generate(KeyKind::Rsa2048).unwrap();
     let limits = Limits::default();
 
-    let mut group = c.benchmark_group("cmc");
-    group.bench_function("build+sign/p256", |b| {
-        b.iter(|| {
-            build_renewal_request(&p256.old_cert, &p256.old_key, &p256.new_key, &params()).unwrap()
-        })
-    });
-    group.bench_function("build+sign/rsa2048", |b| {
-        b.iter(|| {
-            build_renewal_request(&rsa.old_cert, &rsa.old_key, &rsa.new_key, &params()).unwrap()
-        })
-    });
+    let mut group = c.benchmark_group("ours");
+    group.measurement_time(Duration::from_secs(3));
+    for (name, sample) in [
+        ("p256", &p256),
+        ("p256-rfc6979", &p256_rfc6979),
+        ("rsa2048", &rsa),
+    ] {
+        group.bench_function(format!("build+sign/{name}"), |b| {
+            b.iter(|| {
+                build_renewal_request(
+                    &sample.old_cert,
+                    &sample.old_key,
+                    &sample.new_key,
+                    &params(),
+                )
+                .unwrap()
+            })
+        });
+    }
     for (name, sample) in [("p256", &p256), ("rsa2048", &rsa)] {
         let (old, new) = (
             Precomputed::of(&sample.old_key),
@@ -113,7 +210,28 @@ fn bench(c: &mut Criterion) {
         },
     );
     group.finish();
+
+    let mut group = c.benchmark_group("openssl");
+    group.measurement_time(Duration::from_secs(3));
+    for (name, sample) in [("p256", &p256), ("rsa2048", &rsa)] {
+        let peer = benches::openssl_peer(sample).unwrap();
+        group.bench_function(format!("build+sign/{name}"), |b| {
+            b.iter(|| peer.build(7, &[7; 16]).unwrap())
+        });
+        let der = build_renewal_request(
+            &sample.old_cert,
+            &sample.old_key,
+            &sample.new_key,
+            &params(),
+        )
+        .unwrap()
+        .der;
+        group.bench_function(format!("parse+verify/{name}"), |b| {
+            b.iter(|| peer.verify(black_box(&der)).unwrap())
+        });
+    }
+    group.finish();
 }
 
-criterion_group!(benches, bench);
+criterion_group!(benches, floor, ours_and_peer);
 criterion_main!(benches);
