@@ -64,6 +64,9 @@ pub struct LoadConfig {
     /// times `duration` in all): a loaded machine restarts the server slowly, and a run that
     /// never killed it proves nothing.
     pub min_kills: u64,
+    /// Certificates (each with its audit record and seen nonce and transaction id) written
+    /// into the CA's store before the run, to show a renewal's cost does not grow with them.
+    pub prefill: u64,
 }
 
 /// What happened, and what the checks found.
@@ -89,13 +92,68 @@ pub struct LoadReport {
     pub violations: Vec<String>,
     /// Wall time of the run.
     pub elapsed: Duration,
+    /// Latency of each renewal that installed a certificate (whole client flow: TLS, card,
+    /// CA, install), microseconds, sorted.
+    pub latencies_us: Vec<u64>,
+    /// CPU time of the server processes (user + system, from `/proc/PID/stat`), all lives.
+    pub server_cpu: Duration,
+    /// CPU time of this process while the clients ran (all client threads, their virtual
+    /// cards included).
+    pub client_cpu: Duration,
+    /// fsyncs of the CA's WAL (group commits), from `/admin/metrics`, all lives; `None` when a
+    /// life ended before it could be read.
+    pub fsyncs: Option<u64>,
+    /// Certificates put in the store before the run (`--prefill`).
+    pub prefilled: u64,
+}
+
+impl LoadReport {
+    /// The `q`-quantile of the renewal latencies (0.5: median).
+    pub fn latency(&self, q: f64) -> Option<Duration> {
+        let n = self.latencies_us.len();
+        (n > 0).then(|| {
+            let i = ((n as f64 * q).ceil() as usize).clamp(1, n) - 1;
+            Duration::from_micros(self.latencies_us[i])
+        })
+    }
 }
 
 impl LoadReport {
     /// The figures, one per line.
     pub fn render(&self) -> String {
+        let per = |d: Duration| {
+            if self.renewed == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.2} ms", d.as_secs_f64() * 1e3 / self.renewed as f64)
+            }
+        };
+        let ms = |d: Option<Duration>| {
+            d.map_or("-".into(), |d| format!("{:.1} ms", d.as_secs_f64() * 1e3))
+        };
+        let fsyncs = match (self.fsyncs, self.renewed) {
+            (Some(f), r) if r > 0 => format!("{f} ({:.2} per renewal)", f as f64 / r as f64),
+            (Some(f), _) => f.to_string(),
+            (None, _) => "- (a server life ended before it was read)".into(),
+        };
+        let perf = format!(
+            "prefilled     {} certificates\nlatency       p50 {}, p99 {}\nserver CPU    {:.2} s, {} per renewal\nclient CPU    {:.2} s, {} per renewal (clients, virtual cards, TLS)\nfsyncs        {}\n",
+            self.prefilled,
+            ms(self.latency(0.5)),
+            ms(self.latency(0.99)),
+            self.server_cpu.as_secs_f64(),
+            per(self.server_cpu),
+            self.client_cpu.as_secs_f64(),
+            per(self.client_cpu),
+            fsyncs,
+        );
+        let violations: String = self
+            .violations
+            .iter()
+            .map(|v| format!("  VIOLATION: {v}\n"))
+            .collect();
         format!(
-            "attempts      {}\nrenewed       {}\nrolled back   {}\nrecovered     {}\npending       {}\nkills         {}\ncertificates  {} in the CA database\naudit records {}\nviolations    {}\nelapsed       {:.1} s ({:.1} renewals/s)\n{}",
+            "attempts      {}\nrenewed       {}\nrolled back   {}\nrecovered     {}\npending       {}\nkills         {}\ncertificates  {} in the CA database\naudit records {}\nviolations    {}\nelapsed       {:.1} s ({:.1} renewals/s)\n{perf}{violations}",
             self.attempts,
             self.renewed,
             self.rolled_back,
@@ -107,10 +165,6 @@ impl LoadReport {
             self.violations.len(),
             self.elapsed.as_secs_f64(),
             self.renewed as f64 / self.elapsed.as_secs_f64().max(0.001),
-            self.violations
-                .iter()
-                .map(|v| format!("  VIOLATION: {v}\n"))
-                .collect::<String>()
         )
     }
 }
@@ -122,6 +176,27 @@ struct Server {
     port: u16,
     admin_port: u16,
     child: Option<Child>,
+    /// CPU ticks of the server lives that ended.
+    cpu_ticks: u64,
+    /// fsyncs of the lives that ended; `None` once one could not be read.
+    fsyncs: Option<u64>,
+}
+
+/// USER_HZ: the unit of `/proc/PID/stat` CPU times (100 on Linux, whatever the kernel's HZ).
+const USER_HZ: u64 = 100;
+
+/// User + system CPU ticks of process `pid` (`/proc/PID/stat` fields 14 and 15).
+pub fn cpu_ticks(pid: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: the fields start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+fn ticks_to_duration(ticks: u64) -> Duration {
+    Duration::from_millis(ticks * 1000 / USER_HZ)
 }
 
 impl Server {
@@ -147,7 +222,29 @@ impl Server {
         Err("sim-ca serve did not start listening within 20 s".into())
     }
 
+    /// `/admin/metrics` of the running server: its fsyncs so far.
+    fn read_fsyncs(&self) -> Option<u64> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.admin_port)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        s.write_all(b"GET /admin/metrics HTTP/1.1\r\nHost: load\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut response = String::new();
+        s.read_to_string(&mut response).ok()?;
+        let body = response.split_once("\r\n\r\n")?.1;
+        serde_json::from_str::<serde_json::Value>(body).ok()?["fsyncs"].as_u64()
+    }
+
+    /// Adds the running life's CPU and fsyncs to the totals (just before it is killed).
+    fn account(&mut self) {
+        let Some(child) = &self.child else { return };
+        let fsyncs = self.read_fsyncs();
+        self.cpu_ticks += cpu_ticks(&child.id().to_string()).unwrap_or(0);
+        self.fsyncs = self.fsyncs.zip(fsyncs).map(|(a, b)| a + b);
+    }
+
     fn kill(&mut self) {
+        self.account();
         if let Some(mut child) = self.child.take() {
             let _ = child.kill(); // SIGKILL
             let _ = child.wait();
@@ -224,6 +321,8 @@ fn enroll(index: usize, authority: &Authority, seed: u64) -> Result<Client, Stri
 
 #[derive(Default)]
 struct Tally {
+    /// Microseconds of each renewal that installed a certificate.
+    latencies_us: Mutex<Vec<u64>>,
     attempts: AtomicU64,
     renewed: AtomicU64,
     rolled_back: AtomicU64,
@@ -234,6 +333,7 @@ struct Tally {
 /// One attempt: a renewal, and `recover` when it ended in a card-side error.
 fn attempt(client: &Client, ca: &ExternalCa, mode: Mode, tally: &Tally) -> Result<(), String> {
     tally.attempts.fetch_add(1, Ordering::Relaxed);
+    let started = Instant::now();
     let world = World::external(
         ca,
         client.token.clone(),
@@ -258,7 +358,13 @@ fn attempt(client: &Client, ca: &ExternalCa, mode: Mode, tally: &Tally) -> Resul
         }),
     };
     let counter = match outcome {
-        Ok(RenewalOutcome::Renewed { .. }) => &tally.renewed,
+        Ok(RenewalOutcome::Renewed { .. }) => {
+            let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            if let Ok(mut l) = tally.latencies_us.lock() {
+                l.push(us);
+            }
+            &tally.renewed
+        }
         Ok(RenewalOutcome::Pending) => {
             // Not expected with the default scenario; the key goes, as the runner does.
             recover(&world.token, &mut journal).map_err(|e| e.to_string())?;
@@ -299,12 +405,17 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         .map(|c| serial_text(c.value()))
         .collect();
 
+    if config.prefill > 0 {
+        prefill(&state.join("ca.db"), config.prefill)?;
+    }
     let mut server = Server {
         binary: config.sim_ca.clone(),
         state: state.clone(),
         port: free_port()?,
         admin_port: free_port()?,
         child: None,
+        cpu_ticks: 0,
+        fsyncs: Some(0),
     };
     server.start()?;
     let ca = ExternalCa {
@@ -355,6 +466,8 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
     } else {
         0
     };
+    let own_pid = std::process::id().to_string();
+    let client_ticks_before = cpu_ticks(&own_pid).unwrap_or(0);
     std::thread::scope(|scope| {
         for client in &clients {
             let (ca, tally, failures, kills) = (&ca, &tally, &failures, &kills);
@@ -376,6 +489,9 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
             });
         }
     });
+    let client_ticks = cpu_ticks(&own_pid)
+        .unwrap_or(0)
+        .saturating_sub(client_ticks_before);
     stop.store(true, Ordering::Relaxed);
     let mut violations = failures.lock().map(|f| f.clone()).unwrap_or_default();
     if let Some(k) = killer {
@@ -386,9 +502,13 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         }
     }
     // Stop the server so the database is read as a restart would find it.
-    if let Ok(mut s) = server.lock() {
-        s.kill();
-    }
+    let (server_ticks, fsyncs) = match server.lock() {
+        Ok(mut s) => {
+            s.kill();
+            (s.cpu_ticks, s.fsyncs)
+        }
+        Err(_) => (0, None),
+    };
     let store = Store::open(&state.join("ca.db")).map_err(|e| e.to_string())?;
     let certificates: BTreeMap<String, String> = store
         .certificates()
@@ -439,7 +559,71 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         audit_records: audit.len(),
         violations,
         elapsed: started.elapsed(),
+        latencies_us: {
+            let mut l = tally
+                .latencies_us
+                .lock()
+                .map(|l| l.clone())
+                .unwrap_or_default();
+            l.sort_unstable();
+            l
+        },
+        server_cpu: ticks_to_duration(server_ticks),
+        client_cpu: ticks_to_duration(client_ticks),
+        fsyncs,
+        prefilled: config.prefill,
     })
+}
+
+/// Writes `n` certificates into the store at `db`, each as a real decision leaves it: the
+/// certificate row, its `issued` audit record, its nonce and transaction id marked seen.
+fn prefill(db: &Path, n: u64) -> Result<(), String> {
+    let store = Store::open(db).map_err(|e| e.to_string())?;
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| e.to_string())?
+            .as_secs(),
+    )
+    .map_err(|e| e.to_string())?;
+    // A certificate-sized blob: the rows weigh what real ones weigh.
+    let der = vec![0x30; 640];
+    store
+        .atomically(|s| -> Result<(), sim_ca::store::StoreError> {
+            for i in 0..n {
+                let serial = format!("7f{i:016x}");
+                let fingerprint = format!("{:064x}", u128::from(i) * 0x9e37_79b9_7f4a_7c15);
+                s.record_certificate(
+                    &serial,
+                    &format!("CN=Prefilled User {i}"),
+                    &der,
+                    Some("User"),
+                    now + 86_400 * 365,
+                    None,
+                    &fingerprint,
+                    now,
+                )?;
+                s.append_audit(&sim_ca::store::AuditRecord {
+                    id: 0,
+                    at: now,
+                    endpoint: "fullcmc".into(),
+                    tls_fingerprint: fingerprint.clone(),
+                    request_hash: fingerprint.clone(),
+                    template: Some("User".into()),
+                    outcome: "issued".into(),
+                    serial: Some(serial.clone()),
+                    pending_id: None,
+                    detail: "prefilled".into(),
+                })?;
+                s.first_sighting("nonce", &fingerprint, now)?;
+                s.first_sighting("transaction", &serial, now)?;
+            }
+            Ok(())
+        })
+        .map_err(|e| e.to_string())?;
+    let seq = store.group_sync().committed();
+    store.group_sync().sync_through(seq);
+    Ok(())
 }
 
 /// Database-level invariants: serials unique among issuance records, every issuance record

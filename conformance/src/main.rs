@@ -32,7 +32,7 @@ const USAGE: &str = "usage: conformance [run] [--scenarios FILE.toml] [--filter 
                    [--ca URL --ca-cert PEM --token sim:CARD.json|piv-pcsc[:READER]|pkcs11:MODULE[:LABEL]
                     [--container ID] [--modes fullcmc,cmc,simplereenroll] [--pin-env VAR]
                     [--management-key HEX]]
-       conformance load [--clients N] [--duration SECS] [--kill-every SECS] [--mode MODE]
+       conformance load [--clients N] [--duration SECS] [--kill-every SECS] [--mode MODE] [--prefill N]
                         [--seed N] [--sim-ca PATH]";
 
 fn args() -> Result<Args, String> {
@@ -111,6 +111,7 @@ fn load(mut it: impl Iterator<Item = String>) -> ExitCode {
             mode: renewal_core::client::Mode::FullCmc,
             seed: 1,
             min_kills: 1,
+            prefill: 0,
         };
         let secs = |v: Option<String>, what: &str| -> Result<std::time::Duration, String> {
             v.ok_or(format!("{what} needs seconds"))?
@@ -149,6 +150,12 @@ fn load(mut it: impl Iterator<Item = String>) -> ExitCode {
                         .ok_or("--seed needs a number")?
                 }
                 "--sim-ca" => c.sim_ca = it.next().ok_or("--sim-ca needs a path")?.into(),
+                "--prefill" => {
+                    c.prefill = it
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .ok_or("--prefill needs a number of certificates")?
+                }
                 other => return Err(format!("unknown argument {other:?} (see --help)")),
             }
         }

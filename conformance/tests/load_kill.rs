@@ -21,7 +21,32 @@ fn config(mode: Mode, seed: u64) -> LoadConfig {
         mode,
         seed,
         min_kills: 2,
+        prefill: 0,
     }
+}
+
+#[test]
+fn a_run_without_kills_reports_latency_cpu_and_fsyncs_over_a_prefilled_store() {
+    let mut config = config(Mode::FullCmc, 3);
+    config.kill_every = None;
+    config.duration = Duration::from_secs(2);
+    config.prefill = 2_000;
+    let report = run(&config).unwrap();
+    println!("{}", report.render());
+    assert!(report.violations.is_empty(), "{}", report.render());
+    assert!(report.renewed >= 1, "{}", report.render());
+    // The prefilled certificates are in the store beside the renewals, each with its record.
+    assert!(report.certificates as u64 >= 2_000 + report.renewed);
+    assert!(report.audit_records as u64 >= 2_000 + report.renewed);
+    assert_eq!(report.latencies_us.len() as u64, report.renewed);
+    let (p50, p99) = (report.latency(0.5).unwrap(), report.latency(0.99).unwrap());
+    assert!(p50 <= p99 && !p50.is_zero());
+    // Every renewal's decision was made durable: at least one fsync, never more than one per
+    // write-locked request (here, at most a few per renewal).
+    let fsyncs = report.fsyncs.expect("the server's metrics were read");
+    assert!(fsyncs >= 1, "{}", report.render());
+    assert!(fsyncs <= report.attempts * 4, "{}", report.render());
+    assert!(!report.server_cpu.is_zero() && !report.client_cpu.is_zero());
 }
 
 #[test]

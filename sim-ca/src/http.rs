@@ -497,6 +497,8 @@ async fn admin(ca: Arc<Ca>, req: Request<Incoming>) -> Response<Body> {
 fn admin_route(ca: &Ca, method: Method, parts: &[&str]) -> Response<Body> {
     match (method, parts) {
         (Method::GET, ["admin", "health"]) => text(StatusCode::OK, "ok"),
+        // Since this process started: fsyncs of the state database's WAL (group commits).
+        (Method::GET, ["admin", "metrics"]) => json(serde_json::json!({ "fsyncs": ca.fsyncs() })),
         (Method::GET, ["admin", "counters"]) => json(serde_json::Value::Object(
             ca.counters()
                 .into_iter()

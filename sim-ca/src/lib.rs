@@ -7,13 +7,15 @@
 //! * [`policy`]: the renewal-only checks and the one table mapping rejections to CMC fail
 //!   info, ADCS HRESULTs and HTTP statuses.
 //! * [`scenario`]: TOML scenarios — templates, rules (first match wins), dispositions, faults.
-//! * [`store`]: SQLite (WAL, synchronous=FULL).
+//! * [`store`]: SQLite (WAL), made durable by a group commit ([`durability`]): concurrent
+//!   decisions share an fsync, and none is answered before its commit is on disk.
 //! * [`http`]: EST (`/.well-known/est/cacerts`, `/simplereenroll`, `/fullcmc`) and RFC 5273
 //!   (`/cmc`) over rustls with required client certificates, plus a loopback admin listener.
 #![forbid(unsafe_code)]
 
 pub mod authority;
 pub mod clock;
+pub mod durability;
 pub mod http;
 pub mod policy;
 pub mod scenario;

@@ -1,7 +1,10 @@
 //! The CA's decision logic, callable in-process without a socket: a function of (request,
 //! TLS identity, store, scenario). The HTTPS server is a thin shell around it.
 
-use std::{sync::Mutex, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use der::asn1::GeneralizedTime;
 use renewal_core::cmc::{
@@ -14,6 +17,7 @@ use x509_cert::{Certificate, ext::Extension, name::Name};
 use crate::{
     authority::Authority,
     clock::{Clock, unix},
+    durability::GroupSync,
     policy::{self, Accepted, PolicyContext, Rejection, SimpleAccepted, serial_text},
     scenario::{Disposition, Rule, Scenario, TransportFault},
     store::{AuditOutcome, AuditRecord, Pending, PendingEnd, Resolve, Store, StoreError},
@@ -28,6 +32,7 @@ pub struct Ca {
     authority: Authority,
     templates: TemplateRegistry,
     store: Mutex<Store>,
+    sync: Arc<GroupSync>,
     rules: Vec<Rule>,
     clock: Clock,
     grace: Duration,
@@ -73,6 +78,37 @@ fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
     store.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The store locked for a decision. Releasing it first unlocks, then waits until everything
+/// written under it is on disk (the group commit, [`crate::durability`]), so that no answer
+/// computed under the lock can leave before its decision is durable — and the lock is never
+/// held across an fsync.
+struct LockedStore<'a> {
+    store: Option<std::sync::MutexGuard<'a, Store>>,
+    sync: &'a GroupSync,
+}
+
+impl std::ops::Deref for LockedStore<'_> {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        // Only `drop` takes the guard out.
+        self.store
+            .as_deref()
+            .unwrap_or_else(|| unreachable!("store used after release"))
+    }
+}
+
+impl Drop for LockedStore<'_> {
+    fn drop(&mut self) {
+        if let Some(store) = self.store.take() {
+            let seq = self.sync.committed();
+            drop(store);
+            if !std::thread::panicking() {
+                self.sync.sync_through(seq);
+            }
+        }
+    }
+}
+
 impl Ca {
     /// A CA over `authority` and `store`, configured by `scenario`.
     pub fn new(
@@ -84,6 +120,7 @@ impl Ca {
         Ok(Self {
             authority,
             templates: TemplateRegistry::from_configs(&scenario.templates)?,
+            sync: store.group_sync(),
             store: Mutex::new(store),
             rules: scenario
                 .rules
@@ -116,9 +153,22 @@ impl Ca {
         &self.clock
     }
 
+    /// The store, locked for a decision (see [`LockedStore`]).
+    fn decision(&self) -> LockedStore<'_> {
+        LockedStore {
+            store: Some(lock(&self.store)),
+            sync: &self.sync,
+        }
+    }
+
+    /// fsyncs of the state database's WAL so far (group commits).
+    pub fn fsyncs(&self) -> u64 {
+        self.sync.fsyncs()
+    }
+
     /// Runs `f` with the store.
     pub fn with_store<R>(&self, f: impl FnOnce(&Store) -> R) -> R {
-        f(&lock(&self.store))
+        f(&self.decision())
     }
 
     /// Certs-only PKCS#7 of the issuing and root CA (EST `/cacerts`).
@@ -185,7 +235,7 @@ impl Ca {
         let tls = Retained::<Certificate>::from_der(tls_cert).ok()?;
         let subject = tls.value().tbs_certificate().subject().to_string();
         let template = policy::template_of(tls.value(), &self.templates).ok()?;
-        let store = lock(&self.store);
+        let store = self.decision();
         let counter = format!("requests:{subject}");
         let next = u32::try_from(store.counter(&counter).ok()? + 1).unwrap_or(u32::MAX);
         let rule = self.first_rule(&subject, template, next)?;
@@ -450,7 +500,7 @@ impl Ca {
     /// size limit, or too slow): it is a decision too, and goes into the audit trail.
     pub fn refuse_unread(&self, endpoint: &'static str, tls_cert: &[u8], rejection: &Rejection) {
         let origin = Origin::new(endpoint, tls_cert, &[]);
-        self.record_refusal(&lock(&self.store), &origin, None, rejection, None);
+        self.record_refusal(&self.decision(), &origin, None, rejection, None);
     }
 
     /// Handles a Full PKI Request presented over TLS with `tls_cert` (DER), as EST `/fullcmc`.
@@ -471,7 +521,7 @@ impl Ca {
         let checked = Retained::<Certificate>::from_der(tls_cert)
             .map_err(|_| Rejection::IdentityMismatch)
             .and_then(|tls| policy::validate_cmc(request, &tls, &self.context()).map(|a| (tls, a)));
-        let store = lock(&self.store);
+        let store = self.decision();
         let (tls, accepted) = match checked {
             Ok(ok) => ok,
             Err(r) => {
@@ -877,7 +927,7 @@ impl Ca {
         let checked = Retained::<Certificate>::from_der(tls_cert)
             .map_err(|_| Rejection::IdentityMismatch)
             .and_then(|tls| policy::validate_simple(body, &tls, &self.context()).map(|a| (tls, a)));
-        let store = lock(&self.store);
+        let store = self.decision();
         let refuse = |r: Rejection, template: Option<&str>| {
             self.record_refusal(&store, &origin, template, &r, None);
             (SimpleReply::Rejected(r), None)
@@ -992,14 +1042,14 @@ impl Ca {
 
     /// Admin: approve or deny a pending request. False when it is not pending.
     pub fn decide_pending(&self, id: i64, approve: bool) -> Result<bool, String> {
-        admin_decide(&lock(&self.store), id, approve, self.clock.unix(), "admin")
+        admin_decide(&self.decision(), id, approve, self.clock.unix(), "admin")
             .map_err(|e| e.to_string())
     }
 
     /// Admin: revoke a serial (hex). False when the serial is unknown (recorded anyway).
     pub fn revoke(&self, serial: &str) -> Result<bool, String> {
         admin_revoke(
-            &lock(&self.store),
+            &self.decision(),
             &serial.to_ascii_lowercase(),
             self.clock.unix(),
             "admin",
@@ -1045,7 +1095,7 @@ impl Ca {
                 .filter(|e| e.extn_id == oids::SUBJECT_ALT_NAME),
         );
         let origin = Origin::new("cli", &[], csr);
-        let store = lock(&self.store);
+        let store = self.decision();
         store
             .atomically(|s| {
                 let cert = self.issue(
