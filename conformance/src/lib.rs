@@ -11,6 +11,7 @@ pub mod harness;
 pub mod interop;
 pub mod load;
 pub mod matrix;
+pub mod phases;
 pub mod report;
 pub mod runner;
 pub mod scenario_file;

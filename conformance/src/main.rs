@@ -33,7 +33,9 @@ const USAGE: &str = "usage: conformance [run] [--scenarios FILE.toml] [--filter 
                     [--container ID] [--modes fullcmc,cmc,simplereenroll] [--pin-env VAR]
                     [--management-key HEX]]
        conformance load [--clients N] [--duration SECS] [--kill-every SECS] [--mode MODE] [--prefill N]
-                        [--seed N] [--sim-ca PATH]";
+                        [--seed N] [--sim-ca PATH]
+       conformance phases [--mode MODE] [--key p256|rsa2048] [--runs N] [--apdu-ms MS]
+                          [--keygen-ms MS] [--sign-ms MS]";
 
 fn args() -> Result<Args, String> {
     let mut a = Args {
@@ -193,9 +195,85 @@ fn load(mut it: impl Iterator<Item = String>) -> ExitCode {
     }
 }
 
+/// `conformance phases ...`: where the time of one renewal goes, measured and with a real
+/// card's timings.
+fn phases(mut it: impl Iterator<Item = String>) -> ExitCode {
+    use conformance::phases::{CardModel, phases};
+    use renewal_core::{client::Mode, token::KeyAlgorithm};
+    let mut parse = || -> Result<_, String> {
+        let (mut mode, mut key, mut runs) = (Mode::FullCmc, KeyAlgorithm::EcP256, 5);
+        let mut overrides: [Option<u64>; 3] = [None; 3];
+        let number = |v: Option<String>, what: &str| -> Result<u64, String> {
+            v.and_then(|n| n.parse().ok())
+                .ok_or(format!("{what} needs a number"))
+        };
+        while let Some(arg) = it.next() {
+            match arg.as_str() {
+                "--mode" => {
+                    mode = match it.next().as_deref() {
+                        Some("fullcmc") => Mode::FullCmc,
+                        Some("cmc") => Mode::Cmc,
+                        Some("simplereenroll") => Mode::SimpleReenroll,
+                        _ => return Err("--mode is fullcmc, cmc or simplereenroll".into()),
+                    }
+                }
+                "--key" => {
+                    key = match it.next().as_deref() {
+                        Some("p256") => KeyAlgorithm::EcP256,
+                        Some("rsa2048") => KeyAlgorithm::Rsa2048,
+                        _ => return Err("--key is p256 or rsa2048".into()),
+                    }
+                }
+                "--runs" => runs = number(it.next(), "--runs")? as usize,
+                "--apdu-ms" => overrides[0] = Some(number(it.next(), "--apdu-ms")?),
+                "--keygen-ms" => overrides[1] = Some(number(it.next(), "--keygen-ms")?),
+                "--sign-ms" => overrides[2] = Some(number(it.next(), "--sign-ms")?),
+                other => return Err(format!("unknown argument {other:?} (see --help)")),
+            }
+        }
+        let mut model = CardModel::typical(key);
+        let ms = std::time::Duration::from_millis;
+        if let Some(v) = overrides[0] {
+            model.per_apdu = ms(v);
+        }
+        if let Some(v) = overrides[1] {
+            model.keygen = ms(v);
+        }
+        if let Some(v) = overrides[2] {
+            model.sign = ms(v);
+        }
+        Ok((mode, key, runs, model))
+    };
+    let (mode, key, runs, model) = match parse() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("conformance phases: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    eprintln!(
+        "conformance phases: {mode:?}, {key:?}, {runs} renewals; real card: {} ms per APDU, key generation +{} ms, signature +{} ms",
+        model.per_apdu.as_millis(),
+        model.keygen.as_millis(),
+        model.sign.as_millis()
+    );
+    match phases(mode, key, runs, model) {
+        Ok(report) => {
+            print!("{}", report.render());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("conformance phases: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
-    if std::env::args().nth(1).as_deref() == Some("load") {
-        return load(std::env::args().skip(2));
+    match std::env::args().nth(1).as_deref() {
+        Some("load") => return load(std::env::args().skip(2)),
+        Some("phases") => return phases(std::env::args().skip(2)),
+        _ => {}
     }
     let args = match args() {
         Ok(a) => a,

@@ -2,7 +2,10 @@
 //! transcripts (snapshots) and the HTML sequence diagrams. Recorded by wrapping the card
 //! transport, the PIN source and the CA connection, and by observing the journal.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use renewal_core::{
     client::{RenewalService, ServiceAnswer, ServiceError, journal::Record},
@@ -39,11 +42,38 @@ pub struct Event {
     pub failed: bool,
 }
 
-/// The shared event log.
+/// How long one card exchange or CA exchange took (for `conformance phases`).
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// The card command (`ins_name`) or the CA exchange.
+    pub what: &'static str,
+    /// When it started.
+    pub start: Instant,
+    /// How long it took.
+    pub took: Duration,
+}
+
+/// The shared event log, and the timings of the exchanges.
 #[derive(Clone, Default)]
-pub struct Trace(Arc<Mutex<Vec<Event>>>);
+pub struct Trace(Arc<Mutex<Vec<Event>>>, Arc<Mutex<Vec<Timing>>>);
 
 impl Trace {
+    /// Records how long an exchange took.
+    pub fn time(&self, what: &'static str, start: Instant) {
+        if let Ok(mut timings) = self.1.lock() {
+            timings.push(Timing {
+                what,
+                start,
+                took: start.elapsed(),
+            });
+        }
+    }
+
+    /// The timings so far.
+    pub fn timings(&self) -> Vec<Timing> {
+        self.1.lock().map(|t| t.clone()).unwrap_or_default()
+    }
+
     /// Adds an event.
     pub fn push(&self, lane: Lane, text: impl Into<String>, pin: bool, failed: bool) {
         if let Ok(mut events) = self.0.lock() {
@@ -60,6 +90,9 @@ impl Trace {
     pub fn clear(&self) {
         if let Ok(mut events) = self.0.lock() {
             events.clear();
+        }
+        if let Ok(mut timings) = self.1.lock() {
+            timings.clear();
         }
     }
 
@@ -169,7 +202,10 @@ impl<T: ApduTransport> ApduTransport for RecordingTransport<T> {
             [_, ins, _, p2, ..] => ins_name(*ins, *p2),
             _ => "MALFORMED",
         };
-        match self.inner.transmit(apdu) {
+        let start = Instant::now();
+        let result = self.inner.transmit(apdu);
+        self.trace.time(name, start);
+        match result {
             Ok(resp) => {
                 let sw = resp
                     .len()
@@ -222,6 +258,11 @@ impl<P: PinSource> PinSource for RecordingPins<P> {
     }
 }
 
+/// The timing label of `GET /cacerts`.
+pub const CA_CACERTS: &str = "CA cacerts";
+/// The timing label of a request to the CA (TLS handshake, HTTP, the CA's decision).
+pub const CA_SUBMIT: &str = "CA request";
+
 /// Records every exchange with the CA.
 pub struct RecordingService<S> {
     /// The wrapped service.
@@ -241,7 +282,9 @@ fn outcome_text(o: &Outcome) -> String {
 
 impl<S: RenewalService> RenewalService for RecordingService<S> {
     fn warm_up(&mut self) -> Result<Vec<Retained<Certificate>>, ServiceError> {
+        let start = Instant::now();
         let r = self.inner.warm_up();
+        self.trace.time(CA_CACERTS, start);
         match &r {
             Ok(certs) => self.trace.push(
                 Lane::Ca,
@@ -257,7 +300,9 @@ impl<S: RenewalService> RenewalService for RecordingService<S> {
     }
 
     fn submit(&mut self, body: &[u8]) -> Result<ServiceAnswer, ServiceError> {
+        let start = Instant::now();
         let r = self.inner.submit(body);
+        self.trace.time(CA_SUBMIT, start);
         match &r {
             Ok(ServiceAnswer::Response { response, .. }) => self.trace.push(
                 Lane::Ca,
