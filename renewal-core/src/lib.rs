@@ -7,6 +7,7 @@
 //! processor and the transports are added by later work (see the README's roadmap).
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod client;
 pub mod cmc;
 pub mod inspect;

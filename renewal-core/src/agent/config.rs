@@ -1,0 +1,249 @@
+//! The agent's configuration file (TOML): what to track and how.
+//!
+//! ```toml
+//! state_dir = "/var/lib/cardrenew"        # default: ~/.cardrenew/agent
+//!
+//! [[certificate]]
+//! name = "alice-piv-auth"                  # unique; names the state, journal and hooks
+//! token = "piv-pcsc:Yubico"                # sim:CARD.json | piv-pcsc[:READER] | pkcs11:MODULE[:LABEL]
+//! container = "9a"                         # each container is tracked on its own entry
+//! ca = "https://ca.example:8443"
+//! ca_cert = "ca-chain.pem"                 # relative paths are relative to this file
+//! mode = "fullcmc"                         # fullcmc | cmc | simplereenroll
+//! renew_before = "1/3"                     # or "14d", "33%"
+//! pin_file = "/etc/cardrenew/alice.pin"    # mode 0600 or stricter; or pin_env = "VAR"
+//! post_renew = ["/usr/bin/systemctl", "reload", "vpn"]
+//! on_failure = ["/usr/local/bin/notify", "renewal failed"]
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::policy::{Policy, RenewBefore, parse_duration};
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Where the agent keeps its state, journals and issued certificates.
+    pub state_dir: Option<PathBuf>,
+    /// The tracked certificates.
+    #[serde(rename = "certificate", default)]
+    pub certificates: Vec<Tracked>,
+}
+
+/// One tracked certificate: a container on a token, renewed at a CA.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tracked {
+    /// Unique name.
+    pub name: String,
+    /// Token spec (as `renew run --token`).
+    pub token: String,
+    /// Container (PIV slot or PKCS#11 id).
+    #[serde(default = "default_container")]
+    pub container: String,
+    /// CA base URL.
+    pub ca: String,
+    /// CA certificates to trust (PEM bundle).
+    pub ca_cert: PathBuf,
+    /// `fullcmc`, `cmc` or `simplereenroll`.
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    /// Template to ask for (default: the certificate's).
+    pub template: Option<String>,
+    /// When to renew (default one third of the lifetime before expiry).
+    pub renew_before: Option<String>,
+    /// Certificates younger than this are left alone (default 1h).
+    pub min_age: Option<String>,
+    /// First retry delay after a failure (default 60s).
+    pub retry_min: Option<String>,
+    /// Longest retry delay (default 6h).
+    pub retry_max: Option<String>,
+    /// Environment variable holding the PIN.
+    pub pin_env: Option<String>,
+    /// File holding the PIN (first line); must not be readable by group or others.
+    pub pin_file: Option<PathBuf>,
+    /// PIV management key (48 hex digits).
+    pub management_key: Option<String>,
+    /// Polls of a pending request within one attempt.
+    #[serde(default = "default_polls")]
+    pub max_polls: u32,
+    /// Command (argv, no shell) run after a renewal.
+    #[serde(default)]
+    pub post_renew: Vec<String>,
+    /// Command (argv, no shell) run after a failed attempt.
+    #[serde(default)]
+    pub on_failure: Vec<String>,
+}
+
+fn default_container() -> String {
+    "9a".into()
+}
+
+fn default_mode() -> String {
+    "fullcmc".into()
+}
+
+fn default_polls() -> u32 {
+    0
+}
+
+impl AgentConfig {
+    /// Reads and checks the file; relative paths become relative to its directory.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut config: Self =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(dir) = config.state_dir.as_mut() {
+            resolve(dir);
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for t in &mut config.certificates {
+            resolve(&mut t.ca_cert);
+            if let Some(p) = t.pin_file.as_mut() {
+                resolve(p);
+            }
+            if let Some(rest) = t.token.strip_prefix("sim:") {
+                let mut p = PathBuf::from(rest);
+                resolve(&mut p);
+                t.token = format!("sim:{}", p.display());
+            }
+            if t.name.is_empty()
+                || !t
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            {
+                return Err(format!(
+                    "certificate name {:?}: use letters, digits, '-', '_' and '.'",
+                    t.name
+                ));
+            }
+            if !names.insert(t.name.clone()) {
+                return Err(format!("certificate name {:?} is used twice", t.name));
+            }
+            if t.pin_env.is_some() && t.pin_file.is_some() {
+                return Err(format!("{}: pin_env and pin_file are exclusive", t.name));
+            }
+            t.policy()?;
+        }
+        Ok(config)
+    }
+
+    /// The state directory (default `~/.cardrenew/agent`).
+    pub fn state_dir(&self) -> Result<PathBuf, String> {
+        match &self.state_dir {
+            Some(d) => Ok(d.clone()),
+            None => {
+                let home = std::env::var_os("HOME").ok_or("HOME is not set; set state_dir")?;
+                Ok(Path::new(&home).join(".cardrenew").join("agent"))
+            }
+        }
+    }
+}
+
+impl Tracked {
+    /// The policy this entry asks for.
+    pub fn policy(&self) -> Result<Policy, String> {
+        let mut policy = Policy::default();
+        let at = |what: &str, e: String| format!("{}: {what}: {e}", self.name);
+        if let Some(text) = &self.renew_before {
+            policy.renew_before = text
+                .parse::<RenewBefore>()
+                .map_err(|e| at("renew_before", e))?;
+        }
+        for (field, text, slot) in [
+            ("min_age", &self.min_age, &mut policy.min_age),
+            ("retry_min", &self.retry_min, &mut policy.retry_min),
+            ("retry_max", &self.retry_max, &mut policy.retry_max),
+        ] {
+            if let Some(text) = text {
+                *slot = parse_duration(text).map_err(|e| at(field, e))?;
+            }
+        }
+        if policy.retry_min.is_zero() || policy.retry_max < policy.retry_min {
+            return Err(at(
+                "retry_min/retry_max",
+                "need 0 < retry_min <= retry_max".into(),
+            ));
+        }
+        Ok(policy)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn write(text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "cardrenew-agent-config-{}-{}",
+            std::process::id(),
+            super::super::policy::unit_hash(text, 0).to_bits()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("agent.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_config_loads_with_defaults_and_paths_relative_to_the_file() {
+        let path = write(
+            r#"
+[[certificate]]
+name = "alice"
+token = "sim:card.json"
+ca = "https://ca:8443"
+ca_cert = "chain.pem"
+renew_before = "14d"
+post_renew = ["/bin/true"]
+"#,
+        );
+        let config = AgentConfig::load(&path).unwrap();
+        let t = &config.certificates[0];
+        let dir = path.parent().unwrap();
+        assert_eq!(t.ca_cert, dir.join("chain.pem"));
+        assert_eq!(t.token, format!("sim:{}", dir.join("card.json").display()));
+        assert_eq!((t.container.as_str(), t.mode.as_str()), ("9a", "fullcmc"));
+        assert_eq!(
+            t.policy().unwrap().renew_before,
+            RenewBefore::Duration(std::time::Duration::from_secs(14 * 86_400))
+        );
+    }
+
+    #[test]
+    fn bad_configs_are_refused_with_the_reason() {
+        let base = "token = \"sim:c\"\nca = \"https://x\"\nca_cert = \"c.pem\"\n";
+        for (extra, why) in [
+            ("name = \"a b\"\n", "use letters"),
+            ("name = \"a\"\nrenew_before = \"2/1\"\n", "renew_before"),
+            (
+                "name = \"a\"\npin_env = \"P\"\npin_file = \"p\"\n",
+                "exclusive",
+            ),
+            ("name = \"a\"\nbogus = 1\n", "unknown field"),
+            ("name = \"a\"\nretry_min = \"0s\"\n", "retry_min"),
+        ] {
+            let path = write(&format!("[[certificate]]\n{extra}{base}"));
+            let e = AgentConfig::load(&path).unwrap_err();
+            assert!(e.contains(why), "{extra:?}: {e}");
+        }
+        let twice =
+            format!("[[certificate]]\nname = \"a\"\n{base}[[certificate]]\nname = \"a\"\n{base}");
+        assert!(
+            AgentConfig::load(&write(&twice))
+                .unwrap_err()
+                .contains("twice")
+        );
+    }
+}
