@@ -120,6 +120,27 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Renew every tracked certificate that is due, once (for cron and systemd timers). Exit
+    /// code: 0 nothing due, 10 renewed, 3 pending at the CA, 4 failed or stuck (refused, CA
+    /// unreachable, card absent; see `renew agent status`), 1 configuration unusable.
+    Check {
+        /// The agent's configuration file (TOML; see the README).
+        #[arg(long)]
+        config: PathBuf,
+        /// Act as if it were this time: Unix seconds, or `+DURATION` from now (`+200d`): what
+        /// would the agent do then?
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Keep the tracked certificates renewed (long-running; `renew agent status` shows where
+    /// each stands).
+    Agent {
+        /// The agent's configuration file (TOML; see the README).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<AgentAction>,
+    },
     /// Create a throwaway CA, a certificate to renew and keys in DIR, build a renewal request
     /// for it and inspect it (the quick-start demo).
     Sample {
@@ -132,6 +153,20 @@ enum Command {
         /// Use the fixed test keys and clock (reproducible bytes).
         #[arg(long)]
         deterministic: bool,
+    },
+}
+
+/// `renew agent` subcommands.
+#[derive(Subcommand)]
+enum AgentAction {
+    /// Each tracked certificate: state, notAfter, next action and its time, last error.
+    Status {
+        /// The agent's configuration file.
+        #[arg(long)]
+        config: PathBuf,
+        /// JSON instead of the table.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -152,6 +187,9 @@ struct Common {
     /// Read the PIN from this file descriptor.
     #[arg(long = "pin-fd")]
     pin_fd: Option<u32>,
+    /// Read the PIN from the first line of this file (mode 0600 or stricter).
+    #[arg(long = "pin-file")]
+    pin_file: Option<PathBuf>,
     /// PIV management key (48 hex digits, 3DES; default: the well-known test key).
     #[arg(long = "management-key")]
     management_key: Option<String>,
@@ -203,6 +241,18 @@ fn main() -> ExitCode {
         } => renewal::resume(&common, &ca, &ca_cert, max_polls),
         Command::Recover { common } => renewal::recover(&common),
         Command::Status { common } => renewal::status(&common),
+        Command::Check { config, now } => agent::check(&config, now.as_deref()),
+        Command::Agent {
+            action: Some(AgentAction::Status { config, json }),
+            ..
+        } => agent::status(&config, json),
+        Command::Agent {
+            config: Some(config),
+            action: None,
+        } => agent::run(&config),
+        Command::Agent { .. } => {
+            Err("renew agent needs --config FILE (or: renew agent status --config FILE)".into())
+        }
         other => run(other).map(|()| 0),
     };
     match result {
@@ -233,7 +283,7 @@ mod renewal {
         token::{
             ContainerId, KeyAlgorithm, PinSource, Token,
             pin::CountingPinSource,
-            pin_sources::{TerminalPin, from_env, from_fd},
+            pin_sources::{TerminalPin, from_env, from_fd, from_file},
             piv::{ManagementKey, PivToken},
             spec::TokenSpec,
         },
@@ -244,14 +294,14 @@ mod renewal {
     use super::Common;
 
     /// An opened token, and what to save when done.
-    struct Opened {
-        token: SharedToken,
+    pub(super) struct Opened {
+        pub(super) token: SharedToken,
         sim: Option<(Arc<Mutex<sim_card::SimCard>>, PathBuf)>,
     }
 
     impl Opened {
         /// The virtual card's state goes back to its file (atomically).
-        fn save(&self) -> Result<(), String> {
+        pub(super) fn save(&self) -> Result<(), String> {
             if let Some((card, path)) = &self.sim {
                 let card = card.lock().map_err(|_| "card lock poisoned")?;
                 card.state().save(path).map_err(|e| e.to_string())?;
@@ -260,22 +310,30 @@ mod renewal {
         }
     }
 
-    /// Every PIN prompt of this run, counted (reported with `--json`).
-    static PROMPTS: std::sync::OnceLock<Arc<CountingPinSource<Arc<dyn PinSource>>>> =
-        std::sync::OnceLock::new();
+    /// The PIN prompts of the token opened last, counted (reported with `--json`).
+    type CountedPins = Arc<CountingPinSource<Arc<dyn PinSource>>>;
+    static PROMPTS: Mutex<Option<CountedPins>> = Mutex::new(None);
 
     fn pins(common: &Common) -> Result<Arc<dyn PinSource>, String> {
-        let source: Arc<dyn PinSource> = match (&common.pin_env, common.pin_fd) {
-            (Some(var), _) => Arc::new(from_env(var).map_err(|e| e.to_string())?),
-            (None, Some(fd)) => Arc::new(from_fd(fd).map_err(|e| e.to_string())?),
-            (None, None) => Arc::new(TerminalPin),
+        let source: Arc<dyn PinSource> = match (&common.pin_env, common.pin_fd, &common.pin_file) {
+            (Some(var), _, _) => Arc::new(from_env(var).map_err(|e| e.to_string())?),
+            (None, Some(fd), _) => Arc::new(from_fd(fd).map_err(|e| e.to_string())?),
+            (None, None, Some(path)) => Arc::new(from_file(path).map_err(|e| e.to_string())?),
+            (None, None, None) => Arc::new(TerminalPin),
         };
-        let counted = Arc::clone(PROMPTS.get_or_init(|| Arc::new(CountingPinSource::new(source))));
+        let counted = Arc::new(CountingPinSource::new(source));
+        if let Ok(mut last) = PROMPTS.lock() {
+            *last = Some(Arc::clone(&counted));
+        }
         Ok(counted)
     }
 
     fn prompts() -> usize {
-        PROMPTS.get().map_or(0, |p| p.count())
+        PROMPTS
+            .lock()
+            .ok()
+            .and_then(|p| p.as_ref().map(|p| p.count()))
+            .unwrap_or(0)
     }
 
     fn management_key(common: &Common) -> Result<ManagementKey, String> {
@@ -287,7 +345,7 @@ mod renewal {
         }
     }
 
-    fn open(common: &Common) -> Result<Opened, String> {
+    pub(super) fn open(common: &Common) -> Result<Opened, String> {
         let pins = pins(common)?;
         let key = management_key(common)?;
         match common.token.parse::<TokenSpec>()? {
@@ -365,7 +423,7 @@ mod renewal {
         }
     }
 
-    fn service(
+    pub(super) fn service(
         opened: &Opened,
         common: &Common,
         url: &str,
@@ -404,7 +462,7 @@ mod renewal {
         .map_err(|e| e.to_string())
     }
 
-    fn config(
+    pub(super) fn config(
         common: &Common,
         mode: Mode,
         anchors: Vec<Retained<Certificate>>,
@@ -603,6 +661,9 @@ mod renewal {
     }
 }
 
+#[path = "renew/agent.rs"]
+mod agent;
+
 fn read_input(file: &str) -> Result<Vec<u8>, String> {
     if file == "-" {
         let mut buf = Vec::new();
@@ -656,7 +717,9 @@ fn run(command: Command) -> Result<(), String> {
         Command::Run { .. }
         | Command::Resume { .. }
         | Command::Recover { .. }
-        | Command::Status { .. } => Err("internal: renewal commands are dispatched in main".into()),
+        | Command::Status { .. }
+        | Command::Check { .. }
+        | Command::Agent { .. } => Err("internal: renewal commands are dispatched in main".into()),
         Command::Inspect { file, json } => {
             let input = read_input(&file)?;
             let report = inspect(&input, &Limits::default()).map_err(|e| format!("{file}: {e}"))?;

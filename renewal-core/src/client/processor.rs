@@ -136,6 +136,16 @@ pub enum RenewalOutcome {
     },
 }
 
+/// How the reason of a rollback starts when the CA refused the request (as opposed to an
+/// outage or a failure on our side): the agent keeps the certificate and stops retrying
+/// (`stuck`) instead of backing off.
+pub const REFUSED: &str = "the CA refused";
+
+/// Whether a rollback's reason is the CA's refusal.
+pub fn is_refusal(reason: &str) -> bool {
+    reason.starts_with(REFUSED)
+}
+
 /// Why a run stopped without a clean outcome.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -478,7 +488,7 @@ impl<'a> Renewal<'a> {
                     Outcome::Issued => return self.verify_and_install(*response),
                     Outcome::Failed { fail_info } => {
                         let text = response.status_string.clone().unwrap_or_default();
-                        return self.roll_back(format!("the CA refused ({fail_info:?}): {text}"));
+                        return self.roll_back(format!("{REFUSED} ({fail_info:?}): {text}"));
                     }
                     Outcome::Other(status) => {
                         return self.roll_back(format!("the CA answered {status:?}"));

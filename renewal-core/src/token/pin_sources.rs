@@ -47,3 +47,54 @@ impl PinSource for TerminalPin {
         Ok(Pin::new(pin.as_str()))
     }
 }
+
+/// The PIN from the first line of `path`, read now. The file must not be readable or writable
+/// by group or others (mode 0600 or stricter): a PIN file anyone can read is refused, not used.
+pub fn from_file(path: &std::path::Path) -> Result<StaticPin, PinError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map_err(|e| PinError::Unavailable(format!("{}: {e}", path.display())))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(PinError::Unavailable(format!(
+                "{}: mode {:o} lets others read the PIN; chmod 600 it",
+                path.display(),
+                mode & 0o777
+            )));
+        }
+    }
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| PinError::Unavailable(format!("{}: {e}", path.display())))?,
+    );
+    Ok(StaticPin::new(text.lines().next().unwrap_or_default()))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_pin_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("cardrenew-pin-{}", std::process::id()));
+        std::fs::write(&path, "123456\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = from_file(&path).err().unwrap().to_string();
+        assert!(e.contains("chmod 600"), "{e}");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let pin = from_file(&path).unwrap();
+        let request = PinRequest {
+            token: "test".into(),
+            retries_left: None,
+            context: crate::token::PinContext::Card,
+        };
+        assert_eq!(pin.pin(&request).unwrap().as_bytes(), b"123456");
+        std::fs::remove_file(&path).unwrap();
+    }
+}

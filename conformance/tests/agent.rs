@@ -1,0 +1,203 @@
+//! `renew check` / `renew agent status` with the real binaries: a virtual card enrolled at
+//! `sim-ca serve`, tracked by an agent configuration. Nothing is due at first; at a time past
+//! the renewal threshold (`--now +300d`) the card is renewed, the hook runs with the new
+//! certificate's facts, and the schedule moves to the new certificate; a CA that refuses leaves
+//! the entry stuck with the CA's reason and the old certificate in place, and is not asked
+//! again before the retry time; a missing card is "card absent".
+
+// Tests unwrap: a panic with the value is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Output,
+};
+
+use common::{bin, enroll_virtual_card, ok};
+
+fn temp(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cardrenew-agent-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write_config(dir: &Path, port: u16, token: &str) -> PathBuf {
+    let pin = dir.join("pin");
+    std::fs::write(&pin, "123456\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let config = dir.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"state_dir = "state"
+
+[[certificate]]
+name = "alice"
+token = "{token}"
+container = "9a"
+ca = "https://localhost:{port}"
+ca_cert = "ca/ca-chain.pem"
+pin_file = "pin"
+post_renew = ["/bin/sh", "-c", "env | grep ^CARDRENEW_ | sort > renewed.env"]
+on_failure = ["/bin/sh", "-c", "env | grep ^CARDRENEW_ | sort > failed.env"]
+"#
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn check(dir: &Path, config: &Path, now: Option<&str>) -> Output {
+    let mut cmd = bin("renew");
+    cmd.current_dir(dir)
+        .arg("check")
+        .arg("--config")
+        .arg(config);
+    if let Some(now) = now {
+        cmd.args(["--now", now]);
+    }
+    cmd.output().unwrap()
+}
+
+fn status(config: &Path) -> serde_json::Value {
+    let out = ok(bin("renew")
+        .args(["agent", "status", "--json", "--config"])
+        .arg(config));
+    serde_json::from_str::<serde_json::Value>(&out).unwrap()[0].clone()
+}
+
+fn card_serial(dir: &Path) -> String {
+    let shown = ok(bin("sim-card")
+        .args(["show", "--state"])
+        .arg(dir.join("card.json")));
+    shown.to_string()
+}
+
+#[test]
+fn check_renews_when_due_runs_the_hook_and_reschedules() {
+    let dir = temp("due");
+    enroll_virtual_card(&dir);
+    let (_ca, port) = common::serve_ca(&dir.join("ca"), None);
+    let config = write_config(
+        &dir,
+        port,
+        &format!("sim:{}", dir.join("card.json").display()),
+    );
+
+    // A new one-year certificate: nothing due; the next action is ~8 months away.
+    let out = check(&dir, &config, None);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let first = status(&config);
+    assert_eq!(first["state"], "monitoring", "{first}");
+    let serial = first["serial"].as_str().unwrap().to_string();
+    // ISO 8601 UTC strings order as times: renewal is scheduled before expiry.
+    assert!(first["next_action"].as_str().unwrap() < first["not_after"].as_str().unwrap());
+    let before = card_serial(&dir);
+
+    // 300 days later the remaining third of the lifetime has begun: renewed, exit 10.
+    let out = check(&dir, &config, Some("+300d"));
+    assert_eq!(out.status.code(), Some(10), "{out:?}");
+    let renewed = status(&config);
+    assert_eq!(renewed["state"], "monitoring", "{renewed}");
+    assert_ne!(renewed["serial"].as_str().unwrap(), serial, "{renewed}");
+    assert_ne!(
+        card_serial(&dir),
+        before,
+        "the card holds a new certificate"
+    );
+    let env = std::fs::read_to_string(dir.join("renewed.env")).unwrap();
+    assert!(env.contains("CARDRENEW_NAME=alice"), "{env}");
+    assert!(
+        env.contains(&format!(
+            "CARDRENEW_SERIAL={}",
+            renewed["serial"].as_str().unwrap()
+        )),
+        "{env}"
+    );
+    let pem_line = env
+        .lines()
+        .find_map(|l| l.strip_prefix("CARDRENEW_CERT="))
+        .unwrap();
+    let pem = std::fs::read_to_string(pem_line).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    assert!(env.contains("CARDRENEW_NOT_AFTER="), "{env}");
+
+    // The next day: the new certificate (issued today, for a year) is not due.
+    let out = check(&dir, &config, Some("+1d"));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(!dir.join("failed.env").exists());
+}
+
+#[test]
+fn a_refusal_leaves_the_entry_stuck_with_the_reason_and_the_old_certificate() {
+    let dir = temp("stuck");
+    enroll_virtual_card(&dir);
+    let scenario = dir.join("scenario.toml");
+    std::fs::write(&scenario, "[[rule]]\ndisposition = \"deny\"\n").unwrap();
+    let (_ca, port) = common::serve_ca(&dir.join("ca"), Some(&scenario));
+    let config = write_config(
+        &dir,
+        port,
+        &format!("sim:{}", dir.join("card.json").display()),
+    );
+    let before = card_serial(&dir);
+
+    let out = check(&dir, &config, Some("+300d"));
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let stuck = status(&config);
+    assert_eq!(stuck["state"], "stuck", "{stuck}");
+    assert!(
+        stuck["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("the CA refused"),
+        "{stuck}"
+    );
+    assert_eq!(card_serial(&dir), before, "the old certificate stays");
+    let env = std::fs::read_to_string(dir.join("failed.env")).unwrap();
+    assert!(env.contains("CARDRENEW_STATE=stuck"), "{env}");
+    assert!(env.contains("CARDRENEW_ERROR=the CA refused"), "{env}");
+
+    // Asked again at once: still stuck, and the CA is not contacted (no new failure).
+    std::fs::remove_file(dir.join("failed.env")).unwrap();
+    let out = check(&dir, &config, Some("+300d"));
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(status(&config)["failures"], stuck["failures"]);
+    assert!(!dir.join("failed.env").exists());
+}
+
+#[test]
+fn a_missing_card_is_card_absent_and_a_readable_pin_file_is_refused() {
+    let dir = temp("absent");
+    let config = write_config(
+        &dir,
+        9,
+        &format!("sim:{}", dir.join("no-card.json").display()),
+    );
+    let out = check(&dir, &config, None);
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(status(&config)["state"], "card absent");
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        enroll_virtual_card(&dir);
+        let config = write_config(&dir, 9, &format!("sim:{}", dir.join("card.json").display()));
+        std::fs::set_permissions(dir.join("pin"), std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _ = std::fs::remove_dir_all(dir.join("state"));
+        let out = check(&dir, &config, Some("+300d"));
+        assert_eq!(out.status.code(), Some(4), "{out:?}");
+        let s = status(&config);
+        assert!(
+            s["last_error"].as_str().unwrap().contains("chmod 600"),
+            "{s}"
+        );
+    }
+}

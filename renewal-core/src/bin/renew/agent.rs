@@ -1,0 +1,417 @@
+//! `renew check`, `renew agent`, `renew agent status`: the schedule of
+//! `renewal_core::agent` around the same renewal `renew run` performs.
+//!
+//! One pass over the configuration, per tracked certificate: open its token (absent → `card
+//! absent`, retried later), finish what the journal left (a pending request is collected, a
+//! crash recovered), read the certificate in the container, and when it is due renew it; then
+//! run the hook and write the state. The agent repeats passes, sleeping until the earliest
+//! next action (at most an hour, so a clock that jumps is noticed within the hour).
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use renewal_core::{
+    agent::{AgentConfig, AgentState, EntryState, Phase, Tracked, policy::parse_duration},
+    client::{
+        Mode,
+        https::read_trust_anchors,
+        journal::Journal,
+        processor::{self, RecoveryOutcome, RenewalError, RenewalOutcome, is_refusal},
+    },
+    cmc::Retained,
+    token::ContainerId,
+};
+use serde_json::json;
+use x509_cert::Certificate;
+
+use super::{Common, renewal};
+
+/// What one pass did for one entry.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Ord, PartialOrd)]
+enum Pass {
+    NothingDue,
+    Renewed,
+    Pending,
+    Failed,
+}
+
+fn unix(t: SystemTime) -> i64 {
+    match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+fn from_unix(secs: i64) -> SystemTime {
+    if secs >= 0 {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs.unsigned_abs())
+    } else {
+        SystemTime::UNIX_EPOCH - Duration::from_secs(secs.unsigned_abs())
+    }
+}
+
+/// ISO 8601 (UTC) of Unix seconds.
+fn iso(secs: i64) -> String {
+    u64::try_from(secs)
+        .ok()
+        .and_then(|s| der::DateTime::from_unix_duration(Duration::from_secs(s)).ok())
+        .map_or_else(|| secs.to_string(), |d| d.to_string())
+}
+
+fn parse_now(text: &str) -> Result<SystemTime, String> {
+    match text.strip_prefix('+') {
+        Some(offset) => Ok(SystemTime::now() + parse_duration(offset)?),
+        None => text
+            .parse::<i64>()
+            .map(from_unix)
+            .map_err(|_| format!("--now {text:?}: Unix seconds or +DURATION")),
+    }
+}
+
+fn common_for(t: &Tracked, dir: &Path) -> Common {
+    Common {
+        token: t.token.clone(),
+        container: t.container.clone(),
+        pin_env: t.pin_env.clone(),
+        pin_fd: None,
+        pin_file: t.pin_file.clone(),
+        management_key: t.management_key.clone(),
+        journal: Some(dir.join(format!("{}.journal.jsonl", t.name))),
+        json: false,
+    }
+}
+
+/// Runs a hook (argv, no shell) with the entry's facts in its environment; a failing hook is
+/// reported, never fatal.
+fn hook(argv: &[String], env: &[(&str, String)]) {
+    let Some((program, args)) = argv.split_first() else {
+        return;
+    };
+    let mut cmd = Command::new(program);
+    cmd.args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    match cmd.status() {
+        Ok(s) if s.success() => {}
+        Ok(s) => eprintln!("renew agent: hook {program} exited with {s}"),
+        Err(e) => eprintln!("renew agent: hook {program}: {e}"),
+    }
+}
+
+/// The certificate in the entry's container.
+fn current_certificate(
+    opened: &renewal::Opened,
+    container: &str,
+) -> Result<Retained<Certificate>, String> {
+    let id = ContainerId(container.to_string());
+    let mut token = opened.token.lock().map_err(|_| "token lock poisoned")?;
+    let found = token
+        .containers()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|c| c.id == id)
+        .and_then(|c| c.certificate)
+        .ok_or_else(|| format!("container {container} holds no certificate"))?;
+    Retained::from_der(&found).map_err(|e| format!("the certificate in {container}: {e}"))
+}
+
+fn validity(cert: &Retained<Certificate>) -> (SystemTime, SystemTime) {
+    let v = cert.value().tbs_certificate().validity();
+    (
+        SystemTime::UNIX_EPOCH + v.not_before.to_unix_duration(),
+        SystemTime::UNIX_EPOCH + v.not_after.to_unix_duration(),
+    )
+}
+
+/// One entry, one pass: updates `entry`, says what happened.
+fn pass(t: &Tracked, entry: &mut EntryState, dir: &Path, now: SystemTime) -> Pass {
+    let policy = match t.policy() {
+        Ok(p) => p,
+        Err(e) => return fail(entry, Phase::Stuck, e, now, now + Duration::from_secs(3600)),
+    };
+    let unix_now = unix(now);
+    // A clock that went back more than five minutes: the waiting times computed then are not
+    // to be trusted; decide afresh.
+    if entry.last_check.is_some_and(|last| last > unix_now + 300) {
+        entry.next_action = None;
+    }
+    entry.last_check = Some(unix_now);
+    let waiting = matches!(
+        entry.phase,
+        Phase::Backoff | Phase::Stuck | Phase::Pending | Phase::CardAbsent
+    );
+    if waiting && entry.next_action.is_some_and(|at| at > unix_now) {
+        return match entry.phase {
+            Phase::Pending => Pass::Pending,
+            _ => Pass::Failed,
+        };
+    }
+
+    let common = common_for(t, dir);
+    let retry = |entry: &EntryState, not_after: SystemTime| {
+        policy.retry_at(&t.name, entry.failures + 1, now, not_after, None)
+    };
+    let far = now + Duration::from_secs(86_400 * 365);
+    let opened = match renewal::open(&common) {
+        Ok(o) => o,
+        Err(e) => {
+            let at = retry(entry, entry.not_after.map_or(far, from_unix));
+            return fail(entry, Phase::CardAbsent, e, now, at);
+        }
+    };
+    let result = renew_if_due(t, entry, &common, &opened, &policy, now);
+    if let Err(e) = opened.save() {
+        eprintln!("renew agent: {}: saving the card: {e}", t.name);
+    }
+    match result {
+        Ok(pass) => pass,
+        Err((phase, error)) => {
+            let at = match phase {
+                // Refused: keep the certificate, try again at half the remaining time (at
+                // least an hour), as certmonger does after a rejection.
+                Phase::Stuck => {
+                    let remaining = entry.not_after.map_or(Duration::from_secs(86_400), |na| {
+                        from_unix(na).duration_since(now).unwrap_or_default()
+                    });
+                    now + (remaining / 2).max(Duration::from_secs(3600))
+                }
+                _ => retry(entry, entry.not_after.map_or(far, from_unix)),
+            };
+            let outcome = fail(entry, phase, error.clone(), now, at);
+            hook(
+                &t.on_failure,
+                &[
+                    ("CARDRENEW_NAME", t.name.clone()),
+                    ("CARDRENEW_STATE", phase.name().to_string()),
+                    ("CARDRENEW_ERROR", error),
+                ],
+            );
+            outcome
+        }
+    }
+}
+
+fn fail(
+    entry: &mut EntryState,
+    phase: Phase,
+    error: String,
+    _now: SystemTime,
+    at: SystemTime,
+) -> Pass {
+    entry.phase = phase;
+    entry.failures += 1;
+    entry.last_error = Some(error);
+    entry.next_action = Some(unix(at));
+    Pass::Failed
+}
+
+/// Reads the card, finishes what the journal left, renews when due.
+fn renew_if_due(
+    t: &Tracked,
+    entry: &mut EntryState,
+    common: &Common,
+    opened: &renewal::Opened,
+    policy: &renewal_core::agent::Policy,
+    now: SystemTime,
+) -> Result<Pass, (Phase, String)> {
+    let backoff = |e: String| (Phase::Backoff, e);
+    let journal_path = common.journal.clone().unwrap_or_default();
+    let mut journal = Journal::open(&journal_path).map_err(|e| backoff(e.to_string()))?;
+    let anchors = read_trust_anchors(&t.ca_cert).map_err(backoff)?;
+    let mode: Mode = t.mode.parse().map_err(|e: String| (Phase::Stuck, e))?;
+
+    let recovered = processor::recover(&opened.token, &mut journal)
+        .map_err(|e| backoff(format!("recovering the last renewal: {e}")))?;
+    let outcome = if recovered == RecoveryOutcome::Pending {
+        // A request the CA has not decided yet (across restarts): collect it.
+        let mut service =
+            renewal::service(opened, common, &t.ca, &anchors, mode).map_err(backoff)?;
+        Some(processor::resume(
+            Arc::clone(&opened.token),
+            &mut service,
+            &mut journal,
+            renewal::config(common, mode, anchors.clone(), None, t.max_polls),
+        ))
+    } else {
+        None
+    };
+    let outcome = match outcome {
+        Some(o) => o,
+        None => {
+            let cert = current_certificate(opened, &t.container).map_err(backoff)?;
+            let (not_before, not_after) = validity(&cert);
+            entry.serial = Some(cert.value().tbs_certificate().serial_number().to_string());
+            entry.not_after = Some(unix(not_after));
+            if !policy.due(&t.name, not_before, not_after, now) {
+                entry.phase = Phase::Monitoring;
+                entry.failures = 0;
+                entry.last_error = None;
+                entry.next_action = Some(unix(policy.renew_at(&t.name, not_before, not_after)));
+                return Ok(Pass::NothingDue);
+            }
+            entry.phase = Phase::Renewing;
+            let mut service =
+                renewal::service(opened, common, &t.ca, &anchors, mode).map_err(backoff)?;
+            processor::Renewal::new(
+                Arc::clone(&opened.token),
+                &mut service,
+                &mut journal,
+                renewal::config(common, mode, anchors, t.template.as_deref(), t.max_polls),
+            )
+            .run()
+        }
+    };
+    match outcome {
+        Ok(RenewalOutcome::Renewed { certificate, .. }) => {
+            let cert = Retained::<Certificate>::from_der(&certificate)
+                .map_err(|e| backoff(format!("the new certificate: {e}")))?;
+            let (not_before, not_after) = validity(&cert);
+            let serial = cert.value().tbs_certificate().serial_number().to_string();
+            let dir = journal_path.parent().unwrap_or(Path::new("."));
+            let path = dir.join(format!("{}.pem", t.name));
+            let pem =
+                der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, &certificate)
+                    .map_err(|e| backoff(e.to_string()))?;
+            std::fs::write(&path, pem).map_err(|e| backoff(format!("{}: {e}", path.display())))?;
+            *entry = EntryState {
+                phase: Phase::Monitoring,
+                serial: Some(serial.clone()),
+                not_after: Some(unix(not_after)),
+                next_action: Some(unix(policy.renew_at(&t.name, not_before, not_after))),
+                last_error: None,
+                failures: 0,
+                last_check: entry.last_check,
+            };
+            eprintln!("renew agent: {}: renewed, serial {serial}", t.name);
+            hook(
+                &t.post_renew,
+                &[
+                    ("CARDRENEW_NAME", t.name.clone()),
+                    ("CARDRENEW_CERT", path.display().to_string()),
+                    ("CARDRENEW_SERIAL", serial),
+                    ("CARDRENEW_NOT_AFTER", iso(unix(not_after))),
+                ],
+            );
+            Ok(Pass::Renewed)
+        }
+        Ok(RenewalOutcome::Pending) => {
+            entry.phase = Phase::Pending;
+            entry.last_error = None;
+            let at = policy.retry_at(
+                &t.name,
+                1,
+                now,
+                entry.not_after.map_or(now, from_unix),
+                None,
+            );
+            entry.next_action = Some(unix(at));
+            Ok(Pass::Pending)
+        }
+        Ok(RenewalOutcome::RolledBack { reason }) if is_refusal(&reason) => {
+            Err((Phase::Stuck, reason))
+        }
+        Ok(RenewalOutcome::RolledBack { reason }) => Err(backoff(reason)),
+        Err(e @ RenewalError::Card { .. }) => Err(backoff(e.to_string())),
+        Err(e) => Err(backoff(e.to_string())),
+    }
+}
+
+/// One pass over every entry; the exit code of `renew check`.
+pub fn check(config_path: &Path, now: Option<&str>) -> Result<u8, String> {
+    let now = now
+        .map(parse_now)
+        .transpose()?
+        .unwrap_or_else(SystemTime::now);
+    let config = AgentConfig::load(config_path)?;
+    let dir = config.state_dir()?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut state = AgentState::load(&dir)?;
+    let mut worst = Pass::NothingDue;
+    for t in &config.certificates {
+        let entry = state.entries.entry(t.name.clone()).or_default();
+        let outcome = pass(t, entry, &dir, now);
+        if let Some(e) = &entry.last_error {
+            eprintln!("renew agent: {}: {}: {e}", t.name, entry.phase.name());
+        }
+        worst = worst.max(outcome);
+        state.save(&dir)?;
+    }
+    // Entries no longer in the configuration are forgotten.
+    state
+        .entries
+        .retain(|name, _| config.certificates.iter().any(|t| &t.name == name));
+    state.save(&dir)?;
+    Ok(match worst {
+        Pass::NothingDue => 0,
+        Pass::Renewed => 10,
+        Pass::Pending => 3,
+        Pass::Failed => 4,
+    })
+}
+
+/// `renew agent`: passes forever, sleeping until the earliest next action (30 s – 1 h).
+pub fn run(config_path: &Path) -> Result<u8, String> {
+    let dir: PathBuf = AgentConfig::load(config_path)?.state_dir()?;
+    loop {
+        if let Err(e) = check(config_path, None) {
+            eprintln!("renew agent: {e}");
+        }
+        let now = unix(SystemTime::now());
+        let next = AgentState::load(&dir)
+            .ok()
+            .and_then(|s| s.entries.values().filter_map(|e| e.next_action).min())
+            .unwrap_or(now + 3600);
+        let wait = (next - now).clamp(30, 3600);
+        std::thread::sleep(Duration::from_secs(u64::try_from(wait).unwrap_or(30)));
+    }
+}
+
+/// `renew agent status`: the `getcert list` of cards.
+pub fn status(config_path: &Path, as_json: bool) -> Result<u8, String> {
+    let config = AgentConfig::load(config_path)?;
+    let state = AgentState::load(&config.state_dir()?)?;
+    let rows: Vec<serde_json::Value> = config
+        .certificates
+        .iter()
+        .map(|t| {
+            let e = state.entries.get(&t.name).cloned().unwrap_or_default();
+            let seen = state.entries.contains_key(&t.name);
+            json!({
+                "name": t.name,
+                "token": t.token,
+                "container": t.container,
+                "state": if seen { e.phase.name() } else { "not checked yet" },
+                "serial": e.serial,
+                "not_after": e.not_after.map(iso),
+                "next_action": e.next_action.map(iso),
+                "failures": e.failures,
+                "last_error": e.last_error,
+            })
+        })
+        .collect();
+    if as_json {
+        println!("{}", serde_json::Value::Array(rows));
+    } else {
+        for r in &rows {
+            println!(
+                "{}  [{} {}]  {}  until {}  next {}{}",
+                r["name"].as_str().unwrap_or("?"),
+                r["token"].as_str().unwrap_or("?"),
+                r["container"].as_str().unwrap_or("?"),
+                r["state"].as_str().unwrap_or("?"),
+                r["not_after"].as_str().unwrap_or("-"),
+                r["next_action"].as_str().unwrap_or("-"),
+                r["last_error"]
+                    .as_str()
+                    .map(|e| format!("  last error: {e}"))
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    Ok(0)
+}
