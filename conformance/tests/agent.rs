@@ -201,3 +201,50 @@ fn a_missing_card_is_card_absent_and_a_readable_pin_file_is_refused() {
         );
     }
 }
+
+#[test]
+fn a_wrong_pin_is_never_retried_automatically() {
+    let dir = temp("pin");
+    enroll_virtual_card(&dir);
+    let (_ca, port) = common::serve_ca(&dir.join("ca"), None);
+    let config = write_config(
+        &dir,
+        port,
+        &format!("sim:{}", dir.join("card.json").display()),
+    );
+    std::fs::write(dir.join("pin"), "999999\n").unwrap();
+    let out = check(&dir, &config, Some("+300d"));
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let s = status(&config);
+    println!("{s}");
+    assert_eq!(s["state"], "stuck", "{s}");
+    assert!(s["last_error"].as_str().unwrap().contains("PIN"), "{s}");
+    // Checked again, even much later: the card is not asked again with the same PIN.
+    let tries_before = ok(bin("sim-card")
+        .args(["show", "--state"])
+        .arg(dir.join("card.json")));
+    let out = check(&dir, &config, Some("+340d"));
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let tries_after = ok(bin("sim-card")
+        .args(["show", "--state"])
+        .arg(dir.join("card.json")));
+    assert_eq!(tries_before, tries_after, "the card was not touched");
+    assert_eq!(status(&config)["pin_refused"], true);
+
+    // Fixed, and asked to retry: renewed.
+    std::fs::write(dir.join("pin"), "123456\n").unwrap();
+    let out = check_with(&dir, &config, &["--now", "+300d", "--retry"]);
+    assert_eq!(out.status.code(), Some(10), "{out:?}");
+    assert_eq!(status(&config)["state"], "monitoring");
+}
+
+fn check_with(dir: &Path, config: &Path, args: &[&str]) -> Output {
+    bin("renew")
+        .current_dir(dir)
+        .arg("check")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap()
+}

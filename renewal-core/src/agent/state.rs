@@ -60,6 +60,10 @@ pub struct EntryState {
     pub failures: u32,
     /// When it was last looked at (Unix seconds): a clock that went backwards is noticed.
     pub last_check: Option<i64>,
+    /// The card refused the PIN: never retried automatically (it would burn the card's tries);
+    /// `renew check --retry` after fixing the PIN source.
+    #[serde(default)]
+    pub pin_refused: bool,
 }
 
 /// Every entry, by name.

@@ -131,6 +131,10 @@ enum Command {
         /// would the agent do then?
         #[arg(long)]
         now: Option<String>,
+        /// Try again now: entries waiting after a failure, and those stuck on a refused PIN
+        /// (never retried otherwise).
+        #[arg(long)]
+        retry: bool,
     },
     /// Keep the tracked certificates renewed (long-running; `renew agent status` shows where
     /// each stands).
@@ -241,7 +245,7 @@ fn main() -> ExitCode {
         } => renewal::resume(&common, &ca, &ca_cert, max_polls),
         Command::Recover { common } => renewal::recover(&common),
         Command::Status { common } => renewal::status(&common),
-        Command::Check { config, now } => agent::check(&config, now.as_deref()),
+        Command::Check { config, now, retry } => agent::check(&config, now.as_deref(), retry),
         Command::Agent {
             action: Some(AgentAction::Status { config, json }),
             ..

@@ -146,6 +146,13 @@ pub fn is_refusal(reason: &str) -> bool {
     reason.starts_with(REFUSED)
 }
 
+/// Whether a failure's text says the card refused the PIN (wrong or blocked): retrying with the
+/// same PIN would burn the card's remaining tries, so nothing retries it automatically. The
+/// texts are `TokenError`'s own (a test keeps them in step).
+pub fn is_pin_refusal(text: &str) -> bool {
+    text.contains("wrong PIN") || text.contains("PIN is blocked")
+}
+
 /// Why a run stopped without a clean outcome.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -824,4 +831,18 @@ pub fn resume(
         issued: None,
     };
     renewal.submit_and_finish(request, 1)
+}
+
+#[cfg(test)]
+mod pin_refusal_tests {
+    use super::*;
+
+    #[test]
+    fn the_token_errors_for_a_refused_pin_are_recognised() {
+        assert!(is_pin_refusal(
+            &TokenError::PinIncorrect { retries_left: 2 }.to_string()
+        ));
+        assert!(is_pin_refusal(&TokenError::PinBlocked.to_string()));
+        assert!(!is_pin_refusal(&TokenError::Full.to_string()));
+    }
 }

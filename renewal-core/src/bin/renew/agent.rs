@@ -20,7 +20,9 @@ use renewal_core::{
         Mode,
         https::read_trust_anchors,
         journal::Journal,
-        processor::{self, RecoveryOutcome, RenewalError, RenewalOutcome, is_refusal},
+        processor::{
+            self, RecoveryOutcome, RenewalError, RenewalOutcome, is_pin_refusal, is_refusal,
+        },
     },
     cmc::Retained,
     token::ContainerId,
@@ -128,8 +130,9 @@ fn validity(cert: &Retained<Certificate>) -> (SystemTime, SystemTime) {
     )
 }
 
-/// One entry, one pass: updates `entry`, says what happened.
-fn pass(t: &Tracked, entry: &mut EntryState, dir: &Path, now: SystemTime) -> Pass {
+/// One entry, one pass: updates `entry`, says what happened. `retry`: a person asked to try
+/// again now (after fixing a PIN, or to skip a backoff).
+fn pass(t: &Tracked, entry: &mut EntryState, dir: &Path, now: SystemTime, retry: bool) -> Pass {
     let policy = match t.policy() {
         Ok(p) => p,
         Err(e) => return fail(entry, Phase::Stuck, e, now, now + Duration::from_secs(3600)),
@@ -141,6 +144,13 @@ fn pass(t: &Tracked, entry: &mut EntryState, dir: &Path, now: SystemTime) -> Pas
         entry.next_action = None;
     }
     entry.last_check = Some(unix_now);
+    if retry {
+        entry.next_action = None;
+        entry.pin_refused = false;
+    }
+    if entry.pin_refused {
+        return Pass::Failed;
+    }
     let waiting = matches!(
         entry.phase,
         Phase::Backoff | Phase::Stuck | Phase::Pending | Phase::CardAbsent
@@ -170,6 +180,23 @@ fn pass(t: &Tracked, entry: &mut EntryState, dir: &Path, now: SystemTime) -> Pas
     }
     match result {
         Ok(pass) => pass,
+        Err((_, error)) if is_pin_refusal(&error) => {
+            entry.pin_refused = true;
+            let error = format!(
+                "{error}; not retried automatically: fix the PIN source, then `renew check --retry`"
+            );
+            let outcome = fail(entry, Phase::Stuck, error.clone(), now, now);
+            entry.next_action = None;
+            hook(
+                &t.on_failure,
+                &[
+                    ("CARDRENEW_NAME", t.name.clone()),
+                    ("CARDRENEW_STATE", Phase::Stuck.name().to_string()),
+                    ("CARDRENEW_ERROR", error),
+                ],
+            );
+            outcome
+        }
         Err((phase, error)) => {
             let at = match phase {
                 // Refused: keep the certificate, try again at half the remaining time (at
@@ -286,6 +313,7 @@ fn renew_if_due(
                 last_error: None,
                 failures: 0,
                 last_check: entry.last_check,
+                pin_refused: false,
             };
             eprintln!("renew agent: {}: renewed, serial {serial}", t.name);
             hook(
@@ -322,7 +350,7 @@ fn renew_if_due(
 }
 
 /// One pass over every entry; the exit code of `renew check`.
-pub fn check(config_path: &Path, now: Option<&str>) -> Result<u8, String> {
+pub fn check(config_path: &Path, now: Option<&str>, retry: bool) -> Result<u8, String> {
     let now = now
         .map(parse_now)
         .transpose()?
@@ -334,7 +362,7 @@ pub fn check(config_path: &Path, now: Option<&str>) -> Result<u8, String> {
     let mut worst = Pass::NothingDue;
     for t in &config.certificates {
         let entry = state.entries.entry(t.name.clone()).or_default();
-        let outcome = pass(t, entry, &dir, now);
+        let outcome = pass(t, entry, &dir, now, retry);
         if let Some(e) = &entry.last_error {
             eprintln!("renew agent: {}: {}: {e}", t.name, entry.phase.name());
         }
@@ -358,7 +386,7 @@ pub fn check(config_path: &Path, now: Option<&str>) -> Result<u8, String> {
 pub fn run(config_path: &Path) -> Result<u8, String> {
     let dir: PathBuf = AgentConfig::load(config_path)?.state_dir()?;
     loop {
-        if let Err(e) = check(config_path, None) {
+        if let Err(e) = check(config_path, None, false) {
             eprintln!("renew agent: {e}");
         }
         let now = unix(SystemTime::now());
@@ -391,6 +419,7 @@ pub fn status(config_path: &Path, as_json: bool) -> Result<u8, String> {
                 "next_action": e.next_action.map(iso),
                 "failures": e.failures,
                 "last_error": e.last_error,
+                "pin_refused": e.pin_refused,
             })
         })
         .collect();
