@@ -248,3 +248,37 @@ fn check_with(dir: &Path, config: &Path, args: &[&str]) -> Output {
         .output()
         .unwrap()
 }
+
+#[cfg(unix)]
+#[test]
+fn a_pinentry_is_asked_once_with_the_certificate_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = temp("pinentry");
+    enroll_virtual_card(&dir);
+    let (_ca, port) = common::serve_ca(&dir.join("ca"), None);
+    let config = write_config(&dir, port, &format!("sim:{}", dir.join("card.json").display()));
+    // A pinentry speaking Assuan, logging what it is told, answering 123456.
+    let fake = dir.join("pinentry-fake");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\necho OK\nwhile read -r cmd rest; do\n  echo \"$cmd $rest\" >> \"{}\"\n  case \"$cmd\" in\n    GETPIN) echo 'D 123456'; echo OK ;;\n    BYE) echo OK; exit 0 ;;\n    *) echo OK ;;\n  esac\ndone\n",
+            dir.join("pinentry.log").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("pin_file = \"pin\"", &format!("pinentry = \"{}\"", fake.display()));
+    std::fs::write(&config, text).unwrap();
+
+    let out = check(&dir, &config, Some("+300d"));
+    assert_eq!(out.status.code(), Some(10), "{out:?}");
+    let log = std::fs::read_to_string(dir.join("pinentry.log")).unwrap();
+    assert_eq!(log.matches("GETPIN").count(), 1, "one prompt per renewal: {log}");
+    assert!(
+        log.contains("SETDESC cardrenew is renewing the certificate \"alice\" (container 9a)"),
+        "{log}"
+    );
+}

@@ -11,7 +11,8 @@
 //! ca_cert = "ca-chain.pem"                 # relative paths are relative to this file
 //! mode = "fullcmc"                         # fullcmc | cmc | simplereenroll
 //! renew_before = "1/3"                     # or "14d", "33%"
-//! pin_file = "/etc/cardrenew/alice.pin"    # mode 0600 or stricter; or pin_env = "VAR"
+//! pin_file = "/etc/cardrenew/alice.pin"    # mode 0600 or stricter; or pin_env = "VAR",
+//!                                          # or pinentry = "/usr/bin/pinentry-gnome3"
 //! post_renew = ["/usr/bin/systemctl", "reload", "vpn"]
 //! on_failure = ["/usr/local/bin/notify", "renewal failed"]
 //! ```
@@ -65,6 +66,9 @@ pub struct Tracked {
     pub pin_env: Option<String>,
     /// File holding the PIN (first line); must not be readable by group or others.
     pub pin_file: Option<PathBuf>,
+    /// A pinentry program to ask a person at the desktop (when neither `pin_env` nor
+    /// `pin_file` is set); without any of the three, the terminal is used.
+    pub pinentry: Option<PathBuf>,
     /// PIV management key (48 hex digits).
     pub management_key: Option<String>,
     /// Polls of a pending request within one attempt.

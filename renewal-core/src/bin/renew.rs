@@ -194,6 +194,12 @@ struct Common {
     /// Read the PIN from the first line of this file (mode 0600 or stricter).
     #[arg(long = "pin-file")]
     pin_file: Option<PathBuf>,
+    /// Ask through this pinentry program (e.g. /usr/bin/pinentry-tty, pinentry-gnome3).
+    #[arg(long)]
+    pinentry: Option<PathBuf>,
+    /// What the pinentry dialog says is being done (set by the agent).
+    #[arg(skip)]
+    pin_description: Option<String>,
     /// PIV management key (48 hex digits, 3DES; default: the well-known test key).
     #[arg(long = "management-key")]
     management_key: Option<String>,
@@ -288,6 +294,7 @@ mod renewal {
             ContainerId, KeyAlgorithm, PinSource, Token,
             pin::CountingPinSource,
             pin_sources::{TerminalPin, from_env, from_fd, from_file},
+            pinentry::Pinentry,
             piv::{ManagementKey, PivToken},
             spec::TokenSpec,
         },
@@ -323,7 +330,15 @@ mod renewal {
             (Some(var), _, _) => Arc::new(from_env(var).map_err(|e| e.to_string())?),
             (None, Some(fd), _) => Arc::new(from_fd(fd).map_err(|e| e.to_string())?),
             (None, None, Some(path)) => Arc::new(from_file(path).map_err(|e| e.to_string())?),
-            (None, None, None) => Arc::new(TerminalPin),
+            (None, None, None) => match &common.pinentry {
+                Some(program) => Arc::new(Pinentry {
+                    program: program.clone(),
+                    description: common.pin_description.clone().unwrap_or_else(|| {
+                        format!("Renewing the certificate in container {}", common.container)
+                    }),
+                }),
+                None => Arc::new(TerminalPin),
+            },
         };
         let counted = Arc::new(CountingPinSource::new(source));
         if let Ok(mut last) = PROMPTS.lock() {

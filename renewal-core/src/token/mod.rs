@@ -7,6 +7,7 @@
 pub mod pin;
 pub mod pin_model;
 pub mod pin_sources;
+pub mod pinentry;
 pub mod piv;
 #[cfg(feature = "pkcs11")]
 pub mod pkcs11;

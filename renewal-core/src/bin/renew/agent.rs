@@ -81,6 +81,11 @@ fn common_for(t: &Tracked, dir: &Path) -> Common {
         pin_env: t.pin_env.clone(),
         pin_fd: None,
         pin_file: t.pin_file.clone(),
+        pinentry: t.pinentry.clone(),
+        pin_description: Some(format!(
+            "cardrenew is renewing the certificate \"{}\" (container {}) at {}",
+            t.name, t.container, t.ca
+        )),
         management_key: t.management_key.clone(),
         journal: Some(dir.join(format!("{}.journal.jsonl", t.name))),
         json: false,
