@@ -256,7 +256,11 @@ fn a_pinentry_is_asked_once_with_the_certificate_named() {
     let dir = temp("pinentry");
     enroll_virtual_card(&dir);
     let (_ca, port) = common::serve_ca(&dir.join("ca"), None);
-    let config = write_config(&dir, port, &format!("sim:{}", dir.join("card.json").display()));
+    let config = write_config(
+        &dir,
+        port,
+        &format!("sim:{}", dir.join("card.json").display()),
+    );
     // A pinentry speaking Assuan, logging what it is told, answering 123456.
     let fake = dir.join("pinentry-fake");
     std::fs::write(
@@ -268,17 +272,59 @@ fn a_pinentry_is_asked_once_with_the_certificate_named() {
     )
     .unwrap();
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("pin_file = \"pin\"", &format!("pinentry = \"{}\"", fake.display()));
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "pin_file = \"pin\"",
+        &format!("pinentry = \"{}\"", fake.display()),
+    );
     std::fs::write(&config, text).unwrap();
 
     let out = check(&dir, &config, Some("+300d"));
     assert_eq!(out.status.code(), Some(10), "{out:?}");
     let log = std::fs::read_to_string(dir.join("pinentry.log")).unwrap();
-    assert_eq!(log.matches("GETPIN").count(), 1, "one prompt per renewal: {log}");
+    assert_eq!(
+        log.matches("GETPIN").count(),
+        1,
+        "one prompt per renewal: {log}"
+    );
     assert!(
         log.contains("SETDESC cardrenew is renewing the certificate \"alice\" (container 9a)"),
         "{log}"
+    );
+}
+
+#[test]
+fn expiry_warnings_fire_once_per_threshold() {
+    let dir = temp("warn");
+    enroll_virtual_card(&dir);
+    // A CA that refuses: the certificate runs towards its end.
+    let scenario = dir.join("scenario.toml");
+    std::fs::write(&scenario, "[[rule]]\ndisposition = \"deny\"\n").unwrap();
+    let (_ca, port) = common::serve_ca(&dir.join("ca"), Some(&scenario));
+    let config = write_config(
+        &dir,
+        port,
+        &format!("sim:{}", dir.join("card.json").display()),
+    );
+    let text = std::fs::read_to_string(&config).unwrap()
+        + "on_warning = [\"/bin/sh\", \"-c\", \"echo $CARDRENEW_REMAINING_DAYS >> warnings.txt\"]\n";
+    std::fs::write(&config, text).unwrap();
+    let warnings = || std::fs::read_to_string(dir.join("warnings.txt")).unwrap_or_default();
+
+    check_with(&dir, &config, &["--now", "+300d"]);
+    assert_eq!(warnings(), "", "65 days left: no warning yet");
+    check_with(&dir, &config, &["--now", "+340d", "--retry"]);
+    assert_eq!(warnings().lines().count(), 1, "{}", warnings());
+    check_with(&dir, &config, &["--now", "+341d", "--retry"]);
+    assert_eq!(
+        warnings().lines().count(),
+        1,
+        "the 28-day warning is given once"
+    );
+    check_with(&dir, &config, &["--now", "+360d", "--retry"]);
+    let all = warnings();
+    assert_eq!(all.lines().count(), 2, "{all}");
+    assert!(
+        all.lines().last().unwrap().parse::<u32>().unwrap() < 7,
+        "{all}"
     );
 }

@@ -80,6 +80,12 @@ pub struct Tracked {
     /// Command (argv, no shell) run after a failed attempt.
     #[serde(default)]
     pub on_failure: Vec<String>,
+    /// Warn (log, and `on_warning`) when the remaining validity falls below each of these
+    /// (default 28d, 7d, 1d, as certmonger).
+    pub warn_before: Option<Vec<String>>,
+    /// Command (argv, no shell) run at each expiry warning.
+    #[serde(default)]
+    pub on_warning: Vec<String>,
 }
 
 fn default_container() -> String {
@@ -138,6 +144,7 @@ impl AgentConfig {
                 return Err(format!("{}: pin_env and pin_file are exclusive", t.name));
             }
             t.policy()?;
+            t.warnings()?;
         }
         Ok(config)
     }
@@ -155,6 +162,23 @@ impl AgentConfig {
 }
 
 impl Tracked {
+    /// The expiry-warning thresholds, largest first.
+    pub fn warnings(&self) -> Result<Vec<std::time::Duration>, String> {
+        let mut out = match &self.warn_before {
+            None => vec![
+                std::time::Duration::from_secs(28 * 86_400),
+                std::time::Duration::from_secs(7 * 86_400),
+                std::time::Duration::from_secs(86_400),
+            ],
+            Some(list) => list
+                .iter()
+                .map(|t| parse_duration(t).map_err(|e| format!("{}: warn_before: {e}", self.name)))
+                .collect::<Result<_, _>>()?,
+        };
+        out.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(out)
+    }
+
     /// The policy this entry asks for.
     pub fn policy(&self) -> Result<Policy, String> {
         let mut policy = Policy::default();

@@ -64,6 +64,10 @@ pub struct EntryState {
     /// `renew check --retry` after fixing the PIN source.
     #[serde(default)]
     pub pin_refused: bool,
+    /// The smallest expiry-warning threshold (seconds) already warned about for this
+    /// certificate: each threshold warns once.
+    #[serde(default)]
+    pub warned: Option<u64>,
 }
 
 /// Every entry, by name.

@@ -242,6 +242,34 @@ fn fail(
     Pass::Failed
 }
 
+/// Logs (and runs `on_warning`) once per threshold the remaining validity has fallen below.
+fn warn_if_expiring(t: &Tracked, entry: &mut EntryState, not_after: SystemTime, now: SystemTime) {
+    let Ok(thresholds) = t.warnings() else { return };
+    let remaining = not_after.duration_since(now).unwrap_or_default();
+    let Some(crossed) = thresholds.iter().rev().find(|th| remaining <= **th) else {
+        return;
+    };
+    let crossed = crossed.as_secs();
+    if entry.warned.is_some_and(|w| w <= crossed) {
+        return;
+    }
+    entry.warned = Some(crossed);
+    let days = remaining.as_secs() / 86_400;
+    eprintln!(
+        "renew agent: {}: WARNING: the certificate expires in {days} days ({})",
+        t.name,
+        iso(unix(not_after))
+    );
+    hook(
+        &t.on_warning,
+        &[
+            ("CARDRENEW_NAME", t.name.clone()),
+            ("CARDRENEW_NOT_AFTER", iso(unix(not_after))),
+            ("CARDRENEW_REMAINING_DAYS", days.to_string()),
+        ],
+    );
+}
+
 /// Reads the card, finishes what the journal left, renews when due.
 fn renew_if_due(
     t: &Tracked,
@@ -277,8 +305,13 @@ fn renew_if_due(
         None => {
             let cert = current_certificate(opened, &t.container).map_err(backoff)?;
             let (not_before, not_after) = validity(&cert);
-            entry.serial = Some(cert.value().tbs_certificate().serial_number().to_string());
+            let serial = cert.value().tbs_certificate().serial_number().to_string();
+            if entry.serial.as_deref() != Some(serial.as_str()) {
+                entry.warned = None;
+            }
+            entry.serial = Some(serial);
             entry.not_after = Some(unix(not_after));
+            warn_if_expiring(t, entry, not_after, now);
             if !policy.due(&t.name, not_before, not_after, now) {
                 entry.phase = Phase::Monitoring;
                 entry.failures = 0;
@@ -319,6 +352,7 @@ fn renew_if_due(
                 failures: 0,
                 last_check: entry.last_check,
                 pin_refused: false,
+                warned: None,
             };
             eprintln!("renew agent: {}: renewed, serial {serial}", t.name);
             hook(
