@@ -251,7 +251,10 @@ fn main() -> ExitCode {
         } => renewal::resume(&common, &ca, &ca_cert, max_polls),
         Command::Recover { common } => renewal::recover(&common),
         Command::Status { common } => renewal::status(&common),
-        Command::Check { config, now, retry } => agent::check(&config, now.as_deref(), retry),
+        Command::Check { config, now, retry } => {
+            agent::init_logging();
+            agent::check(&config, now.as_deref(), retry)
+        }
         Command::Agent {
             action: Some(AgentAction::Status { config, json }),
             ..
@@ -259,7 +262,10 @@ fn main() -> ExitCode {
         Command::Agent {
             config: Some(config),
             action: None,
-        } => agent::run(&config),
+        } => {
+            agent::init_logging();
+            agent::run(&config)
+        }
         Command::Agent { .. } => {
             Err("renew agent needs --config FILE (or: renew agent status --config FILE)".into())
         }

@@ -105,8 +105,8 @@ fn hook(argv: &[String], env: &[(&str, String)]) {
     }
     match cmd.status() {
         Ok(s) if s.success() => {}
-        Ok(s) => eprintln!("renew agent: hook {program} exited with {s}"),
-        Err(e) => eprintln!("renew agent: hook {program}: {e}"),
+        Ok(s) => tracing::warn!(hook = %program, status = %s, "hook failed"),
+        Err(e) => tracing::warn!(hook = %program, error = %e, "hook could not run"),
     }
 }
 
@@ -181,7 +181,7 @@ fn pass(t: &Tracked, entry: &mut EntryState, dir: &Path, now: SystemTime, retry:
     };
     let result = renew_if_due(t, entry, &common, &opened, &policy, now);
     if let Err(e) = opened.save() {
-        eprintln!("renew agent: {}: saving the card: {e}", t.name);
+        tracing::error!(entry = %t.name, error = %e, "saving the virtual card failed");
     }
     match result {
         Ok(pass) => pass,
@@ -255,10 +255,11 @@ fn warn_if_expiring(t: &Tracked, entry: &mut EntryState, not_after: SystemTime, 
     }
     entry.warned = Some(crossed);
     let days = remaining.as_secs() / 86_400;
-    eprintln!(
-        "renew agent: {}: WARNING: the certificate expires in {days} days ({})",
-        t.name,
-        iso(unix(not_after))
+    tracing::warn!(
+        entry = %t.name,
+        days,
+        not_after = %iso(unix(not_after)),
+        "the certificate expires soon"
     );
     hook(
         &t.on_warning,
@@ -354,7 +355,7 @@ fn renew_if_due(
                 pin_refused: false,
                 warned: None,
             };
-            eprintln!("renew agent: {}: renewed, serial {serial}", t.name);
+            tracing::info!(entry = %t.name, serial = %serial, not_after = %iso(unix(not_after)), "renewed");
             hook(
                 &t.post_renew,
                 &[
@@ -388,6 +389,19 @@ fn renew_if_due(
     }
 }
 
+/// Logs to stderr through `tracing` (`RUST_LOG` filters; no colours when not a terminal).
+pub fn init_logging() {
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .try_init();
+}
+
 /// One pass over every entry; the exit code of `renew check`.
 pub fn check(config_path: &Path, now: Option<&str>, retry: bool) -> Result<u8, String> {
     let now = now
@@ -402,8 +416,13 @@ pub fn check(config_path: &Path, now: Option<&str>, retry: bool) -> Result<u8, S
     for t in &config.certificates {
         let entry = state.entries.entry(t.name.clone()).or_default();
         let outcome = pass(t, entry, &dir, now, retry);
-        if let Some(e) = &entry.last_error {
-            eprintln!("renew agent: {}: {}: {e}", t.name, entry.phase.name());
+        match &entry.last_error {
+            Some(e) => {
+                tracing::warn!(entry = %t.name, state = entry.phase.name(), error = %e, next = ?entry.next_action.map(iso), "not renewed")
+            }
+            None => {
+                tracing::info!(entry = %t.name, state = entry.phase.name(), next = ?entry.next_action.map(iso), "checked")
+            }
         }
         worst = worst.max(outcome);
         state.save(&dir)?;
@@ -426,7 +445,7 @@ pub fn run(config_path: &Path) -> Result<u8, String> {
     let dir: PathBuf = AgentConfig::load(config_path)?.state_dir()?;
     loop {
         if let Err(e) = check(config_path, None, false) {
-            eprintln!("renew agent: {e}");
+            tracing::error!(error = %e, "pass failed");
         }
         let now = unix(SystemTime::now());
         let next = AgentState::load(&dir)
