@@ -3,7 +3,7 @@
 # machine is doing), compared with the committed baseline benches/callgrind-baseline.txt.
 #
 #   scripts/callgrind.sh            count, print, fail if an operation costs more than the
-#                                   baseline + CALLGRIND_MARGIN percent (default 5)
+#                                   baseline + CALLGRIND_MARGIN percent (default 10)
 #   scripts/callgrind.sh --update   count and rewrite the baseline
 #
 # Each operation runs under callgrind with N = 1 and N = 11 repetitions (benches/src/bin/
@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 baseline=benches/callgrind-baseline.txt
-margin=${CALLGRIND_MARGIN:-5}
+margin=${CALLGRIND_MARGIN:-10}
 update=false
 [ "${1:-}" = --update ] && update=true
 

@@ -38,7 +38,7 @@ cargo test --locked --workspace --all-features
 echo "== benchmarks compile"
 cargo bench --locked -p benches --no-run
 # Instructions per codec operation against the committed baseline (fails on a regression beyond
-# CALLGRIND_MARGIN percent, default 5).
+# CALLGRIND_MARGIN percent, default 10).
 echo "== instruction counts (callgrind)"
 ./scripts/callgrind.sh
 # Fuzz smoke: every target for a few seconds after replaying its committed regression inputs
