@@ -328,3 +328,51 @@ fn expiry_warnings_fire_once_per_threshold() {
         "{all}"
     );
 }
+
+#[test]
+fn a_pending_request_waits_for_the_cas_retry_after_and_is_collected_later() {
+    let dir = temp("pending");
+    enroll_virtual_card(&dir);
+    let scenario = dir.join("scenario.toml");
+    std::fs::write(
+        &scenario,
+        "[[rule]]\ndisposition = \"pending\"\nresolve = \"after:7200\"\n",
+    )
+    .unwrap();
+    let (_ca, port) = common::serve_ca(&dir.join("ca"), Some(&scenario));
+    let config = write_config(
+        &dir,
+        port,
+        &format!("sim:{}", dir.join("card.json").display()),
+    );
+
+    let out = check(&dir, &config, Some("+300d"));
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let pending = status(&config);
+    assert_eq!(pending["state"], "pending", "{pending}");
+    // Next action: at least the CA's Retry-After (~2 h) after the check's "now".
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("state/agent-state.json")).unwrap())
+            .unwrap();
+    let entry = &state["entries"]["alice"];
+    let wait = entry["next_action"].as_i64().unwrap() - entry["last_check"].as_i64().unwrap();
+    assert!((7000..=7300).contains(&wait), "waits {wait} s: {entry}");
+
+    // Before that time: still pending, nothing asked.
+    let out = check(&dir, &config, Some("+300d"));
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+
+    // The administrator approves; the next pass collects it from the journal.
+    let listed = ok(bin("sim-ca")
+        .args(["pending", "list", "--state"])
+        .arg(dir.join("ca")));
+    let id = listed.split_whitespace().next().unwrap().to_string();
+    ok(bin("sim-ca")
+        .args(["pending", "approve", "--state"])
+        .arg(dir.join("ca"))
+        .arg(&id));
+    let out = check_with(&dir, &config, &["--now", "+301d"]);
+    assert_eq!(out.status.code(), Some(10), "{out:?}");
+    assert_eq!(status(&config)["state"], "monitoring");
+    assert!(dir.join("renewed.env").exists());
+}

@@ -19,7 +19,7 @@ use renewal_core::{
     client::{
         Mode,
         https::read_trust_anchors,
-        journal::Journal,
+        journal::{Journal, Record},
         processor::{
             self, RecoveryOutcome, RenewalError, RenewalOutcome, is_pin_refusal, is_refusal,
         },
@@ -370,13 +370,13 @@ fn renew_if_due(
         Ok(RenewalOutcome::Pending) => {
             entry.phase = Phase::Pending;
             entry.last_error = None;
-            let at = policy.retry_at(
-                &t.name,
-                1,
-                now,
-                entry.not_after.map_or(now, from_unix),
-                None,
-            );
+            // The CA's Retry-After, as the journal recorded it.
+            let retry_after = journal.current().iter().rev().find_map(|r| match r {
+                Record::Pending { retry_after } => Some(Duration::from_secs(*retry_after)),
+                _ => None,
+            });
+            let not_after = entry.not_after.map_or(now, from_unix);
+            let at = policy.retry_at(&t.name, 1, now, not_after, retry_after);
             entry.next_action = Some(unix(at));
             Ok(Pass::Pending)
         }
