@@ -142,6 +142,9 @@ enum Command {
         /// The agent's configuration file (TOML; see the README).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Run with the clock ahead by `+DURATION` (testing and dry runs).
+        #[arg(long)]
+        now: Option<String>,
         #[command(subcommand)]
         action: Option<AgentAction>,
     },
@@ -261,10 +264,11 @@ fn main() -> ExitCode {
         } => agent::status(&config, json),
         Command::Agent {
             config: Some(config),
+            now,
             action: None,
         } => {
             agent::init_logging();
-            agent::run(&config)
+            agent::run(&config, now.as_deref())
         }
         Command::Agent { .. } => {
             Err("renew agent needs --config FILE (or: renew agent status --config FILE)".into())

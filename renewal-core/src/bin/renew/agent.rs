@@ -137,7 +137,16 @@ fn validity(cert: &Retained<Certificate>) -> (SystemTime, SystemTime) {
 
 /// One entry, one pass: updates `entry`, says what happened. `retry`: a person asked to try
 /// again now (after fixing a PIN, or to skip a backoff).
-fn pass(t: &Tracked, entry: &mut EntryState, dir: &Path, now: SystemTime, retry: bool) -> Pass {
+/// `card_event`: a reader changed state since the last pass, so an absent card is looked for
+/// again at once.
+fn pass(
+    t: &Tracked,
+    entry: &mut EntryState,
+    dir: &Path,
+    now: SystemTime,
+    retry: bool,
+    card_event: bool,
+) -> Pass {
     let policy = match t.policy() {
         Ok(p) => p,
         Err(e) => return fail(entry, Phase::Stuck, e, now, now + Duration::from_secs(3600)),
@@ -152,6 +161,9 @@ fn pass(t: &Tracked, entry: &mut EntryState, dir: &Path, now: SystemTime, retry:
     if retry {
         entry.next_action = None;
         entry.pin_refused = false;
+    }
+    if card_event && entry.phase == Phase::CardAbsent {
+        entry.next_action = None;
     }
     if entry.pin_refused {
         return Pass::Failed;
@@ -408,6 +420,15 @@ pub fn check(config_path: &Path, now: Option<&str>, retry: bool) -> Result<u8, S
         .map(parse_now)
         .transpose()?
         .unwrap_or_else(SystemTime::now);
+    check_at(config_path, now, retry, false)
+}
+
+fn check_at(
+    config_path: &Path,
+    now: SystemTime,
+    retry: bool,
+    card_event: bool,
+) -> Result<u8, String> {
     let config = AgentConfig::load(config_path)?;
     let dir = config.state_dir()?;
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -415,7 +436,7 @@ pub fn check(config_path: &Path, now: Option<&str>, retry: bool) -> Result<u8, S
     let mut worst = Pass::NothingDue;
     for t in &config.certificates {
         let entry = state.entries.entry(t.name.clone()).or_default();
-        let outcome = pass(t, entry, &dir, now, retry);
+        let outcome = pass(t, entry, &dir, now, retry, card_event);
         match &entry.last_error {
             Some(e) => {
                 tracing::warn!(entry = %t.name, state = entry.phase.name(), error = %e, next = ?entry.next_action.map(iso), "not renewed")
@@ -440,20 +461,98 @@ pub fn check(config_path: &Path, now: Option<&str>, retry: bool) -> Result<u8, S
     })
 }
 
-/// `renew agent`: passes forever, sleeping until the earliest next action (30 s – 1 h).
-pub fn run(config_path: &Path) -> Result<u8, String> {
-    let dir: PathBuf = AgentConfig::load(config_path)?.state_dir()?;
+/// `renew agent`: passes forever, sleeping until the earliest next action (30 s – 1 h). While
+/// an entry on a PC/SC reader waits for its card, the sleep is a wait on the readers' events
+/// (`SCardGetStatusChange`): a card inserted ends it at once. `offset` moves the agent's clock
+/// (testing and dry runs: `--now +DURATION`).
+pub fn run(config_path: &Path, offset: Option<&str>) -> Result<u8, String> {
+    let offset = match offset {
+        None => Duration::ZERO,
+        Some(text) => parse_duration(text.trim_start_matches('+'))?,
+    };
+    let config = AgentConfig::load(config_path)?;
+    let dir: PathBuf = config.state_dir()?;
+    let mut card_event = false;
     loop {
-        if let Err(e) = check(config_path, None, false) {
+        let now = SystemTime::now() + offset;
+        if let Err(e) = check_at(config_path, now, false, card_event) {
             tracing::error!(error = %e, "pass failed");
         }
-        let now = unix(SystemTime::now());
-        let next = AgentState::load(&dir)
-            .ok()
-            .and_then(|s| s.entries.values().filter_map(|e| e.next_action).min())
-            .unwrap_or(now + 3600);
-        let wait = (next - now).clamp(30, 3600);
-        std::thread::sleep(Duration::from_secs(u64::try_from(wait).unwrap_or(30)));
+        let state = AgentState::load(&dir).unwrap_or_default();
+        let next = state
+            .entries
+            .values()
+            .filter_map(|e| e.next_action)
+            .min()
+            .unwrap_or(unix(now) + 3600);
+        let wait =
+            Duration::from_secs(u64::try_from((next - unix(now)).clamp(30, 3600)).unwrap_or(30));
+        let waiting_for_a_reader = config.certificates.iter().any(|t| {
+            t.token.starts_with("piv-pcsc")
+                && state
+                    .entries
+                    .get(&t.name)
+                    .is_some_and(|e| e.phase == Phase::CardAbsent)
+        });
+        card_event = false;
+        if waiting_for_a_reader {
+            match card_events::wait(wait) {
+                Some(changed) => card_event = changed,
+                None => std::thread::sleep(wait),
+            }
+        } else {
+            std::thread::sleep(wait);
+        }
+    }
+}
+
+/// Waiting for a card with PC/SC reader events.
+mod card_events {
+    use std::time::Duration;
+
+    /// Waits until a reader's state changes (a card inserted or removed, a reader plugged) or
+    /// `timeout` passes: `Some(true)` on a change, `Some(false)` on the timeout, `None` when
+    /// PC/SC cannot be used for waiting (the caller sleeps).
+    #[cfg(feature = "pcsc")]
+    pub fn wait(timeout: Duration) -> Option<bool> {
+        use pcsc::{Context, PNP_NOTIFICATION, ReaderState, Scope, State};
+        let Ok(ctx) = Context::establish(Scope::User) else {
+            return None;
+        };
+        let mut names = vec![0u8; 4096];
+        let mut states: Vec<ReaderState> = ctx
+            .list_readers(&mut names)
+            .map(|readers| {
+                readers
+                    .map(|r| ReaderState::new(r.to_owned(), State::UNAWARE))
+                    .collect()
+            })
+            .unwrap_or_default();
+        // Readers plugged in later wake the wait too.
+        states.push(ReaderState::new(PNP_NOTIFICATION(), State::UNAWARE));
+        // The first call reports the current states; the second waits for a change.
+        if ctx.get_status_change(Duration::ZERO, &mut states).is_err() && states.len() > 1 {
+            return None;
+        }
+        for s in &mut states {
+            s.sync_current_state();
+        }
+        match ctx.get_status_change(timeout, &mut states) {
+            Ok(()) => {
+                tracing::info!("a card reader changed state; checking now");
+                Some(true)
+            }
+            Err(pcsc::Error::Timeout) => Some(false),
+            Err(e) => {
+                tracing::warn!(error = %e, "waiting for reader events failed");
+                None
+            }
+        }
+    }
+
+    #[cfg(not(feature = "pcsc"))]
+    pub fn wait(_: Duration) -> Option<bool> {
+        None
     }
 }
 
