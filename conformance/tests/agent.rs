@@ -376,3 +376,137 @@ fn a_pending_request_waits_for_the_cas_retry_after_and_is_collected_later() {
     assert_eq!(status(&config)["state"], "monitoring");
     assert!(dir.join("renewed.env").exists());
 }
+
+/// POST to the CA's admin listener.
+fn admin_post(admin: u16, path: &str) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", admin)).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: ca\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{path}: {answer}");
+}
+
+#[test]
+fn a_simulated_120_days_renews_two_containers_in_their_window_through_a_ca_outage() {
+    let dir = temp("days");
+    let card = dir.join("card.json");
+    ok(bin("sim-card").args(["init", "--state"]).arg(&card));
+    for slot in ["9a", "9c"] {
+        ok(bin("sim-card")
+            .args(["keygen", "--state"])
+            .arg(&card)
+            .args([
+                "--slot",
+                slot,
+                "--csr-subject",
+                "CN=Alice Example,O=Example",
+                "--out",
+            ])
+            .arg(dir.join(format!("{slot}.csr"))));
+        ok(bin("sim-ca")
+            .args(["issue", "--state"])
+            .arg(dir.join("ca"))
+            .arg("--csr")
+            .arg(dir.join(format!("{slot}.csr")))
+            .args(["--template", "SmartcardUser", "--days", "30", "--out"])
+            .arg(dir.join(format!("{slot}.pem"))));
+        ok(bin("sim-card")
+            .args(["import-cert", "--state"])
+            .arg(&card)
+            .args(["--slot", slot])
+            .arg(dir.join(format!("{slot}.pem"))));
+    }
+    // The CA issues 30-day certificates; its clock is moved a day at a time with the agent's.
+    let scenario = dir.join("scenario.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\nvalidity_days = 30\n",
+            renewal_core::sample::SAMPLE_TEMPLATE_OID
+        ),
+    )
+    .unwrap();
+    let (_ca, port, admin) = common::serve_ca_with_admin(&dir.join("ca"), Some(&scenario));
+    let pin = dir.join("pin");
+    std::fs::write(&pin, "123456\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let config = dir.join("agent.toml");
+    let write = |ca_port: u16| {
+        let entry = |slot: &str| {
+            format!(
+                "[[certificate]]\nname = \"card-{slot}\"\ntoken = \"sim:card.json\"\ncontainer = \"{slot}\"\nca = \"https://localhost:{ca_port}\"\nca_cert = \"ca/ca-chain.pem\"\npin_file = \"pin\"\n\n"
+            )
+        };
+        std::fs::write(
+            &config,
+            format!("state_dir = \"state\"\n\n{}{}", entry("9a"), entry("9c")),
+        )
+        .unwrap();
+    };
+    write(port);
+    let day = 86_400i64;
+    let mut renewals: Vec<(String, i64, i64)> = Vec::new(); // (entry, day, days left before)
+    let mut last: std::collections::BTreeMap<String, (String, i64)> = Default::default();
+    let mut outage_failures = 0;
+    for d in 1..=120i64 {
+        admin_post(admin, &format!("/admin/clock/advance/{day}"));
+        let outage = (59..=61).contains(&d);
+        write(if outage { common::free_port() } else { port });
+        let out = check_with(&dir, &config, &["--now", &format!("+{d}d")]);
+        let code = out.status.code().unwrap();
+        assert!(matches!(code, 0 | 10 | 4), "day {d}: {out:?}");
+        if outage && code == 4 {
+            outage_failures += 1;
+        }
+        if !outage {
+            assert_ne!(code, 4, "day {d}: {out:?}");
+        }
+        let state: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("state/agent-state.json")).unwrap(),
+        )
+        .unwrap();
+        for slot in ["9a", "9c"] {
+            let name = format!("card-{slot}");
+            let e = &state["entries"][&name];
+            let (serial, not_after, now) = (
+                e["serial"].as_str().unwrap().to_string(),
+                e["not_after"].as_i64().unwrap(),
+                e["last_check"].as_i64().unwrap(),
+            );
+            assert!(not_after > now, "day {d}: {name} expired: {e}");
+            if let Some((old_serial, old_not_after)) = last.get(&name)
+                && *old_serial != serial
+            {
+                renewals.push((name.clone(), d, (old_not_after - now) / day));
+            }
+            last.insert(name, (serial, not_after));
+        }
+    }
+    for slot in ["9a", "9c"] {
+        let name = format!("card-{slot}");
+        let mine: Vec<_> = renewals.iter().filter(|r| r.0 == name).collect();
+        // 120 days of 30-day certificates renewed 10–11 days before expiry: every ~20 days.
+        assert!((5..=7).contains(&mine.len()), "{name}: {mine:?}");
+        for (_, d, left) in &mine {
+            // In the window (never a fresh certificate again), never after expiry; a renewal
+            // delayed by the outage still happened with days to spare.
+            assert!(
+                (0..=11).contains(left),
+                "{name} renewed on day {d} with {left} days left: {mine:?}"
+            );
+        }
+    }
+    assert!(
+        outage_failures >= 1,
+        "the outage met a due certificate: {renewals:?}"
+    );
+}

@@ -2,15 +2,16 @@
 //! sleeping (pending requests that resolve "after N seconds", certificate expiry).
 
 use std::{
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, SystemTime},
 };
 
-/// System time plus an adjustable offset, or a fixed start plus an offset.
-#[derive(Debug)]
+/// System time plus an adjustable offset, or a fixed start plus an offset. Clones share the
+/// offset: the TLS layer's clone sees the CA's clock advance.
+#[derive(Clone, Debug)]
 pub struct Clock {
     base: Option<SystemTime>,
-    offset: Mutex<Duration>,
+    offset: Arc<Mutex<Duration>>,
 }
 
 impl Clock {
@@ -18,7 +19,7 @@ impl Clock {
     pub fn system() -> Self {
         Self {
             base: None,
-            offset: Mutex::new(Duration::ZERO),
+            offset: Arc::new(Mutex::new(Duration::ZERO)),
         }
     }
 
@@ -26,7 +27,7 @@ impl Clock {
     pub fn fixed(start: SystemTime) -> Self {
         Self {
             base: Some(start),
-            offset: Mutex::new(Duration::ZERO),
+            offset: Arc::new(Mutex::new(Duration::ZERO)),
         }
     }
 
@@ -46,6 +47,17 @@ impl Clock {
     /// Seconds since the Unix epoch.
     pub fn unix(&self) -> i64 {
         unix(self.now())
+    }
+}
+
+/// The CA's clock as rustls's time: client certificates are checked for validity at the CA's
+/// time, so a test that advances the clock sees the same validity in TLS as in the policy.
+impl rustls::time_provider::TimeProvider for Clock {
+    fn current_time(&self) -> Option<rustls::pki_types::UnixTime> {
+        self.now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .ok()
+            .map(rustls::pki_types::UnixTime::since_unix_epoch)
     }
 }
 

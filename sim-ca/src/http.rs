@@ -150,7 +150,8 @@ pub fn tls_config(
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| e.to_string())?;
-    ServerConfig::builder_with_provider(provider)
+    // Client certificates are valid or not at the CA's time (advanceable in tests).
+    ServerConfig::builder_with_details(provider, Arc::new(ca.clock().clone()))
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_client_cert_verifier(verifier)

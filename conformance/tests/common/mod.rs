@@ -56,6 +56,13 @@ pub fn free_port() -> u16 {
 /// `sim-ca serve --state STATE [--scenario FILE]` on free loopback ports; its HTTPS port once
 /// it accepts connections.
 pub fn serve_ca(state: &Path, scenario: Option<&Path>) -> (Served, u16) {
+    let (served, port, _) = serve_ca_with_admin(state, scenario);
+    (served, port)
+}
+
+/// Like [`serve_ca`], also returning the admin port (clock, pending, counters).
+#[allow(dead_code)] // not every test binary uses it
+pub fn serve_ca_with_admin(state: &Path, scenario: Option<&Path>) -> (Served, u16, u16) {
     let (port, admin) = (free_port(), free_port());
     let mut cmd = bin("sim-ca");
     cmd.args(["serve", "--state"]).arg(state);
@@ -79,7 +86,7 @@ pub fn serve_ca(state: &Path, scenario: Option<&Path>) -> (Served, u16) {
         assert!(Instant::now() < deadline, "sim-ca did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    (served, port)
+    (served, port, admin)
 }
 
 /// The README's enrollment in `dir`: `card.json` with a key in 9A whose request `sim-ca issue`
