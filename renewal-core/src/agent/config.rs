@@ -266,6 +266,10 @@ post_renew = ["/bin/true"]
             let e = AgentConfig::load(&path).unwrap_err();
             assert!(e.contains(why), "{extra:?}: {e}");
         }
+        // Syntax and unknown fields are reported with the line.
+        let path = write(&format!("[[certificate]]\nname = \"a\"\n{base}bogus = 1\n"));
+        let e = AgentConfig::load(&path).unwrap_err();
+        assert!(e.contains("line 6"), "{e}");
         let twice =
             format!("[[certificate]]\nname = \"a\"\n{base}[[certificate]]\nname = \"a\"\n{base}");
         assert!(
