@@ -20,6 +20,8 @@ need libpcsclite-dev /usr/lib/x86_64-linux-gnu/pkgconfig/libpcsclite.pc
 need pkg-config pkg-config
 need libssl-dev /usr/include/openssl/cms.h
 need valgrind valgrind
+need pinentry-tty /usr/bin/pinentry-tty
+need bsdutils /usr/bin/script
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "== installing: ${need_pkgs[*]}"
   if [ "$(id -u)" = 0 ]; then

@@ -510,3 +510,85 @@ fn a_simulated_120_days_renews_two_containers_in_their_window_through_a_ca_outag
         "the outage met a due certificate: {renewals:?}"
     );
 }
+
+/// The real `pinentry-tty` (Debian's), on a pseudo-terminal made by `script`: the agent asks
+/// once, the PIN is typed at the prompt, the card is renewed.
+#[cfg(unix)]
+#[test]
+fn the_real_pinentry_tty_is_asked_on_the_terminal() {
+    use std::io::{Read, Write};
+    let pinentry = Path::new("/usr/bin/pinentry-tty");
+    if !pinentry.exists() || !Path::new("/usr/bin/script").exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "pinentry-tty or script is missing (apt-get install pinentry-tty bsdutils)"
+        );
+        println!("SKIP: pinentry-tty or script is not installed");
+        return;
+    }
+    let dir = temp("pinentry-tty");
+    enroll_virtual_card(&dir);
+    let (_ca, port) = common::serve_ca(&dir.join("ca"), None);
+    let config = write_config(
+        &dir,
+        port,
+        &format!("sim:{}", dir.join("card.json").display()),
+    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("pin_file = \"pin\"", "pinentry = \"/usr/bin/pinentry-tty\"");
+    std::fs::write(&config, text).unwrap();
+    let renew = common::bin("renew").get_program().to_owned();
+    let command = format!(
+        "GPG_TTY=$(tty) {} check --config {} --now +300d; echo EXIT=$?",
+        renew.to_string_lossy(),
+        config.display()
+    );
+    let mut child = std::process::Command::new("/usr/bin/script")
+        .args(["-qfec", &command, "/dev/null"])
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0
+                || tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut seen = String::new();
+    let mut typed = false;
+    while !seen.contains("EXIT=") {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(!left.is_zero(), "no end within 30 s: {seen}");
+        if let Ok(chunk) = rx.recv_timeout(left.min(std::time::Duration::from_millis(200))) {
+            seen.push_str(&chunk);
+        }
+        if !typed && seen.contains("PIN:") {
+            stdin.write_all(b"123456\r").unwrap();
+            stdin.flush().unwrap();
+            typed = true;
+        }
+    }
+    let _ = child.wait();
+    assert!(typed, "pinentry-tty never prompted: {seen}");
+    assert!(
+        seen.contains("cardrenew is renewing the certificate"),
+        "{seen}"
+    );
+    assert_eq!(seen.matches("PIN:").count(), 1, "one prompt: {seen}");
+    assert!(seen.contains("EXIT=10"), "{seen}");
+    assert_eq!(status(&config)["state"], "monitoring");
+}
