@@ -310,3 +310,53 @@ fn crash_at_every_journal_point_then_recover() {
         assert!(world.pins.count() <= 1, "{point:?}");
     }
 }
+
+#[test]
+fn a_certificate_whose_key_type_cannot_be_generated_is_refused_before_anything_happens() {
+    use renewal_core::{
+        cmc::{Signer, SoftwareKey},
+        token::ContainerId,
+    };
+    let world = World::new("", KeyAlgorithm::EcP256).unwrap();
+    // The certificate in 9A certifies an RSA-3072 key (the card cannot make one).
+    let rsa3072 =
+        SoftwareKey::from_pem_or_der(include_bytes!("../../sim-ca/tests/fixtures/rsa3072.key"))
+            .unwrap();
+    let authority = world.ca.as_ref().unwrap().authority();
+    let cert = renewal_core::sample::issue_named_user_certificate(
+        &authority.issuing.key,
+        &authority.issuing.cert,
+        rsa3072.public_key(),
+        std::time::SystemTime::now(),
+        "RSA 3072 User",
+        "rsa3072",
+    )
+    .unwrap();
+    world
+        .token
+        .lock()
+        .unwrap()
+        .install_certificate(&ContainerId("9a".into()), cert.der())
+        .unwrap();
+    let before = world.token.lock().unwrap().containers().unwrap();
+    let error = run(&world, Mode::FullCmc, 0, None).unwrap_err();
+    let text = error.to_string();
+    assert!(
+        matches!(error, RenewalError::Precondition(_)) && text.contains("RSA-3072"),
+        "{text}"
+    );
+    assert!(
+        text.contains("never renews onto another key type"),
+        "{text}"
+    );
+    let after = world.token.lock().unwrap().containers().unwrap();
+    assert_eq!(
+        before.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        after.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        "no key was generated"
+    );
+    assert!(
+        world.journal().unwrap().current().is_empty(),
+        "nothing was begun"
+    );
+}

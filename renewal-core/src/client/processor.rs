@@ -316,6 +316,21 @@ impl<'a> Renewal<'a> {
         })?;
         let old_cert = Retained::<Certificate>::from_der(&cert_der)
             .map_err(|e| RenewalError::Precondition(format!("certificate in {}: {e}", old.id)))?;
+        // The new key is of the old certificate's type. A type we cannot generate is refused
+        // here, before anything is written or asked: renewing a P-384 or RSA-3072 certificate
+        // onto a P-256 key would silently change what the organisation chose.
+        let spki = old_cert.value().tbs_certificate().subject_public_key_info();
+        let old_key = PublicKey::from_spki(spki).map_err(|e| {
+            RenewalError::Precondition(format!("the key of the certificate in {}: {e}", old.id))
+        })?;
+        if KeyAlgorithm::of(&old_key).is_none() {
+            return Err(RenewalError::Precondition(format!(
+                "the certificate in {} has a {} key; renewal generates P-256 or RSA-2048 keys \
+                 only, and never renews onto another key type",
+                old.id,
+                old_key.describe()
+            )));
+        }
         self.record(Record::Begin {
             old: old.id.0.clone(),
             old_certificate: hex(&DigestAlgorithm::Sha256.digest(old_cert.der())),
@@ -352,11 +367,18 @@ impl<'a> Renewal<'a> {
             .collect();
         self.before = before.clone();
         self.record(Record::GenerateIntent { before })?;
+        // The old certificate's key type (checked in `run`), then what the token reports.
         let old_key = self
-            .old
+            .old_cert
             .as_ref()
-            .and_then(|o| o.public_key.as_ref())
+            .map(|c| c.value().tbs_certificate().subject_public_key_info())
             .and_then(key_algorithm)
+            .or_else(|| {
+                self.old
+                    .as_ref()
+                    .and_then(|o| o.public_key.as_ref())
+                    .and_then(key_algorithm)
+            })
             .or_else(|| self.old.as_ref().and_then(|o| o.algorithm))
             .unwrap_or(KeyAlgorithm::EcP256);
         let new = token_call(&self.token, Step::GenerateKey, |t| t.generate(old_key))?;
