@@ -54,6 +54,25 @@ on_failure = ["/bin/sh", "-c", "env | grep ^CARDRENEW_ | sort > failed.env"]
     config
 }
 
+/// A card enrolled in a fresh `dir`, a CA serving `scenario` (TOML; `None`: issue), and the
+/// agent configuration tracking 9A.
+fn fixture(tag: &str, scenario: Option<&str>) -> (PathBuf, common::Served, PathBuf) {
+    let dir = temp(tag);
+    enroll_virtual_card(&dir);
+    let scenario = scenario.map(|text| {
+        let path = dir.join("scenario.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    });
+    let (ca, port) = common::serve_ca(&dir.join("ca"), scenario.as_deref());
+    let config = write_config(
+        &dir,
+        port,
+        &format!("sim:{}", dir.join("card.json").display()),
+    );
+    (dir, ca, config)
+}
+
 fn check(dir: &Path, config: &Path, now: Option<&str>) -> Output {
     let mut cmd = bin("renew");
     cmd.current_dir(dir)
@@ -82,14 +101,7 @@ fn card_serial(dir: &Path) -> String {
 
 #[test]
 fn check_renews_when_due_runs_the_hook_and_reschedules() {
-    let dir = temp("due");
-    enroll_virtual_card(&dir);
-    let (_ca, port) = common::serve_ca(&dir.join("ca"), None);
-    let config = write_config(
-        &dir,
-        port,
-        &format!("sim:{}", dir.join("card.json").display()),
-    );
+    let (dir, _ca, config) = fixture("due", None);
 
     // A new one-year certificate: nothing due; the next action is ~8 months away.
     let out = check(&dir, &config, None);
@@ -137,16 +149,7 @@ fn check_renews_when_due_runs_the_hook_and_reschedules() {
 
 #[test]
 fn a_refusal_leaves_the_entry_stuck_with_the_reason_and_the_old_certificate() {
-    let dir = temp("stuck");
-    enroll_virtual_card(&dir);
-    let scenario = dir.join("scenario.toml");
-    std::fs::write(&scenario, "[[rule]]\ndisposition = \"deny\"\n").unwrap();
-    let (_ca, port) = common::serve_ca(&dir.join("ca"), Some(&scenario));
-    let config = write_config(
-        &dir,
-        port,
-        &format!("sim:{}", dir.join("card.json").display()),
-    );
+    let (dir, _ca, config) = fixture("stuck", Some("[[rule]]\ndisposition = \"deny\"\n"));
     let before = card_serial(&dir);
 
     let out = check(&dir, &config, Some("+300d"));
@@ -204,14 +207,7 @@ fn a_missing_card_is_card_absent_and_a_readable_pin_file_is_refused() {
 
 #[test]
 fn a_wrong_pin_is_never_retried_automatically() {
-    let dir = temp("pin");
-    enroll_virtual_card(&dir);
-    let (_ca, port) = common::serve_ca(&dir.join("ca"), None);
-    let config = write_config(
-        &dir,
-        port,
-        &format!("sim:{}", dir.join("card.json").display()),
-    );
+    let (dir, _ca, config) = fixture("pin", None);
     std::fs::write(dir.join("pin"), "999999\n").unwrap();
     let out = check(&dir, &config, Some("+300d"));
     assert_eq!(out.status.code(), Some(4), "{out:?}");
@@ -253,14 +249,7 @@ fn check_with(dir: &Path, config: &Path, args: &[&str]) -> Output {
 #[test]
 fn a_pinentry_is_asked_once_with_the_certificate_named() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = temp("pinentry");
-    enroll_virtual_card(&dir);
-    let (_ca, port) = common::serve_ca(&dir.join("ca"), None);
-    let config = write_config(
-        &dir,
-        port,
-        &format!("sim:{}", dir.join("card.json").display()),
-    );
+    let (dir, _ca, config) = fixture("pinentry", None);
     // A pinentry speaking Assuan, logging what it is told, answering 123456.
     let fake = dir.join("pinentry-fake");
     std::fs::write(
@@ -294,17 +283,8 @@ fn a_pinentry_is_asked_once_with_the_certificate_named() {
 
 #[test]
 fn expiry_warnings_fire_once_per_threshold() {
-    let dir = temp("warn");
-    enroll_virtual_card(&dir);
     // A CA that refuses: the certificate runs towards its end.
-    let scenario = dir.join("scenario.toml");
-    std::fs::write(&scenario, "[[rule]]\ndisposition = \"deny\"\n").unwrap();
-    let (_ca, port) = common::serve_ca(&dir.join("ca"), Some(&scenario));
-    let config = write_config(
-        &dir,
-        port,
-        &format!("sim:{}", dir.join("card.json").display()),
-    );
+    let (dir, _ca, config) = fixture("warn", Some("[[rule]]\ndisposition = \"deny\"\n"));
     let text = std::fs::read_to_string(&config).unwrap()
         + "on_warning = [\"/bin/sh\", \"-c\", \"echo $CARDRENEW_REMAINING_DAYS >> warnings.txt\"]\n";
     std::fs::write(&config, text).unwrap();
@@ -331,19 +311,9 @@ fn expiry_warnings_fire_once_per_threshold() {
 
 #[test]
 fn a_pending_request_waits_for_the_cas_retry_after_and_is_collected_later() {
-    let dir = temp("pending");
-    enroll_virtual_card(&dir);
-    let scenario = dir.join("scenario.toml");
-    std::fs::write(
-        &scenario,
-        "[[rule]]\ndisposition = \"pending\"\nresolve = \"after:7200\"\n",
-    )
-    .unwrap();
-    let (_ca, port) = common::serve_ca(&dir.join("ca"), Some(&scenario));
-    let config = write_config(
-        &dir,
-        port,
-        &format!("sim:{}", dir.join("card.json").display()),
+    let (dir, _ca, config) = fixture(
+        "pending",
+        Some("[[rule]]\ndisposition = \"pending\"\nresolve = \"after:7200\"\n"),
     );
 
     let out = check(&dir, &config, Some("+300d"));
@@ -394,32 +364,8 @@ fn admin_post(admin: u16, path: &str) {
 #[test]
 fn a_simulated_120_days_renews_two_containers_in_their_window_through_a_ca_outage() {
     let dir = temp("days");
-    let card = dir.join("card.json");
-    ok(bin("sim-card").args(["init", "--state"]).arg(&card));
     for slot in ["9a", "9c"] {
-        ok(bin("sim-card")
-            .args(["keygen", "--state"])
-            .arg(&card)
-            .args([
-                "--slot",
-                slot,
-                "--csr-subject",
-                "CN=Alice Example,O=Example",
-                "--out",
-            ])
-            .arg(dir.join(format!("{slot}.csr"))));
-        ok(bin("sim-ca")
-            .args(["issue", "--state"])
-            .arg(dir.join("ca"))
-            .arg("--csr")
-            .arg(dir.join(format!("{slot}.csr")))
-            .args(["--template", "SmartcardUser", "--days", "30", "--out"])
-            .arg(dir.join(format!("{slot}.pem"))));
-        ok(bin("sim-card")
-            .args(["import-cert", "--state"])
-            .arg(&card)
-            .args(["--slot", slot])
-            .arg(dir.join(format!("{slot}.pem"))));
+        common::enroll_slot(&dir, slot, Some(30));
     }
     // The CA issues 30-day certificates; its clock is moved a day at a time with the agent's.
     let scenario = dir.join("scenario.toml");
@@ -526,14 +472,7 @@ fn the_real_pinentry_tty_is_asked_on_the_terminal() {
         println!("SKIP: pinentry-tty or script is not installed");
         return;
     }
-    let dir = temp("pinentry-tty");
-    enroll_virtual_card(&dir);
-    let (_ca, port) = common::serve_ca(&dir.join("ca"), None);
-    let config = write_config(
-        &dir,
-        port,
-        &format!("sim:{}", dir.join("card.json").display()),
-    );
+    let (dir, _ca, config) = fixture("pinentry-tty", None);
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("pin_file = \"pin\"", "pinentry = \"/usr/bin/pinentry-tty\"");

@@ -66,30 +66,7 @@ fn the_agent_renews_as_soon_as_the_card_is_inserted() {
     // A 30-day certificate on the card: due at +25 d with renew_before = 10d; its one-year
     // successor is not, so the agent renews once.
     let card = dir.join("card.json");
-    ok(bin("sim-card").args(["init", "--state"]).arg(&card));
-    ok(bin("sim-card")
-        .args(["keygen", "--state"])
-        .arg(&card)
-        .args([
-            "--slot",
-            "9a",
-            "--csr-subject",
-            "CN=Alice Example,O=Example",
-            "--out",
-        ])
-        .arg(dir.join("alice.csr")));
-    ok(bin("sim-ca")
-        .args(["issue", "--state"])
-        .arg(dir.join("ca"))
-        .arg("--csr")
-        .arg(dir.join("alice.csr"))
-        .args(["--template", "SmartcardUser", "--days", "30", "--out"])
-        .arg(dir.join("alice.pem")));
-    ok(bin("sim-card")
-        .args(["import-cert", "--state"])
-        .arg(&card)
-        .args(["--slot", "9a"])
-        .arg(dir.join("alice.pem")));
+    common::enroll_slot(&dir, "9a", Some(30));
     let (_ca, port) = common::serve_ca(&dir.join("ca"), None);
     std::fs::write(dir.join("pin"), "123456\n").unwrap();
     {

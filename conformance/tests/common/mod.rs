@@ -92,29 +92,48 @@ pub fn serve_ca_with_admin(state: &Path, scenario: Option<&Path>) -> (Served, u1
 /// The README's enrollment in `dir`: `card.json` with a key in 9A whose request `sim-ca issue`
 /// (CA state in `dir/ca`) certifies into `alice.pem`, imported into 9A.
 pub fn enroll_virtual_card(dir: &Path) {
+    enroll_slot(dir, "9a", None);
+}
+
+/// Enrolls `slot` of `dir/card.json` (created if missing): a key, its request certified by
+/// `sim-ca issue` for `days` (default: the template's), the certificate imported. 9A's files
+/// are `alice.csr` / `alice.pem`, another slot's `SLOT.csr` / `SLOT.pem`.
+#[allow(dead_code)] // not every test binary enrolls other slots
+pub fn enroll_slot(dir: &Path, slot: &str, days: Option<u32>) {
     let card = dir.join("card.json");
-    ok(bin("sim-card").args(["init", "--state"]).arg(&card));
+    if !card.exists() {
+        ok(bin("sim-card").args(["init", "--state"]).arg(&card));
+    }
+    let stem = if slot == "9a" { "alice" } else { slot };
+    let (csr, pem) = (
+        dir.join(format!("{stem}.csr")),
+        dir.join(format!("{stem}.pem")),
+    );
     ok(bin("sim-card")
         .args(["keygen", "--state"])
         .arg(&card)
         .args([
             "--slot",
-            "9a",
+            slot,
             "--csr-subject",
             "CN=Alice Example,O=Example",
             "--out",
         ])
-        .arg(dir.join("alice.csr")));
-    ok(bin("sim-ca")
+        .arg(&csr));
+    let mut issue = bin("sim-ca");
+    issue
         .args(["issue", "--state"])
         .arg(dir.join("ca"))
         .arg("--csr")
-        .arg(dir.join("alice.csr"))
-        .args(["--template", "SmartcardUser", "--out"])
-        .arg(dir.join("alice.pem")));
+        .arg(&csr)
+        .args(["--template", "SmartcardUser"]);
+    if let Some(days) = days {
+        issue.args(["--days", &days.to_string()]);
+    }
+    ok(issue.arg("--out").arg(&pem));
     ok(bin("sim-card")
         .args(["import-cert", "--state"])
         .arg(&card)
-        .args(["--slot", "9a"])
-        .arg(dir.join("alice.pem")));
+        .args(["--slot", slot])
+        .arg(&pem));
 }
