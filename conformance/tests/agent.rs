@@ -531,3 +531,37 @@ fn the_real_pinentry_tty_is_asked_on_the_terminal() {
     assert!(seen.contains("EXIT=10"), "{seen}");
     assert_eq!(status(&config)["state"], "monitoring");
 }
+
+#[test]
+fn another_card_in_the_reader_is_treated_as_absent() {
+    let (dir, _ca, config) = fixture("serial", None);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "container = \"9a\"",
+            "container = \"9a\"\ncard_serial = \"00000000\"",
+        ),
+    )
+    .unwrap();
+    let out = check(&dir, &config, Some("+300d"));
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let s = status(&config);
+    assert_eq!(s["state"], "card absent", "{s}");
+    let error = s["last_error"].as_str().unwrap();
+    assert!(
+        error.starts_with("another card is in the reader"),
+        "{error}"
+    );
+    assert!(!dir.join("renewed.env").exists());
+    // The right serial (the card's own, as reported): renewed.
+    let serial = error
+        .split("(serial ")
+        .nth(1)
+        .and_then(|r| r.split(',').next())
+        .unwrap();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("00000000", serial)).unwrap();
+    let out = check_with(&dir, &config, &["--now", "+300d", "--retry"]);
+    assert_eq!(out.status.code(), Some(10), "{out:?}");
+}

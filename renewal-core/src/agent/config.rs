@@ -7,6 +7,7 @@
 //! name = "alice-piv-auth"                  # unique; names the state, journal and hooks
 //! token = "piv-pcsc:Yubico"                # sim:CARD.json | piv-pcsc[:READER] | pkcs11:MODULE[:LABEL]
 //! container = "9a"                         # each container is tracked on its own entry
+//! card_serial = "12345678"                 # optional: only this card (another one is "absent")
 //! ca = "https://ca.example:8443"
 //! ca_cert = "ca-chain.pem"                 # relative paths are relative to this file
 //! mode = "fullcmc"                         # fullcmc | cmc | simplereenroll
@@ -45,6 +46,9 @@ pub struct Tracked {
     /// Container (PIV slot or PKCS#11 id).
     #[serde(default = "default_container")]
     pub container: String,
+    /// The card's serial number: another card in the reader is treated as absent (never
+    /// renewed into, never asked for its PIN).
+    pub card_serial: Option<String>,
     /// CA base URL.
     pub ca: String,
     /// CA certificates to trust (PEM bundle).

@@ -191,6 +191,32 @@ fn pass(
             return fail(entry, Phase::CardAbsent, e, now, at);
         }
     };
+    if let Some(wanted) = &t.card_serial {
+        let serial = opened
+            .token
+            .lock()
+            .map_err(|_| "token lock poisoned".to_string())
+            .and_then(|mut token| token.info().map_err(|e| e.to_string()))
+            .map(|info| info.serial);
+        let same = |s: &str| s.trim().eq_ignore_ascii_case(wanted.trim());
+        match serial {
+            Ok(s) if same(&s) => {}
+            Ok(s) => {
+                let at = retry(entry, entry.not_after.map_or(far, from_unix));
+                return fail(
+                    entry,
+                    Phase::CardAbsent,
+                    format!("another card is in the reader (serial {s}, expecting {wanted})"),
+                    now,
+                    at,
+                );
+            }
+            Err(e) => {
+                let at = retry(entry, entry.not_after.map_or(far, from_unix));
+                return fail(entry, Phase::CardAbsent, e, now, at);
+            }
+        }
+    }
     let result = renew_if_due(t, entry, &common, &opened, &policy, now);
     if let Err(e) = opened.save() {
         tracing::error!(entry = %t.name, error = %e, "saving the virtual card failed");
