@@ -333,14 +333,7 @@ fn a_pending_request_waits_for_the_cas_retry_after_and_is_collected_later() {
     assert_eq!(out.status.code(), Some(3), "{out:?}");
 
     // The administrator approves; the next pass collects it from the journal.
-    let listed = ok(bin("sim-ca")
-        .args(["pending", "list", "--state"])
-        .arg(dir.join("ca")));
-    let id = listed.split_whitespace().next().unwrap().to_string();
-    ok(bin("sim-ca")
-        .args(["pending", "approve", "--state"])
-        .arg(dir.join("ca"))
-        .arg(&id));
+    common::approve_first_pending(&dir.join("ca"));
     let out = check_with(&dir, &config, &["--now", "+301d"]);
     assert_eq!(out.status.code(), Some(10), "{out:?}");
     assert_eq!(status(&config)["state"], "monitoring");

@@ -123,14 +123,7 @@ fn pending_renewal_exit_code_then_resume_after_approval() {
         output(&mut renew(&dir, &["recover"])).status.code(),
         Some(3)
     );
-    let listed = ok(bin("sim-ca")
-        .args(["pending", "list", "--state"])
-        .arg(dir.join("ca")));
-    let id = listed.split_whitespace().next().unwrap().to_string();
-    ok(bin("sim-ca")
-        .args(["pending", "approve", "--state"])
-        .arg(dir.join("ca"))
-        .arg(&id));
+    common::approve_first_pending(&dir.join("ca"));
     let out = ok(&mut renew(
         &dir,
         &[

@@ -137,3 +137,17 @@ pub fn enroll_slot(dir: &Path, slot: &str, days: Option<u32>) {
         .args(["--slot", slot])
         .arg(&pem));
 }
+
+/// `sim-ca pending approve` of the first request `sim-ca pending list` shows (CA state in
+/// `state`), as an administrator would.
+#[allow(dead_code)] // not every test binary approves
+pub fn approve_first_pending(state: &Path) {
+    let listed = ok(bin("sim-ca")
+        .args(["pending", "list", "--state"])
+        .arg(state));
+    let id = listed.split_whitespace().next().unwrap().to_string();
+    ok(bin("sim-ca")
+        .args(["pending", "approve", "--state"])
+        .arg(state)
+        .arg(&id));
+}
