@@ -298,19 +298,17 @@ impl World {
 
     /// A fresh connection to the CA with the card's 9A key as TLS client key.
     pub fn service(&self, mode: Mode) -> Result<HttpsService, Error> {
-        let algorithm = renewal_core::token::KeyAlgorithm::EcP256;
-        let key = self
+        // The TLS key is the old certificate's, whatever its type.
+        let spki = self
             .old_cert
             .value()
             .tbs_certificate()
-            .subject_public_key_info()
-            .algorithm
-            .oid;
-        let algorithm = if key == renewal_core::cmc::oids::RSA_ENCRYPTION {
-            KeyAlgorithm::Rsa2048
-        } else {
-            algorithm
-        };
+            .subject_public_key_info();
+        let algorithm = renewal_core::cmc::PublicKey::from_spki(spki)
+            .ok()
+            .as_ref()
+            .and_then(KeyAlgorithm::of)
+            .ok_or("the card's certificate has a key type renewal does not use")?;
         HttpsService::new(
             HttpsConfig {
                 base_url: self.base_url.clone(),

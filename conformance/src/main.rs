@@ -218,11 +218,11 @@ fn phases(mut it: impl Iterator<Item = String>) -> ExitCode {
                     }
                 }
                 "--key" => {
-                    key = match it.next().as_deref() {
-                        Some("p256") => KeyAlgorithm::EcP256,
-                        Some("rsa2048") => KeyAlgorithm::Rsa2048,
-                        _ => return Err("--key is p256 or rsa2048".into()),
-                    }
+                    key = it
+                        .next()
+                        .unwrap_or_default()
+                        .parse()
+                        .map_err(|e| format!("--key: {e}"))?;
                 }
                 "--runs" => runs = number(it.next(), "--runs")? as usize,
                 "--apdu-ms" => overrides[0] = Some(number(it.next(), "--apdu-ms")?),

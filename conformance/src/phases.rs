@@ -35,11 +35,13 @@ pub struct CardModel {
 
 impl CardModel {
     /// Typical figures for a PIV card behind pcscd: 100 ms per APDU; P-256 key generation
-    /// 0.5 s and signature 0.15 s; RSA-2048 key generation 10 s and signature 0.5 s.
+    /// 0.5 s and signature 0.15 s; RSA-2048 key generation 10 s and signature 0.5 s. P-384
+    /// gets the P-256 figures and RSA-3072/4096 the RSA-2048 ones (real cards are slower for
+    /// both: pass `--keygen-ms`/`--sign-ms` with a measured card's figures).
     pub fn typical(key: KeyAlgorithm) -> Self {
         let ms = Duration::from_millis;
         match key {
-            KeyAlgorithm::Rsa2048 => Self {
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => Self {
                 per_apdu: ms(100),
                 keygen: ms(10_000),
                 sign: ms(500),

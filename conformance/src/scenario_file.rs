@@ -119,11 +119,7 @@ pub fn parse(text: &str) -> Result<Vec<Scenario>, String> {
             sim_ca::scenario::Scenario::from_toml(&e.ca)
                 .map_err(|err| format!("{}: ca: {err}", e.name))?;
             let mode: Mode = e.mode.parse().map_err(|err| format!("{}: {err}", e.name))?;
-            let key = match e.key.as_str() {
-                "p256" => KeyAlgorithm::EcP256,
-                "rsa2048" => KeyAlgorithm::Rsa2048,
-                other => return Err(format!("{}: unknown key {other:?}", e.name)),
-            };
+            let key: KeyAlgorithm = e.key.parse().map_err(|err| format!("{}: {err}", e.name))?;
             let crash = match e.crash.as_deref() {
                 None => None,
                 Some(c) => Some(

@@ -313,23 +313,28 @@ fn crash_at_every_journal_point_then_recover() {
 
 #[test]
 fn a_certificate_whose_key_type_cannot_be_generated_is_refused_before_anything_happens() {
-    use renewal_core::{
-        cmc::{Signer, SoftwareKey},
-        token::ContainerId,
-    };
+    use renewal_core::token::ContainerId;
     let world = World::new("", KeyAlgorithm::EcP256).unwrap();
-    // The certificate in 9A certifies an RSA-3072 key (the card cannot make one).
-    let rsa3072 =
-        SoftwareKey::from_pem_or_der(include_bytes!("../../sim-ca/tests/fixtures/rsa3072.key"))
-            .unwrap();
+    // The certificate in 9A certifies an RSA-1024 key (no card renews onto one). Its public
+    // half comes from OpenSSL: our key types do not make 1024-bit keys.
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../sim-ca/tests/fixtures/rsa1024.key"
+    );
+    let out = std::process::Command::new("openssl")
+        .args(["pkey", "-pubout", "-outform", "DER", "-in", fixture])
+        .output()
+        .expect("openssl (Debian package openssl) is needed by this test");
+    assert!(out.status.success());
+    let rsa1024 = <spki::SubjectPublicKeyInfoOwned as der::Decode>::from_der(&out.stdout).unwrap();
     let authority = world.ca.as_ref().unwrap().authority();
     let cert = renewal_core::sample::issue_named_user_certificate(
         &authority.issuing.key,
         &authority.issuing.cert,
-        rsa3072.public_key(),
+        &rsa1024,
         std::time::SystemTime::now(),
-        "RSA 3072 User",
-        "rsa3072",
+        "RSA 1024 User",
+        "rsa1024",
     )
     .unwrap();
     world
@@ -342,7 +347,7 @@ fn a_certificate_whose_key_type_cannot_be_generated_is_refused_before_anything_h
     let error = run(&world, Mode::FullCmc, 0, None).unwrap_err();
     let text = error.to_string();
     assert!(
-        matches!(error, RenewalError::Precondition(_)) && text.contains("RSA-3072"),
+        matches!(error, RenewalError::Precondition(_)) && text.contains("RSA-1024"),
         "{text}"
     );
     assert!(
@@ -359,4 +364,110 @@ fn a_certificate_whose_key_type_cannot_be_generated_is_refused_before_anything_h
         world.journal().unwrap().current().is_empty(),
         "nothing was begun"
     );
+}
+
+/// The key type of a certificate (DER), as renewal classifies it.
+fn key_type(certificate: &[u8]) -> KeyAlgorithm {
+    let cert =
+        renewal_core::cmc::Retained::<x509_cert::Certificate>::from_der(certificate).unwrap();
+    let key = renewal_core::cmc::PublicKey::from_spki(
+        cert.value().tbs_certificate().subject_public_key_info(),
+    )
+    .unwrap();
+    KeyAlgorithm::of(&key).unwrap()
+}
+
+/// Each key type found on cards renews onto a new key of the same type, in every mode: the
+/// card generates it (PIV 0x14, 0x05, 0x16), signs the proof with the curve's hash (SHA-384
+/// for P-384) and the CA issues for it. RSA-4096 takes the longest (its blocks need command
+/// chaining both ways), so it runs in one mode.
+#[test]
+fn p384_rsa3072_and_rsa4096_renew_onto_the_same_key_type() {
+    let cases = [
+        (KeyAlgorithm::EcP384, Mode::FullCmc),
+        (KeyAlgorithm::EcP384, Mode::Cmc),
+        (KeyAlgorithm::EcP384, Mode::SimpleReenroll),
+        (KeyAlgorithm::Rsa3072, Mode::FullCmc),
+        (KeyAlgorithm::Rsa3072, Mode::SimpleReenroll),
+        (KeyAlgorithm::Rsa4096, Mode::FullCmc),
+    ];
+    for (key, mode) in cases {
+        let world = World::new("", key).unwrap();
+        assert_eq!(key_type(world.old_cert.der()), key);
+        let outcome = run(&world, mode, 0, None).unwrap();
+        assert_renewed(&world, &outcome);
+        let RenewalOutcome::Renewed { certificate, .. } = &outcome else {
+            unreachable!()
+        };
+        assert_eq!(key_type(certificate), key, "{key} {mode:?}");
+        assert_eq!(world.pins.count(), 1, "{key} {mode:?}");
+        // The proof of possession is signed with the key's hash (the request as sent is in
+        // the journal).
+        let request = world
+            .journal()
+            .unwrap()
+            .current()
+            .iter()
+            .find_map(|r| match r {
+                Record::Submitted { request } => Some(unhex(request)),
+                _ => None,
+            })
+            .unwrap();
+        let pkcs10 = match mode {
+            Mode::SimpleReenroll => {
+                <x509_cert::request::CertReq as der::Decode>::from_der(&request).unwrap()
+            }
+            _ => renewal_core::cmc::parse_request(&request, &Default::default())
+                .unwrap()
+                .verify()
+                .unwrap()
+                .pkcs10
+                .value()
+                .clone(),
+        };
+        let expected = match key {
+            KeyAlgorithm::EcP384 => renewal_core::cmc::oids::ECDSA_WITH_SHA384,
+            _ => renewal_core::cmc::oids::SHA256_WITH_RSA,
+        };
+        assert_eq!(pkcs10.algorithm.oid, expected, "{key} {mode:?}");
+    }
+}
+
+/// A card that cannot make the old key's type (a PIV card without RSA-4096, as YubiKeys before
+/// firmware 5.7) refuses GENERATE: the renewal ends with nothing changed and says why; it
+/// never falls back to another key type.
+#[test]
+fn a_card_without_the_key_type_refuses_and_nothing_changes() {
+    let world = World::new("", KeyAlgorithm::Rsa4096).unwrap();
+    world
+        .card
+        .as_ref()
+        .unwrap()
+        .lock()
+        .unwrap()
+        .applet_mut()
+        .state_mut()
+        .algorithms
+        .retain(|a| *a != sim_card::state::KeyAlgorithm::Rsa4096);
+    let outcome = run(&world, Mode::FullCmc, 0, None).unwrap();
+    let RenewalOutcome::RolledBack { reason } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(
+        reason,
+        "RSA-4096 key generation: not supported by this token: the card cannot generate keys \
+         of this type"
+    );
+    assert_untouched(&world);
+    assert!(
+        world.ca.as_ref().unwrap().audit_trail().is_empty(),
+        "nothing reached the CA"
+    );
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+        .collect()
 }

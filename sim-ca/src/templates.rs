@@ -63,8 +63,12 @@ fn default_days() -> u32 {
     365
 }
 
+/// Every key type found on cards, as the built-in templates allow.
 fn default_keys() -> Vec<String> {
-    vec!["p256".into(), "rsa2048".into()]
+    KeyAlgorithm::ALL
+        .iter()
+        .map(|k| k.config_name().to_string())
+        .collect()
 }
 
 impl TemplateConfig {
@@ -75,13 +79,9 @@ impl TemplateConfig {
         let allowed_keys = self
             .allowed_keys
             .iter()
-            .map(|k| match k.as_str() {
-                "p256" => Ok(KeyAlgorithm::EcP256),
-                "rsa2048" => Ok(KeyAlgorithm::Rsa2048),
-                other => Err(format!(
-                    "template {}: unknown key type {other:?}",
-                    self.name
-                )),
+            .map(|k| {
+                k.parse::<KeyAlgorithm>()
+                    .map_err(|e| format!("template {}: {e}", self.name))
             })
             .collect::<Result<_, _>>()?;
         Ok(Template {
@@ -95,8 +95,9 @@ impl TemplateConfig {
 }
 
 impl TemplateRegistry {
-    /// The built-in templates: `SmartcardUser` (the sample certificate's template; P-256 and
-    /// RSA-2048; one year) and `SmartcardUserApproval` (same, renewals pend).
+    /// The built-in templates: `SmartcardUser` (the sample certificate's template; every key
+    /// type found on cards — P-256, P-384, RSA-2048/3072/4096; one year) and
+    /// `SmartcardUserApproval` (same, renewals pend).
     pub fn builtin() -> Self {
         let oid = |s: &str| ObjectIdentifier::new_unwrap(s);
         Self {
@@ -105,14 +106,14 @@ impl TemplateRegistry {
                     oid: oid(renewal_core::sample::SAMPLE_TEMPLATE_OID),
                     name: "SmartcardUser".into(),
                     validity_days: 365,
-                    allowed_keys: vec![KeyAlgorithm::EcP256, KeyAlgorithm::Rsa2048],
+                    allowed_keys: KeyAlgorithm::ALL.to_vec(),
                     renewals_pend: false,
                 },
                 Template {
                     oid: oid("1.3.6.1.4.1.311.21.8.1234567.7654321.1.2.3.4.101"),
                     name: "SmartcardUserApproval".into(),
                     validity_days: 365,
-                    allowed_keys: vec![KeyAlgorithm::EcP256, KeyAlgorithm::Rsa2048],
+                    allowed_keys: KeyAlgorithm::ALL.to_vec(),
                     renewals_pend: true,
                 },
             ],

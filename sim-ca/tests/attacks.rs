@@ -236,7 +236,13 @@ fn finding_2_rsa_1024_padded_to_look_like_2048_is_refused() {
 
 #[test]
 fn rsa_keys_are_judged_by_their_modulus_bits() {
-    let ca = ca();
+    // RSA-1024 is refused by every template; RSA-3072 by one that allows only RSA-2048 (the
+    // built-in ones allow it: cards renew RSA-3072 keys).
+    let only_2048 = format!(
+        "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\nallowed_keys = [\"p256\", \"rsa2048\"]\n",
+        renewal_core::sample::SAMPLE_TEMPLATE_OID
+    );
+    let ca = ca_with(&only_2048);
     let client = Client::new(&ca);
     for (file, bits) in [("rsa1024.key", 1024), ("rsa3072.key", 3072)] {
         let key = OpensslRsa::load(file);

@@ -116,6 +116,7 @@ impl PivApplet {
             objects,
             rng_seed: config.seed,
             rng_counter: counter,
+            algorithms: config.algorithms.clone(),
         }))
     }
 
@@ -420,7 +421,9 @@ impl PivApplet {
         let alg_id = tlv::find(template, &[0x80])
             .and_then(|v| v.first().copied())
             .ok_or(sw::WRONG_DATA)?;
-        let algorithm = KeyAlgorithm::from_id(alg_id).ok_or(sw::FUNC_NOT_SUPPORTED)?;
+        let algorithm = KeyAlgorithm::from_id(alg_id)
+            .filter(|a| self.state.algorithms.contains(a))
+            .ok_or(sw::FUNC_NOT_SUPPORTED)?;
         if !self.state.keys.contains_key(&hex(&[slot]))
             && self.state.keys.len() >= self.state.capacity
         {
@@ -604,6 +607,7 @@ impl PivApplet {
         let config = CardConfig {
             capacity: self.state.capacity,
             seed: self.state.rng_seed.wrapping_add(self.state.rng_counter),
+            algorithms: self.state.algorithms.clone(),
             ..CardConfig::default()
         };
         let fresh = Self::new(&config).map_err(|_| sw::NO_DIAGNOSIS)?;

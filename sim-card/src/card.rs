@@ -95,11 +95,12 @@ impl SimCard {
 
     fn uses_rsa(&self, cmd: &Command) -> bool {
         use crate::state::KeyAlgorithm;
-        cmd.p1 == KeyAlgorithm::Rsa2048.id()
+        let rsa = |id: u8| KeyAlgorithm::from_id(id).is_some_and(KeyAlgorithm::is_rsa);
+        rsa(cmd.p1)
             || cmd
                 .data
                 .windows(3)
-                .any(|w| w == [0x80, 0x01, KeyAlgorithm::Rsa2048.id()])
+                .any(|w| w[..2] == [0x80, 0x01] && rsa(w[2]))
     }
 
     /// Pulls the card out.

@@ -51,7 +51,7 @@ pub enum CryptoError {
     BadKey,
 }
 
-/// Generates a key. P-256 keys come from the seeded RNG; RSA keys from the system RNG
+/// Generates a key. EC keys come from the seeded RNG; RSA keys from the system RNG
 /// (aws-lc-rs has no seeded RSA generation), so RSA runs are not byte-reproducible.
 pub fn generate(algorithm: KeyAlgorithm, rng: &mut DetRng<'_>) -> Result<SlotKey, CryptoError> {
     let private = match algorithm {
@@ -61,8 +61,19 @@ pub fn generate(algorithm: KeyAlgorithm, rng: &mut DetRng<'_>) -> Result<SlotKey
                 break scalar;
             }
         },
-        KeyAlgorithm::Rsa2048 => {
-            let key = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|_| CryptoError::BadKey)?;
+        KeyAlgorithm::EccP384 => loop {
+            let scalar = rng.bytes(48);
+            if p384::ecdsa::SigningKey::from_slice(&scalar).is_ok() {
+                break scalar;
+            }
+        },
+        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+            let size = match algorithm {
+                KeyAlgorithm::Rsa3072 => KeySize::Rsa3072,
+                KeyAlgorithm::Rsa4096 => KeySize::Rsa4096,
+                _ => KeySize::Rsa2048,
+            };
+            let key = RsaKeyPair::generate(size).map_err(|_| CryptoError::BadKey)?;
             key.as_der()
                 .map_err(|_| CryptoError::BadKey)?
                 .as_ref()
@@ -84,15 +95,33 @@ fn p256_key(key: &SlotKey) -> Result<SigningKey, CryptoError> {
     SigningKey::from_slice(&key.private.0).map_err(|_| CryptoError::BadKey)
 }
 
+fn p384_key(key: &SlotKey) -> Result<p384::ecdsa::SigningKey, CryptoError> {
+    p384::ecdsa::SigningKey::from_slice(&key.private.0).map_err(|_| CryptoError::BadKey)
+}
+
+/// The uncompressed SEC1 point of an EC slot key.
+fn ec_point(key: &SlotKey) -> Result<Vec<u8>, CryptoError> {
+    match key.algorithm {
+        KeyAlgorithm::EccP256 => Ok(p256_key(key)?
+            .verifying_key()
+            .to_sec1_point(false)
+            .as_bytes()
+            .to_vec()),
+        KeyAlgorithm::EccP384 => Ok(p384_key(key)?
+            .verifying_key()
+            .to_sec1_point(false)
+            .as_bytes()
+            .to_vec()),
+        _ => Err(CryptoError::BadKey),
+    }
+}
+
 /// The public key as the contents of a `7F49` template: `86` point for EC, `81` modulus and
 /// `82` exponent for RSA (SP 800-73-4 part 2 §3.3.2).
 pub fn public_key_template(key: &SlotKey) -> Result<Vec<u8>, CryptoError> {
     match key.algorithm {
-        KeyAlgorithm::EccP256 => {
-            let point = p256_key(key)?.verifying_key().to_sec1_point(false);
-            Ok(tlv(&[0x86], point.as_bytes()))
-        }
-        KeyAlgorithm::Rsa2048 => {
+        KeyAlgorithm::EccP256 | KeyAlgorithm::EccP384 => Ok(tlv(&[0x86], &ec_point(key)?)),
+        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
             let pair = rsa_key(key)?;
             let (n, e) = rsa_components(pair.public_key().as_ref()).ok_or(CryptoError::BadKey)?;
             let mut out = tlv(&[0x81], &n);
@@ -161,7 +190,17 @@ pub fn sign(key: &SlotKey, input: &[u8]) -> Result<Vec<u8>, CryptoError> {
                 .map_err(|_| CryptoError::BadInput)?;
             Ok(sig.as_bytes().to_vec())
         }
-        KeyAlgorithm::Rsa2048 => {
+        KeyAlgorithm::EccP384 => {
+            use signature::hazmat::PrehashSigner;
+            if input.len() < 16 || input.len() > 64 {
+                return Err(CryptoError::BadInput);
+            }
+            let sig: p384::ecdsa::DerSignature = p384_key(key)?
+                .sign_prehash(input)
+                .map_err(|_| CryptoError::BadInput)?;
+            Ok(sig.as_bytes().to_vec())
+        }
+        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
             let pair = rsa_key(key)?;
             if input.len() != pair.public_modulus_len() {
                 return Err(CryptoError::BadInput);
@@ -238,25 +277,27 @@ fn cipher_block(
 /// The DER `SubjectPublicKeyInfo` of a slot key.
 pub fn spki_der(key: &SlotKey) -> Result<Vec<u8>, CryptoError> {
     match key.algorithm {
-        KeyAlgorithm::EccP256 => {
+        KeyAlgorithm::EccP256 | KeyAlgorithm::EccP384 => {
             use der::Encode;
-            let point = p256_key(key)?.verifying_key().to_sec1_point(false);
             let ec_public_key = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-            let p256 = der::asn1::ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+            let curve = der::asn1::ObjectIdentifier::new_unwrap(match key.algorithm {
+                KeyAlgorithm::EccP384 => "1.3.132.0.34",
+                _ => "1.2.840.10045.3.1.7",
+            });
             spki::SubjectPublicKeyInfoOwned {
                 algorithm: spki::AlgorithmIdentifierOwned {
                     oid: ec_public_key,
                     parameters: Some(
-                        der::asn1::Any::encode_from(&p256).map_err(|_| CryptoError::BadKey)?,
+                        der::asn1::Any::encode_from(&curve).map_err(|_| CryptoError::BadKey)?,
                     ),
                 },
-                subject_public_key: der::asn1::BitString::from_bytes(point.as_bytes())
+                subject_public_key: der::asn1::BitString::from_bytes(&ec_point(key)?)
                     .map_err(|_| CryptoError::BadKey)?,
             }
             .to_der()
             .map_err(|_| CryptoError::BadKey)
         }
-        KeyAlgorithm::Rsa2048 => Ok(rsa_key(key)?
+        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => Ok(rsa_key(key)?
             .public_key()
             .as_der()
             .map_err(|_| CryptoError::BadKey)?

@@ -74,21 +74,30 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
-/// Asymmetric key algorithms (SP 800-78-4 identifiers).
+/// Asymmetric key algorithms (SP 800-78-5 identifiers; 0x16 as YubiKey 5.7 assigns RSA-4096).
 #[derive(Clone, Copy, Debug, Eq, PartialEq, Serialize, Deserialize)]
 pub enum KeyAlgorithm {
     /// ECC P-256, algorithm id 0x11.
     EccP256,
+    /// ECC P-384, algorithm id 0x14.
+    EccP384,
     /// RSA 2048, algorithm id 0x07.
     Rsa2048,
+    /// RSA 3072, algorithm id 0x05.
+    Rsa3072,
+    /// RSA 4096, algorithm id 0x16.
+    Rsa4096,
 }
 
 impl KeyAlgorithm {
-    /// SP 800-78-4 algorithm identifier.
+    /// SP 800-78-5 algorithm identifier.
     pub fn id(self) -> u8 {
         match self {
             Self::EccP256 => 0x11,
+            Self::EccP384 => 0x14,
             Self::Rsa2048 => 0x07,
+            Self::Rsa3072 => 0x05,
+            Self::Rsa4096 => 0x16,
         }
     }
 
@@ -96,9 +105,26 @@ impl KeyAlgorithm {
     pub fn from_id(id: u8) -> Option<Self> {
         match id {
             0x11 => Some(Self::EccP256),
+            0x14 => Some(Self::EccP384),
             0x07 => Some(Self::Rsa2048),
+            0x05 => Some(Self::Rsa3072),
+            0x16 => Some(Self::Rsa4096),
             _ => None,
         }
+    }
+
+    /// Every algorithm, in the order above.
+    pub const ALL: [Self; 5] = [
+        Self::EccP256,
+        Self::EccP384,
+        Self::Rsa2048,
+        Self::Rsa3072,
+        Self::Rsa4096,
+    ];
+
+    /// Whether this is an RSA algorithm (slower on a real card: the timing model uses it).
+    pub fn is_rsa(self) -> bool {
+        matches!(self, Self::Rsa2048 | Self::Rsa3072 | Self::Rsa4096)
     }
 }
 
@@ -134,7 +160,7 @@ impl ManagementAlgorithm {
 pub struct SlotKey {
     /// Algorithm.
     pub algorithm: KeyAlgorithm,
-    /// P-256: the 32-byte scalar; RSA: PKCS#8 DER.
+    /// EC: the scalar (32 bytes for P-256, 48 for P-384); RSA: PKCS#8 DER.
     pub private: Secret,
     /// Generated on the card (true) or imported.
     pub generated: bool,
@@ -174,6 +200,9 @@ pub struct CardState {
     pub rng_seed: u64,
     /// Draws taken from it so far (so a reloaded card continues the sequence).
     pub rng_counter: u64,
+    /// The key algorithms GENERATE accepts (state saved before this field: all).
+    #[serde(default = "all_algorithms")]
+    pub algorithms: Vec<KeyAlgorithm>,
 }
 
 /// The well-known PIV test values (also yubico-piv-tool's defaults).
@@ -210,6 +239,9 @@ pub struct CardConfig {
     pub retries: u8,
     /// RNG seed (also the serial number's source).
     pub seed: u64,
+    /// The key algorithms GENERATE accepts (a card model's list; all by default). Others are
+    /// answered 6A81, function not supported, as a card without them answers.
+    pub algorithms: Vec<KeyAlgorithm>,
 }
 
 impl Default for CardConfig {
@@ -221,6 +253,7 @@ impl Default for CardConfig {
             capacity: 24,
             retries: 3,
             seed: 1,
+            algorithms: KeyAlgorithm::ALL.to_vec(),
         }
     }
 }
@@ -282,4 +315,8 @@ impl CardState {
             source,
         })
     }
+}
+
+fn all_algorithms() -> Vec<KeyAlgorithm> {
+    KeyAlgorithm::ALL.to_vec()
 }

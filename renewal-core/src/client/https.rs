@@ -55,7 +55,10 @@ impl TokenKey {
     fn scheme(&self) -> SignatureScheme {
         match self.algorithm {
             KeyAlgorithm::EcP256 => SignatureScheme::ECDSA_NISTP256_SHA256,
-            KeyAlgorithm::Rsa2048 => SignatureScheme::RSA_PKCS1_SHA256,
+            KeyAlgorithm::EcP384 => SignatureScheme::ECDSA_NISTP384_SHA384,
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+                SignatureScheme::RSA_PKCS1_SHA256
+            }
         }
     }
 }
@@ -75,8 +78,10 @@ impl SigningKey for TokenKey {
 
     fn algorithm(&self) -> rustls::SignatureAlgorithm {
         match self.algorithm {
-            KeyAlgorithm::EcP256 => rustls::SignatureAlgorithm::ECDSA,
-            KeyAlgorithm::Rsa2048 => rustls::SignatureAlgorithm::RSA,
+            KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => rustls::SignatureAlgorithm::ECDSA,
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+                rustls::SignatureAlgorithm::RSA
+            }
         }
     }
 }
@@ -191,8 +196,12 @@ impl HttpsService {
         // TLS 1.3 only allows RSA-PSS, which a PKCS#1 v1.5 card key cannot do: RSA keys use
         // TLS 1.2.
         let versions: &[&rustls::SupportedProtocolVersion] = match algorithm {
-            KeyAlgorithm::EcP256 => &[&rustls::version::TLS13, &rustls::version::TLS12],
-            KeyAlgorithm::Rsa2048 => &[&rustls::version::TLS12],
+            KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
+                &[&rustls::version::TLS13, &rustls::version::TLS12]
+            }
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+                &[&rustls::version::TLS12]
+            }
         };
         let key = TokenKey {
             token: TokenHandle(token),

@@ -271,3 +271,53 @@ pub fn key_identifier(spki: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
 pub fn spki_der(spki: &SubjectPublicKeyInfoOwned) -> der::Result<Vec<u8>> {
     spki.to_der()
 }
+
+/// An ECDSA signature as PKCS#11 `CKM_ECDSA` returns it (r ‖ s, each the curve's size) in the
+/// DER form CMS and X.509 carry (`ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }`,
+/// RFC 5480 §2.2 / RFC 3279 §2.2.3). `None` for an odd length or a zero half, which no valid
+/// signature has.
+pub fn ecdsa_raw_to_der(raw: &[u8]) -> Option<Vec<u8>> {
+    use der::{Encode, asn1::UintRef};
+    if raw.is_empty() || !raw.len().is_multiple_of(2) || raw.len() > 2 * 66 {
+        return None;
+    }
+    let (r, s) = raw.split_at(raw.len() / 2);
+    if r.iter().all(|b| *b == 0) || s.iter().all(|b| *b == 0) {
+        return None;
+    }
+    let r = UintRef::new(r).ok()?;
+    let s = UintRef::new(s).ok()?;
+    let body = [r.to_der().ok()?, s.to_der().ok()?].concat();
+    let mut out = der::Header::new(der::Tag::Sequence, der::Length::try_from(body.len()).ok()?)
+        .to_der()
+        .ok()?;
+    out.extend(body);
+    Some(out)
+}
+
+#[cfg(test)]
+mod ecdsa_der_tests {
+    use super::ecdsa_raw_to_der;
+
+    #[test]
+    fn raw_signatures_become_der_with_minimal_integers() {
+        let mut raw = vec![0u8; 64];
+        raw[31] = 1; // r = 1 (leading zeros dropped)
+        raw[32] = 0x80; // s has its top bit set: a 0x00 sign byte is added
+        let der = ecdsa_raw_to_der(&raw).expect("a valid raw signature");
+        assert_eq!(&der[..5], &[0x30, 0x26, 0x02, 0x01, 0x01]);
+        assert_eq!(&der[5..8], &[0x02, 0x21, 0x00]);
+        assert_eq!(der.len(), 2 + 3 + 35);
+        // The same through p256's own encoder.
+        let sig = p256::ecdsa::Signature::from_slice(&raw).expect("r and s in range");
+        assert_eq!(der, sig.to_der().as_bytes());
+    }
+
+    #[test]
+    fn malformed_raw_signatures_are_refused() {
+        assert_eq!(ecdsa_raw_to_der(&[]), None);
+        assert_eq!(ecdsa_raw_to_der(&[1, 2, 3]), None);
+        assert_eq!(ecdsa_raw_to_der(&[0u8; 96]), None);
+        assert!(ecdsa_raw_to_der(&[0x11; 96]).is_some());
+    }
+}

@@ -173,7 +173,8 @@ fn spki_from_template(
     use crate::cmc::public_key::{Curve, PublicKey};
     let key = match algorithm {
         KeyAlgorithm::EcP256 => PublicKey::ec(Curve::P256, find_tlv(template, &[0x86])?).ok()?,
-        KeyAlgorithm::Rsa2048 => {
+        KeyAlgorithm::EcP384 => PublicKey::ec(Curve::P384, find_tlv(template, &[0x86])?).ok()?,
+        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
             let n = find_tlv(template, &[0x81])?;
             let e = find_tlv(template, &[0x82])?;
             PublicKey::rsa_from_parts(n, e).ok()?
@@ -185,15 +186,23 @@ fn spki_from_template(
 fn key_algorithm(id: u8) -> Option<KeyAlgorithm> {
     match id {
         0x11 => Some(KeyAlgorithm::EcP256),
+        0x14 => Some(KeyAlgorithm::EcP384),
         0x07 => Some(KeyAlgorithm::Rsa2048),
+        0x05 => Some(KeyAlgorithm::Rsa3072),
+        0x16 => Some(KeyAlgorithm::Rsa4096),
         _ => None,
     }
 }
 
+/// PIV algorithm identifiers (NIST SP 800-78-5 Table 6-2; 0x16 is RSA-4096 as YubiKey 5.7
+/// firmware assigns it).
 fn algorithm_id(algorithm: KeyAlgorithm) -> u8 {
     match algorithm {
         KeyAlgorithm::EcP256 => 0x11,
+        KeyAlgorithm::EcP384 => 0x14,
         KeyAlgorithm::Rsa2048 => 0x07,
+        KeyAlgorithm::Rsa3072 => 0x05,
+        KeyAlgorithm::Rsa4096 => 0x16,
     }
 }
 
@@ -633,6 +642,13 @@ impl<T: ApduTransport> Token for PivToken<T> {
             t.authenticate_management()?;
             let body = tlv(&[0xAC], &tlv(&[0x80], &[algorithm_id(algorithm)]));
             let reply = t.exchange(0x47, 0x00, slot, &body)?;
+            // 6A80 (bad data) / 6A81 (function not supported): the card has no such algorithm
+            // (SP 800-73-4 part 2 §3.3.2; YubiKeys before 5.7 answer so for RSA-3072/4096).
+            if matches!(reply.sw, 0x6A80 | 0x6A81) {
+                return Err(TokenError::Unsupported(
+                    "the card cannot generate keys of this type",
+                ));
+            }
             let data = Self::expect_ok(reply, "GENERATE ASYMMETRIC KEY PAIR")?;
             let template = find_tlv(&data, &[0x7F, 0x49])
                 .ok_or(TokenError::Malformed("public key template"))?;
@@ -673,11 +689,17 @@ impl<T: ApduTransport> Token for PivToken<T> {
         };
         let hash = algorithm.digest.digest(message);
         let input = match (key_alg, algorithm.family) {
-            (KeyAlgorithm::EcP256, KeyFamily::Ecdsa) => hash,
-            (KeyAlgorithm::Rsa2048, KeyFamily::Rsa) => {
+            (KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384, KeyFamily::Ecdsa) => hash,
+            (
+                KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096,
+                KeyFamily::Rsa,
+            ) => {
+                // The card does raw RSA on a block of the modulus's size: EMSA-PKCS1-v1_5
+                // (RFC 8017 §9.2) is done here.
+                let size = key_alg.rsa_bits().map_or(256, |bits| bits as usize / 8);
                 let info = [digest_info_prefix(algorithm.digest), &hash].concat();
                 let mut block = vec![0x00, 0x01];
-                block.resize(256 - info.len() - 1, 0xFF);
+                block.resize(size - info.len() - 1, 0xFF);
                 block.push(0x00);
                 block.extend_from_slice(&info);
                 block

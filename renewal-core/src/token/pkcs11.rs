@@ -27,6 +27,8 @@ use crate::cmc::{KeyFamily, PublicKey, SignatureAlgorithm, public_key::Curve};
 
 /// P-256 `CKA_EC_PARAMS`: the named-curve OID.
 const P256_PARAMS: [u8; 10] = [0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07];
+/// `CKA_EC_PARAMS` for P-384: the DER of OID 1.3.132.0.34 (secp384r1).
+const P384_PARAMS: [u8; 7] = [0x06, 0x05, 0x2B, 0x81, 0x04, 0x00, 0x22];
 
 fn backend(e: impl std::fmt::Display) -> TokenError {
     TokenError::Backend {
@@ -200,7 +202,13 @@ impl Pkcs11Token {
             let raw = der::asn1::OctetString::from_der(&point)
                 .map(|o| o.as_bytes().to_vec())
                 .unwrap_or(point);
-            Self::checked(PublicKey::ec(Curve::P256, &raw))
+            let curve = match self.attribute(object, AttributeType::EcParams)? {
+                Some(Attribute::EcParams(p)) if p == P256_PARAMS => Curve::P256,
+                Some(Attribute::EcParams(p)) if p == P384_PARAMS => Curve::P384,
+                // Another curve (or named differently): not a key renewal generates.
+                _ => return Ok(None),
+            };
+            Self::checked(PublicKey::ec(curve, &raw))
         } else if key_type == KeyType::RSA {
             let (Some(Attribute::Modulus(n)), Some(Attribute::PublicExponent(e))) = (
                 self.attribute(object, AttributeType::Modulus)?,
@@ -212,6 +220,35 @@ impl Pkcs11Token {
         } else {
             Ok(None)
         }
+    }
+
+    /// The algorithm of a private key without its public key object: from its curve or
+    /// modulus, as the public key would say.
+    fn private_key_algorithm(
+        &mut self,
+        object: ObjectHandle,
+    ) -> Result<Option<KeyAlgorithm>, TokenError> {
+        Ok(match self.attribute(object, AttributeType::KeyType)? {
+            Some(Attribute::KeyType(k)) if k == KeyType::RSA => {
+                match self.attribute(object, AttributeType::Modulus)? {
+                    Some(Attribute::Modulus(n)) => {
+                        let bits = n.iter().skip_while(|b| **b == 0).count() * 8;
+                        KeyAlgorithm::ALL
+                            .into_iter()
+                            .find(|a| a.rsa_bits() == Some(bits as u32))
+                    }
+                    _ => None,
+                }
+            }
+            Some(Attribute::KeyType(k)) if k == KeyType::EC => {
+                match self.attribute(object, AttributeType::EcParams)? {
+                    Some(Attribute::EcParams(p)) if p == P256_PARAMS => Some(KeyAlgorithm::EcP256),
+                    Some(Attribute::EcParams(p)) if p == P384_PARAMS => Some(KeyAlgorithm::EcP384),
+                    _ => None,
+                }
+            }
+            _ => None,
+        })
     }
 
     /// A key the module reported, parsed and checked: malformed is an error, a well-formed
@@ -275,16 +312,8 @@ impl Token for Pkcs11Token {
                         self.attribute(object, AttributeType::Value)?
                 {
                     entry.certificate = Some(der);
-                } else if class == ObjectClass::PRIVATE_KEY
-                    && entry.algorithm.is_none()
-                    && let Some(Attribute::KeyType(k)) =
-                        self.attribute(object, AttributeType::KeyType)?
-                {
-                    entry.algorithm = Some(if k == KeyType::RSA {
-                        KeyAlgorithm::Rsa2048
-                    } else {
-                        KeyAlgorithm::EcP256
-                    });
+                } else if class == ObjectClass::PRIVATE_KEY && entry.algorithm.is_none() {
+                    entry.algorithm = self.private_key_algorithm(object)?;
                 }
             }
         }
@@ -321,17 +350,24 @@ impl Token for Pkcs11Token {
                 Attribute::Label(label.clone()),
             ]
         };
-        let (mechanism, mut public, mut private) = match algorithm {
-            KeyAlgorithm::EcP256 => (Mechanism::EccKeyPairGen, common(false), common(true)),
-            KeyAlgorithm::Rsa2048 => (Mechanism::RsaPkcsKeyPairGen, common(false), common(true)),
-        };
-        match algorithm {
-            KeyAlgorithm::EcP256 => public.push(Attribute::EcParams(P256_PARAMS.to_vec())),
-            KeyAlgorithm::Rsa2048 => {
-                public.push(Attribute::ModulusBits(2048.into()));
-                public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
+        let mut public = common(false);
+        let mut private = common(true);
+        let mechanism = match algorithm {
+            KeyAlgorithm::EcP256 => {
+                public.push(Attribute::EcParams(P256_PARAMS.to_vec()));
+                Mechanism::EccKeyPairGen
             }
-        }
+            KeyAlgorithm::EcP384 => {
+                public.push(Attribute::EcParams(P384_PARAMS.to_vec()));
+                Mechanism::EccKeyPairGen
+            }
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+                let bits = algorithm.rsa_bits().unwrap_or(2048);
+                public.push(Attribute::ModulusBits(u64::from(bits).into()));
+                public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
+                Mechanism::RsaPkcsKeyPairGen
+            }
+        };
         public.push(Attribute::Verify(true));
         private.extend([Attribute::Sensitive(true), Attribute::Sign(true)]);
         let (public, _) =
@@ -365,9 +401,8 @@ impl Token for Pkcs11Token {
                 // Hash outside (SoftHSM2 2.6 has no CKM_ECDSA_SHA256), sign with CKM_ECDSA,
                 // get raw r||s, return DER.
                 let raw = self.with_session(|s| s.sign(&Mechanism::Ecdsa, key, &hash))?;
-                let sig = p256::ecdsa::Signature::from_slice(&raw)
-                    .map_err(|_| TokenError::Malformed("ECDSA signature"))?;
-                Ok(sig.to_der().as_bytes().to_vec())
+                crate::cmc::crypto::ecdsa_raw_to_der(&raw)
+                    .ok_or(TokenError::Malformed("ECDSA signature"))
             }
             KeyFamily::Rsa => {
                 let info = [super::piv_digest_info(algorithm.digest), &hash].concat();

@@ -110,7 +110,10 @@ enum Cmd {
 #[derive(Clone, Copy, ValueEnum)]
 enum Alg {
     EccP256,
+    EccP384,
     Rsa2048,
+    Rsa3072,
+    Rsa4096,
 }
 
 fn main() -> ExitCode {
@@ -251,6 +254,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
                 capacity,
                 retries: 3,
                 seed,
+                algorithms: KeyAlgorithm::ALL.to_vec(),
             };
             let applet = PivApplet::new(&config).map_err(|e| e.to_string())?;
             applet.state().save(&state).map_err(|e| e.to_string())?;
@@ -273,7 +277,10 @@ fn run(cmd: Cmd) -> Result<(), String> {
             let mut applet = load(&state)?;
             let alg = match algorithm {
                 Alg::EccP256 => KeyAlgorithm::EccP256,
+                Alg::EccP384 => KeyAlgorithm::EccP384,
                 Alg::Rsa2048 => KeyAlgorithm::Rsa2048,
+                Alg::Rsa3072 => KeyAlgorithm::Rsa3072,
+                Alg::Rsa4096 => KeyAlgorithm::Rsa4096,
             };
             let subject = x509_cert::name::Name::from_str(&csr_subject)
                 .map_err(|e| format!("--csr-subject: {e}"))?;
@@ -299,17 +306,32 @@ fn run(cmd: Cmd) -> Result<(), String> {
                 attributes: Default::default(),
             };
             let tbs = info.to_der().map_err(|e| e.to_string())?;
-            let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &tbs);
+            // P-384 signs with SHA-384 (its security level), everything else with SHA-256.
             let input = match alg {
-                KeyAlgorithm::EccP256 => hash.as_ref().to_vec(),
-                KeyAlgorithm::Rsa2048 => {
+                KeyAlgorithm::EccP256 => {
+                    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &tbs)
+                        .as_ref()
+                        .to_vec()
+                }
+                KeyAlgorithm::EccP384 => {
+                    aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA384, &tbs)
+                        .as_ref()
+                        .to_vec()
+                }
+                KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+                    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &tbs);
                     let prefix = [
                         0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03,
                         0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20,
                     ];
+                    let size = match alg {
+                        KeyAlgorithm::Rsa3072 => 384,
+                        KeyAlgorithm::Rsa4096 => 512,
+                        _ => 256,
+                    };
                     let di = [&prefix[..], hash.as_ref()].concat();
                     let mut block = vec![0x00, 0x01];
-                    block.resize(256 - di.len() - 1, 0xFF);
+                    block.resize(size - di.len() - 1, 0xFF);
                     block.push(0);
                     block.extend_from_slice(&di);
                     block
@@ -324,7 +346,8 @@ fn run(cmd: Cmd) -> Result<(), String> {
                 .ok_or("no signature")?;
             let (oid, params) = match alg {
                 KeyAlgorithm::EccP256 => ("1.2.840.10045.4.3.2", None),
-                KeyAlgorithm::Rsa2048 => (
+                KeyAlgorithm::EccP384 => ("1.2.840.10045.4.3.3", None),
+                KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => (
                     "1.2.840.113549.1.1.11",
                     Some(der::asn1::Any::encode_from(&der::asn1::Null).map_err(|e| e.to_string())?),
                 ),

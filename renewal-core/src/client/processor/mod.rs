@@ -1,0 +1,337 @@
+//! The renewal flow: named [`states`] that each hold only what is valid at their point and
+//! return the next, and the [`effects`] they ask of the card, the CA, the journal and the
+//! clock, performed by a [`Driver`]. `run` ([`Renewal`]), [`resume`], [`recover`] and the
+//! agent enter the same chain; a test can stop between any two states
+//! ([`RenewalConfig::crash_after`], or [`drive`] one [`State::step`] at a time), and
+//! [`recover`] brings the card back to "exactly one valid certificate, no orphan container"
+//! from whatever the journal says.
+
+mod checks;
+pub mod effects;
+pub mod states;
+
+use std::time::Duration;
+
+use x509_cert::Certificate;
+
+pub use effects::{Driver, Effects};
+pub use states::{Context, Finished, Next, Recover, Resume, Start, State, drive};
+
+use super::{
+    Mode, RenewalService, ServiceAnswer, ServiceError,
+    https::SharedToken,
+    journal::{Journal, JournalError, Record},
+};
+use crate::{
+    cmc::{Retained, microsoft::TemplateRef},
+    token::{ContainerId, TokenError},
+};
+
+/// The steps, in order.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Ord, PartialOrd, Hash)]
+pub enum Step {
+    /// Warm-up call: the TLS session exists before any card work.
+    Connect,
+    /// New key in a new container.
+    GenerateKey,
+    /// CMC request signed by both keys.
+    BuildRequest,
+    /// Send it.
+    Submit,
+    /// Poll a pending request.
+    Await,
+    /// Check the issued certificate.
+    Verify,
+    /// Install it in the new container.
+    Install,
+    /// Delete the old key and certificate; the new ones take their place.
+    DeleteOld,
+}
+
+/// Where to stop as if the process died (tests): right after this journal record kind was
+/// written and before anything else happens.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum CrashPoint {
+    /// After `Begin`.
+    Begin,
+    /// After `GenerateIntent` (the key may or may not exist).
+    GenerateIntent,
+    /// After `Generated`.
+    Generated,
+    /// After `Submitted` (the CA may or may not have the request).
+    Submitted,
+    /// After `InstallIntent`.
+    InstallIntent,
+    /// After `Installed`.
+    Installed,
+    /// After `SupersedeIntent`.
+    SupersedeIntent,
+    /// After `RollbackIntent`.
+    RollbackIntent,
+}
+
+impl CrashPoint {
+    fn matches(self, record: &Record) -> bool {
+        matches!(
+            (self, record),
+            (Self::Begin, Record::Begin { .. })
+                | (Self::GenerateIntent, Record::GenerateIntent { .. })
+                | (Self::Generated, Record::Generated { .. })
+                | (Self::Submitted, Record::Submitted { .. })
+                | (Self::InstallIntent, Record::InstallIntent { .. })
+                | (Self::Installed, Record::Installed)
+                | (Self::SupersedeIntent, Record::SupersedeIntent)
+                | (Self::RollbackIntent, Record::RollbackIntent { .. })
+        )
+    }
+
+    /// Every crash point.
+    pub const ALL: [Self; 8] = [
+        Self::Begin,
+        Self::GenerateIntent,
+        Self::Generated,
+        Self::Submitted,
+        Self::InstallIntent,
+        Self::Installed,
+        Self::SupersedeIntent,
+        Self::RollbackIntent,
+    ];
+}
+
+/// Waits out a `Retry-After` (tests pass a virtual one that advances the CA's clock).
+pub type Sleeper = Box<dyn FnMut(Duration)>;
+
+/// How to renew.
+pub struct RenewalConfig {
+    /// The container holding the certificate to renew.
+    pub old: ContainerId,
+    /// Protocol.
+    pub mode: Mode,
+    /// Template override (default: the old certificate's).
+    pub template: Option<TemplateRef>,
+    /// The CA certificates the issued certificate and the response signer must chain to.
+    pub trust_anchors: Vec<Retained<Certificate>>,
+    /// How many times to poll a pending request before leaving it for `resume`.
+    pub max_polls: u32,
+    /// Waits out a `Retry-After` (tests pass a virtual sleeper).
+    pub sleep: Sleeper,
+    /// Stop as if crashed after this journal record (tests).
+    pub crash_after: Option<CrashPoint>,
+}
+
+/// How a run ended.
+#[derive(Debug, Eq, PartialEq)]
+pub enum RenewalOutcome {
+    /// The new certificate is installed in `container`; the old one is gone.
+    Renewed {
+        /// Where.
+        container: ContainerId,
+        /// The certificate (DER).
+        certificate: Vec<u8>,
+    },
+    /// The CA has not decided; the new key is kept and `resume` will collect.
+    Pending,
+    /// Nothing changed on the card (the new container was deleted).
+    RolledBack {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// How the reason of a rollback starts when the CA refused the request (as opposed to an
+/// outage or a failure on our side): the agent keeps the certificate and stops retrying
+/// (`stuck`) instead of backing off.
+pub const REFUSED: &str = "the CA refused";
+
+/// Whether a rollback's reason is the CA's refusal.
+pub fn is_refusal(reason: &str) -> bool {
+    reason.starts_with(REFUSED)
+}
+
+/// Whether a failure's text says the card refused the PIN (wrong or blocked): retrying with the
+/// same PIN would burn the card's remaining tries, so nothing retries it automatically. The
+/// texts are `TokenError`'s own (a test keeps them in step).
+pub fn is_pin_refusal(text: &str) -> bool {
+    text.contains("wrong PIN") || text.contains("PIN is blocked")
+}
+
+/// Why a run stopped without a clean outcome.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RenewalError {
+    /// The card failed and the failure could not be rolled back (e.g. the card was pulled):
+    /// run `recover` when it is back.
+    #[error("card error at {step:?}: {source}; run `renew recover` when the card is back")]
+    Card {
+        /// Where.
+        step: Step,
+        /// Why.
+        source: TokenError,
+    },
+    /// The journal could not be written: nothing further was done.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The configuration is unusable (no certificate in the old container, ...).
+    #[error("cannot renew: {0}")]
+    Precondition(String),
+    /// Simulated crash (tests).
+    #[error("simulated crash after {0:?}")]
+    Crashed(CrashPoint),
+}
+
+/// One renewal, from the card's current certificate to a new one (or back to nothing
+/// changed).
+pub struct Renewal<'a> {
+    driver: Driver<'a>,
+    context: Context,
+}
+
+impl<'a> Renewal<'a> {
+    /// A renewal of `config.old` on `token` through `service`, journaled in `journal`.
+    pub fn new(
+        token: SharedToken,
+        service: &'a mut dyn RenewalService,
+        journal: &'a mut Journal,
+        config: RenewalConfig,
+    ) -> Self {
+        let (context, sleep, crash_after) = config.into_parts();
+        Self {
+            driver: Driver::new(token, service, journal, sleep, crash_after),
+            context,
+        }
+    }
+
+    /// Runs the whole flow.
+    pub fn run(mut self) -> Result<RenewalOutcome, RenewalError> {
+        drive(State::Start(Start), &self.context, &mut self.driver)?.try_into()
+    }
+}
+
+impl RenewalConfig {
+    /// The renewal's context, the sleeper and the crash point, for a caller that drives the
+    /// states itself ([`drive`], [`State::step`]) with a [`Driver`].
+    pub fn into_parts(self) -> (Context, Sleeper, Option<CrashPoint>) {
+        let context = Context {
+            old: self.old,
+            mode: self.mode,
+            template: self.template,
+            trust_anchors: self.trust_anchors,
+            max_polls: self.max_polls,
+        };
+        (context, self.sleep, self.crash_after)
+    }
+}
+
+impl TryFrom<Finished> for RenewalOutcome {
+    type Error = RenewalError;
+
+    fn try_from(finished: Finished) -> Result<Self, RenewalError> {
+        match finished {
+            Finished::Renewed {
+                container,
+                certificate,
+            } => Ok(Self::Renewed {
+                container,
+                certificate,
+            }),
+            Finished::Pending => Ok(Self::Pending),
+            Finished::RolledBack { reason, .. } => Ok(Self::RolledBack { reason }),
+            // Only `Recover` finishes "clean", and `run`/`resume` never enter it.
+            Finished::Clean => Err(RenewalError::Precondition("no renewal in progress".into())),
+        }
+    }
+}
+
+/// What `recover` did.
+#[derive(Debug, Eq, PartialEq)]
+pub enum RecoveryOutcome {
+    /// Nothing to do.
+    Clean,
+    /// Rolled back: orphan containers deleted.
+    RolledBack {
+        /// Deleted containers.
+        deleted: Vec<ContainerId>,
+    },
+    /// Completed forward: the issued certificate was installed and the old one removed.
+    Completed {
+        /// Where the certificate is.
+        container: ContainerId,
+    },
+    /// A pending request is waiting; `resume` collects it.
+    Pending,
+}
+
+/// Restores the invariant after a crash at any point: exactly one valid certificate, no
+/// orphan container. Enters the renewal states at [`Recover`], with the container and mode
+/// the journal's `Begin` names.
+pub fn recover(
+    token: &SharedToken,
+    journal: &mut Journal,
+) -> Result<RecoveryOutcome, RenewalError> {
+    let records = journal.current().to_vec();
+    let Some(Record::Begin { old, mode, .. }) = records.first().cloned() else {
+        return Ok(RecoveryOutcome::Clean);
+    };
+    let context = Context {
+        old: ContainerId(old),
+        mode,
+        template: None,
+        trust_anchors: Vec::new(),
+        max_polls: 0,
+    };
+    let mut service = NoService;
+    let mut driver = Driver::new(token.clone(), &mut service, journal, Box::new(drop), None);
+    let start = State::Recover(Recover::from_journal(&records));
+    Ok(match drive(start, &context, &mut driver)? {
+        Finished::Clean => RecoveryOutcome::Clean,
+        Finished::Pending => RecoveryOutcome::Pending,
+        Finished::RolledBack { deleted, .. } => RecoveryOutcome::RolledBack { deleted },
+        Finished::Renewed { container, .. } => RecoveryOutcome::Completed { container },
+    })
+}
+
+/// Recovery talks to the card only: the states that reach the CA are never entered from
+/// [`Recover`].
+struct NoService;
+
+impl RenewalService for NoService {
+    fn warm_up(&mut self) -> Result<Vec<Retained<Certificate>>, ServiceError> {
+        Err(ServiceError::Config(
+            "recovery does not contact the CA".into(),
+        ))
+    }
+
+    fn submit(&mut self, _: &[u8]) -> Result<ServiceAnswer, ServiceError> {
+        Err(ServiceError::Config(
+            "recovery does not contact the CA".into(),
+        ))
+    }
+}
+
+/// Collects a pending request (also after a restart): re-submits the journaled request, then
+/// installs, or rolls back on denial. Enters the renewal states at [`Resume`].
+pub fn resume(
+    token: SharedToken,
+    service: &mut dyn RenewalService,
+    journal: &mut Journal,
+    config: RenewalConfig,
+) -> Result<RenewalOutcome, RenewalError> {
+    let start = State::Resume(Resume::from_journal(journal.current())?);
+    let (context, sleep, crash_after) = config.into_parts();
+    let mut driver = Driver::new(token, service, journal, sleep, crash_after);
+    drive(start, &context, &mut driver)?.try_into()
+}
+
+#[cfg(test)]
+mod pin_refusal_tests {
+    use super::*;
+
+    #[test]
+    fn the_token_errors_for_a_refused_pin_are_recognised() {
+        assert!(is_pin_refusal(
+            &TokenError::PinIncorrect { retries_left: 2 }.to_string()
+        ));
+        assert!(is_pin_refusal(&TokenError::PinBlocked.to_string()));
+        assert!(!is_pin_refusal(&TokenError::Full.to_string()));
+    }
+}

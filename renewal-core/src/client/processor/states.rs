@@ -1,0 +1,775 @@
+//! The renewal as a chain of named states. Each state holds only what is known at that point
+//! (no `Option` filled in as the run goes), performs its effects through [`Effects`], and
+//! consumes itself to return the next state — the shape of rustls's `Expect*` handshake states.
+//! `run`, `resume`, `recover` and the agent all enter this chain (at [`Start`], [`Resume`] or
+//! [`Recover`]) and leave it through the same [`Finished`] outcomes.
+//!
+//! ```text
+//! Start -> Connect -> Generate -> Build -> Submit -(pending)-> Submit ... -> Verify -> Install -> Supersede -> Renewed
+//!             \___________\__________\________\___________________\__________\-> RollBack -> RolledBack
+//! Resume -> Submit ...                       Recover -> Install | Supersede | RollBack | Clean | Pending
+//! ```
+
+use std::time::Duration;
+
+use spki::SubjectPublicKeyInfoOwned;
+use x509_cert::Certificate;
+
+use super::{
+    REFUSED, RenewalError, Step,
+    checks::{self_check, verify_issued},
+    effects::Effects,
+};
+use crate::{
+    client::{Mode, ServiceAnswer, journal::Record},
+    cmc::{
+        DigestAlgorithm, Outcome, ParsedResponse, PublicKey, RenewalParams, Retained,
+        build_renewal_request, microsoft::TemplateRef, request::build_renewal_pkcs10,
+        verify_request::hex,
+    },
+    token::{ContainerId, KeyAlgorithm, TokenError},
+};
+
+/// What stays the same for a whole renewal.
+pub struct Context {
+    /// The container holding the certificate to renew.
+    pub old: ContainerId,
+    /// Protocol.
+    pub mode: Mode,
+    /// Template override (default: the old certificate's).
+    pub template: Option<TemplateRef>,
+    /// The CA certificates the issued certificate and the response signer must chain to.
+    pub trust_anchors: Vec<Retained<Certificate>>,
+    /// How many times to poll a pending request before leaving it for `resume`.
+    pub max_polls: u32,
+}
+
+/// The certificate being renewed, as found on the card, with the key type its renewal gets.
+#[derive(Clone, Debug)]
+pub struct OldCertificate {
+    certificate: Box<Retained<Certificate>>,
+    key: KeyAlgorithm,
+}
+
+impl OldCertificate {
+    /// Reads the certificate in `id` from a container listing. A certificate whose key type the
+    /// token cannot generate is refused here, before anything is written or asked: renewing a
+    /// P-384 or RSA-3072 certificate onto a P-256 key would silently change what the
+    /// organisation chose.
+    fn find(
+        containers: &[crate::token::Container],
+        id: &ContainerId,
+    ) -> Result<Self, RenewalError> {
+        let old = containers
+            .iter()
+            .find(|c| c.id == *id)
+            .ok_or_else(|| RenewalError::Precondition(format!("container {id} is empty")))?;
+        let der = old.certificate.as_deref().ok_or_else(|| {
+            RenewalError::Precondition(format!("container {id} holds no certificate"))
+        })?;
+        let certificate = Retained::<Certificate>::from_der(der)
+            .map_err(|e| RenewalError::Precondition(format!("certificate in {id}: {e}")))?;
+        let spki = certificate
+            .value()
+            .tbs_certificate()
+            .subject_public_key_info();
+        let key = PublicKey::from_spki(spki).map_err(|e| {
+            RenewalError::Precondition(format!("the key of the certificate in {id}: {e}"))
+        })?;
+        let Some(algorithm) = KeyAlgorithm::of(&key) else {
+            return Err(RenewalError::Precondition(format!(
+                "the certificate in {id} has a {} key; renewal generates {} keys only, and \
+                 never renews onto another key type",
+                key.describe(),
+                KeyAlgorithm::SUPPORTED
+            )));
+        };
+        Ok(Self {
+            certificate: Box::new(certificate),
+            key: algorithm,
+        })
+    }
+
+    fn spki(&self) -> &SubjectPublicKeyInfoOwned {
+        self.certificate
+            .value()
+            .tbs_certificate()
+            .subject_public_key_info()
+    }
+}
+
+/// The key the card generated for the renewal.
+#[derive(Clone, Debug)]
+pub struct NewKey {
+    id: ContainerId,
+    spki: SubjectPublicKeyInfoOwned,
+}
+
+/// A state of the renewal.
+pub enum State {
+    /// Read the card: the old certificate and its key type.
+    Start(Start),
+    /// Open the TLS session (it signs with the old key: one login for all card work).
+    Connect(Connect),
+    /// New key, in a new container.
+    Generate(Generate),
+    /// CMC request (or PKCS#10) signed by the card, checked before it leaves.
+    Build(Build),
+    /// Send, or poll a pending request.
+    Submit(Submit),
+    /// Check the CA's answer.
+    Verify(Verify),
+    /// Store the issued certificate with the new key.
+    Install(Install),
+    /// Delete the old key and certificate; the new ones take their place.
+    Supersede(Supersede),
+    /// Delete what this renewal created.
+    RollBack(RollBack),
+    /// Enter after a restart with a pending request in the journal.
+    Resume(Resume),
+    /// Enter after a crash: go forward or back from what the journal says.
+    Recover(Recover),
+}
+
+/// What a step returns.
+pub enum Next {
+    /// Carry on.
+    Continue(State),
+    /// The renewal is over (for this run).
+    Finished(Finished),
+}
+
+/// How a renewal ended.
+#[derive(Debug, Eq, PartialEq)]
+pub enum Finished {
+    /// The new certificate is installed in `container`; the old one is gone.
+    Renewed {
+        /// Where.
+        container: ContainerId,
+        /// The certificate (DER).
+        certificate: Vec<u8>,
+    },
+    /// The CA has not decided; the new key is kept and `resume` will collect.
+    Pending,
+    /// Nothing this renewal made is left on the card.
+    RolledBack {
+        /// Why.
+        reason: String,
+        /// The containers deleted.
+        deleted: Vec<ContainerId>,
+    },
+    /// The journal shows no renewal in progress.
+    Clean,
+}
+
+impl State {
+    /// Performs this state's effects and returns what follows.
+    pub fn step(self, cx: &Context, fx: &mut dyn Effects) -> Result<Next, RenewalError> {
+        match self {
+            Self::Start(s) => s.step(cx, fx),
+            Self::Connect(s) => Ok(s.step(fx)),
+            Self::Generate(s) => s.step(fx),
+            Self::Build(s) => s.step(cx, fx),
+            Self::Submit(s) => s.step(cx, fx),
+            Self::Verify(s) => Ok(s.step(cx)),
+            Self::Install(s) => s.step(fx),
+            Self::Supersede(s) => s.step(cx, fx),
+            Self::RollBack(s) => s.step(fx),
+            Self::Resume(s) => s.step(cx, fx),
+            Self::Recover(s) => s.step(cx, fx),
+        }
+    }
+
+    /// The state's name (logs, tests).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Start(_) => "Start",
+            Self::Connect(_) => "Connect",
+            Self::Generate(_) => "Generate",
+            Self::Build(_) => "Build",
+            Self::Submit(_) => "Submit",
+            Self::Verify(_) => "Verify",
+            Self::Install(_) => "Install",
+            Self::Supersede(_) => "Supersede",
+            Self::RollBack(_) => "RollBack",
+            Self::Resume(_) => "Resume",
+            Self::Recover(_) => "Recover",
+        }
+    }
+}
+
+/// Runs states from `state` until the renewal finishes or an effect fails beyond rollback.
+pub fn drive(
+    mut state: State,
+    cx: &Context,
+    fx: &mut dyn Effects,
+) -> Result<Finished, RenewalError> {
+    loop {
+        tracing::debug!(state = state.name(), "renewal step");
+        match state.step(cx, fx)? {
+            Next::Continue(next) => state = next,
+            Next::Finished(finished) => return Ok(finished),
+        }
+    }
+}
+
+/// The first state of a renewal.
+pub struct Start;
+
+impl Start {
+    fn step(self, cx: &Context, fx: &mut dyn Effects) -> Result<Next, RenewalError> {
+        let old = OldCertificate::find(&fx.containers(Step::Connect)?, &cx.old)?;
+        fx.record(Record::Begin {
+            old: cx.old.0.clone(),
+            old_certificate: hex(&DigestAlgorithm::Sha256.digest(old.certificate.der())),
+            mode: cx.mode,
+        })?;
+        Ok(Next::Continue(State::Connect(Connect { old })))
+    }
+}
+
+/// The old certificate is known and `Begin` is journaled.
+pub struct Connect {
+    old: OldCertificate,
+}
+
+impl Connect {
+    fn step(self, fx: &mut dyn Effects) -> Next {
+        match fx.warm_up() {
+            Ok(()) => Next::Continue(State::Generate(Generate { old: self.old })),
+            Err(e) => RollBack::nothing_made(format!("warm-up: {e}")),
+        }
+    }
+}
+
+/// Connected; no key made yet.
+pub struct Generate {
+    old: OldCertificate,
+}
+
+impl Generate {
+    fn step(self, fx: &mut dyn Effects) -> Result<Next, RenewalError> {
+        // The listing before generation is what tells a key the card made but never reported
+        // (pulled mid-GENERATE) from the card's own containers. Without it nothing may be
+        // deleted later, so a failure here ends the attempt with nothing made.
+        let before: Vec<ContainerId> = match fx.containers(Step::GenerateKey) {
+            Ok(list) => list.into_iter().map(|c| c.id).collect(),
+            Err(RenewalError::Card { source, .. }) => {
+                return Ok(RollBack::nothing_made(format!("key generation: {source}")));
+            }
+            Err(other) => return Err(other),
+        };
+        fx.record(Record::GenerateIntent {
+            before: before.iter().map(|id| id.0.clone()).collect(),
+        })?;
+        let made = match fx.generate(self.old.key) {
+            Ok(made) => made,
+            Err(RenewalError::Card { step, source }) => {
+                return after_failed_generate(fx, &before, self.old.key, step, source);
+            }
+            Err(other) => return Err(other),
+        };
+        fx.record(Record::Generated {
+            container: made.id.0.clone(),
+        })?;
+        let Some(spki) = made.public_key else {
+            return Ok(RollBack::of(
+                made.id,
+                "the card did not report the new key's public part".into(),
+            ));
+        };
+        // A card (or middleware) that answers GENERATE with another key type than asked would
+        // change what the organisation chose: the key goes, the certificate stays.
+        let made_algorithm = PublicKey::from_spki(&spki)
+            .ok()
+            .as_ref()
+            .and_then(KeyAlgorithm::of);
+        if made_algorithm != Some(self.old.key) {
+            return Ok(RollBack::of(
+                made.id,
+                format!(
+                    "the card generated {} when asked for {}",
+                    made_algorithm.map_or("an unusable key".to_string(), |a| a.to_string()),
+                    self.old.key
+                ),
+            ));
+        }
+        Ok(Next::Continue(State::Build(Build {
+            old: self.old,
+            new: NewKey { id: made.id, spki },
+        })))
+    }
+}
+
+/// GENERATE failed, but the card may have made the key anyway (pulled after executing it):
+/// whatever container appeared since the listing is ours and goes. If the card cannot be
+/// reached, the journal stays at `GenerateIntent` for `recover`.
+fn after_failed_generate(
+    fx: &mut dyn Effects,
+    before: &[ContainerId],
+    algorithm: KeyAlgorithm,
+    step: Step,
+    source: TokenError,
+) -> Result<Next, RenewalError> {
+    let now = match fx.containers(step) {
+        Ok(now) => now,
+        Err(_) => return Err(RenewalError::Card { step, source }),
+    };
+    let orphans = now
+        .into_iter()
+        .map(|c| c.id)
+        .filter(|id| !before.contains(id))
+        .collect();
+    Ok(Next::Continue(State::RollBack(RollBack {
+        reason: format!("{algorithm} key generation: {source}"),
+        orphans,
+        cause: Some((step, source)),
+    })))
+}
+
+/// The new key exists (`Generated` is journaled).
+pub struct Build {
+    old: OldCertificate,
+    new: NewKey,
+}
+
+impl Build {
+    fn step(self, cx: &Context, fx: &mut dyn Effects) -> Result<Next, RenewalError> {
+        match self.request(cx, &*fx) {
+            Ok(request) => Ok(Next::Continue(State::Submit(Submit {
+                old: self.old,
+                new: self.new,
+                request,
+                polls: 0,
+            }))),
+            // The new key exists: whatever went wrong, it goes (no orphan container).
+            Err(RenewalError::Card { step, source }) => {
+                Ok(RollBack::after_card_error(self.new.id, step, source))
+            }
+            Err(e) => Ok(RollBack::of(
+                self.new.id,
+                format!("building the request: {e}"),
+            )),
+        }
+    }
+
+    fn request(&self, cx: &Context, fx: &dyn Effects) -> Result<Vec<u8>, RenewalError> {
+        let old_key = fx.signer(
+            &cx.old,
+            self.old.spki().clone(),
+            self.old.key.signature_algorithm(),
+        );
+        let new_key = fx.signer(
+            &self.new.id,
+            self.new.spki.clone(),
+            self.old.key.signature_algorithm(),
+        );
+        let card_error = |e: crate::cmc::CmcError| match e {
+            crate::cmc::CmcError::Sign(s) => RenewalError::Card {
+                step: Step::BuildRequest,
+                source: TokenError::Backend {
+                    backend: "token",
+                    detail: s.to_string(),
+                },
+            },
+            other => RenewalError::Precondition(other.to_string()),
+        };
+        let old_cert = &self.old.certificate;
+        let body = match cx.mode {
+            // EST simplereenroll sends the PKCS#10 only: no CMS layer, so no old-key and no
+            // second new-key signature (the TLS client certificate is the authority).
+            Mode::SimpleReenroll => {
+                build_renewal_pkcs10(old_cert, new_key.as_ref(), cx.template.as_ref())
+                    .map_err(card_error)?
+                    .der()
+                    .to_vec()
+            }
+            Mode::FullCmc | Mode::Cmc => {
+                let mut params = RenewalParams::random()
+                    .map_err(|e| RenewalError::Precondition(e.to_string()))?;
+                params.template = cx.template.clone();
+                build_renewal_request(old_cert, old_key.as_ref(), new_key.as_ref(), &params)
+                    .map_err(card_error)?
+                    .der
+            }
+        };
+        self_check(&body, cx.mode, &self.new.spki).map_err(|detail| RenewalError::Card {
+            step: Step::BuildRequest,
+            source: TokenError::Backend {
+                backend: "token",
+                detail: format!("the card's signatures do not match its keys: {detail}"),
+            },
+        })?;
+        Ok(body)
+    }
+}
+
+/// The request is built; `polls` submissions of it have been answered "pending".
+pub struct Submit {
+    old: OldCertificate,
+    new: NewKey,
+    request: Vec<u8>,
+    polls: u32,
+}
+
+impl Submit {
+    fn step(self, cx: &Context, fx: &mut dyn Effects) -> Result<Next, RenewalError> {
+        if self.polls == 0 {
+            fx.record(Record::Submitted {
+                request: hex(&self.request),
+            })?;
+        }
+        let retry_after = match fx.submit(&self.request) {
+            // The CA may or may not have acted on the request. The old certificate is still
+            // valid either way; the new key is useless without the answer.
+            Err(e) => return Ok(RollBack::of(self.new.id, format!("submission: {e}"))),
+            Ok(ServiceAnswer::Pending { retry_after }) => retry_after,
+            Ok(ServiceAnswer::Response {
+                response,
+                retry_after,
+            }) => match &response.outcome {
+                Outcome::Pending { .. } => retry_after.unwrap_or(5),
+                Outcome::Issued => {
+                    return Ok(Next::Continue(State::Verify(Verify {
+                        old: self.old,
+                        new: self.new,
+                        response,
+                    })));
+                }
+                Outcome::Failed { fail_info } => {
+                    let text = response.status_string.clone().unwrap_or_default();
+                    return Ok(RollBack::of(
+                        self.new.id,
+                        format!("{REFUSED} ({fail_info:?}): {text}"),
+                    ));
+                }
+                Outcome::Other(status) => {
+                    return Ok(RollBack::of(
+                        self.new.id,
+                        format!("the CA answered {status:?}"),
+                    ));
+                }
+            },
+        };
+        if self.polls == 0 {
+            fx.record(Record::Pending { retry_after })?;
+        }
+        if self.polls >= cx.max_polls {
+            return Ok(Next::Finished(Finished::Pending));
+        }
+        fx.wait(Duration::from_secs(retry_after));
+        Ok(Next::Continue(State::Submit(Self {
+            polls: self.polls + 1,
+            ..self
+        })))
+    }
+}
+
+/// The CA answered "issued".
+pub struct Verify {
+    old: OldCertificate,
+    new: NewKey,
+    response: Box<ParsedResponse>,
+}
+
+impl Verify {
+    fn step(self, cx: &Context) -> Next {
+        match verify_issued(
+            cx,
+            &self.response,
+            self.old.certificate.value(),
+            &self.new.spki,
+        ) {
+            Ok(issued) => Next::Continue(State::Install(Install {
+                new: self.new.id,
+                issued: Box::new(issued),
+                intent_journaled: false,
+            })),
+            Err(reason) => RollBack::of(self.new.id, reason),
+        }
+    }
+}
+
+/// The issued certificate passed every check.
+pub struct Install {
+    new: ContainerId,
+    issued: Box<Retained<Certificate>>,
+    /// `InstallIntent` is already in the journal (recovery).
+    intent_journaled: bool,
+}
+
+impl Install {
+    fn step(self, fx: &mut dyn Effects) -> Result<Next, RenewalError> {
+        if !self.intent_journaled {
+            fx.record(Record::InstallIntent {
+                certificate: hex(self.issued.der()),
+            })?;
+        }
+        match fx.install(&self.new, self.issued.der()) {
+            Ok(()) => {}
+            Err(RenewalError::Card { step, source }) => {
+                return Ok(RollBack::after_card_error(self.new, step, source));
+            }
+            Err(other) => return Err(other),
+        }
+        fx.record(Record::Installed)?;
+        Ok(Next::Continue(State::Supersede(Supersede {
+            new: self.new,
+            certificate: self.issued.der().to_vec(),
+        })))
+    }
+}
+
+/// The new container holds the new key and certificate.
+pub struct Supersede {
+    new: ContainerId,
+    certificate: Vec<u8>,
+}
+
+impl Supersede {
+    fn step(self, cx: &Context, fx: &mut dyn Effects) -> Result<Next, RenewalError> {
+        // Past this point the renewal only goes forward: a failure leaves the journal at
+        // `SupersedeIntent`, and `recover` completes it.
+        fx.record(Record::SupersedeIntent)?;
+        let container = fx.supersede(&cx.old, &self.new)?;
+        fx.record(Record::Done {
+            container: container.0.clone(),
+        })?;
+        Ok(Next::Finished(Finished::Renewed {
+            container,
+            certificate: self.certificate,
+        }))
+    }
+}
+
+/// Something failed: delete what this renewal made.
+pub struct RollBack {
+    reason: String,
+    orphans: Vec<ContainerId>,
+    /// The card failure that started the rollback: reported instead if the card cannot even
+    /// delete (it was pulled), so the user knows to run `recover` once it is back.
+    cause: Option<(Step, TokenError)>,
+}
+
+impl RollBack {
+    fn nothing_made(reason: String) -> Next {
+        Next::Continue(State::RollBack(Self {
+            reason,
+            orphans: Vec::new(),
+            cause: None,
+        }))
+    }
+
+    fn of(new: ContainerId, reason: String) -> Next {
+        Next::Continue(State::RollBack(Self {
+            reason,
+            orphans: vec![new],
+            cause: None,
+        }))
+    }
+
+    fn after_card_error(new: ContainerId, step: Step, source: TokenError) -> Next {
+        Next::Continue(State::RollBack(Self {
+            reason: format!("card error at {step:?}: {source}"),
+            orphans: vec![new],
+            cause: Some((step, source)),
+        }))
+    }
+
+    fn step(self, fx: &mut dyn Effects) -> Result<Next, RenewalError> {
+        if !self.orphans.is_empty() {
+            fx.record(Record::RollbackIntent {
+                reason: self.reason.clone(),
+            })?;
+            for id in &self.orphans {
+                match fx.delete(Step::Install, id) {
+                    Ok(()) => {}
+                    Err(e @ RenewalError::Card { .. }) => {
+                        return Err(match self.cause {
+                            Some((step, source)) => RenewalError::Card { step, source },
+                            None => e,
+                        });
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+        fx.record(Record::RolledBack)?;
+        Ok(Next::Finished(Finished::RolledBack {
+            reason: self.reason,
+            deleted: self.orphans,
+        }))
+    }
+}
+
+/// A pending request from the journal, to collect after a restart.
+pub struct Resume {
+    /// The new key's container (`Generated`).
+    new: ContainerId,
+    /// The request as sent (`Submitted`).
+    request: Vec<u8>,
+}
+
+impl Resume {
+    /// Reads the pending renewal from the current journal records.
+    pub fn from_journal(records: &[Record]) -> Result<Self, RenewalError> {
+        if !matches!(records.last(), Some(Record::Pending { .. })) {
+            return Err(RenewalError::Precondition(
+                "no pending renewal in the journal".into(),
+            ));
+        }
+        let request = records
+            .iter()
+            .find_map(|r| match r {
+                Record::Submitted { request } => hex_decode(request),
+                _ => None,
+            })
+            .ok_or(RenewalError::Precondition(
+                "journal: pending without a request".into(),
+            ))?;
+        let new = generated(records).ok_or(RenewalError::Precondition(
+            "journal: pending without a key".into(),
+        ))?;
+        Ok(Self { new, request })
+    }
+
+    fn step(self, cx: &Context, fx: &mut dyn Effects) -> Result<Next, RenewalError> {
+        let containers = fx.containers(Step::Await)?;
+        let new = containers
+            .iter()
+            .find(|c| c.id == self.new)
+            .and_then(|c| c.public_key.clone());
+        let (Ok(old), Some(spki)) = (OldCertificate::find(&containers, &cx.old), new) else {
+            return Err(RenewalError::Precondition(
+                "the card no longer holds the keys of the pending request".into(),
+            ));
+        };
+        if let Err(e) = fx.warm_up() {
+            return Err(RenewalError::Precondition(format!(
+                "cannot reach the CA: {e}"
+            )));
+        }
+        Ok(Next::Continue(State::Submit(Submit {
+            old,
+            new: NewKey { id: self.new, spki },
+            request: self.request,
+            polls: 1,
+        })))
+    }
+}
+
+/// The journal of an interrupted renewal.
+pub struct Recover {
+    records: Vec<Record>,
+}
+
+impl Recover {
+    /// Recovery from the current journal records.
+    pub fn from_journal(records: &[Record]) -> Self {
+        Self {
+            records: records.to_vec(),
+        }
+    }
+
+    fn step(self, cx: &Context, fx: &mut dyn Effects) -> Result<Next, RenewalError> {
+        let records = self.records;
+        if !matches!(records.first(), Some(Record::Begin { .. })) {
+            return Ok(Next::Finished(Finished::Clean));
+        }
+        let old = &cx.old;
+        let new = generated(&records);
+        match records.last() {
+            None | Some(Record::Done { .. } | Record::RolledBack) => {
+                Ok(Next::Finished(Finished::Clean))
+            }
+            Some(Record::Pending { .. }) => Ok(Next::Finished(Finished::Pending)),
+            Some(Record::InstallIntent { .. } | Record::Installed | Record::SupersedeIntent) => {
+                // The CA issued and the certificate passed the checks: go forward.
+                let new = new.ok_or(RenewalError::Precondition(
+                    "journal: install without a generated key".into(),
+                ))?;
+                let certificate = records
+                    .iter()
+                    .rev()
+                    .find_map(|r| match r {
+                        Record::InstallIntent { certificate } => hex_decode(certificate),
+                        _ => None,
+                    })
+                    .ok_or(RenewalError::Precondition(
+                        "journal: install without a certificate".into(),
+                    ))?;
+                let containers = fx.containers(Step::Install)?;
+                let holds = |id: &ContainerId| {
+                    containers
+                        .iter()
+                        .any(|c| c.id == *id && c.certificate.as_deref() == Some(&certificate[..]))
+                };
+                let new_exists = containers.iter().any(|c| c.id == new);
+                if holds(old) && !new_exists {
+                    fx.record(Record::Done {
+                        container: old.0.clone(),
+                    })?;
+                    return Ok(Next::Finished(Finished::Renewed {
+                        container: old.clone(),
+                        certificate,
+                    }));
+                }
+                if new_exists && !holds(&new) {
+                    let issued = Retained::<Certificate>::from_der(&certificate).map_err(|e| {
+                        RenewalError::Precondition(format!("journal: the certificate: {e}"))
+                    })?;
+                    return Ok(Next::Continue(State::Install(Install {
+                        new,
+                        issued: Box::new(issued),
+                        intent_journaled: true,
+                    })));
+                }
+                Ok(Next::Continue(State::Supersede(Supersede {
+                    new,
+                    certificate,
+                })))
+            }
+            Some(_) => {
+                // Begin, GenerateIntent, Generated, Submitted, RollbackIntent: undo. Ours is
+                // the generated container and anything that appeared since `GenerateIntent`
+                // (a key the card made but never reported); never the old container.
+                let containers = fx.containers(Step::GenerateKey)?;
+                let before = records.iter().find_map(|r| match r {
+                    Record::GenerateIntent { before } => Some(before.clone()),
+                    _ => None,
+                });
+                let mut orphans: Vec<ContainerId> = new.into_iter().collect();
+                if let Some(before) = before {
+                    for c in &containers {
+                        if !before.contains(&c.id.0) && !orphans.contains(&c.id) {
+                            orphans.push(c.id.clone());
+                        }
+                    }
+                }
+                orphans.retain(|o| o != old && containers.iter().any(|c| c.id == *o));
+                Ok(Next::Continue(State::RollBack(RollBack {
+                    reason: "recovery after a crash".into(),
+                    orphans,
+                    cause: None,
+                })))
+            }
+        }
+    }
+}
+
+fn generated(records: &[Record]) -> Option<ContainerId> {
+    records.iter().find_map(|r| match r {
+        Record::Generated { container } => Some(ContainerId(container.clone())),
+        _ => None,
+    })
+}
+
+fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
