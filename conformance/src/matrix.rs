@@ -344,7 +344,11 @@ pub fn default_matrix() -> Vec<Scenario> {
         for key in [KeyAlgorithm::EcP384, KeyAlgorithm::Rsa3072] {
             out.push(Scenario {
                 key,
-                ..base(format!("keys/{}/issue/{m}", key.config_name()), mode, Renewed)
+                ..base(
+                    format!("keys/{}/issue/{m}", key.config_name()),
+                    mode,
+                    Renewed,
+                )
             });
         }
     }

@@ -558,3 +558,72 @@ fn another_card_in_the_reader_is_treated_as_absent() {
     let out = check_with(&dir, &config, &["--now", "+300d", "--retry"]);
     assert_eq!(out.status.code(), Some(10), "{out:?}");
 }
+
+/// The slot lines of `sim-card show` (`slot 9a: EccP256 ..., certificate ...`).
+fn slots(dir: &Path) -> Vec<String> {
+    card_serial(dir)
+        .lines()
+        .filter(|l| l.starts_with("slot "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `renew check` killed right after each journal record a renewal writes (the process
+/// aborts there: no unwinding, no agent state saved), then started again: the next start
+/// finishes what the journal says — back to the old certificate and on to a new renewal, or
+/// forward to the new certificate — and in every case the card ends with one key in 9A
+/// holding a new certificate, the `post_renew` hook has run once, and no container is left.
+#[test]
+fn a_kill_at_every_journal_point_is_recovered_at_the_next_start() {
+    use std::os::unix::process::ExitStatusExt;
+    // `rollback-intent` needs a renewal that rolls back: the CA refuses the first request.
+    let deny_first = "[[rule]]\nrequest = 1\ndisposition = \"deny\"\n";
+    for (kind, scenario) in [
+        ("begin", None),
+        ("generate-intent", None),
+        ("generated", None),
+        ("submitted", None),
+        ("install-intent", None),
+        ("installed", None),
+        ("supersede-intent", None),
+        ("rollback-intent", Some(deny_first)),
+    ] {
+        let (dir, _ca, config) = fixture(&format!("kill-{kind}"), scenario);
+        let before = slots(&dir);
+        assert_eq!(before.len(), 1, "{before:?}");
+        let killed = check_with(&dir, &config, &["--now", "+300d", "--abort-after", kind]);
+        assert_eq!(killed.status.signal(), Some(6), "{kind}: {killed:?}");
+        assert!(
+            !dir.join("renewed.env").exists(),
+            "{kind}: no hook before the kill"
+        );
+
+        let out = check_with(&dir, &config, &["--now", "+300d"]);
+        assert_eq!(out.status.code(), Some(10), "{kind}: {out:?}");
+        let after = slots(&dir);
+        assert_eq!(after.len(), 1, "{kind}: one container left: {after:?}");
+        assert!(after[0].starts_with("slot 9a:"), "{kind}: {after:?}");
+        let renewed = status(&config);
+        assert_eq!(renewed["state"], "monitoring", "{kind}: {renewed}");
+        let env = std::fs::read_to_string(dir.join("renewed.env")).unwrap();
+        assert!(
+            env.contains(&format!(
+                "CARDRENEW_SERIAL={}",
+                renewed["serial"].as_str().unwrap()
+            )),
+            "{kind}: {env}"
+        );
+        // The certificate in 9A is the one the hook was given.
+        let pem_path = env
+            .lines()
+            .find_map(|l| l.strip_prefix("CARDRENEW_CERT="))
+            .unwrap();
+        let pem = std::fs::read_to_string(pem_path).unwrap();
+        let original = std::fs::read_to_string(dir.join("alice.pem")).unwrap();
+        assert_ne!(pem, original, "{kind}: a new certificate");
+        // Nothing left to do: the new certificate (issued today) is not due tomorrow.
+        let again = check_with(&dir, &config, &["--now", "+1d"]);
+        assert_eq!(again.status.code(), Some(0), "{kind}: {again:?}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

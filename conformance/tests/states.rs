@@ -249,3 +249,37 @@ fn a_failed_listing_before_generation_deletes_nothing() {
     assert_eq!(world.check_invariant().unwrap(), world.old_cert);
     assert!(matches!(journal.last(), Some(Record::RolledBack)));
 }
+
+/// A journal that says "install" while the card no longer has the new key (a card that lost
+/// a write) is not reported as a completed renewal: recovery keeps the old certificate and
+/// says nothing was completed.
+#[test]
+fn recovery_does_not_claim_a_renewal_whose_key_is_gone() {
+    use renewal_core::client::processor::{CrashPoint, Renewal};
+    let world = World::new("", KeyAlgorithm::EcP256).unwrap();
+    let mut service = world.service(Mode::FullCmc).unwrap();
+    let mut journal = world.journal().unwrap();
+    let crashed = Renewal::new(
+        world.token.clone(),
+        &mut service,
+        &mut journal,
+        world.config(Mode::FullCmc, 0, Some(CrashPoint::InstallIntent)),
+    )
+    .run();
+    assert!(matches!(
+        crashed,
+        Err(RenewalError::Crashed(CrashPoint::InstallIntent))
+    ));
+    let new = journal
+        .current()
+        .iter()
+        .find_map(|r| match r {
+            Record::Generated { container } => Some(ContainerId(container.clone())),
+            _ => None,
+        })
+        .unwrap();
+    world.token.lock().unwrap().delete(&new).unwrap();
+    let outcome = recover(&world.token, &mut journal).unwrap();
+    assert_eq!(outcome, RecoveryOutcome::RolledBack { deleted: vec![] });
+    assert_eq!(world.check_invariant().unwrap(), world.old_cert);
+}

@@ -135,6 +135,10 @@ enum Command {
         /// (never retried otherwise).
         #[arg(long)]
         retry: bool,
+        /// Test hook: abort the process (as a kill would stop it) right after the journal
+        /// record of this kind is written (`generated`, `install-intent`, ...).
+        #[arg(long = "abort-after", hide = true)]
+        abort_after: Option<String>,
     },
     /// Keep the tracked certificates renewed (long-running; `renew agent status` shows where
     /// each stands).
@@ -254,8 +258,16 @@ fn main() -> ExitCode {
         } => renewal::resume(&common, &ca, &ca_cert, max_polls),
         Command::Recover { common } => renewal::recover(&common),
         Command::Status { common } => renewal::status(&common),
-        Command::Check { config, now, retry } => {
+        Command::Check {
+            config,
+            now,
+            retry,
+            abort_after,
+        } => {
             agent::init_logging();
+            if let Some(kind) = abort_after {
+                agent::abort_after(kind);
+            }
             agent::check(&config, now.as_deref(), retry)
         }
         Command::Agent {
@@ -383,8 +395,10 @@ mod renewal {
                 let card = Arc::new(Mutex::new(sim_card::SimCard::new(
                     sim_card::PivApplet::from_state(state),
                 )));
-                let transport =
-                    renewal_core::token::transport::SimTransport::new(Arc::clone(&card));
+                let transport = renewal_core::token::transport::SimTransport::persisted(
+                    Arc::clone(&card),
+                    path.clone(),
+                );
                 let token: Box<dyn Token + Send> = Box::new(PivToken::new(transport, pins, key));
                 Ok(Opened {
                     token: Arc::new(Mutex::new(token)),

@@ -20,12 +20,26 @@ mod sim {
     #[derive(Clone)]
     pub struct SimTransport {
         card: Arc<Mutex<SimCard>>,
+        persist: Option<std::path::PathBuf>,
     }
 
     impl SimTransport {
         /// Wraps a shared card.
         pub fn new(card: Arc<Mutex<SimCard>>) -> Self {
-            Self { card }
+            Self {
+                card,
+                persist: None,
+            }
+        }
+
+        /// Wraps a card whose state lives in `path`, saved (atomically) after every command
+        /// that changed it — as a real card's memory keeps each write, so a process killed
+        /// mid-renewal leaves the card exactly as far as the commands it sent.
+        pub fn persisted(card: Arc<Mutex<SimCard>>, path: std::path::PathBuf) -> Self {
+            Self {
+                card,
+                persist: Some(path),
+            }
         }
 
         /// The card.
@@ -40,8 +54,18 @@ mod sim {
                 .card
                 .lock()
                 .map_err(|_| TokenError::Removed("simulator lock poisoned".into()))?;
-            card.transmit(apdu)
-                .map_err(|e| TokenError::Removed(e.to_string()))
+            let reply = card
+                .transmit(apdu)
+                .map_err(|e| TokenError::Removed(e.to_string()))?;
+            if let Some(path) = &self.persist
+                && card.applet_mut().take_dirty()
+            {
+                card.state().save(path).map_err(|e| TokenError::Backend {
+                    backend: "sim-card",
+                    detail: e.to_string(),
+                })?;
+            }
+            Ok(reply)
         }
     }
 }

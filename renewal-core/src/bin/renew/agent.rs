@@ -309,6 +309,29 @@ fn warn_if_expiring(t: &Tracked, entry: &mut EntryState, not_after: SystemTime, 
     );
 }
 
+/// The journal record after which the process aborts (`renew check --abort-after`, tests).
+static ABORT_AFTER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes the process abort right after the journal record of kind `kind` is written and
+/// synced: no unwinding, no state file written, exactly as a kill at that point leaves things.
+pub fn abort_after(kind: String) {
+    let _ = ABORT_AFTER.set(kind);
+}
+
+fn arm_abort(journal: &mut Journal) {
+    if let Some(kind) = ABORT_AFTER.get() {
+        let kind = kind.clone();
+        journal.observe(Box::new(move |record| {
+            let written = serde_json::to_value(record)
+                .ok()
+                .and_then(|v| v.get("record").and_then(|k| k.as_str()).map(str::to_owned));
+            if written.as_deref() == Some(kind.as_str()) {
+                std::process::abort();
+            }
+        }));
+    }
+}
+
 /// Reads the card, finishes what the journal left, renews when due.
 fn renew_if_due(
     t: &Tracked,
@@ -321,12 +344,21 @@ fn renew_if_due(
     let backoff = |e: String| (Phase::Backoff, e);
     let journal_path = common.journal.clone().unwrap_or_default();
     let mut journal = Journal::open(&journal_path).map_err(|e| backoff(e.to_string()))?;
+    arm_abort(&mut journal);
     let anchors = read_trust_anchors(&t.ca_cert).map_err(backoff)?;
     let mode: Mode = t.mode.parse().map_err(|e: String| (Phase::Stuck, e))?;
 
     let recovered = processor::recover(&opened.token, &mut journal)
         .map_err(|e| backoff(format!("recovering the last renewal: {e}")))?;
-    let outcome = if recovered == RecoveryOutcome::Pending {
+    let outcome = if let RecoveryOutcome::Completed { container } = &recovered {
+        // A renewal killed after the certificate passed its checks was finished forward: it
+        // is a renewal like any other (new certificate file, `post_renew` hook).
+        let cert = current_certificate(opened, &container.0).map_err(backoff)?;
+        Some(Ok(RenewalOutcome::Renewed {
+            container: container.clone(),
+            certificate: cert.der().to_vec(),
+        }))
+    } else if recovered == RecoveryOutcome::Pending {
         // A request the CA has not decided yet (across restarts): collect it.
         let mut service =
             renewal::service(opened, common, &t.ca, &anchors, mode).map_err(backoff)?;

@@ -714,6 +714,16 @@ impl Recover {
                         certificate,
                     }));
                 }
+                if !new_exists && !holds(old) {
+                    // The new key is gone and the old container never got the certificate:
+                    // there is nothing to go forward with (a card that lost a write). The old
+                    // certificate stays; claiming "completed" here would be a lie.
+                    return Ok(Next::Continue(State::RollBack(RollBack {
+                        reason: "recovery: the new key is no longer on the card".into(),
+                        orphans: Vec::new(),
+                        cause: None,
+                    })));
+                }
                 if new_exists && !holds(&new) {
                     let issued = Retained::<Certificate>::from_der(&certificate).map_err(|e| {
                         RenewalError::Precondition(format!("journal: the certificate: {e}"))
