@@ -12,7 +12,7 @@ use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::{Certificate, ext::Extension, request::CertReq};
 
 use crate::cmc::{
-    CmcError, Limits, Result, Retained,
+    CmcError, Limits, Profile, Result, Retained, Severity,
     controls::Control,
     crypto::key_identifier,
     input::{decode_exact, to_der},
@@ -140,7 +140,15 @@ pub fn inspect(input: &[u8], limits: &Limits) -> Result<Inspection> {
 }
 
 fn inspect_request(der: &[u8], limits: &Limits) -> Result<Inspection> {
-    let parsed = parse_request(der, limits)?;
+    let strict = parse_request(der, limits)?;
+    let findings = strict.findings();
+    // Judged as RFC 5652 says; when that fails only on deviations ADCS accepts, the
+    // signatures are shown as ADCS checks them and the verdict says which profile holds.
+    let strict_facts = strict.verify();
+    let (parsed, profile) = match (&strict_facts, findings.is_empty()) {
+        (Err(_), false) => (strict.with_profile(Profile::Adcs), Profile::Adcs),
+        _ => (strict, Profile::Strict),
+    };
     let reports = parsed.signer_reports();
     let (kind, title) = match parsed.content {
         RequestContent::Cmc(_) => ("cmc-request", "CMC Full PKI Request"),
@@ -186,11 +194,33 @@ fn inspect_request(der: &[u8], limits: &Limits) -> Result<Inspection> {
         RequestContent::Cmc(pki) => root.push(pki_data_node(pki)),
         RequestContent::Pkcs10(req) => root.push(pkcs10_node("eContent: PKCS#10", req)),
     }
-    let facts = parsed.verify();
+    if !findings.is_empty() {
+        let mut n = Node::new(format!("Findings ({})", findings.len()));
+        for f in &findings {
+            let severity = match f.severity {
+                Severity::Warning => "warning (ADCS accepts it; the strict profile refuses it)",
+                Severity::Error => "error (refused under every profile)",
+            };
+            n.push(Node::new(format!(
+                "{}: {} — {severity}",
+                f.clause, f.message
+            )));
+        }
+        root.push(n);
+    }
+    let facts = match profile {
+        Profile::Strict => strict_facts,
+        Profile::Adcs => parsed.verify(),
+    };
+    let valid_under = match (&facts, profile) {
+        (Ok(_), Profile::Strict) => "verified",
+        (Ok(_), Profile::Adcs) => "verified under the adcs profile only",
+        (Err(_), _) => "",
+    };
     let renewal = match &facts {
         Ok(f) => {
             let mut n = Node::new(format!(
-                "Renewal: verified ({:?}); old key signed: {}",
+                "Renewal: {valid_under} ({:?}); old key signed: {}",
                 f.shape,
                 if f.old_key_signed { "yes" } else { "no" }
             ));
@@ -217,9 +247,11 @@ fn inspect_request(der: &[u8], limits: &Limits) -> Result<Inspection> {
             "verified": r.outcome.is_ok(),
             "error": r.outcome.as_ref().err().map(|e| e.to_string()),
         })).collect::<Vec<_>>(),
+        "findings": findings,
         "renewal": match &facts {
             Ok(f) => json!({
                 "valid": true,
+                "profile": profile,
                 "shape": format!("{:?}", f.shape),
                 "old_key_signed": f.old_key_signed,
                 "renewed_serial": f.renewal_certificate.value().tbs_certificate().serial_number().to_string(),

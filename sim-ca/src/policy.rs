@@ -207,6 +207,8 @@ pub struct PolicyContext<'a> {
     pub grace: Duration,
     /// Input limits.
     pub limits: Limits,
+    /// Which RFC deviations are accepted.
+    pub profile: renewal_core::cmc::Profile,
 }
 
 /// A request that passed every check.
@@ -384,7 +386,9 @@ pub fn validate_cmc(
     tls_cert: &Retained<Certificate>,
     ctx: &PolicyContext<'_>,
 ) -> Result<Accepted, Rejection> {
-    let parsed = parse_request(request, &ctx.limits).map_err(from_codec)?;
+    let parsed = parse_request(request, &ctx.limits)
+        .map_err(from_codec)?
+        .with_profile(ctx.profile);
     let facts = parsed.verify().map_err(from_codec)?;
     if !facts.old_key_signed {
         return Err(Rejection::BadRenewalCertificate(
@@ -405,14 +409,26 @@ pub fn validate_cmc(
         &facts.name_value_pairs,
         ctx.templates,
     )?;
-    let transaction = facts
-        .transaction_id
-        .as_ref()
-        .map(|t| renewal_core::cmc::verify_request::hex(t.as_bytes()))
-        .ok_or(Rejection::MissingControl("transactionId"))?;
-    if facts.sender_nonce.is_none() {
-        return Err(Rejection::MissingControl("senderNonce"));
-    }
+    let transaction = if facts.shape == renewal_core::cmc::RequestShape::CmsWithPkcs10 {
+        // "CMS with PKCS #10" (MS-WCCE, MS-WSTEP, certipy) is not CMC: it has no controls.
+        // Its transaction is its new key — a re-sent request is the same key again, answered
+        // by the (old certificate, new key) idempotency or matched to its pending request;
+        // another key is another request.
+        format!(
+            "key:{}",
+            renewal_core::cmc::verify_request::hex(&new_key.fingerprint())
+        )
+    } else {
+        let transaction = facts
+            .transaction_id
+            .as_ref()
+            .map(|t| renewal_core::cmc::verify_request::hex(t.as_bytes()))
+            .ok_or(Rejection::MissingControl("transactionId"))?;
+        if facts.sender_nonce.is_none() {
+            return Err(Rejection::MissingControl("senderNonce"));
+        }
+        transaction
+    };
     Ok(Accepted {
         extensions: inherited_extensions(old),
         facts,

@@ -185,7 +185,7 @@ impl RuleConfig {
 }
 
 /// A whole scenario file.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Scenario {
     /// Days a certificate may still be renewed after it expired.
@@ -194,12 +194,29 @@ pub struct Scenario {
     /// "v2" or "adcs".
     #[serde(default)]
     pub response_style: Option<String>,
+    /// Which RFC deviations in requests are accepted: `adcs` (default: what ADCS accepts) or
+    /// `strict` (none).
+    #[serde(default = "adcs_profile")]
+    pub profile: renewal_core::cmc::Profile,
     /// Templates (built-in ones when empty).
     #[serde(default, rename = "template")]
     pub templates: Vec<TemplateConfig>,
     /// Rules, in order.
     #[serde(default, rename = "rule")]
     pub rules: Vec<RuleConfig>,
+}
+
+/// No rules, built-in templates, the `adcs` profile: what an empty scenario file says.
+impl Default for Scenario {
+    fn default() -> Self {
+        Self {
+            grace_days: 0,
+            response_style: None,
+            profile: adcs_profile(),
+            templates: Vec::new(),
+            rules: Vec::new(),
+        }
+    }
 }
 
 impl Scenario {
@@ -213,5 +230,24 @@ impl Scenario {
             None | Some("v2") | Some("adcs") => Ok(s),
             Some(other) => Err(format!("unknown response_style {other:?}")),
         }
+    }
+}
+
+fn adcs_profile() -> renewal_core::cmc::Profile {
+    renewal_core::cmc::Profile::Adcs
+}
+
+#[cfg(test)]
+mod default_tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_what_an_empty_file_says() {
+        let empty = Scenario::from_toml("").expect("an empty scenario parses");
+        let default = Scenario::default();
+        assert_eq!(default.profile, empty.profile);
+        assert_eq!(default.profile, renewal_core::cmc::Profile::Adcs);
+        assert_eq!(default.grace_days, empty.grace_days);
+        assert!(default.rules.is_empty() && default.templates.is_empty());
     }
 }

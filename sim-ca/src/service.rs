@@ -38,6 +38,7 @@ pub struct Ca {
     grace: Duration,
     style: StatusStyle,
     limits: Limits,
+    profile: renewal_core::cmc::Profile,
     /// A key that is not the CA's, for the "wrong signer" and "wrong key" faults.
     decoy: SoftwareKey,
 }
@@ -134,6 +135,7 @@ impl Ca {
                 _ => StatusStyle::V2,
             },
             limits: Limits::default(),
+            profile: scenario.profile,
             decoy: SoftwareKey::generate_p256().map_err(|e| e.to_string())?,
         })
     }
@@ -255,6 +257,7 @@ impl Ca {
             now: self.clock.now(),
             grace: self.grace,
             limits: self.limits,
+            profile: self.profile,
         }
     }
 

@@ -37,4 +37,6 @@ pub use response::{
     build_full_response, parse_response,
 };
 pub use software_key::SoftwareKey;
-pub use verify_request::{ParsedRequest, RenewalFacts, RequestShape, SignedBy, parse_request};
+pub use verify_request::{
+    Finding, ParsedRequest, Profile, RenewalFacts, RequestShape, Severity, SignedBy, parse_request,
+};

@@ -53,6 +53,61 @@ pub struct ParsedRequest {
     pub econtent: Vec<u8>,
     /// The decoded content.
     pub content: RequestContent,
+    /// Which RFC deviations verification tolerates (default: none).
+    pub profile: Profile,
+}
+
+/// Which deviations from RFC 5652 a verifier tolerates. Signatures, digests and the proof of
+/// possession are verified the same under every profile: a profile only decides about fields
+/// no signature protects differently (a version number) or an attribute whose absence changes
+/// nothing for the content renewal accepts.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Profile {
+    /// Every RFC 5652 / 5272 deviation is refused.
+    #[default]
+    Strict,
+    /// What ADCS accepts. MS-WCCE §3.2.1.4.2.1.4.2.1 lists what the CA checks in a "CMS with
+    /// PKCS #10" renewal — id-signedData, eContentType id-data, the PKCS #10 with the renewal
+    /// certificate attribute, the signer being that certificate — and names no rule on the
+    /// SignedData version or the signed attributes; certipy-ad 5.1.0 renewals, which ADCS
+    /// issues, carry SignedData version 3 over a version-1 structure and a messageDigest
+    /// without contentType. Exactly those two are tolerated, and only for that shape (id-data
+    /// content, issuerAndSerialNumber signers): a CMC (PKIData) request is held to RFC 5652.
+    Adcs,
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "strict" => Ok(Self::Strict),
+            "adcs" => Ok(Self::Adcs),
+            other => Err(format!("unknown profile {other:?} (adcs, strict)")),
+        }
+    }
+}
+
+/// How bad a deviation is.
+#[derive(Clone, Copy, Debug, Eq, PartialEq, Ord, PartialOrd, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Severity {
+    /// An RFC deviation ADCS accepts: refused only under the strict profile.
+    Warning,
+    /// Refused under every profile.
+    Error,
+}
+
+/// One deviation from the RFCs found in a request, with the clause it breaks.
+#[derive(Clone, Debug, Eq, PartialEq, serde::Serialize)]
+pub struct Finding {
+    /// How bad.
+    pub severity: Severity,
+    /// The clause (`RFC 5652 §5.1`).
+    pub clause: &'static str,
+    /// What was found.
+    pub message: String,
 }
 
 /// Which key a signer used.
@@ -155,6 +210,7 @@ pub fn parse_request(input: &[u8], limits: &Limits) -> Result<ParsedRequest> {
         signed_data,
         econtent,
         content,
+        profile: Profile::Strict,
     })
 }
 
@@ -284,6 +340,105 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 impl ParsedRequest {
+    /// The same request, verified under `profile`.
+    pub fn with_profile(mut self, profile: Profile) -> Self {
+        self.profile = profile;
+        self
+    }
+
+    /// The shape the ADCS profile's tolerances are limited to: a PKCS#10 in id-data content,
+    /// every signer by issuer and serial number (MS-WCCE "CMS with PKCS #10").
+    fn is_cms_with_pkcs10(&self) -> bool {
+        matches!(self.content, RequestContent::Pkcs10(_))
+            && self.signed_data.encap_content_info.econtent_type == oids::ID_DATA
+            && self
+                .signed_data
+                .signer_infos
+                .iter()
+                .all(|si| matches!(si.sid, SignerIdentifier::IssuerAndSerialNumber(_)))
+    }
+
+    /// SignedData version 3 where RFC 5652 §5.1 says 1 (never the other way round).
+    fn tolerated_signed_data_version(&self) -> bool {
+        self.profile == Profile::Adcs
+            && self.is_cms_with_pkcs10()
+            && self.signed_data.version == CmsVersion::V3
+    }
+
+    fn tolerates_missing_content_type(&self) -> bool {
+        self.profile == Profile::Adcs && self.is_cms_with_pkcs10()
+    }
+
+    /// Every deviation from RFC 5652 in the structure, with its clause: a linter's view,
+    /// independent of the profile. Warnings are what the ADCS profile tolerates; errors are
+    /// refused under every profile.
+    pub fn findings(&self) -> Vec<Finding> {
+        let sd = &self.signed_data;
+        let adcs = self.clone_shape_with(Profile::Adcs);
+        let mut out = Vec::new();
+        let mut needs_v3 = sd.encap_content_info.econtent_type != oids::ID_DATA;
+        for (index, si) in sd.signer_infos.iter().enumerate() {
+            let expected = match si.sid {
+                SignerIdentifier::IssuerAndSerialNumber(_) => CmsVersion::V1,
+                SignerIdentifier::SubjectKeyIdentifier(_) => {
+                    needs_v3 = true;
+                    CmsVersion::V3
+                }
+            };
+            if si.version != expected {
+                out.push(Finding {
+                    severity: Severity::Error,
+                    clause: "RFC 5652 §5.3",
+                    message: format!(
+                        "SignerInfo {index}: version {} with its signer identifier (expected {})",
+                        si.version as u8, expected as u8
+                    ),
+                });
+            }
+            if si.signed_attrs.is_some() && si.signed_attr(oids::ID_CONTENT_TYPE).is_none() {
+                out.push(Finding {
+                    severity: if adcs.tolerates_missing_content_type() {
+                        Severity::Warning
+                    } else {
+                        Severity::Error
+                    },
+                    clause: "RFC 5652 §5.3, §11.1",
+                    message: format!(
+                        "SignerInfo {index}: signed attributes without the contentType attribute"
+                    ),
+                });
+            }
+        }
+        let expected = if needs_v3 {
+            CmsVersion::V3
+        } else {
+            CmsVersion::V1
+        };
+        if sd.version != expected {
+            out.push(Finding {
+                severity: if adcs.tolerated_signed_data_version() {
+                    Severity::Warning
+                } else {
+                    Severity::Error
+                },
+                clause: "RFC 5652 §5.1",
+                message: format!(
+                    "SignedData: version {} is inconsistent with the structure (expected {})",
+                    sd.version as u8, expected as u8
+                ),
+            });
+        }
+        out
+    }
+
+    /// A view of this request's shape under another profile (for `findings`).
+    fn clone_shape_with(&self, profile: Profile) -> ProfileView<'_> {
+        ProfileView {
+            request: self,
+            profile,
+        }
+    }
+
     /// The PKCS#10 requests, with their CMC body part ids.
     pub fn pkcs10s(&self) -> Vec<(Option<u32>, &Retained<CertReq>)> {
         match &self.content {
@@ -417,15 +572,25 @@ impl ParsedRequest {
             return Ok(self.econtent.clone());
         };
         let attrs_der = attrs_der.malformed("signed attributes")?;
-        let content_type = si
-            .signed_attr(oids::ID_CONTENT_TYPE)
-            .and_then(|a| a.single_value())
-            .ok_or(CmcError::MissingSignedAttribute {
-                signer: index,
-                attribute: "contentType",
-            })?
-            .decode_as::<ObjectIdentifier>()
-            .malformed("contentType attribute")?;
+        let content_type = match si.signed_attr(oids::ID_CONTENT_TYPE) {
+            Some(attr) => attr
+                .single_value()
+                .ok_or(CmcError::MissingSignedAttribute {
+                    signer: index,
+                    attribute: "contentType",
+                })?
+                .decode_as::<ObjectIdentifier>()
+                .malformed("contentType attribute")?,
+            // ADCS: a messageDigest without contentType over id-data content. The type is
+            // then the one the content declares, which is all contentType could have said.
+            None if self.tolerates_missing_content_type() => econtent_type,
+            None => {
+                return Err(CmcError::MissingSignedAttribute {
+                    signer: index,
+                    attribute: "contentType",
+                });
+            }
+        };
         if content_type != econtent_type {
             return Err(CmcError::ContentTypeMismatch {
                 signer: index,
@@ -567,7 +732,7 @@ impl ParsedRequest {
         } else {
             CmsVersion::V1
         };
-        if sd.version != expected {
+        if sd.version != expected && !self.tolerated_signed_data_version() {
             return Err(CmcError::VersionMismatch {
                 what: "SignedData",
                 found: sd.version as u8,
@@ -755,4 +920,22 @@ pub fn requested_extensions(req: &CertReq) -> Result<Vec<x509_cert::ext::Extensi
         }
     }
     Ok(out)
+}
+
+/// A request seen under a given profile, without cloning it.
+struct ProfileView<'a> {
+    request: &'a ParsedRequest,
+    profile: Profile,
+}
+
+impl ProfileView<'_> {
+    fn tolerated_signed_data_version(&self) -> bool {
+        self.profile == Profile::Adcs
+            && self.request.is_cms_with_pkcs10()
+            && self.request.signed_data.version == CmsVersion::V3
+    }
+
+    fn tolerates_missing_content_type(&self) -> bool {
+        self.profile == Profile::Adcs && self.request.is_cms_with_pkcs10()
+    }
 }
