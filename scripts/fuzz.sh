@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${1:-10}"
 shift || true
-ALL_TARGETS=(cmc_request cmc_response inspect_input public_key sim_card_apdus piv_card_answers sim_ca_decision journal scenario_toml)
+ALL_TARGETS=(cmc_request cmc_response inspect_input public_key sim_card_apdus piv_card_answers sim_ca_decision journal scenario_toml wstep_envelope)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 SANITIZER="${FUZZ_SANITIZER:-none}"
@@ -39,6 +39,7 @@ for f in renewal-core/tests/vectors/*.der; do
   cp "$f" "$SEEDS/cmc_request/"; cp "$f" "$SEEDS/inspect_input/"; cp "$f" "$SEEDS/cmc_response/"
 done
 cp renewal-core/tests/vectors/*.b64 "$SEEDS/inspect_input/" 2>/dev/null || true
+cp renewal-core/tests/vectors/wstep/*.xml "$SEEDS/wstep_envelope/"
 SAMPLE=target/fuzz-sample
 cargo run --quiet -p renewal-core --bin renew -- sample --deterministic --out-dir "$SAMPLE" >/dev/null
 cp "$SAMPLE/request.der" "$SEEDS/cmc_request/sample-request.der"

@@ -88,8 +88,8 @@ impl World {
         scenario: &str,
     ) -> Result<(Arc<Ca>, SocketAddr, tokio::runtime::Runtime, Scratch), Error> {
         let clock = Clock::system();
-        let authority = Authority::generate(clock.now())?;
         let scenario = Scenario::from_toml(scenario)?;
+        let authority = shared_authority(&clock, scenario.ca_key_algorithm()?)?;
         let store = Store::in_memory().map_err(|e| e.to_string())?;
         let ca = Arc::new(Ca::new(authority, store, &scenario, clock)?);
         let dir = scratch_dir()?;
@@ -493,4 +493,19 @@ fn scratch_dir() -> Result<Scratch, Error> {
     ));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     Ok(Scratch(dir))
+}
+
+/// One CA hierarchy per key type for the whole process, duplicated for each world: every
+/// scenario gets its own CA state (store, rules, clock) over the same keys, and an RSA CA's
+/// key generation is paid once instead of per scenario.
+fn shared_authority(clock: &Clock, key: KeyAlgorithm) -> Result<Authority, Error> {
+    static MADE: Mutex<Vec<(KeyAlgorithm, Authority)>> = Mutex::new(Vec::new());
+    let mut made = MADE.lock().map_err(|_| "CA cache lock poisoned")?;
+    if let Some((_, authority)) = made.iter().find(|(k, _)| *k == key) {
+        return authority.duplicate();
+    }
+    let authority = Authority::generate_with(clock.now(), key)?;
+    let copy = authority.duplicate()?;
+    made.push((key, authority));
+    Ok(copy)
 }

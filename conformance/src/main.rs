@@ -24,10 +24,11 @@ struct Args {
     container: Option<String>,
     modes: Option<String>,
     management_key: Option<String>,
+    ca_key: Option<renewal_core::token::KeyAlgorithm>,
 }
 
 const USAGE: &str = "usage: conformance [run] [--scenarios FILE.toml] [--filter SUBSTRING] [--seed N] [--list]
-                   [--report DIR]
+                   [--report DIR] [--ca-key rsa2048|rsa3072|rsa4096|p256|p384]
                    [--token pkcs11:MODULE[:LABEL] [--pin-env VAR]]
                    [--ca URL --ca-cert PEM --token sim:CARD.json|piv-pcsc[:READER]|pkcs11:MODULE[:LABEL]
                     [--container ID] [--modes fullcmc,cmc,simplereenroll] [--pin-env VAR]
@@ -51,6 +52,7 @@ fn args() -> Result<Args, String> {
         container: None,
         modes: None,
         management_key: None,
+        ca_key: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -84,6 +86,14 @@ fn args() -> Result<Args, String> {
                 a.container = Some(it.next().ok_or("--container needs a container id")?)
             }
             "--modes" => a.modes = Some(it.next().ok_or("--modes needs a list")?),
+            "--ca-key" => {
+                a.ca_key = Some(
+                    it.next()
+                        .ok_or("--ca-key needs a key type")?
+                        .parse()
+                        .map_err(|e| format!("--ca-key: {e}"))?,
+                )
+            }
             "--management-key" => {
                 a.management_key = Some(it.next().ok_or("--management-key needs 48 hex digits")?)
             }
@@ -294,6 +304,10 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
+    };
+    let matrix = match args.ca_key {
+        Some(key) => conformance::matrix::with_ca_key(matrix, key),
+        None => matrix,
     };
     let scenarios: Vec<_> = matrix
         .into_iter()

@@ -54,6 +54,7 @@ pub fn mode_name(mode: Mode) -> &'static str {
         Mode::FullCmc => "fullcmc",
         Mode::Cmc => "cmc",
         Mode::SimpleReenroll => "simplereenroll",
+        Mode::Wstep => "wstep",
     }
 }
 
@@ -76,7 +77,7 @@ fn base(name: String, mode: Mode, expected: Expected) -> Scenario {
 /// The built-in matrix.
 pub fn default_matrix() -> Vec<Scenario> {
     use Expected::*;
-    let modes = [Mode::FullCmc, Mode::Cmc, Mode::SimpleReenroll];
+    let modes = Mode::ALL;
     let mut out = Vec::new();
     for mode in modes {
         let m = mode_name(mode);
@@ -353,4 +354,20 @@ pub fn default_matrix() -> Vec<Scenario> {
         }
     }
     out
+}
+
+/// The scenarios with the simulated CA's key of type `key` (sim-ca's `ca_key`; the default CA
+/// is RSA-2048, as ADCS). A scenario that names its own CA key keeps it.
+pub fn with_ca_key(scenarios: Vec<Scenario>, key: KeyAlgorithm) -> Vec<Scenario> {
+    scenarios
+        .into_iter()
+        .map(|mut s| {
+            let names_key = s.ca.lines().any(|l| l.trim_start().starts_with("ca_key"));
+            if !names_key {
+                // Top-level keys go before the first table.
+                s.ca = format!("ca_key = \"{}\"\n{}", key.config_name(), s.ca);
+            }
+            s
+        })
+        .collect()
 }

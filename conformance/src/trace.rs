@@ -320,6 +320,12 @@ impl<S: RenewalService> RenewalService for RecordingService<S> {
                 false,
                 false,
             ),
+            Ok(ServiceAnswer::Refused { text }) => self.trace.push(
+                Lane::Ca,
+                format!("POST request -> SOAP fault {text}"),
+                false,
+                true,
+            ),
             Err(e) => self
                 .trace
                 .push(Lane::Ca, format!("POST request -> {e}"), false, true),

@@ -17,7 +17,7 @@ fn the_default_matrix_runs_green() {
     for area in [
         "ca/", "adcs/", "net/", "card/", "pin/", "crash/", "rsa2048/",
     ] {
-        for mode in ["/fullcmc", "/cmc", "/simplereenroll"] {
+        for mode in ["/fullcmc", "/cmc", "/simplereenroll", "/wstep"] {
             assert!(
                 names
                     .iter()
@@ -50,6 +50,31 @@ fn the_default_matrix_runs_green() {
         .map(|r| format!("{}: {}", r.name, r.problem.unwrap_or_default()))
         .collect();
     assert!(failures.is_empty(), "{failures:#?}");
+}
+
+/// The same matrix against an EC CA (the default CA is RSA-2048, as ADCS): P-256 and P-384
+/// CA keys, every scenario as stated. The responses and certificates are signed with the CA's
+/// key type, which the client checks like any other.
+#[test]
+fn the_default_matrix_runs_green_against_ec_cas() {
+    use renewal_core::token::KeyAlgorithm;
+    for (key, filter) in [
+        (KeyAlgorithm::EcP256, ""),
+        (KeyAlgorithm::EcP384, "/fullcmc"),
+    ] {
+        let matrix: Vec<_> = conformance::matrix::with_ca_key(default_matrix(), key)
+            .into_iter()
+            .filter(|s| s.name.contains(filter))
+            .collect();
+        assert!(matrix.iter().all(|s| s.ca.starts_with("ca_key = ")));
+        let failures: Vec<_> = matrix
+            .iter()
+            .map(|s| runner::run(s, 1))
+            .filter(|r| !r.passed())
+            .map(|r| format!("{key}: {}: {}", r.name, r.problem.unwrap_or_default()))
+            .collect();
+        assert!(failures.is_empty(), "{failures:#?}");
+    }
 }
 
 #[test]

@@ -471,3 +471,38 @@ fn unhex(text: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
         .collect()
 }
+
+/// MS-WSTEP end to end: the CMC request in a SOAP envelope to sim-ca's CES path over the same
+/// card-authenticated TLS (one PIN prompt); a refusal comes back as a SOAP fault whose HRESULT
+/// the client reports and rolls back on; a pending request is collected with
+/// `QueryTokenStatus` and its RequestID.
+#[test]
+fn wstep_renews_refuses_and_collects_pending() {
+    let world = World::new("", KeyAlgorithm::EcP256).unwrap();
+    let outcome = run(&world, Mode::Wstep, 0, None).unwrap();
+    assert_renewed(&world, &outcome);
+    assert_eq!(world.pins.count(), 1);
+    let audit = world.ca.as_ref().unwrap().audit_trail();
+    assert_eq!(audit.last().unwrap().endpoint, "wstep");
+
+    let world = World::new(
+        "[[rule]]\ndisposition = \"deny\"\nreason = \"Denied by Policy Module\"\n",
+        KeyAlgorithm::Rsa2048,
+    )
+    .unwrap();
+    let outcome = run(&world, Mode::Wstep, 0, None).unwrap();
+    let RenewalOutcome::RolledBack { reason } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(reason.starts_with("the CA refused: 0x80094011"), "{reason}");
+    assert_untouched(&world);
+
+    let world = World::new(
+        "[[rule]]\ndisposition = \"pending\"\nresolve = \"poll:2\"\n",
+        KeyAlgorithm::EcP256,
+    )
+    .unwrap();
+    let outcome = run(&world, Mode::Wstep, 3, None).unwrap();
+    assert_renewed(&world, &outcome);
+    assert_eq!(world.pins.count(), 1);
+}

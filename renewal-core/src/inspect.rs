@@ -101,8 +101,11 @@ impl Inspection {
     }
 }
 
-/// Inspects DER, PEM or base64 input.
+/// Inspects DER, PEM or base64 input, or an MS-WSTEP SOAP envelope.
 pub fn inspect(input: &[u8], limits: &Limits) -> Result<Inspection> {
+    if input.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
+        return inspect_wstep(input, limits);
+    }
     let (der, _) = to_der(input, limits)?;
     if let Ok(info) = ContentInfo::from_der(&der) {
         if info.content_type != oids::ID_SIGNED_DATA {
@@ -136,6 +139,109 @@ pub fn inspect(input: &[u8], limits: &Limits) -> Result<Inspection> {
         kind: "certificate",
         summary: cert_summary(cert.value()),
         tree: certificate_node("Certificate", &cert),
+    })
+}
+
+/// An MS-WSTEP envelope: what it is, its RequestID / disposition / fault with the HRESULT,
+/// and the PKCS #7 inside inspected as any other.
+fn inspect_wstep(input: &[u8], limits: &Limits) -> Result<Inspection> {
+    use crate::wstep::{Answer, RequestKind, XmlLimits, parse_answer, parse_request};
+    let xml_limits = XmlLimits {
+        max_bytes: limits.max_bytes * 2,
+        ..XmlLimits::default()
+    };
+    let encoding = |e: crate::wstep::WstepError| CmcError::Encoding(e.to_string());
+    let inner = |der: &[u8], title: &str, root: &mut Node| -> Value {
+        // A token holds DER; XML inside XML is not followed (no recursion on hostile input).
+        let inspected = if der.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
+            Err(CmcError::Encoding("XML where DER belongs".into()))
+        } else {
+            inspect(der, limits)
+        };
+        match inspected {
+            Ok(i) => {
+                root.push(Node::new(title.to_string()).with(i.tree));
+                json!({ "kind": i.kind, "summary": i.summary })
+            }
+            Err(e) => {
+                root.push(Node::new(format!("{title}: unreadable: {e}")));
+                json!({ "error": e.to_string() })
+            }
+        }
+    };
+    if let Ok(request) = parse_request(input, &xml_limits) {
+        let mut root = Node::new(format!(
+            "MS-WSTEP RequestSecurityToken ({} bytes), MessageID {}",
+            input.len(),
+            request.message_id.as_deref().unwrap_or("(none)")
+        ));
+        let summary = match &request.kind {
+            RequestKind::Issue(der) => {
+                let inside = inner(der, "BinarySecurityToken (#PKCS7)", &mut root);
+                json!({ "request_type": "Issue", "pkcs7": inside })
+            }
+            RequestKind::QueryTokenStatus(id) => {
+                root.push(Node::new(format!("QueryTokenStatus for RequestID {id}")));
+                json!({ "request_type": "QueryTokenStatus", "request_id": id })
+            }
+        };
+        return Ok(Inspection {
+            kind: "wstep-request",
+            tree: root,
+            summary,
+        });
+    }
+    let answer = parse_answer(input, &xml_limits).map_err(encoding)?;
+    let hresult = answer.hresult();
+    let (kind, tree, summary) = match answer {
+        Answer::Token {
+            disposition,
+            pkcs7,
+            certificate,
+            request_id,
+        } => {
+            let mut root = Node::new(format!(
+                "MS-WSTEP RequestSecurityTokenResponse ({} bytes): {disposition:?}, RequestID {}",
+                input.len(),
+                request_id.map_or("(none)".to_string(), |i| i.to_string())
+            ));
+            let inside = pkcs7
+                .as_deref()
+                .map(|der| inner(der, "BinarySecurityToken (#PKCS7)", &mut root));
+            let issued = certificate
+                .as_deref()
+                .map(|der| inner(der, "RequestedSecurityToken (#X509v3)", &mut root));
+            (
+                "wstep-response",
+                root,
+                json!({ "disposition": disposition, "request_id": request_id,
+                        "pkcs7": inside, "certificate": issued }),
+            )
+        }
+        Answer::Fault {
+            code,
+            reason,
+            request_id,
+            ..
+        } => {
+            let hr = hresult.map(|h| format!("0x{h:08X}"));
+            let root = Node::new(format!(
+                "MS-WSTEP SOAP fault ({} bytes): {code}, HRESULT {}, RequestID {}: {reason:?}",
+                input.len(),
+                hr.as_deref().unwrap_or("(none)"),
+                request_id.map_or("(none)".to_string(), |i| i.to_string())
+            ));
+            (
+                "wstep-fault",
+                root,
+                json!({ "code": code, "reason": reason, "hresult": hr, "request_id": request_id }),
+            )
+        }
+    };
+    Ok(Inspection {
+        kind,
+        tree,
+        summary,
     })
 }
 

@@ -9,6 +9,7 @@ use std::{
 
 use renewal_core::{
     cmc::{Retained, Signer, SoftwareKey, oids},
+    token::KeyAlgorithm,
     x509::{self, CertificateSpec},
 };
 use x509_cert::{
@@ -87,10 +88,27 @@ fn ca_cert(
     x509::issue(&spec, issuer_name, issuer_key).map_err(|e| e.to_string())
 }
 
+/// A fresh CA key of `algorithm` (P-384 signs with SHA-384, RSA of every size with SHA-256).
+fn ca_key(algorithm: KeyAlgorithm) -> Result<SoftwareKey, String> {
+    match algorithm {
+        KeyAlgorithm::EcP256 => SoftwareKey::generate_p256(),
+        KeyAlgorithm::EcP384 => SoftwareKey::generate_p384(),
+        KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+            SoftwareKey::generate_rsa(algorithm.rsa_bits().unwrap_or(2048))
+        }
+    }
+    .map_err(|e| e.to_string())
+}
+
 impl Authority {
-    /// A fresh hierarchy (P-256 keys).
+    /// A fresh hierarchy with RSA-2048 keys, as an ADCS CA has by default.
     pub fn generate(now: SystemTime) -> Result<Self, String> {
-        let root_key = SoftwareKey::generate_p256().map_err(|e| e.to_string())?;
+        Self::generate_with(now, KeyAlgorithm::Rsa2048)
+    }
+
+    /// A fresh hierarchy whose root and issuing CA keys are of `algorithm`.
+    pub fn generate_with(now: SystemTime, algorithm: KeyAlgorithm) -> Result<Self, String> {
+        let root_key = ca_key(algorithm)?;
         let root_cert = ca_cert(
             "CN=cardrenew Sim Root CA,O=cardrenew",
             &root_key,
@@ -98,7 +116,7 @@ impl Authority {
             now,
             1,
         )?;
-        let issuing_key = SoftwareKey::generate_p256().map_err(|e| e.to_string())?;
+        let issuing_key = ca_key(algorithm)?;
         let root_name = root_cert.value().tbs_certificate().subject().clone();
         let issuing_cert = ca_cert(
             "CN=cardrenew Sim Issuing CA,O=cardrenew",
@@ -119,9 +137,35 @@ impl Authority {
         })
     }
 
+    /// The same hierarchy again (keys through their PKCS#8 form): an RSA CA costs ~0.1 s of
+    /// key generation, so a harness that creates a CA per scenario makes it once per key type.
+    pub fn duplicate(&self) -> Result<Self, String> {
+        let copy = |identity: &CaIdentity| -> Result<CaIdentity, String> {
+            let pem = identity.key.to_pkcs8_pem().map_err(|e| e.to_string())?;
+            Ok(CaIdentity {
+                key: SoftwareKey::from_pem_or_der(pem.as_bytes()).map_err(|e| e.to_string())?,
+                cert: identity.cert.clone(),
+            })
+        };
+        Ok(Self {
+            root: copy(&self.root)?,
+            issuing: copy(&self.issuing)?,
+        })
+    }
+
     /// Loads `root.pem`, `root.key`, `issuing.pem`, `issuing.key` from `dir`, creating them
-    /// on first start. Returns whether they were created.
+    /// (RSA-2048) on first start. Returns whether they were created.
     pub fn load_or_create(dir: &Path, now: SystemTime) -> Result<(Self, bool), AuthorityError> {
+        Self::load_or_create_with(dir, now, KeyAlgorithm::Rsa2048)
+    }
+
+    /// Like [`Authority::load_or_create`], creating keys of `algorithm` (an existing CA keeps
+    /// its keys: the type is chosen at creation).
+    pub fn load_or_create_with(
+        dir: &Path,
+        now: SystemTime,
+        algorithm: KeyAlgorithm,
+    ) -> Result<(Self, bool), AuthorityError> {
         let io = |path: &Path| {
             let path = path.display().to_string();
             move |source| AuthorityError::Io { path, source }
@@ -171,7 +215,7 @@ impl Authority {
             }
             return Ok((me, false));
         }
-        let me = Self::generate(now).map_err(|detail| AuthorityError::Invalid {
+        let me = Self::generate_with(now, algorithm).map_err(|detail| AuthorityError::Invalid {
             path: dir.display().to_string(),
             detail,
         })?;
@@ -260,4 +304,41 @@ pub fn certificate_from_pem_or_der(bytes: &[u8]) -> Result<Retained<Certificate>
         _ => bytes.to_vec(),
     };
     Retained::<Certificate>::from_der(&der).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod key_type_tests {
+    use super::*;
+    use renewal_core::cmc::PublicKey;
+
+    #[test]
+    fn the_ca_key_is_rsa_2048_by_default_and_chosen_at_creation() {
+        let now = SystemTime::now();
+        for (authority, key, signature) in [
+            (Authority::generate(now), "RSA-2048", oids::SHA256_WITH_RSA),
+            (
+                Authority::generate_with(now, KeyAlgorithm::EcP384),
+                "P-384",
+                oids::ECDSA_WITH_SHA384,
+            ),
+            (
+                Authority::generate_with(now, KeyAlgorithm::EcP256),
+                "P-256",
+                oids::ECDSA_WITH_SHA256,
+            ),
+        ] {
+            let authority = authority.expect("a CA");
+            for identity in [&authority.root, &authority.issuing] {
+                let tbs = identity.cert.value().tbs_certificate();
+                let spki = PublicKey::from_spki(tbs.subject_public_key_info()).expect("a key");
+                assert_eq!(spki.describe(), key);
+                assert_eq!(identity.cert.value().signature_algorithm().oid, signature);
+            }
+            let copy = authority.duplicate().expect("a copy");
+            assert_eq!(
+                copy.issuing.key.public_key(),
+                authority.issuing.key.public_key()
+            );
+        }
+    }
 }

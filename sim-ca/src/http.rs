@@ -259,6 +259,7 @@ async fn handle(
         (Method::POST, "/.well-known/est/simplereenroll") => Endpoint::SimpleReenroll,
         (Method::POST, "/.well-known/est/fullcmc") => Endpoint::FullCmc,
         (Method::POST, "/cmc") => Endpoint::Rfc5273,
+        (Method::POST, p) if crate::ces::is_ces_path(p) => Endpoint::Ces,
         _ => return Ok(text(StatusCode::NOT_FOUND, "no such endpoint")),
     };
     let started = std::time::Instant::now();
@@ -323,6 +324,27 @@ async fn handle(
             };
             (cmc_response(reply, endpoint), fault, outcome)
         }
+        Endpoint::Ces => {
+            let reply =
+                crate::ces::handle(&ca, &body, &client, &renewal_core::cmc::Limits::default());
+            let fault = reply.cmc.as_ref().and_then(|r| r.fault);
+            let outcome = match reply.cmc.as_ref().map(|r| &r.outcome) {
+                Some(Outcome::Issued) => "issued".to_string(),
+                Some(Outcome::Pending { .. }) => "pending".to_string(),
+                Some(other) => format!("refused: {other:?}"),
+                None => "refused: unreadable envelope".to_string(),
+            };
+            let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
+            let mut r = response(status, "application/soap+xml; charset=utf-8", reply.body);
+            // ADCS sends no Retry-After; sim-ca adds its pending time as on its other
+            // endpoints (the client falls back to 5 s without it).
+            if let Some(secs) = reply.cmc.as_ref().and_then(|c| c.retry_after)
+                && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
+            {
+                r.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            (r, fault, outcome)
+        }
     })
     .await
     .unwrap_or_else(|_| {
@@ -344,6 +366,8 @@ enum Endpoint {
     SimpleReenroll,
     FullCmc,
     Rfc5273,
+    /// MS-WSTEP (CES).
+    Ces,
 }
 
 impl Endpoint {
@@ -353,6 +377,7 @@ impl Endpoint {
             Self::SimpleReenroll => "simplereenroll",
             Self::FullCmc => "fullcmc",
             Self::Rfc5273 => "cmc",
+            Self::Ces => "wstep",
         }
     }
 }

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod authority;
+pub mod ces;
 pub mod clock;
 pub mod durability;
 pub mod http;

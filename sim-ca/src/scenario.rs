@@ -198,6 +198,10 @@ pub struct Scenario {
     /// `strict` (none).
     #[serde(default = "adcs_profile")]
     pub profile: renewal_core::cmc::Profile,
+    /// The CA's key when the CA is created: `rsa2048` (default, as ADCS), `rsa3072`,
+    /// `rsa4096`, `p256` or `p384`. An existing CA keeps its keys.
+    #[serde(default)]
+    pub ca_key: Option<String>,
     /// Templates (built-in ones when empty).
     #[serde(default, rename = "template")]
     pub templates: Vec<TemplateConfig>,
@@ -213,6 +217,7 @@ impl Default for Scenario {
             grace_days: 0,
             response_style: None,
             profile: adcs_profile(),
+            ca_key: None,
             templates: Vec::new(),
             rules: Vec::new(),
         }
@@ -220,12 +225,21 @@ impl Default for Scenario {
 }
 
 impl Scenario {
+    /// The CA key type to create (RSA-2048 unless `ca_key` says otherwise).
+    pub fn ca_key_algorithm(&self) -> Result<renewal_core::token::KeyAlgorithm, String> {
+        match &self.ca_key {
+            None => Ok(renewal_core::token::KeyAlgorithm::Rsa2048),
+            Some(name) => name.parse().map_err(|e| format!("ca_key: {e}")),
+        }
+    }
+
     /// Parses TOML.
     pub fn from_toml(text: &str) -> Result<Self, String> {
         let s: Self = toml::from_str(text).map_err(|e| e.to_string())?;
         for r in &s.rules {
             r.build()?;
         }
+        s.ca_key_algorithm()?;
         match s.response_style.as_deref() {
             None | Some("v2") | Some("adcs") => Ok(s),
             Some(other) => Err(format!("unknown response_style {other:?}")),

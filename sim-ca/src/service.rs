@@ -511,8 +511,38 @@ impl Ca {
         self.handle_cmc_at("fullcmc", request, tls_cert)
     }
 
-    /// Handles a Full PKI Request that came in at `endpoint` (`fullcmc` or `cmc`, for the
-    /// audit trail).
+    /// MS-WSTEP `QueryTokenStatus`: the request pending under `id` is collected as a
+    /// re-submission of the stored request, when the presenting certificate is the one that
+    /// submitted it (another client's RequestID is a poll for another request).
+    pub fn query_token_status(&self, id: u64, tls_cert: &[u8]) -> CmcReply {
+        let origin = Origin::new("wstep", tls_cert, &[]);
+        let stored = {
+            let store = lock(&self.store);
+            let pending = i64::try_from(id)
+                .ok()
+                .and_then(|id| store.pending(id).ok().flatten());
+            match pending {
+                Some(p)
+                    if p.tls_fingerprint == origin.tls_fingerprint
+                        && p.kind != "simplereenroll" =>
+                {
+                    Ok(p.request)
+                }
+                _ => Err(Rejection::PollMismatch(i64::try_from(id).unwrap_or(-1))),
+            }
+        };
+        match stored {
+            Ok(request) => self.handle_cmc_at("wstep", &request, tls_cert),
+            Err(r) => {
+                let store = self.decision();
+                self.record_refusal(&store, &origin, None, &r, None);
+                self.reject(&r, None)
+            }
+        }
+    }
+
+    /// Handles a Full PKI Request that came in at `endpoint` (`fullcmc`, `cmc` or `wstep`,
+    /// for the audit trail).
     pub fn handle_cmc_at(
         &self,
         endpoint: &'static str,

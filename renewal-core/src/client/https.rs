@@ -158,6 +158,9 @@ pub struct HttpsService {
     host: String,
     port: u16,
     tls: Arc<ClientConfig>,
+    /// MS-WSTEP: the request pending at the CA and its RequestID (polls use
+    /// `QueryTokenStatus`).
+    pending_wstep: Option<(Vec<u8>, u64)>,
 }
 
 fn parse_url(url: &str) -> Result<(String, u16), ServiceError> {
@@ -229,6 +232,7 @@ impl HttpsService {
             host,
             port,
             tls: Arc::new(tls),
+            pending_wstep: None,
         })
     }
 
@@ -330,11 +334,129 @@ fn retry_after(headers: &hyper::HeaderMap) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+impl HttpsService {
+    /// Where CES is: the base URL itself when it names a CES service (`.../service.svc/CES`,
+    /// as ADCS publishes it), else sim-ca's default path under it.
+    fn ces_url(&self) -> String {
+        if self.config.base_url.contains("/service.svc") {
+            self.config.base_url.clone()
+        } else {
+            self.url(&crate::wstep::ces_path(crate::wstep::DEFAULT_CA_NAME))
+        }
+    }
+
+    /// CES serves no EST `cacerts`: the warm-up is a GET of the service URL, and any HTTP
+    /// answer means the TLS session (the card's one login) exists.
+    fn warm_up_wstep(&mut self) -> Result<Vec<Retained<Certificate>>, ServiceError> {
+        let url = self.ces_url();
+        let host = self.host.clone();
+        let build = || {
+            Request::get(url.as_str())
+                .header(header::HOST, host.as_str())
+                .body(Full::new(Bytes::new()))
+                .map_err(|e| ServiceError::Config(e.to_string()))
+        };
+        self.exchange(build)?;
+        Ok(Vec::new())
+    }
+
+    /// One MS-WSTEP exchange: `Issue` with the request, or `QueryTokenStatus` when the same
+    /// request is pending under a RequestID this session learnt.
+    fn submit_wstep(&mut self, body: &[u8]) -> Result<ServiceAnswer, ServiceError> {
+        use crate::wstep::{Answer, RequestKind, XmlLimits, build_request, parse_answer};
+        let kind = match &self.pending_wstep {
+            Some((pending, id)) if pending.as_slice() == body => RequestKind::QueryTokenStatus(*id),
+            _ => RequestKind::Issue(body.to_vec()),
+        };
+        let message_id = message_id()?;
+        let payload = Bytes::from(build_request(&message_id, &kind));
+        let url = self.ces_url();
+        let host = self.host.clone();
+        let build = || {
+            Request::post(url.as_str())
+                .header(header::HOST, host.as_str())
+                .header(header::CONTENT_TYPE, "application/soap+xml; charset=utf-8")
+                .body(Full::new(payload.clone()))
+                .map_err(|e| ServiceError::Config(e.to_string()))
+        };
+        let (status, headers, answer) = self.exchange(build)?;
+        let soap = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/soap+xml"));
+        // SOAP faults come with HTTP 500; anything else that is not SOAP is an HTTP error.
+        if !soap {
+            return Err(ServiceError::Http {
+                status: status.as_u16(),
+                text: String::from_utf8_lossy(&answer).chars().take(200).collect(),
+            });
+        }
+        let parsed = parse_answer(&answer, &XmlLimits::default())
+            .map_err(|e| ServiceError::BadAnswer(e.to_string()))?;
+        match parsed {
+            Answer::Token {
+                pkcs7: Some(pkcs7),
+                request_id,
+                ..
+            } => {
+                let response = parse_response(&pkcs7, &Limits::default())
+                    .map_err(|e| ServiceError::BadAnswer(e.to_string()))?;
+                self.pending_wstep = match (&response.outcome, request_id) {
+                    (crate::cmc::Outcome::Pending { .. }, Some(id)) => Some((body.to_vec(), id)),
+                    _ => None,
+                };
+                Ok(ServiceAnswer::Response {
+                    response: Box::new(response),
+                    retry_after: retry_after(&headers),
+                })
+            }
+            Answer::Token { disposition, .. } => Err(ServiceError::BadAnswer(format!(
+                "a RequestSecurityTokenResponse ({disposition:?}) without the CMC response"
+            ))),
+            fault @ Answer::Fault { .. } => {
+                self.pending_wstep = None;
+                let Answer::Fault { code, reason, .. } = &fault else {
+                    unreachable!("matched a fault above")
+                };
+                let text = match fault.hresult() {
+                    Some(hr) if reason.is_empty() => format!("0x{hr:08X}"),
+                    Some(hr) => format!("0x{hr:08X}: {reason}"),
+                    None => format!("SOAP fault {code}: {reason}"),
+                };
+                Ok(ServiceAnswer::Refused { text })
+            }
+        }
+    }
+}
+
+/// A WS-Addressing MessageID: `urn:uuid:` and a random (version 4) UUID.
+fn message_id() -> Result<String, ServiceError> {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut b = [0u8; 16];
+    SystemRandom::new()
+        .fill(&mut b)
+        .map_err(|_| ServiceError::Config("no randomness for a MessageID".into()))?;
+    b[6] = (b[6] & 0x0F) | 0x40;
+    b[8] = (b[8] & 0x3F) | 0x80;
+    let h = crate::cmc::verify_request::hex(&b);
+    Ok(format!(
+        "urn:uuid:{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
 impl RenewalService for HttpsService {
     fn warm_up(&mut self) -> Result<Vec<Retained<Certificate>>, ServiceError> {
         // No retry here: a failed handshake may be the card refusing the PIN, and every
         // attempt would cost a prompt and a PIN try. (A request that was never written is
         // resent by `exchange`.)
+        if self.config.mode == Mode::Wstep {
+            return self.warm_up_wstep();
+        }
         let url = self.url("/.well-known/est/cacerts");
         let host = self.host.clone();
         let build = || {
@@ -358,6 +480,7 @@ impl RenewalService for HttpsService {
 
     fn submit(&mut self, body: &[u8]) -> Result<ServiceAnswer, ServiceError> {
         let (path, content_type, payload) = match self.config.mode {
+            Mode::Wstep => return self.submit_wstep(body),
             Mode::FullCmc => (
                 "/.well-known/est/fullcmc",
                 "application/pkcs7-mime; smime-type=CMC-request",

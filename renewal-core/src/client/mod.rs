@@ -19,6 +19,20 @@ pub enum Mode {
     Cmc,
     /// EST `/simplereenroll` (RFC 7030 §4.2.2): PKCS#10 only, the TLS identity is the authority.
     SimpleReenroll,
+    /// MS-WSTEP (ADCS Certificate Enrollment Web Service, certificate authentication): the
+    /// CMC request in a SOAP `RequestSecurityToken`, pending requests collected with
+    /// `QueryTokenStatus`.
+    Wstep,
+}
+
+impl Mode {
+    /// Every mode, in the order the matrix runs them.
+    pub const ALL: [Self; 4] = [Self::FullCmc, Self::Cmc, Self::SimpleReenroll, Self::Wstep];
+
+    /// Whether the request is a full CMC request signed by both keys (not a bare PKCS#10).
+    pub fn sends_cmc(self) -> bool {
+        !matches!(self, Self::SimpleReenroll)
+    }
 }
 
 impl std::str::FromStr for Mode {
@@ -29,8 +43,9 @@ impl std::str::FromStr for Mode {
             "fullcmc" => Ok(Self::FullCmc),
             "cmc" => Ok(Self::Cmc),
             "simplereenroll" => Ok(Self::SimpleReenroll),
+            "wstep" => Ok(Self::Wstep),
             other => Err(format!(
-                "unknown mode {other:?} (fullcmc, cmc, simplereenroll)"
+                "unknown mode {other:?} (fullcmc, cmc, simplereenroll, wstep)"
             )),
         }
     }
@@ -50,6 +65,12 @@ pub enum ServiceAnswer {
     Pending {
         /// Seconds to wait.
         retry_after: u64,
+    },
+    /// The CA refused in the transport's own terms (an MS-WSTEP SOAP fault): `text` starts
+    /// with the HRESULT when one was sent.
+    Refused {
+        /// What the CA said.
+        text: String,
     },
 }
 

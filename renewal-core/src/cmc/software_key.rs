@@ -9,7 +9,10 @@ use aws_lc_rs::{
     encoding::AsDer,
     rand::SystemRandom,
     rsa::{KeyPair as RsaKeyPair, KeySize},
-    signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _, RSA_PKCS1_SHA256},
+    signature::{
+        ECDSA_P256_SHA256_ASN1_SIGNING, ECDSA_P384_SHA384_ASN1_SIGNING, EcdsaKeyPair, KeyPair as _,
+        RSA_PKCS1_SHA256,
+    },
 };
 use der::{
     Decode,
@@ -33,7 +36,7 @@ pub enum KeyError {
     #[error("unsupported key encoding: {0} (expected PKCS#8, SEC1 or PKCS#1 PEM/DER)")]
     Encoding(String),
     /// A key type or curve we do not support.
-    #[error("unsupported key algorithm {0} (supported: EC P-256, RSA)")]
+    #[error("unsupported key algorithm {0} (supported: EC P-256 and P-384, RSA)")]
     Algorithm(String),
     /// The key bytes are invalid.
     #[error("invalid key: {0}")]
@@ -52,6 +55,8 @@ enum Key {
     P256(EcdsaKeyPair),
     /// ECDSA P-256 with RFC 6979 nonces (`p256`): reproducible bytes, chosen explicitly.
     P256Rfc6979(SigningKey),
+    /// ECDSA P-384 with SHA-384, through aws-lc-rs (CA keys).
+    P384(EcdsaKeyPair),
     /// RSA, PKCS#1 v1.5 / SHA-256 signatures.
     Rsa(RsaKeyPair),
 }
@@ -62,17 +67,22 @@ impl std::fmt::Debug for SoftwareKey {
         match self.key {
             Key::P256(_) => f.write_str("SoftwareKey::P256(..)"),
             Key::P256Rfc6979(_) => f.write_str("SoftwareKey::P256Rfc6979(..)"),
+            Key::P384(_) => f.write_str("SoftwareKey::P384(..)"),
             Key::Rsa(_) => f.write_str("SoftwareKey::Rsa(..)"),
         }
     }
 }
 
 fn p256_spki(point: &[u8]) -> Result<SubjectPublicKeyInfoOwned, KeyError> {
+    ec_spki(oids::SECP256R1, point)
+}
+
+fn ec_spki(curve: ObjectIdentifier, point: &[u8]) -> Result<SubjectPublicKeyInfoOwned, KeyError> {
     let invalid = |e: der::Error| KeyError::Invalid(e.to_string());
     Ok(SubjectPublicKeyInfoOwned {
         algorithm: AlgorithmIdentifierOwned {
             oid: oids::EC_PUBLIC_KEY,
-            parameters: Some(Any::encode_from(&oids::SECP256R1).map_err(invalid)?),
+            parameters: Some(Any::encode_from(&curve).map_err(invalid)?),
         },
         subject_public_key: BitString::from_bytes(point).map_err(invalid)?,
     })
@@ -135,9 +145,35 @@ impl SoftwareKey {
 
     /// A fresh RSA-2048 key.
     pub fn generate_rsa2048() -> Result<Self, KeyError> {
-        let key = RsaKeyPair::generate(KeySize::Rsa2048)
+        Self::generate_rsa(2048)
+    }
+
+    /// A fresh RSA key of 2048, 3072 or 4096 bits.
+    pub fn generate_rsa(bits: u32) -> Result<Self, KeyError> {
+        let size = match bits {
+            2048 => KeySize::Rsa2048,
+            3072 => KeySize::Rsa3072,
+            4096 => KeySize::Rsa4096,
+            other => return Err(KeyError::Algorithm(format!("RSA-{other}"))),
+        };
+        let key = RsaKeyPair::generate(size)
             .map_err(|_| KeyError::Invalid("RSA key generation failed".into()))?;
         Self::rsa(key)
+    }
+
+    /// A fresh random P-384 key (signs with SHA-384).
+    pub fn generate_p384() -> Result<Self, KeyError> {
+        let key = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_ASN1_SIGNING)
+            .map_err(|_| KeyError::Invalid("P-384 key generation failed".into()))?;
+        Self::p384(key)
+    }
+
+    fn p384(key: EcdsaKeyPair) -> Result<Self, KeyError> {
+        let spki = ec_spki(oids::SECP384R1, key.public_key().as_ref())?;
+        Ok(Self {
+            key: Key::P384(key),
+            spki,
+        })
     }
 
     fn rsa(key: RsaKeyPair) -> Result<Self, KeyError> {
@@ -177,10 +213,14 @@ impl SoftwareKey {
             oids::EC_PUBLIC_KEY => {
                 let curve: Option<ObjectIdentifier> =
                     info.algorithm.parameters.and_then(|p| p.decode_as().ok());
-                if curve != Some(oids::SECP256R1) {
-                    return Err(KeyError::Algorithm(format!("EC curve {curve:?}")));
+                match curve {
+                    Some(oids::SECP256R1) => Self::from_sec1(info.private_key.as_bytes()),
+                    Some(oids::SECP384R1) => Self::p384(
+                        EcdsaKeyPair::from_pkcs8(&ECDSA_P384_SHA384_ASN1_SIGNING, der)
+                            .map_err(|e| KeyError::Invalid(e.to_string()))?,
+                    ),
+                    _ => Err(KeyError::Algorithm(format!("EC curve {curve:?}"))),
                 }
-                Self::from_sec1(info.private_key.as_bytes())
             }
             oids::RSA_ENCRYPTION => Self::rsa(
                 RsaKeyPair::from_pkcs8(der).map_err(|e| KeyError::Invalid(e.to_string()))?,
@@ -203,10 +243,10 @@ impl SoftwareKey {
     /// The key as PKCS#8 PEM (`PRIVATE KEY`), zeroized on drop.
     pub fn to_pkcs8_pem(&self) -> Result<Zeroizing<String>, KeyError> {
         let der: Zeroizing<Vec<u8>> = match &self.key {
-            Key::P256(key) => {
+            Key::P256(key) | Key::P384(key) => {
                 let doc = key
                     .to_pkcs8v1()
-                    .map_err(|_| KeyError::Invalid("P-256 export failed".into()))?;
+                    .map_err(|_| KeyError::Invalid("EC key export failed".into()))?;
                 Zeroizing::new(doc.as_ref().to_vec())
             }
             Key::P256Rfc6979(key) => {
@@ -241,13 +281,17 @@ impl Signer for SoftwareKey {
     fn algorithm(&self) -> SignatureAlgorithm {
         match self.key {
             Key::P256(_) | Key::P256Rfc6979(_) => SignatureAlgorithm::ECDSA_SHA256,
+            Key::P384(_) => SignatureAlgorithm {
+                family: super::crypto::KeyFamily::Ecdsa,
+                digest: super::crypto::DigestAlgorithm::Sha384,
+            },
             Key::Rsa(_) => SignatureAlgorithm::RSA_PKCS1_SHA256,
         }
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignError> {
         match &self.key {
-            Key::P256(key) => key
+            Key::P256(key) | Key::P384(key) => key
                 .sign(&SystemRandom::new(), message)
                 .map(|sig| sig.as_ref().to_vec())
                 .map_err(|_| SignError::Software),
@@ -276,6 +320,22 @@ mod tests {
         let mut s = [0u8; 32];
         s[31] = 9;
         s
+    }
+
+    #[test]
+    fn ca_key_types_sign_verifiably_and_survive_pkcs8() {
+        for key in [
+            SoftwareKey::generate_p384().unwrap(),
+            SoftwareKey::generate_rsa(3072).unwrap(),
+        ] {
+            let sig = key.sign(b"message").unwrap();
+            verify(key.public_key(), key.algorithm(), b"message", &sig).unwrap();
+            let pem = key.to_pkcs8_pem().unwrap();
+            let back = SoftwareKey::from_pem_or_der(pem.as_bytes()).unwrap();
+            assert_eq!(back.public_key(), key.public_key());
+            assert_eq!(back.algorithm(), key.algorithm());
+        }
+        assert!(SoftwareKey::generate_rsa(1024).is_err());
     }
 
     #[test]

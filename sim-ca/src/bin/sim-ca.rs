@@ -150,7 +150,8 @@ fn scenario(path: Option<&PathBuf>) -> Result<Scenario, String> {
 fn open(state: &std::path::Path, scenario: &Scenario) -> Result<(Ca, bool), String> {
     let clock = Clock::system();
     let (authority, created) =
-        Authority::load_or_create(state, clock.now()).map_err(|e| e.to_string())?;
+        Authority::load_or_create_with(state, clock.now(), scenario.ca_key_algorithm()?)
+            .map_err(|e| e.to_string())?;
     let store = Store::open(&state.join("ca.db")).map_err(|e| e.to_string())?;
     Ok((Ca::new(authority, store, scenario, clock)?, created))
 }

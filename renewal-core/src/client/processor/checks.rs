@@ -30,7 +30,7 @@ pub(super) fn self_check(
             verify_pkcs10(&req).map_err(|e| e.to_string())?;
             req
         }
-        Mode::FullCmc | Mode::Cmc => {
+        Mode::FullCmc | Mode::Cmc | Mode::Wstep => {
             let facts = parse_request(body, &Limits::default())
                 .and_then(|p| p.verify())
                 .map_err(|e| e.to_string())?;

@@ -384,7 +384,7 @@ impl Build {
                     .der()
                     .to_vec()
             }
-            Mode::FullCmc | Mode::Cmc => {
+            Mode::FullCmc | Mode::Cmc | Mode::Wstep => {
                 let mut params = RenewalParams::random()
                     .map_err(|e| RenewalError::Precondition(e.to_string()))?;
                 params.template = cx.template.clone();
@@ -424,6 +424,9 @@ impl Submit {
             // valid either way; the new key is useless without the answer.
             Err(e) => return Ok(RollBack::of(self.new.id, format!("submission: {e}"))),
             Ok(ServiceAnswer::Pending { retry_after }) => retry_after,
+            Ok(ServiceAnswer::Refused { text }) => {
+                return Ok(RollBack::of(self.new.id, format!("{REFUSED}: {text}")));
+            }
             Ok(ServiceAnswer::Response {
                 response,
                 retry_after,
