@@ -136,4 +136,44 @@ fn child() {
         old_cert.value().tbs_certificate().subject()
     );
     println!("SoftHSM2 renewal: ok (container {} -> {})", old_id, only.id);
+
+    // And again over MS-WSTEP (CES), from the renewed container.
+    let renewed_id = only.id.clone();
+    let out = Command::new(exe.parent().and_then(Path::parent).unwrap().join("renew"))
+        .args([
+            "run",
+            "--mode",
+            "wstep",
+            "--ca",
+            &world.base_url,
+            "--ca-cert",
+        ])
+        .arg(&chain)
+        .arg("--token")
+        .arg(format!("pkcs11:{MODULE}:{LABEL}"))
+        .args([
+            "--container",
+            &renewed_id.0,
+            "--pin-env",
+            "TOKEN_PIN",
+            "--json",
+            "--journal",
+        ])
+        .arg(dir.join("journal.jsonl"))
+        .env("TOKEN_PIN", "123456")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "renew run --mode wstep: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("\"outcome\":\"renewed\""), "{stdout}");
+    assert!(stdout.contains("\"pin_prompts\":1"), "{stdout}");
+    let containers = token.lock().unwrap().containers().unwrap();
+    assert_eq!(containers.len(), 1, "{containers:?}");
+    assert_ne!(containers[0].id, renewed_id);
+    assert_ne!(containers[0].certificate, only.certificate);
+    println!("SoftHSM2 renewal over MS-WSTEP: ok");
 }

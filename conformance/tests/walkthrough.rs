@@ -139,3 +139,87 @@ fn pending_renewal_exit_code_then_resume_after_approval() {
     assert!(ok(&mut renew(&dir, &["status"])).contains("journal: Done"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// ADCS's own web protocols with the real binaries: `renew policy --cep` reads sim-ca's
+/// MS-XCEP policy (templates with validity and renewal period, the CES URI with certificate
+/// authentication, renewal only) over the card's TLS; `renew run --cep` finds the CES URI and
+/// the template there and renews over MS-WSTEP; `renew run --mode wstep --ca` likewise.
+#[test]
+fn renewal_through_cep_and_ces() {
+    let dir = temp("cep");
+    enroll_virtual_card(&dir);
+    let (_ca, port) = serve_ca(&dir, None);
+    let cep = format!("https://localhost:{port}/ADPolicyProvider_CEP_Certificate/service.svc/CEP");
+    let chain = dir.join("ca/ca-chain.pem");
+    let shown = ok(&mut renew(
+        &dir,
+        &[
+            "policy",
+            "--cep",
+            &cep,
+            "--ca-cert",
+            chain.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        shown.contains(
+            "template SmartcardUser (1.3.6.1.4.1.311.21.8.1234567.7654321.1.2.3.4.100), schema 2, \
+             validity 365 d, renewal period 42 d"
+        ),
+        "{shown}"
+    );
+    let ces = format!("https://localhost:{port}/cardrenew_CES_Certificate/service.svc/CES");
+    assert!(
+        shown.contains(&format!(
+            "CA 0: {ces} (certificate, priority 1, renewal only)"
+        )),
+        "{shown}"
+    );
+
+    let before = std::fs::read(dir.join("card.json")).unwrap();
+    let out = output(&mut renew(
+        &dir,
+        &[
+            "run",
+            "--cep",
+            &cep,
+            "--ca-cert",
+            chain.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("enrollment service {ces}")),
+        "{stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["outcome"], "renewed", "{json}");
+    assert_eq!(
+        json["pin_prompts"], 1,
+        "one PIN prompt for CEP and CES together: {json}"
+    );
+    assert_ne!(std::fs::read(dir.join("card.json")).unwrap(), before);
+
+    let url = format!("https://localhost:{port}");
+    let out = output(&mut renew(
+        &dir,
+        &[
+            "run",
+            "--mode",
+            "wstep",
+            "--ca",
+            &url,
+            "--ca-cert",
+            chain.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

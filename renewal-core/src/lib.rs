@@ -16,3 +16,4 @@ pub mod sample;
 pub mod token;
 pub mod wstep;
 pub mod x509;
+pub mod xcep;

@@ -255,6 +255,25 @@ async fn handle(
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e),
         });
     }
+    if method == Method::POST && crate::cep::is_cep_path(&path) {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("localhost")
+            .to_string();
+        let body = match read_body(req, limits).await {
+            Ok(b) => b,
+            Err(r) => return Ok(r),
+        };
+        let (status, envelope) = crate::cep::handle(&ca, &body, &host);
+        tracing::info!(endpoint = "cep", status, "request");
+        return Ok(response(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            "application/soap+xml; charset=utf-8",
+            envelope,
+        ));
+    }
     let endpoint = match (method, path.as_str()) {
         (Method::POST, "/.well-known/est/simplereenroll") => Endpoint::SimpleReenroll,
         (Method::POST, "/.well-known/est/fullcmc") => Endpoint::FullCmc,

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod authority;
+pub mod cep;
 pub mod ces;
 pub mod clock;
 pub mod durability;

@@ -80,9 +80,14 @@ enum Command {
     Run {
         #[command(flatten)]
         common: Common,
-        /// CA base URL, e.g. https://localhost:8443.
-        #[arg(long)]
-        ca: String,
+        /// CA base URL, e.g. https://localhost:8443 (for `--mode wstep`: the CES URL).
+        #[arg(long, required_unless_present = "cep")]
+        ca: Option<String>,
+        /// Find the enrollment service and template in this MS-XCEP policy service (the
+        /// `..._CEP_Certificate/service.svc/CEP` URL): renews over MS-WSTEP at the CES URI the
+        /// policy names for the certificate's template.
+        #[arg(long, conflicts_with = "ca")]
+        cep: Option<String>,
         /// The CA certificates to trust (PEM bundle; sim-ca writes ca-chain.pem).
         #[arg(long = "ca-cert")]
         ca_cert: PathBuf,
@@ -95,6 +100,18 @@ enum Command {
         /// How many times to poll a pending request before leaving it for `renew resume`.
         #[arg(long = "max-polls", default_value_t = 3)]
         max_polls: u32,
+    },
+    /// Ask an MS-XCEP policy service (CEP) for its templates and enrollment services, over
+    /// the card-authenticated TLS.
+    Policy {
+        #[command(flatten)]
+        common: Common,
+        /// The CEP URL (`https://host/<name>_CEP_Certificate/service.svc/CEP`).
+        #[arg(long)]
+        cep: String,
+        /// The CA certificates to trust (PEM bundle).
+        #[arg(long = "ca-cert")]
+        ca_cert: PathBuf,
     },
     /// Show the token's containers and the journal's state.
     Status {
@@ -238,18 +255,25 @@ fn main() -> ExitCode {
         Command::Run {
             common,
             ca,
+            cep,
             ca_cert,
             mode,
             template,
             max_polls,
         } => renewal::run(
             &common,
-            &ca,
+            ca.as_deref(),
+            cep.as_deref(),
             &ca_cert,
             &mode,
             template.as_deref(),
             max_polls,
         ),
+        Command::Policy {
+            common,
+            cep,
+            ca_cert,
+        } => renewal::policy(&common, &cep, &ca_cert),
         Command::Resume {
             common,
             ca,
@@ -574,17 +598,153 @@ mod renewal {
         Ok(code)
     }
 
+    /// The enrollment policy at `cep`, fetched over the card's TLS.
+    fn fetch_policies(
+        opened: &Opened,
+        common: &Common,
+        cep: &str,
+        anchors: &[Retained<Certificate>],
+    ) -> Result<renewal_core::xcep::Policies, String> {
+        let mut service = service(opened, common, cep, anchors, Mode::Wstep)?;
+        service.get_policies().map_err(|e| format!("{cep}: {e}"))
+    }
+
+    pub fn policy(common: &Common, cep: &str, ca_cert: &Path) -> Result<u8, String> {
+        let anchors = read_trust_anchors(ca_cert)?;
+        let opened = open(common)?;
+        let policies = fetch_policies(&opened, common, cep, &anchors)?;
+        if common.json {
+            let value = json!({
+                "policy_id": policies.policy_id,
+                "friendly_name": policies.friendly_name,
+                "next_update_hours": policies.next_update_hours,
+                "templates": policies.templates.iter().map(|t| json!({
+                    "name": t.name, "oid": t.oid, "schema": t.schema,
+                    "validity_seconds": t.validity_seconds,
+                    "renewal_seconds": t.renewal_seconds, "cas": t.cas,
+                })).collect::<Vec<_>>(),
+                "cas": policies.cas.iter().map(|c| json!({
+                    "reference": c.reference,
+                    "uris": c.uris.iter().map(|u| json!({
+                        "uri": u.uri, "client_authentication": u.client_authentication,
+                        "priority": u.priority, "renewal_only": u.renewal_only,
+                    })).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+            });
+            println!("{value}");
+        } else {
+            println!(
+                "policy {} ({}), next update in {} h",
+                policies.friendly_name, policies.policy_id, policies.next_update_hours
+            );
+            for t in &policies.templates {
+                println!(
+                    "template {} ({}), schema {}, validity {} d, renewal period {} d, CAs {:?}",
+                    t.name,
+                    t.oid,
+                    t.schema,
+                    t.validity_seconds / 86400,
+                    t.renewal_seconds / 86400,
+                    t.cas
+                );
+            }
+            for ca in &policies.cas {
+                for u in &ca.uris {
+                    let auth = match u.client_authentication {
+                        1 => "anonymous",
+                        2 => "Kerberos",
+                        4 => "user name and password",
+                        8 => "certificate",
+                        _ => "unknown",
+                    };
+                    println!(
+                        "CA {}: {} ({auth}, priority {}{})",
+                        ca.reference,
+                        u.uri,
+                        u.priority,
+                        if u.renewal_only { ", renewal only" } else { "" }
+                    );
+                }
+            }
+        }
+        opened.save()?;
+        Ok(0)
+    }
+
+    /// The CES URL and template the policy at `cep` gives for the certificate in the
+    /// container (or for `template`).
+    fn resolve_cep(
+        opened: &Opened,
+        common: &Common,
+        cep: &str,
+        anchors: &[Retained<Certificate>],
+        template: Option<&str>,
+    ) -> Result<(String, String), String> {
+        let policies = fetch_policies(opened, common, cep, anchors)?;
+        let wanted = match template {
+            Some(t) => t.to_string(),
+            None => {
+                let container = ContainerId(common.container.clone());
+                let cert = {
+                    let mut token = opened.token.lock().map_err(|_| "token lock poisoned")?;
+                    token
+                        .containers()
+                        .map_err(|e| e.to_string())?
+                        .into_iter()
+                        .find(|c| c.id == container)
+                        .and_then(|c| c.certificate)
+                        .ok_or_else(|| format!("container {} holds no certificate", container))?
+                };
+                let cert = Retained::<Certificate>::from_der(&cert).map_err(|e| e.to_string())?;
+                let named = renewal_core::cmc::request::certificate_template(cert.value())
+                    .ok_or("the certificate names no template; give --template")?;
+                named
+                    .oid
+                    .map(|o| o.to_string())
+                    .or(named.name)
+                    .ok_or("the certificate names no template; give --template")?
+            }
+        };
+        let t = policies
+            .template(&wanted)
+            .ok_or_else(|| format!("the policy at {cep} has no template {wanted}"))?;
+        let ces = policies.ces_for(t).ok_or_else(|| {
+            format!(
+                "the policy at {cep} names no enrollment service with certificate                  authentication for template {}",
+                t.name
+            )
+        })?;
+        eprintln!(
+            "renew: policy {}: template {} ({}), renewal period {} d, enrollment service {}",
+            policies.friendly_name,
+            t.name,
+            t.oid,
+            t.renewal_seconds / 86400,
+            ces.uri
+        );
+        Ok((ces.uri.clone(), t.oid.clone()))
+    }
+
     pub fn run(
         common: &Common,
-        url: &str,
+        ca: Option<&str>,
+        cep: Option<&str>,
         ca_cert: &Path,
         mode: &str,
         template: Option<&str>,
         max_polls: u32,
     ) -> Result<u8, String> {
-        let mode: Mode = mode.parse()?;
         let anchors = read_trust_anchors(ca_cert)?;
         let opened = open(common)?;
+        let (url, mode, template) = match (ca, cep) {
+            (_, Some(cep)) => {
+                let (url, oid) = resolve_cep(&opened, common, cep, &anchors, template)?;
+                (url, Mode::Wstep, Some(oid))
+            }
+            (Some(ca), None) => (ca.to_string(), mode.parse()?, template.map(str::to_string)),
+            (None, None) => return Err("give --ca or --cep".into()),
+        };
+        let (url, template) = (url.as_str(), template.as_deref());
         let mut journal = Journal::open(&journal_path(common)?).map_err(|e| e.to_string())?;
         if !matches!(
             processor::recover(&opened.token, &mut journal),
@@ -758,6 +918,7 @@ fn pem(label: &str, der: &[u8]) -> Result<String, String> {
 fn run(command: Command) -> Result<(), String> {
     match command {
         Command::Run { .. }
+        | Command::Policy { .. }
         | Command::Resume { .. }
         | Command::Recover { .. }
         | Command::Status { .. }

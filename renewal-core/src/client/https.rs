@@ -335,6 +335,16 @@ fn retry_after(headers: &hyper::HeaderMap) -> Option<u64> {
 }
 
 impl HttpsService {
+    /// The Host header: the host, and the port when it is not 443 (RFC 9110 §7.2), so that a
+    /// server can name its own URLs (CEP names the CES URI).
+    fn host_header(&self) -> String {
+        if self.port == 443 {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
     /// Where CES is: the base URL itself when it names a CES service (`.../service.svc/CES`,
     /// as ADCS publishes it), else sim-ca's default path under it.
     fn ces_url(&self) -> String {
@@ -349,7 +359,7 @@ impl HttpsService {
     /// answer means the TLS session (the card's one login) exists.
     fn warm_up_wstep(&mut self) -> Result<Vec<Retained<Certificate>>, ServiceError> {
         let url = self.ces_url();
-        let host = self.host.clone();
+        let host = self.host_header();
         let build = || {
             Request::get(url.as_str())
                 .header(header::HOST, host.as_str())
@@ -371,7 +381,7 @@ impl HttpsService {
         let message_id = message_id()?;
         let payload = Bytes::from(build_request(&message_id, &kind));
         let url = self.ces_url();
-        let host = self.host.clone();
+        let host = self.host_header();
         let build = || {
             Request::post(url.as_str())
                 .header(header::HOST, host.as_str())
@@ -429,6 +439,31 @@ impl HttpsService {
     }
 }
 
+impl HttpsService {
+    /// MS-XCEP `GetPolicies` at the configured URL (the CEP endpoint itself).
+    pub fn get_policies(&mut self) -> Result<crate::xcep::Policies, ServiceError> {
+        let url = self.config.base_url.clone();
+        let payload = Bytes::from(crate::xcep::build_request(&message_id()?, &url));
+        let host = self.host_header();
+        let build = || {
+            Request::post(url.as_str())
+                .header(header::HOST, host.as_str())
+                .header(header::CONTENT_TYPE, "application/soap+xml; charset=utf-8")
+                .body(Full::new(payload.clone()))
+                .map_err(|e| ServiceError::Config(e.to_string()))
+        };
+        let (status, _, body) = self.exchange(build)?;
+        if status != StatusCode::OK {
+            return Err(ServiceError::Http {
+                status: status.as_u16(),
+                text: String::from_utf8_lossy(&body).chars().take(200).collect(),
+            });
+        }
+        crate::xcep::parse_response(&body, &crate::wstep::XmlLimits::default())
+            .map_err(|e| ServiceError::BadAnswer(e.to_string()))
+    }
+}
+
 /// A WS-Addressing MessageID: `urn:uuid:` and a random (version 4) UUID.
 fn message_id() -> Result<String, ServiceError> {
     use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -458,7 +493,7 @@ impl RenewalService for HttpsService {
             return self.warm_up_wstep();
         }
         let url = self.url("/.well-known/est/cacerts");
-        let host = self.host.clone();
+        let host = self.host_header();
         let build = || {
             Request::get(url.as_str())
                 .header(header::HOST, host.as_str())
@@ -498,7 +533,7 @@ impl RenewalService for HttpsService {
             ),
         };
         let url = self.url(path);
-        let host = self.host.clone();
+        let host = self.host_header();
         let build = || {
             Request::post(url.as_str())
                 .header(header::HOST, host.as_str())
