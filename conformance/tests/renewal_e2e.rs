@@ -506,3 +506,48 @@ fn wstep_renews_refuses_and_collects_pending() {
     assert_renewed(&world, &outcome);
     assert_eq!(world.pins.count(), 1);
 }
+
+/// MS-WSTEP pending across a restart: the journal keeps the CA's RequestID with the pending
+/// request, and `resume` collects with `QueryTokenStatus` under it (a real ADCS would take a
+/// re-sent request for a new one). The same collection with another certificate is refused.
+#[test]
+fn wstep_pending_keeps_its_request_id_across_a_restart() {
+    let world = World::new(
+        "[[rule]]\ndisposition = \"pending\"\nresolve = \"admin\"\n",
+        KeyAlgorithm::EcP256,
+    )
+    .unwrap();
+    assert_eq!(
+        run(&world, Mode::Wstep, 0, None).unwrap(),
+        RenewalOutcome::Pending
+    );
+    let ca = world.ca.as_ref().unwrap();
+    let pending_id = ca.with_store(|s| s.list_pending()).unwrap()[0].id;
+    let journal = world.journal().unwrap();
+    let recorded = journal.current().iter().find_map(|r| match r {
+        Record::Pending { request_id, .. } => *request_id,
+        _ => None,
+    });
+    assert_eq!(recorded, Some(pending_id as u64));
+    ca.decide_pending(pending_id, true).unwrap();
+    let mut service = world.service(Mode::Wstep).unwrap();
+    let mut journal = world.journal().unwrap();
+    let outcome = resume(
+        world.token.clone(),
+        &mut service,
+        &mut journal,
+        world.config(Mode::Wstep, 1, None),
+    )
+    .unwrap();
+    assert_renewed(&world, &outcome);
+    // The collection went through the RequestID (sim-ca audits QueryTokenStatus as
+    // `wstep-query`), not as a re-sent request.
+    let trail = ca.audit_trail();
+    let endpoints: Vec<&str> = trail.iter().map(|a| a.endpoint.as_str()).collect();
+    assert!(endpoints.contains(&"wstep-query"), "{trail:#?}");
+    assert_eq!(
+        endpoints.iter().filter(|e| **e == "wstep").count(),
+        1,
+        "one submission: {trail:#?}"
+    );
+}

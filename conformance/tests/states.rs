@@ -208,6 +208,12 @@ impl Effects for FailListing<'_> {
     fn submit(&mut self, request: &[u8]) -> Result<ServiceAnswer, ServiceError> {
         self.inner.submit(request)
     }
+    fn pending_id(&self) -> Option<u64> {
+        self.inner.pending_id()
+    }
+    fn resume_pending(&mut self, request: &[u8], id: u64) {
+        self.inner.resume_pending(request, id)
+    }
     fn record(&mut self, record: Record) -> Result<(), RenewalError> {
         self.inner.record(record)
     }

@@ -515,7 +515,7 @@ impl Ca {
     /// re-submission of the stored request, when the presenting certificate is the one that
     /// submitted it (another client's RequestID is a poll for another request).
     pub fn query_token_status(&self, id: u64, tls_cert: &[u8]) -> CmcReply {
-        let origin = Origin::new("wstep", tls_cert, &[]);
+        let origin = Origin::new("wstep-query", tls_cert, &[]);
         let stored = {
             let store = lock(&self.store);
             let pending = i64::try_from(id)
@@ -532,7 +532,8 @@ impl Ca {
             }
         };
         match stored {
-            Ok(request) => self.handle_cmc_at("wstep", &request, tls_cert),
+            // Audited as its own endpoint: a collection, not a new submission.
+            Ok(request) => self.handle_cmc_at("wstep-query", &request, tls_cert),
             Err(r) => {
                 let store = self.decision();
                 self.record_refusal(&store, &origin, None, &r, None);

@@ -485,6 +485,16 @@ fn message_id() -> Result<String, ServiceError> {
 }
 
 impl RenewalService for HttpsService {
+    fn pending_id(&self) -> Option<u64> {
+        self.pending_wstep.as_ref().map(|(_, id)| *id)
+    }
+
+    fn resume_pending(&mut self, request: &[u8], id: u64) {
+        if self.config.mode == Mode::Wstep {
+            self.pending_wstep = Some((request.to_vec(), id));
+        }
+    }
+
     fn warm_up(&mut self) -> Result<Vec<Retained<Certificate>>, ServiceError> {
         // No retry here: a failed handshake may be the card refusing the PIN, and every
         // attempt would cost a prompt and a PIN try. (A request that was never written is

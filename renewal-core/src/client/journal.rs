@@ -42,6 +42,10 @@ pub enum Record {
     Pending {
         /// Seconds it asked us to wait.
         retry_after: u64,
+        /// The CA's handle for it, when the protocol has one (MS-WSTEP RequestID): a restart
+        /// collects with it instead of re-sending the request.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        request_id: Option<u64>,
     },
     /// About to install this certificate (hex DER) in the new container.
     InstallIntent {

@@ -108,4 +108,13 @@ pub trait RenewalService {
     /// Sends a request (CMC DER, or PKCS#10 DER for simplereenroll). Re-sending the same bytes
     /// polls a pending request.
     fn submit(&mut self, body: &[u8]) -> Result<ServiceAnswer, ServiceError>;
+    /// The CA's handle for the request now pending, when the protocol has one (MS-WSTEP
+    /// RequestID), for the journal.
+    fn pending_id(&self) -> Option<u64> {
+        None
+    }
+    /// After a restart: `request` is pending under `id`; polls use the handle.
+    fn resume_pending(&mut self, request: &[u8], id: u64) {
+        let _ = (request, id);
+    }
 }

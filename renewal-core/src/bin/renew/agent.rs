@@ -442,7 +442,7 @@ fn renew_if_due(
             entry.last_error = None;
             // The CA's Retry-After, as the journal recorded it.
             let retry_after = journal.current().iter().rev().find_map(|r| match r {
-                Record::Pending { retry_after } => Some(Duration::from_secs(*retry_after)),
+                Record::Pending { retry_after, .. } => Some(Duration::from_secs(*retry_after)),
                 _ => None,
             });
             let not_after = entry.not_after.map_or(now, from_unix);

@@ -46,6 +46,10 @@ pub trait Effects {
     fn warm_up(&mut self) -> Result<(), ServiceError>;
     /// Sends (or re-sends, to poll) the request.
     fn submit(&mut self, request: &[u8]) -> Result<ServiceAnswer, ServiceError>;
+    /// The CA's handle for the pending request (MS-WSTEP RequestID), if any.
+    fn pending_id(&self) -> Option<u64>;
+    /// After a restart: the journaled request is pending under `id`.
+    fn resume_pending(&mut self, request: &[u8], id: u64);
     /// Writes and syncs a journal record; nothing happens after a record that failed.
     fn record(&mut self, record: Record) -> Result<(), RenewalError>;
     /// Waits out a `Retry-After`.
@@ -151,6 +155,14 @@ impl Effects for Driver<'_> {
 
     fn submit(&mut self, request: &[u8]) -> Result<ServiceAnswer, ServiceError> {
         self.service.submit(request)
+    }
+
+    fn pending_id(&self) -> Option<u64> {
+        self.service.pending_id()
+    }
+
+    fn resume_pending(&mut self, request: &[u8], id: u64) {
+        self.service.resume_pending(request, id);
     }
 
     fn record(&mut self, record: Record) -> Result<(), RenewalError> {

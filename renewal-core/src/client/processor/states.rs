@@ -455,7 +455,10 @@ impl Submit {
             },
         };
         if self.polls == 0 {
-            fx.record(Record::Pending { retry_after })?;
+            fx.record(Record::Pending {
+                retry_after,
+                request_id: fx.pending_id(),
+            })?;
         }
         if self.polls >= cx.max_polls {
             return Ok(Next::Finished(Finished::Pending));
@@ -611,6 +614,8 @@ pub struct Resume {
     new: ContainerId,
     /// The request as sent (`Submitted`).
     request: Vec<u8>,
+    /// The CA's handle for it (`Pending`), when the protocol has one.
+    request_id: Option<u64>,
 }
 
 impl Resume {
@@ -633,7 +638,15 @@ impl Resume {
         let new = generated(records).ok_or(RenewalError::Precondition(
             "journal: pending without a key".into(),
         ))?;
-        Ok(Self { new, request })
+        let request_id = records.iter().rev().find_map(|r| match r {
+            Record::Pending { request_id, .. } => *request_id,
+            _ => None,
+        });
+        Ok(Self {
+            new,
+            request,
+            request_id,
+        })
     }
 
     fn step(self, cx: &Context, fx: &mut dyn Effects) -> Result<Next, RenewalError> {
@@ -651,6 +664,9 @@ impl Resume {
             return Err(RenewalError::Precondition(format!(
                 "cannot reach the CA: {e}"
             )));
+        }
+        if let Some(id) = self.request_id {
+            fx.resume_pending(&self.request, id);
         }
         Ok(Next::Continue(State::Submit(Submit {
             old,
