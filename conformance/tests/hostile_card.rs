@@ -240,7 +240,7 @@ impl Token for LyingToken {
 
 #[test]
 fn a_card_that_signs_with_another_key_than_it_generated_is_caught_before_submitting() {
-    for mode in [Mode::FullCmc, Mode::Cmc, Mode::SimpleReenroll] {
+    for mode in Mode::ALL {
         let mut world = World::new("", KeyAlgorithm::EcP256).unwrap();
         let honest = world.token.clone();
         world.token = Arc::new(Mutex::new(Box::new(LyingToken {
@@ -272,4 +272,35 @@ fn a_card_that_signs_with_another_key_than_it_generated_is_caught_before_submitt
         let cert = world.check_invariant().unwrap();
         assert_eq!(cert, world.old_cert, "{mode:?}");
     }
+}
+
+/// A card that answers GENERATE with a key of another type than asked (P-384 for a P-256
+/// certificate): the key goes, the certificate stays, nothing reaches the CA — the renewal
+/// never changes the key type the organisation chose.
+#[test]
+fn a_card_that_generates_another_key_type_is_rolled_back() {
+    let mut world = World::new("", KeyAlgorithm::EcP256).unwrap();
+    let honest = world.token.clone();
+    world.token = Arc::new(Mutex::new(Box::new(LyingToken {
+        inner: honest,
+        decoy: SoftwareKey::generate_p384().unwrap(),
+    })));
+    let mut service = world.service(Mode::FullCmc).unwrap();
+    let mut journal = world.journal().unwrap();
+    let outcome = Renewal::new(
+        world.token.clone(),
+        &mut service,
+        &mut journal,
+        world.config(Mode::FullCmc, 0, None),
+    )
+    .run()
+    .unwrap();
+    assert_eq!(
+        outcome,
+        RenewalOutcome::RolledBack {
+            reason: "the card generated P-384 when asked for P-256".into()
+        }
+    );
+    assert!(world.ca.as_ref().unwrap().audit_trail().is_empty());
+    assert_eq!(world.check_invariant().unwrap(), world.old_cert);
 }
