@@ -67,6 +67,8 @@ pub struct LoadConfig {
     /// Certificates (each with its audit record and seen nonce and transaction id) written
     /// into the CA's store before the run, to show a renewal's cost does not grow with them.
     pub prefill: u64,
+    /// The CA's key (RSA-2048 by default, as ADCS).
+    pub ca_key: renewal_core::token::KeyAlgorithm,
 }
 
 /// What happened, and what the checks found.
@@ -397,8 +399,9 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
     ));
     let _cleanup = RemoveOnDrop(state.clone());
     std::fs::create_dir_all(&state).map_err(|e| e.to_string())?;
-    let (authority, _) = Authority::load_or_create(&state, std::time::SystemTime::now())
-        .map_err(|e| e.to_string())?;
+    let (authority, _) =
+        Authority::load_or_create_with(&state, std::time::SystemTime::now(), config.ca_key)
+            .map_err(|e| e.to_string())?;
     let anchors = vec![authority.issuing.cert.clone(), authority.root.cert.clone()];
     let clients: Vec<Client> = (0..config.clients)
         .map(|i| enroll(i, &authority, config.seed))

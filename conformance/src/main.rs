@@ -34,6 +34,7 @@ const USAGE: &str = "usage: conformance [run] [--scenarios FILE.toml] [--filter 
                     [--container ID] [--modes fullcmc,cmc,simplereenroll] [--pin-env VAR]
                     [--management-key HEX]]
        conformance load [--clients N] [--duration SECS] [--kill-every SECS] [--mode MODE] [--prefill N]
+                        [--ca-key rsa2048|p256|...]
                         [--seed N] [--sim-ca PATH]
        conformance phases [--mode MODE] [--key p256|rsa2048] [--runs N] [--apdu-ms MS]
                           [--keygen-ms MS] [--sign-ms MS]";
@@ -124,6 +125,7 @@ fn load(mut it: impl Iterator<Item = String>) -> ExitCode {
             seed: 1,
             min_kills: 1,
             prefill: 0,
+            ca_key: renewal_core::token::KeyAlgorithm::Rsa2048,
         };
         let secs = |v: Option<String>, what: &str| -> Result<std::time::Duration, String> {
             v.ok_or(format!("{what} needs seconds"))?
@@ -148,12 +150,18 @@ fn load(mut it: impl Iterator<Item = String>) -> ExitCode {
                     c.kill_every = (!every.is_zero()).then_some(every);
                 }
                 "--mode" => {
-                    c.mode = match it.next().as_deref() {
-                        Some("fullcmc") => renewal_core::client::Mode::FullCmc,
-                        Some("cmc") => renewal_core::client::Mode::Cmc,
-                        Some("simplereenroll") => renewal_core::client::Mode::SimpleReenroll,
-                        _ => return Err("--mode is fullcmc, cmc or simplereenroll".into()),
-                    }
+                    c.mode = it
+                        .next()
+                        .unwrap_or_default()
+                        .parse()
+                        .map_err(|e| format!("--mode: {e}"))?
+                }
+                "--ca-key" => {
+                    c.ca_key = it
+                        .next()
+                        .unwrap_or_default()
+                        .parse()
+                        .map_err(|e| format!("--ca-key: {e}"))?
                 }
                 "--seed" => {
                     c.seed = it

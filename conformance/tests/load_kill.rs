@@ -22,6 +22,7 @@ fn config(mode: Mode, seed: u64) -> LoadConfig {
         seed,
         min_kills: 2,
         prefill: 0,
+        ca_key: renewal_core::token::KeyAlgorithm::Rsa2048,
     }
 }
 
