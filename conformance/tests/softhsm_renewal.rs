@@ -17,7 +17,7 @@ use std::{
 
 use conformance::softhsm::{self, MODULE};
 use renewal_core::token::{
-    KeyAlgorithm, Token,
+    ContainerId, KeyAlgorithm, Token,
     pin::{CountingPinSource, StaticPin},
     pkcs11::Pkcs11Token,
 };
@@ -79,25 +79,7 @@ fn child() {
     };
 
     // The renewal, by the binary a user runs.
-    let exe = std::env::current_exe().unwrap();
-    let renew = exe.parent().and_then(Path::parent).unwrap().join("renew");
-    let out = Command::new(renew)
-        .args(["run", "--ca", &world.base_url, "--ca-cert"])
-        .arg(&chain)
-        .arg("--token")
-        .arg(format!("pkcs11:{MODULE}:{LABEL}"))
-        .args([
-            "--container",
-            &old_id.0,
-            "--pin-env",
-            "TOKEN_PIN",
-            "--json",
-            "--journal",
-        ])
-        .arg(dir.join("journal.jsonl"))
-        .env("TOKEN_PIN", "123456")
-        .output()
-        .unwrap();
+    let out = renew_run(&world.base_url, &chain, &old_id, &dir, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -139,30 +121,13 @@ fn child() {
 
     // And again over MS-WSTEP (CES), from the renewed container.
     let renewed_id = only.id.clone();
-    let out = Command::new(exe.parent().and_then(Path::parent).unwrap().join("renew"))
-        .args([
-            "run",
-            "--mode",
-            "wstep",
-            "--ca",
-            &world.base_url,
-            "--ca-cert",
-        ])
-        .arg(&chain)
-        .arg("--token")
-        .arg(format!("pkcs11:{MODULE}:{LABEL}"))
-        .args([
-            "--container",
-            &renewed_id.0,
-            "--pin-env",
-            "TOKEN_PIN",
-            "--json",
-            "--journal",
-        ])
-        .arg(dir.join("journal.jsonl"))
-        .env("TOKEN_PIN", "123456")
-        .output()
-        .unwrap();
+    let out = renew_run(
+        &world.base_url,
+        &chain,
+        &renewed_id,
+        &dir,
+        &["--mode", "wstep"],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -176,4 +141,34 @@ fn child() {
     assert_ne!(containers[0].id, renewed_id);
     assert_ne!(containers[0].certificate, only.certificate);
     println!("SoftHSM2 renewal over MS-WSTEP: ok");
+}
+
+/// `renew run` on SoftHSM2's `container`, as a user runs it, with `extra` arguments.
+fn renew_run(
+    ca: &str,
+    chain: &Path,
+    container: &ContainerId,
+    dir: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    let exe = std::env::current_exe().unwrap();
+    let renew = exe.parent().and_then(Path::parent).unwrap().join("renew");
+    Command::new(renew)
+        .args(["run", "--ca", ca, "--ca-cert"])
+        .arg(chain)
+        .args(extra)
+        .arg("--token")
+        .arg(format!("pkcs11:{MODULE}:{LABEL}"))
+        .args([
+            "--container",
+            &container.0,
+            "--pin-env",
+            "TOKEN_PIN",
+            "--json",
+            "--journal",
+        ])
+        .arg(dir.join("journal.jsonl"))
+        .env("TOKEN_PIN", "123456")
+        .output()
+        .unwrap()
 }

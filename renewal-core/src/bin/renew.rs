@@ -490,6 +490,21 @@ mod renewal {
         }
     }
 
+    /// The container `--container` names, as the token lists it.
+    fn container_of(
+        opened: &Opened,
+        common: &Common,
+    ) -> Result<renewal_core::token::Container, String> {
+        let container = ContainerId(common.container.clone());
+        let mut token = opened.token.lock().map_err(|_| "token lock poisoned")?;
+        token
+            .containers()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .find(|c| c.id == container)
+            .ok_or_else(|| format!("container {} is empty", common.container))
+    }
+
     pub(super) fn service(
         opened: &Opened,
         common: &Common,
@@ -497,16 +512,7 @@ mod renewal {
         anchors: &[Retained<Certificate>],
         mode: Mode,
     ) -> Result<HttpsService, String> {
-        let container = ContainerId(common.container.clone());
-        let old = {
-            let mut token = opened.token.lock().map_err(|_| "token lock poisoned")?;
-            token
-                .containers()
-                .map_err(|e| e.to_string())?
-                .into_iter()
-                .find(|c| c.id == container)
-        }
-        .ok_or_else(|| format!("container {} is empty", common.container))?;
+        let old = container_of(opened, common)?;
         let cert = Retained::<Certificate>::from_der(
             old.certificate
                 .as_deref()
@@ -522,7 +528,7 @@ mod renewal {
                 timeout: Duration::from_secs(30),
             },
             Arc::clone(&opened.token),
-            container,
+            old.id.clone(),
             algorithm,
             &cert,
         )
@@ -684,17 +690,9 @@ mod renewal {
         let wanted = match template {
             Some(t) => t.to_string(),
             None => {
-                let container = ContainerId(common.container.clone());
-                let cert = {
-                    let mut token = opened.token.lock().map_err(|_| "token lock poisoned")?;
-                    token
-                        .containers()
-                        .map_err(|e| e.to_string())?
-                        .into_iter()
-                        .find(|c| c.id == container)
-                        .and_then(|c| c.certificate)
-                        .ok_or_else(|| format!("container {} holds no certificate", container))?
-                };
+                let cert = container_of(opened, common)?.certificate.ok_or_else(|| {
+                    format!("container {} holds no certificate", common.container)
+                })?;
                 let cert = Retained::<Certificate>::from_der(&cert).map_err(|e| e.to_string())?;
                 let named = renewal_core::cmc::request::certificate_template(cert.value())
                     .ok_or("the certificate names no template; give --template")?;

@@ -355,6 +355,23 @@ impl HttpsService {
         }
     }
 
+    /// POSTs a SOAP 1.2 envelope to `url` (CES, CEP).
+    fn post_soap(
+        &mut self,
+        url: &str,
+        payload: Bytes,
+    ) -> Result<(StatusCode, hyper::HeaderMap, Bytes), ServiceError> {
+        let host = self.host_header();
+        let build = || {
+            Request::post(url)
+                .header(header::HOST, host.as_str())
+                .header(header::CONTENT_TYPE, "application/soap+xml; charset=utf-8")
+                .body(Full::new(payload.clone()))
+                .map_err(|e| ServiceError::Config(e.to_string()))
+        };
+        self.exchange(build)
+    }
+
     /// CES serves no EST `cacerts`: the warm-up is a GET of the service URL, and any HTTP
     /// answer means the TLS session (the card's one login) exists.
     fn warm_up_wstep(&mut self) -> Result<Vec<Retained<Certificate>>, ServiceError> {
@@ -381,15 +398,7 @@ impl HttpsService {
         let message_id = message_id()?;
         let payload = Bytes::from(build_request(&message_id, &kind));
         let url = self.ces_url();
-        let host = self.host_header();
-        let build = || {
-            Request::post(url.as_str())
-                .header(header::HOST, host.as_str())
-                .header(header::CONTENT_TYPE, "application/soap+xml; charset=utf-8")
-                .body(Full::new(payload.clone()))
-                .map_err(|e| ServiceError::Config(e.to_string()))
-        };
-        let (status, headers, answer) = self.exchange(build)?;
+        let (status, headers, answer) = self.post_soap(&url, payload)?;
         let soap = headers
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
@@ -444,15 +453,7 @@ impl HttpsService {
     pub fn get_policies(&mut self) -> Result<crate::xcep::Policies, ServiceError> {
         let url = self.config.base_url.clone();
         let payload = Bytes::from(crate::xcep::build_request(&message_id()?, &url));
-        let host = self.host_header();
-        let build = || {
-            Request::post(url.as_str())
-                .header(header::HOST, host.as_str())
-                .header(header::CONTENT_TYPE, "application/soap+xml; charset=utf-8")
-                .body(Full::new(payload.clone()))
-                .map_err(|e| ServiceError::Config(e.to_string()))
-        };
-        let (status, _, body) = self.exchange(build)?;
+        let (status, _, body) = self.post_soap(&url, payload)?;
         if status != StatusCode::OK {
             return Err(ServiceError::Http {
                 status: status.as_u16(),

@@ -358,15 +358,14 @@ impl ParsedRequest {
                 .all(|si| matches!(si.sid, SignerIdentifier::IssuerAndSerialNumber(_)))
     }
 
-    /// SignedData version 3 where RFC 5652 §5.1 says 1 (never the other way round).
     fn tolerated_signed_data_version(&self) -> bool {
-        self.profile == Profile::Adcs
-            && self.is_cms_with_pkcs10()
-            && self.signed_data.version == CmsVersion::V3
+        self.clone_shape_with(self.profile)
+            .tolerated_signed_data_version()
     }
 
     fn tolerates_missing_content_type(&self) -> bool {
-        self.profile == Profile::Adcs && self.is_cms_with_pkcs10()
+        self.clone_shape_with(self.profile)
+            .tolerates_missing_content_type()
     }
 
     /// Every deviation from RFC 5652 in the structure, with its clause: a linter's view,
@@ -929,6 +928,7 @@ struct ProfileView<'a> {
 }
 
 impl ProfileView<'_> {
+    /// SignedData version 3 where RFC 5652 §5.1 says 1 (never the other way round).
     fn tolerated_signed_data_version(&self) -> bool {
         self.profile == Profile::Adcs
             && self.request.is_cms_with_pkcs10()
