@@ -627,3 +627,54 @@ fn a_kill_at_every_journal_point_is_recovered_at_the_next_start() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// An entry that names the policy service (`cep`) instead of the CA: when due, the agent finds
+/// the CES URI and the template in the policy and renews over MS-WSTEP, in the same one PIN
+/// entry (here a PIN file); a configuration with both `ca` and `cep` is refused by name.
+#[test]
+fn an_entry_with_a_policy_service_renews_over_wstep() {
+    let (dir, _ca, config) = fixture("cep", None);
+    let text = std::fs::read_to_string(&config).unwrap();
+    let port = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ca = \"https://localhost:"))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap()
+        .to_string();
+    let with_cep = text.replace(
+        &format!("ca = \"https://localhost:{port}\""),
+        &format!(
+            "cep = \"https://localhost:{port}/ADPolicyProvider_CEP_Certificate/service.svc/CEP\""
+        ),
+    );
+    std::fs::write(&config, &with_cep).unwrap();
+    let before = card_serial(&dir);
+    let out = check(&dir, &config, Some("+300d"));
+    assert_eq!(out.status.code(), Some(10), "{out:?}");
+    assert_ne!(
+        card_serial(&dir),
+        before,
+        "the card holds a new certificate"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "enrollment service https://localhost:{port}/cardrenew_CES_Certificate/service.svc/CES"
+        )),
+        "{stderr}"
+    );
+
+    let both = with_cep.replace(
+        "cep = ",
+        &format!("ca = \"https://localhost:{port}\"\ncep = "),
+    );
+    std::fs::write(&config, both).unwrap();
+    let out = check(&dir, &config, None);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("alice: give the CA as `ca` or its policy service as `cep` (one of them)"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -49,11 +49,15 @@ pub struct Tracked {
     /// The card's serial number: another card in the reader is treated as absent (never
     /// renewed into, never asked for its PIN).
     pub card_serial: Option<String>,
-    /// CA base URL.
-    pub ca: String,
+    /// CA base URL (for `mode = "wstep"`: the CES URL). Exclusive with `cep`.
+    pub ca: Option<String>,
+    /// An MS-XCEP policy service: when a renewal is due, the enrollment service and template
+    /// come from its policy (over the card's TLS, in the renewal's one login), and the renewal
+    /// goes over MS-WSTEP. Exclusive with `ca`.
+    pub cep: Option<String>,
     /// CA certificates to trust (PEM bundle).
     pub ca_cert: PathBuf,
-    /// `fullcmc`, `cmc` or `simplereenroll`.
+    /// `fullcmc`, `cmc`, `simplereenroll` or `wstep` (ignored with `cep`: always `wstep`).
     #[serde(default = "default_mode")]
     pub mode: String,
     /// Template to ask for (default: the certificate's).
@@ -144,6 +148,12 @@ impl AgentConfig {
             if !names.insert(t.name.clone()) {
                 return Err(format!("certificate name {:?} is used twice", t.name));
             }
+            if t.ca.is_some() == t.cep.is_some() {
+                return Err(format!(
+                    "{}: give the CA as `ca` or its policy service as `cep` (one of them)",
+                    t.name
+                ));
+            }
             if t.pin_env.is_some() && t.pin_file.is_some() {
                 return Err(format!("{}: pin_env and pin_file are exclusive", t.name));
             }
@@ -166,6 +176,14 @@ impl AgentConfig {
 }
 
 impl Tracked {
+    /// Where renewals go, for messages: the CA or the policy service.
+    pub fn endpoint(&self) -> &str {
+        self.ca
+            .as_deref()
+            .or(self.cep.as_deref())
+            .unwrap_or_default()
+    }
+
     /// The expiry-warning thresholds, largest first.
     pub fn warnings(&self) -> Result<Vec<std::time::Duration>, String> {
         let mut out = match &self.warn_before {

@@ -679,7 +679,7 @@ mod renewal {
 
     /// The CES URL and template the policy at `cep` gives for the certificate in the
     /// container (or for `template`).
-    fn resolve_cep(
+    pub(super) fn resolve_cep(
         opened: &Opened,
         common: &Common,
         cep: &str,

@@ -84,7 +84,9 @@ fn common_for(t: &Tracked, dir: &Path) -> Common {
         pinentry: t.pinentry.clone(),
         pin_description: Some(format!(
             "cardrenew is renewing the certificate \"{}\" (container {}) at {}",
-            t.name, t.container, t.ca
+            t.name,
+            t.container,
+            t.endpoint()
         )),
         management_key: t.management_key.clone(),
         journal: Some(dir.join(format!("{}.journal.jsonl", t.name))),
@@ -346,7 +348,21 @@ fn renew_if_due(
     let mut journal = Journal::open(&journal_path).map_err(|e| backoff(e.to_string()))?;
     arm_abort(&mut journal);
     let anchors = read_trust_anchors(&t.ca_cert).map_err(backoff)?;
-    let mode: Mode = t.mode.parse().map_err(|e: String| (Phase::Stuck, e))?;
+    let configured: Mode = t.mode.parse().map_err(|e: String| (Phase::Stuck, e))?;
+    // The CA, mode and template: configured, or found in the policy at `cep` (asked only
+    // when there is something to send, within the same card login).
+    let endpoint = || -> Result<(String, Mode, Option<String>), (Phase, String)> {
+        match (&t.ca, &t.cep) {
+            (Some(ca), _) => Ok((ca.clone(), configured, t.template.clone())),
+            (None, Some(cep)) => {
+                let (url, oid) =
+                    renewal::resolve_cep(opened, common, cep, &anchors, t.template.as_deref())
+                        .map_err(backoff)?;
+                Ok((url, Mode::Wstep, Some(oid)))
+            }
+            (None, None) => Err((Phase::Stuck, "no ca and no cep".into())),
+        }
+    };
 
     let recovered = processor::recover(&opened.token, &mut journal)
         .map_err(|e| backoff(format!("recovering the last renewal: {e}")))?;
@@ -360,8 +376,9 @@ fn renew_if_due(
         }))
     } else if recovered == RecoveryOutcome::Pending {
         // A request the CA has not decided yet (across restarts): collect it.
+        let (url, mode, _) = endpoint()?;
         let mut service =
-            renewal::service(opened, common, &t.ca, &anchors, mode).map_err(backoff)?;
+            renewal::service(opened, common, &url, &anchors, mode).map_err(backoff)?;
         Some(processor::resume(
             Arc::clone(&opened.token),
             &mut service,
@@ -391,13 +408,20 @@ fn renew_if_due(
                 return Ok(Pass::NothingDue);
             }
             entry.phase = Phase::Renewing;
+            let (url, mode, template) = endpoint()?;
             let mut service =
-                renewal::service(opened, common, &t.ca, &anchors, mode).map_err(backoff)?;
+                renewal::service(opened, common, &url, &anchors, mode).map_err(backoff)?;
             processor::Renewal::new(
                 Arc::clone(&opened.token),
                 &mut service,
                 &mut journal,
-                renewal::config(common, mode, anchors, t.template.as_deref(), t.max_polls),
+                renewal::config(
+                    common,
+                    mode,
+                    anchors.clone(),
+                    template.as_deref(),
+                    t.max_polls,
+                ),
             )
             .run()
         }
