@@ -214,3 +214,49 @@ fn state_survives_save_and_load() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A card model without some algorithms answers GENERATE for them with 6A81 (function not
+/// supported) and keeps the list across a save/load; a state saved before the list existed
+/// loads with every algorithm.
+#[test]
+fn a_card_without_an_algorithm_refuses_to_generate_it() {
+    use sim_card::state::KeyAlgorithm;
+    let config = CardConfig {
+        algorithms: vec![KeyAlgorithm::EccP256, KeyAlgorithm::Rsa2048],
+        ..CardConfig::default()
+    };
+    let mut c = SimCard::new(PivApplet::new(&config).unwrap());
+    c.transmit(SELECT).unwrap();
+    authenticate(&mut c);
+    let generate = |alg: u8| {
+        [
+            0x00, 0x47, 0x00, 0x9A, 0x05, 0xAC, 0x03, 0x80, 0x01, alg, 0x00,
+        ]
+    };
+    assert_eq!(sw(&c.transmit(&generate(0x14)).unwrap()), 0x6A81, "P-384");
+    assert_eq!(
+        sw(&c.transmit(&generate(0x16)).unwrap()),
+        0x6A81,
+        "RSA-4096"
+    );
+    assert_eq!(sw(&c.transmit(&generate(0x11)).unwrap()), 0x9000, "P-256");
+
+    let dir = std::env::temp_dir().join(format!("sim-card-algs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("card.json");
+    c.state().save(&path).unwrap();
+    assert_eq!(
+        CardState::load(&path).unwrap().algorithms,
+        vec![KeyAlgorithm::EccP256, KeyAlgorithm::Rsa2048]
+    );
+    // Without the field (a file from before it existed): every algorithm.
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    json.as_object_mut().unwrap().remove("algorithms");
+    std::fs::write(&path, serde_json::to_vec(&json).unwrap()).unwrap();
+    assert_eq!(
+        CardState::load(&path).unwrap().algorithms,
+        KeyAlgorithm::ALL.to_vec()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

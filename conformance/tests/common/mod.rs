@@ -81,7 +81,9 @@ pub fn serve_ca_with_admin(state: &Path, scenario: Option<&Path>) -> (Served, u1
         .spawn()
         .unwrap();
     let served = Served(child);
-    let deadline = Instant::now() + Duration::from_secs(15);
+    // A deadline, not a timing check: a first start (RSA CA keys, SQLite) on a loaded
+    // 2-core runner can take seconds.
+    let deadline = Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "sim-ca did not start");
         std::thread::sleep(Duration::from_millis(50));

@@ -53,6 +53,10 @@ enum Cmd {
         /// RNG seed (cards with the same seed generate the same EC keys).
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// The key algorithms GENERATE accepts, comma-separated (default: all five), to model
+        /// a card without some (`--algorithms ecc-p256,rsa2048` for an older PIV card).
+        #[arg(long, value_delimiter = ',')]
+        algorithms: Option<Vec<Alg>>,
         /// Overwrite an existing state file.
         #[arg(long)]
         force: bool,
@@ -114,6 +118,18 @@ enum Alg {
     Rsa2048,
     Rsa3072,
     Rsa4096,
+}
+
+impl Alg {
+    fn key_algorithm(self) -> KeyAlgorithm {
+        match self {
+            Self::EccP256 => KeyAlgorithm::EccP256,
+            Self::EccP384 => KeyAlgorithm::EccP384,
+            Self::Rsa2048 => KeyAlgorithm::Rsa2048,
+            Self::Rsa3072 => KeyAlgorithm::Rsa3072,
+            Self::Rsa4096 => KeyAlgorithm::Rsa4096,
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -228,6 +244,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
             aes,
             capacity,
             seed,
+            algorithms,
             force,
         } => {
             if state.exists() && !force {
@@ -254,7 +271,9 @@ fn run(cmd: Cmd) -> Result<(), String> {
                 capacity,
                 retries: 3,
                 seed,
-                algorithms: KeyAlgorithm::ALL.to_vec(),
+                algorithms: algorithms.map_or(KeyAlgorithm::ALL.to_vec(), |list| {
+                    list.into_iter().map(Alg::key_algorithm).collect()
+                }),
             };
             let applet = PivApplet::new(&config).map_err(|e| e.to_string())?;
             applet.state().save(&state).map_err(|e| e.to_string())?;
@@ -275,13 +294,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
         } => {
             let slot = parse_slot(&slot)?;
             let mut applet = load(&state)?;
-            let alg = match algorithm {
-                Alg::EccP256 => KeyAlgorithm::EccP256,
-                Alg::EccP384 => KeyAlgorithm::EccP384,
-                Alg::Rsa2048 => KeyAlgorithm::Rsa2048,
-                Alg::Rsa3072 => KeyAlgorithm::Rsa3072,
-                Alg::Rsa4096 => KeyAlgorithm::Rsa4096,
-            };
+            let alg = algorithm.key_algorithm();
             let subject = x509_cert::name::Name::from_str(&csr_subject)
                 .map_err(|e| format!("--csr-subject: {e}"))?;
             let mut host = Host {
