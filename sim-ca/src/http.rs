@@ -542,6 +542,11 @@ async fn admin(ca: Arc<Ca>, req: Request<Incoming>) -> Response<Body> {
 fn admin_route(ca: &Ca, method: Method, parts: &[&str]) -> Response<Body> {
     match (method, parts) {
         (Method::GET, ["admin", "health"]) => text(StatusCode::OK, "ok"),
+        (Method::GET, ["metrics"]) => response(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            prometheus(ca),
+        ),
         // Since this process started: fsyncs of the state database's WAL (group commits).
         (Method::GET, ["admin", "metrics"]) => json(serde_json::json!({ "fsyncs": ca.fsyncs() })),
         (Method::GET, ["admin", "counters"]) => json(serde_json::Value::Object(
@@ -592,6 +597,44 @@ fn admin_route(ca: &Ca, method: Method, parts: &[&str]) -> Response<Body> {
         },
         _ => text(StatusCode::NOT_FOUND, "no such admin endpoint"),
     }
+}
+
+/// The Prometheus text exposition (format 0.0.4) of the CA's counters: decisions by kind
+/// (kept in the store, so they count across restarts), the WAL fsyncs of this process (group
+/// commits), and the requests waiting for a decision.
+fn prometheus(ca: &Ca) -> String {
+    let mut out = String::from(
+        "# HELP sim_ca_events_total Requests and decisions by kind, since the state was created.\n\
+         # TYPE sim_ca_events_total counter\n",
+    );
+    for (kind, value) in ca.counters() {
+        // Counter names are ours (`issued`, `rejected`, `pending`, ...): label-safe.
+        let kind: String = kind
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        out.push_str(&format!("sim_ca_events_total{{kind=\"{kind}\"}} {value}\n"));
+    }
+    out.push_str(&format!(
+        "# HELP sim_ca_wal_fsyncs_total fsyncs of the state database's WAL since this process \
+         started.\n# TYPE sim_ca_wal_fsyncs_total counter\nsim_ca_wal_fsyncs_total {}\n",
+        ca.fsyncs()
+    ));
+    let pending = ca
+        .with_store(|s| s.list_pending())
+        .map(|l| l.len())
+        .unwrap_or(0);
+    out.push_str(&format!(
+        "# HELP sim_ca_pending_requests Requests waiting for a decision.\n\
+         # TYPE sim_ca_pending_requests gauge\nsim_ca_pending_requests {pending}\n"
+    ));
+    out
 }
 
 /// Binds both listeners and serves until the process ends.

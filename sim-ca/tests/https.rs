@@ -347,6 +347,20 @@ async fn pending_then_approved_by_the_administrator() {
     assert_eq!(parse(&reply.body).outcome, Outcome::Issued);
     let counters = admin(&server, "GET", "/admin/counters").await;
     assert!(String::from_utf8_lossy(&counters.body).contains("\"issued\":1"));
+    // The same counters for Prometheus on the admin listener, with what is pending.
+    let metrics = admin(&server, "GET", "/metrics").await;
+    assert_eq!(metrics.status, 200);
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(
+        text.contains("# TYPE sim_ca_events_total counter\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sim_ca_events_total{kind=\"issued\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("sim_ca_pending_requests 0\n"), "{text}");
+    assert!(text.contains("sim_ca_wal_fsyncs_total "), "{text}");
 }
 
 #[tokio::test]
