@@ -39,6 +39,8 @@ pub struct Ca {
     style: StatusStyle,
     limits: Limits,
     profile: renewal_core::cmc::Profile,
+    /// Registration authorities whose wrapped requests are accepted (`--trust-ra`).
+    trusted_ras: Vec<Retained<Certificate>>,
     /// A key that is not the CA's, for the "wrong signer" and "wrong key" faults.
     decoy: SoftwareKey,
 }
@@ -136,8 +138,42 @@ impl Ca {
             },
             limits: Limits::default(),
             profile: scenario.profile,
+            trusted_ras: Vec::new(),
             decoy: SoftwareKey::generate_p256().map_err(|e| e.to_string())?,
         })
+    }
+
+    /// Trusts `ras` as registration authorities: a request whose TLS client certificate is one
+    /// of them must be that RA's wrapper around a user's signed request (RFC 5272 nested
+    /// content), and is decided as the user's renewal. An RA never renews itself.
+    pub fn with_trusted_ras(mut self, ras: Vec<Retained<Certificate>>) -> Self {
+        self.trusted_ras = ras;
+        self
+    }
+
+    /// The user's request inside an RA's wrapper, and the certificate it renews, when the TLS
+    /// client is a trusted RA; `None` for any other client.
+    fn unwrap_ra(
+        &self,
+        request: &[u8],
+        tls: &Retained<Certificate>,
+    ) -> Option<Result<(Vec<u8>, Retained<Certificate>), Rejection>> {
+        if !self.trusted_ras.contains(tls) {
+            return None;
+        }
+        let unwrapped = renewal_core::cmc::ra::unwrap(request, &self.limits, &self.trusted_ras)
+            .map_err(|e| Rejection::Malformed(format!("RA wrapper: {e}")));
+        Some(unwrapped.and_then(|u| {
+            if u.ra != *tls {
+                return Err(Rejection::IdentityMismatch);
+            }
+            // The identity is the certificate the user's own request renews (its old key
+            // signed it; the policy checks that exactly as for a direct client).
+            let facts = renewal_core::cmc::parse_request(&u.inner, &self.limits)
+                .and_then(|p| p.with_profile(self.profile).verify())
+                .map_err(|e| Rejection::Malformed(format!("the forwarded request: {e}")))?;
+            Ok((u.inner, facts.renewal_certificate))
+        }))
     }
 
     /// The CA hierarchy.
@@ -551,12 +587,21 @@ impl Ca {
         tls_cert: &[u8],
     ) -> CmcReply {
         let origin = Origin::new(endpoint, tls_cert, request);
-        // Parsing and every signature verification happen before the store lock.
+        // Parsing and every signature verification happen before the store lock. A trusted RA
+        // presents a wrapper: the user's request inside is what is decided, for the
+        // certificate it renews.
         let checked = Retained::<Certificate>::from_der(tls_cert)
             .map_err(|_| Rejection::IdentityMismatch)
-            .and_then(|tls| policy::validate_cmc(request, &tls, &self.context()).map(|a| (tls, a)));
+            .and_then(|tls| match self.unwrap_ra(request, &tls) {
+                None => Ok((request.to_vec(), tls)),
+                Some(unwrapped) => unwrapped,
+            })
+            .and_then(|(request, identity)| {
+                policy::validate_cmc(&request, &identity, &self.context())
+                    .map(|a| (identity, a, request))
+            });
         let store = self.decision();
-        let (tls, accepted) = match checked {
+        let (tls, accepted, request) = match checked {
             Ok(ok) => ok,
             Err(r) => {
                 self.record_refusal(&store, &origin, None, &r, None);
@@ -565,7 +610,7 @@ impl Ca {
         };
         let result = store.atomically(|s| {
             s.bump("requests")?;
-            self.process_cmc(s, &accepted, &tls, &origin, request)
+            self.process_cmc(s, &accepted, &tls, &origin, &request)
         });
         let answer = match result {
             Ok(answer) => answer,

@@ -19,6 +19,7 @@ pub mod microsoft;
 pub mod oids;
 pub mod pki;
 pub mod public_key;
+pub mod ra;
 pub mod request;
 pub mod response;
 pub mod signed_data;

@@ -42,6 +42,10 @@ enum Cmd {
         /// Admin API address (plain HTTP; keep it on loopback).
         #[arg(long, default_value = "127.0.0.1:8444")]
         admin: SocketAddr,
+        /// Trust this certificate (PEM) as a registration authority: a renewal gateway that
+        /// forwards users' signed requests inside its own signed wrapper (repeatable).
+        #[arg(long = "trust-ra")]
+        trust_ra: Vec<PathBuf>,
     },
     /// Issue a certificate for a PKCS#10 (the initial enrollment an administrator does).
     Issue {
@@ -163,9 +167,22 @@ fn run(cmd: Cmd) -> Result<(), String> {
             state,
             scenario: scenario_file,
             admin,
+            trust_ra,
         } => {
             let scenario = scenario(scenario_file.as_ref())?;
             let (ca, created) = open(&state, &scenario)?;
+            let ras = trust_ra
+                .iter()
+                .map(|p| {
+                    let text = std::fs::read_to_string(p)
+                        .map_err(|e| format!("--trust-ra {}: {e}", p.display()))?;
+                    let (_, der) = der::pem::decode_vec(text.trim().as_bytes())
+                        .map_err(|e| format!("--trust-ra {}: {e}", p.display()))?;
+                    renewal_core::cmc::Retained::from_der(&der)
+                        .map_err(|e| format!("--trust-ra {}: {e}", p.display()))
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            let ca = ca.with_trusted_ras(ras);
             let identity = http::server_identity(&ca, &state)?;
             let config = http::tls_config(&ca, identity)?;
             let chain = state.join("ca-chain.pem");
