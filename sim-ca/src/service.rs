@@ -27,6 +27,9 @@ use crate::{
 /// How long a client should wait before polling a pending request, when nothing says.
 pub const DEFAULT_RETRY_SECS: u64 = 5;
 
+/// A forwarded request as the CA decides it: the user's request, and the certificate it renews.
+type Forwarded = (Vec<u8>, Retained<Certificate>);
+
 /// The CA.
 pub struct Ca {
     authority: Authority,
@@ -157,7 +160,7 @@ impl Ca {
         &self,
         request: &[u8],
         tls: &Retained<Certificate>,
-    ) -> Option<Result<(Vec<u8>, Retained<Certificate>), Rejection>> {
+    ) -> Option<Result<Forwarded, Rejection>> {
         if !self.trusted_ras.contains(tls) {
             return None;
         }
