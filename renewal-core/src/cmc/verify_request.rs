@@ -375,15 +375,8 @@ impl ParsedRequest {
         let sd = &self.signed_data;
         let adcs = self.clone_shape_with(Profile::Adcs);
         let mut out = Vec::new();
-        let mut needs_v3 = sd.encap_content_info.econtent_type != oids::ID_DATA;
         for (index, si) in sd.signer_infos.iter().enumerate() {
-            let expected = match si.sid {
-                SignerIdentifier::IssuerAndSerialNumber(_) => CmsVersion::V1,
-                SignerIdentifier::SubjectKeyIdentifier(_) => {
-                    needs_v3 = true;
-                    CmsVersion::V3
-                }
-            };
+            let expected = signer_info_version(si);
             if si.version != expected {
                 out.push(Finding {
                     severity: Severity::Error,
@@ -408,11 +401,7 @@ impl ParsedRequest {
                 });
             }
         }
-        let expected = if needs_v3 {
-            CmsVersion::V3
-        } else {
-            CmsVersion::V1
-        };
+        let expected = signed_data_version(sd);
         if sd.version != expected {
             out.push(Finding {
                 severity: if adcs.tolerated_signed_data_version() {
@@ -697,15 +686,8 @@ impl ParsedRequest {
     /// unnoticed.
     fn check_structure(&self, renewal: &RenewalParse) -> Result<()> {
         let sd = &self.signed_data;
-        let mut needs_v3 = sd.encap_content_info.econtent_type != oids::ID_DATA;
         for (index, si) in sd.signer_infos.iter().enumerate() {
-            let expected = match si.sid {
-                SignerIdentifier::IssuerAndSerialNumber(_) => CmsVersion::V1,
-                SignerIdentifier::SubjectKeyIdentifier(_) => {
-                    needs_v3 = true;
-                    CmsVersion::V3
-                }
-            };
+            let expected = signer_info_version(si);
             if si.version != expected {
                 return Err(CmcError::VersionMismatch {
                     what: "SignerInfo",
@@ -724,13 +706,7 @@ impl ParsedRequest {
                 });
             }
         }
-        // RFC 5652 §5.1 (no attribute certificates or other formats here): v3 when any SKI
-        // signer or a non-id-data content, else v1.
-        let expected = if needs_v3 {
-            CmsVersion::V3
-        } else {
-            CmsVersion::V1
-        };
+        let expected = signed_data_version(sd);
         if sd.version != expected && !self.tolerated_signed_data_version() {
             return Err(CmcError::VersionMismatch {
                 what: "SignedData",
@@ -919,6 +895,30 @@ pub fn requested_extensions(req: &CertReq) -> Result<Vec<x509_cert::ext::Extensi
         }
     }
     Ok(out)
+}
+
+/// The SignerInfo version its identifier calls for (RFC 5652 §5.3): 1 for
+/// issuerAndSerialNumber, 3 for subjectKeyIdentifier.
+fn signer_info_version(si: &SignerInfo) -> CmsVersion {
+    match si.sid {
+        SignerIdentifier::IssuerAndSerialNumber(_) => CmsVersion::V1,
+        SignerIdentifier::SubjectKeyIdentifier(_) => CmsVersion::V3,
+    }
+}
+
+/// The SignedData version the structure calls for (RFC 5652 §5.1; no attribute certificates
+/// or other formats here): 3 when any signer is identified by key or the content is not
+/// id-data, else 1.
+fn signed_data_version(sd: &SignedData) -> CmsVersion {
+    let any_v3 = sd
+        .signer_infos
+        .iter()
+        .any(|si| signer_info_version(si) == CmsVersion::V3);
+    if any_v3 || sd.encap_content_info.econtent_type != oids::ID_DATA {
+        CmsVersion::V3
+    } else {
+        CmsVersion::V1
+    }
 }
 
 /// A request seen under a given profile, without cloning it.
