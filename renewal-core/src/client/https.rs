@@ -327,6 +327,15 @@ impl HttpsService {
     }
 }
 
+/// An HTTP error answer: its status and the start of its body (never the whole of a hostile
+/// server's output).
+fn http_error(status: StatusCode, body: &[u8]) -> ServiceError {
+    ServiceError::Http {
+        status: status.as_u16(),
+        text: String::from_utf8_lossy(body).chars().take(200).collect(),
+    }
+}
+
 fn retry_after(headers: &hyper::HeaderMap) -> Option<u64> {
     headers
         .get(header::RETRY_AFTER)
@@ -405,10 +414,7 @@ impl HttpsService {
             .is_some_and(|v| v.starts_with("application/soap+xml"));
         // SOAP faults come with HTTP 500; anything else that is not SOAP is an HTTP error.
         if !soap {
-            return Err(ServiceError::Http {
-                status: status.as_u16(),
-                text: String::from_utf8_lossy(&answer).chars().take(200).collect(),
-            });
+            return Err(http_error(status, &answer));
         }
         let parsed = parse_answer(&answer, &XmlLimits::default())
             .map_err(|e| ServiceError::BadAnswer(e.to_string()))?;
@@ -455,10 +461,7 @@ impl HttpsService {
         let payload = Bytes::from(crate::xcep::build_request(&message_id()?, &url));
         let (status, _, body) = self.post_soap(&url, payload)?;
         if status != StatusCode::OK {
-            return Err(ServiceError::Http {
-                status: status.as_u16(),
-                text: String::from_utf8_lossy(&body).chars().take(200).collect(),
-            });
+            return Err(http_error(status, &body));
         }
         crate::xcep::parse_response(&body, &crate::wstep::XmlLimits::default())
             .map_err(|e| ServiceError::BadAnswer(e.to_string()))
@@ -517,10 +520,7 @@ impl RenewalService for HttpsService {
                     .map_err(|e| ServiceError::BadAnswer(e.to_string()))?;
                 Ok(parsed.certificates)
             }
-            (status, _, body) => Err(ServiceError::Http {
-                status: status.as_u16(),
-                text: String::from_utf8_lossy(&body).chars().take(200).collect(),
-            }),
+            (status, _, body) => Err(http_error(status, &body)),
         }
     }
 
@@ -576,10 +576,7 @@ impl RenewalService for HttpsService {
             StatusCode::OK => Err(ServiceError::BadAnswer(format!(
                 "unexpected content type {content_type:?}"
             ))),
-            status => Err(ServiceError::Http {
-                status: status.as_u16(),
-                text: String::from_utf8_lossy(&body).chars().take(200).collect(),
-            }),
+            status => Err(http_error(status, &body)),
         }
     }
 }
