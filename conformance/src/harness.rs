@@ -27,6 +27,57 @@ use sim_ca::{Ca, authority::Authority, clock::Clock, http, scenario::Scenario, s
 use sim_card::{CardConfig, FaultPlan, PivApplet, SimCard};
 use x509_cert::Certificate;
 
+/// How the simulated CA is reached: directly (`None`, the default) or through a renewal
+/// gateway forwarding with this protocol (`conformance --gateway`).
+static GATEWAY: Mutex<Option<sim_ca::gateway::upstream::CmcProtocol>> = Mutex::new(None);
+
+/// Puts a renewal gateway (sim-ca's, with an in-memory store) in front of the simulated CA of
+/// every world built from now on, forwarding full CMC with `protocol`; `None` goes direct.
+pub fn through_gateway(protocol: Option<sim_ca::gateway::upstream::CmcProtocol>) {
+    if let Ok(mut g) = GATEWAY.lock() {
+        *g = protocol;
+    }
+}
+
+/// A gateway in front of `ca` (listening at `upstream`), trusting its CA for users and as the
+/// upstream, with `ra` as its identity, and the scenario's templates, grace and profile.
+fn gateway_in_front(
+    ca: &Ca,
+    scenario: &Scenario,
+    upstream: SocketAddr,
+    ra: sim_ca::gateway::RaCredential,
+    protocol: sim_ca::gateway::upstream::CmcProtocol,
+) -> Result<Arc<sim_ca::gateway::Gateway>, Error> {
+    let cas = vec![
+        ca.authority().issuing.cert.clone(),
+        ca.authority().root.cert.clone(),
+    ];
+    let upstream = sim_ca::gateway::upstream::Upstream::new(
+        &format!("https://localhost:{}", upstream.port()),
+        protocol,
+        &cas,
+        &ra.key,
+        &ra.chain,
+        Duration::from_secs(20),
+    )?;
+    let policy = sim_ca::gateway::Policy {
+        client_cas: vec![ca.authority().issuing.cert.clone()],
+        upstream_cas: cas,
+        templates: sim_ca::templates::TemplateRegistry::from_configs(&scenario.templates)?,
+        grace: Duration::from_secs(u64::from(scenario.grace_days) * 86400),
+        profile: scenario.profile,
+        retry_after: 5,
+    };
+    let store = Store::in_memory().map_err(|e| e.to_string())?;
+    Ok(Arc::new(sim_ca::gateway::Gateway::new(
+        policy,
+        ra,
+        upstream,
+        store,
+        ca.clock().clone(),
+    )?))
+}
+
 /// A CA this harness did not start (interop mode): where it is and what it chains to.
 #[derive(Clone)]
 pub struct ExternalCa {
@@ -40,6 +91,9 @@ pub struct ExternalCa {
 pub struct World {
     /// The simulated CA (`None` when the CA is external: nothing to configure or inspect).
     pub ca: Option<Arc<Ca>>,
+    /// The renewal gateway in front of it, when the world goes through one
+    /// ([`through_gateway`]).
+    pub gateway: Option<Arc<sim_ca::gateway::Gateway>>,
     /// The CA's base URL.
     pub base_url: String,
     /// The CA certificates a client trusts.
@@ -83,17 +137,43 @@ impl World {
         Self::with(scenario, key, CardConfig::default(), "123456")
     }
 
-    /// The CA, served over loopback mutual TLS from its own runtime.
+    /// The CA, served over loopback mutual TLS from its own runtime — behind a renewal
+    /// gateway when [`through_gateway`] is on (the address is then the gateway's).
+    #[allow(clippy::type_complexity)]
     fn simulated_ca(
         scenario: &str,
-    ) -> Result<(Arc<Ca>, SocketAddr, tokio::runtime::Runtime, Scratch), Error> {
+    ) -> Result<
+        (
+            Arc<Ca>,
+            SocketAddr,
+            tokio::runtime::Runtime,
+            Scratch,
+            Option<Arc<sim_ca::gateway::Gateway>>,
+        ),
+        Error,
+    > {
         let clock = Clock::system();
         let scenario = Scenario::from_toml(scenario)?;
         let authority = shared_authority(&clock, scenario.ca_key_algorithm()?)?;
         let store = Store::in_memory().map_err(|e| e.to_string())?;
-        let ca = Arc::new(Ca::new(authority, store, &scenario, clock)?);
+        let gateway = *GATEWAY.lock().map_err(|_| "gateway setting")?;
+        let ra = match &gateway {
+            Some(_) => Some(sim_ca::gateway::credential::issue(
+                &authority,
+                "Renewal Gateway RA",
+                &["localhost"],
+                clock.now(),
+            )?),
+            None => None,
+        };
+        let mut ca = Ca::new(authority, store, &scenario, clock)?;
+        if let Some(ra) = &ra {
+            ca = ca.with_trusted_ras(vec![ra.chain[0].clone()]);
+        }
+        let ca = Arc::new(ca);
         let dir = scratch_dir()?;
         let identity = http::server_identity(&ca, &dir.0)?;
+        let gateway_identity = (identity.0.clone(), identity.1.clone_key());
         let config = http::tls_config(&ca, identity)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -103,15 +183,37 @@ impl World {
         let listener = runtime
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .map_err(|e| e.to_string())?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let mut addr = listener.local_addr().map_err(|e| e.to_string())?;
         runtime.spawn(http::serve_https(
-            Arc::clone(&ca),
+            Arc::clone(&ca) as Arc<dyn sim_ca::backend::Backend>,
             listener,
             config,
             http::HttpLimits::default(),
         ));
-
-        Ok((ca, addr, runtime, dir))
+        let mut in_front = None;
+        if let (Some(setting), Some(ra)) = (gateway, ra) {
+            let gateway = gateway_in_front(&ca, &scenario, addr, ra, setting)?;
+            in_front = Some(Arc::clone(&gateway));
+            let listener = runtime
+                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+                .map_err(|e| e.to_string())?;
+            addr = listener.local_addr().map_err(|e| e.to_string())?;
+            let config = http::tls_config_for(
+                &[
+                    ca.authority().root.cert.clone(),
+                    ca.authority().issuing.cert.clone(),
+                ],
+                ca.clock(),
+                gateway_identity,
+            )?;
+            runtime.spawn(http::serve_https(
+                gateway as Arc<dyn sim_ca::backend::Backend>,
+                listener,
+                config,
+                http::HttpLimits::default(),
+            ));
+        }
+        Ok((ca, addr, runtime, dir, in_front))
     }
 
     /// Like [`World::new`] with a card configuration and the PIN the user types.
@@ -121,7 +223,7 @@ impl World {
         card: CardConfig,
         pin: &str,
     ) -> Result<Self, Error> {
-        let (ca, addr, runtime, dir) = Self::simulated_ca(scenario)?;
+        let (ca, addr, runtime, dir, gateway) = Self::simulated_ca(scenario)?;
         let card = Arc::new(Mutex::new(SimCard::new(
             PivApplet::new(&card).map_err(|e| e.to_string())?,
         )));
@@ -139,7 +241,7 @@ impl World {
             ManagementKey::default_3des(),
         );
         let token: SharedToken = Arc::new(Mutex::new(Box::new(piv)));
-        Self::assemble(
+        let mut world = Self::assemble(
             (ca, addr, runtime),
             dir,
             Some(card),
@@ -148,7 +250,9 @@ impl World {
             trace,
             key,
             Some(ContainerId("9a".into())),
-        )
+        )?;
+        world.gateway = gateway;
+        Ok(world)
     }
 
     /// A world around a token this harness did not create (a real PKCS#11 token): a new key
@@ -161,8 +265,8 @@ impl World {
         pins: Arc<CountingPinSource<StaticPin>>,
         trace: crate::trace::Trace,
     ) -> Result<Self, Error> {
-        let (ca, addr, runtime, dir) = Self::simulated_ca(scenario)?;
-        Self::assemble(
+        let (ca, addr, runtime, dir, gateway) = Self::simulated_ca(scenario)?;
+        let mut world = Self::assemble(
             (ca, addr, runtime),
             dir,
             None,
@@ -171,7 +275,9 @@ impl World {
             trace,
             key,
             None,
-        )
+        )?;
+        world.gateway = gateway;
+        Ok(world)
     }
 
     /// A world around an external CA and a token that already holds a certificate from it
@@ -204,6 +310,7 @@ impl World {
         trace.clear();
         Ok(Self {
             ca: None,
+            gateway: None,
             base_url: external.base_url.trim_end_matches('/').to_string(),
             anchors: external.anchors.clone(),
             card,
@@ -251,6 +358,8 @@ impl World {
                 ca.clock().now(),
             )
             .map_err(|e| e.to_string())?;
+            // The CA knows what its key signed, as a real CA's database does.
+            ca.register_issued(&old_cert)?;
             t.install_certificate(&first.id, old_cert.der())
                 .map_err(|e| e.to_string())?;
             let primary = match &fixed_slot {
@@ -266,6 +375,7 @@ impl World {
         ];
         Ok(Self {
             ca: Some(ca),
+            gateway: None,
             base_url: format!("https://localhost:{}", addr.port()),
             anchors,
             disposable: card.is_none(),

@@ -25,10 +25,12 @@ struct Args {
     modes: Option<String>,
     management_key: Option<String>,
     ca_key: Option<renewal_core::token::KeyAlgorithm>,
+    gateway: Option<sim_ca::gateway::upstream::CmcProtocol>,
 }
 
 const USAGE: &str = "usage: conformance [run] [--scenarios FILE.toml] [--filter SUBSTRING] [--seed N] [--list]
                    [--report DIR] [--ca-key rsa2048|rsa3072|rsa4096|p256|p384]
+                   [--gateway [fullcmc|cmc]]
                    [--token pkcs11:MODULE[:LABEL] [--pin-env VAR]]
                    [--ca URL --ca-cert PEM --token sim:CARD.json|piv-pcsc[:READER]|pkcs11:MODULE[:LABEL]
                     [--container ID] [--modes fullcmc,cmc,simplereenroll] [--pin-env VAR]
@@ -54,8 +56,9 @@ fn args() -> Result<Args, String> {
         modes: None,
         management_key: None,
         ca_key: None,
+        gateway: None,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = std::env::args().skip(1).peekable();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "run" => {}
@@ -94,6 +97,20 @@ fn args() -> Result<Args, String> {
                         .parse()
                         .map_err(|e| format!("--ca-key: {e}"))?,
                 )
+            }
+            "--gateway" => {
+                use sim_ca::gateway::upstream::CmcProtocol;
+                a.gateway = Some(CmcProtocol::Fullcmc);
+                if let Some(next) = it.peek()
+                    && let Some(protocol) = match next.as_str() {
+                        "fullcmc" => Some(CmcProtocol::Fullcmc),
+                        "cmc" => Some(CmcProtocol::Cmc),
+                        _ => None,
+                    }
+                {
+                    a.gateway = Some(protocol);
+                    it.next();
+                }
             }
             "--management-key" => {
                 a.management_key = Some(it.next().ok_or("--management-key needs 48 hex digits")?)
@@ -317,6 +334,9 @@ fn main() -> ExitCode {
         Some(key) => conformance::matrix::with_ca_key(matrix, key),
         None => matrix,
     };
+    // Every scenario through a renewal gateway in front of the simulated CA: faults and
+    // dispositions happen at the upstream, the outcome the client sees must not change.
+    conformance::harness::through_gateway(args.gateway);
     let scenarios: Vec<_> = matrix
         .into_iter()
         .filter(|s| args.filter.as_deref().is_none_or(|f| s.name.contains(f)))

@@ -10,7 +10,7 @@ use renewal_core::{
     wstep::{Answer, RequestKind, XmlLimits, build_answer, parse_request},
 };
 
-use crate::service::{Ca, CmcReply};
+use crate::{backend::Backend, service::CmcReply};
 
 /// Whether `path` is a CES endpoint (`/<CA>_CES_Certificate/service.svc/CES`).
 pub fn is_ces_path(path: &str) -> bool {
@@ -37,7 +37,7 @@ fn hresult_of(text: &str) -> Option<i32> {
 }
 
 /// Handles one CES request presented over TLS with `tls_cert`.
-pub fn handle(ca: &Ca, envelope: &[u8], tls_cert: &[u8], limits: &Limits) -> CesReply {
+pub fn handle(ca: &dyn Backend, envelope: &[u8], tls_cert: &[u8], limits: &Limits) -> CesReply {
     let xml_limits = XmlLimits {
         max_bytes: limits.max_bytes * 2,
         ..XmlLimits::default()
@@ -72,7 +72,7 @@ pub fn handle(ca: &Ca, envelope: &[u8], tls_cert: &[u8], limits: &Limits) -> Ces
             let certificate = parse_response(&reply.body, limits).ok().and_then(|r| {
                 r.certificates
                     .iter()
-                    .find(|c| **c != ca.authority().issuing.cert && **c != ca.authority().root.cert)
+                    .find(|c| !ca.ca_certificates().contains(c))
                     .map(|c| c.der().to_vec())
             });
             (

@@ -25,6 +25,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::{
     Ca,
+    backend::Backend,
     policy::Rejection,
     scenario::TransportFault,
     service::{CmcReply, SimpleReply},
@@ -140,9 +141,26 @@ pub fn tls_config(
     ca: &Ca,
     identity: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
 ) -> Result<ServerConfig, String> {
+    tls_config_for(
+        &[
+            ca.authority().root.cert.clone(),
+            ca.authority().issuing.cert.clone(),
+        ],
+        ca.clock(),
+        identity,
+    )
+}
+
+/// rustls server config: TLS 1.2/1.3, aws-lc-rs, a client certificate required and verified
+/// against `client_cas` at `clock`'s time.
+pub fn tls_config_for(
+    client_cas: &[renewal_core::cmc::Retained<x509_cert::Certificate>],
+    clock: &crate::clock::Clock,
+    identity: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
+) -> Result<ServerConfig, String> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = RootCertStore::empty();
-    for cert in [&ca.authority().root.cert, &ca.authority().issuing.cert] {
+    for cert in client_cas {
         roots
             .add(CertificateDer::from(cert.der().to_vec()))
             .map_err(|e| e.to_string())?;
@@ -150,8 +168,8 @@ pub fn tls_config(
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| e.to_string())?;
-    // Client certificates are valid or not at the CA's time (advanceable in tests).
-    ServerConfig::builder_with_details(provider, Arc::new(ca.clock().clone()))
+    // Client certificates are valid or not at the backend's time (advanceable in tests).
+    ServerConfig::builder_with_details(provider, Arc::new(clock.clone()))
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_client_cert_verifier(verifier)
@@ -161,7 +179,7 @@ pub fn tls_config(
 
 /// Serves HTTPS on `listener` until the task is dropped.
 pub async fn serve_https(
-    ca: Arc<Ca>,
+    ca: Arc<dyn Backend>,
     listener: TcpListener,
     config: ServerConfig,
     limits: HttpLimits,
@@ -231,7 +249,7 @@ const CMC_RESPONSE: &str = "application/pkcs7-mime; smime-type=CMC-response";
 const CERTS_ONLY: &str = "application/pkcs7-mime; smime-type=certs-only";
 
 async fn handle(
-    ca: Arc<Ca>,
+    ca: Arc<dyn Backend>,
     client: Vec<u8>,
     req: Request<Incoming>,
     limits: HttpLimits,
@@ -255,7 +273,7 @@ async fn handle(
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e),
         });
     }
-    if method == Method::POST && crate::cep::is_cep_path(&path) {
+    if method == Method::POST && crate::cep::is_cep_path(&path) && ca.as_ca().is_some() {
         let host = req
             .headers()
             .get(header::HOST)
@@ -266,7 +284,10 @@ async fn handle(
             Ok(b) => b,
             Err(r) => return Ok(r),
         };
-        let (status, envelope) = crate::cep::handle(&ca, &body, &host);
+        let Some(sim) = ca.as_ca() else {
+            return Ok(text(StatusCode::NOT_FOUND, "no such endpoint"));
+        };
+        let (status, envelope) = crate::cep::handle(sim, &body, &host);
         tracing::info!(endpoint = "cep", status, "request");
         return Ok(response(
             StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
@@ -290,7 +311,13 @@ async fn handle(
             "request"
         );
     };
-    match ca.fault_before_read(&client) {
+    let early = {
+        let (ca, client) = (Arc::clone(&ca), client.clone());
+        tokio::task::spawn_blocking(move || ca.fault_before_read(&client))
+            .await
+            .unwrap_or(None)
+    };
+    match early {
         Some(TransportFault::DropBeforeRead) => {
             log("fault: dropped before reading");
             return Err(Hangup);
@@ -329,6 +356,7 @@ async fn handle(
                 SimpleReply::Issued(_) => "issued".to_string(),
                 SimpleReply::Pending(_) => "pending".to_string(),
                 SimpleReply::Rejected(r) => format!("refused: {:?}", r.codes().fail_info),
+                SimpleReply::Unavailable(f) => format!("upstream: {} {}", f.status, f.text),
             };
             (simple_response(reply), fault, outcome)
         }
@@ -336,6 +364,7 @@ async fn handle(
             let reply = ca.handle_cmc_at(endpoint.name(), &body, &client);
             let fault = reply.fault;
             let outcome = match &reply.outcome {
+                _ if reply.upstream.is_some() => "upstream failure".to_string(),
                 Outcome::Issued => "issued".to_string(),
                 Outcome::Pending { .. } => "pending".to_string(),
                 Outcome::Failed { fail_info } => format!("refused: {fail_info:?}"),
@@ -345,7 +374,7 @@ async fn handle(
         }
         Endpoint::Ces => {
             let reply =
-                crate::ces::handle(&ca, &body, &client, &renewal_core::cmc::Limits::default());
+                crate::ces::handle(&*ca, &body, &client, &renewal_core::cmc::Limits::default());
             let fault = reply.cmc.as_ref().and_then(|r| r.fault);
             let outcome = match reply.cmc.as_ref().map(|r| &r.outcome) {
                 Some(Outcome::Issued) => "issued".to_string(),
@@ -353,6 +382,13 @@ async fn handle(
                 Some(other) => format!("refused: {other:?}"),
                 None => "refused: unreadable envelope".to_string(),
             };
+            if let Some(failure) = reply.cmc.as_ref().and_then(|c| c.upstream.as_ref()) {
+                return (
+                    upstream_failure(failure),
+                    None,
+                    "upstream failure".to_string(),
+                );
+            }
             let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
             let mut r = response(status, "application/soap+xml; charset=utf-8", reply.body);
             // ADCS sends no Retry-After; sim-ca adds its pending time as on its other
@@ -401,7 +437,25 @@ impl Endpoint {
     }
 }
 
+/// The HTTP answer when a gateway got no decision from its upstream: the status, the reason,
+/// and when to come back.
+fn upstream_failure(failure: &crate::backend::UpstreamFailure) -> Response<Body> {
+    let mut r = text(
+        StatusCode::from_u16(failure.status).unwrap_or(StatusCode::BAD_GATEWAY),
+        failure.text.clone(),
+    );
+    if let Some(secs) = failure.retry_after
+        && let Ok(v) = header::HeaderValue::from_str(&secs.to_string())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
 fn cmc_response(reply: CmcReply, endpoint: Endpoint) -> Response<Body> {
+    if let Some(failure) = &reply.upstream {
+        return upstream_failure(failure);
+    }
     let est = endpoint == Endpoint::FullCmc;
     let status = match (&reply.outcome, est) {
         (Outcome::Pending { .. }, true) => StatusCode::ACCEPTED,
@@ -444,6 +498,7 @@ fn simple_response(reply: SimpleReply) -> Response<Body> {
             }
             r
         }
+        SimpleReply::Unavailable(failure) => upstream_failure(&failure),
         SimpleReply::Rejected(rejection) => {
             let codes = rejection.codes();
             text(
@@ -498,7 +553,7 @@ async fn apply_fault(
 
 /// Serves the admin API (plain HTTP; bind it to loopback): pending requests, approvals,
 /// revocation, counters, the virtual clock.
-pub async fn serve_admin(ca: Arc<Ca>, listener: TcpListener) {
+pub async fn serve_admin(ca: Arc<dyn Backend>, listener: TcpListener) {
     loop {
         let Ok((tcp, _)) = listener.accept().await else {
             continue;
@@ -522,7 +577,7 @@ fn json(value: serde_json::Value) -> Response<Body> {
     response(StatusCode::OK, "application/json", value.to_string())
 }
 
-async fn admin(ca: Arc<Ca>, req: Request<Incoming>) -> Response<Body> {
+async fn admin(ca: Arc<dyn Backend>, req: Request<Incoming>) -> Response<Body> {
     let path: Vec<String> = req
         .uri()
         .path()
@@ -533,20 +588,33 @@ async fn admin(ca: Arc<Ca>, req: Request<Incoming>) -> Response<Body> {
     let method = req.method().clone();
     tokio::task::spawn_blocking(move || {
         let parts: Vec<&str> = path.iter().map(String::as_str).collect();
-        admin_route(&ca, method, &parts)
+        admin_route(&*ca, method, &parts)
     })
     .await
     .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "admin task failed"))
 }
 
-fn admin_route(ca: &Ca, method: Method, parts: &[&str]) -> Response<Body> {
-    match (method, parts) {
-        (Method::GET, ["admin", "health"]) => text(StatusCode::OK, "ok"),
-        (Method::GET, ["metrics"]) => response(
+fn admin_route(backend: &dyn Backend, method: Method, parts: &[&str]) -> Response<Body> {
+    match (&method, parts) {
+        (&Method::GET, ["admin", "health"] | ["health"]) => match backend.health() {
+            Ok(()) => text(StatusCode::OK, "ok"),
+            Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, e),
+        },
+        (&Method::GET, ["metrics"]) => response(
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            prometheus(ca),
+            backend.metrics(),
         ),
+        _ => match backend.as_ca() {
+            Some(ca) => ca_admin_route(ca, method, parts),
+            None => text(StatusCode::NOT_FOUND, "no such admin endpoint"),
+        },
+    }
+}
+
+/// The simulated CA's own admin API: pending requests, approvals, revocation, the clock.
+fn ca_admin_route(ca: &Ca, method: Method, parts: &[&str]) -> Response<Body> {
+    match (method, parts) {
         // Since this process started: fsyncs of the state database's WAL (group commits).
         (Method::GET, ["admin", "metrics"]) => json(serde_json::json!({ "fsyncs": ca.fsyncs() })),
         (Method::GET, ["admin", "counters"]) => json(serde_json::Value::Object(
@@ -599,47 +667,9 @@ fn admin_route(ca: &Ca, method: Method, parts: &[&str]) -> Response<Body> {
     }
 }
 
-/// The Prometheus text exposition (format 0.0.4) of the CA's counters: decisions by kind
-/// (kept in the store, so they count across restarts), the WAL fsyncs of this process (group
-/// commits), and the requests waiting for a decision.
-fn prometheus(ca: &Ca) -> String {
-    let mut out = String::from(
-        "# HELP sim_ca_events_total Requests and decisions by kind, since the state was created.\n\
-         # TYPE sim_ca_events_total counter\n",
-    );
-    for (kind, value) in ca.counters() {
-        // Counter names are ours (`issued`, `rejected`, `pending`, ...): label-safe.
-        let kind: String = kind
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '_' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        out.push_str(&format!("sim_ca_events_total{{kind=\"{kind}\"}} {value}\n"));
-    }
-    out.push_str(&format!(
-        "# HELP sim_ca_wal_fsyncs_total fsyncs of the state database's WAL since this process \
-         started.\n# TYPE sim_ca_wal_fsyncs_total counter\nsim_ca_wal_fsyncs_total {}\n",
-        ca.fsyncs()
-    ));
-    let pending = ca
-        .with_store(|s| s.list_pending())
-        .map(|l| l.len())
-        .unwrap_or(0);
-    out.push_str(&format!(
-        "# HELP sim_ca_pending_requests Requests waiting for a decision.\n\
-         # TYPE sim_ca_pending_requests gauge\nsim_ca_pending_requests {pending}\n"
-    ));
-    out
-}
-
 /// Binds both listeners and serves until the process ends.
 pub async fn run(
-    ca: Arc<Ca>,
+    ca: Arc<dyn Backend>,
     listen: SocketAddr,
     admin_addr: Option<SocketAddr>,
     config: ServerConfig,

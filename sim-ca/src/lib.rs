@@ -14,11 +14,14 @@
 #![forbid(unsafe_code)]
 
 pub mod authority;
+pub mod backend;
 pub mod cep;
 pub mod ces;
 pub mod clock;
 pub mod durability;
+pub mod gateway;
 pub mod http;
+pub mod metrics;
 pub mod policy;
 pub mod scenario;
 pub mod service;

@@ -25,7 +25,6 @@ use renewal_core::{
 use x509_cert::{Certificate, ext::Extension};
 
 use crate::{
-    authority::Authority,
     store::{Store, StoreError},
     templates::{Template, TemplateRegistry},
 };
@@ -197,8 +196,9 @@ fn key_rejection(e: &PublicKeyError) -> Rejection {
 
 /// What the policy needs besides the request.
 pub struct PolicyContext<'a> {
-    /// The CA.
-    pub authority: &'a Authority,
+    /// The CA certificates that issue the certificates being renewed (the simulated CA's
+    /// issuing certificate; a gateway's configured client CAs).
+    pub issuers: &'a [Retained<Certificate>],
     /// Templates.
     pub templates: &'a TemplateRegistry,
     /// Now.
@@ -258,7 +258,10 @@ pub fn check_identity(
     tls_cert: &Retained<Certificate>,
     ctx: &PolicyContext<'_>,
 ) -> Result<(), Rejection> {
-    if !ctx.authority.issued_by_us(tls_cert) {
+    if !ctx.issuers.iter().any(|issuer| {
+        tls_cert.value().tbs_certificate().issuer() == issuer.value().tbs_certificate().subject()
+            && renewal_core::x509::verify_issued_by(tls_cert, issuer.value()).is_ok()
+    }) {
         return Err(Rejection::NotOurs);
     }
     let validity = tls_cert.value().tbs_certificate().validity();

@@ -59,6 +59,9 @@ pub struct CmcReply {
     pub fault: Option<TransportFault>,
     /// Seconds until a pending request should be polled.
     pub retry_after: Option<u64>,
+    /// No decision: the CA behind a gateway could not be asked (the HTTP answer says so,
+    /// `body` is empty).
+    pub upstream: Option<crate::backend::UpstreamFailure>,
 }
 
 /// The answer to an EST simplereenroll.
@@ -70,6 +73,8 @@ pub enum SimpleReply {
     Pending(u64),
     /// Refused.
     Rejected(Rejection),
+    /// No decision: the CA behind a gateway could not be asked.
+    Unavailable(crate::backend::UpstreamFailure),
 }
 
 /// What `decide` returns.
@@ -78,7 +83,7 @@ struct Decision {
     fault: Option<TransportFault>,
 }
 
-fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
+pub(crate) fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
     // A panic while holding the lock cannot leave SQLite inconsistent (transactions), so the
     // poisoned guard is safe to reuse.
     store.lock().unwrap_or_else(|e| e.into_inner())
@@ -88,9 +93,9 @@ fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
 /// written under it is on disk (the group commit, [`crate::durability`]), so that no answer
 /// computed under the lock can leave before its decision is durable — and the lock is never
 /// held across an fsync.
-struct LockedStore<'a> {
-    store: Option<std::sync::MutexGuard<'a, Store>>,
-    sync: &'a GroupSync,
+pub(crate) struct LockedStore<'a> {
+    pub(crate) store: Option<std::sync::MutexGuard<'a, Store>>,
+    pub(crate) sync: &'a GroupSync,
 }
 
 impl std::ops::Deref for LockedStore<'_> {
@@ -177,6 +182,33 @@ impl Ca {
                 .map_err(|e| Rejection::Malformed(format!("the forwarded request: {e}")))?;
             Ok((u.inner, facts.renewal_certificate))
         }))
+    }
+
+    /// The certificate a trusted RA's simplereenroll renews: an RA forwards the user's PKCS#10
+    /// as its own request for the subject it validated (RFC 7030 §3.3), so the identity is
+    /// that subject's newest valid certificate from this CA whose key is not the requested
+    /// one (names and keys compared as parsed values). An RA's request for a subject this CA
+    /// never issued to is refused like an unknown client.
+    fn subject_identity(&self, body: &[u8]) -> Result<Retained<Certificate>, Rejection> {
+        let (der, _) = renewal_core::cmc::input::to_der(body, &self.limits)
+            .map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let req: Retained<x509_cert::request::CertReq> =
+            renewal_core::cmc::input::decode_exact(&der, "PKCS#10")
+                .map_err(|e| Rejection::Malformed(e.to_string()))?;
+        let subject = &req.value().info.subject;
+        let requested = PublicKey::from_spki(&req.value().info.public_key).ok();
+        let candidates =
+            lock(&self.store).current_certificates(&subject.to_string(), self.clock.unix())?;
+        candidates
+            .iter()
+            .filter_map(|(_, der)| Retained::<Certificate>::from_der(der).ok())
+            .find(|c| {
+                let tbs = c.value().tbs_certificate();
+                tbs.subject() == subject
+                    && self.authority.issued_by_us(c)
+                    && PublicKey::from_spki(tbs.subject_public_key_info()).ok() != requested
+            })
+            .ok_or(Rejection::NotOurs)
     }
 
     /// The CA hierarchy.
@@ -275,11 +307,21 @@ impl Ca {
         }
         let tls = Retained::<Certificate>::from_der(tls_cert).ok()?;
         let subject = tls.value().tbs_certificate().subject().to_string();
-        let template = policy::template_of(tls.value(), &self.templates).ok()?;
         let store = self.decision();
         let counter = format!("requests:{subject}");
         let next = u32::try_from(store.counter(&counter).ok()? + 1).unwrap_or(u32::MAX);
-        let rule = self.first_rule(&subject, template, next)?;
+        let rule = if self.trusted_ras.contains(&tls) {
+            // A gateway's connection: whose request it carries is not known before reading,
+            // so only rules that name no template apply.
+            self.rules.iter().find(|rule| {
+                rule.subject.as_deref().is_none_or(|s| subject.contains(s))
+                    && rule.template.is_none()
+                    && rule.request.is_none_or(|r| r == next)
+            })?
+        } else {
+            let template = policy::template_of(tls.value(), &self.templates).ok()?;
+            self.first_rule(&subject, template, next)?
+        };
         match rule.fault {
             Some(f @ (TransportFault::DropBeforeRead | TransportFault::Http(_))) => {
                 let _ = store.bump(&counter);
@@ -291,7 +333,7 @@ impl Ca {
 
     fn context(&self) -> PolicyContext<'_> {
         PolicyContext {
-            authority: &self.authority,
+            issuers: std::slice::from_ref(&self.authority.issuing.cert),
             templates: &self.templates,
             now: self.clock.now(),
             grace: self.grace,
@@ -522,6 +564,7 @@ impl Ca {
             outcome,
             fault,
             retry_after,
+            upstream: None,
         }
     }
 
@@ -1008,6 +1051,13 @@ impl Ca {
         let origin = Origin::new("simplereenroll", tls_cert, body);
         let checked = Retained::<Certificate>::from_der(tls_cert)
             .map_err(|_| Rejection::IdentityMismatch)
+            .and_then(|tls| {
+                if self.trusted_ras.contains(&tls) {
+                    self.subject_identity(body)
+                } else {
+                    Ok(tls)
+                }
+            })
             .and_then(|tls| policy::validate_simple(body, &tls, &self.context()).map(|a| (tls, a)));
         let store = self.decision();
         let refuse = |r: Rejection, template: Option<&str>| {
@@ -1204,6 +1254,42 @@ impl Ca {
             .map_err(|e: Rejection| e.to_string())
     }
 
+    /// Records a certificate this CA's key signed outside the service (a test harness that
+    /// provisions a card with `sample::issue_user_certificate`, an import): from then on the
+    /// CA knows it as its own, as it knows what it issued itself — a trusted RA's
+    /// simplereenroll for its subject finds it. Refused when this CA did not issue it.
+    pub fn register_issued(&self, cert: &Retained<Certificate>) -> Result<(), String> {
+        if !self.authority.issued_by_us(cert) {
+            return Err("not issued by this CA".into());
+        }
+        let tbs = cert.value().tbs_certificate();
+        let key = PublicKey::from_spki(tbs.subject_public_key_info()).map_err(|e| e.to_string())?;
+        let template = policy::template_of(cert.value(), &self.templates)
+            .ok()
+            .map(|t| t.name.clone());
+        let not_after =
+            unix(std::time::SystemTime::UNIX_EPOCH + tbs.validity().not_after.to_unix_duration());
+        let serial = serial_text(cert.value());
+        let store = self.decision();
+        store
+            .atomically(|s| {
+                if s.serial_exists(&serial)? {
+                    return Ok(());
+                }
+                s.record_certificate(
+                    &serial,
+                    &tbs.subject().to_string(),
+                    cert.der(),
+                    template.as_deref(),
+                    not_after,
+                    None,
+                    &hex(&key.fingerprint()),
+                    self.clock.unix(),
+                )
+            })
+            .map_err(|e: StoreError| e.to_string())
+    }
+
     /// The audit trail, oldest first.
     pub fn audit_trail(&self) -> Vec<AuditRecord> {
         lock(&self.store).audit().unwrap_or_default()
@@ -1216,14 +1302,14 @@ impl Ca {
 }
 
 /// Where a request came from, as every audit record of it says.
-struct Origin {
-    endpoint: &'static str,
-    tls_fingerprint: String,
-    request_hash: String,
+pub(crate) struct Origin {
+    pub(crate) endpoint: &'static str,
+    pub(crate) tls_fingerprint: String,
+    pub(crate) request_hash: String,
 }
 
 impl Origin {
-    fn new(endpoint: &'static str, tls_cert: &[u8], request: &[u8]) -> Self {
+    pub(crate) fn new(endpoint: &'static str, tls_cert: &[u8], request: &[u8]) -> Self {
         let digest = |b: &[u8]| {
             if b.is_empty() {
                 String::new()
@@ -1289,7 +1375,7 @@ enum PollState {
 
 /// Whether a CMC poll carries the PKCS#10 that was stored with its pending request, compared
 /// as parsed values (the signature may differ: ECDSA signs with a fresh nonce each time).
-fn same_cmc_pkcs10(stored: &[u8], poll: &Accepted, limits: &Limits) -> bool {
+pub(crate) fn same_cmc_pkcs10(stored: &[u8], poll: &Accepted, limits: &Limits) -> bool {
     let Ok(parsed) = renewal_core::cmc::parse_request(stored, limits) else {
         return false;
     };
@@ -1298,7 +1384,7 @@ fn same_cmc_pkcs10(stored: &[u8], poll: &Accepted, limits: &Limits) -> bool {
 }
 
 /// The same for an EST simplereenroll poll.
-fn same_simple_pkcs10(
+pub(crate) fn same_simple_pkcs10(
     stored: &[u8],
     poll: &Retained<x509_cert::request::CertReq>,
     limits: &Limits,

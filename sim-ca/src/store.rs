@@ -122,6 +122,9 @@ pub enum AuditOutcome {
     ReplayAnswered,
     /// The CA answered with an error disposition or "issued out of band" (no certificate).
     NoCertificate,
+    /// A gateway forwarded the request and got no decision it could pass on (upstream
+    /// unreachable, timed out, or an answer that does not verify); the client may retry.
+    UpstreamFailed,
 }
 
 impl AuditOutcome {
@@ -139,6 +142,7 @@ impl AuditOutcome {
             Self::Revoked => "revoked",
             Self::ReplayAnswered => "replay-answered",
             Self::NoCertificate => "no-certificate",
+            Self::UpstreamFailed => "upstream-failed",
         }
     }
 }
@@ -426,6 +430,31 @@ impl Store {
             )?
             .execute(params![kind, value, now])?;
         Ok(inserted == 1)
+    }
+
+    /// Whether a nonce or transaction id was recorded (without recording it).
+    pub fn seen(&self, kind: &str, value: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .db
+            .prepare_cached("SELECT 1 FROM seen WHERE kind = ?1 AND value = ?2")?
+            .query_row(params![kind, value], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Certificates issued to `subject` (its RFC 4514 text), newest first, that are not
+    /// revoked and not expired at `now`: (serial, DER).
+    pub fn current_certificates(
+        &self,
+        subject: &str,
+        now: i64,
+    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let mut stmt = self.db.prepare_cached(
+            "SELECT serial, der FROM certificates WHERE subject = ?1 AND not_after > ?2
+             AND serial NOT IN (SELECT serial FROM revocations) ORDER BY issued_at DESC, serial",
+        )?;
+        let rows = stmt.query_map(params![subject, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Stores a pending request; returns its id.

@@ -51,7 +51,7 @@ async fn start(scenario: &str) -> (Server, Arc<sim_ca::Ca>) {
         _dir: dir,
     };
     tokio::spawn(http::serve_https(
-        Arc::clone(&ca),
+        Arc::clone(&ca) as Arc<dyn sim_ca::backend::Backend>,
         https,
         config,
         HttpLimits {
@@ -59,7 +59,10 @@ async fn start(scenario: &str) -> (Server, Arc<sim_ca::Ca>) {
             ..HttpLimits::default()
         },
     ));
-    tokio::spawn(http::serve_admin(Arc::clone(&ca), admin));
+    tokio::spawn(http::serve_admin(
+        Arc::clone(&ca) as Arc<dyn sim_ca::backend::Backend>,
+        admin,
+    ));
     (server, ca)
 }
 

@@ -1,0 +1,144 @@
+//! The renewal gateway in the client's path: `renew` → gateway → upstream sim-ca. The default
+//! matrix keeps every expected outcome with the dispositions and faults happening at the
+//! upstream, and random upstream faults never leave a certificate on a card that the upstream
+//! did not record and audit (no silent issuance).
+//!
+//! Every world in this binary goes through a gateway (the harness setting is process-wide,
+//! so these tests live apart from the direct matrix).
+
+// Tests unwrap: a panic with the value is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use conformance::{
+    harness::{World, through_gateway},
+    matrix::default_matrix,
+    runner,
+};
+use proptest::prelude::*;
+use renewal_core::{
+    client::{
+        Mode,
+        processor::{CrashPoint, Renewal, RenewalError, recover},
+    },
+    token::KeyAlgorithm,
+};
+use sim_ca::gateway::upstream::CmcProtocol;
+use sim_card::CardConfig;
+
+fn failures(matrix: &[conformance::matrix::Scenario]) -> Vec<String> {
+    matrix
+        .iter()
+        .map(|s| runner::run(s, 1))
+        .filter(|r| !r.passed())
+        .map(|r| format!("{}: {}", r.name, r.problem.unwrap_or_default()))
+        .collect()
+}
+
+/// The whole matrix with EST fullcmc upstream, and the CA and network scenarios again with
+/// RFC 5273 upstream: every scenario as stated.
+#[test]
+fn the_default_matrix_runs_green_through_a_gateway() {
+    through_gateway(Some(CmcProtocol::Fullcmc));
+    let matrix = default_matrix();
+    assert!(matrix.len() >= 200);
+    let failed = failures(&matrix);
+    assert!(failed.is_empty(), "fullcmc upstream: {failed:#?}");
+    through_gateway(Some(CmcProtocol::Cmc));
+    let subset: Vec<_> = matrix
+        .into_iter()
+        .filter(|s| {
+            (s.name.starts_with("ca/") || s.name.starts_with("net/") || s.name.starts_with("adcs/"))
+                && !s.name.ends_with("/simplereenroll")
+        })
+        .collect();
+    assert!(subset.len() >= 60);
+    let failed = failures(&subset);
+    assert!(failed.is_empty(), "RFC 5273 upstream: {failed:#?}");
+}
+
+/// What the upstream may do to a forwarded request: a disposition or a transport fault.
+fn upstream_rule() -> impl Strategy<Value = String> {
+    prop::sample::select(vec![
+        "disposition = \"issue\"",
+        "disposition = \"deny\"",
+        "disposition = \"error\"\nhresult = 0x80094006",
+        "disposition = \"pending\"\nresolve = \"poll:1\"",
+        "disposition = \"pending\"\nresolve = \"poll:1\"\nto = \"denied\"",
+        "disposition = \"revoked\"",
+        "disposition = \"issued-out-of-band\"",
+        "fault = \"drop-before-read\"",
+        "fault = \"drop-after-read\"",
+        "fault = \"http:500\"",
+        "fault = \"http:503\"",
+        "fault = \"malformed-body\"",
+        "fault = \"wrong-content-type\"",
+        "fault = \"truncated\"",
+        "fault = \"wrong-key-certificate\"",
+        "fault = \"wrong-signer\"",
+    ])
+    .prop_map(str::to_string)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 16,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    /// Attempts on one card through the gateway, each request meeting a random upstream rule
+    /// (and sometimes a crash and recovery): whatever certificate the card ends with is the
+    /// original one or one the upstream recorded and audited as issued; every certificate
+    /// the gateway recorded, the upstream recorded too.
+    #[test]
+    fn upstream_faults_never_issue_silently(
+        rules in prop::collection::vec(upstream_rule(), 1..4),
+        mode in prop::sample::select(Mode::ALL.to_vec()),
+        crash in prop::option::weighted(0.2, prop::sample::select(CrashPoint::ALL.to_vec())),
+    ) {
+        through_gateway(Some(CmcProtocol::Fullcmc));
+        let ca: String = rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| format!("[[rule]]\nrequest = {}\n{rule}\n", i + 1))
+            .collect();
+        let world =
+            World::with(&ca, KeyAlgorithm::EcP256, CardConfig::default(), "123456").unwrap();
+        let upstream = world.ca.clone().unwrap();
+        let gateway = world.gateway.clone().unwrap();
+        let original = world.old_cert.clone();
+        for attempt in 0..rules.len() {
+            let mut service = world.service(mode).unwrap();
+            let mut journal = world.journal().unwrap();
+            let crash = if attempt == 0 { crash } else { None };
+            let run = Renewal::new(
+                world.token.clone(),
+                &mut service,
+                &mut journal,
+                world.config(mode, 3, crash),
+            )
+            .run();
+            if matches!(run, Err(RenewalError::Crashed(_) | RenewalError::Card { .. })) {
+                recover(&world.token, &mut journal).unwrap();
+            }
+            let held = world
+                .check_invariant()
+                .map_err(|e| TestCaseError::fail(format!("{rules:?} {mode:?}: {e}")))?;
+            if held != original {
+                let serial = sim_ca::policy::serial_text(held.value());
+                let recorded = upstream.with_store(|s| s.certificate(&serial)).unwrap();
+                prop_assert_eq!(recorded.as_deref(), Some(held.der()), "the card's certificate is not recorded upstream");
+                prop_assert!(
+                    upstream.audit_trail().iter().any(|r| r.serial.as_deref() == Some(serial.as_str())
+                        && (r.outcome == "issued" || r.outcome == "issued-revoked" || r.outcome == "replay-answered")),
+                    "no upstream audit record issues {}", serial
+                );
+            }
+        }
+        let at_gateway = gateway.with_store(|s| s.certificates()).unwrap();
+        for (serial, _, _) in at_gateway {
+            prop_assert!(upstream.with_store(|s| s.certificate(&serial)).unwrap().is_some(),
+                "the gateway recorded {} which the upstream did not", serial);
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The gateway's TOML configuration: where it listens, whom it trusts, its upstream, its RA
+//! credential, its store and its limits. Relative paths are relative to the file.
+//!
+//! ```toml
+//! listen = "0.0.0.0:8443"
+//! admin = "127.0.0.1:8444"
+//! store = "gateway.db"                  # or "postgres://gateway@db.internal/renewals"
+//!
+//! [tls]
+//! certificate = "gateway-chain.pem"     # the gateway's TLS server certificate and chain
+//! key = "gateway.key"
+//! client_cas = "users-ca.pem"           # the CA certificates that issue users' certificates
+//!
+//! [upstream]
+//! url = "https://ca.internal:8443"
+//! protocol = "fullcmc"                  # or "cmc" (RFC 5273)
+//! ca = "upstream-ca.pem"                # the upstream CA's certificates
+//! timeout_secs = 30
+//!
+//! [ra]
+//! certificate = "ra-chain.pem"          # the gateway's RA certificate (first) and chain
+//! key = "ra.key"
+//! ```
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use renewal_core::cmc::{Profile, Retained, SoftwareKey};
+use serde::Deserialize;
+use x509_cert::Certificate;
+
+use super::upstream::CmcProtocol;
+use crate::templates::TemplateConfig;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// HTTPS address for users.
+    pub listen: SocketAddr,
+    /// Admin address (plain HTTP: health, metrics; keep it internal).
+    pub admin: Option<SocketAddr>,
+    /// The state: a SQLite file, or a `postgres://` URL shared by several instances.
+    pub store: String,
+    /// TLS toward users.
+    pub tls: TlsSection,
+    /// The CA behind the gateway.
+    pub upstream: UpstreamSection,
+    /// The gateway's own identity toward the upstream.
+    pub ra: RaSection,
+    /// Input limits.
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// Renewal policy.
+    #[serde(default)]
+    pub policy: PolicySection,
+}
+
+/// `[tls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// Server certificate chain (PEM).
+    pub certificate: PathBuf,
+    /// Server key (PKCS#8 PEM or DER).
+    pub key: PathBuf,
+    /// The CA certificates that issue users' certificates (PEM bundle).
+    pub client_cas: PathBuf,
+}
+
+/// `[upstream]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSection {
+    /// `https://host:port[/prefix]`.
+    pub url: String,
+    /// How full CMC requests are forwarded.
+    #[serde(default = "fullcmc")]
+    pub protocol: CmcProtocol,
+    /// The upstream CA's certificates (PEM bundle): its TLS server chains to them, and so
+    /// must every certificate and signed answer it returns.
+    pub ca: PathBuf,
+    /// Time for one exchange.
+    #[serde(default = "thirty")]
+    pub timeout_secs: u64,
+}
+
+/// `[ra]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RaSection {
+    /// RA certificate first, then its chain (PEM).
+    pub certificate: PathBuf,
+    /// RA key (PKCS#8 PEM or DER).
+    pub key: PathBuf,
+}
+
+/// `[limits]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Largest request body.
+    #[serde(default = "max_body")]
+    pub max_body: usize,
+    /// Time for the TLS handshake and the request headers.
+    #[serde(default = "ten")]
+    pub header_timeout_secs: u64,
+    /// Time for the request body.
+    #[serde(default = "thirty")]
+    pub body_timeout_secs: u64,
+    /// What a client is told to wait when the upstream cannot be asked.
+    #[serde(default = "thirty")]
+    pub retry_after_secs: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        Self {
+            max_body: max_body(),
+            header_timeout_secs: ten(),
+            body_timeout_secs: thirty(),
+            retry_after_secs: thirty(),
+        }
+    }
+}
+
+/// `[policy]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// Days an expired certificate may still be renewed.
+    #[serde(default)]
+    pub grace_days: u32,
+    /// `adcs` (default) or `strict`.
+    #[serde(default = "adcs")]
+    pub profile: Profile,
+    /// Templates (the built-in ones when empty).
+    #[serde(default, rename = "template")]
+    pub templates: Vec<TemplateConfig>,
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        Self {
+            grace_days: 0,
+            profile: adcs(),
+            templates: Vec::new(),
+        }
+    }
+}
+
+fn fullcmc() -> CmcProtocol {
+    CmcProtocol::Fullcmc
+}
+fn thirty() -> u64 {
+    30
+}
+fn ten() -> u64 {
+    10
+}
+fn max_body() -> usize {
+    64 * 1024
+}
+fn adcs() -> Profile {
+    Profile::Adcs
+}
+
+impl GatewayConfig {
+    /// Reads and checks the file; relative paths become relative to its directory.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut config: Self =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [
+            &mut config.tls.certificate,
+            &mut config.tls.key,
+            &mut config.tls.client_cas,
+            &mut config.upstream.ca,
+            &mut config.ra.certificate,
+            &mut config.ra.key,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        if !config.store.starts_with("postgres://")
+            && !config.store.starts_with("postgresql://")
+            && Path::new(&config.store).is_relative()
+        {
+            config.store = base.join(&config.store).display().to_string();
+        }
+        Ok(config)
+    }
+
+    /// Time for one upstream exchange.
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_secs(self.upstream.timeout_secs.max(1))
+    }
+}
+
+/// Every certificate in a PEM bundle (or one DER certificate), in order.
+pub fn read_certificates(path: &Path) -> Result<Vec<Retained<Certificate>>, String> {
+    let certs = renewal_core::client::https::read_trust_anchors(path)?;
+    if certs.is_empty() {
+        return Err(format!("{}: no certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// A private key file (PKCS#8, PEM or DER).
+pub fn read_key(path: &Path) -> Result<SoftwareKey, String> {
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
+    );
+    SoftwareKey::from_pem_or_der(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A TLS identity from files: the certificate chain and its key, as rustls takes them.
+pub fn read_identity(
+    chain: &Path,
+    key: &Path,
+) -> Result<
+    (
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    String,
+> {
+    let certs = read_certificates(chain)?;
+    let key = read_key(key)?;
+    let pem = key.to_pkcs8_pem().map_err(|e| e.to_string())?;
+    let (_, pkcs8) = der::pem::decode_vec(pem.as_bytes()).map_err(|e| e.to_string())?;
+    Ok((
+        certs
+            .iter()
+            .map(|c| rustls::pki_types::CertificateDer::from(c.der().to_vec()))
+            .collect(),
+        rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8)),
+    ))
+}
