@@ -1,6 +1,9 @@
-//! Durable state in SQLite (WAL; a committed record survives kill -9 and power loss once
-//! [`GroupSync::sync_through`] returned for it, see [`crate::durability`]): serials, issued certificates, pending requests, revocations, seen nonces and
-//! transaction ids, counters, and the append-only audit trail. `:memory:` for in-process tests.
+//! Durable state: serials, issued certificates, pending requests, revocations, seen nonces and
+//! transaction ids, counters, and the append-only audit trail — in SQLite (WAL; a committed
+//! record survives kill -9 and power loss once [`GroupSync::sync_through`] returned for it,
+//! see [`crate::durability`]; `:memory:` for in-process tests), or in PostgreSQL
+//! (`postgres://...`), which several instances share: each decision's transaction holds one
+//! advisory lock, so decisions are serialized across instances as SQLite serializes them.
 //!
 //! A decision and its audit record are written in one transaction ([`Store::atomically`]): a
 //! certificate is never recorded without its audit record, nor the other way round, whatever
@@ -8,14 +11,27 @@
 
 use std::{path::Path, sync::Arc};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::Connection;
 
 use crate::durability::GroupSync;
 
+mod sql;
+
+use sql::{Db, Row};
+
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
-#[error("state database: {0}")]
-pub struct StoreError(#[from] rusqlite::Error);
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("state database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL said no (or is unreachable).
+    #[error("state database (PostgreSQL): {0}")]
+    Postgres(#[from] postgres::Error),
+    /// A row is not what the schema promises.
+    #[error("state database: {0}")]
+    Schema(String),
+}
 
 /// How a pending request ends.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -66,9 +82,38 @@ pub struct Pending {
 
 /// The database.
 pub struct Store {
-    db: Connection,
+    db: Db,
     sync: Arc<GroupSync>,
 }
+
+/// The same tables in PostgreSQL's types (all integers are BIGINT: the code binds i64).
+const POSTGRES_SCHEMA: &str = "
+SELECT pg_advisory_lock(7262737264);
+CREATE TABLE IF NOT EXISTS certificates (
+    serial TEXT PRIMARY KEY, subject TEXT NOT NULL, der BYTEA NOT NULL, template TEXT,
+    not_after BIGINT NOT NULL, renewal_of TEXT, issued_at BIGINT NOT NULL, key_fingerprint TEXT);
+CREATE TABLE IF NOT EXISTS revocations (serial TEXT PRIMARY KEY, revoked_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (
+    id BIGSERIAL PRIMARY KEY, tls_fingerprint TEXT NOT NULL, transaction_id TEXT NOT NULL,
+    request BYTEA NOT NULL, kind TEXT NOT NULL, created_at BIGINT NOT NULL, polls BIGINT NOT NULL,
+    resolve TEXT NOT NULL, final TEXT NOT NULL, status TEXT NOT NULL, cert_serial TEXT);
+CREATE TABLE IF NOT EXISTS seen (kind TEXT NOT NULL, value TEXT NOT NULL, seen_at BIGINT NOT NULL,
+    PRIMARY KEY (kind, value));
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, endpoint TEXT NOT NULL,
+    tls_fingerprint TEXT NOT NULL, request_hash TEXT NOT NULL, template TEXT,
+    outcome TEXT NOT NULL, serial TEXT, pending_id BIGINT, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS certificates_renewal ON certificates (renewal_of, key_fingerprint);
+CREATE INDEX IF NOT EXISTS certificates_key ON certificates (key_fingerprint);
+CREATE INDEX IF NOT EXISTS certificates_subject ON certificates (subject);
+CREATE INDEX IF NOT EXISTS pending_lookup ON pending (tls_fingerprint, transaction_id, id);
+CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$;
+CREATE OR REPLACE TRIGGER audit_no_update BEFORE UPDATE OR DELETE ON audit
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+SELECT pg_advisory_unlock(7262737264);
+";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS certificates (
@@ -214,6 +259,7 @@ impl Store {
         db.execute_batch(
             "CREATE INDEX IF NOT EXISTS certificates_renewal ON certificates (renewal_of, key_fingerprint);
              CREATE INDEX IF NOT EXISTS certificates_key ON certificates (key_fingerprint);
+             CREATE INDEX IF NOT EXISTS certificates_subject ON certificates (subject);
              CREATE INDEX IF NOT EXISTS pending_lookup ON pending (tls_fingerprint, transaction_id, id);",
         )?;
         let in_memory = path.as_os_str() == ":memory:" || path.as_os_str().is_empty();
@@ -223,9 +269,36 @@ impl Store {
             wal.into()
         });
         Ok(Self {
-            db,
+            db: Db::Sqlite(db),
             sync: Arc::new(GroupSync::new(wal)),
         })
+    }
+
+    /// Connects to PostgreSQL at `url` (`postgres://user@host:port/database`), creating the
+    /// tables when they are missing. Commits are durable when PostgreSQL acknowledges them, so
+    /// there is no group commit to wait for.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut pg = sql::Postgres::connect(url)?;
+        pg.batch(POSTGRES_SCHEMA)?;
+        Ok(Self {
+            db: Db::Postgres(Box::new(std::cell::RefCell::new(pg))),
+            sync: Arc::new(GroupSync::new(None)),
+        })
+    }
+
+    /// A SQLite file, or PostgreSQL when `location` is a `postgres://` (or `postgresql://`)
+    /// URL.
+    pub fn open_location(location: &str) -> Result<Self, StoreError> {
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            Self::connect(location)
+        } else {
+            Self::open(Path::new(location))
+        }
+    }
+
+    /// Whether this store is PostgreSQL (shared by instances).
+    pub fn is_shared(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
     }
 
     /// The group commit of this database: wait on it, without the store lock, before
@@ -234,29 +307,24 @@ impl Store {
         self.sync.clone()
     }
 
-    /// Runs `f` in one transaction (`BEGIN IMMEDIATE`): committed when it returns `Ok`, rolled
-    /// back otherwise. The commit is durable once the group commit covered it
-    /// ([`GroupSync::sync_through`]).
+    /// Runs `f` in one transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: serialized with
+    /// every instance's decisions): committed when it returns `Ok`, rolled back otherwise. A
+    /// SQLite commit is durable once the group commit covered it ([`GroupSync::sync_through`]).
     pub fn atomically<T, E: From<StoreError>>(
         &self,
         f: impl FnOnce(&Self) -> Result<T, E>,
     ) -> Result<T, E> {
-        // Cached statements: parsing "BEGIN IMMEDIATE" on every decision showed in profiles.
-        let run = |sql: &str| -> Result<(), StoreError> {
-            self.db.prepare_cached(sql)?.execute([])?;
-            Ok(())
-        };
-        run("BEGIN IMMEDIATE").map_err(E::from)?;
+        self.db.begin().map_err(E::from)?;
         match f(self) {
             Ok(value) => {
-                if let Err(e) = run("COMMIT") {
-                    let _ = run("ROLLBACK");
+                if let Err(e) = self.db.commit() {
+                    let _ = self.db.rollback();
                     return Err(E::from(e));
                 }
                 Ok(value)
             }
             Err(e) => {
-                let _ = run("ROLLBACK");
+                let _ = self.db.rollback();
                 Err(e)
             }
         }
@@ -265,45 +333,49 @@ impl Store {
     /// Appends an audit record (its `id` is assigned here).
     pub fn append_audit(&self, r: &AuditRecord) -> Result<i64, StoreError> {
         self.db
-            .prepare_cached(
+            .row(
                 "INSERT INTO audit (at, endpoint, tls_fingerprint, request_hash, template, outcome, serial, pending_id, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+                &[
+                    r.at.into(),
+                    (&r.endpoint).into(),
+                    (&r.tls_fingerprint).into(),
+                    (&r.request_hash).into(),
+                    r.template.as_ref().into(),
+                    (&r.outcome).into(),
+                    r.serial.as_ref().into(),
+                    r.pending_id.into(),
+                    (&r.detail).into(),
+                ],
             )?
-            .execute(params![
-                r.at,
-                r.endpoint,
-                r.tls_fingerprint,
-                r.request_hash,
-                r.template,
-                r.outcome,
-                r.serial,
-                r.pending_id,
-                r.detail
-            ])?;
-        Ok(self.db.last_insert_rowid())
+            .ok_or_else(|| StoreError::Schema("no id for the audit record".into()))?
+            .int(0)
     }
 
     /// The audit trail, oldest first.
     pub fn audit(&self) -> Result<Vec<AuditRecord>, StoreError> {
-        let mut stmt = self.db.prepare(
-            "SELECT id, at, endpoint, tls_fingerprint, request_hash, template, outcome, serial, pending_id, detail
-             FROM audit ORDER BY id",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(AuditRecord {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                endpoint: r.get(2)?,
-                tls_fingerprint: r.get(3)?,
-                request_hash: r.get(4)?,
-                template: r.get(5)?,
-                outcome: r.get(6)?,
-                serial: r.get(7)?,
-                pending_id: r.get(8)?,
-                detail: r.get(9)?,
+        self.db
+            .rows(
+                "SELECT id, at, endpoint, tls_fingerprint, request_hash, template, outcome, serial, pending_id, detail
+                 FROM audit ORDER BY id",
+                &[],
+            )?
+            .iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    id: r.int(0)?,
+                    at: r.int(1)?,
+                    endpoint: r.text(2)?,
+                    tls_fingerprint: r.text(3)?,
+                    request_hash: r.text(4)?,
+                    template: r.opt_text(5)?,
+                    outcome: r.text(6)?,
+                    serial: r.opt_text(7)?,
+                    pending_id: r.opt_int(8)?,
+                    detail: r.text(9)?,
+                })
             })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            .collect()
     }
 
     /// The certificate already issued as a renewal of `old_serial` for the key with
@@ -313,36 +385,32 @@ impl Store {
         old_serial: &str,
         key_fingerprint: &str,
     ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
-        Ok(self
-            .db
-            .prepare_cached(
+        self.db
+            .row(
                 "SELECT serial, der FROM certificates WHERE renewal_of = ?1 AND key_fingerprint = ?2
                  ORDER BY issued_at LIMIT 1",
+                &[old_serial.into(), key_fingerprint.into()],
             )?
-            .query_row(params![old_serial, key_fingerprint], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?)
+            .map(|r| Ok((r.text(0)?, r.blob(1)?)))
+            .transpose()
     }
 
     /// Whether this CA ever certified the key with `key_fingerprint`.
     pub fn key_certified(&self, key_fingerprint: &str) -> Result<bool, StoreError> {
         Ok(self
             .db
-            .prepare_cached("SELECT 1 FROM certificates WHERE key_fingerprint = ?1 LIMIT 1")?
-            .query_row([key_fingerprint], |_| Ok(()))
-            .optional()?
+            .row(
+                "SELECT 1 FROM certificates WHERE key_fingerprint = ?1 LIMIT 1",
+                &[key_fingerprint.into()],
+            )?
             .is_some())
     }
 
     /// One counter's value (0 when never bumped).
     pub fn counter(&self, name: &str) -> Result<i64, StoreError> {
-        Ok(self
-            .db
-            .prepare_cached("SELECT value FROM counters WHERE name = ?1")?
-            .query_row([name], |r| r.get(0))
-            .optional()?
-            .unwrap_or(0))
+        self.db
+            .row("SELECT value FROM counters WHERE name = ?1", &[name.into()])?
+            .map_or(Ok(0), |r| r.int(0))
     }
 
     /// An in-memory database.
@@ -354,9 +422,10 @@ impl Store {
     pub fn serial_exists(&self, serial: &str) -> Result<bool, StoreError> {
         Ok(self
             .db
-            .prepare_cached("SELECT 1 FROM certificates WHERE serial = ?1")?
-            .query_row([serial], |_| Ok(()))
-            .optional()?
+            .row(
+                "SELECT 1 FROM certificates WHERE serial = ?1",
+                &[serial.into()],
+            )?
             .is_some())
     }
 
@@ -373,41 +442,53 @@ impl Store {
         key_fingerprint: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.db.prepare_cached(
+        self.db.exec(
             "INSERT INTO certificates (serial, subject, der, template, not_after, renewal_of, issued_at, key_fingerprint)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        )?.execute(
-            params![serial, subject, der, template, not_after, renewal_of, now, key_fingerprint],
+            &[
+                serial.into(),
+                subject.into(),
+                der.into(),
+                template.into(),
+                not_after.into(),
+                renewal_of.into(),
+                now.into(),
+                key_fingerprint.into(),
+            ],
         )?;
         Ok(())
     }
 
     /// An issued certificate's DER.
     pub fn certificate(&self, serial: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .db
-            .prepare_cached("SELECT der FROM certificates WHERE serial = ?1")?
-            .query_row([serial], |r| r.get(0))
-            .optional()?)
+        self.db
+            .row(
+                "SELECT der FROM certificates WHERE serial = ?1",
+                &[serial.into()],
+            )?
+            .map(|r| r.blob(0))
+            .transpose()
     }
 
     /// Issued certificates: (serial, subject, not_after), in issue order.
     pub fn certificates(&self) -> Result<Vec<(String, String, i64)>, StoreError> {
-        let mut stmt = self.db.prepare(
-            "SELECT serial, subject, not_after FROM certificates ORDER BY issued_at, serial",
-        )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db
+            .rows(
+                "SELECT serial, subject, not_after FROM certificates ORDER BY issued_at, serial",
+                &[],
+            )?
+            .iter()
+            .map(|r| Ok((r.text(0)?, r.text(1)?, r.int(2)?)))
+            .collect()
     }
 
     /// Revokes a serial (idempotent).
     pub fn revoke(&self, serial: &str, now: i64) -> Result<bool, StoreError> {
         let known = self.serial_exists(serial)?;
-        self.db
-            .prepare_cached(
-                "INSERT OR IGNORE INTO revocations (serial, revoked_at) VALUES (?1, ?2)",
-            )?
-            .execute(params![serial, now])?;
+        self.db.exec(
+            "INSERT INTO revocations (serial, revoked_at) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+            &[serial.into(), now.into()],
+        )?;
         Ok(known)
     }
 
@@ -415,20 +496,19 @@ impl Store {
     pub fn is_revoked(&self, serial: &str) -> Result<bool, StoreError> {
         Ok(self
             .db
-            .prepare_cached("SELECT 1 FROM revocations WHERE serial = ?1")?
-            .query_row([serial], |_| Ok(()))
-            .optional()?
+            .row(
+                "SELECT 1 FROM revocations WHERE serial = ?1",
+                &[serial.into()],
+            )?
             .is_some())
     }
 
     /// Records a nonce or transaction id; false when it was seen before (a replay).
     pub fn first_sighting(&self, kind: &str, value: &str, now: i64) -> Result<bool, StoreError> {
-        let inserted = self
-            .db
-            .prepare_cached(
-                "INSERT OR IGNORE INTO seen (kind, value, seen_at) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![kind, value, now])?;
+        let inserted = self.db.exec(
+            "INSERT INTO seen (kind, value, seen_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
+            &[kind.into(), value.into(), now.into()],
+        )?;
         Ok(inserted == 1)
     }
 
@@ -436,9 +516,10 @@ impl Store {
     pub fn seen(&self, kind: &str, value: &str) -> Result<bool, StoreError> {
         Ok(self
             .db
-            .prepare_cached("SELECT 1 FROM seen WHERE kind = ?1 AND value = ?2")?
-            .query_row(params![kind, value], |_| Ok(()))
-            .optional()?
+            .row(
+                "SELECT 1 FROM seen WHERE kind = ?1 AND value = ?2",
+                &[kind.into(), value.into()],
+            )?
             .is_some())
     }
 
@@ -449,50 +530,54 @@ impl Store {
         subject: &str,
         now: i64,
     ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let mut stmt = self.db.prepare_cached(
-            "SELECT serial, der FROM certificates WHERE subject = ?1 AND not_after > ?2
-             AND serial NOT IN (SELECT serial FROM revocations) ORDER BY issued_at DESC, serial",
-        )?;
-        let rows = stmt.query_map(params![subject, now], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db
+            .rows(
+                "SELECT serial, der FROM certificates WHERE subject = ?1 AND not_after > ?2
+                 AND serial NOT IN (SELECT serial FROM revocations) ORDER BY issued_at DESC, serial",
+                &[subject.into(), now.into()],
+            )?
+            .iter()
+            .map(|r| Ok((r.text(0)?, r.blob(1)?)))
+            .collect()
     }
 
     /// Stores a pending request; returns its id.
     pub fn add_pending(&self, p: &Pending) -> Result<i64, StoreError> {
-        self.db.prepare_cached("INSERT INTO pending (tls_fingerprint, transaction_id, request, kind, created_at, polls, resolve, final, status)
-             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 'pending')")?.execute(
-            params![
-                p.tls_fingerprint,
-                p.transaction,
-                p.request,
-                p.kind,
-                p.created_at,
-                resolve_text(p.resolve),
-                if p.end == PendingEnd::Issue { "issue" } else { "deny" }
-            ],
-        )?;
-        Ok(self.db.last_insert_rowid())
+        self.db
+            .row(
+                "INSERT INTO pending (tls_fingerprint, transaction_id, request, kind, created_at, polls, resolve, final, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 'pending') RETURNING id",
+                &[
+                    (&p.tls_fingerprint).into(),
+                    (&p.transaction).into(),
+                    p.request.as_slice().into(),
+                    (&p.kind).into(),
+                    p.created_at.into(),
+                    resolve_text(p.resolve).as_str().into(),
+                    if p.end == PendingEnd::Issue { "issue" } else { "deny" }.into(),
+                ],
+            )?
+            .ok_or_else(|| StoreError::Schema("no id for the pending request".into()))?
+            .int(0)
     }
 
-    fn pending_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Pending> {
-        let resolve: String = r.get(7)?;
-        let end: String = r.get(8)?;
+    fn pending_from_row(r: &Row) -> Result<Pending, StoreError> {
         Ok(Pending {
-            id: r.get(0)?,
-            tls_fingerprint: r.get(1)?,
-            transaction: r.get(2)?,
-            request: r.get(3)?,
-            kind: r.get(4)?,
-            created_at: r.get(5)?,
-            polls: r.get(6)?,
-            resolve: parse_resolve(&resolve),
-            end: if end == "issue" {
+            id: r.int(0)?,
+            tls_fingerprint: r.text(1)?,
+            transaction: r.text(2)?,
+            request: r.blob(3)?,
+            kind: r.text(4)?,
+            created_at: r.int(5)?,
+            polls: u32::try_from(r.int(6)?).unwrap_or(u32::MAX),
+            resolve: parse_resolve(&r.text(7)?),
+            end: if r.text(8)? == "issue" {
                 PendingEnd::Issue
             } else {
                 PendingEnd::Deny
             },
-            status: r.get(9)?,
-            cert_serial: r.get(10)?,
+            status: r.text(9)?,
+            cert_serial: r.opt_text(10)?,
         })
     }
 
@@ -504,11 +589,11 @@ impl Store {
             "SELECT {} FROM pending WHERE id = ?1",
             Self::PENDING_COLUMNS
         );
-        Ok(self
-            .db
-            .prepare_cached(&sql)?
-            .query_row([id], Self::pending_from_row)
-            .optional()?)
+        self.db
+            .row(&sql, &[id.into()])?
+            .as_ref()
+            .map(Self::pending_from_row)
+            .transpose()
     }
 
     /// The request a client submitted earlier (same TLS identity and transaction).
@@ -521,14 +606,11 @@ impl Store {
             "SELECT {} FROM pending WHERE tls_fingerprint = ?1 AND transaction_id = ?2 ORDER BY id DESC LIMIT 1",
             Self::PENDING_COLUMNS
         );
-        Ok(self
-            .db
-            .prepare_cached(&sql)?
-            .query_row(
-                params![tls_fingerprint, transaction],
-                Self::pending_from_row,
-            )
-            .optional()?)
+        self.db
+            .row(&sql, &[tls_fingerprint.into(), transaction.into()])?
+            .as_ref()
+            .map(Self::pending_from_row)
+            .transpose()
     }
 
     /// All requests still pending.
@@ -537,20 +619,23 @@ impl Store {
             "SELECT {} FROM pending WHERE status = 'pending' ORDER BY id",
             Self::PENDING_COLUMNS
         );
-        let mut stmt = self.db.prepare(&sql)?;
-        let rows = stmt.query_map([], Self::pending_from_row)?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db
+            .rows(&sql, &[])?
+            .iter()
+            .map(Self::pending_from_row)
+            .collect()
     }
 
     /// Counts a poll; returns the new count.
     pub fn count_poll(&self, id: i64) -> Result<u32, StoreError> {
-        self.db
-            .prepare_cached("UPDATE pending SET polls = polls + 1 WHERE id = ?1")?
-            .execute([id])?;
-        Ok(self
+        let polls = self
             .db
-            .prepare_cached("SELECT polls FROM pending WHERE id = ?1")?
-            .query_row([id], |r| r.get(0))?)
+            .row(
+                "UPDATE pending SET polls = polls + 1 WHERE id = ?1 RETURNING polls",
+                &[id.into()],
+            )?
+            .map_or(Ok(0), |r| r.int(0))?;
+        Ok(u32::try_from(polls).unwrap_or(u32::MAX))
     }
 
     /// Ends a pending request.
@@ -560,45 +645,44 @@ impl Store {
         status: &str,
         cert_serial: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.db
-            .prepare_cached("UPDATE pending SET status = ?2, cert_serial = ?3 WHERE id = ?1")?
-            .execute(params![id, status, cert_serial])?;
+        self.db.exec(
+            "UPDATE pending SET status = ?2, cert_serial = ?3 WHERE id = ?1",
+            &[id.into(), status.into(), cert_serial.into()],
+        )?;
         Ok(())
     }
 
     /// Sets how a pending request ends (admin approve/deny).
     pub fn decide_pending(&self, id: i64, end: PendingEnd) -> Result<bool, StoreError> {
-        let n = self.db.prepare_cached("UPDATE pending SET resolve = 'at:0', final = ?2 WHERE id = ?1 AND status = 'pending'")?.execute(
-            params![
-                id,
-                if end == PendingEnd::Issue {
-                    "issue"
-                } else {
-                    "deny"
-                }
-            ],
+        let end = if end == PendingEnd::Issue {
+            "issue"
+        } else {
+            "deny"
+        };
+        let n = self.db.exec(
+            "UPDATE pending SET resolve = 'at:0', final = ?2 WHERE id = ?1 AND status = 'pending'",
+            &[id.into(), end.into()],
         )?;
         Ok(n == 1)
     }
 
     /// Adds to a named counter.
     pub fn bump(&self, name: &str) -> Result<(), StoreError> {
-        self.db
-            .prepare_cached(
-                "INSERT INTO counters (name, value) VALUES (?1, 1)
-             ON CONFLICT(name) DO UPDATE SET value = value + 1",
-            )?
-            .execute([name])?;
+        self.db.exec(
+            "INSERT INTO counters (name, value) VALUES (?1, 1)
+             ON CONFLICT(name) DO UPDATE SET value = counters.value + 1",
+            &[name.into()],
+        )?;
         Ok(())
     }
 
     /// All counters, by name.
     pub fn counters(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let mut stmt = self
-            .db
-            .prepare("SELECT name, value FROM counters ORDER BY name")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.db
+            .rows("SELECT name, value FROM counters ORDER BY name", &[])?
+            .iter()
+            .map(|r| Ok((r.text(0)?, r.int(1)?)))
+            .collect()
     }
 }
 
@@ -640,7 +724,7 @@ mod tests {
         let result: Result<(), StoreError> = store.atomically(|s| {
             s.record_certificate("01", "CN=x", &[0x30], None, 0, None, "ab", 0)?;
             s.bump("issued")?;
-            Err(StoreError(rusqlite::Error::QueryReturnedNoRows))
+            Err(StoreError::Schema("test failure".into()))
         });
         assert!(result.is_err());
         assert!(!store.serial_exists("01").unwrap());

@@ -195,3 +195,129 @@ pub fn sign_with(
     .to_content_info_der()
     .unwrap()
 }
+
+/// An upstream sim-ca served over loopback HTTPS that trusts one RA, and what a gateway in
+/// front of it needs: `renew` → gateway → upstream, with the gateway called in-process.
+pub struct Upstream {
+    pub ca: std::sync::Arc<Ca>,
+    pub addr: std::net::SocketAddr,
+    ra_chain: Vec<Retained<Certificate>>,
+    ra_key_pem: String,
+    dir: std::path::PathBuf,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Upstream {
+    /// An upstream CA with `scenario`, trusting a fresh RA credential it issued.
+    pub fn start(scenario: &str) -> Self {
+        let base = ca_with(scenario);
+        let ra = sim_ca::gateway::credential::issue(
+            base.authority(),
+            "Renewal Gateway RA",
+            &["localhost"],
+            now(),
+        )
+        .unwrap();
+        let ca = std::sync::Arc::new(base.with_trusted_ras(vec![ra.chain[0].clone()]));
+        let dir = std::env::temp_dir().join(format!(
+            "sim-ca-upstream-{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let identity = sim_ca::http::server_identity(&ca, &dir).unwrap();
+        let config = sim_ca::http::tls_config(&ca, identity).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        runtime.spawn(sim_ca::http::serve_https(
+            std::sync::Arc::clone(&ca) as std::sync::Arc<dyn sim_ca::backend::Backend>,
+            listener,
+            config,
+            sim_ca::http::HttpLimits::default(),
+        ));
+        Self {
+            ca,
+            addr,
+            ra_key_pem: ra.key.to_pkcs8_pem().unwrap().to_string(),
+            ra_chain: ra.chain,
+            dir,
+            runtime: Some(runtime),
+        }
+    }
+
+    /// A gateway instance in front of this upstream, on `store`, reaching it at `url` (the
+    /// upstream's own address when `None`), forwarding full CMC with `protocol`.
+    pub fn gateway_at(
+        &self,
+        store: Store,
+        url: Option<&str>,
+        protocol: sim_ca::gateway::upstream::CmcProtocol,
+    ) -> sim_ca::gateway::Gateway {
+        use sim_ca::gateway::{Gateway, Policy, RaCredential, upstream::Upstream as Client};
+        let cas = vec![
+            self.ca.authority().issuing.cert.clone(),
+            self.ca.authority().root.cert.clone(),
+        ];
+        let key = SoftwareKey::from_pem_or_der(self.ra_key_pem.as_bytes()).unwrap();
+        let own = format!("https://localhost:{}", self.addr.port());
+        let client = Client::new(
+            url.unwrap_or(&own),
+            protocol,
+            &cas,
+            &key,
+            &self.ra_chain,
+            std::time::Duration::from_secs(10),
+        )
+        .unwrap();
+        Gateway::new(
+            Policy {
+                client_cas: vec![self.ca.authority().issuing.cert.clone()],
+                upstream_cas: cas,
+                templates: sim_ca::templates::TemplateRegistry::from_configs(&[]).unwrap(),
+                grace: std::time::Duration::ZERO,
+                profile: renewal_core::cmc::Profile::Adcs,
+                retry_after: 7,
+            },
+            RaCredential {
+                chain: self.ra_chain.clone(),
+                key,
+            },
+            client,
+            store,
+            self.ca.clock().clone(),
+        )
+        .unwrap()
+    }
+
+    /// A gateway in front of this upstream, forwarding over EST fullcmc.
+    pub fn gateway(&self, store: Store) -> sim_ca::gateway::Gateway {
+        self.gateway_at(store, None, sim_ca::gateway::upstream::CmcProtocol::Fullcmc)
+    }
+
+    /// A user with a certificate from the upstream CA (recorded in its database, as a CA
+    /// records what it issues).
+    pub fn user(&self) -> Client {
+        let user = Client::new(&self.ca);
+        self.ca.register_issued(&user.old_cert).unwrap();
+        user
+    }
+}

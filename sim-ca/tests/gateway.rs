@@ -1,0 +1,291 @@
+//! The renewal gateway in front of an upstream sim-ca over HTTPS (its own RA identity, mutual
+//! TLS): a user's renewal goes through over each upstream protocol; what the policy refuses
+//! never leaves the gateway; an unreachable upstream is a 503 with Retry-After that loses
+//! nothing; a re-sent request is answered from the gateway's state even with the upstream
+//! gone; pending at the upstream is pending at the gateway, collected on poll; an upstream
+//! answer that does not verify never reaches the client.
+
+// Tests unwrap: a panic with the value is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{Upstream, parse};
+use renewal_core::cmc::{Outcome, PublicKey, Signer, build_renewal_request};
+use sim_ca::{gateway::upstream::CmcProtocol, service::SimpleReply, store::Store};
+
+/// A SQLite state file in a fresh directory (two gateway objects can share it).
+fn state_file(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "sim-ca-gateway-{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("gateway.db")
+}
+
+/// A loopback URL where nothing listens.
+fn dead_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("https://127.0.0.1:{port}")
+}
+
+fn outcomes(audit: &[sim_ca::store::AuditRecord]) -> Vec<&str> {
+    audit.iter().map(|r| r.outcome.as_str()).collect()
+}
+
+#[test]
+fn a_renewal_goes_through_the_gateway_over_each_upstream_protocol() {
+    for protocol in [CmcProtocol::Fullcmc, CmcProtocol::Cmc] {
+        let upstream = Upstream::start("");
+        let gateway = upstream.gateway_at(Store::in_memory().unwrap(), None, protocol);
+        let user = upstream.user();
+        let reply = gateway.handle_cmc_at("fullcmc", &user.request(), user.old_cert.der());
+        assert_eq!(reply.outcome, Outcome::Issued, "{protocol:?}");
+        let response = parse(&reply.body);
+        // Signed by the gateway's RA key, which chains to the CA the client trusts.
+        let signer = response.verify_signer().unwrap();
+        assert!(
+            signer
+                .value()
+                .tbs_certificate()
+                .subject()
+                .to_string()
+                .contains("Renewal Gateway RA")
+        );
+        let issued = response
+            .certificates
+            .iter()
+            .find(|c| {
+                PublicKey::from_spki(c.value().tbs_certificate().subject_public_key_info()).ok()
+                    == PublicKey::from_spki(user.new_key.public_key()).ok()
+            })
+            .unwrap();
+        let serial = sim_ca::policy::serial_text(issued.value());
+        // The upstream issued it, for the user (not the RA), and audited it.
+        assert_eq!(
+            issued.value().tbs_certificate().subject(),
+            user.old_cert.value().tbs_certificate().subject()
+        );
+        assert!(
+            upstream
+                .ca
+                .audit_trail()
+                .iter()
+                .any(|r| r.outcome == "issued" && r.serial.as_deref() == Some(serial.as_str()))
+        );
+        assert!(
+            gateway
+                .audit_trail()
+                .iter()
+                .any(|r| r.outcome == "issued" && r.serial.as_deref() == Some(serial.as_str()))
+        );
+    }
+    // EST simplereenroll: the user's PKCS#10, as the RA's request for the validated subject.
+    let upstream = Upstream::start("");
+    let gateway = upstream.gateway(Store::in_memory().unwrap());
+    let user = upstream.user();
+    let built = build_renewal_request(
+        &user.old_cert,
+        &user.old_key,
+        &user.new_key,
+        &common::Client::params(),
+    )
+    .unwrap();
+    let reply = gateway.handle_simple(&built.pkcs10_der, user.old_cert.der());
+    let SimpleReply::Issued(der) = reply else {
+        panic!("{reply:?}")
+    };
+    let cert = &parse(&der).certificates[0];
+    assert_eq!(
+        PublicKey::from_spki(cert.value().tbs_certificate().subject_public_key_info()).unwrap(),
+        PublicKey::from_spki(user.new_key.public_key()).unwrap()
+    );
+    // The upstream recorded it as a renewal of the user's certificate.
+    let serial = sim_ca::policy::serial_text(cert.value());
+    let old_serial = sim_ca::policy::serial_text(user.old_cert.value());
+    let key = renewal_core::cmc::verify_request::hex(
+        &PublicKey::from_spki(user.new_key.public_key())
+            .unwrap()
+            .fingerprint(),
+    );
+    assert_eq!(
+        upstream
+            .ca
+            .with_store(|s| s.find_renewal(&old_serial, &key))
+            .unwrap()
+            .map(|r| r.0),
+        Some(serial)
+    );
+}
+
+#[test]
+fn what_the_policy_refuses_never_leaves_the_gateway() {
+    let upstream = Upstream::start("");
+    let gateway = upstream.gateway(Store::in_memory().unwrap());
+    let alice = upstream.user();
+    let mallory = upstream.user();
+    // Alice's request over Mallory's TLS identity.
+    let reply = gateway.handle_cmc_at("fullcmc", &alice.request(), mallory.old_cert.der());
+    assert!(
+        matches!(reply.outcome, Outcome::Failed { .. }),
+        "{:?}",
+        reply.outcome
+    );
+    parse(&reply.body).verify_signer().unwrap();
+    // The same request replayed after it was answered: answered with the same certificate;
+    // the same transaction with another key: a replay, refused at the gateway.
+    let params = common::Client::params();
+    let first = gateway.handle_cmc_at(
+        "fullcmc",
+        &alice.request_with(params.clone()),
+        alice.old_cert.der(),
+    );
+    assert_eq!(first.outcome, Outcome::Issued);
+    let upstream_records = upstream.ca.audit_trail().len();
+    let other_key = renewal_core::cmc::SoftwareKey::generate_p256().unwrap();
+    let replay = gateway.handle_cmc_at(
+        "fullcmc",
+        &alice.request_for_key(&other_key, params),
+        alice.old_cert.der(),
+    );
+    assert!(matches!(replay.outcome, Outcome::Failed { .. }));
+    assert!(
+        parse(&replay.body)
+            .status_string
+            .unwrap()
+            .contains("replayed")
+    );
+    // Nothing of either refusal reached the upstream.
+    assert_eq!(upstream.ca.audit_trail().len(), upstream_records);
+    assert_eq!(
+        outcomes(&gateway.audit_trail()),
+        ["refused", "issued", "refused"]
+    );
+}
+
+#[test]
+fn an_unreachable_upstream_is_a_503_with_retry_after_and_loses_nothing() {
+    let upstream = Upstream::start("");
+    let state = state_file("unreachable");
+    let user = upstream.user();
+    let request = user.request();
+    {
+        let down = upstream.gateway_at(
+            Store::open(&state).unwrap(),
+            Some(&dead_url()),
+            CmcProtocol::Fullcmc,
+        );
+        let reply = down.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+        let failure = reply.upstream.unwrap();
+        assert_eq!((failure.status, failure.retry_after), (503, Some(7)));
+        assert!(reply.body.is_empty());
+        assert_eq!(outcomes(&down.audit_trail()), ["upstream-failed"]);
+    }
+    // The same request, once the upstream is back: not a replay, issued.
+    let up = upstream.gateway(Store::open(&state).unwrap());
+    let reply = up.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    assert_eq!(reply.outcome, Outcome::Issued);
+    assert_eq!(outcomes(&up.audit_trail()), ["upstream-failed", "issued"]);
+}
+
+#[test]
+fn a_resent_request_is_answered_from_the_gateways_state_with_the_upstream_gone() {
+    let upstream = Upstream::start("");
+    let state = state_file("resent");
+    let user = upstream.user();
+    let request = user.request();
+    let issued = {
+        let up = upstream.gateway(Store::open(&state).unwrap());
+        let reply = up.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+        assert_eq!(reply.outcome, Outcome::Issued);
+        parse(&reply.body).certificates[0].clone()
+    };
+    let down = upstream.gateway_at(
+        Store::open(&state).unwrap(),
+        Some(&dead_url()),
+        CmcProtocol::Fullcmc,
+    );
+    let again = down.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    assert_eq!(again.outcome, Outcome::Issued);
+    assert_eq!(parse(&again.body).certificates[0], issued);
+    assert_eq!(outcomes(&down.audit_trail()), ["issued", "replay-answered"]);
+    assert_eq!(
+        upstream
+            .ca
+            .audit_trail()
+            .iter()
+            .filter(|r| r.outcome == "issued")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn pending_upstream_is_pending_at_the_gateway_and_collected_on_poll() {
+    let upstream = Upstream::start("[[rule]]\ndisposition = \"pending\"\nresolve = \"admin\"\n");
+    let gateway = upstream.gateway(Store::in_memory().unwrap());
+    let user = upstream.user();
+    let request = user.request();
+    let reply = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    let Outcome::Pending { token, .. } = &reply.outcome else {
+        panic!("{:?}", reply.outcome)
+    };
+    // The token is the gateway's own request id, not the upstream's.
+    let gateway_id = i64::from_be_bytes(token.as_slice().try_into().unwrap());
+    let pending = gateway
+        .with_store(|s| s.pending(gateway_id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(pending.status, "pending");
+    assert!(reply.retry_after.is_some());
+    // Still pending upstream: still pending here.
+    let again = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    assert!(matches!(again.outcome, Outcome::Pending { .. }));
+    // The CA's administrator approves; the next poll collects the certificate.
+    let upstream_id = upstream.ca.with_store(|s| s.list_pending()).unwrap()[0].id;
+    assert!(upstream.ca.decide_pending(upstream_id, true).unwrap());
+    let collected = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    assert_eq!(collected.outcome, Outcome::Issued);
+    let pending = gateway
+        .with_store(|s| s.pending(gateway_id))
+        .unwrap()
+        .unwrap();
+    assert_eq!(pending.status, "issued");
+    // MS-WSTEP QueryTokenStatus on the gateway's id, by the same client: the same answer.
+    let queried = gateway.query_token_status(gateway_id as u64, user.old_cert.der());
+    assert_eq!(queried.outcome, Outcome::Issued);
+}
+
+#[test]
+fn an_upstream_answer_that_does_not_verify_never_reaches_the_client() {
+    for fault in [
+        "wrong-signer",
+        "wrong-key-certificate",
+        "malformed-body",
+        "truncated",
+    ] {
+        let upstream = Upstream::start(&format!("[[rule]]\nfault = \"{fault}\"\n"));
+        let gateway = upstream.gateway(Store::in_memory().unwrap());
+        let user = upstream.user();
+        let reply = gateway.handle_cmc_at("fullcmc", &user.request(), user.old_cert.der());
+        let failure = reply.upstream.expect(fault);
+        assert_eq!(failure.status, 502, "{fault}: {failure:?}");
+        assert!(reply.body.is_empty(), "{fault}");
+        assert_eq!(
+            outcomes(&gateway.audit_trail()),
+            ["upstream-failed"],
+            "{fault}"
+        );
+        // Nothing recorded as delivered.
+        assert!(gateway.with_store(|s| s.certificates()).unwrap().is_empty());
+    }
+}
