@@ -22,6 +22,8 @@ need libssl-dev /usr/include/openssl/cms.h
 need valgrind valgrind
 need pinentry-tty /usr/bin/pinentry-tty
 need bsdutils /usr/bin/script
+# PostgreSQL server binaries (the store tests start a throwaway cluster, no system service).
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_pkgs+=(postgresql)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   echo "== installing: ${need_pkgs[*]}"
   if [ "$(id -u)" = 0 ]; then
@@ -35,6 +37,14 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
+# A throwaway PostgreSQL for the shared-state tests (sim-ca/tests/postgres.rs), unless one is
+# given; stopped and removed on exit.
+if [ -z "${CARDRENEW_POSTGRES_URL:-}" ]; then
+  echo "== PostgreSQL (throwaway cluster)"
+  pg=$(./scripts/pg-temp.sh)
+  trap './scripts/pg-temp.sh stop "${pg%% *}"' EXIT
+  export CARDRENEW_POSTGRES_URL="${pg#* }"
+fi
 echo "== cargo test"
 cargo test --locked --workspace --all-features
 echo "== benchmarks compile"

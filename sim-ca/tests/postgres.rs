@@ -1,0 +1,344 @@
+//! The state on PostgreSQL, shared by instances: the store keeps its promises there (ids,
+//! append-only audit, atomic decisions); two gateway instances on one database answer a
+//! request replayed to the other idempotently and never issue twice, collect from one what was
+//! submitted to the other after the first is gone, and run concurrent renewals side by side;
+//! two CA instances on one database never collide on a serial.
+//!
+//! Needs a PostgreSQL server: `CARDRENEW_POSTGRES_URL` (scripts/test.sh starts a throwaway one
+//! with scripts/pg-temp.sh). Each test creates its own database. Under `CI=true` a missing
+//! server is a failure; elsewhere the tests say why they skip.
+
+// Tests unwrap: a panic with the value is the failure report.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::{sync::Arc, thread};
+
+use common::{Upstream, parse};
+use renewal_core::cmc::Outcome;
+use sim_ca::{
+    Ca,
+    store::{AuditRecord, Pending, PendingEnd, Resolve, Store, StoreError},
+};
+
+/// A fresh database named after the test, or `None` (skip) when no server is configured.
+fn database(name: &str) -> Option<String> {
+    let Ok(url) = std::env::var("CARDRENEW_POSTGRES_URL") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CARDRENEW_POSTGRES_URL is not set: PostgreSQL is required under CI=true"
+        );
+        eprintln!(
+            "SKIP {name}: no PostgreSQL (set CARDRENEW_POSTGRES_URL, see scripts/pg-temp.sh)"
+        );
+        return None;
+    };
+    let db = format!("cardrenew_{name}_{}", std::process::id());
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
+    let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
+    Some(format!("{base}/{db}"))
+}
+
+fn record(detail: &str) -> AuditRecord {
+    AuditRecord {
+        id: 0,
+        at: 1,
+        endpoint: "fullcmc".into(),
+        tls_fingerprint: "aa".into(),
+        request_hash: "bb".into(),
+        template: Some("SmartcardUser".into()),
+        outcome: "issued".into(),
+        serial: None,
+        pending_id: Some(3),
+        detail: detail.into(),
+    }
+}
+
+#[test]
+fn the_store_keeps_its_promises_on_postgres() {
+    let Some(url) = database("store") else { return };
+    let store = Store::connect(&url).unwrap();
+    assert!(store.is_shared());
+    // A second connection (another instance) creates nothing twice.
+    let other = Store::connect(&url).unwrap();
+    let first = store.append_audit(&record("one")).unwrap();
+    let second = other.append_audit(&record("two")).unwrap();
+    assert!(second > first);
+    let trail = store.audit().unwrap();
+    assert_eq!(trail.len(), 2);
+    assert_eq!(trail[0].template.as_deref(), Some("SmartcardUser"));
+    assert_eq!(trail[0].pending_id, Some(3));
+    assert_eq!(trail[1].serial, None);
+    // Append-only, whoever asks.
+    let mut raw = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let update = raw
+        .execute("UPDATE audit SET detail = 'rewritten'", &[])
+        .unwrap_err();
+    assert_eq!(
+        update.as_db_error().map(|e| e.message()),
+        Some("the audit trail is append-only")
+    );
+    assert!(raw.execute("DELETE FROM audit", &[]).is_err());
+    assert_eq!(store.audit().unwrap().len(), 2);
+    // Replay bookkeeping across instances.
+    assert!(store.first_sighting("nonce", "01", 5).unwrap());
+    assert!(!other.first_sighting("nonce", "01", 6).unwrap());
+    assert!(other.seen("nonce", "01").unwrap());
+    // A failed decision leaves nothing.
+    let failed: Result<(), StoreError> = store.atomically(|s| {
+        s.record_certificate("0a", "CN=x", &[0x30, 0], Some("T"), 99, Some("09"), "fp", 1)?;
+        s.bump("issued")?;
+        Err(StoreError::Schema("the decision failed".into()))
+    });
+    assert!(failed.is_err());
+    assert!(!other.serial_exists("0a").unwrap());
+    assert_eq!(other.counter("issued").unwrap(), 0);
+    // What one instance decides, the other reads.
+    store
+        .atomically(|s| {
+            s.record_certificate("0b", "CN=y", &[0x30, 0], None, 99, Some("09"), "fp2", 1)?;
+            s.bump("issued")
+        })
+        .unwrap();
+    assert_eq!(
+        other.find_renewal("09", "fp2").unwrap(),
+        Some(("0b".into(), vec![0x30, 0]))
+    );
+    assert!(other.key_certified("fp2").unwrap());
+    assert_eq!(other.current_certificates("CN=y", 50).unwrap().len(), 1);
+    assert!(other.current_certificates("CN=y", 100).unwrap().is_empty());
+    let id = store
+        .add_pending(&Pending {
+            id: 0,
+            tls_fingerprint: "aa".into(),
+            transaction: "tx".into(),
+            request: vec![1, 2, 3],
+            kind: "fullcmc".into(),
+            created_at: 1,
+            polls: 0,
+            resolve: Resolve::OnPoll(2),
+            end: PendingEnd::Deny,
+            status: "pending".into(),
+            cert_serial: None,
+        })
+        .unwrap();
+    let found = other.find_pending("aa", "tx").unwrap().unwrap();
+    assert_eq!(
+        (found.id, found.request.as_slice(), found.resolve, found.end),
+        (id, &[1u8, 2, 3][..], Resolve::OnPoll(2), PendingEnd::Deny)
+    );
+    assert_eq!(other.count_poll(id).unwrap(), 1);
+    assert_eq!(store.count_poll(id).unwrap(), 2);
+    assert!(other.decide_pending(id, PendingEnd::Issue).unwrap());
+    store.finish_pending(id, "issued", Some("0b")).unwrap();
+    assert!(!other.decide_pending(id, PendingEnd::Issue).unwrap());
+    assert_eq!(
+        other.pending(id).unwrap().unwrap().cert_serial.as_deref(),
+        Some("0b")
+    );
+    assert!(store.revoke("0b", 7).unwrap());
+    assert!(other.is_revoked("0b").unwrap());
+    assert_eq!(other.counters().unwrap(), vec![("issued".to_string(), 1)]);
+}
+
+#[test]
+fn a_request_replayed_to_the_other_instance_is_answered_idempotently() {
+    let Some(url) = database("replay") else {
+        return;
+    };
+    let upstream = Upstream::start("");
+    let a = upstream.gateway(Store::connect(&url).unwrap());
+    let b = upstream.gateway(Store::connect(&url).unwrap());
+    let user = upstream.user();
+    let params = common::Client::params();
+    let request = user.request_with(params.clone());
+    let first = a.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    assert_eq!(first.outcome, Outcome::Issued);
+    let again = b.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    assert_eq!(again.outcome, Outcome::Issued);
+    assert_eq!(
+        parse(&again.body).certificates[0],
+        parse(&first.body).certificates[0]
+    );
+    // The same transaction for another key, at either instance: a replay.
+    let other_key = renewal_core::cmc::SoftwareKey::generate_p256().unwrap();
+    let replay = b.handle_cmc_at(
+        "fullcmc",
+        &user.request_for_key(&other_key, params),
+        user.old_cert.der(),
+    );
+    assert!(matches!(replay.outcome, Outcome::Failed { .. }));
+    // One issuance upstream, one certificate at the gateways, one shared trail.
+    assert_eq!(
+        upstream
+            .ca
+            .audit_trail()
+            .iter()
+            .filter(|r| r.outcome == "issued")
+            .count(),
+        1
+    );
+    assert_eq!(a.with_store(|s| s.certificates()).unwrap().len(), 1);
+    let trail: Vec<_> = b.audit_trail().into_iter().map(|r| r.outcome).collect();
+    assert_eq!(trail, ["issued", "replay-answered", "refused"]);
+}
+
+#[test]
+fn a_pending_request_submitted_to_one_instance_is_collected_from_the_other() {
+    let Some(url) = database("pending") else {
+        return;
+    };
+    let upstream = Upstream::start("[[rule]]\ndisposition = \"pending\"\nresolve = \"admin\"\n");
+    let user = upstream.user();
+    let request = user.request();
+    let token = {
+        let a = upstream.gateway(Store::connect(&url).unwrap());
+        let reply = a.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+        let Outcome::Pending { token, .. } = reply.outcome else {
+            panic!("{:?}", reply.outcome)
+        };
+        token
+        // Instance A is gone here, connection and all.
+    };
+    let upstream_id = upstream.ca.with_store(|s| s.list_pending()).unwrap()[0].id;
+    assert!(upstream.ca.decide_pending(upstream_id, true).unwrap());
+    let b = upstream.gateway(Store::connect(&url).unwrap());
+    let collected = b.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    assert_eq!(collected.outcome, Outcome::Issued);
+    let id = i64::from_be_bytes(token.as_slice().try_into().unwrap());
+    assert_eq!(
+        b.with_store(|s| s.pending(id)).unwrap().unwrap().status,
+        "issued"
+    );
+    // And over MS-WSTEP's QueryTokenStatus with A's RequestID.
+    let queried = b.query_token_status(id as u64, user.old_cert.der());
+    assert_eq!(queried.outcome, Outcome::Issued);
+    assert_eq!(
+        upstream
+            .ca
+            .audit_trail()
+            .iter()
+            .filter(|r| r.outcome == "issued")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn concurrent_renewals_on_two_gateway_instances() {
+    let Some(url) = database("gateways") else {
+        return;
+    };
+    let upstream = Upstream::start("");
+    let instances = [
+        Arc::new(upstream.gateway(Store::connect(&url).unwrap())),
+        Arc::new(upstream.gateway(Store::connect(&url).unwrap())),
+    ];
+    let users: Vec<_> = (0..8).map(|_| Arc::new(upstream.user())).collect();
+    // Each user's request goes to both instances at once: one issuance each, the same
+    // certificate from both.
+    let handles: Vec<_> = users
+        .iter()
+        .flat_map(|user| {
+            let request = Arc::new(user.request());
+            instances.iter().map(move |gateway| {
+                let (gateway, user, request) =
+                    (Arc::clone(gateway), Arc::clone(user), Arc::clone(&request));
+                thread::spawn(move || {
+                    let reply = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+                    assert_eq!(reply.outcome, Outcome::Issued);
+                    parse(&reply.body).certificates[0].clone()
+                })
+            })
+        })
+        .collect();
+    let certs: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for pair in certs.chunks(2) {
+        assert_eq!(pair[0], pair[1]);
+    }
+    let mut serials: Vec<_> = certs
+        .iter()
+        .step_by(2)
+        .map(|c| sim_ca::policy::serial_text(c.value()))
+        .collect();
+    serials.sort();
+    serials.dedup();
+    assert_eq!(serials.len(), users.len());
+    assert_eq!(
+        upstream
+            .ca
+            .audit_trail()
+            .iter()
+            .filter(|r| r.outcome == "issued")
+            .count(),
+        users.len()
+    );
+    assert_eq!(
+        instances[0].with_store(|s| s.certificates()).unwrap().len(),
+        users.len()
+    );
+}
+
+#[test]
+fn two_ca_instances_on_one_database_never_collide_on_a_serial() {
+    let Some(url) = database("cas") else { return };
+    let first = common::ca();
+    let second = Ca::new(
+        first.authority().duplicate().unwrap(),
+        Store::connect(&url).unwrap(),
+        &sim_ca::scenario::Scenario::default(),
+        first.clock().clone(),
+    )
+    .unwrap();
+    let first = Ca::new(
+        first.authority().duplicate().unwrap(),
+        Store::connect(&url).unwrap(),
+        &sim_ca::scenario::Scenario::default(),
+        first.clock().clone(),
+    )
+    .unwrap();
+    let cas = [Arc::new(first), Arc::new(second)];
+    let users: Vec<_> = (0..12)
+        .map(|_| Arc::new(common::Client::new(&cas[0])))
+        .collect();
+    let handles: Vec<_> = users
+        .iter()
+        .enumerate()
+        .flat_map(|(i, user)| {
+            // Every third user sends the same request to both instances at once.
+            let targets: Vec<usize> = if i % 3 == 0 { vec![0, 1] } else { vec![i % 2] };
+            let request = Arc::new(user.request());
+            let cas = cas.clone();
+            targets.into_iter().map(move |t| {
+                let (ca, user, request) =
+                    (Arc::clone(&cas[t]), Arc::clone(user), Arc::clone(&request));
+                thread::spawn(move || {
+                    let reply = ca.handle_cmc(&request, user.old_cert.der());
+                    assert_eq!(reply.outcome, Outcome::Issued);
+                    sim_ca::policy::serial_text(parse(&reply.body).certificates[0].value())
+                })
+            })
+        })
+        .collect();
+    let mut serials: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    serials.sort();
+    serials.dedup();
+    assert_eq!(
+        serials.len(),
+        users.len(),
+        "one serial per user, none shared"
+    );
+    let recorded = cas[1].with_store(|s| s.certificates()).unwrap();
+    assert_eq!(recorded.len(), users.len());
+    assert_eq!(
+        cas[0].with_store(|s| s.counter("issued")).unwrap(),
+        users.len() as i64
+    );
+}
