@@ -30,22 +30,50 @@ struct Cli {
 enum Cmd {
     /// Serve EST (/.well-known/est/...) and CMC (/cmc) over HTTPS with client certificates.
     Serve {
+        /// `sim`: the simulated CA (issues itself; scenarios, dispositions, faults). `gateway`:
+        /// the renewal gateway in front of an upstream CA, configured by `--config`.
+        #[arg(long, value_enum, default_value = "sim")]
+        mode: ServeMode,
+        /// The gateway's TOML configuration (`--mode gateway`).
+        #[arg(long, required_if_eq("mode", "gateway"))]
+        config: Option<PathBuf>,
         /// HTTPS address.
         #[arg(long, default_value = "127.0.0.1:8443")]
         listen: SocketAddr,
         /// State directory (CA keys and certificates, SQLite database); created on first run.
+        #[arg(long, required_if_eq("mode", "sim"))]
+        state: Option<PathBuf>,
+        /// Where the CA's state lives instead of `<state>/ca.db`: a SQLite file, or a
+        /// `postgres://` URL shared by several instances (the keys stay in `--state`).
         #[arg(long)]
-        state: PathBuf,
+        store: Option<String>,
         /// Scenario file (TOML): templates, disposition rules, faults.
         #[arg(long)]
         scenario: Option<PathBuf>,
         /// Admin API address (plain HTTP; keep it on loopback).
         #[arg(long, default_value = "127.0.0.1:8444")]
         admin: SocketAddr,
-        /// Trust this certificate (PEM) as a registration authority: a renewal gateway that
-        /// forwards users' signed requests inside its own signed wrapper (repeatable).
+        /// Trust this certificate (PEM; the first one of the file) as a registration
+        /// authority: a renewal gateway that forwards users' signed requests inside its own
+        /// signed wrapper, or their PKCS#10 for a subject it validated (repeatable).
         #[arg(long = "trust-ra")]
         trust_ra: Vec<PathBuf>,
+    },
+    /// Issue a key and a certificate for a gateway (its RA identity toward this CA, or its TLS
+    /// server certificate): writes PREFIX.pem (certificate, then the issuing CA) and PREFIX.key.
+    Credential {
+        /// State directory.
+        #[arg(long)]
+        state: PathBuf,
+        /// The certificate's common name.
+        #[arg(long, default_value = "Renewal Gateway RA")]
+        cn: String,
+        /// DNS names or IP addresses for its subjectAltName (repeatable).
+        #[arg(long = "name")]
+        names: Vec<String>,
+        /// Output prefix.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Issue a certificate for a PKCS#10 (the initial enrollment an administrator does).
     Issue {
@@ -93,6 +121,14 @@ enum Cmd {
         #[arg(long)]
         scenario: Option<PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum ServeMode {
+    /// The simulated CA.
+    Sim,
+    /// The renewal gateway.
+    Gateway,
 }
 
 #[derive(Subcommand)]
@@ -152,34 +188,116 @@ fn scenario(path: Option<&PathBuf>) -> Result<Scenario, String> {
 }
 
 fn open(state: &std::path::Path, scenario: &Scenario) -> Result<(Ca, bool), String> {
+    open_with(state, None, scenario)
+}
+
+fn open_with(
+    state: &std::path::Path,
+    store: Option<&str>,
+    scenario: &Scenario,
+) -> Result<(Ca, bool), String> {
     let clock = Clock::system();
     let (authority, created) =
         Authority::load_or_create_with(state, clock.now(), scenario.ca_key_algorithm()?)
             .map_err(|e| e.to_string())?;
-    let store = Store::open(&state.join("ca.db")).map_err(|e| e.to_string())?;
+    let store = match store {
+        Some(location) => Store::open_location(location),
+        None => Store::open(&state.join("ca.db")),
+    }
+    .map_err(|e| e.to_string())?;
     Ok((Ca::new(authority, store, scenario, clock)?, created))
+}
+
+/// `sim-ca serve --mode gateway`: the gateway from its configuration file.
+fn serve_gateway(config_path: &std::path::Path) -> Result<(), String> {
+    use sim_ca::gateway::{Gateway, Policy, RaCredential, config, upstream::Upstream};
+    let config = config::GatewayConfig::load(config_path)?;
+    let client_cas = config::read_certificates(&config.tls.client_cas)?;
+    let upstream_cas = config::read_certificates(&config.upstream.ca)?;
+    let ra = RaCredential {
+        chain: config::read_certificates(&config.ra.certificate)?,
+        key: config::read_key(&config.ra.key)?,
+    };
+    let upstream = Upstream::new(
+        &config.upstream.url,
+        config.upstream.protocol,
+        &upstream_cas,
+        &ra.key,
+        &ra.chain,
+        config.upstream_timeout(),
+    )?;
+    let store = Store::open_location(&config.store).map_err(|e| e.to_string())?;
+    let clock = Clock::system();
+    let identity = config::read_identity(&config.tls.certificate, &config.tls.key)?;
+    let tls = http::tls_config_for(&client_cas, &clock, identity)?;
+    let policy = Policy {
+        client_cas,
+        upstream_cas,
+        templates: sim_ca::templates::TemplateRegistry::from_configs(&config.policy.templates)?,
+        grace: std::time::Duration::from_secs(u64::from(config.policy.grace_days) * 86400),
+        profile: config.policy.profile,
+        retry_after: config.limits.retry_after_secs,
+    };
+    let shared = store.is_shared();
+    let gateway = Gateway::new(policy, ra, upstream, store, clock)?;
+    eprintln!(
+        "sim-ca: renewal gateway\n  HTTPS:      https://{}/.well-known/est/ and /cmc (client certificate required)\n  upstream:   {} ({:?})\n  state:      {}{}\n  admin:      {}",
+        config.listen,
+        config.upstream.url,
+        config.upstream.protocol,
+        if shared { "PostgreSQL" } else { "SQLite" },
+        if shared { " (shared)" } else { "" },
+        config.admin.map_or("none".to_string(), |a| format!(
+            "http://{a}/health, /metrics"
+        )),
+    );
+    let limits = HttpLimits {
+        max_body: config.limits.max_body,
+        header_timeout: std::time::Duration::from_secs(config.limits.header_timeout_secs),
+        body_timeout: std::time::Duration::from_secs(config.limits.body_timeout_secs),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime
+        .block_on(http::run(
+            Arc::new(gateway),
+            config.listen,
+            config.admin,
+            tls,
+            limits,
+        ))
+        .map_err(|e| format!("cannot listen: {e}"))
 }
 
 fn run(cmd: Cmd) -> Result<(), String> {
     match cmd {
         Cmd::Serve {
+            mode: ServeMode::Gateway,
+            config,
+            ..
+        } => serve_gateway(&config.ok_or("--mode gateway needs --config FILE")?),
+        Cmd::Serve {
+            mode: ServeMode::Sim,
             listen,
             state,
+            store,
             scenario: scenario_file,
             admin,
             trust_ra,
+            ..
         } => {
+            let state = state.ok_or("--mode sim needs --state DIR")?;
             let scenario = scenario(scenario_file.as_ref())?;
-            let (ca, created) = open(&state, &scenario)?;
+            let (ca, created) = open_with(&state, store.as_deref(), &scenario)?;
             let ras = trust_ra
                 .iter()
                 .map(|p| {
-                    let text = std::fs::read_to_string(p)
-                        .map_err(|e| format!("--trust-ra {}: {e}", p.display()))?;
-                    let (_, der) = der::pem::decode_vec(text.trim().as_bytes())
-                        .map_err(|e| format!("--trust-ra {}: {e}", p.display()))?;
-                    renewal_core::cmc::Retained::from_der(&der)
-                        .map_err(|e| format!("--trust-ra {}: {e}", p.display()))
+                    // The RA's certificate: the first of the file (a chain may follow it).
+                    sim_ca::gateway::config::read_certificates(p)
+                        .map(|certs| certs[0].clone())
+                        .map_err(|e| format!("--trust-ra: {e}"))
                 })
                 .collect::<Result<Vec<_>, String>>()?;
             let ca = ca.with_trusted_ras(ras);
@@ -210,6 +328,25 @@ fn run(cmd: Cmd) -> Result<(), String> {
                     HttpLimits::default(),
                 ))
                 .map_err(|e| format!("cannot listen: {e}"))
+        }
+        Cmd::Credential {
+            state,
+            cn,
+            names,
+            out,
+        } => {
+            let (ca, _) = open(&state, &Scenario::default())?;
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let credential =
+                sim_ca::gateway::credential::issue(ca.authority(), &cn, &names, ca.clock().now())?;
+            sim_ca::gateway::credential::write(&credential, &out)?;
+            println!(
+                "issued \"{}\" -> {}.pem, {}.key",
+                credential.chain[0].value().tbs_certificate().subject(),
+                out.display(),
+                out.display()
+            );
+            Ok(())
         }
         Cmd::Issue {
             state,

@@ -459,7 +459,16 @@ impl Gateway {
         let started = Instant::now();
         let result = call();
         let failed = !matches!(&result, Ok(e) if e.status.is_success());
-        self.metrics.observe(started.elapsed(), failed);
+        let took = started.elapsed();
+        self.metrics.observe(took, failed);
+        match &result {
+            Ok(e) => tracing::info!(
+                status = e.status.as_u16(),
+                latency_us = took.as_micros() as u64,
+                "upstream"
+            ),
+            Err(e) => tracing::warn!(error = %e, latency_us = took.as_micros() as u64, "upstream"),
+        }
         result
     }
 
