@@ -69,6 +69,12 @@ pub struct LoadConfig {
     pub prefill: u64,
     /// The CA's key (RSA-2048 by default, as ADCS).
     pub ca_key: renewal_core::token::KeyAlgorithm,
+    /// Renewal gateways (`sim-ca serve --mode gateway`) in front of the CA, clients spread
+    /// over them round-robin; 0: clients talk to the CA directly.
+    pub gateways: usize,
+    /// The gateways' shared state (a `postgres://` URL; needed for more than one). `None`
+    /// with one gateway: a SQLite file.
+    pub gateway_store: Option<String>,
 }
 
 /// What happened, and what the checks found.
@@ -110,6 +116,12 @@ pub struct LoadReport {
     pub fsyncs: Option<u64>,
     /// Certificates put in the store before the run (`--prefill`).
     pub prefilled: u64,
+    /// Gateway processes.
+    pub gateways: usize,
+    /// CPU time of the gateway processes (all of them).
+    pub gateway_cpu: Duration,
+    /// CPU time of the PostgreSQL server processes during the run, when the gateways use it.
+    pub postgres_cpu: Option<Duration>,
 }
 
 impl LoadReport {
@@ -152,6 +164,21 @@ impl LoadReport {
             per(self.client_cpu),
             fsyncs,
         );
+        let perf = if self.gateways > 0 {
+            format!(
+                "{perf}gateways      {} instance(s), CPU {:.2} s, {} per renewal\npostgres CPU  {}\n",
+                self.gateways,
+                self.gateway_cpu.as_secs_f64(),
+                per(self.gateway_cpu),
+                self.postgres_cpu.map_or("-".into(), |d| format!(
+                    "{:.2} s, {} per renewal",
+                    d.as_secs_f64(),
+                    per(d)
+                )),
+            )
+        } else {
+            perf
+        };
         let violations: String = self
             .violations
             .iter()
@@ -178,7 +205,8 @@ impl LoadReport {
 /// `sim-ca serve` as a child process (killed on drop).
 struct Server {
     binary: PathBuf,
-    state: PathBuf,
+    /// The arguments of `sim-ca`.
+    args: Vec<String>,
     port: u16,
     admin_port: u16,
     child: Option<Child>,
@@ -208,10 +236,7 @@ fn ticks_to_duration(ticks: u64) -> Duration {
 impl Server {
     fn start(&mut self) -> Result<(), String> {
         let child = Command::new(&self.binary)
-            .args(["serve", "--state"])
-            .arg(&self.state)
-            .args(["--listen", &format!("127.0.0.1:{}", self.port)])
-            .args(["--admin", &format!("127.0.0.1:{}", self.admin_port)])
+            .args(&self.args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -415,20 +440,55 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
     if config.prefill > 0 {
         prefill(&state.join("ca.db"), config.prefill)?;
     }
+    let (port, admin_port) = (free_port()?, free_port()?);
+    let mut args: Vec<String> = vec![
+        "serve".into(),
+        "--state".into(),
+        state.display().to_string(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--admin".into(),
+        format!("127.0.0.1:{admin_port}"),
+    ];
+    let mut gateways = Vec::new();
+    if config.gateways > 0 {
+        if config.kill_every.is_some() {
+            return Err("--gateways: run without --kill-every (0)".into());
+        }
+        args.extend([
+            "--trust-ra".into(),
+            state.join("ra.pem").display().to_string(),
+        ]);
+        gateways = start_gateways(config, &state, &authority, port)?;
+    }
     let mut server = Server {
         binary: config.sim_ca.clone(),
-        state: state.clone(),
-        port: free_port()?,
-        admin_port: free_port()?,
+        args,
+        port,
+        admin_port,
         child: None,
         cpu_ticks: 0,
         fsyncs: Some(0),
     };
     server.start()?;
-    let ca = ExternalCa {
-        base_url: format!("https://localhost:{}", server.port),
-        anchors,
+    for gateway in &mut gateways {
+        gateway.start()?;
+    }
+    let endpoints: Vec<ExternalCa> = if gateways.is_empty() {
+        vec![ExternalCa {
+            base_url: format!("https://localhost:{}", server.port),
+            anchors: anchors.clone(),
+        }]
+    } else {
+        gateways
+            .iter()
+            .map(|g| ExternalCa {
+                base_url: format!("https://localhost:{}", g.port),
+                anchors: anchors.clone(),
+            })
+            .collect()
     };
+    let postgres_before = config.gateway_store.as_ref().map(|_| postgres_ticks());
     let server = Arc::new(Mutex::new(server));
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
@@ -477,8 +537,9 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
     let own_pid = std::process::id().to_string();
     let client_ticks_before = cpu_ticks(&own_pid).unwrap_or(0);
     std::thread::scope(|scope| {
-        for client in &clients {
-            let (ca, tally, failures, kills) = (&ca, &tally, &failures, &kills);
+        for (i, client) in clients.iter().enumerate() {
+            let ca = &endpoints[i % endpoints.len()];
+            let (tally, failures, kills) = (&tally, &failures, &kills);
             let mode = config.mode;
             scope.spawn(move || {
                 let more = || {
@@ -501,6 +562,15 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         .unwrap_or(0)
         .saturating_sub(client_ticks_before);
     let renewing = clients_started.elapsed();
+    let postgres_cpu =
+        postgres_before.map(|before| ticks_to_duration(postgres_ticks().saturating_sub(before)));
+    let gateway_ticks: u64 = gateways
+        .iter_mut()
+        .map(|g| {
+            g.kill();
+            g.cpu_ticks
+        })
+        .sum();
     stop.store(true, Ordering::Relaxed);
     let mut violations = failures.lock().map(|f| f.clone()).unwrap_or_default();
     if let Some(k) = killer {
@@ -582,7 +652,82 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         client_cpu: ticks_to_duration(client_ticks),
         fsyncs,
         prefilled: config.prefill,
+        gateways: config.gateways,
+        gateway_cpu: ticks_to_duration(gateway_ticks),
+        postgres_cpu,
     })
+}
+
+/// CPU ticks of every `postgres` process on the machine (the load's database server).
+fn postgres_ticks() -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            let comm = std::fs::read_to_string(e.path().join("comm")).ok()?;
+            (comm.trim() == "postgres")
+                .then(|| cpu_ticks(&pid))
+                .flatten()
+        })
+        .sum()
+}
+
+/// The RA and TLS credentials and one configuration per gateway; the servers (not started).
+fn start_gateways(
+    config: &LoadConfig,
+    state: &Path,
+    authority: &Authority,
+    upstream_port: u16,
+) -> Result<Vec<Server>, String> {
+    use sim_ca::gateway::credential;
+    let now = std::time::SystemTime::now();
+    credential::write(
+        &credential::issue(authority, "Load Gateway RA", &[], now)?,
+        &state.join("ra"),
+    )?;
+    credential::write(
+        &credential::issue(authority, "load gateway", &["localhost"], now)?,
+        &state.join("gateway-tls"),
+    )?;
+    let store = match (&config.gateway_store, config.gateways) {
+        (Some(url), _) => url.clone(),
+        (None, 1) => state.join("gateway.db").display().to_string(),
+        (None, _) => return Err("more than one gateway needs --store postgres://...".into()),
+    };
+    (0..config.gateways)
+        .map(|i| {
+            let (port, admin_port) = (free_port()?, free_port()?);
+            let file = state.join(format!("gateway{i}.toml"));
+            std::fs::write(
+                &file,
+                format!(
+                    "listen = \"127.0.0.1:{port}\"\nadmin = \"127.0.0.1:{admin_port}\"\nstore = \"{store}\"\n\
+                     [tls]\ncertificate = \"gateway-tls.pem\"\nkey = \"gateway-tls.key\"\nclient_cas = \"ca-chain.pem\"\n\
+                     [upstream]\nurl = \"https://localhost:{upstream_port}\"\nca = \"ca-chain.pem\"\n\
+                     [ra]\ncertificate = \"ra.pem\"\nkey = \"ra.key\"\n"
+                ),
+            )
+            .map_err(|e| e.to_string())?;
+            Ok(Server {
+                binary: config.sim_ca.clone(),
+                args: vec![
+                    "serve".into(),
+                    "--mode".into(),
+                    "gateway".into(),
+                    "--config".into(),
+                    file.display().to_string(),
+                ],
+                port,
+                admin_port,
+                child: None,
+                cpu_ticks: 0,
+                fsyncs: None,
+            })
+        })
+        .collect()
 }
 
 /// Writes `n` certificates into the store at `db`, each as a real decision leaves it: the

@@ -36,7 +36,7 @@ const USAGE: &str = "usage: conformance [run] [--scenarios FILE.toml] [--filter 
                     [--container ID] [--modes fullcmc,cmc,simplereenroll] [--pin-env VAR]
                     [--management-key HEX]]
        conformance load [--clients N] [--duration SECS] [--kill-every SECS] [--mode MODE] [--prefill N]
-                        [--ca-key rsa2048|p256|...]
+                        [--ca-key rsa2048|p256|...] [--gateways N [--store postgres://...]]
                         [--seed N] [--sim-ca PATH]
        conformance phases [--mode MODE] [--key p256|rsa2048] [--runs N] [--apdu-ms MS]
                           [--keygen-ms MS] [--sign-ms MS]";
@@ -143,6 +143,8 @@ fn load(mut it: impl Iterator<Item = String>) -> ExitCode {
             min_kills: 1,
             prefill: 0,
             ca_key: renewal_core::token::KeyAlgorithm::Rsa2048,
+            gateways: 0,
+            gateway_store: None,
         };
         let secs = |v: Option<String>, what: &str| -> Result<std::time::Duration, String> {
             v.ok_or(format!("{what} needs seconds"))?
@@ -187,6 +189,13 @@ fn load(mut it: impl Iterator<Item = String>) -> ExitCode {
                         .ok_or("--seed needs a number")?
                 }
                 "--sim-ca" => c.sim_ca = it.next().ok_or("--sim-ca needs a path")?.into(),
+                "--gateways" => {
+                    c.gateways = it
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .ok_or("--gateways needs a number")?
+                }
+                "--store" => c.gateway_store = Some(it.next().ok_or("--store needs a URL")?),
                 "--prefill" => {
                     c.prefill = it
                         .next()

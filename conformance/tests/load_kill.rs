@@ -23,6 +23,8 @@ fn config(mode: Mode, seed: u64) -> LoadConfig {
         min_kills: 2,
         prefill: 0,
         ca_key: renewal_core::token::KeyAlgorithm::Rsa2048,
+        gateways: 0,
+        gateway_store: None,
     }
 }
 
