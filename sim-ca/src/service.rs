@@ -197,6 +197,20 @@ impl Ca {
                 .map_err(|e| Rejection::Malformed(e.to_string()))?;
         let subject = &req.value().info.subject;
         let requested = PublicKey::from_spki(&req.value().info.public_key).ok();
+        // Two people may share a subject name: the certificate renewed must also carry the
+        // names the request repeats (its subjectAltName, compared parsed), or none when it
+        // asks for none.
+        let san = |exts: &[Extension]| {
+            exts.iter()
+                .find(|e| e.extn_id == oids::SUBJECT_ALT_NAME)
+                .map(|e| {
+                    use der::Decode;
+                    x509_cert::ext::pkix::SubjectAltName::from_der(e.extn_value.as_bytes()).ok()
+                })
+        };
+        let asked = renewal_core::cmc::verify_request::requested_extensions(req.value())
+            .map(|exts| san(&exts))
+            .map_err(|e| Rejection::Malformed(e.to_string()))?;
         let candidates =
             lock(&self.store).current_certificates(&subject.to_string(), self.clock.unix())?;
         candidates
@@ -207,6 +221,7 @@ impl Ca {
                 tbs.subject() == subject
                     && self.authority.issued_by_us(c)
                     && PublicKey::from_spki(tbs.subject_public_key_info()).ok() != requested
+                    && san(tbs.extensions().map_or(&[][..], Vec::as_slice)) == asked
             })
             .ok_or(Rejection::NotOurs)
     }

@@ -289,3 +289,77 @@ fn an_upstream_answer_that_does_not_verify_never_reaches_the_client() {
         assert!(gateway.with_store(|s| s.certificates()).unwrap().is_empty());
     }
 }
+
+/// Two people with the same subject name: a simplereenroll through the gateway renews the
+/// requester's own certificate (its names), never the other one's — whichever is newer.
+#[test]
+fn a_forwarded_simplereenroll_renews_the_requesters_certificate_not_a_namesakes() {
+    let upstream = Upstream::start("");
+    let gateway = upstream.gateway(Store::in_memory().unwrap());
+    let user = |mailbox: &str| {
+        let old_key = renewal_core::cmc::SoftwareKey::generate_p256().unwrap();
+        let old_cert = renewal_core::sample::issue_named_user_certificate(
+            &upstream.ca.authority().issuing.key,
+            &upstream.ca.authority().issuing.cert,
+            old_key.public_key(),
+            common::now(),
+            "Alice Example",
+            mailbox,
+        )
+        .unwrap();
+        upstream.ca.register_issued(&old_cert).unwrap();
+        common::Client {
+            old_key,
+            old_cert,
+            new_key: renewal_core::cmc::SoftwareKey::generate_p256().unwrap(),
+        }
+    };
+    let alice = user("alice");
+    // The namesake's certificate is the newer one.
+    upstream
+        .ca
+        .clock()
+        .advance(std::time::Duration::from_secs(60));
+    let namesake = user("alice.other");
+    assert_eq!(
+        alice.old_cert.value().tbs_certificate().subject(),
+        namesake.old_cert.value().tbs_certificate().subject()
+    );
+    let san = |cert: &renewal_core::cmc::Retained<x509_cert::Certificate>| {
+        cert.value()
+            .tbs_certificate()
+            .extensions()
+            .unwrap()
+            .iter()
+            .find(|e| e.extn_id == renewal_core::cmc::oids::SUBJECT_ALT_NAME)
+            .unwrap()
+            .extn_value
+            .clone()
+    };
+    assert_ne!(san(&alice.old_cert), san(&namesake.old_cert));
+    let built = build_renewal_request(
+        &alice.old_cert,
+        &alice.old_key,
+        &alice.new_key,
+        &common::Client::params(),
+    )
+    .unwrap();
+    let reply = gateway.handle_simple(&built.pkcs10_der, alice.old_cert.der());
+    let SimpleReply::Issued(der) = reply else {
+        panic!("{reply:?}")
+    };
+    let cert = parse(&der).certificates[0].clone();
+    assert_eq!(san(&cert), san(&alice.old_cert));
+    let renewed = upstream
+        .ca
+        .audit_trail()
+        .into_iter()
+        .find(|r| r.outcome == "issued")
+        .unwrap();
+    assert!(
+        renewed
+            .detail
+            .contains(&sim_ca::policy::serial_text(alice.old_cert.value())),
+        "{renewed:?}"
+    );
+}
