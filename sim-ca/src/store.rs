@@ -26,11 +26,23 @@ pub enum StoreError {
     #[error("state database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL said no (or is unreachable).
-    #[error("state database (PostgreSQL): {0}")]
+    #[error("state database (PostgreSQL): {}", postgres_text(.0))]
     Postgres(#[from] postgres::Error),
     /// A row is not what the schema promises.
     #[error("state database: {0}")]
     Schema(String),
+}
+
+/// The server's own words when it sent an error (the driver's `Display` says only "db
+/// error"), else the driver's error and its cause.
+fn postgres_text(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
 }
 
 /// How a pending request ends.
@@ -87,8 +99,10 @@ pub struct Store {
 }
 
 /// The same tables in PostgreSQL's types (all integers are BIGINT: the code binds i64).
+/// One multi-statement query, so one transaction: instances starting together on an empty
+/// database wait for each other on the advisory lock, held until the creating one commits.
 const POSTGRES_SCHEMA: &str = "
-SELECT pg_advisory_lock(7262737264);
+SELECT pg_advisory_xact_lock(7262737264);
 CREATE TABLE IF NOT EXISTS certificates (
     serial TEXT PRIMARY KEY, subject TEXT NOT NULL, der BYTEA NOT NULL, template TEXT,
     not_after BIGINT NOT NULL, renewal_of TEXT, issued_at BIGINT NOT NULL, key_fingerprint TEXT);
@@ -112,7 +126,6 @@ CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql 
     $$ BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$;
 CREATE OR REPLACE TRIGGER audit_no_update BEFORE UPDATE OR DELETE ON audit
     FOR EACH ROW EXECUTE FUNCTION audit_append_only();
-SELECT pg_advisory_unlock(7262737264);
 ";
 
 const SCHEMA: &str = "

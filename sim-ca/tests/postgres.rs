@@ -342,3 +342,21 @@ fn two_ca_instances_on_one_database_never_collide_on_a_serial() {
         users.len() as i64
     );
 }
+
+/// Instances started together on an empty database: each creates the tables or waits for the
+/// one creating them, none fails (found by starting two gateways at once).
+#[test]
+fn instances_starting_together_on_an_empty_database_all_start() {
+    let Some(url) = database("startup") else {
+        return;
+    };
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            thread::spawn(move || Store::connect(&url).map(|_| ()).map_err(|e| e.to_string()))
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), Ok(()));
+    }
+}
