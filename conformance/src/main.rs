@@ -30,7 +30,7 @@ struct Args {
 
 const USAGE: &str = "usage: conformance [run] [--scenarios FILE.toml] [--filter SUBSTRING] [--seed N] [--list]
                    [--report DIR] [--ca-key rsa2048|rsa3072|rsa4096|p256|p384]
-                   [--gateway [fullcmc|cmc]]
+                   [--gateway [fullcmc|cmc|ces]]
                    [--token pkcs11:MODULE[:LABEL] [--pin-env VAR]]
                    [--ca URL --ca-cert PEM --token sim:CARD.json|piv-pcsc[:READER]|pkcs11:MODULE[:LABEL]
                     [--container ID] [--modes fullcmc,cmc,simplereenroll] [--pin-env VAR]
@@ -105,6 +105,7 @@ fn args() -> Result<Args, String> {
                     && let Some(protocol) = match next.as_str() {
                         "fullcmc" => Some(CmcProtocol::Fullcmc),
                         "cmc" => Some(CmcProtocol::Cmc),
+                        "ces" => Some(CmcProtocol::Ces),
                         _ => None,
                     }
                 {

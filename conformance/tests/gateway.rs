@@ -34,8 +34,8 @@ fn failures(matrix: &[conformance::matrix::Scenario]) -> Vec<String> {
         .collect()
 }
 
-/// The whole matrix with EST fullcmc upstream, and the CA and network scenarios again with
-/// RFC 5273 upstream: every scenario as stated.
+/// The whole matrix with EST fullcmc upstream, and the CA, network and ADCS scenarios again
+/// with RFC 5273 and with MS-WSTEP (CES) upstream: every scenario as stated.
 #[test]
 fn the_default_matrix_runs_green_through_a_gateway() {
     through_gateway(Some(CmcProtocol::Fullcmc));
@@ -54,6 +54,10 @@ fn the_default_matrix_runs_green_through_a_gateway() {
     assert!(subset.len() >= 60);
     let failed = failures(&subset);
     assert!(failed.is_empty(), "RFC 5273 upstream: {failed:#?}");
+    // And over MS-WSTEP to the upstream's CES (pending collected with QueryTokenStatus).
+    through_gateway(Some(CmcProtocol::Ces));
+    let failed = failures(&subset);
+    assert!(failed.is_empty(), "CES upstream: {failed:#?}");
 }
 
 /// What the upstream may do to a forwarded request: a disposition or a transport fault.

@@ -175,13 +175,18 @@ impl Ca {
             if u.ra != *tls {
                 return Err(Rejection::IdentityMismatch);
             }
-            // The identity is the certificate the user's own request renews (its old key
-            // signed it; the policy checks that exactly as for a direct client).
-            let facts = renewal_core::cmc::parse_request(&u.inner, &self.limits)
-                .and_then(|p| p.with_profile(self.profile).verify())
-                .map_err(|e| Rejection::Malformed(format!("the forwarded request: {e}")))?;
-            Ok((u.inner, facts.renewal_certificate))
+            self.forwarded(u.inner)
         }))
+    }
+
+    /// A user's request an RA forwarded, with the certificate it renews: the identity is the
+    /// certificate the user's own request renews (its old key signed it; the policy checks
+    /// that exactly as for a direct client).
+    fn forwarded(&self, inner: Vec<u8>) -> Result<Forwarded, Rejection> {
+        let facts = renewal_core::cmc::parse_request(&inner, &self.limits)
+            .and_then(|p| p.with_profile(self.profile).verify())
+            .map_err(|e| Rejection::Malformed(format!("the forwarded request: {e}")))?;
+        Ok((inner, facts.renewal_certificate))
     }
 
     /// The certificate a trusted RA's simplereenroll renews: an RA forwards the user's PKCS#10
@@ -629,8 +634,9 @@ impl Ca {
             }
         };
         match stored {
-            // Audited as its own endpoint: a collection, not a new submission.
-            Ok(request) => self.handle_cmc_at("wstep-query", &request, tls_cert),
+            // Audited as its own endpoint: a collection, not a new submission. What is
+            // stored for an RA is the user's request it forwarded, already unwrapped.
+            Ok(request) => self.decide_cmc("wstep-query", &request, tls_cert, true),
             Err(r) => {
                 let store = self.decision();
                 self.record_refusal(&store, &origin, None, &r, None);
@@ -647,15 +653,32 @@ impl Ca {
         request: &[u8],
         tls_cert: &[u8],
     ) -> CmcReply {
+        self.decide_cmc(endpoint, request, tls_cert, false)
+    }
+
+    /// [`Ca::handle_cmc_at`]; `stored` when `request` is one this CA stored for a pending
+    /// decision (for an RA: the forwarded request, no longer in its wrapper).
+    fn decide_cmc(
+        &self,
+        endpoint: &'static str,
+        request: &[u8],
+        tls_cert: &[u8],
+        stored: bool,
+    ) -> CmcReply {
         let origin = Origin::new(endpoint, tls_cert, request);
         // Parsing and every signature verification happen before the store lock. A trusted RA
         // presents a wrapper: the user's request inside is what is decided, for the
         // certificate it renews.
         let checked = Retained::<Certificate>::from_der(tls_cert)
             .map_err(|_| Rejection::IdentityMismatch)
-            .and_then(|tls| match self.unwrap_ra(request, &tls) {
-                None => Ok((request.to_vec(), tls)),
-                Some(unwrapped) => unwrapped,
+            .and_then(|tls| {
+                if stored && self.trusted_ras.contains(&tls) {
+                    return self.forwarded(request.to_vec());
+                }
+                match self.unwrap_ra(request, &tls) {
+                    None => Ok((request.to_vec(), tls)),
+                    Some(unwrapped) => unwrapped,
+                }
             })
             .and_then(|(request, identity)| {
                 policy::validate_cmc(&request, &identity, &self.context())
@@ -879,6 +902,7 @@ impl Ca {
             end,
             status: "pending".into(),
             cert_serial: None,
+            upstream_id: None,
         })?;
         store.bump("pending")?;
         self.audit(

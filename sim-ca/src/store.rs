@@ -90,6 +90,9 @@ pub struct Pending {
     pub status: String,
     /// Serial of the issued certificate, once issued.
     pub cert_serial: Option<String>,
+    /// A gateway's: the upstream CA's own id for the request (an MS-WSTEP RequestID, collected
+    /// with `QueryTokenStatus`), when it gave one.
+    pub upstream_id: Option<i64>,
 }
 
 /// The database.
@@ -110,7 +113,9 @@ CREATE TABLE IF NOT EXISTS revocations (serial TEXT PRIMARY KEY, revoked_at BIGI
 CREATE TABLE IF NOT EXISTS pending (
     id BIGSERIAL PRIMARY KEY, tls_fingerprint TEXT NOT NULL, transaction_id TEXT NOT NULL,
     request BYTEA NOT NULL, kind TEXT NOT NULL, created_at BIGINT NOT NULL, polls BIGINT NOT NULL,
-    resolve TEXT NOT NULL, final TEXT NOT NULL, status TEXT NOT NULL, cert_serial TEXT);
+    resolve TEXT NOT NULL, final TEXT NOT NULL, status TEXT NOT NULL, cert_serial TEXT,
+    upstream_id BIGINT);
+ALTER TABLE pending ADD COLUMN IF NOT EXISTS upstream_id BIGINT;
 CREATE TABLE IF NOT EXISTS seen (kind TEXT NOT NULL, value TEXT NOT NULL, seen_at BIGINT NOT NULL,
     PRIMARY KEY (kind, value));
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
@@ -152,7 +157,10 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 
 /// Columns added after the first release, with their definitions: an older state directory is
 /// upgraded in place when it is opened.
-const ADDED_COLUMNS: [(&str, &str, &str); 1] = [("certificates", "key_fingerprint", "TEXT")];
+const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
+    ("certificates", "key_fingerprint", "TEXT"),
+    ("pending", "upstream_id", "INTEGER"),
+];
 
 /// What the CA decided, as the audit trail names it.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -558,8 +566,8 @@ impl Store {
     pub fn add_pending(&self, p: &Pending) -> Result<i64, StoreError> {
         self.db
             .row(
-                "INSERT INTO pending (tls_fingerprint, transaction_id, request, kind, created_at, polls, resolve, final, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 'pending') RETURNING id",
+                "INSERT INTO pending (tls_fingerprint, transaction_id, request, kind, created_at, polls, resolve, final, status, upstream_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 'pending', ?8) RETURNING id",
                 &[
                     (&p.tls_fingerprint).into(),
                     (&p.transaction).into(),
@@ -568,6 +576,7 @@ impl Store {
                     p.created_at.into(),
                     resolve_text(p.resolve).as_str().into(),
                     if p.end == PendingEnd::Issue { "issue" } else { "deny" }.into(),
+                    p.upstream_id.into(),
                 ],
             )?
             .ok_or_else(|| StoreError::Schema("no id for the pending request".into()))?
@@ -591,10 +600,11 @@ impl Store {
             },
             status: r.text(9)?,
             cert_serial: r.opt_text(10)?,
+            upstream_id: r.opt_int(11)?,
         })
     }
 
-    const PENDING_COLUMNS: &'static str = "id, tls_fingerprint, transaction_id, request, kind, created_at, polls, resolve, final, status, cert_serial";
+    const PENDING_COLUMNS: &'static str = "id, tls_fingerprint, transaction_id, request, kind, created_at, polls, resolve, final, status, cert_serial, upstream_id";
 
     /// A pending request by id.
     pub fn pending(&self, id: i64) -> Result<Option<Pending>, StoreError> {

@@ -44,7 +44,7 @@ fn outcomes(audit: &[sim_ca::store::AuditRecord]) -> Vec<&str> {
 
 #[test]
 fn a_renewal_goes_through_the_gateway_over_each_upstream_protocol() {
-    for protocol in [CmcProtocol::Fullcmc, CmcProtocol::Cmc] {
+    for protocol in [CmcProtocol::Fullcmc, CmcProtocol::Cmc, CmcProtocol::Ces] {
         let upstream = Upstream::start("");
         let gateway = upstream.gateway_at(Store::in_memory().unwrap(), None, protocol);
         let user = upstream.user();
@@ -231,38 +231,63 @@ fn a_resent_request_is_answered_from_the_gateways_state_with_the_upstream_gone()
 
 #[test]
 fn pending_upstream_is_pending_at_the_gateway_and_collected_on_poll() {
-    let upstream = Upstream::start("[[rule]]\ndisposition = \"pending\"\nresolve = \"admin\"\n");
-    let gateway = upstream.gateway(Store::in_memory().unwrap());
-    let user = upstream.user();
-    let request = user.request();
-    let reply = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
-    let Outcome::Pending { token, .. } = &reply.outcome else {
-        panic!("{:?}", reply.outcome)
-    };
-    // The token is the gateway's own request id, not the upstream's.
-    let gateway_id = i64::from_be_bytes(token.as_slice().try_into().unwrap());
-    let pending = gateway
-        .with_store(|s| s.pending(gateway_id))
-        .unwrap()
-        .unwrap();
-    assert_eq!(pending.status, "pending");
-    assert!(reply.retry_after.is_some());
-    // Still pending upstream: still pending here.
-    let again = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
-    assert!(matches!(again.outcome, Outcome::Pending { .. }));
-    // The CA's administrator approves; the next poll collects the certificate.
-    let upstream_id = upstream.ca.with_store(|s| s.list_pending()).unwrap()[0].id;
-    assert!(upstream.ca.decide_pending(upstream_id, true).unwrap());
-    let collected = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
-    assert_eq!(collected.outcome, Outcome::Issued);
-    let pending = gateway
-        .with_store(|s| s.pending(gateway_id))
-        .unwrap()
-        .unwrap();
-    assert_eq!(pending.status, "issued");
-    // MS-WSTEP QueryTokenStatus on the gateway's id, by the same client: the same answer.
-    let queried = gateway.query_token_status(gateway_id as u64, user.old_cert.der());
-    assert_eq!(queried.outcome, Outcome::Issued);
+    for protocol in [CmcProtocol::Fullcmc, CmcProtocol::Ces] {
+        let upstream =
+            Upstream::start("[[rule]]\ndisposition = \"pending\"\nresolve = \"admin\"\n");
+        let gateway = upstream.gateway_at(Store::in_memory().unwrap(), None, protocol);
+        let user = upstream.user();
+        let request = user.request();
+        let reply = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+        let Outcome::Pending { token, .. } = &reply.outcome else {
+            panic!("{protocol:?}: {:?}", reply.outcome)
+        };
+        // The token is the gateway's own request id, not the upstream's.
+        let gateway_id = i64::from_be_bytes(token.as_slice().try_into().unwrap());
+        let pending = gateway
+            .with_store(|s| s.pending(gateway_id))
+            .unwrap()
+            .unwrap();
+        assert_eq!(pending.status, "pending");
+        assert!(reply.retry_after.is_some());
+        let upstream_id = upstream.ca.with_store(|s| s.list_pending()).unwrap()[0].id;
+        // Over MS-WSTEP the upstream's RequestID is kept, for QueryTokenStatus.
+        assert_eq!(
+            pending.upstream_id,
+            (protocol == CmcProtocol::Ces).then_some(upstream_id),
+            "{protocol:?}"
+        );
+        // Still pending upstream: still pending here.
+        let again = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+        assert!(
+            matches!(again.outcome, Outcome::Pending { .. }),
+            "{protocol:?}"
+        );
+        // The CA's administrator approves; the next poll collects the certificate.
+        assert!(upstream.ca.decide_pending(upstream_id, true).unwrap());
+        let collected = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+        assert_eq!(collected.outcome, Outcome::Issued, "{protocol:?}");
+        let pending = gateway
+            .with_store(|s| s.pending(gateway_id))
+            .unwrap()
+            .unwrap();
+        assert_eq!(pending.status, "issued");
+        // MS-WSTEP QueryTokenStatus on the gateway's id, by the same client: the same answer.
+        let queried = gateway.query_token_status(gateway_id as u64, user.old_cert.der());
+        assert_eq!(queried.outcome, Outcome::Issued);
+        // The upstream saw the collection as such.
+        let endpoints: Vec<_> = upstream
+            .ca
+            .audit_trail()
+            .into_iter()
+            .map(|r| r.endpoint)
+            .collect();
+        if protocol == CmcProtocol::Ces {
+            assert!(
+                endpoints.iter().any(|e| e == "wstep-query"),
+                "{endpoints:?}"
+            );
+        }
+    }
 }
 
 #[test]

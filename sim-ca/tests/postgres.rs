@@ -127,6 +127,7 @@ fn the_store_keeps_its_promises_on_postgres() {
             end: PendingEnd::Deny,
             status: "pending".into(),
             cert_serial: None,
+            upstream_id: None,
         })
         .unwrap();
     let found = other.find_pending("aa", "tx").unwrap().unwrap();

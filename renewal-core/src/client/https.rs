@@ -470,22 +470,8 @@ impl HttpsService {
 
 /// A WS-Addressing MessageID: `urn:uuid:` and a random (version 4) UUID.
 fn message_id() -> Result<String, ServiceError> {
-    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-    let mut b = [0u8; 16];
-    SystemRandom::new()
-        .fill(&mut b)
-        .map_err(|_| ServiceError::Config("no randomness for a MessageID".into()))?;
-    b[6] = (b[6] & 0x0F) | 0x40;
-    b[8] = (b[8] & 0x3F) | 0x80;
-    let h = crate::cmc::verify_request::hex(&b);
-    Ok(format!(
-        "urn:uuid:{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    ))
+    crate::wstep::random_message_id()
+        .ok_or_else(|| ServiceError::Config("no randomness for a MessageID".into()))
 }
 
 impl RenewalService for HttpsService {

@@ -59,6 +59,25 @@ pub const BASE64_BINARY: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-20
 /// CES service.
 pub const DEFAULT_CA_NAME: &str = "cardrenew";
 
+/// A fresh WS-Addressing MessageID: a random (version 4) UUID as a URN; `None` when the
+/// system has no randomness to give.
+pub fn random_message_id() -> Option<String> {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut b = [0u8; 16];
+    SystemRandom::new().fill(&mut b).ok()?;
+    b[6] = (b[6] & 0x0F) | 0x40;
+    b[8] = (b[8] & 0x3F) | 0x80;
+    let h = crate::cmc::verify_request::hex(&b);
+    Some(format!(
+        "urn:uuid:{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    ))
+}
+
 /// The path ADCS serves CES at for a CA named `ca` with certificate authentication.
 pub fn ces_path(ca: &str) -> String {
     format!("/{ca}_CES_Certificate/service.svc/CES")

@@ -49,7 +49,7 @@ use crate::{
     templates::TemplateRegistry,
 };
 
-use upstream::{Exchange, Upstream, UpstreamError};
+use upstream::{CmcAnswer, Failure, Upstream};
 
 /// What the gateway checks requests against.
 pub struct Policy {
@@ -432,8 +432,13 @@ impl Gateway {
         Ok(Step::Forward)
     }
 
-    /// Wraps the user's request in the RA's signed PKIData and sends it upstream.
-    fn forward_cmc(&self, request: &[u8]) -> Result<Result<Exchange, UpstreamError>, String> {
+    /// Wraps the user's request in the RA's signed PKIData and sends it upstream (over
+    /// MS-WSTEP, a request pending upstream under `pending` is collected by its id instead).
+    fn forward_cmc(
+        &self,
+        request: &[u8],
+        pending: Option<u64>,
+    ) -> Result<Result<CmcAnswer, Failure>, String> {
         use aws_lc_rs::rand::{SecureRandom, SystemRandom};
         let mut nonce = [0u8; 16];
         let mut id = [0u8; 8];
@@ -449,24 +454,22 @@ impl Gateway {
             &nonce,
         )
         .map_err(|e| format!("wrapping the request: {e}"))?;
-        Ok(self.timed(|| self.upstream.cmc(&wrapped)))
+        Ok(self.timed(|| self.upstream.cmc(&wrapped, pending), |r| r.is_ok()))
     }
 
-    fn timed(
+    /// Runs one upstream exchange, counted and timed for `/metrics` and the log.
+    fn timed<T, E: std::fmt::Display>(
         &self,
-        call: impl FnOnce() -> Result<Exchange, UpstreamError>,
-    ) -> Result<Exchange, UpstreamError> {
+        call: impl FnOnce() -> Result<T, E>,
+        usable: impl Fn(&Result<T, E>) -> bool,
+    ) -> Result<T, E> {
         let started = Instant::now();
         let result = call();
-        let failed = !matches!(&result, Ok(e) if e.status.is_success());
+        let failed = !usable(&result);
         let took = started.elapsed();
         self.metrics.observe(took, failed);
         match &result {
-            Ok(e) => tracing::info!(
-                status = e.status.as_u16(),
-                latency_us = took.as_micros() as u64,
-                "upstream"
-            ),
+            Ok(_) => tracing::info!(latency_us = took.as_micros() as u64, failed, "upstream"),
             Err(e) => tracing::warn!(error = %e, latency_us = took.as_micros() as u64, "upstream"),
         }
         result
@@ -505,24 +508,25 @@ impl Gateway {
     /// not verify become failures; a verified response becomes the client's answer.
     fn read_cmc_answer(
         &self,
-        exchange: Result<Exchange, UpstreamError>,
+        answer: Result<CmcAnswer, Failure>,
         accepted: &Accepted,
-    ) -> Result<(GatewayAnswer, Option<String>), (u16, String)> {
-        let exchange = exchange.map_err(|e| (503, e.to_string()))?;
-        match exchange.status.as_u16() {
-            200 | 202 => {}
-            s @ 500..=599 => {
-                return Err((503, format!("upstream answered HTTP {s}")));
+    ) -> Result<(GatewayAnswer, Option<u64>), (u16, String)> {
+        let (der, upstream_id) = match answer {
+            Err(Failure::Unavailable(text)) => return Err((503, text)),
+            Err(Failure::BadAnswer(text)) => return Err((502, text)),
+            Ok(CmcAnswer::Refused { text }) => {
+                return Ok((
+                    GatewayAnswer {
+                        outcome: Outcome::Failed { fail_info: None },
+                        status: Some(format!("refused by the CA: {text}")),
+                        issued: None,
+                    },
+                    None,
+                ));
             }
-            s => return Err((502, format!("upstream answered HTTP {s}"))),
-        }
-        if !exchange.content_type.starts_with("application/pkcs7-mime") {
-            return Err((
-                502,
-                format!("upstream answered content type {:?}", exchange.content_type),
-            ));
-        }
-        let response: ParsedResponse = parse_response(&exchange.der_body(), &self.limits)
+            Ok(CmcAnswer::Response { der, upstream_id }) => (der, upstream_id),
+        };
+        let response: ParsedResponse = parse_response(&der, &self.limits)
             .map_err(|e| (502, format!("upstream answer: {e}")))?;
         if response.form != ResponseForm::FullPkiResponse {
             return Err((502, "upstream answer is not a full PKI response".into()));
@@ -563,8 +567,7 @@ impl Gateway {
                         accepted.facts.renewal_certificate.value(),
                     )
                     .map_err(|e| (502, e))?;
-                let serial = serial_text(cert.value());
-                Ok((GatewayAnswer::issued(cert), Some(serial)))
+                Ok((GatewayAnswer::issued(cert), upstream_id))
             }
             Outcome::Pending { token, retry_at } => Ok((
                 GatewayAnswer {
@@ -575,7 +578,7 @@ impl Gateway {
                     status,
                     issued: None,
                 },
-                None,
+                upstream_id,
             )),
             Outcome::Failed { fail_info } => Ok((
                 GatewayAnswer {
@@ -585,7 +588,7 @@ impl Gateway {
                     status,
                     issued: None,
                 },
-                None,
+                upstream_id,
             )),
             other => Err((502, format!("upstream answered {other:?}"))),
         }
@@ -603,6 +606,7 @@ impl Gateway {
         poll: Option<&Pending>,
         answer: GatewayAnswer,
         upstream_token: Option<String>,
+        upstream_id: Option<u64>,
     ) -> Result<GatewayAnswer, Rejection> {
         let template = accepted.template.name.as_str();
         let now = self.clock.unix();
@@ -659,7 +663,13 @@ impl Gateway {
                         p.id
                     }
                     None => {
-                        let id = self.add_pending(store, origin, &accepted.transaction, request)?;
+                        let id = self.add_pending(
+                            store,
+                            origin,
+                            &accepted.transaction,
+                            request,
+                            upstream_id,
+                        )?;
                         self.audit(
                             store,
                             origin,
@@ -712,6 +722,7 @@ impl Gateway {
         origin: &Origin,
         transaction: &str,
         request: &[u8],
+        upstream_id: Option<u64>,
     ) -> Result<i64, StoreError> {
         store.bump("pending")?;
         store.add_pending(&Pending {
@@ -727,6 +738,7 @@ impl Gateway {
             end: PendingEnd::Issue,
             status: "pending".into(),
             cert_serial: None,
+            upstream_id: upstream_id.and_then(|id| i64::try_from(id).ok()),
         })
     }
 
@@ -795,7 +807,11 @@ impl Gateway {
             }
         };
         // The network exchange happens without the store: other users' requests go on.
-        let exchange = match self.forward_cmc(request) {
+        let upstream_pending = poll
+            .as_ref()
+            .and_then(|p| p.upstream_id)
+            .and_then(|id| u64::try_from(id).ok());
+        let exchange = match self.forward_cmc(request, upstream_pending) {
             Ok(exchange) => exchange,
             Err(e) => {
                 let r = Rejection::Internal(e);
@@ -803,7 +819,7 @@ impl Gateway {
                 return self.respond(GatewayAnswer::rejected(&r), Some(&accepted));
             }
         };
-        let (answer, _serial) = match self.read_cmc_answer(exchange, &accepted) {
+        let (answer, upstream_id) = match self.read_cmc_answer(exchange, &accepted) {
             Ok(answer) => answer,
             Err((status, text)) => {
                 let failure = self.upstream_failed(
@@ -830,6 +846,7 @@ impl Gateway {
                 poll.as_ref(),
                 answer,
                 upstream_token,
+                upstream_id,
             )
         });
         drop(store);
@@ -918,7 +935,10 @@ impl Gateway {
             }
         };
         let pkcs10 = accepted.pkcs10.der().to_vec();
-        let exchange = self.timed(|| self.upstream.simple(&pkcs10));
+        let exchange = self.timed(
+            || self.upstream.simple(&pkcs10),
+            |r| r.as_ref().is_ok_and(|e| e.status.is_success()),
+        );
         let pending_id = poll.as_ref().map(|p| p.id);
         let fail = |status: u16, text: String| {
             SimpleReply::Unavailable(self.upstream_failed(
@@ -995,7 +1015,7 @@ impl Gateway {
                             s.count_poll(id)?;
                             id
                         }
-                        None => self.add_pending(s, &origin, &key_fingerprint, body)?,
+                        None => self.add_pending(s, &origin, &key_fingerprint, body, None)?,
                     };
                     let outcome = if pending_id.is_some() {
                         AuditOutcome::StillPending

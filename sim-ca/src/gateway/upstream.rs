@@ -37,6 +37,39 @@ pub enum CmcProtocol {
     Fullcmc,
     /// CMC over HTTP, `/cmc` (RFC 5273), DER bodies.
     Cmc,
+    /// MS-WSTEP: ADCS's Certificate Enrollment Web Service with certificate authentication
+    /// (the URL names the CES endpoint, or the server: then `/cardrenew_CES_Certificate/...`).
+    /// Pending requests are collected with `QueryTokenStatus` and the upstream's RequestID.
+    Ces,
+}
+
+/// The upstream's answer to a full CMC request.
+#[derive(Debug)]
+pub enum CmcAnswer {
+    /// A CMC response (DER), to be verified; with the upstream's request id when it gave one
+    /// (MS-WSTEP's RequestID).
+    Response {
+        /// The Full PKI Response.
+        der: Vec<u8>,
+        /// The upstream's request id.
+        upstream_id: Option<u64>,
+    },
+    /// A refusal without a CMC response (an MS-WSTEP SOAP fault): its HRESULT and text.
+    Refused {
+        /// What the upstream said, `0xHRESULT: reason`.
+        text: String,
+    },
+}
+
+/// Why no usable answer came back.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// Could not be asked (unreachable, timed out, dropped, overloaded, HTTP 5xx): try again.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Answered something that is not an answer (wrong content type, unreadable, HTTP 4xx).
+    #[error("{0}")]
+    BadAnswer(String),
 }
 
 /// Why no answer came back.
@@ -160,9 +193,10 @@ impl Upstream {
         self.protocol
     }
 
-    /// Forwards a full CMC request (the RA's wrapper, DER).
-    pub fn cmc(&self, der: &[u8]) -> Result<Exchange, UpstreamError> {
-        match self.protocol {
+    /// Forwards a full CMC request (the RA's wrapper, DER) — or, over MS-WSTEP, collects the
+    /// request pending upstream under `pending` with `QueryTokenStatus`.
+    pub fn cmc(&self, der: &[u8], pending: Option<u64>) -> Result<CmcAnswer, Failure> {
+        let exchange = match self.protocol {
             CmcProtocol::Fullcmc => self.post(
                 "/.well-known/est/fullcmc",
                 "application/pkcs7-mime; smime-type=CMC-request",
@@ -173,6 +207,89 @@ impl Upstream {
                 "application/pkcs7-mime; smime-type=CMC-request",
                 Bytes::copy_from_slice(der),
             ),
+            CmcProtocol::Ces => return self.ces(der, pending),
+        }
+        .map_err(|e| Failure::Unavailable(e.to_string()))?;
+        match exchange.status.as_u16() {
+            200 | 202 if exchange.content_type.starts_with("application/pkcs7-mime") => {
+                Ok(CmcAnswer::Response {
+                    der: exchange.der_body(),
+                    upstream_id: None,
+                })
+            }
+            200 | 202 => Err(Failure::BadAnswer(format!(
+                "upstream answered content type {:?}",
+                exchange.content_type
+            ))),
+            s @ 500..=599 => Err(Failure::Unavailable(format!("upstream answered HTTP {s}"))),
+            s => Err(Failure::BadAnswer(format!("upstream answered HTTP {s}"))),
+        }
+    }
+
+    /// One MS-WSTEP exchange: `RequestSecurityToken` with the request, or `QueryTokenStatus`.
+    /// A SOAP fault is a refusal (HTTP 500 is how SOAP 1.2 sends it); anything that is not SOAP
+    /// is judged by its HTTP status.
+    fn ces(&self, der: &[u8], pending: Option<u64>) -> Result<CmcAnswer, Failure> {
+        use renewal_core::wstep::{
+            Answer, RequestKind, XmlLimits, build_request, parse_answer, random_message_id,
+        };
+        let kind = match pending {
+            Some(id) => RequestKind::QueryTokenStatus(id),
+            None => RequestKind::Issue(der.to_vec()),
+        };
+        let message_id =
+            random_message_id().ok_or_else(|| Failure::Unavailable("no randomness".into()))?;
+        let path = if self.base_path.contains("/service.svc") {
+            String::new()
+        } else {
+            renewal_core::wstep::ces_path(renewal_core::wstep::DEFAULT_CA_NAME)
+        };
+        let exchange = self
+            .post(
+                &path,
+                "application/soap+xml; charset=utf-8",
+                Bytes::from(build_request(&message_id, &kind)),
+            )
+            .map_err(|e| Failure::Unavailable(e.to_string()))?;
+        if !exchange.content_type.starts_with("application/soap+xml") {
+            return Err(match exchange.status.as_u16() {
+                s @ 500..=599 => Failure::Unavailable(format!("upstream answered HTTP {s}")),
+                s => Failure::BadAnswer(format!(
+                    "upstream answered HTTP {s}, content type {:?}",
+                    exchange.content_type
+                )),
+            });
+        }
+        let limits = XmlLimits {
+            max_bytes: MAX_ANSWER,
+            ..XmlLimits::default()
+        };
+        match parse_answer(&exchange.body, &limits)
+            .map_err(|e| Failure::BadAnswer(format!("upstream envelope: {e}")))?
+        {
+            Answer::Token {
+                pkcs7: Some(der),
+                request_id,
+                ..
+            } => Ok(CmcAnswer::Response {
+                der,
+                upstream_id: request_id,
+            }),
+            Answer::Token { disposition, .. } => Err(Failure::BadAnswer(format!(
+                "upstream token ({disposition:?}) without a CMC response"
+            ))),
+            fault @ Answer::Fault { .. } => {
+                let Answer::Fault { code, reason, .. } = &fault else {
+                    unreachable!("matched a fault above")
+                };
+                Ok(CmcAnswer::Refused {
+                    text: match fault.hresult() {
+                        Some(hr) if reason.is_empty() => format!("0x{hr:08X}"),
+                        Some(hr) => format!("0x{hr:08X}: {reason}"),
+                        None => format!("SOAP fault {code}: {reason}"),
+                    },
+                })
+            }
         }
     }
 
