@@ -388,3 +388,52 @@ fn a_forwarded_simplereenroll_renews_the_requesters_certificate_not_a_namesakes(
         "{renewed:?}"
     );
 }
+
+/// An upstream slower than the gateway's timeout: 503 + Retry-After, and the same request
+/// later gets the certificate the upstream issued meanwhile — once; a poll after that is
+/// answered from the gateway's state.
+#[test]
+fn an_upstream_timeout_is_a_503_and_the_retry_gets_the_certificate_issued_meanwhile() {
+    let upstream = Upstream::start("[[rule]]\nrequest = 1\nfault = \"delay:2500\"\n");
+    let gateway = upstream.gateway_with_timeout(
+        Store::in_memory().unwrap(),
+        None,
+        CmcProtocol::Fullcmc,
+        std::time::Duration::from_millis(500),
+    );
+    let user = upstream.user();
+    let request = user.request();
+    let reply = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    let failure = reply.upstream.unwrap();
+    assert_eq!(
+        (failure.status, failure.retry_after),
+        (503, Some(7)),
+        "{failure:?}"
+    );
+    assert!(failure.text.contains("timed out"), "{failure:?}");
+    // The upstream decided (its answer was only late). A deadline, not a timing check.
+    let issued_upstream = || {
+        upstream
+            .ca
+            .audit_trail()
+            .iter()
+            .filter(|r| r.outcome == "issued")
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while issued_upstream() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(issued_upstream(), 1);
+    let retry = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    assert_eq!(retry.outcome, Outcome::Issued);
+    assert_eq!(
+        issued_upstream(),
+        1,
+        "the retry is answered, not issued again"
+    );
+    assert_eq!(
+        outcomes(&gateway.audit_trail()),
+        ["upstream-failed", "issued"]
+    );
+}

@@ -408,6 +408,25 @@ impl Gateway {
             if !same_cmc_pkcs10(&pending.request, accepted, &self.limits) {
                 return refuse(Rejection::PollMismatch(pending.id));
             }
+            // Collected already (by this instance or another): the certificate is here, the
+            // upstream need not be asked again.
+            if pending.status == "issued"
+                && let Some(der) =
+                    store.certificate(pending.cert_serial.as_deref().unwrap_or(""))?
+            {
+                let cert =
+                    Retained::from_der(&der).map_err(|e| Rejection::Internal(e.to_string()))?;
+                self.audit(
+                    store,
+                    origin,
+                    Some(template),
+                    AuditOutcome::ReplayAnswered,
+                    pending.cert_serial.as_deref(),
+                    Some(pending.id),
+                    "poll of a request already collected".into(),
+                )?;
+                return Ok(Step::Answered(Box::new(GatewayAnswer::issued(cert))));
+            }
             return Ok(Step::Poll(pending));
         }
         let old_serial = serial_text(tls.value());

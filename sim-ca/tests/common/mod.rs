@@ -272,6 +272,17 @@ impl Upstream {
         url: Option<&str>,
         protocol: sim_ca::gateway::upstream::CmcProtocol,
     ) -> sim_ca::gateway::Gateway {
+        self.gateway_with_timeout(store, url, protocol, std::time::Duration::from_secs(10))
+    }
+
+    /// [`Upstream::gateway_at`] with the time one upstream exchange may take.
+    pub fn gateway_with_timeout(
+        &self,
+        store: Store,
+        url: Option<&str>,
+        protocol: sim_ca::gateway::upstream::CmcProtocol,
+        timeout: std::time::Duration,
+    ) -> sim_ca::gateway::Gateway {
         use sim_ca::gateway::{Gateway, Policy, RaCredential, upstream::Upstream as Client};
         let cas = vec![
             self.ca.authority().issuing.cert.clone(),
@@ -285,7 +296,7 @@ impl Upstream {
             &cas,
             &key,
             &self.ra_chain,
-            std::time::Duration::from_secs(10),
+            timeout,
         )
         .unwrap();
         Gateway::new(
