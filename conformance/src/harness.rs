@@ -27,39 +27,54 @@ use sim_ca::{Ca, authority::Authority, clock::Clock, http, scenario::Scenario, s
 use sim_card::{CardConfig, FaultPlan, PivApplet, SimCard};
 use x509_cert::Certificate;
 
+/// How a gateway reaches the simulated CA behind it.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum GatewayRoute {
+    /// Over HTTPS, forwarding full CMC with this protocol.
+    Network(sim_ca::gateway::upstream::CmcProtocol),
+    /// In the same process (`sim_ca::gateway::ca_backend::SimulatedAuthority`).
+    InProcess,
+}
+
 /// How the simulated CA is reached: directly (`None`, the default) or through a renewal
-/// gateway forwarding with this protocol (`conformance --gateway`).
-static GATEWAY: Mutex<Option<sim_ca::gateway::upstream::CmcProtocol>> = Mutex::new(None);
+/// gateway (`conformance --gateway`).
+static GATEWAY: Mutex<Option<GatewayRoute>> = Mutex::new(None);
 
 /// Puts a renewal gateway (sim-ca's, with an in-memory store) in front of the simulated CA of
-/// every world built from now on, forwarding full CMC with `protocol`; `None` goes direct.
-pub fn through_gateway(protocol: Option<sim_ca::gateway::upstream::CmcProtocol>) {
+/// every world built from now on, reaching it by `route`; `None` goes direct.
+pub fn through_gateway(route: Option<GatewayRoute>) {
     if let Ok(mut g) = GATEWAY.lock() {
-        *g = protocol;
+        *g = route;
     }
 }
 
 /// A gateway in front of `ca` (listening at `upstream`), trusting its CA for users and as the
 /// upstream, with `ra` as its identity, and the scenario's templates, grace and profile.
 fn gateway_in_front(
-    ca: &Ca,
+    ca: &Arc<Ca>,
     scenario: &Scenario,
     upstream: SocketAddr,
     ra: sim_ca::gateway::RaCredential,
-    protocol: sim_ca::gateway::upstream::CmcProtocol,
+    route: GatewayRoute,
 ) -> Result<Arc<sim_ca::gateway::Gateway>, Error> {
     let cas = vec![
         ca.authority().issuing.cert.clone(),
         ca.authority().root.cert.clone(),
     ];
-    let upstream = sim_ca::gateway::upstream::Upstream::new(
-        &format!("https://localhost:{}", upstream.port()),
-        protocol,
-        &cas,
-        &ra.key,
-        &ra.chain,
-        Duration::from_secs(20),
-    )?;
+    let backend: Box<dyn sim_ca::gateway::ca_backend::CaBackend> = match route {
+        GatewayRoute::Network(protocol) => Box::new(sim_ca::gateway::upstream::Upstream::new(
+            &format!("https://localhost:{}", upstream.port()),
+            protocol,
+            &cas,
+            &ra.key,
+            &ra.chain,
+            Duration::from_secs(20),
+        )?),
+        GatewayRoute::InProcess => Box::new(sim_ca::gateway::ca_backend::SimulatedAuthority::new(
+            Arc::clone(ca),
+            ra.chain[0].der().to_vec(),
+        )),
+    };
     let policy = sim_ca::gateway::Policy {
         client_cas: vec![ca.authority().issuing.cert.clone()],
         upstream_cas: cas,
@@ -72,7 +87,7 @@ fn gateway_in_front(
     Ok(Arc::new(sim_ca::gateway::Gateway::new(
         policy,
         ra,
-        upstream,
+        backend,
         store,
         ca.clock().clone(),
     )?))

@@ -25,12 +25,12 @@ struct Args {
     modes: Option<String>,
     management_key: Option<String>,
     ca_key: Option<renewal_core::token::KeyAlgorithm>,
-    gateway: Option<sim_ca::gateway::upstream::CmcProtocol>,
+    gateway: Option<conformance::harness::GatewayRoute>,
 }
 
 const USAGE: &str = "usage: conformance [run] [--scenarios FILE.toml] [--filter SUBSTRING] [--seed N] [--list]
                    [--report DIR] [--ca-key rsa2048|rsa3072|rsa4096|p256|p384]
-                   [--gateway [fullcmc|cmc|ces]]
+                   [--gateway [fullcmc|cmc|ces|local]]
                    [--token pkcs11:MODULE[:LABEL] [--pin-env VAR]]
                    [--ca URL --ca-cert PEM --token sim:CARD.json|piv-pcsc[:READER]|pkcs11:MODULE[:LABEL]
                     [--container ID] [--modes fullcmc,cmc,simplereenroll] [--pin-env VAR]
@@ -99,17 +99,19 @@ fn args() -> Result<Args, String> {
                 )
             }
             "--gateway" => {
+                use conformance::harness::GatewayRoute;
                 use sim_ca::gateway::upstream::CmcProtocol;
-                a.gateway = Some(CmcProtocol::Fullcmc);
+                a.gateway = Some(GatewayRoute::Network(CmcProtocol::Fullcmc));
                 if let Some(next) = it.peek()
-                    && let Some(protocol) = match next.as_str() {
-                        "fullcmc" => Some(CmcProtocol::Fullcmc),
-                        "cmc" => Some(CmcProtocol::Cmc),
-                        "ces" => Some(CmcProtocol::Ces),
+                    && let Some(route) = match next.as_str() {
+                        "fullcmc" => Some(GatewayRoute::Network(CmcProtocol::Fullcmc)),
+                        "cmc" => Some(GatewayRoute::Network(CmcProtocol::Cmc)),
+                        "ces" => Some(GatewayRoute::Network(CmcProtocol::Ces)),
+                        "local" => Some(GatewayRoute::InProcess),
                         _ => None,
                     }
                 {
-                    a.gateway = Some(protocol);
+                    a.gateway = Some(route);
                     it.next();
                 }
             }

@@ -10,7 +10,7 @@
 #![allow(clippy::unwrap_used)]
 
 use conformance::{
-    harness::{World, through_gateway},
+    harness::{GatewayRoute, World, through_gateway},
     matrix::default_matrix,
     runner,
 };
@@ -38,12 +38,12 @@ fn failures(matrix: &[conformance::matrix::Scenario]) -> Vec<String> {
 /// with RFC 5273 and with MS-WSTEP (CES) upstream: every scenario as stated.
 #[test]
 fn the_default_matrix_runs_green_through_a_gateway() {
-    through_gateway(Some(CmcProtocol::Fullcmc));
+    through_gateway(Some(GatewayRoute::Network(CmcProtocol::Fullcmc)));
     let matrix = default_matrix();
     assert!(matrix.len() >= 200);
     let failed = failures(&matrix);
     assert!(failed.is_empty(), "fullcmc upstream: {failed:#?}");
-    through_gateway(Some(CmcProtocol::Cmc));
+    through_gateway(Some(GatewayRoute::Network(CmcProtocol::Cmc)));
     let subset: Vec<_> = matrix
         .into_iter()
         .filter(|s| {
@@ -55,9 +55,13 @@ fn the_default_matrix_runs_green_through_a_gateway() {
     let failed = failures(&subset);
     assert!(failed.is_empty(), "RFC 5273 upstream: {failed:#?}");
     // And over MS-WSTEP to the upstream's CES (pending collected with QueryTokenStatus).
-    through_gateway(Some(CmcProtocol::Ces));
+    through_gateway(Some(GatewayRoute::Network(CmcProtocol::Ces)));
     let failed = failures(&subset);
     assert!(failed.is_empty(), "CES upstream: {failed:#?}");
+    // And with the simulated authority in-process behind the gateway (no upstream socket).
+    through_gateway(Some(GatewayRoute::InProcess));
+    let failed = failures(&subset);
+    assert!(failed.is_empty(), "in-process authority: {failed:#?}");
 }
 
 /// What the upstream may do to a forwarded request: a disposition or a transport fault.
@@ -100,7 +104,7 @@ proptest! {
         mode in prop::sample::select(Mode::ALL.to_vec()),
         crash in prop::option::weighted(0.2, prop::sample::select(CrashPoint::ALL.to_vec())),
     ) {
-        through_gateway(Some(CmcProtocol::Fullcmc));
+        through_gateway(Some(GatewayRoute::Network(CmcProtocol::Fullcmc)));
         let ca: String = rules
             .iter()
             .enumerate()

@@ -22,8 +22,9 @@ use renewal_core::cmc::{
 use sim_ca::{
     authority::Authority,
     gateway::{
+        ca_backend::CmcAnswer,
         credential,
-        upstream::{CmcAnswer, CmcProtocol, Upstream},
+        upstream::{CmcProtocol, Upstream},
     },
 };
 

@@ -239,7 +239,7 @@ fn serve_gateway(config_path: &std::path::Path) -> Result<(), String> {
         retry_after: config.limits.retry_after_secs,
     };
     let shared = store.is_shared();
-    let gateway = Gateway::new(policy, ra, upstream, store, clock)?;
+    let gateway = Gateway::new(policy, ra, Box::new(upstream), store, clock)?;
     eprintln!(
         "sim-ca: renewal gateway\n  HTTPS:      https://{}/.well-known/est/ and /cmc (client certificate required)\n  upstream:   {} ({:?})\n  state:      {}{}\n  admin:      {}",
         config.listen,

@@ -18,6 +18,7 @@
 //! request may come again and is forwarded again (the upstream answers a re-sent request with
 //! the certificate it already issued).
 
+pub mod ca_backend;
 pub mod config;
 pub mod credential;
 pub mod upstream;
@@ -49,7 +50,7 @@ use crate::{
     templates::TemplateRegistry,
 };
 
-use upstream::{CmcAnswer, Failure, Upstream};
+use ca_backend::{CaBackend, CmcAnswer, Failure, SimpleAnswer};
 
 /// What the gateway checks requests against.
 pub struct Policy {
@@ -110,7 +111,8 @@ impl Metrics {
 pub struct Gateway {
     policy: Policy,
     ra: RaCredential,
-    upstream: Upstream,
+    /// The CA behind: over the network, or the simulated authority in-process.
+    upstream: Box<dyn CaBackend>,
     store: Mutex<Store>,
     sync: Arc<GroupSync>,
     clock: Clock,
@@ -156,11 +158,11 @@ impl GatewayAnswer {
 }
 
 impl Gateway {
-    /// A gateway with `policy`, its RA credential, an upstream and a store.
+    /// A gateway with `policy`, its RA credential, the CA behind it and a store.
     pub fn new(
         policy: Policy,
         ra: RaCredential,
-        upstream: Upstream,
+        upstream: Box<dyn CaBackend>,
         store: Store,
         clock: Clock,
     ) -> Result<Self, String> {
@@ -954,10 +956,7 @@ impl Gateway {
             }
         };
         let pkcs10 = accepted.pkcs10.der().to_vec();
-        let exchange = self.timed(
-            || self.upstream.simple(&pkcs10),
-            |r| r.as_ref().is_ok_and(|e| e.status.is_success()),
-        );
+        let answer = self.timed(|| self.upstream.simple(&pkcs10), |r| r.is_ok());
         let pending_id = poll.as_ref().map(|p| p.id);
         let fail = |status: u16, text: String| {
             SimpleReply::Unavailable(self.upstream_failed(
@@ -968,24 +967,16 @@ impl Gateway {
                 text,
             ))
         };
-        let exchange = match exchange {
-            Ok(e) => e,
-            Err(e) => return fail(503, e.to_string()),
-        };
         enum Decided {
             Issued(Box<Retained<Certificate>>),
             Pending(u64),
             Refused(u16, String),
         }
-        let decided = match exchange.status.as_u16() {
-            200 if !exchange.content_type.starts_with("application/pkcs7-mime") => {
-                return fail(
-                    502,
-                    format!("upstream answered content type {:?}", exchange.content_type),
-                );
-            }
-            200 => {
-                let certificates = parse_response(&exchange.der_body(), &self.limits)
+        let decided = match answer {
+            Err(Failure::Unavailable(text)) => return fail(503, text),
+            Err(Failure::BadAnswer(text)) => return fail(502, text),
+            Ok(SimpleAnswer::Issued(der)) => {
+                let certificates = parse_response(&der, &self.limits)
                     .map(|r| r.certificates)
                     .map_err(|e| format!("upstream answer: {e}"));
                 match certificates
@@ -995,18 +986,10 @@ impl Gateway {
                     Err(e) => return fail(502, e),
                 }
             }
-            202 => Decided::Pending(bounded_retry(
-                exchange.retry_after.unwrap_or(self.policy.retry_after),
-            )),
-            s @ 400..=499 => Decided::Refused(
-                s,
-                String::from_utf8_lossy(&exchange.body)
-                    .chars()
-                    .take(300)
-                    .collect(),
-            ),
-            s @ (500 | 502..=599) => return fail(503, format!("upstream answered HTTP {s}")),
-            s => return fail(502, format!("upstream answered HTTP {s}")),
+            Ok(SimpleAnswer::Pending(secs)) => {
+                Decided::Pending(bounded_retry(secs.unwrap_or(self.policy.retry_after)))
+            }
+            Ok(SimpleAnswer::Refused { status, text }) => Decided::Refused(status, text),
         };
         let store = self.decision();
         let recorded = store.atomically(|s| -> Result<SimpleReply, Rejection> {

@@ -23,6 +23,8 @@ use rustls::{
 };
 use x509_cert::Certificate;
 
+use super::ca_backend::{CaBackend, CmcAnswer, Failure, SimpleAnswer};
+
 /// Largest answer read from the upstream.
 const MAX_ANSWER: usize = 256 * 1024;
 
@@ -41,35 +43,6 @@ pub enum CmcProtocol {
     /// (the URL names the CES endpoint, or the server: then `/cardrenew_CES_Certificate/...`).
     /// Pending requests are collected with `QueryTokenStatus` and the upstream's RequestID.
     Ces,
-}
-
-/// The upstream's answer to a full CMC request.
-#[derive(Debug)]
-pub enum CmcAnswer {
-    /// A CMC response (DER), to be verified; with the upstream's request id when it gave one
-    /// (MS-WSTEP's RequestID).
-    Response {
-        /// The Full PKI Response.
-        der: Vec<u8>,
-        /// The upstream's request id.
-        upstream_id: Option<u64>,
-    },
-    /// A refusal without a CMC response (an MS-WSTEP SOAP fault): its HRESULT and text.
-    Refused {
-        /// What the upstream said, `0xHRESULT: reason`.
-        text: String,
-    },
-}
-
-/// Why no usable answer came back.
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    /// Could not be asked (unreachable, timed out, dropped, overloaded, HTTP 5xx): try again.
-    #[error("{0}")]
-    Unavailable(String),
-    /// Answered something that is not an answer (wrong content type, unreadable, HTTP 4xx).
-    #[error("{0}")]
-    BadAnswer(String),
 }
 
 /// Why no answer came back.
@@ -294,12 +267,33 @@ impl Upstream {
     }
 
     /// Forwards an EST simplereenroll PKCS#10 (DER).
-    pub fn simple(&self, pkcs10: &[u8]) -> Result<Exchange, UpstreamError> {
-        self.post(
-            "/.well-known/est/simplereenroll",
-            "application/pkcs10",
-            Bytes::from(Base64::encode_string(pkcs10)),
-        )
+    pub fn simple(&self, pkcs10: &[u8]) -> Result<SimpleAnswer, Failure> {
+        let exchange = self
+            .post(
+                "/.well-known/est/simplereenroll",
+                "application/pkcs10",
+                Bytes::from(Base64::encode_string(pkcs10)),
+            )
+            .map_err(|e| Failure::Unavailable(e.to_string()))?;
+        match exchange.status.as_u16() {
+            200 if exchange.content_type.starts_with("application/pkcs7-mime") => {
+                Ok(SimpleAnswer::Issued(exchange.der_body()))
+            }
+            200 => Err(Failure::BadAnswer(format!(
+                "upstream answered content type {:?}",
+                exchange.content_type
+            ))),
+            202 => Ok(SimpleAnswer::Pending(exchange.retry_after)),
+            status @ 400..=499 => Ok(SimpleAnswer::Refused {
+                status,
+                text: String::from_utf8_lossy(&exchange.body)
+                    .chars()
+                    .take(300)
+                    .collect(),
+            }),
+            s @ 500..=599 => Err(Failure::Unavailable(format!("upstream answered HTTP {s}"))),
+            s => Err(Failure::BadAnswer(format!("upstream answered HTTP {s}"))),
+        }
     }
 
     async fn connect(
@@ -425,5 +419,14 @@ impl Drop for Upstream {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
+    }
+}
+
+impl CaBackend for Upstream {
+    fn cmc(&self, wrapped: &[u8], pending: Option<u64>) -> Result<CmcAnswer, Failure> {
+        Upstream::cmc(self, wrapped, pending)
+    }
+    fn simple(&self, pkcs10: &[u8]) -> Result<SimpleAnswer, Failure> {
+        Upstream::simple(self, pkcs10)
     }
 }

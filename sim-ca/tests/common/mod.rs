@@ -312,7 +312,7 @@ impl Upstream {
                 chain: self.ra_chain.clone(),
                 key,
             },
-            client,
+            Box::new(client),
             store,
             self.ca.clock().clone(),
         )
