@@ -18,6 +18,7 @@ use crate::{
     authority::Authority,
     clock::{Clock, unix},
     durability::GroupSync,
+    ledger::Origin,
     policy::{self, Accepted, PolicyContext, Rejection, SimpleAccepted, serial_text},
     scenario::{Disposition, Rule, Scenario, TransportFault},
     store::{AuditOutcome, AuditRecord, Pending, PendingEnd, Resolve, Store, StoreError},
@@ -469,7 +470,7 @@ impl Ca {
         Ok(cert)
     }
 
-    /// Appends one audit record for `origin`.
+    /// Appends one audit record for `origin`, at the CA's time.
     #[allow(clippy::too_many_arguments)]
     fn audit(
         &self,
@@ -481,20 +482,15 @@ impl Ca {
         pending_id: Option<i64>,
         detail: String,
     ) -> Result<(), StoreError> {
-        store
-            .append_audit(&AuditRecord {
-                id: 0,
-                at: self.clock.unix(),
-                endpoint: origin.endpoint.into(),
-                tls_fingerprint: origin.tls_fingerprint.clone(),
-                request_hash: origin.request_hash.clone(),
-                template: template.map(str::to_string),
-                outcome: outcome.as_str().into(),
-                serial: serial.map(str::to_string),
-                pending_id,
-                detail,
-            })
-            .map(|_| ())
+        origin.audit(
+            store,
+            self.clock.unix(),
+            template,
+            outcome,
+            serial,
+            pending_id,
+            detail,
+        )
     }
 
     /// Records a refusal: the counter and the audit record, in one transaction.
@@ -506,13 +502,7 @@ impl Ca {
         rejection: &Rejection,
         pending_id: Option<i64>,
     ) {
-        let result = store.atomically(|s| {
-            s.bump("requests")?;
-            self.refused(s, origin, template, rejection, pending_id)
-        });
-        if let Err(e) = result {
-            tracing::error!(error = %e, "could not record a refusal in the state database");
-        }
+        origin.record_refusal(store, self.clock.unix(), template, rejection, pending_id);
     }
 
     /// The counter and audit record of a refusal, inside the caller's transaction.
@@ -524,20 +514,7 @@ impl Ca {
         rejection: &Rejection,
         pending_id: Option<i64>,
     ) -> Result<(), StoreError> {
-        store.bump("rejected")?;
-        let codes = rejection.codes();
-        self.audit(
-            store,
-            origin,
-            template,
-            AuditOutcome::Refused,
-            None,
-            pending_id,
-            format!(
-                "{:?} 0x{:08X} HTTP {}: {rejection}",
-                codes.fail_info, codes.hresult, codes.http
-            ),
-        )
+        origin.refused(store, self.clock.unix(), template, rejection, pending_id)
     }
 
     fn respond(
@@ -715,8 +692,7 @@ impl Ca {
     }
 
     /// The certificate already issued for this old certificate and this new key, if any
-    /// (audited as a replay answered idempotently): a client that lost the answer gets it
-    /// again instead of a second certificate.
+    /// (audited as a replay answered idempotently).
     fn answered_before(
         &self,
         store: &Store,
@@ -725,20 +701,14 @@ impl Ca {
         old_serial: &str,
         key_fingerprint: &str,
     ) -> Result<Option<Retained<Certificate>>, Rejection> {
-        let Some((serial, der)) = store.find_renewal(old_serial, key_fingerprint)? else {
-            return Ok(None);
-        };
-        let cert = Retained::from_der(&der).map_err(|e| Rejection::Internal(e.to_string()))?;
-        self.audit(
+        origin.answered_before(
             store,
-            origin,
-            Some(template),
-            AuditOutcome::ReplayAnswered,
-            Some(&serial),
-            None,
-            "re-sent request answered with the certificate already issued".into(),
-        )?;
-        Ok(Some(cert))
+            self.clock.unix(),
+            template,
+            old_serial,
+            key_fingerprint,
+            "re-sent request answered with the certificate already issued",
+        )
     }
 
     /// Decides an accepted CMC request, inside the store transaction. Every answer, refusals
@@ -1337,30 +1307,6 @@ impl Ca {
     /// Counters, by name.
     pub fn counters(&self) -> Vec<(String, i64)> {
         lock(&self.store).counters().unwrap_or_default()
-    }
-}
-
-/// Where a request came from, as every audit record of it says.
-pub(crate) struct Origin {
-    pub(crate) endpoint: &'static str,
-    pub(crate) tls_fingerprint: String,
-    pub(crate) request_hash: String,
-}
-
-impl Origin {
-    pub(crate) fn new(endpoint: &'static str, tls_cert: &[u8], request: &[u8]) -> Self {
-        let digest = |b: &[u8]| {
-            if b.is_empty() {
-                String::new()
-            } else {
-                hex(&DigestAlgorithm::Sha256.digest(b))
-            }
-        };
-        Self {
-            endpoint,
-            tls_fingerprint: digest(tls_cert),
-            request_hash: digest(request),
-        }
     }
 }
 

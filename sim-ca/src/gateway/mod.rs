@@ -42,10 +42,9 @@ use crate::{
     backend::{Backend, UpstreamFailure},
     clock::{Clock, unix},
     durability::GroupSync,
+    ledger::Origin,
     policy::{self, Accepted, PolicyContext, Rejection, serial_text},
-    service::{
-        CmcReply, LockedStore, Origin, SimpleReply, lock, same_cmc_pkcs10, same_simple_pkcs10,
-    },
+    service::{CmcReply, LockedStore, SimpleReply, lock, same_cmc_pkcs10, same_simple_pkcs10},
     store::{AuditOutcome, AuditRecord, Pending, PendingEnd, Resolve, Store, StoreError},
     templates::TemplateRegistry,
 };
@@ -221,6 +220,7 @@ impl Gateway {
         &self.ra.chain[0]
     }
 
+    /// Appends one audit record for `origin`, at the gateway's time.
     #[allow(clippy::too_many_arguments)]
     fn audit(
         &self,
@@ -232,45 +232,26 @@ impl Gateway {
         pending_id: Option<i64>,
         detail: String,
     ) -> Result<(), StoreError> {
-        store
-            .append_audit(&AuditRecord {
-                id: 0,
-                at: self.clock.unix(),
-                endpoint: origin.endpoint.into(),
-                tls_fingerprint: origin.tls_fingerprint.clone(),
-                request_hash: origin.request_hash.clone(),
-                template: template.map(str::to_string),
-                outcome: outcome.as_str().into(),
-                serial: serial.map(str::to_string),
-                pending_id,
-                detail,
-            })
-            .map(|_| ())
+        origin.audit(
+            store,
+            self.clock.unix(),
+            template,
+            outcome,
+            serial,
+            pending_id,
+            detail,
+        )
     }
 
     /// Records a refusal (counter and audit record) in its own transaction.
     fn record_refusal(&self, origin: &Origin, template: Option<&str>, rejection: &Rejection) {
-        let store = self.decision();
-        let result = store.atomically(|s| {
-            s.bump("requests")?;
-            s.bump("rejected")?;
-            let codes = rejection.codes();
-            self.audit(
-                s,
-                origin,
-                template,
-                AuditOutcome::Refused,
-                None,
-                None,
-                format!(
-                    "{:?} 0x{:08X} HTTP {}: {rejection}",
-                    codes.fail_info, codes.hresult, codes.http
-                ),
-            )
-        });
-        if let Err(e) = result {
-            tracing::error!(error = %e, "could not record a refusal in the state database");
-        }
+        origin.record_refusal(
+            &self.decision(),
+            self.clock.unix(),
+            template,
+            rejection,
+            None,
+        );
     }
 
     /// Records that the upstream gave no usable decision, and builds the HTTP failure.
@@ -364,20 +345,14 @@ impl Gateway {
         old_serial: &str,
         key_fingerprint: &str,
     ) -> Result<Option<Retained<Certificate>>, Rejection> {
-        let Some((serial, der)) = store.find_renewal(old_serial, key_fingerprint)? else {
-            return Ok(None);
-        };
-        let cert = Retained::from_der(&der).map_err(|e| Rejection::Internal(e.to_string()))?;
-        self.audit(
+        origin.answered_before(
             store,
-            origin,
-            Some(template),
-            AuditOutcome::ReplayAnswered,
-            Some(&serial),
-            None,
-            "re-sent request answered with the certificate the upstream issued".into(),
-        )?;
-        Ok(Some(cert))
+            self.clock.unix(),
+            template,
+            old_serial,
+            key_fingerprint,
+            "re-sent request answered with the certificate the upstream issued",
+        )
     }
 
     /// Where a checked CMC request stands, from the gateway's state (in one transaction).
@@ -390,17 +365,7 @@ impl Gateway {
     ) -> Result<Step, Rejection> {
         let template = accepted.template.name.as_str();
         let refuse = |rejection: Rejection| -> Result<Step, Rejection> {
-            store.bump("rejected")?;
-            let codes = rejection.codes();
-            self.audit(
-                store,
-                origin,
-                Some(template),
-                AuditOutcome::Refused,
-                None,
-                None,
-                format!("{:?} 0x{:08X}: {rejection}", codes.fail_info, codes.hresult),
-            )?;
+            origin.refused(store, self.clock.unix(), Some(template), &rejection, None)?;
             Ok(Step::Answered(Box::new(GatewayAnswer::rejected(
                 &rejection,
             ))))
