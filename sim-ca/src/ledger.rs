@@ -139,3 +139,18 @@ impl Origin {
         Ok(Some(cert))
     }
 }
+
+/// Seconds until a pending answer says to poll (at least one), for the Retry-After header;
+/// `None` for any other outcome.
+pub(crate) fn retry_after(
+    outcome: &renewal_core::cmc::Outcome,
+    now: std::time::SystemTime,
+) -> Option<u64> {
+    match outcome {
+        renewal_core::cmc::Outcome::Pending { retry_at, .. } => {
+            let at = std::time::SystemTime::UNIX_EPOCH + retry_at.to_unix_duration();
+            Some(at.duration_since(now).map_or(1, |d| d.as_secs().max(1)))
+        }
+        _ => None,
+    }
+}

@@ -525,16 +525,7 @@ impl Ca {
         echo: Option<&Accepted>,
         fault: Option<TransportFault>,
     ) -> CmcReply {
-        let retry_after = match &outcome {
-            Outcome::Pending { retry_at, .. } => {
-                let at = std::time::SystemTime::UNIX_EPOCH + retry_at.to_unix_duration();
-                Some(
-                    at.duration_since(self.clock.now())
-                        .map_or(1, |d| d.as_secs().max(1)),
-                )
-            }
-            _ => None,
-        };
+        let retry_after = crate::ledger::retry_after(&outcome, self.clock.now());
         let params = ResponseParams {
             outcome: outcome.clone(),
             status_string,

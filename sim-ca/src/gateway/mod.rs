@@ -289,16 +289,7 @@ impl Gateway {
 
     /// The gateway's CMC response, signed with the RA key, echoing the client's controls.
     fn respond(&self, answer: GatewayAnswer, echo: Option<&Accepted>) -> CmcReply {
-        let retry_after = match &answer.outcome {
-            Outcome::Pending { retry_at, .. } => {
-                let at = std::time::SystemTime::UNIX_EPOCH + retry_at.to_unix_duration();
-                Some(
-                    at.duration_since(self.clock.now())
-                        .map_or(1, |d| d.as_secs().max(1)),
-                )
-            }
-            _ => None,
-        };
+        let retry_after = crate::ledger::retry_after(&answer.outcome, self.clock.now());
         let params = ResponseParams {
             outcome: answer.outcome.clone(),
             status_string: answer.status,
