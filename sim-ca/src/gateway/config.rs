@@ -242,3 +242,75 @@ pub fn read_identity(
         rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(pkcs8)),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn write(name: &str, text: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("sim-ca-gwconfig-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("gateway.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    const MINIMAL: &str = "listen = \"127.0.0.1:8443\"\nstore = \"gw.db\"\n\
+        [tls]\ncertificate = \"tls.pem\"\nkey = \"/etc/gw/tls.key\"\nclient_cas = \"users.pem\"\n\
+        [upstream]\nurl = \"https://ca.internal\"\nca = \"ca.pem\"\n\
+        [ra]\ncertificate = \"ra.pem\"\nkey = \"ra.key\"\n";
+
+    #[test]
+    fn relative_paths_are_the_files_and_defaults_are_the_documented_ones() {
+        let path = write("minimal", MINIMAL);
+        let dir = path.parent().unwrap();
+        let c = GatewayConfig::load(&path).unwrap();
+        assert_eq!(c.tls.certificate, dir.join("tls.pem"));
+        assert_eq!(c.tls.key, PathBuf::from("/etc/gw/tls.key"));
+        assert_eq!(c.store, dir.join("gw.db").display().to_string());
+        assert_eq!(c.upstream.protocol, CmcProtocol::Fullcmc);
+        assert_eq!(c.upstream_timeout(), Duration::from_secs(30));
+        assert_eq!((c.limits.max_body, c.limits.retry_after_secs), (65536, 30));
+        assert_eq!(c.policy.profile, Profile::Adcs);
+        assert!(c.admin.is_none());
+        // A PostgreSQL URL is not a path.
+        let pg = write("pg", &MINIMAL.replace("gw.db", "postgres://gw@db/renewals"));
+        assert_eq!(
+            GatewayConfig::load(&pg).unwrap().store,
+            "postgres://gw@db/renewals"
+        );
+    }
+
+    #[test]
+    fn mistakes_are_refused_with_the_file_named() {
+        for (name, text, expected) in [
+            (
+                "typo",
+                MINIMAL.replace("[ra]", "[ra]\ncertifcate = \"x\""),
+                "certifcate",
+            ),
+            (
+                "protocol",
+                MINIMAL.replace("ca = \"ca.pem\"", "ca = \"ca.pem\"\nprotocol = \"scep\""),
+                "scep",
+            ),
+            (
+                "missing",
+                MINIMAL.replace(
+                    "[upstream]\nurl = \"https://ca.internal\"\n",
+                    "[upstream]\n",
+                ),
+                "url",
+            ),
+        ] {
+            let path = write(name, &text);
+            let e = GatewayConfig::load(&path).unwrap_err();
+            assert!(e.contains(&path.display().to_string()), "{e}");
+            assert!(e.contains(expected), "{name}: {e}");
+        }
+        let e = GatewayConfig::load(Path::new("/nonexistent/gateway.toml")).unwrap_err();
+        assert!(e.contains("/nonexistent/gateway.toml"), "{e}");
+    }
+}
