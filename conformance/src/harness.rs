@@ -177,6 +177,7 @@ impl World {
                 &authority,
                 "Renewal Gateway RA",
                 &["localhost"],
+                sim_ca::gateway::credential::Purpose::Ra,
                 clock.now(),
             )?),
             None => None,

@@ -685,11 +685,23 @@ fn start_gateways(
     use sim_ca::gateway::credential;
     let now = std::time::SystemTime::now();
     credential::write(
-        &credential::issue(authority, "Load Gateway RA", &[], now)?,
+        &credential::issue(
+            authority,
+            "Load Gateway RA",
+            &[],
+            credential::Purpose::Ra,
+            now,
+        )?,
         &state.join("ra"),
     )?;
     credential::write(
-        &credential::issue(authority, "load gateway", &["localhost"], now)?,
+        &credential::issue(
+            authority,
+            "load gateway",
+            &["localhost"],
+            credential::Purpose::TlsServer,
+            now,
+        )?,
         &state.join("gateway-tls"),
     )?;
     let store = match (&config.gateway_store, config.gateways) {

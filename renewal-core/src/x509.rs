@@ -115,6 +115,31 @@ pub fn issue(
     Retained::from_der(&der).malformed("issued certificate")
 }
 
+/// Whether `cert` may sign CMC responses on behalf of the CA that issued it: a CA certificate
+/// (basicConstraints cA), or one whose extendedKeyUsage names id-kp-cmcCA or id-kp-cmcRA
+/// (RFC 6402 §2.10) — a renewal gateway's RA certificate. An end entity's certificate (a
+/// user's, which chains to the same CA) may not. Extensions that do not parse count as absent.
+pub fn may_sign_cmc_responses(cert: &Certificate) -> bool {
+    use der::Decode;
+    cert.tbs_certificate()
+        .extensions()
+        .into_iter()
+        .flatten()
+        .any(|e| match e.extn_id {
+            oids::BASIC_CONSTRAINTS => {
+                BasicConstraints::from_der(e.extn_value.as_bytes()).is_ok_and(|bc| bc.ca)
+            }
+            oids::EXT_KEY_USAGE => {
+                ExtendedKeyUsage::from_der(e.extn_value.as_bytes()).is_ok_and(|eku| {
+                    eku.0
+                        .iter()
+                        .any(|p| *p == oids::KP_CMC_CA || *p == oids::KP_CMC_RA)
+                })
+            }
+            _ => false,
+        })
+}
+
 /// Verifies that `cert` is signed by the key of `issuer` (signature only; names, validity and
 /// constraints are the caller's policy).
 pub fn verify_issued_by(cert: &Retained<Certificate>, issuer: &Certificate) -> Result<()> {

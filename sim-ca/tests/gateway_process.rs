@@ -114,12 +114,26 @@ fn a_request_pending_at_a_killed_instance_is_collected_from_the_other() {
         Authority::load_or_create_with(&state, now, renewal_core::token::KeyAlgorithm::EcP256)
             .unwrap();
     credential::write(
-        &credential::issue(&authority, "Renewal Gateway RA", &[], now).unwrap(),
+        &credential::issue(
+            &authority,
+            "Renewal Gateway RA",
+            &[],
+            credential::Purpose::Ra,
+            now,
+        )
+        .unwrap(),
         &dir.join("ra"),
     )
     .unwrap();
     credential::write(
-        &credential::issue(&authority, "gateway", &["localhost"], now).unwrap(),
+        &credential::issue(
+            &authority,
+            "gateway",
+            &["localhost"],
+            credential::Purpose::TlsServer,
+            now,
+        )
+        .unwrap(),
         &dir.join("tls"),
     )
     .unwrap();

@@ -164,6 +164,12 @@ oids! {
     KP_CLIENT_AUTH = "1.3.6.1.5.5.7.3.2", "clientAuth";
     /// EKU smartcardLogon.
     KP_SMARTCARD_LOGON = "1.3.6.1.4.1.311.20.2.2", "smartcardLogon";
+    /// EKU serverAuth.
+    KP_SERVER_AUTH = "1.3.6.1.5.5.7.3.1", "serverAuth";
+    /// EKU id-kp-cmcCA (RFC 6402 §2.10): a CA key that signs CMC responses.
+    KP_CMC_CA = "1.3.6.1.5.5.7.3.27", "id-kp-cmcCA";
+    /// EKU id-kp-cmcRA (RFC 6402 §2.10): a registration authority's key that signs CMC.
+    KP_CMC_RA = "1.3.6.1.5.5.7.3.28", "id-kp-cmcRA";
     /// commonName.
     CN = "2.5.4.3", "commonName";
 

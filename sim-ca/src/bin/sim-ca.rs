@@ -71,6 +71,10 @@ enum Cmd {
         /// DNS names or IP addresses for its subjectAltName (repeatable).
         #[arg(long = "name")]
         names: Vec<String>,
+        /// A TLS server certificate (serverAuth) instead of an RA's (clientAuth and
+        /// id-kp-cmcRA: it authenticates to the CA and signs the answers to clients).
+        #[arg(long)]
+        tls_server: bool,
         /// Output prefix.
         #[arg(long)]
         out: PathBuf,
@@ -333,12 +337,22 @@ fn run(cmd: Cmd) -> Result<(), String> {
             state,
             cn,
             names,
+            tls_server,
             out,
         } => {
             let (ca, _) = open(&state, &Scenario::default())?;
             let names: Vec<&str> = names.iter().map(String::as_str).collect();
-            let credential =
-                sim_ca::gateway::credential::issue(ca.authority(), &cn, &names, ca.clock().now())?;
+            let credential = sim_ca::gateway::credential::issue(
+                ca.authority(),
+                &cn,
+                &names,
+                if tls_server {
+                    sim_ca::gateway::credential::Purpose::TlsServer
+                } else {
+                    sim_ca::gateway::credential::Purpose::Ra
+                },
+                ca.clock().now(),
+            )?;
             sim_ca::gateway::credential::write(&credential, &out)?;
             println!(
                 "issued \"{}\" -> {}.pem, {}.key",

@@ -5,9 +5,9 @@
 
 use std::{str::FromStr, time::Duration};
 
-use der::asn1::{Ia5String, ObjectIdentifier, OctetString};
+use der::asn1::{Ia5String, OctetString};
 use renewal_core::{
-    cmc::{Signer, SoftwareKey},
+    cmc::{Signer, SoftwareKey, oids},
     x509,
 };
 use x509_cert::{ext::pkix::name::GeneralName, name::Name};
@@ -15,16 +15,24 @@ use x509_cert::{ext::pkix::name::GeneralName, name::Name};
 use super::RaCredential;
 use crate::authority::Authority;
 
-const SERVER_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.1");
-const CLIENT_AUTH: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.2");
+/// What a credential is for.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum Purpose {
+    /// A registration authority: TLS client toward the CA, signer of the wrappers and of the
+    /// answers to clients (clientAuth, id-kp-cmcRA).
+    Ra,
+    /// The gateway's TLS server certificate (serverAuth).
+    TlsServer,
+}
 
 /// A P-256 key and a certificate for it from `authority`'s issuing CA, named `CN=<cn>`, for
-/// TLS client and server use, with `names` (DNS names or IP addresses) as its SANs. The chain
-/// is the certificate, then the issuing CA.
+/// `purpose`, with `names` (DNS names or IP addresses) as its SANs. The chain is the
+/// certificate, then the issuing CA.
 pub fn issue(
     authority: &Authority,
     cn: &str,
     names: &[&str],
+    purpose: Purpose,
     now: std::time::SystemTime,
 ) -> Result<RaCredential, String> {
     let key = SoftwareKey::generate_p256().map_err(|e| e.to_string())?;
@@ -50,7 +58,11 @@ pub fn issue(
         .collect::<Result<Vec<_>, _>>()?;
     let mut extensions = vec![
         x509::basic_constraints(false, None).map_err(|e| e.to_string())?,
-        x509::ext_key_usage(vec![SERVER_AUTH, CLIENT_AUTH]).map_err(|e| e.to_string())?,
+        x509::ext_key_usage(match purpose {
+            Purpose::Ra => vec![oids::KP_CLIENT_AUTH, oids::KP_CMC_RA],
+            Purpose::TlsServer => vec![oids::KP_SERVER_AUTH],
+        })
+        .map_err(|e| e.to_string())?,
     ];
     if !sans.is_empty() {
         extensions.push(x509::subject_alt_name(sans).map_err(|e| e.to_string())?);

@@ -224,6 +224,7 @@ impl Upstream {
             base.authority(),
             "Renewal Gateway RA",
             &["localhost"],
+            sim_ca::gateway::credential::Purpose::Ra,
             now(),
         )
         .unwrap();

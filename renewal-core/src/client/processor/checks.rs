@@ -11,7 +11,7 @@ use crate::{
         Limits, ParsedResponse, PublicKey, ResponseForm, Retained, input::decode_exact,
         parse_request, request::certificate_template, verify_request::verify_pkcs10,
     },
-    x509::verify_issued_by,
+    x509::{may_sign_cmc_responses, verify_issued_by},
 };
 
 /// Checks what the card signed before anything leaves the machine: the proof of possession
@@ -57,16 +57,18 @@ pub(super) fn verify_issued(
     new_key: &SubjectPublicKeyInfoOwned,
 ) -> Result<Retained<Certificate>, String> {
     let anchors = &cx.trust_anchors;
-    let trusted = |c: &Retained<Certificate>| {
-        anchors
-            .iter()
-            .any(|a| a == c || verify_issued_by(c, a.value()).is_ok())
-    };
     if response.form == ResponseForm::FullPkiResponse {
         let signer = response
             .verify_signer()
             .map_err(|e| format!("response signature: {e}"))?;
-        if !trusted(signer) {
+        // The CA itself, or a certificate it issued to sign CMC (a CA's, or an RA's such as a
+        // renewal gateway's) — not just any certificate it issued: a user's chains to it too.
+        let trusted = anchors.contains(signer)
+            || (may_sign_cmc_responses(signer.value())
+                && anchors
+                    .iter()
+                    .any(|a| verify_issued_by(signer, a.value()).is_ok()));
+        if !trusted {
             return Err("the response is signed by a certificate we do not trust".into());
         }
     }
@@ -101,4 +103,128 @@ pub(super) fn verify_issued(
         }
     }
     Ok(issued.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{
+        cmc::{
+            DigestAlgorithm, Outcome, ResponseParams, Signer, SoftwareKey, StatusStyle,
+            build_full_response, oids, parse_response,
+        },
+        sample::{KeyKind, Sample},
+        token::ContainerId,
+        x509::{self, CertificateSpec},
+    };
+
+    /// A certificate for a fresh key from the sample CA, with `extensions`.
+    fn issued(
+        sample: &Sample,
+        extensions: Vec<x509_cert::ext::Extension>,
+    ) -> (SoftwareKey, Retained<Certificate>) {
+        let key = SoftwareKey::generate_p256().unwrap();
+        let now = crate::sample::fixed_now();
+        let spec = CertificateSpec {
+            serial: vec![0x42, 0x17],
+            subject: "CN=signer".parse().unwrap(),
+            public_key: key.public_key().clone(),
+            not_before: now - Duration::from_secs(60),
+            not_after: now + Duration::from_secs(86400),
+            extensions,
+        };
+        let cert = x509::issue(
+            &spec,
+            sample.ca_cert.value().tbs_certificate().subject(),
+            &sample.ca_key,
+        )
+        .unwrap();
+        (key, cert)
+    }
+
+    /// The issued certificate for the sample's new key, in a response signed by `signer`.
+    fn verdict(
+        sample: &Sample,
+        signer: (&SoftwareKey, &Retained<Certificate>),
+    ) -> Result<(), String> {
+        let (_, renewed) = {
+            let now = crate::sample::fixed_now();
+            let spec = CertificateSpec {
+                serial: vec![0x43],
+                subject: sample.old_cert.value().tbs_certificate().subject().clone(),
+                public_key: sample.new_key.public_key().clone(),
+                not_before: now - Duration::from_secs(60),
+                not_after: now + Duration::from_secs(86400),
+                extensions: sample
+                    .old_cert
+                    .value()
+                    .tbs_certificate()
+                    .extensions()
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            (
+                (),
+                x509::issue(
+                    &spec,
+                    sample.ca_cert.value().tbs_certificate().subject(),
+                    &sample.ca_key,
+                )
+                .unwrap(),
+            )
+        };
+        let params = ResponseParams {
+            outcome: Outcome::Issued,
+            status_string: None,
+            style: StatusStyle::V2,
+            request_body_part: 1,
+            transaction_id: None,
+            recipient_nonce: None,
+            issued: Some(renewed),
+            chain: vec![sample.ca_cert.clone()],
+            digest: DigestAlgorithm::Sha256,
+        };
+        let der = build_full_response(&params, signer.1, signer.0).unwrap();
+        let response = parse_response(&der, &Limits::default()).unwrap();
+        let cx = Context {
+            old: ContainerId("9a".into()),
+            mode: Mode::FullCmc,
+            template: None,
+            trust_anchors: vec![sample.ca_cert.clone()],
+            max_polls: 0,
+        };
+        verify_issued(
+            &cx,
+            &response,
+            sample.old_cert.value(),
+            sample.new_key.public_key(),
+        )
+        .map(|_| ())
+    }
+
+    #[test]
+    fn a_response_is_signed_by_the_ca_or_an_ra_never_by_any_certificate_it_issued() {
+        let sample = Sample::generate(KeyKind::P256).unwrap();
+        assert_eq!(verdict(&sample, (&sample.ca_key, &sample.ca_cert)), Ok(()));
+        let (key, ra) = issued(
+            &sample,
+            vec![x509::ext_key_usage(vec![oids::KP_CLIENT_AUTH, oids::KP_CMC_RA]).unwrap()],
+        );
+        assert_eq!(verdict(&sample, (&key, &ra)), Ok(()));
+        // A user's certificate chains to the same CA: it signs nothing the client accepts.
+        assert_eq!(
+            verdict(&sample, (&sample.old_key, &sample.old_cert)),
+            Err("the response is signed by a certificate we do not trust".into())
+        );
+        let (key, server) = issued(
+            &sample,
+            vec![x509::ext_key_usage(vec![oids::KP_SERVER_AUTH]).unwrap()],
+        );
+        assert!(verdict(&sample, (&key, &server)).is_err());
+        let (key, none) = issued(&sample, vec![]);
+        assert!(verdict(&sample, (&key, &none)).is_err());
+    }
 }
