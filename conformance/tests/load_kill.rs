@@ -69,3 +69,43 @@ fn renewals_survive_sigkill_of_the_ca_in_every_mode() {
         );
     }
 }
+
+/// The load through two gateway processes on one PostgreSQL database (through one on SQLite
+/// without PostgreSQL outside CI): every renewal's certificate is in the CA's database with
+/// its record, and the gateways' and the database's CPU are reported.
+#[test]
+fn a_run_through_gateways_keeps_every_invariant() {
+    let mut config = config(Mode::FullCmc, 5);
+    config.kill_every = None;
+    config.duration = Duration::from_secs(2);
+    match std::env::var("CARDRENEW_POSTGRES_URL") {
+        Ok(url) => {
+            let db = format!("cardrenew_load_{}", std::process::id());
+            let mut pg = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            pg.batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+                .unwrap();
+            pg.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+            config.gateways = 2;
+            config.gateway_store = Some(format!("{}/{db}", url.rsplit_once('/').unwrap().0));
+        }
+        Err(_) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "CARDRENEW_POSTGRES_URL is not set: PostgreSQL is required under CI=true"
+            );
+            eprintln!("no PostgreSQL (CARDRENEW_POSTGRES_URL): one gateway on SQLite");
+            config.gateways = 1;
+        }
+    }
+    let report = run(&config).unwrap();
+    println!("{}", report.render());
+    assert!(report.violations.is_empty(), "{}", report.render());
+    assert!(report.renewed >= 1, "{}", report.render());
+    assert_eq!(report.gateways, config.gateways);
+    assert!(!report.gateway_cpu.is_zero(), "{}", report.render());
+    assert_eq!(
+        report.postgres_cpu.is_some(),
+        config.gateway_store.is_some()
+    );
+    assert!(report.render().contains("gateways"));
+}
