@@ -437,3 +437,43 @@ fn an_upstream_timeout_is_a_503_and_the_retry_gets_the_certificate_issued_meanwh
         ["upstream-failed", "issued"]
     );
 }
+
+/// Credentials that would fail every renewal are refused when the gateway starts: an RA key
+/// that is not the certificate's, an RA certificate clients would not accept as a signer.
+#[test]
+fn a_gateway_with_a_credential_that_cannot_work_does_not_start() {
+    use sim_ca::gateway::{
+        Gateway, Policy, RaCredential, ca_backend::SimulatedAuthority, credential,
+    };
+    let upstream = Upstream::start("");
+    let authority = upstream.ca.authority();
+    let policy = || Policy {
+        client_cas: vec![authority.issuing.cert.clone()],
+        upstream_cas: vec![authority.issuing.cert.clone(), authority.root.cert.clone()],
+        templates: sim_ca::templates::TemplateRegistry::from_configs(&[]).unwrap(),
+        grace: std::time::Duration::ZERO,
+        profile: renewal_core::cmc::Profile::Adcs,
+        retry_after: 5,
+    };
+    let start = |ra: RaCredential| {
+        let backend = SimulatedAuthority::new(upstream.ca.clone(), ra.chain[0].der().to_vec());
+        Gateway::new(
+            policy(),
+            ra,
+            Box::new(backend),
+            Store::in_memory().unwrap(),
+            upstream.ca.clock().clone(),
+        )
+        .map(|_| ())
+    };
+    let ra = |purpose| credential::issue(authority, "RA", &[], purpose, common::now()).unwrap();
+    assert_eq!(start(ra(credential::Purpose::Ra)), Ok(()));
+    let mut swapped = ra(credential::Purpose::Ra);
+    swapped.key = renewal_core::cmc::SoftwareKey::generate_p256().unwrap();
+    assert_eq!(
+        start(swapped),
+        Err("the RA key is not the RA certificate's key".into())
+    );
+    let e = start(ra(credential::Purpose::TlsServer)).unwrap_err();
+    assert!(e.contains("id-kp-cmcRA"), "{e}");
+}

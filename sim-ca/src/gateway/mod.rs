@@ -165,8 +165,24 @@ impl Gateway {
         store: Store,
         clock: Clock,
     ) -> Result<Self, String> {
-        if ra.chain.is_empty() {
+        let Some(ra_cert) = ra.chain.first() else {
             return Err("the RA credential has no certificate".into());
+        };
+        // Mistakes that would fail every renewal are refused at start, not per request.
+        let certified =
+            PublicKey::from_spki(ra_cert.value().tbs_certificate().subject_public_key_info())
+                .map_err(|e| format!("the RA certificate's key: {e}"))?;
+        let held = PublicKey::from_spki(renewal_core::cmc::Signer::public_key(&ra.key))
+            .map_err(|e| format!("the RA key: {e}"))?;
+        if certified != held {
+            return Err("the RA key is not the RA certificate's key".into());
+        }
+        if !renewal_core::x509::may_sign_cmc_responses(ra_cert.value()) {
+            return Err(
+                "the RA certificate carries no id-kp-cmcRA (RFC 6402 §2.10): clients would \
+                 refuse every answer it signs"
+                    .into(),
+            );
         }
         if policy.upstream_cas.is_empty() || policy.client_cas.is_empty() {
             return Err("the gateway needs the upstream's and the clients' CA certificates".into());
