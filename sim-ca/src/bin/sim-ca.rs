@@ -30,8 +30,9 @@ struct Cli {
 enum Cmd {
     /// Serve EST (/.well-known/est/...) and CMC (/cmc) over HTTPS with client certificates.
     Serve {
-        /// `sim`: the simulated CA (issues itself; scenarios, dispositions, faults). `gateway`:
-        /// the renewal gateway in front of an upstream CA, configured by `--config`.
+        /// `sim` (or `ca`): the simulated CA (issues itself; scenarios, dispositions, faults;
+        /// with `--trust-ra`, the CA behind a gateway). `gateway`: the renewal gateway in front
+        /// of an upstream CA, configured by `--config`.
         #[arg(long, value_enum, default_value = "sim")]
         mode: ServeMode,
         /// The gateway's TOML configuration (`--mode gateway`).
@@ -129,7 +130,8 @@ enum Cmd {
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
 enum ServeMode {
-    /// The simulated CA.
+    /// The simulated CA (`ca` too: with `--trust-ra` it is the CA behind a gateway).
+    #[value(alias = "ca")]
     Sim,
     /// The renewal gateway.
     Gateway,
