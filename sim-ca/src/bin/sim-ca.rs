@@ -262,18 +262,22 @@ fn serve_gateway(config_path: &std::path::Path) -> Result<(), String> {
         header_timeout: std::time::Duration::from_secs(config.limits.header_timeout_secs),
         body_timeout: std::time::Duration::from_secs(config.limits.body_timeout_secs),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    serve(Arc::new(gateway), config.listen, config.admin, tls, limits)
+}
+
+/// Serves `backend` (the simulated CA or the gateway) until the process ends.
+fn serve(
+    backend: Arc<dyn sim_ca::backend::Backend>,
+    listen: SocketAddr,
+    admin: Option<SocketAddr>,
+    tls: rustls::ServerConfig,
+    limits: HttpLimits,
+) -> Result<(), String> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())?;
-    runtime
-        .block_on(http::run(
-            Arc::new(gateway),
-            config.listen,
-            config.admin,
-            tls,
-            limits,
-        ))
+        .map_err(|e| e.to_string())?
+        .block_on(http::run(backend, listen, admin, tls, limits))
         .map_err(|e| format!("cannot listen: {e}"))
 }
 
@@ -321,19 +325,13 @@ fn run(cmd: Cmd) -> Result<(), String> {
                 chain.display(),
                 chain.display(),
             );
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())?;
-            runtime
-                .block_on(http::run(
-                    Arc::new(ca),
-                    listen,
-                    Some(admin),
-                    config,
-                    HttpLimits::default(),
-                ))
-                .map_err(|e| format!("cannot listen: {e}"))
+            serve(
+                Arc::new(ca),
+                listen,
+                Some(admin),
+                config,
+                HttpLimits::default(),
+            )
         }
         Cmd::Credential {
             state,
