@@ -184,7 +184,7 @@ impl World {
         };
         let mut ca = Ca::new(authority, store, &scenario, clock)?;
         if let Some(ra) = &ra {
-            ca = ca.with_trusted_ras(vec![ra.chain[0].clone()]);
+            ca = ca.with_trusted_ras(vec![ra.chain[0].clone()])?;
         }
         let ca = Arc::new(ca);
         let dir = scratch_dir()?;

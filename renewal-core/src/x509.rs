@@ -140,6 +140,90 @@ pub fn may_sign_cmc_responses(cert: &Certificate) -> bool {
         })
 }
 
+/// Whether `cert`'s extendedKeyUsage names `purpose` (an extension that does not parse
+/// counts as absent).
+pub fn has_extended_key_usage(cert: &Certificate, purpose: der::asn1::ObjectIdentifier) -> bool {
+    use der::Decode;
+    cert.tbs_certificate()
+        .extensions()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.extn_id == oids::EXT_KEY_USAGE)
+        .any(|e| {
+            ExtendedKeyUsage::from_der(e.extn_value.as_bytes())
+                .is_ok_and(|eku| eku.0.contains(&purpose))
+        })
+}
+
+/// Whether `issued` is a renewal of `old` and nothing more, as a renewal gateway must check
+/// before delivering it: the same subject, subjectAltName, extendedKeyUsage, basicConstraints
+/// and certificate template. Each is compared as a parsed value (an extension that does not
+/// parse differs from everything; extendedKeyUsage as a set). `Err` names what differs.
+pub fn same_renewal_profile(
+    issued: &Certificate,
+    old: &Certificate,
+) -> std::result::Result<(), &'static str> {
+    fn parsed<T: for<'a> der::Decode<'a, Error = der::Error> + PartialEq>(
+        cert: &Certificate,
+        oid: ObjectIdentifier,
+    ) -> std::result::Result<Option<T>, ()> {
+        let mut found = cert
+            .tbs_certificate()
+            .extensions()
+            .into_iter()
+            .flatten()
+            .filter(|e| e.extn_id == oid);
+        let value = match (found.next(), found.next()) {
+            (None, _) => return Ok(None),
+            (Some(e), None) => T::from_der(e.extn_value.as_bytes()).map_err(|_| ())?,
+            (Some(_), Some(_)) => return Err(()),
+        };
+        Ok(Some(value))
+    }
+    fn same<T: for<'a> der::Decode<'a, Error = der::Error> + PartialEq>(
+        issued: &Certificate,
+        old: &Certificate,
+        oid: ObjectIdentifier,
+    ) -> bool {
+        matches!((parsed::<T>(issued, oid), parsed::<T>(old, oid)), (Ok(a), Ok(b)) if a == b)
+    }
+    if issued.tbs_certificate().subject() != old.tbs_certificate().subject() {
+        return Err("subject");
+    }
+    if !same::<SubjectAltName>(issued, old, oids::SUBJECT_ALT_NAME) {
+        return Err("subjectAltName");
+    }
+    let purposes = |c: &Certificate| {
+        parsed::<ExtendedKeyUsage>(c, oids::EXT_KEY_USAGE).map(|eku| {
+            let mut p: Vec<ObjectIdentifier> = eku.map(|e| e.0).unwrap_or_default();
+            p.sort();
+            p.dedup();
+            p
+        })
+    };
+    if !matches!((purposes(issued), purposes(old)), (Ok(a), Ok(b)) if a == b) {
+        return Err("extendedKeyUsage");
+    }
+    // An absent basicConstraints is an end entity's, as is cA FALSE without a path length.
+    let constraints = |c: &Certificate| {
+        parsed::<BasicConstraints>(c, oids::BASIC_CONSTRAINTS)
+            .map(|bc| bc.map_or((false, None), |bc| (bc.ca, bc.path_len_constraint)))
+    };
+    if !matches!((constraints(issued), constraints(old)), (Ok(a), Ok(b)) if a == b) {
+        return Err("basicConstraints");
+    }
+    let templates = (
+        crate::cmc::request::certificate_template(issued),
+        crate::cmc::request::certificate_template(old),
+    );
+    match templates {
+        (None, None) => {}
+        (Some(a), Some(b)) if a.matches(&b) => {}
+        _ => return Err("certificate template"),
+    }
+    Ok(())
+}
+
 /// Verifies that `cert` is signed by the key of `issuer` (signature only; names, validity and
 /// constraints are the caller's policy).
 pub fn verify_issued_by(cert: &Retained<Certificate>, issuer: &Certificate) -> Result<()> {

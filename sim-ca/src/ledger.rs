@@ -8,7 +8,7 @@ use x509_cert::Certificate;
 
 use crate::{
     policy::Rejection,
-    store::{AuditOutcome, AuditRecord, Store, StoreError},
+    store::{AuditOutcome, AuditRecord, Pending, Store, StoreError},
 };
 
 /// Where a request came from, as every audit record of it says.
@@ -19,6 +19,10 @@ pub(crate) struct Origin {
     pub(crate) tls_fingerprint: String,
     /// SHA-256 (hex) of the request, empty when there is none.
     pub(crate) request_hash: String,
+    /// SHA-256 (hex) of the certificate being renewed: what pending requests and transaction
+    /// ids are keyed by. The TLS client's own for a direct client; behind an RA, the user's —
+    /// so that one user's transactionId can never block or collect another's.
+    pub(crate) identity: String,
 }
 
 impl Origin {
@@ -30,11 +34,24 @@ impl Origin {
                 hex(&DigestAlgorithm::Sha256.digest(b))
             }
         };
+        let tls_fingerprint = digest(tls_cert);
         Self {
             endpoint,
-            tls_fingerprint: digest(tls_cert),
+            identity: tls_fingerprint.clone(),
+            tls_fingerprint,
             request_hash: digest(request),
         }
+    }
+
+    /// The same origin, renewing `renewed` (the user's certificate behind an RA).
+    pub(crate) fn renewing(mut self, renewed: &Retained<Certificate>) -> Self {
+        self.identity = hex(&DigestAlgorithm::Sha256.digest(renewed.der()));
+        self
+    }
+
+    /// The key a transaction id is recorded under: per renewed certificate.
+    pub(crate) fn transaction_key(&self, transaction: &str) -> String {
+        format!("{}:{transaction}", self.identity)
     }
 
     /// Appends one audit record for this request, at Unix time `at`.
@@ -152,5 +169,149 @@ pub(crate) fn retry_after(
             Some(at.duration_since(now).map_or(1, |d| d.as_secs().max(1)))
         }
         _ => None,
+    }
+}
+
+/// How long a transaction claimed by a gateway stays "being forwarded" for the same request
+/// before another instance may take it over (its holder crashed mid-forward). Longer than any
+/// upstream exchange the gateway allows.
+pub(crate) const CLAIM_TTL_SECS: i64 = 120;
+
+/// What a request asks of the ledger's check: which pending request would be its poll, which
+/// certificate its idempotent answer, which transaction it claims.
+pub(crate) struct Lookup<'a> {
+    /// The certificate being renewed.
+    pub(crate) renewed: &'a Certificate,
+    /// The pending record key: the CMC transactionId, or the new key for a re-enrollment.
+    pub(crate) pending_key: &'a str,
+    /// Whether a stored pending request is this one (its PKCS#10, compared parsed).
+    pub(crate) same_request: &'a dyn Fn(&Pending) -> bool,
+    /// Fingerprint of the new key.
+    pub(crate) key_fingerprint: &'a str,
+    /// The transaction claimed (transactionId for CMC, `key:` + new key otherwise).
+    pub(crate) transaction: &'a str,
+    /// The sender nonce, when the protocol has one.
+    pub(crate) nonce: Option<&'a [u8]>,
+    /// Whether the claim is held open while the decision is made elsewhere (a gateway
+    /// forwarding to its upstream), rather than settled in this transaction.
+    pub(crate) hold: bool,
+}
+
+/// Where a request stands in the ledger, before anyone decides it.
+pub(crate) enum Standing {
+    /// A poll of this pending request.
+    Poll(Pending),
+    /// Answered before (same renewed certificate, same new key): this certificate again.
+    Answered(Box<Retained<Certificate>>),
+    /// New: its transaction is claimed — recorded in this very transaction, so that no other
+    /// request (on this instance or another sharing the store) can claim it too.
+    Fresh(Claim),
+    /// The same request is being forwarded right now by this or another instance: try again.
+    InFlight,
+    /// Refused (the caller audits it), with the pending request it concerns.
+    Refused(Rejection, Option<i64>),
+}
+
+/// A claimed transaction.
+#[derive(Debug)]
+pub(crate) struct Claim {
+    transaction: String,
+    nonce: Option<String>,
+    in_flight: Option<String>,
+}
+
+impl Claim {
+    /// The decision is recorded: the request is no longer in flight (the transaction and nonce
+    /// stay seen for good).
+    pub(crate) fn settle(&self, store: &Store) -> Result<(), StoreError> {
+        match &self.in_flight {
+            Some(v) => store.forget_sighting("in-flight", v),
+            None => Ok(()),
+        }
+    }
+
+    /// Nothing was decided (the upstream could not be asked): the transaction is free again,
+    /// so the same request can come back and be forwarded.
+    pub(crate) fn release(&self, store: &Store) -> Result<(), StoreError> {
+        store.forget_sighting("transaction", &self.transaction)?;
+        if let Some(n) = &self.nonce {
+            store.forget_sighting("nonce", n)?;
+        }
+        self.settle(store)
+    }
+}
+
+impl Origin {
+    /// The ledger's check, the same for every decider and endpoint, in the caller's
+    /// transaction: revoked → poll → answered before → key reuse → replay (transactionId, then
+    /// nonce). A fresh request leaves with its transaction claimed.
+    pub(crate) fn stand(
+        &self,
+        store: &Store,
+        at: i64,
+        template: &str,
+        lookup: &Lookup<'_>,
+    ) -> Result<Standing, Rejection> {
+        if let Err(r) = crate::policy::check_not_revoked(lookup.renewed, store) {
+            return Ok(Standing::Refused(r, None));
+        }
+        if let Some(pending) = store.find_pending(&self.identity, lookup.pending_key)? {
+            if !(lookup.same_request)(&pending) {
+                let id = pending.id;
+                return Ok(Standing::Refused(Rejection::PollMismatch(id), Some(id)));
+            }
+            return Ok(Standing::Poll(pending));
+        }
+        let old_serial = crate::policy::serial_text(lookup.renewed);
+        if let Some(cert) = self.answered_before(
+            store,
+            at,
+            template,
+            &old_serial,
+            lookup.key_fingerprint,
+            "re-sent request answered with the certificate already issued",
+        )? {
+            return Ok(Standing::Answered(Box::new(cert)));
+        }
+        // A key certified before (an earlier certificate's: the user's own older key) is not
+        // a new key.
+        if store.key_certified(lookup.key_fingerprint)? {
+            return Ok(Standing::Refused(Rejection::KeyReuse, None));
+        }
+        let transaction = self.transaction_key(lookup.transaction);
+        let in_flight = format!("{transaction}:{}", lookup.key_fingerprint);
+        if !store.first_sighting("transaction", &transaction, at)? {
+            // Claimed already. By this very request (same new key) still being forwarded?
+            return Ok(match store.sighting_at("in-flight", &in_flight)? {
+                Some(since) if at - since < CLAIM_TTL_SECS => Standing::InFlight,
+                Some(_) => {
+                    // Its holder vanished mid-forward: this request takes the claim over.
+                    store.touch_sighting("in-flight", &in_flight, at)?;
+                    Standing::Fresh(Claim {
+                        transaction,
+                        nonce: lookup.nonce.map(hex),
+                        in_flight: Some(in_flight),
+                    })
+                }
+                None => Standing::Refused(Rejection::Replay, None),
+            });
+        }
+        let nonce = lookup.nonce.map(hex);
+        if let Some(n) = &nonce
+            && !store.first_sighting("nonce", n, at)?
+        {
+            return Ok(Standing::Refused(Rejection::Replay, None));
+        }
+        let in_flight = if lookup.hold {
+            store.first_sighting("in-flight", &in_flight, at)?;
+            Some(in_flight)
+        } else {
+            None
+        };
+        Ok(Standing::Fresh(Claim {
+            transaction,
+            nonce,
+            in_flight,
+        }))
     }
 }

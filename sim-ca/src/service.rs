@@ -18,7 +18,7 @@ use crate::{
     authority::Authority,
     clock::{Clock, unix},
     durability::GroupSync,
-    ledger::Origin,
+    ledger::{Lookup, Origin, Standing},
     policy::{self, Accepted, PolicyContext, Rejection, SimpleAccepted, serial_text},
     scenario::{Disposition, Rule, Scenario, TransportFault},
     store::{AuditOutcome, AuditRecord, Pending, PendingEnd, Resolve, Store, StoreError},
@@ -28,8 +28,36 @@ use crate::{
 /// How long a client should wait before polling a pending request, when nothing says.
 pub const DEFAULT_RETRY_SECS: u64 = 5;
 
-/// A forwarded request as the CA decides it: the user's request, and the certificate it renews.
-type Forwarded = (Vec<u8>, Retained<Certificate>);
+/// What a CMC request turns out to be once its sender is known.
+enum Intake {
+    /// A user's Full PKI Request (direct, or nested by a trusted RA) and the certificate it
+    /// renews.
+    Cmc(Vec<u8>, Retained<Certificate>),
+    /// A trusted RA's re-enrollment (a user's simplereenroll): the user's PKCS#10, the
+    /// certificate the RA names as the one that authenticated, and what the answer echoes.
+    Reenroll {
+        pkcs10: Vec<u8>,
+        renewed: Retained<Certificate>,
+        echo: Echo,
+    },
+}
+
+/// What a CMC answer echoes of the request it answers (RFC 5272 §6.6, §6.8).
+pub(crate) struct Echo {
+    body_part: u32,
+    transaction_id: Option<der::asn1::Int>,
+    nonce: Option<Vec<u8>>,
+}
+
+impl Echo {
+    fn of(accepted: &Accepted) -> Self {
+        Self {
+            body_part: accepted.facts.request_body_part.unwrap_or(1),
+            transaction_id: accepted.facts.transaction_id.clone(),
+            nonce: accepted.facts.sender_nonce.clone(),
+        }
+    }
+}
 
 /// The CA.
 pub struct Ca {
@@ -153,20 +181,31 @@ impl Ca {
     }
 
     /// Trusts `ras` as registration authorities: a request whose TLS client certificate is one
-    /// of them must be that RA's wrapper around a user's signed request (RFC 5272 nested
-    /// content), and is decided as the user's renewal. An RA never renews itself.
-    pub fn with_trusted_ras(mut self, ras: Vec<Retained<Certificate>>) -> Self {
+    /// of them must be that RA's wrapper around a user's request (RFC 5272 nested content, or
+    /// a re-enrollment naming the certificate it renews), and is decided as the user's
+    /// renewal. An RA never renews itself. A certificate without id-kp-cmcRA (RFC 6402 §2.10)
+    /// is refused: trusting it as an RA would be an accident of configuration.
+    pub fn with_trusted_ras(mut self, ras: Vec<Retained<Certificate>>) -> Result<Self, String> {
+        if let Some(ra) = ras
+            .iter()
+            .find(|ra| !renewal_core::x509::has_extended_key_usage(ra.value(), oids::KP_CMC_RA))
+        {
+            return Err(format!(
+                "{} carries no id-kp-cmcRA (RFC 6402 §2.10): not trusted as an RA",
+                ra.value().tbs_certificate().subject()
+            ));
+        }
         self.trusted_ras = ras;
-        self
+        Ok(self)
     }
 
-    /// The user's request inside an RA's wrapper, and the certificate it renews, when the TLS
-    /// client is a trusted RA; `None` for any other client.
+    /// What an RA's wrapper forwards, when the TLS client is a trusted RA; `None` for any
+    /// other client.
     fn unwrap_ra(
         &self,
         request: &[u8],
         tls: &Retained<Certificate>,
-    ) -> Option<Result<Forwarded, Rejection>> {
+    ) -> Option<Result<Intake, Rejection>> {
         if !self.trusted_ras.contains(tls) {
             return None;
         }
@@ -176,60 +215,31 @@ impl Ca {
             if u.ra != *tls {
                 return Err(Rejection::IdentityMismatch);
             }
-            self.forwarded(u.inner)
+            match u.forwarded {
+                renewal_core::cmc::ra::Forwarded::Nested(inner) => self.forwarded(inner),
+                renewal_core::cmc::ra::Forwarded::Reenroll { pkcs10, renewed } => {
+                    Ok(Intake::Reenroll {
+                        pkcs10,
+                        renewed: *renewed,
+                        echo: Echo {
+                            body_part: u.body_part,
+                            transaction_id: u.transaction_id,
+                            nonce: u.nonce,
+                        },
+                    })
+                }
+            }
         }))
     }
 
     /// A user's request an RA forwarded, with the certificate it renews: the identity is the
     /// certificate the user's own request renews (its old key signed it; the policy checks
     /// that exactly as for a direct client).
-    fn forwarded(&self, inner: Vec<u8>) -> Result<Forwarded, Rejection> {
+    fn forwarded(&self, inner: Vec<u8>) -> Result<Intake, Rejection> {
         let facts = renewal_core::cmc::parse_request(&inner, &self.limits)
             .and_then(|p| p.with_profile(self.profile).verify())
             .map_err(|e| Rejection::Malformed(format!("the forwarded request: {e}")))?;
-        Ok((inner, facts.renewal_certificate))
-    }
-
-    /// The certificate a trusted RA's simplereenroll renews: an RA forwards the user's PKCS#10
-    /// as its own request for the subject it validated (RFC 7030 §3.3), so the identity is
-    /// that subject's newest valid certificate from this CA whose key is not the requested
-    /// one (names and keys compared as parsed values). An RA's request for a subject this CA
-    /// never issued to is refused like an unknown client.
-    fn subject_identity(&self, body: &[u8]) -> Result<Retained<Certificate>, Rejection> {
-        let (der, _) = renewal_core::cmc::input::to_der(body, &self.limits)
-            .map_err(|e| Rejection::Malformed(e.to_string()))?;
-        let req: Retained<x509_cert::request::CertReq> =
-            renewal_core::cmc::input::decode_exact(&der, "PKCS#10")
-                .map_err(|e| Rejection::Malformed(e.to_string()))?;
-        let subject = &req.value().info.subject;
-        let requested = PublicKey::from_spki(&req.value().info.public_key).ok();
-        // Two people may share a subject name: the certificate renewed must also carry the
-        // names the request repeats (its subjectAltName, compared parsed), or none when it
-        // asks for none.
-        let san = |exts: &[Extension]| {
-            exts.iter()
-                .find(|e| e.extn_id == oids::SUBJECT_ALT_NAME)
-                .map(|e| {
-                    use der::Decode;
-                    x509_cert::ext::pkix::SubjectAltName::from_der(e.extn_value.as_bytes()).ok()
-                })
-        };
-        let asked = renewal_core::cmc::verify_request::requested_extensions(req.value())
-            .map(|exts| san(&exts))
-            .map_err(|e| Rejection::Malformed(e.to_string()))?;
-        let candidates =
-            lock(&self.store).current_certificates(&subject.to_string(), self.clock.unix())?;
-        candidates
-            .iter()
-            .filter_map(|(_, der)| Retained::<Certificate>::from_der(der).ok())
-            .find(|c| {
-                let tbs = c.value().tbs_certificate();
-                tbs.subject() == subject
-                    && self.authority.issued_by_us(c)
-                    && PublicKey::from_spki(tbs.subject_public_key_info()).ok() != requested
-                    && san(tbs.extensions().map_or(&[][..], Vec::as_slice)) == asked
-            })
-            .ok_or(Rejection::NotOurs)
+        Ok(Intake::Cmc(inner, facts.renewal_certificate))
     }
 
     /// The CA hierarchy.
@@ -522,7 +532,7 @@ impl Ca {
         outcome: Outcome,
         status_string: Option<String>,
         issued: Option<Retained<Certificate>>,
-        echo: Option<&Accepted>,
+        echo: Option<&Echo>,
         fault: Option<TransportFault>,
     ) -> CmcReply {
         let retry_after = crate::ledger::retry_after(&outcome, self.clock.now());
@@ -530,9 +540,9 @@ impl Ca {
             outcome: outcome.clone(),
             status_string,
             style: self.style,
-            request_body_part: echo.and_then(|a| a.facts.request_body_part).unwrap_or(1),
-            transaction_id: echo.and_then(|a| a.facts.transaction_id.clone()),
-            recipient_nonce: echo.and_then(|a| a.facts.sender_nonce.clone()),
+            request_body_part: echo.map_or(1, |e| e.body_part),
+            transaction_id: echo.and_then(|e| e.transaction_id.clone()),
+            recipient_nonce: echo.and_then(|e| e.nonce.clone()),
             issued,
             chain: vec![
                 self.authority.issuing.cert.clone(),
@@ -557,7 +567,7 @@ impl Ca {
     }
 
     /// The failed response for `rejection` (nothing recorded here).
-    fn reject(&self, rejection: &Rejection, echo: Option<&Accepted>) -> CmcReply {
+    fn reject(&self, rejection: &Rejection, echo: Option<&Echo>) -> CmcReply {
         self.respond(
             Outcome::Failed {
                 fail_info: Some(rejection.codes().fail_info),
@@ -586,6 +596,10 @@ impl Ca {
     /// submitted it (another client's RequestID is a poll for another request).
     pub fn query_token_status(&self, id: u64, tls_cert: &[u8]) -> CmcReply {
         let origin = Origin::new("wstep-query", tls_cert, &[]);
+        // Behind an RA, a pending request is keyed by the user's certificate: the RA that
+        // forwarded it collects it (the stored request is the user's, decided again in full).
+        let by_ra = Retained::<Certificate>::from_der(tls_cert)
+            .is_ok_and(|tls| self.trusted_ras.contains(&tls));
         let stored = {
             let store = lock(&self.store);
             let pending = i64::try_from(id)
@@ -593,7 +607,7 @@ impl Ca {
                 .and_then(|id| store.pending(id).ok().flatten());
             match pending {
                 Some(p)
-                    if p.tls_fingerprint == origin.tls_fingerprint
+                    if (p.tls_fingerprint == origin.tls_fingerprint || by_ra)
                         && p.kind != "simplereenroll" =>
                 {
                     Ok(p.request)
@@ -635,23 +649,31 @@ impl Ca {
     ) -> CmcReply {
         let origin = Origin::new(endpoint, tls_cert, request);
         // Parsing and every signature verification happen before the store lock. A trusted RA
-        // presents a wrapper: the user's request inside is what is decided, for the
-        // certificate it renews.
-        let checked = Retained::<Certificate>::from_der(tls_cert)
+        // presents a wrapper: what it forwards is decided, for the certificate it renews.
+        let intake = Retained::<Certificate>::from_der(tls_cert)
             .map_err(|_| Rejection::IdentityMismatch)
             .and_then(|tls| {
                 if stored && self.trusted_ras.contains(&tls) {
                     return self.forwarded(request.to_vec());
                 }
-                match self.unwrap_ra(request, &tls) {
-                    None => Ok((request.to_vec(), tls)),
-                    Some(unwrapped) => unwrapped,
-                }
-            })
-            .and_then(|(request, identity)| {
-                policy::validate_cmc(&request, &identity, &self.context())
-                    .map(|a| (identity, a, request))
+                self.unwrap_ra(request, &tls)
+                    .unwrap_or_else(|| Ok(Intake::Cmc(request.to_vec(), tls)))
             });
+        let (request, identity) = match intake {
+            Ok(Intake::Cmc(request, identity)) => (request, identity),
+            Ok(Intake::Reenroll {
+                pkcs10,
+                renewed,
+                echo,
+            }) => return self.decide_reenroll(origin, &pkcs10, &renewed, &echo),
+            Err(r) => {
+                self.record_refusal(&self.decision(), &origin, None, &r, None);
+                return self.reject(&r, None);
+            }
+        };
+        let origin = origin.renewing(&identity);
+        let checked = policy::validate_cmc(&request, &identity, &self.context())
+            .map(|a| (identity, a, request));
         let store = self.decision();
         let (tls, accepted, request) = match checked {
             Ok(ok) => ok,
@@ -677,28 +699,56 @@ impl Ca {
             answer.outcome,
             answer.status,
             answer.issued,
-            Some(&accepted),
+            Some(&Echo::of(&accepted)),
             answer.fault,
         )
     }
 
-    /// The certificate already issued for this old certificate and this new key, if any
-    /// (audited as a replay answered idempotently).
-    fn answered_before(
+    /// A trusted RA's re-enrollment: the user's PKCS#10 decided as an EST simplereenroll of
+    /// exactly the certificate the RA names — revocation, pending, idempotency and key reuse
+    /// as for the user directly — answered to the RA in CMC.
+    fn decide_reenroll(
         &self,
-        store: &Store,
-        origin: &Origin,
-        template: &str,
-        old_serial: &str,
-        key_fingerprint: &str,
-    ) -> Result<Option<Retained<Certificate>>, Rejection> {
-        origin.answered_before(
-            store,
-            self.clock.unix(),
-            template,
-            old_serial,
-            key_fingerprint,
-            "re-sent request answered with the certificate already issued",
+        origin: Origin,
+        pkcs10: &[u8],
+        renewed: &Retained<Certificate>,
+        echo: &Echo,
+    ) -> CmcReply {
+        let origin = origin.renewing(renewed);
+        let checked = policy::validate_simple(pkcs10, renewed, &self.context());
+        let store = self.decision();
+        let accepted = match checked {
+            Ok(accepted) => accepted,
+            Err(r) => {
+                self.record_refusal(&store, &origin, None, &r, None);
+                return self.reject(&r, Some(echo));
+            }
+        };
+        let result = store.atomically(|s| {
+            s.bump("requests")?;
+            self.process_simple(s, &accepted, renewed, &origin, pkcs10)
+        });
+        let (answer, fault) = match result {
+            Ok(answer) => answer,
+            Err(r) => {
+                self.record_refusal(&store, &origin, Some(&accepted.template.name), &r, None);
+                (SimpleOutcome::Rejected(r), None)
+            }
+        };
+        drop(store);
+        let answer = match answer {
+            SimpleOutcome::Issued(cert) => {
+                Answer::new(Outcome::Issued, Some("Issued".into()), Some(*cert), fault)
+            }
+            SimpleOutcome::Pending { id, resolve } => self.pending_answer(id, resolve, fault),
+            SimpleOutcome::Rejected(r) => Answer::rejected(&r),
+        };
+        self.respond(
+            answer.outcome,
+            answer.status,
+            answer.issued,
+            Some(echo),
+            answer.fault,
         )
     }
 
@@ -717,43 +767,30 @@ impl Ca {
             self.refused(store, origin, Some(template), &rejection, pending)?;
             Ok(Answer::rejected(&rejection))
         };
-        if let Err(r) = policy::check_not_revoked(tls.value(), store) {
-            return refuse(r, None);
-        }
         // A request re-sent for a pending transaction is a poll, not a replay.
-        if let Some(pending) = store.find_pending(&origin.tls_fingerprint, &accepted.transaction)? {
-            if !same_cmc_pkcs10(&pending.request, accepted, &self.limits) {
-                return refuse(Rejection::PollMismatch(pending.id), Some(pending.id));
+        let same_request = |p: &Pending| same_cmc_pkcs10(&p.request, accepted, &self.limits);
+        let lookup = Lookup {
+            renewed: tls.value(),
+            pending_key: &accepted.transaction,
+            same_request: &same_request,
+            key_fingerprint: &hex(&accepted.new_key.fingerprint()),
+            transaction: &accepted.transaction,
+            nonce: accepted.facts.sender_nonce.as_deref(),
+            hold: false,
+        };
+        match origin.stand(store, self.clock.unix(), template, &lookup)? {
+            Standing::Refused(r, pending) => return refuse(r, pending),
+            Standing::Poll(pending) => return self.poll_cmc(store, pending, accepted, origin),
+            Standing::Answered(cert) => {
+                return Ok(Answer::new(
+                    Outcome::Issued,
+                    Some("Issued".into()),
+                    Some(*cert),
+                    None,
+                ));
             }
-            return self.poll_cmc(store, pending, accepted, origin);
-        }
-        let old_serial = serial_text(tls.value());
-        let key_fingerprint = hex(&accepted.new_key.fingerprint());
-        // Answered before (same old certificate, same new key): the same certificate again.
-        if let Some(cert) =
-            self.answered_before(store, origin, template, &old_serial, &key_fingerprint)?
-        {
-            return Ok(Answer::new(
-                Outcome::Issued,
-                Some("Issued".into()),
-                Some(cert),
-                None,
-            ));
-        }
-        // A key this CA certified before (an earlier certificate's key: the user's own older
-        // key) is not a new key.
-        if store.key_certified(&key_fingerprint)? {
-            return refuse(Rejection::KeyReuse, None);
-        }
-        let now = self.clock.unix();
-        let transaction_key = format!("{}:{}", origin.tls_fingerprint, accepted.transaction);
-        if !store.first_sighting("transaction", &transaction_key, now)? {
-            return refuse(Rejection::Replay, None);
-        }
-        if let Some(nonce) = &accepted.facts.sender_nonce
-            && !store.first_sighting("nonce", &hex(nonce), now)?
-        {
-            return refuse(Rejection::Replay, None);
+            // Decided in this transaction: nothing is ever in flight here.
+            Standing::Fresh(_) | Standing::InFlight => {}
         }
         let old = tls.value().tbs_certificate();
         let decision = self.decide(store, &old.subject().to_string(), &accepted.template)?;
@@ -853,7 +890,7 @@ impl Ca {
         };
         let id = store.add_pending(&Pending {
             id: 0,
-            tls_fingerprint: origin.tls_fingerprint.clone(),
+            tls_fingerprint: origin.identity.clone(),
             transaction: transaction.to_string(),
             request: request.to_vec(),
             kind: origin.endpoint.into(),
@@ -1042,7 +1079,10 @@ impl Ca {
         }
     }
 
-    /// Handles an EST simplereenroll (PKCS#10, DER/base64) presented with `tls_cert`.
+    /// Handles an EST simplereenroll (PKCS#10, DER/base64) presented with `tls_cert`. A
+    /// trusted RA does not come here: it forwards a re-enrollment as full CMC naming the
+    /// certificate it renews ([`renewal_core::cmc::ra::wrap_reenroll`]); its own
+    /// simplereenroll would ask the CA to guess whose renewal it is, and is refused.
     pub fn handle_simple(
         &self,
         body: &[u8],
@@ -1053,7 +1093,7 @@ impl Ca {
             .map_err(|_| Rejection::IdentityMismatch)
             .and_then(|tls| {
                 if self.trusted_ras.contains(&tls) {
-                    self.subject_identity(body)
+                    Err(Rejection::IdentityMismatch)
                 } else {
                     Ok(tls)
                 }
@@ -1072,80 +1112,91 @@ impl Ca {
             s.bump("requests")?;
             self.process_simple(s, &accepted, &tls, &origin, body)
         });
-        match result {
+        let (answer, fault) = match result {
             Ok(answer) => answer,
-            Err(r) => refuse(r, Some(&accepted.template.name)),
-        }
+            Err(r) => return refuse(r, Some(&accepted.template.name)),
+        };
+        let reply = match answer {
+            SimpleOutcome::Issued(cert) => match build_certs_only(&[*cert]) {
+                Ok(der) => SimpleReply::Issued(der),
+                Err(e) => SimpleReply::Rejected(Rejection::Internal(e.to_string())),
+            },
+            SimpleOutcome::Pending { resolve, .. } => {
+                SimpleReply::Pending(self.retry_secs(resolve))
+            }
+            SimpleOutcome::Rejected(r) => SimpleReply::Rejected(r),
+        };
+        (reply, fault)
     }
 
+    /// Decides a checked re-enrollment of `renewed` (an EST simplereenroll, or an RA's
+    /// re-enrollment wrapper), inside the store transaction; every answer is audited here.
     fn process_simple(
         &self,
         store: &Store,
         accepted: &SimpleAccepted,
-        tls: &Retained<Certificate>,
+        renewed: &Retained<Certificate>,
         origin: &Origin,
         body: &[u8],
-    ) -> Result<(SimpleReply, Option<TransportFault>), Rejection> {
+    ) -> Result<(SimpleOutcome, Option<TransportFault>), Rejection> {
         let template = accepted.template.name.as_str();
         let refuse = |r: Rejection, pending: Option<i64>| {
             self.refused(store, origin, Some(template), &r, pending)?;
-            Ok((SimpleReply::Rejected(r), None))
-        };
-        if let Err(r) = policy::check_not_revoked(tls.value(), store) {
-            return refuse(r, None);
-        }
-        let certs_only = |cert: Retained<Certificate>| {
-            build_certs_only(&[cert]).map_err(|e| Rejection::Internal(e.to_string()))
+            Ok((SimpleOutcome::Rejected(r), None))
         };
         let key_fingerprint = hex(&accepted.new_key.fingerprint());
-        let old_serial = serial_text(tls.value());
-        if let Some(pending) = store.find_pending(&origin.tls_fingerprint, &key_fingerprint)? {
-            if !same_simple_pkcs10(&pending.request, &accepted.pkcs10, &self.limits) {
-                return refuse(Rejection::PollMismatch(pending.id), Some(pending.id));
-            }
-            return match self.poll_state(store, &pending, origin, template)? {
-                PollState::Issued(cert) => Ok((SimpleReply::Issued(certs_only(*cert)?), None)),
-                PollState::Refused(r) => Ok((SimpleReply::Rejected(r), None)),
-                PollState::StillPending => {
-                    Ok((SimpleReply::Pending(self.retry_secs(pending.resolve)), None))
-                }
-                PollState::Due => {
-                    let cert = self.issue_pending(
+        let same_request =
+            |p: &Pending| same_simple_pkcs10(&p.request, &accepted.pkcs10, &self.limits);
+        let transaction = format!("key:{key_fingerprint}");
+        let lookup = Lookup {
+            renewed: renewed.value(),
+            pending_key: &key_fingerprint,
+            same_request: &same_request,
+            key_fingerprint: &key_fingerprint,
+            transaction: &transaction,
+            nonce: None,
+            hold: false,
+        };
+        match origin.stand(store, self.clock.unix(), template, &lookup)? {
+            Standing::Refused(r, pending) => return refuse(r, pending),
+            Standing::Poll(pending) => {
+                let outcome = match self.poll_state(store, &pending, origin, template)? {
+                    PollState::Issued(cert) => SimpleOutcome::Issued(cert),
+                    PollState::Refused(r) => SimpleOutcome::Rejected(r),
+                    PollState::StillPending => SimpleOutcome::Pending {
+                        id: pending.id,
+                        resolve: pending.resolve,
+                    },
+                    PollState::Due => SimpleOutcome::Issued(Box::new(self.issue_pending(
                         store,
                         &pending,
                         origin,
-                        tls,
+                        renewed,
                         &accepted.new_key,
                         &accepted.template,
                         accepted.extensions.clone(),
-                    )?;
-                    Ok((SimpleReply::Issued(certs_only(cert)?), None))
-                }
-            };
+                    )?)),
+                };
+                return Ok((outcome, None));
+            }
+            Standing::Answered(cert) => return Ok((SimpleOutcome::Issued(cert), None)),
+            Standing::Fresh(_) | Standing::InFlight => {}
         }
-        if let Some(cert) =
-            self.answered_before(store, origin, template, &old_serial, &key_fingerprint)?
-        {
-            return Ok((SimpleReply::Issued(certs_only(cert)?), None));
-        }
-        if store.key_certified(&key_fingerprint)? {
-            return refuse(Rejection::KeyReuse, None);
-        }
-        let old = tls.value().tbs_certificate();
+        let old = renewed.value().tbs_certificate();
         let decision = self.decide(store, &old.subject().to_string(), &accepted.template)?;
         match decision.disposition {
             Disposition::Issue | Disposition::Revoked => {
                 let cert = self.issue_renewal(
                     store,
                     origin,
-                    tls,
+                    renewed,
                     &accepted.new_key,
                     &accepted.template,
                     accepted.extensions.clone(),
                     decision.fault,
                     decision.disposition == Disposition::Revoked,
                 )?;
-                Ok((SimpleReply::Issued(certs_only(cert)?), decision.fault))
+                Ok((SimpleOutcome::Issued(Box::new(cert)), decision.fault))
             }
             Disposition::Deny(reason) => refuse(Rejection::Denied(reason), None),
             Disposition::Error(hresult) => {
@@ -1155,12 +1206,9 @@ impl Ca {
                 refuse(Rejection::Denied("issued out of band".into()), None)
             }
             Disposition::Pending { resolve, to } => {
-                let (_, resolve) =
+                let (id, resolve) =
                     self.add_pending(store, origin, template, &key_fingerprint, body, resolve, to)?;
-                Ok((
-                    SimpleReply::Pending(self.retry_secs(resolve)),
-                    decision.fault,
-                ))
+                Ok((SimpleOutcome::Pending { id, resolve }, decision.fault))
             }
         }
     }
@@ -1335,6 +1383,17 @@ impl Answer {
             None,
         )
     }
+}
+
+/// What a re-enrollment is answered with, before its wire form (a certs-only PKCS#7 or an
+/// HTTP status for EST; a CMC response for an RA).
+enum SimpleOutcome {
+    /// This certificate.
+    Issued(Box<Retained<Certificate>>),
+    /// Taken under submission as request `id`.
+    Pending { id: i64, resolve: Resolve },
+    /// Refused.
+    Rejected(Rejection),
 }
 
 /// Where a poll of a pending request stands.

@@ -533,33 +533,33 @@ impl Store {
         Ok(inserted == 1)
     }
 
-    /// Whether a nonce or transaction id was recorded (without recording it).
-    pub fn seen(&self, kind: &str, value: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .db
+    /// When a sighting was recorded, if it was.
+    pub fn sighting_at(&self, kind: &str, value: &str) -> Result<Option<i64>, StoreError> {
+        self.db
             .row(
-                "SELECT 1 FROM seen WHERE kind = ?1 AND value = ?2",
+                "SELECT seen_at FROM seen WHERE kind = ?1 AND value = ?2",
                 &[kind.into(), value.into()],
             )?
-            .is_some())
+            .map(|r| r.int(0))
+            .transpose()
     }
 
-    /// Certificates issued to `subject` (its RFC 4514 text), newest first, that are not
-    /// revoked and not expired at `now`: (serial, DER).
-    pub fn current_certificates(
-        &self,
-        subject: &str,
-        now: i64,
-    ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.db
-            .rows(
-                "SELECT serial, der FROM certificates WHERE subject = ?1 AND not_after > ?2
-                 AND serial NOT IN (SELECT serial FROM revocations) ORDER BY issued_at DESC, serial",
-                &[subject.into(), now.into()],
-            )?
-            .iter()
-            .map(|r| Ok((r.text(0)?, r.blob(1)?)))
-            .collect()
+    /// Moves a sighting's time to `now` (a claim taken over).
+    pub fn touch_sighting(&self, kind: &str, value: &str, now: i64) -> Result<(), StoreError> {
+        self.db.exec(
+            "UPDATE seen SET seen_at = ?3 WHERE kind = ?1 AND value = ?2",
+            &[kind.into(), value.into(), now.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets a sighting (a claim released: nothing was decided under it).
+    pub fn forget_sighting(&self, kind: &str, value: &str) -> Result<(), StoreError> {
+        self.db.exec(
+            "DELETE FROM seen WHERE kind = ?1 AND value = ?2",
+            &[kind.into(), value.into()],
+        )?;
+        Ok(())
     }
 
     /// Stores a pending request; returns its id.

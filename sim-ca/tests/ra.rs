@@ -17,17 +17,15 @@ use x509_cert::Certificate;
 /// An RA key and a certificate for it from `ca` (the TLS layer admits only this CA's
 /// certificates).
 fn ra_identity(ca: &Ca) -> (SoftwareKey, Retained<Certificate>) {
-    let key = SoftwareKey::generate_p256().unwrap();
-    let cert = renewal_core::sample::issue_named_user_certificate(
-        &ca.authority().issuing.key,
-        &ca.authority().issuing.cert,
-        key.public_key(),
-        now(),
+    let ra = sim_ca::gateway::credential::issue(
+        ca.authority(),
         "Renewal Gateway RA",
-        "ra",
+        &["localhost"],
+        sim_ca::gateway::credential::Purpose::Ra,
+        now(),
     )
     .unwrap();
-    (key, cert)
+    (ra.key, ra.chain[0].clone())
 }
 
 fn outcome(ca: &Ca, request: &[u8], tls: &Retained<Certificate>) -> (Outcome, Vec<u8>) {
@@ -54,7 +52,7 @@ fn answer(ca: &Ca, request: &[u8], tls: &Retained<Certificate>) -> (Outcome, Vec
 fn a_trusted_ra_forwards_a_users_renewal() {
     let base = ca();
     let (ra_key, ra_cert) = ra_identity(&base);
-    let ca = base.with_trusted_ras(vec![ra_cert.clone()]);
+    let ca = base.with_trusted_ras(vec![ra_cert.clone()]).unwrap();
     let user = Client::new(&ca);
     let wrapped = wrap(&user.request(), &ra_key, &ra_cert, 7, b"ra-nonce-1").unwrap();
     let (got, issued) = outcome(&ca, &wrapped, &ra_cert);
@@ -82,7 +80,7 @@ fn wrappers_are_refused_unless_a_trusted_ra_signed_them() {
     let base = ca();
     let (ra_key, ra_cert) = ra_identity(&base);
     let (other_key, other_cert) = ra_identity(&base);
-    let ca = base.with_trusted_ras(vec![ra_cert.clone()]);
+    let ca = base.with_trusted_ras(vec![ra_cert.clone()]).unwrap();
     let user = Client::new(&ca);
     let request = user.request();
 

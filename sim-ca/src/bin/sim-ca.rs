@@ -310,7 +310,9 @@ fn run(cmd: Cmd) -> Result<(), String> {
                         .map_err(|e| format!("--trust-ra: {e}"))
                 })
                 .collect::<Result<Vec<_>, String>>()?;
-            let ca = ca.with_trusted_ras(ras);
+            let ca = ca
+                .with_trusted_ras(ras)
+                .map_err(|e| format!("--trust-ra: {e}"))?;
             let identity = http::server_identity(&ca, &state)?;
             let config = http::tls_config(&ca, identity)?;
             let chain = state.join("ca-chain.pem");

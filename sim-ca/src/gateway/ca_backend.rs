@@ -2,18 +2,20 @@
 //! with a decision, or fails to. Two kinds:
 //!
 //! * [`super::upstream::Upstream`]: a CA reached over the network (EST fullcmc, RFC 5273,
-//!   MS-WSTEP; simplereenroll), as the gateway's RA identity;
+//!   MS-WSTEP), as the gateway's RA identity;
 //! * [`SimulatedAuthority`]: sim-ca's simulated CA in the same process, trusting the gateway's
 //!   RA — its dispositions, faults and scenarios unchanged, its transport faults turned into
 //!   what the network path makes of them (a dropped connection is unreachable, a garbled body
 //!   a bad answer). No socket: a gateway in front of a simulated CA for tests and CI.
 //!
 //! Whatever the kind, what comes back is checked by the gateway the same way: a CMC response
-//! is verified (signer, certificate chain, key, subject), a certs-only answer too.
+//! is verified (signer, certificate chain, key, subject, names, usages, template). Every
+//! request goes up as full CMC — a user's simplereenroll too, as the RA's re-enrollment naming
+//! the certificate it renews ([`renewal_core::cmc::ra::wrap_reenroll`]).
 
 use std::sync::Arc;
 
-use crate::{Ca, policy::Rejection, scenario::TransportFault, service::SimpleReply};
+use crate::{Ca, scenario::TransportFault};
 
 /// The upstream's answer to a full CMC request.
 #[derive(Debug)]
@@ -44,29 +46,11 @@ pub enum Failure {
     BadAnswer(String),
 }
 
-/// The answer to an EST simplereenroll.
-#[derive(Debug)]
-pub enum SimpleAnswer {
-    /// A certs-only PKCS#7 (DER) with the new certificate, to be verified.
-    Issued(Vec<u8>),
-    /// Pending; retry after this many seconds when the CA said.
-    Pending(Option<u64>),
-    /// Refused: the HTTP status and the CA's text.
-    Refused {
-        /// The HTTP status (4xx).
-        status: u16,
-        /// The CA's text.
-        text: String,
-    },
-}
-
 /// The CA behind the gateway.
 pub trait CaBackend: Send + Sync {
     /// A full CMC request (the RA's wrapper), or the collection of the request pending under
     /// `pending` (an upstream's own id, where its protocol has one).
     fn cmc(&self, wrapped: &[u8], pending: Option<u64>) -> Result<CmcAnswer, Failure>;
-    /// An EST simplereenroll PKCS#10 (DER), as the RA's request for the validated subject.
-    fn simple(&self, pkcs10: &[u8]) -> Result<SimpleAnswer, Failure>;
 }
 
 /// sim-ca's simulated CA in this process, deciding the gateway's requests as those of the
@@ -141,24 +125,5 @@ impl CaBackend for SimulatedAuthority {
             der: reply.body,
             upstream_id: None,
         })
-    }
-
-    fn simple(&self, pkcs10: &[u8]) -> Result<SimpleAnswer, Failure> {
-        self.before_read()?;
-        let (reply, fault) = self.ca.handle_simple(pkcs10, &self.ra_certificate);
-        after_decision(fault)?;
-        Ok(match reply {
-            SimpleReply::Issued(der) => SimpleAnswer::Issued(der),
-            SimpleReply::Pending(secs) => SimpleAnswer::Pending(Some(secs)),
-            SimpleReply::Rejected(rejection) => refused(&rejection),
-            SimpleReply::Unavailable(f) => return Err(Failure::Unavailable(f.text)),
-        })
-    }
-}
-
-fn refused(rejection: &Rejection) -> SimpleAnswer {
-    SimpleAnswer::Refused {
-        status: rejection.codes().http,
-        text: rejection.status_string(),
     }
 }

@@ -42,14 +42,14 @@ use crate::{
     backend::{Backend, UpstreamFailure},
     clock::{Clock, unix},
     durability::GroupSync,
-    ledger::Origin,
+    ledger::{Claim, Lookup, Origin, Standing},
     policy::{self, Accepted, PolicyContext, Rejection, serial_text},
     service::{CmcReply, LockedStore, SimpleReply, lock, same_cmc_pkcs10, same_simple_pkcs10},
     store::{AuditOutcome, AuditRecord, Pending, PendingEnd, Resolve, Store, StoreError},
     templates::TemplateRegistry,
 };
 
-use ca_backend::{CaBackend, CmcAnswer, Failure, SimpleAnswer};
+use ca_backend::{CaBackend, CmcAnswer, Failure};
 
 /// What the gateway checks requests against.
 pub struct Policy {
@@ -123,10 +123,13 @@ pub struct Gateway {
 enum Step {
     /// Answered from the gateway's state.
     Answered(Box<GatewayAnswer>),
-    /// A new request: forward it.
-    Forward,
+    /// A new request, its transaction claimed: forward it.
+    Forward(Claim),
     /// A poll of a request pending upstream: forward it again.
     Poll(Pending),
+    /// The same request is being forwarded right now (by this instance or another): the
+    /// client is told to come back, and gets the answer then.
+    InFlight,
 }
 
 /// An answer decided by the gateway (before signing).
@@ -271,16 +274,22 @@ impl Gateway {
     }
 
     /// Records that the upstream gave no usable decision, and builds the HTTP failure.
+    /// A claim the request held is released in the same transaction: nothing was decided, so
+    /// the same request may come again and is forwarded again.
     fn upstream_failed(
         &self,
         origin: &Origin,
         template: Option<&str>,
         pending_id: Option<i64>,
+        claim: Option<&Claim>,
         status: u16,
         text: String,
     ) -> UpstreamFailure {
         let store = self.decision();
         let result = store.atomically(|s| {
+            if let Some(claim) = claim {
+                claim.release(s)?;
+            }
             s.bump("upstream_failures")?;
             self.audit(
                 s,
@@ -343,25 +352,6 @@ impl Gateway {
         }
     }
 
-    /// The certificate already answered for this old certificate and this new key.
-    fn answered_before(
-        &self,
-        store: &Store,
-        origin: &Origin,
-        template: &str,
-        old_serial: &str,
-        key_fingerprint: &str,
-    ) -> Result<Option<Retained<Certificate>>, Rejection> {
-        origin.answered_before(
-            store,
-            self.clock.unix(),
-            template,
-            old_serial,
-            key_fingerprint,
-            "re-sent request answered with the certificate the upstream issued",
-        )
-    }
-
     /// Where a checked CMC request stands, from the gateway's state (in one transaction).
     fn cmc_step(
         &self,
@@ -371,65 +361,80 @@ impl Gateway {
         origin: &Origin,
     ) -> Result<Step, Rejection> {
         let template = accepted.template.name.as_str();
-        let refuse = |rejection: Rejection| -> Result<Step, Rejection> {
-            origin.refused(store, self.clock.unix(), Some(template), &rejection, None)?;
-            Ok(Step::Answered(Box::new(GatewayAnswer::rejected(
-                &rejection,
-            ))))
+        let same_request = |p: &Pending| same_cmc_pkcs10(&p.request, accepted, &self.limits);
+        let lookup = Lookup {
+            renewed: tls.value(),
+            pending_key: &accepted.transaction,
+            same_request: &same_request,
+            key_fingerprint: &hex(&accepted.new_key.fingerprint()),
+            transaction: &accepted.transaction,
+            nonce: accepted.facts.sender_nonce.as_deref(),
+            hold: true,
         };
-        store.bump("requests")?;
-        if let Some(pending) = store.find_pending(&origin.tls_fingerprint, &accepted.transaction)? {
-            if !same_cmc_pkcs10(&pending.request, accepted, &self.limits) {
-                return refuse(Rejection::PollMismatch(pending.id));
-            }
-            // Collected already (by this instance or another): the certificate is here, the
-            // upstream need not be asked again.
-            if pending.status == "issued"
-                && let Some(der) =
-                    store.certificate(pending.cert_serial.as_deref().unwrap_or(""))?
-            {
-                let cert =
-                    Retained::from_der(&der).map_err(|e| Rejection::Internal(e.to_string()))?;
-                self.audit(
-                    store,
-                    origin,
-                    Some(template),
-                    AuditOutcome::ReplayAnswered,
-                    pending.cert_serial.as_deref(),
-                    Some(pending.id),
-                    "poll of a request already collected".into(),
-                )?;
-                return Ok(Step::Answered(Box::new(GatewayAnswer::issued(cert))));
-            }
-            return Ok(Step::Poll(pending));
-        }
-        let old_serial = serial_text(tls.value());
-        let key_fingerprint = hex(&accepted.new_key.fingerprint());
-        if let Some(cert) =
-            self.answered_before(store, origin, template, &old_serial, &key_fingerprint)?
-        {
-            return Ok(Step::Answered(Box::new(GatewayAnswer::issued(cert))));
-        }
-        if store.key_certified(&key_fingerprint)? {
-            return refuse(Rejection::KeyReuse);
-        }
-        let transaction_key = format!("{}:{}", origin.tls_fingerprint, accepted.transaction);
-        if store.seen("transaction", &transaction_key)? {
-            return refuse(Rejection::Replay);
-        }
-        if let Some(nonce) = &accepted.facts.sender_nonce
-            && store.seen("nonce", &hex(nonce))?
-        {
-            return refuse(Rejection::Replay);
-        }
-        Ok(Step::Forward)
+        self.step(store, origin, template, &lookup)
     }
 
-    /// Wraps the user's request in the RA's signed PKIData and sends it upstream (over
-    /// MS-WSTEP, a request pending upstream under `pending` is collected by its id instead).
-    fn forward_cmc(
+    /// Where a checked request stands, from the ledger (in the caller's transaction).
+    fn step(
         &self,
-        request: &[u8],
+        store: &Store,
+        origin: &Origin,
+        template: &str,
+        lookup: &Lookup<'_>,
+    ) -> Result<Step, Rejection> {
+        match origin.stand(store, self.clock.unix(), template, lookup)? {
+            Standing::Refused(rejection, pending) => {
+                origin.refused(
+                    store,
+                    self.clock.unix(),
+                    Some(template),
+                    &rejection,
+                    pending,
+                )?;
+                Ok(Step::Answered(Box::new(GatewayAnswer::rejected(
+                    &rejection,
+                ))))
+            }
+            Standing::Poll(pending) => self.collected(store, origin, template, pending),
+            Standing::Answered(cert) => Ok(Step::Answered(Box::new(GatewayAnswer::issued(*cert)))),
+            Standing::Fresh(claim) => Ok(Step::Forward(claim)),
+            Standing::InFlight => Ok(Step::InFlight),
+        }
+    }
+
+    /// A poll: answered from the state when the request was collected already (by this
+    /// instance or another) — the upstream need not be asked again; forwarded otherwise.
+    fn collected(
+        &self,
+        store: &Store,
+        origin: &Origin,
+        template: &str,
+        pending: Pending,
+    ) -> Result<Step, Rejection> {
+        if pending.status == "issued"
+            && let Some(der) = store.certificate(pending.cert_serial.as_deref().unwrap_or(""))?
+        {
+            let cert = Retained::from_der(&der).map_err(|e| Rejection::Internal(e.to_string()))?;
+            self.audit(
+                store,
+                origin,
+                Some(template),
+                AuditOutcome::ReplayAnswered,
+                pending.cert_serial.as_deref(),
+                Some(pending.id),
+                "poll of a request already collected".into(),
+            )?;
+            return Ok(Step::Answered(Box::new(GatewayAnswer::issued(cert))));
+        }
+        Ok(Step::Poll(pending))
+    }
+
+    /// Wraps what the user sent in the RA's signed PKIData (`wrap` builds it, given the RA's
+    /// fresh transactionId and nonce) and sends it upstream (over MS-WSTEP, a request pending
+    /// upstream under `pending` is collected by its id instead).
+    fn forward(
+        &self,
+        wrap: impl FnOnce(u64, &[u8]) -> renewal_core::cmc::Result<Vec<u8>>,
         pending: Option<u64>,
     ) -> Result<Result<CmcAnswer, Failure>, String> {
         use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -439,14 +444,8 @@ impl Gateway {
             .fill(&mut nonce)
             .and_then(|()| SystemRandom::new().fill(&mut id))
             .map_err(|_| "RNG".to_string())?;
-        let wrapped = renewal_core::cmc::ra::wrap(
-            request,
-            &self.ra.key,
-            self.ra_cert(),
-            u64::from_be_bytes(id) >> 1,
-            &nonce,
-        )
-        .map_err(|e| format!("wrapping the request: {e}"))?;
+        let wrapped = wrap(u64::from_be_bytes(id) >> 1, &nonce)
+            .map_err(|e| format!("wrapping the request: {e}"))?;
         Ok(self.timed(|| self.upstream.cmc(&wrapped, pending), |r| r.is_ok()))
     }
 
@@ -469,7 +468,10 @@ impl Gateway {
     }
 
     /// The certificate in an upstream answer that certifies `key`, provided it chains to the
-    /// upstream CA and keeps the old subject (names and keys compared as parsed values).
+    /// upstream CA and is the renewal of `old` and nothing more: the same subject, names,
+    /// extended key usages, basic constraints and template (each compared as parsed values),
+    /// as strictly as the client checks it. Anything added or changed is a 502: the gateway
+    /// never delivers a certificate it would not have asked for.
     fn certificate_for(
         &self,
         certificates: &[Retained<Certificate>],
@@ -491,9 +493,8 @@ impl Gateway {
         {
             return Err("the upstream's certificate does not chain to the upstream CA".into());
         }
-        if issued.value().tbs_certificate().subject() != old.tbs_certificate().subject() {
-            return Err("the upstream's certificate has another subject".into());
-        }
+        renewal_core::x509::same_renewal_profile(issued.value(), old)
+            .map_err(|what| format!("the upstream's certificate has another {what}"))?;
         Ok(issued.clone())
     }
 
@@ -502,7 +503,8 @@ impl Gateway {
     fn read_cmc_answer(
         &self,
         answer: Result<CmcAnswer, Failure>,
-        accepted: &Accepted,
+        new_key: &PublicKey,
+        renewed: &Certificate,
     ) -> Result<(GatewayAnswer, Option<u64>), (u16, String)> {
         let (der, upstream_id) = match answer {
             Err(Failure::Unavailable(text)) => return Err((503, text)),
@@ -554,11 +556,7 @@ impl Gateway {
                     ));
                 }
                 let cert = self
-                    .certificate_for(
-                        &response.certificates,
-                        &accepted.new_key,
-                        accepted.facts.renewal_certificate.value(),
-                    )
+                    .certificate_for(&response.certificates, new_key, renewed)
                     .map_err(|e| (502, e))?;
                 Ok((GatewayAnswer::issued(cert), upstream_id))
             }
@@ -587,28 +585,19 @@ impl Gateway {
         }
     }
 
-    /// Records what the upstream decided for a CMC request, in one transaction, and returns
-    /// the client's answer (a pending answer carries the gateway's own request id).
-    #[allow(clippy::too_many_arguments)]
-    fn record_cmc_decision(
+    /// Records what the upstream decided, in the caller's transaction, and returns the
+    /// client's answer (a pending answer carries the gateway's own request id).
+    fn record_decision(
         &self,
         store: &Store,
         origin: &Origin,
-        accepted: &Accepted,
-        request: &[u8],
+        item: &Forwardable<'_>,
         poll: Option<&Pending>,
         answer: GatewayAnswer,
-        upstream_token: Option<String>,
         upstream_id: Option<u64>,
     ) -> Result<GatewayAnswer, Rejection> {
-        let template = accepted.template.name.as_str();
-        let now = self.clock.unix();
-        let transaction_key = format!("{}:{}", origin.tls_fingerprint, accepted.transaction);
-        store.first_sighting("transaction", &transaction_key, now)?;
-        if let Some(nonce) = &accepted.facts.sender_nonce {
-            store.first_sighting("nonce", &hex(nonce), now)?;
-        }
-        let old = &accepted.facts.renewal_certificate;
+        let template = item.template;
+        let old = item.renewed;
         match &answer.outcome {
             Outcome::Issued => {
                 let pending_id = poll.map(|p| p.id);
@@ -625,7 +614,7 @@ impl Gateway {
                     return Ok(answer);
                 };
                 let serial = serial_text(cert.value());
-                self.record_issued(store, cert, template, old, &accepted.new_key)?;
+                self.record_issued(store, cert, template, old, item.new_key)?;
                 if let Some(id) = pending_id {
                     store.finish_pending(id, "issued", Some(&serial))?;
                 }
@@ -640,7 +629,7 @@ impl Gateway {
                 )?;
                 Ok(answer)
             }
-            Outcome::Pending { retry_at, .. } => {
+            Outcome::Pending { token, retry_at } => {
                 let id = match poll {
                     Some(p) => {
                         store.count_poll(p.id)?;
@@ -659,9 +648,9 @@ impl Gateway {
                         let id = self.add_pending(
                             store,
                             origin,
-                            &accepted.transaction,
-                            request,
-                            upstream_id,
+                            item.pending_key,
+                            item.stored,
+                            upstream_id.filter(|_| item.collect_by_upstream_id),
                         )?;
                         self.audit(
                             store,
@@ -672,7 +661,7 @@ impl Gateway {
                             Some(id),
                             format!(
                                 "taken under submission upstream (upstream request {})",
-                                upstream_token.unwrap_or_default()
+                                hex(token)
                             ),
                         )?;
                         id
@@ -720,7 +709,7 @@ impl Gateway {
         store.bump("pending")?;
         store.add_pending(&Pending {
             id: 0,
-            tls_fingerprint: origin.tls_fingerprint.clone(),
+            tls_fingerprint: origin.identity.clone(),
             transaction: transaction.to_string(),
             request: request.to_vec(),
             kind: origin.endpoint.into(),
@@ -764,6 +753,78 @@ impl Gateway {
         )
     }
 
+    /// The one path of a checked request, whatever its endpoint: the ledger's check and
+    /// claim (one transaction), the upstream asked without the store held, its answer verified
+    /// and recorded with the claim settled (one transaction) — or, when no answer came, the
+    /// claim released with the failure recorded, so the same request can come again.
+    fn decide(
+        &self,
+        origin: &Origin,
+        item: &Forwardable<'_>,
+        step: impl FnOnce(&Store) -> Result<Step, Rejection>,
+        wrap: impl FnOnce(u64, &[u8]) -> renewal_core::cmc::Result<Vec<u8>>,
+    ) -> Result<GatewayAnswer, UpstreamFailure> {
+        let step = {
+            let store = self.decision();
+            store.atomically(|s| {
+                s.bump("requests")?;
+                step(s)
+            })
+        };
+        let (poll, claim) = match step {
+            Ok(Step::Answered(answer)) => return Ok(*answer),
+            Ok(Step::Forward(claim)) => (None, Some(claim)),
+            Ok(Step::Poll(pending)) => (Some(pending), None),
+            Ok(Step::InFlight) => {
+                return Err(UpstreamFailure {
+                    status: 503,
+                    retry_after: Some(1),
+                    text: "the same request is being decided: try again".into(),
+                });
+            }
+            Err(r) => {
+                self.record_refusal(origin, Some(item.template), &r);
+                return Ok(GatewayAnswer::rejected(&r));
+            }
+        };
+        let pending_id = poll.as_ref().map(|p| p.id);
+        // The network exchange happens without the store: other users' requests go on.
+        let upstream_pending = poll
+            .as_ref()
+            .and_then(|p| p.upstream_id)
+            .and_then(|id| u64::try_from(id).ok());
+        let answer = match self.forward(wrap, upstream_pending) {
+            Ok(exchange) => self.read_cmc_answer(exchange, item.new_key, item.renewed.value()),
+            // Nothing left the gateway (the wrapper could not be built).
+            Err(text) => Err((500, text)),
+        };
+        let (answer, upstream_id) = match answer {
+            Ok(answer) => answer,
+            Err((status, text)) => {
+                return Err(self.upstream_failed(
+                    origin,
+                    Some(item.template),
+                    pending_id,
+                    claim.as_ref(),
+                    status,
+                    text,
+                ));
+            }
+        };
+        let store = self.decision();
+        let recorded = store.atomically(|s| {
+            if let Some(claim) = &claim {
+                claim.settle(s)?;
+            }
+            self.record_decision(s, origin, item, poll.as_ref(), answer, upstream_id)
+        });
+        drop(store);
+        recorded.or_else(|r| {
+            self.record_refusal(origin, Some(item.template), &r);
+            Ok(GatewayAnswer::rejected(&r))
+        })
+    }
+
     /// Handles a Full PKI Request from a user.
     pub fn handle_cmc_at(
         &self,
@@ -785,70 +846,25 @@ impl Gateway {
                 return self.respond(GatewayAnswer::rejected(&r), None);
             }
         };
-        let template = accepted.template.name.clone();
-        let step = {
-            let store = self.decision();
-            store.atomically(|s| self.cmc_step(s, &accepted, &tls, &origin))
+        let item = Forwardable {
+            template: &accepted.template.name,
+            renewed: &tls,
+            new_key: &accepted.new_key,
+            pending_key: &accepted.transaction,
+            stored: request,
+            collect_by_upstream_id: true,
         };
-        let poll = match step {
-            Ok(Step::Answered(answer)) => return self.respond(*answer, Some(&accepted)),
-            Ok(Step::Forward) => None,
-            Ok(Step::Poll(pending)) => Some(pending),
-            Err(r) => {
-                self.record_refusal(&origin, Some(&template), &r);
-                return self.respond(GatewayAnswer::rejected(&r), Some(&accepted));
-            }
-        };
-        // The network exchange happens without the store: other users' requests go on.
-        let upstream_pending = poll
-            .as_ref()
-            .and_then(|p| p.upstream_id)
-            .and_then(|id| u64::try_from(id).ok());
-        let exchange = match self.forward_cmc(request, upstream_pending) {
-            Ok(exchange) => exchange,
-            Err(e) => {
-                let r = Rejection::Internal(e);
-                self.record_refusal(&origin, Some(&template), &r);
-                return self.respond(GatewayAnswer::rejected(&r), Some(&accepted));
-            }
-        };
-        let (answer, upstream_id) = match self.read_cmc_answer(exchange, &accepted) {
-            Ok(answer) => answer,
-            Err((status, text)) => {
-                let failure = self.upstream_failed(
-                    &origin,
-                    Some(&template),
-                    poll.as_ref().map(|p| p.id),
-                    status,
-                    text,
-                );
-                return Self::failure_reply(failure);
-            }
-        };
-        let upstream_token = match &answer.outcome {
-            Outcome::Pending { token, .. } => Some(hex(token)),
-            _ => None,
-        };
-        let store = self.decision();
-        let recorded = store.atomically(|s| {
-            self.record_cmc_decision(
-                s,
-                &origin,
-                &accepted,
-                request,
-                poll.as_ref(),
-                answer,
-                upstream_token,
-                upstream_id,
-            )
-        });
-        drop(store);
-        match recorded {
+        let decided = self.decide(
+            &origin,
+            &item,
+            |s| self.cmc_step(s, &accepted, &tls, &origin),
+            |id, nonce| {
+                renewal_core::cmc::ra::wrap(request, &self.ra.key, self.ra_cert(), id, nonce)
+            },
+        );
+        match decided {
             Ok(answer) => self.respond(answer, Some(&accepted)),
-            Err(r) => {
-                self.record_refusal(&origin, Some(&template), &r);
-                self.respond(GatewayAnswer::rejected(&r), Some(&accepted))
-            }
+            Err(failure) => Self::failure_reply(failure),
         }
     }
 
@@ -861,9 +877,7 @@ impl Gateway {
             i64::try_from(id)
                 .ok()
                 .and_then(|id| store.pending(id).ok().flatten())
-                .filter(|p| {
-                    p.tls_fingerprint == origin.tls_fingerprint && p.kind != "simplereenroll"
-                })
+                .filter(|p| p.tls_fingerprint == origin.identity && p.kind != "simplereenroll")
         };
         match stored {
             Some(p) => self.handle_cmc_at("wstep-query", &p.request, tls_cert),
@@ -875,7 +889,9 @@ impl Gateway {
         }
     }
 
-    /// Handles an EST simplereenroll from a user.
+    /// Handles an EST simplereenroll from a user: forwarded as the RA's re-enrollment naming
+    /// the very certificate the user authenticated with (never a subject for the CA to look
+    /// up), through the same path as full CMC.
     pub fn handle_simple(&self, body: &[u8], tls_cert: &[u8]) -> SimpleReply {
         let origin = Origin::new("simplereenroll", tls_cert, body);
         let checked = Retained::<Certificate>::from_der(tls_cert)
@@ -888,154 +904,84 @@ impl Gateway {
                 return SimpleReply::Rejected(r);
             }
         };
-        let template = accepted.template.name.clone();
         let key_fingerprint = hex(&accepted.new_key.fingerprint());
-        let old_serial = serial_text(tls.value());
-        let certs_only = |cert: Retained<Certificate>| match build_certs_only(&[cert]) {
-            Ok(der) => SimpleReply::Issued(der),
-            Err(e) => SimpleReply::Rejected(Rejection::Internal(e.to_string())),
+        let transaction = format!("key:{key_fingerprint}");
+        let item = Forwardable {
+            template: &accepted.template.name,
+            renewed: &tls,
+            new_key: &accepted.new_key,
+            pending_key: &key_fingerprint,
+            stored: body,
+            // Polled by re-forwarding: the upstream matches it to its pending request by the
+            // renewed certificate and the new key.
+            collect_by_upstream_id: false,
         };
-        // The gateway's state first: a poll, an answer given before, a key seen before.
-        let step = {
-            let store = self.decision();
-            store.atomically(
-                |s| -> Result<Result<Option<Pending>, SimpleReply>, Rejection> {
-                    s.bump("requests")?;
-                    if let Some(p) = s.find_pending(&origin.tls_fingerprint, &key_fingerprint)? {
-                        if !same_simple_pkcs10(&p.request, &accepted.pkcs10, &self.limits) {
-                            return Err(Rejection::PollMismatch(p.id));
-                        }
-                        return Ok(Ok(Some(p)));
-                    }
-                    if let Some(cert) =
-                        self.answered_before(s, &origin, &template, &old_serial, &key_fingerprint)?
-                    {
-                        return Ok(Err(certs_only(cert)));
-                    }
-                    if s.key_certified(&key_fingerprint)? {
-                        return Err(Rejection::KeyReuse);
-                    }
-                    Ok(Ok(None))
-                },
+        let same_request =
+            |p: &Pending| same_simple_pkcs10(&p.request, &accepted.pkcs10, &self.limits);
+        let step = |s: &Store| {
+            let lookup = Lookup {
+                renewed: tls.value(),
+                pending_key: &key_fingerprint,
+                same_request: &same_request,
+                key_fingerprint: &key_fingerprint,
+                transaction: &transaction,
+                nonce: None,
+                hold: true,
+            };
+            self.step(s, &origin, item.template, &lookup)
+        };
+        let pkcs10 = accepted.pkcs10.der();
+        let decided = self.decide(&origin, &item, step, |id, nonce| {
+            renewal_core::cmc::ra::wrap_reenroll(
+                pkcs10,
+                &tls,
+                &self.ra.key,
+                self.ra_cert(),
+                id,
+                nonce,
             )
-        };
-        let poll = match step {
-            Ok(Ok(poll)) => poll,
-            Ok(Err(answer)) => return answer,
-            Err(r) => {
-                self.record_refusal(&origin, Some(&template), &r);
-                return SimpleReply::Rejected(r);
-            }
-        };
-        let pkcs10 = accepted.pkcs10.der().to_vec();
-        let answer = self.timed(|| self.upstream.simple(&pkcs10), |r| r.is_ok());
-        let pending_id = poll.as_ref().map(|p| p.id);
-        let fail = |status: u16, text: String| {
-            SimpleReply::Unavailable(self.upstream_failed(
-                &origin,
-                Some(&template),
-                pending_id,
-                status,
-                text,
-            ))
-        };
-        enum Decided {
-            Issued(Box<Retained<Certificate>>),
-            Pending(u64),
-            Refused(u16, String),
-        }
-        let decided = match answer {
-            Err(Failure::Unavailable(text)) => return fail(503, text),
-            Err(Failure::BadAnswer(text)) => return fail(502, text),
-            Ok(SimpleAnswer::Issued(der)) => {
-                let certificates = parse_response(&der, &self.limits)
-                    .map(|r| r.certificates)
-                    .map_err(|e| format!("upstream answer: {e}"));
-                match certificates
-                    .and_then(|c| self.certificate_for(&c, &accepted.new_key, tls.value()))
-                {
-                    Ok(cert) => Decided::Issued(Box::new(cert)),
-                    Err(e) => return fail(502, e),
-                }
-            }
-            Ok(SimpleAnswer::Pending(secs)) => {
-                Decided::Pending(bounded_retry(secs.unwrap_or(self.policy.retry_after)))
-            }
-            Ok(SimpleAnswer::Refused { status, text }) => Decided::Refused(status, text),
-        };
-        let store = self.decision();
-        let recorded = store.atomically(|s| -> Result<SimpleReply, Rejection> {
-            match decided {
-                Decided::Issued(cert) => {
-                    let serial = serial_text(cert.value());
-                    self.record_issued(s, &cert, &template, &tls, &accepted.new_key)?;
-                    if let Some(id) = pending_id {
-                        s.finish_pending(id, "issued", Some(&serial))?;
-                    }
-                    self.audit(
-                        s,
-                        &origin,
-                        Some(&template),
-                        AuditOutcome::Issued,
-                        Some(&serial),
-                        pending_id,
-                        format!("renewal of {old_serial} issued upstream"),
-                    )?;
-                    Ok(certs_only(*cert))
-                }
-                Decided::Pending(secs) => {
-                    let id = match pending_id {
-                        Some(id) => {
-                            s.count_poll(id)?;
-                            id
-                        }
-                        None => self.add_pending(s, &origin, &key_fingerprint, body, None)?,
-                    };
-                    let outcome = if pending_id.is_some() {
-                        AuditOutcome::StillPending
-                    } else {
-                        AuditOutcome::Pending
-                    };
-                    self.audit(
-                        s,
-                        &origin,
-                        Some(&template),
-                        outcome,
-                        None,
-                        Some(id),
-                        "pending upstream".into(),
-                    )?;
-                    Ok(SimpleReply::Pending(secs))
-                }
-                Decided::Refused(status, text) => {
-                    s.bump("rejected")?;
-                    if let Some(id) = pending_id {
-                        s.finish_pending(id, "denied", None)?;
-                    }
-                    self.audit(
-                        s,
-                        &origin,
-                        Some(&template),
-                        AuditOutcome::Refused,
-                        None,
-                        pending_id,
-                        format!("refused upstream: HTTP {status}: {text}"),
-                    )?;
-                    Ok(SimpleReply::Rejected(Rejection::Denied(format!(
-                        "the CA refused: {text}"
-                    ))))
-                }
-            }
         });
-        match recorded {
-            Ok(reply) => reply,
-            Err(r) => {
-                drop(store);
-                self.record_refusal(&origin, Some(&template), &r);
-                SimpleReply::Rejected(r)
+        let answer = match decided {
+            Ok(answer) => answer,
+            Err(failure) => return SimpleReply::Unavailable(failure),
+        };
+        match (answer.outcome, answer.issued) {
+            (Outcome::Issued, Some(cert)) => match build_certs_only(&[cert]) {
+                Ok(der) => SimpleReply::Issued(der),
+                Err(e) => SimpleReply::Rejected(Rejection::Internal(e.to_string())),
+            },
+            (Outcome::Pending { retry_at, .. }, _) => {
+                let at = std::time::SystemTime::UNIX_EPOCH + retry_at.to_unix_duration();
+                let secs = at
+                    .duration_since(self.clock.now())
+                    .map_or(1, |d| d.as_secs());
+                SimpleReply::Pending(bounded_retry(secs))
             }
+            (Outcome::Issued, None) => {
+                SimpleReply::Rejected(Rejection::Denied("issued out of band".into()))
+            }
+            _ => SimpleReply::Rejected(Rejection::Denied(format!(
+                "the CA refused: {}",
+                answer.status.as_deref().unwrap_or("no reason given")
+            ))),
         }
     }
+}
+
+/// A checked request as the gateway forwards and records it, whatever its endpoint.
+struct Forwardable<'a> {
+    /// Its template's name.
+    template: &'a str,
+    /// The certificate it renews: the one the user authenticated with.
+    renewed: &'a Retained<Certificate>,
+    /// The new key.
+    new_key: &'a PublicKey,
+    /// What its pending record is found by (transactionId, or the new key).
+    pending_key: &'a str,
+    /// What a pending record keeps of it (the user's request).
+    stored: &'a [u8],
+    /// Whether a pending answer is collected by the upstream's own request id.
+    collect_by_upstream_id: bool,
 }
 
 impl Backend for Gateway {

@@ -23,7 +23,7 @@ use rustls::{
 };
 use x509_cert::Certificate;
 
-use super::ca_backend::{CaBackend, CmcAnswer, Failure, SimpleAnswer};
+use super::ca_backend::{CaBackend, CmcAnswer, Failure};
 
 /// Largest answer read from the upstream.
 const MAX_ANSWER: usize = 256 * 1024;
@@ -266,36 +266,6 @@ impl Upstream {
         }
     }
 
-    /// Forwards an EST simplereenroll PKCS#10 (DER).
-    pub fn simple(&self, pkcs10: &[u8]) -> Result<SimpleAnswer, Failure> {
-        let exchange = self
-            .post(
-                "/.well-known/est/simplereenroll",
-                "application/pkcs10",
-                Bytes::from(Base64::encode_string(pkcs10)),
-            )
-            .map_err(|e| Failure::Unavailable(e.to_string()))?;
-        match exchange.status.as_u16() {
-            200 if exchange.content_type.starts_with("application/pkcs7-mime") => {
-                Ok(SimpleAnswer::Issued(exchange.der_body()))
-            }
-            200 => Err(Failure::BadAnswer(format!(
-                "upstream answered content type {:?}",
-                exchange.content_type
-            ))),
-            202 => Ok(SimpleAnswer::Pending(exchange.retry_after)),
-            status @ 400..=499 => Ok(SimpleAnswer::Refused {
-                status,
-                text: String::from_utf8_lossy(&exchange.body)
-                    .chars()
-                    .take(300)
-                    .collect(),
-            }),
-            s @ 500..=599 => Err(Failure::Unavailable(format!("upstream answered HTTP {s}"))),
-            s => Err(Failure::BadAnswer(format!("upstream answered HTTP {s}"))),
-        }
-    }
-
     async fn connect(
         tls: Arc<ClientConfig>,
         host: String,
@@ -425,8 +395,5 @@ impl Drop for Upstream {
 impl CaBackend for Upstream {
     fn cmc(&self, wrapped: &[u8], pending: Option<u64>) -> Result<CmcAnswer, Failure> {
         Upstream::cmc(self, wrapped, pending)
-    }
-    fn simple(&self, pkcs10: &[u8]) -> Result<SimpleAnswer, Failure> {
-        Upstream::simple(self, pkcs10)
     }
 }

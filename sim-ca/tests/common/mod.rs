@@ -228,7 +228,7 @@ impl Upstream {
             now(),
         )
         .unwrap();
-        let ca = std::sync::Arc::new(base.with_trusted_ras(vec![ra.chain[0].clone()]));
+        let ca = std::sync::Arc::new(base.with_trusted_ras(vec![ra.chain[0].clone()]).unwrap());
         let dir = std::env::temp_dir().join(format!(
             "sim-ca-upstream-{}-{}",
             std::process::id(),
