@@ -137,6 +137,8 @@ struct GatewayAnswer {
     outcome: Outcome,
     status: Option<String>,
     issued: Option<Retained<Certificate>>,
+    /// The gateway's own refusal, when it refused (not the upstream).
+    refusal: Option<Rejection>,
 }
 
 impl GatewayAnswer {
@@ -145,6 +147,7 @@ impl GatewayAnswer {
             outcome: Outcome::Issued,
             status: Some("Issued".into()),
             issued: Some(cert),
+            refusal: None,
         }
     }
 
@@ -155,6 +158,17 @@ impl GatewayAnswer {
             },
             status: Some(rejection.status_string()),
             issued: None,
+            refusal: Some(rejection.clone()),
+        }
+    }
+
+    /// An answer decided upstream.
+    fn upstream(outcome: Outcome, status: Option<String>) -> Self {
+        Self {
+            outcome,
+            status,
+            issued: None,
+            refusal: None,
         }
     }
 }
@@ -511,11 +525,10 @@ impl Gateway {
             Err(Failure::BadAnswer(text)) => return Err((502, text)),
             Ok(CmcAnswer::Refused { text }) => {
                 return Ok((
-                    GatewayAnswer {
-                        outcome: Outcome::Failed { fail_info: None },
-                        status: Some(format!("refused by the CA: {text}")),
-                        issued: None,
-                    },
+                    GatewayAnswer::upstream(
+                        Outcome::Failed { fail_info: None },
+                        Some(format!("refused by the CA: {text}")),
+                    ),
                     None,
                 ));
             }
@@ -546,14 +559,7 @@ impl Gateway {
                     .all(|c| self.policy.upstream_cas.contains(c))
                 {
                     // "Issued out of band": nothing to deliver, passed on as such.
-                    return Ok((
-                        GatewayAnswer {
-                            outcome: Outcome::Issued,
-                            status,
-                            issued: None,
-                        },
-                        None,
-                    ));
+                    return Ok((GatewayAnswer::upstream(Outcome::Issued, status), None));
                 }
                 let cert = self
                     .certificate_for(&response.certificates, new_key, renewed)
@@ -561,24 +567,22 @@ impl Gateway {
                 Ok((GatewayAnswer::issued(cert), upstream_id))
             }
             Outcome::Pending { token, retry_at } => Ok((
-                GatewayAnswer {
-                    outcome: Outcome::Pending {
+                GatewayAnswer::upstream(
+                    Outcome::Pending {
                         token: token.clone(),
                         retry_at: *retry_at,
                     },
                     status,
-                    issued: None,
-                },
+                ),
                 upstream_id,
             )),
             Outcome::Failed { fail_info } => Ok((
-                GatewayAnswer {
-                    outcome: Outcome::Failed {
+                GatewayAnswer::upstream(
+                    Outcome::Failed {
                         fail_info: *fail_info,
                     },
                     status,
-                    issued: None,
-                },
+                ),
                 upstream_id,
             )),
             other => Err((502, format!("upstream answered {other:?}"))),
@@ -667,19 +671,24 @@ impl Gateway {
                         id
                     }
                 };
-                Ok(GatewayAnswer {
-                    outcome: Outcome::Pending {
+                Ok(GatewayAnswer::upstream(
+                    Outcome::Pending {
                         token: id.to_be_bytes().to_vec(),
                         retry_at: *retry_at,
                     },
-                    status: Some(format!("Taken under submission (request {id})")),
-                    issued: None,
-                })
+                    Some(format!("Taken under submission (request {id})")),
+                ))
             }
             _ => {
                 store.bump("rejected")?;
                 if let Some(p) = poll {
                     store.finish_pending(p.id, "denied", None)?;
+                }
+                // The upstream owns the revocation list; what it says of the renewed
+                // certificate, the gateway keeps: the next request with it is refused here,
+                // on every endpoint, without asking.
+                if answer.status.as_deref().and_then(leading_hresult) == Some(CRYPT_E_REVOKED) {
+                    store.revoke(&serial_text(old.value()), self.clock.unix())?;
                 }
                 self.audit(
                     store,
@@ -960,10 +969,12 @@ impl Gateway {
             (Outcome::Issued, None) => {
                 SimpleReply::Rejected(Rejection::Denied("issued out of band".into()))
             }
-            _ => SimpleReply::Rejected(Rejection::Denied(format!(
-                "the CA refused: {}",
-                answer.status.as_deref().unwrap_or("no reason given")
-            ))),
+            _ => SimpleReply::Rejected(answer.refusal.unwrap_or_else(|| {
+                Rejection::Denied(format!(
+                    "the CA refused: {}",
+                    answer.status.as_deref().unwrap_or("no reason given")
+                ))
+            })),
         }
     }
 }
@@ -1063,6 +1074,15 @@ impl Backend for Gateway {
         self.with_store(|s| s.counter("requests").map(|_| ()))
             .map_err(|e| e.to_string())
     }
+}
+
+/// CRYPT_E_REVOKED: what a CA answers for a revoked certificate (ADCS; sim-ca's table).
+const CRYPT_E_REVOKED: u32 = 0x8009_2010;
+
+/// The HRESULT an ADCS-style status string starts with (`0x80092010: ...`), parsed.
+fn leading_hresult(status: &str) -> Option<u32> {
+    let digits = status.strip_prefix("0x")?.get(..8)?;
+    u32::from_str_radix(digits, 16).ok()
 }
 
 /// Bounds a Retry-After the upstream asks for: at least a second, at most an hour.

@@ -304,7 +304,7 @@ impl Upstream {
             Policy {
                 client_cas: vec![self.ca.authority().issuing.cert.clone()],
                 upstream_cas: cas,
-                templates: sim_ca::templates::TemplateRegistry::from_configs(&[]).unwrap(),
+                templates: self.ca.templates().clone(),
                 grace: std::time::Duration::ZERO,
                 profile: renewal_core::cmc::Profile::Adcs,
                 retry_after: 7,
@@ -332,4 +332,133 @@ impl Upstream {
         self.ca.register_issued(&user.old_cert).unwrap();
         user
     }
+}
+
+impl Upstream {
+    /// The RA certificate the gateway presents (DER).
+    pub fn ra_certificate(&self) -> Vec<u8> {
+        self.ra_chain[0].der().to_vec()
+    }
+
+    /// A gateway in front of `backend` (any CA the gateway can reach), trusting this
+    /// upstream's CA certificates.
+    pub fn gateway_over(
+        &self,
+        store: Store,
+        backend: Box<dyn sim_ca::gateway::ca_backend::CaBackend>,
+    ) -> sim_ca::gateway::Gateway {
+        use sim_ca::gateway::{Gateway, Policy, RaCredential};
+        let cas = vec![
+            self.ca.authority().issuing.cert.clone(),
+            self.ca.authority().root.cert.clone(),
+        ];
+        Gateway::new(
+            Policy {
+                client_cas: vec![self.ca.authority().issuing.cert.clone()],
+                upstream_cas: cas,
+                templates: self.ca.templates().clone(),
+                grace: std::time::Duration::ZERO,
+                profile: renewal_core::cmc::Profile::Adcs,
+                retry_after: 7,
+            },
+            RaCredential {
+                chain: self.ra_chain.clone(),
+                key: SoftwareKey::from_pem_or_der(self.ra_key_pem.as_bytes()).unwrap(),
+            },
+            backend,
+            store,
+            self.ca.clock().clone(),
+        )
+        .unwrap()
+    }
+
+    /// A gateway in front of this upstream's simulated authority, in process (no socket).
+    pub fn gateway_local(&self, store: Store) -> sim_ca::gateway::Gateway {
+        self.gateway_over(
+            store,
+            Box::new(sim_ca::gateway::ca_backend::SimulatedAuthority::new(
+                std::sync::Arc::clone(&self.ca),
+                self.ra_certificate(),
+            )),
+        )
+    }
+}
+
+/// An upstream that would issue whatever it gets — it keeps no transaction ids (not every CA
+/// does) — modelled as sim-ca's simulated authority behind a counter: every request that
+/// reaches it is counted as a certificate such a CA would have issued. Each exchange takes
+/// `delay`, so that requests sent at once overlap.
+pub struct IssuesWhatever {
+    inner: sim_ca::gateway::ca_backend::SimulatedAuthority,
+    forwards: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    delay: std::time::Duration,
+}
+
+impl IssuesWhatever {
+    /// In front of `upstream`'s authority; `forwards` counts what reaches it.
+    pub fn new(
+        upstream: &Upstream,
+        forwards: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        delay: std::time::Duration,
+    ) -> Self {
+        Self {
+            inner: sim_ca::gateway::ca_backend::SimulatedAuthority::new(
+                std::sync::Arc::clone(&upstream.ca),
+                upstream.ra_certificate(),
+            ),
+            forwards,
+            delay,
+        }
+    }
+}
+
+impl sim_ca::gateway::ca_backend::CaBackend for IssuesWhatever {
+    fn cmc(
+        &self,
+        wrapped: &[u8],
+        pending: Option<u64>,
+    ) -> Result<sim_ca::gateway::ca_backend::CmcAnswer, sim_ca::gateway::ca_backend::Failure> {
+        self.forwards
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(self.delay);
+        self.inner.cmc(wrapped, pending)
+    }
+}
+
+/// Sends the same transactionId (the same bytes, or two requests for two new keys) at the same
+/// instant through `gateways` (one instance twice, or two instances on one store), each round
+/// with a fresh user, against an upstream that issues whatever it gets. Returns, per round, how
+/// many requests reached the upstream — a certificate each.
+pub fn same_transaction_at_once(
+    upstream: &Upstream,
+    gateways: [&sim_ca::gateway::Gateway; 2],
+    forwards: &std::sync::atomic::AtomicUsize,
+    same_bytes: bool,
+    rounds: usize,
+) -> Vec<usize> {
+    use std::sync::atomic::Ordering;
+    (0..rounds)
+        .map(|_| {
+            let user = upstream.user();
+            let params = Client::params();
+            let first = user.request_with(params.clone());
+            let second = if same_bytes {
+                first.clone()
+            } else {
+                user.request_for_key(&SoftwareKey::generate_p256().unwrap(), params)
+            };
+            let before = forwards.load(Ordering::SeqCst);
+            let barrier = std::sync::Barrier::new(2);
+            std::thread::scope(|scope| {
+                for (gateway, request) in gateways.iter().zip([&first, &second]) {
+                    let (barrier, tls) = (&barrier, user.old_cert.der());
+                    scope.spawn(move || {
+                        barrier.wait();
+                        gateway.handle_cmc_at("fullcmc", request, tls)
+                    });
+                }
+            });
+            forwards.load(Ordering::SeqCst) - before
+        })
+        .collect()
 }

@@ -1,0 +1,560 @@
+//! One decision, whoever decides: each finding of the gateway review, tried against the
+//! simulated CA directly, through the gateway over the network (HTTPS to an upstream sim-ca),
+//! and through the gateway in front of the simulated authority in process — and on every
+//! endpoint. A renewal renews exactly the certificate that authenticated: never a namesake's,
+//! never a revoked card's other certificate; one transaction is decided once, whatever arrives
+//! at the same instant; the gateway delivers nothing but a renewal.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::{
+    sync::{Arc, atomic::AtomicUsize},
+    time::Duration,
+};
+
+use common::{Client, IssuesWhatever, Upstream, parse};
+use der::{Encode, asn1::BitString};
+use renewal_core::cmc::{Outcome, Retained, Signer, SoftwareKey, build_renewal_request, oids};
+use sim_ca::{Ca, service::SimpleReply, store::Store};
+use x509_cert::{Certificate, ext::Extension, request::CertReq};
+
+/// Who decides.
+enum Decider {
+    /// The simulated CA, asked directly.
+    Direct,
+    /// The gateway, forwarding over HTTPS to an upstream sim-ca.
+    GatewayNetwork(sim_ca::gateway::Gateway),
+    /// The gateway in front of the simulated authority, in process.
+    GatewayLocal(sim_ca::gateway::Gateway),
+}
+
+/// A CA and who decides in front of it.
+struct Desk {
+    upstream: Upstream,
+    decider: Decider,
+}
+
+impl Desk {
+    /// The three deciders, each over a fresh CA configured by `scenario`.
+    fn all(scenario: &str) -> Vec<Desk> {
+        let direct = Upstream::start(scenario);
+        let network = Upstream::start(scenario);
+        let local = Upstream::start(scenario);
+        vec![
+            Desk {
+                decider: Decider::Direct,
+                upstream: direct,
+            },
+            Desk {
+                decider: Decider::GatewayNetwork(network.gateway(Store::in_memory().unwrap())),
+                upstream: network,
+            },
+            Desk {
+                decider: Decider::GatewayLocal(local.gateway_local(Store::in_memory().unwrap())),
+                upstream: local,
+            },
+        ]
+    }
+
+    fn name(&self) -> &'static str {
+        match self.decider {
+            Decider::Direct => "the simulated CA",
+            Decider::GatewayNetwork(_) => "the gateway over HTTPS",
+            Decider::GatewayLocal(_) => "the gateway in process",
+        }
+    }
+
+    fn ca(&self) -> &Ca {
+        &self.upstream.ca
+    }
+
+    /// A full CMC request at `endpoint`: the outcome, the status text, the certificates.
+    fn cmc(
+        &self,
+        endpoint: &'static str,
+        request: &[u8],
+        tls: &[u8],
+    ) -> (Outcome, String, Vec<Retained<Certificate>>) {
+        let reply = match &self.decider {
+            Decider::Direct => self.ca().handle_cmc_at(endpoint, request, tls),
+            Decider::GatewayNetwork(g) | Decider::GatewayLocal(g) => {
+                g.handle_cmc_at(endpoint, request, tls)
+            }
+        };
+        assert!(
+            reply.upstream.is_none(),
+            "{}: {:?}",
+            self.name(),
+            reply.upstream
+        );
+        let response = parse(&reply.body);
+        response.verify_signer().unwrap();
+        (
+            response.outcome,
+            response.status_string.unwrap_or_default(),
+            response.certificates,
+        )
+    }
+
+    fn simple(&self, body: &[u8], tls: &[u8]) -> SimpleReply {
+        match &self.decider {
+            Decider::Direct => self.ca().handle_simple(body, tls).0,
+            Decider::GatewayNetwork(g) | Decider::GatewayLocal(g) => g.handle_simple(body, tls),
+        }
+    }
+
+    fn issued(&self) -> i64 {
+        self.ca()
+            .counters()
+            .iter()
+            .find(|(n, _)| n == "issued")
+            .map_or(0, |(_, v)| *v)
+    }
+}
+
+/// A user certificate from `ca` for `name` (mailbox SAN `mailbox`), recorded as issued.
+fn named_user(ca: &Ca, name: &str, mailbox: &str) -> Client {
+    let old_key = SoftwareKey::generate_p256().unwrap();
+    let old_cert = renewal_core::sample::issue_named_user_certificate(
+        &ca.authority().issuing.key,
+        &ca.authority().issuing.cert,
+        old_key.public_key(),
+        common::now(),
+        name,
+        mailbox,
+    )
+    .unwrap();
+    ca.register_issued(&old_cert).unwrap();
+    Client {
+        old_key,
+        old_cert,
+        new_key: SoftwareKey::generate_p256().unwrap(),
+    }
+}
+
+/// A bare PKCS#10 (no attributes: no template pair, no extensions) for `subject` and `key`.
+fn bare_pkcs10(subject: &x509_cert::name::Name, key: &SoftwareKey) -> Vec<u8> {
+    let info = x509_cert::request::CertReqInfo {
+        version: x509_cert::request::Version::V1,
+        subject: subject.clone(),
+        public_key: key.public_key().clone(),
+        attributes: Default::default(),
+    };
+    let signature = key.sign(&info.to_der().unwrap()).unwrap();
+    CertReq {
+        info,
+        algorithm: key.algorithm().x509_identifier().unwrap(),
+        signature: BitString::from_bytes(&signature).unwrap(),
+    }
+    .to_der()
+    .unwrap()
+}
+
+/// The text a refused simplereenroll carries (its HRESULT and reason).
+fn refusal(reply: &SimpleReply) -> String {
+    match reply {
+        SimpleReply::Rejected(r) => r.status_string(),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+/// Finding: a revoked card renewed. The user holds an older, valid certificate and a newer,
+/// revoked one (the card was lost); the holder of the revoked card asks on every endpoint.
+/// Through the gateway, a simplereenroll used to renew the *other* certificate (the CA looked
+/// the subject up). Every decider refuses on every endpoint, and nothing is issued.
+#[test]
+fn a_revoked_card_renews_on_no_endpoint_through_no_decider() {
+    for desk in Desk::all("") {
+        let ca = desk.ca();
+        let _older = named_user(ca, "Carol Lost", "carol");
+        ca.clock().advance(Duration::from_secs(60));
+        let revoked = named_user(ca, "Carol Lost", "carol");
+        assert!(
+            ca.revoke(&sim_ca::policy::serial_text(revoked.old_cert.value()))
+                .unwrap()
+        );
+        let before = desk.issued();
+        for endpoint in ["fullcmc", "cmc", "wstep"] {
+            let (outcome, text, _) = desk.cmc(endpoint, &revoked.request(), revoked.old_cert.der());
+            assert!(
+                matches!(outcome, Outcome::Failed { .. }) && text.contains("0x80092010"),
+                "{} {endpoint}: {outcome:?} {text}",
+                desk.name()
+            );
+        }
+        let built = build_renewal_request(
+            &revoked.old_cert,
+            &revoked.old_key,
+            &SoftwareKey::generate_p256().unwrap(),
+            &Client::params(),
+        )
+        .unwrap();
+        let subject = &revoked.old_cert.value().tbs_certificate().subject().clone();
+        for body in [
+            built.pkcs10_der.clone(),
+            bare_pkcs10(subject, &SoftwareKey::generate_p256().unwrap()),
+        ] {
+            let reply = desk.simple(&body, revoked.old_cert.der());
+            let text = match &reply {
+                // The bare request has no SAN: refused for that before revocation matters.
+                SimpleReply::Rejected(r) => r.status_string(),
+                other => panic!("{}: a revoked card got {other:?}", desk.name()),
+            };
+            assert!(
+                text.contains("0x80092010") || text.contains("0x80094806"),
+                "{}: {text}",
+                desk.name()
+            );
+        }
+        let reply = desk.simple(&built.pkcs10_der, revoked.old_cert.der());
+        let text = refusal(&reply);
+        assert!(text.contains("0x80092010"), "{}: {text}", desk.name());
+        assert_eq!(
+            desk.issued(),
+            before,
+            "{}: a certificate was issued",
+            desk.name()
+        );
+    }
+}
+
+/// The template of "SmartcardUser" makes renewals pend; "Other" issues at once.
+fn two_templates() -> String {
+    format!(
+        "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\nrenewals_pend = true\n\
+         [[template]]\noid = \"1.3.6.1.4.1.311.21.8.99.1\"\nname = \"Other\"\n",
+        renewal_core::sample::SAMPLE_TEMPLATE_OID
+    )
+}
+
+/// An initial enrollment of `subject` (no SAN) under `template`: its key and certificate.
+fn enrolled(ca: &Ca, subject: &str, template: &str) -> Client {
+    let old_key = SoftwareKey::generate_p256().unwrap();
+    let csr = bare_pkcs10(&subject.parse().unwrap(), &old_key);
+    let old_cert = ca.issue_initial(&csr, template, None).unwrap();
+    Client {
+        old_key,
+        old_cert,
+        new_key: SoftwareKey::generate_p256().unwrap(),
+    }
+}
+
+/// Finding: a namesake's certificate renewed. A user whose template makes renewals pend shares
+/// a DN (no SAN) with a newer certificate on another template. Through the gateway, a
+/// simplereenroll without a template pair was issued at once on the namesake's template. Every
+/// decider now takes it under submission, on the user's own template.
+#[test]
+fn a_namesakes_certificate_is_never_renewed() {
+    for desk in Desk::all(&two_templates()) {
+        let ca = desk.ca();
+        let user = enrolled(ca, "CN=Shared Name,O=Example", "SmartcardUser");
+        ca.clock().advance(Duration::from_secs(60));
+        let namesake = enrolled(ca, "CN=Shared Name,O=Example", "Other");
+        assert_eq!(
+            user.old_cert.value().tbs_certificate().subject(),
+            namesake.old_cert.value().tbs_certificate().subject()
+        );
+        let before = desk.issued();
+        let subject = user.old_cert.value().tbs_certificate().subject().clone();
+        let bare = bare_pkcs10(&subject, &user.new_key);
+        let reply = desk.simple(&bare, user.old_cert.der());
+        assert!(
+            matches!(reply, SimpleReply::Pending(_)),
+            "{}: {reply:?}",
+            desk.name()
+        );
+        // With the template pair named, the user is not refused: the pair is the user's own.
+        let built = build_renewal_request(
+            &user.old_cert,
+            &user.old_key,
+            &SoftwareKey::generate_p256().unwrap(),
+            &Client::params(),
+        )
+        .unwrap();
+        let reply = desk.simple(&built.pkcs10_der, user.old_cert.der());
+        assert!(
+            matches!(reply, SimpleReply::Pending(_)),
+            "{}: {reply:?}",
+            desk.name()
+        );
+        assert_eq!(desk.issued(), before, "{}: issued at once", desk.name());
+        // The namesake, on its own template, renews at once — its own certificate.
+        let built = build_renewal_request(
+            &namesake.old_cert,
+            &namesake.old_key,
+            &namesake.new_key,
+            &Client::params(),
+        )
+        .unwrap();
+        let SimpleReply::Issued(der) = desk.simple(&built.pkcs10_der, namesake.old_cert.der())
+        else {
+            panic!("{}: the namesake did not renew", desk.name())
+        };
+        let issued = &parse(&der).certificates[0];
+        assert_eq!(
+            renewal_core::cmc::request::certificate_template(issued.value()),
+            renewal_core::cmc::request::certificate_template(namesake.old_cert.value()),
+        );
+    }
+}
+
+/// A pending request behind an RA is the user's: one user's transactionId never blocks or
+/// collects another's (the CA keyed them by the RA's TLS certificate).
+#[test]
+fn two_users_behind_one_gateway_may_choose_the_same_transaction_id() {
+    for desk in Desk::all("") {
+        let (alice, bob) = (desk.upstream.user(), desk.upstream.user());
+        let mut params = Client::params();
+        let alices = alice.request_with(params.clone());
+        params.sender_nonce = Client::params().sender_nonce;
+        let bobs = bob.request_with(params);
+        for (user, request) in [(&alice, &alices), (&bob, &bobs)] {
+            let (outcome, text, _) = desk.cmc("fullcmc", request, user.old_cert.der());
+            assert_eq!(outcome, Outcome::Issued, "{}: {text}", desk.name());
+        }
+        assert_eq!(desk.issued(), 2, "{}", desk.name());
+    }
+}
+
+/// Finding: the same transaction decided twice. The same transactionId — the same bytes, or
+/// two new keys — sent at the same instant to one gateway instance twice, and to two instances
+/// on one state database, against an upstream that issues whatever it gets: one certificate
+/// per transaction, every round. (Before: both were forwarded in most rounds.)
+#[test]
+fn one_transaction_reaches_the_upstream_once_whatever_arrives_at_once() {
+    let dir = std::env::temp_dir().join(format!(
+        "sim-ca-desk-race-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("gateway.db");
+    let upstream = Upstream::start("");
+    let forwards = Arc::new(AtomicUsize::new(0));
+    let backend = || {
+        Box::new(IssuesWhatever::new(
+            &upstream,
+            Arc::clone(&forwards),
+            Duration::from_millis(80),
+        ))
+    };
+    let one = upstream.gateway_over(Store::open(&state).unwrap(), backend());
+    let two = upstream.gateway_over(Store::open(&state).unwrap(), backend());
+    for (gateways, instances) in [
+        ([&one, &one], "one instance"),
+        ([&one, &two], "two instances"),
+    ] {
+        for same_bytes in [true, false] {
+            let per_round =
+                common::same_transaction_at_once(&upstream, gateways, &forwards, same_bytes, 8);
+            assert!(
+                per_round.iter().all(|n| *n == 1),
+                "{instances}, same bytes {same_bytes}: upstream reached {per_round:?} times"
+            );
+        }
+    }
+    // The copy that was told to come back gets the certificate the first one got.
+    let user = upstream.user();
+    let request = user.request();
+    let barrier = std::sync::Barrier::new(2);
+    let send = |gateway: &sim_ca::gateway::Gateway| {
+        barrier.wait();
+        gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der())
+    };
+    let (first, second) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| send(&one));
+        let b = scope.spawn(|| send(&two));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let issued = |body: &[u8]| parse(body).certificates;
+    let certificate = match (first.upstream, second.upstream) {
+        (None, Some(busy)) | (Some(busy), None) => {
+            assert_eq!(
+                (busy.status, busy.retry_after),
+                (503, Some(1)),
+                "{}",
+                busy.text
+            );
+            let done = if first.body.is_empty() {
+                &second.body
+            } else {
+                &first.body
+            };
+            issued(done)
+        }
+        (None, None) => issued(&first.body),
+        (Some(a), Some(b)) => panic!("neither was decided: {a:?} {b:?}"),
+    };
+    let again = one.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    assert_eq!(parse(&again.body).outcome, Outcome::Issued);
+    assert_eq!(parse(&again.body).certificates, certificate);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An upstream that answers with a certificate edited by `edit` (re-signed by the upstream CA,
+/// so it chains): what a misconfigured or compromised upstream template would hand out.
+struct Tampering {
+    inner: sim_ca::gateway::ca_backend::SimulatedAuthority,
+    ca: Arc<Ca>,
+    edit: fn(&mut Vec<Extension>),
+}
+
+impl sim_ca::gateway::ca_backend::CaBackend for Tampering {
+    fn cmc(
+        &self,
+        wrapped: &[u8],
+        pending: Option<u64>,
+    ) -> Result<sim_ca::gateway::ca_backend::CmcAnswer, sim_ca::gateway::ca_backend::Failure> {
+        use renewal_core::cmc::{
+            DigestAlgorithm, ResponseParams, StatusStyle, build_full_response,
+        };
+        let answer = self.inner.cmc(wrapped, pending)?;
+        let sim_ca::gateway::ca_backend::CmcAnswer::Response { der, .. } = answer else {
+            return Ok(answer);
+        };
+        let response = parse(&der);
+        let authority = self.ca.authority();
+        let cas = [authority.issuing.cert.clone(), authority.root.cert.clone()];
+        let issued = response
+            .certificates
+            .iter()
+            .find(|c| !cas.contains(c))
+            .unwrap();
+        let tbs = issued.value().tbs_certificate();
+        let mut extensions = tbs.extensions().cloned().unwrap_or_default();
+        (self.edit)(&mut extensions);
+        let validity = tbs.validity();
+        let edited = authority
+            .issue(
+                tbs.serial_number().as_bytes().to_vec(),
+                tbs.subject().clone(),
+                tbs.subject_public_key_info().clone(),
+                std::time::UNIX_EPOCH + validity.not_before.to_unix_duration(),
+                std::time::UNIX_EPOCH + validity.not_after.to_unix_duration(),
+                extensions,
+            )
+            .unwrap();
+        let params = ResponseParams {
+            outcome: response.outcome.clone(),
+            status_string: response.status_string.clone(),
+            style: StatusStyle::V2,
+            request_body_part: 1,
+            transaction_id: None,
+            recipient_nonce: None,
+            issued: Some(edited),
+            chain: cas.to_vec(),
+            digest: DigestAlgorithm::Sha256,
+        };
+        let der =
+            build_full_response(&params, &authority.issuing.cert, &authority.issuing.key).unwrap();
+        Ok(sim_ca::gateway::ca_backend::CmcAnswer::Response {
+            der,
+            upstream_id: None,
+        })
+    }
+}
+
+fn replace(extensions: &mut Vec<Extension>, new: Extension) {
+    extensions.retain(|e| e.extn_id != new.extn_id);
+    extensions.push(new);
+}
+
+/// The gateway checks what it delivers as strictly as the client does: a certificate whose
+/// EKU, SAN, basicConstraints or template is not the renewed certificate's is a 502, audited,
+/// and nothing is delivered — on full CMC and on simplereenroll.
+#[test]
+fn the_gateway_delivers_nothing_but_a_renewal() {
+    use renewal_core::x509;
+    let edits: [(&str, fn(&mut Vec<Extension>)); 5] = [
+        ("an extra EKU", |e| {
+            replace(
+                e,
+                x509::ext_key_usage(vec![
+                    oids::KP_CLIENT_AUTH,
+                    oids::KP_SMARTCARD_LOGON,
+                    const_oid::db::rfc5280::ID_KP_CODE_SIGNING,
+                ])
+                .unwrap(),
+            )
+        }),
+        ("another SAN", |e| {
+            replace(
+                e,
+                x509::subject_alt_name(vec![x509_cert::ext::pkix::name::GeneralName::Rfc822Name(
+                    der::asn1::Ia5String::new("admin@example.com").unwrap(),
+                )])
+                .unwrap(),
+            )
+        }),
+        ("a CA", |e| {
+            replace(e, x509::basic_constraints(true, None).unwrap())
+        }),
+        ("another template", |e| {
+            replace(
+                e,
+                x509::certificate_template("1.3.6.1.4.1.311.21.8.99.2".parse().unwrap(), 100, 1)
+                    .unwrap(),
+            )
+        }),
+        ("no EKU", |e| e.retain(|x| x.extn_id != oids::EXT_KEY_USAGE)),
+    ];
+    for (what, edit) in edits {
+        let upstream = Upstream::start("");
+        let backend = Tampering {
+            inner: sim_ca::gateway::ca_backend::SimulatedAuthority::new(
+                Arc::clone(&upstream.ca),
+                upstream.ra_certificate(),
+            ),
+            ca: Arc::clone(&upstream.ca),
+            edit,
+        };
+        let gateway = upstream.gateway_over(Store::in_memory().unwrap(), Box::new(backend));
+        let user = upstream.user();
+        let reply = gateway.handle_cmc_at("fullcmc", &user.request(), user.old_cert.der());
+        let failure = reply
+            .upstream
+            .unwrap_or_else(|| panic!("{what}: delivered"));
+        assert_eq!(failure.status, 502, "{what}: {}", failure.text);
+        assert!(reply.body.is_empty(), "{what}");
+        let built = build_renewal_request(
+            &user.old_cert,
+            &user.old_key,
+            &SoftwareKey::generate_p256().unwrap(),
+            &Client::params(),
+        )
+        .unwrap();
+        let reply = gateway.handle_simple(&built.pkcs10_der, user.old_cert.der());
+        assert!(
+            matches!(&reply, SimpleReply::Unavailable(f) if f.status == 502),
+            "{what}: {reply:?}"
+        );
+        let audit = gateway.audit_trail();
+        assert_eq!(
+            audit
+                .iter()
+                .filter(|r| r.outcome == "upstream-failed")
+                .count(),
+            2,
+            "{what}: {audit:?}"
+        );
+        assert!(audit.iter().all(|r| r.outcome != "issued"), "{what}");
+    }
+}
+
+/// `--trust-ra` takes only a certificate made for the job: id-kp-cmcRA (RFC 6402 §2.10). A
+/// user's certificate from the same CA is refused at start, not trusted by accident.
+#[test]
+fn only_a_cmc_ra_certificate_is_trusted_as_an_ra() {
+    let ca = common::ca();
+    let user = Client::new(&ca);
+    let err = match ca.with_trusted_ras(vec![user.old_cert.clone()]) {
+        Ok(_) => panic!("a user's certificate was trusted as an RA"),
+        Err(e) => e,
+    };
+    assert!(err.contains("id-kp-cmcRA"), "{err}");
+}
