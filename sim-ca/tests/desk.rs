@@ -401,7 +401,7 @@ fn one_transaction_reaches_the_upstream_once_whatever_arrives_at_once() {
 struct Tampering {
     inner: sim_ca::gateway::ca_backend::SimulatedAuthority,
     ca: Arc<Ca>,
-    edit: fn(&mut Vec<Extension>),
+    edit: Edit,
 }
 
 impl sim_ca::gateway::ca_backend::CaBackend for Tampering {
@@ -459,6 +459,9 @@ impl sim_ca::gateway::ca_backend::CaBackend for Tampering {
     }
 }
 
+/// A change to a certificate's extensions.
+type Edit = fn(&mut Vec<Extension>);
+
 fn replace(extensions: &mut Vec<Extension>, new: Extension) {
     extensions.retain(|e| e.extn_id != new.extn_id);
     extensions.push(new);
@@ -470,7 +473,7 @@ fn replace(extensions: &mut Vec<Extension>, new: Extension) {
 #[test]
 fn the_gateway_delivers_nothing_but_a_renewal() {
     use renewal_core::x509;
-    let edits: [(&str, fn(&mut Vec<Extension>)); 5] = [
+    let edits: [(&str, Edit); 5] = [
         ("an extra EKU", |e| {
             replace(
                 e,
