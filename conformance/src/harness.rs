@@ -48,6 +48,11 @@ pub fn through_gateway(route: Option<GatewayRoute>) {
     }
 }
 
+/// The route set by [`through_gateway`].
+pub fn gateway_route() -> Option<GatewayRoute> {
+    GATEWAY.lock().ok().and_then(|g| *g)
+}
+
 /// A gateway in front of `ca` (listening at `upstream`), trusting its CA for users and as the
 /// upstream, with `ra` as its identity, and the scenario's templates, grace and profile.
 fn gateway_in_front(
@@ -82,6 +87,7 @@ fn gateway_in_front(
         grace: Duration::from_secs(u64::from(scenario.grace_days) * 86400),
         profile: scenario.profile,
         retry_after: 5,
+        max_pending_per_identity: scenario.max_pending_per_identity,
     };
     let store = Store::in_memory().map_err(|e| e.to_string())?;
     Ok(Arc::new(sim_ca::gateway::Gateway::new(

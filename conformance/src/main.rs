@@ -329,6 +329,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Every scenario through a renewal gateway in front of the simulated CA: faults and
+    // dispositions happen at the upstream, the outcome the client sees must not change (but
+    // for what the gateway's CMC leg adds, which the default matrix knows).
+    conformance::harness::through_gateway(args.gateway);
     let matrix = match &args.scenarios {
         None => default_matrix(),
         Some(path) => match std::fs::read_to_string(path)
@@ -346,9 +350,6 @@ fn main() -> ExitCode {
         Some(key) => conformance::matrix::with_ca_key(matrix, key),
         None => matrix,
     };
-    // Every scenario through a renewal gateway in front of the simulated CA: faults and
-    // dispositions happen at the upstream, the outcome the client sees must not change.
-    conformance::harness::through_gateway(args.gateway);
     let scenarios: Vec<_> = matrix
         .into_iter()
         .filter(|s| args.filter.as_deref().is_none_or(|f| s.name.contains(f)))

@@ -158,8 +158,17 @@ pub fn default_matrix() -> Vec<Scenario> {
             ("wrong-content-type", RolledBack),
             ("truncated", RolledBack),
             ("wrong-key-certificate", RolledBack),
-            // A certs-only answer (simplereenroll) has no signer to get wrong.
-            ("wrong-signer", if cmc { RolledBack } else { Renewed }),
+            // A certs-only answer (simplereenroll) has no signer to get wrong — unless a
+            // gateway stands between: it forwards a simplereenroll as the RA's re-enrollment
+            // in CMC, and refuses the upstream's answer signed by another key.
+            (
+                "wrong-signer",
+                if cmc || crate::harness::gateway_route().is_some() {
+                    RolledBack
+                } else {
+                    Renewed
+                },
+            ),
         ];
         for (fault, expected) in faults {
             out.push(Scenario {

@@ -195,6 +195,42 @@ pub(crate) struct Lookup<'a> {
     /// Whether the claim is held open while the decision is made elsewhere (a gateway
     /// forwarding to its upstream), rather than settled in this transaction.
     pub(crate) hold: bool,
+    /// Until when its sightings guard anything: the renewed certificate's end of validity
+    /// plus the grace (a request signed with it is refused as expired after that).
+    pub(crate) guard_until: i64,
+}
+
+/// Open pending requests one certificate may have, unless configured otherwise.
+pub const DEFAULT_PENDING_CAP: u32 = 8;
+
+/// Sightings are pruned once every this many claims (one indexed DELETE).
+const SWEEP_EVERY: u64 = 1024;
+
+/// The ledger's per-decider settings and upkeep: how many pending requests one certificate may
+/// have open, and the sweep of sightings that guard nothing any more — so that the state stays
+/// bounded however long the server runs.
+pub(crate) struct Ledger {
+    pending_cap: u32,
+    claims: std::sync::atomic::AtomicU64,
+}
+
+impl Ledger {
+    pub(crate) fn new(pending_cap: u32) -> Self {
+        Self {
+            pending_cap,
+            claims: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+/// Until when a request renewing `renewed` can be accepted at all (validity plus `grace`).
+pub(crate) fn guard_until(renewed: &Certificate, grace: std::time::Duration) -> i64 {
+    let not_after = renewed
+        .tbs_certificate()
+        .validity()
+        .not_after
+        .to_unix_duration();
+    i64::try_from((not_after + grace).as_secs()).unwrap_or(i64::MAX)
 }
 
 /// Where a request stands in the ledger, before anyone decides it.
@@ -241,21 +277,29 @@ impl Claim {
     }
 }
 
-impl Origin {
+impl Ledger {
     /// The ledger's check, the same for every decider and endpoint, in the caller's
-    /// transaction: revoked → poll → answered before → key reuse → replay (transactionId, then
-    /// nonce). A fresh request leaves with its transaction claimed.
+    /// transaction: revoked → poll → answered before → key reuse → open pending cap → replay
+    /// (transactionId, then nonce). A fresh request leaves with its transaction claimed.
     pub(crate) fn stand(
         &self,
         store: &Store,
+        origin: &Origin,
         at: i64,
         template: &str,
         lookup: &Lookup<'_>,
     ) -> Result<Standing, Rejection> {
+        let this = origin;
+        let claims = self
+            .claims
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if claims % SWEEP_EVERY == 0 {
+            store.prune_sightings(at)?;
+        }
         if let Err(r) = crate::policy::check_not_revoked(lookup.renewed, store) {
             return Ok(Standing::Refused(r, None));
         }
-        if let Some(pending) = store.find_pending(&self.identity, lookup.pending_key)? {
+        if let Some(pending) = store.find_pending(&this.identity, lookup.pending_key)? {
             if !(lookup.same_request)(&pending) {
                 let id = pending.id;
                 return Ok(Standing::Refused(Rejection::PollMismatch(id), Some(id)));
@@ -263,7 +307,7 @@ impl Origin {
             return Ok(Standing::Poll(pending));
         }
         let old_serial = crate::policy::serial_text(lookup.renewed);
-        if let Some(cert) = self.answered_before(
+        if let Some(cert) = this.answered_before(
             store,
             at,
             template,
@@ -278,9 +322,15 @@ impl Origin {
         if store.key_certified(lookup.key_fingerprint)? {
             return Ok(Standing::Refused(Rejection::KeyReuse, None));
         }
-        let transaction = self.transaction_key(lookup.transaction);
+        if store.open_pending(&this.identity)? >= i64::from(self.pending_cap) {
+            return Ok(Standing::Refused(
+                Rejection::PendingLimit(self.pending_cap),
+                None,
+            ));
+        }
+        let transaction = this.transaction_key(lookup.transaction);
         let in_flight = format!("{transaction}:{}", lookup.key_fingerprint);
-        if !store.first_sighting("transaction", &transaction, at)? {
+        if !store.first_sighting_until("transaction", &transaction, at, lookup.guard_until)? {
             // Claimed already. By this very request (same new key) still being forwarded?
             return Ok(match store.sighting_at("in-flight", &in_flight)? {
                 Some(since) if at - since < CLAIM_TTL_SECS => Standing::InFlight,
@@ -298,12 +348,12 @@ impl Origin {
         }
         let nonce = lookup.nonce.map(hex);
         if let Some(n) = &nonce
-            && !store.first_sighting("nonce", n, at)?
+            && !store.first_sighting_until("nonce", n, at, lookup.guard_until)?
         {
             return Ok(Standing::Refused(Rejection::Replay, None));
         }
         let in_flight = if lookup.hold {
-            store.first_sighting("in-flight", &in_flight, at)?;
+            store.first_sighting_until("in-flight", &in_flight, at, lookup.guard_until)?;
             Some(in_flight)
         } else {
             None

@@ -21,7 +21,7 @@ pub mod clock;
 pub mod durability;
 pub mod gateway;
 pub mod http;
-mod ledger;
+pub mod ledger;
 pub mod metrics;
 pub mod policy;
 pub mod scenario;

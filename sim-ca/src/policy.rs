@@ -36,6 +36,9 @@ pub enum Rejection {
     /// Over the size limit.
     #[error("request too large")]
     TooLarge,
+    /// The renewed certificate has this many requests pending already.
+    #[error("{0} requests of this certificate are pending already: wait until one is decided")]
+    PendingLimit(u32),
     /// Not a well-formed request.
     #[error("malformed request: {0}")]
     Malformed(String),
@@ -124,6 +127,7 @@ impl Rejection {
         use CmcFailInfo::*;
         let (fail_info, hresult, http) = match self {
             Self::TooLarge => (BadRequest, 0x8009_4007, 413), // CERTSRV_E_ENCODING_LENGTH
+            Self::PendingLimit(_) => (BadRequest, 0x8009_4011, 429), // CERTSRV_E_ENROLL_DENIED
             Self::Malformed(_) => (BadRequest, 0x8007_000D, 400), // ERROR_INVALID_DATA
             Self::BadSignature(_) => (BadMessageCheck, 0x8009_0006, 400), // NTE_BAD_SIGNATURE
             Self::PopFailed => (PopFailed, 0x8009_0006, 400), // NTE_BAD_SIGNATURE

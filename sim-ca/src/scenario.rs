@@ -208,6 +208,14 @@ pub struct Scenario {
     /// Rules, in order.
     #[serde(default, rename = "rule")]
     pub rules: Vec<RuleConfig>,
+    /// Open pending requests one certificate may have; a new request beyond is refused
+    /// (HTTP 429, CERTSRV_E_ENROLL_DENIED) until one is decided.
+    #[serde(default = "pending_cap")]
+    pub max_pending_per_identity: u32,
+}
+
+fn pending_cap() -> u32 {
+    crate::ledger::DEFAULT_PENDING_CAP
 }
 
 /// No rules, built-in templates, the `adcs` profile: what an empty scenario file says.
@@ -220,6 +228,7 @@ impl Default for Scenario {
             ca_key: None,
             templates: Vec::new(),
             rules: Vec::new(),
+            max_pending_per_identity: pending_cap(),
         }
     }
 }

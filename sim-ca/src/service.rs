@@ -18,7 +18,7 @@ use crate::{
     authority::Authority,
     clock::{Clock, unix},
     durability::GroupSync,
-    ledger::{Lookup, Origin, Standing},
+    ledger::{Ledger, Lookup, Origin, Standing},
     policy::{self, Accepted, PolicyContext, Rejection, SimpleAccepted, serial_text},
     scenario::{Disposition, Rule, Scenario, TransportFault},
     store::{AuditOutcome, AuditRecord, Pending, PendingEnd, Resolve, Store, StoreError},
@@ -75,6 +75,8 @@ pub struct Ca {
     trusted_ras: Vec<Retained<Certificate>>,
     /// A key that is not the CA's, for the "wrong signer" and "wrong key" faults.
     decoy: SoftwareKey,
+    /// The pending cap and the sightings' upkeep.
+    ledger: Ledger,
 }
 
 /// The answer to a CMC request (EST fullcmc or RFC 5273).
@@ -177,6 +179,7 @@ impl Ca {
             profile: scenario.profile,
             trusted_ras: Vec::new(),
             decoy: SoftwareKey::generate_p256().map_err(|e| e.to_string())?,
+            ledger: Ledger::new(scenario.max_pending_per_identity),
         })
     }
 
@@ -777,8 +780,12 @@ impl Ca {
             transaction: &accepted.transaction,
             nonce: accepted.facts.sender_nonce.as_deref(),
             hold: false,
+            guard_until: crate::ledger::guard_until(tls.value(), self.grace),
         };
-        match origin.stand(store, self.clock.unix(), template, &lookup)? {
+        match self
+            .ledger
+            .stand(store, origin, self.clock.unix(), template, &lookup)?
+        {
             Standing::Refused(r, pending) => return refuse(r, pending),
             Standing::Poll(pending) => return self.poll_cmc(store, pending, accepted, origin),
             Standing::Answered(cert) => {
@@ -1156,8 +1163,12 @@ impl Ca {
             transaction: &transaction,
             nonce: None,
             hold: false,
+            guard_until: crate::ledger::guard_until(renewed.value(), self.grace),
         };
-        match origin.stand(store, self.clock.unix(), template, &lookup)? {
+        match self
+            .ledger
+            .stand(store, origin, self.clock.unix(), template, &lookup)?
+        {
             Standing::Refused(r, pending) => return refuse(r, pending),
             Standing::Poll(pending) => {
                 let outcome = match self.poll_state(store, &pending, origin, template)? {

@@ -116,6 +116,8 @@ CREATE TABLE IF NOT EXISTS pending (
     resolve TEXT NOT NULL, final TEXT NOT NULL, status TEXT NOT NULL, cert_serial TEXT,
     upstream_id BIGINT);
 ALTER TABLE pending ADD COLUMN IF NOT EXISTS upstream_id BIGINT;
+ALTER TABLE seen ADD COLUMN IF NOT EXISTS expires_at BIGINT NOT NULL DEFAULT 9223372036854775807;
+CREATE INDEX IF NOT EXISTS seen_expiry ON seen (expires_at);
 CREATE TABLE IF NOT EXISTS seen (kind TEXT NOT NULL, value TEXT NOT NULL, seen_at BIGINT NOT NULL,
     PRIMARY KEY (kind, value));
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
@@ -157,9 +159,15 @@ CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 
 /// Columns added after the first release, with their definitions: an older state directory is
 /// upgraded in place when it is opened.
-const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
+const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
     ("certificates", "key_fingerprint", "TEXT"),
     ("pending", "upstream_id", "INTEGER"),
+    // When the sighting stops guarding anything (older rows: never).
+    (
+        "seen",
+        "expires_at",
+        "INTEGER NOT NULL DEFAULT 9223372036854775807",
+    ),
 ];
 
 /// What the CA decided, as the audit trail names it.
@@ -281,7 +289,8 @@ impl Store {
             "CREATE INDEX IF NOT EXISTS certificates_renewal ON certificates (renewal_of, key_fingerprint);
              CREATE INDEX IF NOT EXISTS certificates_key ON certificates (key_fingerprint);
              CREATE INDEX IF NOT EXISTS certificates_subject ON certificates (subject);
-             CREATE INDEX IF NOT EXISTS pending_lookup ON pending (tls_fingerprint, transaction_id, id);",
+             CREATE INDEX IF NOT EXISTS pending_lookup ON pending (tls_fingerprint, transaction_id, id);
+             CREATE INDEX IF NOT EXISTS seen_expiry ON seen (expires_at);",
         )?;
         let in_memory = path.as_os_str() == ":memory:" || path.as_os_str().is_empty();
         let wal = (!in_memory).then(|| {
@@ -524,13 +533,51 @@ impl Store {
             .is_some())
     }
 
-    /// Records a nonce or transaction id; false when it was seen before (a replay).
+    /// Records a nonce or transaction id for good; false when it was seen before (a replay).
     pub fn first_sighting(&self, kind: &str, value: &str, now: i64) -> Result<bool, StoreError> {
+        self.first_sighting_until(kind, value, now, i64::MAX)
+    }
+
+    /// Records a nonce or transaction id that guards something until `expires_at` (a request
+    /// signed with a certificate is refused anyway once it expired: its sightings may go then,
+    /// [`Store::prune_sightings`]); false when it was seen before (a replay).
+    pub fn first_sighting_until(
+        &self,
+        kind: &str,
+        value: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
         let inserted = self.db.exec(
-            "INSERT INTO seen (kind, value, seen_at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-            &[kind.into(), value.into(), now.into()],
+            "INSERT INTO seen (kind, value, seen_at, expires_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT DO NOTHING",
+            &[kind.into(), value.into(), now.into(), expires_at.into()],
         )?;
         Ok(inserted == 1)
+    }
+
+    /// Forgets the sightings that guard nothing any more (expired before `now`); returns how
+    /// many went.
+    pub fn prune_sightings(&self, now: i64) -> Result<u64, StoreError> {
+        self.db
+            .exec("DELETE FROM seen WHERE expires_at < ?1", &[now.into()])
+    }
+
+    /// Sightings recorded (a gauge of the replay state's size).
+    pub fn sightings(&self) -> Result<i64, StoreError> {
+        self.db
+            .row("SELECT COUNT(*) FROM seen", &[])?
+            .map_or(Ok(0), |r| r.int(0))
+    }
+
+    /// Pending requests still open for the certificate with fingerprint `identity`.
+    pub fn open_pending(&self, identity: &str) -> Result<i64, StoreError> {
+        self.db
+            .row(
+                "SELECT COUNT(*) FROM pending WHERE tls_fingerprint = ?1 AND status = 'pending'",
+                &[identity.into()],
+            )?
+            .map_or(Ok(0), |r| r.int(0))
     }
 
     /// When a sighting was recorded, if it was.

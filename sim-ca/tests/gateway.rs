@@ -454,6 +454,7 @@ fn a_gateway_with_a_credential_that_cannot_work_does_not_start() {
         grace: std::time::Duration::ZERO,
         profile: renewal_core::cmc::Profile::Adcs,
         retry_after: 5,
+        max_pending_per_identity: sim_ca::ledger::DEFAULT_PENDING_CAP,
     };
     let start = |ra: RaCredential| {
         let backend = SimulatedAuthority::new(upstream.ca.clone(), ra.chain[0].der().to_vec());

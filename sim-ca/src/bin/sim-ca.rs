@@ -243,6 +243,7 @@ fn serve_gateway(config_path: &std::path::Path) -> Result<(), String> {
         grace: std::time::Duration::from_secs(u64::from(config.policy.grace_days) * 86400),
         profile: config.policy.profile,
         retry_after: config.limits.retry_after_secs,
+        max_pending_per_identity: config.policy.max_pending_per_identity,
     };
     let shared = store.is_shared();
     let gateway = Gateway::new(policy, ra, Box::new(upstream), store, clock)?;

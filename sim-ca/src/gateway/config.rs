@@ -140,6 +140,9 @@ pub struct PolicySection {
     /// Templates (the built-in ones when empty).
     #[serde(default, rename = "template")]
     pub templates: Vec<TemplateConfig>,
+    /// Open pending requests one certificate may have.
+    #[serde(default = "pending_cap")]
+    pub max_pending_per_identity: u32,
 }
 
 impl Default for PolicySection {
@@ -148,8 +151,13 @@ impl Default for PolicySection {
             grace_days: 0,
             profile: adcs(),
             templates: Vec::new(),
+            max_pending_per_identity: pending_cap(),
         }
     }
+}
+
+fn pending_cap() -> u32 {
+    crate::ledger::DEFAULT_PENDING_CAP
 }
 
 fn fullcmc() -> CmcProtocol {

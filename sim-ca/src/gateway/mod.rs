@@ -42,7 +42,7 @@ use crate::{
     backend::{Backend, UpstreamFailure},
     clock::{Clock, unix},
     durability::GroupSync,
-    ledger::{Claim, Lookup, Origin, Standing},
+    ledger::{Claim, Ledger, Lookup, Origin, Standing},
     policy::{self, Accepted, PolicyContext, Rejection, serial_text},
     service::{CmcReply, LockedStore, SimpleReply, lock, same_cmc_pkcs10, same_simple_pkcs10},
     store::{AuditOutcome, AuditRecord, Pending, PendingEnd, Resolve, Store, StoreError},
@@ -67,6 +67,8 @@ pub struct Policy {
     pub profile: Profile,
     /// Seconds a client is told to wait when the upstream cannot be asked.
     pub retry_after: u64,
+    /// Open pending requests one certificate may have ([`crate::ledger::DEFAULT_PENDING_CAP`]).
+    pub max_pending_per_identity: u32,
 }
 
 /// The gateway's own credential: the RA certificate (first) with its chain, and its key. It
@@ -117,6 +119,7 @@ pub struct Gateway {
     clock: Clock,
     limits: Limits,
     metrics: Metrics,
+    ledger: Ledger,
 }
 
 /// Where a request stands before it is forwarded.
@@ -204,6 +207,7 @@ impl Gateway {
         if policy.upstream_cas.is_empty() || policy.client_cas.is_empty() {
             return Err("the gateway needs the upstream's and the clients' CA certificates".into());
         }
+        let max_pending = policy.max_pending_per_identity;
         Ok(Self {
             policy,
             ra,
@@ -213,6 +217,7 @@ impl Gateway {
             clock,
             limits: Limits::default(),
             metrics: Metrics::default(),
+            ledger: Ledger::new(max_pending),
         })
     }
 
@@ -384,6 +389,7 @@ impl Gateway {
             transaction: &accepted.transaction,
             nonce: accepted.facts.sender_nonce.as_deref(),
             hold: true,
+            guard_until: crate::ledger::guard_until(tls.value(), self.policy.grace),
         };
         self.step(store, origin, template, &lookup)
     }
@@ -396,7 +402,10 @@ impl Gateway {
         template: &str,
         lookup: &Lookup<'_>,
     ) -> Result<Step, Rejection> {
-        match origin.stand(store, self.clock.unix(), template, lookup)? {
+        match self
+            .ledger
+            .stand(store, origin, self.clock.unix(), template, lookup)?
+        {
             Standing::Refused(rejection, pending) => {
                 origin.refused(
                     store,
@@ -936,6 +945,7 @@ impl Gateway {
                 transaction: &transaction,
                 nonce: None,
                 hold: true,
+                guard_until: crate::ledger::guard_until(tls.value(), self.policy.grace),
             };
             self.step(s, &origin, item.template, &lookup)
         };

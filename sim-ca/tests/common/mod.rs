@@ -308,6 +308,7 @@ impl Upstream {
                 grace: std::time::Duration::ZERO,
                 profile: renewal_core::cmc::Profile::Adcs,
                 retry_after: 7,
+                max_pending_per_identity: sim_ca::ledger::DEFAULT_PENDING_CAP,
             },
             RaCredential {
                 chain: self.ra_chain.clone(),
@@ -360,6 +361,7 @@ impl Upstream {
                 grace: std::time::Duration::ZERO,
                 profile: renewal_core::cmc::Profile::Adcs,
                 retry_after: 7,
+                max_pending_per_identity: sim_ca::ledger::DEFAULT_PENDING_CAP,
             },
             RaCredential {
                 chain: self.ra_chain.clone(),
