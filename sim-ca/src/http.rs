@@ -151,8 +151,11 @@ pub fn tls_config(
     )
 }
 
-/// rustls server config: TLS 1.2/1.3, aws-lc-rs, a client certificate required and verified
-/// against `client_cas` at `clock`'s time.
+/// rustls server config: TLS 1.2/1.3, aws-lc-rs, a client certificate requested and, when one
+/// is presented, verified against `client_cas` at `clock`'s time. It is requested, not
+/// required (RFC 7030 §4.1.1: `/cacerts` is for clients that have nothing yet, as strongSwan's
+/// `pki --estca` fetches it); every endpoint that needs an identity refuses a connection
+/// without one ([`handle`]).
 pub fn tls_config_for(
     client_cas: &[renewal_core::cmc::Retained<x509_cert::Certificate>],
     clock: &crate::clock::Clock,
@@ -166,6 +169,7 @@ pub fn tls_config_for(
             .map_err(|e| e.to_string())?;
     }
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
         .build()
         .map_err(|e| e.to_string())?;
     // Client certificates are valid or not at the backend's time (advanceable in tests).
@@ -197,15 +201,12 @@ pub async fn serve_https(
             else {
                 return;
             };
-            let Some(client) = tls
+            let client = tls
                 .get_ref()
                 .1
                 .peer_certificates()
                 .and_then(|c| c.first())
-                .map(|c| c.to_vec())
-            else {
-                return;
-            };
+                .map(|c| c.to_vec());
             let service = service_fn(move |req| {
                 let ca = Arc::clone(&ca);
                 let client = client.clone();
@@ -250,7 +251,7 @@ const CERTS_ONLY: &str = "application/pkcs7-mime; smime-type=certs-only";
 
 async fn handle(
     ca: Arc<dyn Backend>,
-    client: Vec<u8>,
+    client: Option<Vec<u8>>,
     req: Request<Incoming>,
     limits: HttpLimits,
 ) -> Result<Response<Body>, Hangup> {
@@ -273,6 +274,29 @@ async fn handle(
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e),
         });
     }
+    // Initial enrollment is not this server's business: it renews the certificate that
+    // authenticates, nothing else (RFC 7030 §4.2.1 makes simpleenroll optional for a server).
+    if path == "/.well-known/est/simpleenroll" {
+        let rejection = Rejection::Denied(
+            "this server renews certificates only: EST simpleenroll (initial enrollment) is not \
+             offered; renew with simplereenroll or fullcmc"
+                .into(),
+        );
+        let tls = client.clone().unwrap_or_default();
+        let reason = rejection.to_string();
+        let _ = tokio::task::spawn_blocking(move || {
+            ca.refuse_unread("simpleenroll", &tls, &rejection);
+        })
+        .await;
+        return Ok(text(StatusCode::FORBIDDEN, reason));
+    }
+    // Everything else acts for the certificate that authenticated: no certificate, no answer.
+    let Some(client) = client else {
+        return Ok(text(
+            StatusCode::FORBIDDEN,
+            "this endpoint needs a TLS client certificate from a CA this server trusts",
+        ));
+    };
     if method == Method::POST && crate::cep::is_cep_path(&path) && ca.as_ca().is_some() {
         let host = req
             .headers()

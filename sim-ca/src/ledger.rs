@@ -365,3 +365,104 @@ impl Ledger {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// 10^5 renewals, one a second, each renewing a certificate that stays acceptable for an
+    /// hour after it: the sightings that guard them never exceed what an hour (plus one sweep
+    /// interval) can hold, however long the run.
+    #[test]
+    fn sightings_stay_bounded_over_100_000_renewals() {
+        let store = Store::in_memory().unwrap();
+        let ledger = Ledger::new(DEFAULT_PENDING_CAP);
+        let renewed = renewal_core::sample::Sample::deterministic()
+            .unwrap()
+            .old_cert;
+        let origin = Origin::new("fullcmc", renewed.der(), &[]);
+        let same_request = |_: &Pending| true;
+        const WINDOW: i64 = 3600;
+        let mut largest = 0;
+        for at in 0..100_000_i64 {
+            let (transaction, key) = (format!("t{at}"), format!("k{at}"));
+            let nonce = at.to_be_bytes();
+            let lookup = Lookup {
+                renewed: renewed.value(),
+                pending_key: &transaction,
+                same_request: &same_request,
+                key_fingerprint: &key,
+                transaction: &transaction,
+                nonce: Some(&nonce),
+                hold: false,
+                guard_until: at + WINDOW,
+            };
+            let standing = ledger.stand(&store, &origin, at, "T", &lookup).unwrap();
+            assert!(matches!(standing, Standing::Fresh(_)), "renewal {at}");
+            if at % 997 == 0 {
+                largest = largest.max(store.sightings().unwrap());
+            }
+        }
+        let bound = 2 * (WINDOW + SWEEP_EVERY as i64);
+        assert!(
+            largest > WINDOW,
+            "the run never filled its window: {largest}"
+        );
+        assert!(largest <= bound, "{largest} sightings > {bound}");
+        assert!(store.sightings().unwrap() <= bound);
+    }
+
+    /// A certificate with as many open pending requests as the cap gets no new decision; a
+    /// poll of one of them still goes through.
+    #[test]
+    fn open_pending_requests_are_capped_per_certificate() {
+        let store = Store::in_memory().unwrap();
+        let ledger = Ledger::new(2);
+        let renewed = renewal_core::sample::Sample::deterministic()
+            .unwrap()
+            .old_cert;
+        let origin = Origin::new("fullcmc", renewed.der(), &[]);
+        let same_request = |_: &Pending| true;
+        let lookup = |transaction: &'static str| Lookup {
+            renewed: renewed.value(),
+            pending_key: transaction,
+            same_request: &same_request,
+            key_fingerprint: transaction,
+            transaction,
+            nonce: None,
+            hold: false,
+            guard_until: i64::MAX,
+        };
+        for transaction in ["a", "b"] {
+            let standing = ledger.stand(&store, &origin, 1, "T", &lookup(transaction));
+            assert!(matches!(standing, Ok(Standing::Fresh(_))));
+            store
+                .add_pending(&Pending {
+                    id: 0,
+                    tls_fingerprint: origin.identity.clone(),
+                    transaction: transaction.into(),
+                    request: Vec::new(),
+                    kind: "fullcmc".into(),
+                    created_at: 1,
+                    polls: 0,
+                    resolve: crate::store::Resolve::Admin,
+                    end: crate::store::PendingEnd::Issue,
+                    status: "pending".into(),
+                    cert_serial: None,
+                    upstream_id: None,
+                })
+                .unwrap();
+        }
+        let third = ledger.stand(&store, &origin, 1, "T", &lookup("c")).unwrap();
+        assert!(matches!(
+            third,
+            Standing::Refused(Rejection::PendingLimit(2), None)
+        ));
+        assert!(matches!(
+            ledger.stand(&store, &origin, 1, "T", &lookup("a")).unwrap(),
+            Standing::Poll(_)
+        ));
+    }
+}

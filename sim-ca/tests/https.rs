@@ -276,15 +276,55 @@ async fn est_and_cmc_endpoints() {
     assert_eq!(reply.status, 404);
 }
 
+/// RFC 7030 §4.1.1: `/cacerts` answers a client without a certificate; every endpoint that
+/// acts for an identity refuses one without (403, nothing decided), and a certificate from
+/// another CA does not even complete the handshake.
 #[tokio::test]
-async fn client_certificate_is_required() {
-    let (server, _ca) = start("").await;
-    let result = https(&server, None, "GET", "/.well-known/est/cacerts", b"").await;
-    assert!(
-        result.is_err() || result.as_ref().is_ok_and(|r| r.is_empty()),
-        "{result:?}"
+async fn a_client_certificate_is_required_where_an_identity_is() {
+    let (server, ca) = start("").await;
+    let reply = parse_http(
+        &https(&server, None, "GET", "/.well-known/est/cacerts", b"")
+            .await
+            .unwrap(),
     );
-    // A certificate from another CA is refused too.
+    assert_eq!(reply.status, 200);
+    assert!(!reply.body.is_empty());
+    let client = Client::new(&ca);
+    for path in [
+        "/.well-known/est/simplereenroll",
+        "/.well-known/est/fullcmc",
+        "/cmc",
+        "/cardrenew_CES_Certificate/service.svc/CES",
+    ] {
+        let raw = https(&server, None, "POST", path, &b64(&client.request()))
+            .await
+            .unwrap();
+        let reply = parse_http(&raw);
+        assert_eq!(reply.status, 403, "{path}");
+        assert!(
+            String::from_utf8_lossy(&reply.body).contains("TLS client certificate"),
+            "{path}"
+        );
+    }
+    // Initial enrollment: refused with its reason, with or without a certificate, audited.
+    for who in [None, Some(&client)] {
+        let raw = https(&server, who, "POST", "/.well-known/est/simpleenroll", b"x")
+            .await
+            .unwrap();
+        let reply = parse_http(&raw);
+        assert_eq!(reply.status, 403);
+        assert!(String::from_utf8_lossy(&reply.body).contains("renews certificates only"));
+    }
+    let audit = ca.audit_trail();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|r| r.endpoint == "simpleenroll" && r.outcome == "refused")
+            .count(),
+        2
+    );
+    assert!(ca.counters().iter().all(|(n, v)| n != "issued" || *v == 0));
+    // A certificate from another CA is refused in the handshake.
     let foreign = renewal_core::sample::Sample::deterministic().unwrap();
     let stranger = Client {
         old_key: foreign.old_key,

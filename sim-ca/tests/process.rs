@@ -7,7 +7,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    io::Write,
     net::TcpListener,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -234,8 +233,7 @@ fn third_party_clients_and_restart_durability() {
     let (port, admin) = (free_port(), free_port());
     let served = Served::start(&state, &scenario, port, admin);
 
-    // openssl s_client: with a client certificate the handshake completes, without it the
-    // server refuses.
+    // openssl s_client: with a client certificate the handshake completes.
     let with_cert = Command::new("openssl")
         .args([
             "s_client",
@@ -258,40 +256,33 @@ fn third_party_clients_and_restart_durability() {
     let text =
         String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("CONNECTION ESTABLISHED"), "{text}");
-    let mut without = Command::new("openssl")
-        .args([
-            "s_client",
-            "-connect",
-            &format!("127.0.0.1:{port}"),
-            "-brief",
-            "-CAfile",
-        ])
-        .arg(state.join("ca-chain.pem"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // TLS 1.3: the refusal (alert 116, certificate_required) arrives after the client's side
-    // of the handshake, on the first read; keep stdin open until s_client has seen it.
-    let mut stdin = without.stdin.take().unwrap();
-    stdin
-        .write_all(b"GET /.well-known/est/cacerts HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while without.try_wait().unwrap().is_none() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = without.kill();
-    drop(stdin);
-    let out = without.wait_with_output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    // Without a client certificate (RFC 7030 §4.1.1): the CA certificates are served, nothing
+    // that acts for an identity is, and initial enrollment is refused with its reason.
+    let anonymous = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-sS", "-D", "-", "--cacert"])
+            .arg(state.join("ca-chain.pem"))
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let url = |path: &str| format!("https://localhost:{port}{path}");
+    let cacerts = anonymous(&[&url("/.well-known/est/cacerts")]);
+    assert!(cacerts.starts_with("HTTP/1.1 200"), "{cacerts}");
+    let reenroll = anonymous(&[
+        "--data-binary",
+        "x",
+        &url("/.well-known/est/simplereenroll"),
+    ]);
+    assert!(reenroll.starts_with("HTTP/1.1 403"), "{reenroll}");
     assert!(
-        !text.contains("HTTP/1.1 200"),
-        "served without a client certificate:\n{text}"
+        reenroll.contains("needs a TLS client certificate"),
+        "{reenroll}"
     );
-    assert!(text.contains("alert certificate required"), "{text}");
+    let enroll = anonymous(&["--data-binary", "x", &url("/.well-known/est/simpleenroll")]);
+    assert!(enroll.starts_with("HTTP/1.1 403"), "{enroll}");
+    assert!(enroll.contains("renews certificates only"), "{enroll}");
 
     // curl: /cacerts, then /simplereenroll with a new key (request 1 of this subject: issued).
     let (head, body) = curl(&dir, port, "/.well-known/est/cacerts", None);
@@ -404,6 +395,8 @@ fn third_party_clients_and_restart_durability() {
         outcomes,
         [
             "enrolled",
+            // The anonymous simpleenroll: refused, and audited.
+            "refused",
             "issued",
             "pending",
             "still-pending",
@@ -415,7 +408,7 @@ fn third_party_clients_and_restart_durability() {
     let table = run(Command::new(env!("CARGO_BIN_EXE_sim-ca"))
         .args(["audit", "--state"])
         .arg(&state));
-    assert_eq!(table.lines().count(), 6, "{table}");
+    assert_eq!(table.lines().count(), 7, "{table}");
     // One log line per request, with endpoint, outcome and latency; nothing of the request.
     let log = std::fs::read_to_string(state.with_extension("log")).unwrap();
     let requests: Vec<&str> = log
