@@ -22,6 +22,9 @@ need libssl-dev /usr/include/openssl/cms.h
 need valgrind valgrind
 need pinentry-tty /usr/bin/pinentry-tty
 need bsdutils /usr/bin/script
+# strongSwan's pki, an EST client we did not write, and its curl fetcher (sim-ca/tests/strongswan.rs).
+need strongswan-pki pki
+need libstrongswan-extra-plugins /usr/lib/ipsec/plugins/libstrongswan-curl.so
 # PostgreSQL server binaries (the store tests start a throwaway cluster, no system service).
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_pkgs+=(postgresql)
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -155,6 +155,68 @@ pub fn has_extended_key_usage(cert: &Certificate, purpose: der::asn1::ObjectIden
         })
 }
 
+/// Whether two names are the same name by RFC 5280 §7.1: the same number of RDNs, in order,
+/// each with the same set of attribute types, and values that match after the comparison
+/// rules of RFC 4518 as RFC 5280 asks for them — a DirectoryString in the string types seen in
+/// practice (PrintableString, UTF8String, BMPString, TeletexString read as Latin-1) or an
+/// IA5String / VisibleString is compared as text with case folded and insignificant spaces removed (leading,
+/// trailing, runs of spaces collapsed to one). Any other value compares as its encoding.
+/// So a PrintableString CN equals the same UTF8String CN; an RDN order reversed (as an RFC 4514
+/// string round trip produces) is another name.
+pub fn same_name(a: &Name, b: &Name) -> bool {
+    let (a, b) = (a.as_ref(), b.as_ref());
+    a.len() == b.len()
+        && a.iter().zip(b.iter()).all(|(x, y)| {
+            x.len() == y.len()
+                && x.iter().all(|atv| {
+                    y.iter()
+                        .any(|other| atv.oid == other.oid && same_value(&atv.value, &other.value))
+                })
+                && y.iter().all(|atv| {
+                    x.iter()
+                        .any(|other| atv.oid == other.oid && same_value(&atv.value, &other.value))
+                })
+        })
+}
+
+/// An attribute value compared as RFC 5280 §7.1 asks (see [`same_name`]).
+fn same_value(a: &der::asn1::Any, b: &der::asn1::Any) -> bool {
+    match (comparable_text(a), comparable_text(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+/// A string value's text, prepared for matching: case folded, insignificant spaces removed.
+fn comparable_text(value: &der::asn1::Any) -> Option<String> {
+    use der::{Tag, Tagged};
+    let bytes = value.value();
+    let text: String = match value.tag() {
+        Tag::Utf8String | Tag::PrintableString | Tag::Ia5String | Tag::VisibleString => {
+            std::str::from_utf8(bytes).ok()?.to_string()
+        }
+        // T.61 as the common practice reads it: Latin-1.
+        Tag::TeletexString => bytes.iter().map(|b| char::from(*b)).collect(),
+        Tag::BmpString => {
+            if bytes.len() % 2 != 0 {
+                return None;
+            }
+            let units: Vec<u16> = bytes
+                .chunks(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+            String::from_utf16(&units).ok()?
+        }
+        _ => return None,
+    };
+    Some(
+        text.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase(),
+    )
+}
+
 /// Whether `issued` is a renewal of `old` and nothing more, as a renewal gateway must check
 /// before delivering it: the same subject, subjectAltName, extendedKeyUsage, basicConstraints
 /// and certificate template. Each is compared as a parsed value (an extension that does not
@@ -187,7 +249,10 @@ pub fn same_renewal_profile(
     ) -> bool {
         matches!((parsed::<T>(issued, oid), parsed::<T>(old, oid)), (Ok(a), Ok(b)) if a == b)
     }
-    if issued.tbs_certificate().subject() != old.tbs_certificate().subject() {
+    if !same_name(
+        issued.tbs_certificate().subject(),
+        old.tbs_certificate().subject(),
+    ) {
         return Err("subject");
     }
     if !same::<SubjectAltName>(issued, old, oids::SUBJECT_ALT_NAME) {
@@ -324,4 +389,78 @@ pub fn certificate_template(
             minor_version: Some(minor),
         },
     )
+}
+
+#[cfg(test)]
+mod name_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use der::{Decode, Encode, asn1::Any};
+    use x509_cert::name::Name;
+
+    use super::same_name;
+
+    /// A name from (type, tag, value) RDNs, one attribute each, in the order given.
+    fn name(rdns: &[(&str, der::Tag, &[u8])]) -> Name {
+        let mut der = Vec::new();
+        for (oid, tag, value) in rdns {
+            let oid: der::asn1::ObjectIdentifier = oid.parse().unwrap();
+            let atv = [
+                oid.to_der().unwrap(),
+                Any::new(*tag, *value).unwrap().to_der().unwrap(),
+            ]
+            .concat();
+            let seq = [vec![0x30, atv.len() as u8], atv].concat();
+            der.extend([vec![0x31, seq.len() as u8], seq].concat());
+        }
+        Name::from_der(&[vec![0x30, der.len() as u8], der].concat()).unwrap()
+    }
+
+    const CN: &str = "2.5.4.3";
+    const O: &str = "2.5.4.10";
+
+    #[test]
+    fn string_types_case_and_spaces_do_not_make_another_name() {
+        use der::Tag::*;
+        let utf8 = name(&[(O, Utf8String, b"cardrenew"), (CN, Utf8String, b"Sam Swan")]);
+        let printable = name(&[
+            (O, PrintableString, b"cardrenew"),
+            (CN, PrintableString, b"Sam Swan"),
+        ]);
+        let spaced = name(&[
+            (O, Utf8String, b"CardRenew "),
+            (CN, Utf8String, b" sam  swan"),
+        ]);
+        let bmp = name(&[
+            (O, Utf8String, b"cardrenew"),
+            (CN, BmpString, b"\0S\0a\0m\0 \0S\0w\0a\0n"),
+        ]);
+        for other in [&printable, &spaced, &bmp] {
+            assert!(same_name(&utf8, other), "{other}");
+        }
+    }
+
+    #[test]
+    fn another_order_another_value_or_another_type_is_another_name() {
+        use der::Tag::*;
+        let utf8 = name(&[(O, Utf8String, b"cardrenew"), (CN, Utf8String, b"Sam Swan")]);
+        let reversed = name(&[(CN, Utf8String, b"Sam Swan"), (O, Utf8String, b"cardrenew")]);
+        let other = name(&[
+            (O, Utf8String, b"cardrenew"),
+            (CN, Utf8String, b"Sam Swann"),
+        ]);
+        let shorter = name(&[(CN, Utf8String, b"Sam Swan")]);
+        let ou = name(&[
+            ("2.5.4.11", Utf8String, b"cardrenew"),
+            (CN, Utf8String, b"Sam Swan"),
+        ]);
+        // Not a string: compared as encoded, so an OCTET STRING "Sam Swan" is not the name.
+        let octets = name(&[
+            (O, Utf8String, b"cardrenew"),
+            (CN, OctetString, b"Sam Swan"),
+        ]);
+        for other in [&reversed, &other, &shorter, &ou, &octets] {
+            assert!(!same_name(&utf8, other), "{other}");
+        }
+    }
 }

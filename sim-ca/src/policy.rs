@@ -228,6 +228,9 @@ pub struct Accepted {
     pub transaction: String,
     /// The new key, parsed: what the certificate certifies, in the CA's canonical encoding.
     pub new_key: PublicKey,
+    /// What the request asks that the certificate will not say (names spelled otherwise, under
+    /// [`NameRule::FromRenewed`]): recorded with the decision.
+    pub findings: Vec<String>,
 }
 
 /// An EST simplereenroll request that passed every check.
@@ -296,25 +299,59 @@ pub fn template_of<'a>(
     templates.find(&reference).ok_or(Rejection::UnknownTemplate)
 }
 
+/// How the names a request spells are held against the renewed certificate's.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum NameRule {
+    /// The same names by RFC 5280 §7.1 (another string type, case or spacing is the same
+    /// name; another RDN order, value or name is not) — or refused. EST simplereenroll
+    /// (RFC 7030 §4.2.2, "identical"), and full CMC under the `strict` profile.
+    Rfc5280,
+    /// ADCS's: a renewal's names are the renewed certificate's whatever the request spells;
+    /// a difference is a finding, recorded with the decision, never a name in the certificate.
+    FromRenewed,
+}
+
 /// Checks the request half shared by CMC and EST: subject, SANs, template, key. Returns the
-/// template and the new key, parsed.
+/// template, the new key, parsed, and the findings (names the request spells otherwise, under
+/// [`NameRule::FromRenewed`]).
 fn check_pkcs10(
     old: &Certificate,
     req: &x509_cert::request::CertReq,
     pairs: &[(String, String)],
     templates: &TemplateRegistry,
-) -> Result<(Template, PublicKey), Rejection> {
-    if req.info.subject != *old.tbs_certificate().subject() {
-        return Err(Rejection::SubjectChanged);
+    names: NameRule,
+) -> Result<(Template, PublicKey, Vec<String>), Rejection> {
+    let mut findings = Vec::new();
+    let renewed_subject = old.tbs_certificate().subject();
+    if !renewal_core::x509::same_name(&req.info.subject, renewed_subject) {
+        match names {
+            NameRule::Rfc5280 => return Err(Rejection::SubjectChanged),
+            NameRule::FromRenewed => findings.push(format!(
+                "the request spells the subject \"{}\"; the certificate keeps \"{renewed_subject}\"",
+                req.info.subject
+            )),
+        }
     }
     let requested = requested_extensions(req).map_err(from_codec)?;
-    let san = |exts: Option<&Extension>| exts.map(|e| e.extn_value.as_bytes().to_vec());
-    if san(requested
+    let san = |ext: Option<&Extension>| {
+        ext.map(|e| {
+            use der::Decode;
+            x509_cert::ext::pkix::SubjectAltName::from_der(e.extn_value.as_bytes())
+                .map_err(|_| e.extn_value.as_bytes().to_vec())
+        })
+    };
+    let asked = san(requested
         .iter()
-        .find(|e| e.extn_id == oids::SUBJECT_ALT_NAME))
-        != san(extension(old, oids::SUBJECT_ALT_NAME))
-    {
-        return Err(Rejection::SanChanged);
+        .find(|e| e.extn_id == oids::SUBJECT_ALT_NAME));
+    if asked != san(extension(old, oids::SUBJECT_ALT_NAME)) {
+        match names {
+            NameRule::Rfc5280 => return Err(Rejection::SanChanged),
+            NameRule::FromRenewed => findings.push(
+                "the request asks for other subjectAltNames; the certificate keeps the renewed \
+                 certificate's"
+                    .into(),
+            ),
+        }
     }
     // A "SAN" pair is how ADCS (with EDITF_ATTRIBUTESUBJECTALTNAME2) takes names from the
     // requester (the ESC6 pattern): a renewal asks for no names at all.
@@ -341,7 +378,7 @@ fn check_pkcs10(
         return Err(Rejection::KeyReuse);
     }
     check_key_allowed(&new_key, template)?;
-    Ok((template.clone(), new_key))
+    Ok((template.clone(), new_key, findings))
 }
 
 /// Whether `template` allows `key`: its algorithm, and for RSA its size counted from the
@@ -410,11 +447,16 @@ pub fn validate_cmc(
     // signer to it (`SignedBy::RenewalCertificate`).
     check_identity(tls_cert, ctx)?;
     let old = tls_cert.value();
-    let (template, new_key) = check_pkcs10(
+    let names = match ctx.profile {
+        renewal_core::cmc::Profile::Strict => NameRule::Rfc5280,
+        _ => NameRule::FromRenewed,
+    };
+    let (template, new_key, findings) = check_pkcs10(
         old,
         facts.pkcs10.value(),
         &facts.name_value_pairs,
         ctx.templates,
+        names,
     )?;
     let transaction = if facts.shape == renewal_core::cmc::RequestShape::CmsWithPkcs10 {
         // "CMS with PKCS #10" (MS-WCCE, MS-WSTEP, certipy) is not CMC: it has no controls.
@@ -442,6 +484,7 @@ pub fn validate_cmc(
         template,
         transaction,
         new_key,
+        findings,
     })
 }
 
@@ -460,7 +503,13 @@ pub fn validate_simple(
     verify_pkcs10(&req).map_err(from_codec)?;
     check_identity(tls_cert, ctx)?;
     let pairs = pkcs10_name_value_pairs(req.value()).map_err(from_codec)?;
-    let (template, new_key) = check_pkcs10(tls_cert.value(), req.value(), &pairs, ctx.templates)?;
+    let (template, new_key, _) = check_pkcs10(
+        tls_cert.value(),
+        req.value(),
+        &pairs,
+        ctx.templates,
+        NameRule::Rfc5280,
+    )?;
     Ok(SimpleAccepted {
         pkcs10: req,
         template,

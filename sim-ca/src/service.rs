@@ -452,6 +452,7 @@ impl Ca {
         extensions: Vec<Extension>,
         fault: Option<TransportFault>,
         revoked: bool,
+        findings: &[String],
     ) -> Result<Retained<Certificate>, Rejection> {
         let old_serial = serial_text(old.value());
         let cert = self.issue(
@@ -478,7 +479,7 @@ impl Ca {
             outcome,
             Some(&serial),
             None,
-            format!("renewal of {old_serial}"),
+            with_findings(format!("renewal of {old_serial}"), findings),
         )?;
         Ok(cert)
     }
@@ -813,6 +814,7 @@ impl Ca {
                     accepted.extensions.clone(),
                     decision.fault,
                     revoked,
+                    &accepted.findings,
                 )?;
                 let text = if revoked { "Revoked" } else { "Issued" };
                 Ok(Answer::new(
@@ -1206,6 +1208,7 @@ impl Ca {
                     accepted.extensions.clone(),
                     decision.fault,
                     decision.disposition == Disposition::Revoked,
+                    &[],
                 )?;
                 Ok((SimpleOutcome::Issued(Box::new(cert)), decision.fault))
             }
@@ -1358,6 +1361,13 @@ impl Ca {
     pub fn counters(&self) -> Vec<(String, i64)> {
         lock(&self.store).counters().unwrap_or_default()
     }
+}
+
+/// An audit detail with the request's findings after it (`; finding: ...`).
+pub(crate) fn with_findings(detail: String, findings: &[String]) -> String {
+    findings
+        .iter()
+        .fold(detail, |out, f| format!("{out}; finding: {f}"))
 }
 
 /// What a CMC request is answered with, decided under the store lock; the signed response is

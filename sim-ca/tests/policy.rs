@@ -142,47 +142,73 @@ fn revoked_certificates_are_refused() {
     );
 }
 
+/// A request that spells another subject, or no SAN: no elevation either way. Under the
+/// `adcs` profile (ADCS builds a renewal's names from the renewed certificate) it is issued with
+/// the renewed certificate's subject and SAN, and the difference is a finding in the audit
+/// record; under `strict`, refused (RFC 5280 §7.1 comparison).
 #[test]
 fn no_elevation_of_subject_or_names() {
-    let ca = ca();
-    let client = Client::new(&ca);
-    let request = mutated(&client, &client.new_key, |req| {
-        req.info.subject = std::str::FromStr::from_str("CN=Administrator,O=cardrenew").unwrap();
-    });
-    assert_rejected(
-        &ca,
-        &client,
-        &request,
-        CmcFailInfo::BadRequest,
-        "0x80094806",
-    );
-    let request = mutated(&client, &client.new_key, |req| {
-        let attrs: Vec<_> = req
-            .info
-            .attributes
+    let elevated = |client: &Client| {
+        mutated(client, &client.new_key, |req| {
+            req.info.subject = std::str::FromStr::from_str("CN=Administrator,O=cardrenew").unwrap();
+        })
+    };
+    let no_san = |client: &Client| {
+        mutated(client, &client.new_key, |req| {
+            let attrs: Vec<_> = req
+                .info
+                .attributes
+                .iter()
+                .cloned()
+                .map(|mut a| {
+                    if a.oid == oids::ID_EXTENSION_REQUEST {
+                        let mut exts: Vec<x509_cert::ext::Extension> =
+                            a.values.iter().next().unwrap().decode_as().unwrap();
+                        exts.retain(|e| e.extn_id != oids::SUBJECT_ALT_NAME);
+                        a.values =
+                            SetOfVec::try_from(vec![der::asn1::Any::encode_from(&exts).unwrap()])
+                                .unwrap();
+                    }
+                    a
+                })
+                .collect();
+            req.info.attributes = SetOfVec::try_from(attrs).unwrap();
+        })
+    };
+    let strict = ca_with("profile = \"strict\"\n");
+    for (what, build) in [
+        ("another subject", &elevated as &dyn Fn(&Client) -> Vec<u8>),
+        ("no SAN", &no_san),
+    ] {
+        let client = Client::new(&strict);
+        assert_rejected(
+            &strict,
+            &client,
+            &build(&client),
+            CmcFailInfo::BadRequest,
+            "0x80094806",
+        );
+        let adcs = ca();
+        let client = Client::new(&adcs);
+        let reply = adcs.handle_cmc(&build(&client), client.old_cert.der());
+        let response = parse(&reply.body);
+        assert_eq!(response.outcome, Outcome::Issued, "{what}");
+        let issued = response
+            .certificates
             .iter()
-            .cloned()
-            .map(|mut a| {
-                if a.oid == oids::ID_EXTENSION_REQUEST {
-                    let mut exts: Vec<x509_cert::ext::Extension> =
-                        a.values.iter().next().unwrap().decode_as().unwrap();
-                    exts.retain(|e| e.extn_id != oids::SUBJECT_ALT_NAME);
-                    a.values =
-                        SetOfVec::try_from(vec![der::asn1::Any::encode_from(&exts).unwrap()])
-                            .unwrap();
-                }
-                a
+            .find(|c| {
+                c.value().tbs_certificate().subject_public_key_info() == client.new_key.public_key()
             })
-            .collect();
-        req.info.attributes = SetOfVec::try_from(attrs).unwrap();
-    });
-    assert_rejected(
-        &ca,
-        &client,
-        &request,
-        CmcFailInfo::BadRequest,
-        "0x80094806",
-    );
+            .unwrap();
+        renewal_core::x509::same_renewal_profile(issued.value(), client.old_cert.value())
+            .unwrap_or_else(|e| panic!("{what}: the certificate has another {e}"));
+        let record = adcs
+            .audit_trail()
+            .into_iter()
+            .find(|r| r.outcome == "issued")
+            .unwrap();
+        assert!(record.detail.contains("finding:"), "{what}: {record:?}");
+    }
 }
 
 #[test]

@@ -638,7 +638,10 @@ impl Gateway {
                     AuditOutcome::Issued,
                     Some(&serial),
                     pending_id,
-                    format!("renewal of {} issued upstream", serial_text(old.value())),
+                    crate::service::with_findings(
+                        format!("renewal of {} issued upstream", serial_text(old.value())),
+                        item.findings,
+                    ),
                 )?;
                 Ok(answer)
             }
@@ -871,6 +874,7 @@ impl Gateway {
             pending_key: &accepted.transaction,
             stored: request,
             collect_by_upstream_id: true,
+            findings: &accepted.findings,
         };
         let decided = self.decide(
             &origin,
@@ -933,6 +937,7 @@ impl Gateway {
             // Polled by re-forwarding: the upstream matches it to its pending request by the
             // renewed certificate and the new key.
             collect_by_upstream_id: false,
+            findings: &[],
         };
         let same_request =
             |p: &Pending| same_simple_pkcs10(&p.request, &accepted.pkcs10, &self.limits);
@@ -1003,6 +1008,8 @@ struct Forwardable<'a> {
     stored: &'a [u8],
     /// Whether a pending answer is collected by the upstream's own request id.
     collect_by_upstream_id: bool,
+    /// What the request asks that the certificate will not say (recorded with the decision).
+    findings: &'a [String],
 }
 
 impl Backend for Gateway {
