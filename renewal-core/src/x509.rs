@@ -198,7 +198,7 @@ fn comparable_text(value: &der::asn1::Any) -> Option<String> {
         // T.61 as the common practice reads it: Latin-1.
         Tag::TeletexString => bytes.iter().map(|b| char::from(*b)).collect(),
         Tag::BmpString => {
-            if bytes.len() % 2 != 0 {
+            if !bytes.len().is_multiple_of(2) {
                 return None;
             }
             let units: Vec<u16> = bytes

@@ -45,8 +45,12 @@ pub fn handle(ca: &dyn Backend, envelope: &[u8], tls_cert: &[u8], limits: &Limit
     let request = match parse_request(envelope, &xml_limits) {
         Ok(r) => r,
         Err(e) => {
+            let code = match e {
+                renewal_core::wstep::WstepError::NotUnderstood { .. } => "s:MustUnderstand",
+                _ => "s:Sender",
+            };
             let fault = Answer::Fault {
-                code: "s:Sender".into(),
+                code: code.into(),
                 reason: e.to_string(),
                 error_code: Some(0x8007_000Du32 as i32),
                 request_id: None,

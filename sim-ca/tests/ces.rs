@@ -109,3 +109,55 @@ fn refusals_and_hostile_envelopes_are_faults() {
         assert_eq!(answer.hresult(), Some(0x8007_000D), "{answer:?}");
     }
 }
+
+/// SOAP 1.2 Part 1 §5.2.3: a header block marked mustUnderstand that the CA does not process
+/// is a MustUnderstand fault and the message is not processed; the same block without the
+/// mark, or marked in another namespace, is ignored. One envelope per message: anything after
+/// it but white space and comments is refused, nothing decided.
+#[test]
+fn headers_that_must_be_understood_and_content_after_the_envelope() {
+    let ca = ca();
+    let client = Client::new(&ca);
+    let with_header = |block: &str| {
+        build_request("urn:uuid:1", &RequestKind::Issue(client.request())).replacen(
+            "</s:Header>",
+            &format!("{block}</s:Header>"),
+            1,
+        )
+    };
+    let decide = |envelope: &str| {
+        handle(
+            &ca,
+            envelope.as_bytes(),
+            client.old_cert.der(),
+            &Limits::default(),
+        )
+    };
+    let unknown = r#"<x:Trace xmlns:x="urn:example:trace" s:mustUnderstand="true">1</x:Trace>"#;
+    let reply = decide(&with_header(unknown));
+    assert_eq!(reply.status, 500);
+    assert!(reply.cmc.is_none(), "the message was processed");
+    assert!(reply.body.contains("s:MustUnderstand"), "{}", reply.body);
+    let Answer::Fault { code, .. } =
+        parse_answer(reply.body.as_bytes(), &XmlLimits::default()).unwrap()
+    else {
+        panic!("not a fault")
+    };
+    assert!(code.ends_with("MustUnderstand"), "{code}");
+    for ignorable in [
+        r#"<x:Trace xmlns:x="urn:example:trace">1</x:Trace>"#,
+        r#"<x:Trace xmlns:x="urn:example:trace" s:mustUnderstand="0">1</x:Trace>"#,
+        r#"<x:Trace xmlns:x="urn:example:trace" x:mustUnderstand="1">1</x:Trace>"#,
+    ] {
+        let reply = decide(&with_header(ignorable));
+        assert_eq!(reply.status, 200, "{ignorable}: {}", reply.body);
+    }
+    let envelope = build_request("urn:uuid:2", &RequestKind::Issue(client.request()));
+    for trailing in ["<x/>", "text", &envelope] {
+        let reply = decide(&format!("{envelope}{trailing}"));
+        assert_eq!(reply.status, 500, "{trailing}");
+        assert!(reply.cmc.is_none(), "{trailing}: decided");
+    }
+    let reply = decide(&format!("{envelope}\n  <!-- done -->\n"));
+    assert_eq!(reply.status, 200, "{}", reply.body);
+}

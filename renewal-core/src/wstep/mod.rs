@@ -101,6 +101,15 @@ pub enum WstepError {
     /// Well-formed but not the message expected.
     #[error("SOAP envelope: {0}")]
     Shape(String),
+    /// A header block marked `mustUnderstand` that this node does not process (SOAP 1.2 Part 1
+    /// §5.2.3): answered with a MustUnderstand fault, the message not processed.
+    #[error("SOAP header {{{ns}}}{name} must be understood and is not")]
+    NotUnderstood {
+        /// Its namespace.
+        ns: String,
+        /// Its local name.
+        name: String,
+    },
 }
 
 /// What a client asks.
@@ -224,10 +233,31 @@ fn request_id(e: &Element) -> Result<Option<u64>, WstepError> {
         .transpose()
 }
 
+/// The first header block of `root` that must be understood and is not: anything but
+/// WS-Addressing (what MS-WSTEP's messages carry) with `mustUnderstand` true, unless its role is
+/// `none` (SOAP 1.2 Part 1 §5.2.2, §5.2.3).
+fn not_understood(root: &Element) -> Option<&Element> {
+    let must_understand = format!("{{{SOAP}}}mustUnderstand");
+    let role = format!("{{{SOAP}}}role");
+    root.child(SOAP, "Header")?.children.iter().find(|block| {
+        block.ns != ADDRESSING
+            && block
+                .attribute(&must_understand)
+                .is_some_and(|v| v == "1" || v == "true")
+            && block.attribute(&role) != Some("http://www.w3.org/2003/05/soap-envelope/role/none")
+    })
+}
+
 /// Parses a request envelope (the server's side).
 pub fn parse_request(input: &[u8], limits: &XmlLimits) -> Result<Request, WstepError> {
     let root = xml::parse(input, limits)?;
     let body = body(&root)?;
+    if let Some(block) = not_understood(&root) {
+        return Err(WstepError::NotUnderstood {
+            ns: block.ns.clone(),
+            name: block.name.clone(),
+        });
+    }
     let message_id = root
         .child(SOAP, "Header")
         .and_then(|h| h.child(ADDRESSING, "MessageID"))

@@ -42,7 +42,9 @@ pub struct Element {
     pub ns: String,
     /// Local name.
     pub name: String,
-    /// Attributes by local name.
+    /// Attributes: an unprefixed one by its local name, a namespaced one as `{ns}local`
+    /// (`{http://www.w3.org/2003/05/soap-envelope}mustUnderstand`), so that a look-up never
+    /// confuses two namespaces.
     pub attributes: Vec<(String, String)>,
     /// Concatenated text content (trimmed).
     pub text: String,
@@ -87,16 +89,29 @@ fn namespace(ns: ResolveResult<'_>) -> Result<String, WstepError> {
     }
 }
 
-fn start(
-    decoder: quick_xml::encoding::Decoder,
-    ns: String,
-    e: &BytesStart<'_>,
-) -> Result<Element, WstepError> {
+fn start<R>(reader: &NsReader<R>, ns: String, e: &BytesStart<'_>) -> Result<Element, WstepError> {
+    let decoder = reader.decoder();
     let name = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
     let mut attributes = Vec::new();
     for attr in e.attributes() {
         let attr = attr.map_err(|e| WstepError::Xml(e.to_string()))?;
-        let key = String::from_utf8_lossy(attr.key.local_name().as_ref()).into_owned();
+        let local = String::from_utf8_lossy(attr.key.local_name().as_ref()).into_owned();
+        let key = if attr.key.prefix().is_some_and(|p| p.as_ref() == b"xmlns") {
+            local
+        } else {
+            match reader.resolve_attribute(attr.key).0 {
+                ResolveResult::Bound(n) => {
+                    format!("{{{}}}{local}", String::from_utf8_lossy(n.as_ref()))
+                }
+                ResolveResult::Unbound => local,
+                ResolveResult::Unknown(p) => {
+                    return Err(WstepError::Xml(format!(
+                        "undeclared namespace prefix {:?}",
+                        String::from_utf8_lossy(&p)
+                    )));
+                }
+            }
+        };
         let value = attr
             .decode_and_unescape_value(decoder)
             .map_err(|e| WstepError::Xml(e.to_string()))?
@@ -148,11 +163,11 @@ pub fn parse(input: &[u8], limits: &XmlLimits) -> Result<Element, WstepError> {
                         limits.max_depth
                     )));
                 }
-                let element = start(reader.decoder(), ns, &e)?;
+                let element = start(&reader, ns, &e)?;
                 if empty {
                     match stack.last_mut() {
                         Some(parent) => parent.children.push(element),
-                        None => return Ok(element),
+                        None => return nothing_after(&mut reader, &mut buf, element),
                     }
                 } else {
                     stack.push(element);
@@ -164,7 +179,7 @@ pub fn parse(input: &[u8], limits: &XmlLimits) -> Result<Element, WstepError> {
                     .ok_or_else(|| WstepError::Xml("unbalanced end tag".into()))?;
                 match stack.last_mut() {
                     Some(parent) => parent.children.push(done),
-                    None => return Ok(done),
+                    None => return nothing_after(&mut reader, &mut buf, done),
                 }
             }
             Event::Text(t) => {
@@ -187,6 +202,32 @@ pub fn parse(input: &[u8], limits: &XmlLimits) -> Result<Element, WstepError> {
             Event::Decl(_) | Event::PI(_) | Event::Comment(_) => {}
         }
         buf.clear();
+    }
+}
+
+/// The root element, once nothing but what XML allows after it (white space, comments,
+/// processing instructions) follows: a second element or text after the envelope is refused,
+/// not silently dropped.
+fn nothing_after(
+    reader: &mut NsReader<&[u8]>,
+    buf: &mut Vec<u8>,
+    root: Element,
+) -> Result<Element, WstepError> {
+    loop {
+        buf.clear();
+        match reader
+            .read_event_into(buf)
+            .map_err(|e| WstepError::Xml(e.to_string()))?
+        {
+            Event::Eof => return Ok(root),
+            Event::Comment(_) | Event::PI(_) => {}
+            Event::Text(t) if t.iter().all(u8::is_ascii_whitespace) => {}
+            _ => {
+                return Err(WstepError::Xml(
+                    "content after the root element (one envelope per message)".into(),
+                ));
+            }
+        }
     }
 }
 
