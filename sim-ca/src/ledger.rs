@@ -293,7 +293,7 @@ impl Ledger {
         let claims = self
             .claims
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if claims % SWEEP_EVERY == 0 {
+        if claims.is_multiple_of(SWEEP_EVERY) {
             store.prune_sightings(at)?;
         }
         if let Err(r) = crate::policy::check_not_revoked(lookup.renewed, store) {
