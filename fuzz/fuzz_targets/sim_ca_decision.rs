@@ -1,10 +1,12 @@
-//! sim-ca's decision function, body + TLS certificate → decision, with the deterministic
-//! sample PKI as the CA (so `renew sample --deterministic`'s request is a seed that reaches
-//! issuance). First byte: bit 0 picks the endpoint (full CMC / simplereenroll), bit 1 whether
-//! the TLS certificate is the sample user's or comes from the input.
+//! sim-ca's decision, body + TLS certificate → decision, against both deciders: the simulated
+//! CA directly, and the renewal gateway in front of it (in process, as its trusted RA), with
+//! the deterministic sample PKI as the CA (so `renew sample --deterministic`'s request is a
+//! seed that reaches issuance). First byte: bit 0 picks the endpoint (full CMC /
+//! simplereenroll), bit 1 whether the TLS certificate is the sample user's or comes from the
+//! input, bit 2 the decider (the CA / the gateway).
 #![no_main]
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
 use renewal_core::{
@@ -15,14 +17,21 @@ use sim_ca::{
     Ca,
     authority::{Authority, CaIdentity},
     clock::Clock,
+    gateway::{
+        Gateway, Policy, RaCredential,
+        ca_backend::SimulatedAuthority,
+        credential::{self, Purpose},
+    },
     scenario::Scenario,
     store::Store,
+    templates::TemplateRegistry,
 };
 use x509_cert::Certificate;
 
-fn ca() -> &'static (Ca, Retained<Certificate>) {
-    static CA: OnceLock<(Ca, Retained<Certificate>)> = OnceLock::new();
-    CA.get_or_init(|| {
+/// The CA, the gateway in front of it, and the sample user's certificate.
+fn deciders() -> &'static (Arc<Ca>, Gateway, Retained<Certificate>) {
+    static DECIDERS: OnceLock<(Arc<Ca>, Gateway, Retained<Certificate>)> = OnceLock::new();
+    DECIDERS.get_or_init(|| {
         let sample = Sample::deterministic().expect("sample");
         let again = Sample::deterministic().expect("sample");
         let root_key: SoftwareKey = again.ca_key;
@@ -33,17 +42,43 @@ fn ca() -> &'static (Ca, Retained<Certificate>) {
             },
             issuing: CaIdentity {
                 key: sample.ca_key,
-                cert: sample.ca_cert,
+                cert: sample.ca_cert.clone(),
             },
         };
+        let ra = credential::issue(&authority, "RA", &[], Purpose::Ra, fixed_now()).expect("RA");
         let ca = Ca::new(
             authority,
             Store::in_memory().expect("store"),
             &Scenario::default(),
             Clock::fixed(fixed_now()),
         )
-        .expect("CA");
-        (ca, sample.old_cert)
+        .expect("CA")
+        .with_trusted_ras(vec![ra.chain[0].clone()])
+        .expect("RA trusted");
+        let ca = Arc::new(ca);
+        let gateway = Gateway::new(
+            Policy {
+                client_cas: vec![sample.ca_cert.clone()],
+                upstream_cas: vec![sample.ca_cert.clone()],
+                templates: TemplateRegistry::from_configs(&[]).expect("templates"),
+                grace: std::time::Duration::ZERO,
+                profile: renewal_core::cmc::Profile::Adcs,
+                retry_after: 5,
+                max_pending_per_identity: sim_ca::ledger::DEFAULT_PENDING_CAP,
+            },
+            RaCredential {
+                chain: ra.chain.clone(),
+                key: ra.key,
+            },
+            Box::new(SimulatedAuthority::new(
+                Arc::clone(&ca),
+                ra.chain[0].der().to_vec(),
+            )),
+            Store::in_memory().expect("store"),
+            Clock::fixed(fixed_now()),
+        )
+        .expect("gateway");
+        (ca, gateway, sample.old_cert)
     })
 }
 
@@ -51,16 +86,17 @@ fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let (ca, user) = ca();
+    let (ca, gateway, user) = deciders();
     let (tls, body): (&[u8], &[u8]) = if mode & 2 == 0 {
         (user.der(), rest)
     } else {
         let split = rest.first().map_or(0, |&b| usize::from(b) * 8).min(rest.len());
         rest.split_at(split)
     };
-    if mode & 1 == 0 {
-        let _ = ca.handle_cmc(body, tls);
-    } else {
-        let _ = ca.handle_simple(body, tls);
+    match (mode & 1 == 0, mode & 4 == 0) {
+        (true, true) => drop(ca.handle_cmc(body, tls)),
+        (false, true) => drop(ca.handle_simple(body, tls)),
+        (true, false) => drop(gateway.handle_cmc_at("fullcmc", body, tls)),
+        (false, false) => drop(gateway.handle_simple(body, tls)),
     }
 });
