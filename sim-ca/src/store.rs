@@ -15,7 +15,15 @@ use rusqlite::Connection;
 
 use crate::durability::GroupSync;
 
+mod audit;
+mod pending;
+mod schema;
 mod sql;
+
+pub use audit::{AuditOutcome, AuditRecord};
+pub use pending::{Pending, PendingEnd, Resolve};
+use pending::{parse_resolve, resolve_text};
+use schema::{ADDED_COLUMNS, POSTGRES_SCHEMA, SCHEMA};
 
 use sql::{Db, Row};
 
@@ -45,222 +53,10 @@ fn postgres_text(e: &postgres::Error) -> String {
     }
 }
 
-/// How a pending request ends.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum PendingEnd {
-    /// Issue the certificate.
-    Issue,
-    /// Deny.
-    Deny,
-}
-
-/// When a pending request resolves on its own.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum Resolve {
-    /// At this Unix time.
-    At(i64),
-    /// On this poll (1 = the first poll after submission).
-    OnPoll(u32),
-    /// Only by an administrator.
-    Admin,
-}
-
-/// A pending request.
-#[derive(Clone, Debug, Eq, PartialEq)]
-pub struct Pending {
-    /// Request id (the CMC pendToken, the EST retry handle).
-    pub id: i64,
-    /// SHA-256 of the TLS client certificate that submitted it.
-    pub tls_fingerprint: String,
-    /// The client's transaction id (hex), or the PKCS#10 key id for EST simplereenroll.
-    pub transaction: String,
-    /// The request bytes as received.
-    pub request: Vec<u8>,
-    /// "fullcmc", "cmc" or "simplereenroll".
-    pub kind: String,
-    /// When it arrived.
-    pub created_at: i64,
-    /// Polls so far.
-    pub polls: u32,
-    /// How it resolves.
-    pub resolve: Resolve,
-    /// What it resolves to.
-    pub end: PendingEnd,
-    /// "pending", "issued" or "denied".
-    pub status: String,
-    /// Serial of the issued certificate, once issued.
-    pub cert_serial: Option<String>,
-    /// A gateway's: the upstream CA's own id for the request (an MS-WSTEP RequestID, collected
-    /// with `QueryTokenStatus`), when it gave one.
-    pub upstream_id: Option<i64>,
-}
-
 /// The database.
 pub struct Store {
     db: Db,
     sync: Arc<GroupSync>,
-}
-
-/// The same tables in PostgreSQL's types (all integers are BIGINT: the code binds i64).
-/// One multi-statement query, so one transaction: instances starting together on an empty
-/// database wait for each other on the advisory lock, held until the creating one commits.
-const POSTGRES_SCHEMA: &str = "
-SELECT pg_advisory_xact_lock(7262737264);
-CREATE TABLE IF NOT EXISTS certificates (
-    serial TEXT PRIMARY KEY, subject TEXT NOT NULL, der BYTEA NOT NULL, template TEXT,
-    not_after BIGINT NOT NULL, renewal_of TEXT, issued_at BIGINT NOT NULL, key_fingerprint TEXT);
-CREATE TABLE IF NOT EXISTS revocations (serial TEXT PRIMARY KEY, revoked_at BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS pending (
-    id BIGSERIAL PRIMARY KEY, tls_fingerprint TEXT NOT NULL, transaction_id TEXT NOT NULL,
-    request BYTEA NOT NULL, kind TEXT NOT NULL, created_at BIGINT NOT NULL, polls BIGINT NOT NULL,
-    resolve TEXT NOT NULL, final TEXT NOT NULL, status TEXT NOT NULL, cert_serial TEXT,
-    upstream_id BIGINT);
-ALTER TABLE pending ADD COLUMN IF NOT EXISTS upstream_id BIGINT;
-ALTER TABLE seen ADD COLUMN IF NOT EXISTS expires_at BIGINT NOT NULL DEFAULT 9223372036854775807;
-CREATE INDEX IF NOT EXISTS seen_expiry ON seen (expires_at);
-CREATE TABLE IF NOT EXISTS seen (kind TEXT NOT NULL, value TEXT NOT NULL, seen_at BIGINT NOT NULL,
-    PRIMARY KEY (kind, value));
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
-CREATE TABLE IF NOT EXISTS audit (
-    id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, endpoint TEXT NOT NULL,
-    tls_fingerprint TEXT NOT NULL, request_hash TEXT NOT NULL, template TEXT,
-    outcome TEXT NOT NULL, serial TEXT, pending_id BIGINT, detail TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS certificates_renewal ON certificates (renewal_of, key_fingerprint);
-CREATE INDEX IF NOT EXISTS certificates_key ON certificates (key_fingerprint);
-CREATE INDEX IF NOT EXISTS certificates_subject ON certificates (subject);
-CREATE INDEX IF NOT EXISTS pending_lookup ON pending (tls_fingerprint, transaction_id, id);
-CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
-    $$ BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$;
-CREATE OR REPLACE TRIGGER audit_no_update BEFORE UPDATE OR DELETE ON audit
-    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
-";
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS certificates (
-    serial TEXT PRIMARY KEY, subject TEXT NOT NULL, der BLOB NOT NULL, template TEXT,
-    not_after INTEGER NOT NULL, renewal_of TEXT, issued_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS revocations (serial TEXT PRIMARY KEY, revoked_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS pending (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, tls_fingerprint TEXT NOT NULL, transaction_id TEXT NOT NULL,
-    request BLOB NOT NULL, kind TEXT NOT NULL, created_at INTEGER NOT NULL, polls INTEGER NOT NULL,
-    resolve TEXT NOT NULL, final TEXT NOT NULL, status TEXT NOT NULL, cert_serial TEXT);
-CREATE TABLE IF NOT EXISTS seen (kind TEXT NOT NULL, value TEXT NOT NULL, seen_at INTEGER NOT NULL,
-    PRIMARY KEY (kind, value));
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, endpoint TEXT NOT NULL,
-    tls_fingerprint TEXT NOT NULL, request_hash TEXT NOT NULL, template TEXT,
-    outcome TEXT NOT NULL, serial TEXT, pending_id INTEGER, detail TEXT NOT NULL);
-CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
-";
-
-/// Columns added after the first release, with their definitions: an older state directory is
-/// upgraded in place when it is opened.
-const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
-    ("certificates", "key_fingerprint", "TEXT"),
-    ("pending", "upstream_id", "INTEGER"),
-    // When the sighting stops guarding anything (older rows: never).
-    (
-        "seen",
-        "expires_at",
-        "INTEGER NOT NULL DEFAULT 9223372036854775807",
-    ),
-];
-
-/// What the CA decided, as the audit trail names it.
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum AuditOutcome {
-    /// A certificate was issued (serial given).
-    Issued,
-    /// A certificate was issued and immediately revoked (the `revoked` disposition).
-    IssuedRevoked,
-    /// An administrator enrolled a certificate (`sim-ca issue`).
-    Enrolled,
-    /// The request was refused (detail: the rejection and its codes).
-    Refused,
-    /// The request was taken under submission (pending id given).
-    Pending,
-    /// A pending request was polled and is still pending.
-    StillPending,
-    /// An administrator approved a pending request.
-    Approved,
-    /// A pending request was denied (by an administrator or its scenario).
-    Denied,
-    /// A certificate was revoked.
-    Revoked,
-    /// A request the CA had already answered came again; the certificate already issued was
-    /// returned (serial given), nothing new was issued.
-    ReplayAnswered,
-    /// The CA answered with an error disposition or "issued out of band" (no certificate).
-    NoCertificate,
-    /// A gateway forwarded the request and got no decision it could pass on (upstream
-    /// unreachable, timed out, or an answer that does not verify); the client may retry.
-    UpstreamFailed,
-}
-
-impl AuditOutcome {
-    /// The name stored and printed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Issued => "issued",
-            Self::IssuedRevoked => "issued-revoked",
-            Self::Enrolled => "enrolled",
-            Self::Refused => "refused",
-            Self::Pending => "pending",
-            Self::StillPending => "still-pending",
-            Self::Approved => "approved",
-            Self::Denied => "denied",
-            Self::Revoked => "revoked",
-            Self::ReplayAnswered => "replay-answered",
-            Self::NoCertificate => "no-certificate",
-            Self::UpstreamFailed => "upstream-failed",
-        }
-    }
-}
-
-/// One audit record.
-#[derive(Clone, Debug, Eq, PartialEq, serde::Serialize)]
-pub struct AuditRecord {
-    /// Position in the trail (assigned by the store).
-    pub id: i64,
-    /// Unix time of the decision (the CA's clock).
-    pub at: i64,
-    /// Where the request came in: `fullcmc`, `cmc`, `simplereenroll`, `wstep` (CES),
-    /// `wstep-query` (CES `QueryTokenStatus`), `admin`, `cli`.
-    pub endpoint: String,
-    /// SHA-256 (hex) of the TLS client certificate, empty for administrative actions.
-    pub tls_fingerprint: String,
-    /// SHA-256 (hex) of the request body, empty when there is none.
-    pub request_hash: String,
-    /// Template name, when known.
-    pub template: Option<String>,
-    /// What was decided (an [`AuditOutcome`] name).
-    pub outcome: String,
-    /// The certificate concerned, when there is one.
-    pub serial: Option<String>,
-    /// The pending request concerned, when there is one.
-    pub pending_id: Option<i64>,
-    /// The rejection with its codes, or other detail. Never a secret.
-    pub detail: String,
-}
-
-fn resolve_text(r: Resolve) -> String {
-    match r {
-        Resolve::At(t) => format!("at:{t}"),
-        Resolve::OnPoll(n) => format!("poll:{n}"),
-        Resolve::Admin => "admin".into(),
-    }
-}
-
-fn parse_resolve(text: &str) -> Resolve {
-    match text.split_once(':') {
-        Some(("at", t)) => t.parse().map(Resolve::At).unwrap_or(Resolve::Admin),
-        Some(("poll", n)) => n.parse().map(Resolve::OnPoll).unwrap_or(Resolve::Admin),
-        _ => Resolve::Admin,
-    }
 }
 
 impl Store {

@@ -1,5 +1,5 @@
-//! The HTTPS shell around [`Ca`]: EST (RFC 7030) and CMC over HTTP (RFC 5273) with rustls,
-//! client certificates required and verified against the CA; a plain-HTTP admin listener for
+//! The HTTPS shell around a [`Backend`]: EST (RFC 7030), CMC over HTTP (RFC 5273) and MS-WSTEP
+//! with rustls, client certificates requested and verified against the CA ([`tls`]); a plain-HTTP admin listener for
 //! tests on loopback. Inputs are bounded: body size, TLS handshake and header read time.
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
@@ -22,6 +22,12 @@ use rustls::{
 };
 use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
+
+mod admin;
+mod tls;
+
+pub use admin::serve_admin;
+pub use tls::{server_identity, tls_config, tls_config_for};
 
 use crate::{
     Ca,
@@ -65,120 +71,6 @@ fn response(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> R
 
 fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
     response(status, "text/plain; charset=utf-8", message.into())
-}
-
-/// The server's TLS certificate: issued by our issuing CA for `localhost` / 127.0.0.1, created
-/// next to the CA files on first start.
-pub fn server_identity(
-    ca: &Ca,
-    dir: &std::path::Path,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
-    use std::str::FromStr;
-    let cert_path = dir.join("server.pem");
-    let key_path = dir.join("server.key");
-    let (cert, key) = if cert_path.exists() && key_path.exists() {
-        let cert = crate::authority::certificate_from_pem_or_der(
-            &std::fs::read(&cert_path).map_err(|e| e.to_string())?,
-        )?;
-        let key =
-            SoftwareKey::from_pem_or_der(&std::fs::read(&key_path).map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
-        (cert, key)
-    } else {
-        let key = SoftwareKey::generate_p256().map_err(|e| e.to_string())?;
-        let now = ca.clock().now();
-        use renewal_core::x509;
-        let localhost = der::asn1::Ia5String::new("localhost").map_err(|e| e.to_string())?;
-        let loopback =
-            der::asn1::OctetString::new(vec![127, 0, 0, 1]).map_err(|e| e.to_string())?;
-        let cert = ca.authority().issue(
-            vec![0x5e, 0x41],
-            x509_cert::name::Name::from_str("CN=localhost,O=cardrenew sim-ca")
-                .map_err(|e| e.to_string())?,
-            key.public_key().clone(),
-            now - Duration::from_secs(3600),
-            now + Duration::from_secs(10 * 365 * 86400),
-            vec![
-                x509::basic_constraints(false, None).map_err(|e| e.to_string())?,
-                x509::ext_key_usage(vec![der::asn1::ObjectIdentifier::new_unwrap(
-                    "1.3.6.1.5.5.7.3.1",
-                )])
-                .map_err(|e| e.to_string())?,
-                x509::subject_alt_name(vec![
-                    x509_cert::ext::pkix::name::GeneralName::DnsName(localhost),
-                    x509_cert::ext::pkix::name::GeneralName::IpAddress(loopback),
-                ])
-                .map_err(|e| e.to_string())?,
-            ],
-        )?;
-        std::fs::write(
-            &cert_path,
-            der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, cert.der())
-                .map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())?;
-        std::fs::write(
-            &key_path,
-            key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes(),
-        )
-        .map_err(|e| e.to_string())?;
-        (cert, key)
-    };
-    let pem = key.to_pkcs8_pem().map_err(|e| e.to_string())?;
-    let (_, pkcs8) = der::pem::decode_vec(pem.as_bytes()).map_err(|e| e.to_string())?;
-    Ok((
-        vec![
-            CertificateDer::from(cert.der().to_vec()),
-            CertificateDer::from(ca.authority().issuing.cert.der().to_vec()),
-        ],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)),
-    ))
-}
-
-/// rustls server config: TLS 1.2/1.3, aws-lc-rs, client certificate required and verified
-/// against our CAs.
-pub fn tls_config(
-    ca: &Ca,
-    identity: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
-) -> Result<ServerConfig, String> {
-    tls_config_for(
-        &[
-            ca.authority().root.cert.clone(),
-            ca.authority().issuing.cert.clone(),
-        ],
-        ca.clock(),
-        identity,
-    )
-}
-
-/// rustls server config: TLS 1.2/1.3, aws-lc-rs, a client certificate requested and, when one
-/// is presented, verified against `client_cas` at `clock`'s time. It is requested, not
-/// required (RFC 7030 §4.1.1: `/cacerts` is for clients that have nothing yet, as strongSwan's
-/// `pki --estca` fetches it); every endpoint that needs an identity refuses a connection
-/// without one ([`handle`]).
-pub fn tls_config_for(
-    client_cas: &[renewal_core::cmc::Retained<x509_cert::Certificate>],
-    clock: &crate::clock::Clock,
-    identity: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
-) -> Result<ServerConfig, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = RootCertStore::empty();
-    for cert in client_cas {
-        roots
-            .add(CertificateDer::from(cert.der().to_vec()))
-            .map_err(|e| e.to_string())?;
-    }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| e.to_string())?;
-    // Client certificates are valid or not at the backend's time (advanceable in tests).
-    ServerConfig::builder_with_details(provider, Arc::new(clock.clone()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(identity.0, identity.1)
-        .map_err(|e| e.to_string())
 }
 
 /// Serves HTTPS on `listener` until the task is dropped.
@@ -572,122 +464,6 @@ async fn apply_fault(
             ))
         }
         _ => Ok(answer),
-    }
-}
-
-/// Serves the admin API (plain HTTP; bind it to loopback): pending requests, approvals,
-/// revocation, counters, the virtual clock.
-pub async fn serve_admin(ca: Arc<dyn Backend>, listener: TcpListener) {
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
-        let ca = Arc::clone(&ca);
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let ca = Arc::clone(&ca);
-                async move { Ok::<_, Infallible>(admin(ca, req).await) }
-            });
-            let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
-        });
-    }
-}
-
-fn json(value: serde_json::Value) -> Response<Body> {
-    response(StatusCode::OK, "application/json", value.to_string())
-}
-
-async fn admin(ca: Arc<dyn Backend>, req: Request<Incoming>) -> Response<Body> {
-    let path: Vec<String> = req
-        .uri()
-        .path()
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    let method = req.method().clone();
-    tokio::task::spawn_blocking(move || {
-        let parts: Vec<&str> = path.iter().map(String::as_str).collect();
-        admin_route(&*ca, method, &parts)
-    })
-    .await
-    .unwrap_or_else(|_| text(StatusCode::INTERNAL_SERVER_ERROR, "admin task failed"))
-}
-
-fn admin_route(backend: &dyn Backend, method: Method, parts: &[&str]) -> Response<Body> {
-    match (&method, parts) {
-        (&Method::GET, ["admin", "health"] | ["health"]) => match backend.health() {
-            Ok(()) => text(StatusCode::OK, "ok"),
-            Err(e) => text(StatusCode::SERVICE_UNAVAILABLE, e),
-        },
-        (&Method::GET, ["metrics"]) => response(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            backend.metrics(),
-        ),
-        _ => match backend.as_ca() {
-            Some(ca) => ca_admin_route(ca, method, parts),
-            None => text(StatusCode::NOT_FOUND, "no such admin endpoint"),
-        },
-    }
-}
-
-/// The simulated CA's own admin API: pending requests, approvals, revocation, the clock.
-fn ca_admin_route(ca: &Ca, method: Method, parts: &[&str]) -> Response<Body> {
-    match (method, parts) {
-        // Since this process started: fsyncs of the state database's WAL (group commits).
-        (Method::GET, ["admin", "metrics"]) => json(serde_json::json!({ "fsyncs": ca.fsyncs() })),
-        (Method::GET, ["admin", "counters"]) => json(serde_json::Value::Object(
-            ca.counters()
-                .into_iter()
-                .map(|(k, v)| (k, v.into()))
-                .collect(),
-        )),
-        (Method::GET, ["admin", "pending"]) => {
-            let list = ca.with_store(|s| s.list_pending()).unwrap_or_default();
-            json(serde_json::json!(
-                list.iter()
-                    .map(|p| serde_json::json!({
-                        "id": p.id, "kind": p.kind, "created_at": p.created_at, "polls": p.polls,
-                    }))
-                    .collect::<Vec<_>>()
-            ))
-        }
-        (Method::POST, ["admin", "pending", id, verb @ ("approve" | "deny")]) => {
-            match id.parse::<i64>() {
-                Ok(id) => match ca.decide_pending(id, *verb == "approve") {
-                    Ok(true) => text(StatusCode::OK, format!("request {id}: {verb}d")),
-                    Ok(false) => text(
-                        StatusCode::NOT_FOUND,
-                        format!("request {id} is not pending"),
-                    ),
-                    Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e),
-                },
-                Err(_) => text(StatusCode::BAD_REQUEST, "bad id"),
-            }
-        }
-        (Method::POST, ["admin", "revoke", serial]) => match ca.revoke(serial) {
-            Ok(known) => text(
-                StatusCode::OK,
-                format!(
-                    "revoked {serial}{}",
-                    if known { "" } else { " (not issued here)" }
-                ),
-            ),
-            Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e),
-        },
-        (Method::POST, ["admin", "clock", "advance", secs]) => match secs.parse::<u64>() {
-            Ok(secs) => {
-                ca.clock().advance(Duration::from_secs(secs));
-                text(StatusCode::OK, format!("clock now {}", ca.clock().unix()))
-            }
-            Err(_) => text(StatusCode::BAD_REQUEST, "bad seconds"),
-        },
-        _ => text(StatusCode::NOT_FOUND, "no such admin endpoint"),
     }
 }
 

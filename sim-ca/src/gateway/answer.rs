@@ -1,0 +1,166 @@
+//! Talking to the upstream and believing it only after checking: the RA's wrapper sent, the
+//! answer's signer and certificate verified as strictly as the client verifies them.
+
+use super::*;
+
+impl Gateway {
+    /// Wraps what the user sent in the RA's signed PKIData (`wrap` builds it, given the RA's
+    /// fresh transactionId and nonce) and sends it upstream (over MS-WSTEP, a request pending
+    /// upstream under `pending` is collected by its id instead).
+    pub(super) fn forward(
+        &self,
+        wrap: impl FnOnce(u64, &[u8]) -> renewal_core::cmc::Result<Vec<u8>>,
+        pending: Option<u64>,
+    ) -> Result<Result<CmcAnswer, Failure>, String> {
+        use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+        let mut nonce = [0u8; 16];
+        let mut id = [0u8; 8];
+        SystemRandom::new()
+            .fill(&mut nonce)
+            .and_then(|()| SystemRandom::new().fill(&mut id))
+            .map_err(|_| "RNG".to_string())?;
+        let wrapped = wrap(u64::from_be_bytes(id) >> 1, &nonce)
+            .map_err(|e| format!("wrapping the request: {e}"))?;
+        Ok(self.timed(|| self.upstream.cmc(&wrapped, pending), |r| r.is_ok()))
+    }
+
+    /// Runs one upstream exchange, counted and timed for `/metrics` and the log.
+    pub(super) fn timed<T, E: std::fmt::Display>(
+        &self,
+        call: impl FnOnce() -> Result<T, E>,
+        usable: impl Fn(&Result<T, E>) -> bool,
+    ) -> Result<T, E> {
+        let started = Instant::now();
+        let result = call();
+        let failed = !usable(&result);
+        let took = started.elapsed();
+        self.metrics.observe(took, failed);
+        match &result {
+            Ok(_) => tracing::info!(latency_us = took.as_micros() as u64, failed, "upstream"),
+            Err(e) => tracing::warn!(error = %e, latency_us = took.as_micros() as u64, "upstream"),
+        }
+        result
+    }
+
+    /// The certificate in an upstream answer that certifies `key`, provided it chains to the
+    /// upstream CA and is the renewal of `old` and nothing more: the same subject, names,
+    /// extended key usages, basic constraints and template (each compared as parsed values),
+    /// as strictly as the client checks it. Anything added or changed is a 502: the gateway
+    /// never delivers a certificate it would not have asked for.
+    pub(super) fn certificate_for(
+        &self,
+        certificates: &[Retained<Certificate>],
+        key: &PublicKey,
+        old: &Certificate,
+    ) -> Result<Retained<Certificate>, String> {
+        let issued = certificates
+            .iter()
+            .find(|c| {
+                PublicKey::from_spki(c.value().tbs_certificate().subject_public_key_info())
+                    .is_ok_and(|k| k == *key)
+            })
+            .ok_or("the upstream's certificate does not certify the new key")?;
+        if !self
+            .policy
+            .upstream_cas
+            .iter()
+            .any(|ca| renewal_core::x509::verify_issued_by(issued, ca.value()).is_ok())
+        {
+            return Err("the upstream's certificate does not chain to the upstream CA".into());
+        }
+        renewal_core::x509::same_renewal_profile(issued.value(), old)
+            .map_err(|what| format!("the upstream's certificate has another {what}"))?;
+        Ok(issued.clone())
+    }
+
+    /// Reads the upstream's answer to a forwarded CMC request: HTTP errors and answers that do
+    /// not verify become failures; a verified response becomes the client's answer.
+    pub(super) fn read_cmc_answer(
+        &self,
+        answer: Result<CmcAnswer, Failure>,
+        new_key: &PublicKey,
+        renewed: &Certificate,
+    ) -> Result<(GatewayAnswer, Option<u64>), (u16, String)> {
+        let (der, upstream_id) = match answer {
+            Err(Failure::Unavailable(text)) => return Err((503, text)),
+            Err(Failure::BadAnswer(text)) => return Err((502, text)),
+            Ok(CmcAnswer::Refused { text }) => {
+                return Ok((
+                    GatewayAnswer::upstream(
+                        Outcome::Failed { fail_info: None },
+                        Some(format!("refused by the CA: {text}")),
+                    ),
+                    None,
+                ));
+            }
+            Ok(CmcAnswer::Response { der, upstream_id }) => (der, upstream_id),
+        };
+        let response: ParsedResponse = parse_response(&der, &self.limits)
+            .map_err(|e| (502, format!("upstream answer: {e}")))?;
+        if response.form != ResponseForm::FullPkiResponse {
+            return Err((502, "upstream answer is not a full PKI response".into()));
+        }
+        let signer = response
+            .verify_signer()
+            .map_err(|e| (502, format!("upstream answer signature: {e}")))?;
+        // Signed by the upstream CA itself: one of its configured certificates, nothing it
+        // merely issued (a user's certificate chains to it too).
+        if !self.policy.upstream_cas.contains(signer) {
+            return Err((
+                502,
+                "upstream answer signed by a certificate we do not trust".into(),
+            ));
+        }
+        let status = response.status_string.clone();
+        match &response.outcome {
+            Outcome::Issued => {
+                if response
+                    .certificates
+                    .iter()
+                    .all(|c| self.policy.upstream_cas.contains(c))
+                {
+                    // "Issued out of band": nothing to deliver, passed on as such.
+                    return Ok((GatewayAnswer::upstream(Outcome::Issued, status), None));
+                }
+                let cert = self
+                    .certificate_for(&response.certificates, new_key, renewed)
+                    .map_err(|e| (502, e))?;
+                Ok((GatewayAnswer::issued(cert), upstream_id))
+            }
+            Outcome::Pending { token, retry_at } => Ok((
+                GatewayAnswer::upstream(
+                    Outcome::Pending {
+                        token: token.clone(),
+                        retry_at: *retry_at,
+                    },
+                    status,
+                ),
+                upstream_id,
+            )),
+            Outcome::Failed { fail_info } => Ok((
+                GatewayAnswer::upstream(
+                    Outcome::Failed {
+                        fail_info: *fail_info,
+                    },
+                    status,
+                ),
+                upstream_id,
+            )),
+            other => Err((502, format!("upstream answered {other:?}"))),
+        }
+    }
+}
+
+/// CRYPT_E_REVOKED: what a CA answers for a revoked certificate (ADCS; sim-ca's table).
+pub(super) const CRYPT_E_REVOKED: u32 = 0x8009_2010;
+
+/// The HRESULT an ADCS-style status string starts with (`0x80092010: ...`), parsed.
+pub(super) fn leading_hresult(status: &str) -> Option<u32> {
+    let digits = status.strip_prefix("0x")?.get(..8)?;
+    u32::from_str_radix(digits, 16).ok()
+}
+
+/// Bounds a Retry-After the upstream asks for: at least a second, at most an hour.
+pub(super) fn bounded_retry(secs: u64) -> u64 {
+    secs.clamp(1, 3600)
+}

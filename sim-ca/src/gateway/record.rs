@@ -1,0 +1,222 @@
+//! What the gateway keeps of the upstream's decisions: issued certificates (the idempotency
+//! record), pending requests under its own ids, refusals, the revocation the upstream
+//! answered, the upstream's failures — each with its audit record, in one transaction.
+
+use super::*;
+
+impl Gateway {
+    /// Records that the upstream gave no usable decision, and builds the HTTP failure.
+    /// A claim the request held is released in the same transaction: nothing was decided, so
+    /// the same request may come again and is forwarded again.
+    pub(super) fn upstream_failed(
+        &self,
+        origin: &Origin,
+        template: Option<&str>,
+        pending_id: Option<i64>,
+        claim: Option<&Claim>,
+        status: u16,
+        text: String,
+    ) -> UpstreamFailure {
+        let store = self.decision();
+        let result = store.atomically(|s| {
+            if let Some(claim) = claim {
+                claim.release(s)?;
+            }
+            s.bump("upstream_failures")?;
+            self.audit(
+                s,
+                origin,
+                template,
+                AuditOutcome::UpstreamFailed,
+                None,
+                pending_id,
+                text.clone(),
+            )
+        });
+        if let Err(e) = result {
+            tracing::error!(error = %e, "could not record an upstream failure");
+        }
+        tracing::warn!(status, detail = %text, "upstream gave no decision");
+        UpstreamFailure {
+            status,
+            retry_after: (status == 503).then_some(self.policy.retry_after),
+            text,
+        }
+    }
+
+    /// Records what the upstream decided, in the caller's transaction, and returns the
+    /// client's answer (a pending answer carries the gateway's own request id).
+    pub(super) fn record_decision(
+        &self,
+        store: &Store,
+        origin: &Origin,
+        item: &Forwardable<'_>,
+        poll: Option<&Pending>,
+        answer: GatewayAnswer,
+        upstream_id: Option<u64>,
+    ) -> Result<GatewayAnswer, Rejection> {
+        let template = item.template;
+        let old = item.renewed;
+        match &answer.outcome {
+            Outcome::Issued => {
+                let pending_id = poll.map(|p| p.id);
+                let Some(cert) = &answer.issued else {
+                    self.audit(
+                        store,
+                        origin,
+                        Some(template),
+                        AuditOutcome::NoCertificate,
+                        None,
+                        pending_id,
+                        "the upstream issued out of band".into(),
+                    )?;
+                    return Ok(answer);
+                };
+                let serial = serial_text(cert.value());
+                self.record_issued(store, cert, template, old, item.new_key)?;
+                if let Some(id) = pending_id {
+                    store.finish_pending(id, "issued", Some(&serial))?;
+                }
+                self.audit(
+                    store,
+                    origin,
+                    Some(template),
+                    AuditOutcome::Issued,
+                    Some(&serial),
+                    pending_id,
+                    crate::service::with_findings(
+                        format!("renewal of {} issued upstream", serial_text(old.value())),
+                        item.findings,
+                    ),
+                )?;
+                Ok(answer)
+            }
+            Outcome::Pending { token, retry_at } => {
+                let id = match poll {
+                    Some(p) => {
+                        store.count_poll(p.id)?;
+                        self.audit(
+                            store,
+                            origin,
+                            Some(template),
+                            AuditOutcome::StillPending,
+                            None,
+                            Some(p.id),
+                            "still pending upstream".into(),
+                        )?;
+                        p.id
+                    }
+                    None => {
+                        let id = self.add_pending(
+                            store,
+                            origin,
+                            item.pending_key,
+                            item.stored,
+                            upstream_id.filter(|_| item.collect_by_upstream_id),
+                        )?;
+                        self.audit(
+                            store,
+                            origin,
+                            Some(template),
+                            AuditOutcome::Pending,
+                            None,
+                            Some(id),
+                            format!(
+                                "taken under submission upstream (upstream request {})",
+                                hex(token)
+                            ),
+                        )?;
+                        id
+                    }
+                };
+                Ok(GatewayAnswer::upstream(
+                    Outcome::Pending {
+                        token: id.to_be_bytes().to_vec(),
+                        retry_at: *retry_at,
+                    },
+                    Some(format!("Taken under submission (request {id})")),
+                ))
+            }
+            _ => {
+                store.bump("rejected")?;
+                if let Some(p) = poll {
+                    store.finish_pending(p.id, "denied", None)?;
+                }
+                // The upstream owns the revocation list; what it says of the renewed
+                // certificate, the gateway keeps: the next request with it is refused here,
+                // on every endpoint, without asking.
+                if answer.status.as_deref().and_then(leading_hresult) == Some(CRYPT_E_REVOKED) {
+                    store.revoke(&serial_text(old.value()), self.clock.unix())?;
+                }
+                self.audit(
+                    store,
+                    origin,
+                    Some(template),
+                    AuditOutcome::Refused,
+                    None,
+                    poll.map(|p| p.id),
+                    format!(
+                        "refused upstream: {}",
+                        answer.status.as_deref().unwrap_or("no status text")
+                    ),
+                )?;
+                Ok(answer)
+            }
+        }
+    }
+
+    pub(super) fn add_pending(
+        &self,
+        store: &Store,
+        origin: &Origin,
+        transaction: &str,
+        request: &[u8],
+        upstream_id: Option<u64>,
+    ) -> Result<i64, StoreError> {
+        store.bump("pending")?;
+        store.add_pending(&Pending {
+            id: 0,
+            tls_fingerprint: origin.identity.clone(),
+            transaction: transaction.to_string(),
+            request: request.to_vec(),
+            kind: origin.endpoint.into(),
+            created_at: self.clock.unix(),
+            polls: 0,
+            // Decided upstream: the gateway only waits for it.
+            resolve: Resolve::Admin,
+            end: PendingEnd::Issue,
+            status: "pending".into(),
+            cert_serial: None,
+            upstream_id: upstream_id.and_then(|id| i64::try_from(id).ok()),
+        })
+    }
+
+    /// Records a certificate the upstream issued (the idempotency record: the same old
+    /// certificate and new key get it again). A certificate already recorded (the same answer
+    /// collected twice, by two instances) is not recorded again.
+    pub(super) fn record_issued(
+        &self,
+        store: &Store,
+        cert: &Retained<Certificate>,
+        template: &str,
+        old: &Retained<Certificate>,
+        key: &PublicKey,
+    ) -> Result<(), StoreError> {
+        let serial = serial_text(cert.value());
+        if store.serial_exists(&serial)? {
+            return Ok(());
+        }
+        let tbs = cert.value().tbs_certificate();
+        store.bump("issued")?;
+        store.record_certificate(
+            &serial,
+            &tbs.subject().to_string(),
+            cert.der(),
+            Some(template),
+            unix(std::time::SystemTime::UNIX_EPOCH + tbs.validity().not_after.to_unix_duration()),
+            Some(&serial_text(old.value())),
+            &hex(&key.fingerprint()),
+            self.clock.unix(),
+        )
+    }
+}

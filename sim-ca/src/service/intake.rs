@@ -1,0 +1,356 @@
+//! The front of the desk: who is asking (the TLS identity, or the user behind a trusted RA's
+//! wrapper), the policy's stateless checks, and the signed CMC answer. What it decides, it
+//! hands to [`super::decide`].
+
+use super::*;
+
+/// What a CMC request turns out to be once its sender is known.
+pub(super) enum Intake {
+    /// A user's Full PKI Request (direct, or nested by a trusted RA) and the certificate it
+    /// renews.
+    Cmc(Vec<u8>, Retained<Certificate>),
+    /// A trusted RA's re-enrollment (a user's simplereenroll): the user's PKCS#10, the
+    /// certificate the RA names as the one that authenticated, and what the answer echoes.
+    Reenroll {
+        pkcs10: Vec<u8>,
+        renewed: Retained<Certificate>,
+        echo: Echo,
+    },
+}
+
+/// What a CMC answer echoes of the request it answers (RFC 5272 §6.6, §6.8).
+pub(crate) struct Echo {
+    body_part: u32,
+    transaction_id: Option<der::asn1::Int>,
+    nonce: Option<Vec<u8>>,
+}
+
+impl Echo {
+    fn of(accepted: &Accepted) -> Self {
+        Self {
+            body_part: accepted.facts.request_body_part.unwrap_or(1),
+            transaction_id: accepted.facts.transaction_id.clone(),
+            nonce: accepted.facts.sender_nonce.clone(),
+        }
+    }
+}
+
+impl Ca {
+    /// What an RA's wrapper forwards, when the TLS client is a trusted RA; `None` for any
+    /// other client.
+    pub(super) fn unwrap_ra(
+        &self,
+        request: &[u8],
+        tls: &Retained<Certificate>,
+    ) -> Option<Result<Intake, Rejection>> {
+        if !self.trusted_ras.contains(tls) {
+            return None;
+        }
+        let unwrapped = renewal_core::cmc::ra::unwrap(request, &self.limits, &self.trusted_ras)
+            .map_err(|e| Rejection::Malformed(format!("RA wrapper: {e}")));
+        Some(unwrapped.and_then(|u| {
+            if u.ra != *tls {
+                return Err(Rejection::IdentityMismatch);
+            }
+            match u.forwarded {
+                renewal_core::cmc::ra::Forwarded::Nested(inner) => self.forwarded(inner),
+                renewal_core::cmc::ra::Forwarded::Reenroll { pkcs10, renewed } => {
+                    Ok(Intake::Reenroll {
+                        pkcs10,
+                        renewed: *renewed,
+                        echo: Echo {
+                            body_part: u.body_part,
+                            transaction_id: u.transaction_id,
+                            nonce: u.nonce,
+                        },
+                    })
+                }
+            }
+        }))
+    }
+
+    /// A user's request an RA forwarded, with the certificate it renews: the identity is the
+    /// certificate the user's own request renews (its old key signed it; the policy checks
+    /// that exactly as for a direct client).
+    pub(super) fn forwarded(&self, inner: Vec<u8>) -> Result<Intake, Rejection> {
+        let facts = renewal_core::cmc::parse_request(&inner, &self.limits)
+            .and_then(|p| p.with_profile(self.profile).verify())
+            .map_err(|e| Rejection::Malformed(format!("the forwarded request: {e}")))?;
+        Ok(Intake::Cmc(inner, facts.renewal_certificate))
+    }
+
+    pub(super) fn respond(
+        &self,
+        outcome: Outcome,
+        status_string: Option<String>,
+        issued: Option<Retained<Certificate>>,
+        echo: Option<&Echo>,
+        fault: Option<TransportFault>,
+    ) -> CmcReply {
+        let retry_after = crate::ledger::retry_after(&outcome, self.clock.now());
+        let params = ResponseParams {
+            outcome: outcome.clone(),
+            status_string,
+            style: self.style,
+            request_body_part: echo.map_or(1, |e| e.body_part),
+            transaction_id: echo.and_then(|e| e.transaction_id.clone()),
+            recipient_nonce: echo.and_then(|e| e.nonce.clone()),
+            issued,
+            chain: vec![
+                self.authority.issuing.cert.clone(),
+                self.authority.root.cert.clone(),
+            ],
+            digest: DigestAlgorithm::Sha256,
+        };
+        let signer: &dyn Signer = if fault == Some(TransportFault::WrongSigner) {
+            &self.decoy
+        } else {
+            &self.authority.issuing.key
+        };
+        let body =
+            build_full_response(&params, &self.authority.issuing.cert, signer).unwrap_or_default();
+        CmcReply {
+            body,
+            outcome,
+            fault,
+            retry_after,
+            upstream: None,
+        }
+    }
+
+    /// The failed response for `rejection` (nothing recorded here).
+    pub(super) fn reject(&self, rejection: &Rejection, echo: Option<&Echo>) -> CmcReply {
+        self.respond(
+            Outcome::Failed {
+                fail_info: Some(rejection.codes().fail_info),
+            },
+            Some(rejection.status_string()),
+            None,
+            echo,
+            None,
+        )
+    }
+
+    /// Records a request the HTTP layer refused before the CA could read it (body over the
+    /// size limit, or too slow): it is a decision too, and goes into the audit trail.
+    pub fn refuse_unread(&self, endpoint: &'static str, tls_cert: &[u8], rejection: &Rejection) {
+        let origin = Origin::new(endpoint, tls_cert, &[]);
+        self.record_refusal(&self.decision(), &origin, None, rejection, None);
+    }
+
+    /// Handles a Full PKI Request presented over TLS with `tls_cert` (DER), as EST `/fullcmc`.
+    pub fn handle_cmc(&self, request: &[u8], tls_cert: &[u8]) -> CmcReply {
+        self.handle_cmc_at("fullcmc", request, tls_cert)
+    }
+
+    /// MS-WSTEP `QueryTokenStatus`: the request pending under `id` is collected as a
+    /// re-submission of the stored request, when the presenting certificate is the one that
+    /// submitted it (another client's RequestID is a poll for another request).
+    pub fn query_token_status(&self, id: u64, tls_cert: &[u8]) -> CmcReply {
+        let origin = Origin::new("wstep-query", tls_cert, &[]);
+        // Behind an RA, a pending request is keyed by the user's certificate: the RA that
+        // forwarded it collects it (the stored request is the user's, decided again in full).
+        let by_ra = Retained::<Certificate>::from_der(tls_cert)
+            .is_ok_and(|tls| self.trusted_ras.contains(&tls));
+        let stored = {
+            let store = lock(&self.store);
+            let pending = i64::try_from(id)
+                .ok()
+                .and_then(|id| store.pending(id).ok().flatten());
+            match pending {
+                Some(p)
+                    if (p.tls_fingerprint == origin.tls_fingerprint || by_ra)
+                        && p.kind != "simplereenroll" =>
+                {
+                    Ok(p.request)
+                }
+                _ => Err(Rejection::PollMismatch(i64::try_from(id).unwrap_or(-1))),
+            }
+        };
+        match stored {
+            // Audited as its own endpoint: a collection, not a new submission. What is
+            // stored for an RA is the user's request it forwarded, already unwrapped.
+            Ok(request) => self.decide_cmc("wstep-query", &request, tls_cert, true),
+            Err(r) => {
+                let store = self.decision();
+                self.record_refusal(&store, &origin, None, &r, None);
+                self.reject(&r, None)
+            }
+        }
+    }
+
+    /// Handles a Full PKI Request that came in at `endpoint` (`fullcmc`, `cmc` or `wstep`,
+    /// for the audit trail).
+    pub fn handle_cmc_at(
+        &self,
+        endpoint: &'static str,
+        request: &[u8],
+        tls_cert: &[u8],
+    ) -> CmcReply {
+        self.decide_cmc(endpoint, request, tls_cert, false)
+    }
+
+    /// [`Ca::handle_cmc_at`]; `stored` when `request` is one this CA stored for a pending
+    /// decision (for an RA: the forwarded request, no longer in its wrapper).
+    pub(super) fn decide_cmc(
+        &self,
+        endpoint: &'static str,
+        request: &[u8],
+        tls_cert: &[u8],
+        stored: bool,
+    ) -> CmcReply {
+        let origin = Origin::new(endpoint, tls_cert, request);
+        // Parsing and every signature verification happen before the store lock. A trusted RA
+        // presents a wrapper: what it forwards is decided, for the certificate it renews.
+        let intake = Retained::<Certificate>::from_der(tls_cert)
+            .map_err(|_| Rejection::IdentityMismatch)
+            .and_then(|tls| {
+                if stored && self.trusted_ras.contains(&tls) {
+                    return self.forwarded(request.to_vec());
+                }
+                self.unwrap_ra(request, &tls)
+                    .unwrap_or_else(|| Ok(Intake::Cmc(request.to_vec(), tls)))
+            });
+        let (request, identity) = match intake {
+            Ok(Intake::Cmc(request, identity)) => (request, identity),
+            Ok(Intake::Reenroll {
+                pkcs10,
+                renewed,
+                echo,
+            }) => return self.decide_reenroll(origin, &pkcs10, &renewed, &echo),
+            Err(r) => {
+                self.record_refusal(&self.decision(), &origin, None, &r, None);
+                return self.reject(&r, None);
+            }
+        };
+        let origin = origin.renewing(&identity);
+        let checked = policy::validate_cmc(&request, &identity, &self.context())
+            .map(|a| (identity, a, request));
+        let store = self.decision();
+        let (tls, accepted, request) = match checked {
+            Ok(ok) => ok,
+            Err(r) => {
+                self.record_refusal(&store, &origin, None, &r, None);
+                return self.reject(&r, None);
+            }
+        };
+        let result = store.atomically(|s| {
+            s.bump("requests")?;
+            self.process_cmc(s, &accepted, &tls, &origin, &request)
+        });
+        let answer = match result {
+            Ok(answer) => answer,
+            Err(r) => {
+                self.record_refusal(&store, &origin, Some(&accepted.template.name), &r, None);
+                Answer::rejected(&r)
+            }
+        };
+        // The decision is committed: the response is signed without holding the store.
+        drop(store);
+        self.respond(
+            answer.outcome,
+            answer.status,
+            answer.issued,
+            Some(&Echo::of(&accepted)),
+            answer.fault,
+        )
+    }
+
+    /// A trusted RA's re-enrollment: the user's PKCS#10 decided as an EST simplereenroll of
+    /// exactly the certificate the RA names — revocation, pending, idempotency and key reuse
+    /// as for the user directly — answered to the RA in CMC.
+    pub(super) fn decide_reenroll(
+        &self,
+        origin: Origin,
+        pkcs10: &[u8],
+        renewed: &Retained<Certificate>,
+        echo: &Echo,
+    ) -> CmcReply {
+        let origin = origin.renewing(renewed);
+        let checked = policy::validate_simple(pkcs10, renewed, &self.context());
+        let store = self.decision();
+        let accepted = match checked {
+            Ok(accepted) => accepted,
+            Err(r) => {
+                self.record_refusal(&store, &origin, None, &r, None);
+                return self.reject(&r, Some(echo));
+            }
+        };
+        let result = store.atomically(|s| {
+            s.bump("requests")?;
+            self.process_simple(s, &accepted, renewed, &origin, pkcs10)
+        });
+        let (answer, fault) = match result {
+            Ok(answer) => answer,
+            Err(r) => {
+                self.record_refusal(&store, &origin, Some(&accepted.template.name), &r, None);
+                (SimpleOutcome::Rejected(r), None)
+            }
+        };
+        drop(store);
+        let answer = match answer {
+            SimpleOutcome::Issued(cert) => {
+                Answer::new(Outcome::Issued, Some("Issued".into()), Some(*cert), fault)
+            }
+            SimpleOutcome::Pending { id, resolve } => self.pending_answer(id, resolve, fault),
+            SimpleOutcome::Rejected(r) => Answer::rejected(&r),
+        };
+        self.respond(
+            answer.outcome,
+            answer.status,
+            answer.issued,
+            Some(echo),
+            answer.fault,
+        )
+    }
+
+    /// Handles an EST simplereenroll (PKCS#10, DER/base64) presented with `tls_cert`. A
+    /// trusted RA does not come here: it forwards a re-enrollment as full CMC naming the
+    /// certificate it renews ([`renewal_core::cmc::ra::wrap_reenroll`]); its own
+    /// simplereenroll would ask the CA to guess whose renewal it is, and is refused.
+    pub fn handle_simple(
+        &self,
+        body: &[u8],
+        tls_cert: &[u8],
+    ) -> (SimpleReply, Option<TransportFault>) {
+        let origin = Origin::new("simplereenroll", tls_cert, body);
+        let checked = Retained::<Certificate>::from_der(tls_cert)
+            .map_err(|_| Rejection::IdentityMismatch)
+            .and_then(|tls| {
+                if self.trusted_ras.contains(&tls) {
+                    Err(Rejection::IdentityMismatch)
+                } else {
+                    Ok(tls)
+                }
+            })
+            .and_then(|tls| policy::validate_simple(body, &tls, &self.context()).map(|a| (tls, a)));
+        let store = self.decision();
+        let refuse = |r: Rejection, template: Option<&str>| {
+            self.record_refusal(&store, &origin, template, &r, None);
+            (SimpleReply::Rejected(r), None)
+        };
+        let (tls, accepted) = match checked {
+            Ok(ok) => ok,
+            Err(r) => return refuse(r, None),
+        };
+        let result = store.atomically(|s| {
+            s.bump("requests")?;
+            self.process_simple(s, &accepted, &tls, &origin, body)
+        });
+        let (answer, fault) = match result {
+            Ok(answer) => answer,
+            Err(r) => return refuse(r, Some(&accepted.template.name)),
+        };
+        let reply = match answer {
+            SimpleOutcome::Issued(cert) => match build_certs_only(&[*cert]) {
+                Ok(der) => SimpleReply::Issued(der),
+                Err(e) => SimpleReply::Rejected(Rejection::Internal(e.to_string())),
+            },
+            SimpleOutcome::Pending { resolve, .. } => {
+                SimpleReply::Pending(self.retry_secs(resolve))
+            }
+            SimpleOutcome::Rejected(r) => SimpleReply::Rejected(r),
+        };
+        (reply, fault)
+    }
+}

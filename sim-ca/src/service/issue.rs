@@ -1,0 +1,344 @@
+//! What the simulated authority issues and records: serials, certificates (renewals, the
+//! renewal of a pending request, the administrator's initial enrollment), and the
+//! administrator's approvals and revocations — each with its audit record.
+
+use super::*;
+
+impl Ca {
+    pub(super) fn new_serial(&self, store: &Store) -> Result<Vec<u8>, Rejection> {
+        use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+        loop {
+            let mut serial = vec![0u8; 16];
+            SystemRandom::new()
+                .fill(&mut serial)
+                .map_err(|_| Rejection::Internal("RNG".into()))?;
+            serial[0] = (serial[0] & 0x7F) | 0x01; // positive, no leading zero byte
+            if !store.serial_exists(&hex(&serial))? {
+                return Ok(serial);
+            }
+        }
+    }
+
+    /// Issues and records a certificate for `subject` / `key` under `template`. The
+    /// certificate carries the CA's canonical encoding of the key, whatever encoding the
+    /// request used.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn issue(
+        &self,
+        store: &Store,
+        subject: Name,
+        key: &PublicKey,
+        template: &Template,
+        extensions: Vec<Extension>,
+        renewal_of: Option<&str>,
+        fault: Option<TransportFault>,
+        days: Option<u32>,
+    ) -> Result<Retained<Certificate>, Rejection> {
+        let spki = if fault == Some(TransportFault::WrongKeyCertificate) {
+            self.decoy.public_key().clone()
+        } else {
+            key.to_spki()
+        };
+        let now = self.clock.now();
+        let serial = self.new_serial(store)?;
+        let not_after =
+            now + Duration::from_secs(u64::from(days.unwrap_or(template.validity_days)) * 86400);
+        let cert = self
+            .authority
+            .issue(
+                serial.clone(),
+                subject.clone(),
+                spki,
+                now - Duration::from_secs(300),
+                not_after,
+                extensions,
+            )
+            .map_err(Rejection::Internal)?;
+        store.record_certificate(
+            &hex(&serial),
+            &subject.to_string(),
+            cert.der(),
+            Some(&template.name),
+            unix(not_after),
+            renewal_of,
+            &hex(&key.fingerprint()),
+            unix(now),
+        )?;
+        store.bump("issued")?;
+        Ok(cert)
+    }
+
+    /// Issues the renewal of `old` decided by a disposition (revoked at once for the
+    /// `revoked` disposition) and audits it, in the caller's transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn issue_renewal(
+        &self,
+        store: &Store,
+        origin: &Origin,
+        old: &Retained<Certificate>,
+        key: &PublicKey,
+        template: &Template,
+        extensions: Vec<Extension>,
+        fault: Option<TransportFault>,
+        revoked: bool,
+        findings: &[String],
+    ) -> Result<Retained<Certificate>, Rejection> {
+        let old_serial = serial_text(old.value());
+        let cert = self.issue(
+            store,
+            old.value().tbs_certificate().subject().clone(),
+            key,
+            template,
+            extensions,
+            Some(&old_serial),
+            fault,
+            None,
+        )?;
+        let serial = serial_text(cert.value());
+        let outcome = if revoked {
+            store.revoke(&serial, self.clock.unix())?;
+            AuditOutcome::IssuedRevoked
+        } else {
+            AuditOutcome::Issued
+        };
+        self.audit(
+            store,
+            origin,
+            Some(&template.name),
+            outcome,
+            Some(&serial),
+            None,
+            with_findings(format!("renewal of {old_serial}"), findings),
+        )?;
+        Ok(cert)
+    }
+
+    /// Issues the certificate of a due pending request and records it, in the caller's
+    /// transaction.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn issue_pending(
+        &self,
+        store: &Store,
+        pending: &Pending,
+        origin: &Origin,
+        old: &Retained<Certificate>,
+        key: &PublicKey,
+        template: &Template,
+        extensions: Vec<Extension>,
+    ) -> Result<Retained<Certificate>, Rejection> {
+        let old_serial = serial_text(old.value());
+        let cert = self.issue(
+            store,
+            old.value().tbs_certificate().subject().clone(),
+            key,
+            template,
+            extensions,
+            Some(&old_serial),
+            None,
+            None,
+        )?;
+        let serial = serial_text(cert.value());
+        store.finish_pending(pending.id, "issued", Some(&serial))?;
+        self.audit(
+            store,
+            origin,
+            Some(&template.name),
+            AuditOutcome::Issued,
+            Some(&serial),
+            Some(pending.id),
+            format!("renewal of {old_serial}, pending request {}", pending.id),
+        )?;
+        Ok(cert)
+    }
+
+    /// Admin: approve or deny a pending request. False when it is not pending.
+    pub fn decide_pending(&self, id: i64, approve: bool) -> Result<bool, String> {
+        admin_decide(&self.decision(), id, approve, self.clock.unix(), "admin")
+            .map_err(|e| e.to_string())
+    }
+
+    /// Admin: revoke a serial (hex). False when the serial is unknown (recorded anyway).
+    pub fn revoke(&self, serial: &str) -> Result<bool, String> {
+        admin_revoke(
+            &self.decision(),
+            &serial.to_ascii_lowercase(),
+            self.clock.unix(),
+            "admin",
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// The initial enrollment an administrator does: a certificate for a PKCS#10 (PEM or DER)
+    /// under `template`, with the template extension, clientAuth + smartcardLogon, and the
+    /// requested SAN.
+    pub fn issue_initial(
+        &self,
+        csr: &[u8],
+        template: &str,
+        days: Option<u32>,
+    ) -> Result<Retained<Certificate>, String> {
+        let template = self
+            .templates
+            .by_text(template)
+            .ok_or_else(|| format!("unknown template {template:?}"))?
+            .clone();
+        let (der, _) =
+            renewal_core::cmc::input::to_der(csr, &self.limits).map_err(|e| e.to_string())?;
+        let req: Retained<x509_cert::request::CertReq> =
+            renewal_core::cmc::input::decode_exact(&der, "PKCS#10").map_err(|e| e.to_string())?;
+        renewal_core::cmc::verify_request::verify_pkcs10(&req).map_err(|e| e.to_string())?;
+        let key = PublicKey::from_spki(&req.value().info.public_key).map_err(|e| e.to_string())?;
+        policy::check_key_allowed(&key, &template).map_err(|e| e.to_string())?;
+        use renewal_core::x509;
+        let mut extensions = vec![
+            x509::basic_constraints(false, None).map_err(|e| e.to_string())?,
+            x509::key_usage(x509_cert::ext::pkix::KeyUsages::DigitalSignature)
+                .map_err(|e| e.to_string())?,
+            x509::ext_key_usage(vec![oids::KP_CLIENT_AUTH, oids::KP_SMARTCARD_LOGON])
+                .map_err(|e| e.to_string())?,
+            x509::certificate_template(template.oid, 100, 1).map_err(|e| e.to_string())?,
+        ];
+        let requested = renewal_core::cmc::verify_request::requested_extensions(req.value())
+            .map_err(|e| e.to_string())?;
+        extensions.extend(
+            requested
+                .into_iter()
+                .filter(|e| e.extn_id == oids::SUBJECT_ALT_NAME),
+        );
+        let origin = Origin::new("cli", &[], csr);
+        let store = self.decision();
+        store
+            .atomically(|s| {
+                let cert = self.issue(
+                    s,
+                    req.value().info.subject.clone(),
+                    &key,
+                    &template,
+                    extensions,
+                    None,
+                    None,
+                    days,
+                )?;
+                self.audit(
+                    s,
+                    &origin,
+                    Some(&template.name),
+                    AuditOutcome::Enrolled,
+                    Some(&serial_text(cert.value())),
+                    None,
+                    format!("initial enrollment of {}", req.value().info.subject),
+                )?;
+                Ok(cert)
+            })
+            .map_err(|e: Rejection| e.to_string())
+    }
+
+    /// Records a certificate this CA's key signed outside the service (a test harness that
+    /// provisions a card with `sample::issue_user_certificate`, an import): from then on the
+    /// CA knows it as its own, as it knows what it issued itself — a trusted RA's
+    /// simplereenroll for its subject finds it. Refused when this CA did not issue it.
+    pub fn register_issued(&self, cert: &Retained<Certificate>) -> Result<(), String> {
+        if !self.authority.issued_by_us(cert) {
+            return Err("not issued by this CA".into());
+        }
+        let tbs = cert.value().tbs_certificate();
+        let key = PublicKey::from_spki(tbs.subject_public_key_info()).map_err(|e| e.to_string())?;
+        let template = policy::template_of(cert.value(), &self.templates)
+            .ok()
+            .map(|t| t.name.clone());
+        let not_after =
+            unix(std::time::SystemTime::UNIX_EPOCH + tbs.validity().not_after.to_unix_duration());
+        let serial = serial_text(cert.value());
+        let store = self.decision();
+        store
+            .atomically(|s| {
+                if s.serial_exists(&serial)? {
+                    return Ok(());
+                }
+                s.record_certificate(
+                    &serial,
+                    &tbs.subject().to_string(),
+                    cert.der(),
+                    template.as_deref(),
+                    not_after,
+                    None,
+                    &hex(&key.fingerprint()),
+                    self.clock.unix(),
+                )
+            })
+            .map_err(|e: StoreError| e.to_string())
+    }
+}
+
+/// Approves or denies a pending request and audits it, in one transaction (the HTTP admin
+/// endpoint and `sim-ca pending approve|deny` both come here). False when it is not pending.
+pub fn admin_decide(
+    store: &Store,
+    id: i64,
+    approve: bool,
+    now: i64,
+    via: &'static str,
+) -> Result<bool, StoreError> {
+    let end = if approve {
+        PendingEnd::Issue
+    } else {
+        PendingEnd::Deny
+    };
+    store.atomically(|s| {
+        if !s.decide_pending(id, end)? {
+            return Ok(false);
+        }
+        s.append_audit(&AuditRecord {
+            id: 0,
+            at: now,
+            endpoint: via.into(),
+            tls_fingerprint: String::new(),
+            request_hash: String::new(),
+            template: None,
+            outcome: if approve {
+                AuditOutcome::Approved
+            } else {
+                AuditOutcome::Denied
+            }
+            .as_str()
+            .into(),
+            serial: None,
+            pending_id: Some(id),
+            detail: format!(
+                "pending request {id} {} by the administrator",
+                if approve { "approved" } else { "denied" }
+            ),
+        })?;
+        Ok(true)
+    })
+}
+
+/// Revokes a serial (hex, lower case) and audits it, in one transaction. False when the
+/// serial is unknown (recorded anyway).
+pub fn admin_revoke(
+    store: &Store,
+    serial: &str,
+    now: i64,
+    via: &'static str,
+) -> Result<bool, StoreError> {
+    store.atomically(|s| {
+        let known = s.revoke(serial, now)?;
+        s.append_audit(&AuditRecord {
+            id: 0,
+            at: now,
+            endpoint: via.into(),
+            tls_fingerprint: String::new(),
+            request_hash: String::new(),
+            template: None,
+            outcome: AuditOutcome::Revoked.as_str().into(),
+            serial: Some(serial.into()),
+            pending_id: None,
+            detail: if known {
+                "revoked by the administrator".into()
+            } else {
+                "revoked by the administrator (serial not issued by this CA)".into()
+            },
+        })?;
+        Ok(known)
+    })
+}

@@ -1,0 +1,67 @@
+//! Pending requests as stored: when and how each resolves, and where it stands.
+
+/// How a pending request ends.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum PendingEnd {
+    /// Issue the certificate.
+    Issue,
+    /// Deny.
+    Deny,
+}
+
+/// When a pending request resolves on its own.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum Resolve {
+    /// At this Unix time.
+    At(i64),
+    /// On this poll (1 = the first poll after submission).
+    OnPoll(u32),
+    /// Only by an administrator.
+    Admin,
+}
+
+/// A pending request.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct Pending {
+    /// Request id (the CMC pendToken, the EST retry handle).
+    pub id: i64,
+    /// SHA-256 of the TLS client certificate that submitted it.
+    pub tls_fingerprint: String,
+    /// The client's transaction id (hex), or the PKCS#10 key id for EST simplereenroll.
+    pub transaction: String,
+    /// The request bytes as received.
+    pub request: Vec<u8>,
+    /// "fullcmc", "cmc" or "simplereenroll".
+    pub kind: String,
+    /// When it arrived.
+    pub created_at: i64,
+    /// Polls so far.
+    pub polls: u32,
+    /// How it resolves.
+    pub resolve: Resolve,
+    /// What it resolves to.
+    pub end: PendingEnd,
+    /// "pending", "issued" or "denied".
+    pub status: String,
+    /// Serial of the issued certificate, once issued.
+    pub cert_serial: Option<String>,
+    /// A gateway's: the upstream CA's own id for the request (an MS-WSTEP RequestID, collected
+    /// with `QueryTokenStatus`), when it gave one.
+    pub upstream_id: Option<i64>,
+}
+
+pub(super) fn resolve_text(r: Resolve) -> String {
+    match r {
+        Resolve::At(t) => format!("at:{t}"),
+        Resolve::OnPoll(n) => format!("poll:{n}"),
+        Resolve::Admin => "admin".into(),
+    }
+}
+
+pub(super) fn parse_resolve(text: &str) -> Resolve {
+    match text.split_once(':') {
+        Some(("at", t)) => t.parse().map(Resolve::At).unwrap_or(Resolve::Admin),
+        Some(("poll", n)) => n.parse().map(Resolve::OnPoll).unwrap_or(Resolve::Admin),
+        _ => Resolve::Admin,
+    }
+}

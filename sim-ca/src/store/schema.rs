@@ -1,0 +1,71 @@
+//! The tables, for SQLite and for PostgreSQL, and the columns added since the first release
+//! (an older state directory is upgraded in place).
+
+/// The same tables in PostgreSQL's types (all integers are BIGINT: the code binds i64).
+/// One multi-statement query, so one transaction: instances starting together on an empty
+/// database wait for each other on the advisory lock, held until the creating one commits.
+pub(super) const POSTGRES_SCHEMA: &str = "
+SELECT pg_advisory_xact_lock(7262737264);
+CREATE TABLE IF NOT EXISTS certificates (
+    serial TEXT PRIMARY KEY, subject TEXT NOT NULL, der BYTEA NOT NULL, template TEXT,
+    not_after BIGINT NOT NULL, renewal_of TEXT, issued_at BIGINT NOT NULL, key_fingerprint TEXT);
+CREATE TABLE IF NOT EXISTS revocations (serial TEXT PRIMARY KEY, revoked_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (
+    id BIGSERIAL PRIMARY KEY, tls_fingerprint TEXT NOT NULL, transaction_id TEXT NOT NULL,
+    request BYTEA NOT NULL, kind TEXT NOT NULL, created_at BIGINT NOT NULL, polls BIGINT NOT NULL,
+    resolve TEXT NOT NULL, final TEXT NOT NULL, status TEXT NOT NULL, cert_serial TEXT,
+    upstream_id BIGINT);
+ALTER TABLE pending ADD COLUMN IF NOT EXISTS upstream_id BIGINT;
+CREATE TABLE IF NOT EXISTS seen (kind TEXT NOT NULL, value TEXT NOT NULL, seen_at BIGINT NOT NULL,
+    PRIMARY KEY (kind, value));
+ALTER TABLE seen ADD COLUMN IF NOT EXISTS expires_at BIGINT NOT NULL DEFAULT 9223372036854775807;
+CREATE INDEX IF NOT EXISTS seen_expiry ON seen (expires_at);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, endpoint TEXT NOT NULL,
+    tls_fingerprint TEXT NOT NULL, request_hash TEXT NOT NULL, template TEXT,
+    outcome TEXT NOT NULL, serial TEXT, pending_id BIGINT, detail TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS certificates_renewal ON certificates (renewal_of, key_fingerprint);
+CREATE INDEX IF NOT EXISTS certificates_key ON certificates (key_fingerprint);
+CREATE INDEX IF NOT EXISTS certificates_subject ON certificates (subject);
+CREATE INDEX IF NOT EXISTS pending_lookup ON pending (tls_fingerprint, transaction_id, id);
+CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+    $$ BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$;
+CREATE OR REPLACE TRIGGER audit_no_update BEFORE UPDATE OR DELETE ON audit
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+";
+
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS certificates (
+    serial TEXT PRIMARY KEY, subject TEXT NOT NULL, der BLOB NOT NULL, template TEXT,
+    not_after INTEGER NOT NULL, renewal_of TEXT, issued_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS revocations (serial TEXT PRIMARY KEY, revoked_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS pending (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, tls_fingerprint TEXT NOT NULL, transaction_id TEXT NOT NULL,
+    request BLOB NOT NULL, kind TEXT NOT NULL, created_at INTEGER NOT NULL, polls INTEGER NOT NULL,
+    resolve TEXT NOT NULL, final TEXT NOT NULL, status TEXT NOT NULL, cert_serial TEXT);
+CREATE TABLE IF NOT EXISTS seen (kind TEXT NOT NULL, value TEXT NOT NULL, seen_at INTEGER NOT NULL,
+    PRIMARY KEY (kind, value));
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, endpoint TEXT NOT NULL,
+    tls_fingerprint TEXT NOT NULL, request_hash TEXT NOT NULL, template TEXT,
+    outcome TEXT NOT NULL, serial TEXT, pending_id INTEGER, detail TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+    BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+";
+
+/// Columns added after the first release, with their definitions: an older state directory is
+/// upgraded in place when it is opened.
+pub(super) const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+    ("certificates", "key_fingerprint", "TEXT"),
+    ("pending", "upstream_id", "INTEGER"),
+    // When the sighting stops guarding anything (older rows: never).
+    (
+        "seen",
+        "expires_at",
+        "INTEGER NOT NULL DEFAULT 9223372036854775807",
+    ),
+];
