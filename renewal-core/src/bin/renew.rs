@@ -478,14 +478,30 @@ mod renewal {
         Err("this renew was built without PC/SC support: rebuild with `--features pcsc`".into())
     }
 
-    fn journal_path(common: &Common) -> Result<PathBuf, String> {
+    /// The journal of this card and container: `--journal`, or
+    /// `~/.cardrenew/journal-<card>-<container>.jsonl` — one per card, so that a renewal
+    /// interrupted on one card is never "recovered" against another (recovery also checks the
+    /// card, whatever file it reads).
+    fn journal_path(common: &Common, opened: &Opened) -> Result<PathBuf, String> {
         match &common.journal {
             Some(p) => Ok(p.clone()),
             None => {
                 let home = std::env::var_os("HOME").ok_or("HOME is not set; pass --journal")?;
                 let dir = Path::new(&home).join(".cardrenew");
                 std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                Ok(dir.join("journal.jsonl"))
+                let card = renewal_core::client::processor::token_identity(&opened.token)
+                    .unwrap_or_else(|| "unknown-card".into());
+                let slug: String = format!("{card}-{}", common.container)
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '.' {
+                            c
+                        } else {
+                            '-'
+                        }
+                    })
+                    .collect();
+                Ok(dir.join(format!("journal-{slug}.jsonl")))
             }
         }
     }
@@ -743,12 +759,39 @@ mod renewal {
             (None, None) => return Err("give --ca or --cep".into()),
         };
         let (url, template) = (url.as_str(), template.as_deref());
-        let mut journal = Journal::open(&journal_path(common)?).map_err(|e| e.to_string())?;
-        if !matches!(
-            processor::recover(&opened.token, &mut journal),
-            Ok(RecoveryOutcome::Clean)
-        ) {
-            return Err("the journal shows an unfinished renewal: run `renew recover` or `renew resume` first".into());
+        let mut journal =
+            Journal::open(&journal_path(common, &opened)?).map_err(|e| e.to_string())?;
+        // An interrupted renewal of this card first: say what was done about it, truthfully.
+        match processor::recover(&opened.token, &mut journal).map_err(|e| e.to_string())? {
+            RecoveryOutcome::Clean => {}
+            RecoveryOutcome::RolledBack { deleted } => {
+                opened.save()?;
+                let deleted: Vec<&str> = deleted.iter().map(|c| c.0.as_str()).collect();
+                eprintln!(
+                    "renew: an interrupted renewal of this card was rolled back first (deleted: \
+                     {}); starting a new one",
+                    if deleted.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        deleted.join(", ")
+                    }
+                );
+            }
+            RecoveryOutcome::Completed { container } => {
+                opened.save()?;
+                eprintln!(
+                    "renew: an interrupted renewal of this card was completed: its new \
+                     certificate is in {container}; nothing more to do"
+                );
+                return Ok(0);
+            }
+            RecoveryOutcome::Pending => {
+                return Err(
+                    "a renewal of this card is pending at the CA: run `renew resume` \
+                            to collect it"
+                        .into(),
+                );
+            }
         }
         eprintln!(
             "renew: connecting to {url} with the certificate in {} ...",
@@ -773,7 +816,8 @@ mod renewal {
     ) -> Result<u8, String> {
         let anchors = read_trust_anchors(ca_cert)?;
         let opened = open(common)?;
-        let mut journal = Journal::open(&journal_path(common)?).map_err(|e| e.to_string())?;
+        let mut journal =
+            Journal::open(&journal_path(common, &opened)?).map_err(|e| e.to_string())?;
         let mode = journal
             .current()
             .iter()
@@ -794,7 +838,8 @@ mod renewal {
 
     pub fn recover(common: &Common) -> Result<u8, String> {
         let opened = open(common)?;
-        let mut journal = Journal::open(&journal_path(common)?).map_err(|e| e.to_string())?;
+        let mut journal =
+            Journal::open(&journal_path(common, &opened)?).map_err(|e| e.to_string())?;
         let outcome = processor::recover(&opened.token, &mut journal).map_err(|e| e.to_string())?;
         opened.save()?;
         let text = match &outcome {
@@ -824,7 +869,7 @@ mod renewal {
             let mut token = opened.token.lock().map_err(|_| "token lock poisoned")?;
             token.containers().map_err(|e| e.to_string())?
         };
-        let journal = Journal::open(&journal_path(common)?).map_err(|e| e.to_string())?;
+        let journal = Journal::open(&journal_path(common, &opened)?).map_err(|e| e.to_string())?;
         let list: Vec<_> = containers
             .iter()
             .map(|c| {

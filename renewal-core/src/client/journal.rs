@@ -21,6 +21,10 @@ pub enum Record {
         old_certificate: String,
         /// Mode.
         mode: super::Mode,
+        /// The card it happens on, as the token describes itself (type and serial): recovery
+        /// acts on that card only. Absent in journals written before it was recorded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
     },
     /// About to generate a key; these containers existed before.
     GenerateIntent {

@@ -50,9 +50,11 @@ enum Cmd {
         /// How many key slots may hold keys at once.
         #[arg(long, default_value_t = 24)]
         capacity: usize,
-        /// RNG seed (cards with the same seed generate the same EC keys).
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+        /// RNG seed, for a reproducible card: cards with the same seed have the same serial
+        /// and generate the same keys. Without it every card is a distinct one (a random
+        /// seed), as two real cards are.
+        #[arg(long)]
+        seed: Option<u64>,
         /// The key algorithms GENERATE accepts, comma-separated (default: all five), to model
         /// a card without some (`--algorithms ecc-p256,rsa2048` for an older PIV card).
         #[arg(long, value_delimiter = ',')]
@@ -234,6 +236,16 @@ fn load(path: &std::path::Path) -> Result<PivApplet, String> {
     ))
 }
 
+/// A seed from the operating system's RNG: a distinct card each time.
+fn random_seed() -> Result<u64, String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("/dev/urandom: {e}"))?;
+    Ok(u64::from_le_bytes(bytes))
+}
+
 fn run(cmd: Cmd) -> Result<(), String> {
     match cmd {
         Cmd::Init {
@@ -270,7 +282,10 @@ fn run(cmd: Cmd) -> Result<(), String> {
                 management_key: (alg, key),
                 capacity,
                 retries: 3,
-                seed,
+                seed: match seed {
+                    Some(seed) => seed,
+                    None => random_seed()?,
+                },
                 algorithms: algorithms.map_or(KeyAlgorithm::ALL.to_vec(), |list| {
                     list.into_iter().map(Alg::key_algorithm).collect()
                 }),

@@ -54,6 +54,19 @@ pub trait Effects {
     fn record(&mut self, record: Record) -> Result<(), RenewalError>;
     /// Waits out a `Retry-After`.
     fn wait(&mut self, duration: Duration);
+    /// The card, as it describes itself (type and serial), for the journal: `None` when it
+    /// cannot say.
+    fn token_identity(&mut self) -> Option<String> {
+        None
+    }
+}
+
+/// How a token names itself in the journal: its description and serial ("PIV (YubiKey-
+/// compatible 5.7.1) #12345678"); `None` when it cannot say.
+pub fn token_identity(token: &SharedToken) -> Option<String> {
+    let mut guard = token.lock().ok()?;
+    let info = guard.info().ok()?;
+    Some(format!("{} #{}", info.description, info.serial))
 }
 
 /// The real effects: a token, a service, a journal, a sleeper, and (tests) a crash point.
@@ -113,6 +126,10 @@ pub(super) fn token_call<T>(
 impl Effects for Driver<'_> {
     fn containers(&mut self, step: Step) -> Result<Vec<Container>, RenewalError> {
         self.card(step, |t| t.containers())
+    }
+
+    fn token_identity(&mut self) -> Option<String> {
+        token_identity(&self.token)
     }
 
     fn generate(&mut self, algorithm: KeyAlgorithm) -> Result<Container, RenewalError> {

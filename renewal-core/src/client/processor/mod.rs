@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use x509_cert::Certificate;
 
-pub use effects::{Driver, Effects};
+pub use effects::{Driver, Effects, token_identity};
 pub use states::{Context, Finished, Next, Recover, Resume, Start, State, drive};
 
 use super::{
@@ -177,6 +177,21 @@ pub enum RenewalError {
     /// Simulated crash (tests).
     #[error("simulated crash after {0:?}")]
     Crashed(CrashPoint),
+    /// The journal's unfinished renewal happened on another card: nothing was done on this
+    /// one. The card it needs is named.
+    #[error(
+        "the journal's unfinished renewal (container {container}) is on card {needed}, not on \
+         this one ({present}); nothing was changed here: insert card {needed} and run \
+         `renew recover`"
+    )]
+    OtherCard {
+        /// The card the journal's renewal is on.
+        needed: String,
+        /// The card present.
+        present: String,
+        /// The container being renewed.
+        container: String,
+    },
 }
 
 /// One renewal, from the card's current certificate to a new one (or back to nothing
@@ -269,9 +284,22 @@ pub fn recover(
     journal: &mut Journal,
 ) -> Result<RecoveryOutcome, RenewalError> {
     let records = journal.current().to_vec();
-    let Some(Record::Begin { old, mode, .. }) = records.first().cloned() else {
+    let Some(Record::Begin {
+        old,
+        mode,
+        old_certificate,
+        token: journaled_token,
+    }) = records.first().cloned()
+    else {
         return Ok(RecoveryOutcome::Clean);
     };
+    same_card(
+        token,
+        &records,
+        &old,
+        &old_certificate,
+        journaled_token.as_deref(),
+    )?;
     let context = Context {
         old: ContainerId(old),
         mode,
@@ -288,6 +316,62 @@ pub fn recover(
         Finished::RolledBack { deleted, .. } => RecoveryOutcome::RolledBack { deleted },
         Finished::Renewed { container, .. } => RecoveryOutcome::Completed { container },
     })
+}
+
+/// Refuses to recover on another card than the journal's: the card must describe itself as
+/// the journal says (when both can say), and — until the old certificate was superseded — its
+/// old container must still hold the certificate the renewal started from. Recovering a
+/// journal against another card would delete that card's containers and mark the real card's
+/// orphan key as handled.
+fn same_card(
+    token: &SharedToken,
+    records: &[Record],
+    old: &str,
+    old_certificate: &str,
+    journaled: Option<&str>,
+) -> Result<(), RenewalError> {
+    let present = effects::token_identity(token);
+    let other = |present: Option<String>| RenewalError::OtherCard {
+        needed: journaled.unwrap_or("unknown").to_string(),
+        present: present.unwrap_or_else(|| "unknown".into()),
+        container: old.to_string(),
+    };
+    if let (Some(journaled), Some(present)) = (journaled, &present)
+        && journaled != present
+    {
+        return Err(other(Some(present.clone())));
+    }
+    if records
+        .iter()
+        .any(|r| matches!(r, Record::SupersedeIntent | Record::Done { .. }))
+    {
+        return Ok(());
+    }
+    let containers = {
+        let mut guard = token.lock().map_err(|_| RenewalError::Card {
+            step: Step::Connect,
+            source: crate::token::TokenError::Backend {
+                backend: "token",
+                detail: "lock poisoned".into(),
+            },
+        })?;
+        guard.containers().map_err(|source| RenewalError::Card {
+            step: Step::Connect,
+            source,
+        })?
+    };
+    let holds_it = containers.iter().any(|c| {
+        c.id.0 == old
+            && c.certificate.as_deref().is_some_and(|der| {
+                crate::cmc::verify_request::hex(&crate::cmc::DigestAlgorithm::Sha256.digest(der))
+                    == old_certificate
+            })
+    });
+    if holds_it {
+        Ok(())
+    } else {
+        Err(other(present))
+    }
 }
 
 /// Recovery talks to the card only: the states that reach the CA are never entered from

@@ -219,10 +219,12 @@ pub struct Start;
 impl Start {
     fn step(self, cx: &Context, fx: &mut dyn Effects) -> Result<Next, RenewalError> {
         let old = OldCertificate::find(&fx.containers(Step::Connect)?, &cx.old)?;
+        let token = fx.token_identity();
         fx.record(Record::Begin {
             old: cx.old.0.clone(),
             old_certificate: hex(&DigestAlgorithm::Sha256.digest(old.certificate.der())),
             mode: cx.mode,
+            token,
         })?;
         Ok(Next::Continue(State::Connect(Connect { old })))
     }
