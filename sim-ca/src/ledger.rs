@@ -278,6 +278,19 @@ impl Claim {
 }
 
 impl Ledger {
+    /// Refused when the renewed certificate already has as many open pending requests as the
+    /// cap allows.
+    pub(crate) fn check_pending_cap(
+        &self,
+        store: &Store,
+        origin: &Origin,
+    ) -> Result<(), Rejection> {
+        if store.open_pending(&origin.identity)? >= i64::from(self.pending_cap) {
+            return Err(Rejection::PendingLimit(self.pending_cap));
+        }
+        Ok(())
+    }
+
     /// The ledger's check, the same for every decider and endpoint, in the caller's
     /// transaction: revoked → poll → answered before → key reuse → open pending cap → replay
     /// (transactionId, then nonce). A fresh request leaves with its transaction claimed.
@@ -322,11 +335,13 @@ impl Ledger {
         if store.key_certified(lookup.key_fingerprint)? {
             return Ok(Standing::Refused(Rejection::KeyReuse, None));
         }
-        if store.open_pending(&this.identity)? >= i64::from(self.pending_cap) {
-            return Ok(Standing::Refused(
-                Rejection::PendingLimit(self.pending_cap),
-                None,
-            ));
+        // A forwarder learns only from the upstream whether a request will pend: it checks
+        // the cap before forwarding. A decider that knows checks when it pends
+        // ([`Ledger::check_pending_cap`]), and no other request pays the count.
+        if lookup.hold
+            && let Err(r) = self.check_pending_cap(store, this)
+        {
+            return Ok(Standing::Refused(r, None));
         }
         let transaction = this.transaction_key(lookup.transaction);
         let in_flight = format!("{transaction}:{}", lookup.key_fingerprint);
@@ -432,7 +447,7 @@ mod tests {
             key_fingerprint: transaction,
             transaction,
             nonce: None,
-            hold: false,
+            hold: true,
             guard_until: i64::MAX,
         };
         for transaction in ["a", "b"] {

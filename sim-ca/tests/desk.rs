@@ -561,3 +561,40 @@ fn only_a_cmc_ra_certificate_is_trusted_as_an_ra() {
     };
     assert!(err.contains("id-kp-cmcRA"), "{err}");
 }
+
+/// Bounded state: a certificate with as many open pending requests as the cap allows gets no
+/// new one (HTTP 429 / CERTSRV_E_ENROLL_DENIED), through every decider; a poll of one still
+/// collects it.
+#[test]
+fn open_pending_requests_are_capped_per_certificate() {
+    let scenario = format!(
+        "max_pending_per_identity = 2\n[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\n\
+         renewals_pend = true\n",
+        renewal_core::sample::SAMPLE_TEMPLATE_OID
+    );
+    for desk in Desk::all(&scenario) {
+        let user = desk.upstream.user();
+        let requests: Vec<Vec<u8>> = (0..3).map(|_| user.request_for_another_key()).collect();
+        for request in &requests[..2] {
+            let (outcome, text, _) = desk.cmc("fullcmc", request, user.old_cert.der());
+            assert!(
+                matches!(outcome, Outcome::Pending { .. }),
+                "{}: {text}",
+                desk.name()
+            );
+        }
+        let (outcome, text, _) = desk.cmc("fullcmc", &requests[2], user.old_cert.der());
+        assert!(
+            matches!(outcome, Outcome::Failed { .. }) && text.contains("0x80094011"),
+            "{}: {outcome:?} {text}",
+            desk.name()
+        );
+        assert!(text.contains("pending already"), "{}: {text}", desk.name());
+        let (outcome, text, _) = desk.cmc("fullcmc", &requests[0], user.old_cert.der());
+        assert!(
+            matches!(outcome, Outcome::Pending { .. }),
+            "{}: a poll was refused: {text}",
+            desk.name()
+        );
+    }
+}

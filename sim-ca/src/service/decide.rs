@@ -187,6 +187,7 @@ impl Ca {
         resolve: Resolve,
         end: PendingEnd,
     ) -> Result<(i64, Resolve), Rejection> {
+        self.ledger.check_pending_cap(store, origin)?;
         let now = self.clock.unix();
         let resolve = match resolve {
             Resolve::At(secs) => Resolve::At(now + secs),
