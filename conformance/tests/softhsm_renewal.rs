@@ -1,6 +1,7 @@
 //! A full renewal on SoftHSM2 through PKCS#11 with the `renew` binary
 //! (`--token pkcs11:MODULE:LABEL`) against sim-ca over loopback mutual TLS: one PIN prompt,
-//! then exactly one container left, holding the new certificate for the new key.
+//! then exactly one container left — the old container's id, now holding the new key and its
+//! new certificate — and the same `--container` renews twice more (MS-WSTEP, EST fullcmc).
 //!
 //! SoftHSM2 reads `SOFTHSM2_CONF` at module initialisation; setting the environment in-process
 //! is `unsafe` (forbidden here), so this binary (no libtest harness) prepares a private token
@@ -92,55 +93,55 @@ fn child() {
         "one PIN prompt: {stdout}"
     );
 
-    // Exactly one container: the new key with its new certificate from the CA.
+    // Exactly one container, where the old one was (the new key took over its CKA_ID and
+    // label): the new key with its new certificate from the CA.
     let token: Arc<Mutex<Pkcs11Token>> = Arc::new(Mutex::new(
         Pkcs11Token::open(Path::new(MODULE), Some(LABEL), pins).unwrap(),
     ));
-    let containers = token.lock().unwrap().containers().unwrap();
-    assert_eq!(containers.len(), 1, "{containers:?}");
-    let only = &containers[0];
-    assert_ne!(
-        only.id, old_id,
-        "PKCS#11: the new container replaces the old one"
-    );
-    let cert = renewal_core::cmc::Retained::<x509_cert::Certificate>::from_der(
-        only.certificate.as_deref().unwrap(),
-    )
-    .unwrap();
-    assert!(ca.authority().issued_by_us(&cert));
-    assert_eq!(
-        Some(cert.value().tbs_certificate().subject_public_key_info()),
-        only.public_key.as_ref()
-    );
-    assert_ne!(cert, old_cert);
-    assert_eq!(
-        cert.value().tbs_certificate().subject(),
-        old_cert.value().tbs_certificate().subject()
-    );
-    println!("SoftHSM2 renewal: ok (container {} -> {})", old_id, only.id);
+    let mut previous = old_cert.clone();
+    let check = |previous: &renewal_core::cmc::Retained<x509_cert::Certificate>| {
+        let containers = token.lock().unwrap().containers().unwrap();
+        assert_eq!(containers.len(), 1, "{containers:?}");
+        let only = &containers[0];
+        assert_eq!(
+            only.id, old_id,
+            "PKCS#11: the renewed key keeps the container's id"
+        );
+        let cert = renewal_core::cmc::Retained::<x509_cert::Certificate>::from_der(
+            only.certificate.as_deref().unwrap(),
+        )
+        .unwrap();
+        assert!(ca.authority().issued_by_us(&cert));
+        assert_eq!(
+            Some(cert.value().tbs_certificate().subject_public_key_info()),
+            only.public_key.as_ref()
+        );
+        assert_ne!(&cert, previous);
+        assert_eq!(
+            cert.value().tbs_certificate().subject(),
+            old_cert.value().tbs_certificate().subject()
+        );
+        cert
+    };
+    previous = check(&previous);
+    println!("SoftHSM2 renewal: ok (container {old_id} renewed in place)");
 
-    // And again over MS-WSTEP (CES), from the renewed container.
-    let renewed_id = only.id.clone();
-    let out = renew_run(
-        &world.base_url,
-        &chain,
-        &renewed_id,
-        &dir,
-        &["--mode", "wstep"],
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "renew run --mode wstep: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("\"outcome\":\"renewed\""), "{stdout}");
-    assert!(stdout.contains("\"pin_prompts\":1"), "{stdout}");
-    let containers = token.lock().unwrap().containers().unwrap();
-    assert_eq!(containers.len(), 1, "{containers:?}");
-    assert_ne!(containers[0].id, renewed_id);
-    assert_ne!(containers[0].certificate, only.certificate);
-    println!("SoftHSM2 renewal over MS-WSTEP: ok");
+    // And again, twice, with the same --container: over MS-WSTEP (CES), then EST fullcmc —
+    // a renewal repeats (it used to find "container ... is empty": the new key had a new id).
+    for (round, extra) in [&["--mode", "wstep"][..], &[][..]].into_iter().enumerate() {
+        let out = renew_run(&world.base_url, &chain, &old_id, &dir, extra);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "renewal {} ({extra:?}): {stdout}{}",
+            round + 2,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("\"outcome\":\"renewed\""), "{stdout}");
+        assert!(stdout.contains("\"pin_prompts\":1"), "{stdout}");
+        previous = check(&previous);
+    }
+    println!("SoftHSM2: three consecutive renewals of one entry: ok");
 }
 
 /// `renew run` on SoftHSM2's `container`, as a user runs it, with `extra` arguments.

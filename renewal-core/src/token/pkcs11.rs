@@ -459,21 +459,131 @@ impl Token for Pkcs11Token {
         Ok(())
     }
 
-    /// PKCS#11 has no fixed slots: the old container goes, the new one stays where it is.
-    /// Idempotent (recovery may call it again).
+    /// The old key and certificate go; the new ones **take over the old CKA_ID and label**,
+    /// so the same `--container` (or the agent's configuration) renews again next time.
+    /// Crash-safe and idempotent (recovery calls it again after a crash anywhere in it):
+    /// first every old object is deleted, then the new objects move — public key,
+    /// certificate, and the private key last. So while the new id still holds a private key,
+    /// any private key under the old id is the old one; a certificate or public key under the
+    /// old id is the new key's exactly when it certifies that key (compared parsed).
     fn supersede(
         &mut self,
         old: &ContainerId,
         new: &ContainerId,
     ) -> Result<ContainerId, TokenError> {
-        let new_id = unhex(new)?;
+        let (old_id, new_id) = (unhex(old)?, unhex(new)?);
+        if old_id == new_id {
+            return Ok(old.clone());
+        }
         self.login()?;
-        if self.by_id(&new_id, ObjectClass::CERTIFICATE)?.is_empty() {
+        let new_private = self.by_id(&new_id, ObjectClass::PRIVATE_KEY)?;
+        let new_public = self.by_id(&new_id, ObjectClass::PUBLIC_KEY)?;
+        let new_cert = self.by_id(&new_id, ObjectClass::CERTIFICATE)?;
+        if new_private.is_empty() && new_public.is_empty() && new_cert.is_empty() {
+            // Moved already: the old id holds the new key and certificate.
+            return if self.by_id(&old_id, ObjectClass::CERTIFICATE)?.is_empty() {
+                Err(TokenError::NotFound(old.clone()))
+            } else {
+                Ok(old.clone())
+            };
+        }
+        // The new key, parsed: from its public key object, else from its certificate (which
+        // may already be under the old id).
+        let mut new_key = None;
+        for object in &new_public {
+            new_key = self.public_key(*object)?.map(|(_, spki)| spki);
+        }
+        let certified = |me: &mut Self, object: ObjectHandle| -> Result<Option<_>, TokenError> {
+            Ok(match me.attribute(object, AttributeType::Value)? {
+                Some(Attribute::Value(der)) => x509_cert::Certificate::from_der(&der)
+                    .ok()
+                    .map(|c| c.tbs_certificate().subject_public_key_info().clone()),
+                _ => None,
+            })
+        };
+        if new_key.is_none() {
+            for object in new_cert
+                .iter()
+                .chain(&self.by_id(&old_id, ObjectClass::CERTIFICATE)?)
+            {
+                if let Some(spki) = certified(self, *object)? {
+                    new_key = Some(spki);
+                    break;
+                }
+            }
+        }
+        let new_key = new_key
+            .as_ref()
+            .and_then(|spki| crate::cmc::PublicKey::from_spki(spki).ok())
+            .ok_or(TokenError::Malformed("the new key"))?;
+        let is_new = |spki: Option<SubjectPublicKeyInfoOwned>| {
+            spki.and_then(|s| crate::cmc::PublicKey::from_spki(&s).ok()) == Some(new_key.clone())
+        };
+        let moved_cert = {
+            let mut found = false;
+            for object in self.by_id(&old_id, ObjectClass::CERTIFICATE)? {
+                found |= is_new(certified(self, object)?);
+            }
+            found
+        };
+        if new_cert.is_empty() && !moved_cert {
             return Err(TokenError::Unsupported(
                 "supersede before the new certificate is installed",
             ));
         }
-        self.delete(old)?;
-        Ok(new.clone())
+        // The old label, while an old object still carries it.
+        let mut label = None;
+        for class in [ObjectClass::CERTIFICATE, ObjectClass::PRIVATE_KEY] {
+            for object in self.by_id(&old_id, class)? {
+                if label.is_none()
+                    && let Some(Attribute::Label(l)) =
+                        self.attribute(object, AttributeType::Label)?
+                {
+                    label = Some(l);
+                }
+            }
+        }
+        // 1. The old objects go (never one that is already the new key's).
+        for object in self.by_id(&old_id, ObjectClass::CERTIFICATE)? {
+            if !is_new(certified(self, object)?) {
+                self.with_session(|s| s.destroy_object(object))?;
+            }
+        }
+        for object in self.by_id(&old_id, ObjectClass::PUBLIC_KEY)? {
+            if !is_new(self.public_key(object)?.map(|(_, spki)| spki)) {
+                self.with_session(|s| s.destroy_object(object))?;
+            }
+        }
+        if !new_private.is_empty() {
+            for object in self.by_id(&old_id, ObjectClass::PRIVATE_KEY)? {
+                self.with_session(|s| s.destroy_object(object))?;
+            }
+        }
+        // 2. The new objects take the old id and label, the private key last.
+        let mut rename = vec![Attribute::Id(old_id.clone())];
+        if let Some(label) = label {
+            rename.push(Attribute::Label(label));
+        }
+        for class in [
+            ObjectClass::PUBLIC_KEY,
+            ObjectClass::CERTIFICATE,
+            ObjectClass::PRIVATE_KEY,
+        ] {
+            for object in self.by_id(&new_id, class)? {
+                let rename = rename.clone();
+                self.with_session(|s| s.update_attributes(object, &rename))?;
+            }
+        }
+        // A successful update is not proof: nothing may be left under the new id.
+        for class in [
+            ObjectClass::CERTIFICATE,
+            ObjectClass::PRIVATE_KEY,
+            ObjectClass::PUBLIC_KEY,
+        ] {
+            if !self.by_id(&new_id, class)?.is_empty() {
+                return Err(TokenError::DeleteNotEffective(new.clone()));
+            }
+        }
+        Ok(old.clone())
     }
 }
