@@ -634,7 +634,7 @@ fn shared_authority(clock: &Clock, key: KeyAlgorithm) -> Result<Authority, Error
     static MADE: Mutex<Vec<(KeyAlgorithm, Authority)>> = Mutex::new(Vec::new());
     let mut made = MADE.lock().map_err(|_| "CA cache lock poisoned")?;
     if let Some((_, authority)) = made.iter().find(|(k, _)| *k == key) {
-        return authority.duplicate();
+        return Ok(authority.duplicate()?);
     }
     let authority = Authority::generate_with(clock.now(), key)?;
     let copy = authority.duplicate()?;

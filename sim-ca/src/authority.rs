@@ -102,54 +102,66 @@ fn ca_key(algorithm: KeyAlgorithm) -> Result<SoftwareKey, String> {
 
 impl Authority {
     /// A fresh hierarchy with RSA-2048 keys, as an ADCS CA has by default.
-    pub fn generate(now: SystemTime) -> Result<Self, String> {
+    pub fn generate(now: SystemTime) -> Result<Self, crate::Error> {
         Self::generate_with(now, KeyAlgorithm::Rsa2048)
     }
 
     /// A fresh hierarchy whose root and issuing CA keys are of `algorithm`.
-    pub fn generate_with(now: SystemTime, algorithm: KeyAlgorithm) -> Result<Self, String> {
-        let root_key = ca_key(algorithm)?;
-        let root_cert = ca_cert(
-            "CN=cardrenew Sim Root CA,O=cardrenew",
-            &root_key,
-            None,
-            now,
-            1,
-        )?;
-        let issuing_key = ca_key(algorithm)?;
-        let root_name = root_cert.value().tbs_certificate().subject().clone();
-        let issuing_cert = ca_cert(
-            "CN=cardrenew Sim Issuing CA,O=cardrenew",
-            &issuing_key,
-            Some((&root_name, &root_key)),
-            now,
-            2,
-        )?;
-        Ok(Self {
-            root: CaIdentity {
-                key: root_key,
-                cert: root_cert,
-            },
-            issuing: CaIdentity {
-                key: issuing_key,
-                cert: issuing_cert,
-            },
+    pub fn generate_with(now: SystemTime, algorithm: KeyAlgorithm) -> Result<Self, crate::Error> {
+        let result = (|| -> Result<Self, String> {
+            let root_key = ca_key(algorithm)?;
+            let root_cert = ca_cert(
+                "CN=cardrenew Sim Root CA,O=cardrenew",
+                &root_key,
+                None,
+                now,
+                1,
+            )?;
+            let issuing_key = ca_key(algorithm)?;
+            let root_name = root_cert.value().tbs_certificate().subject().clone();
+            let issuing_cert = ca_cert(
+                "CN=cardrenew Sim Issuing CA,O=cardrenew",
+                &issuing_key,
+                Some((&root_name, &root_key)),
+                now,
+                2,
+            )?;
+            Ok(Self {
+                root: CaIdentity {
+                    key: root_key,
+                    cert: root_cert,
+                },
+                issuing: CaIdentity {
+                    key: issuing_key,
+                    cert: issuing_cert,
+                },
+            })
+        })();
+        result.map_err(|reason| crate::Error::Crypto {
+            operation: "creating the CA",
+            reason,
         })
     }
 
     /// The same hierarchy again (keys through their PKCS#8 form): an RSA CA costs ~0.1 s of
     /// key generation, so a harness that creates a CA per scenario makes it once per key type.
-    pub fn duplicate(&self) -> Result<Self, String> {
-        let copy = |identity: &CaIdentity| -> Result<CaIdentity, String> {
-            let pem = identity.key.to_pkcs8_pem().map_err(|e| e.to_string())?;
-            Ok(CaIdentity {
-                key: SoftwareKey::from_pem_or_der(pem.as_bytes()).map_err(|e| e.to_string())?,
-                cert: identity.cert.clone(),
+    pub fn duplicate(&self) -> Result<Self, crate::Error> {
+        let result = (|| -> Result<Self, String> {
+            let copy = |identity: &CaIdentity| -> Result<CaIdentity, String> {
+                let pem = identity.key.to_pkcs8_pem().map_err(|e| e.to_string())?;
+                Ok(CaIdentity {
+                    key: SoftwareKey::from_pem_or_der(pem.as_bytes()).map_err(|e| e.to_string())?,
+                    cert: identity.cert.clone(),
+                })
+            };
+            Ok(Self {
+                root: copy(&self.root)?,
+                issuing: copy(&self.issuing)?,
             })
-        };
-        Ok(Self {
-            root: copy(&self.root)?,
-            issuing: copy(&self.issuing)?,
+        })();
+        result.map_err(|reason| crate::Error::Crypto {
+            operation: "copying the CA keys",
+            reason,
         })
     }
 
@@ -217,7 +229,7 @@ impl Authority {
         }
         let me = Self::generate_with(now, algorithm).map_err(|detail| AuthorityError::Invalid {
             path: dir.display().to_string(),
-            detail,
+            detail: detail.to_string(),
         })?;
         let write = |path: &Path, text: &str| std::fs::write(path, text).map_err(io(path));
         write(&files[0], &pem("CERTIFICATE", me.root.cert.der()))?;
@@ -249,29 +261,36 @@ impl Authority {
         not_before: SystemTime,
         not_after: SystemTime,
         mut extensions: Vec<Extension>,
-    ) -> Result<Retained<Certificate>, String> {
-        extensions.retain(|e| {
-            e.extn_id != oids::SUBJECT_KEY_IDENTIFIER && e.extn_id != oids::AUTHORITY_KEY_IDENTIFIER
-        });
-        extensions.push(x509::subject_key_identifier(&public_key).map_err(|e| e.to_string())?);
-        extensions.push(
-            x509::authority_key_identifier(self.issuing.key.public_key())
-                .map_err(|e| e.to_string())?,
-        );
-        let spec = CertificateSpec {
-            serial,
-            subject,
-            public_key,
-            not_before,
-            not_after,
-            extensions,
-        };
-        x509::issue(
-            &spec,
-            self.issuing.cert.value().tbs_certificate().subject(),
-            &self.issuing.key,
-        )
-        .map_err(|e| e.to_string())
+    ) -> Result<Retained<Certificate>, crate::Error> {
+        let result = (|| -> Result<Retained<Certificate>, String> {
+            extensions.retain(|e| {
+                e.extn_id != oids::SUBJECT_KEY_IDENTIFIER
+                    && e.extn_id != oids::AUTHORITY_KEY_IDENTIFIER
+            });
+            extensions.push(x509::subject_key_identifier(&public_key).map_err(|e| e.to_string())?);
+            extensions.push(
+                x509::authority_key_identifier(self.issuing.key.public_key())
+                    .map_err(|e| e.to_string())?,
+            );
+            let spec = CertificateSpec {
+                serial,
+                subject,
+                public_key,
+                not_before,
+                not_after,
+                extensions,
+            };
+            x509::issue(
+                &spec,
+                self.issuing.cert.value().tbs_certificate().subject(),
+                &self.issuing.key,
+            )
+            .map_err(|e| e.to_string())
+        })();
+        result.map_err(|reason| crate::Error::Crypto {
+            operation: "issuing a certificate",
+            reason,
+        })
     }
 
     /// Whether `cert` was issued by our issuing CA (signature and issuer name).
@@ -294,16 +313,22 @@ fn restrict(_: &Path) -> std::io::Result<()> {
 }
 
 /// A certificate from PEM or DER bytes.
-pub fn certificate_from_pem_or_der(bytes: &[u8]) -> Result<Retained<Certificate>, String> {
-    let der = match std::str::from_utf8(bytes) {
-        Ok(t) if t.contains("-----BEGIN") => {
-            der::pem::decode_vec(t.trim().as_bytes())
-                .map_err(|e| e.to_string())?
-                .1
-        }
-        _ => bytes.to_vec(),
-    };
-    Retained::<Certificate>::from_der(&der).map_err(|e| e.to_string())
+pub fn certificate_from_pem_or_der(bytes: &[u8]) -> Result<Retained<Certificate>, crate::Error> {
+    let result = (|| -> Result<Retained<Certificate>, String> {
+        let der = match std::str::from_utf8(bytes) {
+            Ok(t) if t.contains("-----BEGIN") => {
+                der::pem::decode_vec(t.trim().as_bytes())
+                    .map_err(|e| e.to_string())?
+                    .1
+            }
+            _ => bytes.to_vec(),
+        };
+        Retained::<Certificate>::from_der(&der).map_err(|e| e.to_string())
+    })();
+    result.map_err(|reason| crate::Error::Encoding {
+        what: "certificate",
+        reason,
+    })
 }
 
 #[cfg(test)]

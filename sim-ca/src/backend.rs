@@ -29,7 +29,7 @@ pub struct UpstreamFailure {
 /// The decision side of the HTTPS server.
 pub trait Backend: Send + Sync + 'static {
     /// Certs-only PKCS#7 of the CA certificates (EST `/cacerts`).
-    fn cacerts(&self) -> Result<Vec<u8>, String>;
+    fn cacerts(&self) -> Result<Vec<u8>, crate::Error>;
     /// The CA certificates an answer carries besides the issued one.
     fn ca_certificates(&self) -> Vec<Retained<Certificate>>;
     /// A fault to apply before the request is read (simulation only).
@@ -52,11 +52,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Prometheus text exposition (format 0.0.4) of this backend's metrics.
     fn metrics(&self) -> String;
     /// Whether the backend can decide right now (its state database answers).
-    fn health(&self) -> Result<(), String>;
+    fn health(&self) -> Result<(), crate::Error>;
 }
 
 impl Backend for Ca {
-    fn cacerts(&self) -> Result<Vec<u8>, String> {
+    fn cacerts(&self) -> Result<Vec<u8>, crate::Error> {
         Ca::cacerts(self)
     }
     fn ca_certificates(&self) -> Vec<Retained<Certificate>> {
@@ -86,8 +86,7 @@ impl Backend for Ca {
     fn metrics(&self) -> String {
         crate::metrics::ca(self)
     }
-    fn health(&self) -> Result<(), String> {
-        self.with_store(|s| s.counter("requests").map(|_| ()))
-            .map_err(|e| e.to_string())
+    fn health(&self) -> Result<(), crate::Error> {
+        Ok(self.with_store(|s| s.counter("requests").map(|_| ()))?)
     }
 }

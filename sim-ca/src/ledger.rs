@@ -464,7 +464,7 @@ mod tests {
                     polls: 0,
                     resolve: crate::store::Resolve::Admin,
                     end: crate::store::PendingEnd::Issue,
-                    status: "pending".into(),
+                    status: crate::store::PendingStatus::Pending,
                     cert_serial: None,
                     upstream_id: None,
                 })

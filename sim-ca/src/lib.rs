@@ -19,6 +19,7 @@ pub mod cep;
 pub mod ces;
 pub mod clock;
 pub mod durability;
+mod error;
 pub mod gateway;
 pub mod http;
 pub mod ledger;
@@ -29,4 +30,5 @@ pub mod service;
 pub mod store;
 pub mod templates;
 
+pub use error::Error;
 pub use service::Ca;

@@ -68,25 +68,31 @@ impl TransportFault {
     /// Parses `delay:MS`, `drop-before-read`, `drop-after-read`, `http:CODE`,
     /// `malformed-body`, `wrong-content-type`, `truncated`, `wrong-key-certificate`,
     /// `wrong-signer`.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (name, arg) = text.split_once(':').unwrap_or((text, ""));
-        let number = |a: &str| {
-            a.parse::<u64>()
-                .map_err(|_| format!("fault {text:?}: bad number"))
-        };
-        Ok(match name {
-            "delay" => Self::Delay(number(arg)?),
-            "drop-before-read" => Self::DropBeforeRead,
-            "drop-after-read" => Self::DropAfterRead,
-            "http" => {
-                Self::Http(u16::try_from(number(arg)?).map_err(|_| format!("fault {text:?}"))?)
-            }
-            "malformed-body" => Self::MalformedBody,
-            "wrong-content-type" => Self::WrongContentType,
-            "truncated" => Self::Truncated,
-            "wrong-key-certificate" => Self::WrongKeyCertificate,
-            "wrong-signer" => Self::WrongSigner,
-            _ => return Err(format!("unknown fault {text:?}")),
+    pub fn parse(text: &str) -> Result<Self, crate::Error> {
+        let result = (|| -> Result<Self, String> {
+            let (name, arg) = text.split_once(':').unwrap_or((text, ""));
+            let number = |a: &str| {
+                a.parse::<u64>()
+                    .map_err(|_| format!("fault {text:?}: bad number"))
+            };
+            Ok(match name {
+                "delay" => Self::Delay(number(arg)?),
+                "drop-before-read" => Self::DropBeforeRead,
+                "drop-after-read" => Self::DropAfterRead,
+                "http" => {
+                    Self::Http(u16::try_from(number(arg)?).map_err(|_| format!("fault {text:?}"))?)
+                }
+                "malformed-body" => Self::MalformedBody,
+                "wrong-content-type" => Self::WrongContentType,
+                "truncated" => Self::Truncated,
+                "wrong-key-certificate" => Self::WrongKeyCertificate,
+                "wrong-signer" => Self::WrongSigner,
+                _ => return Err(format!("unknown fault {text:?}")),
+            })
+        })();
+        result.map_err(|reason| crate::Error::Setting {
+            setting: "fault",
+            reason,
         })
     }
 }
@@ -137,49 +143,57 @@ pub struct Rule {
 
 impl RuleConfig {
     /// Checks and converts.
-    pub fn build(&self) -> Result<Rule, String> {
-        use crate::store::{PendingEnd, Resolve};
-        let disposition = match self.disposition.as_str() {
-            "issue" => Disposition::Issue,
-            "deny" => Disposition::Deny(
-                self.reason
-                    .clone()
-                    .unwrap_or_else(|| "denied by policy".into()),
-            ),
-            "pending" => {
-                let resolve = match self.resolve.as_deref().unwrap_or("admin").split_once(':') {
-                    Some(("after", s)) => {
-                        Resolve::At(s.parse().map_err(|_| format!("resolve {s:?}"))?)
-                    }
-                    Some(("poll", n)) => {
-                        Resolve::OnPoll(n.parse().map_err(|_| format!("resolve {n:?}"))?)
-                    }
-                    None if self.resolve.as_deref().unwrap_or("admin") == "admin" => Resolve::Admin,
-                    _ => return Err(format!("bad resolve {:?}", self.resolve)),
-                };
-                let to = match self.to.as_deref().unwrap_or("issued") {
-                    "issued" => PendingEnd::Issue,
-                    "denied" => PendingEnd::Deny,
-                    other => return Err(format!("bad pending outcome {other:?}")),
-                };
-                // `after:N` is relative to submission; the service turns it absolute.
-                Disposition::Pending { resolve, to }
-            }
-            "error" => Disposition::Error(self.hresult.unwrap_or(0x8000_4005)),
-            "issued-out-of-band" => Disposition::IssuedOutOfBand,
-            "revoked" => Disposition::Revoked,
-            other => return Err(format!("unknown disposition {other:?}")),
-        };
-        Ok(Rule {
-            subject: self.subject.clone(),
-            template: self.template.clone(),
-            request: self.request,
-            disposition,
-            fault: self
-                .fault
-                .as_deref()
-                .map(TransportFault::parse)
-                .transpose()?,
+    pub fn build(&self) -> Result<Rule, crate::Error> {
+        let result = (|| -> Result<Rule, String> {
+            use crate::store::{PendingEnd, Resolve};
+            let disposition = match self.disposition.as_str() {
+                "issue" => Disposition::Issue,
+                "deny" => Disposition::Deny(
+                    self.reason
+                        .clone()
+                        .unwrap_or_else(|| "denied by policy".into()),
+                ),
+                "pending" => {
+                    let resolve = match self.resolve.as_deref().unwrap_or("admin").split_once(':') {
+                        Some(("after", s)) => {
+                            Resolve::At(s.parse().map_err(|_| format!("resolve {s:?}"))?)
+                        }
+                        Some(("poll", n)) => {
+                            Resolve::OnPoll(n.parse().map_err(|_| format!("resolve {n:?}"))?)
+                        }
+                        None if self.resolve.as_deref().unwrap_or("admin") == "admin" => {
+                            Resolve::Admin
+                        }
+                        _ => return Err(format!("bad resolve {:?}", self.resolve)),
+                    };
+                    let to = match self.to.as_deref().unwrap_or("issued") {
+                        "issued" => PendingEnd::Issue,
+                        "denied" => PendingEnd::Deny,
+                        other => return Err(format!("bad pending outcome {other:?}")),
+                    };
+                    // `after:N` is relative to submission; the service turns it absolute.
+                    Disposition::Pending { resolve, to }
+                }
+                "error" => Disposition::Error(self.hresult.unwrap_or(0x8000_4005)),
+                "issued-out-of-band" => Disposition::IssuedOutOfBand,
+                "revoked" => Disposition::Revoked,
+                other => return Err(format!("unknown disposition {other:?}")),
+            };
+            Ok(Rule {
+                subject: self.subject.clone(),
+                template: self.template.clone(),
+                request: self.request,
+                disposition,
+                fault: self
+                    .fault
+                    .as_deref()
+                    .map(TransportFault::parse)
+                    .transpose()?,
+            })
+        })();
+        result.map_err(|reason| crate::Error::Setting {
+            setting: "rule",
+            reason,
         })
     }
 }
@@ -235,24 +249,35 @@ impl Default for Scenario {
 
 impl Scenario {
     /// The CA key type to create (RSA-2048 unless `ca_key` says otherwise).
-    pub fn ca_key_algorithm(&self) -> Result<renewal_core::token::KeyAlgorithm, String> {
+    pub fn ca_key_algorithm(&self) -> Result<renewal_core::token::KeyAlgorithm, crate::Error> {
         match &self.ca_key {
             None => Ok(renewal_core::token::KeyAlgorithm::Rsa2048),
-            Some(name) => name.parse().map_err(|e| format!("ca_key: {e}")),
+            Some(name) => name
+                .parse::<renewal_core::token::KeyAlgorithm>()
+                .map_err(|e| crate::Error::Setting {
+                    setting: "ca_key",
+                    reason: e.to_string(),
+                }),
         }
     }
 
     /// Parses TOML.
-    pub fn from_toml(text: &str) -> Result<Self, String> {
-        let s: Self = toml::from_str(text).map_err(|e| e.to_string())?;
-        for r in &s.rules {
-            r.build()?;
-        }
-        s.ca_key_algorithm()?;
-        match s.response_style.as_deref() {
-            None | Some("v2") | Some("adcs") => Ok(s),
-            Some(other) => Err(format!("unknown response_style {other:?}")),
-        }
+    pub fn from_toml(text: &str) -> Result<Self, crate::Error> {
+        let result = (|| -> Result<Self, String> {
+            let s: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+            for r in &s.rules {
+                r.build()?;
+            }
+            s.ca_key_algorithm()?;
+            match s.response_style.as_deref() {
+                None | Some("v2") | Some("adcs") => Ok(s),
+                Some(other) => Err(format!("unknown response_style {other:?}")),
+            }
+        })();
+        result.map_err(|reason| crate::Error::Setting {
+            setting: "scenario",
+            reason,
+        })
     }
 }
 

@@ -21,7 +21,7 @@ mod schema;
 mod sql;
 
 pub use audit::{AuditOutcome, AuditRecord};
-pub use pending::{Pending, PendingEnd, Resolve};
+pub use pending::{Pending, PendingEnd, PendingStatus, Resolve};
 use pending::{parse_resolve, resolve_text};
 use schema::{ADDED_COLUMNS, POSTGRES_SCHEMA, SCHEMA};
 
@@ -441,7 +441,8 @@ impl Store {
             } else {
                 PendingEnd::Deny
             },
-            status: r.text(9)?,
+            status: PendingStatus::parse(&r.text(9)?)
+                .ok_or_else(|| StoreError::Schema("a pending request's status".into()))?,
             cert_serial: r.opt_text(10)?,
             upstream_id: r.opt_int(11)?,
         })
@@ -508,12 +509,12 @@ impl Store {
     pub fn finish_pending(
         &self,
         id: i64,
-        status: &str,
+        status: PendingStatus,
         cert_serial: Option<&str>,
     ) -> Result<(), StoreError> {
         self.db.exec(
             "UPDATE pending SET status = ?2, cert_serial = ?3 WHERE id = ?1",
-            &[id.into(), status.into(), cert_serial.into()],
+            &[id.into(), status.as_str().into(), cert_serial.into()],
         )?;
         Ok(())
     }

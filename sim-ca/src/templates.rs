@@ -73,23 +73,29 @@ fn default_keys() -> Vec<String> {
 
 impl TemplateConfig {
     /// Checks and converts.
-    pub fn build(&self) -> Result<Template, String> {
-        let oid = ObjectIdentifier::from_str(&self.oid)
-            .map_err(|e| format!("template {}: bad OID {}: {e}", self.name, self.oid))?;
-        let allowed_keys = self
-            .allowed_keys
-            .iter()
-            .map(|k| {
-                k.parse::<KeyAlgorithm>()
-                    .map_err(|e| format!("template {}: {e}", self.name))
+    pub fn build(&self) -> Result<Template, crate::Error> {
+        let result = (|| -> Result<Template, String> {
+            let oid = ObjectIdentifier::from_str(&self.oid)
+                .map_err(|e| format!("template {}: bad OID {}: {e}", self.name, self.oid))?;
+            let allowed_keys = self
+                .allowed_keys
+                .iter()
+                .map(|k| {
+                    k.parse::<KeyAlgorithm>()
+                        .map_err(|e| format!("template {}: {e}", self.name))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok(Template {
+                oid,
+                name: self.name.clone(),
+                validity_days: self.validity_days,
+                allowed_keys,
+                renewals_pend: self.renewals_pend,
             })
-            .collect::<Result<_, _>>()?;
-        Ok(Template {
-            oid,
-            name: self.name.clone(),
-            validity_days: self.validity_days,
-            allowed_keys,
-            renewals_pend: self.renewals_pend,
+        })();
+        result.map_err(|reason| crate::Error::Setting {
+            setting: "template",
+            reason,
         })
     }
 }
@@ -121,15 +127,21 @@ impl TemplateRegistry {
     }
 
     /// Templates from a scenario, or the built-in ones when it defines none.
-    pub fn from_configs(configs: &[TemplateConfig]) -> Result<Self, String> {
-        if configs.is_empty() {
-            return Ok(Self::builtin());
-        }
-        Ok(Self {
-            templates: configs
-                .iter()
-                .map(TemplateConfig::build)
-                .collect::<Result<_, _>>()?,
+    pub fn from_configs(configs: &[TemplateConfig]) -> Result<Self, crate::Error> {
+        let result = (|| -> Result<Self, String> {
+            if configs.is_empty() {
+                return Ok(Self::builtin());
+            }
+            Ok(Self {
+                templates: configs
+                    .iter()
+                    .map(TemplateConfig::build)
+                    .collect::<Result<_, _>>()?,
+            })
+        })();
+        result.map_err(|reason| crate::Error::Setting {
+            setting: "templates",
+            reason,
         })
     }
 

@@ -557,7 +557,7 @@ fn only_a_cmc_ra_certificate_is_trusted_as_an_ra() {
     let user = Client::new(&ca);
     let err = match ca.with_trusted_ras(vec![user.old_cert.clone()]) {
         Ok(_) => panic!("a user's certificate was trusted as an RA"),
-        Err(e) => e,
+        Err(e) => e.to_string(),
     };
     assert!(err.contains("id-kp-cmcRA"), "{err}");
 }

@@ -247,7 +247,7 @@ fn pending_upstream_is_pending_at_the_gateway_and_collected_on_poll() {
             .with_store(|s| s.pending(gateway_id))
             .unwrap()
             .unwrap();
-        assert_eq!(pending.status, "pending");
+        assert_eq!(pending.status, sim_ca::store::PendingStatus::Pending);
         assert!(reply.retry_after.is_some());
         let upstream_id = upstream.ca.with_store(|s| s.list_pending()).unwrap()[0].id;
         // Over MS-WSTEP the upstream's RequestID is kept, for QueryTokenStatus.
@@ -270,7 +270,7 @@ fn pending_upstream_is_pending_at_the_gateway_and_collected_on_poll() {
             .with_store(|s| s.pending(gateway_id))
             .unwrap()
             .unwrap();
-        assert_eq!(pending.status, "issued");
+        assert_eq!(pending.status, sim_ca::store::PendingStatus::Issued);
         // MS-WSTEP QueryTokenStatus on the gateway's id, by the same client: the same answer.
         let queried = gateway.query_token_status(gateway_id as u64, user.old_cert.der());
         assert_eq!(queried.outcome, Outcome::Issued);
@@ -466,6 +466,7 @@ fn a_gateway_with_a_credential_that_cannot_work_does_not_start() {
             upstream.ca.clock().clone(),
         )
         .map(|_| ())
+        .map_err(|e| e.to_string())
     };
     let ra = |purpose| credential::issue(authority, "RA", &[], purpose, common::now()).unwrap();
     assert_eq!(start(ra(credential::Purpose::Ra)), Ok(()));
@@ -473,7 +474,7 @@ fn a_gateway_with_a_credential_that_cannot_work_does_not_start() {
     swapped.key = renewal_core::cmc::SoftwareKey::generate_p256().unwrap();
     assert_eq!(
         start(swapped),
-        Err("the RA key is not the RA certificate's key".into())
+        Err("gateway: the RA key is not the RA certificate's key".into())
     );
     let e = start(ra(credential::Purpose::TlsServer)).unwrap_err();
     assert!(e.contains("id-kp-cmcRA"), "{e}");

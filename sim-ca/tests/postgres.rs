@@ -127,7 +127,7 @@ fn the_store_keeps_its_promises_on_postgres() {
             polls: 0,
             resolve: Resolve::OnPoll(2),
             end: PendingEnd::Deny,
-            status: "pending".into(),
+            status: sim_ca::store::PendingStatus::Pending,
             cert_serial: None,
             upstream_id: None,
         })
@@ -140,7 +140,9 @@ fn the_store_keeps_its_promises_on_postgres() {
     assert_eq!(other.count_poll(id).unwrap(), 1);
     assert_eq!(store.count_poll(id).unwrap(), 2);
     assert!(other.decide_pending(id, PendingEnd::Issue).unwrap());
-    store.finish_pending(id, "issued", Some("0b")).unwrap();
+    store
+        .finish_pending(id, sim_ca::store::PendingStatus::Issued, Some("0b"))
+        .unwrap();
     assert!(!other.decide_pending(id, PendingEnd::Issue).unwrap());
     assert_eq!(
         other.pending(id).unwrap().unwrap().cert_serial.as_deref(),
@@ -218,7 +220,7 @@ fn a_pending_request_submitted_to_one_instance_is_collected_from_the_other() {
     let id = i64::from_be_bytes(token.as_slice().try_into().unwrap());
     assert_eq!(
         b.with_store(|s| s.pending(id)).unwrap().unwrap().status,
-        "issued"
+        sim_ca::store::PendingStatus::Issued
     );
     // And over MS-WSTEP's QueryTokenStatus with A's RequestID.
     let queried = b.query_token_status(id as u64, user.old_cert.der());

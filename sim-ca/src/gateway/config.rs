@@ -178,30 +178,37 @@ fn adcs() -> Profile {
 
 impl GatewayConfig {
     /// Reads and checks the file; relative paths become relative to its directory.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut config: Self =
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        for p in [
-            &mut config.tls.certificate,
-            &mut config.tls.key,
-            &mut config.tls.client_cas,
-            &mut config.upstream.ca,
-            &mut config.ra.certificate,
-            &mut config.ra.key,
-        ] {
-            if p.is_relative() {
-                *p = base.join(&*p);
+    pub fn load(path: &Path) -> Result<Self, crate::Error> {
+        let result = (|| -> Result<Self, String> {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let mut config: Self =
+                toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            let base = path.parent().unwrap_or(Path::new("."));
+            for p in [
+                &mut config.tls.certificate,
+                &mut config.tls.key,
+                &mut config.tls.client_cas,
+                &mut config.upstream.ca,
+                &mut config.ra.certificate,
+                &mut config.ra.key,
+            ] {
+                if p.is_relative() {
+                    *p = base.join(&*p);
+                }
             }
-        }
-        if !config.store.starts_with("postgres://")
-            && !config.store.starts_with("postgresql://")
-            && Path::new(&config.store).is_relative()
-        {
-            config.store = base.join(&config.store).display().to_string();
-        }
-        Ok(config)
+            if !config.store.starts_with("postgres://")
+                && !config.store.starts_with("postgresql://")
+                && Path::new(&config.store).is_relative()
+            {
+                config.store = base.join(&config.store).display().to_string();
+            }
+            Ok(config)
+        })();
+        result.map_err(|reason| crate::Error::Setting {
+            setting: "gateway configuration",
+            reason,
+        })
     }
 
     /// Time for one upstream exchange.
@@ -211,20 +218,32 @@ impl GatewayConfig {
 }
 
 /// Every certificate in a PEM bundle (or one DER certificate), in order.
-pub fn read_certificates(path: &Path) -> Result<Vec<Retained<Certificate>>, String> {
-    let certs = renewal_core::client::https::read_trust_anchors(path)?;
-    if certs.is_empty() {
-        return Err(format!("{}: no certificate", path.display()));
-    }
-    Ok(certs)
+pub fn read_certificates(path: &Path) -> Result<Vec<Retained<Certificate>>, crate::Error> {
+    let result = (|| -> Result<Vec<Retained<Certificate>>, String> {
+        let certs = renewal_core::client::https::read_trust_anchors(path)?;
+        if certs.is_empty() {
+            return Err(format!("{}: no certificate", path.display()));
+        }
+        Ok(certs)
+    })();
+    result.map_err(|reason| crate::Error::Encoding {
+        what: "certificates",
+        reason,
+    })
 }
 
 /// A private key file (PKCS#8, PEM or DER).
-pub fn read_key(path: &Path) -> Result<SoftwareKey, String> {
-    let bytes = zeroize::Zeroizing::new(
-        std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
-    );
-    SoftwareKey::from_pem_or_der(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+pub fn read_key(path: &Path) -> Result<SoftwareKey, crate::Error> {
+    let result = (|| -> Result<SoftwareKey, String> {
+        let bytes = zeroize::Zeroizing::new(
+            std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        );
+        SoftwareKey::from_pem_or_der(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+    })();
+    result.map_err(|reason| crate::Error::Encoding {
+        what: "key",
+        reason,
+    })
 }
 
 /// A TLS identity from files: the certificate chain and its key, as rustls takes them.
@@ -314,11 +333,13 @@ mod tests {
             ),
         ] {
             let path = write(name, &text);
-            let e = GatewayConfig::load(&path).unwrap_err();
+            let e = GatewayConfig::load(&path).unwrap_err().to_string();
             assert!(e.contains(&path.display().to_string()), "{e}");
             assert!(e.contains(expected), "{name}: {e}");
         }
-        let e = GatewayConfig::load(Path::new("/nonexistent/gateway.toml")).unwrap_err();
+        let e = GatewayConfig::load(Path::new("/nonexistent/gateway.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/nonexistent/gateway.toml"), "{e}");
     }
 }

@@ -69,7 +69,7 @@ impl Gateway {
         template: &str,
         pending: Pending,
     ) -> Result<Step, Rejection> {
-        if pending.status == "issued"
+        if pending.status == PendingStatus::Issued
             && let Some(der) = store.certificate(pending.cert_serial.as_deref().unwrap_or(""))?
         {
             let cert = Retained::from_der(&der).map_err(|e| Rejection::Internal(e.to_string()))?;

@@ -45,7 +45,9 @@ use crate::{
     ledger::{Claim, Ledger, Lookup, Origin, Standing},
     policy::{self, Accepted, PolicyContext, Rejection, serial_text},
     service::{CmcReply, LockedStore, SimpleReply, lock, same_cmc_pkcs10, same_simple_pkcs10},
-    store::{AuditOutcome, AuditRecord, Pending, PendingEnd, Resolve, Store, StoreError},
+    store::{
+        AuditOutcome, AuditRecord, Pending, PendingEnd, PendingStatus, Resolve, Store, StoreError,
+    },
     templates::TemplateRegistry,
 };
 
@@ -164,40 +166,48 @@ impl Gateway {
         upstream: Box<dyn CaBackend>,
         store: Store,
         clock: Clock,
-    ) -> Result<Self, String> {
-        let Some(ra_cert) = ra.chain.first() else {
-            return Err("the RA credential has no certificate".into());
-        };
-        // Mistakes that would fail every renewal are refused at start, not per request.
-        let certified =
-            PublicKey::from_spki(ra_cert.value().tbs_certificate().subject_public_key_info())
-                .map_err(|e| format!("the RA certificate's key: {e}"))?;
-        let held = PublicKey::from_spki(renewal_core::cmc::Signer::public_key(&ra.key))
-            .map_err(|e| format!("the RA key: {e}"))?;
-        if certified != held {
-            return Err("the RA key is not the RA certificate's key".into());
-        }
-        if !renewal_core::x509::may_sign_cmc_responses(ra_cert.value()) {
-            return Err(
-                "the RA certificate carries no id-kp-cmcRA (RFC 6402 §2.10): clients would \
-                 refuse every answer it signs"
-                    .into(),
-            );
-        }
-        if policy.upstream_cas.is_empty() || policy.client_cas.is_empty() {
-            return Err("the gateway needs the upstream's and the clients' CA certificates".into());
-        }
-        let max_pending = policy.max_pending_per_identity;
-        Ok(Self {
-            policy,
-            ra,
-            upstream,
-            sync: store.group_sync(),
-            store: Mutex::new(store),
-            clock,
-            limits: Limits::default(),
-            metrics: Metrics::default(),
-            ledger: Ledger::new(max_pending),
+    ) -> Result<Self, crate::Error> {
+        let result = (|| -> Result<Self, String> {
+            let Some(ra_cert) = ra.chain.first() else {
+                return Err("the RA credential has no certificate".into());
+            };
+            // Mistakes that would fail every renewal are refused at start, not per request.
+            let certified =
+                PublicKey::from_spki(ra_cert.value().tbs_certificate().subject_public_key_info())
+                    .map_err(|e| format!("the RA certificate's key: {e}"))?;
+            let held = PublicKey::from_spki(renewal_core::cmc::Signer::public_key(&ra.key))
+                .map_err(|e| format!("the RA key: {e}"))?;
+            if certified != held {
+                return Err("the RA key is not the RA certificate's key".into());
+            }
+            if !renewal_core::x509::may_sign_cmc_responses(ra_cert.value()) {
+                return Err(
+                    "the RA certificate carries no id-kp-cmcRA (RFC 6402 §2.10): clients would \
+                     refuse every answer it signs"
+                        .into(),
+                );
+            }
+            if policy.upstream_cas.is_empty() || policy.client_cas.is_empty() {
+                return Err(
+                    "the gateway needs the upstream's and the clients' CA certificates".into(),
+                );
+            }
+            let max_pending = policy.max_pending_per_identity;
+            Ok(Self {
+                policy,
+                ra,
+                upstream,
+                sync: store.group_sync(),
+                store: Mutex::new(store),
+                clock,
+                limits: Limits::default(),
+                metrics: Metrics::default(),
+                ledger: Ledger::new(max_pending),
+            })
+        })();
+        result.map_err(|reason| crate::Error::Setting {
+            setting: "gateway",
+            reason,
         })
     }
 
@@ -314,8 +324,11 @@ impl Gateway {
 }
 
 impl Backend for Gateway {
-    fn cacerts(&self) -> Result<Vec<u8>, String> {
-        build_certs_only(&self.policy.upstream_cas).map_err(|e| e.to_string())
+    fn cacerts(&self) -> Result<Vec<u8>, crate::Error> {
+        build_certs_only(&self.policy.upstream_cas).map_err(|e| crate::Error::Encoding {
+            what: "CA certificates",
+            reason: e.to_string(),
+        })
     }
     fn ca_certificates(&self) -> Vec<Retained<Certificate>> {
         self.ra
@@ -344,8 +357,7 @@ impl Backend for Gateway {
     fn metrics(&self) -> String {
         self.render_metrics()
     }
-    fn health(&self) -> Result<(), String> {
-        self.with_store(|s| s.counter("requests").map(|_| ()))
-            .map_err(|e| e.to_string())
+    fn health(&self) -> Result<(), crate::Error> {
+        Ok(self.with_store(|s| s.counter("requests").map(|_| ()))?)
     }
 }

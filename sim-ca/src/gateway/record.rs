@@ -75,7 +75,7 @@ impl Gateway {
                 let serial = serial_text(cert.value());
                 self.record_issued(store, cert, template, old, item.new_key)?;
                 if let Some(id) = pending_id {
-                    store.finish_pending(id, "issued", Some(&serial))?;
+                    store.finish_pending(id, PendingStatus::Issued, Some(&serial))?;
                 }
                 self.audit(
                     store,
@@ -140,7 +140,7 @@ impl Gateway {
             _ => {
                 store.bump("rejected")?;
                 if let Some(p) = poll {
-                    store.finish_pending(p.id, "denied", None)?;
+                    store.finish_pending(p.id, PendingStatus::Denied, None)?;
                 }
                 // The upstream owns the revocation list; what it says of the renewed
                 // certificate, the gateway keeps: the next request with it is refused here,
@@ -185,7 +185,7 @@ impl Gateway {
             // Decided upstream: the gateway only waits for it.
             resolve: Resolve::Admin,
             end: PendingEnd::Issue,
-            status: "pending".into(),
+            status: PendingStatus::Pending,
             cert_serial: None,
             upstream_id: upstream_id.and_then(|id| i64::try_from(id).ok()),
         })

@@ -107,57 +107,63 @@ impl Upstream {
         ra_key: &SoftwareKey,
         ra_chain: &[Retained<Certificate>],
         timeout: Duration,
-    ) -> Result<Self, String> {
-        let rest = base_url
-            .strip_prefix("https://")
-            .ok_or_else(|| format!("upstream {base_url}: only https:// URLs"))?;
-        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (
-                h.to_string(),
-                p.parse()
-                    .map_err(|_| format!("upstream {base_url}: bad port"))?,
-            ),
-            None => (authority.to_string(), 443),
-        };
-        let mut roots = RootCertStore::empty();
-        for anchor in anchors {
-            roots
-                .add(CertificateDer::from(anchor.der().to_vec()))
-                .map_err(|e| format!("upstream trust anchor: {e}"))?;
-        }
-        let pem = ra_key.to_pkcs8_pem().map_err(|e| e.to_string())?;
-        let (_, pkcs8) = der::pem::decode_vec(pem.as_bytes()).map_err(|e| e.to_string())?;
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let tls = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_client_auth_cert(
-                ra_chain
-                    .iter()
-                    .map(|c| CertificateDer::from(c.der().to_vec()))
-                    .collect(),
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)),
-            )
-            .map_err(|e| format!("RA credential: {e}"))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("upstream")
-            .enable_all()
-            .build()
-            .map_err(|e| e.to_string())?;
-        Ok(Self {
-            runtime: Some(runtime),
-            tls: Arc::new(tls),
-            host,
-            port,
-            base_path: format!("/{}", path.trim_end_matches('/'))
-                .trim_end_matches('/')
-                .to_string(),
-            timeout,
-            protocol,
-            idle: Mutex::new(Vec::new()),
+    ) -> Result<Self, crate::Error> {
+        let result = (|| -> Result<Self, String> {
+            let rest = base_url
+                .strip_prefix("https://")
+                .ok_or_else(|| format!("upstream {base_url}: only https:// URLs"))?;
+            let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+            let (host, port) = match authority.rsplit_once(':') {
+                Some((h, p)) => (
+                    h.to_string(),
+                    p.parse()
+                        .map_err(|_| format!("upstream {base_url}: bad port"))?,
+                ),
+                None => (authority.to_string(), 443),
+            };
+            let mut roots = RootCertStore::empty();
+            for anchor in anchors {
+                roots
+                    .add(CertificateDer::from(anchor.der().to_vec()))
+                    .map_err(|e| format!("upstream trust anchor: {e}"))?;
+            }
+            let pem = ra_key.to_pkcs8_pem().map_err(|e| e.to_string())?;
+            let (_, pkcs8) = der::pem::decode_vec(pem.as_bytes()).map_err(|e| e.to_string())?;
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let tls = ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(roots)
+                .with_client_auth_cert(
+                    ra_chain
+                        .iter()
+                        .map(|c| CertificateDer::from(c.der().to_vec()))
+                        .collect(),
+                    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)),
+                )
+                .map_err(|e| format!("RA credential: {e}"))?;
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("upstream")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            Ok(Self {
+                runtime: Some(runtime),
+                tls: Arc::new(tls),
+                host,
+                port,
+                base_path: format!("/{}", path.trim_end_matches('/'))
+                    .trim_end_matches('/')
+                    .to_string(),
+                timeout,
+                protocol,
+                idle: Mutex::new(Vec::new()),
+            })
+        })();
+        result.map_err(|reason| crate::Error::Setting {
+            setting: "upstream",
+            reason,
         })
     }
 

@@ -9,67 +9,70 @@ use super::*;
 pub fn server_identity(
     ca: &Ca,
     dir: &std::path::Path,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
-    use std::str::FromStr;
-    let cert_path = dir.join("server.pem");
-    let key_path = dir.join("server.key");
-    let (cert, key) = if cert_path.exists() && key_path.exists() {
-        let cert = crate::authority::certificate_from_pem_or_der(
-            &std::fs::read(&cert_path).map_err(|e| e.to_string())?,
-        )?;
-        let key =
-            SoftwareKey::from_pem_or_der(&std::fs::read(&key_path).map_err(|e| e.to_string())?)
-                .map_err(|e| e.to_string())?;
-        (cert, key)
-    } else {
-        let key = SoftwareKey::generate_p256().map_err(|e| e.to_string())?;
-        let now = ca.clock().now();
-        use renewal_core::x509;
-        let localhost = der::asn1::Ia5String::new("localhost").map_err(|e| e.to_string())?;
-        let loopback =
-            der::asn1::OctetString::new(vec![127, 0, 0, 1]).map_err(|e| e.to_string())?;
-        let cert = ca.authority().issue(
-            vec![0x5e, 0x41],
-            x509_cert::name::Name::from_str("CN=localhost,O=cardrenew sim-ca")
-                .map_err(|e| e.to_string())?,
-            key.public_key().clone(),
-            now - Duration::from_secs(3600),
-            now + Duration::from_secs(10 * 365 * 86400),
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), crate::Error> {
+    let result = (|| -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+        use std::str::FromStr;
+        let cert_path = dir.join("server.pem");
+        let key_path = dir.join("server.key");
+        let (cert, key) = if cert_path.exists() && key_path.exists() {
+            let cert = crate::authority::certificate_from_pem_or_der(
+                &std::fs::read(&cert_path).map_err(|e| e.to_string())?,
+            )?;
+            let key =
+                SoftwareKey::from_pem_or_der(&std::fs::read(&key_path).map_err(|e| e.to_string())?)
+                    .map_err(|e| e.to_string())?;
+            (cert, key)
+        } else {
+            let key = SoftwareKey::generate_p256().map_err(|e| e.to_string())?;
+            let now = ca.clock().now();
+            use renewal_core::x509;
+            let localhost = der::asn1::Ia5String::new("localhost").map_err(|e| e.to_string())?;
+            let loopback =
+                der::asn1::OctetString::new(vec![127, 0, 0, 1]).map_err(|e| e.to_string())?;
+            let cert = ca.authority().issue(
+                vec![0x5e, 0x41],
+                x509_cert::name::Name::from_str("CN=localhost,O=cardrenew sim-ca")
+                    .map_err(|e| e.to_string())?,
+                key.public_key().clone(),
+                now - Duration::from_secs(3600),
+                now + Duration::from_secs(10 * 365 * 86400),
+                vec![
+                    x509::basic_constraints(false, None).map_err(|e| e.to_string())?,
+                    x509::ext_key_usage(vec![der::asn1::ObjectIdentifier::new_unwrap(
+                        "1.3.6.1.5.5.7.3.1",
+                    )])
+                    .map_err(|e| e.to_string())?,
+                    x509::subject_alt_name(vec![
+                        x509_cert::ext::pkix::name::GeneralName::DnsName(localhost),
+                        x509_cert::ext::pkix::name::GeneralName::IpAddress(loopback),
+                    ])
+                    .map_err(|e| e.to_string())?,
+                ],
+            )?;
+            std::fs::write(
+                &cert_path,
+                der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, cert.der())
+                    .map_err(|e| e.to_string())?,
+            )
+            .map_err(|e| e.to_string())?;
+            std::fs::write(
+                &key_path,
+                key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes(),
+            )
+            .map_err(|e| e.to_string())?;
+            (cert, key)
+        };
+        let pem = key.to_pkcs8_pem().map_err(|e| e.to_string())?;
+        let (_, pkcs8) = der::pem::decode_vec(pem.as_bytes()).map_err(|e| e.to_string())?;
+        Ok((
             vec![
-                x509::basic_constraints(false, None).map_err(|e| e.to_string())?,
-                x509::ext_key_usage(vec![der::asn1::ObjectIdentifier::new_unwrap(
-                    "1.3.6.1.5.5.7.3.1",
-                )])
-                .map_err(|e| e.to_string())?,
-                x509::subject_alt_name(vec![
-                    x509_cert::ext::pkix::name::GeneralName::DnsName(localhost),
-                    x509_cert::ext::pkix::name::GeneralName::IpAddress(loopback),
-                ])
-                .map_err(|e| e.to_string())?,
+                CertificateDer::from(cert.der().to_vec()),
+                CertificateDer::from(ca.authority().issuing.cert.der().to_vec()),
             ],
-        )?;
-        std::fs::write(
-            &cert_path,
-            der::pem::encode_string("CERTIFICATE", der::pem::LineEnding::LF, cert.der())
-                .map_err(|e| e.to_string())?,
-        )
-        .map_err(|e| e.to_string())?;
-        std::fs::write(
-            &key_path,
-            key.to_pkcs8_pem().map_err(|e| e.to_string())?.as_bytes(),
-        )
-        .map_err(|e| e.to_string())?;
-        (cert, key)
-    };
-    let pem = key.to_pkcs8_pem().map_err(|e| e.to_string())?;
-    let (_, pkcs8) = der::pem::decode_vec(pem.as_bytes()).map_err(|e| e.to_string())?;
-    Ok((
-        vec![
-            CertificateDer::from(cert.der().to_vec()),
-            CertificateDer::from(ca.authority().issuing.cert.der().to_vec()),
-        ],
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)),
-    ))
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)),
+        ))
+    })();
+    result.map_err(|reason| crate::Error::Tls { reason })
 }
 
 /// rustls server config: TLS 1.2/1.3, aws-lc-rs, client certificate required and verified
@@ -77,7 +80,7 @@ pub fn server_identity(
 pub fn tls_config(
     ca: &Ca,
     identity: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
-) -> Result<ServerConfig, String> {
+) -> Result<ServerConfig, crate::Error> {
     tls_config_for(
         &[
             ca.authority().root.cert.clone(),
@@ -97,23 +100,27 @@ pub fn tls_config_for(
     client_cas: &[renewal_core::cmc::Retained<x509_cert::Certificate>],
     clock: &crate::clock::Clock,
     identity: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
-) -> Result<ServerConfig, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut roots = RootCertStore::empty();
-    for cert in client_cas {
-        roots
-            .add(CertificateDer::from(cert.der().to_vec()))
-            .map_err(|e| e.to_string())?;
-    }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .allow_unauthenticated()
-        .build()
-        .map_err(|e| e.to_string())?;
-    // Client certificates are valid or not at the backend's time (advanceable in tests).
-    ServerConfig::builder_with_details(provider, Arc::new(clock.clone()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(identity.0, identity.1)
-        .map_err(|e| e.to_string())
+) -> Result<ServerConfig, crate::Error> {
+    let result = (|| -> Result<ServerConfig, String> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = RootCertStore::empty();
+        for cert in client_cas {
+            roots
+                .add(CertificateDer::from(cert.der().to_vec()))
+                .map_err(|e| e.to_string())?;
+        }
+        let verifier =
+            WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| e.to_string())?;
+        // Client certificates are valid or not at the backend's time (advanceable in tests).
+        ServerConfig::builder_with_details(provider, Arc::new(clock.clone()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(identity.0, identity.1)
+            .map_err(|e| e.to_string())
+    })();
+    result.map_err(|reason| crate::Error::Tls { reason })
 }

@@ -203,7 +203,7 @@ impl Ca {
             polls: 0,
             resolve,
             end,
-            status: "pending".into(),
+            status: PendingStatus::Pending,
             cert_serial: None,
             upstream_id: None,
         })?;
@@ -269,8 +269,8 @@ impl Ca {
         let polls = store.count_poll(pending.id)?;
         store.bump("polls")?;
         let denied = || Rejection::Denied("the pending request was denied".into());
-        match pending.status.as_str() {
-            "issued" => {
+        match pending.status {
+            PendingStatus::Issued => {
                 let serial = pending.cert_serial.clone().unwrap_or_default();
                 let der = store
                     .certificate(&serial)?
@@ -288,11 +288,11 @@ impl Ca {
                 )?;
                 return Ok(PollState::Issued(Box::new(cert)));
             }
-            "denied" => {
+            PendingStatus::Denied => {
                 self.refused(store, origin, Some(template), &denied(), Some(pending.id))?;
                 return Ok(PollState::Refused(denied()));
             }
-            _ => {}
+            PendingStatus::Pending => {}
         }
         if !self.due(pending, polls) {
             self.audit(
@@ -307,7 +307,7 @@ impl Ca {
             return Ok(PollState::StillPending);
         }
         if pending.end == PendingEnd::Deny {
-            store.finish_pending(pending.id, "denied", None)?;
+            store.finish_pending(pending.id, PendingStatus::Denied, None)?;
             self.audit(
                 store,
                 origin,

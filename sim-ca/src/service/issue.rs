@@ -53,7 +53,7 @@ impl Ca {
                 not_after,
                 extensions,
             )
-            .map_err(Rejection::Internal)?;
+            .map_err(|e| Rejection::Internal(e.to_string()))?;
         store.record_certificate(
             &hex(&serial),
             &subject.to_string(),
@@ -138,7 +138,7 @@ impl Ca {
             None,
         )?;
         let serial = serial_text(cert.value());
-        store.finish_pending(pending.id, "issued", Some(&serial))?;
+        store.finish_pending(pending.id, PendingStatus::Issued, Some(&serial))?;
         self.audit(
             store,
             origin,
@@ -152,20 +152,24 @@ impl Ca {
     }
 
     /// Admin: approve or deny a pending request. False when it is not pending.
-    pub fn decide_pending(&self, id: i64, approve: bool) -> Result<bool, String> {
-        admin_decide(&self.decision(), id, approve, self.clock.unix(), "admin")
-            .map_err(|e| e.to_string())
+    pub fn decide_pending(&self, id: i64, approve: bool) -> Result<bool, crate::Error> {
+        Ok(admin_decide(
+            &self.decision(),
+            id,
+            approve,
+            self.clock.unix(),
+            "admin",
+        )?)
     }
 
     /// Admin: revoke a serial (hex). False when the serial is unknown (recorded anyway).
-    pub fn revoke(&self, serial: &str) -> Result<bool, String> {
-        admin_revoke(
+    pub fn revoke(&self, serial: &str) -> Result<bool, crate::Error> {
+        Ok(admin_revoke(
             &self.decision(),
             &serial.to_ascii_lowercase(),
             self.clock.unix(),
             "admin",
-        )
-        .map_err(|e| e.to_string())
+        )?)
     }
 
     /// The initial enrollment an administrator does: a certificate for a PKCS#10 (PEM or DER)
@@ -176,97 +180,113 @@ impl Ca {
         csr: &[u8],
         template: &str,
         days: Option<u32>,
-    ) -> Result<Retained<Certificate>, String> {
-        let template = self
-            .templates
-            .by_text(template)
-            .ok_or_else(|| format!("unknown template {template:?}"))?
-            .clone();
-        let (der, _) =
-            renewal_core::cmc::input::to_der(csr, &self.limits).map_err(|e| e.to_string())?;
-        let req: Retained<x509_cert::request::CertReq> =
-            renewal_core::cmc::input::decode_exact(&der, "PKCS#10").map_err(|e| e.to_string())?;
-        renewal_core::cmc::verify_request::verify_pkcs10(&req).map_err(|e| e.to_string())?;
-        let key = PublicKey::from_spki(&req.value().info.public_key).map_err(|e| e.to_string())?;
-        policy::check_key_allowed(&key, &template).map_err(|e| e.to_string())?;
-        use renewal_core::x509;
-        let mut extensions = vec![
-            x509::basic_constraints(false, None).map_err(|e| e.to_string())?,
-            x509::key_usage(x509_cert::ext::pkix::KeyUsages::DigitalSignature)
-                .map_err(|e| e.to_string())?,
-            x509::ext_key_usage(vec![oids::KP_CLIENT_AUTH, oids::KP_SMARTCARD_LOGON])
-                .map_err(|e| e.to_string())?,
-            x509::certificate_template(template.oid, 100, 1).map_err(|e| e.to_string())?,
-        ];
-        let requested = renewal_core::cmc::verify_request::requested_extensions(req.value())
-            .map_err(|e| e.to_string())?;
-        extensions.extend(
-            requested
-                .into_iter()
-                .filter(|e| e.extn_id == oids::SUBJECT_ALT_NAME),
-        );
-        let origin = Origin::new("cli", &[], csr);
-        let store = self.decision();
-        store
-            .atomically(|s| {
-                let cert = self.issue(
-                    s,
-                    req.value().info.subject.clone(),
-                    &key,
-                    &template,
-                    extensions,
-                    None,
-                    None,
-                    days,
-                )?;
-                self.audit(
-                    s,
-                    &origin,
-                    Some(&template.name),
-                    AuditOutcome::Enrolled,
-                    Some(&serial_text(cert.value())),
-                    None,
-                    format!("initial enrollment of {}", req.value().info.subject),
-                )?;
-                Ok(cert)
-            })
-            .map_err(|e: Rejection| e.to_string())
+    ) -> Result<Retained<Certificate>, crate::Error> {
+        let result = (|| -> Result<Retained<Certificate>, String> {
+            let template = self
+                .templates
+                .by_text(template)
+                .ok_or_else(|| format!("unknown template {template:?}"))?
+                .clone();
+            let (der, _) =
+                renewal_core::cmc::input::to_der(csr, &self.limits).map_err(|e| e.to_string())?;
+            let req: Retained<x509_cert::request::CertReq> =
+                renewal_core::cmc::input::decode_exact(&der, "PKCS#10")
+                    .map_err(|e| e.to_string())?;
+            renewal_core::cmc::verify_request::verify_pkcs10(&req).map_err(|e| e.to_string())?;
+            let key =
+                PublicKey::from_spki(&req.value().info.public_key).map_err(|e| e.to_string())?;
+            policy::check_key_allowed(&key, &template).map_err(|e| e.to_string())?;
+            use renewal_core::x509;
+            let mut extensions = vec![
+                x509::basic_constraints(false, None).map_err(|e| e.to_string())?,
+                x509::key_usage(x509_cert::ext::pkix::KeyUsages::DigitalSignature)
+                    .map_err(|e| e.to_string())?,
+                x509::ext_key_usage(vec![oids::KP_CLIENT_AUTH, oids::KP_SMARTCARD_LOGON])
+                    .map_err(|e| e.to_string())?,
+                x509::certificate_template(template.oid, 100, 1).map_err(|e| e.to_string())?,
+            ];
+            let requested = renewal_core::cmc::verify_request::requested_extensions(req.value())
+                .map_err(|e| e.to_string())?;
+            extensions.extend(
+                requested
+                    .into_iter()
+                    .filter(|e| e.extn_id == oids::SUBJECT_ALT_NAME),
+            );
+            let origin = Origin::new("cli", &[], csr);
+            let store = self.decision();
+            store
+                .atomically(|s| {
+                    let cert = self.issue(
+                        s,
+                        req.value().info.subject.clone(),
+                        &key,
+                        &template,
+                        extensions,
+                        None,
+                        None,
+                        days,
+                    )?;
+                    self.audit(
+                        s,
+                        &origin,
+                        Some(&template.name),
+                        AuditOutcome::Enrolled,
+                        Some(&serial_text(cert.value())),
+                        None,
+                        format!("initial enrollment of {}", req.value().info.subject),
+                    )?;
+                    Ok(cert)
+                })
+                .map_err(|e: Rejection| e.to_string())
+        })();
+        result.map_err(|reason| crate::Error::Setting {
+            setting: "initial enrollment",
+            reason,
+        })
     }
 
     /// Records a certificate this CA's key signed outside the service (a test harness that
     /// provisions a card with `sample::issue_user_certificate`, an import): from then on the
     /// CA knows it as its own, as it knows what it issued itself — a trusted RA's
     /// simplereenroll for its subject finds it. Refused when this CA did not issue it.
-    pub fn register_issued(&self, cert: &Retained<Certificate>) -> Result<(), String> {
-        if !self.authority.issued_by_us(cert) {
-            return Err("not issued by this CA".into());
-        }
-        let tbs = cert.value().tbs_certificate();
-        let key = PublicKey::from_spki(tbs.subject_public_key_info()).map_err(|e| e.to_string())?;
-        let template = policy::template_of(cert.value(), &self.templates)
-            .ok()
-            .map(|t| t.name.clone());
-        let not_after =
-            unix(std::time::SystemTime::UNIX_EPOCH + tbs.validity().not_after.to_unix_duration());
-        let serial = serial_text(cert.value());
-        let store = self.decision();
-        store
-            .atomically(|s| {
-                if s.serial_exists(&serial)? {
-                    return Ok(());
-                }
-                s.record_certificate(
-                    &serial,
-                    &tbs.subject().to_string(),
-                    cert.der(),
-                    template.as_deref(),
-                    not_after,
-                    None,
-                    &hex(&key.fingerprint()),
-                    self.clock.unix(),
-                )
-            })
-            .map_err(|e: StoreError| e.to_string())
+    pub fn register_issued(&self, cert: &Retained<Certificate>) -> Result<(), crate::Error> {
+        let result = (|| -> Result<(), String> {
+            if !self.authority.issued_by_us(cert) {
+                return Err("not issued by this CA".into());
+            }
+            let tbs = cert.value().tbs_certificate();
+            let key =
+                PublicKey::from_spki(tbs.subject_public_key_info()).map_err(|e| e.to_string())?;
+            let template = policy::template_of(cert.value(), &self.templates)
+                .ok()
+                .map(|t| t.name.clone());
+            let not_after = unix(
+                std::time::SystemTime::UNIX_EPOCH + tbs.validity().not_after.to_unix_duration(),
+            );
+            let serial = serial_text(cert.value());
+            let store = self.decision();
+            store
+                .atomically(|s| {
+                    if s.serial_exists(&serial)? {
+                        return Ok(());
+                    }
+                    s.record_certificate(
+                        &serial,
+                        &tbs.subject().to_string(),
+                        cert.der(),
+                        template.as_deref(),
+                        not_after,
+                        None,
+                        &hex(&key.fingerprint()),
+                        self.clock.unix(),
+                    )
+                })
+                .map_err(|e: StoreError| e.to_string())
+        })();
+        result.map_err(|reason| crate::Error::Setting {
+            setting: "registering a certificate",
+            reason,
+        })
     }
 }
 

@@ -29,7 +29,9 @@ use crate::{
     ledger::{Ledger, Lookup, Origin, Standing},
     policy::{self, Accepted, PolicyContext, Rejection, SimpleAccepted, serial_text},
     scenario::{Disposition, Rule, Scenario, TransportFault},
-    store::{AuditOutcome, AuditRecord, Pending, PendingEnd, Resolve, Store, StoreError},
+    store::{
+        AuditOutcome, AuditRecord, Pending, PendingEnd, PendingStatus, Resolve, Store, StoreError,
+    },
     templates::{Template, TemplateRegistry},
 };
 
@@ -129,28 +131,34 @@ impl Ca {
         store: Store,
         scenario: &Scenario,
         clock: Clock,
-    ) -> Result<Self, String> {
-        Ok(Self {
-            authority,
-            templates: TemplateRegistry::from_configs(&scenario.templates)?,
-            sync: store.group_sync(),
-            store: Mutex::new(store),
-            rules: scenario
-                .rules
-                .iter()
-                .map(|r| r.build())
-                .collect::<Result<_, _>>()?,
-            clock,
-            grace: Duration::from_secs(u64::from(scenario.grace_days) * 86400),
-            style: match scenario.response_style.as_deref() {
-                Some("adcs") => StatusStyle::Adcs,
-                _ => StatusStyle::V2,
-            },
-            limits: Limits::default(),
-            profile: scenario.profile,
-            trusted_ras: Vec::new(),
-            decoy: SoftwareKey::generate_p256().map_err(|e| e.to_string())?,
-            ledger: Ledger::new(scenario.max_pending_per_identity),
+    ) -> Result<Self, crate::Error> {
+        let result = (|| -> Result<Self, String> {
+            Ok(Self {
+                authority,
+                templates: TemplateRegistry::from_configs(&scenario.templates)?,
+                sync: store.group_sync(),
+                store: Mutex::new(store),
+                rules: scenario
+                    .rules
+                    .iter()
+                    .map(|r| r.build())
+                    .collect::<Result<_, _>>()?,
+                clock,
+                grace: Duration::from_secs(u64::from(scenario.grace_days) * 86400),
+                style: match scenario.response_style.as_deref() {
+                    Some("adcs") => StatusStyle::Adcs,
+                    _ => StatusStyle::V2,
+                },
+                limits: Limits::default(),
+                profile: scenario.profile,
+                trusted_ras: Vec::new(),
+                decoy: SoftwareKey::generate_p256().map_err(|e| e.to_string())?,
+                ledger: Ledger::new(scenario.max_pending_per_identity),
+            })
+        })();
+        result.map_err(|reason| crate::Error::Setting {
+            setting: "CA",
+            reason,
         })
     }
 
@@ -159,18 +167,27 @@ impl Ca {
     /// a re-enrollment naming the certificate it renews), and is decided as the user's
     /// renewal. An RA never renews itself. A certificate without id-kp-cmcRA (RFC 6402 §2.10)
     /// is refused: trusting it as an RA would be an accident of configuration.
-    pub fn with_trusted_ras(mut self, ras: Vec<Retained<Certificate>>) -> Result<Self, String> {
-        if let Some(ra) = ras
-            .iter()
-            .find(|ra| !renewal_core::x509::has_extended_key_usage(ra.value(), oids::KP_CMC_RA))
-        {
-            return Err(format!(
-                "{} carries no id-kp-cmcRA (RFC 6402 §2.10): not trusted as an RA",
-                ra.value().tbs_certificate().subject()
-            ));
-        }
-        self.trusted_ras = ras;
-        Ok(self)
+    pub fn with_trusted_ras(
+        mut self,
+        ras: Vec<Retained<Certificate>>,
+    ) -> Result<Self, crate::Error> {
+        let result = (|| -> Result<Self, String> {
+            if let Some(ra) = ras
+                .iter()
+                .find(|ra| !renewal_core::x509::has_extended_key_usage(ra.value(), oids::KP_CMC_RA))
+            {
+                return Err(format!(
+                    "{} carries no id-kp-cmcRA (RFC 6402 §2.10): not trusted as an RA",
+                    ra.value().tbs_certificate().subject()
+                ));
+            }
+            self.trusted_ras = ras;
+            Ok(self)
+        })();
+        result.map_err(|reason| crate::Error::Setting {
+            setting: "--trust-ra",
+            reason,
+        })
     }
 
     /// The CA hierarchy.
@@ -207,12 +224,15 @@ impl Ca {
     }
 
     /// Certs-only PKCS#7 of the issuing and root CA (EST `/cacerts`).
-    pub fn cacerts(&self) -> Result<Vec<u8>, String> {
+    pub fn cacerts(&self) -> Result<Vec<u8>, crate::Error> {
         build_certs_only(&[
             self.authority.issuing.cert.clone(),
             self.authority.root.cert.clone(),
         ])
-        .map_err(|e| e.to_string())
+        .map_err(|e| crate::Error::Encoding {
+            what: "CA certificates",
+            reason: e.to_string(),
+        })
     }
 
     /// Faults that act before the request is read (drop the connection, an HTTP error from

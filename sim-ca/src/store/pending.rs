@@ -20,6 +20,35 @@ pub enum Resolve {
     Admin,
 }
 
+/// Where a pending request stands.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum PendingStatus {
+    /// Not decided yet.
+    Pending,
+    /// Issued: its certificate's serial is recorded with it.
+    Issued,
+    /// Denied.
+    Denied,
+}
+
+impl PendingStatus {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Issued => "issued",
+            Self::Denied => "denied",
+        }
+    }
+
+    /// From the stored text; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Pending, Self::Issued, Self::Denied]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+}
+
 /// A pending request.
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub struct Pending {
@@ -41,8 +70,8 @@ pub struct Pending {
     pub resolve: Resolve,
     /// What it resolves to.
     pub end: PendingEnd,
-    /// "pending", "issued" or "denied".
-    pub status: String,
+    /// Where it stands.
+    pub status: PendingStatus,
     /// Serial of the issued certificate, once issued.
     pub cert_serial: Option<String>,
     /// A gateway's: the upstream CA's own id for the request (an MS-WSTEP RequestID, collected
