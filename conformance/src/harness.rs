@@ -479,6 +479,7 @@ impl World {
             max_polls,
             sleep,
             crash_after,
+            retry: renewal_core::client::processor::RetryPolicy::default(),
         }
     }
 

@@ -75,6 +75,9 @@ pub struct LoadConfig {
     /// The gateways' shared state (a `postgres://` URL; needed for more than one). `None`
     /// with one gateway: a SQLite file.
     pub gateway_store: Option<String>,
+    /// Re-sends of a request whose answer was lost (0: roll back at once, as before the
+    /// re-send existed; to compare).
+    pub retries: u32,
 }
 
 /// What happened, and what the checks found.
@@ -94,6 +97,8 @@ pub struct LoadReport {
     pub kills: u64,
     /// Certificates in the CA's database at the end.
     pub certificates: usize,
+    /// Renewals the CA issued and audited that no card ever held (answers lost for good).
+    pub issued_not_installed: u64,
     /// Audit records at the end.
     pub audit_records: usize,
     /// Every broken invariant, described. Empty when all is well.
@@ -185,7 +190,7 @@ impl LoadReport {
             .map(|v| format!("  VIOLATION: {v}\n"))
             .collect();
         format!(
-            "attempts      {}\nrenewed       {}\nrolled back   {}\nrecovered     {}\npending       {}\nkills         {}\ncertificates  {} in the CA database\naudit records {}\nviolations    {}\nelapsed       {:.1} s, {:.1} s of it renewing ({:.1} renewals/s)\n{perf}{violations}",
+            "attempts      {}\nrenewed       {}\nrolled back   {}\nrecovered     {}\npending       {}\nkills         {}\ncertificates  {} in the CA database, {} issued but never installed\naudit records {}\nviolations    {}\nelapsed       {:.1} s, {:.1} s of it renewing ({:.1} renewals/s)\n{perf}{violations}",
             self.attempts,
             self.renewed,
             self.rolled_back,
@@ -193,6 +198,7 @@ impl LoadReport {
             self.pending,
             self.kills,
             self.certificates,
+            self.issued_not_installed,
             self.audit_records,
             self.violations.len(),
             self.elapsed.as_secs_f64(),
@@ -359,10 +365,18 @@ struct Tally {
     rolled_back: AtomicU64,
     recovered: AtomicU64,
     pending: AtomicU64,
+    /// Serials of the certificates installed on a card (renewed, or completed by recovery).
+    installed: Mutex<BTreeSet<String>>,
 }
 
 /// One attempt: a renewal, and `recover` when it ended in a card-side error.
-fn attempt(client: &Client, ca: &ExternalCa, mode: Mode, tally: &Tally) -> Result<(), String> {
+fn attempt(
+    client: &Client,
+    ca: &ExternalCa,
+    mode: Mode,
+    retries: u32,
+    tally: &Tally,
+) -> Result<(), String> {
     tally.attempts.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
     let world = World::external(
@@ -376,20 +390,28 @@ fn attempt(client: &Client, ca: &ExternalCa, mode: Mode, tally: &Tally) -> Resul
     )?;
     let mut journal = world.journal()?;
     let outcome = match world.service(mode) {
-        Ok(mut service) => Renewal::new(
-            world.token.clone(),
-            &mut service,
-            &mut journal,
-            world.config(mode, 0, None),
-        )
+        Ok(mut service) => Renewal::new(world.token.clone(), &mut service, &mut journal, {
+            let mut config = world.config(mode, 0, None);
+            config.retry.attempts = retries;
+            config
+        })
         .run(),
         // The server is down: nothing was started.
         Err(_) => Ok(RenewalOutcome::RolledBack {
             reason: "CA unreachable".into(),
         }),
     };
+    let installed = |der: &[u8]| {
+        if let (Ok(cert), Ok(mut set)) = (
+            Retained::<Certificate>::from_der(der),
+            tally.installed.lock(),
+        ) {
+            set.insert(serial_text(cert.value()));
+        }
+    };
     let counter = match outcome {
-        Ok(RenewalOutcome::Renewed { .. }) => {
+        Ok(RenewalOutcome::Renewed { certificate, .. }) => {
+            installed(&certificate);
             let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
             if let Ok(mut l) = tally.latencies_us.lock() {
                 l.push(us);
@@ -404,6 +426,12 @@ fn attempt(client: &Client, ca: &ExternalCa, mode: Mode, tally: &Tally) -> Resul
         Ok(_) => &tally.rolled_back,
         Err(_) => match recover(&world.token, &mut journal).map_err(|e| e.to_string())? {
             RecoveryOutcome::Pending => &tally.pending,
+            RecoveryOutcome::Completed { .. } => {
+                if let Ok(cert) = card_certificate(client) {
+                    installed(cert.der());
+                }
+                &tally.recovered
+            }
             _ => &tally.recovered,
         },
     };
@@ -548,7 +576,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
                         || (kills.load(Ordering::Relaxed) < min_kills && now < hard_deadline)
                 };
                 while more() {
-                    if let Err(e) = attempt(client, ca, mode, tally) {
+                    if let Err(e) = attempt(client, ca, mode, config.retries, tally) {
                         if let Ok(mut f) = failures.lock() {
                             f.push(e);
                         }
@@ -627,7 +655,21 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
             Err(e) => violations.push(format!("{}: {e}", client.name)),
         }
     }
+    // Renewals the CA issued and audited that no card ever held: an answer lost for good
+    // (the client rolled back, or gave up its re-sends, after the CA had issued).
+    let installed = tally
+        .installed
+        .lock()
+        .map_err(|_| "tally lock poisoned")?
+        .clone();
+    let issued_not_installed = audit
+        .iter()
+        .filter(|r| r.outcome == "issued" && r.detail.starts_with("renewal of"))
+        .filter_map(|r| r.serial.as_ref())
+        .filter(|s| !installed.contains(*s) && !seen_on_cards.contains(*s))
+        .count() as u64;
     Ok(LoadReport {
+        issued_not_installed,
         attempts: tally.attempts.load(Ordering::Relaxed),
         renewed: tally.renewed.load(Ordering::Relaxed),
         rolled_back: tally.rolled_back.load(Ordering::Relaxed),

@@ -145,6 +145,7 @@ fn load(mut it: impl Iterator<Item = String>) -> ExitCode {
             seed: 1,
             min_kills: 1,
             prefill: 0,
+            retries: renewal_core::client::processor::RetryPolicy::default().attempts,
             ca_key: renewal_core::token::KeyAlgorithm::Rsa2048,
             gateways: 0,
             gateway_store: None,
@@ -199,6 +200,12 @@ fn load(mut it: impl Iterator<Item = String>) -> ExitCode {
                         .ok_or("--gateways needs a number")?
                 }
                 "--store" => c.gateway_store = Some(it.next().ok_or("--store needs a URL")?),
+                "--retries" => {
+                    c.retries = it
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .ok_or("--retries needs a number")?
+                }
                 "--prefill" => {
                     c.prefill = it
                         .next()

@@ -147,23 +147,30 @@ pub fn default_matrix() -> Vec<Scenario> {
                 ..base(format!("adcs/{name}/{m}"), mode, expected)
             });
         }
-        // Transport faults and bad answers.
+        // Transport faults and bad answers, on the first request (what a network does: the
+        // re-send goes through). A lost answer — dropped before or after the CA read the
+        // request, HTTP 5xx, a body that does not arrive whole or readable — is re-sent, the
+        // same bytes, and the CA's decision (the certificate it issued the first time, or
+        // issues now) is installed: renewed. A wrong-key certificate or a wrong signer is an
+        // answer, not a lost one: it is refused and rolled back, never re-sent.
         let faults: [(&str, Expected); 10] = [
             ("delay:100", Renewed),
-            ("drop-before-read", RolledBack),
-            ("drop-after-read", RolledBack),
-            ("http:500", RolledBack),
-            ("http:503", RolledBack),
-            ("malformed-body", RolledBack),
-            ("wrong-content-type", RolledBack),
-            ("truncated", RolledBack),
+            ("drop-before-read", Renewed),
+            ("drop-after-read", Renewed),
+            ("http:500", Renewed),
+            ("http:503", Renewed),
+            ("malformed-body", Renewed),
+            ("wrong-content-type", Renewed),
+            ("truncated", Renewed),
             ("wrong-key-certificate", RolledBack),
-            // A certs-only answer (simplereenroll) has no signer to get wrong — unless a
-            // gateway stands between: it forwards a simplereenroll as the RA's re-enrollment
-            // in CMC, and refuses the upstream's answer signed by another key.
+            // Direct, a CMC answer signed by another key is refused by the client: rolled back.
+            // A certs-only answer (simplereenroll) has no signer to get wrong: renewed.
+            // Through a gateway, the gateway refuses the upstream's unverifiable answer with a
+            // 502 (a lost answer to the client), and the client's re-send gets the upstream's
+            // record of its decision, signed right: renewed in every mode.
             (
                 "wrong-signer",
-                if cmc || crate::harness::gateway_route().is_some() {
+                if cmc && crate::harness::gateway_route().is_none() {
                     RolledBack
                 } else {
                     Renewed
@@ -172,11 +179,24 @@ pub fn default_matrix() -> Vec<Scenario> {
         ];
         for (fault, expected) in faults {
             out.push(Scenario {
-                ca: format!("[[rule]]\nfault = \"{fault}\"\n"),
+                ca: format!("[[rule]]\nrequest = 1\nfault = \"{fault}\"\n"),
                 ..base(
                     format!("net/{}/{m}", fault.replace(':', "-")),
                     mode,
                     expected,
+                )
+            });
+        }
+        // The CA unreachable every time (dropped before it reads, or 503 from a proxy): the
+        // re-sends are exhausted and the renewal rolls back. (An answer lost after the CA
+        // decided is not lost again: the re-send is answered from its record.)
+        for fault in ["drop-before-read", "http:503"] {
+            out.push(Scenario {
+                ca: format!("[[rule]]\nfault = \"{fault}\"\n"),
+                ..base(
+                    format!("net/{}-always/{m}", fault.replace(':', "-")),
+                    mode,
+                    RolledBack,
                 )
             });
         }

@@ -341,6 +341,9 @@ pub fn step_text(record: &Record) -> String {
         Record::GenerateIntent { .. } => "journal: generate-intent".into(),
         Record::Generated { container } => format!("journal: generated in {container}"),
         Record::Submitted { .. } => "journal: submitted".into(),
+        Record::Retry { attempt, reason } => {
+            format!("journal: retry {attempt}, the same request ({reason})")
+        }
         Record::Pending { .. } => "journal: pending".into(),
         Record::InstallIntent { .. } => "journal: install-intent".into(),
         Record::Installed => "journal: installed".into(),

@@ -25,6 +25,7 @@ fn config(mode: Mode, seed: u64) -> LoadConfig {
         ca_key: renewal_core::token::KeyAlgorithm::Rsa2048,
         gateways: 0,
         gateway_store: None,
+        retries: renewal_core::client::processor::RetryPolicy::default().attempts,
     }
 }
 

@@ -189,17 +189,33 @@ fn pending_survives_a_restart_and_is_collected_with_resume() {
     }
 }
 
+/// A lost answer is re-sent, not rolled back: the same request bytes over a new connection
+/// (still one PIN prompt). When the CA had decided — the answer dropped after it read the
+/// request, or arriving malformed, truncated or in the wrong content type — the re-send gets
+/// the certificate it issued (one certificate, renewed). When the CA is unreachable every
+/// time (dropped before it reads, 503 from a proxy), the re-sends run out and the renewal
+/// rolls back. A wrong-key certificate or a wrong signer is an answer, refused at once.
 #[test]
-fn transport_faults_and_bad_answers_roll_back() {
-    for fault in [
-        "drop-after-read",
-        "drop-before-read",
-        "http:503",
-        "malformed-body",
-        "wrong-content-type",
-        "truncated",
-        "wrong-key-certificate",
-        "wrong-signer",
+fn lost_answers_are_resent_and_bad_answers_roll_back() {
+    let issued = |world: &World| {
+        world
+            .ca
+            .as_ref()
+            .unwrap()
+            .counters()
+            .iter()
+            .find(|(n, _)| n == "issued")
+            .map_or(0, |(_, v)| *v)
+    };
+    for (fault, renews, certificates) in [
+        ("drop-after-read", true, 1),
+        ("malformed-body", true, 1),
+        ("wrong-content-type", true, 1),
+        ("truncated", true, 1),
+        ("drop-before-read", false, 0),
+        ("http:503", false, 0),
+        ("wrong-key-certificate", false, 1),
+        ("wrong-signer", false, 1),
     ] {
         let world = World::new(
             &format!("[[rule]]\nfault = \"{fault}\"\n"),
@@ -207,11 +223,16 @@ fn transport_faults_and_bad_answers_roll_back() {
         )
         .unwrap();
         let outcome = run(&world, Mode::FullCmc, 0, None).unwrap();
-        assert!(
-            matches!(outcome, RenewalOutcome::RolledBack { .. }),
-            "{fault}: {outcome:?}"
-        );
-        assert_untouched(&world);
+        if renews {
+            assert_renewed(&world, &outcome);
+        } else {
+            assert!(
+                matches!(outcome, RenewalOutcome::RolledBack { .. }),
+                "{fault}: {outcome:?}"
+            );
+            assert_untouched(&world);
+        }
+        assert_eq!(issued(&world), certificates, "{fault}");
         assert_eq!(world.pins.count(), 1, "{fault}");
     }
 }
@@ -550,4 +571,49 @@ fn wstep_pending_keeps_its_request_id_across_a_restart() {
         1,
         "one submission: {trail:#?}"
     );
+}
+
+/// A crash between re-sends: the journal holds the request and its retry, recovery keeps the
+/// new key (the CA may have issued), and `resume` sends the same bytes again — the
+/// certificate the CA issued for the lost answer is installed, and no second one is issued.
+#[test]
+fn a_crash_between_resends_resumes_with_the_same_request() {
+    let world = World::new(
+        "[[rule]]\nrequest = 1\nfault = \"drop-after-read\"\n",
+        KeyAlgorithm::EcP256,
+    )
+    .unwrap();
+    let crashed = run(&world, Mode::FullCmc, 0, Some(CrashPoint::Retry));
+    assert!(
+        matches!(crashed, Err(RenewalError::Crashed(CrashPoint::Retry))),
+        "{crashed:?}"
+    );
+    let mut journal = world.journal().unwrap();
+    assert!(matches!(
+        journal.current().last(),
+        Some(renewal_core::client::journal::Record::Retry { attempt: 1, .. })
+    ));
+    assert_eq!(
+        recover(&world.token, &mut journal).unwrap(),
+        RecoveryOutcome::Pending
+    );
+    let mut service = world.service(Mode::FullCmc).unwrap();
+    let outcome = resume(
+        world.token.clone(),
+        &mut service,
+        &mut journal,
+        world.config(Mode::FullCmc, 0, None),
+    )
+    .unwrap();
+    assert_renewed(&world, &outcome);
+    let issued = world
+        .ca
+        .as_ref()
+        .unwrap()
+        .counters()
+        .iter()
+        .find(|(n, _)| n == "issued")
+        .map_or(0, |(_, v)| *v);
+    assert_eq!(issued, 1, "one certificate for the request");
+    assert_eq!(world.pins.count(), 1);
 }

@@ -82,6 +82,10 @@ pub struct Tracked {
     /// Polls of a pending request within one attempt.
     #[serde(default = "default_polls")]
     pub max_polls: u32,
+    /// Re-sends of the same request within one attempt when its answer is lost (dropped,
+    /// timed out, truncated, HTTP 5xx) before the attempt rolls back (default 4).
+    #[serde(default = "default_resends")]
+    pub resends: u32,
     /// Command (argv, no shell) run after a renewal.
     #[serde(default)]
     pub post_renew: Vec<String>,
@@ -106,6 +110,10 @@ fn default_mode() -> String {
 
 fn default_polls() -> u32 {
     0
+}
+
+fn default_resends() -> u32 {
+    4
 }
 
 impl AgentConfig {

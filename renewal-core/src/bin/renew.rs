@@ -227,12 +227,17 @@ struct Common {
     /// PIV management key (48 hex digits, 3DES; default: the well-known test key).
     #[arg(long = "management-key")]
     management_key: Option<String>,
-    /// Journal file (default: ~/.cardrenew/journal.jsonl).
+    /// Journal file (default: ~/.cardrenew/journal-<card>-<container>.jsonl, one per card).
     #[arg(long)]
     journal: Option<PathBuf>,
     /// Print the outcome as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Re-sends of the same request when its answer is lost (connection dropped, timeout,
+    /// truncated answer, HTTP 5xx), waiting 2, 4, 8, 16 s (or the server's Retry-After, at
+    /// most 30 s) before rolling back; 0 rolls back at once.
+    #[arg(long, default_value_t = 4)]
+    retries: u32,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -565,13 +570,14 @@ mod renewal {
             trust_anchors: anchors,
             max_polls,
             sleep: Box::new(|d| {
-                eprintln!(
-                    "renew: pending at the CA; asking again in {} s",
-                    d.as_secs()
-                );
+                eprintln!("renew: asking the CA again in {} s", d.as_secs());
                 std::thread::sleep(d)
             }),
             crash_after: None,
+            retry: renewal_core::client::processor::RetryPolicy {
+                attempts: common.retries,
+                ..Default::default()
+            },
         }
     }
 
@@ -787,8 +793,8 @@ mod renewal {
             }
             RecoveryOutcome::Pending => {
                 return Err(
-                    "a renewal of this card is pending at the CA: run `renew resume` \
-                            to collect it"
+                    "a renewal of this card awaits the CA's answer (pending there, or its \
+                     answer was lost): run `renew resume` to collect it"
                         .into(),
                 );
             }
@@ -849,7 +855,9 @@ mod renewal {
                 format!("completed the renewal; the certificate is in {container}")
             }
             RecoveryOutcome::Pending => {
-                "a request is pending at the CA: run `renew resume`".to_string()
+                "a request awaits the CA's answer (pending there, or its answer was lost): \
+                 run `renew resume`"
+                    .to_string()
             }
         };
         eprintln!("renew: {text}");

@@ -329,10 +329,11 @@ impl HttpsService {
 
 /// An HTTP error answer: its status and the start of its body (never the whole of a hostile
 /// server's output).
-fn http_error(status: StatusCode, body: &[u8]) -> ServiceError {
+fn http_error(status: StatusCode, headers: &hyper::HeaderMap, body: &[u8]) -> ServiceError {
     ServiceError::Http {
         status: status.as_u16(),
         text: String::from_utf8_lossy(body).chars().take(200).collect(),
+        retry_after: retry_after(headers),
     }
 }
 
@@ -412,9 +413,15 @@ impl HttpsService {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/soap+xml"));
-        // SOAP faults come with HTTP 500; anything else that is not SOAP is an HTTP error.
+        // SOAP faults come with HTTP 500; anything else that is not SOAP is an HTTP error —
+        // or, with a success status, an answer that cannot be read.
         if !soap {
-            return Err(http_error(status, &answer));
+            if status.is_success() {
+                return Err(ServiceError::BadAnswer(format!(
+                    "HTTP {status} without a SOAP envelope"
+                )));
+            }
+            return Err(http_error(status, &headers, &answer));
         }
         let parsed = parse_answer(&answer, &XmlLimits::default())
             .map_err(|e| ServiceError::BadAnswer(e.to_string()))?;
@@ -459,9 +466,9 @@ impl HttpsService {
     pub fn get_policies(&mut self) -> Result<crate::xcep::Policies, ServiceError> {
         let url = self.config.base_url.clone();
         let payload = Bytes::from(crate::xcep::build_request(&message_id()?, &url));
-        let (status, _, body) = self.post_soap(&url, payload)?;
+        let (status, headers, body) = self.post_soap(&url, payload)?;
         if status != StatusCode::OK {
-            return Err(http_error(status, &body));
+            return Err(http_error(status, &headers, &body));
         }
         crate::xcep::parse_response(&body, &crate::wstep::XmlLimits::default())
             .map_err(|e| ServiceError::BadAnswer(e.to_string()))
@@ -506,7 +513,7 @@ impl RenewalService for HttpsService {
                     .map_err(|e| ServiceError::BadAnswer(e.to_string()))?;
                 Ok(parsed.certificates)
             }
-            (status, _, body) => Err(http_error(status, &body)),
+            (status, headers, body) => Err(http_error(status, &headers, &body)),
         }
     }
 
@@ -562,7 +569,7 @@ impl RenewalService for HttpsService {
             StatusCode::OK => Err(ServiceError::BadAnswer(format!(
                 "unexpected content type {content_type:?}"
             ))),
-            status => Err(http_error(status, &body)),
+            status => Err(http_error(status, &headers, &body)),
         }
     }
 }

@@ -42,6 +42,15 @@ pub enum Record {
         /// The request.
         request: String,
     },
+    /// The answer to the request was lost (dropped, timed out, unreadable, HTTP 5xx): the
+    /// same request is about to be sent again — try `attempt` (1 = the first re-send). A
+    /// crash now leaves a request the CA may have decided: `resume` sends it again.
+    Retry {
+        /// Which re-send.
+        attempt: u32,
+        /// What happened to the previous answer.
+        reason: String,
+    },
     /// The CA took the request under submission.
     Pending {
         /// Seconds it asked us to wait.

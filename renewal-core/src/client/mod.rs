@@ -94,10 +94,34 @@ pub enum ServiceError {
         status: u16,
         /// Start of the body.
         text: String,
+        /// Seconds the server asked to wait (`Retry-After`), when it said.
+        retry_after: Option<u64>,
     },
     /// An answer we cannot read.
     #[error("unreadable answer from the CA: {0}")]
     BadAnswer(String),
+}
+
+impl ServiceError {
+    /// Whether the answer to a sent request was lost rather than given: the connection
+    /// dropped or timed out, the body came truncated or unreadable, or a server or proxy
+    /// answered 5xx. The CA may have decided; re-sending the same bytes gets its decision
+    /// (it answers a re-sent request idempotently). A 4xx or a readable refusal is an answer.
+    pub fn lost_answer(&self) -> bool {
+        match self {
+            Self::Connection(_) | Self::Timeout | Self::BadAnswer(_) => true,
+            Self::Http { status, .. } => *status >= 500,
+            Self::Config(_) => false,
+        }
+    }
+
+    /// The wait the server asked for, when it did.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Self::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
 }
 
 /// The server as the client sees it.

@@ -91,6 +91,7 @@ fn common_for(t: &Tracked, dir: &Path) -> Common {
         management_key: t.management_key.clone(),
         journal: Some(dir.join(format!("{}.journal.jsonl", t.name))),
         json: false,
+        retries: t.resends,
     }
 }
 

@@ -195,6 +195,7 @@ mod tests {
             template: None,
             trust_anchors: vec![sample.ca_cert.clone()],
             max_polls: 0,
+            retry: crate::client::processor::RetryPolicy::default(),
         };
         verify_issued(
             &cx,

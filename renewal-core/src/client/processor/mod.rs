@@ -68,6 +68,8 @@ pub enum CrashPoint {
     SupersedeIntent,
     /// After `RollbackIntent`.
     RollbackIntent,
+    /// After a `Retry` (reached only when an answer was lost; not in [`CrashPoint::ALL`]).
+    Retry,
 }
 
 impl CrashPoint {
@@ -82,6 +84,7 @@ impl CrashPoint {
                 | (Self::Installed, Record::Installed)
                 | (Self::SupersedeIntent, Record::SupersedeIntent)
                 | (Self::RollbackIntent, Record::RollbackIntent { .. })
+                | (Self::Retry, Record::Retry { .. })
         )
     }
 
@@ -101,6 +104,45 @@ impl CrashPoint {
 /// Waits out a `Retry-After` (tests pass a virtual one that advances the CA's clock).
 pub type Sleeper = Box<dyn FnMut(Duration)>;
 
+/// How a lost answer is retried before the renewal rolls back: the same request bytes —
+/// same new key, transactionId and nonce — sent again over a new connection (the card
+/// session, and its one PIN verification, stay); the CA answers a re-sent request with its
+/// decision, never a second one. Only a definite answer (a refusal, a 4xx), or the retries
+/// exhausted, rolls back.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct RetryPolicy {
+    /// Re-sends after the first try (0: roll back at once).
+    pub attempts: u32,
+    /// The wait before the first re-send; each next one doubles.
+    pub first_wait: Duration,
+    /// The longest wait, also for a `Retry-After` the server asked for.
+    pub max_wait: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Four re-sends within about half a minute: 2, 4, 8, 16 s.
+    fn default() -> Self {
+        Self {
+            attempts: 4,
+            first_wait: Duration::from_secs(2),
+            max_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before re-send `attempt` (1-based): the server's `Retry-After` when it gave
+    /// one, else the doubling backoff; never more than `max_wait`.
+    pub fn wait(&self, attempt: u32, asked: Option<u64>) -> Duration {
+        let backoff = self
+            .first_wait
+            .saturating_mul(1 << attempt.saturating_sub(1).min(16));
+        asked
+            .map_or(backoff, Duration::from_secs)
+            .min(self.max_wait)
+    }
+}
+
 /// How to renew.
 pub struct RenewalConfig {
     /// The container holding the certificate to renew.
@@ -117,6 +159,8 @@ pub struct RenewalConfig {
     pub sleep: Sleeper,
     /// Stop as if crashed after this journal record (tests).
     pub crash_after: Option<CrashPoint>,
+    /// How a lost answer is retried.
+    pub retry: RetryPolicy,
 }
 
 /// How a run ended.
@@ -232,6 +276,7 @@ impl RenewalConfig {
             template: self.template,
             trust_anchors: self.trust_anchors,
             max_polls: self.max_polls,
+            retry: self.retry,
         };
         (context, self.sleep, self.crash_after)
     }
@@ -306,6 +351,7 @@ pub fn recover(
         template: None,
         trust_anchors: Vec::new(),
         max_polls: 0,
+        retry: RetryPolicy::default(),
     };
     let mut service = NoService;
     let mut driver = Driver::new(token.clone(), &mut service, journal, Box::new(drop), None);

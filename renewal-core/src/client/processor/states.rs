@@ -42,6 +42,8 @@ pub struct Context {
     pub trust_anchors: Vec<Retained<Certificate>>,
     /// How many times to poll a pending request before leaving it for `resume`.
     pub max_polls: u32,
+    /// How a lost answer is retried.
+    pub retry: super::RetryPolicy,
 }
 
 /// The certificate being renewed, as found on the card, with the key type its renewal gets.
@@ -343,6 +345,7 @@ impl Build {
                 new: self.new,
                 request,
                 polls: 0,
+                tries: 0,
             }))),
             // The new key exists: whatever went wrong, it goes (no orphan container).
             Err(RenewalError::Card { step, source }) => {
@@ -412,18 +415,34 @@ pub struct Submit {
     new: NewKey,
     request: Vec<u8>,
     polls: u32,
+    /// Re-sends so far after lost answers.
+    tries: u32,
 }
 
 impl Submit {
     fn step(self, cx: &Context, fx: &mut dyn Effects) -> Result<Next, RenewalError> {
-        if self.polls == 0 {
+        if self.polls == 0 && self.tries == 0 {
             fx.record(Record::Submitted {
                 request: hex(&self.request),
             })?;
         }
         let retry_after = match fx.submit(&self.request) {
-            // The CA may or may not have acted on the request. The old certificate is still
-            // valid either way; the new key is useless without the answer.
+            // The answer was lost: the CA may have decided. The same bytes again get its
+            // decision (never a second one), journaled first so a crash resumes with them.
+            Err(e) if e.lost_answer() && self.tries < cx.retry.attempts => {
+                let attempt = self.tries + 1;
+                fx.record(Record::Retry {
+                    attempt,
+                    reason: e.to_string(),
+                })?;
+                fx.wait(cx.retry.wait(attempt, e.retry_after()));
+                return Ok(Next::Continue(State::Submit(Self {
+                    tries: attempt,
+                    ..self
+                })));
+            }
+            // A definite answer, or the retries exhausted: the old certificate is still valid;
+            // the new key is useless without a certificate.
             Err(e) => return Ok(RollBack::of(self.new.id, format!("submission: {e}"))),
             Ok(ServiceAnswer::Pending { retry_after }) => retry_after,
             Ok(ServiceAnswer::Refused { text }) => {
@@ -623,7 +642,10 @@ pub struct Resume {
 impl Resume {
     /// Reads the pending renewal from the current journal records.
     pub fn from_journal(records: &[Record]) -> Result<Self, RenewalError> {
-        if !matches!(records.last(), Some(Record::Pending { .. })) {
+        if !matches!(
+            records.last(),
+            Some(Record::Pending { .. } | Record::Retry { .. })
+        ) {
             return Err(RenewalError::Precondition(
                 "no pending renewal in the journal".into(),
             ));
@@ -675,6 +697,7 @@ impl Resume {
             new: NewKey { id: self.new, spki },
             request: self.request,
             polls: 1,
+            tries: 0,
         })))
     }
 }
@@ -703,7 +726,11 @@ impl Recover {
             None | Some(Record::Done { .. } | Record::RolledBack) => {
                 Ok(Next::Finished(Finished::Clean))
             }
-            Some(Record::Pending { .. }) => Ok(Next::Finished(Finished::Pending)),
+            // Pending at the CA, or an answer lost between re-sends: the request may be (or
+            // become) a certificate; the key stays and `resume` sends the same bytes again.
+            Some(Record::Pending { .. } | Record::Retry { .. }) => {
+                Ok(Next::Finished(Finished::Pending))
+            }
             Some(Record::InstallIntent { .. } | Record::Installed | Record::SupersedeIntent) => {
                 // The CA issued and the certificate passed the checks: go forward.
                 let new = new.ok_or(RenewalError::Precondition(
