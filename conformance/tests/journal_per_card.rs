@@ -90,3 +90,52 @@ fn recovery_acts_on_the_journals_card_only() {
     assert_eq!(containers(&a), a_before);
     a.check_invariant().unwrap();
 }
+
+/// The journal's disk is full: the renewal refuses to start — the journal's first record
+/// cannot be written, so no key is generated — and says why. (On a 64 KiB tmpfs the test
+/// fills; skipped, with the reason, where this machine refuses a test a mount.)
+#[test]
+fn a_full_journal_disk_refuses_before_any_key_is_generated() {
+    let dir = std::env::temp_dir().join(format!("journal-full-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&dir)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("NOTE: no tmpfs here (mount refused): nothing to fill");
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _unmount = Unmount(dir.clone());
+    let mut journal = Journal::open(&dir.join("journal.jsonl")).unwrap();
+    {
+        use std::io::Write;
+        let mut filler = std::fs::File::create(dir.join("filler")).unwrap();
+        while filler.write_all(&[0u8; 1024]).is_ok() {}
+    }
+    let world = World::new("", KeyAlgorithm::EcP256).unwrap();
+    let before = containers(&world);
+    let mut service = world.service(Mode::FullCmc).unwrap();
+    let refused = Renewal::new(
+        world.token.clone(),
+        &mut service,
+        &mut journal,
+        world.config(Mode::FullCmc, 0, None),
+    )
+    .run();
+    let Err(e @ RenewalError::Journal(_)) = refused else {
+        panic!("started on a full disk: {refused:?}")
+    };
+    assert!(e.to_string().contains("No space left"), "{e}");
+    assert_eq!(containers(&world), before, "a key was generated");
+    world.check_invariant().unwrap();
+}

@@ -36,6 +36,10 @@ pub enum Rejection {
     /// Over the size limit.
     #[error("request too large")]
     TooLarge,
+    /// The state database cannot take the decision right now (disk full, database gone):
+    /// nothing was decided, the client is told to come back (HTTP 503 + Retry-After).
+    #[error("the CA's state database is unavailable ({0}): nothing was decided, try again")]
+    Unavailable(String),
     /// The renewed certificate has this many requests pending already.
     #[error("{0} requests of this certificate are pending already: wait until one is decided")]
     PendingLimit(u32),
@@ -128,6 +132,7 @@ impl Rejection {
         let (fail_info, hresult, http) = match self {
             Self::TooLarge => (BadRequest, 0x8009_4007, 413), // CERTSRV_E_ENCODING_LENGTH
             Self::PendingLimit(_) => (BadRequest, 0x8009_4011, 429), // CERTSRV_E_ENROLL_DENIED
+            Self::Unavailable(_) => (InternalCaError, 0x8007_06BA, 503), // RPC_S_SERVER_UNAVAILABLE
             Self::Malformed(_) => (BadRequest, 0x8007_000D, 400), // ERROR_INVALID_DATA
             Self::BadSignature(_) => (BadMessageCheck, 0x8009_0006, 400), // NTE_BAD_SIGNATURE
             Self::PopFailed => (PopFailed, 0x8009_0006, 400), // NTE_BAD_SIGNATURE
@@ -165,7 +170,26 @@ impl Rejection {
 
 impl From<StoreError> for Rejection {
     fn from(e: StoreError) -> Self {
-        Self::Internal(e.to_string())
+        Self::Unavailable(e.to_string())
+    }
+}
+
+impl Rejection {
+    /// Not a decision: the state database could not take one (see [`Rejection::Unavailable`]).
+    /// The answer is an HTTP 503 with Retry-After, never a signed refusal the client would
+    /// roll back on.
+    pub fn unavailable(&self, retry_after: u64) -> Option<crate::backend::UpstreamFailure> {
+        match self {
+            Self::Unavailable(why) => {
+                tracing::error!(error = %why, "the state database refused the decision: answering 503");
+                Some(crate::backend::UpstreamFailure {
+                    status: 503,
+                    retry_after: Some(retry_after),
+                    text: self.to_string(),
+                })
+            }
+            _ => None,
+        }
     }
 }
 

@@ -117,6 +117,9 @@ impl Gateway {
                 });
             }
             Err(r) => {
+                if let Some(failure) = r.unavailable(self.policy.retry_after) {
+                    return Err(failure);
+                }
                 self.record_refusal(origin, Some(item.template), &r);
                 return Ok(GatewayAnswer::rejected(&r));
             }
@@ -154,6 +157,9 @@ impl Gateway {
         });
         drop(store);
         recorded.or_else(|r| {
+            if let Some(failure) = r.unavailable(self.policy.retry_after) {
+                return Err(failure);
+            }
             self.record_refusal(origin, Some(item.template), &r);
             Ok(GatewayAnswer::rejected(&r))
         })
@@ -199,7 +205,7 @@ impl Gateway {
         );
         match decided {
             Ok(answer) => self.respond(answer, Some(&accepted)),
-            Err(failure) => Self::failure_reply(failure),
+            Err(failure) => CmcReply::unavailable(failure),
         }
     }
 

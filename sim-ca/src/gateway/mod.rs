@@ -311,16 +311,6 @@ impl Gateway {
             upstream: None,
         }
     }
-
-    fn failure_reply(failure: UpstreamFailure) -> CmcReply {
-        CmcReply {
-            body: Vec::new(),
-            outcome: Outcome::Failed { fail_info: None },
-            fault: None,
-            retry_after: failure.retry_after,
-            upstream: Some(failure),
-        }
-    }
 }
 
 impl Backend for Gateway {

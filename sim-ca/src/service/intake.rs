@@ -241,6 +241,9 @@ impl Ca {
         let answer = match result {
             Ok(answer) => answer,
             Err(r) => {
+                if let Some(failure) = r.unavailable(DEFAULT_RETRY_SECS) {
+                    return CmcReply::unavailable(failure);
+                }
                 self.record_refusal(&store, &origin, Some(&accepted.template.name), &r, None);
                 Answer::rejected(&r)
             }
@@ -283,6 +286,9 @@ impl Ca {
         let (answer, fault) = match result {
             Ok(answer) => answer,
             Err(r) => {
+                if let Some(failure) = r.unavailable(DEFAULT_RETRY_SECS) {
+                    return CmcReply::unavailable(failure);
+                }
                 self.record_refusal(&store, &origin, Some(&accepted.template.name), &r, None);
                 (SimpleOutcome::Rejected(r), None)
             }
@@ -339,7 +345,12 @@ impl Ca {
         });
         let (answer, fault) = match result {
             Ok(answer) => answer,
-            Err(r) => return refuse(r, Some(&accepted.template.name)),
+            Err(r) => {
+                if let Some(failure) = r.unavailable(DEFAULT_RETRY_SECS) {
+                    return (SimpleReply::Unavailable(failure), None);
+                }
+                return refuse(r, Some(&accepted.template.name));
+            }
         };
         let reply = match answer {
             SimpleOutcome::Issued(cert) => match build_certs_only(&[*cert]) {

@@ -74,6 +74,19 @@ pub struct CmcReply {
     pub upstream: Option<crate::backend::UpstreamFailure>,
 }
 
+impl CmcReply {
+    /// No decision: the HTTP answer says why (no CMC body: nothing was decided to sign).
+    pub fn unavailable(failure: crate::backend::UpstreamFailure) -> Self {
+        Self {
+            body: Vec::new(),
+            outcome: Outcome::Failed { fail_info: None },
+            fault: None,
+            retry_after: failure.retry_after,
+            upstream: Some(failure),
+        }
+    }
+}
+
 /// The answer to an EST simplereenroll.
 #[derive(Debug)]
 pub enum SimpleReply {
