@@ -1,0 +1,158 @@
+//! The shared PostgreSQL store stops (`pg_ctl stop -m immediate`, as a crash) and comes back:
+//! while it is gone the CA and the gateway answer 503 + Retry-After (nothing decided, nothing
+//! half written), and when it returns they reconnect by themselves and the same request is
+//! decided — once. The test runs its own throwaway cluster (`scripts/pg-temp.sh`: PostgreSQL
+//! from Debian, required under `CI=true`).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::{path::PathBuf, process::Command};
+
+use common::{Upstream, parse};
+use renewal_core::cmc::Outcome;
+use sim_ca::store::Store;
+
+/// A cluster of our own: its directory, its URL; stopped and removed on drop.
+struct Cluster {
+    dir: PathBuf,
+    url: String,
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/pg-temp.sh")
+}
+
+impl Cluster {
+    fn start() -> Option<Self> {
+        let out = Command::new(script()).output().ok()?;
+        if !out.status.success() {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "PostgreSQL is required under CI=true: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            eprintln!(
+                "SKIP: no PostgreSQL server binaries ({})",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return None;
+        }
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let (dir, url) = text.split_once(' ')?;
+        Some(Self {
+            dir: PathBuf::from(dir),
+            url: url.to_string(),
+        })
+    }
+
+    /// `pg_ctl` on this cluster, as its owner (`postgres` when we are root).
+    fn pg_ctl(&self, args: &[&str]) {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin/pg_ctl"))
+            .filter(|p| p.exists())
+            .max()
+            .unwrap();
+        let data = self.dir.join("data");
+        let mut cmd = if nix_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&bin);
+            c
+        } else {
+            Command::new(&bin)
+        };
+        let status = cmd.arg("-D").arg(&data).args(args).output().unwrap();
+        assert!(
+            status.status.success(),
+            "pg_ctl {args:?}: {}",
+            String::from_utf8_lossy(&status.stderr)
+        );
+    }
+
+    fn crash(&self) {
+        self.pg_ctl(&["-m", "immediate", "-w", "stop"]);
+    }
+
+    fn restart(&self) {
+        let options = format!(
+            "-c listen_addresses= -k {} -c max_connections=200",
+            self.dir.display()
+        );
+        let log = self.dir.join("server.log");
+        self.pg_ctl(&["-l", log.to_str().unwrap(), "-w", "-o", &options, "start"]);
+    }
+}
+
+fn nix_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).arg("stop").arg(&self.dir).status();
+    }
+}
+
+#[test]
+fn the_store_stops_and_comes_back_503_meanwhile_then_decided_once() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    // The simulated CA on the cluster, a gateway in front of it on the same cluster.
+    let upstream = Upstream::start("");
+    let ca = {
+        let clock = sim_ca::clock::Clock::fixed(common::now());
+        std::sync::Arc::new(
+            sim_ca::Ca::new(
+                upstream.ca.authority().duplicate().unwrap(),
+                Store::connect(&cluster.url).unwrap(),
+                &sim_ca::scenario::Scenario::default(),
+                clock,
+            )
+            .unwrap(),
+        )
+    };
+    let user = upstream.user();
+    let first = ca.handle_cmc(&user.request(), user.old_cert.der());
+    assert_eq!(parse(&first.body).outcome, Outcome::Issued);
+
+    cluster.crash();
+    let request = user.request_for_another_key();
+    let reply = ca.handle_cmc(&request, user.old_cert.der());
+    let failure = reply.upstream.expect("a 503 while the store is gone");
+    assert_eq!((failure.status, failure.retry_after.is_some()), (503, true));
+    assert!(reply.body.is_empty());
+    // Still gone: still a 503 (no decision cached anywhere).
+    assert!(
+        ca.handle_cmc(&request, user.old_cert.der())
+            .upstream
+            .is_some()
+    );
+
+    cluster.restart();
+    let reply = ca.handle_cmc(&request, user.old_cert.der());
+    assert_eq!(
+        parse(&reply.body).outcome,
+        Outcome::Issued,
+        "{:?}",
+        reply.upstream
+    );
+    let again = ca.handle_cmc(&request, user.old_cert.der());
+    assert_eq!(
+        parse(&again.body).certificates,
+        parse(&reply.body).certificates
+    );
+    let issued = ca
+        .counters()
+        .iter()
+        .find(|(n, _)| n == "issued")
+        .map_or(0, |(_, v)| *v);
+    assert_eq!(issued, 2, "one certificate per request");
+    assert!(ca.audit_trail().iter().all(|r| r.outcome != "refused"));
+}
