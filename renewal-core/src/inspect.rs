@@ -245,6 +245,49 @@ fn inspect_wstep(input: &[u8], limits: &Limits) -> Result<Inspection> {
     })
 }
 
+/// Names the PKCS#10 spells otherwise than the certificate it renews (compared by RFC 5280
+/// §7.1: another string type or case is the same name): ADCS issues a renewal with the renewed
+/// certificate's names whatever the request says; a strict CA refuses it.
+fn name_findings(
+    req: &x509_cert::request::CertReq,
+    renewed: &x509_cert::Certificate,
+) -> Vec<crate::cmc::verify_request::Finding> {
+    use crate::cmc::verify_request::Finding;
+    let mut out = Vec::new();
+    let subject = renewed.tbs_certificate().subject();
+    if !crate::x509::same_name(&req.info.subject, subject) {
+        out.push(Finding {
+            severity: Severity::Warning,
+            clause: "RFC 5280 §7.1; MS-WCCE renewal",
+            message: format!(
+                "the PKCS#10 spells the subject \"{}\"; the certificate being renewed is \"{subject}\" \
+                 (ADCS issues the renewed certificate's names)",
+                req.info.subject
+            ),
+        });
+    }
+    let san = |exts: Option<&[x509_cert::ext::Extension]>| {
+        exts.unwrap_or_default()
+            .iter()
+            .find(|e| e.extn_id == oids::SUBJECT_ALT_NAME)
+            .map(|e| {
+                use der::Decode;
+                x509_cert::ext::pkix::SubjectAltName::from_der(e.extn_value.as_bytes()).ok()
+            })
+    };
+    let asked = crate::cmc::verify_request::requested_extensions(req).ok();
+    if san(asked.as_deref()) != san(renewed.tbs_certificate().extensions().map(Vec::as_slice)) {
+        out.push(Finding {
+            severity: Severity::Warning,
+            clause: "RFC 5280 §7.1; MS-WCCE renewal",
+            message: "the PKCS#10 asks for other subjectAltNames than the certificate being \
+                      renewed has (ADCS issues the renewed certificate's)"
+                .into(),
+        });
+    }
+    out
+}
+
 fn inspect_request(der: &[u8], limits: &Limits) -> Result<Inspection> {
     let strict = parse_request(der, limits)?;
     let findings = strict.findings();
@@ -300,6 +343,17 @@ fn inspect_request(der: &[u8], limits: &Limits) -> Result<Inspection> {
         RequestContent::Cmc(pki) => root.push(pki_data_node(pki)),
         RequestContent::Pkcs10(req) => root.push(pkcs10_node("eContent: PKCS#10", req)),
     }
+    let facts = match profile {
+        Profile::Strict => strict_facts,
+        Profile::Adcs => parsed.verify(),
+    };
+    let mut findings = findings;
+    if let Ok(f) = &facts {
+        findings.extend(name_findings(
+            f.pkcs10.value(),
+            f.renewal_certificate.value(),
+        ));
+    }
     if !findings.is_empty() {
         let mut n = Node::new(format!("Findings ({})", findings.len()));
         for f in &findings {
@@ -314,10 +368,7 @@ fn inspect_request(der: &[u8], limits: &Limits) -> Result<Inspection> {
         }
         root.push(n);
     }
-    let facts = match profile {
-        Profile::Strict => strict_facts,
-        Profile::Adcs => parsed.verify(),
-    };
+
     let valid_under = match (&facts, profile) {
         (Ok(_), Profile::Strict) => "verified",
         (Ok(_), Profile::Adcs) => "verified under the adcs profile only",
