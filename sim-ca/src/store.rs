@@ -17,6 +17,7 @@ use crate::durability::GroupSync;
 
 mod audit;
 mod pending;
+mod pg_tls;
 mod schema;
 mod sql;
 mod upkeep;
@@ -40,6 +41,9 @@ pub enum StoreError {
     /// A row is not what the schema promises.
     #[error("state database: {0}")]
     Schema(String),
+    /// The connection's settings are unusable (a TLS mode without its CA file, ...).
+    #[error("state database connection: {0}")]
+    Config(String),
 }
 
 /// The server's own words when it sent an error (the driver's `Display` says only "db

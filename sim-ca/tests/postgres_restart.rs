@@ -47,29 +47,12 @@ impl Cluster {
         })
     }
 
-    /// `pg_ctl` on this cluster, as its owner (`postgres` when we are root).
+    /// `pg_ctl` on this cluster, as its owner.
     fn pg_ctl(&self, args: &[&str]) {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .map(|e| e.path().join("bin/pg_ctl"))
-            .filter(|p| p.exists())
-            .max()
-            .unwrap();
         let data = self.dir.join("data");
-        let mut cmd = if nix_root() {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&bin);
-            c
-        } else {
-            Command::new(&bin)
-        };
-        let status = cmd.arg("-D").arg(&data).args(args).output().unwrap();
-        assert!(
-            status.status.success(),
-            "pg_ctl {args:?}: {}",
-            String::from_utf8_lossy(&status.stderr)
-        );
+        let mut all = vec!["-D", data.to_str().unwrap()];
+        all.extend_from_slice(args);
+        common::pg::run("pg_ctl", &all);
     }
 
     fn crash(&self) {
@@ -84,13 +67,6 @@ impl Cluster {
         let log = self.dir.join("server.log");
         self.pg_ctl(&["-l", log.to_str().unwrap(), "-w", "-o", &options, "start"]);
     }
-}
-
-fn nix_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 impl Drop for Cluster {

@@ -143,7 +143,16 @@ fn dollar(sql: &str) -> String {
 
 impl Postgres {
     pub(crate) fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = postgres::Client::connect(url, postgres::NoTls)?;
+        use std::str::FromStr;
+        let (plain_url, mode) = super::pg_tls::split(url)?;
+        let mut config = postgres::Config::from_str(&plain_url)?;
+        let client = match mode {
+            super::pg_tls::Mode::Plain => config.connect(postgres::NoTls)?,
+            super::pg_tls::Mode::Verified { root, full } => {
+                config.ssl_mode(postgres::config::SslMode::Require);
+                config.connect(super::pg_tls::connector(&root, full)?)?
+            }
+        };
         Ok(Self {
             url: url.to_string(),
             client,

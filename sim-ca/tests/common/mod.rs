@@ -464,3 +464,55 @@ pub fn same_transaction_at_once(
         })
         .collect()
 }
+
+/// A throwaway PostgreSQL cluster of a test's own (Debian's server binaries), run as its
+/// owner (`postgres` when the test is root).
+pub mod pg {
+    use std::{path::Path, process::Command};
+
+    /// A server binary (`initdb`, `pg_ctl`) of the newest installed PostgreSQL.
+    pub fn bin(name: &str) -> Option<std::path::PathBuf> {
+        std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin").join(name))
+            .filter(|p| p.exists())
+            .max()
+    }
+
+    /// Whether this process is root.
+    pub fn root() -> bool {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+    }
+
+    /// Runs a server binary with `args` as the cluster's owner; panics with its stderr.
+    pub fn run(name: &str, args: &[&str]) {
+        let bin = bin(name).expect("PostgreSQL server binaries");
+        let mut cmd = if root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&bin);
+            c
+        } else {
+            Command::new(&bin)
+        };
+        let out = cmd.args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Hands `path` to the cluster's owner (when root).
+    pub fn own(path: &Path) {
+        if root() {
+            let _ = Command::new("chown")
+                .args(["-R", "postgres:"])
+                .arg(path)
+                .status();
+        }
+    }
+}
