@@ -113,6 +113,9 @@ pub struct LoadReport {
     pub latencies_us: Vec<u64>,
     /// CPU time of the server processes (user + system, from `/proc/PID/stat`), all lives.
     pub server_cpu: Duration,
+    /// Each server process (the CA, then the gateways): its footprint once the run was warm
+    /// (a tenth of the way in) and at its end — for the CA, of its life then (kills restart it).
+    pub footprints: Vec<(String, Footprint, Footprint)>,
     /// CPU time of this process while the clients ran (all client threads, their virtual
     /// cards included).
     pub client_cpu: Duration,
@@ -184,6 +187,15 @@ impl LoadReport {
         } else {
             perf
         };
+        let perf = self.footprints.iter().fold(perf, |out, (name, start, end)| {
+            format!(
+                "{out}footprint     {name}: RSS {:.1} -> {:.1} MiB, fds {} -> {} (warm -> end)\n",
+                start.rss_kib as f64 / 1024.0,
+                end.rss_kib as f64 / 1024.0,
+                start.fds,
+                end.fds
+            )
+        });
         let violations: String = self
             .violations
             .iter()
@@ -235,11 +247,40 @@ pub fn cpu_ticks(pid: &str) -> Option<u64> {
     Some(utime + stime)
 }
 
+/// What a process holds: resident memory (KiB, `VmRSS` of `/proc/PID/status`) and open file
+/// descriptors (entries of `/proc/PID/fd`).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct Footprint {
+    /// Resident set, KiB.
+    pub rss_kib: u64,
+    /// Open descriptors.
+    pub fds: usize,
+}
+
+/// The footprint of process `pid`, when it can be read.
+pub fn footprint(pid: u32) -> Option<Footprint> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count();
+    Some(Footprint { rss_kib, fds })
+}
+
 fn ticks_to_duration(ticks: u64) -> Duration {
     Duration::from_millis(ticks * 1000 / USER_HZ)
 }
 
 impl Server {
+    /// The running life's footprint.
+    fn footprint(&self) -> Option<Footprint> {
+        footprint(self.child.as_ref()?.id())
+    }
+
     fn start(&mut self) -> Result<(), String> {
         let child = Command::new(&self.binary)
             .args(&self.args)
@@ -564,7 +605,48 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
     };
     let own_pid = std::process::id().to_string();
     let client_ticks_before = cpu_ticks(&own_pid).unwrap_or(0);
+    let samples: Mutex<Vec<(String, Option<Footprint>, Option<Footprint>)>> =
+        Mutex::new(Vec::new());
     std::thread::scope(|scope| {
+        {
+            let (samples, server, gateways, kills) = (&samples, &server, &gateways, &kills);
+            let warm = clients_started + (config.duration / 10).max(Duration::from_secs(1));
+            scope.spawn(move || {
+                let now_all = || {
+                    let mut all = vec![(
+                        "CA".to_string(),
+                        server.lock().ok().and_then(|s| s.footprint()),
+                    )];
+                    for (i, g) in gateways.iter().enumerate() {
+                        all.push((format!("gateway {}", i + 1), g.footprint()));
+                    }
+                    all
+                };
+                let mut first: Option<Vec<(String, Option<Footprint>)>> = None;
+                let mut last = Vec::new();
+                loop {
+                    let now = Instant::now();
+                    let running = now < deadline
+                        || (kills.load(Ordering::Relaxed) < min_kills && now < hard_deadline);
+                    if !running {
+                        break;
+                    }
+                    if now >= warm {
+                        let sample = now_all();
+                        if first.is_none() {
+                            first = Some(sample.clone());
+                        }
+                        last = sample;
+                    }
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                if let (Some(first), Ok(mut out)) = (first, samples.lock()) {
+                    for ((name, start), (_, end)) in first.into_iter().zip(last) {
+                        out.push((name, start, end));
+                    }
+                }
+            });
+        }
         for (i, client) in clients.iter().enumerate() {
             let ca = &endpoints[i % endpoints.len()];
             let (tally, failures, kills) = (&tally, &failures, &kills);
@@ -691,6 +773,12 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
             l
         },
         server_cpu: ticks_to_duration(server_ticks),
+        footprints: samples
+            .into_inner()
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(name, start, end)| Some((name, start?, end?)))
+            .collect(),
         client_cpu: ticks_to_duration(client_ticks),
         fsyncs,
         prefilled: config.prefill,

@@ -109,4 +109,22 @@ fn a_run_through_gateways_keeps_every_invariant() {
         config.gateway_store.is_some()
     );
     assert!(report.render().contains("gateways"));
+    // Every server's footprint, warm and at the end: reported, and no descriptor piling up
+    // beyond what the clients' concurrent connections hold (the long soak's figures are in
+    // benches/README.md).
+    assert_eq!(
+        report.footprints.len(),
+        1 + config.gateways,
+        "{}",
+        report.render()
+    );
+    for (name, start, end) in &report.footprints {
+        assert!(start.rss_kib > 0 && start.fds > 0, "{name}");
+        assert!(
+            end.fds <= start.fds + 4 * config.clients,
+            "{name}: {} -> {} descriptors",
+            start.fds,
+            end.fds
+        );
+    }
 }
