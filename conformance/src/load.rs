@@ -257,6 +257,9 @@ pub struct Footprint {
     pub fds: usize,
 }
 
+/// A server's name and its footprint when warm and at the end, as far as they could be read.
+type Sampled = (String, Option<Footprint>, Option<Footprint>);
+
 /// The footprint of process `pid`, when it can be read.
 pub fn footprint(pid: u32) -> Option<Footprint> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -605,8 +608,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
     };
     let own_pid = std::process::id().to_string();
     let client_ticks_before = cpu_ticks(&own_pid).unwrap_or(0);
-    let samples: Mutex<Vec<(String, Option<Footprint>, Option<Footprint>)>> =
-        Mutex::new(Vec::new());
+    let samples: Mutex<Vec<Sampled>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         {
             let (samples, server, gateways, kills) = (&samples, &server, &gateways, &kills);
