@@ -173,8 +173,8 @@ pub(crate) fn retry_after(
 }
 
 /// How long a transaction claimed by a gateway stays "being forwarded" for the same request
-/// before another instance may take it over (its holder crashed mid-forward). Longer than any
-/// upstream exchange the gateway allows.
+/// before another instance may take it over (its holder crashed mid-forward), when the
+/// upstream exchange has no bound of its own; otherwise that bound and 5 s more.
 pub(crate) const CLAIM_TTL_SECS: i64 = 120;
 
 /// What a request asks of the ledger's check: which pending request would be its poll, which
@@ -212,6 +212,8 @@ const SWEEP_EVERY: u64 = 1024;
 pub(crate) struct Ledger {
     pending_cap: u32,
     claims: std::sync::atomic::AtomicU64,
+    /// Seconds a held claim stays in flight before a copy may take it over.
+    claim_ttl: i64,
 }
 
 impl Ledger {
@@ -219,7 +221,17 @@ impl Ledger {
         Self {
             pending_cap,
             claims: std::sync::atomic::AtomicU64::new(0),
+            claim_ttl: CLAIM_TTL_SECS,
         }
+    }
+
+    /// A held claim outlives one exchange bounded by `timeout` by 5 s, no more: a gateway
+    /// that died mid-forward does not keep the same request waiting longer than that.
+    pub(crate) fn with_exchange_bound(mut self, timeout: Option<std::time::Duration>) -> Self {
+        if let Some(t) = timeout {
+            self.claim_ttl = i64::try_from(t.as_secs()).unwrap_or(CLAIM_TTL_SECS) + 5;
+        }
+        self
     }
 }
 
@@ -348,7 +360,7 @@ impl Ledger {
         if !store.first_sighting_until("transaction", &transaction, at, lookup.guard_until)? {
             // Claimed already. By this very request (same new key) still being forwarded?
             return Ok(match store.sighting_at("in-flight", &in_flight)? {
-                Some(since) if at - since < CLAIM_TTL_SECS => Standing::InFlight,
+                Some(since) if at - since < self.claim_ttl => Standing::InFlight,
                 Some(_) => {
                     // Its holder vanished mid-forward: this request takes the claim over.
                     store.touch_sighting("in-flight", &in_flight, at)?;
@@ -478,6 +490,40 @@ mod tests {
         assert!(matches!(
             ledger.stand(&store, &origin, 1, "T", &lookup("a")).unwrap(),
             Standing::Poll(_)
+        ));
+    }
+
+    /// A claim held while forwarding: a copy of the same request is told it is in flight until
+    /// the exchange's bound (plus 5 s) has passed, then takes it over (its holder died); a
+    /// request for another key under the transaction is a replay either way.
+    #[test]
+    fn a_held_claim_is_in_flight_until_the_exchange_bound_then_taken_over() {
+        let store = Store::in_memory().unwrap();
+        let ledger = Ledger::new(DEFAULT_PENDING_CAP)
+            .with_exchange_bound(Some(std::time::Duration::from_secs(10)));
+        let renewed = renewal_core::sample::Sample::deterministic()
+            .unwrap()
+            .old_cert;
+        let origin = Origin::new("fullcmc", renewed.der(), &[]);
+        let same_request = |_: &Pending| true;
+        let lookup = |key: &'static str| Lookup {
+            renewed: renewed.value(),
+            pending_key: "t",
+            same_request: &same_request,
+            key_fingerprint: key,
+            transaction: "t",
+            nonce: None,
+            hold: true,
+            guard_until: i64::MAX,
+        };
+        let at = |t: i64, key| ledger.stand(&store, &origin, t, "T", &lookup(key)).unwrap();
+        assert!(matches!(at(0, "k1"), Standing::Fresh(_)));
+        assert!(matches!(at(5, "k1"), Standing::InFlight));
+        assert!(matches!(at(14, "k1"), Standing::InFlight));
+        assert!(matches!(at(15, "k1"), Standing::Fresh(_)), "taken over");
+        assert!(matches!(
+            at(16, "k2"),
+            Standing::Refused(Rejection::Replay, None)
         ));
     }
 }

@@ -51,6 +51,11 @@ pub trait CaBackend: Send + Sync {
     /// A full CMC request (the RA's wrapper), or the collection of the request pending under
     /// `pending` (an upstream's own id, where its protocol has one).
     fn cmc(&self, wrapped: &[u8], pending: Option<u64>) -> Result<CmcAnswer, Failure>;
+    /// The longest one exchange may take, when it is bounded: a request being forwarded
+    /// keeps its claim that long (and a little more) before a copy may take it over.
+    fn timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 /// sim-ca's simulated CA in this process, deciding the gateway's requests as those of the

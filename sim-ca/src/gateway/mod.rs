@@ -193,6 +193,7 @@ impl Gateway {
                 );
             }
             let max_pending = policy.max_pending_per_identity;
+            let upstream_bound = upstream.timeout();
             Ok(Self {
                 policy,
                 ra,
@@ -202,7 +203,7 @@ impl Gateway {
                 clock,
                 limits: Limits::default(),
                 metrics: Metrics::default(),
-                ledger: Ledger::new(max_pending),
+                ledger: Ledger::new(max_pending).with_exchange_bound(upstream_bound),
             })
         })();
         result.map_err(|reason| crate::Error::Setting {

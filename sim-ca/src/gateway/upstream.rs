@@ -402,4 +402,8 @@ impl CaBackend for Upstream {
     fn cmc(&self, wrapped: &[u8], pending: Option<u64>) -> Result<CmcAnswer, Failure> {
         Upstream::cmc(self, wrapped, pending)
     }
+
+    fn timeout(&self) -> Option<Duration> {
+        Some(self.timeout)
+    }
 }
