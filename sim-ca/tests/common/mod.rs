@@ -284,7 +284,7 @@ impl Upstream {
         protocol: sim_ca::gateway::upstream::CmcProtocol,
         timeout: std::time::Duration,
     ) -> sim_ca::gateway::Gateway {
-        use sim_ca::gateway::{Gateway, Policy, RaCredential, upstream::Upstream as Client};
+        use sim_ca::gateway::upstream::Upstream as Client;
         let cas = vec![
             self.ca.authority().issuing.cert.clone(),
             self.ca.authority().root.cert.clone(),
@@ -300,25 +300,7 @@ impl Upstream {
             timeout,
         )
         .unwrap();
-        Gateway::new(
-            Policy {
-                client_cas: vec![self.ca.authority().issuing.cert.clone()],
-                upstream_cas: cas,
-                templates: self.ca.templates().clone(),
-                grace: std::time::Duration::ZERO,
-                profile: renewal_core::cmc::Profile::Adcs,
-                retry_after: 7,
-                max_pending_per_identity: sim_ca::ledger::DEFAULT_PENDING_CAP,
-            },
-            RaCredential {
-                chain: self.ra_chain.clone(),
-                key,
-            },
-            Box::new(client),
-            store,
-            self.ca.clock().clone(),
-        )
-        .unwrap()
+        self.gateway_over(store, Box::new(client))
     }
 
     /// A gateway in front of this upstream, forwarding over EST fullcmc.
