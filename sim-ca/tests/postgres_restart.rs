@@ -1,4 +1,5 @@
-//! The shared PostgreSQL store stops (`pg_ctl stop -m immediate`, as a crash) and comes back:
+//! The shared PostgreSQL store stops (`pg_ctl stop -m immediate`, as a crash) and comes back,
+//! and its backend is terminated by an administrator (`pg_terminate_backend`):
 //! while it is gone the CA and the gateway answer 503 + Retry-After (nothing decided, nothing
 //! half written), and when it returns they reconnect by themselves and the same request is
 //! decided — once. The test runs its own throwaway cluster (`scripts/pg-temp.sh`: PostgreSQL
@@ -131,4 +132,40 @@ fn the_store_stops_and_comes_back_503_meanwhile_then_decided_once() {
         .map_or(0, |(_, v)| *v);
     assert_eq!(issued, 2, "one certificate per request");
     assert!(ca.audit_trail().iter().all(|r| r.outcome != "refused"));
+
+    // The CA's backend killed by an administrator (`pg_terminate_backend`): the request that
+    // finds its connection gone is a 503, the next reconnects and is decided — once.
+    let mut admin = postgres::Client::connect(&cluster.url, postgres::NoTls).unwrap();
+    let killed = admin
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'",
+            &[],
+        )
+        .unwrap();
+    assert!(!killed.is_empty(), "no backend to terminate");
+    let request = user.request_for_another_key();
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let reply = ca.handle_cmc(&request, user.old_cert.der());
+        let done = reply.upstream.is_none();
+        answers.push(reply);
+        if done {
+            break;
+        }
+    }
+    let last = answers.last().unwrap();
+    assert_eq!(parse(&last.body).outcome, Outcome::Issued);
+    assert!(
+        answers[..answers.len() - 1]
+            .iter()
+            .all(|r| r.upstream.as_ref().is_some_and(|f| f.status == 503)),
+        "before the reconnection: 503s only"
+    );
+    let issued = ca
+        .counters()
+        .iter()
+        .find(|(n, _)| n == "issued")
+        .map_or(0, |(_, v)| *v);
+    assert_eq!(issued, 3);
 }
