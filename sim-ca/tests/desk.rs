@@ -598,3 +598,65 @@ fn open_pending_requests_are_capped_per_certificate() {
         );
     }
 }
+
+/// One semantics: the same hostile requests get the same answer — refused, with the same fail
+/// info and HRESULT — from every decider (the gateway's own policy and ledger, or the upstream
+/// passed on), under the `strict` profile where names are compared too.
+#[test]
+fn the_same_refusals_from_every_decider() {
+    // Issued?, the HRESULT of the status text, what and the fail info.
+    type Answer = (bool, Option<String>, String);
+    let mut answers: Vec<(String, Vec<Answer>)> = Vec::new();
+    for desk in Desk::all("profile = \"strict\"\n") {
+        let user = desk.upstream.user();
+        let other = desk.upstream.user();
+        let stranger = SoftwareKey::generate_p256().unwrap();
+        let replayed = Client::params();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            (
+                "another subject",
+                common::mutated(&user, &user.new_key, |req| {
+                    req.info.subject = "CN=Administrator,O=cardrenew".parse().unwrap();
+                }),
+            ),
+            (
+                "a PKCS#10 signed by another key",
+                common::mutated(&user, &stranger, |_| {}),
+            ),
+            (
+                "signed with another user's old key",
+                common::mutated_signed_by(&user, &other, &user.new_key, |_| {}),
+            ),
+            (
+                "the first of a replayed transaction",
+                user.request_with(replayed.clone()),
+            ),
+            (
+                "its replay with another key",
+                user.request_for_key(&SoftwareKey::generate_p256().unwrap(), replayed),
+            ),
+        ];
+        let mut seen = Vec::new();
+        for (what, request) in cases {
+            let (outcome, text, _) = desk.cmc("fullcmc", &request, user.old_cert.der());
+            let hresult = text.split(':').next().map(str::to_string);
+            let issued = matches!(outcome, Outcome::Issued);
+            let fail_info = match outcome {
+                Outcome::Failed { fail_info } => format!("{fail_info:?}"),
+                other => format!("{other:?}"),
+            };
+            seen.push((issued, hresult, format!("{what}: {fail_info}")));
+        }
+        answers.push((desk.name().to_string(), seen));
+    }
+    let (first_name, first) = &answers[0];
+    // The cases that must be refused are, and the first of the replayed transaction issues.
+    assert_eq!(
+        first.iter().map(|a| a.0).collect::<Vec<_>>(),
+        [false, false, false, true, false],
+        "{first_name}: {first:?}"
+    );
+    for (name, seen) in &answers[1..] {
+        assert_eq!(seen, first, "{name} answers otherwise than {first_name}");
+    }
+}
