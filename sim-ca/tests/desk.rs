@@ -14,105 +14,11 @@ use std::{
     time::Duration,
 };
 
-use common::{Client, IssuesWhatever, Upstream, parse};
+use common::{Client, IssuesWhatever, Upstream, desk::Desk, parse};
 use der::{Encode, asn1::BitString};
-use renewal_core::cmc::{Outcome, Retained, Signer, SoftwareKey, build_renewal_request, oids};
+use renewal_core::cmc::{Outcome, Signer, SoftwareKey, build_renewal_request, oids};
 use sim_ca::{Ca, service::SimpleReply, store::Store};
-use x509_cert::{Certificate, ext::Extension, request::CertReq};
-
-/// Who decides.
-enum Decider {
-    /// The simulated CA, asked directly.
-    Direct,
-    /// The gateway, forwarding over HTTPS to an upstream sim-ca.
-    GatewayNetwork(sim_ca::gateway::Gateway),
-    /// The gateway in front of the simulated authority, in process.
-    GatewayLocal(sim_ca::gateway::Gateway),
-}
-
-/// A CA and who decides in front of it.
-struct Desk {
-    upstream: Upstream,
-    decider: Decider,
-}
-
-impl Desk {
-    /// The three deciders, each over a fresh CA configured by `scenario`.
-    fn all(scenario: &str) -> Vec<Desk> {
-        let direct = Upstream::start(scenario);
-        let network = Upstream::start(scenario);
-        let local = Upstream::start(scenario);
-        vec![
-            Desk {
-                decider: Decider::Direct,
-                upstream: direct,
-            },
-            Desk {
-                decider: Decider::GatewayNetwork(network.gateway(Store::in_memory().unwrap())),
-                upstream: network,
-            },
-            Desk {
-                decider: Decider::GatewayLocal(local.gateway_local(Store::in_memory().unwrap())),
-                upstream: local,
-            },
-        ]
-    }
-
-    fn name(&self) -> &'static str {
-        match self.decider {
-            Decider::Direct => "the simulated CA",
-            Decider::GatewayNetwork(_) => "the gateway over HTTPS",
-            Decider::GatewayLocal(_) => "the gateway in process",
-        }
-    }
-
-    fn ca(&self) -> &Ca {
-        &self.upstream.ca
-    }
-
-    /// A full CMC request at `endpoint`: the outcome, the status text, the certificates.
-    fn cmc(
-        &self,
-        endpoint: &'static str,
-        request: &[u8],
-        tls: &[u8],
-    ) -> (Outcome, String, Vec<Retained<Certificate>>) {
-        let reply = match &self.decider {
-            Decider::Direct => self.ca().handle_cmc_at(endpoint, request, tls),
-            Decider::GatewayNetwork(g) | Decider::GatewayLocal(g) => {
-                g.handle_cmc_at(endpoint, request, tls)
-            }
-        };
-        assert!(
-            reply.upstream.is_none(),
-            "{}: {:?}",
-            self.name(),
-            reply.upstream
-        );
-        let response = parse(&reply.body);
-        response.verify_signer().unwrap();
-        (
-            response.outcome,
-            response.status_string.unwrap_or_default(),
-            response.certificates,
-        )
-    }
-
-    fn simple(&self, body: &[u8], tls: &[u8]) -> SimpleReply {
-        match &self.decider {
-            Decider::Direct => self.ca().handle_simple(body, tls).0,
-            Decider::GatewayNetwork(g) | Decider::GatewayLocal(g) => g.handle_simple(body, tls),
-        }
-    }
-
-    fn issued(&self) -> i64 {
-        self.ca()
-            .counters()
-            .iter()
-            .find(|(n, _)| n == "issued")
-            .map_or(0, |(_, v)| *v)
-    }
-}
+use x509_cert::{ext::Extension, request::CertReq};
 
 /// A user certificate from `ca` for `name` (mailbox SAN `mailbox`), recorded as issued.
 fn named_user(ca: &Ca, name: &str, mailbox: &str) -> Client {
@@ -658,5 +564,73 @@ fn the_same_refusals_from_every_decider() {
     );
     for (name, seen) in &answers[1..] {
         assert_eq!(seen, first, "{name} answers otherwise than {first_name}");
+    }
+}
+
+/// Drift: polls after collection and polls that do not match were audited differently by the
+/// CA and the gateway. The same story — issued, its replay, a refusal, a pending request, its
+/// collection, a poll after collection, a poll with another key — leaves the same sequence of
+/// audit outcomes in every decider's own trail.
+#[test]
+fn every_decider_audits_the_same_story_the_same_way() {
+    let mut trails: Vec<(&str, Vec<String>)> = Vec::new();
+    for desk in Desk::all(&two_templates()) {
+        let ca = desk.ca();
+        let quick = enrolled(ca, "CN=Quinn Quick,O=Example", "Other");
+        let request = quick.request();
+        let tls = quick.old_cert.der();
+        assert_eq!(desk.cmc("fullcmc", &request, tls).0, Outcome::Issued);
+        assert_eq!(desk.cmc("fullcmc", &request, tls).0, Outcome::Issued);
+        let mut broken = quick.request_for_another_key();
+        let n = broken.len();
+        broken[n - 3] ^= 1; // the old key's signature
+        assert!(matches!(
+            desk.cmc("fullcmc", &broken, tls).0,
+            Outcome::Failed { .. }
+        ));
+
+        let patient = enrolled(ca, "CN=Pat Patient,O=Example", "SmartcardUser");
+        let mut params = Client::params();
+        params.transaction_id = 4242;
+        let pend = patient.request_with(params.clone());
+        let tls = patient.old_cert.der();
+        assert!(matches!(
+            desk.cmc("fullcmc", &pend, tls).0,
+            Outcome::Pending { .. }
+        ));
+        let id = ca.with_store(|s| s.list_pending()).unwrap()[0].id;
+        assert!(ca.decide_pending(id, true).unwrap());
+        assert_eq!(desk.cmc("fullcmc", &pend, tls).0, Outcome::Issued);
+        assert_eq!(desk.cmc("fullcmc", &pend, tls).0, Outcome::Issued);
+        let swapped = patient.request_for_key(&SoftwareKey::generate_p256().unwrap(), params);
+        assert!(matches!(
+            desk.cmc("fullcmc", &swapped, tls).0,
+            Outcome::Failed { .. }
+        ));
+        let outcomes = desk
+            .audit_trail()
+            .into_iter()
+            .map(|r| r.outcome)
+            // The CA's administrator (enrolment, approval), not decisions of the desk.
+            .filter(|o| o != "approved" && o != "enrolled")
+            .collect();
+        trails.push((desk.name(), outcomes));
+    }
+    let (first, story) = &trails[0];
+    assert_eq!(
+        story,
+        &[
+            "issued",
+            "replay-answered",
+            "refused",
+            "pending",
+            "issued",
+            "replay-answered",
+            "refused"
+        ],
+        "{first}"
+    );
+    for (name, trail) in &trails[1..] {
+        assert_eq!(trail, story, "{name} audits otherwise than {first}");
     }
 }

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, assert_rejected, ca, ca_with, mutated, mutated_signed_by, parse, sign};
+use common::{Client, desk::Desk, mutated, mutated_signed_by, parse, sign};
 use der::{
     Decode,
     asn1::{OctetString, SetOfVec},
@@ -20,126 +20,134 @@ use renewal_core::cmc::{
 
 #[test]
 fn a_proper_renewal_is_issued_with_the_old_identity_and_the_new_key() {
-    let ca = ca();
-    let client = Client::new(&ca);
-    let reply = ca.handle_cmc(&client.request(), client.old_cert.der());
-    let resp = parse(&reply.body);
-    assert_eq!(resp.outcome, Outcome::Issued);
-    assert_eq!(resp.verify_signer().unwrap(), &ca.authority().issuing.cert);
-    let new = &resp.certificates[0];
-    let (old_tbs, new_tbs) = (
-        client.old_cert.value().tbs_certificate(),
-        new.value().tbs_certificate(),
-    );
-    assert_eq!(new_tbs.subject(), old_tbs.subject());
-    assert_eq!(
-        new_tbs.subject_public_key_info(),
-        client.new_key.public_key()
-    );
-    assert_ne!(new_tbs.serial_number(), old_tbs.serial_number());
-    assert!(ca.authority().issued_by_us(new));
-    let ext = |tbs: &x509_cert::TbsCertificate, oid| {
-        tbs.extensions()
-            .unwrap()
-            .iter()
-            .find(|e| e.extn_id == oid)
-            .map(|e| e.extn_value.clone())
-    };
-    for oid in [
-        oids::SUBJECT_ALT_NAME,
-        oids::MS_CERTIFICATE_TEMPLATE,
-        oids::EXT_KEY_USAGE,
-        oids::KEY_USAGE,
-    ] {
-        assert_eq!(ext(new_tbs, oid), ext(old_tbs, oid), "{oid}");
+    for desk in Desk::all("") {
+        let ca = desk.ca();
+        let client = Client::new(ca);
+        let reply = desk.handle_cmc(&client.request(), client.old_cert.der());
+        let resp = parse(&reply.body);
+        assert_eq!(resp.outcome, Outcome::Issued);
+        assert_eq!(
+            resp.verify_signer().unwrap().der(),
+            desk.signer(),
+            "{}",
+            desk.name()
+        );
+        let new = &resp.certificates[0];
+        let (old_tbs, new_tbs) = (
+            client.old_cert.value().tbs_certificate(),
+            new.value().tbs_certificate(),
+        );
+        assert_eq!(new_tbs.subject(), old_tbs.subject());
+        assert_eq!(
+            new_tbs.subject_public_key_info(),
+            client.new_key.public_key()
+        );
+        assert_ne!(new_tbs.serial_number(), old_tbs.serial_number());
+        assert!(ca.authority().issued_by_us(new));
+        let ext = |tbs: &x509_cert::TbsCertificate, oid| {
+            tbs.extensions()
+                .unwrap()
+                .iter()
+                .find(|e| e.extn_id == oid)
+                .map(|e| e.extn_value.clone())
+        };
+        for oid in [
+            oids::SUBJECT_ALT_NAME,
+            oids::MS_CERTIFICATE_TEMPLATE,
+            oids::EXT_KEY_USAGE,
+            oids::KEY_USAGE,
+        ] {
+            assert_eq!(ext(new_tbs, oid), ext(old_tbs, oid), "{oid}");
+        }
+        assert_ne!(
+            ext(new_tbs, oids::SUBJECT_KEY_IDENTIFIER),
+            ext(old_tbs, oids::SUBJECT_KEY_IDENTIFIER)
+        );
+        assert!(ca.counters().contains(&("issued".into(), 1)));
     }
-    assert_ne!(
-        ext(new_tbs, oids::SUBJECT_KEY_IDENTIFIER),
-        ext(old_tbs, oids::SUBJECT_KEY_IDENTIFIER)
-    );
-    assert!(ca.counters().contains(&("issued".into(), 1)));
 }
 
 #[test]
 fn tls_identity_must_be_the_certificate_being_renewed() {
-    let ca = ca();
-    let client = Client::new(&ca);
-    let other = Client::new(&ca);
-    let reply = ca.handle_cmc(&client.request(), other.old_cert.der());
-    let resp = parse(&reply.body);
-    assert_eq!(
-        resp.outcome,
-        Outcome::Failed {
-            fail_info: Some(CmcFailInfo::BadIdentity)
-        }
-    );
-    assert!(resp.status_string.unwrap().starts_with("0x80070005"));
+    for desk in Desk::all("") {
+        let ca = desk.ca();
+        let client = Client::new(ca);
+        let other = Client::new(ca);
+        let reply = desk.handle_cmc(&client.request(), other.old_cert.der());
+        let resp = parse(&reply.body);
+        assert_eq!(
+            resp.outcome,
+            Outcome::Failed {
+                fail_info: Some(CmcFailInfo::BadIdentity)
+            }
+        );
+        assert!(resp.status_string.unwrap().starts_with("0x80070005"));
+    }
 }
 
 #[test]
 fn certificates_of_another_ca_are_refused() {
-    let ca = ca();
-    let foreign = renewal_core::sample::Sample::deterministic().unwrap();
-    let client = Client {
-        old_key: foreign.old_key,
-        old_cert: foreign.old_cert,
-        new_key: foreign.new_key,
-    };
-    assert_rejected(
-        &ca,
-        &client,
-        &client.request(),
-        CmcFailInfo::BadIdentity,
-        "0x800B0109",
-    );
+    for desk in Desk::all("") {
+        let foreign = renewal_core::sample::Sample::deterministic().unwrap();
+        let client = Client {
+            old_key: foreign.old_key,
+            old_cert: foreign.old_cert,
+            new_key: foreign.new_key,
+        };
+        desk.assert_rejected(
+            &client,
+            &client.request(),
+            CmcFailInfo::BadIdentity,
+            "0x800B0109",
+        );
+    }
 }
 
 #[test]
 fn expired_certificates_are_refused_unless_within_grace() {
-    let ca = ca();
-    let client = Client::new(&ca);
-    ca.clock().advance(Duration::from_secs(366 * 86400));
-    assert_rejected(
-        &ca,
-        &client,
-        &client.request(),
-        CmcFailInfo::BadTime,
-        "0x800B0101",
-    );
-    let lenient = ca_with("grace_days = 30");
-    let client = Client::new(&lenient);
-    lenient.clock().advance(Duration::from_secs(366 * 86400));
-    assert_eq!(
-        parse(
-            &lenient
-                .handle_cmc(&client.request(), client.old_cert.der())
-                .body
-        )
-        .outcome,
-        Outcome::Issued
-    );
+    for desk in Desk::all("") {
+        let ca = desk.ca();
+        let client = Client::new(ca);
+        ca.clock().advance(Duration::from_secs(366 * 86400));
+        desk.assert_rejected(
+            &client,
+            &client.request(),
+            CmcFailInfo::BadTime,
+            "0x800B0101",
+        );
+    }
+    for lenient in Desk::all("grace_days = 30") {
+        let client = Client::new(lenient.ca());
+        lenient
+            .ca()
+            .clock()
+            .advance(Duration::from_secs(366 * 86400));
+        let (outcome, text, _) = lenient.cmc("fullcmc", &client.request(), client.old_cert.der());
+        assert_eq!(outcome, Outcome::Issued, "{}: {text}", lenient.name());
+    }
 }
 
 #[test]
 fn revoked_certificates_are_refused() {
-    let ca = ca();
-    let client = Client::new(&ca);
-    let serial = renewal_core::cmc::verify_request::hex(
-        client
-            .old_cert
-            .value()
-            .tbs_certificate()
-            .serial_number()
-            .as_bytes(),
-    );
-    ca.revoke(&serial).unwrap();
-    assert_rejected(
-        &ca,
-        &client,
-        &client.request(),
-        CmcFailInfo::BadCertId,
-        "0x80092010",
-    );
+    for desk in Desk::all("") {
+        let ca = desk.ca();
+        let client = Client::new(ca);
+        let serial = renewal_core::cmc::verify_request::hex(
+            client
+                .old_cert
+                .value()
+                .tbs_certificate()
+                .serial_number()
+                .as_bytes(),
+        );
+        ca.revoke(&serial).unwrap();
+        desk.assert_rejected(
+            &client,
+            &client.request(),
+            CmcFailInfo::BadCertId,
+            "0x80092010",
+        );
+    }
 }
 
 /// A request that spells another subject, or no SAN: no elevation either way. Under the
@@ -175,245 +183,251 @@ fn no_elevation_of_subject_or_names() {
             req.info.attributes = SetOfVec::try_from(attrs).unwrap();
         })
     };
-    let strict = ca_with("profile = \"strict\"\n");
     for (what, build) in [
         ("another subject", &elevated as &dyn Fn(&Client) -> Vec<u8>),
         ("no SAN", &no_san),
     ] {
-        let client = Client::new(&strict);
-        assert_rejected(
-            &strict,
-            &client,
-            &build(&client),
-            CmcFailInfo::BadRequest,
-            "0x80094806",
-        );
-        let adcs = ca();
-        let client = Client::new(&adcs);
-        let reply = adcs.handle_cmc(&build(&client), client.old_cert.der());
-        let response = parse(&reply.body);
-        assert_eq!(response.outcome, Outcome::Issued, "{what}");
-        let issued = response
-            .certificates
-            .iter()
-            .find(|c| {
-                c.value().tbs_certificate().subject_public_key_info() == client.new_key.public_key()
-            })
-            .unwrap();
-        renewal_core::x509::same_renewal_profile(issued.value(), client.old_cert.value())
-            .unwrap_or_else(|e| panic!("{what}: the certificate has another {e}"));
-        let record = adcs
-            .audit_trail()
-            .into_iter()
-            .find(|r| r.outcome == "issued")
-            .unwrap();
-        assert!(record.detail.contains("finding:"), "{what}: {record:?}");
+        for strict in Desk::all("profile = \"strict\"\n") {
+            let client = Client::new(strict.ca());
+            strict.assert_rejected(
+                &client,
+                &build(&client),
+                CmcFailInfo::BadRequest,
+                "0x80094806",
+            );
+        }
+        for adcs in Desk::all("") {
+            let client = Client::new(adcs.ca());
+            let (outcome, text, certificates) =
+                adcs.cmc("fullcmc", &build(&client), client.old_cert.der());
+            assert_eq!(outcome, Outcome::Issued, "{} {what}: {text}", adcs.name());
+            let issued = certificates
+                .iter()
+                .find(|c| {
+                    c.value().tbs_certificate().subject_public_key_info()
+                        == client.new_key.public_key()
+                })
+                .unwrap();
+            renewal_core::x509::same_renewal_profile(issued.value(), client.old_cert.value())
+                .unwrap_or_else(|e| panic!("{what}: the certificate has another {e}"));
+            let record = adcs
+                .audit_trail()
+                .into_iter()
+                .find(|r| r.outcome == "issued")
+                .unwrap();
+            assert!(
+                record.detail.contains("finding:"),
+                "{} {what}: {record:?}",
+                adcs.name()
+            );
+        }
     }
 }
 
 #[test]
 fn the_template_cannot_change() {
-    let ca = ca();
-    let client = Client::new(&ca);
-    let mut params = Client::params();
-    params.template = Some(TemplateRef::from_user_text("SmartcardUserApproval"));
-    assert_rejected(
-        &ca,
-        &client,
-        &client.request_with(params),
-        CmcFailInfo::BadRequest,
-        "0x80094012",
-    );
-    let mut params = Client::params();
-    params.template = Some(TemplateRef::from_user_text("WebServer"));
-    assert_rejected(
-        &ca,
-        &client,
-        &client.request_with(params),
-        CmcFailInfo::BadRequest,
-        "0x80094800",
-    );
+    for desk in Desk::all("") {
+        let ca = desk.ca();
+        let client = Client::new(ca);
+        let mut params = Client::params();
+        params.template = Some(TemplateRef::from_user_text("SmartcardUserApproval"));
+        desk.assert_rejected(
+            &client,
+            &client.request_with(params),
+            CmcFailInfo::BadRequest,
+            "0x80094012",
+        );
+        let mut params = Client::params();
+        params.template = Some(TemplateRef::from_user_text("WebServer"));
+        desk.assert_rejected(
+            &client,
+            &client.request_with(params),
+            CmcFailInfo::BadRequest,
+            "0x80094800",
+        );
+    }
 }
 
 #[test]
 fn the_new_key_must_be_new_and_allowed() {
-    let ca = ca();
-    let client = Client::new(&ca);
-    // The PKCS#10 asks for the old key, signed by it; the CMS signers are the old key twice.
-    let old_spki = client.old_key.public_key().clone();
-    let reuse = Client {
-        old_key: SoftwareKey::from_pem_or_der(client.old_key.to_pkcs8_pem().unwrap().as_bytes())
+    for desk in Desk::all("") {
+        let ca = desk.ca();
+        let client = Client::new(ca);
+        // The PKCS#10 asks for the old key, signed by it; the CMS signers are the old key twice.
+        let old_spki = client.old_key.public_key().clone();
+        let reuse = Client {
+            old_key: SoftwareKey::from_pem_or_der(
+                client.old_key.to_pkcs8_pem().unwrap().as_bytes(),
+            )
             .unwrap(),
-        old_cert: client.old_cert.clone(),
-        new_key: SoftwareKey::from_pem_or_der(client.old_key.to_pkcs8_pem().unwrap().as_bytes())
+            old_cert: client.old_cert.clone(),
+            new_key: SoftwareKey::from_pem_or_der(
+                client.old_key.to_pkcs8_pem().unwrap().as_bytes(),
+            )
             .unwrap(),
-    };
-    let request = mutated_signed_by(&client, &reuse, &client.old_key, |req| {
-        req.info.public_key = old_spki
-    });
-    assert_rejected(
-        &ca,
-        &client,
-        &request,
-        CmcFailInfo::NoKeyReuse,
-        "0x80070057",
-    );
-
-    let rsa_only = ca_with(&format!(
+        };
+        let request = mutated_signed_by(&client, &reuse, &client.old_key, |req| {
+            req.info.public_key = old_spki
+        });
+        desk.assert_rejected(&client, &request, CmcFailInfo::NoKeyReuse, "0x80070057");
+    }
+    let rsa_only = format!(
         "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\nallowed_keys = [\"rsa2048\"]\n",
         renewal_core::sample::SAMPLE_TEMPLATE_OID
-    ));
-    let client = Client::new(&rsa_only);
-    assert_rejected(
-        &rsa_only,
-        &client,
-        &client.request(),
-        CmcFailInfo::BadAlg,
-        "0x80090008",
     );
+    for desk in Desk::all(&rsa_only) {
+        let client = Client::new(desk.ca());
+        desk.assert_rejected(
+            &client,
+            &client.request(),
+            CmcFailInfo::BadAlg,
+            "0x80090008",
+        );
+    }
 }
 
 #[test]
 fn proof_of_possession_and_signatures() {
-    let ca = ca();
-    let client = Client::new(&ca);
-    let request = mutated(&client, &client.old_key, |_| {});
-    assert_rejected(&ca, &client, &request, CmcFailInfo::PopFailed, "0x80090006");
-    let mut sd = renewal_core::cmc::parse_request(&client.request(), &Default::default())
-        .unwrap()
-        .signed_data;
-    let mut sig = sd.signer_infos.0[1].signature.as_bytes().to_vec();
-    sig[10] ^= 1;
-    sd.signer_infos.0[1].signature = OctetString::new(sig).unwrap();
-    assert_rejected(
-        &ca,
-        &client,
-        &sd.to_content_info_der().unwrap(),
-        CmcFailInfo::BadMessageCheck,
-        "0x80090006",
-    );
+    for desk in Desk::all("") {
+        let ca = desk.ca();
+        let client = Client::new(ca);
+        let request = mutated(&client, &client.old_key, |_| {});
+        desk.assert_rejected(&client, &request, CmcFailInfo::PopFailed, "0x80090006");
+        let mut sd = renewal_core::cmc::parse_request(&client.request(), &Default::default())
+            .unwrap()
+            .signed_data;
+        let mut sig = sd.signer_infos.0[1].signature.as_bytes().to_vec();
+        sig[10] ^= 1;
+        sd.signer_infos.0[1].signature = OctetString::new(sig).unwrap();
+        desk.assert_rejected(
+            &client,
+            &sd.to_content_info_der().unwrap(),
+            CmcFailInfo::BadMessageCheck,
+            "0x80090006",
+        );
+    }
 }
 
 #[test]
 fn exactly_one_pkcs10_and_a_proper_renewal_attribute() {
-    let ca = ca();
-    let client = Client::new(&ca);
-    let parsed = renewal_core::cmc::parse_request(&client.request(), &Default::default()).unwrap();
-    let RequestContent::Cmc(mut pki) = parsed.content else {
-        panic!()
-    };
-    pki.req_sequence.push(pki.req_sequence[0].clone());
-    assert_rejected(
-        &ca,
-        &client,
-        &sign(&client, &pki),
-        CmcFailInfo::BadRequest,
-        "0x8007000D",
-    );
+    for desk in Desk::all("") {
+        let ca = desk.ca();
+        let client = Client::new(ca);
+        let parsed =
+            renewal_core::cmc::parse_request(&client.request(), &Default::default()).unwrap();
+        let RequestContent::Cmc(mut pki) = parsed.content else {
+            panic!()
+        };
+        pki.req_sequence.push(pki.req_sequence[0].clone());
+        desk.assert_rejected(
+            &client,
+            &sign(&client, &pki),
+            CmcFailInfo::BadRequest,
+            "0x8007000D",
+        );
 
-    let request = mutated(&client, &client.new_key, |req| {
-        let kept: Vec<_> = req
-            .info
-            .attributes
-            .iter()
-            .filter(|a| a.oid != oids::MS_RENEWAL_CERTIFICATE)
-            .cloned()
-            .collect();
-        req.info.attributes = SetOfVec::try_from(kept).unwrap();
-    });
-    assert_rejected(&ca, &client, &request, CmcFailInfo::BadCertId, "0x8009400E");
+        let request = mutated(&client, &client.new_key, |req| {
+            let kept: Vec<_> = req
+                .info
+                .attributes
+                .iter()
+                .filter(|a| a.oid != oids::MS_RENEWAL_CERTIFICATE)
+                .cloned()
+                .collect();
+            req.info.attributes = SetOfVec::try_from(kept).unwrap();
+        });
+        desk.assert_rejected(&client, &request, CmcFailInfo::BadCertId, "0x8009400E");
 
-    // Signed by the new key only (Microsoft's published sample shape): the old key never
-    // signed, so the TLS identity is not bound to the request.
-    let mut sd: SignedData =
-        renewal_core::cmc::parse_request(&client.request(), &Default::default())
-            .unwrap()
-            .signed_data;
-    sd.signer_infos.0.truncate(1);
-    assert_rejected(
-        &ca,
-        &client,
-        &sd.to_content_info_der().unwrap(),
-        CmcFailInfo::BadCertId,
-        "0x8009400E",
-    );
+        // Signed by the new key only (Microsoft's published sample shape): the old key never
+        // signed, so the TLS identity is not bound to the request.
+        let mut sd: SignedData =
+            renewal_core::cmc::parse_request(&client.request(), &Default::default())
+                .unwrap()
+                .signed_data;
+        sd.signer_infos.0.truncate(1);
+        desk.assert_rejected(
+            &client,
+            &sd.to_content_info_der().unwrap(),
+            CmcFailInfo::BadCertId,
+            "0x8009400E",
+        );
+    }
 }
 
 #[test]
 fn a_resent_request_gets_the_same_certificate_and_reused_ids_are_refused() {
-    let ca = ca();
-    let client = Client::new(&ca);
-    let first = Client::params();
-    let request = client.request_with(first.clone());
-    let serial_of = |body: &[u8]| {
-        let resp = parse(body);
-        assert_eq!(resp.outcome, Outcome::Issued, "{:?}", resp.status_string);
-        resp.certificates[0]
-            .value()
-            .tbs_certificate()
-            .serial_number()
-            .clone()
-    };
-    let issued = serial_of(&ca.handle_cmc(&request, client.old_cert.der()).body);
-    // The answer was lost: the same request again, and the same request with fresh ids,
-    // get the certificate already issued.
-    assert_eq!(
-        serial_of(&ca.handle_cmc(&request, client.old_cert.der()).body),
-        issued
-    );
-    assert_eq!(
-        serial_of(&ca.handle_cmc(&client.request(), client.old_cert.der()).body),
-        issued
-    );
-    let counters = ca.counters();
-    assert_eq!(
-        counters
-            .iter()
-            .find(|(n, _)| n == "issued")
-            .map(|(_, v)| *v),
-        Some(1)
-    );
-    // Another key under a transactionId or senderNonce already used is a replay.
-    let other = SoftwareKey::generate_p256().unwrap();
-    let mut same_transaction = Client::params();
-    same_transaction.transaction_id = first.transaction_id;
-    assert_rejected(
-        &ca,
-        &client,
-        &client.request_for_key(&other, same_transaction),
-        CmcFailInfo::BadRequest,
-        "0x80094003",
-    );
-    let mut same_nonce = Client::params();
-    same_nonce.sender_nonce = first.sender_nonce.clone();
-    assert_rejected(
-        &ca,
-        &client,
-        &client.request_for_key(&other, same_nonce),
-        CmcFailInfo::BadRequest,
-        "0x80094003",
-    );
+    for desk in Desk::all("") {
+        let ca = desk.ca();
+        let client = Client::new(ca);
+        let first = Client::params();
+        let request = client.request_with(first.clone());
+        let serial_of = |body: &[u8]| {
+            let resp = parse(body);
+            assert_eq!(resp.outcome, Outcome::Issued, "{:?}", resp.status_string);
+            resp.certificates[0]
+                .value()
+                .tbs_certificate()
+                .serial_number()
+                .clone()
+        };
+        let issued = serial_of(&desk.handle_cmc(&request, client.old_cert.der()).body);
+        // The answer was lost: the same request again, and the same request with fresh ids,
+        // get the certificate already issued.
+        assert_eq!(
+            serial_of(&desk.handle_cmc(&request, client.old_cert.der()).body),
+            issued
+        );
+        assert_eq!(
+            serial_of(
+                &desk
+                    .handle_cmc(&client.request(), client.old_cert.der())
+                    .body
+            ),
+            issued
+        );
+        let counters = ca.counters();
+        assert_eq!(
+            counters
+                .iter()
+                .find(|(n, _)| n == "issued")
+                .map(|(_, v)| *v),
+            Some(1)
+        );
+        // Another key under a transactionId or senderNonce already used is a replay.
+        let other = SoftwareKey::generate_p256().unwrap();
+        let mut same_transaction = Client::params();
+        same_transaction.transaction_id = first.transaction_id;
+        desk.assert_rejected(
+            &client,
+            &client.request_for_key(&other, same_transaction),
+            CmcFailInfo::BadRequest,
+            "0x80094003",
+        );
+        let mut same_nonce = Client::params();
+        same_nonce.sender_nonce = first.sender_nonce.clone();
+        desk.assert_rejected(
+            &client,
+            &client.request_for_key(&other, same_nonce),
+            CmcFailInfo::BadRequest,
+            "0x80094003",
+        );
+    }
 }
 
 #[test]
 fn malformed_and_oversized_input() {
-    let ca = ca();
-    let client = Client::new(&ca);
-    let mut request = client.request();
-    request.truncate(request.len() - 5);
-    assert_rejected(
-        &ca,
-        &client,
-        &request,
-        CmcFailInfo::BadRequest,
-        "0x8007000D",
-    );
-    assert_rejected(
-        &ca,
-        &client,
-        &vec![0x30; 300 * 1024],
-        CmcFailInfo::BadRequest,
-        "0x80094007",
-    );
-    let _ = PkiData::from_der(&[]);
+    for desk in Desk::all("") {
+        let ca = desk.ca();
+        let client = Client::new(ca);
+        let mut request = client.request();
+        request.truncate(request.len() - 5);
+        desk.assert_rejected(&client, &request, CmcFailInfo::BadRequest, "0x8007000D");
+        desk.assert_rejected(
+            &client,
+            &vec![0x30; 300 * 1024],
+            CmcFailInfo::BadRequest,
+            "0x80094007",
+        );
+        let _ = PkiData::from_der(&[]);
+    }
 }

@@ -203,6 +203,9 @@ pub struct Upstream {
     pub addr: std::net::SocketAddr,
     ra_chain: Vec<Retained<Certificate>>,
     ra_key_pem: String,
+    /// The CA's scenario: a gateway in front of it is configured with the same policy
+    /// (grace, profile, pending cap), as a deployment would be.
+    scenario: Scenario,
     dir: std::path::PathBuf,
     runtime: Option<tokio::runtime::Runtime>,
 }
@@ -260,6 +263,7 @@ impl Upstream {
             addr,
             ra_key_pem: ra.key.to_pkcs8_pem().unwrap().to_string(),
             ra_chain: ra.chain,
+            scenario: Scenario::from_toml(scenario).unwrap(),
             dir,
             runtime: Some(runtime),
         }
@@ -340,10 +344,10 @@ impl Upstream {
                 client_cas: vec![self.ca.authority().issuing.cert.clone()],
                 upstream_cas: cas,
                 templates: self.ca.templates().clone(),
-                grace: std::time::Duration::ZERO,
-                profile: renewal_core::cmc::Profile::Adcs,
+                grace: std::time::Duration::from_secs(u64::from(self.scenario.grace_days) * 86400),
+                profile: self.scenario.profile,
                 retry_after: 7,
-                max_pending_per_identity: sim_ca::ledger::DEFAULT_PENDING_CAP,
+                max_pending_per_identity: self.scenario.max_pending_per_identity,
             },
             RaCredential {
                 chain: self.ra_chain.clone(),
@@ -449,6 +453,8 @@ pub fn same_transaction_at_once(
 
 /// A throwaway PostgreSQL cluster of a test's own (Debian's server binaries), run as its
 /// owner (`postgres` when the test is root).
+pub mod desk;
+
 pub mod pg {
     use std::{path::Path, process::Command};
 
