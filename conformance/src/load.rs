@@ -39,7 +39,11 @@ use renewal_core::{
         transport::SimTransport,
     },
 };
-use sim_ca::{authority::Authority, policy::serial_text, store::Store};
+use sim_ca::{
+    authority::Authority,
+    policy::serial_text,
+    store::{AuditOutcome, Sighting, Store},
+};
 use sim_card::{CardConfig, PivApplet, SimCard};
 use x509_cert::Certificate;
 
@@ -726,10 +730,9 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
                         client.name
                     ));
                 }
-                if !audit
-                    .iter()
-                    .any(|r| r.outcome == "issued" && r.serial.as_deref() == Some(&serial))
-                {
+                if !audit.iter().any(|r| {
+                    r.outcome == AuditOutcome::Issued && r.serial.as_deref() == Some(&serial)
+                }) {
                     violations.push(format!(
                         "{}: installed certificate {serial} has no issued audit record",
                         client.name
@@ -748,7 +751,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         .clone();
     let issued_not_installed = audit
         .iter()
-        .filter(|r| r.outcome == "issued" && r.detail.starts_with("renewal of"))
+        .filter(|r| r.outcome == AuditOutcome::Issued && r.detail.starts_with("renewal of"))
         .filter_map(|r| r.serial.as_ref())
         .filter(|s| !installed.contains(*s) && !seen_on_cards.contains(*s))
         .count() as u64;
@@ -909,13 +912,13 @@ fn prefill(db: &Path, n: u64) -> Result<(), String> {
                     tls_fingerprint: fingerprint.clone(),
                     request_hash: fingerprint.clone(),
                     template: Some("User".into()),
-                    outcome: "issued".into(),
+                    outcome: AuditOutcome::Issued,
                     serial: Some(serial.clone()),
                     pending_id: None,
                     detail: "prefilled".into(),
                 })?;
-                s.first_sighting("nonce", &fingerprint, now)?;
-                s.first_sighting("transaction", &serial, now)?;
+                s.first_sighting(Sighting::Nonce, &fingerprint, now)?;
+                s.first_sighting(Sighting::Transaction, &serial, now)?;
             }
             Ok(())
         })
@@ -934,7 +937,7 @@ fn check_database(
 ) {
     let mut issued = BTreeSet::new();
     for r in audit {
-        let issuing = matches!(r.outcome.as_str(), "issued" | "issued-revoked" | "enrolled");
+        let issuing = r.outcome.issues_a_certificate();
         match (&r.serial, issuing) {
             (Some(serial), true) => {
                 if !issued.insert(serial.clone()) {

@@ -22,7 +22,7 @@ use renewal_core::{
     },
     token::KeyAlgorithm,
 };
-use sim_ca::gateway::upstream::CmcProtocol;
+use sim_ca::{gateway::upstream::CmcProtocol, store::AuditOutcome};
 use sim_card::CardConfig;
 
 fn failures(matrix: &[conformance::matrix::Scenario]) -> Vec<String> {
@@ -139,7 +139,7 @@ proptest! {
                 prop_assert_eq!(recorded.as_deref(), Some(held.der()), "the card's certificate is not recorded upstream");
                 prop_assert!(
                     upstream.audit_trail().iter().any(|r| r.serial.as_deref() == Some(serial.as_str())
-                        && (r.outcome == "issued" || r.outcome == "issued-revoked" || r.outcome == "replay-answered")),
+                        && matches!(r.outcome, AuditOutcome::Issued | AuditOutcome::IssuedRevoked | AuditOutcome::ReplayAnswered)),
                     "no upstream audit record issues {}", serial
                 );
             }

@@ -8,7 +8,7 @@ use x509_cert::Certificate;
 
 use crate::{
     policy::Rejection,
-    store::{AuditOutcome, AuditRecord, Pending, Store, StoreError},
+    store::{AuditOutcome, AuditRecord, Pending, Sighting, Store, StoreError},
 };
 
 /// Where a request came from, as every audit record of it says.
@@ -74,7 +74,7 @@ impl Origin {
                 tls_fingerprint: self.tls_fingerprint.clone(),
                 request_hash: self.request_hash.clone(),
                 template: template.map(str::to_string),
-                outcome: outcome.as_str().into(),
+                outcome,
                 serial: serial.map(str::to_string),
                 pending_id,
                 detail,
@@ -273,7 +273,7 @@ impl Claim {
     /// stay seen for good).
     pub(crate) fn settle(&self, store: &Store) -> Result<(), StoreError> {
         match &self.in_flight {
-            Some(v) => store.forget_sighting("in-flight", v),
+            Some(v) => store.forget_sighting(Sighting::InFlight, v),
             None => Ok(()),
         }
     }
@@ -281,9 +281,9 @@ impl Claim {
     /// Nothing was decided (the upstream could not be asked): the transaction is free again,
     /// so the same request can come back and be forwarded.
     pub(crate) fn release(&self, store: &Store) -> Result<(), StoreError> {
-        store.forget_sighting("transaction", &self.transaction)?;
+        store.forget_sighting(Sighting::Transaction, &self.transaction)?;
         if let Some(n) = &self.nonce {
-            store.forget_sighting("nonce", n)?;
+            store.forget_sighting(Sighting::Nonce, n)?;
         }
         self.settle(store)
     }
@@ -357,13 +357,18 @@ impl Ledger {
         }
         let transaction = this.transaction_key(lookup.transaction);
         let in_flight = format!("{transaction}:{}", lookup.key_fingerprint);
-        if !store.first_sighting_until("transaction", &transaction, at, lookup.guard_until)? {
+        if !store.first_sighting_until(
+            Sighting::Transaction,
+            &transaction,
+            at,
+            lookup.guard_until,
+        )? {
             // Claimed already. By this very request (same new key) still being forwarded?
-            return Ok(match store.sighting_at("in-flight", &in_flight)? {
+            return Ok(match store.sighting_at(Sighting::InFlight, &in_flight)? {
                 Some(since) if at - since < self.claim_ttl => Standing::InFlight,
                 Some(_) => {
                     // Its holder vanished mid-forward: this request takes the claim over.
-                    store.touch_sighting("in-flight", &in_flight, at)?;
+                    store.touch_sighting(Sighting::InFlight, &in_flight, at)?;
                     Standing::Fresh(Claim {
                         transaction,
                         nonce: lookup.nonce.map(hex),
@@ -375,12 +380,12 @@ impl Ledger {
         }
         let nonce = lookup.nonce.map(hex);
         if let Some(n) = &nonce
-            && !store.first_sighting_until("nonce", n, at, lookup.guard_until)?
+            && !store.first_sighting_until(Sighting::Nonce, n, at, lookup.guard_until)?
         {
             return Ok(Standing::Refused(Rejection::Replay, None));
         }
         let in_flight = if lookup.hold {
-            store.first_sighting_until("in-flight", &in_flight, at, lookup.guard_until)?;
+            store.first_sighting_until(Sighting::InFlight, &in_flight, at, lookup.guard_until)?;
             Some(in_flight)
         } else {
             None

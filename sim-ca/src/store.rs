@@ -19,6 +19,7 @@ mod audit;
 mod pending;
 mod pg_tls;
 mod schema;
+mod seen;
 mod sql;
 mod upkeep;
 
@@ -26,6 +27,7 @@ pub use audit::{AuditOutcome, AuditRecord};
 pub use pending::{Pending, PendingEnd, PendingStatus, Resolve};
 use pending::{parse_resolve, resolve_text};
 use schema::{ADDED_COLUMNS, POSTGRES_SCHEMA, SCHEMA};
+pub use seen::Sighting;
 
 use sql::{Db, Row};
 
@@ -173,7 +175,7 @@ impl Store {
                     (&r.tls_fingerprint).into(),
                     (&r.request_hash).into(),
                     r.template.as_ref().into(),
-                    (&r.outcome).into(),
+                    r.outcome.as_str().into(),
                     r.serial.as_ref().into(),
                     r.pending_id.into(),
                     (&r.detail).into(),
@@ -200,7 +202,10 @@ impl Store {
                     tls_fingerprint: r.text(3)?,
                     request_hash: r.text(4)?,
                     template: r.opt_text(5)?,
-                    outcome: r.text(6)?,
+                    outcome: r
+                        .text(6)?
+                        .parse()
+                        .map_err(|e: audit::UnknownOutcome| StoreError::Schema(e.to_string()))?,
                     serial: r.opt_text(7)?,
                     pending_id: r.opt_int(8)?,
                     detail: r.text(9)?,
@@ -334,29 +339,6 @@ impl Store {
             .is_some())
     }
 
-    /// Records a nonce or transaction id for good; false when it was seen before (a replay).
-    pub fn first_sighting(&self, kind: &str, value: &str, now: i64) -> Result<bool, StoreError> {
-        self.first_sighting_until(kind, value, now, i64::MAX)
-    }
-
-    /// Records a nonce or transaction id that guards something until `expires_at` (a request
-    /// signed with a certificate is refused anyway once it expired: its sightings may go then,
-    /// [`Store::prune_sightings`]); false when it was seen before (a replay).
-    pub fn first_sighting_until(
-        &self,
-        kind: &str,
-        value: &str,
-        now: i64,
-        expires_at: i64,
-    ) -> Result<bool, StoreError> {
-        let inserted = self.db.exec(
-            "INSERT INTO seen (kind, value, seen_at, expires_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT DO NOTHING",
-            &[kind.into(), value.into(), now.into(), expires_at.into()],
-        )?;
-        Ok(inserted == 1)
-    }
-
     /// Pending requests still open for the certificate with fingerprint `identity`.
     pub fn open_pending(&self, identity: &str) -> Result<i64, StoreError> {
         self.db
@@ -365,35 +347,6 @@ impl Store {
                 &[identity.into()],
             )?
             .map_or(Ok(0), |r| r.int(0))
-    }
-
-    /// When a sighting was recorded, if it was.
-    pub fn sighting_at(&self, kind: &str, value: &str) -> Result<Option<i64>, StoreError> {
-        self.db
-            .row(
-                "SELECT seen_at FROM seen WHERE kind = ?1 AND value = ?2",
-                &[kind.into(), value.into()],
-            )?
-            .map(|r| r.int(0))
-            .transpose()
-    }
-
-    /// Moves a sighting's time to `now` (a claim taken over).
-    pub fn touch_sighting(&self, kind: &str, value: &str, now: i64) -> Result<(), StoreError> {
-        self.db.exec(
-            "UPDATE seen SET seen_at = ?3 WHERE kind = ?1 AND value = ?2",
-            &[kind.into(), value.into(), now.into()],
-        )?;
-        Ok(())
-    }
-
-    /// Forgets a sighting (a claim released: nothing was decided under it).
-    pub fn forget_sighting(&self, kind: &str, value: &str) -> Result<(), StoreError> {
-        self.db.exec(
-            "DELETE FROM seen WHERE kind = ?1 AND value = ?2",
-            &[kind.into(), value.into()],
-        )?;
-        Ok(())
     }
 
     /// Stores a pending request; returns its id.

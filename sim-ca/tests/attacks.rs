@@ -27,7 +27,7 @@ use renewal_core::cmc::{
 use sim_ca::{
     Ca,
     service::SimpleReply,
-    store::{AuditRecord, Store},
+    store::{AuditOutcome, AuditRecord, Store},
 };
 use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::{Certificate, request::CertReq};
@@ -444,7 +444,7 @@ fn finding_4_an_approval_cannot_be_collected_for_another_key() {
         );
         let trail = desk.audit_trail();
         assert!(
-            trail.iter().any(|r| r.outcome == "refused"
+            trail.iter().any(|r| r.outcome == AuditOutcome::Refused
                 && r.pending_id == Some(id)
                 && r.detail.contains("different PKCS#10")),
             "{trail:#?}"
@@ -762,7 +762,7 @@ fn every_decision_is_audited_and_the_trail_is_append_only() {
         .collect();
     let audited: Vec<String> = trail
         .iter()
-        .filter(|r| r.outcome == "issued")
+        .filter(|r| r.outcome == AuditOutcome::Issued)
         .filter_map(|r| r.serial.clone())
         .collect();
     let mut a = issued.clone();

@@ -17,7 +17,11 @@ use std::{
 use common::{Client, IssuesWhatever, Upstream, desk::Desk, parse};
 use der::{Encode, asn1::BitString};
 use renewal_core::cmc::{Outcome, Signer, SoftwareKey, build_renewal_request, oids};
-use sim_ca::{Ca, service::SimpleReply, store::Store};
+use sim_ca::{
+    Ca,
+    service::SimpleReply,
+    store::{AuditOutcome, Store},
+};
 use x509_cert::{ext::Extension, request::CertReq};
 
 /// A user certificate from `ca` for `name` (mailbox SAN `mailbox`), recorded as issued.
@@ -446,12 +450,15 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
         assert_eq!(
             audit
                 .iter()
-                .filter(|r| r.outcome == "upstream-failed")
+                .filter(|r| r.outcome == AuditOutcome::UpstreamFailed)
                 .count(),
             2,
             "{what}: {audit:?}"
         );
-        assert!(audit.iter().all(|r| r.outcome != "issued"), "{what}");
+        assert!(
+            audit.iter().all(|r| r.outcome != AuditOutcome::Issued),
+            "{what}"
+        );
     }
 }
 
@@ -573,7 +580,7 @@ fn the_same_refusals_from_every_decider() {
 /// audit outcomes in every decider's own trail.
 #[test]
 fn every_decider_audits_the_same_story_the_same_way() {
-    let mut trails: Vec<(&str, Vec<String>)> = Vec::new();
+    let mut trails: Vec<(&str, Vec<AuditOutcome>)> = Vec::new();
     for desk in Desk::all(&two_templates()) {
         let ca = desk.ca();
         let quick = enrolled(ca, "CN=Quinn Quick,O=Example", "Other");
@@ -612,7 +619,7 @@ fn every_decider_audits_the_same_story_the_same_way() {
             .into_iter()
             .map(|r| r.outcome)
             // The CA's administrator (enrolment, approval), not decisions of the desk.
-            .filter(|o| o != "approved" && o != "enrolled")
+            .filter(|o| !matches!(o, AuditOutcome::Approved | AuditOutcome::Enrolled))
             .collect();
         trails.push((desk.name(), outcomes));
     }
@@ -620,13 +627,13 @@ fn every_decider_audits_the_same_story_the_same_way() {
     assert_eq!(
         story,
         &[
-            "issued",
-            "replay-answered",
-            "refused",
-            "pending",
-            "issued",
-            "replay-answered",
-            "refused"
+            AuditOutcome::Issued,
+            AuditOutcome::ReplayAnswered,
+            AuditOutcome::Refused,
+            AuditOutcome::Pending,
+            AuditOutcome::Issued,
+            AuditOutcome::ReplayAnswered,
+            AuditOutcome::Refused,
         ],
         "{first}"
     );

@@ -20,7 +20,7 @@ fn fill_to_the_cap(store: &Store) {
     store.limit_size(Some(store.size().unwrap())).unwrap();
     let mut i = 0u64;
     while store
-        .first_sighting("filler", &format!("{i:0>64}"), 0)
+        .first_sighting(sim_ca::store::Sighting::Nonce, &format!("{i:0>64}"), 0)
         .is_ok()
     {
         i += 1;

@@ -12,7 +12,11 @@ mod common;
 
 use common::{Upstream, parse};
 use renewal_core::cmc::{Outcome, PublicKey, Signer, build_renewal_request};
-use sim_ca::{gateway::upstream::CmcProtocol, service::SimpleReply, store::Store};
+use sim_ca::{
+    gateway::upstream::CmcProtocol,
+    service::SimpleReply,
+    store::{AuditOutcome, Store},
+};
 
 /// A SQLite state file in a fresh directory (two gateway objects can share it).
 fn state_file(name: &str) -> std::path::PathBuf {
@@ -80,13 +84,15 @@ fn a_renewal_goes_through_the_gateway_over_each_upstream_protocol() {
                 .ca
                 .audit_trail()
                 .iter()
-                .any(|r| r.outcome == "issued" && r.serial.as_deref() == Some(serial.as_str()))
+                .any(|r| r.outcome == AuditOutcome::Issued
+                    && r.serial.as_deref() == Some(serial.as_str()))
         );
         assert!(
             gateway
                 .audit_trail()
                 .iter()
-                .any(|r| r.outcome == "issued" && r.serial.as_deref() == Some(serial.as_str()))
+                .any(|r| r.outcome == AuditOutcome::Issued
+                    && r.serial.as_deref() == Some(serial.as_str()))
         );
     }
     // EST simplereenroll: the user's PKCS#10, as the RA's request for the validated subject.
@@ -223,7 +229,7 @@ fn a_resent_request_is_answered_from_the_gateways_state_with_the_upstream_gone()
             .ca
             .audit_trail()
             .iter()
-            .filter(|r| r.outcome == "issued")
+            .filter(|r| r.outcome == AuditOutcome::Issued)
             .count(),
         1
     );
@@ -379,7 +385,7 @@ fn a_forwarded_simplereenroll_renews_the_requesters_certificate_not_a_namesakes(
         .ca
         .audit_trail()
         .into_iter()
-        .find(|r| r.outcome == "issued")
+        .find(|r| r.outcome == AuditOutcome::Issued)
         .unwrap();
     assert!(
         renewed
@@ -417,7 +423,7 @@ fn an_upstream_timeout_is_a_503_and_the_retry_gets_the_certificate_issued_meanwh
             .ca
             .audit_trail()
             .iter()
-            .filter(|r| r.outcome == "issued")
+            .filter(|r| r.outcome == AuditOutcome::Issued)
             .count()
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);

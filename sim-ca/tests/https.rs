@@ -13,7 +13,10 @@ use base64ct::{Base64, Encoding};
 use common::{Client, ca_with, parse};
 use renewal_core::cmc::{Outcome, ResponseForm, Signer};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
-use sim_ca::http::{self, HttpLimits};
+use sim_ca::{
+    http::{self, HttpLimits},
+    store::AuditOutcome,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Server {
@@ -319,7 +322,7 @@ async fn a_client_certificate_is_required_where_an_identity_is() {
     assert_eq!(
         audit
             .iter()
-            .filter(|r| r.endpoint == "simpleenroll" && r.outcome == "refused")
+            .filter(|r| r.endpoint == "simpleenroll" && r.outcome == AuditOutcome::Refused)
             .count(),
         2
     );
@@ -425,7 +428,7 @@ async fn bodies_are_bounded() {
     // Refused before the CA read it, and still in the audit trail.
     let trail = ca.audit_trail();
     assert!(
-        trail.iter().any(|r| r.outcome == "refused"
+        trail.iter().any(|r| r.outcome == AuditOutcome::Refused
             && r.endpoint == "cmc"
             && r.detail.contains("0x80094007")),
         "{trail:#?}"

@@ -17,6 +17,7 @@ use renewal_core::cmc::{
     Outcome, Signer, SoftwareKey, microsoft::TemplateRef, oids, pki::PkiData,
     signed_data::SignedData, status::CmcFailInfo, verify_request::RequestContent,
 };
+use sim_ca::store::AuditOutcome;
 
 #[test]
 fn a_proper_renewal_is_issued_with_the_old_identity_and_the_new_key() {
@@ -213,7 +214,7 @@ fn no_elevation_of_subject_or_names() {
             let record = adcs
                 .audit_trail()
                 .into_iter()
-                .find(|r| r.outcome == "issued")
+                .find(|r| r.outcome == AuditOutcome::Issued)
                 .unwrap();
             assert!(
                 record.detail.contains("finding:"),

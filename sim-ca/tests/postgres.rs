@@ -19,7 +19,7 @@ use common::{Upstream, parse};
 use renewal_core::cmc::Outcome;
 use sim_ca::{
     Ca,
-    store::{AuditRecord, Pending, PendingEnd, Resolve, Store, StoreError},
+    store::{AuditOutcome, AuditRecord, Pending, PendingEnd, Resolve, Sighting, Store, StoreError},
 };
 
 /// A fresh database named after the test, or `None` (skip) when no server is configured.
@@ -54,7 +54,7 @@ fn record(detail: &str) -> AuditRecord {
         tls_fingerprint: "aa".into(),
         request_hash: "bb".into(),
         template: Some("SmartcardUser".into()),
-        outcome: "issued".into(),
+        outcome: AuditOutcome::Issued,
         serial: None,
         pending_id: Some(3),
         detail: detail.into(),
@@ -88,13 +88,13 @@ fn the_store_keeps_its_promises_on_postgres() {
     assert!(raw.execute("DELETE FROM audit", &[]).is_err());
     assert_eq!(store.audit().unwrap().len(), 2);
     // Replay bookkeeping across instances.
-    assert!(store.first_sighting("nonce", "01", 5).unwrap());
-    assert!(!other.first_sighting("nonce", "01", 6).unwrap());
-    assert_eq!(other.sighting_at("nonce", "01").unwrap(), Some(5));
+    assert!(store.first_sighting(Sighting::Nonce, "01", 5).unwrap());
+    assert!(!other.first_sighting(Sighting::Nonce, "01", 6).unwrap());
+    assert_eq!(other.sighting_at(Sighting::Nonce, "01").unwrap(), Some(5));
     // A claim released by one instance can be taken by the other.
-    other.forget_sighting("nonce", "01").unwrap();
-    assert!(store.sighting_at("nonce", "01").unwrap().is_none());
-    assert!(other.first_sighting("nonce", "01", 7).unwrap());
+    other.forget_sighting(Sighting::Nonce, "01").unwrap();
+    assert!(store.sighting_at(Sighting::Nonce, "01").unwrap().is_none());
+    assert!(other.first_sighting(Sighting::Nonce, "01", 7).unwrap());
     // A failed decision leaves nothing.
     let failed: Result<(), StoreError> = store.atomically(|s| {
         s.record_certificate("0a", "CN=x", &[0x30, 0], Some("T"), 99, Some("09"), "fp", 1)?;
@@ -186,13 +186,20 @@ fn a_request_replayed_to_the_other_instance_is_answered_idempotently() {
             .ca
             .audit_trail()
             .iter()
-            .filter(|r| r.outcome == "issued")
+            .filter(|r| r.outcome == AuditOutcome::Issued)
             .count(),
         1
     );
     assert_eq!(a.with_store(|s| s.certificates()).unwrap().len(), 1);
     let trail: Vec<_> = b.audit_trail().into_iter().map(|r| r.outcome).collect();
-    assert_eq!(trail, ["issued", "replay-answered", "refused"]);
+    assert_eq!(
+        trail,
+        [
+            AuditOutcome::Issued,
+            AuditOutcome::ReplayAnswered,
+            AuditOutcome::Refused
+        ]
+    );
 }
 
 #[test]
@@ -230,7 +237,7 @@ fn a_pending_request_submitted_to_one_instance_is_collected_from_the_other() {
             .ca
             .audit_trail()
             .iter()
-            .filter(|r| r.outcome == "issued")
+            .filter(|r| r.outcome == AuditOutcome::Issued)
             .count(),
         1
     );
@@ -293,7 +300,7 @@ fn concurrent_renewals_on_two_gateway_instances() {
             .ca
             .audit_trail()
             .iter()
-            .filter(|r| r.outcome == "issued")
+            .filter(|r| r.outcome == AuditOutcome::Issued)
             .count(),
         users.len()
     );

@@ -13,7 +13,7 @@ use std::{path::PathBuf, process::Command};
 
 use common::{Upstream, parse};
 use renewal_core::cmc::Outcome;
-use sim_ca::store::Store;
+use sim_ca::store::{AuditOutcome, Store};
 
 /// A cluster of our own: its directory, its URL; stopped and removed on drop.
 struct Cluster {
@@ -131,7 +131,11 @@ fn the_store_stops_and_comes_back_503_meanwhile_then_decided_once() {
         .find(|(n, _)| n == "issued")
         .map_or(0, |(_, v)| *v);
     assert_eq!(issued, 2, "one certificate per request");
-    assert!(ca.audit_trail().iter().all(|r| r.outcome != "refused"));
+    assert!(
+        ca.audit_trail()
+            .iter()
+            .all(|r| r.outcome != AuditOutcome::Refused)
+    );
 
     // The CA's backend killed by an administrator (`pg_terminate_backend`): the request that
     // finds its connection gone is a 503, the next reconnects and is decided — once.

@@ -15,7 +15,7 @@ use common::pg;
 use sim_ca::{
     authority::Authority,
     gateway::credential::{self, Purpose},
-    store::Store,
+    store::{Sighting, Store},
 };
 
 struct Cluster(std::path::PathBuf);
@@ -138,8 +138,8 @@ fn the_store_over_tls_verifies_the_server_and_its_name() {
     let verify_full = format!("?sslmode=verify-full&sslrootcert={}", ca_file.display());
     // verify-full, by the certificate's name: connected, and the store works over it.
     let store = Store::connect(&url("localhost", &verify_full)).unwrap();
-    assert!(store.first_sighting("nonce", "tls", 1).unwrap());
-    assert_eq!(store.sighting_at("nonce", "tls").unwrap(), Some(1));
+    assert!(store.first_sighting(Sighting::Nonce, "tls", 1).unwrap());
+    assert_eq!(store.sighting_at(Sighting::Nonce, "tls").unwrap(), Some(1));
     // The same server as 127.0.0.1: not its name.
     let e = Store::connect(&url("127.0.0.1", &verify_full))
         .err()
@@ -159,7 +159,7 @@ fn the_store_over_tls_verifies_the_server_and_its_name() {
         &format!("?sslmode=require&sslrootcert={}", ca_file.display()),
     ))
     .unwrap();
-    assert_eq!(store.sighting_at("nonce", "tls").unwrap(), Some(1));
+    assert_eq!(store.sighting_at(Sighting::Nonce, "tls").unwrap(), Some(1));
     // Plain text is refused by the server; TLS without a CA file by us.
     assert!(Store::connect(&url("localhost", "")).is_err());
     let e = Store::connect(&url("localhost", "?sslmode=require"))

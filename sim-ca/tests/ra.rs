@@ -11,7 +11,7 @@ mod common;
 
 use common::{Client, ca, now, parse};
 use renewal_core::cmc::{Outcome, PublicKey, Retained, Signer, SoftwareKey, ra::wrap};
-use sim_ca::Ca;
+use sim_ca::{Ca, store::AuditOutcome};
 use x509_cert::Certificate;
 
 /// An RA key and a certificate for it from `ca` (the TLS layer admits only this CA's
@@ -110,7 +110,9 @@ fn wrappers_are_refused_unless_a_trusted_ra_signed_them() {
     refused(&ra_as_user.request(), &ra_cert, "RA wrapper");
     // Nothing was issued.
     assert!(
-        ca.audit_trail().iter().all(|a| a.outcome != "issued"),
+        ca.audit_trail()
+            .iter()
+            .all(|a| a.outcome != AuditOutcome::Issued),
         "{:#?}",
         ca.audit_trail()
     );

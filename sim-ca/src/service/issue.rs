@@ -319,9 +319,7 @@ pub fn admin_decide(
                 AuditOutcome::Approved
             } else {
                 AuditOutcome::Denied
-            }
-            .as_str()
-            .into(),
+            },
             serial: None,
             pending_id: Some(id),
             detail: format!(
@@ -350,7 +348,7 @@ pub fn admin_revoke(
             tls_fingerprint: String::new(),
             request_hash: String::new(),
             template: None,
-            outcome: AuditOutcome::Revoked.as_str().into(),
+            outcome: AuditOutcome::Revoked,
             serial: Some(serial.into()),
             pending_id: None,
             detail: if known {

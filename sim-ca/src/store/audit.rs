@@ -32,6 +32,28 @@ pub enum AuditOutcome {
 }
 
 impl AuditOutcome {
+    /// Every outcome, in declaration order.
+    pub const ALL: [Self; 12] = [
+        Self::Issued,
+        Self::IssuedRevoked,
+        Self::Enrolled,
+        Self::Refused,
+        Self::Pending,
+        Self::StillPending,
+        Self::Approved,
+        Self::Denied,
+        Self::Revoked,
+        Self::ReplayAnswered,
+        Self::NoCertificate,
+        Self::UpstreamFailed,
+    ];
+
+    /// Whether a certificate came into existence with this record (what an operator
+    /// reconciles against the certificates table).
+    pub fn issues_a_certificate(self) -> bool {
+        matches!(self, Self::Issued | Self::IssuedRevoked | Self::Enrolled)
+    }
+
     /// The name stored and printed.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -51,6 +73,40 @@ impl AuditOutcome {
     }
 }
 
+impl std::fmt::Display for AuditOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A stored outcome name this version does not know (a newer writer, or a tampered row).
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct UnknownOutcome(pub String);
+
+impl std::fmt::Display for UnknownOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "unknown audit outcome {:?}", self.0)
+    }
+}
+
+impl std::error::Error for UnknownOutcome {}
+
+impl std::str::FromStr for AuditOutcome {
+    type Err = UnknownOutcome;
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|o| o.as_str() == name)
+            .ok_or_else(|| UnknownOutcome(name.to_string()))
+    }
+}
+
+impl serde::Serialize for AuditOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// One audit record.
 #[derive(Clone, Debug, Eq, PartialEq, serde::Serialize)]
 pub struct AuditRecord {
@@ -67,12 +123,26 @@ pub struct AuditRecord {
     pub request_hash: String,
     /// Template name, when known.
     pub template: Option<String>,
-    /// What was decided (an [`AuditOutcome`] name).
-    pub outcome: String,
+    /// What was decided.
+    pub outcome: AuditOutcome,
     /// The certificate concerned, when there is one.
     pub serial: Option<String>,
     /// The pending request concerned, when there is one.
     pub pending_id: Option<i64>,
     /// The rejection with its codes, or other detail. Never a secret.
     pub detail: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AuditOutcome;
+
+    #[test]
+    fn every_outcome_reads_back_from_its_stored_name() {
+        for outcome in AuditOutcome::ALL {
+            assert_eq!(outcome.as_str().parse::<AuditOutcome>(), Ok(outcome));
+        }
+        assert!("issued ".parse::<AuditOutcome>().is_err());
+        assert!("Issued".parse::<AuditOutcome>().is_err());
+    }
 }
