@@ -48,8 +48,12 @@ use x509_cert::Certificate;
 
 use crate::harness::{ExternalCa, World};
 
+mod cluster;
+mod faults;
 mod server;
 
+pub use cluster::Cluster;
+pub use faults::StoreFaults;
 pub use server::{Footprint, cpu_ticks, footprint};
 use server::{Server, free_port, ticks_to_duration};
 
@@ -83,6 +87,10 @@ pub struct LoadConfig {
     /// The gateways' shared state (a `postgres://` URL; needed for more than one). `None`
     /// with one gateway: a SQLite file.
     pub gateway_store: Option<String>,
+    /// The CA's state (a `postgres://` URL); `None`: SQLite in its state directory.
+    pub ca_store: Option<String>,
+    /// Crashes and terminations of the PostgreSQL store while the clients run.
+    pub store_faults: StoreFaults,
     /// Re-sends of a request whose answer was lost (0: roll back at once, as before the
     /// re-send existed; to compare).
     pub retries: u32,
@@ -97,12 +105,18 @@ pub struct LoadReport {
     pub renewed: u64,
     /// Attempts rolled back (CA unreachable, connection lost, refused).
     pub rolled_back: u64,
+    /// Rollbacks by reason (ids and numbers cut off), most frequent first.
+    pub rollback_reasons: Vec<(String, u64)>,
     /// Attempts that ended in a card-side error and were finished by `recover`.
     pub recovered: u64,
     /// Attempts left pending (then resumed or abandoned by the next attempt's recover).
     pub pending: u64,
-    /// SIGKILLs sent to the server.
+    /// SIGKILLs sent to a server (the CA or a gateway), each restarted.
     pub kills: u64,
+    /// Crashes of the PostgreSQL store (`pg_ctl stop -m immediate`), each started again.
+    pub store_restarts: u64,
+    /// Rounds of `pg_terminate_backend` on every client backend of the store.
+    pub store_terminations: u64,
     /// Certificates in the CA's database at the end.
     pub certificates: usize,
     /// Renewals the CA issued and audited that no card ever held (answers lost for good).
@@ -123,7 +137,7 @@ pub struct LoadReport {
     pub server_cpu: Duration,
     /// Each server process (the CA, then the gateways): its footprint once the run was warm
     /// (a tenth of the way in) and at its end — for the CA, of its life then (kills restart it).
-    pub footprints: Vec<(String, Footprint, Footprint)>,
+    pub footprints: Vec<ServerFootprint>,
     /// CPU time of this process while the clients ran (all client threads, their virtual
     /// cards included).
     pub client_cpu: Duration,
@@ -195,28 +209,39 @@ impl LoadReport {
         } else {
             perf
         };
-        let perf = self.footprints.iter().fold(perf, |out, (name, start, end)| {
+        let mib = |f: &Footprint| f.rss_kib as f64 / 1024.0;
+        let perf = self.footprints.iter().fold(perf, |out, f| {
             format!(
-                "{out}footprint     {name}: RSS {:.1} -> {:.1} MiB, fds {} -> {} (warm -> end)\n",
-                start.rss_kib as f64 / 1024.0,
-                end.rss_kib as f64 / 1024.0,
-                start.fds,
-                end.fds
+                "{out}footprint     {}: RSS {:.1} -> {:.1} MiB (peak {:.1}), fds {} -> {} (peak {}) (warm -> end)\n",
+                f.name,
+                mib(&f.warm),
+                mib(&f.end),
+                mib(&f.peak),
+                f.warm.fds,
+                f.end.fds,
+                f.peak.fds
             )
         });
+        let reasons: String = self
+            .rollback_reasons
+            .iter()
+            .map(|(reason, n)| format!("  rolled back {n}x: {reason}\n"))
+            .collect();
         let violations: String = self
             .violations
             .iter()
             .map(|v| format!("  VIOLATION: {v}\n"))
             .collect();
         format!(
-            "attempts      {}\nrenewed       {}\nrolled back   {}\nrecovered     {}\npending       {}\nkills         {}\ncertificates  {} in the CA database, {} issued but never installed\naudit records {}\nviolations    {}\nelapsed       {:.1} s, {:.1} s of it renewing ({:.1} renewals/s)\n{perf}{violations}",
+            "attempts      {}\nrenewed       {}\nrolled back   {}\nrecovered     {}\npending       {}\nkills         {}\nstore faults  {} crashes, {} backend terminations\ncertificates  {} in the CA database, {} issued but never installed\naudit records {}\nviolations    {}\nelapsed       {:.1} s, {:.1} s of it renewing ({:.1} renewals/s)\n{reasons}{perf}{violations}",
             self.attempts,
             self.renewed,
             self.rolled_back,
             self.recovered,
             self.pending,
             self.kills,
+            self.store_restarts,
+            self.store_terminations,
             self.certificates,
             self.issued_not_installed,
             self.audit_records,
@@ -229,7 +254,26 @@ impl LoadReport {
 }
 
 /// A server's name and its footprint when warm and at the end, as far as they could be read.
-type Sampled = (String, Option<Footprint>, Option<Footprint>);
+type Sampled = (
+    String,
+    Option<Footprint>,
+    Option<Footprint>,
+    Option<Footprint>,
+);
+
+/// A server's footprint over the run.
+#[derive(Clone, Debug)]
+pub struct ServerFootprint {
+    /// `CA`, `gateway 1`, ...
+    pub name: String,
+    /// Once the run was warm (a tenth of the way in).
+    pub warm: Footprint,
+    /// The largest resident set and the most descriptors seen in any sample (every life, when
+    /// servers are killed and restarted): the bound a soak states.
+    pub peak: Footprint,
+    /// At the end (of the life then).
+    pub end: Footprint,
+}
 
 /// One user: a virtual card enrolled with the CA.
 struct Client {
@@ -296,6 +340,8 @@ struct Tally {
     pending: AtomicU64,
     /// Serials of the certificates installed on a card (renewed, or completed by recovery).
     installed: Mutex<BTreeSet<String>>,
+    /// Rollbacks by reason (the reason's first clause, without ids).
+    rollbacks: Mutex<BTreeMap<String, u64>>,
 }
 
 /// One attempt: a renewal, and `recover` when it ended in a card-side error.
@@ -352,7 +398,12 @@ fn attempt(
             recover(&world.token, &mut journal).map_err(|e| e.to_string())?;
             &tally.pending
         }
-        Ok(_) => &tally.rolled_back,
+        Ok(RenewalOutcome::RolledBack { reason }) => {
+            if let Ok(mut r) = tally.rollbacks.lock() {
+                *r.entry(rollback_kind(&reason)).or_default() += 1;
+            }
+            &tally.rolled_back
+        }
         Err(_) => match recover(&world.token, &mut journal).map_err(|e| e.to_string())? {
             RecoveryOutcome::Pending => &tally.pending,
             RecoveryOutcome::Completed { .. } => {
@@ -369,6 +420,32 @@ fn attempt(
         .check_invariant()
         .map(|_| ())
         .map_err(|e| format!("{}: {e}", client.name))
+}
+
+/// A rollback's reason without what differs from one attempt to the next (serials, hashes,
+/// ports: runs of 5 or more hex digits become `#`), at most 160 characters, so that reasons
+/// can be counted. HRESULTs (`0x` and 8 digits) stay.
+fn rollback_kind(reason: &str) -> String {
+    let mut out = String::new();
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.len() >= 5 && !out.ends_with("0x") {
+            out.push('#');
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in reason.chars().take(160) {
+        if c.is_ascii_hexdigit() {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 /// Runs the load and checks the result.
@@ -407,11 +484,14 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         "--admin".into(),
         format!("127.0.0.1:{admin_port}"),
     ];
+    if config.prefill > 0 && config.ca_store.is_some() {
+        return Err("--prefill writes into the CA's SQLite store: run without --ca-store".into());
+    }
+    if let Some(url) = &config.ca_store {
+        args.extend(["--store".into(), url.clone()]);
+    }
     let mut gateways = Vec::new();
     if config.gateways > 0 {
-        if config.kill_every.is_some() {
-            return Err("--gateways: run without --kill-every (0)".into());
-        }
         args.extend([
             "--trust-ra".into(),
             state.join("ra.pem").display().to_string(),
@@ -445,41 +525,32 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
             })
             .collect()
     };
-    let postgres_before = config.gateway_store.as_ref().map(|_| postgres_ticks());
+    let gateways: Vec<Arc<Mutex<Server>>> = gateways
+        .into_iter()
+        .map(|g| Arc::new(Mutex::new(g)))
+        .collect();
+    let on_postgres = config.gateway_store.is_some() || config.ca_store.is_some();
+    let postgres_before = on_postgres.then(postgres_ticks);
     let server = Arc::new(Mutex::new(server));
     let tally = Arc::new(Tally::default());
     let stop = Arc::new(AtomicBool::new(false));
     let failures = Arc::new(Mutex::new(Vec::<String>::new()));
-    let kills = Arc::new(AtomicU64::new(0));
+    let injected = Arc::new(faults::Injected::default());
 
-    let killer = config.kill_every.map(|every| {
-        let (server, stop, kills, seed) = (
-            Arc::clone(&server),
+    let faulting = config.kill_every.is_some() || config.store_faults.any();
+    let injector = faulting.then(|| {
+        let servers: Vec<Arc<Mutex<Server>>> = std::iter::once(Arc::clone(&server))
+            .chain(gateways.iter().map(Arc::clone))
+            .collect();
+        let (stop, injected, kill_every, store, seed) = (
             Arc::clone(&stop),
-            Arc::clone(&kills),
+            Arc::clone(&injected),
+            config.kill_every,
+            config.store_faults.clone(),
             config.seed,
         );
-        std::thread::spawn(move || -> Result<(), String> {
-            let mut rng = seed | 1;
-            while !stop.load(Ordering::Relaxed) {
-                // xorshift64: a wait between 0.5x and 1.5x the mean.
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                let wait = every.mul_f64(0.5 + (rng % 1000) as f64 / 1000.0);
-                let until = Instant::now() + wait;
-                while Instant::now() < until && !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                if stop.load(Ordering::Relaxed) {
-                    break;
-                }
-                let mut s = server.lock().map_err(|_| "server lock")?;
-                s.kill();
-                kills.fetch_add(1, Ordering::Relaxed);
-                s.start()?;
-            }
-            Ok(())
+        std::thread::spawn(move || {
+            faults::inject(kill_every, &store, &servers, &stop, &injected, seed)
         })
     });
 
@@ -496,7 +567,8 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
     let samples: Mutex<Vec<Sampled>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         {
-            let (samples, server, gateways, kills) = (&samples, &server, &gateways, &kills);
+            let (samples, server, gateways, kills) =
+                (&samples, &server, &gateways, &injected.kills);
             let warm = clients_started + (config.duration / 10).max(Duration::from_secs(1));
             scope.spawn(move || {
                 let now_all = || {
@@ -505,12 +577,16 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
                         server.lock().ok().and_then(|s| s.footprint()),
                     )];
                     for (i, g) in gateways.iter().enumerate() {
-                        all.push((format!("gateway {}", i + 1), g.footprint()));
+                        all.push((
+                            format!("gateway {}", i + 1),
+                            g.lock().ok().and_then(|g| g.footprint()),
+                        ));
                     }
                     all
                 };
                 let mut first: Option<Vec<(String, Option<Footprint>)>> = None;
                 let mut last = Vec::new();
+                let mut peaks: Vec<Option<Footprint>> = Vec::new();
                 loop {
                     let now = Instant::now();
                     let running = now < deadline
@@ -523,20 +599,27 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
                         if first.is_none() {
                             first = Some(sample.clone());
                         }
+                        peaks.resize(sample.len(), None);
+                        for (peak, (_, now)) in peaks.iter_mut().zip(&sample) {
+                            *peak = match (*peak, *now) {
+                                (Some(p), Some(n)) => Some(p.max(n)),
+                                (p, n) => p.or(n),
+                            };
+                        }
                         last = sample;
                     }
                     std::thread::sleep(Duration::from_millis(250));
                 }
                 if let (Some(first), Ok(mut out)) = (first, samples.lock()) {
-                    for ((name, start), (_, end)) in first.into_iter().zip(last) {
-                        out.push((name, start, end));
+                    for (((name, warm), (_, end)), peak) in first.into_iter().zip(last).zip(peaks) {
+                        out.push((name, warm, peak, end));
                     }
                 }
             });
         }
         for (i, client) in clients.iter().enumerate() {
             let ca = &endpoints[i % endpoints.len()];
-            let (tally, failures, kills) = (&tally, &failures, &kills);
+            let (tally, failures, kills) = (&tally, &failures, &injected.kills);
             let mode = config.mode;
             scope.spawn(move || {
                 let more = || {
@@ -559,24 +642,28 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         .unwrap_or(0)
         .saturating_sub(client_ticks_before);
     let renewing = clients_started.elapsed();
-    let postgres_cpu =
-        postgres_before.map(|before| ticks_to_duration(postgres_ticks().saturating_sub(before)));
-    let gateway_ticks: u64 = gateways
-        .iter_mut()
-        .map(|g| {
-            g.kill();
-            g.cpu_ticks
-        })
-        .sum();
+    // A crashed cluster's processes took their CPU times with them: not measurable then.
+    let postgres_cpu = postgres_before
+        .filter(|_| injected.store_restarts.load(Ordering::Relaxed) == 0)
+        .map(|before| ticks_to_duration(postgres_ticks().saturating_sub(before)));
     stop.store(true, Ordering::Relaxed);
     let mut violations = failures.lock().map(|f| f.clone()).unwrap_or_default();
-    if let Some(k) = killer {
-        match k.join() {
+    if let Some(injector) = injector {
+        match injector.join() {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => violations.push(format!("restarting the server: {e}")),
-            Err(_) => violations.push("the killer thread panicked".into()),
+            Ok(Err(e)) => violations.push(format!("injecting a fault: {e}")),
+            Err(_) => violations.push("the fault injector panicked".into()),
         }
     }
+    let gateway_ticks: u64 = gateways
+        .iter()
+        .map(|g| {
+            g.lock().map_or(0, |mut g| {
+                g.kill();
+                g.cpu_ticks
+            })
+        })
+        .sum();
     // Stop the server so the database is read as a restart would find it.
     let (server_ticks, fsyncs) = match server.lock() {
         Ok(mut s) => {
@@ -585,7 +672,11 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         }
         Err(_) => (0, None),
     };
-    let store = Store::open(&state.join("ca.db")).map_err(|e| e.to_string())?;
+    let store = match &config.ca_store {
+        Some(url) => Store::open_location(url),
+        None => Store::open(&state.join("ca.db")),
+    }
+    .map_err(|e| e.to_string())?;
     let certificates: BTreeMap<String, String> = store
         .certificates()
         .map_err(|e| e.to_string())?
@@ -641,9 +732,20 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         attempts: tally.attempts.load(Ordering::Relaxed),
         renewed: tally.renewed.load(Ordering::Relaxed),
         rolled_back: tally.rolled_back.load(Ordering::Relaxed),
+        rollback_reasons: {
+            let mut r: Vec<(String, u64)> = tally
+                .rollbacks
+                .lock()
+                .map(|r| r.clone().into_iter().collect())
+                .unwrap_or_default();
+            r.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+            r
+        },
         recovered: tally.recovered.load(Ordering::Relaxed),
         pending: tally.pending.load(Ordering::Relaxed),
-        kills: kills.load(Ordering::Relaxed),
+        kills: injected.kills.load(Ordering::Relaxed),
+        store_restarts: injected.store_restarts.load(Ordering::Relaxed),
+        store_terminations: injected.store_terminations.load(Ordering::Relaxed),
         certificates: certificates.len(),
         audit_records: audit.len(),
         violations,
@@ -663,7 +765,14 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
             .into_inner()
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|(name, start, end)| Some((name, start?, end?)))
+            .filter_map(|(name, warm, peak, end)| {
+                Some(ServerFootprint {
+                    name,
+                    warm: warm?,
+                    peak: peak?,
+                    end: end?,
+                })
+            })
             .collect(),
         client_cpu: ticks_to_duration(client_ticks),
         fsyncs,
@@ -690,6 +799,16 @@ fn postgres_ticks() -> u64 {
         })
         .sum()
 }
+
+/// What the gateways tell a client to wait when they cannot decide (the upstream or the store
+/// is down): the load's outages last seconds, and the default (30 s) would keep each client
+/// waiting far longer than the outage.
+const RETRY_AFTER_SECS: u64 = 2;
+
+/// How long the gateways wait for the CA: on loopback an exchange takes milliseconds, and
+/// a request whose forwarder died (a killed gateway, a crashed store) is taken over once this
+/// bound plus 5 s has passed — the wait a re-sent copy is told.
+const UPSTREAM_TIMEOUT_SECS: u64 = 5;
 
 /// The RA and TLS credentials and one configuration per gateway; the servers (not started).
 fn start_gateways(
@@ -734,8 +853,9 @@ fn start_gateways(
                 format!(
                     "listen = \"127.0.0.1:{port}\"\nadmin = \"127.0.0.1:{admin_port}\"\nstore = \"{store}\"\n\
                      [tls]\ncertificate = \"gateway-tls.pem\"\nkey = \"gateway-tls.key\"\nclient_cas = \"ca-chain.pem\"\n\
-                     [upstream]\nurl = \"https://localhost:{upstream_port}\"\nca = \"ca-chain.pem\"\n\
-                     [ra]\ncertificate = \"ra.pem\"\nkey = \"ra.key\"\n"
+                     [upstream]\nurl = \"https://localhost:{upstream_port}\"\nca = \"ca-chain.pem\"\ntimeout_secs = {UPSTREAM_TIMEOUT_SECS}\n\
+                     [ra]\ncertificate = \"ra.pem\"\nkey = \"ra.key\"\n\
+                     [limits]\nretry_after_secs = {RETRY_AFTER_SECS}\n"
                 ),
             )
             .map_err(|e| e.to_string())?;

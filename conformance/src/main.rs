@@ -37,7 +37,9 @@ const USAGE: &str = "usage: conformance [run] [--scenarios FILE.toml] [--filter 
                     [--management-key HEX]]
        conformance load [--clients N] [--duration SECS] [--kill-every SECS] [--mode MODE] [--prefill N]
                         [--ca-key rsa2048|p256|...] [--gateways N [--store postgres://...]]
-                        [--seed N] [--sim-ca PATH]
+                        [--ca-store postgres://...] [--retries N] [--seed N] [--sim-ca PATH]
+                        [--postgres DIR [--store-restart-every SECS] [--store-outage SECS]
+                                        [--store-terminate-every SECS]]
        conformance phases [--mode MODE] [--key p256|rsa2048] [--runs N] [--apdu-ms MS]
                           [--keygen-ms MS] [--sign-ms MS]";
 
@@ -149,6 +151,11 @@ fn load(mut it: impl Iterator<Item = String>) -> ExitCode {
             ca_key: renewal_core::token::KeyAlgorithm::Rsa2048,
             gateways: 0,
             gateway_store: None,
+            ca_store: None,
+            store_faults: conformance::load::StoreFaults {
+                outage: std::time::Duration::from_secs(2),
+                ..Default::default()
+            },
         };
         let secs = |v: Option<String>, what: &str| -> Result<std::time::Duration, String> {
             v.ok_or(format!("{what} needs seconds"))?
@@ -200,6 +207,20 @@ fn load(mut it: impl Iterator<Item = String>) -> ExitCode {
                         .ok_or("--gateways needs a number")?
                 }
                 "--store" => c.gateway_store = Some(it.next().ok_or("--store needs a URL")?),
+                "--ca-store" => c.ca_store = Some(it.next().ok_or("--ca-store needs a URL")?),
+                "--postgres" => {
+                    c.store_faults.cluster =
+                        Some(it.next().ok_or("--postgres needs a directory")?.into())
+                }
+                "--store-restart-every" => {
+                    let every = secs(it.next(), "--store-restart-every")?;
+                    c.store_faults.restart_every = (!every.is_zero()).then_some(every);
+                }
+                "--store-outage" => c.store_faults.outage = secs(it.next(), "--store-outage")?,
+                "--store-terminate-every" => {
+                    let every = secs(it.next(), "--store-terminate-every")?;
+                    c.store_faults.terminate_every = (!every.is_zero()).then_some(every);
+                }
                 "--retries" => {
                     c.retries = it
                         .next()
@@ -224,14 +245,17 @@ fn load(mut it: impl Iterator<Item = String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let every = |d: Option<std::time::Duration>| {
+        d.map_or("never".to_string(), |d| format!("{:.1} s", d.as_secs_f64()))
+    };
     eprintln!(
-        "conformance load: {} clients for {:.0} s against {}, SIGKILL every ~{}",
+        "conformance load: {} clients for {:.0} s against {}, SIGKILL every ~{}, store crash every ~{}, backends terminated every ~{}",
         config.clients,
         config.duration.as_secs_f64(),
         config.sim_ca.display(),
-        config
-            .kill_every
-            .map_or("never".into(), |d| format!("{:.1} s", d.as_secs_f64()))
+        every(config.kill_every),
+        every(config.store_faults.restart_every),
+        every(config.store_faults.terminate_every),
     );
     match run(&config) {
         Ok(report) => {

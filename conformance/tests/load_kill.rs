@@ -25,6 +25,8 @@ fn config(mode: Mode, seed: u64) -> LoadConfig {
         ca_key: renewal_core::token::KeyAlgorithm::Rsa2048,
         gateways: 0,
         gateway_store: None,
+        ca_store: None,
+        store_faults: Default::default(),
         retries: renewal_core::client::processor::RetryPolicy::default().attempts,
     }
 }
@@ -118,13 +120,18 @@ fn a_run_through_gateways_keeps_every_invariant() {
         "{}",
         report.render()
     );
-    for (name, start, end) in &report.footprints {
-        assert!(start.rss_kib > 0 && start.fds > 0, "{name}");
+    for f in &report.footprints {
+        assert!(f.warm.rss_kib > 0 && f.warm.fds > 0, "{}", f.name);
         assert!(
-            end.fds <= start.fds + 4 * config.clients,
-            "{name}: {} -> {} descriptors",
-            start.fds,
-            end.fds
+            f.peak.rss_kib >= f.end.rss_kib && f.peak.fds >= f.warm.fds,
+            "{f:?}"
+        );
+        assert!(
+            f.end.fds <= f.warm.fds + 4 * config.clients,
+            "{}: {} -> {} descriptors",
+            f.name,
+            f.warm.fds,
+            f.end.fds
         );
     }
 }

@@ -254,8 +254,13 @@ pub(crate) enum Standing {
     /// New: its transaction is claimed — recorded in this very transaction, so that no other
     /// request (on this instance or another sharing the store) can claim it too.
     Fresh(Claim),
-    /// The same request is being forwarded right now by this or another instance: try again.
-    InFlight,
+    /// The same request is being forwarded right now by this or another instance: try again
+    /// in `retry_after` seconds — when the claim will have been settled, or will have expired
+    /// and can be taken over (its holder may have died: a killed gateway, a crashed store).
+    InFlight {
+        /// Seconds until the claim expires (at least 1).
+        retry_after: u64,
+    },
     /// Refused (the caller audits it), with the pending request it concerns.
     Refused(Rejection, Option<i64>),
 }
@@ -365,7 +370,11 @@ impl Ledger {
         )? {
             // Claimed already. By this very request (same new key) still being forwarded?
             return Ok(match store.sighting_at(Sighting::InFlight, &in_flight)? {
-                Some(since) if at - since < self.claim_ttl => Standing::InFlight,
+                Some(since) if at - since < self.claim_ttl => Standing::InFlight {
+                    retry_after: u64::try_from(self.claim_ttl - (at - since))
+                        .unwrap_or(1)
+                        .max(1),
+                },
                 Some(_) => {
                     // Its holder vanished mid-forward: this request takes the claim over.
                     store.touch_sighting(Sighting::InFlight, &in_flight, at)?;
@@ -523,8 +532,14 @@ mod tests {
         };
         let at = |t: i64, key| ledger.stand(&store, &origin, t, "T", &lookup(key)).unwrap();
         assert!(matches!(at(0, "k1"), Standing::Fresh(_)));
-        assert!(matches!(at(5, "k1"), Standing::InFlight));
-        assert!(matches!(at(14, "k1"), Standing::InFlight));
+        assert!(matches!(
+            at(5, "k1"),
+            Standing::InFlight { retry_after: 10 }
+        ));
+        assert!(matches!(
+            at(14, "k1"),
+            Standing::InFlight { retry_after: 1 }
+        ));
         assert!(matches!(at(15, "k1"), Standing::Fresh(_)), "taken over");
         assert!(matches!(
             at(16, "k2"),

@@ -284,11 +284,11 @@ fn one_transaction_reaches_the_upstream_once_whatever_arrives_at_once() {
     let issued = |body: &[u8]| parse(body).certificates;
     let certificate = match (first.upstream, second.upstream) {
         (None, Some(busy)) | (Some(busy), None) => {
-            assert_eq!(
-                (busy.status, busy.retry_after),
-                (503, Some(1)),
-                "{}",
-                busy.text
+            // Told to come back when the claim is settled or has expired (the holder may
+            // have died): this upstream has no exchange bound, so the claim's 120 s.
+            assert!(
+                busy.status == 503 && matches!(busy.retry_after, Some(119..=120)),
+                "{busy:?}"
             );
             let done = if first.body.is_empty() {
                 &second.body

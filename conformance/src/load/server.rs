@@ -44,6 +44,16 @@ pub struct Footprint {
     pub fds: usize,
 }
 
+impl Footprint {
+    /// The larger of each figure.
+    pub fn max(self, other: Self) -> Self {
+        Self {
+            rss_kib: self.rss_kib.max(other.rss_kib),
+            fds: self.fds.max(other.fds),
+        }
+    }
+}
+
 /// The footprint of process `pid`, when it can be read.
 pub fn footprint(pid: u32) -> Option<Footprint> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;

@@ -56,7 +56,7 @@ impl Gateway {
             Standing::Poll(pending) => self.collected(store, origin, template, pending),
             Standing::Answered(cert) => Ok(Step::Answered(Box::new(GatewayAnswer::issued(*cert)))),
             Standing::Fresh(claim) => Ok(Step::Forward(claim)),
-            Standing::InFlight => Ok(Step::InFlight),
+            Standing::InFlight { retry_after } => Ok(Step::InFlight { retry_after }),
         }
     }
 
@@ -109,10 +109,10 @@ impl Gateway {
             Ok(Step::Answered(answer)) => return Ok(*answer),
             Ok(Step::Forward(claim)) => (None, Some(claim)),
             Ok(Step::Poll(pending)) => (Some(pending), None),
-            Ok(Step::InFlight) => {
+            Ok(Step::InFlight { retry_after }) => {
                 return Err(UpstreamFailure {
                     status: 503,
-                    retry_after: Some(1),
+                    retry_after: Some(retry_after),
                     text: "the same request is being decided: try again".into(),
                 });
             }

@@ -113,8 +113,12 @@ enum Step {
     /// A poll of a request pending upstream: forward it again.
     Poll(Pending),
     /// The same request is being forwarded right now (by this instance or another): the
-    /// client is told to come back, and gets the answer then.
-    InFlight,
+    /// client is told to come back when the claim is settled or expired, and gets the
+    /// answer then.
+    InFlight {
+        /// Seconds until the claim expires.
+        retry_after: u64,
+    },
 }
 
 /// An answer decided by the gateway (before signing).

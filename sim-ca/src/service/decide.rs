@@ -93,7 +93,7 @@ impl Ca {
                 ));
             }
             // Decided in this transaction: nothing is ever in flight here.
-            Standing::Fresh(_) | Standing::InFlight => {}
+            Standing::Fresh(_) | Standing::InFlight { .. } => {}
         }
         let old = tls.value().tbs_certificate();
         let decision = self.decide(store, &old.subject().to_string(), &accepted.template)?;
@@ -406,7 +406,7 @@ impl Ca {
                 return Ok((outcome, None));
             }
             Standing::Answered(cert) => return Ok((SimpleOutcome::Issued(cert), None)),
-            Standing::Fresh(_) | Standing::InFlight => {}
+            Standing::Fresh(_) | Standing::InFlight { .. } => {}
         }
         let old = renewed.value().tbs_certificate();
         let decision = self.decide(store, &old.subject().to_string(), &accepted.template)?;

@@ -451,10 +451,10 @@ pub fn same_transaction_at_once(
         .collect()
 }
 
-/// A throwaway PostgreSQL cluster of a test's own (Debian's server binaries), run as its
-/// owner (`postgres` when the test is root).
 pub mod desk;
 
+/// A throwaway PostgreSQL cluster of a test's own (Debian's server binaries), run as its
+/// owner (`postgres` when the test is root).
 pub mod pg {
     use std::{path::Path, process::Command};
 

@@ -131,14 +131,16 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
-    /// The wait before re-send `attempt` (1-based): the server's `Retry-After` when it gave
-    /// one, else the doubling backoff; never more than `max_wait`.
+    /// The wait before re-send `attempt` (1-based): the doubling backoff, or longer when the
+    /// server's `Retry-After` asks for longer (it is the least a client ought to wait, RFC 9110
+    /// §10.2.3: a server that keeps answering "in 1 s" while its database restarts would
+    /// otherwise see every re-send within seconds); never more than `max_wait`.
     pub fn wait(&self, attempt: u32, asked: Option<u64>) -> Duration {
         let backoff = self
             .first_wait
             .saturating_mul(1 << attempt.saturating_sub(1).min(16));
         asked
-            .map_or(backoff, Duration::from_secs)
+            .map_or(backoff, |secs| Duration::from_secs(secs).max(backoff))
             .min(self.max_wait)
     }
 }
@@ -463,5 +465,23 @@ mod pin_refusal_tests {
         ));
         assert!(is_pin_refusal(&TokenError::PinBlocked.to_string()));
         assert!(!is_pin_refusal(&TokenError::Full.to_string()));
+    }
+}
+
+#[cfg(test)]
+mod retry_policy_tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_is_the_least_wait_and_the_backoff_still_doubles() {
+        let policy = RetryPolicy::default();
+        let secs = |attempt, asked| policy.wait(attempt, asked).as_secs();
+        // No Retry-After: 2, 4, 8, 16 s.
+        assert_eq!([1, 2, 3, 4].map(|a| secs(a, None)), [2, 4, 8, 16]);
+        // "Retry in 1 s" every time: the backoff still grows.
+        assert_eq!([1, 2, 3, 4].map(|a| secs(a, Some(1))), [2, 4, 8, 16]);
+        // A longer Retry-After is honoured, up to the longest wait.
+        assert_eq!(secs(1, Some(10)), 10);
+        assert_eq!(secs(1, Some(3600)), 30);
     }
 }
