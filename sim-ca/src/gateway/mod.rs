@@ -7,8 +7,10 @@
 //! * full CMC (EST `/fullcmc`, RFC 5273 `/cmc`, MS-WSTEP): the user's signed request, unchanged,
 //!   inside the RA's signed PKIData (RFC 5272 §3.2.1.3.3 nested content), so the upstream checks
 //!   both the user's old-key signature and the RA's authority;
-//! * EST simplereenroll: the user's PKCS#10 as the RA's own request for the subject the gateway
-//!   validated (RFC 7030 §3.3).
+//! * EST simplereenroll: the RA's re-enrollment on the user's behalf — a PKIData carrying the
+//!   user's PKCS#10 and, in an `szOID_CMC_ADD_ATTRIBUTES` control bound to it, the
+//!   `szOID_RENEWAL_CERTIFICATE` naming the TLS client certificate it renews (RFC 5272 §6.5,
+//!   MS-WCCE), so the upstream renews exactly that certificate, never a namesake's.
 //!
 //! The client gets an answer the gateway signs with its RA key (a CMC response the client
 //! verifies like the CA's) carrying the certificate the upstream issued — after the gateway
