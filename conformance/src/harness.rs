@@ -260,7 +260,9 @@ impl World {
                 inner: pins.clone(),
                 trace: trace.clone(),
             }),
-            ManagementKey::default_3des(),
+            // What `renew` does by default: the card's PIN-protected key if ykman's data
+            // flags one, else the factory key; its algorithm from GET METADATA.
+            ManagementKey::Auto,
         );
         let token: SharedToken = Arc::new(Mutex::new(Box::new(piv)));
         let mut world = Self::assemble(

@@ -296,7 +296,7 @@ fn enroll(index: usize, authority: &Authority, seed: u64) -> Result<Client, Stri
     let piv = PivToken::new(
         SimTransport::new(Arc::clone(&card)),
         pins.clone(),
-        ManagementKey::default_3des(),
+        ManagementKey::factory_default(),
     );
     let token: SharedToken = Arc::new(Mutex::new(Box::new(piv)));
     let name = format!("Load User {index}");

@@ -524,10 +524,8 @@ fn external(
             .map_err(|e| format!("--modes: {e}"))?,
     };
     let management_key = match &args.management_key {
-        None => ManagementKey::default_3des(),
-        Some(hex) => {
-            ManagementKey::from_hex_3des(hex).map_err(|e| format!("--management-key: {e}"))?
-        }
+        None => ManagementKey::Auto,
+        Some(text) => ManagementKey::parse(text).map_err(|e| format!("--management-key: {e}"))?,
     };
     let run = interop::ExternalRun {
         ca: ExternalCa { base_url, anchors },

@@ -59,7 +59,7 @@ fn token(
             rewrite: Box::new(rewrite),
         },
         Arc::new(StaticPin::new("123456")),
-        ManagementKey::default_3des(),
+        ManagementKey::factory_default(),
     )
 }
 

@@ -80,7 +80,7 @@ fn card_certificate(state: &Path) -> Vec<u8> {
     let mut piv = renewal_core::token::piv::PivToken::new(
         renewal_core::token::transport::SimTransport::new(card),
         Arc::new(StaticPin::new("123456")),
-        renewal_core::token::piv::ManagementKey::default_3des(),
+        renewal_core::token::piv::ManagementKey::factory_default(),
     );
     piv.containers()
         .unwrap()

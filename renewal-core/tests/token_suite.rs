@@ -41,7 +41,7 @@ fn sim_token(
     let token = PivToken::new(
         SimTransport::new(Arc::clone(&card)),
         pins.clone(),
-        ManagementKey::default_3des(),
+        ManagementKey::factory_default(),
     );
     (token, card, pins)
 }
@@ -67,7 +67,7 @@ fn suite_on_the_card_behind_pcscd() {
     let _card = ServedCard::start(PivApplet::new(&CardConfig::default()).unwrap(), None);
     let transport = common::retry(|| PcscTransport::connect(Some(VPCD_READER)));
     let pins = Arc::new(CountingPinSource::new(StaticPin::new("123456")));
-    let mut token = PivToken::new(transport, pins.clone(), ManagementKey::default_3des());
+    let mut token = PivToken::new(transport, pins.clone(), ManagementKey::factory_default());
     common::suite::token_suite(&mut token, &|| pins.count(), Some("9a"));
     drop(pcscd);
 }
@@ -87,7 +87,7 @@ fn a_verified_pin_does_not_outlive_the_pcsc_session() {
     let _card = ServedCard::start(PivApplet::new(&CardConfig::default()).unwrap(), None);
     let session = |pins: Arc<CountingPinSource<StaticPin>>| {
         let transport = common::retry(|| PcscTransport::connect(Some(VPCD_READER)));
-        PivToken::new(transport, pins, ManagementKey::default_3des())
+        PivToken::new(transport, pins, ManagementKey::factory_default())
     };
     let first_pins = Arc::new(CountingPinSource::new(StaticPin::new("123456")));
     let mut first = session(first_pins.clone());
@@ -135,7 +135,7 @@ fn wrong_pin_then_blocked() {
     let mut token = PivToken::new(
         SimTransport::new(Arc::clone(&card)),
         pins.clone(),
-        ManagementKey::default_3des(),
+        ManagementKey::factory_default(),
     );
     let c = token.generate(KeyAlgorithm::EcP256).unwrap();
     for left in [2u8, 1] {
@@ -212,9 +212,12 @@ fn a_card_error_is_a_typed_error() {
 #[test]
 fn wrong_management_key_is_refused() {
     let (_, card, pins) = sim_token(CardConfig::default(), FaultPlan::default());
-    let mut bad = ManagementKey::default_3des();
-    // Not bit 0: DES ignores each byte's parity bit.
-    bad.key[0] ^= 0x80;
+    let mut key = renewal_core::token::piv::FACTORY_KEY.to_vec();
+    key[0] ^= 0x80;
+    let bad = ManagementKey::Known {
+        key: zeroize::Zeroizing::new(key),
+        algorithm: None,
+    };
     let mut token = PivToken::new(SimTransport::new(card), pins, bad);
     assert!(matches!(
         token.generate(KeyAlgorithm::EcP256),
@@ -222,25 +225,133 @@ fn wrong_management_key_is_refused() {
     ));
 }
 
+/// Management keys as cards ship them: the client learns the algorithm from the card (GET
+/// METADATA) and authenticates with a key of any of the four; told the wrong algorithm, it is
+/// refused; told a key of the wrong length for the card's algorithm, it says so.
 #[test]
-fn aes192_management_key() {
-    let mut key = [0u8; 24];
-    key.iter_mut().enumerate().for_each(|(i, b)| *b = i as u8);
-    let config = CardConfig {
-        management_key: (sim_card::state::ManagementAlgorithm::Aes192, key),
-        ..CardConfig::default()
+fn every_management_key_algorithm_as_shipped() {
+    use sim_card::state::ManagementAlgorithm as CardAlgorithm;
+    for (algorithm, key_len, other) in [
+        (CardAlgorithm::Tdes, 24, "aes192"),
+        (CardAlgorithm::Aes128, 16, "aes192"),
+        (CardAlgorithm::Aes192, 24, "3des"),
+        (CardAlgorithm::Aes256, 32, "aes192"),
+    ] {
+        let key: Vec<u8> = (0..key_len).map(|i| (i * 7 + 1) as u8).collect();
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let card_with = || {
+            sim_token(
+                CardConfig {
+                    management_key: (algorithm, key.clone()),
+                    ..CardConfig::default()
+                },
+                FaultPlan::default(),
+            )
+        };
+        let (_, card, pins) = card_with();
+        let mut token = PivToken::new(
+            SimTransport::new(card),
+            pins,
+            ManagementKey::parse(&hex).unwrap(),
+        );
+        let c = token.generate(KeyAlgorithm::EcP256).unwrap();
+        assert_eq!(c.id, id("82"), "{algorithm:?}");
+        if key_len == 24 {
+            let (_, card, pins) = card_with();
+            let told = ManagementKey::parse(&format!("{other}:{hex}")).unwrap();
+            let mut token = PivToken::new(SimTransport::new(card), pins, told);
+            assert!(
+                matches!(
+                    token.generate(KeyAlgorithm::EcP256),
+                    Err(TokenError::ManagementKeyRejected)
+                ),
+                "{algorithm:?} told {other}"
+            );
+        }
+        let (_, card, pins) = card_with();
+        let wrong_length =
+            ManagementKey::parse(&"01".repeat(if key_len == 32 { 16 } else { 32 })).unwrap();
+        let mut token = PivToken::new(SimTransport::new(card), pins, wrong_length);
+        assert!(
+            matches!(
+                token.generate(KeyAlgorithm::EcP256),
+                Err(TokenError::ManagementKeyLength { .. })
+            ),
+            "{algorithm:?}"
+        );
+    }
+}
+
+/// The factory key: AES-192 on a YubiKey 5.7 (the default card), 3DES before — the same
+/// bytes; the client asks the card which.
+#[test]
+fn the_factory_key_works_as_aes192_and_as_3des() {
+    use sim_card::state::{DEFAULT_MANAGEMENT_KEY, ManagementAlgorithm as CardAlgorithm};
+    for algorithm in [CardAlgorithm::Aes192, CardAlgorithm::Tdes] {
+        let (mut token, _, _) = sim_token(
+            CardConfig {
+                management_key: (algorithm, DEFAULT_MANAGEMENT_KEY.to_vec()),
+                ..CardConfig::default()
+            },
+            FaultPlan::default(),
+        );
+        token.generate(KeyAlgorithm::EcP256).unwrap();
+        let (_, card, pins) = sim_token(
+            CardConfig {
+                management_key: (algorithm, DEFAULT_MANAGEMENT_KEY.to_vec()),
+                ..CardConfig::default()
+            },
+            FaultPlan::default(),
+        );
+        let mut token = PivToken::new(SimTransport::new(card), pins, ManagementKey::Auto);
+        token.generate(KeyAlgorithm::EcP256).unwrap();
+    }
+}
+
+/// A management key stored on the card under the PIN (ykman's `--protect`): found by itself
+/// (`auto`, the default) or asked for (`pin-protected`), read after the one PIN verification a
+/// renewal does anyway — generating and signing cost one prompt, as with a known key.
+#[test]
+fn a_pin_protected_management_key_costs_no_second_prompt() {
+    let key: Vec<u8> = (0..24).map(|i| 0xA0 ^ i as u8).collect();
+    let protected_card = || {
+        let config = CardConfig {
+            management_key: (sim_card::state::ManagementAlgorithm::Aes192, key.clone()),
+            ..CardConfig::default()
+        };
+        let (_, card, pins) = sim_token(config, FaultPlan::default());
+        card.lock().unwrap().applet_mut().protect_management_key();
+        (card, pins)
     };
-    let (_, card, pins) = sim_token(config, FaultPlan::default());
+    for how in [ManagementKey::Auto, ManagementKey::PinProtected] {
+        let label = format!("{how:?}");
+        let (card, pins) = protected_card();
+        let mut token = PivToken::new(SimTransport::new(card), pins.clone(), how);
+        let c = token.generate(KeyAlgorithm::EcP256).unwrap();
+        let signature = token
+            .sign(&c.id, SignatureAlgorithm::ECDSA_SHA256, b"renewal")
+            .unwrap();
+        assert!(!signature.is_empty());
+        assert_eq!(pins.count(), 1, "{label}: one PIN prompt in all");
+    }
+    // The factory key does not open a card whose key is protected.
+    let (card, pins) = protected_card();
     let mut token = PivToken::new(
         SimTransport::new(card),
         pins,
-        ManagementKey {
-            algorithm: 0x0A,
-            key: zeroize::Zeroizing::new(key),
-        },
+        ManagementKey::factory_default(),
     );
-    let c = token.generate(KeyAlgorithm::EcP256).unwrap();
-    assert_eq!(c.id, id("82"));
+    assert!(matches!(
+        token.generate(KeyAlgorithm::EcP256),
+        Err(TokenError::ManagementKeyRejected)
+    ));
+    // Asked for a protected key a card does not hold: said so, nothing done.
+    let (_, card, pins) = sim_token(CardConfig::default(), FaultPlan::default());
+    let mut token = PivToken::new(SimTransport::new(card), pins, ManagementKey::PinProtected);
+    assert!(matches!(
+        token.generate(KeyAlgorithm::EcP256),
+        Err(TokenError::NoProtectedManagementKey)
+    ));
 }
 
 /// The token signs a CMC renewal request: the card is a `cmc::Signer`-compatible key source.

@@ -45,6 +45,8 @@ pub mod ins {
     pub const RESET: u8 = 0xFB;
     /// YubiKey GET VERSION.
     pub const GET_VERSION: u8 = 0xFD;
+    /// YubiKey SET MANAGEMENT KEY (P1 0xFF, P2 0xFF; 0xFE would require touch).
+    pub const SET_MANAGEMENT_KEY: u8 = 0xFF;
 }
 
 /// The firmware version reported to YubiKey-aware tools: 5.7.x has MOVE/DELETE KEY.
@@ -85,6 +87,11 @@ impl PivApplet {
         }
         if config.retries == 0 || config.retries > 15 {
             return Err(StateError::Config("retries must be 1..=15"));
+        }
+        if config.management_key.1.len() != config.management_key.0.key_len() {
+            return Err(StateError::Config(
+                "the management key's length does not match its algorithm",
+            ));
         }
         let mut counter = 0;
         let mut rng = DetRng::new(config.seed, &mut counter);
@@ -245,6 +252,7 @@ impl PivApplet {
             ins::GET_SERIAL => Ok(self.state.serial.to_be_bytes().to_vec()),
             ins::GET_VERSION => Ok(VERSION.to_vec()),
             ins::RESET => self.factory_reset(),
+            ins::SET_MANAGEMENT_KEY => self.set_management_key(cmd, data),
             _ => Err(sw::INS_NOT_SUPPORTED),
         }
     }
@@ -598,6 +606,46 @@ impl PivApplet {
             }
             _ => Err(sw::REF_NOT_FOUND),
         }
+    }
+
+    /// Stores the current management key on the card under the PIN, as ykman's
+    /// `piv access change-management-key --protect` leaves a YubiKey: the key in the PIVMAN
+    /// protected object (readable after VERIFY only), the "protected" flag in the PIVMAN data.
+    pub fn protect_management_key(&mut self) {
+        let key = self.state.management_key.0.clone();
+        self.state.objects.insert(
+            hex(&objects::PIVMAN_DATA),
+            Hex(objects::pivman_data(
+                objects::PIVMAN_FLAG_MANAGEMENT_KEY_PROTECTED,
+            )),
+        );
+        self.state.objects.insert(
+            hex(&objects::PIVMAN_PROTECTED_DATA),
+            Hex(objects::pivman_protected_data(&key)),
+        );
+        self.dirty = true;
+    }
+
+    /// YubiKey SET MANAGEMENT KEY: data = algorithm id, then `9B` TLV with the key. Needs the
+    /// current management key. Touch (P2 0xFE) is not modelled, so it is refused rather than
+    /// accepted and ignored.
+    fn set_management_key(&mut self, cmd: &Command, data: &[u8]) -> Reply {
+        if !self.session.management_authenticated {
+            return Err(sw::SECURITY_STATUS);
+        }
+        if (cmd.p1, cmd.p2) != (0xFF, 0xFF) {
+            return Err(sw::WRONG_P1P2);
+        }
+        let (&id, rest) = data.split_first().ok_or(sw::WRONG_DATA)?;
+        let algorithm = ManagementAlgorithm::from_id(id).ok_or(sw::WRONG_DATA)?;
+        let key = tlv::find(rest, &[MANAGEMENT_KEY]).ok_or(sw::WRONG_DATA)?;
+        if key.len() != algorithm.key_len() {
+            return Err(sw::WRONG_DATA);
+        }
+        self.state.management_algorithm = algorithm;
+        self.state.management_key = Secret::new(key.to_vec());
+        self.dirty = true;
+        Ok(vec![])
     }
 
     fn factory_reset(&mut self) -> Reply {

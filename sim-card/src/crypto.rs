@@ -261,17 +261,28 @@ fn cipher_block(
             }
             Some(b8.to_vec())
         }
-        ManagementAlgorithm::Aes192 => {
-            let mut b16: GenericArray<u8, _> = GenericArray::clone_from_slice(block);
-            let c = aes::Aes192::new_from_slice(key).ok()?;
-            if encrypt {
-                c.encrypt_block(&mut b16)
-            } else {
-                c.decrypt_block(&mut b16)
-            }
-            Some(b16.to_vec())
-        }
+        ManagementAlgorithm::Aes128 => aes_block::<aes::Aes128>(key, block, encrypt),
+        ManagementAlgorithm::Aes192 => aes_block::<aes::Aes192>(key, block, encrypt),
+        ManagementAlgorithm::Aes256 => aes_block::<aes::Aes256>(key, block, encrypt),
     }
+}
+
+/// One AES block (ECB) with a key of `C`'s length.
+fn aes_block<C>(key: &[u8], block: &[u8], encrypt: bool) -> Option<Vec<u8>>
+where
+    C: aes::cipher::BlockEncrypt
+        + aes::cipher::BlockDecrypt
+        + aes::cipher::KeyInit
+        + aes::cipher::BlockSizeUser<BlockSize = aes::cipher::consts::U16>,
+{
+    let mut b16 = aes::cipher::generic_array::GenericArray::clone_from_slice(block);
+    let c = C::new_from_slice(key).ok()?;
+    if encrypt {
+        c.encrypt_block(&mut b16)
+    } else {
+        c.decrypt_block(&mut b16)
+    }
+    Some(b16.to_vec())
 }
 
 /// The DER `SubjectPublicKeyInfo` of a slot key.

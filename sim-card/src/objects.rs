@@ -55,6 +55,25 @@ pub fn slot_of_certificate_tag(tag: &[u8]) -> Option<u8> {
         .find(|s| certificate_tag(*s).as_ref().map(|t| &t[..]) == Some(tag))
 }
 
+/// ykman's own data object ("PIVMAN data"): flags, among them whether the management key is
+/// stored on the card under the PIN. Readable by anyone.
+pub const PIVMAN_DATA: [u8; 3] = [0x5F, 0xFF, 0x00];
+/// Where ykman stores a PIN-protected management key: the printed-information object, which
+/// PIV lets nobody read without the PIN.
+pub const PIVMAN_PROTECTED_DATA: [u8; 3] = [0x5F, 0xC1, 0x09];
+/// PIVMAN data flag: the management key is stored in [`PIVMAN_PROTECTED_DATA`].
+pub const PIVMAN_FLAG_MANAGEMENT_KEY_PROTECTED: u8 = 0x02;
+
+/// The PIVMAN data object's content with `flags` (`80 { 81 flags }`, as ykman writes it).
+pub fn pivman_data(flags: u8) -> Vec<u8> {
+    tlv(&[0x80], &tlv(&[0x81], &[flags]))
+}
+
+/// The PIVMAN protected data object's content holding `key` (`88 { 89 key }`).
+pub fn pivman_protected_data(key: &[u8]) -> Vec<u8> {
+    tlv(&[0x88], &tlv(&[0x89], key))
+}
+
 /// Whether a data object may be read without the PIN: all but the fingerprints (5FC103),
 /// facial image (5FC108), printed information (5FC109) and iris images (5FC121), SP 800-73-4
 /// part 1 table 3.

@@ -128,29 +128,69 @@ impl KeyAlgorithm {
     }
 }
 
-/// Management key algorithm.
+/// Management key algorithm (SP 800-78-4 table 5). A YubiKey 5.7 ships with (and resets to)
+/// AES-192; earlier YubiKeys and most PIV cards with 3DES; YubiKeys from 5.4 take any of the
+/// four.
 #[derive(Clone, Copy, Debug, Eq, PartialEq, Serialize, Deserialize)]
 pub enum ManagementAlgorithm {
     /// Triple DES (id 0x03), 24-byte key, 8-byte blocks.
     Tdes,
+    /// AES-128 (id 0x08), 16-byte key, 16-byte blocks.
+    Aes128,
     /// AES-192 (id 0x0A), 24-byte key, 16-byte blocks.
     Aes192,
+    /// AES-256 (id 0x0C), 32-byte key, 16-byte blocks.
+    Aes256,
 }
 
 impl ManagementAlgorithm {
+    /// Every algorithm.
+    pub const ALL: [Self; 4] = [Self::Tdes, Self::Aes128, Self::Aes192, Self::Aes256];
+
     /// SP 800-78-4 identifier.
     pub fn id(self) -> u8 {
         match self {
             Self::Tdes => 0x03,
+            Self::Aes128 => 0x08,
             Self::Aes192 => 0x0A,
+            Self::Aes256 => 0x0C,
         }
+    }
+
+    /// The algorithm with SP 800-78-4 identifier `id`.
+    pub fn from_id(id: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.id() == id)
     }
 
     /// Block size in bytes.
     pub fn block_len(self) -> usize {
         match self {
             Self::Tdes => 8,
-            Self::Aes192 => 16,
+            Self::Aes128 | Self::Aes192 | Self::Aes256 => 16,
+        }
+    }
+
+    /// Key length in bytes.
+    pub fn key_len(self) -> usize {
+        match self {
+            Self::Aes128 => 16,
+            Self::Tdes | Self::Aes192 => 24,
+            Self::Aes256 => 32,
+        }
+    }
+}
+
+impl std::str::FromStr for ManagementAlgorithm {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "3des" | "tdes" => Ok(Self::Tdes),
+            "aes128" => Ok(Self::Aes128),
+            "aes192" => Ok(Self::Aes192),
+            "aes256" => Ok(Self::Aes256),
+            other => Err(format!(
+                "{other}: not a management key algorithm (3des, aes128, aes192, aes256)"
+            )),
         }
     }
 }
@@ -188,7 +228,7 @@ pub struct CardState {
     pub puk: Reference,
     /// Management key algorithm.
     pub management_algorithm: ManagementAlgorithm,
-    /// Management key (24 bytes).
+    /// Management key (of the algorithm's length).
     pub management_key: Secret,
     /// How many key slots may hold a key at once (a full card answers 6A84).
     pub capacity: usize,
@@ -231,8 +271,8 @@ pub struct CardConfig {
     pub pin: String,
     /// PUK (6–8 characters).
     pub puk: String,
-    /// Management key (24 bytes) and algorithm.
-    pub management_key: (ManagementAlgorithm, [u8; 24]),
+    /// Management key algorithm and key (of the algorithm's length).
+    pub management_key: (ManagementAlgorithm, Vec<u8>),
     /// Key slot capacity.
     pub capacity: usize,
     /// PIN and PUK retries.
@@ -249,7 +289,8 @@ impl Default for CardConfig {
         Self {
             pin: DEFAULT_PIN.into(),
             puk: DEFAULT_PUK.into(),
-            management_key: (ManagementAlgorithm::Tdes, DEFAULT_MANAGEMENT_KEY),
+            // A YubiKey 5.7's factory key: the well-known bytes, as AES-192.
+            management_key: (ManagementAlgorithm::Aes192, DEFAULT_MANAGEMENT_KEY.to_vec()),
             capacity: 24,
             retries: 3,
             seed: 1,

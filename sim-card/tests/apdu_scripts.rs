@@ -21,22 +21,19 @@ fn send(applet: &mut PivApplet, apdu: &[u8]) -> (Vec<u8>, u16) {
     (data.to_vec(), u16::from_be_bytes([sw[0], sw[1]]))
 }
 
+/// Mutual authentication with the default card's management key (AES-192, a YubiKey 5.7's).
 fn management_auth(applet: &mut PivApplet) {
-    let (data, sw) = send(applet, &hex("00 87 03 9B 04 7C 02 80 00 00"));
+    let alg = ManagementAlgorithm::Aes192;
+    let (data, sw) = send(applet, &hex("00 87 0A 9B 04 7C 02 80 00 00"));
     assert_eq!(sw, 0x9000);
     let witness = find(find(&data, &[0x7C]).unwrap(), &[0x80])
         .unwrap()
         .to_vec();
-    let plain = sim_card::crypto::mgmt_decrypt(
-        ManagementAlgorithm::Tdes,
-        &DEFAULT_MANAGEMENT_KEY,
-        &witness,
-    )
-    .unwrap();
-    let challenge = [9u8; 8];
+    let plain = sim_card::crypto::mgmt_decrypt(alg, &DEFAULT_MANAGEMENT_KEY, &witness).unwrap();
+    let challenge = [9u8; 16];
     let mut body = tlv(&[0x80], &plain);
     body.extend(tlv(&[0x81], &challenge));
-    let mut apdu = vec![0x00, 0x87, 0x03, 0x9B];
+    let mut apdu = vec![0x00, 0x87, alg.id(), 0x9B];
     let inner = tlv(&[0x7C], &body);
     apdu.push(inner.len() as u8);
     apdu.extend(inner);
@@ -46,12 +43,7 @@ fn management_auth(applet: &mut PivApplet) {
     let answer = find(find(&data, &[0x7C]).unwrap(), &[0x82]).unwrap();
     assert_eq!(
         answer,
-        sim_card::crypto::mgmt_encrypt(
-            ManagementAlgorithm::Tdes,
-            &DEFAULT_MANAGEMENT_KEY,
-            &challenge
-        )
-        .unwrap(),
+        sim_card::crypto::mgmt_encrypt(alg, &DEFAULT_MANAGEMENT_KEY, &challenge).unwrap(),
         "the card proves it knows the key"
     );
 }

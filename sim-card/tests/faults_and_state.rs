@@ -155,14 +155,18 @@ fn same_seed_same_card_and_keys() {
 
 fn authenticate(c: &mut SimCard) {
     use sim_card::state::{DEFAULT_MANAGEMENT_KEY, ManagementAlgorithm};
+    // The default card's key: the well-known bytes as AES-192 (16-byte blocks).
     let r = c
-        .transmit(&[0x00, 0x87, 0x03, 0x9B, 0x04, 0x7C, 0x02, 0x80, 0x00, 0x00])
+        .transmit(&[0x00, 0x87, 0x0A, 0x9B, 0x04, 0x7C, 0x02, 0x80, 0x00, 0x00])
         .unwrap();
-    let witness = &r[4..12];
-    let plain =
-        sim_card::crypto::mgmt_decrypt(ManagementAlgorithm::Tdes, &DEFAULT_MANAGEMENT_KEY, witness)
-            .unwrap();
-    let mut apdu = vec![0x00, 0x87, 0x03, 0x9B, 0x0C, 0x7C, 0x0A, 0x80, 0x08];
+    let witness = &r[4..20];
+    let plain = sim_card::crypto::mgmt_decrypt(
+        ManagementAlgorithm::Aes192,
+        &DEFAULT_MANAGEMENT_KEY,
+        witness,
+    )
+    .unwrap();
+    let mut apdu = vec![0x00, 0x87, 0x0A, 0x9B, 0x14, 0x7C, 0x12, 0x80, 0x10];
     apdu.extend(plain);
     assert_eq!(sw(&c.transmit(&apdu).unwrap()), 0x9000);
 }

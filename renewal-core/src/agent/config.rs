@@ -77,7 +77,8 @@ pub struct Tracked {
     /// A pinentry program to ask a person at the desktop (when neither `pin_env` nor
     /// `pin_file` is set); without any of the three, the terminal is used.
     pub pinentry: Option<PathBuf>,
-    /// PIV management key (48 hex digits).
+    /// PIV management key: hex of any algorithm's length, `pin-protected` or `auto` (as
+    /// `renew --management-key`).
     pub management_key: Option<String>,
     /// Polls of a pending request within one attempt.
     #[serde(default = "default_polls")]

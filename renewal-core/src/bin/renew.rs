@@ -224,7 +224,10 @@ struct Common {
     /// What the pinentry dialog says is being done (set by the agent).
     #[arg(skip)]
     pin_description: Option<String>,
-    /// PIV management key (48 hex digits, 3DES; default: the well-known test key).
+    /// PIV management key: hex (32 digits AES-128, 48 AES-192 or 3DES, 64 AES-256; the card
+    /// says which algorithm, or prefix `3des:`/`aes128:`/`aes192:`/`aes256:`),
+    /// `pin-protected` (stored on the card under the PIN, as ykman's --protect leaves it) or
+    /// `auto` (default: the PIN-protected key when the card has one, else the factory key).
     #[arg(long = "management-key")]
     management_key: Option<String>,
     /// Journal file (default: ~/.cardrenew/journal-<card>-<container>.jsonl, one per card).
@@ -408,10 +411,8 @@ mod renewal {
 
     fn management_key(common: &Common) -> Result<ManagementKey, String> {
         match &common.management_key {
-            None => Ok(ManagementKey::default_3des()),
-            Some(hex) => {
-                ManagementKey::from_hex_3des(hex).map_err(|e| format!("--management-key: {e}"))
-            }
+            None => Ok(ManagementKey::Auto),
+            Some(text) => ManagementKey::parse(text).map_err(|e| format!("--management-key: {e}")),
         }
     }
 

@@ -198,6 +198,19 @@ pub enum TokenError {
     /// The administrative (management) key was refused.
     #[error("the card refused the management key")]
     ManagementKeyRejected,
+    /// The management key given does not fit the card's algorithm.
+    #[error("the card's management key is {algorithm} ({expected} bytes); the key given has {got}")]
+    ManagementKeyLength {
+        /// The card's algorithm.
+        algorithm: &'static str,
+        /// Its key length.
+        expected: usize,
+        /// The given key's length.
+        got: usize,
+    },
+    /// The card was to hold its management key under the PIN, and holds none.
+    #[error("the card holds no PIN-protected management key (ykman's --protect)")]
+    NoProtectedManagementKey,
     /// The card answered an unexpected status word.
     #[error("card error during {operation}: status {sw:04X}")]
     Card {

@@ -19,6 +19,10 @@ use super::{
 };
 use crate::cmc::{KeyFamily, SignatureAlgorithm};
 
+mod management;
+
+pub use management::{FACTORY_KEY, ManagementAlgorithm, ManagementKey};
+
 /// Sends one APDU and returns the response (data + SW1 SW2).
 pub trait ApduTransport {
     /// Exchanges one APDU. A removed card is `Err`.
@@ -38,48 +42,7 @@ const SW_REF_NOT_FOUND: u16 = 0x6A88;
 const SW_FULL: u16 = 0x6A84;
 const SW_BLOCKED: u16 = 0x6983;
 const SW_SECURITY: u16 = 0x6982;
-
-/// Management key algorithm and value (24 bytes).
-#[derive(Clone)]
-pub struct ManagementKey {
-    /// SP 800-78-4 id: 0x03 (3DES) or 0x0A (AES-192).
-    pub algorithm: u8,
-    /// The key.
-    pub key: Zeroizing<[u8; 24]>,
-}
-
-impl ManagementKey {
-    /// The well-known default: 3DES 0102030405060708 x3.
-    pub fn default_3des() -> Self {
-        let mut key = [0u8; 24];
-        for (i, b) in key.iter_mut().enumerate() {
-            *b = (i % 8) as u8 + 1;
-        }
-        Self {
-            algorithm: 0x03,
-            key: Zeroizing::new(key),
-        }
-    }
-
-    /// A 3DES key from 48 hex digits (how `--management-key` is given on command lines).
-    pub fn from_hex_3des(hex: &str) -> Result<Self, String> {
-        let hex = Zeroizing::new(hex.trim().to_string());
-        if hex.len() != 48 {
-            return Err("a 3DES management key is 48 hex digits".into());
-        }
-        let mut key = Zeroizing::new([0u8; 24]);
-        for (byte, pair) in key.iter_mut().zip(hex.as_bytes().chunks(2)) {
-            *byte = std::str::from_utf8(pair)
-                .ok()
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-                .ok_or("the management key is not hex")?;
-        }
-        Ok(Self {
-            algorithm: 0x03,
-            key,
-        })
-    }
-}
+const SW_WRONG_P1P2: u16 = 0x6A86;
 
 /// A PIV card behind a transport.
 pub struct PivToken<T> {
@@ -408,28 +371,47 @@ impl<T: ApduTransport> PivToken<T> {
     }
 
     /// Management-key mutual authentication (SP 800-73-4 part 2 appendix A.1 witness /
-    /// challenge), once per session.
+    /// challenge), once per session, with the key and algorithm [`ManagementKey`] resolves.
     fn authenticate_management(&mut self) -> Result<(), TokenError> {
         self.select()?;
         if self.management_authenticated {
             return Ok(());
         }
-        let alg = self.management_key.algorithm;
-        let block = if alg == 0x03 { 8 } else { 16 };
-        let reply = self.exchange(0x87, alg, 0x9B, &tlv(&[0x7C], &tlv(&[0x80], &[])))?;
+        let key = self.management_key_value()?;
+        let alg = match &self.management_key {
+            ManagementKey::Known {
+                algorithm: Some(a), ..
+            } => *a,
+            _ => self.management_algorithm(key.len())?,
+        };
+        if key.len() != alg.key_len() {
+            return Err(TokenError::ManagementKeyLength {
+                algorithm: alg.name(),
+                expected: alg.key_len(),
+                got: key.len(),
+            });
+        }
+        let block = alg.block_len();
+        let reply = self.exchange(0x87, alg.id(), 0x9B, &tlv(&[0x7C], &tlv(&[0x80], &[])))?;
+        if reply.sw == SW_WRONG_P1P2 {
+            // The card's key is of another algorithm than the one we were told.
+            return Err(TokenError::ManagementKeyRejected);
+        }
         let data = Self::expect_ok(reply, "management key witness")?;
         let witness = find_tlv(&data, &[0x7C])
             .and_then(|t| find_tlv(t, &[0x80]))
             .filter(|w| w.len() == block)
             .ok_or(TokenError::Malformed("management key witness"))?;
-        let decrypted = management_cipher(alg, &self.management_key.key, witness, false)
-            .ok_or(TokenError::Unsupported("management key algorithm"))?;
+        let decrypted = Zeroizing::new(
+            alg.cipher(&key, witness, false)
+                .ok_or(TokenError::Unsupported("management key algorithm"))?,
+        );
         let mut challenge = vec![0u8; block];
         aws_lc_rs::rand::SecureRandom::fill(&aws_lc_rs::rand::SystemRandom::new(), &mut challenge)
             .map_err(|_| TokenError::Malformed("system RNG"))?;
         let mut body = tlv(&[0x80], &decrypted);
         body.extend(tlv(&[0x81], &challenge));
-        let reply = self.exchange(0x87, alg, 0x9B, &tlv(&[0x7C], &body))?;
+        let reply = self.exchange(0x87, alg.id(), 0x9B, &tlv(&[0x7C], &body))?;
         if reply.sw == SW_SECURITY {
             return Err(TokenError::ManagementKeyRejected);
         }
@@ -437,7 +419,8 @@ impl<T: ApduTransport> PivToken<T> {
         let answer = find_tlv(&data, &[0x7C])
             .and_then(|t| find_tlv(t, &[0x82]))
             .ok_or(TokenError::Malformed("management key response"))?;
-        let expected = management_cipher(alg, &self.management_key.key, &challenge, true)
+        let expected = alg
+            .cipher(&key, &challenge, true)
             .ok_or(TokenError::Unsupported("management key algorithm"))?;
         if answer != expected.as_slice() {
             // The card does not know our key: it is not the card we think it is.
@@ -445,6 +428,58 @@ impl<T: ApduTransport> PivToken<T> {
         }
         self.management_authenticated = true;
         Ok(())
+    }
+
+    /// The management key's value: the one given, or the card's PIN-protected one (after
+    /// the PIN verification — the session's one prompt), or — asked to find out — the
+    /// protected one when ykman's data flags it, else the factory key.
+    fn management_key_value(&mut self) -> Result<Zeroizing<Vec<u8>>, TokenError> {
+        let protected = match &self.management_key {
+            ManagementKey::Known { key, .. } => return Ok(key.clone()),
+            ManagementKey::PinProtected => true,
+            ManagementKey::Auto => self
+                .read_object(&management::PIVMAN_DATA)?
+                .is_some_and(|data| management::flags_protected_key(&data)),
+        };
+        if !protected {
+            return Ok(Zeroizing::new(FACTORY_KEY.to_vec()));
+        }
+        self.login()?;
+        self.read_object(&management::PIVMAN_PROTECTED_DATA)?
+            .and_then(|data| management::protected_key(&data))
+            .ok_or(TokenError::NoProtectedManagementKey)
+    }
+
+    /// The card's management key algorithm (YubiKey GET METADATA on 9B); on a card that
+    /// cannot say, the one a key of `key_len` bytes has by default.
+    fn management_algorithm(&mut self, key_len: usize) -> Result<ManagementAlgorithm, TokenError> {
+        let reply = self.exchange(0xF7, 0x00, 0x9B, &[])?;
+        if reply.sw == SW_OK {
+            return find_tlv(&reply.data, &[0x01])
+                .and_then(|id| id.first().copied())
+                .and_then(ManagementAlgorithm::from_id)
+                .ok_or(TokenError::Malformed("management key metadata"));
+        }
+        ManagementAlgorithm::for_key_len(key_len)
+            .ok_or(TokenError::Unsupported("management key of this length"))
+    }
+
+    /// A data object's content (inside its `53` template); `None` when the card has none.
+    fn read_object(&mut self, tag: &[u8; 3]) -> Result<Option<Zeroizing<Vec<u8>>>, TokenError> {
+        self.select()?;
+        let reply = self.exchange(0xCB, 0x3F, 0xFF, &tlv(&[0x5C], tag))?;
+        match reply.sw {
+            SW_OK => Ok(Some(Zeroizing::new(
+                find_tlv(&reply.data, &[0x53])
+                    .ok_or(TokenError::Malformed("data object"))?
+                    .to_vec(),
+            ))),
+            SW_NOT_FOUND => Ok(None),
+            sw => Err(TokenError::Card {
+                operation: "GET DATA",
+                sw,
+            }),
+        }
     }
 
     /// The key in a slot (YubiKey GET METADATA): `None` when the slot is empty.
@@ -549,41 +584,6 @@ impl<T: ApduTransport> PivToken<T> {
             }),
         }
     }
-}
-
-/// One block of 3DES or AES-192 ECB with the management key.
-fn management_cipher(alg: u8, key: &[u8; 24], block: &[u8], encrypt: bool) -> Option<Vec<u8>> {
-    use aws_lc_rs::cipher::{
-        AES_192, DecryptingKey, DecryptionContext, EncryptingKey, UnboundCipherKey,
-    };
-    match alg {
-        0x0A if block.len() == 16 => {
-            let mut buf = block.to_vec();
-            if encrypt {
-                let k = EncryptingKey::ecb(UnboundCipherKey::new(&AES_192, key).ok()?).ok()?;
-                k.encrypt(&mut buf).ok()?;
-            } else {
-                let k = DecryptingKey::ecb(UnboundCipherKey::new(&AES_192, key).ok()?).ok()?;
-                k.decrypt(&mut buf, DecryptionContext::None).ok()?;
-            }
-            Some(buf)
-        }
-        0x03 if block.len() == 8 => tdes_block(key, block, encrypt),
-        _ => None,
-    }
-}
-
-/// 3DES-EDE3 on one block: `aws-lc-rs` has no 3DES, so the client uses RustCrypto's `des`.
-fn tdes_block(key: &[u8; 24], block: &[u8], encrypt: bool) -> Option<Vec<u8>> {
-    use des::cipher::{BlockDecrypt, BlockEncrypt, KeyInit, generic_array::GenericArray};
-    let cipher = des::TdesEde3::new_from_slice(key).ok()?;
-    let mut b = GenericArray::clone_from_slice(block);
-    if encrypt {
-        cipher.encrypt_block(&mut b);
-    } else {
-        cipher.decrypt_block(&mut b);
-    }
-    Some(b.to_vec())
 }
 
 impl<T: ApduTransport> Token for PivToken<T> {
@@ -803,20 +803,5 @@ impl<T: ApduTransport> Token for PivToken<T> {
             t.remember(old_slot, moved);
             Ok(old.clone())
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ManagementKey;
-
-    #[test]
-    fn management_key_from_hex() {
-        let default = "010203040506070801020304050607080102030405060708";
-        let key = ManagementKey::from_hex_3des(default).expect("the default key in hex");
-        assert_eq!(*key.key, *ManagementKey::default_3des().key);
-        assert_eq!(key.algorithm, 0x03);
-        assert!(ManagementKey::from_hex_3des(&default[2..]).is_err());
-        assert!(ManagementKey::from_hex_3des(&default.replace('8', "g")).is_err());
     }
 }

@@ -30,7 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Create a fresh card (PIN 123456, PUK 12345678, 3DES management key 0102..08 unless set).
+    /// Create a fresh card (PIN 123456, PUK 12345678, management key 0102..08 as AES-192 — a
+    /// YubiKey 5.7's factory settings — unless set).
     Init {
         /// Card state file to create.
         #[arg(long)]
@@ -41,12 +42,18 @@ enum Cmd {
         /// PUK (6-8 characters).
         #[arg(long, default_value = "12345678")]
         puk: String,
-        /// Management key, 48 hex digits.
+        /// Management key in hex (32 digits for AES-128, 48 for 3DES or AES-192, 64 for
+        /// AES-256).
         #[arg(long = "management-key")]
         management_key: Option<String>,
-        /// Use AES-192 for the management key instead of 3DES.
-        #[arg(long)]
-        aes: bool,
+        /// Management key algorithm: aes192 (a YubiKey 5.7's), 3des (earlier YubiKeys and most
+        /// PIV cards), aes128, aes256.
+        #[arg(long = "management-key-algorithm", default_value = "aes192")]
+        management_algorithm: ManagementAlgorithm,
+        /// A random management key stored on the card under the PIN, as ykman's
+        /// `piv access change-management-key --generate --protect` leaves it.
+        #[arg(long = "protect-management-key", conflicts_with = "management_key")]
+        protect_management_key: bool,
         /// How many key slots may hold keys at once.
         #[arg(long, default_value_t = 24)]
         capacity: usize,
@@ -237,13 +244,20 @@ fn load(path: &std::path::Path) -> Result<PivApplet, String> {
 }
 
 /// A seed from the operating system's RNG: a distinct card each time.
-fn random_seed() -> Result<u64, String> {
+fn random_bytes(n: usize) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let mut bytes = [0u8; 8];
+    let mut bytes = vec![0u8; n];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut bytes))
         .map_err(|e| format!("/dev/urandom: {e}"))?;
-    Ok(u64::from_le_bytes(bytes))
+    Ok(bytes)
+}
+
+fn random_seed() -> Result<u64, String> {
+    let bytes = random_bytes(8)?;
+    let mut seed = [0u8; 8];
+    seed.copy_from_slice(&bytes);
+    Ok(u64::from_le_bytes(seed))
 }
 
 fn run(cmd: Cmd) -> Result<(), String> {
@@ -253,7 +267,8 @@ fn run(cmd: Cmd) -> Result<(), String> {
             pin,
             puk,
             management_key,
-            aes,
+            management_algorithm,
+            protect_management_key,
             capacity,
             seed,
             algorithms,
@@ -265,16 +280,25 @@ fn run(cmd: Cmd) -> Result<(), String> {
                     state.display()
                 ));
             }
-            let key = match management_key {
-                Some(hex) => from_hex(&hex)
-                    .and_then(|v| <[u8; 24]>::try_from(v).ok())
-                    .ok_or("--management-key needs 48 hex digits")?,
-                None => sim_card::state::DEFAULT_MANAGEMENT_KEY,
-            };
-            let alg = if aes {
-                ManagementAlgorithm::Aes192
-            } else {
-                ManagementAlgorithm::Tdes
+            let alg = management_algorithm;
+            let key = match (management_key, protect_management_key) {
+                (Some(hex), _) => {
+                    from_hex(&hex)
+                        .filter(|k| k.len() == alg.key_len())
+                        .ok_or(format!(
+                            "--management-key needs {} hex digits for {alg:?}",
+                            2 * alg.key_len()
+                        ))?
+                }
+                (None, true) => random_bytes(alg.key_len())?,
+                (None, false) if alg.key_len() == 24 => {
+                    sim_card::state::DEFAULT_MANAGEMENT_KEY.to_vec()
+                }
+                (None, false) => {
+                    return Err(format!(
+                        "{alg:?} has no default key: give --management-key or --protect-management-key"
+                    ));
+                }
             };
             let config = CardConfig {
                 pin,
@@ -290,7 +314,10 @@ fn run(cmd: Cmd) -> Result<(), String> {
                     list.into_iter().map(Alg::key_algorithm).collect()
                 }),
             };
-            let applet = PivApplet::new(&config).map_err(|e| e.to_string())?;
+            let mut applet = PivApplet::new(&config).map_err(|e| e.to_string())?;
+            if protect_management_key {
+                applet.protect_management_key();
+            }
             applet.state().save(&state).map_err(|e| e.to_string())?;
             println!(
                 "created PIV card (serial {}) in {}",
