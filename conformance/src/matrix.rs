@@ -4,7 +4,10 @@
 //! orphan container; the old certificate intact unless renewed) is checked after every one.
 
 use renewal_core::{client::Mode, client::processor::CrashPoint, token::KeyAlgorithm};
-use sim_card::faults::{CommandKind, Fault};
+use sim_card::{
+    faults::{CommandKind, Fault},
+    state::PinPolicy,
+};
 
 /// What a scenario must end in.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
@@ -46,6 +49,9 @@ pub struct Scenario {
     pub expected: Expected,
     /// Expected PIN prompts.
     pub prompts: usize,
+    /// The PIN policy of the card's key in 9A (a YubiKey's 9C-style "always": a VERIFY before
+    /// every signature).
+    pub pin_policy: PinPolicy,
 }
 
 /// The name a mode has in scenario names and on the command line.
@@ -71,6 +77,7 @@ fn base(name: String, mode: Mode, expected: Expected) -> Scenario {
         crash: None,
         expected,
         prompts: 1,
+        pin_policy: PinPolicy::Once,
     }
 }
 
@@ -332,6 +339,14 @@ pub fn default_matrix() -> Vec<Scenario> {
             pin: "000000",
             pin_retries: 1,
             ..base(format!("pin/blocks-after-one-try/{m}"), mode, RolledBack)
+        });
+        // A PIN-always key in 9A: every signature needs its own VERIFY, and the new key is
+        // made with the same policy — the TLS signature, then the new key's (PKCS#10, and the
+        // CMS signer in full CMC) and the old key's CMS signature: a prompt each.
+        out.push(Scenario {
+            pin_policy: PinPolicy::Always,
+            prompts: if cmc { 4 } else { 2 },
+            ..base(format!("pin/always/{m}"), mode, Renewed)
         });
         // A rule for the second request does not touch the first.
         out.push(Scenario {

@@ -95,6 +95,18 @@ pub fn run_in(
     let mut recorded = None;
     let outcome = (|| -> std::result::Result<(Expected, usize, usize, usize), String> {
         let world = build()?;
+        if scenario.pin_policy != sim_card::state::PinPolicy::Once
+            && let Some(card) = &world.card
+        {
+            let mut card = card.lock().map_err(|_| "card lock")?;
+            let key = card
+                .applet_mut()
+                .state_mut()
+                .keys
+                .get_mut("9a")
+                .ok_or("no key in 9A to give a PIN policy")?;
+            key.pin_policy = scenario.pin_policy;
+        }
         let before = world
             .token
             .lock()

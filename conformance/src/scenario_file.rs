@@ -14,7 +14,8 @@
 //!                               # InstallIntent, Installed, SupersedeIntent, RollbackIntent
 //! expected = "rolled-back"      # renewed | rolled-back | pending | recovered-completed | recovered-rolled-back
 //! ```
-//! Other keys: `capacity` (24), `pin` ("123456"), `pin_retries` (3), `prompts` (1).
+//! Other keys: `capacity` (24), `pin` ("123456"), `pin_retries` (3), `prompts` (1),
+//! `pin_policy` of the key in 9A ("once"; "always": a VERIFY before every signature, "never").
 
 use renewal_core::{client::Mode, client::processor::CrashPoint, token::KeyAlgorithm};
 use serde::Deserialize;
@@ -58,6 +59,8 @@ struct Entry {
     expected: String,
     #[serde(default = "default_prompts")]
     prompts: usize,
+    #[serde(default)]
+    pin_policy: Option<String>,
 }
 
 fn default_mode() -> String {
@@ -143,6 +146,17 @@ pub fn parse(text: &str) -> Result<Vec<Scenario>, String> {
                 .map(|f| Ok((kind(&f.kind)?, f.nth, fault(&f.fault)?)))
                 .collect::<Result<_, String>>()
                 .map_err(|err| format!("{}: {err}", e.name))?;
+            let pin_policy = match e.pin_policy.as_deref() {
+                None | Some("once") => sim_card::state::PinPolicy::Once,
+                Some("always") => sim_card::state::PinPolicy::Always,
+                Some("never") => sim_card::state::PinPolicy::Never,
+                Some(other) => {
+                    return Err(format!(
+                        "{}: unknown pin_policy {other:?} (once, always, never)",
+                        e.name
+                    ));
+                }
+            };
             let pin: &'static str = Box::leak(e.pin.into_boxed_str());
             Ok(Scenario {
                 name: e.name,
@@ -156,6 +170,7 @@ pub fn parse(text: &str) -> Result<Vec<Scenario>, String> {
                 crash,
                 expected,
                 prompts: e.prompts,
+                pin_policy,
             })
         })
         .collect()

@@ -178,8 +178,12 @@ impl Effects for FailListing<'_> {
         }
         self.inner.containers(step)
     }
-    fn generate(&mut self, algorithm: KeyAlgorithm) -> Result<Container, RenewalError> {
-        self.inner.generate(algorithm)
+    fn generate(
+        &mut self,
+        algorithm: KeyAlgorithm,
+        like: &renewal_core::token::ContainerId,
+    ) -> Result<Container, RenewalError> {
+        self.inner.generate(algorithm, like)
     }
     fn signer(
         &self,

@@ -523,3 +523,59 @@ fn opensc_pkcs11_on_the_card_behind_pcscd_ledger() {
     );
     drop(pcscd);
 }
+
+/// A key whose PIN policy is "always" (a YubiKey's 9C): every signature needs a fresh VERIFY,
+/// so each one costs a prompt — the client asks again instead of failing, and the count says
+/// what it cost. A "once" key signs twice on one prompt.
+#[test]
+fn a_pin_always_key_costs_a_prompt_per_signature() {
+    use sim_card::state::PinPolicy;
+    let (mut token, card, pins) = sim_token(CardConfig::default(), FaultPlan::default());
+    let c = token.generate(KeyAlgorithm::EcP256).unwrap();
+    for _ in 0..2 {
+        token
+            .sign(&c.id, SignatureAlgorithm::ECDSA_SHA256, b"once")
+            .unwrap();
+    }
+    assert_eq!(
+        pins.count(),
+        1,
+        "policy once: one prompt for two signatures"
+    );
+    card.lock()
+        .unwrap()
+        .applet_mut()
+        .state_mut()
+        .keys
+        .get_mut("82")
+        .unwrap()
+        .pin_policy = PinPolicy::Always;
+    for n in 2..=3 {
+        token
+            .sign(&c.id, SignatureAlgorithm::ECDSA_SHA256, b"always")
+            .unwrap();
+        assert_eq!(pins.count(), n, "policy always: a prompt per signature");
+    }
+}
+
+/// A renewal's new key is made like the key it replaces: a PIN-always key's successor needs
+/// the PIN before every use too (a renewal must not weaken the card's policy).
+#[test]
+fn a_new_key_is_made_with_the_pin_policy_of_the_key_it_replaces() {
+    use sim_card::state::PinPolicy;
+    let (mut token, card, _) = sim_token(CardConfig::default(), FaultPlan::default());
+    let old = token.generate(KeyAlgorithm::EcP256).unwrap();
+    let policy_of = |slot: &str| card.lock().unwrap().state().keys[slot].pin_policy;
+    let like = token.generate_like(KeyAlgorithm::EcP256, &old.id).unwrap();
+    assert_eq!(policy_of(&like.id.0), PinPolicy::Once);
+    card.lock()
+        .unwrap()
+        .applet_mut()
+        .state_mut()
+        .keys
+        .get_mut(&old.id.0)
+        .unwrap()
+        .pin_policy = PinPolicy::Always;
+    let like = token.generate_like(KeyAlgorithm::EcP256, &old.id).unwrap();
+    assert_eq!(policy_of(&like.id.0), PinPolicy::Always);
+}

@@ -8,8 +8,8 @@ use crate::{
     crypto::{self, DetRng},
     objects::{self, MANAGEMENT_KEY, PIN_REF, PUK_REF},
     state::{
-        CardConfig, CardState, Hex, KeyAlgorithm, ManagementAlgorithm, Reference, Secret,
-        StateError, pad_pin,
+        CardConfig, CardState, Hex, KeyAlgorithm, ManagementAlgorithm, PinPolicy, Reference,
+        Secret, StateError, pad_pin, unpadded_len,
     },
     sw,
     tlv::{self, tlv},
@@ -47,6 +47,10 @@ pub mod ins {
     pub const GET_VERSION: u8 = 0xFD;
     /// YubiKey SET MANAGEMENT KEY (P1 0xFF, P2 0xFF; 0xFE would require touch).
     pub const SET_MANAGEMENT_KEY: u8 = 0xFF;
+    /// YubiKey SET PIN RETRIES (P1 PIN tries, P2 PUK tries).
+    pub const SET_PIN_RETRIES: u8 = 0xFA;
+    /// YubiKey IMPORT ASYMMETRIC KEY (P1 algorithm, P2 slot).
+    pub const IMPORT_KEY: u8 = 0xFE;
 }
 
 /// The firmware version reported to YubiKey-aware tools: 5.7.x has MOVE/DELETE KEY.
@@ -57,6 +61,9 @@ pub const VERSION: [u8; 3] = [5, 7, 1];
 struct Session {
     selected: bool,
     pin_verified: bool,
+    /// A VERIFY with the PIN's value since the last use of a PIN-always key (an empty
+    /// status VERIFY does not count).
+    pin_fresh: bool,
     management_authenticated: bool,
     /// Witness the host must decrypt (mutual authentication step 1).
     witness: Option<Vec<u8>>,
@@ -253,6 +260,8 @@ impl PivApplet {
             ins::GET_VERSION => Ok(VERSION.to_vec()),
             ins::RESET => self.factory_reset(),
             ins::SET_MANAGEMENT_KEY => self.set_management_key(cmd, data),
+            ins::SET_PIN_RETRIES => self.set_pin_retries(cmd),
+            ins::IMPORT_KEY => self.import_key(cmd, data),
             _ => Err(sw::INS_NOT_SUPPORTED),
         }
     }
@@ -379,6 +388,7 @@ impl PivApplet {
         }
         if cmd.p1 == 0xFF {
             self.session.pin_verified = false;
+            self.session.pin_fresh = false;
             return Ok(vec![]);
         }
         if data.is_empty() {
@@ -392,13 +402,20 @@ impl PivApplet {
             return Err(sw::WRONG_DATA);
         }
         self.session.pin_verified = false;
+        self.session.pin_fresh = false;
         self.check_reference(PIN_REF, data)?;
         self.session.pin_verified = true;
+        self.session.pin_fresh = true;
         Ok(vec![])
     }
 
     fn change_reference(&mut self, cmd: &Command, data: &[u8]) -> Reply {
         if data.len() != 16 || cmd.p1 != 0 {
+            return Err(sw::WRONG_DATA);
+        }
+        // A PIN or PUK is 6 to 8 bytes (SP 800-73-4 part 2 §2.4.3; a YubiKey refuses a
+        // shorter one with 6A80, before checking the old value).
+        if unpadded_len(&data[8..]) < 6 {
             return Err(sw::WRONG_DATA);
         }
         self.check_reference(cmd.p2, &data[..8])?;
@@ -407,7 +424,7 @@ impl PivApplet {
     }
 
     fn reset_retry(&mut self, cmd: &Command, data: &[u8]) -> Reply {
-        if cmd.p2 != PIN_REF || data.len() != 16 {
+        if cmd.p2 != PIN_REF || data.len() != 16 || unpadded_len(&data[8..]) < 6 {
             return Err(sw::WRONG_DATA);
         }
         self.check_reference(PUK_REF, &data[..8])?;
@@ -437,10 +454,12 @@ impl PivApplet {
         {
             return Err(sw::NOT_ENOUGH_MEMORY);
         }
-        let key = {
+        let pin_policy = requested_policies(template, slot)?;
+        let mut key = {
             let mut rng = DetRng::new(self.state.rng_seed, &mut self.state.rng_counter);
             crypto::generate(algorithm, &mut rng).map_err(|_| sw::NO_DIAGNOSIS)?
         };
+        key.pin_policy = pin_policy;
         let public = crypto::public_key_template(&key).map_err(|_| sw::NO_DIAGNOSIS)?;
         self.dirty = true;
         self.state.keys.insert(hex(&[slot]), key);
@@ -466,9 +485,14 @@ impl PivApplet {
         if key.algorithm.id() != cmd.p1 {
             return Err(sw::WRONG_P1P2);
         }
-        // 9E (card authentication) is usable without the PIN; everything else needs it.
-        if slot != 0x9E && !self.session.pin_verified {
-            return Err(sw::SECURITY_STATUS);
+        // The key's PIN policy: never (9E's default), once per session, or a VERIFY before
+        // every use: a verification counts for the one private-key operation after it.
+        let fresh = std::mem::take(&mut self.session.pin_fresh);
+        match key.pin_policy {
+            PinPolicy::Never => {}
+            PinPolicy::Once if self.session.pin_verified => {}
+            PinPolicy::Always if fresh => {}
+            PinPolicy::Once | PinPolicy::Always => return Err(sw::SECURITY_STATUS),
         }
         match (get(0x82), get(0x81)) {
             (Some([]), Some(input)) => {
@@ -596,7 +620,8 @@ impl PivApplet {
             s if objects::is_key_slot(s) => {
                 let key = self.state.keys.get(&hex(&[s])).ok_or(sw::REF_NOT_FOUND)?;
                 let mut v = tlv(&[0x01], &[key.algorithm.id()]);
-                v.extend(tlv(&[0x02], &[0x01, 0x01]));
+                // PIN policy as set; touch is not modelled: never.
+                v.extend(tlv(&[0x02], &[key.pin_policy.id(), 0x01]));
                 v.extend(tlv(&[0x03], &[if key.generated { 0x01 } else { 0x02 }]));
                 v.extend(tlv(
                     &[0x04],
@@ -624,6 +649,61 @@ impl PivApplet {
             Hex(objects::pivman_protected_data(&key)),
         );
         self.dirty = true;
+    }
+
+    /// YubiKey SET PIN RETRIES: the PIN's and the PUK's tries (1–255 each, P1 and P2), after
+    /// management-key authentication and PIN verification; PIN and PUK return to their
+    /// factory values, as on a YubiKey.
+    fn set_pin_retries(&mut self, cmd: &Command) -> Reply {
+        if !self.session.management_authenticated || !self.session.pin_verified {
+            return Err(sw::SECURITY_STATUS);
+        }
+        if cmd.p1 == 0 || cmd.p2 == 0 {
+            return Err(sw::WRONG_P1P2);
+        }
+        let reset = |value: &[u8], tries: u8| -> Result<Reference, u16> {
+            Ok(Reference {
+                value: Secret::new(pad_pin(value).ok_or(sw::NO_DIAGNOSIS)?),
+                retries_left: tries,
+                retries_max: tries,
+            })
+        };
+        self.state.pin = reset(crate::state::DEFAULT_PIN.as_bytes(), cmd.p1)?;
+        self.state.puk = reset(crate::state::DEFAULT_PUK.as_bytes(), cmd.p2)?;
+        self.session.pin_verified = false;
+        self.dirty = true;
+        Ok(vec![])
+    }
+
+    /// YubiKey IMPORT ASYMMETRIC KEY of an EC key (tag 06: the private scalar), after
+    /// management-key authentication; the key's metadata says "imported". RSA import (tags
+    /// 01–05, the CRT components) is not modelled: answered 6A81 rather than half done.
+    fn import_key(&mut self, cmd: &Command, data: &[u8]) -> Reply {
+        if !self.session.management_authenticated {
+            return Err(sw::SECURITY_STATUS);
+        }
+        let slot = cmd.p2;
+        if !objects::is_key_slot(slot) {
+            return Err(sw::WRONG_P1P2);
+        }
+        let algorithm = KeyAlgorithm::from_id(cmd.p1)
+            .filter(|a| self.state.algorithms.contains(a))
+            .ok_or(sw::WRONG_P1P2)?;
+        if algorithm.is_rsa() {
+            return Err(sw::FUNC_NOT_SUPPORTED);
+        }
+        let scalar = tlv::find(data, &[0x06]).ok_or(sw::WRONG_DATA)?;
+        let pin_policy = requested_policies(data, slot)?;
+        let mut key = crypto::import_ec(algorithm, scalar).map_err(|_| sw::WRONG_DATA)?;
+        key.pin_policy = pin_policy;
+        if !self.state.keys.contains_key(&hex(&[slot]))
+            && self.state.keys.len() >= self.state.capacity
+        {
+            return Err(sw::NOT_ENOUGH_MEMORY);
+        }
+        self.state.keys.insert(hex(&[slot]), key);
+        self.dirty = true;
+        Ok(vec![])
     }
 
     /// YubiKey SET MANAGEMENT KEY: data = algorithm id, then `9B` TLV with the key. Needs the
@@ -659,13 +739,31 @@ impl PivApplet {
             ..CardConfig::default()
         };
         let fresh = Self::new(&config).map_err(|_| sw::NO_DIAGNOSIS)?;
+        // The serial is the device's, not the application's: a reset keeps it.
+        let serial = self.state.serial;
         self.state = fresh.state;
+        self.state.serial = serial;
         self.session = Session {
             selected: true,
             ..Session::default()
         };
         self.dirty = true;
         Ok(vec![])
+    }
+}
+
+/// The PIN policy asked for in a GENERATE template or an IMPORT (`AA`; absent or 0x00: the
+/// slot's default). Touch (`AB`) is not modelled: "never" (0x01) or the default (0x00) only —
+/// any other is refused (6A80) rather than accepted and ignored.
+fn requested_policies(data: &[u8], slot: u8) -> Result<PinPolicy, u16> {
+    let pin = match tlv::find(data, &[0xAA]) {
+        None => PinPolicy::default_for(slot),
+        Some([id]) => PinPolicy::requested(*id, slot).ok_or(sw::WRONG_DATA)?,
+        Some(_) => return Err(sw::WRONG_DATA),
+    };
+    match tlv::find(data, &[0xAB]) {
+        None | Some([0x00 | 0x01]) => Ok(pin),
+        Some(_) => Err(sw::WRONG_DATA),
     }
 }
 

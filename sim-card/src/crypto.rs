@@ -84,6 +84,28 @@ pub fn generate(algorithm: KeyAlgorithm, rng: &mut DetRng<'_>) -> Result<SlotKey
         algorithm,
         private: Secret::new(private),
         generated: true,
+        pin_policy: crate::state::PinPolicy::Once,
+    })
+}
+
+/// An EC private key imported from its scalar (YubiKey IMPORT, tag 06): it must be a valid
+/// scalar of the curve (non-zero, below the order) of exactly the curve's length.
+pub fn import_ec(algorithm: KeyAlgorithm, scalar: &[u8]) -> Result<SlotKey, CryptoError> {
+    let valid = match algorithm {
+        KeyAlgorithm::EccP256 => scalar.len() == 32 && SigningKey::from_slice(scalar).is_ok(),
+        KeyAlgorithm::EccP384 => {
+            scalar.len() == 48 && p384::ecdsa::SigningKey::from_slice(scalar).is_ok()
+        }
+        _ => false,
+    };
+    if !valid {
+        return Err(CryptoError::BadKey);
+    }
+    Ok(SlotKey {
+        algorithm,
+        private: Secret::new(scalar.to_vec()),
+        generated: false,
+        pin_policy: crate::state::PinPolicy::Once,
     })
 }
 

@@ -195,6 +195,50 @@ impl std::str::FromStr for ManagementAlgorithm {
     }
 }
 
+/// When a key needs the PIN (a YubiKey's PIN policy, set when the key is generated or
+/// imported; byte values as in GENERATE's `AA` tag and GET METADATA).
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq, Serialize, Deserialize)]
+pub enum PinPolicy {
+    /// Never (0x01): 9E's default.
+    Never,
+    /// Once per session (0x02): 9A's, 9D's and the retired slots' default.
+    #[default]
+    Once,
+    /// Before every use (0x03): 9C's default (signatures need the PIN each time).
+    Always,
+}
+
+impl PinPolicy {
+    /// The byte in `AA` and in metadata.
+    pub fn id(self) -> u8 {
+        match self {
+            Self::Never => 0x01,
+            Self::Once => 0x02,
+            Self::Always => 0x03,
+        }
+    }
+
+    /// The policy a key gets in `slot` when none is asked for (0x00, "default").
+    pub fn default_for(slot: u8) -> Self {
+        match slot {
+            0x9C => Self::Always,
+            0x9E => Self::Never,
+            _ => Self::Once,
+        }
+    }
+
+    /// The policy byte `id` asks for in `slot`; `None` for a value the card does not know.
+    pub fn requested(id: u8, slot: u8) -> Option<Self> {
+        match id {
+            0x00 => Some(Self::default_for(slot)),
+            0x01 => Some(Self::Never),
+            0x02 => Some(Self::Once),
+            0x03 => Some(Self::Always),
+            _ => None,
+        }
+    }
+}
+
 /// A private key in a slot.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SlotKey {
@@ -204,6 +248,9 @@ pub struct SlotKey {
     pub private: Secret,
     /// Generated on the card (true) or imported.
     pub generated: bool,
+    /// When it needs the PIN (state files from before policies: once).
+    #[serde(default)]
+    pub pin_policy: PinPolicy,
 }
 
 /// The PIN or PUK and its retry counter.
@@ -262,6 +309,11 @@ pub fn pad_pin(pin: &[u8]) -> Option<Vec<u8>> {
     let mut v = pin.to_vec();
     v.resize(8, 0xFF);
     Some(v)
+}
+
+/// The length of a PIN or PUK block without its 0xFF padding.
+pub fn unpadded_len(block: &[u8]) -> usize {
+    block.iter().position(|&b| b == 0xFF).unwrap_or(block.len())
 }
 
 /// How a new card is set up.

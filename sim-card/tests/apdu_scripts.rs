@@ -117,6 +117,6 @@ fn apdu_scripts() {
             );
         }
     }
-    assert_eq!(scenarios, 15);
+    assert_eq!(scenarios, 19);
     assert!(steps > 80, "{steps} steps");
 }

@@ -264,3 +264,38 @@ fn a_card_without_an_algorithm_refuses_to_generate_it() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A YubiKey's PIV reset (PIN and PUK blocked first) clears the application — keys, objects,
+/// PIN, PUK, a changed management key — but the serial is the device's and stays.
+#[test]
+fn a_reset_clears_the_application_and_keeps_the_serial() {
+    let mut c = card(vec![]);
+    c.transmit(SELECT).unwrap();
+    authenticate(&mut c);
+    let generate = [
+        0x00, 0x47, 0x00, 0x9A, 0x05, 0xAC, 0x03, 0x80, 0x01, 0x11, 0x00,
+    ];
+    assert_eq!(sw(&c.transmit(&generate).unwrap()), 0x9000);
+    let serial = c.state().serial;
+    let wrong_pin = [
+        0x00, 0x20, 0x00, 0x80, 0x08, b'0', b'0', b'0', b'0', b'0', b'0', 0xFF, 0xFF,
+    ];
+    let mut wrong_puk = vec![0x00, 0x2C, 0x00, 0x80, 0x10];
+    wrong_puk.extend(b"00000000123456\xFF\xFF");
+    let reset = [0x00, 0xFB, 0x00, 0x00];
+    assert_eq!(
+        sw(&c.transmit(&reset).unwrap()),
+        0x6985,
+        "not while the PIN works"
+    );
+    for _ in 0..3 {
+        c.transmit(&wrong_pin).unwrap();
+        c.transmit(&wrong_puk).unwrap();
+    }
+    assert_eq!(sw(&c.transmit(&reset).unwrap()), 0x9000);
+    assert_eq!(c.state().serial, serial, "the serial survives a reset");
+    assert!(c.state().keys.is_empty());
+    assert_eq!(sw(&c.transmit(VERIFY_PIN).unwrap()), 0x9000);
+    // The factory management key again (AES-192, a YubiKey 5.7's).
+    authenticate(&mut c);
+}

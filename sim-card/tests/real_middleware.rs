@@ -272,6 +272,53 @@ fn real_middleware_on_the_virtual_card() {
     );
     assert!(status.contains("PIN tries left:\t3"), "{status}");
 
+    // yubico-piv-tool imports a P-256 key made by OpenSSL into 9C and a certificate for it;
+    // its signature test signs on the card and verifies against the certificate.
+    run(Command::new("openssl")
+        .args([
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+        ])
+        .arg(p("import.key")));
+    run(Command::new("openssl")
+        .args(["ec", "-pubout", "-in"])
+        .arg(p("import.key"))
+        .arg("-out")
+        .arg(p("import.pub")));
+    run(yk(&["-a", "import-key", "-s", "9c", "-i"]).arg(p("import.key")));
+    run(Command::new("openssl")
+        .args(["x509", "-req", "-days", "1", "-set_serial", "9", "-in"])
+        .arg(p("dummy.csr"))
+        .arg("-CA")
+        .arg(p("ca.pem"))
+        .arg("-CAkey")
+        .arg(p("ca.key"))
+        .arg("-force_pubkey")
+        .arg(p("import.pub"))
+        .args(["-subj", "/CN=Imported by yubico-piv-tool", "-out"])
+        .arg(p("import.pem")));
+    run(yk(&["-a", "import-certificate", "-s", "9c", "-i"]).arg(p("import.pem")));
+    let tested = run(yk(&["-a", "verify-pin", "-P", "123456"])
+        .args(["-a", "test-signature", "-s", "9c", "-i"])
+        .arg(p("import.pem")));
+    assert!(tested.contains("Successful"), "{tested}");
+
+    // yubico-piv-tool sets the PIN tries (after the PIN): PIN and PUK back to their defaults.
+    run(
+        yk(&["-a", "verify-pin", "-P", "123456", "-a", "pin-retries"]).args([
+            "--pin-retries",
+            "5",
+            "--puk-retries",
+            "4",
+        ]),
+    );
+    let status = run(&mut yk(&["-a", "status"]));
+    assert!(status.contains("PIN tries left:\t5"), "{status}");
+
     // The served card saved every change: after a restart it is the same card.
     drop(served);
     wait_for_card(false);

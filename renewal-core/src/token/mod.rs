@@ -248,6 +248,17 @@ pub trait Token {
     fn capacity(&mut self) -> Result<Capacity, TokenError>;
     /// Generates a key pair in a *new* container (never overwriting one in use).
     fn generate(&mut self, algorithm: KeyAlgorithm) -> Result<Container, TokenError>;
+    /// Like [`Token::generate`], the new key made like the key in `like` — the one it will
+    /// replace — where the token has per-key policies (a PIV card's PIN policy: a renewal must
+    /// not turn a PIN-always key into a PIN-once one). Tokens without policies generate.
+    fn generate_like(
+        &mut self,
+        algorithm: KeyAlgorithm,
+        like: &ContainerId,
+    ) -> Result<Container, TokenError> {
+        let _ = like;
+        self.generate(algorithm)
+    }
     /// Signs `message` (the token hashes it with `algorithm.digest`); ECDSA signatures are
     /// DER-encoded.
     fn sign(

@@ -341,6 +341,12 @@ impl<T: ApduTransport> PivToken<T> {
             sw if sw & 0xFFF0 == 0x63C0 => Some((sw & 0x0F) as u8),
             _ => None,
         };
+        self.verify_pin(retries_left)
+    }
+
+    /// Asks for the PIN and verifies it, whatever the session's state: what a key whose PIN
+    /// policy is "always" (a YubiKey's 9C by default) needs before every use.
+    fn verify_pin(&mut self, retries_left: Option<u8>) -> Result<(), TokenError> {
         let pin = self.pins.pin(&PinRequest {
             context: PinContext::Card,
             token: self.label.clone(),
@@ -480,6 +486,62 @@ impl<T: ApduTransport> PivToken<T> {
                 sw,
             }),
         }
+    }
+
+    /// GENERATE in the first free retired slot, with PIN policy `pin_policy` (the byte of
+    /// GENERATE's `AA` tag) when given, else the card's default for the slot.
+    fn generate_with_policy(
+        &mut self,
+        algorithm: KeyAlgorithm,
+        pin_policy: Option<u8>,
+    ) -> Result<Container, TokenError> {
+        let used = self.containers()?;
+        let slot = RETIRED_SLOTS
+            .clone()
+            .find(|s| !used.iter().any(|c| c.id == slot_id(*s)))
+            .ok_or(TokenError::Full)?;
+        self.mutate(|t| {
+            t.authenticate_management()?;
+            let mut template = tlv(&[0x80], &[algorithm_id(algorithm)]);
+            if let Some(policy) = pin_policy {
+                template.extend(tlv(&[0xAA], &[policy]));
+            }
+            let body = tlv(&[0xAC], &template);
+            let reply = t.exchange(0x47, 0x00, slot, &body)?;
+            // 6A80 (bad data) / 6A81 (function not supported): the card has no such algorithm
+            // (SP 800-73-4 part 2 §3.3.2; YubiKeys before 5.7 answer so for RSA-3072/4096).
+            if matches!(reply.sw, 0x6A80 | 0x6A81) {
+                return Err(TokenError::Unsupported(
+                    "the card cannot generate keys of this type",
+                ));
+            }
+            let data = Self::expect_ok(reply, "GENERATE ASYMMETRIC KEY PAIR")?;
+            let template = find_tlv(&data, &[0x7F, 0x49])
+                .ok_or(TokenError::Malformed("public key template"))?;
+            let public_key = spki_from_template(algorithm, template)
+                .ok_or(TokenError::Malformed("public key"))?;
+            let container = Container {
+                id: slot_id(slot),
+                algorithm: Some(algorithm),
+                public_key: Some(public_key),
+                certificate: None,
+            };
+            t.remember(slot, Some(container.clone()));
+            Ok(container)
+        })
+    }
+
+    /// The PIN policy of the key in `slot` (YubiKey GET METADATA, tag 02's first byte), when
+    /// the card says and it is not what a retired slot gets anyway ("once", 0x02).
+    fn pin_policy(&mut self, slot: u8) -> Result<Option<u8>, TokenError> {
+        self.select()?;
+        let reply = self.exchange(0xF7, 0x00, slot, &[])?;
+        if reply.sw != SW_OK {
+            return Ok(None);
+        }
+        Ok(find_tlv(&reply.data, &[0x02])
+            .and_then(|policy| policy.first().copied())
+            .filter(|policy| matches!(policy, 0x01 | 0x03)))
     }
 
     /// The key in a slot (YubiKey GET METADATA): `None` when the slot is empty.
@@ -633,36 +695,16 @@ impl<T: ApduTransport> Token for PivToken<T> {
     }
 
     fn generate(&mut self, algorithm: KeyAlgorithm) -> Result<Container, TokenError> {
-        let used = self.containers()?;
-        let slot = RETIRED_SLOTS
-            .clone()
-            .find(|s| !used.iter().any(|c| c.id == slot_id(*s)))
-            .ok_or(TokenError::Full)?;
-        self.mutate(|t| {
-            t.authenticate_management()?;
-            let body = tlv(&[0xAC], &tlv(&[0x80], &[algorithm_id(algorithm)]));
-            let reply = t.exchange(0x47, 0x00, slot, &body)?;
-            // 6A80 (bad data) / 6A81 (function not supported): the card has no such algorithm
-            // (SP 800-73-4 part 2 §3.3.2; YubiKeys before 5.7 answer so for RSA-3072/4096).
-            if matches!(reply.sw, 0x6A80 | 0x6A81) {
-                return Err(TokenError::Unsupported(
-                    "the card cannot generate keys of this type",
-                ));
-            }
-            let data = Self::expect_ok(reply, "GENERATE ASYMMETRIC KEY PAIR")?;
-            let template = find_tlv(&data, &[0x7F, 0x49])
-                .ok_or(TokenError::Malformed("public key template"))?;
-            let public_key = spki_from_template(algorithm, template)
-                .ok_or(TokenError::Malformed("public key"))?;
-            let container = Container {
-                id: slot_id(slot),
-                algorithm: Some(algorithm),
-                public_key: Some(public_key),
-                certificate: None,
-            };
-            t.remember(slot, Some(container.clone()));
-            Ok(container)
-        })
+        self.generate_with_policy(algorithm, None)
+    }
+
+    fn generate_like(
+        &mut self,
+        algorithm: KeyAlgorithm,
+        like: &ContainerId,
+    ) -> Result<Container, TokenError> {
+        let policy = self.pin_policy(parse_slot(like)?)?;
+        self.generate_with_policy(algorithm, policy)
     }
 
     fn sign(
@@ -717,9 +759,12 @@ impl<T: ApduTransport> Token for PivToken<T> {
         body.extend(tlv(&[0x81], &input));
         let reply = self.exchange(0x87, algorithm_id(key_alg), slot, &tlv(&[0x7C], &body))?;
         if reply.sw == SW_SECURITY {
-            // The card lost the PIN state (reset by another application): log in again once.
+            // The card wants the PIN again: the key's PIN policy is "always" (a VERIFY before
+            // every use), or the card lost the session's PIN state (reset by another
+            // application). Either way one fresh verification — a prompt, counted — and once
+            // more.
             self.pin_verified = false;
-            self.login()?;
+            self.verify_pin(None)?;
             let reply = self.exchange(0x87, algorithm_id(key_alg), slot, &tlv(&[0x7C], &body))?;
             let data = Self::expect_ok(reply, "GENERAL AUTHENTICATE")?;
             return find_tlv(&data, &[0x7C])

@@ -23,8 +23,13 @@ use crate::{
 pub trait Effects {
     /// The card's containers, in a stable order.
     fn containers(&mut self, step: Step) -> Result<Vec<Container>, RenewalError>;
-    /// A new key of `algorithm` in a new container.
-    fn generate(&mut self, algorithm: KeyAlgorithm) -> Result<Container, RenewalError>;
+    /// A new key of `algorithm` in a new container, made like the key in `like` (the one it
+    /// will replace: same PIN policy where the token has policies).
+    fn generate(
+        &mut self,
+        algorithm: KeyAlgorithm,
+        like: &ContainerId,
+    ) -> Result<Container, RenewalError>;
     /// A signer for the key in `id` (the card signs; the CMC encoder calls it).
     fn signer(
         &self,
@@ -132,8 +137,12 @@ impl Effects for Driver<'_> {
         token_identity(&self.token)
     }
 
-    fn generate(&mut self, algorithm: KeyAlgorithm) -> Result<Container, RenewalError> {
-        self.card(Step::GenerateKey, |t| t.generate(algorithm))
+    fn generate(
+        &mut self,
+        algorithm: KeyAlgorithm,
+        like: &ContainerId,
+    ) -> Result<Container, RenewalError> {
+        self.card(Step::GenerateKey, |t| t.generate_like(algorithm, like))
     }
 
     fn signer(

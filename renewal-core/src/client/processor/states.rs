@@ -51,6 +51,8 @@ pub struct Context {
 pub struct OldCertificate {
     certificate: Box<Retained<Certificate>>,
     key: KeyAlgorithm,
+    /// The container it is in: the new key is made like its key (same PIN policy).
+    id: ContainerId,
 }
 
 impl OldCertificate {
@@ -89,6 +91,7 @@ impl OldCertificate {
         Ok(Self {
             certificate: Box::new(certificate),
             key: algorithm,
+            id: id.clone(),
         })
     }
 
@@ -266,7 +269,7 @@ impl Generate {
         fx.record(Record::GenerateIntent {
             before: before.iter().map(|id| id.0.clone()).collect(),
         })?;
-        let made = match fx.generate(self.old.key) {
+        let made = match fx.generate(self.old.key, &self.old.id) {
             Ok(made) => made,
             Err(RenewalError::Card { step, source }) => {
                 return after_failed_generate(fx, &before, self.old.key, step, source);
