@@ -18,11 +18,58 @@
 //! on_failure = ["/usr/local/bin/notify", "renewal failed"]
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use super::policy::{Policy, RenewBefore, parse_duration};
+use crate::{client::Mode, token::piv::ManagementKey};
+
+/// Parses a value with its `FromStr` when the file is read: a bad one is reported with its
+/// line and column (by the TOML reader), not when a renewal falls due weeks later.
+fn parsed<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr<Err = String>,
+{
+    let text = String::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
+}
+
+fn parsed_opt<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr<Err = String>,
+{
+    parsed(d).map(Some)
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_duration(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn durations<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Duration>>, D::Error> {
+    let texts = Vec::<String>::deserialize(d)?;
+    texts
+        .iter()
+        .map(|t| parse_duration(t))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+fn management_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<ManagementKey>, D::Error> {
+    let text = zeroize::Zeroizing::new(String::deserialize(d)?);
+    ManagementKey::parse(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
 
 /// The whole file.
 #[derive(Clone, Debug, Deserialize)]
@@ -58,18 +105,22 @@ pub struct Tracked {
     /// CA certificates to trust (PEM bundle).
     pub ca_cert: PathBuf,
     /// `fullcmc`, `cmc`, `simplereenroll` or `wstep` (ignored with `cep`: always `wstep`).
-    #[serde(default = "default_mode")]
-    pub mode: String,
+    #[serde(default = "default_mode", deserialize_with = "parsed")]
+    pub mode: Mode,
     /// Template to ask for (default: the certificate's).
     pub template: Option<String>,
     /// When to renew (default one third of the lifetime before expiry).
-    pub renew_before: Option<String>,
+    #[serde(default, deserialize_with = "parsed_opt")]
+    pub renew_before: Option<RenewBefore>,
     /// Certificates younger than this are left alone (default 1h).
-    pub min_age: Option<String>,
+    #[serde(default, deserialize_with = "duration")]
+    pub min_age: Option<Duration>,
     /// First retry delay after a failure (default 60s).
-    pub retry_min: Option<String>,
+    #[serde(default, deserialize_with = "duration")]
+    pub retry_min: Option<Duration>,
     /// Longest retry delay (default 6h).
-    pub retry_max: Option<String>,
+    #[serde(default, deserialize_with = "duration")]
+    pub retry_max: Option<Duration>,
     /// Environment variable holding the PIN.
     pub pin_env: Option<String>,
     /// File holding the PIN (first line); must not be readable by group or others.
@@ -79,7 +130,8 @@ pub struct Tracked {
     pub pinentry: Option<PathBuf>,
     /// PIV management key: hex of any algorithm's length, `pin-protected` or `auto` (as
     /// `renew --management-key`).
-    pub management_key: Option<String>,
+    #[serde(default, deserialize_with = "management_key")]
+    pub management_key: Option<ManagementKey>,
     /// Polls of a pending request within one attempt.
     #[serde(default = "default_polls")]
     pub max_polls: u32,
@@ -95,7 +147,8 @@ pub struct Tracked {
     pub on_failure: Vec<String>,
     /// Warn (log, and `on_warning`) when the remaining validity falls below each of these
     /// (default 28d, 7d, 1d, as certmonger).
-    pub warn_before: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "durations")]
+    pub warn_before: Option<Vec<Duration>>,
     /// Command (argv, no shell) run at each expiry warning.
     #[serde(default)]
     pub on_warning: Vec<String>,
@@ -105,8 +158,8 @@ fn default_container() -> String {
     "9a".into()
 }
 
-fn default_mode() -> String {
-    "fullcmc".into()
+fn default_mode() -> Mode {
+    Mode::FullCmc
 }
 
 fn default_polls() -> u32 {
@@ -167,7 +220,6 @@ impl AgentConfig {
                 return Err(format!("{}: pin_env and pin_file are exclusive", t.name));
             }
             t.policy()?;
-            t.warnings()?;
         }
         Ok(config)
     }
@@ -194,38 +246,32 @@ impl Tracked {
     }
 
     /// The expiry-warning thresholds, largest first.
-    pub fn warnings(&self) -> Result<Vec<std::time::Duration>, String> {
-        let mut out = match &self.warn_before {
-            None => vec![
-                std::time::Duration::from_secs(28 * 86_400),
-                std::time::Duration::from_secs(7 * 86_400),
-                std::time::Duration::from_secs(86_400),
-            ],
-            Some(list) => list
-                .iter()
-                .map(|t| parse_duration(t).map_err(|e| format!("{}: warn_before: {e}", self.name)))
-                .collect::<Result<_, _>>()?,
-        };
+    pub fn warnings(&self) -> Vec<Duration> {
+        let mut out = self.warn_before.clone().unwrap_or_else(|| {
+            vec![
+                Duration::from_secs(28 * 86_400),
+                Duration::from_secs(7 * 86_400),
+                Duration::from_secs(86_400),
+            ]
+        });
         out.sort_unstable_by(|a, b| b.cmp(a));
-        Ok(out)
+        out
     }
 
     /// The policy this entry asks for.
     pub fn policy(&self) -> Result<Policy, String> {
         let mut policy = Policy::default();
         let at = |what: &str, e: String| format!("{}: {what}: {e}", self.name);
-        if let Some(text) = &self.renew_before {
-            policy.renew_before = text
-                .parse::<RenewBefore>()
-                .map_err(|e| at("renew_before", e))?;
+        if let Some(renew_before) = self.renew_before {
+            policy.renew_before = renew_before;
         }
-        for (field, text, slot) in [
-            ("min_age", &self.min_age, &mut policy.min_age),
-            ("retry_min", &self.retry_min, &mut policy.retry_min),
-            ("retry_max", &self.retry_max, &mut policy.retry_max),
+        for (value, slot) in [
+            (self.min_age, &mut policy.min_age),
+            (self.retry_min, &mut policy.retry_min),
+            (self.retry_max, &mut policy.retry_max),
         ] {
-            if let Some(text) = text {
-                *slot = parse_duration(text).map_err(|e| at(field, e))?;
+            if let Some(value) = value {
+                *slot = value;
             }
         }
         if policy.retry_min.is_zero() || policy.retry_max < policy.retry_min {
@@ -273,7 +319,7 @@ post_renew = ["/bin/true"]
         let dir = path.parent().unwrap();
         assert_eq!(t.ca_cert, dir.join("chain.pem"));
         assert_eq!(t.token, format!("sim:{}", dir.join("card.json").display()));
-        assert_eq!((t.container.as_str(), t.mode.as_str()), ("9a", "fullcmc"));
+        assert_eq!((t.container.as_str(), t.mode), ("9a", Mode::FullCmc));
         assert_eq!(
             t.policy().unwrap().renew_before,
             RenewBefore::Duration(std::time::Duration::from_secs(14 * 86_400))
@@ -296,6 +342,19 @@ post_renew = ["/bin/true"]
             let path = write(&format!("[[certificate]]\n{extra}{base}"));
             let e = AgentConfig::load(&path).unwrap_err();
             assert!(e.contains(why), "{extra:?}: {e}");
+        }
+        // A bad value of a typed field is reported with its line when the file is read —
+        // not weeks later, when the renewal falls due.
+        for (line4, why) in [
+            ("mode = \"fulcmc\"", "fulcmc"),
+            ("renew_before = \"2/1\"", "renew_before"),
+            ("retry_max = \"6 hours\"", "6 hours"),
+            ("management_key = \"0102\"", "hex digits"),
+            ("warn_before = [\"7d\", \"soon\"]", "soon"),
+        ] {
+            let path = write(&format!("[[certificate]]\nname = \"a\"\n{base}{line4}\n"));
+            let e = AgentConfig::load(&path).unwrap_err();
+            assert!(e.contains("line 6") && e.contains(why), "{line4}: {e}");
         }
         // Syntax and unknown fields are reported with the line.
         let path = write(&format!("[[certificate]]\nname = \"a\"\n{base}bogus = 1\n"));

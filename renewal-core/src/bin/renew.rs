@@ -228,8 +228,8 @@ struct Common {
     /// says which algorithm, or prefix `3des:`/`aes128:`/`aes192:`/`aes256:`),
     /// `pin-protected` (stored on the card under the PIN, as ykman's --protect leaves it) or
     /// `auto` (default: the PIN-protected key when the card has one, else the factory key).
-    #[arg(long = "management-key")]
-    management_key: Option<String>,
+    #[arg(long = "management-key", value_parser = renewal_core::token::piv::ManagementKey::parse)]
+    management_key: Option<renewal_core::token::piv::ManagementKey>,
     /// Journal file (default: ~/.cardrenew/journal-<card>-<container>.jsonl, one per card).
     #[arg(long)]
     journal: Option<PathBuf>,
@@ -410,10 +410,7 @@ mod renewal {
     }
 
     fn management_key(common: &Common) -> Result<ManagementKey, String> {
-        match &common.management_key {
-            None => Ok(ManagementKey::Auto),
-            Some(text) => ManagementKey::parse(text).map_err(|e| format!("--management-key: {e}")),
-        }
+        Ok(common.management_key.clone().unwrap_or(ManagementKey::Auto))
     }
 
     pub(super) fn open(common: &Common) -> Result<Opened, String> {

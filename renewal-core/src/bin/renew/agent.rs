@@ -285,7 +285,7 @@ fn fail(
 
 /// Logs (and runs `on_warning`) once per threshold the remaining validity has fallen below.
 fn warn_if_expiring(t: &Tracked, entry: &mut EntryState, not_after: SystemTime, now: SystemTime) {
-    let Ok(thresholds) = t.warnings() else { return };
+    let thresholds = t.warnings();
     let remaining = not_after.duration_since(now).unwrap_or_default();
     let Some(crossed) = thresholds.iter().rev().find(|th| remaining <= **th) else {
         return;
@@ -349,7 +349,7 @@ fn renew_if_due(
     let mut journal = Journal::open(&journal_path).map_err(|e| backoff(e.to_string()))?;
     arm_abort(&mut journal);
     let anchors = read_trust_anchors(&t.ca_cert).map_err(backoff)?;
-    let configured: Mode = t.mode.parse().map_err(|e: String| (Phase::Stuck, e))?;
+    let configured: Mode = t.mode;
     // The CA, mode and template: configured, or found in the policy at `cep` (asked only
     // when there is something to send, within the same card login).
     let endpoint = || -> Result<(String, Mode, Option<String>), (Phase, String)> {
