@@ -16,6 +16,8 @@ need pcscd pcscd
 need vsmartcard-vpcd /usr/lib/pcsc/drivers/serial/libifdvpcd.so
 need opensc pkcs11-tool
 need yubico-piv-tool yubico-piv-tool
+# Yubico's PKCS#11 module (the card-fidelity test asks it too).
+need ykcs11 /usr/lib/x86_64-linux-gnu/libykcs11.so
 need libpcsclite-dev /usr/lib/x86_64-linux-gnu/pkgconfig/libpcsclite.pc
 need pkg-config pkg-config
 need libssl-dev /usr/include/openssl/cms.h
