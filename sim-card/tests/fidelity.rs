@@ -126,13 +126,15 @@ impl Drop for Served {
 }
 
 fn serve(state: &Path) -> Served {
-    let child = Command::new(env!("CARGO_BIN_EXE_sim-card"))
-        .args(["serve", "--state"])
-        .arg(state)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let served = Served(
+        Command::new(env!("CARGO_BIN_EXE_sim-card"))
+            .args(["serve", "--state"])
+            .arg(state)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let (_, text) = run(&mut tool("opensc-tool", &["-l"]));
@@ -140,7 +142,7 @@ fn serve(state: &Path) -> Served {
             .lines()
             .any(|l| l.contains(VPCD_READER) && l.contains("Yes"))
         {
-            return Served(child);
+            return served;
         }
         assert!(Instant::now() < deadline, "no card in the reader:\n{text}");
         std::thread::sleep(Duration::from_millis(200));
