@@ -35,6 +35,9 @@ pub fn not_applicable(scenario: &Scenario) -> Option<&'static str> {
     if scenario.pin != "123456" || scenario.pin_retries != 3 {
         return Some("would spend the real token's PIN tries");
     }
+    if scenario.pin_policy != sim_card::state::PinPolicy::Once {
+        return Some("needs a key of another PIN policy (a token's keys are what they are)");
+    }
     None
 }
 
@@ -122,6 +125,13 @@ pub fn not_applicable_external(
     if !scenario.ca.trim().is_empty() {
         return Some(
             "needs the simulated CA's rules or faults (an external CA decides for itself)".into(),
+        );
+    }
+    if scenario.pin_policy != sim_card::state::PinPolicy::Once {
+        // Giving the card's key another policy would change the user's card for good (and
+        // every renewal after it: new keys are made like the old one).
+        return Some(
+            "needs a key of another PIN policy (the card's keys are what they are)".into(),
         );
     }
     if scenario.key != key {
