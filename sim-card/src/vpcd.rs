@@ -19,7 +19,19 @@ impl VpcdCard {
     }
 }
 
+/// A YubiKey 5's answer to reset (the CCID interface): T=1, historical bytes ending in the
+/// ASCII "YubiKey" — what OpenSC and pcscd see of a real one, and how OpenSC's PIV driver
+/// recognises a YubiKey (then asks its version and serial with the Yubico extensions).
+pub const YUBIKEY_5_ATR: [u8; 23] = [
+    0x3B, 0xFD, 0x13, 0x00, 0x00, 0x81, 0x31, 0xFE, 0x15, 0x80, 0x73, 0xC0, 0x21, 0xC0, 0x57, 0x59,
+    0x75, 0x62, 0x69, 0x4B, 0x65, 0x79, 0x40,
+];
+
 impl vpicc::VSmartCard for VpcdCard {
+    fn atr(&self) -> &[u8] {
+        &YUBIKEY_5_ATR
+    }
+
     fn power_on(&mut self) {
         self.applet.reset();
     }
