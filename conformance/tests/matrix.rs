@@ -27,6 +27,13 @@ fn the_default_matrix_runs_green() {
         }
     }
     let results: Vec<_> = matrix.iter().map(|s| runner::run(s, 1)).collect();
+    // The scenarios that did not behave, by name and why, before anything else is judged.
+    let failures: Vec<_> = results
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| format!("{}: {}", r.name, r.problem.clone().unwrap_or_default()))
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
     // The reports carry every scenario.
     let dir = std::env::temp_dir().join(format!("cardrenew-report-{}", std::process::id()));
     conformance::report::write(&dir, &results, 1).unwrap();
@@ -47,12 +54,6 @@ fn the_default_matrix_runs_green() {
     assert_eq!(junit.matches("<testcase ").count(), matrix.len());
     assert!(junit.contains("failures=\"0\""));
     let _ = std::fs::remove_dir_all(&dir);
-    let failures: Vec<_> = results
-        .into_iter()
-        .filter(|r| !r.passed())
-        .map(|r| format!("{}: {}", r.name, r.problem.unwrap_or_default()))
-        .collect();
-    assert!(failures.is_empty(), "{failures:#?}");
 }
 
 /// The same matrix against an EC CA (the default CA is RSA-2048, as ADCS): P-256 and P-384
