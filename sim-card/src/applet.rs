@@ -454,7 +454,7 @@ impl PivApplet {
         {
             return Err(sw::NOT_ENOUGH_MEMORY);
         }
-        let pin_policy = requested_policies(template, slot)?;
+        let pin_policy = requested_pin_policy(template, slot)?;
         let mut key = {
             let mut rng = DetRng::new(self.state.rng_seed, &mut self.state.rng_counter);
             crypto::generate(algorithm, &mut rng).map_err(|_| sw::NO_DIAGNOSIS)?
@@ -693,7 +693,7 @@ impl PivApplet {
             return Err(sw::FUNC_NOT_SUPPORTED);
         }
         let scalar = tlv::find(data, &[0x06]).ok_or(sw::WRONG_DATA)?;
-        let pin_policy = requested_policies(data, slot)?;
+        let pin_policy = requested_pin_policy(data, slot)?;
         let mut key = crypto::import_ec(algorithm, scalar).map_err(|_| sw::WRONG_DATA)?;
         key.pin_policy = pin_policy;
         if !self.state.keys.contains_key(&hex(&[slot]))
@@ -755,7 +755,7 @@ impl PivApplet {
 /// The PIN policy asked for in a GENERATE template or an IMPORT (`AA`; absent or 0x00: the
 /// slot's default). Touch (`AB`) is not modelled: "never" (0x01) or the default (0x00) only —
 /// any other is refused (6A80) rather than accepted and ignored.
-fn requested_policies(data: &[u8], slot: u8) -> Result<PinPolicy, u16> {
+fn requested_pin_policy(data: &[u8], slot: u8) -> Result<PinPolicy, u16> {
     let pin = match tlv::find(data, &[0xAA]) {
         None => PinPolicy::default_for(slot),
         Some([id]) => PinPolicy::requested(*id, slot).ok_or(sw::WRONG_DATA)?,

@@ -409,13 +409,9 @@ mod renewal {
             .unwrap_or(0)
     }
 
-    fn management_key(common: &Common) -> Result<ManagementKey, String> {
-        Ok(common.management_key.clone().unwrap_or(ManagementKey::Auto))
-    }
-
     pub(super) fn open(common: &Common) -> Result<Opened, String> {
         let pins = pins(common)?;
-        let key = management_key(common)?;
+        let key = common.management_key.clone().unwrap_or_default();
         match common.token.parse::<TokenSpec>()? {
             TokenSpec::Sim(path) => {
                 let state = sim_card::CardState::load(&path).map_err(|e| e.to_string())?;
