@@ -15,7 +15,7 @@ use std::{
 };
 
 use common::{bin, ok};
-use sim_card::harness::{Pcscd, ServedCard, VPCD_READER};
+use sim_card::harness::{Pcscd, ServedCard};
 
 struct Killed(Child);
 
@@ -73,16 +73,17 @@ fn the_agent_renews_as_soon_as_the_card_is_inserted() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(dir.join("pin"), std::fs::Permissions::from_mode(0o600)).unwrap();
     }
+    let pcscd = Pcscd::start().unwrap();
+    let reader = pcscd.reader();
     let config = dir.join("agent.toml");
     std::fs::write(
         &config,
         format!(
-            "state_dir = \"state\"\n\n[[certificate]]\nname = \"alice\"\ntoken = \"piv-pcsc:{VPCD_READER}\"\nca = \"https://localhost:{port}\"\nca_cert = \"ca/ca-chain.pem\"\npin_file = \"pin\"\nrenew_before = \"10d\"\nretry_min = \"60s\"\n"
+            "state_dir = \"state\"\n\n[[certificate]]\nname = \"alice\"\ntoken = \"piv-pcsc:{reader}\"\nca = \"https://localhost:{port}\"\nca_cert = \"ca/ca-chain.pem\"\npin_file = \"pin\"\nrenew_before = \"10d\"\nretry_min = \"60s\"\n"
         ),
     )
     .unwrap();
 
-    let pcscd = Pcscd::start().unwrap();
     let agent = Killed(
         bin("renew")
             .args(["agent", "--now", "+25d", "--config"])

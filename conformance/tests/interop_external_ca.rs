@@ -274,7 +274,7 @@ fn pending_is_abandoned(dir: &Path, state: &Path, card: &Path) {
 
 /// The same card behind pcscd: the runner sees a PIV card in a PC/SC reader.
 fn piv_pcsc(conformance: &dyn Fn() -> Command, dir: &Path, card: &Path, chain: &Path) {
-    use sim_card::harness::{Pcscd, ServedCard, VPCD_READER};
+    use sim_card::harness::{Pcscd, ServedCard};
     let served_state = dir.join("served.json");
     std::fs::copy(card, &served_state).unwrap();
     let before = card_certificate(&served_state);
@@ -283,7 +283,8 @@ fn piv_pcsc(conformance: &dyn Fn() -> Command, dir: &Path, card: &Path, chain: &
     let served = ServedCard::start(applet, Some(served_state.clone()));
     // vpcd shows the card a moment after the serving thread connects.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while let Err(e) = renewal_core::token::transport::PcscTransport::connect(Some(VPCD_READER)) {
+    while let Err(e) = renewal_core::token::transport::PcscTransport::connect(Some(&pcscd.reader()))
+    {
         assert!(
             Instant::now() < deadline,
             "the served card never appeared: {e}"
@@ -293,7 +294,7 @@ fn piv_pcsc(conformance: &dyn Fn() -> Command, dir: &Path, card: &Path, chain: &
     let report = dir.join("report-pcsc");
     let out = conformance()
         .arg("--token")
-        .arg(format!("piv-pcsc:{VPCD_READER}"))
+        .arg(format!("piv-pcsc:{}", pcscd.reader()))
         .args(["--filter", "ca/issue/", "--report"])
         .arg(&report)
         .output()

@@ -58,14 +58,14 @@ fn suite_on_the_in_process_card() {
 #[test]
 fn suite_on_the_card_behind_pcscd() {
     use renewal_core::token::transport::PcscTransport;
-    use sim_card::harness::{Pcscd, ServedCard, VPCD_READER};
+    use sim_card::harness::{Pcscd, ServedCard};
     if !common::require_tool("pcscd") {
         return;
     }
     let _guard = common::pcscd_lock();
     let pcscd = Pcscd::start().unwrap();
     let _card = ServedCard::start(PivApplet::new(&CardConfig::default()).unwrap(), None);
-    let transport = common::retry(|| PcscTransport::connect(Some(VPCD_READER)));
+    let transport = common::retry(|| PcscTransport::connect(Some(&pcscd.reader())));
     let pins = Arc::new(CountingPinSource::new(StaticPin::new("123456")));
     let mut token = PivToken::new(transport, pins.clone(), ManagementKey::factory_default());
     common::suite::token_suite(&mut token, &|| pins.count(), Some("9a"));
@@ -78,15 +78,16 @@ fn suite_on_the_card_behind_pcscd() {
 #[test]
 fn a_verified_pin_does_not_outlive_the_pcsc_session() {
     use renewal_core::token::transport::PcscTransport;
-    use sim_card::harness::{Pcscd, ServedCard, VPCD_READER};
+    use sim_card::harness::{Pcscd, ServedCard};
     if !common::require_tool("pcscd") {
         return;
     }
     let _guard = common::pcscd_lock();
     let pcscd = Pcscd::start().unwrap();
     let _card = ServedCard::start(PivApplet::new(&CardConfig::default()).unwrap(), None);
+    let reader = pcscd.reader();
     let session = |pins: Arc<CountingPinSource<StaticPin>>| {
-        let transport = common::retry(|| PcscTransport::connect(Some(VPCD_READER)));
+        let transport = common::retry(|| PcscTransport::connect(Some(&reader)));
         PivToken::new(transport, pins, ManagementKey::factory_default())
     };
     let first_pins = Arc::new(CountingPinSource::new(StaticPin::new("123456")));

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::{
     apdu::{Command, Response},
+    attestation,
     crypto::{self, DetRng},
     objects::{self, MANAGEMENT_KEY, PIN_REF, PUK_REF},
     state::{
@@ -51,6 +52,8 @@ pub mod ins {
     pub const SET_PIN_RETRIES: u8 = 0xFA;
     /// YubiKey IMPORT ASYMMETRIC KEY (P1 algorithm, P2 slot).
     pub const IMPORT_KEY: u8 = 0xFE;
+    /// YubiKey ATTEST (P1 slot, P2 0x00): the attestation certificate of a generated key.
+    pub const ATTEST: u8 = 0xF9;
 }
 
 /// The firmware version reported to YubiKey-aware tools: 5.7.x has MOVE/DELETE KEY.
@@ -114,6 +117,12 @@ impl PivApplet {
         let mut objects = BTreeMap::new();
         objects.insert(hex(&objects::CHUID), Hex(objects::chuid(serial, &guid)));
         objects.insert(hex(&objects::CCC), Hex(objects::ccc(&card_id)));
+        let device = attestation::provision(config.seed)
+            .map_err(|_| StateError::Config("cannot make the attestation key"))?;
+        objects.insert(
+            hex(&attestation::CERTIFICATE_OBJECT),
+            Hex(objects::certificate_object(&device.certificate)),
+        );
         let reference = |value: Vec<u8>| Reference {
             value: Secret::new(value),
             retries_left: config.retries,
@@ -131,6 +140,7 @@ impl PivApplet {
             rng_seed: config.seed,
             rng_counter: counter,
             algorithms: config.algorithms.clone(),
+            attestation_key: Some(device.key),
         }))
     }
 
@@ -262,6 +272,7 @@ impl PivApplet {
             ins::SET_MANAGEMENT_KEY => self.set_management_key(cmd, data),
             ins::SET_PIN_RETRIES => self.set_pin_retries(cmd),
             ins::IMPORT_KEY => self.import_key(cmd, data),
+            ins::ATTEST => self.attest(cmd),
             _ => Err(sw::INS_NOT_SUPPORTED),
         }
     }
@@ -728,6 +739,51 @@ impl PivApplet {
         Ok(vec![])
     }
 
+    /// YubiKey ATTEST: a certificate for the key in slot P1, signed by the device attestation
+    /// key — only for a key the card generated (an imported key answers 6A80, an empty slot
+    /// 6A88). No PIN and no management key: the attestation is public.
+    fn attest(&mut self, cmd: &Command) -> Reply {
+        let slot = cmd.p1;
+        if cmd.p2 != 0 || !objects::is_key_slot(slot) {
+            return Err(sw::WRONG_P1P2);
+        }
+        let key = self
+            .state
+            .keys
+            .get(&hex(&[slot]))
+            .ok_or(sw::REF_NOT_FOUND)?;
+        if !key.generated {
+            return Err(sw::WRONG_DATA);
+        }
+        let device_key = self
+            .state
+            .attestation_key
+            .clone()
+            .ok_or(sw::REF_NOT_FOUND)?;
+        let certificate = self
+            .state
+            .objects
+            .get(&hex(&attestation::CERTIFICATE_OBJECT))
+            .and_then(|object| tlv::find(&object.0, &[0x70]))
+            .ok_or(sw::REF_NOT_FOUND)?
+            .to_vec();
+        let device = attestation::DeviceAttestation {
+            key: device_key,
+            certificate,
+        };
+        attestation::attest(
+            &device,
+            &attestation::Attested {
+                slot,
+                key,
+                serial: self.state.serial,
+                firmware: VERSION,
+                touch_policy: 0x01,
+            },
+        )
+        .map_err(|_| sw::NO_DIAGNOSIS)
+    }
+
     fn factory_reset(&mut self) -> Reply {
         if self.state.pin.retries_left != 0 || self.state.puk.retries_left != 0 {
             return Err(sw::CONDITIONS);
@@ -739,10 +795,24 @@ impl PivApplet {
             ..CardConfig::default()
         };
         let fresh = Self::new(&config).map_err(|_| sw::NO_DIAGNOSIS)?;
-        // The serial is the device's, not the application's: a reset keeps it.
+        // The serial and the attestation key and certificate are the device's, not the
+        // application's: a reset keeps them.
         let serial = self.state.serial;
+        let attestation_key = self.state.attestation_key.take();
+        let attestation_object = self
+            .state
+            .objects
+            .remove(&hex(&attestation::CERTIFICATE_OBJECT));
         self.state = fresh.state;
         self.state.serial = serial;
+        if attestation_key.is_some() {
+            self.state.attestation_key = attestation_key;
+        }
+        if let Some(object) = attestation_object {
+            self.state
+                .objects
+                .insert(hex(&attestation::CERTIFICATE_OBJECT), object);
+        }
         self.session = Session {
             selected: true,
             ..Session::default()

@@ -17,30 +17,52 @@ use crate::{PivApplet, vpcd::VpcdCard};
 
 /// Where pcscd listens.
 pub const PCSCD_SOCKET: &str = "/run/pcscd/pcscd.comm";
-/// The vpcd reader the first virtual card appears in.
+/// The vpcd reader the first virtual card appears in, when a pcscd this harness did not start
+/// serves it (Debian's `/etc/reader.conf.d/vpcd` names it).
 pub const VPCD_READER: &str = "Virtual PCD 00 00";
+/// The same reader in a pcscd the harness starts: named as a YubiKey 5's reader is, since
+/// Yubico's tools (ykcs11, `ykman list`) look only at readers whose name says "Yubico".
+pub const YUBIKEY_READER: &str = "Yubico YubiKey OTP+FIDO+CCID 00 00";
+/// What the harness's pcscd is told about vpcd (`reader.conf` syntax): the reader's name and
+/// the driver's TCP port (0x8C7B = 35963).
+const VPCD_READER_CONF: &str = "FRIENDLYNAME \"Yubico YubiKey OTP+FIDO+CCID\"\nDEVICENAME /dev/null:0x8C7B\nLIBPATH /usr/lib/pcsc/drivers/serial/libifdvpcd.so\nCHANNELID 0x8C7B\n";
 /// vpcd's TCP port for that reader.
 pub const VPCD_ADDR: &str = "127.0.0.1:35963";
 
 /// A pcscd this process started (`None` inside when one was already running).
 pub struct Pcscd {
     child: Option<Child>,
+    config: Option<std::path::PathBuf>,
 }
 
 impl Pcscd {
-    /// Starts `pcscd -f` unless one already runs, and waits for its socket.
+    /// Starts `pcscd -f` unless one already runs, and waits for its socket. The pcscd it
+    /// starts reads its own reader configuration: vpcd's reader named as a YubiKey's
+    /// ([`YUBIKEY_READER`]).
     pub fn start() -> Result<Self, String> {
         if pcscd_running() {
-            return Ok(Self { child: None });
+            return Ok(Self {
+                child: None,
+                config: None,
+            });
         }
         let _ = std::fs::remove_file(PCSCD_SOCKET);
+        let config = std::env::temp_dir().join(format!("cardrenew-pcscd-{}", std::process::id()));
+        std::fs::create_dir_all(&config)
+            .and_then(|()| std::fs::write(config.join("vpcd"), VPCD_READER_CONF))
+            .map_err(|e| format!("cannot write pcscd's reader configuration: {e}"))?;
         let child = Command::new("pcscd")
             .arg("-f")
+            .arg("-c")
+            .arg(&config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| format!("cannot start pcscd: {e}"))?;
-        let mut me = Self { child: Some(child) };
+        let mut me = Self {
+            child: Some(child),
+            config: Some(config),
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !Path::new(PCSCD_SOCKET).exists() {
             if let Some(Ok(Some(status))) = me.child.as_mut().map(Child::try_wait) {
@@ -68,6 +90,48 @@ impl Pcscd {
     pub fn owned(&self) -> bool {
         self.child.is_some()
     }
+
+    /// The name of the reader the served card appears in: [`YUBIKEY_READER`] in a pcscd this
+    /// harness started (this handle or another), else what the running pcscd's vpcd
+    /// configuration names it ([`VPCD_READER`] with Debian's).
+    pub fn reader(&self) -> String {
+        if self.owned() {
+            return YUBIKEY_READER.to_string();
+        }
+        running_vpcd_reader().unwrap_or_else(|| VPCD_READER.to_string())
+    }
+}
+
+/// The vpcd reader's name in the running pcscd, from the configuration it was started with
+/// (`-c DIR`, else `/etc/reader.conf.d`): its `FRIENDLYNAME` and pcscd's " 00 00" suffix.
+fn running_vpcd_reader() -> Option<String> {
+    let config_dir = std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let program = args.first()?;
+            if !program.ends_with("pcscd") {
+                return None;
+            }
+            let dir = args
+                .iter()
+                .position(|a| a == "-c" || a == "--config")
+                .and_then(|i| args.get(i + 1))
+                .map_or_else(|| "/etc/reader.conf.d".to_string(), Clone::clone);
+            Some(std::path::PathBuf::from(dir))
+        })?;
+    let conf = std::fs::read_to_string(config_dir.join("vpcd")).ok()?;
+    let name = conf
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("FRIENDLYNAME"))?
+        .trim()
+        .trim_matches('"');
+    Some(format!("{name} 00 00"))
 }
 
 fn pcscd_running() -> bool {
@@ -79,6 +143,9 @@ impl Drop for Pcscd {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(config) = self.config.take() {
+            let _ = std::fs::remove_dir_all(config);
         }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod apdu;
 pub mod applet;
+pub mod attestation;
 pub mod card;
 pub mod crypto;
 pub mod faults;

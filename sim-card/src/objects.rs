@@ -84,6 +84,15 @@ pub fn is_readable_without_pin(tag: &[u8]) -> bool {
     )
 }
 
+/// A certificate object's content (SP 800-73-4 part 1 table 15): the certificate (`70`),
+/// CertInfo `71` = 00 (not compressed), an empty error detection code (`FE`).
+pub fn certificate_object(der: &[u8]) -> Vec<u8> {
+    let mut value = tlv(&[0x70], der);
+    value.extend(tlv(&[0x71], &[0x00]));
+    value.extend(tlv(&[0xFE], &[]));
+    value
+}
+
 /// The discovery object: PIV AID, PIN usage policy "PIV PIN only" (0x40 0x00).
 pub fn discovery() -> Vec<u8> {
     let mut inner = tlv(&[0x4F], &PIV_AID);

@@ -290,6 +290,10 @@ pub struct CardState {
     /// The key algorithms GENERATE accepts (state saved before this field: all).
     #[serde(default = "all_algorithms")]
     pub algorithms: Vec<KeyAlgorithm>,
+    /// The device attestation key (slot F9; its certificate is object `5FFF01`). State saved
+    /// before attestation was modelled has none, and attests nothing.
+    #[serde(default)]
+    pub attestation_key: Option<SlotKey>,
 }
 
 /// The well-known PIV test values (also yubico-piv-tool's defaults).

@@ -299,3 +299,90 @@ fn a_reset_clears_the_application_and_keeps_the_serial() {
     // The factory management key again (AES-192, a YubiKey 5.7's).
     authenticate(&mut c);
 }
+
+/// Sends `apdu` and collects a chained answer (61xx, GET RESPONSE) into data + final SW.
+fn transmit_all(c: &mut SimCard, apdu: &[u8]) -> (Vec<u8>, u16) {
+    let mut r = c.transmit(apdu).unwrap();
+    let mut data = Vec::new();
+    loop {
+        let status = sw(&r);
+        data.extend_from_slice(&r[..r.len() - 2]);
+        if status >> 8 != 0x61 {
+            return (data, status);
+        }
+        r = c.transmit(&[0x00, 0xC0, 0x00, 0x00, 0x00]).unwrap();
+    }
+}
+
+#[test]
+fn attestation_is_for_generated_keys_only_and_survives_a_reset() {
+    use der::{Decode, Encode};
+    use x509_cert::Certificate;
+    let mut c = card(vec![]);
+    c.transmit(SELECT).unwrap();
+    let attest = |slot: u8| [0x00, 0xF9, slot, 0x00, 0x00];
+    assert_eq!(transmit_all(&mut c, &attest(0x9A)).1, 0x6A88, "empty slot");
+    assert_eq!(
+        transmit_all(&mut c, &attest(0xF9)).1,
+        0x6A86,
+        "not a key slot"
+    );
+    authenticate(&mut c);
+    let generate = [
+        0x00, 0x47, 0x00, 0x9A, 0x05, 0xAC, 0x03, 0x80, 0x01, 0x11, 0x00,
+    ];
+    let (public, status) = transmit_all(&mut c, &generate);
+    assert_eq!(status, 0x9000);
+    let (der, status) = transmit_all(&mut c, &attest(0x9A));
+    assert_eq!(status, 0x9000);
+    let cert = Certificate::from_der(&der).unwrap();
+    // The attested key is the generated one: its EC point is in GENERATE's answer (`86`).
+    let point = cert
+        .tbs_certificate()
+        .subject_public_key_info()
+        .subject_public_key
+        .raw_bytes()
+        .to_vec();
+    assert!(
+        public.windows(point.len()).any(|w| w == point.as_slice()),
+        "the attestation certifies another key"
+    );
+    // Its issuer is the device certificate in 5FFF01 (readable without the PIN).
+    let (object, status) = transmit_all(
+        &mut c,
+        &[
+            0x00, 0xCB, 0x3F, 0xFF, 0x05, 0x5C, 0x03, 0x5F, 0xFF, 0x01, 0x00,
+        ],
+    );
+    assert_eq!(status, 0x9000);
+    let content = sim_card::tlv::find(&object, &[0x53]).unwrap();
+    let device = Certificate::from_der(sim_card::tlv::find(content, &[0x70]).unwrap()).unwrap();
+    assert_eq!(
+        cert.tbs_certificate().issuer().to_der().unwrap(),
+        device.tbs_certificate().subject().to_der().unwrap()
+    );
+    // An imported key has no attestation: the card cannot vouch it never left it.
+    let mut import = vec![0x00, 0xFE, 0x11, 0x9D, 0x22, 0x06, 0x20];
+    import.extend([0x11; 32]);
+    assert_eq!(transmit_all(&mut c, &import).1, 0x9000);
+    assert_eq!(transmit_all(&mut c, &attest(0x9D)).1, 0x6A80);
+    // A factory reset clears the keys, not the device's attestation key.
+    let device_key = c.state().attestation_key.clone().unwrap();
+    let wrong_pin = [
+        0x00, 0x20, 0x00, 0x80, 0x08, b'0', b'0', b'0', b'0', b'0', b'0', 0xFF, 0xFF,
+    ];
+    let mut wrong_puk = vec![0x00, 0x2C, 0x00, 0x80, 0x10];
+    wrong_puk.extend(b"00000000123456\xFF\xFF");
+    for _ in 0..3 {
+        c.transmit(&wrong_pin).unwrap();
+        c.transmit(&wrong_puk).unwrap();
+    }
+    assert_eq!(sw(&c.transmit(&[0x00, 0xFB, 0x00, 0x00]).unwrap()), 0x9000);
+    assert_eq!(
+        c.state().attestation_key.as_ref().unwrap().private.0,
+        device_key.private.0
+    );
+    authenticate(&mut c);
+    assert_eq!(transmit_all(&mut c, &generate).1, 0x9000);
+    assert_eq!(transmit_all(&mut c, &attest(0x9A)).1, 0x9000);
+}

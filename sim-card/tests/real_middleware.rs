@@ -12,7 +12,17 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sim_card::harness::{Pcscd, VPCD_READER};
+use sim_card::harness::Pcscd;
+
+/// The reader the served card is in (set when pcscd starts: its name depends on who started
+/// pcscd).
+static READER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn reader() -> &'static str {
+    READER
+        .get()
+        .map_or(sim_card::harness::YUBIKEY_READER, String::as_str)
+}
 
 const OPENSC_PKCS11: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
 
@@ -80,7 +90,7 @@ fn wait_for_card(present: bool) {
         let text = String::from_utf8_lossy(&out.stdout);
         let shown = text
             .lines()
-            .any(|l| l.contains(VPCD_READER) && l.contains("Yes"));
+            .any(|l| l.contains(reader()) && l.contains("Yes"));
         if shown == present {
             return;
         }
@@ -184,11 +194,12 @@ fn real_middleware_on_the_virtual_card() {
     );
 
     let _pcscd = Pcscd::start().unwrap();
+    let _ = READER.set(_pcscd.reader());
     let served = Served::start(&state);
 
     // opensc-tool sees the reader and the card.
     let readers = run(Command::new("opensc-tool").arg("--list-readers"));
-    assert!(readers.contains(VPCD_READER), "{readers}");
+    assert!(readers.contains(reader()), "{readers}");
 
     // OpenSC's PKCS#11 module shows the certificate in 9A (PIV Authentication, ID 01).
     let objects = run(Command::new("pkcs11-tool").args([
@@ -243,7 +254,7 @@ fn real_middleware_on_the_virtual_card() {
     // yubico-piv-tool: generate a key in 9A, import a certificate for it, print the status.
     let yk = |args: &[&str]| {
         let mut c = Command::new("yubico-piv-tool");
-        c.args(["-r", VPCD_READER]).args(args);
+        c.args(["-r", reader()]).args(args);
         c
     };
     run(yk(&["-a", "generate", "-s", "9a", "-A", "ECCP256", "-o"]).arg(p("yk.pub")));

@@ -118,6 +118,14 @@ enum Cmd {
         #[arg(long, default_value = "127.0.0.1:35963")]
         vpcd: String,
     },
+    /// Print the simulated vendor attestation root (PEM): the root every simulated card's F9
+    /// attestation certificate chains to, for a CA that requires attested keys. Its key is
+    /// public knowledge: trust it in tests only.
+    AttestationRoot {
+        /// Write it here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -451,14 +459,21 @@ fn run(cmd: Cmd) -> Result<(), String> {
             host.authenticate()?;
             let tag =
                 objects::certificate_tag(slot).ok_or("no certificate object for that slot")?;
-            let mut value = tlv(&[0x70], &der);
-            value.extend(tlv(&[0x71], &[0]));
-            value.extend(tlv(&[0xFE], &[]));
             let mut body = tlv(&[0x5C], &tag);
-            body.extend(tlv(&[0x53], &value));
+            body.extend(tlv(&[0x53], &objects::certificate_object(&der)));
             host.send(0xDB, 0x3F, 0xFF, body)?;
             applet.state().save(&state).map_err(|e| e.to_string())?;
             println!("certificate stored in slot {slot:02x}");
+            Ok(())
+        }
+        Cmd::AttestationRoot { out } => {
+            let pem = sim_card::attestation::vendor_root_pem()
+                .map_err(|e| format!("cannot make the attestation root: {e:?}"))?;
+            match out {
+                Some(path) => std::fs::write(&path, pem)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
+                None => print!("{pem}"),
+            }
             Ok(())
         }
         Cmd::Show { state } => {
