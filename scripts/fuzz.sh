@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${1:-10}"
 shift || true
-ALL_TARGETS=(cmc_request cmc_response inspect_input public_key sim_card_apdus piv_card_answers sim_ca_decision journal scenario_toml wstep_envelope)
+ALL_TARGETS=(cmc_request cmc_response inspect_input public_key sim_card_apdus piv_card_answers sim_ca_decision journal scenario_toml wstep_envelope key_attestation)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 SANITIZER="${FUZZ_SANITIZER:-none}"
@@ -47,6 +47,8 @@ cp "$SAMPLE/request.der" "$SEEDS/inspect_input/sample-request.der"
 cp "$SAMPLE/old.pem" "$SEEDS/inspect_input/old.pem"
 { printf '\x00'; cat "$SAMPLE/request.der"; } > "$SEEDS/sim_ca_decision/fullcmc-valid"
 printf '\x01' > "$SEEDS/sim_ca_decision/simple-empty"
+# key_attestation edits a genuine bundle: an empty patch at offset 0 is the genuine one.
+printf '\x00\x00\x00' > "$SEEDS/key_attestation/genuine"
 if command -v openssl >/dev/null; then
   openssl x509 -in "$SAMPLE/old.pem" -pubkey -noout | openssl pkey -pubin -outform DER \
     > "$SEEDS/public_key/p256.der"

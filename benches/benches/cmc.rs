@@ -33,6 +33,7 @@ fn params() -> RenewalParams {
         transaction_id: 7,
         sender_nonce: vec![7; 16],
         digest: DigestAlgorithm::Sha256,
+        attestation: None,
     }
 }
 

@@ -146,6 +146,8 @@ pub struct World {
     _scratch: Scratch,
     /// Everything the card, the CA connection, the PIN source and the journal saw.
     pub trace: crate::trace::Trace,
+    /// Whether renewals attach the card's attestation of the new key (`renew --attest`).
+    pub attest: bool,
     _runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -348,6 +350,7 @@ impl World {
             journal_path: scratch.0.join("journal.jsonl"),
             _scratch: scratch,
             trace,
+            attest: false,
             _runtime: None,
         })
     }
@@ -413,6 +416,7 @@ impl World {
             journal_path: dir.0.join("journal.jsonl"),
             _scratch: dir,
             trace,
+            attest: false,
             _runtime: Some(runtime),
         })
     }
@@ -482,6 +486,7 @@ impl World {
             sleep,
             crash_after,
             retry: renewal_core::client::processor::RetryPolicy::default(),
+            attest: self.attest,
         }
     }
 

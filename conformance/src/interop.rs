@@ -38,6 +38,11 @@ pub fn not_applicable(scenario: &Scenario) -> Option<&'static str> {
     if scenario.pin_policy != sim_card::state::PinPolicy::Once {
         return Some("needs a key of another PIN policy (a token's keys are what they are)");
     }
+    if scenario.ca.contains("attestation_roots") {
+        return Some(
+            "needs a CA trusting the token's attestation root (the simulated cards' vendor root)",
+        );
+    }
     None
 }
 

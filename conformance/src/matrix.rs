@@ -52,6 +52,8 @@ pub struct Scenario {
     /// The PIN policy of the card's key in 9A (a YubiKey's 9C-style "always": a VERIFY before
     /// every signature).
     pub pin_policy: PinPolicy,
+    /// The client attaches the card's attestation of the new key (`renew --attest`).
+    pub attest: bool,
 }
 
 /// The name a mode has in scenario names and on the command line.
@@ -78,7 +80,18 @@ fn base(name: String, mode: Mode, expected: Expected) -> Scenario {
         expected,
         prompts: 1,
         pin_policy: PinPolicy::Once,
+        attest: false,
     }
+}
+
+/// A sim-ca scenario whose user template renews only keys attested by a simulated card
+/// (attestations chaining to the simulated vendor root).
+pub fn attested_keys_only() -> String {
+    let root = sim_card::attestation::vendor_root_pem().unwrap_or_default();
+    format!(
+        "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\nattestation_roots = \"\"\"\n{root}\"\"\"\n",
+        renewal_core::sample::SAMPLE_TEMPLATE_OID
+    )
 }
 
 /// The built-in matrix.
@@ -347,6 +360,18 @@ pub fn default_matrix() -> Vec<Scenario> {
             pin_policy: PinPolicy::Always,
             prompts: if cmc { 4 } else { 2 },
             ..base(format!("pin/always/{m}"), mode, Renewed)
+        });
+        // A template that renews only attested keys: the card's attestation of the new key
+        // goes in the PKCS#10 (read without the PIN: still one prompt); without it, the CA
+        // refuses and the new key goes.
+        out.push(Scenario {
+            ca: attested_keys_only(),
+            attest: true,
+            ..base(format!("attest/required/{m}"), mode, Renewed)
+        });
+        out.push(Scenario {
+            ca: attested_keys_only(),
+            ..base(format!("attest/missing/{m}"), mode, RolledBack)
         });
         // A rule for the second request does not touch the first.
         out.push(Scenario {

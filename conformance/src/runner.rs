@@ -94,7 +94,8 @@ pub fn run_in(
     };
     let mut recorded = None;
     let outcome = (|| -> std::result::Result<(Expected, usize, usize, usize), String> {
-        let world = build()?;
+        let mut world = build()?;
+        world.attest = scenario.attest;
         if scenario.pin_policy != sim_card::state::PinPolicy::Once
             && let Some(card) = &world.card
         {

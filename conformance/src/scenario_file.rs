@@ -15,7 +15,8 @@
 //! expected = "rolled-back"      # renewed | rolled-back | pending | recovered-completed | recovered-rolled-back
 //! ```
 //! Other keys: `capacity` (24), `pin` ("123456"), `pin_retries` (3), `prompts` (1),
-//! `pin_policy` of the key in 9A ("once"; "always": a VERIFY before every signature, "never").
+//! `pin_policy` of the key in 9A ("once"; "always": a VERIFY before every signature, "never"),
+//! `attest` (false; true: the client attaches the card's attestation of the new key).
 
 use renewal_core::{client::Mode, client::processor::CrashPoint, token::KeyAlgorithm};
 use serde::Deserialize;
@@ -61,6 +62,8 @@ struct Entry {
     prompts: usize,
     #[serde(default)]
     pin_policy: Option<String>,
+    #[serde(default)]
+    attest: bool,
 }
 
 fn default_mode() -> String {
@@ -171,6 +174,7 @@ pub fn parse(text: &str) -> Result<Vec<Scenario>, String> {
                 expected,
                 prompts: e.prompts,
                 pin_policy,
+                attest: e.attest,
             })
         })
         .collect()

@@ -185,6 +185,12 @@ impl Effects for FailListing<'_> {
     ) -> Result<Container, RenewalError> {
         self.inner.generate(algorithm, like)
     }
+    fn attest(
+        &mut self,
+        id: &ContainerId,
+    ) -> Result<renewal_core::cmc::attestation::KeyAttestation, RenewalError> {
+        self.inner.attest(id)
+    }
     fn signer(
         &self,
         id: &ContainerId,

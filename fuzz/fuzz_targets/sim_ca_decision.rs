@@ -90,7 +90,10 @@ fuzz_target!(|data: &[u8]| {
     let (tls, body): (&[u8], &[u8]) = if mode & 2 == 0 {
         (user.der(), rest)
     } else {
-        let split = rest.first().map_or(0, |&b| usize::from(b) * 8).min(rest.len());
+        let split = rest
+            .first()
+            .map_or(0, |&b| usize::from(b) * 8)
+            .min(rest.len());
         rest.split_at(split)
     };
     match (mode & 1 == 0, mode & 4 == 0) {

@@ -34,6 +34,7 @@ fn deterministic_request() -> Vec<u8> {
             transaction_id: 0x0102_0304,
             sender_nonce: (0u8..16).collect(),
             digest: DigestAlgorithm::Sha256,
+            attestation: None,
         },
     )
     .unwrap()

@@ -28,6 +28,7 @@ fn params() -> RenewalParams {
         transaction_id: 42,
         sender_nonce: vec![7; 16],
         digest: DigestAlgorithm::Sha256,
+        attestation: None,
     }
 }
 

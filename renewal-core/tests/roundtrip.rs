@@ -268,6 +268,7 @@ fn sample_pkcs10() -> Retained<CertReq> {
             transaction_id: 1,
             sender_nonce: vec![1],
             digest: DigestAlgorithm::Sha256,
+            attestation: None,
         },
     )
     .unwrap();
@@ -459,6 +460,7 @@ fn corruption_fixture() -> (Vec<u8>, std::ops::Range<usize>, String) {
             transaction_id: 9,
             sender_nonce: vec![9; 8],
             digest: DigestAlgorithm::Sha256,
+            attestation: None,
         },
     )
     .unwrap();

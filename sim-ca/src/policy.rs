@@ -106,6 +106,10 @@ pub enum Rejection {
     /// A poll for a pending request carries another PKCS#10 than the one submitted.
     #[error("pending request {0}: the poll carries a different PKCS#10 than the one submitted")]
     PollMismatch(i64),
+    /// The template requires an attested new key and the request's attestation is missing
+    /// or does not hold.
+    #[error("the template requires an attested key: {0}")]
+    Attestation(renewal_core::cmc::attestation::AttestationError),
     /// A disposition rule denied it.
     #[error("denied: {0}")]
     Denied(String),
@@ -152,7 +156,8 @@ impl Rejection {
             Self::MissingControl(_) => (BadRequest, 0x8007_000D, 400), // ERROR_INVALID_DATA
             Self::Replay => (BadRequest, 0x8009_4003, 409),          // CERTSRV_E_BAD_REQUESTSTATUS
             Self::PollMismatch(_) => (BadRequest, 0x8009_4003, 409), // CERTSRV_E_BAD_REQUESTSTATUS
-            Self::Denied(_) => (BadRequest, 0x8009_4011, 403),       // CERTSRV_E_ENROLL_DENIED
+            Self::Attestation(e) => attestation_codes(e),
+            Self::Denied(_) => (BadRequest, 0x8009_4011, 403), // CERTSRV_E_ENROLL_DENIED
             Self::Internal(_) => (InternalCaError, 0x8000_4005, 500), // E_FAIL
         };
         Codes {
@@ -190,6 +195,19 @@ impl Rejection {
             }
             _ => None,
         }
+    }
+}
+
+/// ADCS's key-attestation HRESULTs: none carried, one that does not parse, one that does not
+/// verify.
+fn attestation_codes(
+    e: &renewal_core::cmc::attestation::AttestationError,
+) -> (CmcFailInfo, u32, u16) {
+    use renewal_core::cmc::attestation::AttestationError as E;
+    match e {
+        E::Missing => (CmcFailInfo::BadRequest, 0x8009_481A, 403), // CERTSRV_E_KEY_ATTESTATION
+        E::Malformed(_) => (CmcFailInfo::BadRequest, 0x8009_481B, 400), // CERTSRV_E_CORRUPT_KEY_ATTESTATION
+        _ => (CmcFailInfo::BadRequest, 0x8009_4819, 403), // CERTSRV_E_INVALID_ATTESTATION
     }
 }
 
@@ -344,6 +362,7 @@ fn check_pkcs10(
     pairs: &[(String, String)],
     templates: &TemplateRegistry,
     names: NameRule,
+    now: SystemTime,
 ) -> Result<(Template, PublicKey, Vec<String>), Rejection> {
     let mut findings = Vec::new();
     let renewed_subject = old.tbs_certificate().subject();
@@ -402,6 +421,10 @@ fn check_pkcs10(
         return Err(Rejection::KeyReuse);
     }
     check_key_allowed(&new_key, template)?;
+    if !template.attestation_roots.is_empty() {
+        renewal_core::cmc::attestation::verify(req, &template.attestation_roots, now)
+            .map_err(Rejection::Attestation)?;
+    }
     Ok((template.clone(), new_key, findings))
 }
 
@@ -481,6 +504,7 @@ pub fn validate_cmc(
         &facts.name_value_pairs,
         ctx.templates,
         names,
+        ctx.now,
     )?;
     let transaction = if facts.shape == renewal_core::cmc::RequestShape::CmsWithPkcs10 {
         // "CMS with PKCS #10" (MS-WCCE, MS-WSTEP, certipy) is not CMC: it has no controls.
@@ -533,6 +557,7 @@ pub fn validate_simple(
         &pairs,
         ctx.templates,
         NameRule::Rfc5280,
+        ctx.now,
     )?;
     Ok(SimpleAccepted {
         pkcs10: req,

@@ -5,8 +5,12 @@
 use std::str::FromStr;
 
 use der::asn1::ObjectIdentifier;
-use renewal_core::{cmc::microsoft::TemplateRef, token::KeyAlgorithm};
+use renewal_core::{
+    cmc::{Retained, microsoft::TemplateRef},
+    token::KeyAlgorithm,
+};
 use serde::Deserialize;
+use x509_cert::Certificate;
 
 /// One template.
 #[derive(Clone, Debug, Eq, PartialEq)]
@@ -21,6 +25,10 @@ pub struct Template {
     pub allowed_keys: Vec<KeyAlgorithm>,
     /// Renewals wait for approval.
     pub renewals_pend: bool,
+    /// New keys must be attested: the request carries the card's attestation of its key,
+    /// chaining to one of these vendor roots ([`renewal_core::cmc::attestation`]). Empty: no
+    /// attestation asked for.
+    pub attestation_roots: Vec<Retained<Certificate>>,
 }
 
 impl Template {
@@ -57,6 +65,34 @@ pub struct TemplateConfig {
     /// Renewals pend.
     #[serde(default)]
     pub renewals_pend: bool,
+    /// New keys must be attested by a card whose attestation chains to these vendor roots:
+    /// a PEM file's path, or the PEM itself (`sim-card attestation-root` prints the simulated
+    /// cards' root).
+    #[serde(default)]
+    pub attestation_roots: Option<String>,
+}
+
+/// The certificates of a PEM bundle given inline or by path; at least one.
+fn attestation_roots(source: &str) -> Result<Vec<Retained<Certificate>>, String> {
+    let pem = if source.trim_start().starts_with("-----BEGIN") {
+        source.to_string()
+    } else {
+        std::fs::read_to_string(source).map_err(|e| format!("cannot read {source}: {e}"))?
+    };
+    let roots = Certificate::load_pem_chain(pem.as_bytes())
+        .map_err(|e| format!("not a PEM certificate bundle: {e}"))?
+        .into_iter()
+        .map(|c| {
+            use der::Encode;
+            c.to_der()
+                .and_then(|der| Retained::from_der(&der))
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if roots.is_empty() {
+        return Err("no certificate in it".into());
+    }
+    Ok(roots)
 }
 
 fn default_days() -> u32 {
@@ -85,12 +121,18 @@ impl TemplateConfig {
                         .map_err(|e| format!("template {}: {e}", self.name))
                 })
                 .collect::<Result<_, _>>()?;
+            let attestation_roots = match &self.attestation_roots {
+                None => Vec::new(),
+                Some(source) => attestation_roots(source)
+                    .map_err(|e| format!("template {}: attestation_roots: {e}", self.name))?,
+            };
             Ok(Template {
                 oid,
                 name: self.name.clone(),
                 validity_days: self.validity_days,
                 allowed_keys,
                 renewals_pend: self.renewals_pend,
+                attestation_roots,
             })
         })();
         result.map_err(|reason| crate::Error::Setting {
@@ -114,6 +156,7 @@ impl TemplateRegistry {
                     validity_days: 365,
                     allowed_keys: KeyAlgorithm::ALL.to_vec(),
                     renewals_pend: false,
+                    attestation_roots: Vec::new(),
                 },
                 Template {
                     oid: oid("1.3.6.1.4.1.311.21.8.1234567.7654321.1.2.3.4.101"),
@@ -121,6 +164,7 @@ impl TemplateRegistry {
                     validity_days: 365,
                     allowed_keys: KeyAlgorithm::ALL.to_vec(),
                     renewals_pend: true,
+                    attestation_roots: Vec::new(),
                 },
             ],
         }

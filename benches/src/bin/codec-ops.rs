@@ -89,6 +89,7 @@ fn run(op: &str, n: usize) -> Result<(), Box<dyn std::error::Error>> {
         transaction_id: 7,
         sender_nonce: vec![7; 16],
         digest: DigestAlgorithm::Sha256,
+        attestation: None,
     };
     let der = build_renewal_request(&s.old_cert, &s.old_key, &s.new_key, &params)?.der;
     let limits = Limits::default();

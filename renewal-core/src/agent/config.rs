@@ -132,6 +132,10 @@ pub struct Tracked {
     /// `renew --management-key`).
     #[serde(default, deserialize_with = "management_key")]
     pub management_key: Option<ManagementKey>,
+    /// Attach the card's attestation of the new key (as `renew --attest`), for a CA that
+    /// renews only keys proven generated on the card.
+    #[serde(default)]
+    pub attest: bool,
     /// Polls of a pending request within one attempt.
     #[serde(default = "default_polls")]
     pub max_polls: u32,

@@ -241,6 +241,12 @@ struct Common {
     /// most 30 s) before rolling back; 0 rolls back at once.
     #[arg(long, default_value_t = 4)]
     retries: u32,
+    /// Attach the card's attestation of the new key to the request (a YubiKey's PIV
+    /// attestation, in the PKCS#10 attribute of draft-ietf-lamps-csr-attestation), for a CA
+    /// that renews only keys proven generated on the card. A card that cannot attest ends the
+    /// attempt before anything is sent.
+    #[arg(long)]
+    attest: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -572,6 +578,7 @@ mod renewal {
                 attempts: common.retries,
                 ..Default::default()
             },
+            attest: common.attest,
         }
     }
 

@@ -11,6 +11,7 @@
 //!   keys.
 
 pub mod asn1;
+pub mod attestation;
 pub mod controls;
 pub mod crypto;
 pub mod error;

@@ -173,6 +173,13 @@ oids! {
     /// commonName.
     CN = "2.5.4.3", "commonName";
 
+    /// id-aa-attestation: PKCS#10 attribute carrying an AttestationBundle
+    /// (draft-ietf-lamps-csr-attestation; early-allocated by IANA as id-aa-evidence).
+    ID_AA_ATTESTATION = "1.2.840.113549.1.9.16.2.59", "id-aa-attestation";
+    /// Yubico's PIV attestation arc: here, the type of a statement that is a YubiKey PIV
+    /// attestation certificate.
+    YUBICO_PIV_ATTESTATION = "1.3.6.1.4.1.41482.3", "Yubico PIV attestation";
+
     /// szOID_RENEWAL_CERTIFICATE: PKCS#10 attribute holding the certificate being renewed.
     MS_RENEWAL_CERTIFICATE = "1.3.6.1.4.1.311.13.1", "szOID_RENEWAL_CERTIFICATE";
     /// szOID_ENROLLMENT_NAME_VALUE_PAIR: `SEQUENCE { name BMPString, value BMPString }`.

@@ -29,6 +29,7 @@ use x509_cert::{
 
 use super::{
     asn1::{Retained, SetOf},
+    attestation::{self, KeyAttestation},
     controls::Control,
     crypto::{DigestAlgorithm, Signer, key_identifier},
     error::{CmcError, DerContext, Result},
@@ -64,6 +65,9 @@ pub struct RenewalParams {
     pub sender_nonce: Vec<u8>,
     /// Hash for the CMS layer.
     pub digest: DigestAlgorithm,
+    /// The card's attestation of the new key, carried in the PKCS#10
+    /// ([`super::attestation`]); `None` when the CA asks for none or the card cannot attest.
+    pub attestation: Option<KeyAttestation>,
 }
 
 impl RenewalParams {
@@ -82,6 +86,7 @@ impl RenewalParams {
             transaction_id: u64::from_be_bytes(tid) >> 1,
             sender_nonce: nonce,
             digest: DigestAlgorithm::Sha256,
+            attestation: None,
         })
     }
 }
@@ -144,7 +149,12 @@ pub fn build_renewal_request(
         .clone()
         .or_else(|| certificate_template(old_cert.value()));
 
-    let pkcs10 = build_pkcs10(old_cert, new_key, template.as_ref())?;
+    let pkcs10 = build_pkcs10(
+        old_cert,
+        new_key,
+        template.as_ref(),
+        params.attestation.as_ref(),
+    )?;
     let pkcs10_der = pkcs10.der().to_vec();
 
     let tid = Int::from_der(&params.transaction_id.to_der().encoding("transactionId")?)
@@ -203,6 +213,16 @@ pub fn build_renewal_pkcs10(
     new_key: &dyn Signer,
     template: Option<&TemplateRef>,
 ) -> Result<Retained<CertReq>> {
+    build_attested_pkcs10(old_cert, new_key, template, None)
+}
+
+/// [`build_renewal_pkcs10`] with the card's attestation of the new key, when given.
+pub fn build_attested_pkcs10(
+    old_cert: &Retained<Certificate>,
+    new_key: &dyn Signer,
+    template: Option<&TemplateRef>,
+    attestation: Option<&KeyAttestation>,
+) -> Result<Retained<CertReq>> {
     if same_key(
         new_key.public_key(),
         old_cert.value().tbs_certificate().subject_public_key_info(),
@@ -212,15 +232,22 @@ pub fn build_renewal_pkcs10(
         ));
     }
     let inherited = certificate_template(old_cert.value());
-    build_pkcs10(old_cert, new_key, template.or(inherited.as_ref()))
+    build_pkcs10(
+        old_cert,
+        new_key,
+        template.or(inherited.as_ref()),
+        attestation,
+    )
 }
 
-/// The PKCS#10 for the new key: the old subject and (most) old extensions, the template pair
-/// and the renewal-certificate attribute, signed by the new key (proof of possession).
+/// The PKCS#10 for the new key: the old subject and (most) old extensions, the template pair,
+/// the renewal-certificate attribute and the key's attestation when there is one, signed by
+/// the new key (proof of possession — which so covers the attestation too).
 fn build_pkcs10(
     old_cert: &Retained<Certificate>,
     new_key: &dyn Signer,
     template: Option<&TemplateRef>,
+    attestation: Option<&KeyAttestation>,
 ) -> Result<Retained<CertReq>> {
     let tbs = old_cert.value().tbs_certificate();
     let mut extensions: Vec<Extension> = tbs
@@ -259,6 +286,9 @@ fn build_pkcs10(
         &Any::from_der(old_cert.der()).encoding("renewal certificate")?,
         "renewal certificate",
     )?);
+    if let Some(attestation) = attestation {
+        attributes.push(attestation::attribute(attestation).encoding("key attestation")?);
+    }
 
     let info = CertReqInfo {
         version: Version::V1,

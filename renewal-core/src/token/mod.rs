@@ -16,7 +16,7 @@ pub mod transport;
 
 use spki::SubjectPublicKeyInfoOwned;
 
-use crate::cmc::SignatureAlgorithm;
+use crate::cmc::{SignatureAlgorithm, attestation::KeyAttestation};
 pub use pin::{Pin, PinContext, PinError, PinRequest, PinSource};
 
 /// Names a key container on a token: a PIV slot ("9a", "82"), a PKCS#11 `CKA_ID` (hex).
@@ -258,6 +258,15 @@ pub trait Token {
     ) -> Result<Container, TokenError> {
         let _ = like;
         self.generate(algorithm)
+    }
+    /// The token's attestation that the key in `id` was generated on it and never left it (a
+    /// YubiKey's PIV attestation: a certificate for the key signed by the card's F9 key, and
+    /// the F9 certificate). Tokens that cannot attest say [`TokenError::Unsupported`].
+    fn attest(&mut self, id: &ContainerId) -> Result<KeyAttestation, TokenError> {
+        let _ = id;
+        Err(TokenError::Unsupported(
+            "key attestation (this token cannot attest its keys)",
+        ))
     }
     /// Signs `message` (the token hashes it with `algorithm.digest`); ECDSA signatures are
     /// DER-encoded.

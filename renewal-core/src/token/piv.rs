@@ -17,7 +17,7 @@ use super::{
     Capacity, Container, ContainerId, KeyAlgorithm, PinContext, PinRequest, PinSource, Token,
     TokenError, TokenInfo,
 };
-use crate::cmc::{KeyFamily, SignatureAlgorithm};
+use crate::cmc::{KeyFamily, SignatureAlgorithm, attestation::KeyAttestation};
 
 mod management;
 
@@ -705,6 +705,37 @@ impl<T: ApduTransport> Token for PivToken<T> {
     ) -> Result<Container, TokenError> {
         let policy = self.pin_policy(parse_slot(like)?)?;
         self.generate_with_policy(algorithm, policy)
+    }
+
+    /// YubiKey ATTEST (INS F9, P1 = slot) and the F9 certificate (object 5FFF01). Neither
+    /// needs the PIN. A card without attestation answers 6D00 (INS not supported); an imported
+    /// key 6A80.
+    fn attest(&mut self, id: &ContainerId) -> Result<KeyAttestation, TokenError> {
+        const NOT_SUPPORTED: u16 = 0x6D00;
+        const ATTESTATION_OBJECT: [u8; 3] = [0x5F, 0xFF, 0x01];
+        let slot = parse_slot(id)?;
+        self.select()?;
+        let reply = self.exchange(0xF9, slot, 0x00, &[])?;
+        let statement = match reply.sw {
+            NOT_SUPPORTED => {
+                return Err(TokenError::Unsupported(
+                    "key attestation (the card has no ATTEST command)",
+                ));
+            }
+            _ => Self::expect_ok(reply, "ATTEST")?,
+        };
+        let object = self
+            .read_object(&ATTESTATION_OBJECT)?
+            .ok_or(TokenError::Unsupported(
+                "key attestation (the card holds no attestation certificate in F9)",
+            ))?;
+        let device_certificate = find_tlv(&object, &[0x70])
+            .ok_or(TokenError::Malformed("attestation certificate object"))?
+            .to_vec();
+        Ok(KeyAttestation {
+            statement,
+            device_certificate,
+        })
     }
 
     fn sign(

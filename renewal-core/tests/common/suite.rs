@@ -97,6 +97,29 @@ pub fn token_suite(token: &mut dyn Token, prompts: &dyn Fn() -> usize, primary: 
     }
     let new_key = new.public_key.clone().unwrap();
     assert_ne!(new_key, first_key);
+    // Key attestation: a PIV card attests the key it generated — the statement certifies
+    // exactly that key and is signed by the card's device (F9) certificate; a PKCS#11 token
+    // has no attestation and says so.
+    match token.attest(&new.id) {
+        Ok(attestation) => {
+            assert!(primary.is_some(), "only the PIV cards attest");
+            let statement = Retained::<Certificate>::from_der(&attestation.statement).unwrap();
+            assert_eq!(
+                statement
+                    .value()
+                    .tbs_certificate()
+                    .subject_public_key_info(),
+                &new_key
+            );
+            let device =
+                Retained::<Certificate>::from_der(&attestation.device_certificate).unwrap();
+            x509::verify_issued_by(&statement, device.value()).unwrap();
+        }
+        Err(TokenError::Unsupported(_)) => {
+            assert!(primary.is_none(), "a PIV card attests its keys");
+        }
+        Err(e) => panic!("attestation: {e}"),
+    }
     let sig = token
         .sign(&new.id, SignatureAlgorithm::ECDSA_SHA256, message)
         .unwrap();

@@ -92,6 +92,7 @@ fn common_for(t: &Tracked, dir: &Path) -> Common {
         journal: Some(dir.join(format!("{}.journal.jsonl", t.name))),
         json: false,
         retries: t.resends,
+        attest: t.attest,
     }
 }
 

@@ -196,6 +196,7 @@ mod tests {
             trust_anchors: vec![sample.ca_cert.clone()],
             max_polls: 0,
             retry: crate::client::processor::RetryPolicy::default(),
+            attest: false,
         };
         verify_issued(
             &cx,

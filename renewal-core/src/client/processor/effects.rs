@@ -14,7 +14,7 @@ use crate::{
         https::SharedToken,
         journal::{Journal, Record},
     },
-    cmc::{SignError, SignatureAlgorithm, Signer},
+    cmc::{SignError, SignatureAlgorithm, Signer, attestation::KeyAttestation},
     token::{Container, ContainerId, KeyAlgorithm, Token, TokenError},
 };
 
@@ -30,6 +30,8 @@ pub trait Effects {
         algorithm: KeyAlgorithm,
         like: &ContainerId,
     ) -> Result<Container, RenewalError>;
+    /// The card's attestation of the key in `id`.
+    fn attest(&mut self, id: &ContainerId) -> Result<KeyAttestation, RenewalError>;
     /// A signer for the key in `id` (the card signs; the CMC encoder calls it).
     fn signer(
         &self,
@@ -143,6 +145,10 @@ impl Effects for Driver<'_> {
         like: &ContainerId,
     ) -> Result<Container, RenewalError> {
         self.card(Step::GenerateKey, |t| t.generate_like(algorithm, like))
+    }
+
+    fn attest(&mut self, id: &ContainerId) -> Result<KeyAttestation, RenewalError> {
+        self.card(Step::GenerateKey, |t| t.attest(id))
     }
 
     fn signer(

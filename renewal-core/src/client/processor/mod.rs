@@ -163,6 +163,10 @@ pub struct RenewalConfig {
     pub crash_after: Option<CrashPoint>,
     /// How a lost answer is retried.
     pub retry: RetryPolicy,
+    /// Attach the card's attestation of the new key to the request (a CA whose template
+    /// requires attested keys refuses a request without one). A token that cannot attest
+    /// rolls the attempt back before anything is sent.
+    pub attest: bool,
 }
 
 /// How a run ended.
@@ -279,6 +283,7 @@ impl RenewalConfig {
             trust_anchors: self.trust_anchors,
             max_polls: self.max_polls,
             retry: self.retry,
+            attest: self.attest,
         };
         (context, self.sleep, self.crash_after)
     }
@@ -354,6 +359,7 @@ pub fn recover(
         trust_anchors: Vec::new(),
         max_polls: 0,
         retry: RetryPolicy::default(),
+        attest: false,
     };
     let mut service = NoService;
     let mut driver = Driver::new(token.clone(), &mut service, journal, Box::new(drop), None);

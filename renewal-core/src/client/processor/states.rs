@@ -24,8 +24,8 @@ use crate::{
     client::{Mode, ServiceAnswer, journal::Record},
     cmc::{
         DigestAlgorithm, Outcome, ParsedResponse, PublicKey, RenewalParams, Retained,
-        build_renewal_request, microsoft::TemplateRef, request::build_renewal_pkcs10,
-        verify_request::hex,
+        attestation::KeyAttestation, build_renewal_request, microsoft::TemplateRef,
+        request::build_attested_pkcs10, verify_request::hex,
     },
     token::{ContainerId, KeyAlgorithm, TokenError},
 };
@@ -44,6 +44,8 @@ pub struct Context {
     pub max_polls: u32,
     /// How a lost answer is retried.
     pub retry: super::RetryPolicy,
+    /// Attach the card's attestation of the new key to the request.
+    pub attest: bool,
 }
 
 /// The certificate being renewed, as found on the card, with the key type its renewal gets.
@@ -108,6 +110,8 @@ impl OldCertificate {
 pub struct NewKey {
     id: ContainerId,
     spki: SubjectPublicKeyInfoOwned,
+    /// The card's attestation of it, when the renewal asks for one.
+    attestation: Option<KeyAttestation>,
 }
 
 /// A state of the renewal.
@@ -173,7 +177,7 @@ impl State {
         match self {
             Self::Start(s) => s.step(cx, fx),
             Self::Connect(s) => Ok(s.step(fx)),
-            Self::Generate(s) => s.step(fx),
+            Self::Generate(s) => s.step(cx, fx),
             Self::Build(s) => s.step(cx, fx),
             Self::Submit(s) => s.step(cx, fx),
             Self::Verify(s) => Ok(s.step(cx)),
@@ -255,7 +259,7 @@ pub struct Generate {
 }
 
 impl Generate {
-    fn step(self, fx: &mut dyn Effects) -> Result<Next, RenewalError> {
+    fn step(self, cx: &Context, fx: &mut dyn Effects) -> Result<Next, RenewalError> {
         // The listing before generation is what tells a key the card made but never reported
         // (pulled mid-GENERATE) from the card's own containers. Without it nothing may be
         // deleted later, so a failure here ends the attempt with nothing made.
@@ -301,9 +305,26 @@ impl Generate {
                 ),
             ));
         }
+        // The attestation is asked for now, before anything is signed: a card that cannot
+        // attest (an imported key, a token without attestation) ends the attempt here.
+        let attestation = if cx.attest {
+            match fx.attest(&made.id) {
+                Ok(attestation) => Some(attestation),
+                Err(RenewalError::Card { step, source }) => {
+                    return Ok(RollBack::after_card_error(made.id, step, source));
+                }
+                Err(other) => return Err(other),
+            }
+        } else {
+            None
+        };
         Ok(Next::Continue(State::Build(Build {
             old: self.old,
-            new: NewKey { id: made.id, spki },
+            new: NewKey {
+                id: made.id,
+                spki,
+                attestation,
+            },
         })))
     }
 }
@@ -386,16 +407,20 @@ impl Build {
         let body = match cx.mode {
             // EST simplereenroll sends the PKCS#10 only: no CMS layer, so no old-key and no
             // second new-key signature (the TLS client certificate is the authority).
-            Mode::SimpleReenroll => {
-                build_renewal_pkcs10(old_cert, new_key.as_ref(), cx.template.as_ref())
-                    .map_err(card_error)?
-                    .der()
-                    .to_vec()
-            }
+            Mode::SimpleReenroll => build_attested_pkcs10(
+                old_cert,
+                new_key.as_ref(),
+                cx.template.as_ref(),
+                self.new.attestation.as_ref(),
+            )
+            .map_err(card_error)?
+            .der()
+            .to_vec(),
             Mode::FullCmc | Mode::Cmc | Mode::Wstep => {
                 let mut params = RenewalParams::random()
                     .map_err(|e| RenewalError::Precondition(e.to_string()))?;
                 params.template = cx.template.clone();
+                params.attestation = self.new.attestation.clone();
                 build_renewal_request(old_cert, old_key.as_ref(), new_key.as_ref(), &params)
                     .map_err(card_error)?
                     .der
@@ -697,7 +722,12 @@ impl Resume {
         }
         Ok(Next::Continue(State::Submit(Submit {
             old,
-            new: NewKey { id: self.new, spki },
+            // The journaled request carries the attestation already, if any.
+            new: NewKey {
+                id: self.new,
+                spki,
+                attestation: None,
+            },
             request: self.request,
             polls: 1,
             tries: 0,
