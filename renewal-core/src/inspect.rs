@@ -714,11 +714,85 @@ fn pkcs10_node(title: &str, req: &Retained<CertReq>) -> Node {
     )));
     let mut attrs = Node::new(format!("attributes ({})", info.attributes.len()));
     for a in info.attributes.iter() {
-        attrs.push(attribute_node(a.oid, a.values.iter()));
+        if a.oid == oids::ID_AA_ATTESTATION {
+            attrs.push(attestation_node(req.value()));
+        } else {
+            attrs.push(attribute_node(a.oid, a.values.iter()));
+        }
     }
     n.push(attrs);
     if let Ok(Some(old)) = renewal_certificate(req.value()) {
         n.push(certificate_node("certificate being renewed:", &old));
+    }
+    n
+}
+
+/// A key attestation as read: each statement, whether it certifies the request's key and which
+/// bundle certificate signed it, the card's facts. Whether the vendor root is trusted is the
+/// verifier's decision (a CA's `attestation_roots`), not shown here.
+fn attestation_node(req: &CertReq) -> Node {
+    use crate::cmc::{PublicKey, attestation};
+    let mut n = Node::new(oids::describe(&oids::ID_AA_ATTESTATION));
+    let view = match attestation::read(req) {
+        Ok(view) => view,
+        Err(e) => return n.with(Node::new(format!("FAILED: {e}"))),
+    };
+    let request_key = PublicKey::from_spki(&req.info.public_key).ok();
+    for (i, (kind, statement)) in view.statements.iter().enumerate() {
+        let mut s = Node::new(format!("[{i}] statement {}", oids::describe(kind)));
+        match statement {
+            Some(cert) if *kind == oids::YUBICO_PIV_ATTESTATION => {
+                let tbs = cert.value().tbs_certificate();
+                s.push(Node::new(format!(
+                    "certificate \"{}\" issued by \"{}\"",
+                    tbs.subject(),
+                    tbs.issuer()
+                )));
+                let same = PublicKey::from_spki(tbs.subject_public_key_info()).ok();
+                s.push(Node::new(if same.is_some() && same == request_key {
+                    "certifies the PKCS#10's key".to_string()
+                } else {
+                    "certifies ANOTHER key than the PKCS#10's".to_string()
+                }));
+                s.push(Node::new(
+                    match view
+                        .certificates
+                        .iter()
+                        .find(|d| crate::x509::verify_issued_by(cert, d.value()).is_ok())
+                    {
+                        Some(d) => format!(
+                            "signed by the bundle's \"{}\"",
+                            d.value().tbs_certificate().subject()
+                        ),
+                        None => "signed by NO certificate of the bundle".to_string(),
+                    },
+                ));
+                let c = attestation::claims(cert.value());
+                let policy = |p: Option<u8>, names: [&'static str; 3]| match p {
+                    Some(b @ 1..=3) => names[usize::from(b - 1)],
+                    _ => "?",
+                };
+                s.push(Node::new(format!(
+                    "card serial {}, firmware {}, PIN policy {}, touch policy {}",
+                    c.serial.map_or("?".to_string(), |v| v.to_string()),
+                    c.firmware
+                        .map_or("?".to_string(), |f| format!("{}.{}.{}", f[0], f[1], f[2])),
+                    policy(c.pin_policy, ["never", "once", "always"]),
+                    policy(c.touch_policy, ["never", "always", "cached"]),
+                )));
+            }
+            Some(_) => s.push(Node::new("(a type this tool does not read)")),
+            None => s.push(Node::new("not a certificate")),
+        }
+        n.push(s);
+    }
+    for cert in &view.certificates {
+        let tbs = cert.value().tbs_certificate();
+        n.push(Node::new(format!(
+            "bundle certificate \"{}\" issued by \"{}\"",
+            tbs.subject(),
+            tbs.issuer()
+        )));
     }
     n
 }

@@ -155,3 +155,83 @@ fn cli_reads_stdin_and_fails_cleanly() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with("renew: -: malformed"), "{err}");
 }
+
+/// The lines of `tree` from the attestation attribute to the next attribute-level line.
+fn attestation_lines(tree: &str) -> String {
+    let mut out = Vec::new();
+    let mut depth = None;
+    for line in tree.lines() {
+        let indent = line.len() - line.trim_start().len();
+        match depth {
+            None if line.trim_start().starts_with("id-aa-attestation") => {
+                depth = Some(indent);
+                out.push(line.trim_start().to_string());
+            }
+            Some(d) if indent > d => out.push(line[d..].to_string()),
+            Some(_) => break,
+            None => {}
+        }
+    }
+    out.join("\n")
+}
+
+/// A PKCS#10 for a key generated on a simulated card (seeded: the same bytes every run),
+/// carrying that card's attestation of `attested` (the request's own key, or another).
+fn attested_pkcs10(attest_another_key: bool, swap_device: bool) -> Vec<u8> {
+    use renewal_core::cmc::{
+        SoftwareKey, attestation::KeyAttestation, request::build_attested_pkcs10,
+    };
+    use sim_card::{attestation, crypto, state::KeyAlgorithm};
+    let sample = Sample::deterministic().unwrap();
+    let key = |seed| {
+        let mut counter = 0;
+        crypto::generate(
+            KeyAlgorithm::EccP256,
+            &mut crypto::DetRng::new(seed, &mut counter),
+        )
+        .unwrap()
+    };
+    let (requested, attested) = (key(1), key(if attest_another_key { 2 } else { 1 }));
+    let device = attestation::provision(7).unwrap();
+    let statement = attestation::attest(
+        &device,
+        &attestation::Attested {
+            slot: 0x82,
+            key: &attested,
+            serial: 12_345_678,
+            firmware: [5, 7, 1],
+            touch_policy: 1,
+        },
+    )
+    .unwrap();
+    let device_certificate = if swap_device {
+        attestation::provision(8).unwrap().certificate
+    } else {
+        device.certificate
+    };
+    build_attested_pkcs10(
+        &sample.old_cert,
+        &SoftwareKey::p256_rfc6979_from_scalar(&requested.private.0).unwrap(),
+        None,
+        Some(&KeyAttestation {
+            statement,
+            device_certificate,
+        }),
+    )
+    .unwrap()
+    .der()
+    .to_vec()
+}
+
+#[test]
+fn inspect_shows_what_a_key_attestation_says_and_what_does_not_hold() {
+    let genuine = attestation_lines(&tree(&attested_pkcs10(false, false)));
+    insta::assert_snapshot!("attested_pkcs10", genuine);
+    let other_key = attestation_lines(&tree(&attested_pkcs10(true, false)));
+    assert!(other_key.contains("certifies ANOTHER key"), "{other_key}");
+    let swapped = attestation_lines(&tree(&attested_pkcs10(false, true)));
+    assert!(
+        swapped.contains("signed by NO certificate of the bundle"),
+        "{swapped}"
+    );
+}

@@ -188,3 +188,84 @@ fn openssl_sees_the_ms_wcce_signer_order() {
     assert!(printed.contains("eContentType: id-cct-PKIData"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An attested PKCS#10 (a key generated on the simulated card, its attestation in the
+/// `id-aa-attestation` attribute): OpenSSL verifies the proof of possession over it, and
+/// verifies the attestation certificate through the card's device certificate to the vendor
+/// root — the chain a CA configured with that root walks.
+#[test]
+fn openssl_verifies_an_attested_request_and_its_attestation_chain() {
+    use der::{EncodePem, pem::LineEnding};
+    use renewal_core::cmc::{
+        SoftwareKey, attestation::KeyAttestation, request::build_attested_pkcs10,
+    };
+    use sim_card::{attestation, crypto, state::KeyAlgorithm};
+    if !require_tool("openssl") {
+        return;
+    }
+    let dir = temp_dir("openssl-attested");
+    let sample = renewal_core::sample::Sample::deterministic().unwrap();
+    let mut counter = 0;
+    let key = crypto::generate(
+        KeyAlgorithm::EccP256,
+        &mut crypto::DetRng::new(3, &mut counter),
+    )
+    .unwrap();
+    let device = attestation::provision(3).unwrap();
+    let statement = attestation::attest(
+        &device,
+        &attestation::Attested {
+            slot: 0x9a,
+            key: &key,
+            serial: 1,
+            firmware: [5, 7, 1],
+            touch_policy: 1,
+        },
+    )
+    .unwrap();
+    let req = build_attested_pkcs10(
+        &sample.old_cert,
+        &SoftwareKey::p256_from_scalar(&key.private.0).unwrap(),
+        None,
+        Some(&KeyAttestation {
+            statement: statement.clone(),
+            device_certificate: device.certificate.clone(),
+        }),
+    )
+    .unwrap();
+    std::fs::write(dir.join("req.der"), req.der()).unwrap();
+    // `run` fails the test unless OpenSSL exits 0: the signature over the attribute holds.
+    run(Command::new("openssl")
+        .args(["req", "-verify", "-noout", "-inform", "DER", "-in"])
+        .arg(dir.join("req.der")));
+    let dump = String::from_utf8(run(Command::new("openssl")
+        .args(["asn1parse", "-inform", "DER", "-in"])
+        .arg(dir.join("req.der"))))
+    .unwrap();
+    assert!(
+        dump.contains("1.2.840.113549.1.9.16.2.59") && dump.contains("1.3.6.1.4.1.41482.3.7"),
+        "{dump}"
+    );
+    let pem = |der: &[u8]| {
+        use der::Decode;
+        x509_cert::Certificate::from_der(der)
+            .unwrap()
+            .to_pem(LineEnding::LF)
+            .unwrap()
+    };
+    std::fs::write(dir.join("statement.pem"), pem(&statement)).unwrap();
+    std::fs::write(dir.join("device.pem"), pem(&device.certificate)).unwrap();
+    std::fs::write(
+        dir.join("root.pem"),
+        attestation::vendor_root_pem().unwrap(),
+    )
+    .unwrap();
+    let chain = String::from_utf8(run(Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(dir.join("root.pem"))
+        .arg("-untrusted")
+        .arg(dir.join("device.pem"))
+        .arg(dir.join("statement.pem"))))
+    .unwrap();
+    assert!(chain.contains("statement.pem: OK"), "{chain}");
+}

@@ -226,7 +226,39 @@ fn verify_statement(
     Ok(claims(statement.value()))
 }
 
-fn claims(statement: &Certificate) -> AttestedKey {
+/// A request's attestation bundle as read, before any trust decision (`renew inspect`).
+pub struct BundleView {
+    /// Each statement: its type, and its certificate when it is one.
+    pub statements: Vec<(der::asn1::ObjectIdentifier, Option<Retained<Certificate>>)>,
+    /// The bundle's certificates that parse.
+    pub certificates: Vec<Retained<Certificate>>,
+}
+
+/// The attestation bundle `req` carries, read but not judged.
+pub fn read(req: &CertReq) -> Result<BundleView, AttestationError> {
+    let bundle = bundle_of(req)?;
+    let certificate = |any: &Any| {
+        any.to_der()
+            .ok()
+            .and_then(|der| Retained::<Certificate>::from_der(&der).ok())
+    };
+    Ok(BundleView {
+        statements: bundle
+            .attestations
+            .iter()
+            .map(|s| (s.kind, certificate(&s.stmt)))
+            .collect(),
+        certificates: bundle
+            .certs
+            .iter()
+            .flatten()
+            .filter_map(certificate)
+            .collect(),
+    })
+}
+
+/// What a YubiKey attestation certificate says about its key (Yubico's extensions).
+pub fn claims(statement: &Certificate) -> AttestedKey {
     let extension = |oid| {
         statement
             .tbs_certificate()
@@ -249,12 +281,4 @@ fn claims(statement: &Certificate) -> AttestedKey {
         pin_policy: policy.map(|p| p[0]),
         touch_policy: policy.map(|p| p[1]),
     }
-}
-
-/// Whether `req` carries an attestation attribute (verified or not): for `renew inspect`.
-pub fn carried(req: &CertReq) -> bool {
-    req.info
-        .attributes
-        .iter()
-        .any(|a| a.oid == ID_AA_ATTESTATION)
 }
