@@ -373,7 +373,9 @@ fn attempt(
         .run(),
         // The server is down: nothing was started.
         Err(_) => Ok(RenewalOutcome::RolledBack {
-            reason: "CA unreachable".into(),
+            reason: renewal_core::client::processor::RollbackCause::Transport(
+                "CA unreachable".into(),
+            ),
         }),
     };
     let installed = |der: &[u8]| {
@@ -400,7 +402,7 @@ fn attempt(
         }
         Ok(RenewalOutcome::RolledBack { reason }) => {
             if let Ok(mut r) = tally.rollbacks.lock() {
-                *r.entry(rollback_kind(&reason)).or_default() += 1;
+                *r.entry(rollback_kind(&reason.to_string())).or_default() += 1;
             }
             &tally.rolled_back
         }

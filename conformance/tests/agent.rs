@@ -214,7 +214,13 @@ fn a_wrong_pin_is_never_retried_automatically() {
     let s = status(&config);
     println!("{s}");
     assert_eq!(s["state"], "stuck", "{s}");
-    assert!(s["last_error"].as_str().unwrap().contains("PIN"), "{s}");
+    assert!(
+        s["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("wrong PIN, 2 tries left; not retried automatically"),
+        "{s}"
+    );
     // Checked again, even much later: the card is not asked again with the same PIN.
     let tries_before = ok(bin("sim-card")
         .args(["show", "--state"])

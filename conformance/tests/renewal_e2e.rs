@@ -12,7 +12,8 @@ use renewal_core::{
         Mode,
         journal::Record,
         processor::{
-            CrashPoint, RecoveryOutcome, Renewal, RenewalError, RenewalOutcome, recover, resume,
+            CrashPoint, RecoveryOutcome, Renewal, RenewalError, RenewalOutcome, RollbackCause,
+            Step, recover, resume,
         },
     },
     token::KeyAlgorithm,
@@ -476,8 +477,12 @@ fn a_card_without_the_key_type_refuses_and_nothing_changes() {
     };
     assert_eq!(
         reason,
-        "RSA-4096 key generation: not supported by this token: the card cannot generate keys \
-         of this type"
+        RollbackCause::Card {
+            step: Step::GenerateKey,
+            detail: "RSA-4096 key generation: not supported by this token: the card cannot \
+                     generate keys of this type"
+                .into()
+        }
     );
     assert_untouched(&world);
     assert!(
@@ -515,7 +520,10 @@ fn wstep_renews_refuses_and_collects_pending() {
     let RenewalOutcome::RolledBack { reason } = outcome else {
         panic!("{outcome:?}")
     };
-    assert!(reason.starts_with("the CA refused: 0x80094011"), "{reason}");
+    assert!(
+        matches!(&reason, RollbackCause::Refused { fail_info: None, text } if text.starts_with("0x80094011")),
+        "{reason:?}"
+    );
     assert_untouched(&world);
 
     let world = World::new(
@@ -616,4 +624,35 @@ fn a_crash_between_resends_resumes_with_the_same_request() {
         .map_or(0, |(_, v)| *v);
     assert_eq!(issued, 1, "one certificate for the request");
     assert_eq!(world.pins.count(), 1);
+}
+
+/// A wrong PIN is a PIN refusal by type, in every mode — the TLS signature is refused before
+/// any card work — and says how many tries are left, never a TLS error.
+#[test]
+fn a_wrong_pin_is_a_typed_pin_refusal_with_the_tries_left() {
+    for mode in Mode::ALL {
+        let world = World::with(
+            "",
+            KeyAlgorithm::EcP256,
+            sim_card::CardConfig::default(),
+            "000000",
+        )
+        .unwrap();
+        let outcome = run(&world, mode, 0, None).unwrap();
+        assert_eq!(
+            outcome,
+            RenewalOutcome::RolledBack {
+                reason: RollbackCause::Pin(renewal_core::token::PinRefusal::Wrong {
+                    retries_left: 2
+                })
+            },
+            "{mode:?}"
+        );
+        assert_eq!(
+            RollbackCause::Pin(renewal_core::token::PinRefusal::Wrong { retries_left: 2 })
+                .to_string(),
+            "wrong PIN, 2 tries left"
+        );
+        assert_untouched(&world);
+    }
 }

@@ -611,7 +611,10 @@ mod renewal {
             }
             Ok(RenewalOutcome::RolledBack { reason }) => {
                 eprintln!("renew: not renewed, the card is as before: {reason}");
-                (4, json!({"outcome": "rolled-back", "reason": reason}))
+                (
+                    4,
+                    json!({"outcome": "rolled-back", "cause": reason.kind(), "reason": reason.to_string()}),
+                )
             }
             Err(e @ RenewalError::Card { .. }) => {
                 eprintln!("renew: {e}");

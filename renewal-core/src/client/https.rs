@@ -28,7 +28,7 @@ use x509_cert::Certificate;
 use super::{Mode, RenewalService, ServiceAnswer, ServiceError};
 use crate::{
     cmc::{Limits, Retained, parse_response},
-    token::{ContainerId, KeyAlgorithm, Token},
+    token::{ContainerId, KeyAlgorithm, PinRefusal, Token},
 };
 
 /// A token shared by the renewal driver and the TLS stack.
@@ -40,7 +40,12 @@ struct TokenKey {
     token: TokenHandle,
     container: ContainerId,
     algorithm: KeyAlgorithm,
+    refusal: RefusalSlot,
 }
+
+/// Where the TLS signer leaves a PIN refusal: rustls reports a failed client signature as
+/// text only, and the user must read "wrong PIN, 2 tries left", not a TLS error.
+type RefusalSlot = Arc<Mutex<Option<PinRefusal>>>;
 
 #[derive(Clone)]
 struct TokenHandle(SharedToken);
@@ -72,6 +77,7 @@ impl SigningKey for TokenKey {
                 container: self.container.clone(),
                 algorithm: self.algorithm,
                 scheme,
+                refusal: Arc::clone(&self.refusal),
             }) as Box<dyn TlsSigner>
         })
     }
@@ -92,6 +98,7 @@ struct TokenSigner {
     container: ContainerId,
     algorithm: KeyAlgorithm,
     scheme: SignatureScheme,
+    refusal: RefusalSlot,
 }
 
 impl TlsSigner for TokenSigner {
@@ -110,7 +117,12 @@ impl TlsSigner for TokenSigner {
                     self.algorithm.signature_algorithm(),
                     message,
                 )
-                .map_err(|e| rustls::Error::General(format!("card signature for TLS failed: {e}")))
+                .map_err(|e| {
+                    if let (Some(refusal), Ok(mut slot)) = (e.pin_refusal(), self.refusal.lock()) {
+                        *slot = Some(refusal);
+                    }
+                    rustls::Error::General(format!("card signature for TLS failed: {e}"))
+                })
         };
         // A card operation blocks for a while: keep it off the async workers.
         match tokio::runtime::Handle::try_current() {
@@ -161,6 +173,8 @@ pub struct HttpsService {
     /// MS-WSTEP: the request pending at the CA and its RequestID (polls use
     /// `QueryTokenStatus`).
     pending_wstep: Option<(Vec<u8>, u64)>,
+    /// A PIN refusal of the TLS signer during the last handshake.
+    refusal: RefusalSlot,
 }
 
 fn parse_url(url: &str) -> Result<(String, u16), ServiceError> {
@@ -206,10 +220,12 @@ impl HttpsService {
                 &[&rustls::version::TLS12]
             }
         };
+        let refusal = RefusalSlot::default();
         let key = TokenKey {
             token: TokenHandle(token),
             container,
             algorithm,
+            refusal: Arc::clone(&refusal),
         };
         let certified = CertifiedKey::new(
             vec![CertificateDer::from(client_cert.der().to_vec())],
@@ -233,6 +249,7 @@ impl HttpsService {
             port,
             tls: Arc::new(tls),
             pending_wstep: None,
+            refusal,
         })
     }
 
@@ -241,6 +258,9 @@ impl HttpsService {
             return Ok(());
         }
         self.sender = None;
+        if let Ok(mut slot) = self.refusal.lock() {
+            *slot = None;
+        }
         let (host, port, tls, timeout) = (
             self.host.clone(),
             self.port,
@@ -267,7 +287,15 @@ impl HttpsService {
                 .await
                 .map_err(|_| ServiceError::Timeout)?
                 .map_err(|e| ServiceError::Connection(e.to_string()))
-        })?;
+        });
+        let sender = match sender {
+            Ok(sender) => sender,
+            // The handshake failed because the card refused the PIN: say that.
+            Err(e) => {
+                let refusal = self.refusal.lock().ok().and_then(|mut s| s.take());
+                return Err(refusal.map_or(e, ServiceError::Pin));
+            }
+        };
         self.sender = Some(sender);
         Ok(())
     }

@@ -100,6 +100,9 @@ pub enum ServiceError {
     /// An answer we cannot read.
     #[error("unreadable answer from the CA: {0}")]
     BadAnswer(String),
+    /// The card refused the PIN for the TLS client signature (or none could be had).
+    #[error(transparent)]
+    Pin(crate::token::PinRefusal),
 }
 
 impl ServiceError {
@@ -111,7 +114,15 @@ impl ServiceError {
         match self {
             Self::Connection(_) | Self::Timeout | Self::BadAnswer(_) => true,
             Self::Http { status, .. } => *status >= 500,
-            Self::Config(_) => false,
+            Self::Config(_) | Self::Pin(_) => false,
+        }
+    }
+
+    /// The PIN refusal that stopped the exchange, if that is what did.
+    pub fn pin_refusal(&self) -> Option<crate::token::PinRefusal> {
+        match self {
+            Self::Pin(refusal) => Some(refusal.clone()),
+            _ => None,
         }
     }
 

@@ -54,6 +54,43 @@ pub enum CmcFailInfo {
     AuthDataFail = 13,
 }
 
+impl CmcFailInfo {
+    /// The name RFC 5272 §6.1.4 gives it (`badRequest`), what a user reads.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::BadAlg => "badAlg",
+            Self::BadMessageCheck => "badMessageCheck",
+            Self::BadRequest => "badRequest",
+            Self::BadTime => "badTime",
+            Self::BadCertId => "badCertId",
+            Self::UnsupportedExt => "unsupportedExt",
+            Self::MustArchiveKeys => "mustArchiveKeys",
+            Self::BadIdentity => "badIdentity",
+            Self::PopRequired => "popRequired",
+            Self::PopFailed => "popFailed",
+            Self::NoKeyReuse => "noKeyReuse",
+            Self::InternalCaError => "internalCAError",
+            Self::TryLater => "tryLater",
+            Self::AuthDataFail => "authDataFail",
+        }
+    }
+}
+
+impl CmcStatus {
+    /// The name RFC 5272 §6.1.1 gives it (`noSupport`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Failed => "failed",
+            Self::Pending => "pending",
+            Self::NoSupport => "noSupport",
+            Self::ConfirmRequired => "confirmRequired",
+            Self::PopRequired => "popRequired",
+            Self::Partial => "partial",
+        }
+    }
+}
+
 /// `PendInfo ::= SEQUENCE { pendToken OCTET STRING, pendTime GeneralizedTime }`
 #[derive(Clone, Debug, Eq, PartialEq, Sequence)]
 pub struct PendInfo {

@@ -184,7 +184,7 @@ pub enum TokenError {
     #[error("the PIN is blocked (unblock it with the PUK)")]
     PinBlocked,
     /// Wrong PIN.
-    #[error("wrong PIN ({retries_left} tries left)")]
+    #[error("wrong PIN, {retries_left} tries left")]
     PinIncorrect {
         /// Tries left before the PIN blocks.
         retries_left: u8,
@@ -236,6 +236,40 @@ pub enum TokenError {
         /// What happened.
         detail: String,
     },
+}
+
+/// The card refused the PIN, or no PIN could be had: retrying with the same PIN source would
+/// burn the card's remaining tries (or ask again in vain), so nothing retries it by itself. A
+/// value (not the error itself) so an outcome can carry it.
+#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PinRefusal {
+    /// A wrong PIN.
+    #[error("wrong PIN, {retries_left} tries left")]
+    Wrong {
+        /// Tries left before the PIN blocks.
+        retries_left: u8,
+    },
+    /// The PIN is blocked.
+    #[error("the PIN is blocked (unblock it with the PUK)")]
+    Blocked,
+    /// No PIN: cancelled, or the source has none (no terminal, an unset variable).
+    #[error("{0}")]
+    NoPin(String),
+}
+
+impl TokenError {
+    /// The PIN refusal this error is, if it is one.
+    pub fn pin_refusal(&self) -> Option<PinRefusal> {
+        match self {
+            Self::PinIncorrect { retries_left } => Some(PinRefusal::Wrong {
+                retries_left: *retries_left,
+            }),
+            Self::PinBlocked => Some(PinRefusal::Blocked),
+            Self::Pin(e) => Some(PinRefusal::NoPin(e.to_string())),
+            _ => None,
+        }
+    }
 }
 
 /// A card as the renewal client sees it.

@@ -38,9 +38,18 @@ impl PinSource for TerminalPin {
             .map(|n| format!(" ({n} tries left)"))
             .unwrap_or_default();
         let prompt = format!("PIN for {}{tries}: ", request.token);
-        let pin = Zeroizing::new(
-            rpassword::prompt_password(prompt).map_err(|e| PinError::Unavailable(e.to_string()))?,
-        );
+        let pin = Zeroizing::new(rpassword::prompt_password(prompt).map_err(|e| {
+            // ENXIO: no controlling terminal (a service, a pipeline, cron).
+            if e.raw_os_error() == Some(6) {
+                PinError::Unavailable(
+                    "no PIN source was given and there is no terminal to ask on (use \
+                     --pin-env, --pin-fd, --pin-file or --pinentry)"
+                        .into(),
+                )
+            } else {
+                PinError::Unavailable(format!("reading the PIN on the terminal: {e}"))
+            }
+        })?);
         if pin.is_empty() {
             return Err(PinError::Cancelled);
         }

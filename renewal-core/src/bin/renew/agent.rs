@@ -20,9 +20,7 @@ use renewal_core::{
         Mode,
         https::read_trust_anchors,
         journal::{Journal, Record},
-        processor::{
-            self, RecoveryOutcome, RenewalError, RenewalOutcome, is_pin_refusal, is_refusal,
-        },
+        processor::{self, RecoveryOutcome, RenewalError, RenewalOutcome, RollbackCause},
     },
     cmc::Retained,
     token::ContainerId,
@@ -227,7 +225,11 @@ fn pass(
     }
     match result {
         Ok(pass) => pass,
-        Err((_, error)) if is_pin_refusal(&error) => {
+        Err(Failure {
+            error,
+            pin_refused: true,
+            ..
+        }) => {
             entry.pin_refused = true;
             let error = format!(
                 "{error}; not retried automatically: fix the PIN source, then `renew check --retry`"
@@ -244,7 +246,7 @@ fn pass(
             );
             outcome
         }
-        Err((phase, error)) => {
+        Err(Failure { phase, error, .. }) => {
             let at = match phase {
                 // Refused: keep the certificate, try again at half the remaining time (at
                 // least an hour), as certmonger does after a rejection.
@@ -337,6 +339,40 @@ fn arm_abort(journal: &mut Journal) {
 }
 
 /// Reads the card, finishes what the journal left, renews when due.
+/// Why a pass did not renew, decided from the outcome's type: the entry's next phase, the
+/// text the user reads, and whether the card refused the PIN (never retried by itself).
+struct Failure {
+    phase: Phase,
+    error: String,
+    pin_refused: bool,
+}
+
+impl Failure {
+    fn backoff(error: String) -> Self {
+        Self {
+            phase: Phase::Backoff,
+            error,
+            pin_refused: false,
+        }
+    }
+
+    fn stuck(error: String) -> Self {
+        Self {
+            phase: Phase::Stuck,
+            error,
+            pin_refused: false,
+        }
+    }
+
+    fn pin(error: String) -> Self {
+        Self {
+            phase: Phase::Stuck,
+            error,
+            pin_refused: true,
+        }
+    }
+}
+
 fn renew_if_due(
     t: &Tracked,
     entry: &mut EntryState,
@@ -344,8 +380,8 @@ fn renew_if_due(
     opened: &renewal::Opened,
     policy: &renewal_core::agent::Policy,
     now: SystemTime,
-) -> Result<Pass, (Phase, String)> {
-    let backoff = |e: String| (Phase::Backoff, e);
+) -> Result<Pass, Failure> {
+    let backoff = Failure::backoff;
     let journal_path = common.journal.clone().unwrap_or_default();
     let mut journal = Journal::open(&journal_path).map_err(|e| backoff(e.to_string()))?;
     arm_abort(&mut journal);
@@ -353,7 +389,7 @@ fn renew_if_due(
     let configured: Mode = t.mode;
     // The CA, mode and template: configured, or found in the policy at `cep` (asked only
     // when there is something to send, within the same card login).
-    let endpoint = || -> Result<(String, Mode, Option<String>), (Phase, String)> {
+    let endpoint = || -> Result<(String, Mode, Option<String>), Failure> {
         match (&t.ca, &t.cep) {
             (Some(ca), _) => Ok((ca.clone(), configured, t.template.clone())),
             (None, Some(cep)) => {
@@ -362,7 +398,7 @@ fn renew_if_due(
                         .map_err(backoff)?;
                 Ok((url, Mode::Wstep, Some(oid)))
             }
-            (None, None) => Err((Phase::Stuck, "no ca and no cep".into())),
+            (None, None) => Err(Failure::stuck("no ca and no cep".into())),
         }
     };
 
@@ -476,11 +512,17 @@ fn renew_if_due(
             entry.next_action = Some(unix(at));
             Ok(Pass::Pending)
         }
-        Ok(RenewalOutcome::RolledBack { reason }) if is_refusal(&reason) => {
-            Err((Phase::Stuck, reason))
-        }
-        Ok(RenewalOutcome::RolledBack { reason }) => Err(backoff(reason)),
-        Err(e @ RenewalError::Card { .. }) => Err(backoff(e.to_string())),
+        Ok(RenewalOutcome::RolledBack {
+            reason: reason @ RollbackCause::Refused { .. },
+        }) => Err(Failure::stuck(reason.to_string())),
+        Ok(RenewalOutcome::RolledBack {
+            reason: RollbackCause::Pin(refusal),
+        }) => Err(Failure::pin(refusal.to_string())),
+        Ok(RenewalOutcome::RolledBack { reason }) => Err(backoff(reason.to_string())),
+        Err(RenewalError::Card { step, source }) => match source.pin_refusal() {
+            Some(refusal) => Err(Failure::pin(refusal.to_string())),
+            None => Err(backoff(RenewalError::Card { step, source }.to_string())),
+        },
         Err(e) => Err(backoff(e.to_string())),
     }
 }

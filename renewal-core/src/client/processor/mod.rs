@@ -23,8 +23,8 @@ use super::{
     journal::{Journal, JournalError, Record},
 };
 use crate::{
-    cmc::{Retained, microsoft::TemplateRef},
-    token::{ContainerId, TokenError},
+    cmc::{Retained, microsoft::TemplateRef, status::CmcFailInfo},
+    token::{ContainerId, PinRefusal, TokenError},
 };
 
 /// The steps, in order.
@@ -46,6 +46,21 @@ pub enum Step {
     Install,
     /// Delete the old key and certificate; the new ones take their place.
     DeleteOld,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Connect => "the connection to the CA",
+            Self::GenerateKey => "key generation",
+            Self::BuildRequest => "the request's signatures",
+            Self::Submit => "the submission",
+            Self::Await => "the wait for the CA",
+            Self::Verify => "the check of the new certificate",
+            Self::Install => "the installation of the new certificate",
+            Self::DeleteOld => "the removal of the old key",
+        })
+    }
 }
 
 /// Where to stop as if the process died (tests): right after this journal record kind was
@@ -184,25 +199,87 @@ pub enum RenewalOutcome {
     /// Nothing changed on the card (the new container was deleted).
     RolledBack {
         /// Why.
-        reason: String,
+        reason: RollbackCause,
     },
 }
 
-/// How the reason of a rollback starts when the CA refused the request (as opposed to an
-/// outage or a failure on our side): the agent keeps the certificate and stops retrying
-/// (`stuck`) instead of backing off.
-pub const REFUSED: &str = "the CA refused";
-
-/// Whether a rollback's reason is the CA's refusal.
-pub fn is_refusal(reason: &str) -> bool {
-    reason.starts_with(REFUSED)
+/// Why an attempt was rolled back — what the user reads, and what the agent decides on: a
+/// refusal is the CA's decision (the agent keeps the certificate and waits long), a PIN
+/// refusal is never retried by itself, anything else is retried with backoff.
+#[derive(Clone, Debug, Eq, PartialEq)]
+#[non_exhaustive]
+pub enum RollbackCause {
+    /// The CA decided against the request; sending it again gets the same answer.
+    Refused {
+        /// The CMC fail info, when the answer was a CMC response.
+        fail_info: Option<CmcFailInfo>,
+        /// The CA's status text (an ADCS HRESULT and its reason, an HTTP body).
+        text: String,
+    },
+    /// The card refused the PIN, or no PIN could be had.
+    Pin(PinRefusal),
+    /// The card failed or refused another operation.
+    Card {
+        /// During which step.
+        step: Step,
+        /// The card's error.
+        detail: String,
+    },
+    /// The exchange with the CA failed: unreachable, timed out, an HTTP error, every re-send
+    /// of a lost answer lost too.
+    Transport(String),
+    /// The CA's answer did not hold up (its signer, the certificate's key, name, chain).
+    BadAnswer(String),
+    /// The request could not be made (the card's new key unusable, the request unbuildable).
+    Request(String),
+    /// `recover` undid an attempt a crash interrupted.
+    Recovery(String),
 }
 
-/// Whether a failure's text says the card refused the PIN (wrong or blocked): retrying with the
-/// same PIN would burn the card's remaining tries, so nothing retries it automatically. The
-/// texts are `TokenError`'s own (a test keeps them in step).
-pub fn is_pin_refusal(text: &str) -> bool {
-    text.contains("wrong PIN") || text.contains("PIN is blocked")
+impl std::fmt::Display for RollbackCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused {
+                fail_info: Some(info),
+                text,
+            } => write!(f, "the CA refused ({}): {text}", info.name()),
+            Self::Refused {
+                fail_info: None,
+                text,
+            } => write!(f, "the CA refused: {text}"),
+            Self::Pin(refusal) => write!(f, "{refusal}"),
+            Self::Card { step, detail } => write!(f, "the card failed during {step}: {detail}"),
+            Self::Transport(detail) => write!(f, "{detail}"),
+            Self::BadAnswer(detail) => write!(f, "the CA's answer was not accepted: {detail}"),
+            Self::Request(detail) | Self::Recovery(detail) => write!(f, "{detail}"),
+        }
+    }
+}
+
+impl RollbackCause {
+    /// The cause of a card failure at `step`: a PIN refusal when it is one.
+    pub fn of_card(step: Step, error: &TokenError) -> Self {
+        match error.pin_refusal() {
+            Some(refusal) => Self::Pin(refusal),
+            None => Self::Card {
+                step,
+                detail: error.to_string(),
+            },
+        }
+    }
+
+    /// A short name of the kind, for reports and JSON (`refused`, `pin`, `card`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Refused { .. } => "refused",
+            Self::Pin(_) => "pin",
+            Self::Card { .. } => "card",
+            Self::Transport(_) => "transport",
+            Self::BadAnswer(_) => "bad-answer",
+            Self::Request(_) => "request",
+            Self::Recovery(_) => "recovery",
+        }
+    }
 }
 
 /// Why a run stopped without a clean outcome.
@@ -465,12 +542,32 @@ mod pin_refusal_tests {
     use super::*;
 
     #[test]
-    fn the_token_errors_for_a_refused_pin_are_recognised() {
-        assert!(is_pin_refusal(
-            &TokenError::PinIncorrect { retries_left: 2 }.to_string()
-        ));
-        assert!(is_pin_refusal(&TokenError::PinBlocked.to_string()));
-        assert!(!is_pin_refusal(&TokenError::Full.to_string()));
+    fn a_refused_pin_is_a_pin_cause_and_says_the_tries_left() {
+        let wrong =
+            RollbackCause::of_card(Step::Connect, &TokenError::PinIncorrect { retries_left: 2 });
+        assert_eq!(
+            wrong,
+            RollbackCause::Pin(PinRefusal::Wrong { retries_left: 2 })
+        );
+        assert_eq!(wrong.to_string(), "wrong PIN, 2 tries left");
+        assert_eq!(
+            RollbackCause::of_card(Step::Connect, &TokenError::PinBlocked),
+            RollbackCause::Pin(PinRefusal::Blocked)
+        );
+        let full = RollbackCause::of_card(Step::GenerateKey, &TokenError::Full);
+        assert_eq!(full.kind(), "card");
+        assert_eq!(
+            full.to_string(),
+            "the card failed during key generation: the card is full: no free key container"
+        );
+        let refused = RollbackCause::Refused {
+            fail_info: Some(CmcFailInfo::BadRequest),
+            text: "0x8009481A: no attestation".into(),
+        };
+        assert_eq!(
+            refused.to_string(),
+            "the CA refused (badRequest): 0x8009481A: no attestation"
+        );
     }
 }
 

@@ -16,7 +16,7 @@ use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::Certificate;
 
 use super::{
-    REFUSED, RenewalError, Step,
+    RenewalError, RollbackCause, Step,
     checks::{self_check, verify_issued},
     effects::Effects,
 };
@@ -163,7 +163,7 @@ pub enum Finished {
     /// Nothing this renewal made is left on the card.
     RolledBack {
         /// Why.
-        reason: String,
+        reason: RollbackCause,
         /// The containers deleted.
         deleted: Vec<ContainerId>,
     },
@@ -248,7 +248,10 @@ impl Connect {
     fn step(self, fx: &mut dyn Effects) -> Next {
         match fx.warm_up() {
             Ok(()) => Next::Continue(State::Generate(Generate { old: self.old })),
-            Err(e) => RollBack::nothing_made(format!("warm-up: {e}")),
+            Err(e) => RollBack::nothing_made(match e.pin_refusal() {
+                Some(refusal) => RollbackCause::Pin(refusal),
+                None => RollbackCause::Transport(e.to_string()),
+            }),
         }
     }
 }
@@ -266,7 +269,10 @@ impl Generate {
         let before: Vec<ContainerId> = match fx.containers(Step::GenerateKey) {
             Ok(list) => list.into_iter().map(|c| c.id).collect(),
             Err(RenewalError::Card { source, .. }) => {
-                return Ok(RollBack::nothing_made(format!("key generation: {source}")));
+                return Ok(RollBack::nothing_made(RollbackCause::of_card(
+                    Step::GenerateKey,
+                    &source,
+                )));
             }
             Err(other) => return Err(other),
         };
@@ -286,7 +292,7 @@ impl Generate {
         let Some(spki) = made.public_key else {
             return Ok(RollBack::of(
                 made.id,
-                "the card did not report the new key's public part".into(),
+                RollbackCause::Request("the card did not report the new key's public part".into()),
             ));
         };
         // A card (or middleware) that answers GENERATE with another key type than asked would
@@ -298,11 +304,11 @@ impl Generate {
         if made_algorithm != Some(self.old.key) {
             return Ok(RollBack::of(
                 made.id,
-                format!(
+                RollbackCause::Request(format!(
                     "the card generated {} when asked for {}",
                     made_algorithm.map_or("an unusable key".to_string(), |a| a.to_string()),
                     self.old.key
-                ),
+                )),
             ));
         }
         // The attestation is asked for now, before anything is signed: a card that cannot
@@ -349,7 +355,13 @@ fn after_failed_generate(
         .filter(|id| !before.contains(id))
         .collect();
     Ok(Next::Continue(State::RollBack(RollBack {
-        reason: format!("{algorithm} key generation: {source}"),
+        reason: match source.pin_refusal() {
+            Some(refusal) => RollbackCause::Pin(refusal),
+            None => RollbackCause::Card {
+                step,
+                detail: format!("{algorithm} key generation: {source}"),
+            },
+        },
         orphans,
         cause: Some((step, source)),
     })))
@@ -377,7 +389,7 @@ impl Build {
             }
             Err(e) => Ok(RollBack::of(
                 self.new.id,
-                format!("building the request: {e}"),
+                RollbackCause::Request(format!("building the request: {e}")),
             )),
         }
     }
@@ -471,10 +483,22 @@ impl Submit {
             }
             // A definite answer, or the retries exhausted: the old certificate is still valid;
             // the new key is useless without a certificate.
-            Err(e) => return Ok(RollBack::of(self.new.id, format!("submission: {e}"))),
+            Err(e) => {
+                let cause = match e.pin_refusal() {
+                    Some(refusal) => RollbackCause::Pin(refusal),
+                    None => RollbackCause::Transport(format!("submission: {e}")),
+                };
+                return Ok(RollBack::of(self.new.id, cause));
+            }
             Ok(ServiceAnswer::Pending { retry_after }) => retry_after,
             Ok(ServiceAnswer::Refused { text }) => {
-                return Ok(RollBack::of(self.new.id, format!("{REFUSED}: {text}")));
+                return Ok(RollBack::of(
+                    self.new.id,
+                    RollbackCause::Refused {
+                        fail_info: None,
+                        text,
+                    },
+                ));
             }
             Ok(ServiceAnswer::Response {
                 response,
@@ -492,13 +516,19 @@ impl Submit {
                     let text = response.status_string.clone().unwrap_or_default();
                     return Ok(RollBack::of(
                         self.new.id,
-                        format!("{REFUSED} ({fail_info:?}): {text}"),
+                        RollbackCause::Refused {
+                            fail_info: *fail_info,
+                            text,
+                        },
                     ));
                 }
                 Outcome::Other(status) => {
                     return Ok(RollBack::of(
                         self.new.id,
-                        format!("the CA answered {status:?}"),
+                        RollbackCause::BadAnswer(format!(
+                            "the CA answered the status {}",
+                            status.name()
+                        )),
                     ));
                 }
             },
@@ -540,7 +570,7 @@ impl Verify {
                 issued: Box::new(issued),
                 intent_journaled: false,
             })),
-            Err(reason) => RollBack::of(self.new.id, reason),
+            Err(reason) => RollBack::of(self.new.id, RollbackCause::BadAnswer(reason)),
         }
     }
 }
@@ -599,7 +629,7 @@ impl Supersede {
 
 /// Something failed: delete what this renewal made.
 pub struct RollBack {
-    reason: String,
+    reason: RollbackCause,
     orphans: Vec<ContainerId>,
     /// The card failure that started the rollback: reported instead if the card cannot even
     /// delete (it was pulled), so the user knows to run `recover` once it is back.
@@ -607,7 +637,7 @@ pub struct RollBack {
 }
 
 impl RollBack {
-    fn nothing_made(reason: String) -> Next {
+    fn nothing_made(reason: RollbackCause) -> Next {
         Next::Continue(State::RollBack(Self {
             reason,
             orphans: Vec::new(),
@@ -615,7 +645,7 @@ impl RollBack {
         }))
     }
 
-    fn of(new: ContainerId, reason: String) -> Next {
+    fn of(new: ContainerId, reason: RollbackCause) -> Next {
         Next::Continue(State::RollBack(Self {
             reason,
             orphans: vec![new],
@@ -625,7 +655,7 @@ impl RollBack {
 
     fn after_card_error(new: ContainerId, step: Step, source: TokenError) -> Next {
         Next::Continue(State::RollBack(Self {
-            reason: format!("card error at {step:?}: {source}"),
+            reason: RollbackCause::of_card(step, &source),
             orphans: vec![new],
             cause: Some((step, source)),
         }))
@@ -634,7 +664,7 @@ impl RollBack {
     fn step(self, fx: &mut dyn Effects) -> Result<Next, RenewalError> {
         if !self.orphans.is_empty() {
             fx.record(Record::RollbackIntent {
-                reason: self.reason.clone(),
+                reason: self.reason.to_string(),
             })?;
             for id in &self.orphans {
                 match fx.delete(Step::Install, id) {
@@ -800,7 +830,9 @@ impl Recover {
                     // there is nothing to go forward with (a card that lost a write). The old
                     // certificate stays; claiming "completed" here would be a lie.
                     return Ok(Next::Continue(State::RollBack(RollBack {
-                        reason: "recovery: the new key is no longer on the card".into(),
+                        reason: RollbackCause::Recovery(
+                            "recovery: the new key is no longer on the card".into(),
+                        ),
                         orphans: Vec::new(),
                         cause: None,
                     })));
@@ -839,7 +871,7 @@ impl Recover {
                 }
                 orphans.retain(|o| o != old && containers.iter().any(|c| c.id == *o));
                 Ok(Next::Continue(State::RollBack(RollBack {
-                    reason: "recovery after a crash".into(),
+                    reason: RollbackCause::Recovery("recovery after a crash".into()),
                     orphans,
                     cause: None,
                 })))
