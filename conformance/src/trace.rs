@@ -274,9 +274,12 @@ pub struct RecordingService<S> {
 fn outcome_text(o: &Outcome) -> String {
     match o {
         Outcome::Issued => "issued".into(),
-        Outcome::Failed { fail_info } => format!("failed {fail_info:?}"),
+        Outcome::Failed {
+            fail_info: Some(info),
+        } => format!("failed ({})", info.name()),
+        Outcome::Failed { fail_info: None } => "failed".into(),
         Outcome::Pending { .. } => "pending".into(),
-        Outcome::Other(s) => format!("{s:?}"),
+        Outcome::Other(s) => s.name().into(),
     }
 }
 
