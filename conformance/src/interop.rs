@@ -38,6 +38,9 @@ pub fn not_applicable(scenario: &Scenario) -> Option<&'static str> {
     if scenario.pin_policy != sim_card::state::PinPolicy::Once {
         return Some("needs a key of another PIN policy (a token's keys are what they are)");
     }
+    if scenario.touch != crate::matrix::Touch::Never {
+        return Some("needs a key of another touch policy and a sensor the runner can press");
+    }
     if scenario.ca.contains("attestation_roots") {
         return Some(
             "needs a CA trusting the token's attestation root (the simulated cards' vendor root)",

@@ -7,6 +7,7 @@ use renewal_core::{client::Mode, client::processor::CrashPoint, token::KeyAlgori
 use sim_card::{
     faults::{CommandKind, Fault},
     state::PinPolicy,
+    touch::TouchPolicy,
 };
 
 /// What a scenario must end in.
@@ -54,6 +55,29 @@ pub struct Scenario {
     pub pin_policy: PinPolicy,
     /// The client attaches the card's attestation of the new key (`renew --attest`).
     pub attest: bool,
+    /// The touch policy of the card's key in 9A, and whether anyone touches it.
+    pub touch: Touch,
+}
+
+/// A key's touch policy in a scenario and the user at the sensor.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum Touch {
+    /// The key needs no touch.
+    Never,
+    /// It needs one (`policy`), and the user touches it `after_ms` after the card starts
+    /// waiting.
+    Given {
+        /// always or cached.
+        policy: TouchPolicy,
+        /// How long the user takes.
+        after_ms: u64,
+    },
+    /// It needs one and nobody touches it: the card gives up after `timeout_ms` (a YubiKey
+    /// waits 15 s; the matrix waits less).
+    NeverComes {
+        /// The card's timeout.
+        timeout_ms: u64,
+    },
 }
 
 /// The name a mode has in scenario names and on the command line.
@@ -81,6 +105,7 @@ fn base(name: String, mode: Mode, expected: Expected) -> Scenario {
         prompts: 1,
         pin_policy: PinPolicy::Once,
         attest: false,
+        touch: Touch::Never,
     }
 }
 
@@ -372,6 +397,26 @@ pub fn default_matrix() -> Vec<Scenario> {
         out.push(Scenario {
             ca: attested_keys_only(),
             ..base(format!("attest/missing/{m}"), mode, RolledBack)
+        });
+        // Keys that need a touch: every signature waits for one ("always": the TLS signature
+        // and the new key's, each of them; "cached": one per key within 15 s) — the user
+        // touches, still one PIN prompt; nobody touches: the card times out (6982) and the
+        // attempt rolls back with nothing left on the card.
+        for (name, policy) in [
+            ("always", TouchPolicy::Always),
+            ("cached", TouchPolicy::Cached),
+        ] {
+            out.push(Scenario {
+                touch: Touch::Given {
+                    policy,
+                    after_ms: 20,
+                },
+                ..base(format!("touch/{name}/{m}"), mode, Renewed)
+            });
+        }
+        out.push(Scenario {
+            touch: Touch::NeverComes { timeout_ms: 300 },
+            ..base(format!("touch/never-comes/{m}"), mode, RolledBack)
         });
         // A rule for the second request does not touch the first.
         out.push(Scenario {

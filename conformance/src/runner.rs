@@ -108,6 +108,33 @@ pub fn run_in(
                 .ok_or("no key in 9A to give a PIN policy")?;
             key.pin_policy = scenario.pin_policy;
         }
+        if scenario.touch != crate::matrix::Touch::Never
+            && let Some(card) = &world.card
+        {
+            use crate::matrix::Touch;
+            use sim_card::touch::{TouchPolicy, TouchSensor};
+            let mut card = card.lock().map_err(|_| "card lock")?;
+            let (policy, sensor, timeout_ms) = match scenario.touch {
+                Touch::Given { policy, after_ms } => (
+                    policy,
+                    TouchSensor::automatic(std::time::Duration::from_millis(after_ms)),
+                    sim_card::touch::DEFAULT_TIMEOUT.as_millis() as u64,
+                ),
+                Touch::NeverComes { timeout_ms } => {
+                    (TouchPolicy::Always, TouchSensor::manual(), timeout_ms)
+                }
+                Touch::Never => (TouchPolicy::Never, TouchSensor::manual(), 0),
+            };
+            let applet = card.applet_mut();
+            applet.set_touch_sensor(sensor);
+            let state = applet.state_mut();
+            state.touch_timeout_ms = timeout_ms;
+            state
+                .keys
+                .get_mut("9a")
+                .ok_or("no key in 9A to give a touch policy")?
+                .touch_policy = policy;
+        }
         let before = world
             .token
             .lock()

@@ -175,6 +175,7 @@ pub fn parse(text: &str) -> Result<Vec<Scenario>, String> {
                 prompts: e.prompts,
                 pin_policy,
                 attest: e.attest,
+                touch: crate::matrix::Touch::Never,
             })
         })
         .collect()

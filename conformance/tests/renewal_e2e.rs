@@ -656,3 +656,57 @@ fn a_wrong_pin_is_a_typed_pin_refusal_with_the_tries_left() {
         assert_untouched(&world);
     }
 }
+
+/// A key that needs a touch: the renewal costs a touch per signature ("always": the TLS
+/// signature, the new key's PKCS#10 and CMS signatures, the old key's CMS signature), still one
+/// PIN prompt, and the new key in 9A keeps the policy. Nobody touching it: the card times out,
+/// the attempt rolls back with the cause named, nothing left on the card.
+#[test]
+fn a_touch_policy_costs_a_touch_per_signature_and_a_missing_touch_rolls_back() {
+    use sim_card::touch::{TouchPolicy, TouchSensor};
+    let prepare = |policy: TouchPolicy, sensor: TouchSensor, timeout_ms: u64| {
+        let world = World::new("", KeyAlgorithm::EcP256).unwrap();
+        {
+            let mut card = world.card.as_ref().unwrap().lock().unwrap();
+            let applet = card.applet_mut();
+            applet.set_touch_sensor(sensor);
+            applet.state_mut().touch_timeout_ms = timeout_ms;
+            applet.state_mut().keys.get_mut("9a").unwrap().touch_policy = policy;
+        }
+        // A fresh session: what a new `renew` process sees of the card.
+        world.token.lock().unwrap().containers().unwrap();
+        world
+    };
+    for (mode, touches) in [(Mode::FullCmc, 4), (Mode::SimpleReenroll, 2)] {
+        let sensor = TouchSensor::automatic(std::time::Duration::from_millis(5));
+        let world = prepare(TouchPolicy::Always, sensor.clone(), 15_000);
+        let outcome = run(&world, mode, 0, None).unwrap();
+        assert_renewed(&world, &outcome);
+        assert_eq!(sensor.waits(), touches, "{mode:?}");
+        assert_eq!(world.pins.count(), 1, "{mode:?}");
+        let card = world.card.as_ref().unwrap().lock().unwrap();
+        assert_eq!(
+            card.state().keys["9a"].touch_policy,
+            TouchPolicy::Always,
+            "the new key keeps the old one's touch policy"
+        );
+    }
+    let world = prepare(TouchPolicy::Always, TouchSensor::manual(), 200);
+    let outcome = run(&world, Mode::FullCmc, 0, None).unwrap();
+    let RenewalOutcome::RolledBack { reason } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(
+        reason,
+        RollbackCause::Card {
+            step: Step::Connect,
+            detail: "the key in slot 9a was not touched in time".into()
+        }
+    );
+    assert_eq!(
+        world.pins.count(),
+        1,
+        "a missing touch costs no second PIN prompt"
+    );
+    assert_untouched(&world);
+}

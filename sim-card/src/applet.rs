@@ -14,6 +14,7 @@ use crate::{
     },
     sw,
     tlv::{self, tlv},
+    touch::{TouchPolicy, TouchSensor},
 };
 
 /// Instruction bytes this card implements.
@@ -83,6 +84,8 @@ pub struct PivApplet {
     state: CardState,
     session: Session,
     dirty: bool,
+    /// The touch sensor of the device (hardware, not state).
+    touch: TouchSensor,
 }
 
 type Reply = Result<Vec<u8>, u16>;
@@ -141,6 +144,7 @@ impl PivApplet {
             rng_counter: counter,
             algorithms: config.algorithms.clone(),
             attestation_key: Some(device.key),
+            touch_timeout_ms: crate::touch::DEFAULT_TIMEOUT.as_millis() as u64,
         }))
     }
 
@@ -150,7 +154,18 @@ impl PivApplet {
             state,
             session: Session::default(),
             dirty: false,
+            touch: TouchSensor::default(),
         }
+    }
+
+    /// The touch sensor (a clone: press it from another thread).
+    pub fn touch_sensor(&self) -> TouchSensor {
+        self.touch.clone()
+    }
+
+    /// Replaces the touch sensor (a simulated user who touches, or nobody).
+    pub fn set_touch_sensor(&mut self, sensor: TouchSensor) {
+        self.touch = sensor;
     }
 
     /// The card's state.
@@ -466,11 +481,13 @@ impl PivApplet {
             return Err(sw::NOT_ENOUGH_MEMORY);
         }
         let pin_policy = requested_pin_policy(template, slot)?;
+        let touch_policy = requested_touch_policy(template)?;
         let mut key = {
             let mut rng = DetRng::new(self.state.rng_seed, &mut self.state.rng_counter);
             crypto::generate(algorithm, &mut rng).map_err(|_| sw::NO_DIAGNOSIS)?
         };
         key.pin_policy = pin_policy;
+        key.touch_policy = touch_policy;
         let public = crypto::public_key_template(&key).map_err(|_| sw::NO_DIAGNOSIS)?;
         self.dirty = true;
         self.state.keys.insert(hex(&[slot]), key);
@@ -504,6 +521,12 @@ impl PivApplet {
             PinPolicy::Once if self.session.pin_verified => {}
             PinPolicy::Always if fresh => {}
             PinPolicy::Once | PinPolicy::Always => return Err(sw::SECURITY_STATUS),
+        }
+        // The key's touch policy: the operation waits for a touch (or a recent one, cached);
+        // none within the timeout fails it as a YubiKey does.
+        let timeout = std::time::Duration::from_millis(self.state.touch_timeout_ms);
+        if !self.touch.confirm(key.touch_policy, timeout) {
+            return Err(sw::SECURITY_STATUS);
         }
         match (get(0x82), get(0x81)) {
             (Some([]), Some(input)) => {
@@ -631,8 +654,7 @@ impl PivApplet {
             s if objects::is_key_slot(s) => {
                 let key = self.state.keys.get(&hex(&[s])).ok_or(sw::REF_NOT_FOUND)?;
                 let mut v = tlv(&[0x01], &[key.algorithm.id()]);
-                // PIN policy as set; touch is not modelled: never.
-                v.extend(tlv(&[0x02], &[key.pin_policy.id(), 0x01]));
+                v.extend(tlv(&[0x02], &[key.pin_policy.id(), key.touch_policy.id()]));
                 v.extend(tlv(&[0x03], &[if key.generated { 0x01 } else { 0x02 }]));
                 v.extend(tlv(
                     &[0x04],
@@ -705,8 +727,10 @@ impl PivApplet {
         }
         let scalar = tlv::find(data, &[0x06]).ok_or(sw::WRONG_DATA)?;
         let pin_policy = requested_pin_policy(data, slot)?;
+        let touch_policy = requested_touch_policy(data)?;
         let mut key = crypto::import_ec(algorithm, scalar).map_err(|_| sw::WRONG_DATA)?;
         key.pin_policy = pin_policy;
+        key.touch_policy = touch_policy;
         if !self.state.keys.contains_key(&hex(&[slot]))
             && self.state.keys.len() >= self.state.capacity
         {
@@ -778,7 +802,7 @@ impl PivApplet {
                 key,
                 serial: self.state.serial,
                 firmware: VERSION,
-                touch_policy: 0x01,
+                touch_policy: key.touch_policy.id(),
             },
         )
         .map_err(|_| sw::NO_DIAGNOSIS)
@@ -823,16 +847,21 @@ impl PivApplet {
 }
 
 /// The PIN policy asked for in a GENERATE template or an IMPORT (`AA`; absent or 0x00: the
-/// slot's default). Touch (`AB`) is not modelled: "never" (0x01) or the default (0x00) only —
-/// any other is refused (6A80) rather than accepted and ignored.
+/// slot's default); a value the card does not know is refused (6A80).
 fn requested_pin_policy(data: &[u8], slot: u8) -> Result<PinPolicy, u16> {
-    let pin = match tlv::find(data, &[0xAA]) {
-        None => PinPolicy::default_for(slot),
-        Some([id]) => PinPolicy::requested(*id, slot).ok_or(sw::WRONG_DATA)?,
-        Some(_) => return Err(sw::WRONG_DATA),
-    };
+    match tlv::find(data, &[0xAA]) {
+        None => Ok(PinPolicy::default_for(slot)),
+        Some([id]) => PinPolicy::requested(*id, slot).ok_or(sw::WRONG_DATA),
+        Some(_) => Err(sw::WRONG_DATA),
+    }
+}
+
+/// The touch policy asked for (`AB`; absent or 0x00: never); an unknown value is refused
+/// (6A80).
+fn requested_touch_policy(data: &[u8]) -> Result<TouchPolicy, u16> {
     match tlv::find(data, &[0xAB]) {
-        None | Some([0x00 | 0x01]) => Ok(pin),
+        None => Ok(TouchPolicy::Never),
+        Some([id]) => TouchPolicy::requested(*id).ok_or(sw::WRONG_DATA),
         Some(_) => Err(sw::WRONG_DATA),
     }
 }

@@ -85,6 +85,7 @@ pub fn generate(algorithm: KeyAlgorithm, rng: &mut DetRng<'_>) -> Result<SlotKey
         private: Secret::new(private),
         generated: true,
         pin_policy: crate::state::PinPolicy::Once,
+        touch_policy: crate::touch::TouchPolicy::Never,
     })
 }
 
@@ -106,6 +107,7 @@ pub fn import_ec(algorithm: KeyAlgorithm, scalar: &[u8]) -> Result<SlotKey, Cryp
         private: Secret::new(scalar.to_vec()),
         generated: false,
         pin_policy: crate::state::PinPolicy::Once,
+        touch_policy: crate::touch::TouchPolicy::Never,
     })
 }
 

@@ -18,6 +18,7 @@ pub mod objects;
 pub mod state;
 pub mod sw;
 pub mod tlv;
+pub mod touch;
 pub mod vpcd;
 
 pub use applet::PivApplet;

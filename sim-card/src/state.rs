@@ -251,6 +251,9 @@ pub struct SlotKey {
     /// When it needs the PIN (state files from before policies: once).
     #[serde(default)]
     pub pin_policy: PinPolicy,
+    /// When it needs a touch (state files from before touch: never).
+    #[serde(default)]
+    pub touch_policy: crate::touch::TouchPolicy,
 }
 
 /// The PIN or PUK and its retry counter.
@@ -294,6 +297,13 @@ pub struct CardState {
     /// before attestation was modelled has none, and attests nothing.
     #[serde(default)]
     pub attestation_key: Option<SlotKey>,
+    /// How long an operation waits for a touch before failing with 6982 (a YubiKey: 15 s).
+    #[serde(default = "default_touch_timeout_ms")]
+    pub touch_timeout_ms: u64,
+}
+
+fn default_touch_timeout_ms() -> u64 {
+    crate::touch::DEFAULT_TIMEOUT.as_millis() as u64
 }
 
 /// The well-known PIV test values (also yubico-piv-tool's defaults).

@@ -421,14 +421,19 @@ mod renewal {
         match common.token.parse::<TokenSpec>()? {
             TokenSpec::Sim(path) => {
                 let state = sim_card::CardState::load(&path).map_err(|e| e.to_string())?;
-                let card = Arc::new(Mutex::new(sim_card::SimCard::new(
-                    sim_card::PivApplet::from_state(state),
-                )));
+                let mut applet = sim_card::PivApplet::from_state(state);
+                // An in-process card has nobody at its sensor: a key that needs a touch gets
+                // one half a second after the card starts waiting, as from a prompt user.
+                applet.set_touch_sensor(sim_card::touch::TouchSensor::automatic(
+                    Duration::from_millis(500),
+                ));
+                let card = Arc::new(Mutex::new(sim_card::SimCard::new(applet)));
                 let transport = renewal_core::token::transport::SimTransport::persisted(
                     Arc::clone(&card),
                     path.clone(),
                 );
-                let token: Box<dyn Token + Send> = Box::new(PivToken::new(transport, pins, key));
+                let token: Box<dyn Token + Send> =
+                    Box::new(PivToken::new(transport, pins, key).with_touch_prompt(touch_prompt()));
                 Ok(Opened {
                     token: Arc::new(Mutex::new(token)),
                     sim: Some((card, path)),
@@ -467,10 +472,20 @@ mod renewal {
     ) -> Result<Opened, String> {
         let transport = renewal_core::token::transport::PcscTransport::connect(reader)
             .map_err(|e| e.to_string())?;
-        let token: Box<dyn Token + Send> = Box::new(PivToken::new(transport, pins, key));
+        let token: Box<dyn Token + Send> =
+            Box::new(PivToken::new(transport, pins, key).with_touch_prompt(touch_prompt()));
         Ok(Opened {
             token: Arc::new(Mutex::new(token)),
             sim: None,
+        })
+    }
+
+    /// What the user reads when the card waits for a touch.
+    fn touch_prompt() -> renewal_core::token::piv::TouchPrompt {
+        Arc::new(|slot| {
+            eprintln!(
+                "renew: touch your key now (the key in slot {slot:02x} needs a touch; it blinks)"
+            );
         })
     }
 

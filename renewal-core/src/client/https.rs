@@ -28,7 +28,7 @@ use x509_cert::Certificate;
 use super::{Mode, RenewalService, ServiceAnswer, ServiceError};
 use crate::{
     cmc::{Limits, Retained, parse_response},
-    token::{ContainerId, KeyAlgorithm, PinRefusal, Token},
+    token::{CardRefusal, ContainerId, KeyAlgorithm, Token},
 };
 
 /// A token shared by the renewal driver and the TLS stack.
@@ -45,7 +45,7 @@ struct TokenKey {
 
 /// Where the TLS signer leaves a PIN refusal: rustls reports a failed client signature as
 /// text only, and the user must read "wrong PIN, 2 tries left", not a TLS error.
-type RefusalSlot = Arc<Mutex<Option<PinRefusal>>>;
+type RefusalSlot = Arc<Mutex<Option<CardRefusal>>>;
 
 #[derive(Clone)]
 struct TokenHandle(SharedToken);
@@ -118,7 +118,7 @@ impl TlsSigner for TokenSigner {
                     message,
                 )
                 .map_err(|e| {
-                    if let (Some(refusal), Ok(mut slot)) = (e.pin_refusal(), self.refusal.lock()) {
+                    if let (Some(refusal), Ok(mut slot)) = (e.card_refusal(), self.refusal.lock()) {
                         *slot = Some(refusal);
                     }
                     rustls::Error::General(format!("card signature for TLS failed: {e}"))
@@ -293,7 +293,7 @@ impl HttpsService {
             // The handshake failed because the card refused the PIN: say that.
             Err(e) => {
                 let refusal = self.refusal.lock().ok().and_then(|mut s| s.take());
-                return Err(refusal.map_or(e, ServiceError::Pin));
+                return Err(refusal.map_or(e, ServiceError::Card));
             }
         };
         self.sender = Some(sender);

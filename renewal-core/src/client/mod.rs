@@ -100,9 +100,10 @@ pub enum ServiceError {
     /// An answer we cannot read.
     #[error("unreadable answer from the CA: {0}")]
     BadAnswer(String),
-    /// The card refused the PIN for the TLS client signature (or none could be had).
+    /// The card refused the TLS client signature: the PIN (or none could be had), or a
+    /// touch that never came.
     #[error(transparent)]
-    Pin(crate::token::PinRefusal),
+    Card(crate::token::CardRefusal),
 }
 
 impl ServiceError {
@@ -114,14 +115,14 @@ impl ServiceError {
         match self {
             Self::Connection(_) | Self::Timeout | Self::BadAnswer(_) => true,
             Self::Http { status, .. } => *status >= 500,
-            Self::Config(_) | Self::Pin(_) => false,
+            Self::Config(_) | Self::Card(_) => false,
         }
     }
 
-    /// The PIN refusal that stopped the exchange, if that is what did.
-    pub fn pin_refusal(&self) -> Option<crate::token::PinRefusal> {
+    /// The card's refusal that stopped the exchange, if that is what did.
+    pub fn card_refusal(&self) -> Option<crate::token::CardRefusal> {
         match self {
-            Self::Pin(refusal) => Some(refusal.clone()),
+            Self::Card(refusal) => Some(refusal.clone()),
             _ => None,
         }
     }

@@ -225,6 +225,12 @@ pub enum TokenError {
     /// A delete reported success but the object is still there (SoftHSM2 #903, OpenSC #3121).
     #[error("container {0} is still present after a delete that reported success")]
     DeleteNotEffective(ContainerId),
+    /// The key needs a touch and none came in time (the card's timeout: 15 s on a YubiKey).
+    #[error("the key in slot {slot:02x} was not touched in time")]
+    TouchTimeout {
+        /// The key's slot.
+        slot: u8,
+    },
     /// The token cannot do this.
     #[error("not supported by this token: {0}")]
     Unsupported(&'static str),
@@ -258,7 +264,31 @@ pub enum PinRefusal {
     NoPin(String),
 }
 
+/// What the card refused that the user must act on: the PIN, or a touch that never came.
+/// Carried by value through the TLS stack, which reports a failed client signature as text.
+#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CardRefusal {
+    /// The PIN was refused or none could be had.
+    #[error(transparent)]
+    Pin(PinRefusal),
+    /// The key needed a touch that did not come in time.
+    #[error("the key in slot {slot:02x} was not touched in time")]
+    NotTouched {
+        /// The key's slot.
+        slot: u8,
+    },
+}
+
 impl TokenError {
+    /// The refusal this error is, if it is one the user must act on.
+    pub fn card_refusal(&self) -> Option<CardRefusal> {
+        match self {
+            Self::TouchTimeout { slot } => Some(CardRefusal::NotTouched { slot: *slot }),
+            other => other.pin_refusal().map(CardRefusal::Pin),
+        }
+    }
+
     /// The PIN refusal this error is, if it is one.
     pub fn pin_refusal(&self) -> Option<PinRefusal> {
         match self {

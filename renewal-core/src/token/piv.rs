@@ -58,6 +58,34 @@ pub struct PivToken<T> {
     /// every operation would make a renewal take minutes. Dropped on reset and on any failed
     /// mutation (the card's state is then uncertain).
     slots: Option<Vec<Container>>,
+    /// Each key's PIN and touch policy (GET METADATA, asked once per slot and session);
+    /// `None` for a slot the card gave none for (a card without GET METADATA).
+    policies: std::collections::HashMap<u8, Option<KeyPolicy>>,
+    /// A VERIFY with the PIN happened since the last private-key operation (what a
+    /// PIN-"always" key needs; a 6982 after it is not the PIN's doing).
+    pin_fresh: bool,
+    /// Told when the card is about to wait for a touch (the CLI says "touch your key").
+    touch_prompt: Option<TouchPrompt>,
+}
+
+/// Called with the slot before an operation the card will wait for a touch for.
+pub type TouchPrompt = Arc<dyn Fn(u8) + Send + Sync>;
+
+/// A key's policies as GET METADATA reports them (tag 02: PIN policy, touch policy; a
+/// YubiKey's byte values).
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct KeyPolicy {
+    /// 0x01 never, 0x02 once, 0x03 always.
+    pub pin: u8,
+    /// 0x01 never, 0x02 always, 0x03 cached.
+    pub touch: u8,
+}
+
+impl KeyPolicy {
+    /// Whether an operation may wait for a touch.
+    pub fn touch_required(self) -> bool {
+        matches!(self.touch, 0x02 | 0x03)
+    }
 }
 
 /// One exchanged response.
@@ -205,7 +233,17 @@ impl<T: ApduTransport> PivToken<T> {
             pin_verified: false,
             management_authenticated: false,
             slots: None,
+            policies: std::collections::HashMap::new(),
+            pin_fresh: false,
+            touch_prompt: None,
         }
+    }
+
+    /// Calls `prompt` with the slot before every operation the card will wait for a touch for
+    /// (keys whose touch policy is "always" or "cached").
+    pub fn with_touch_prompt(mut self, prompt: TouchPrompt) -> Self {
+        self.touch_prompt = Some(prompt);
+        self
     }
 
     /// The transport (tests reach the simulator through it).
@@ -219,6 +257,8 @@ impl<T: ApduTransport> PivToken<T> {
         self.pin_verified = false;
         self.management_authenticated = false;
         self.slots = None;
+        self.policies.clear();
+        self.pin_fresh = false;
     }
 
     /// Position of a slot in listing order (9A, 9C, 9D, 9E, then 82..95).
@@ -363,6 +403,7 @@ impl<T: ApduTransport> PivToken<T> {
         match reply.sw {
             SW_OK => {
                 self.pin_verified = true;
+                self.pin_fresh = true;
                 Ok(())
             }
             SW_BLOCKED => Err(TokenError::PinBlocked),
@@ -493,7 +534,7 @@ impl<T: ApduTransport> PivToken<T> {
     fn generate_with_policy(
         &mut self,
         algorithm: KeyAlgorithm,
-        pin_policy: Option<u8>,
+        like: Option<KeyPolicy>,
     ) -> Result<Container, TokenError> {
         let used = self.containers()?;
         let slot = RETIRED_SLOTS
@@ -503,8 +544,15 @@ impl<T: ApduTransport> PivToken<T> {
         self.mutate(|t| {
             t.authenticate_management()?;
             let mut template = tlv(&[0x80], &[algorithm_id(algorithm)]);
-            if let Some(policy) = pin_policy {
-                template.extend(tlv(&[0xAA], &[policy]));
+            // Only what differs from a retired slot's defaults (PIN once, touch never) is
+            // asked for: a card without policies is never sent tags it may refuse.
+            if let Some(policy) = like {
+                if matches!(policy.pin, 0x01 | 0x03) {
+                    template.extend(tlv(&[0xAA], &[policy.pin]));
+                }
+                if policy.touch_required() {
+                    template.extend(tlv(&[0xAB], &[policy.touch]));
+                }
             }
             let body = tlv(&[0xAC], &template);
             let reply = t.exchange(0x47, 0x00, slot, &body)?;
@@ -527,21 +575,50 @@ impl<T: ApduTransport> PivToken<T> {
                 certificate: None,
             };
             t.remember(slot, Some(container.clone()));
+            // What was asked for is what the key has (a card that cannot do it refused); with
+            // nothing asked, the card's defaults apply, which it will say when asked.
+            match like {
+                Some(p) => {
+                    t.policies.insert(
+                        slot,
+                        Some(KeyPolicy {
+                            pin: if matches!(p.pin, 0x01 | 0x03) {
+                                p.pin
+                            } else {
+                                0x02
+                            },
+                            touch: if p.touch_required() { p.touch } else { 0x01 },
+                        }),
+                    );
+                }
+                None => {
+                    t.policies.remove(&slot);
+                }
+            }
             Ok(container)
         })
     }
 
-    /// The PIN policy of the key in `slot` (YubiKey GET METADATA, tag 02's first byte), when
-    /// the card says and it is not what a retired slot gets anyway ("once", 0x02).
-    fn pin_policy(&mut self, slot: u8) -> Result<Option<u8>, TokenError> {
+    /// The PIN and touch policy of the key in `slot` (YubiKey GET METADATA, tag 02), asked
+    /// once per slot and session; `None` when the card does not say.
+    fn key_policy(&mut self, slot: u8) -> Result<Option<KeyPolicy>, TokenError> {
+        if let Some(known) = self.policies.get(&slot) {
+            return Ok(*known);
+        }
         self.select()?;
         let reply = self.exchange(0xF7, 0x00, slot, &[])?;
-        if reply.sw != SW_OK {
-            return Ok(None);
-        }
-        Ok(find_tlv(&reply.data, &[0x02])
-            .and_then(|policy| policy.first().copied())
-            .filter(|policy| matches!(policy, 0x01 | 0x03)))
+        let policy = (reply.sw == SW_OK)
+            .then(|| find_tlv(&reply.data, &[0x02]))
+            .flatten()
+            .and_then(|p| match p {
+                [pin, touch, ..] => Some(KeyPolicy {
+                    pin: *pin,
+                    touch: *touch,
+                }),
+                _ => None,
+            });
+        self.policies.insert(slot, policy);
+        Ok(policy)
     }
 
     /// The key in a slot (YubiKey GET METADATA): `None` when the slot is empty.
@@ -635,7 +712,29 @@ impl<T: ApduTransport> PivToken<T> {
         }))
     }
 
+    /// GENERAL AUTHENTICATE with the key in `slot`, saying "touch your key" first when its
+    /// policy makes the card wait for one. The PIN verification (if any) is spent by it.
+    fn authenticate_with_key(
+        &mut self,
+        slot: u8,
+        key_alg: KeyAlgorithm,
+        body: &[u8],
+        policy: Option<KeyPolicy>,
+    ) -> Result<Reply, TokenError> {
+        // A PIN-"always" key without a fresh VERIFY is refused before the card waits.
+        let waits = policy.is_some_and(|p| p.touch_required() && (p.pin != 0x03 || self.pin_fresh));
+        if waits && let Some(prompt) = &self.touch_prompt {
+            prompt(slot);
+        }
+        let reply = self.exchange(0x87, algorithm_id(key_alg), slot, &tlv(&[0x7C], body));
+        if reply.as_ref().is_ok_and(|r| r.sw != SW_SECURITY) {
+            self.pin_fresh = false;
+        }
+        reply
+    }
+
     fn delete_key(&mut self, slot: u8) -> Result<(), TokenError> {
+        self.policies.remove(&slot);
         self.authenticate_management()?;
         let reply = self.exchange(0xF6, 0xFF, slot, &[])?;
         match reply.sw {
@@ -703,7 +802,7 @@ impl<T: ApduTransport> Token for PivToken<T> {
         algorithm: KeyAlgorithm,
         like: &ContainerId,
     ) -> Result<Container, TokenError> {
-        let policy = self.pin_policy(parse_slot(like)?)?;
+        let policy = self.key_policy(parse_slot(like)?)?;
         self.generate_with_policy(algorithm, policy)
     }
 
@@ -786,23 +885,30 @@ impl<T: ApduTransport> Token for PivToken<T> {
         if slot != 0x9E {
             self.login()?;
         }
+        let policy = self.key_policy(slot)?;
         let mut body = tlv(&[0x82], &[]);
         body.extend(tlv(&[0x81], &input));
-        let reply = self.exchange(0x87, algorithm_id(key_alg), slot, &tlv(&[0x7C], &body))?;
+        let mut reply = self.authenticate_with_key(slot, key_alg, &body, policy)?;
         if reply.sw == SW_SECURITY {
+            // 6982 after a fresh VERIFY, on a key that needs a touch: nobody touched it in
+            // time (a YubiKey waits 15 s). Asking for the PIN again would not help.
+            let touch = policy.is_some_and(KeyPolicy::touch_required);
+            let pin_always = policy.is_some_and(|p| p.pin == 0x03);
+            if touch && (std::mem::take(&mut self.pin_fresh) || !pin_always) {
+                return Err(TokenError::TouchTimeout { slot });
+            }
             // The card wants the PIN again: the key's PIN policy is "always" (a VERIFY before
             // every use), or the card lost the session's PIN state (reset by another
             // application). Either way one fresh verification — a prompt, counted — and once
             // more.
             self.pin_verified = false;
             self.verify_pin(None)?;
-            let reply = self.exchange(0x87, algorithm_id(key_alg), slot, &tlv(&[0x7C], &body))?;
-            let data = Self::expect_ok(reply, "GENERAL AUTHENTICATE")?;
-            return find_tlv(&data, &[0x7C])
-                .and_then(|t| find_tlv(t, &[0x82]))
-                .map(<[u8]>::to_vec)
-                .ok_or(TokenError::Malformed("signature"));
+            reply = self.authenticate_with_key(slot, key_alg, &body, policy)?;
+            if reply.sw == SW_SECURITY && touch {
+                return Err(TokenError::TouchTimeout { slot });
+            }
         }
+        self.pin_fresh = false;
         let data = Self::expect_ok(reply, "GENERAL AUTHENTICATE")?;
         find_tlv(&data, &[0x7C])
             .and_then(|t| find_tlv(t, &[0x82]))
@@ -877,6 +983,15 @@ impl<T: ApduTransport> Token for PivToken<T> {
             let moved = t.container(old_slot)?;
             t.remember(new_slot, None);
             t.remember(old_slot, moved);
+            // The key took its policies along.
+            match t.policies.remove(&new_slot) {
+                Some(policy) => {
+                    t.policies.insert(old_slot, policy);
+                }
+                None => {
+                    t.policies.remove(&old_slot);
+                }
+            }
             Ok(old.clone())
         })
     }

@@ -90,6 +90,10 @@ enum Cmd {
         /// Where to write the PKCS#10 (PEM).
         #[arg(long)]
         out: PathBuf,
+        /// The key's touch policy: never (default), always (a touch before every use), cached
+        /// (a touch counts for 15 s). Keygen itself touches the key for the PKCS#10.
+        #[arg(long = "touch-policy", value_enum, default_value_t = Touch::Never)]
+        touch_policy: Touch,
     },
     /// Store a certificate (PEM or DER) in a slot's certificate object.
     ImportCert {
@@ -117,6 +121,21 @@ enum Cmd {
         /// vpcd address.
         #[arg(long, default_value = "127.0.0.1:35963")]
         vpcd: String,
+        /// Listen on this Unix socket for touches: each connection is one touch of the key
+        /// (`sim-card touch --socket PATH`). Without it nobody touches the key, and an
+        /// operation on a key that needs a touch fails after the card's timeout.
+        #[arg(long = "touch-socket")]
+        touch_socket: Option<PathBuf>,
+        /// A simulated user who touches the key this many milliseconds after the card starts
+        /// waiting, every time.
+        #[arg(long = "auto-touch-ms", conflicts_with = "touch_socket")]
+        auto_touch_ms: Option<u64>,
+    },
+    /// Touch the key of a card served with `--touch-socket` (what a finger on the sensor does).
+    Touch {
+        /// The card's touch socket.
+        #[arg(long)]
+        socket: PathBuf,
     },
     /// Print the simulated vendor attestation root (PEM): the root every simulated card's F9
     /// attestation certificate chains to, for a CA that requires attested keys. Its key is
@@ -126,6 +145,23 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Touch {
+    Never,
+    Always,
+    Cached,
+}
+
+impl Touch {
+    fn policy(self) -> sim_card::touch::TouchPolicy {
+        match self {
+            Self::Never => sim_card::touch::TouchPolicy::Never,
+            Self::Always => sim_card::touch::TouchPolicy::Always,
+            Self::Cached => sim_card::touch::TouchPolicy::Cached,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -341,9 +377,14 @@ fn run(cmd: Cmd) -> Result<(), String> {
             csr_subject,
             pin,
             out,
+            touch_policy,
         } => {
             let slot = parse_slot(&slot)?;
             let mut applet = load(&state)?;
+            // The administrator at the keyboard touches the key when asked.
+            applet.set_touch_sensor(sim_card::touch::TouchSensor::automatic(
+                std::time::Duration::ZERO,
+            ));
             let alg = algorithm.key_algorithm();
             let subject = x509_cert::name::Name::from_str(&csr_subject)
                 .map_err(|e| format!("--csr-subject: {e}"))?;
@@ -352,7 +393,11 @@ fn run(cmd: Cmd) -> Result<(), String> {
             };
             host.select()?;
             host.authenticate()?;
-            host.send(0x47, 0x00, slot, tlv(&[0xAC], &tlv(&[0x80], &[alg.id()])))?;
+            let mut template = tlv(&[0x80], &[alg.id()]);
+            if !matches!(touch_policy, Touch::Never) {
+                template.extend(tlv(&[0xAB], &[touch_policy.policy().id()]));
+            }
+            host.send(0x47, 0x00, slot, tlv(&[0xAC], &template))?;
             let key = host
                 .applet
                 .state()
@@ -530,8 +575,36 @@ fn run(cmd: Cmd) -> Result<(), String> {
             }
             Ok(())
         }
-        Cmd::Serve { state, vpcd } => {
-            let applet = load(&state)?;
+        Cmd::Touch { socket } => {
+            std::os::unix::net::UnixStream::connect(&socket)
+                .map_err(|e| format!("no card listens for touches at {}: {e}", socket.display()))?;
+            Ok(())
+        }
+        Cmd::Serve {
+            state,
+            vpcd,
+            touch_socket,
+            auto_touch_ms,
+        } => {
+            let mut applet = load(&state)?;
+            if let Some(ms) = auto_touch_ms {
+                applet.set_touch_sensor(sim_card::touch::TouchSensor::automatic(
+                    std::time::Duration::from_millis(ms),
+                ));
+            }
+            if let Some(path) = touch_socket {
+                let _ = std::fs::remove_file(&path);
+                let listener = std::os::unix::net::UnixListener::bind(&path)
+                    .map_err(|e| format!("--touch-socket {}: {e}", path.display()))?;
+                let sensor = applet.touch_sensor();
+                std::thread::spawn(move || {
+                    for connection in listener.incoming() {
+                        if connection.is_ok() {
+                            sensor.press();
+                        }
+                    }
+                });
+            }
             eprintln!(
                 "sim-card: serving {} to vpcd at {vpcd} (Ctrl-C to stop)",
                 state.display()

@@ -24,7 +24,7 @@ use super::{
 };
 use crate::{
     cmc::{Retained, microsoft::TemplateRef, status::CmcFailInfo},
-    token::{ContainerId, PinRefusal, TokenError},
+    token::{CardRefusal, ContainerId, PinRefusal, TokenError},
 };
 
 /// The steps, in order.
@@ -259,11 +259,22 @@ impl std::fmt::Display for RollbackCause {
 impl RollbackCause {
     /// The cause of a card failure at `step`: a PIN refusal when it is one.
     pub fn of_card(step: Step, error: &TokenError) -> Self {
-        match error.pin_refusal() {
-            Some(refusal) => Self::Pin(refusal),
+        match error.card_refusal() {
+            Some(refusal) => Self::of_refusal(step, refusal),
             None => Self::Card {
                 step,
                 detail: error.to_string(),
+            },
+        }
+    }
+
+    /// The cause of a card refusal at `step` (a touch that never came is the card's).
+    pub fn of_refusal(step: Step, refusal: CardRefusal) -> Self {
+        match refusal {
+            CardRefusal::Pin(pin) => Self::Pin(pin),
+            other => Self::Card {
+                step,
+                detail: other.to_string(),
             },
         }
     }

@@ -248,8 +248,8 @@ impl Connect {
     fn step(self, fx: &mut dyn Effects) -> Next {
         match fx.warm_up() {
             Ok(()) => Next::Continue(State::Generate(Generate { old: self.old })),
-            Err(e) => RollBack::nothing_made(match e.pin_refusal() {
-                Some(refusal) => RollbackCause::Pin(refusal),
+            Err(e) => RollBack::nothing_made(match e.card_refusal() {
+                Some(refusal) => RollbackCause::of_refusal(Step::Connect, refusal),
                 None => RollbackCause::Transport(e.to_string()),
             }),
         }
@@ -355,8 +355,8 @@ fn after_failed_generate(
         .filter(|id| !before.contains(id))
         .collect();
     Ok(Next::Continue(State::RollBack(RollBack {
-        reason: match source.pin_refusal() {
-            Some(refusal) => RollbackCause::Pin(refusal),
+        reason: match source.card_refusal() {
+            Some(refusal) => RollbackCause::of_refusal(step, refusal),
             None => RollbackCause::Card {
                 step,
                 detail: format!("{algorithm} key generation: {source}"),
@@ -484,8 +484,8 @@ impl Submit {
             // A definite answer, or the retries exhausted: the old certificate is still valid;
             // the new key is useless without a certificate.
             Err(e) => {
-                let cause = match e.pin_refusal() {
-                    Some(refusal) => RollbackCause::Pin(refusal),
+                let cause = match e.card_refusal() {
+                    Some(refusal) => RollbackCause::of_refusal(Step::Submit, refusal),
                     None => RollbackCause::Transport(format!("submission: {e}")),
                 };
                 return Ok(RollBack::of(self.new.id, cause));
