@@ -710,3 +710,112 @@ fn a_touch_policy_costs_a_touch_per_signature_and_a_missing_touch_rolls_back() {
     );
     assert_untouched(&world);
 }
+
+/// The card as the client sees it, counting the raw RSA operations (the PSS signatures of TLS
+/// 1.3) and the PKCS#1 v1.5 ones.
+struct CountingToken {
+    inner: renewal_core::client::https::SharedToken,
+    raw: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pkcs1: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl renewal_core::token::Token for CountingToken {
+    fn info(&mut self) -> Result<renewal_core::token::TokenInfo, renewal_core::token::TokenError> {
+        self.inner.lock().unwrap().info()
+    }
+    fn containers(
+        &mut self,
+    ) -> Result<Vec<renewal_core::token::Container>, renewal_core::token::TokenError> {
+        self.inner.lock().unwrap().containers()
+    }
+    fn capacity(
+        &mut self,
+    ) -> Result<renewal_core::token::Capacity, renewal_core::token::TokenError> {
+        self.inner.lock().unwrap().capacity()
+    }
+    fn generate(
+        &mut self,
+        algorithm: KeyAlgorithm,
+    ) -> Result<renewal_core::token::Container, renewal_core::token::TokenError> {
+        self.inner.lock().unwrap().generate(algorithm)
+    }
+    fn generate_like(
+        &mut self,
+        algorithm: KeyAlgorithm,
+        like: &renewal_core::token::ContainerId,
+    ) -> Result<renewal_core::token::Container, renewal_core::token::TokenError> {
+        self.inner.lock().unwrap().generate_like(algorithm, like)
+    }
+    fn can_sign_raw_rsa(&self) -> bool {
+        self.inner.lock().unwrap().can_sign_raw_rsa()
+    }
+    fn sign_raw_rsa(
+        &mut self,
+        id: &renewal_core::token::ContainerId,
+        block: &[u8],
+    ) -> Result<Vec<u8>, renewal_core::token::TokenError> {
+        self.raw.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.lock().unwrap().sign_raw_rsa(id, block)
+    }
+    fn sign(
+        &mut self,
+        id: &renewal_core::token::ContainerId,
+        algorithm: renewal_core::cmc::SignatureAlgorithm,
+        message: &[u8],
+    ) -> Result<Vec<u8>, renewal_core::token::TokenError> {
+        self.pkcs1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.lock().unwrap().sign(id, algorithm, message)
+    }
+    fn install_certificate(
+        &mut self,
+        id: &renewal_core::token::ContainerId,
+        certificate: &[u8],
+    ) -> Result<(), renewal_core::token::TokenError> {
+        self.inner
+            .lock()
+            .unwrap()
+            .install_certificate(id, certificate)
+    }
+    fn delete(
+        &mut self,
+        id: &renewal_core::token::ContainerId,
+    ) -> Result<(), renewal_core::token::TokenError> {
+        self.inner.lock().unwrap().delete(id)
+    }
+    fn supersede(
+        &mut self,
+        old: &renewal_core::token::ContainerId,
+        new: &renewal_core::token::ContainerId,
+    ) -> Result<renewal_core::token::ContainerId, renewal_core::token::TokenError> {
+        self.inner.lock().unwrap().supersede(old, new)
+    }
+}
+
+/// An RSA card key authenticates TLS 1.3 with RSA-PSS (the card's raw RSA operation on a
+/// block padded by `renew`; the server — sim-ca's rustls, TLS 1.2 and 1.3 — picks 1.3): the
+/// TLS signature is the one raw operation, the request's signatures stay PKCS#1 v1.5. Renewed,
+/// one PIN prompt.
+#[test]
+fn an_rsa_card_key_authenticates_tls_1_3_with_pss() {
+    use std::sync::{Arc, Mutex, atomic::AtomicUsize, atomic::Ordering};
+    let mut world = World::new("", KeyAlgorithm::Rsa2048).unwrap();
+    let (raw, pkcs1) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    world.token = Arc::new(Mutex::new(Box::new(CountingToken {
+        inner: world.token.clone(),
+        raw: Arc::clone(&raw),
+        pkcs1: Arc::clone(&pkcs1),
+    })));
+    let outcome = run(&world, Mode::FullCmc, 0, None).unwrap();
+    assert_renewed(&world, &outcome);
+    assert_eq!(
+        raw.load(Ordering::SeqCst),
+        1,
+        "the TLS 1.3 CertificateVerify"
+    );
+    assert_eq!(
+        pkcs1.load(Ordering::SeqCst),
+        3,
+        "the PKCS#10 and the two CMS signers"
+    );
+    assert_eq!(world.pins.count(), 1);
+}

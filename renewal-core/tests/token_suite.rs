@@ -583,3 +583,30 @@ fn a_new_key_is_made_with_the_pin_policy_of_the_key_it_replaces() {
     let like = token.generate_like(KeyAlgorithm::EcP256, &old.id).unwrap();
     assert_eq!(policy_of(&like.id.0), PinPolicy::Always);
 }
+
+/// TLS 1.3 allows only RSA-PSS: the block is padded on the host (EMSA-PSS, SHA-256, 32-byte
+/// salt) and the card does the raw RSA operation on it, as a real PIV card does. aws-lc-rs —
+/// an implementation we did not write — verifies the result as `rsa_pss_rsae_sha256`.
+#[test]
+fn a_piv_card_signs_rsa_pss_through_its_raw_rsa_operation() {
+    use renewal_core::cmc::crypto::emsa_pss_sha256;
+    let (mut token, _card, _) = sim_token(CardConfig::default(), FaultPlan::default());
+    assert!(token.can_sign_raw_rsa());
+    let key = token.generate(KeyAlgorithm::Rsa2048).unwrap();
+    let spki = key.public_key.unwrap();
+    let message = b"TLS 1.3 CertificateVerify content";
+    let block = emsa_pss_sha256(message, 2048, &[7u8; 32]).unwrap();
+    assert_eq!(block.len(), 256);
+    assert_eq!(block.last(), Some(&0xBC));
+    let signature = token.sign_raw_rsa(&key.id, &block).unwrap();
+    aws_lc_rs::signature::UnparsedPublicKey::new(
+        &aws_lc_rs::signature::RSA_PSS_2048_8192_SHA256,
+        spki.subject_public_key.raw_bytes(),
+    )
+    .verify(message, &signature)
+    .unwrap();
+    // A block of another length, or an EC key, is refused before the card is asked.
+    assert!(token.sign_raw_rsa(&key.id, &block[1..]).is_err());
+    let ec = token.generate(KeyAlgorithm::EcP256).unwrap();
+    assert!(token.sign_raw_rsa(&ec.id, &block).is_err());
+}

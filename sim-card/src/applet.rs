@@ -528,10 +528,17 @@ impl PivApplet {
         if !self.touch.confirm(key.touch_policy, timeout) {
             return Err(sw::SECURITY_STATUS);
         }
-        match (get(0x82), get(0x81)) {
-            (Some([]), Some(input)) => {
+        match (get(0x82), get(0x81), get(0x85)) {
+            // Sign (ECDSA over a hash; raw RSA over whatever block the host padded) or RSA
+            // decrypt: a challenge in 81.
+            (Some([]), Some(input), None) => {
                 let signature = crypto::sign(key, input).map_err(|_| sw::WRONG_DATA)?;
                 Ok(tlv(&[0x7C], &tlv(&[0x82], &signature)))
+            }
+            // Key agreement: the peer's point in 85 (EC keys only).
+            (Some([]), None, Some(point)) if !key.algorithm.is_rsa() => {
+                let secret = crypto::ecdh(key, point).map_err(|_| sw::WRONG_DATA)?;
+                Ok(tlv(&[0x7C], &tlv(&[0x82], &secret)))
             }
             _ => Err(sw::WRONG_DATA),
         }

@@ -6,7 +6,7 @@ use aws_lc_rs::{
     digest,
     encoding::AsDer,
     rsa::{KeyPair as RsaKeyPair, KeySize},
-    signature::{KeyPair as _, RSA_PKCS1_SHA256, RSA_PKCS1_SHA384, RSA_PKCS1_SHA512},
+    signature::KeyPair as _,
 };
 use p256::ecdsa::SigningKey;
 
@@ -166,42 +166,10 @@ fn rsa_components(pkcs1: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     Some((n.as_bytes().to_vec(), e.as_bytes().to_vec()))
 }
 
-/// DigestInfo prefixes (RFC 8017 §9.2 note 1).
-const DIGEST_INFOS: [(
-    &[u8],
-    &digest::Algorithm,
-    &dyn aws_lc_rs::signature::RsaEncoding,
-); 3] = [
-    (
-        &[
-            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x01, 0x05, 0x00, 0x04, 0x20,
-        ],
-        &digest::SHA256,
-        &RSA_PKCS1_SHA256,
-    ),
-    (
-        &[
-            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x02, 0x05, 0x00, 0x04, 0x30,
-        ],
-        &digest::SHA384,
-        &RSA_PKCS1_SHA384,
-    ),
-    (
-        &[
-            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
-            0x03, 0x05, 0x00, 0x04, 0x40,
-        ],
-        &digest::SHA512,
-        &RSA_PKCS1_SHA512,
-    ),
-];
-
-/// Signs as GENERAL AUTHENTICATE does. ECDSA: `input` is the hash (the card signs it as is,
-/// RFC 6979 deterministic), output DER. RSA: `input` is a full PKCS#1 v1.5 type-1 block over a
-/// SHA-2 DigestInfo, output the raw signature. (A real card does a raw RSA operation on any
-/// block; this one accepts the signature blocks renewal and OpenSC produce.)
+/// The private-key operation of GENERAL AUTHENTICATE. ECDSA: `input` is the hash (signed as
+/// is, RFC 6979 deterministic), output DER. RSA: the raw operation a PIV card does (RSASP1 /
+/// RSADP, RFC 8017 §5.1.2, §5.2.1) on a block of the modulus's length below the modulus —
+/// whatever the host padded: a PKCS#1 v1.5 or PSS signature block, or a ciphertext to decrypt.
 pub fn sign(key: &SlotKey, input: &[u8]) -> Result<Vec<u8>, CryptoError> {
     match key.algorithm {
         KeyAlgorithm::EccP256 => {
@@ -225,32 +193,87 @@ pub fn sign(key: &SlotKey, input: &[u8]) -> Result<Vec<u8>, CryptoError> {
             Ok(sig.as_bytes().to_vec())
         }
         KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
-            let pair = rsa_key(key)?;
-            if input.len() != pair.public_modulus_len() {
-                return Err(CryptoError::BadInput);
-            }
-            // 00 01 FF..FF 00 DigestInfo
-            let body = input
-                .strip_prefix(&[0x00, 0x01])
-                .ok_or(CryptoError::BadInput)?;
-            let pad = body.iter().take_while(|&&b| b == 0xFF).count();
-            let rest = body[pad..]
-                .strip_prefix(&[0x00])
-                .ok_or(CryptoError::BadInput)?;
-            if pad < 8 {
-                return Err(CryptoError::BadInput);
-            }
-            let (prefix, alg, encoding) = DIGEST_INFOS
-                .iter()
-                .find(|(p, ..)| rest.starts_with(p))
-                .ok_or(CryptoError::BadInput)?;
-            let hash = digest::Digest::import_less_safe(&rest[prefix.len()..], alg)
-                .map_err(|_| CryptoError::BadInput)?;
-            let mut sig = vec![0u8; pair.public_modulus_len()];
-            pair.sign_digest(*encoding, &hash, &mut sig)
-                .map_err(|_| CryptoError::BadKey)?;
-            Ok(sig)
+            rsa_raw(key, input)
         }
+    }
+}
+
+/// `RSAPrivateKey` (RFC 8017 appendix A.1.2): the modulus and private exponent are what the
+/// raw operation needs.
+#[derive(der::Sequence)]
+struct RsaPrivateKey<'a> {
+    version: u8,
+    modulus: der::asn1::UintRef<'a>,
+    public_exponent: der::asn1::UintRef<'a>,
+    private_exponent: der::asn1::UintRef<'a>,
+    prime1: der::asn1::UintRef<'a>,
+    prime2: der::asn1::UintRef<'a>,
+    exponent1: der::asn1::UintRef<'a>,
+    exponent2: der::asn1::UintRef<'a>,
+    coefficient: der::asn1::UintRef<'a>,
+}
+
+/// `PrivateKeyInfo` (RFC 5208), as aws-lc-rs writes an RSA key: no attributes.
+#[derive(der::Sequence)]
+struct PrivateKeyInfo<'a> {
+    version: u8,
+    algorithm: der::asn1::AnyRef<'a>,
+    private_key: &'a der::asn1::OctetStringRef,
+}
+
+/// `input^d mod n`, big-endian, `input` of the modulus's length and below it.
+fn rsa_raw(key: &SlotKey, input: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    use crypto_bigint::{
+        BoxedUint, Odd,
+        modular::{BoxedMontyForm, BoxedMontyParams},
+    };
+    use der::Decode;
+    let info = PrivateKeyInfo::from_der(&key.private.0).map_err(|_| CryptoError::BadKey)?;
+    let rsa =
+        RsaPrivateKey::from_der(info.private_key.as_bytes()).map_err(|_| CryptoError::BadKey)?;
+    let modulus = rsa.modulus.as_bytes();
+    if input.len() != modulus.len() {
+        return Err(CryptoError::BadInput);
+    }
+    let bits = u32::try_from(modulus.len() * 8).map_err(|_| CryptoError::BadKey)?;
+    let n = BoxedUint::from_be_slice(modulus, bits).map_err(|_| CryptoError::BadKey)?;
+    let d = BoxedUint::from_be_slice(rsa.private_exponent.as_bytes(), bits)
+        .map_err(|_| CryptoError::BadKey)?;
+    let c = BoxedUint::from_be_slice(input, bits).map_err(|_| CryptoError::BadInput)?;
+    if c >= n {
+        return Err(CryptoError::BadInput);
+    }
+    let n = Option::<Odd<BoxedUint>>::from(Odd::new(n)).ok_or(CryptoError::BadKey)?;
+    let params = BoxedMontyParams::new(n);
+    let m = BoxedMontyForm::new(c, &params).pow(&d).retrieve();
+    let bytes = m.to_be_bytes();
+    let mut out = vec![0u8; modulus.len()];
+    let take = bytes.len().min(out.len());
+    out[modulus.len() - take..].copy_from_slice(&bytes[bytes.len() - take..]);
+    Ok(out)
+}
+
+/// ECDH (GENERAL AUTHENTICATE with `85`, SP 800-73-4 part 2 §3.2.4): the shared secret's
+/// x-coordinate with the peer's uncompressed point.
+pub fn ecdh(key: &SlotKey, peer_point: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    match key.algorithm {
+        KeyAlgorithm::EccP256 => {
+            let secret =
+                p256::SecretKey::from_slice(&key.private.0).map_err(|_| CryptoError::BadKey)?;
+            let peer =
+                p256::PublicKey::from_sec1_bytes(peer_point).map_err(|_| CryptoError::BadInput)?;
+            let shared = p256::ecdh::diffie_hellman(secret.to_nonzero_scalar(), peer.as_affine());
+            Ok(shared.raw_secret_bytes().to_vec())
+        }
+        KeyAlgorithm::EccP384 => {
+            let secret =
+                p384::SecretKey::from_slice(&key.private.0).map_err(|_| CryptoError::BadKey)?;
+            let peer =
+                p384::PublicKey::from_sec1_bytes(peer_point).map_err(|_| CryptoError::BadInput)?;
+            let shared = p384::ecdh::diffie_hellman(secret.to_nonzero_scalar(), peer.as_affine());
+            Ok(shared.raw_secret_bytes().to_vec())
+        }
+        _ => Err(CryptoError::BadInput),
     }
 }
 
@@ -338,5 +361,46 @@ pub fn spki_der(key: &SlotKey) -> Result<Vec<u8>, CryptoError> {
             .map_err(|_| CryptoError::BadKey)?
             .as_ref()
             .to_vec()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    /// The raw operation on a PKCS#1 v1.5 block is the PKCS#1 v1.5 signature aws-lc-rs makes
+    /// itself (an implementation we did not write agrees), and an input at or above the
+    /// modulus, or of another length, is refused.
+    #[test]
+    fn raw_rsa_on_a_pkcs1_block_is_the_pkcs1_signature() {
+        let mut counter = 0;
+        let key = generate(KeyAlgorithm::Rsa2048, &mut DetRng::new(1, &mut counter)).unwrap();
+        let pair = rsa_key(&key).unwrap();
+        let message = b"renewal request";
+        let mut expected = vec![0u8; pair.public_modulus_len()];
+        pair.sign(
+            &aws_lc_rs::signature::RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            message,
+            &mut expected,
+        )
+        .unwrap();
+        let digest_info = [
+            &[
+                0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+                0x01, 0x05, 0x00, 0x04, 0x20,
+            ][..],
+            digest::digest(&digest::SHA256, message).as_ref(),
+        ]
+        .concat();
+        let mut block = vec![0x00, 0x01];
+        block.resize(256 - digest_info.len() - 1, 0xFF);
+        block.push(0x00);
+        block.extend_from_slice(&digest_info);
+        assert_eq!(sign(&key, &block).unwrap(), expected);
+        assert_eq!(sign(&key, &[0xFF; 256]), Err(CryptoError::BadInput));
+        assert_eq!(sign(&key, &block[1..]), Err(CryptoError::BadInput));
     }
 }

@@ -41,6 +41,8 @@ struct TokenKey {
     container: ContainerId,
     algorithm: KeyAlgorithm,
     refusal: RefusalSlot,
+    /// The token signs raw RSA blocks (a PIV card): RSA-PSS, so TLS 1.3, is possible.
+    raw_rsa: bool,
 }
 
 /// Where the TLS signer leaves a PIN refusal: rustls reports a failed client signature as
@@ -57,21 +59,32 @@ impl std::fmt::Debug for TokenHandle {
 }
 
 impl TokenKey {
-    fn scheme(&self) -> SignatureScheme {
-        match self.algorithm {
-            KeyAlgorithm::EcP256 => SignatureScheme::ECDSA_NISTP256_SHA256,
-            KeyAlgorithm::EcP384 => SignatureScheme::ECDSA_NISTP384_SHA384,
-            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
-                SignatureScheme::RSA_PKCS1_SHA256
+    /// The scheme to sign with among those the server offers: ECDSA with the curve's hash;
+    /// for RSA, PSS (the only RSA scheme TLS 1.3 allows) when the token signs raw blocks, else
+    /// PKCS#1 v1.5 (TLS 1.2).
+    fn scheme(&self, offered: &[SignatureScheme]) -> Option<SignatureScheme> {
+        let candidates: &[SignatureScheme] = match self.algorithm {
+            KeyAlgorithm::EcP256 => &[SignatureScheme::ECDSA_NISTP256_SHA256],
+            KeyAlgorithm::EcP384 => &[SignatureScheme::ECDSA_NISTP384_SHA384],
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096
+                if self.raw_rsa =>
+            {
+                &[
+                    SignatureScheme::RSA_PSS_SHA256,
+                    SignatureScheme::RSA_PKCS1_SHA256,
+                ]
             }
-        }
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
+                &[SignatureScheme::RSA_PKCS1_SHA256]
+            }
+        };
+        candidates.iter().copied().find(|s| offered.contains(s))
     }
 }
 
 impl SigningKey for TokenKey {
     fn choose_scheme(&self, offered: &[SignatureScheme]) -> Option<Box<dyn TlsSigner>> {
-        let scheme = self.scheme();
-        offered.contains(&scheme).then(|| {
+        self.scheme(offered).map(|scheme| {
             Box::new(TokenSigner {
                 token: self.token.clone(),
                 container: self.container.clone(),
@@ -111,18 +124,32 @@ impl TlsSigner for TokenSigner {
                 .0
                 .lock()
                 .map_err(|_| rustls::Error::General("token lock poisoned".into()))?;
-            token
-                .sign(
+            let signed = if self.scheme == SignatureScheme::RSA_PSS_SHA256 {
+                // PSS is padded here and the card does the raw operation on the block.
+                use aws_lc_rs::rand::SecureRandom;
+                let mut salt = [0u8; 32];
+                aws_lc_rs::rand::SystemRandom::new()
+                    .fill(&mut salt)
+                    .map_err(|_| rustls::Error::General("system RNG failed".into()))?;
+                let bits = self.algorithm.rsa_bits().ok_or_else(|| {
+                    rustls::Error::General("PSS with a key that is not RSA".into())
+                })?;
+                let block = crate::cmc::crypto::emsa_pss_sha256(message, bits as usize, &salt)
+                    .ok_or_else(|| rustls::Error::General("RSA key too small for PSS".into()))?;
+                token.sign_raw_rsa(&self.container, &block)
+            } else {
+                token.sign(
                     &self.container,
                     self.algorithm.signature_algorithm(),
                     message,
                 )
-                .map_err(|e| {
-                    if let (Some(refusal), Ok(mut slot)) = (e.card_refusal(), self.refusal.lock()) {
-                        *slot = Some(refusal);
-                    }
-                    rustls::Error::General(format!("card signature for TLS failed: {e}"))
-                })
+            };
+            signed.map_err(|e| {
+                if let (Some(refusal), Ok(mut slot)) = (e.card_refusal(), self.refusal.lock()) {
+                    *slot = Some(refusal);
+                }
+                rustls::Error::General(format!("card signature for TLS failed: {e}"))
+            })
         };
         // A card operation blocks for a while: keep it off the async workers.
         match tokio::runtime::Handle::try_current() {
@@ -210,10 +237,15 @@ impl HttpsService {
                 .add(CertificateDer::from(der.clone()))
                 .map_err(|e| ServiceError::Config(format!("trust anchor: {e}")))?;
         }
-        // TLS 1.3 only allows RSA-PSS, which a PKCS#1 v1.5 card key cannot do: RSA keys use
-        // TLS 1.2.
+        // TLS 1.3 allows only RSA-PSS for RSA keys: a token that signs raw RSA blocks (a PIV
+        // card) does it with PSS padded here; one that signs PKCS#1 v1.5 only (PKCS#11 with
+        // CKM_RSA_PKCS) stays on TLS 1.2.
+        let raw_rsa = token.lock().map(|t| t.can_sign_raw_rsa()).unwrap_or(false);
         let versions: &[&rustls::SupportedProtocolVersion] = match algorithm {
             KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
+                &[&rustls::version::TLS13, &rustls::version::TLS12]
+            }
+            KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 if raw_rsa => {
                 &[&rustls::version::TLS13, &rustls::version::TLS12]
             }
             KeyAlgorithm::Rsa2048 | KeyAlgorithm::Rsa3072 | KeyAlgorithm::Rsa4096 => {
@@ -226,6 +258,7 @@ impl HttpsService {
             container,
             algorithm,
             refusal: Arc::clone(&refusal),
+            raw_rsa,
         };
         let certified = CertifiedKey::new(
             vec![CertificateDer::from(client_cert.der().to_vec())],

@@ -295,6 +295,43 @@ pub fn ecdsa_raw_to_der(raw: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// EMSA-PSS-ENCODE (RFC 8017 §9.1.1) of `message` with SHA-256, MGF1 over SHA-256 and a
+/// 32-byte salt — TLS 1.3's `rsa_pss_rsae_sha256` (RFC 8446 §4.2.3) — as the block a card's
+/// raw RSA operation signs: the encoded message, left-padded with zeros to the modulus's
+/// length. `modulus_bits` is the key's size (2048 for RSA-2048).
+pub fn emsa_pss_sha256(message: &[u8], modulus_bits: usize, salt: &[u8; 32]) -> Option<Vec<u8>> {
+    const H_LEN: usize = 32;
+    let em_bits = modulus_bits.checked_sub(1)?;
+    let em_len = em_bits.div_ceil(8);
+    if em_len < H_LEN + salt.len() + 2 {
+        return None;
+    }
+    let m_hash = DigestAlgorithm::Sha256.digest(message);
+    let m_prime = [&[0u8; 8][..], &m_hash, salt].concat();
+    let h = DigestAlgorithm::Sha256.digest(&m_prime);
+    // DB = PS (zeros) || 0x01 || salt, masked with MGF1(H).
+    let db_len = em_len - H_LEN - 1;
+    let mut db = vec![0u8; db_len - salt.len() - 1];
+    db.push(0x01);
+    db.extend_from_slice(salt);
+    let mut mask = Vec::with_capacity(db_len + H_LEN);
+    let mut counter = 0u32;
+    while mask.len() < db_len {
+        mask.extend(DigestAlgorithm::Sha256.digest(&[&h[..], &counter.to_be_bytes()].concat()));
+        counter += 1;
+    }
+    for (d, m) in db.iter_mut().zip(&mask) {
+        *d ^= m;
+    }
+    // The leftmost 8·emLen − emBits bits are zero, so the block is below the modulus.
+    db[0] &= 0xFF >> (8 * em_len - em_bits);
+    let mut block = vec![0u8; modulus_bits.div_ceil(8) - em_len];
+    block.extend(db);
+    block.extend(h);
+    block.push(0xBC);
+    Some(block)
+}
+
 #[cfg(test)]
 mod ecdsa_der_tests {
     use super::ecdsa_raw_to_der;

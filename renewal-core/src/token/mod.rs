@@ -332,6 +332,17 @@ pub trait Token {
             "key attestation (this token cannot attest its keys)",
         ))
     }
+    /// Whether [`Token::sign_raw_rsa`] works: a PIV card does the raw RSA operation on any
+    /// block the host padded, which is what lets `renew` sign RSA-PSS for TLS 1.3.
+    fn can_sign_raw_rsa(&self) -> bool {
+        false
+    }
+    /// The raw RSA private-key operation (RFC 8017 RSASP1) on `block`, which the caller padded
+    /// (EMSA-PSS for TLS 1.3) to the modulus's length.
+    fn sign_raw_rsa(&mut self, id: &ContainerId, block: &[u8]) -> Result<Vec<u8>, TokenError> {
+        let _ = (id, block);
+        Err(TokenError::Unsupported("raw RSA signatures"))
+    }
     /// Signs `message` (the token hashes it with `algorithm.digest`); ECDSA signatures are
     /// DER-encoded.
     fn sign(

@@ -712,6 +712,66 @@ impl<T: ApduTransport> PivToken<T> {
         }))
     }
 
+    /// The algorithm of the key in `slot`: from the session view, asking the card only when
+    /// it does not know (each APDU costs ~100 ms through pcscd).
+    fn key_algorithm_of(&mut self, id: &ContainerId, slot: u8) -> Result<KeyAlgorithm, TokenError> {
+        let known = self
+            .slots
+            .as_ref()
+            .and_then(|slots| slots.iter().find(|c| c.id == *id))
+            .and_then(|c| c.algorithm);
+        match known {
+            Some(alg) => Ok(alg),
+            None => Ok(self
+                .slot_key(slot)?
+                .ok_or_else(|| TokenError::NotFound(id.clone()))?
+                .0),
+        }
+    }
+
+    /// GENERAL AUTHENTICATE with the key in `slot` on `input` (a hash for ECDSA, a padded
+    /// block for RSA), with the PIN and touch the key's policies ask for: the PIN verified
+    /// once per session or again for a PIN-"always" key, a touch the card waits for.
+    fn private_key_operation(
+        &mut self,
+        slot: u8,
+        key_alg: KeyAlgorithm,
+        input: &[u8],
+    ) -> Result<Vec<u8>, TokenError> {
+        if slot != 0x9E {
+            self.login()?;
+        }
+        let policy = self.key_policy(slot)?;
+        let mut body = tlv(&[0x82], &[]);
+        body.extend(tlv(&[0x81], input));
+        let mut reply = self.authenticate_with_key(slot, key_alg, &body, policy)?;
+        if reply.sw == SW_SECURITY {
+            // 6982 after a fresh VERIFY, on a key that needs a touch: nobody touched it in
+            // time (a YubiKey waits 15 s). Asking for the PIN again would not help.
+            let touch = policy.is_some_and(KeyPolicy::touch_required);
+            let pin_always = policy.is_some_and(|p| p.pin == 0x03);
+            if touch && (std::mem::take(&mut self.pin_fresh) || !pin_always) {
+                return Err(TokenError::TouchTimeout { slot });
+            }
+            // The card wants the PIN again: the key's PIN policy is "always" (a VERIFY before
+            // every use), or the card lost the session's PIN state (reset by another
+            // application). Either way one fresh verification — a prompt, counted — and once
+            // more.
+            self.pin_verified = false;
+            self.verify_pin(None)?;
+            reply = self.authenticate_with_key(slot, key_alg, &body, policy)?;
+            if reply.sw == SW_SECURITY && touch {
+                return Err(TokenError::TouchTimeout { slot });
+            }
+        }
+        self.pin_fresh = false;
+        let data = Self::expect_ok(reply, "GENERAL AUTHENTICATE")?;
+        find_tlv(&data, &[0x7C])
+            .and_then(|t| find_tlv(t, &[0x82]))
+            .map(<[u8]>::to_vec)
+            .ok_or(TokenError::Malformed("signature"))
+    }
+
     /// GENERAL AUTHENTICATE with the key in `slot`, saying "touch your key" first when its
     /// policy makes the card wait for one. The PIN verification (if any) is spent by it.
     fn authenticate_with_key(
@@ -844,21 +904,7 @@ impl<T: ApduTransport> Token for PivToken<T> {
         message: &[u8],
     ) -> Result<Vec<u8>, TokenError> {
         let slot = parse_slot(id)?;
-        // The session view knows the key's algorithm; ask the card only when it does not
-        // (each APDU costs ~100 ms through pcscd).
-        let known = self
-            .slots
-            .as_ref()
-            .and_then(|slots| slots.iter().find(|c| c.id == *id))
-            .and_then(|c| c.algorithm);
-        let key_alg = match known {
-            Some(alg) => alg,
-            None => {
-                self.slot_key(slot)?
-                    .ok_or_else(|| TokenError::NotFound(id.clone()))?
-                    .0
-            }
-        };
+        let key_alg = self.key_algorithm_of(id, slot)?;
         let hash = algorithm.digest.digest(message);
         let input = match (key_alg, algorithm.family) {
             (KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384, KeyFamily::Ecdsa) => hash,
@@ -882,38 +928,27 @@ impl<T: ApduTransport> Token for PivToken<T> {
                 ));
             }
         };
-        if slot != 0x9E {
-            self.login()?;
+        self.private_key_operation(slot, key_alg, &input)
+    }
+
+    fn can_sign_raw_rsa(&self) -> bool {
+        true
+    }
+
+    fn sign_raw_rsa(&mut self, id: &ContainerId, block: &[u8]) -> Result<Vec<u8>, TokenError> {
+        let slot = parse_slot(id)?;
+        let key_alg = self.key_algorithm_of(id, slot)?;
+        if key_alg.rsa_bits().is_none() {
+            return Err(TokenError::Unsupported(
+                "raw RSA with a key that is not RSA",
+            ));
         }
-        let policy = self.key_policy(slot)?;
-        let mut body = tlv(&[0x82], &[]);
-        body.extend(tlv(&[0x81], &input));
-        let mut reply = self.authenticate_with_key(slot, key_alg, &body, policy)?;
-        if reply.sw == SW_SECURITY {
-            // 6982 after a fresh VERIFY, on a key that needs a touch: nobody touched it in
-            // time (a YubiKey waits 15 s). Asking for the PIN again would not help.
-            let touch = policy.is_some_and(KeyPolicy::touch_required);
-            let pin_always = policy.is_some_and(|p| p.pin == 0x03);
-            if touch && (std::mem::take(&mut self.pin_fresh) || !pin_always) {
-                return Err(TokenError::TouchTimeout { slot });
-            }
-            // The card wants the PIN again: the key's PIN policy is "always" (a VERIFY before
-            // every use), or the card lost the session's PIN state (reset by another
-            // application). Either way one fresh verification — a prompt, counted — and once
-            // more.
-            self.pin_verified = false;
-            self.verify_pin(None)?;
-            reply = self.authenticate_with_key(slot, key_alg, &body, policy)?;
-            if reply.sw == SW_SECURITY && touch {
-                return Err(TokenError::TouchTimeout { slot });
-            }
+        if Some(block.len()) != key_alg.rsa_bits().map(|bits| bits as usize / 8) {
+            return Err(TokenError::Unsupported(
+                "a raw RSA block of another length than the modulus",
+            ));
         }
-        self.pin_fresh = false;
-        let data = Self::expect_ok(reply, "GENERAL AUTHENTICATE")?;
-        find_tlv(&data, &[0x7C])
-            .and_then(|t| find_tlv(t, &[0x82]))
-            .map(<[u8]>::to_vec)
-            .ok_or(TokenError::Malformed("signature"))
+        self.private_key_operation(slot, key_alg, block)
     }
 
     fn install_certificate(
