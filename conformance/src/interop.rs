@@ -142,6 +142,12 @@ pub fn not_applicable_external(
             "needs a key of another PIN policy (the card's keys are what they are)".into(),
         );
     }
+    if scenario.touch != crate::matrix::Touch::Never {
+        // Likewise a touch policy: the new key is made like the old one, for good.
+        return Some(
+            "needs a key of another touch policy (the card's keys are what they are)".into(),
+        );
+    }
     if scenario.key != key {
         return Some(format!(
             "needs a {:?} certificate; the one on the token is {key:?}",

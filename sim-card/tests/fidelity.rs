@@ -34,7 +34,7 @@ fn reader() -> &'static str {
 }
 
 /// Operations answered as a YubiKey 5.7 answers them, at least (measured 2026-12-02).
-const BASELINE: usize = 23;
+const BASELINE: usize = 24;
 
 const OPENSC_PKCS11: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
 const YKCS11: &str = "/usr/lib/x86_64-linux-gnu/libykcs11.so";
@@ -351,6 +351,22 @@ fn operations(dir: &Path) -> Vec<Op> {
                 cert,
             ]),
             succeeds(Some("Successful")),
+        ),
+        op(
+            "yubico-piv-tool test-deciphers with the 9A key (ECDH on the card)",
+            yk(&[
+                "-a",
+                "verify-pin",
+                "-P",
+                "123456",
+                "-a",
+                "test-decipher",
+                "-s",
+                "9a",
+                "-i",
+                cert,
+            ]),
+            succeeds(None),
         ),
         op(
             "yubico-piv-tool attests the 9A key (generated on the card)",
