@@ -41,6 +41,9 @@ pub fn not_applicable(scenario: &Scenario) -> Option<&'static str> {
     if scenario.touch != crate::matrix::Touch::Never {
         return Some("needs a key of another touch policy and a sensor the runner can press");
     }
+    if scenario.model != sim_card::state::CardModel::YubiKey57 {
+        return Some("needs a virtual card of another model");
+    }
     if scenario.ca.contains("attestation_roots") {
         return Some(
             "needs a CA trusting the token's attestation root (the simulated cards' vendor root)",
@@ -141,6 +144,9 @@ pub fn not_applicable_external(
         return Some(
             "needs a key of another PIN policy (the card's keys are what they are)".into(),
         );
+    }
+    if scenario.model != sim_card::state::CardModel::YubiKey57 {
+        return Some("needs a virtual card of another model".into());
     }
     if scenario.touch != crate::matrix::Touch::Never {
         // Likewise a touch policy: the new key is made like the old one, for good.

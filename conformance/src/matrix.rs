@@ -6,7 +6,7 @@
 use renewal_core::{client::Mode, client::processor::CrashPoint, token::KeyAlgorithm};
 use sim_card::{
     faults::{CommandKind, Fault},
-    state::PinPolicy,
+    state::{CardModel, PinPolicy},
     touch::TouchPolicy,
 };
 
@@ -57,6 +57,8 @@ pub struct Scenario {
     pub attest: bool,
     /// The touch policy of the card's key in 9A, and whether anyone touches it.
     pub touch: Touch,
+    /// The card model the renewal meets (the card is provisioned as a YubiKey 5.7 first).
+    pub model: CardModel,
 }
 
 /// A key's touch policy in a scenario and the user at the sensor.
@@ -106,6 +108,7 @@ fn base(name: String, mode: Mode, expected: Expected) -> Scenario {
         pin_policy: PinPolicy::Once,
         attest: false,
         touch: Touch::Never,
+        model: CardModel::YubiKey57,
     }
 }
 
@@ -418,6 +421,14 @@ pub fn default_matrix() -> Vec<Scenario> {
             touch: Touch::NeverComes { timeout_ms: 300 },
             ..base(format!("touch/never-comes/{m}"), mode, RolledBack)
         });
+        // Cards that cannot move or delete keys (a YubiKey 5.4, a plain PIV card): a renewal
+        // would strand the new key outside 9A, so it is refused before anything is made.
+        for model in [CardModel::YubiKey54, CardModel::Piv] {
+            out.push(Scenario {
+                model,
+                ..base(format!("model/{}/{m}", model.name()), mode, RolledBack)
+            });
+        }
         // A rule for the second request does not touch the first.
         out.push(Scenario {
             ca: "[[rule]]\nrequest = 2\ndisposition = \"deny\"\n".into(),

@@ -108,6 +108,12 @@ pub fn run_in(
                 .ok_or("no key in 9A to give a PIN policy")?;
             key.pin_policy = scenario.pin_policy;
         }
+        if scenario.model != sim_card::state::CardModel::YubiKey57
+            && let Some(card) = &world.card
+        {
+            let mut card = card.lock().map_err(|_| "card lock")?;
+            card.applet_mut().state_mut().model = scenario.model;
+        }
         if scenario.touch != crate::matrix::Touch::Never
             && let Some(card) = &world.card
         {

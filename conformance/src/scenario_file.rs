@@ -176,6 +176,7 @@ pub fn parse(text: &str) -> Result<Vec<Scenario>, String> {
                 pin_policy,
                 attest: e.attest,
                 touch: crate::matrix::Touch::Never,
+                model: sim_card::state::CardModel::YubiKey57,
             })
         })
         .collect()

@@ -819,3 +819,39 @@ fn an_rsa_card_key_authenticates_tls_1_3_with_pss() {
     );
     assert_eq!(world.pins.count(), 1);
 }
+
+/// A card that cannot move or delete keys (a YubiKey 5.4, a plain PIV card): the renewal is
+/// refused before anything is generated — the cause says why —, the card as it was.
+#[test]
+fn a_card_without_move_and_delete_is_not_renewed_and_says_why() {
+    use sim_card::state::CardModel;
+    for (model, card) in [
+        (CardModel::YubiKey54, "a YubiKey with firmware 5.4.3"),
+        (CardModel::Piv, "a PIV card without Yubico's extensions"),
+    ] {
+        let world = World::new("", KeyAlgorithm::EcP256).unwrap();
+        world
+            .card
+            .as_ref()
+            .unwrap()
+            .lock()
+            .unwrap()
+            .applet_mut()
+            .state_mut()
+            .model = model;
+        let outcome = run(&world, Mode::FullCmc, 0, None).unwrap();
+        let RenewalOutcome::RolledBack { reason } = outcome else {
+            panic!("{model:?}: {outcome:?}")
+        };
+        let RollbackCause::Card { step, detail } = &reason else {
+            panic!("{model:?}: {reason:?}")
+        };
+        assert_eq!(*step, Step::GenerateKey);
+        assert!(
+            detail.contains(&format!("{card} cannot move or delete keys")),
+            "{detail}"
+        );
+        assert_untouched(&world);
+        assert!(world.ca.as_ref().unwrap().audit_trail().is_empty());
+    }
+}

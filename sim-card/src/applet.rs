@@ -120,12 +120,17 @@ impl PivApplet {
         let mut objects = BTreeMap::new();
         objects.insert(hex(&objects::CHUID), Hex(objects::chuid(serial, &guid)));
         objects.insert(hex(&objects::CCC), Hex(objects::ccc(&card_id)));
-        let device = attestation::provision(config.seed)
-            .map_err(|_| StateError::Config("cannot make the attestation key"))?;
-        objects.insert(
-            hex(&attestation::CERTIFICATE_OBJECT),
-            Hex(objects::certificate_object(&device.certificate)),
-        );
+        let device = if config.model.attests() {
+            let device = attestation::provision(config.seed)
+                .map_err(|_| StateError::Config("cannot make the attestation key"))?;
+            objects.insert(
+                hex(&attestation::CERTIFICATE_OBJECT),
+                Hex(objects::certificate_object(&device.certificate)),
+            );
+            Some(device.key)
+        } else {
+            None
+        };
         let reference = |value: Vec<u8>| Reference {
             value: Secret::new(value),
             retries_left: config.retries,
@@ -143,8 +148,9 @@ impl PivApplet {
             rng_seed: config.seed,
             rng_counter: counter,
             algorithms: config.algorithms.clone(),
-            attestation_key: Some(device.key),
+            attestation_key: device,
             touch_timeout_ms: crate::touch::DEFAULT_TIMEOUT.as_millis() as u64,
+            model: config.model,
         }))
     }
 
@@ -187,6 +193,11 @@ impl PivApplet {
     /// Power cycle / reset: the session is forgotten, the state kept.
     pub fn reset(&mut self) {
         self.session = Session::default();
+    }
+
+    /// The firmware version this model reports.
+    fn version(&self) -> [u8; 3] {
+        self.state.model.version().unwrap_or(VERSION)
     }
 
     /// Whether the PIN has been verified in this session.
@@ -270,6 +281,10 @@ impl PivApplet {
     }
 
     fn dispatch(&mut self, cmd: &Command, data: &[u8]) -> Reply {
+        // What the model does not have it answers as such a card does: INS not supported.
+        if !self.state.model.supports(cmd.ins) {
+            return Err(sw::INS_NOT_SUPPORTED);
+        }
         match cmd.ins {
             ins::SELECT => self.select(cmd, data),
             ins::GET_DATA => self.get_data(cmd, data),
@@ -282,7 +297,7 @@ impl PivApplet {
             ins::MOVE_KEY => self.move_key(cmd),
             ins::GET_METADATA => self.metadata(cmd),
             ins::GET_SERIAL => Ok(self.state.serial.to_be_bytes().to_vec()),
-            ins::GET_VERSION => Ok(VERSION.to_vec()),
+            ins::GET_VERSION => Ok(self.version().to_vec()),
             ins::RESET => self.factory_reset(),
             ins::SET_MANAGEMENT_KEY => self.set_management_key(cmd, data),
             ins::SET_PIN_RETRIES => self.set_pin_retries(cmd),
@@ -479,6 +494,11 @@ impl PivApplet {
             && self.state.keys.len() >= self.state.capacity
         {
             return Err(sw::NOT_ENOUGH_MEMORY);
+        }
+        if !self.state.model.has_key_policies()
+            && (tlv::find(template, &[0xAA]).is_some() || tlv::find(template, &[0xAB]).is_some())
+        {
+            return Err(sw::WRONG_DATA);
         }
         let pin_policy = requested_pin_policy(template, slot)?;
         let touch_policy = requested_touch_policy(template)?;
@@ -808,7 +828,7 @@ impl PivApplet {
                 slot,
                 key,
                 serial: self.state.serial,
-                firmware: VERSION,
+                firmware: self.version(),
                 touch_policy: key.touch_policy.id(),
             },
         )
@@ -823,7 +843,7 @@ impl PivApplet {
             capacity: self.state.capacity,
             seed: self.state.rng_seed.wrapping_add(self.state.rng_counter),
             algorithms: self.state.algorithms.clone(),
-            ..CardConfig::default()
+            ..CardConfig::of_model(self.state.model)
         };
         let fresh = Self::new(&config).map_err(|_| sw::NO_DIAGNOSIS)?;
         // The serial and the attestation key and certificate are the device's, not the

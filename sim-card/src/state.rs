@@ -300,6 +300,9 @@ pub struct CardState {
     /// How long an operation waits for a touch before failing with 6982 (a YubiKey: 15 s).
     #[serde(default = "default_touch_timeout_ms")]
     pub touch_timeout_ms: u64,
+    /// The card model (state saved before models: a YubiKey 5.7).
+    #[serde(default)]
+    pub model: CardModel,
 }
 
 fn default_touch_timeout_ms() -> u64 {
@@ -330,6 +333,105 @@ pub fn unpadded_len(block: &[u8]) -> usize {
     block.iter().position(|&b| b == 0xFF).unwrap_or(block.len())
 }
 
+/// Which card the virtual card is: what it answers to reset, its firmware, the commands and
+/// key types it has, its factory management key.
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq, Serialize, Deserialize)]
+pub enum CardModel {
+    /// A YubiKey 5 with firmware 5.7: AES-192 factory management key, MOVE/DELETE KEY,
+    /// RSA-3072/4096.
+    #[default]
+    #[serde(rename = "yubikey-5.7")]
+    YubiKey57,
+    /// A YubiKey 5 with firmware 5.4: 3DES factory management key, no MOVE/DELETE KEY (5.7
+    /// added them), no RSA-3072/4096.
+    #[serde(rename = "yubikey-5.4")]
+    YubiKey54,
+    /// A plain NIST SP 800-73-4 card: none of Yubico's extensions (version, serial, metadata,
+    /// attestation, move, import, reset, management key change: 6D00), 3DES management key,
+    /// RSA-2048 and P-256 (P-384 too), no key policies in GENERATE.
+    #[serde(rename = "piv")]
+    Piv,
+}
+
+impl CardModel {
+    /// Every model, in `--model` order.
+    pub const ALL: [Self; 3] = [Self::YubiKey57, Self::YubiKey54, Self::Piv];
+
+    /// The name `--model` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::YubiKey57 => "yubikey-5.7",
+            Self::YubiKey54 => "yubikey-5.4",
+            Self::Piv => "piv",
+        }
+    }
+
+    /// The firmware version GET VERSION reports (`None`: the card has no GET VERSION).
+    pub fn version(self) -> Option<[u8; 3]> {
+        match self {
+            Self::YubiKey57 => Some([5, 7, 1]),
+            Self::YubiKey54 => Some([5, 4, 3]),
+            Self::Piv => None,
+        }
+    }
+
+    /// Whether the card has instruction `ins` (the standard PIV ones every model has).
+    pub fn supports(self, ins: u8) -> bool {
+        const YUBICO: [u8; 9] = [0xF6, 0xF7, 0xF8, 0xF9, 0xFA, 0xFB, 0xFD, 0xFE, 0xFF];
+        match self {
+            Self::YubiKey57 => true,
+            Self::YubiKey54 => ins != 0xF6,
+            Self::Piv => !YUBICO.contains(&ins),
+        }
+    }
+
+    /// Whether GENERATE and IMPORT take PIN and touch policies (`AA`, `AB`).
+    pub fn has_key_policies(self) -> bool {
+        self != Self::Piv
+    }
+
+    /// The factory management key's algorithm.
+    pub fn management_algorithm(self) -> ManagementAlgorithm {
+        match self {
+            Self::YubiKey57 => ManagementAlgorithm::Aes192,
+            Self::YubiKey54 | Self::Piv => ManagementAlgorithm::Tdes,
+        }
+    }
+
+    /// The key algorithms GENERATE accepts.
+    pub fn algorithms(self) -> Vec<KeyAlgorithm> {
+        match self {
+            Self::YubiKey57 => all_algorithms(),
+            Self::YubiKey54 => vec![
+                KeyAlgorithm::EccP256,
+                KeyAlgorithm::EccP384,
+                KeyAlgorithm::Rsa2048,
+            ],
+            Self::Piv => vec![
+                KeyAlgorithm::EccP256,
+                KeyAlgorithm::EccP384,
+                KeyAlgorithm::Rsa2048,
+            ],
+        }
+    }
+
+    /// Whether the card has a device attestation key (F9).
+    pub fn attests(self) -> bool {
+        self != Self::Piv
+    }
+}
+
+impl std::str::FromStr for CardModel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("unknown card model {s:?} (yubikey-5.7, yubikey-5.4, piv)"))
+    }
+}
+
 /// How a new card is set up.
 #[derive(Clone, Debug)]
 pub struct CardConfig {
@@ -348,6 +450,8 @@ pub struct CardConfig {
     /// The key algorithms GENERATE accepts (a card model's list; all by default). Others are
     /// answered 6A81, function not supported, as a card without them answers.
     pub algorithms: Vec<KeyAlgorithm>,
+    /// The card model.
+    pub model: CardModel,
 }
 
 impl Default for CardConfig {
@@ -361,6 +465,22 @@ impl Default for CardConfig {
             retries: 3,
             seed: 1,
             algorithms: KeyAlgorithm::ALL.to_vec(),
+            model: CardModel::YubiKey57,
+        }
+    }
+}
+
+impl CardConfig {
+    /// A factory-fresh card of `model`: its management key algorithm and key types.
+    pub fn of_model(model: CardModel) -> Self {
+        Self {
+            management_key: (
+                model.management_algorithm(),
+                DEFAULT_MANAGEMENT_KEY.to_vec(),
+            ),
+            algorithms: model.algorithms(),
+            model,
+            ..Self::default()
         }
     }
 }

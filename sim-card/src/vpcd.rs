@@ -27,9 +27,18 @@ pub const YUBIKEY_5_ATR: [u8; 23] = [
     0x75, 0x62, 0x69, 0x4B, 0x65, 0x79, 0x40,
 ];
 
+/// A plain PIV card's answer to reset: T=1, historical bytes "PIVcard" (no "YubiKey": OpenSC
+/// treats it as a generic PIV card and asks it nothing of Yubico's).
+pub const PIV_ATR: [u8; 13] = [
+    0x3B, 0x88, 0x80, 0x01, 0x50, 0x49, 0x56, 0x63, 0x61, 0x72, 0x64, 0x00, 0x52,
+];
+
 impl vpicc::VSmartCard for VpcdCard {
     fn atr(&self) -> &[u8] {
-        &YUBIKEY_5_ATR
+        match self.applet.state().model {
+            crate::state::CardModel::Piv => &PIV_ATR,
+            _ => &YUBIKEY_5_ATR,
+        }
     }
 
     fn power_on(&mut self) {

@@ -386,3 +386,67 @@ fn attestation_is_for_generated_keys_only_and_survives_a_reset() {
     assert_eq!(transmit_all(&mut c, &generate).1, 0x9000);
     assert_eq!(transmit_all(&mut c, &attest(0x9A)).1, 0x9000);
 }
+
+/// 3DES management-key authentication with the well-known key (a 5.4's or a PIV card's).
+fn authenticate_3des(c: &mut SimCard) {
+    use sim_card::state::{DEFAULT_MANAGEMENT_KEY, ManagementAlgorithm};
+    let r = c
+        .transmit(&[0x00, 0x87, 0x03, 0x9B, 0x04, 0x7C, 0x02, 0x80, 0x00, 0x00])
+        .unwrap();
+    let witness = &r[4..12];
+    let plain =
+        sim_card::crypto::mgmt_decrypt(ManagementAlgorithm::Tdes, &DEFAULT_MANAGEMENT_KEY, witness)
+            .unwrap();
+    let mut apdu = vec![0x00, 0x87, 0x03, 0x9B, 0x0C, 0x7C, 0x0A, 0x80, 0x08];
+    apdu.extend(plain);
+    assert_eq!(sw(&c.transmit(&apdu).unwrap()), 0x9000);
+}
+
+#[test]
+fn each_card_model_answers_as_that_card_does() {
+    use sim_card::state::CardModel;
+    let generate = |alg: u8| {
+        [
+            0x00, 0x47, 0x00, 0x9A, 0x05, 0xAC, 0x03, 0x80, 0x01, alg, 0x00,
+        ]
+    };
+    let get_version = [0x00, 0xFD, 0x00, 0x00, 0x00];
+    let move_key = [0x00, 0xF6, 0x9C, 0x9A];
+    let metadata = [0x00, 0xF7, 0x00, 0x9A, 0x00];
+    let card = |model| SimCard::new(PivApplet::new(&CardConfig::of_model(model)).unwrap());
+
+    // A YubiKey 5.4: its firmware, 3DES factory key, no MOVE KEY, no RSA-3072.
+    let mut c = card(CardModel::YubiKey54);
+    c.transmit(SELECT).unwrap();
+    assert_eq!(c.transmit(&get_version).unwrap(), [5, 4, 3, 0x90, 0x00]);
+    authenticate_3des(&mut c);
+    assert_eq!(sw(&c.transmit(&generate(0x11)).unwrap()), 0x9000);
+    assert_eq!(sw(&c.transmit(&generate(0x05)).unwrap()), 0x6A81);
+    assert_eq!(sw(&c.transmit(&metadata).unwrap()), 0x9000);
+    assert_eq!(sw(&c.transmit(&move_key).unwrap()), 0x6D00);
+
+    // A plain PIV card: none of Yubico's instructions, no key policies in GENERATE.
+    let mut c = card(CardModel::Piv);
+    c.transmit(SELECT).unwrap();
+    for apdu in [
+        &get_version[..],
+        &[0x00, 0xF8, 0x00, 0x00, 0x00],
+        &metadata,
+        &[0x00, 0xF9, 0x9A, 0x00, 0x00],
+        &move_key,
+    ] {
+        assert_eq!(sw(&c.transmit(apdu).unwrap()), 0x6D00, "{apdu:02X?}");
+    }
+    authenticate_3des(&mut c);
+    let with_policy = [
+        0x00, 0x47, 0x00, 0x9A, 0x08, 0xAC, 0x06, 0x80, 0x01, 0x11, 0xAA, 0x01, 0x03, 0x00,
+    ];
+    assert_eq!(sw(&c.transmit(&with_policy).unwrap()), 0x6A80);
+    assert_eq!(sw(&c.transmit(&generate(0x11)).unwrap()), 0x9000);
+    assert!(c.state().attestation_key.is_none());
+
+    // The default is a YubiKey 5.7.
+    let mut c = card(CardModel::YubiKey57);
+    c.transmit(SELECT).unwrap();
+    assert_eq!(c.transmit(&get_version).unwrap(), [5, 7, 1, 0x90, 0x00]);
+}

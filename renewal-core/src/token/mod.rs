@@ -225,6 +225,15 @@ pub enum TokenError {
     /// A delete reported success but the object is still there (SoftHSM2 #903, OpenSC #3121).
     #[error("container {0} is still present after a delete that reported success")]
     DeleteNotEffective(ContainerId),
+    /// The card cannot move or delete keys, which a renewal needs (the new key takes the old
+    /// one's slot; the old one goes).
+    #[error(
+        "{card} cannot move or delete keys (YubiKey firmware 5.7 added MOVE/DELETE KEY): a renewal would leave the new key outside the slot middleware uses and the old one on the card, so nothing was done"
+    )]
+    CannotMoveKeys {
+        /// Which card.
+        card: String,
+    },
     /// The key needs a touch and none came in time (the card's timeout: 15 s on a YubiKey).
     #[error("the key in slot {slot:02x} was not touched in time")]
     TouchTimeout {

@@ -66,6 +66,9 @@ pub struct PivToken<T> {
     pin_fresh: bool,
     /// Told when the card is about to wait for a touch (the CLI says "touch your key").
     touch_prompt: Option<TouchPrompt>,
+    /// The firmware version GET VERSION reported (`Some(None)`: the card has no GET VERSION,
+    /// a plain PIV card); asked by `info` and before a renewal's GENERATE.
+    firmware: Option<Option<[u8; 3]>>,
 }
 
 /// Called with the slot before an operation the card will wait for a touch for.
@@ -236,6 +239,7 @@ impl<T: ApduTransport> PivToken<T> {
             policies: std::collections::HashMap::new(),
             pin_fresh: false,
             touch_prompt: None,
+            firmware: None,
         }
     }
 
@@ -259,6 +263,7 @@ impl<T: ApduTransport> PivToken<T> {
         self.slots = None;
         self.policies.clear();
         self.pin_fresh = false;
+        self.firmware = None;
     }
 
     /// Position of a slot in listing order (9A, 9C, 9D, 9E, then 82..95).
@@ -712,6 +717,35 @@ impl<T: ApduTransport> PivToken<T> {
         }))
     }
 
+    /// A renewal puts the new key where the old one was (MOVE KEY) and deletes the old one
+    /// (DELETE KEY): YubiKey extensions from firmware 5.7. On a card without them (a YubiKey
+    /// 5.4, a plain PIV card) the new key would stay in a retired slot, outside where
+    /// middleware looks, and the old one on the card: refused before anything is made.
+    fn ensure_keys_can_move(&mut self) -> Result<(), TokenError> {
+        let firmware = match self.firmware {
+            Some(known) => known,
+            None => {
+                self.select()?;
+                let version = self.exchange(0xFD, 0x00, 0x00, &[])?;
+                let known = match (version.sw, version.data.as_slice()) {
+                    (SW_OK, [a, b, c]) => Some([*a, *b, *c]),
+                    _ => None,
+                };
+                self.firmware = Some(known);
+                known
+            }
+        };
+        match firmware {
+            Some(v) if v >= [5, 7, 0] => Ok(()),
+            Some([a, b, c]) => Err(TokenError::CannotMoveKeys {
+                card: format!("a YubiKey with firmware {a}.{b}.{c}"),
+            }),
+            None => Err(TokenError::CannotMoveKeys {
+                card: "a PIV card without Yubico's extensions".into(),
+            }),
+        }
+    }
+
     /// The algorithm of the key in `slot`: from the session view, asking the card only when
     /// it does not know (each APDU costs ~100 ms through pcscd).
     fn key_algorithm_of(&mut self, id: &ContainerId, slot: u8) -> Result<KeyAlgorithm, TokenError> {
@@ -813,8 +847,14 @@ impl<T: ApduTransport> Token for PivToken<T> {
         let version = self.exchange(0xFD, 0x00, 0x00, &[])?;
         let serial = self.exchange(0xF8, 0x00, 0x00, &[])?;
         let description = match (version.sw, version.data.as_slice()) {
-            (SW_OK, [a, b, c]) => format!("PIV (YubiKey-compatible {a}.{b}.{c})"),
-            _ => "PIV".to_string(),
+            (SW_OK, [a, b, c]) => {
+                self.firmware = Some(Some([*a, *b, *c]));
+                format!("PIV (YubiKey-compatible {a}.{b}.{c})")
+            }
+            _ => {
+                self.firmware = Some(None);
+                "PIV".to_string()
+            }
         };
         let serial = match (serial.sw, serial.data.as_slice()) {
             (SW_OK, [a, b, c, d]) => u32::from_be_bytes([*a, *b, *c, *d]).to_string(),
@@ -862,6 +902,7 @@ impl<T: ApduTransport> Token for PivToken<T> {
         algorithm: KeyAlgorithm,
         like: &ContainerId,
     ) -> Result<Container, TokenError> {
+        self.ensure_keys_can_move()?;
         let policy = self.key_policy(parse_slot(like)?)?;
         self.generate_with_policy(algorithm, policy)
     }

@@ -36,6 +36,11 @@ enum Cmd {
         /// Card state file to create.
         #[arg(long)]
         state: PathBuf,
+        /// The card: yubikey-5.7 (default), yubikey-5.4 (3DES management key, no MOVE/DELETE
+        /// KEY, no RSA-3072/4096), piv (a plain SP 800-73-4 card: none of Yubico's
+        /// extensions, 3DES).
+        #[arg(long, default_value = "yubikey-5.7")]
+        model: sim_card::state::CardModel,
         /// PIN (6-8 characters).
         #[arg(long, default_value = "123456")]
         pin: String,
@@ -47,9 +52,9 @@ enum Cmd {
         #[arg(long = "management-key")]
         management_key: Option<String>,
         /// Management key algorithm: aes192 (a YubiKey 5.7's), 3des (earlier YubiKeys and most
-        /// PIV cards), aes128, aes256.
-        #[arg(long = "management-key-algorithm", default_value = "aes192")]
-        management_algorithm: ManagementAlgorithm,
+        /// PIV cards), aes128, aes256. Default: the model's factory one.
+        #[arg(long = "management-key-algorithm")]
+        management_algorithm: Option<ManagementAlgorithm>,
         /// A random management key stored on the card under the PIN, as ykman's
         /// `piv access change-management-key --generate --protect` leaves it.
         #[arg(long = "protect-management-key", conflicts_with = "management_key")]
@@ -308,6 +313,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
     match cmd {
         Cmd::Init {
             state,
+            model,
             pin,
             puk,
             management_key,
@@ -324,7 +330,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
                     state.display()
                 ));
             }
-            let alg = management_algorithm;
+            let alg = management_algorithm.unwrap_or(model.management_algorithm());
             let key = match (management_key, protect_management_key) {
                 (Some(hex), _) => {
                     from_hex(&hex)
@@ -354,9 +360,10 @@ fn run(cmd: Cmd) -> Result<(), String> {
                     Some(seed) => seed,
                     None => random_seed()?,
                 },
-                algorithms: algorithms.map_or(KeyAlgorithm::ALL.to_vec(), |list| {
+                algorithms: algorithms.map_or(model.algorithms(), |list| {
                     list.into_iter().map(Alg::key_algorithm).collect()
                 }),
+                model,
             };
             let mut applet = PivApplet::new(&config).map_err(|e| e.to_string())?;
             if protect_management_key {
@@ -364,7 +371,8 @@ fn run(cmd: Cmd) -> Result<(), String> {
             }
             applet.state().save(&state).map_err(|e| e.to_string())?;
             println!(
-                "created PIV card (serial {}) in {}",
+                "created {} card (serial {}) in {}",
+                model.name(),
                 applet.state().serial,
                 state.display()
             );
