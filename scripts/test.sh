@@ -18,6 +18,8 @@ need opensc pkcs11-tool
 need yubico-piv-tool yubico-piv-tool
 # Yubico's PKCS#11 module (the card-fidelity test asks it too).
 need ykcs11 /usr/lib/x86_64-linux-gnu/libykcs11.so
+# Yubico's YubiKey Manager (ykman): the fidelity test reads device info and attests through it.
+need yubikey-manager ykman
 need libpcsclite-dev /usr/lib/x86_64-linux-gnu/pkgconfig/libpcsclite.pc
 need pkg-config pkg-config
 need libssl-dev /usr/include/openssl/cms.h

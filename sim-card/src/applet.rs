@@ -64,6 +64,8 @@ pub const VERSION: [u8; 3] = [5, 7, 1];
 #[derive(Default)]
 struct Session {
     selected: bool,
+    /// The YubiKey management application is selected instead of PIV.
+    management: bool,
     pin_verified: bool,
     /// A VERIFY with the PIN's value since the last use of a PIN-always key (an empty
     /// status VERIFY does not count).
@@ -195,6 +197,26 @@ impl PivApplet {
         self.session = Session::default();
     }
 
+    /// The management application's commands: READ CONFIG (INS 1D) answers the device info
+    /// ykman parses — the applications this card has (PIV only: the virtual card is nothing
+    /// else), serial, form factor (USB-A keychain), firmware, configuration unlocked.
+    fn management(&mut self, cmd: &Command) -> Reply {
+        const READ_CONFIG: u8 = 0x1D;
+        const PIV: [u8; 2] = [0x00, 0x10];
+        if cmd.ins != READ_CONFIG {
+            return Err(sw::INS_NOT_SUPPORTED);
+        }
+        let mut info = tlv(&[0x01], &PIV);
+        info.extend(tlv(&[0x02], &self.state.serial.to_be_bytes()));
+        info.extend(tlv(&[0x03], &PIV));
+        info.extend(tlv(&[0x04], &[0x01]));
+        info.extend(tlv(&[0x05], &self.version()));
+        info.extend(tlv(&[0x0A], &[0x00]));
+        let mut out = vec![u8::try_from(info.len()).map_err(|_| sw::NO_DIAGNOSIS)?];
+        out.extend(info);
+        Ok(out)
+    }
+
     /// The firmware version this model reports.
     fn version(&self) -> [u8; 3] {
         self.state.model.version().unwrap_or(VERSION)
@@ -257,7 +279,12 @@ impl PivApplet {
             // application would say "not supported").
             return Response::status(sw::INS_NOT_SUPPORTED);
         }
-        match self.dispatch(cmd, &data) {
+        let reply = if self.session.management && cmd.ins != ins::SELECT {
+            self.management(cmd)
+        } else {
+            self.dispatch(cmd, &data)
+        };
+        match reply {
             Ok(reply) => {
                 self.session.pending = reply;
                 self.next_chunk(cmd.le.unwrap_or(256))
@@ -311,6 +338,15 @@ impl PivApplet {
         if cmd.p1 != 0x04 {
             return Err(sw::WRONG_P1P2);
         }
+        if data == objects::MANAGEMENT_AID && self.state.model.version().is_some() {
+            // The YubiKey management application (what `ykman info` and `ykman list` read):
+            // SELECT answers the firmware version as text.
+            self.session.selected = true;
+            self.session.management = true;
+            let [a, b, c] = self.version();
+            return Ok(format!("{a}.{b}.{c}").into_bytes());
+        }
+        self.session.management = false;
         if data.len() < objects::PIV_AID_PREFIX.len() || !objects::PIV_AID.starts_with(data) {
             self.session.selected = false;
             return Err(sw::NOT_FOUND);
