@@ -122,17 +122,7 @@ impl PivApplet {
         let mut objects = BTreeMap::new();
         objects.insert(hex(&objects::CHUID), Hex(objects::chuid(serial, &guid)));
         objects.insert(hex(&objects::CCC), Hex(objects::ccc(&card_id)));
-        let device = if config.model.attests() {
-            let device = attestation::provision(config.seed)
-                .map_err(|_| StateError::Config("cannot make the attestation key"))?;
-            objects.insert(
-                hex(&attestation::CERTIFICATE_OBJECT),
-                Hex(objects::certificate_object(&device.certificate)),
-            );
-            Some(device.key)
-        } else {
-            None
-        };
+
         let reference = |value: Vec<u8>| Reference {
             value: Secret::new(value),
             retries_left: config.retries,
@@ -150,7 +140,10 @@ impl PivApplet {
             rng_seed: config.seed,
             rng_counter: counter,
             algorithms: config.algorithms.clone(),
-            attestation_key: device,
+            // Made when first needed (ATTEST, or reading F9's certificate): it derives from
+            // the seed, and making it costs three signatures a card that is never asked
+            // need not spend.
+            attestation_key: None,
             touch_timeout_ms: crate::touch::DEFAULT_TIMEOUT.as_millis() as u64,
             model: config.model,
         }))
@@ -215,6 +208,35 @@ impl PivApplet {
         let mut out = vec![u8::try_from(info.len()).map_err(|_| sw::NO_DIAGNOSIS)?];
         out.extend(info);
         Ok(out)
+    }
+
+    /// The device attestation key and certificate (F9), made from the seed the first time
+    /// they are needed and kept from then on (a factory reset keeps them); `None` on a model
+    /// without attestation.
+    fn device_attestation(&mut self) -> Option<attestation::DeviceAttestation> {
+        if !self.state.model.attests() {
+            return None;
+        }
+        let object = hex(&attestation::CERTIFICATE_OBJECT);
+        if self.state.attestation_key.is_none() || !self.state.objects.contains_key(&object) {
+            let device = attestation::provision(self.state.rng_seed).ok()?;
+            self.state.objects.insert(
+                object.clone(),
+                Hex(objects::certificate_object(&device.certificate)),
+            );
+            self.state.attestation_key = Some(device.key);
+            self.dirty = true;
+        }
+        let certificate = self
+            .state
+            .objects
+            .get(&object)
+            .and_then(|o| tlv::find(&o.0, &[0x70]))?
+            .to_vec();
+        Some(attestation::DeviceAttestation {
+            key: self.state.attestation_key.clone()?,
+            certificate,
+        })
     }
 
     /// The firmware version this model reports.
@@ -372,6 +394,9 @@ impl PivApplet {
         }
         if !objects::is_readable_without_pin(tag) && !self.session.pin_verified {
             return Err(sw::SECURITY_STATUS);
+        }
+        if tag == attestation::CERTIFICATE_OBJECT {
+            self.device_attestation().ok_or(sw::NOT_FOUND)?;
         }
         let value = self.state.objects.get(&hex(tag)).ok_or(sw::NOT_FOUND)?;
         Ok(tlv(&[0x53], &value.0))
@@ -842,22 +867,12 @@ impl PivApplet {
         if !key.generated {
             return Err(sw::WRONG_DATA);
         }
-        let device_key = self
+        let device = self.device_attestation().ok_or(sw::REF_NOT_FOUND)?;
+        let key = self
             .state
-            .attestation_key
-            .clone()
+            .keys
+            .get(&hex(&[slot]))
             .ok_or(sw::REF_NOT_FOUND)?;
-        let certificate = self
-            .state
-            .objects
-            .get(&hex(&attestation::CERTIFICATE_OBJECT))
-            .and_then(|object| tlv::find(&object.0, &[0x70]))
-            .ok_or(sw::REF_NOT_FOUND)?
-            .to_vec();
-        let device = attestation::DeviceAttestation {
-            key: device_key,
-            certificate,
-        };
         attestation::attest(
             &device,
             &attestation::Attested {

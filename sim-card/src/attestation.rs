@@ -93,6 +93,13 @@ pub struct DeviceAttestation {
 /// The simulated vendor attestation root: its key and self-signed certificate (DER). The
 /// same for every card and every run.
 pub fn vendor_root() -> Result<(SlotKey, Vec<u8>), CryptoError> {
+    // Made once per process: every card made after the first reuses it.
+    static ROOT: std::sync::OnceLock<Result<(SlotKey, Vec<u8>), CryptoError>> =
+        std::sync::OnceLock::new();
+    ROOT.get_or_init(make_vendor_root).clone()
+}
+
+fn make_vendor_root() -> Result<(SlotKey, Vec<u8>), CryptoError> {
     let mut counter = 0;
     let key = crypto::generate(
         KeyAlgorithm::EccP256,
