@@ -1,6 +1,6 @@
 //! A key that needs a touch, through real middleware and the real binaries: `sim-card serve
-//! --touch-socket` behind pcscd and vpcd, `renew run --token piv-pcsc:…` against `sim-ca
-//! serve`. Every time `renew` says "touch your key", the test touches it (`sim-card touch`), as
+//! --touch-socket` behind pcscd and vpcd (a card whose management key is PIN-protected, as
+//! ykman's `--protect` leaves it), `renew run --token piv-pcsc:…` against `sim-ca serve`. Every time `renew` says "touch your key", the test touches it (`sim-card touch`), as
 //! a user would: renewed, one PIN. Then nobody touches: the card gives up after its real
 //! timeout (15 s, as a YubiKey), `renew` names the missing touch and the card is as before.
 
@@ -97,7 +97,11 @@ fn a_touch_key_is_renewed_when_touched_and_rolled_back_when_not() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let card = dir.join("card.json");
-    ok(bin("sim-card").args(["init", "--state"]).arg(&card));
+    // The card as an enterprise leaves it: a random management key stored under the PIN
+    // (ykman's --protect); `renew` finds and uses it after its one PIN verification.
+    ok(bin("sim-card")
+        .args(["init", "--protect-management-key", "--state"])
+        .arg(&card));
     ok(bin("sim-card")
         .args(["keygen", "--state"])
         .arg(&card)
