@@ -247,10 +247,23 @@ impl World {
         card: CardConfig,
         pin: &str,
     ) -> Result<Self, Error> {
-        let (ca, addr, runtime, dir, gateway) = Self::simulated_ca(scenario)?;
-        let card = Arc::new(Mutex::new(SimCard::new(
+        Self::with_applet(
+            scenario,
+            key,
             PivApplet::new(&card).map_err(|e| e.to_string())?,
-        )));
+            pin,
+        )
+    }
+
+    /// [`World::with`] on a card the caller set up (a PIN-protected management key, ...).
+    pub fn with_applet(
+        scenario: &str,
+        key: KeyAlgorithm,
+        applet: PivApplet,
+        pin: &str,
+    ) -> Result<Self, Error> {
+        let (ca, addr, runtime, dir, gateway) = Self::simulated_ca(scenario)?;
+        let card = Arc::new(Mutex::new(SimCard::new(applet)));
         let pins = Arc::new(CountingPinSource::new(StaticPin::new(pin)));
         let trace = crate::trace::Trace::default();
         let piv = PivToken::new(

@@ -44,6 +44,9 @@ pub fn not_applicable(scenario: &Scenario) -> Option<&'static str> {
     if scenario.model != sim_card::state::CardModel::YubiKey57 {
         return Some("needs a virtual card of another model");
     }
+    if scenario.protected_management_key {
+        return Some("needs a virtual card provisioned with a PIN-protected management key");
+    }
     if scenario.ca.contains("attestation_roots") {
         return Some(
             "needs a CA trusting the token's attestation root (the simulated cards' vendor root)",
@@ -147,6 +150,9 @@ pub fn not_applicable_external(
     }
     if scenario.model != sim_card::state::CardModel::YubiKey57 {
         return Some("needs a virtual card of another model".into());
+    }
+    if scenario.protected_management_key {
+        return Some("needs a card provisioned with a PIN-protected management key".into());
     }
     if scenario.touch != crate::matrix::Touch::Never {
         // Likewise a touch policy: the new key is made like the old one, for good.

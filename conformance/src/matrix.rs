@@ -59,6 +59,8 @@ pub struct Scenario {
     pub touch: Touch,
     /// The card model the renewal meets (the card is provisioned as a YubiKey 5.7 first).
     pub model: CardModel,
+    /// The card's management key is a random one stored under the PIN (ykman's `--protect`).
+    pub protected_management_key: bool,
 }
 
 /// A key's touch policy in a scenario and the user at the sensor.
@@ -109,6 +111,7 @@ fn base(name: String, mode: Mode, expected: Expected) -> Scenario {
         attest: false,
         touch: Touch::Never,
         model: CardModel::YubiKey57,
+        protected_management_key: false,
     }
 }
 
@@ -420,6 +423,12 @@ pub fn default_matrix() -> Vec<Scenario> {
         out.push(Scenario {
             touch: Touch::NeverComes { timeout_ms: 300 },
             ..base(format!("touch/never-comes/{m}"), mode, RolledBack)
+        });
+        // A management key stored under the PIN (what enterprise setups do with ykman): found
+        // there after the renewal's one PIN verification — still one prompt.
+        out.push(Scenario {
+            protected_management_key: true,
+            ..base(format!("mgmt/pin-protected/{m}"), mode, Renewed)
         });
         // Cards that cannot move or delete keys (a YubiKey 5.4, a plain PIV card): a renewal
         // would strand the new key outside 9A, so it is refused before anything is made.

@@ -54,7 +54,17 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result {
             seed,
             ..CardConfig::default()
         };
-        World::with(&scenario.ca, scenario.key, card, scenario.pin)
+        let mut applet = sim_card::PivApplet::new(&card).map_err(|e| e.to_string())?;
+        if scenario.protected_management_key {
+            // As ykman's `--generate --protect` leaves a card: a management key nobody knows,
+            // stored under the PIN. Only a client that reads it there gets past GENERATE.
+            let key: Vec<u8> = (0..24u8)
+                .map(|i| i.wrapping_mul(37) ^ (seed as u8))
+                .collect();
+            applet.state_mut().management_key = sim_card::state::Secret::new(key);
+            applet.protect_management_key();
+        }
+        World::with_applet(&scenario.ca, scenario.key, applet, scenario.pin)
     })
 }
 

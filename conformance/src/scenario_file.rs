@@ -177,6 +177,7 @@ pub fn parse(text: &str) -> Result<Vec<Scenario>, String> {
                 attest: e.attest,
                 touch: crate::matrix::Touch::Never,
                 model: sim_card::state::CardModel::YubiKey57,
+                protected_management_key: false,
             })
         })
         .collect()
