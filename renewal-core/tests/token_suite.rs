@@ -610,3 +610,19 @@ fn a_piv_card_signs_rsa_pss_through_its_raw_rsa_operation() {
     let ec = token.generate(KeyAlgorithm::EcP256).unwrap();
     assert!(token.sign_raw_rsa(&ec.id, &block).is_err());
 }
+
+/// A certificate larger than the card's object (3,052 bytes on a YubiKey) is refused by the
+/// card and named as such — not "the card is full" — and nothing is stored.
+#[test]
+fn a_certificate_too_large_for_the_card_is_named_so() {
+    let (mut token, _card, _) = sim_token(CardConfig::default(), FaultPlan::default());
+    let key = token.generate(KeyAlgorithm::EcP256).unwrap();
+    let oversized = vec![0x30; 4800];
+    let err = token.install_certificate(&key.id, &oversized).unwrap_err();
+    assert!(
+        matches!(err, TokenError::ObjectTooLarge { bytes } if bytes > 4800),
+        "{err:?}"
+    );
+    let listed = token.containers().unwrap();
+    assert!(listed.iter().all(|c| c.certificate.is_none()), "{listed:?}");
+}

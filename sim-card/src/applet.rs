@@ -440,6 +440,11 @@ impl PivApplet {
         if tag.len() != 3 || tag[0] != 0x5F || tag == objects::KEY_HISTORY {
             return Err(sw::WRONG_DATA);
         }
+        // A YubiKey stores at most 3,052 bytes per object (the whole PUT DATA value with its
+        // tags): a larger certificate does not fit, as on the real card.
+        if data.len() > objects::MAX_OBJECT_SIZE {
+            return Err(sw::NOT_ENOUGH_MEMORY);
+        }
         self.dirty = true;
         if value.is_empty() {
             self.state.objects.remove(&hex(tag));

@@ -7,6 +7,9 @@ use crate::tlv::tlv;
 pub const PIV_AID: [u8; 11] = [
     0xA0, 0x00, 0x00, 0x03, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x00,
 ];
+/// The largest data object a YubiKey stores (bytes of PUT DATA's data field).
+pub const MAX_OBJECT_SIZE: usize = 3052;
+
 /// The YubiKey management application's AID (device info for `ykman`).
 pub const MANAGEMENT_AID: [u8; 8] = [0xA0, 0x00, 0x00, 0x05, 0x27, 0x47, 0x11, 0x17];
 /// The truncated AID yubico-piv-tool selects.

@@ -450,3 +450,42 @@ fn each_card_model_answers_as_that_card_does() {
     c.transmit(SELECT).unwrap();
     assert_eq!(c.transmit(&get_version).unwrap(), [5, 7, 1, 0x90, 0x00]);
 }
+
+/// A YubiKey stores objects up to 3,052 bytes: a certificate that makes PUT DATA's data larger
+/// is refused with 6A84 (not enough memory) and nothing is stored; one that fits is.
+#[test]
+fn an_object_over_3052_bytes_does_not_fit() {
+    let mut c = card(vec![]);
+    c.transmit(SELECT).unwrap();
+    authenticate(&mut c);
+    let put = |len: usize| {
+        // 5C 03 5FC105, 53 82 LL LL { 70 82 LL LL cert }
+        let cert = vec![0x30; len];
+        let mut inner = vec![0x70, 0x82];
+        inner.extend((len as u16).to_be_bytes());
+        inner.extend(cert);
+        let mut data = vec![0x5C, 0x03, 0x5F, 0xC1, 0x05, 0x53, 0x82];
+        data.extend((inner.len() as u16).to_be_bytes());
+        data.extend(inner);
+        data
+    };
+    let send = |c: &mut SimCard, data: Vec<u8>| {
+        let chunks: Vec<&[u8]> = data.chunks(255).collect();
+        let mut last = 0;
+        for (i, chunk) in chunks.iter().enumerate() {
+            let cla = if i + 1 < chunks.len() { 0x10 } else { 0x00 };
+            let mut apdu = vec![cla, 0xDB, 0x3F, 0xFF, chunk.len() as u8];
+            apdu.extend_from_slice(chunk);
+            last = sw(&c.transmit(&apdu).unwrap());
+        }
+        last
+    };
+    // 3,052 bytes of data field in all: 9 of tags and lengths, 4 of 70's header.
+    assert_eq!(send(&mut c, put(3052 - 13)), 0x9000);
+    assert_eq!(send(&mut c, put(3052 - 12)), 0x6A84);
+    assert_eq!(
+        c.state().objects["5fc105"].0.len(),
+        3052 - 9,
+        "the one that fit is what the card holds"
+    );
+}

@@ -225,6 +225,14 @@ pub enum TokenError {
     /// A delete reported success but the object is still there (SoftHSM2 #903, OpenSC #3121).
     #[error("container {0} is still present after a delete that reported success")]
     DeleteNotEffective(ContainerId),
+    /// The certificate does not fit in the card's data object.
+    #[error(
+        "the certificate does not fit on the card ({bytes} bytes to store; a YubiKey holds 3,052 per object)"
+    )]
+    ObjectTooLarge {
+        /// What was to be stored.
+        bytes: usize,
+    },
     /// The card cannot move or delete keys, which a renewal needs (the new key takes the old
     /// one's slot; the old one goes).
     #[error(

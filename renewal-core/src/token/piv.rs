@@ -688,6 +688,11 @@ impl<T: ApduTransport> PivToken<T> {
         let mut body = tlv(&[0x5C], &certificate_tag(slot));
         body.extend(tlv(&[0x53], &value));
         let reply = self.exchange(0xDB, 0x3F, 0xFF, &body)?;
+        // 6A84 here is not a full card but an object too large for it (a YubiKey holds 3,052
+        // bytes per object): say so rather than "no free key container".
+        if reply.sw == SW_FULL {
+            return Err(TokenError::ObjectTooLarge { bytes: body.len() });
+        }
         Self::expect_ok(reply, "PUT DATA certificate").map(|_| ())
     }
 
