@@ -172,6 +172,25 @@ fn serve(state: &Path) -> Served {
     }
 }
 
+/// Waits until the reader shows no card (the served process was stopped).
+fn wait_for_no_card() {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, text) = run(&mut tool("opensc-tool", &["-l"]));
+        if !text
+            .lines()
+            .any(|l| l.contains(reader()) && l.contains("Yes"))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the card never left the reader:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// A card as a user has it: the factory settings, a key generated in 9A and its certificate.
 fn provision(dir: &Path, model: CardModel) -> PathBuf {
     let state = dir.join("card.json");
@@ -485,6 +504,8 @@ fn the_virtual_card_answers_as_a_yubikey_5_7_and_a_5_4_do() {
         let served = serve(&state);
         let (same, total, report) = score(&dir, model);
         drop(served);
+        // The next model's card must not be judged while pcscd still shows this one.
+        wait_for_no_card();
         println!(
             "{report}{same} of {total} operations answered as a {} answers them\n",
             model.name()
