@@ -69,6 +69,7 @@ fn suite_on_the_card_behind_pcscd() {
     let pins = Arc::new(CountingPinSource::new(StaticPin::new("123456")));
     let mut token = PivToken::new(transport, pins.clone(), ManagementKey::factory_default());
     common::suite::token_suite(&mut token, &|| pins.count(), Some("9a"));
+    drop(_card);
     drop(pcscd);
 }
 
@@ -109,6 +110,7 @@ fn a_verified_pin_does_not_outlive_the_pcsc_session() {
         "the PIN stayed verified after disconnect"
     );
     drop(second);
+    drop(_card);
     drop(pcscd);
 }
 
@@ -522,6 +524,7 @@ fn opensc_pkcs11_on_the_card_behind_pcscd_ledger() {
         ledger.iter().filter(|(_, v)| *v == Verdict::Pass).count(),
         3
     );
+    drop(_served);
     drop(pcscd);
 }
 

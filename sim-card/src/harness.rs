@@ -47,6 +47,10 @@ impl Pcscd {
             });
         }
         let _ = std::fs::remove_file(PCSCD_SOCKET);
+        // A pcscd stopped moments ago (another test) closed vpcd's port first, which leaves
+        // it in TIME_WAIT for up to a minute; vpcd cannot listen on it until then and does
+        // not retry. Start pcscd once the port is clear.
+        wait_for_vpcd_port_to_clear(Duration::from_secs(75));
         let config = std::env::temp_dir().join(format!("cardrenew-pcscd-{}", std::process::id()));
         std::fs::create_dir_all(&config)
             .and_then(|()| std::fs::write(config.join("vpcd"), VPCD_READER_CONF))
@@ -134,6 +138,26 @@ fn running_vpcd_reader() -> Option<String> {
     Some(format!("{name} 00 00"))
 }
 
+/// Waits (at most `limit`) until no TCP socket on this machine holds vpcd's port 35963 (in
+/// `/proc/net/tcp` and `tcp6`: local port `8C7B`, any state).
+fn wait_for_vpcd_port_to_clear(limit: Duration) {
+    let held = || {
+        ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
+            std::fs::read_to_string(table).is_ok_and(|text| {
+                text.lines().skip(1).any(|line| {
+                    line.split_whitespace()
+                        .nth(1)
+                        .is_some_and(|local| local.ends_with(":8C7B"))
+                })
+            })
+        })
+    };
+    let deadline = Instant::now() + limit;
+    while held() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 fn pcscd_running() -> bool {
     std::os::unix::net::UnixStream::connect(PCSCD_SOCKET).is_ok()
 }
@@ -154,6 +178,7 @@ impl Drop for Pcscd {
 pub struct ServedCard {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+    live: Arc<std::sync::Mutex<Option<std::net::TcpStream>>>,
 }
 
 impl ServedCard {
@@ -161,13 +186,21 @@ impl ServedCard {
     pub fn start(applet: PivApplet, state_file: Option<std::path::PathBuf>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
+        let live = Arc::new(std::sync::Mutex::new(None));
+        let handle = Arc::clone(&live);
         let thread = std::thread::spawn(move || {
             let mut card = VpcdCard::new(applet, state_file);
-            crate::vpcd::serve(&mut card, VPCD_ADDR, || flag.load(Ordering::SeqCst));
+            crate::vpcd::serve_with(
+                &mut card,
+                VPCD_ADDR,
+                || flag.load(Ordering::SeqCst),
+                &handle,
+            );
         });
         Self {
             stop,
             thread: Some(thread),
+            live,
         }
     }
 }
@@ -175,8 +208,15 @@ impl ServedCard {
 impl Drop for ServedCard {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // The serving thread leaves when vpcd drops the connection (pcscd stopped); it is
-        // detached otherwise, holding nothing but the card.
+        // Close the connection from this side: the card leaves the reader, the serving thread
+        // ends, and the TIME_WAIT lands on this side's port rather than on vpcd's.
+        if let Ok(mut live) = self.live.lock()
+            && let Some(stream) = live.take()
+        {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+        // The serving thread leaves when the connection ends; it is detached otherwise,
+        // holding nothing but the card.
         if let Some(t) = self.thread.take()
             && t.is_finished()
         {

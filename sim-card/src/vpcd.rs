@@ -74,6 +74,18 @@ pub fn serve<A: ToSocketAddrs + std::fmt::Display + Clone>(
     addr: A,
     stop: impl Fn() -> bool,
 ) {
+    serve_with(card, addr, stop, &std::sync::Mutex::new(None));
+}
+
+/// [`serve`], leaving a handle on the live connection in `live` so the owner can close it
+/// (the card leaves the reader at once, and it is this side that closes first: vpcd's port is
+/// not left in TIME_WAIT for the next pcscd).
+pub fn serve_with<A: ToSocketAddrs + std::fmt::Display + Clone>(
+    card: &mut VpcdCard,
+    addr: A,
+    stop: impl Fn() -> bool,
+    live: &std::sync::Mutex<Option<std::net::TcpStream>>,
+) {
     while !stop() {
         // Small request/response messages: without TCP_NODELAY each answer can wait for a
         // delayed ACK.
@@ -81,6 +93,9 @@ pub fn serve<A: ToSocketAddrs + std::fmt::Display + Clone>(
             s.set_nodelay(true)?;
             Ok(s)
         });
+        if let (Ok(s), Ok(mut slot)) = (&stream, live.lock()) {
+            *slot = s.try_clone().ok();
+        }
         match stream.map(vpicc::Connection::from) {
             Ok(connection) => {
                 if let Err(e) = connection.run(card) {
