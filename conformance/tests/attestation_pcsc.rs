@@ -9,37 +9,8 @@
 
 mod common;
 
-use std::{
-    path::Path,
-    process::Command,
-    time::{Duration, Instant},
-};
-
-use common::{bin, enroll_virtual_card, ok, serve_ca};
+use common::{bin, enroll_virtual_card, ok, pcscd_installed, serve_ca, wait_for_card};
 use sim_card::harness::{Pcscd, ServedCard};
-
-fn pcscd_installed() -> bool {
-    ["/usr/sbin/pcscd", "/usr/bin/pcscd"]
-        .iter()
-        .any(|p| Path::new(p).exists())
-}
-
-/// Waits until `reader` shows a card (OpenSC's view of PC/SC).
-fn wait_for_card(reader: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let out = Command::new("opensc-tool").arg("-l").output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if text
-            .lines()
-            .any(|l| l.contains(reader) && l.contains("Yes"))
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no card in {reader}:\n{text}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 #[test]
 fn a_ca_requiring_attested_keys_renews_the_card_only_with_its_attestation() {

@@ -12,34 +12,12 @@ mod common;
 use std::{
     io::{BufRead, BufReader},
     path::Path,
-    process::{Command, Stdio},
-    time::{Duration, Instant},
+    process::Stdio,
+    time::Duration,
 };
 
-use common::{Served, bin, ok, serve_ca};
+use common::{Served, bin, ok, pcscd_installed, serve_ca, wait_for_card};
 use sim_card::harness::Pcscd;
-
-fn pcscd_installed() -> bool {
-    ["/usr/sbin/pcscd", "/usr/bin/pcscd"]
-        .iter()
-        .any(|p| Path::new(p).exists())
-}
-
-fn wait_for_card(reader: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let out = Command::new("opensc-tool").arg("-l").output().unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        if text
-            .lines()
-            .any(|l| l.contains(reader) && l.contains("Yes"))
-        {
-            return;
-        }
-        assert!(Instant::now() < deadline, "no card in {reader}:\n{text}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// `renew run` on the served card; `touch` answers each "touch your key". Returns the exit
 /// code, stderr, and how many touches were asked for.

@@ -153,3 +153,29 @@ pub fn approve_first_pending(state: &Path) {
         .arg(state)
         .arg(&id));
 }
+
+/// Whether pcscd is installed (Debian puts it in /usr/sbin).
+#[allow(dead_code)] // the PC/SC tests use it
+pub fn pcscd_installed() -> bool {
+    ["/usr/sbin/pcscd", "/usr/bin/pcscd"]
+        .iter()
+        .any(|p| Path::new(p).exists())
+}
+
+/// Waits until `reader` shows a card (OpenSC's view of PC/SC).
+#[allow(dead_code)] // the PC/SC tests use it
+pub fn wait_for_card(reader: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = Command::new("opensc-tool").arg("-l").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text
+            .lines()
+            .any(|l| l.contains(reader) && l.contains("Yes"))
+        {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no card in {reader}:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
