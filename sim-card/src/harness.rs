@@ -28,6 +28,8 @@ pub const YUBIKEY_READER: &str = "Yubico YubiKey OTP+FIDO+CCID 00 00";
 const VPCD_READER_CONF: &str = "FRIENDLYNAME \"Yubico YubiKey OTP+FIDO+CCID\"\nDEVICENAME /dev/null:0x8C7B\nLIBPATH /usr/lib/pcsc/drivers/serial/libifdvpcd.so\nCHANNELID 0x8C7B\n";
 /// vpcd's TCP port for that reader.
 pub const VPCD_ADDR: &str = "127.0.0.1:35963";
+/// How many times [`Pcscd::start`] starts pcscd before giving up on vpcd.
+const START_ATTEMPTS: usize = 3;
 
 /// A pcscd this process started (`None` inside when one was already running).
 pub struct Pcscd {
@@ -46,21 +48,43 @@ impl Pcscd {
                 config: None,
             });
         }
+        // vpcd binds its port once, when pcscd loads it, and never retries: a port still held
+        // (TIME_WAIT from a pcscd stopped moments ago, which we wait out, or anything we cannot
+        // see) leaves a pcscd without the reader. Such a start is stopped and made again.
+        let mut failures = Vec::new();
+        for _ in 0..START_ATTEMPTS {
+            match Self::start_once() {
+                Ok(me) => return Ok(me),
+                Err(e) => failures.push(e),
+            }
+        }
+        Err(format!(
+            "pcscd with vpcd did not come up in {START_ATTEMPTS} attempts: {}",
+            failures.join("; ")
+        ))
+    }
+
+    fn start_once() -> Result<Self, String> {
         let _ = std::fs::remove_file(PCSCD_SOCKET);
         // A pcscd stopped moments ago (another test) closed vpcd's port first, which leaves
         // it in TIME_WAIT for up to a minute; vpcd cannot listen on it until then and does
         // not retry. Start pcscd once the port is clear.
         wait_for_vpcd_port_to_clear(Duration::from_secs(75));
         let config = std::env::temp_dir().join(format!("cardrenew-pcscd-{}", std::process::id()));
+        // Beside the configuration directory, not in it: pcscd reads every file there as a
+        // reader.conf.
+        let log = config.with_extension("log");
         std::fs::create_dir_all(&config)
             .and_then(|()| std::fs::write(config.join("vpcd"), VPCD_READER_CONF))
             .map_err(|e| format!("cannot write pcscd's reader configuration: {e}"))?;
+        let log_file = std::fs::File::create(&log)
+            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
         let child = Command::new("pcscd")
             .arg("-f")
             .arg("-c")
             .arg(&config)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_file)
             .spawn()
             .map_err(|e| format!("cannot start pcscd: {e}"))?;
         let mut me = Self {
@@ -70,20 +94,28 @@ impl Pcscd {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !Path::new(PCSCD_SOCKET).exists() {
             if let Some(Ok(Some(status))) = me.child.as_mut().map(Child::try_wait) {
-                return Err(format!("pcscd exited at start ({status})"));
+                return Err(format!(
+                    "pcscd exited at start ({status}){}",
+                    log_tail(&log)
+                ));
             }
             if Instant::now() > deadline {
-                return Err("pcscd did not create its socket within 10 s".into());
+                return Err(format!(
+                    "pcscd did not create its socket within 10 s{}",
+                    log_tail(&log)
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         // vpcd opens its TCP ports when pcscd loads the driver, just after the socket.
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(15);
         while std::net::TcpStream::connect(VPCD_ADDR).is_err() {
             if Instant::now() > deadline {
-                return Err(
-                    "vpcd is not listening on 35963 (is vsmartcard-vpcd installed?)".into(),
-                );
+                return Err(format!(
+                    "vpcd is not listening on 35963 (is vsmartcard-vpcd installed?); sockets on the port: {}{}",
+                    vpcd_port_sockets().unwrap_or_else(|| "none".into()),
+                    log_tail(&log)
+                ));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -141,20 +173,50 @@ fn running_vpcd_reader() -> Option<String> {
 /// Waits (at most `limit`) until no TCP socket on this machine holds vpcd's port 35963 (in
 /// `/proc/net/tcp` and `tcp6`: local port `8C7B`, any state).
 fn wait_for_vpcd_port_to_clear(limit: Duration) {
-    let held = || {
-        ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
-            std::fs::read_to_string(table).is_ok_and(|text| {
-                text.lines().skip(1).any(|line| {
+    let deadline = Instant::now() + limit;
+    while vpcd_port_sockets().is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The kernel's lines for sockets whose local port is vpcd's (state in hex: 0A listening,
+/// 06 TIME_WAIT...), or `None` when there are none.
+fn vpcd_port_sockets() -> Option<String> {
+    let lines: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|text| {
+            text.lines()
+                .skip(1)
+                .filter(|line| {
                     line.split_whitespace()
                         .nth(1)
                         .is_some_and(|local| local.ends_with(":8C7B"))
                 })
-            })
+                .map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    format!(
+                        "{} -> {} state {}",
+                        fields.get(1).unwrap_or(&"?"),
+                        fields.get(2).unwrap_or(&"?"),
+                        fields.get(3).unwrap_or(&"?")
+                    )
+                })
+                .collect::<Vec<_>>()
         })
-    };
-    let deadline = Instant::now() + limit;
-    while held() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(250));
+        .collect();
+    (!lines.is_empty()).then(|| lines.join(", "))
+}
+
+/// The last lines pcscd wrote (its errors name a driver that failed to load), for an error.
+fn log_tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(8)..].join(" | ");
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; pcscd said: {tail}")
     }
 }
 
@@ -169,6 +231,7 @@ impl Drop for Pcscd {
             let _ = child.wait();
         }
         if let Some(config) = self.config.take() {
+            let _ = std::fs::remove_file(config.with_extension("log"));
             let _ = std::fs::remove_dir_all(config);
         }
     }
