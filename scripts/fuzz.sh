@@ -35,11 +35,11 @@ echo "== building the fuzz targets (sanitizer: $SANITIZER)"
 # Seed corpora, rebuilt each run under target/ (nothing generated is committed).
 SEEDS=target/fuzz-seeds
 for t in "${ALL_TARGETS[@]}"; do mkdir -p "$SEEDS/$t"; done
-for f in renewal-core/tests/vectors/*.der; do
+for f in renewal-codec/tests/vectors/*.der; do
   cp "$f" "$SEEDS/cmc_request/"; cp "$f" "$SEEDS/inspect_input/"; cp "$f" "$SEEDS/cmc_response/"
 done
-cp renewal-core/tests/vectors/*.b64 "$SEEDS/inspect_input/" 2>/dev/null || true
-cp renewal-core/tests/vectors/wstep/*.xml "$SEEDS/wstep_envelope/"
+cp renewal-codec/tests/vectors/*.b64 "$SEEDS/inspect_input/" 2>/dev/null || true
+cp renewal-codec/tests/vectors/wstep/*.xml "$SEEDS/wstep_envelope/"
 SAMPLE=target/fuzz-sample
 cargo run --quiet -p renewal-core --bin renew -- sample --deterministic --out-dir "$SAMPLE" >/dev/null
 cp "$SAMPLE/request.der" "$SEEDS/cmc_request/sample-request.der"

@@ -18,7 +18,7 @@ use aws_lc_rs::{
     },
 };
 use criterion::{Criterion, criterion_group, criterion_main};
-use renewal_core::{
+use renewal_codec::{
     cmc::{
         DigestAlgorithm, Limits, RenewalParams, SignError, SignatureAlgorithm, Signer, SoftwareKey,
         build_renewal_request, parse_request,
@@ -201,7 +201,7 @@ fn ours_and_peer(c: &mut Criterion) {
     }
     let ms = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../renewal-core/tests/vectors/ms-docs-pkcs7-renewal-request.der"
+        "/../renewal-codec/tests/vectors/ms-docs-pkcs7-renewal-request.der"
     ))
     .unwrap();
     group.bench_function(

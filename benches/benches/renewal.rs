@@ -7,10 +7,10 @@ use std::process::Command;
 
 use conformance::{harness::World, matrix::default_matrix, runner};
 use criterion::{Criterion, criterion_group, criterion_main};
-use renewal_core::{
+use renewal_codec::{
+    cmc::KeyAlgorithm,
     cmc::{RenewalParams, build_renewal_request},
     sample::Sample,
-    token::KeyAlgorithm,
 };
 
 fn bench(c: &mut Criterion) {
@@ -92,7 +92,7 @@ fn bench(c: &mut Criterion) {
     }
     group.bench_function("ours: parse + verify the same request", |b| {
         b.iter(|| {
-            renewal_core::cmc::parse_request(&built.der, &Default::default())
+            renewal_codec::cmc::parse_request(&built.der, &Default::default())
                 .unwrap()
                 .verify()
                 .unwrap()

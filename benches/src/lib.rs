@@ -7,7 +7,7 @@ pub mod openssl_peer;
 
 use der::{Decode, Encode};
 use openssl_peer::{ExtensionSpec, OpensslPeer};
-use renewal_core::{
+use renewal_codec::{
     cmc::{SoftwareKey, oids, request::build_renewal_pkcs10},
     sample::Sample,
 };
@@ -46,7 +46,7 @@ fn requested_extensions(sample: &Sample) -> Result<Vec<ExtensionSpec>, SetupErro
         .collect())
 }
 
-/// OpenSSL set up to do what `renewal_core` does for `sample`: same keys, same old
+/// OpenSSL set up to do what `renewal_codec` does for `sample`: same keys, same old
 /// certificate, same requested extensions.
 pub fn openssl_peer(sample: &Sample) -> Result<OpensslPeer, SetupError> {
     Ok(OpensslPeer::new(

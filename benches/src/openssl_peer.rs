@@ -1,5 +1,5 @@
 //! The peer: OpenSSL's libcrypto (through the `openssl` crate) doing the same CMC work as
-//! `renewal_core::cmc`, so both are measured in one run.
+//! `renewal_codec::cmc`, so both are measured in one run.
 //!
 //! *Build* makes the same message ours makes: a PKCS#10 signed by the new key (subject of the old
 //! certificate, the same extension request, the Microsoft renewal-certificate attribute), wrapped

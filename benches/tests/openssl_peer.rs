@@ -4,7 +4,7 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 use benches::openssl_peer;
-use renewal_core::{
+use renewal_codec::{
     cmc::{Limits, RenewalParams, SignedBy, build_renewal_request, parse_request},
     sample::{KeyKind, Sample},
 };
@@ -21,7 +21,7 @@ fn our_parser_verifies_what_openssl_builds_with_the_same_signers() {
         assert_eq!(facts.sender_nonce.as_deref(), Some(&[7u8; 16][..]));
         assert_eq!(
             &facts.pkcs10.value().info.public_key,
-            renewal_core::cmc::Signer::public_key(&sample.new_key)
+            renewal_codec::cmc::Signer::public_key(&sample.new_key)
         );
         let signers: Vec<_> = facts.signers.iter().map(|r| &r.signed_by).collect();
         assert_eq!(

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use renewal_core::cmc::{Limits, parse_request};
+use renewal_codec::cmc::{Limits, parse_request};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(parsed) = parse_request(data, &Limits::default()) {

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use renewal_core::cmc::{Limits, parse_response};
+use renewal_codec::cmc::{Limits, parse_response};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(resp) = parse_response(data, &Limits::default()) {

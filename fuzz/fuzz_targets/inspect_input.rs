@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use renewal_core::{cmc::Limits, inspect::inspect};
+use renewal_codec::{cmc::Limits, inspect::inspect};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(found) = inspect(data, &Limits::default()) {

@@ -1,4 +1,4 @@
-//! A CA's check of a key attestation (`renewal_core::cmc::attestation::verify`: the bundle
+//! A CA's check of a key attestation (`renewal_codec::cmc::attestation::verify`: the bundle
 //! parsed, the statement and device certificates parsed and their signatures checked, the key
 //! compared) on hostile bytes. The target starts from a genuine attested request — a key
 //! generated on a simulated card, its attestation under the simulated vendor root — and the
@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use der::{Decode, Encode, asn1::Any};
 use libfuzzer_sys::fuzz_target;
-use renewal_core::{
+use renewal_codec::{
     cmc::{
         Retained, SoftwareKey,
         attestation::{self, ID_AA_ATTESTATION, KeyAttestation},
@@ -69,7 +69,7 @@ fn fixture() -> &'static Fixture {
         let (_, root) = sim_card::attestation::vendor_root().expect("root");
         let roots = vec![Retained::from_der(&root).expect("root")];
         // The starting point verifies: the edits start from the deepest path.
-        attestation::verify(&request, &roots, renewal_core::sample::fixed_now())
+        attestation::verify(&request, &roots, renewal_codec::sample::fixed_now())
             .expect("the genuine attestation verifies");
         Fixture {
             request,
@@ -118,5 +118,5 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     request.info.attributes = attributes;
-    let _ = attestation::verify(&request, &f.roots, renewal_core::sample::fixed_now());
+    let _ = attestation::verify(&request, &f.roots, renewal_codec::sample::fixed_now());
 });

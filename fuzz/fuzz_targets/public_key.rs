@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use renewal_core::cmc::PublicKey;
+use renewal_codec::cmc::PublicKey;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(key) = PublicKey::from_spki_der(data) {

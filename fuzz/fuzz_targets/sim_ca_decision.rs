@@ -9,7 +9,7 @@
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
-use renewal_core::{
+use renewal_codec::{
     cmc::{Retained, SoftwareKey},
     sample::{Sample, fixed_now},
 };
@@ -62,7 +62,7 @@ fn deciders() -> &'static (Arc<Ca>, Gateway, Retained<Certificate>) {
                 upstream_cas: vec![sample.ca_cert.clone()],
                 templates: TemplateRegistry::from_configs(&[]).expect("templates"),
                 grace: std::time::Duration::ZERO,
-                profile: renewal_core::cmc::Profile::Adcs,
+                profile: renewal_codec::cmc::Profile::Adcs,
                 retry_after: 5,
                 max_pending_per_identity: sim_ca::ledger::DEFAULT_PENDING_CAP,
             },

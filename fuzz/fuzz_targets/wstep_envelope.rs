@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use renewal_core::wstep::{XmlLimits, parse_answer, parse_request};
+use renewal_codec::wstep::{XmlLimits, parse_answer, parse_request};
 
 fuzz_target!(|data: &[u8]| {
     let _ = parse_request(data, &XmlLimits::default());

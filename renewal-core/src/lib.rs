@@ -10,10 +10,8 @@
 
 pub mod agent;
 pub mod client;
-pub mod cmc;
-pub mod inspect;
-pub mod sample;
 pub mod token;
-pub mod wstep;
-pub mod x509;
-pub mod xcep;
+
+/// The wire formats live in their own crate; re-exported so that `renewal_core::cmc` and the
+/// client's own paths keep naming them.
+pub use renewal_codec::{cmc, inspect, sample, wstep, x509, xcep};

@@ -7,9 +7,9 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use renewal_core::{
+use renewal_codec::{
+    cmc::KeyAlgorithm,
     cmc::{Retained, Signer, SoftwareKey, oids},
-    token::KeyAlgorithm,
     x509::{self, CertificateSpec},
 };
 use x509_cert::{
@@ -334,7 +334,7 @@ pub fn certificate_from_pem_or_der(bytes: &[u8]) -> Result<Retained<Certificate>
 #[cfg(test)]
 mod key_type_tests {
     use super::*;
-    use renewal_core::cmc::PublicKey;
+    use renewal_codec::cmc::PublicKey;
 
     #[test]
     fn the_ca_key_is_rsa_2048_by_default_and_chosen_at_creation() {

@@ -3,7 +3,7 @@
 //! ([`crate::gateway::Gateway`], which checks and forwards to an upstream CA). The front ends
 //! own TLS termination, body limits and the wire formats; a backend owns the decision.
 
-use renewal_core::cmc::Retained;
+use renewal_codec::cmc::Retained;
 use x509_cert::Certificate;
 
 use crate::{

@@ -3,7 +3,7 @@
 //! and renewal periods, and this server's CES URI with certificate authentication and
 //! `renewalOnly` (sim-ca renews, it does not enroll).
 
-use renewal_core::{
+use renewal_codec::{
     wstep::{Answer, DEFAULT_CA_NAME, XmlLimits, build_answer, ces_path},
     xcep::{
         AUTH_CERTIFICATE, CaPolicy, CaUri, Policies, TemplatePolicy, build_response, parse_request,

@@ -5,7 +5,7 @@
 //! certificate and the RequestID, "Taken Under Submission" for a pending request, and a SOAP
 //! fault whose `CertificateEnrollmentWSDetail` carries the HRESULT for a refusal.
 
-use renewal_core::{
+use renewal_codec::{
     cmc::{Limits, Outcome, parse_response},
     wstep::{Answer, RequestKind, XmlLimits, build_answer, parse_request},
 };
@@ -46,7 +46,7 @@ pub fn handle(ca: &dyn Backend, envelope: &[u8], tls_cert: &[u8], limits: &Limit
         Ok(r) => r,
         Err(e) => {
             let code = match e {
-                renewal_core::wstep::WstepError::NotUnderstood { .. } => "s:MustUnderstand",
+                renewal_codec::wstep::WstepError::NotUnderstood { .. } => "s:MustUnderstand",
                 _ => "s:Sender",
             };
             let fault = Answer::Fault {

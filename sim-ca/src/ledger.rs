@@ -3,7 +3,7 @@
 //! and the certificate a re-sent request already got. One place, so the two audit trails
 //! cannot drift apart.
 
-use renewal_core::cmc::{DigestAlgorithm, Retained, verify_request::hex};
+use renewal_codec::cmc::{DigestAlgorithm, Retained, verify_request::hex};
 use x509_cert::Certificate;
 
 use crate::{
@@ -160,11 +160,11 @@ impl Origin {
 /// Seconds until a pending answer says to poll (at least one), for the Retry-After header;
 /// `None` for any other outcome.
 pub(crate) fn retry_after(
-    outcome: &renewal_core::cmc::Outcome,
+    outcome: &renewal_codec::cmc::Outcome,
     now: std::time::SystemTime,
 ) -> Option<u64> {
     match outcome {
-        renewal_core::cmc::Outcome::Pending { retry_at, .. } => {
+        renewal_codec::cmc::Outcome::Pending { retry_at, .. } => {
             let at = std::time::SystemTime::UNIX_EPOCH + retry_at.to_unix_duration();
             Some(at.duration_since(now).map_or(1, |d| d.as_secs().max(1)))
         }
@@ -420,7 +420,7 @@ mod tests {
     fn sightings_stay_bounded_over_100_000_renewals() {
         let store = Store::in_memory().unwrap();
         let ledger = Ledger::new(DEFAULT_PENDING_CAP);
-        let renewed = renewal_core::sample::Sample::deterministic()
+        let renewed = renewal_codec::sample::Sample::deterministic()
             .unwrap()
             .old_cert;
         let origin = Origin::new("fullcmc", renewed.der(), &[]);
@@ -461,7 +461,7 @@ mod tests {
     fn open_pending_requests_are_capped_per_certificate() {
         let store = Store::in_memory().unwrap();
         let ledger = Ledger::new(2);
-        let renewed = renewal_core::sample::Sample::deterministic()
+        let renewed = renewal_codec::sample::Sample::deterministic()
             .unwrap()
             .old_cert;
         let origin = Origin::new("fullcmc", renewed.der(), &[]);
@@ -515,7 +515,7 @@ mod tests {
         let store = Store::in_memory().unwrap();
         let ledger = Ledger::new(DEFAULT_PENDING_CAP)
             .with_exchange_bound(Some(std::time::Duration::from_secs(10)));
-        let renewed = renewal_core::sample::Sample::deterministic()
+        let renewed = renewal_codec::sample::Sample::deterministic()
             .unwrap()
             .old_cert;
         let origin = Origin::new("fullcmc", renewed.der(), &[]);

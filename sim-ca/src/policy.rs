@@ -10,7 +10,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use renewal_core::{
+use renewal_codec::{
+    cmc::KeyAlgorithm,
     cmc::{
         CmcError, KeyFamily, Limits, PublicKey, PublicKeyError, RenewalFacts, Retained, oids,
         parse_request,
@@ -20,7 +21,6 @@ use renewal_core::{
             verify_pkcs10,
         },
     },
-    token::KeyAlgorithm,
 };
 use x509_cert::{Certificate, ext::Extension};
 
@@ -109,7 +109,7 @@ pub enum Rejection {
     /// The template requires an attested new key and the request's attestation is missing
     /// or does not hold.
     #[error("the template requires an attested key: {0}")]
-    Attestation(renewal_core::cmc::attestation::AttestationError),
+    Attestation(renewal_codec::cmc::attestation::AttestationError),
     /// A disposition rule denied it.
     #[error("denied: {0}")]
     Denied(String),
@@ -201,9 +201,9 @@ impl Rejection {
 /// ADCS's key-attestation HRESULTs: none carried, one that does not parse, one that does not
 /// verify.
 fn attestation_codes(
-    e: &renewal_core::cmc::attestation::AttestationError,
+    e: &renewal_codec::cmc::attestation::AttestationError,
 ) -> (CmcFailInfo, u32, u16) {
-    use renewal_core::cmc::attestation::AttestationError as E;
+    use renewal_codec::cmc::attestation::AttestationError as E;
     match e {
         E::Missing => (CmcFailInfo::BadRequest, 0x8009_481A, 403), // CERTSRV_E_KEY_ATTESTATION
         E::Malformed(_) => (CmcFailInfo::BadRequest, 0x8009_481B, 400), // CERTSRV_E_CORRUPT_KEY_ATTESTATION
@@ -254,7 +254,7 @@ pub struct PolicyContext<'a> {
     /// Input limits.
     pub limits: Limits,
     /// Which RFC deviations are accepted.
-    pub profile: renewal_core::cmc::Profile,
+    pub profile: renewal_codec::cmc::Profile,
 }
 
 /// A request that passed every check.
@@ -290,7 +290,7 @@ pub struct SimpleAccepted {
 
 /// Serial number text, as the store keys it.
 pub fn serial_text(cert: &Certificate) -> String {
-    renewal_core::cmc::verify_request::hex(cert.tbs_certificate().serial_number().as_bytes())
+    renewal_codec::cmc::verify_request::hex(cert.tbs_certificate().serial_number().as_bytes())
 }
 
 fn extension(cert: &Certificate, oid: der::asn1::ObjectIdentifier) -> Option<&Extension> {
@@ -309,7 +309,7 @@ pub fn check_identity(
 ) -> Result<(), Rejection> {
     if !ctx.issuers.iter().any(|issuer| {
         tls_cert.value().tbs_certificate().issuer() == issuer.value().tbs_certificate().subject()
-            && renewal_core::x509::verify_issued_by(tls_cert, issuer.value()).is_ok()
+            && renewal_codec::x509::verify_issued_by(tls_cert, issuer.value()).is_ok()
     }) {
         return Err(Rejection::NotOurs);
     }
@@ -336,8 +336,8 @@ pub fn template_of<'a>(
     cert: &Certificate,
     templates: &'a TemplateRegistry,
 ) -> Result<&'a Template, Rejection> {
-    let reference =
-        renewal_core::cmc::request::certificate_template(cert).ok_or(Rejection::UnknownTemplate)?;
+    let reference = renewal_codec::cmc::request::certificate_template(cert)
+        .ok_or(Rejection::UnknownTemplate)?;
     templates.find(&reference).ok_or(Rejection::UnknownTemplate)
 }
 
@@ -366,7 +366,7 @@ fn check_pkcs10(
 ) -> Result<(Template, PublicKey, Vec<String>), Rejection> {
     let mut findings = Vec::new();
     let renewed_subject = old.tbs_certificate().subject();
-    if !renewal_core::x509::same_name(&req.info.subject, renewed_subject) {
+    if !renewal_codec::x509::same_name(&req.info.subject, renewed_subject) {
         match names {
             NameRule::Rfc5280 => return Err(Rejection::SubjectChanged),
             NameRule::FromRenewed => findings.push(format!(
@@ -422,7 +422,7 @@ fn check_pkcs10(
     }
     check_key_allowed(&new_key, template)?;
     if !template.attestation_roots.is_empty() {
-        renewal_core::cmc::attestation::verify(req, &template.attestation_roots, now)
+        renewal_codec::cmc::attestation::verify(req, &template.attestation_roots, now)
             .map_err(Rejection::Attestation)?;
     }
     Ok((template.clone(), new_key, findings))
@@ -495,7 +495,7 @@ pub fn validate_cmc(
     check_identity(tls_cert, ctx)?;
     let old = tls_cert.value();
     let names = match ctx.profile {
-        renewal_core::cmc::Profile::Strict => NameRule::Rfc5280,
+        renewal_codec::cmc::Profile::Strict => NameRule::Rfc5280,
         _ => NameRule::FromRenewed,
     };
     let (template, new_key, findings) = check_pkcs10(
@@ -506,20 +506,20 @@ pub fn validate_cmc(
         names,
         ctx.now,
     )?;
-    let transaction = if facts.shape == renewal_core::cmc::RequestShape::CmsWithPkcs10 {
+    let transaction = if facts.shape == renewal_codec::cmc::RequestShape::CmsWithPkcs10 {
         // "CMS with PKCS #10" (MS-WCCE, MS-WSTEP, certipy) is not CMC: it has no controls.
         // Its transaction is its new key — a re-sent request is the same key again, answered
         // by the (old certificate, new key) idempotency or matched to its pending request;
         // another key is another request.
         format!(
             "key:{}",
-            renewal_core::cmc::verify_request::hex(&new_key.fingerprint())
+            renewal_codec::cmc::verify_request::hex(&new_key.fingerprint())
         )
     } else {
         let transaction = facts
             .transaction_id
             .as_ref()
-            .map(|t| renewal_core::cmc::verify_request::hex(t.as_bytes()))
+            .map(|t| renewal_codec::cmc::verify_request::hex(t.as_bytes()))
             .ok_or(Rejection::MissingControl("transactionId"))?;
         if facts.sender_nonce.is_none() {
             return Err(Rejection::MissingControl("senderNonce"));
@@ -545,9 +545,9 @@ pub fn validate_simple(
     tls_cert: &Retained<Certificate>,
     ctx: &PolicyContext<'_>,
 ) -> Result<SimpleAccepted, Rejection> {
-    let (der, _) = renewal_core::cmc::input::to_der(pkcs10, &ctx.limits).map_err(from_codec)?;
+    let (der, _) = renewal_codec::cmc::input::to_der(pkcs10, &ctx.limits).map_err(from_codec)?;
     let req: Retained<x509_cert::request::CertReq> =
-        renewal_core::cmc::input::decode_exact(&der, "PKCS#10").map_err(from_codec)?;
+        renewal_codec::cmc::input::decode_exact(&der, "PKCS#10").map_err(from_codec)?;
     verify_pkcs10(&req).map_err(from_codec)?;
     check_identity(tls_cert, ctx)?;
     let pairs = pkcs10_name_value_pairs(req.value()).map_err(from_codec)?;

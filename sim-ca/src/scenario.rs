@@ -211,7 +211,7 @@ pub struct Scenario {
     /// Which RFC deviations in requests are accepted: `adcs` (default: what ADCS accepts) or
     /// `strict` (none).
     #[serde(default = "adcs_profile")]
-    pub profile: renewal_core::cmc::Profile,
+    pub profile: renewal_codec::cmc::Profile,
     /// The CA's key when the CA is created: `rsa2048` (default, as ADCS), `rsa3072`,
     /// `rsa4096`, `p256` or `p384`. An existing CA keeps its keys.
     #[serde(default)]
@@ -249,11 +249,11 @@ impl Default for Scenario {
 
 impl Scenario {
     /// The CA key type to create (RSA-2048 unless `ca_key` says otherwise).
-    pub fn ca_key_algorithm(&self) -> Result<renewal_core::token::KeyAlgorithm, crate::Error> {
+    pub fn ca_key_algorithm(&self) -> Result<renewal_codec::cmc::KeyAlgorithm, crate::Error> {
         match &self.ca_key {
-            None => Ok(renewal_core::token::KeyAlgorithm::Rsa2048),
+            None => Ok(renewal_codec::cmc::KeyAlgorithm::Rsa2048),
             Some(name) => name
-                .parse::<renewal_core::token::KeyAlgorithm>()
+                .parse::<renewal_codec::cmc::KeyAlgorithm>()
                 .map_err(|e| crate::Error::Setting {
                     setting: "ca_key",
                     reason: e.to_string(),
@@ -281,8 +281,8 @@ impl Scenario {
     }
 }
 
-fn adcs_profile() -> renewal_core::cmc::Profile {
-    renewal_core::cmc::Profile::Adcs
+fn adcs_profile() -> renewal_codec::cmc::Profile {
+    renewal_codec::cmc::Profile::Adcs
 }
 
 #[cfg(test)]
@@ -294,7 +294,7 @@ mod default_tests {
         let empty = Scenario::from_toml("").expect("an empty scenario parses");
         let default = Scenario::default();
         assert_eq!(default.profile, empty.profile);
-        assert_eq!(default.profile, renewal_core::cmc::Profile::Adcs);
+        assert_eq!(default.profile, renewal_codec::cmc::Profile::Adcs);
         assert_eq!(default.grace_days, empty.grace_days);
         assert!(default.rules.is_empty() && default.templates.is_empty());
     }

@@ -5,9 +5,9 @@
 use std::str::FromStr;
 
 use der::asn1::ObjectIdentifier;
-use renewal_core::{
+use renewal_codec::{
+    cmc::KeyAlgorithm,
     cmc::{Retained, microsoft::TemplateRef},
-    token::KeyAlgorithm,
 };
 use serde::Deserialize;
 use x509_cert::Certificate;
@@ -26,7 +26,7 @@ pub struct Template {
     /// Renewals wait for approval.
     pub renewals_pend: bool,
     /// New keys must be attested: the request carries the card's attestation of its key,
-    /// chaining to one of these vendor roots ([`renewal_core::cmc::attestation`]). Empty: no
+    /// chaining to one of these vendor roots ([`renewal_codec::cmc::attestation`]). Empty: no
     /// attestation asked for.
     pub attestation_roots: Vec<Retained<Certificate>>,
 }
@@ -151,7 +151,7 @@ impl TemplateRegistry {
         Self {
             templates: vec![
                 Template {
-                    oid: oid(renewal_core::sample::SAMPLE_TEMPLATE_OID),
+                    oid: oid(renewal_codec::sample::SAMPLE_TEMPLATE_OID),
                     name: "SmartcardUser".into(),
                     validity_days: 365,
                     allowed_keys: KeyAlgorithm::ALL.to_vec(),

@@ -14,7 +14,7 @@ use der::{
     Decode, Encode,
     asn1::{Any, BitString, ObjectIdentifier, OctetString, SetOfVec},
 };
-use renewal_core::cmc::{
+use renewal_codec::cmc::{
     Outcome, PublicKey, Retained, SignError, SignatureAlgorithm, Signer, SoftwareKey,
     microsoft::NameValuePair,
     oids,
@@ -34,7 +34,7 @@ use x509_cert::{Certificate, request::CertReq};
 
 /// The PKCS#10 of the client's regular request and its PKIData.
 fn parts(client: &Client) -> (PkiData, CertReq) {
-    let parsed = renewal_core::cmc::parse_request(&client.request(), &Default::default()).unwrap();
+    let parsed = renewal_codec::cmc::parse_request(&client.request(), &Default::default()).unwrap();
     let RequestContent::Cmc(pki) = parsed.content else {
         panic!()
     };
@@ -228,7 +228,7 @@ fn rsa_keys_are_judged_by_their_modulus_bits() {
     // built-in ones allow it: cards renew RSA-3072 keys).
     let only_2048 = format!(
         "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\nallowed_keys = [\"p256\", \"rsa2048\"]\n",
-        renewal_core::sample::SAMPLE_TEMPLATE_OID
+        renewal_codec::sample::SAMPLE_TEMPLATE_OID
     );
     for desk in Desk::all(&only_2048) {
         let ca = desk.ca();
@@ -563,7 +563,7 @@ fn requested_extensions_do_not_reach_the_certificate() {
         let client = Client::new(ca);
         let new = client.new_key.public_key().clone();
         let request = forge(&client, new, &client.new_key, |req, _| {
-            let mut exts = renewal_core::cmc::verify_request::requested_extensions(req).unwrap();
+            let mut exts = renewal_codec::cmc::verify_request::requested_extensions(req).unwrap();
             exts.extend([
                 Extension {
                     extn_id: oids::BASIC_CONSTRAINTS,
@@ -735,14 +735,14 @@ fn every_decision_is_audited_and_the_trail_is_append_only() {
         ],
         "{trail:#?}"
     );
-    let fingerprint = renewal_core::cmc::verify_request::hex(
-        &renewal_core::cmc::DigestAlgorithm::Sha256.digest(client.old_cert.der()),
+    let fingerprint = renewal_codec::cmc::verify_request::hex(
+        &renewal_codec::cmc::DigestAlgorithm::Sha256.digest(client.old_cert.der()),
     );
     assert_eq!(trail[0].tls_fingerprint, fingerprint);
     assert_eq!(
         trail[0].request_hash,
-        renewal_core::cmc::verify_request::hex(
-            &renewal_core::cmc::DigestAlgorithm::Sha256.digest(&request)
+        renewal_codec::cmc::verify_request::hex(
+            &renewal_codec::cmc::DigestAlgorithm::Sha256.digest(&request)
         )
     );
     assert_eq!(trail[0].template.as_deref(), Some("SmartcardUser"));

@@ -10,7 +10,7 @@ mod common;
 
 use common::{Client, desk::Desk, mutated};
 use der::{Decode, asn1::Any};
-use renewal_core::cmc::{
+use renewal_codec::cmc::{
     Outcome, SoftwareKey,
     attestation::{AttestationError, ID_AA_ATTESTATION, KeyAttestation},
     request::{build_attested_pkcs10, build_renewal_request},
@@ -57,7 +57,7 @@ fn card_key(card: u64, key_seed: u64) -> (SoftwareKey, KeyAttestation) {
 fn scenario(roots: &str) -> String {
     format!(
         "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\nattestation_roots = \"\"\"\n{roots}\"\"\"\n",
-        renewal_core::sample::SAMPLE_TEMPLATE_OID
+        renewal_codec::sample::SAMPLE_TEMPLATE_OID
     )
 }
 
@@ -97,7 +97,7 @@ fn an_attested_new_key_is_renewed_over_cmc_and_simplereenroll() {
         assert_eq!(outcome, Outcome::Issued, "{}: {text}", desk.name());
         assert_eq!(
             certs[0].value().tbs_certificate().subject_public_key_info(),
-            renewal_core::cmc::Signer::public_key(&key)
+            renewal_codec::cmc::Signer::public_key(&key)
         );
         let other = Client::new(desk.ca());
         let (key, attestation) = card_key(2, 20);
@@ -215,7 +215,7 @@ fn a_malformed_or_doubled_attestation_attribute_is_refused_unread() {
         });
         desk.assert_rejected(&client, &garbage, CmcFailInfo::BadRequest, "0x8009481B");
         let (key, attestation) = card_key(7, 70);
-        let attribute = renewal_core::cmc::attestation::attribute(&attestation).unwrap();
+        let attribute = renewal_codec::cmc::attestation::attribute(&attestation).unwrap();
         let doubled = {
             let client = Client::with_keys(desk.ca(), SoftwareKey::generate_p256().unwrap(), key);
             let request = mutated(&client, &client.new_key, |req| {

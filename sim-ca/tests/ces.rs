@@ -8,7 +8,7 @@
 mod common;
 
 use common::{Client, ca, ca_with};
-use renewal_core::{
+use renewal_codec::{
     cmc::{Limits, Outcome, parse_response},
     wstep::{Answer, RequestKind, XmlLimits, build_request, parse_answer},
 };

@@ -16,7 +16,7 @@ use std::{
 
 use common::{Client, IssuesWhatever, Upstream, desk::Desk, parse};
 use der::{Encode, asn1::BitString};
-use renewal_core::cmc::{Outcome, Signer, SoftwareKey, build_renewal_request, oids};
+use renewal_codec::cmc::{Outcome, Signer, SoftwareKey, build_renewal_request, oids};
 use sim_ca::{
     Ca,
     service::SimpleReply,
@@ -27,7 +27,7 @@ use x509_cert::{ext::Extension, request::CertReq};
 /// A user certificate from `ca` for `name` (mailbox SAN `mailbox`), recorded as issued.
 fn named_user(ca: &Ca, name: &str, mailbox: &str) -> Client {
     let old_key = SoftwareKey::generate_p256().unwrap();
-    let old_cert = renewal_core::sample::issue_named_user_certificate(
+    let old_cert = renewal_codec::sample::issue_named_user_certificate(
         &ca.authority().issuing.key,
         &ca.authority().issuing.cert,
         old_key.public_key(),
@@ -135,7 +135,7 @@ fn two_templates() -> String {
     format!(
         "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\nrenewals_pend = true\n\
          [[template]]\noid = \"1.3.6.1.4.1.311.21.8.99.1\"\nname = \"Other\"\n",
-        renewal_core::sample::SAMPLE_TEMPLATE_OID
+        renewal_codec::sample::SAMPLE_TEMPLATE_OID
     )
 }
 
@@ -204,8 +204,8 @@ fn a_namesakes_certificate_is_never_renewed() {
         };
         let issued = &parse(&der).certificates[0];
         assert_eq!(
-            renewal_core::cmc::request::certificate_template(issued.value()),
-            renewal_core::cmc::request::certificate_template(namesake.old_cert.value()),
+            renewal_codec::cmc::request::certificate_template(issued.value()),
+            renewal_codec::cmc::request::certificate_template(namesake.old_cert.value()),
         );
     }
 }
@@ -320,7 +320,7 @@ impl sim_ca::gateway::ca_backend::CaBackend for Tampering {
         wrapped: &[u8],
         pending: Option<u64>,
     ) -> Result<sim_ca::gateway::ca_backend::CmcAnswer, sim_ca::gateway::ca_backend::Failure> {
-        use renewal_core::cmc::{
+        use renewal_codec::cmc::{
             DigestAlgorithm, ResponseParams, StatusStyle, build_full_response,
         };
         let answer = self.inner.cmc(wrapped, pending)?;
@@ -382,7 +382,7 @@ fn replace(extensions: &mut Vec<Extension>, new: Extension) {
 /// and nothing is delivered — on full CMC and on simplereenroll.
 #[test]
 fn the_gateway_delivers_nothing_but_a_renewal() {
-    use renewal_core::x509;
+    use renewal_codec::x509;
     let edits: [(&str, Edit); 5] = [
         ("an extra EKU", |e| {
             replace(
@@ -483,7 +483,7 @@ fn open_pending_requests_are_capped_per_certificate() {
     let scenario = format!(
         "max_pending_per_identity = 2\n[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\n\
          renewals_pend = true\n",
-        renewal_core::sample::SAMPLE_TEMPLATE_OID
+        renewal_codec::sample::SAMPLE_TEMPLATE_OID
     );
     for desk in Desk::all(&scenario) {
         let user = desk.upstream.user();

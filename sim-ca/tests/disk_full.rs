@@ -12,7 +12,7 @@ mod common;
 use std::process::Command;
 
 use common::{Upstream, parse};
-use renewal_core::cmc::Outcome;
+use renewal_codec::cmc::Outcome;
 use sim_ca::{Ca, service::SimpleReply, store::Store};
 
 /// Caps the store at its size and fills what is left of its pages, as a full disk does.
@@ -47,10 +47,10 @@ fn full_then_freed(ca: &Ca, fill: impl FnOnce(), free: impl FnOnce()) {
     assert_eq!((failure.status, failure.retry_after.is_some()), (503, true));
     assert!(reply.body.is_empty(), "nothing signed");
     assert!(failure.text.contains("full"), "{}", failure.text);
-    let built = renewal_core::cmc::build_renewal_request(
+    let built = renewal_codec::cmc::build_renewal_request(
         &user.old_cert,
         &user.old_key,
-        &renewal_core::cmc::SoftwareKey::generate_p256().unwrap(),
+        &renewal_codec::cmc::SoftwareKey::generate_p256().unwrap(),
         &common::Client::params(),
     )
     .unwrap();
@@ -133,7 +133,7 @@ fn a_full_filesystem_is_a_503_and_the_same_request_renews_once_freed() {
     let ca = Ca::new(
         sim_ca::authority::Authority::generate_with(
             clock.now(),
-            renewal_core::token::KeyAlgorithm::EcP256,
+            renewal_codec::cmc::KeyAlgorithm::EcP256,
         )
         .unwrap(),
         Store::open(&dir.join("ca.db")).unwrap(),

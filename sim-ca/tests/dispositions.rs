@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Client, ca_with, parse};
-use renewal_core::cmc::{CmcError, Outcome, Signer, status::CmcFailInfo};
+use renewal_codec::cmc::{CmcError, Outcome, Signer, status::CmcFailInfo};
 use sim_ca::{scenario::TransportFault, service::SimpleReply};
 
 fn pending_token(outcome: &Outcome) -> i64 {
@@ -102,7 +102,7 @@ fn pending_resolved_by_the_administrator_either_way() {
         // The template's "renewals pend" flag, no rule needed.
         let ca = ca_with(&format!(
             "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\nrenewals_pend = true\n",
-            renewal_core::sample::SAMPLE_TEMPLATE_OID
+            renewal_codec::sample::SAMPLE_TEMPLATE_OID
         ));
         let client = Client::new(&ca);
         let request = client.request();
@@ -142,7 +142,7 @@ fn issued_out_of_band_and_revoked() {
     let client = Client::new(&ca);
     let resp = parse(&ca.handle_cmc(&client.request(), client.old_cert.der()).body);
     assert_eq!(resp.status_string.as_deref(), Some("Revoked"));
-    let serial = renewal_core::cmc::verify_request::hex(
+    let serial = renewal_codec::cmc::verify_request::hex(
         resp.certificates[0]
             .value()
             .tbs_certificate()
@@ -202,7 +202,7 @@ fn adcs_style_responses() {
     let client = Client::new(&ca);
     let resp = parse(&ca.handle_cmc(&client.request(), client.old_cert.der()).body);
     assert_eq!(resp.outcome, Outcome::Issued);
-    let hash = renewal_core::cmc::DigestAlgorithm::Sha1.digest(resp.certificates[0].der());
+    let hash = renewal_codec::cmc::DigestAlgorithm::Sha1.digest(resp.certificates[0].der());
     assert_eq!(resp.issued_cert_hash, Some(hash));
 }
 
@@ -210,7 +210,7 @@ fn adcs_style_responses() {
 fn est_simplereenroll_in_process() {
     let ca = ca_with("[[rule]]\nrequest = 2\ndisposition = \"pending\"\nresolve = \"poll:1\"\n");
     let client = Client::new(&ca);
-    let built = renewal_core::cmc::build_renewal_request(
+    let built = renewal_codec::cmc::build_renewal_request(
         &client.old_cert,
         &client.old_key,
         &client.new_key,
@@ -232,10 +232,10 @@ fn est_simplereenroll_in_process() {
     // Second request pends; polling with the same PKCS#10 collects it.
     let other = Client::with_keys(
         &ca,
-        renewal_core::cmc::SoftwareKey::generate_p256().unwrap(),
-        renewal_core::cmc::SoftwareKey::generate_p256().unwrap(),
+        renewal_codec::cmc::SoftwareKey::generate_p256().unwrap(),
+        renewal_codec::cmc::SoftwareKey::generate_p256().unwrap(),
     );
-    let built = renewal_core::cmc::build_renewal_request(
+    let built = renewal_codec::cmc::build_renewal_request(
         &client.old_cert,
         &client.old_key,
         &other.new_key,

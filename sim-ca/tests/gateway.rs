@@ -11,7 +11,7 @@
 mod common;
 
 use common::{Upstream, parse};
-use renewal_core::cmc::{Outcome, PublicKey, Signer, build_renewal_request};
+use renewal_codec::cmc::{Outcome, PublicKey, Signer, build_renewal_request};
 use sim_ca::{
     gateway::upstream::CmcProtocol,
     service::SimpleReply,
@@ -118,7 +118,7 @@ fn a_renewal_goes_through_the_gateway_over_each_upstream_protocol() {
     // The upstream recorded it as a renewal of the user's certificate.
     let serial = sim_ca::policy::serial_text(cert.value());
     let old_serial = sim_ca::policy::serial_text(user.old_cert.value());
-    let key = renewal_core::cmc::verify_request::hex(
+    let key = renewal_codec::cmc::verify_request::hex(
         &PublicKey::from_spki(user.new_key.public_key())
             .unwrap()
             .fingerprint(),
@@ -157,7 +157,7 @@ fn what_the_policy_refuses_never_leaves_the_gateway() {
     );
     assert_eq!(first.outcome, Outcome::Issued);
     let upstream_records = upstream.ca.audit_trail().len();
-    let other_key = renewal_core::cmc::SoftwareKey::generate_p256().unwrap();
+    let other_key = renewal_codec::cmc::SoftwareKey::generate_p256().unwrap();
     let replay = gateway.handle_cmc_at(
         "fullcmc",
         &alice.request_for_key(&other_key, params),
@@ -328,8 +328,8 @@ fn a_forwarded_simplereenroll_renews_the_requesters_certificate_not_a_namesakes(
     let upstream = Upstream::start("");
     let gateway = upstream.gateway(Store::in_memory().unwrap());
     let user = |mailbox: &str| {
-        let old_key = renewal_core::cmc::SoftwareKey::generate_p256().unwrap();
-        let old_cert = renewal_core::sample::issue_named_user_certificate(
+        let old_key = renewal_codec::cmc::SoftwareKey::generate_p256().unwrap();
+        let old_cert = renewal_codec::sample::issue_named_user_certificate(
             &upstream.ca.authority().issuing.key,
             &upstream.ca.authority().issuing.cert,
             old_key.public_key(),
@@ -342,7 +342,7 @@ fn a_forwarded_simplereenroll_renews_the_requesters_certificate_not_a_namesakes(
         common::Client {
             old_key,
             old_cert,
-            new_key: renewal_core::cmc::SoftwareKey::generate_p256().unwrap(),
+            new_key: renewal_codec::cmc::SoftwareKey::generate_p256().unwrap(),
         }
     };
     let alice = user("alice");
@@ -356,13 +356,13 @@ fn a_forwarded_simplereenroll_renews_the_requesters_certificate_not_a_namesakes(
         alice.old_cert.value().tbs_certificate().subject(),
         namesake.old_cert.value().tbs_certificate().subject()
     );
-    let san = |cert: &renewal_core::cmc::Retained<x509_cert::Certificate>| {
+    let san = |cert: &renewal_codec::cmc::Retained<x509_cert::Certificate>| {
         cert.value()
             .tbs_certificate()
             .extensions()
             .unwrap()
             .iter()
-            .find(|e| e.extn_id == renewal_core::cmc::oids::SUBJECT_ALT_NAME)
+            .find(|e| e.extn_id == renewal_codec::cmc::oids::SUBJECT_ALT_NAME)
             .unwrap()
             .extn_value
             .clone()
@@ -458,7 +458,7 @@ fn a_gateway_with_a_credential_that_cannot_work_does_not_start() {
         upstream_cas: vec![authority.issuing.cert.clone(), authority.root.cert.clone()],
         templates: sim_ca::templates::TemplateRegistry::from_configs(&[]).unwrap(),
         grace: std::time::Duration::ZERO,
-        profile: renewal_core::cmc::Profile::Adcs,
+        profile: renewal_codec::cmc::Profile::Adcs,
         retry_after: 5,
         max_pending_per_identity: sim_ca::ledger::DEFAULT_PENDING_CAP,
     };
@@ -477,7 +477,7 @@ fn a_gateway_with_a_credential_that_cannot_work_does_not_start() {
     let ra = |purpose| credential::issue(authority, "RA", &[], purpose, common::now()).unwrap();
     assert_eq!(start(ra(credential::Purpose::Ra)), Ok(()));
     let mut swapped = ra(credential::Purpose::Ra);
-    swapped.key = renewal_core::cmc::SoftwareKey::generate_p256().unwrap();
+    swapped.key = renewal_codec::cmc::SoftwareKey::generate_p256().unwrap();
     assert_eq!(
         start(swapped),
         Err("gateway: the RA key is not the RA certificate's key".into())

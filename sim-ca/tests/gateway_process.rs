@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use renewal_core::cmc::{
+use renewal_codec::cmc::{
     Limits, Outcome, PublicKey, RenewalParams, Retained, Signer, SoftwareKey,
     build_renewal_request, parse_response,
 };
@@ -111,7 +111,7 @@ fn a_request_pending_at_a_killed_instance_is_collected_from_the_other() {
     // process loads them.
     let now = std::time::SystemTime::now();
     let (authority, _) =
-        Authority::load_or_create_with(&state, now, renewal_core::token::KeyAlgorithm::EcP256)
+        Authority::load_or_create_with(&state, now, renewal_codec::cmc::KeyAlgorithm::EcP256)
             .unwrap();
     credential::write(
         &credential::issue(
@@ -191,7 +191,7 @@ fn a_request_pending_at_a_killed_instance_is_collected_from_the_other() {
     // The user: a certificate from the CA, a new key, a full CMC renewal request.
     let old_key = SoftwareKey::generate_p256().unwrap();
     let new_key = SoftwareKey::generate_p256().unwrap();
-    let old_cert = renewal_core::sample::issue_user_certificate(
+    let old_cert = renewal_codec::sample::issue_user_certificate(
         &authority.issuing.key,
         &authority.issuing.cert,
         old_key.public_key(),

@@ -11,7 +11,7 @@ use std::{net::SocketAddr, sync::Arc};
 
 use base64ct::{Base64, Encoding};
 use common::{Client, ca_with, parse};
-use renewal_core::cmc::{Outcome, ResponseForm, Signer};
+use renewal_codec::cmc::{Outcome, ResponseForm, Signer};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use sim_ca::{
     http::{self, HttpLimits},
@@ -239,7 +239,7 @@ async fn est_and_cmc_endpoints() {
     assert_eq!(reply.body.first(), Some(&0x30));
     assert_eq!(parse(&reply.body).outcome, Outcome::Issued);
 
-    let built = renewal_core::cmc::build_renewal_request(
+    let built = renewal_codec::cmc::build_renewal_request(
         &client.old_cert,
         &client.old_key,
         &client.new_key,
@@ -328,7 +328,7 @@ async fn a_client_certificate_is_required_where_an_identity_is() {
     );
     assert!(ca.counters().iter().all(|(n, v)| n != "issued" || *v == 0));
     // A certificate from another CA is refused in the handshake.
-    let foreign = renewal_core::sample::Sample::deterministic().unwrap();
+    let foreign = renewal_codec::sample::Sample::deterministic().unwrap();
     let stranger = Client {
         old_key: foreign.old_key,
         old_cert: foreign.old_cert,
@@ -474,7 +474,7 @@ async fn transport_faults() {
     let (result, _, _) = with_fault("malformed-body").await;
     let reply = parse_http(&result.unwrap());
     assert_eq!(reply.status, 200);
-    assert!(renewal_core::cmc::parse_response(&reply.body, &Default::default()).is_err());
+    assert!(renewal_codec::cmc::parse_response(&reply.body, &Default::default()).is_err());
 
     let (result, _, _) = with_fault("wrong-content-type").await;
     let reply = parse_http(&result.unwrap());
@@ -482,7 +482,7 @@ async fn transport_faults() {
 
     let (result, _, _) = with_fault("truncated").await;
     let reply = parse_http(&result.unwrap());
-    assert!(renewal_core::cmc::parse_response(&reply.body, &Default::default()).is_err());
+    assert!(renewal_codec::cmc::parse_response(&reply.body, &Default::default()).is_err());
 
     // A delayed answer is still the right answer (how long is for benchmarks to say).
     let (result, client, _) = with_fault("delay:50").await;

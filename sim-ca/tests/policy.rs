@@ -13,7 +13,7 @@ use der::{
     Decode,
     asn1::{OctetString, SetOfVec},
 };
-use renewal_core::cmc::{
+use renewal_codec::cmc::{
     Outcome, Signer, SoftwareKey, microsoft::TemplateRef, oids, pki::PkiData,
     signed_data::SignedData, status::CmcFailInfo, verify_request::RequestContent,
 };
@@ -89,7 +89,7 @@ fn tls_identity_must_be_the_certificate_being_renewed() {
 #[test]
 fn certificates_of_another_ca_are_refused() {
     for desk in Desk::all("") {
-        let foreign = renewal_core::sample::Sample::deterministic().unwrap();
+        let foreign = renewal_codec::sample::Sample::deterministic().unwrap();
         let client = Client {
             old_key: foreign.old_key,
             old_cert: foreign.old_cert,
@@ -133,7 +133,7 @@ fn revoked_certificates_are_refused() {
     for desk in Desk::all("") {
         let ca = desk.ca();
         let client = Client::new(ca);
-        let serial = renewal_core::cmc::verify_request::hex(
+        let serial = renewal_codec::cmc::verify_request::hex(
             client
                 .old_cert
                 .value()
@@ -209,7 +209,7 @@ fn no_elevation_of_subject_or_names() {
                         == client.new_key.public_key()
                 })
                 .unwrap();
-            renewal_core::x509::same_renewal_profile(issued.value(), client.old_cert.value())
+            renewal_codec::x509::same_renewal_profile(issued.value(), client.old_cert.value())
                 .unwrap_or_else(|e| panic!("{what}: the certificate has another {e}"));
             let record = adcs
                 .audit_trail()
@@ -274,7 +274,7 @@ fn the_new_key_must_be_new_and_allowed() {
     }
     let rsa_only = format!(
         "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\nallowed_keys = [\"rsa2048\"]\n",
-        renewal_core::sample::SAMPLE_TEMPLATE_OID
+        renewal_codec::sample::SAMPLE_TEMPLATE_OID
     );
     for desk in Desk::all(&rsa_only) {
         let client = Client::new(desk.ca());
@@ -294,7 +294,7 @@ fn proof_of_possession_and_signatures() {
         let client = Client::new(ca);
         let request = mutated(&client, &client.old_key, |_| {});
         desk.assert_rejected(&client, &request, CmcFailInfo::PopFailed, "0x80090006");
-        let mut sd = renewal_core::cmc::parse_request(&client.request(), &Default::default())
+        let mut sd = renewal_codec::cmc::parse_request(&client.request(), &Default::default())
             .unwrap()
             .signed_data;
         let mut sig = sd.signer_infos.0[1].signature.as_bytes().to_vec();
@@ -315,7 +315,7 @@ fn exactly_one_pkcs10_and_a_proper_renewal_attribute() {
         let ca = desk.ca();
         let client = Client::new(ca);
         let parsed =
-            renewal_core::cmc::parse_request(&client.request(), &Default::default()).unwrap();
+            renewal_codec::cmc::parse_request(&client.request(), &Default::default()).unwrap();
         let RequestContent::Cmc(mut pki) = parsed.content else {
             panic!()
         };
@@ -342,7 +342,7 @@ fn exactly_one_pkcs10_and_a_proper_renewal_attribute() {
         // Signed by the new key only (Microsoft's published sample shape): the old key never
         // signed, so the TLS identity is not bound to the request.
         let mut sd: SignedData =
-            renewal_core::cmc::parse_request(&client.request(), &Default::default())
+            renewal_codec::cmc::parse_request(&client.request(), &Default::default())
                 .unwrap()
                 .signed_data;
         sd.signer_infos.0.truncate(1);

@@ -16,7 +16,7 @@ mod common;
 use std::{sync::Arc, thread};
 
 use common::{Upstream, parse};
-use renewal_core::cmc::Outcome;
+use renewal_codec::cmc::Outcome;
 use sim_ca::{
     Ca,
     store::{AuditOutcome, AuditRecord, Pending, PendingEnd, Resolve, Sighting, Store, StoreError},
@@ -173,7 +173,7 @@ fn a_request_replayed_to_the_other_instance_is_answered_idempotently() {
         parse(&first.body).certificates[0]
     );
     // The same transaction for another key, at either instance: a replay.
-    let other_key = renewal_core::cmc::SoftwareKey::generate_p256().unwrap();
+    let other_key = renewal_codec::cmc::SoftwareKey::generate_p256().unwrap();
     let replay = b.handle_cmc_at(
         "fullcmc",
         &user.request_for_key(&other_key, params),

@@ -12,7 +12,7 @@ mod common;
 use std::{path::PathBuf, process::Command};
 
 use common::{Upstream, parse};
-use renewal_core::cmc::Outcome;
+use renewal_codec::cmc::Outcome;
 use sim_ca::store::{AuditOutcome, Store};
 
 /// A cluster of our own: its directory, its URL; stopped and removed on drop.

@@ -75,7 +75,7 @@ fn the_store_over_tls_verifies_the_server_and_its_name() {
     // The server's certificate, from a CA of ours; the clients trust that CA.
     let now = std::time::SystemTime::now();
     let authority =
-        Authority::generate_with(now, renewal_core::token::KeyAlgorithm::EcP256).unwrap();
+        Authority::generate_with(now, renewal_codec::cmc::KeyAlgorithm::EcP256).unwrap();
     let server = credential::issue(
         &authority,
         "postgres",
@@ -87,7 +87,7 @@ fn the_store_over_tls_verifies_the_server_and_its_name() {
     credential::write(&server, &data.join("server")).unwrap();
     let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, pem(&[&authority.issuing, &authority.root])).unwrap();
-    let other = Authority::generate_with(now, renewal_core::token::KeyAlgorithm::EcP256).unwrap();
+    let other = Authority::generate_with(now, renewal_codec::cmc::KeyAlgorithm::EcP256).unwrap();
     let other_ca = dir.join("other-ca.pem");
     std::fs::write(&other_ca, pem(&[&other.issuing, &other.root])).unwrap();
     // TLS only, over TCP on loopback.

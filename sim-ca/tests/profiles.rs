@@ -20,7 +20,7 @@ use cms::{
 };
 use common::{Client, ca_with, parse};
 use der::{Any, Encode, asn1::OctetString};
-use renewal_core::cmc::{
+use renewal_codec::cmc::{
     DigestAlgorithm, Limits, Outcome, Profile, Severity, SignatureAlgorithm, Signer, SoftwareKey,
     asn1::SetOf,
     oids, parse_request,
@@ -244,7 +244,7 @@ fn inspect_reports_the_findings_and_the_profile() {
     let ca = ca_with("");
     let client = rsa_client(&ca);
     let inspection =
-        renewal_core::inspect::inspect(&cms_with_pkcs10(&client, CERTIPY), &Limits::default())
+        renewal_codec::inspect::inspect(&cms_with_pkcs10(&client, CERTIPY), &Limits::default())
             .unwrap();
     let text = inspection.tree.render();
     assert!(text.contains("Findings (2)"), "{text}");

@@ -10,7 +10,7 @@
 mod common;
 
 use common::{Client, ca, now, parse};
-use renewal_core::cmc::{Outcome, PublicKey, Retained, Signer, SoftwareKey, ra::wrap};
+use renewal_codec::cmc::{Outcome, PublicKey, Retained, Signer, SoftwareKey, ra::wrap};
 use sim_ca::{Ca, store::AuditOutcome};
 use x509_cert::Certificate;
 

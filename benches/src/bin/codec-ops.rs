@@ -7,7 +7,7 @@
 
 use std::{hint::black_box, process::ExitCode};
 
-use renewal_core::{
+use renewal_codec::{
     cmc::{
         DigestAlgorithm, Limits, RenewalParams, Signer, SoftwareKey, build_renewal_request,
         parse_request,
@@ -57,7 +57,7 @@ fn sample(rsa: bool) -> Result<Sample, Box<dyn std::error::Error>> {
 /// A signer whose signature was computed once: encoding without signing.
 struct Precomputed {
     spki: spki::SubjectPublicKeyInfoOwned,
-    algorithm: renewal_core::cmc::SignatureAlgorithm,
+    algorithm: renewal_codec::cmc::SignatureAlgorithm,
     signature: Vec<u8>,
 }
 
@@ -65,10 +65,10 @@ impl Signer for Precomputed {
     fn public_key(&self) -> &spki::SubjectPublicKeyInfoOwned {
         &self.spki
     }
-    fn algorithm(&self) -> renewal_core::cmc::SignatureAlgorithm {
+    fn algorithm(&self) -> renewal_codec::cmc::SignatureAlgorithm {
         self.algorithm
     }
-    fn sign(&self, _: &[u8]) -> Result<Vec<u8>, renewal_core::cmc::SignError> {
+    fn sign(&self, _: &[u8]) -> Result<Vec<u8>, renewal_codec::cmc::SignError> {
         Ok(self.signature.clone())
     }
 }
@@ -99,7 +99,7 @@ fn run(op: &str, n: usize) -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..n {
         match what {
             "sign" => drop(black_box(s.new_key.sign(black_box(&message))?)),
-            "verify" => renewal_core::cmc::crypto::verify(
+            "verify" => renewal_codec::cmc::crypto::verify(
                 s.new_key.public_key(),
                 s.new_key.algorithm(),
                 black_box(&message),

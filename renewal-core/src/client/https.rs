@@ -650,27 +650,5 @@ pub fn read_trust_anchors(
 
 /// Parses a PEM bundle (or one DER certificate) into DER certificates.
 pub fn load_trust_anchors(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ServiceError> {
-    let text = String::from_utf8_lossy(bytes);
-    if !text.contains("-----BEGIN") {
-        return Ok(vec![bytes.to_vec()]);
-    }
-    let mut out = Vec::new();
-    let mut rest = text.as_ref();
-    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
-        let end_marker = "-----END CERTIFICATE-----";
-        let end = rest[start..]
-            .find(end_marker)
-            .ok_or_else(|| ServiceError::Config("unterminated PEM certificate".into()))?;
-        let block = &rest[start..start + end + end_marker.len()];
-        let (_, der) = der::pem::decode_vec(block.as_bytes())
-            .map_err(|e| ServiceError::Config(e.to_string()))?;
-        out.push(der);
-        rest = &rest[start + end + end_marker.len()..];
-    }
-    if out.is_empty() {
-        return Err(ServiceError::Config(
-            "no certificate in the trust anchor file".into(),
-        ));
-    }
-    Ok(out)
+    crate::x509::certificates_in(bytes).map_err(|e| ServiceError::Config(e.to_string()))
 }

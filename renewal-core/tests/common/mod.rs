@@ -8,9 +8,10 @@ use std::{
     process::Command,
 };
 
-/// The third-party vectors (copied from `../shared/vectors` with their provenance README).
+/// The third-party vectors (the codec crate's, copied from `../shared/vectors` with their
+/// provenance README).
 pub fn vectors_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../renewal-codec/tests/vectors")
 }
 
 pub fn vector(name: &str) -> Vec<u8> {

@@ -9,7 +9,7 @@ impl Gateway {
     /// upstream under `pending` is collected by its id instead).
     pub(super) fn forward(
         &self,
-        wrap: impl FnOnce(u64, &[u8]) -> renewal_core::cmc::Result<Vec<u8>>,
+        wrap: impl FnOnce(u64, &[u8]) -> renewal_codec::cmc::Result<Vec<u8>>,
         pending: Option<u64>,
     ) -> Result<Result<CmcAnswer, Failure>, String> {
         use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -64,11 +64,11 @@ impl Gateway {
             .policy
             .upstream_cas
             .iter()
-            .any(|ca| renewal_core::x509::verify_issued_by(issued, ca.value()).is_ok())
+            .any(|ca| renewal_codec::x509::verify_issued_by(issued, ca.value()).is_ok())
         {
             return Err("the upstream's certificate does not chain to the upstream CA".into());
         }
-        renewal_core::x509::same_renewal_profile(issued.value(), old)
+        renewal_codec::x509::same_renewal_profile(issued.value(), old)
             .map_err(|what| format!("the upstream's certificate has another {what}"))?;
         Ok(issued.clone())
     }

@@ -11,7 +11,7 @@
 //! Whatever the kind, what comes back is checked by the gateway the same way: a CMC response
 //! is verified (signer, certificate chain, key, subject, names, usages, template). Every
 //! request goes up as full CMC — a user's simplereenroll too, as the RA's re-enrollment naming
-//! the certificate it renews ([`renewal_core::cmc::ra::wrap_reenroll`]).
+//! the certificate it renews ([`renewal_codec::cmc::ra::wrap_reenroll`]).
 
 use std::sync::Arc;
 

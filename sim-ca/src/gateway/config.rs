@@ -28,7 +28,7 @@ use std::{
     time::Duration,
 };
 
-use renewal_core::cmc::{Profile, Retained, SoftwareKey};
+use renewal_codec::cmc::{Profile, Retained, SoftwareKey};
 use serde::Deserialize;
 use x509_cert::Certificate;
 
@@ -220,7 +220,13 @@ impl GatewayConfig {
 /// Every certificate in a PEM bundle (or one DER certificate), in order.
 pub fn read_certificates(path: &Path) -> Result<Vec<Retained<Certificate>>, crate::Error> {
     let result = (|| -> Result<Vec<Retained<Certificate>>, String> {
-        let certs = renewal_core::client::https::read_trust_anchors(path)?;
+        let at = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+        let bytes = std::fs::read(path).map_err(|e| at(&e))?;
+        let certs = renewal_codec::x509::certificates_in(&bytes)
+            .map_err(|e| at(&e))?
+            .iter()
+            .map(|d| Retained::from_der(d).map_err(|e| at(&e)))
+            .collect::<Result<Vec<_>, _>>()?;
         if certs.is_empty() {
             return Err(format!("{}: no certificate", path.display()));
         }

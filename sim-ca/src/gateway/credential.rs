@@ -6,7 +6,7 @@
 use std::{str::FromStr, time::Duration};
 
 use der::asn1::{Ia5String, OctetString};
-use renewal_core::{
+use renewal_codec::{
     cmc::{Signer, SoftwareKey, oids},
     x509,
 };

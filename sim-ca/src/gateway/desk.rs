@@ -96,7 +96,7 @@ impl Gateway {
         origin: &Origin,
         item: &Forwardable<'_>,
         step: impl FnOnce(&Store) -> Result<Step, Rejection>,
-        wrap: impl FnOnce(u64, &[u8]) -> renewal_core::cmc::Result<Vec<u8>>,
+        wrap: impl FnOnce(u64, &[u8]) -> renewal_codec::cmc::Result<Vec<u8>>,
     ) -> Result<GatewayAnswer, UpstreamFailure> {
         let step = {
             let store = self.decision();
@@ -174,7 +174,7 @@ impl Gateway {
     ) -> CmcReply {
         let origin = Origin::new(endpoint, tls_cert, request);
         // EST sends base64: what is checked, stored and forwarded is the DER.
-        let der = renewal_core::cmc::input::to_der(request, &self.limits).map(|(der, _)| der);
+        let der = renewal_codec::cmc::input::to_der(request, &self.limits).map(|(der, _)| der);
         let request = der.as_deref().unwrap_or(request);
         let checked = Retained::<Certificate>::from_der(tls_cert)
             .map_err(|_| Rejection::IdentityMismatch)
@@ -200,7 +200,7 @@ impl Gateway {
             &item,
             |s| self.cmc_step(s, &accepted, &tls, &origin),
             |id, nonce| {
-                renewal_core::cmc::ra::wrap(request, &self.ra.key, self.ra_cert(), id, nonce)
+                renewal_codec::cmc::ra::wrap(request, &self.ra.key, self.ra_cert(), id, nonce)
             },
         );
         match decided {
@@ -275,7 +275,7 @@ impl Gateway {
         };
         let pkcs10 = accepted.pkcs10.der();
         let decided = self.decide(&origin, &item, step, |id, nonce| {
-            renewal_core::cmc::ra::wrap_reenroll(
+            renewal_codec::cmc::ra::wrap_reenroll(
                 pkcs10,
                 &tls,
                 &self.ra.key,

@@ -33,7 +33,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use renewal_core::cmc::{
+use renewal_codec::cmc::{
     DigestAlgorithm, Limits, Outcome, ParsedResponse, Profile, PublicKey, ResponseForm,
     ResponseParams, Retained, SoftwareKey, StatusStyle, build_certs_only, build_full_response,
     parse_response, verify_request::hex,
@@ -181,12 +181,12 @@ impl Gateway {
             let certified =
                 PublicKey::from_spki(ra_cert.value().tbs_certificate().subject_public_key_info())
                     .map_err(|e| format!("the RA certificate's key: {e}"))?;
-            let held = PublicKey::from_spki(renewal_core::cmc::Signer::public_key(&ra.key))
+            let held = PublicKey::from_spki(renewal_codec::cmc::Signer::public_key(&ra.key))
                 .map_err(|e| format!("the RA key: {e}"))?;
             if certified != held {
                 return Err("the RA key is not the RA certificate's key".into());
             }
-            if !renewal_core::x509::may_sign_cmc_responses(ra_cert.value()) {
+            if !renewal_codec::x509::may_sign_cmc_responses(ra_cert.value()) {
                 return Err(
                     "the RA certificate carries no id-kp-cmcRA (RFC 6402 §2.10): clients would \
                      refuse every answer it signs"

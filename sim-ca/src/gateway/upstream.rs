@@ -16,7 +16,7 @@ use hyper::{
     header,
 };
 use hyper_util::rt::TokioIo;
-use renewal_core::cmc::{Retained, SoftwareKey};
+use renewal_codec::cmc::{Retained, SoftwareKey};
 use rustls::{
     ClientConfig, RootCertStore,
     pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName},
@@ -209,7 +209,7 @@ impl Upstream {
     /// A SOAP fault is a refusal (HTTP 500 is how SOAP 1.2 sends it); anything that is not SOAP
     /// is judged by its HTTP status.
     fn ces(&self, der: &[u8], pending: Option<u64>) -> Result<CmcAnswer, Failure> {
-        use renewal_core::wstep::{
+        use renewal_codec::wstep::{
             Answer, RequestKind, XmlLimits, build_request, parse_answer, random_message_id,
         };
         let kind = match pending {
@@ -221,7 +221,7 @@ impl Upstream {
         let path = if self.base_path.contains("/service.svc") {
             String::new()
         } else {
-            renewal_core::wstep::ces_path(renewal_core::wstep::DEFAULT_CA_NAME)
+            renewal_codec::wstep::ces_path(renewal_codec::wstep::DEFAULT_CA_NAME)
         };
         let exchange = self
             .post(

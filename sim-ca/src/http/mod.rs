@@ -14,7 +14,7 @@ use hyper::{
     service::service_fn,
 };
 use hyper_util::rt::{TokioIo, TokioTimer};
-use renewal_core::cmc::{Outcome, Signer, SoftwareKey};
+use renewal_codec::cmc::{Outcome, Signer, SoftwareKey};
 use rustls::{
     RootCertStore, ServerConfig,
     pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer},
@@ -290,7 +290,7 @@ async fn handle(
         }
         Endpoint::Ces => {
             let reply =
-                crate::ces::handle(&*ca, &body, &client, &renewal_core::cmc::Limits::default());
+                crate::ces::handle(&*ca, &body, &client, &renewal_codec::cmc::Limits::default());
             let fault = reply.cmc.as_ref().and_then(|r| r.fault);
             let outcome = match reply.cmc.as_ref().map(|r| &r.outcome) {
                 Some(Outcome::Issued) => "issued".to_string(),

@@ -25,7 +25,7 @@ pub fn server_identity(
         } else {
             let key = SoftwareKey::generate_p256().map_err(|e| e.to_string())?;
             let now = ca.clock().now();
-            use renewal_core::x509;
+            use renewal_codec::x509;
             let localhost = der::asn1::Ia5String::new("localhost").map_err(|e| e.to_string())?;
             let loopback =
                 der::asn1::OctetString::new(vec![127, 0, 0, 1]).map_err(|e| e.to_string())?;
@@ -97,7 +97,7 @@ pub fn tls_config(
 /// `pki --estca` fetches it); every endpoint that needs an identity refuses a connection
 /// without one ([`handle`]).
 pub fn tls_config_for(
-    client_cas: &[renewal_core::cmc::Retained<x509_cert::Certificate>],
+    client_cas: &[renewal_codec::cmc::Retained<x509_cert::Certificate>],
     clock: &crate::clock::Clock,
     identity: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
 ) -> Result<ServerConfig, crate::Error> {

@@ -510,7 +510,7 @@ pub(super) enum PollState {
 /// Whether a CMC poll carries the PKCS#10 that was stored with its pending request, compared
 /// as parsed values (the signature may differ: ECDSA signs with a fresh nonce each time).
 pub(crate) fn same_cmc_pkcs10(stored: &[u8], poll: &Accepted, limits: &Limits) -> bool {
-    let Ok(parsed) = renewal_core::cmc::parse_request(stored, limits) else {
+    let Ok(parsed) = renewal_codec::cmc::parse_request(stored, limits) else {
         return false;
     };
     let pkcs10s = parsed.pkcs10s();
@@ -523,9 +523,9 @@ pub(crate) fn same_simple_pkcs10(
     poll: &Retained<x509_cert::request::CertReq>,
     limits: &Limits,
 ) -> bool {
-    let Ok((der, _)) = renewal_core::cmc::input::to_der(stored, limits) else {
+    let Ok((der, _)) = renewal_codec::cmc::input::to_der(stored, limits) else {
         return false;
     };
-    renewal_core::cmc::input::decode_exact::<x509_cert::request::CertReq>(&der, "PKCS#10")
+    renewal_codec::cmc::input::decode_exact::<x509_cert::request::CertReq>(&der, "PKCS#10")
         .is_ok_and(|stored| stored.info == poll.value().info)
 }

@@ -46,15 +46,15 @@ impl Ca {
         if !self.trusted_ras.contains(tls) {
             return None;
         }
-        let unwrapped = renewal_core::cmc::ra::unwrap(request, &self.limits, &self.trusted_ras)
+        let unwrapped = renewal_codec::cmc::ra::unwrap(request, &self.limits, &self.trusted_ras)
             .map_err(|e| Rejection::Malformed(format!("RA wrapper: {e}")));
         Some(unwrapped.and_then(|u| {
             if u.ra != *tls {
                 return Err(Rejection::IdentityMismatch);
             }
             match u.forwarded {
-                renewal_core::cmc::ra::Forwarded::Nested(inner) => self.forwarded(inner),
-                renewal_core::cmc::ra::Forwarded::Reenroll { pkcs10, renewed } => {
+                renewal_codec::cmc::ra::Forwarded::Nested(inner) => self.forwarded(inner),
+                renewal_codec::cmc::ra::Forwarded::Reenroll { pkcs10, renewed } => {
                     Ok(Intake::Reenroll {
                         pkcs10,
                         renewed: *renewed,
@@ -73,7 +73,7 @@ impl Ca {
     /// certificate the user's own request renews (its old key signed it; the policy checks
     /// that exactly as for a direct client).
     pub(super) fn forwarded(&self, inner: Vec<u8>) -> Result<Intake, Rejection> {
-        let facts = renewal_core::cmc::parse_request(&inner, &self.limits)
+        let facts = renewal_codec::cmc::parse_request(&inner, &self.limits)
             .and_then(|p| p.with_profile(self.profile).verify())
             .map_err(|e| Rejection::Malformed(format!("the forwarded request: {e}")))?;
         Ok(Intake::Cmc(inner, facts.renewal_certificate))
@@ -312,7 +312,7 @@ impl Ca {
 
     /// Handles an EST simplereenroll (PKCS#10, DER/base64) presented with `tls_cert`. A
     /// trusted RA does not come here: it forwards a re-enrollment as full CMC naming the
-    /// certificate it renews ([`renewal_core::cmc::ra::wrap_reenroll`]); its own
+    /// certificate it renews ([`renewal_codec::cmc::ra::wrap_reenroll`]); its own
     /// simplereenroll would ask the CA to guess whose renewal it is, and is refused.
     pub fn handle_simple(
         &self,

@@ -188,15 +188,15 @@ impl Ca {
                 .ok_or_else(|| format!("unknown template {template:?}"))?
                 .clone();
             let (der, _) =
-                renewal_core::cmc::input::to_der(csr, &self.limits).map_err(|e| e.to_string())?;
+                renewal_codec::cmc::input::to_der(csr, &self.limits).map_err(|e| e.to_string())?;
             let req: Retained<x509_cert::request::CertReq> =
-                renewal_core::cmc::input::decode_exact(&der, "PKCS#10")
+                renewal_codec::cmc::input::decode_exact(&der, "PKCS#10")
                     .map_err(|e| e.to_string())?;
-            renewal_core::cmc::verify_request::verify_pkcs10(&req).map_err(|e| e.to_string())?;
+            renewal_codec::cmc::verify_request::verify_pkcs10(&req).map_err(|e| e.to_string())?;
             let key =
                 PublicKey::from_spki(&req.value().info.public_key).map_err(|e| e.to_string())?;
             policy::check_key_allowed(&key, &template).map_err(|e| e.to_string())?;
-            use renewal_core::x509;
+            use renewal_codec::x509;
             let mut extensions = vec![
                 x509::basic_constraints(false, None).map_err(|e| e.to_string())?,
                 x509::key_usage(x509_cert::ext::pkix::KeyUsages::DigitalSignature)
@@ -205,7 +205,7 @@ impl Ca {
                     .map_err(|e| e.to_string())?,
                 x509::certificate_template(template.oid, 100, 1).map_err(|e| e.to_string())?,
             ];
-            let requested = renewal_core::cmc::verify_request::requested_extensions(req.value())
+            let requested = renewal_codec::cmc::verify_request::requested_extensions(req.value())
                 .map_err(|e| e.to_string())?;
             extensions.extend(
                 requested

@@ -7,7 +7,7 @@ use std::{
 };
 
 use der::asn1::GeneralizedTime;
-use renewal_core::cmc::{
+use renewal_codec::cmc::{
     DigestAlgorithm, Limits, Outcome, PublicKey, ResponseParams, Retained, Signer, SoftwareKey,
     StatusStyle, build_certs_only, build_full_response, oids, status::CmcFailInfo,
     verify_request::hex,
@@ -49,7 +49,7 @@ pub struct Ca {
     grace: Duration,
     style: StatusStyle,
     limits: Limits,
-    profile: renewal_core::cmc::Profile,
+    profile: renewal_codec::cmc::Profile,
     /// Registration authorities whose wrapped requests are accepted (`--trust-ra`).
     trusted_ras: Vec<Retained<Certificate>>,
     /// A key that is not the CA's, for the "wrong signer" and "wrong key" faults.
@@ -185,10 +185,9 @@ impl Ca {
         ras: Vec<Retained<Certificate>>,
     ) -> Result<Self, crate::Error> {
         let result = (|| -> Result<Self, String> {
-            if let Some(ra) = ras
-                .iter()
-                .find(|ra| !renewal_core::x509::has_extended_key_usage(ra.value(), oids::KP_CMC_RA))
-            {
+            if let Some(ra) = ras.iter().find(|ra| {
+                !renewal_codec::x509::has_extended_key_usage(ra.value(), oids::KP_CMC_RA)
+            }) {
                 return Err(format!(
                     "{} carries no id-kp-cmcRA (RFC 6402 §2.10): not trusted as an RA",
                     ra.value().tbs_certificate().subject()

@@ -78,9 +78,7 @@ pub(crate) fn connector(root: &std::path::Path, full: bool) -> Result<Connector,
     let bad = |why: String| StoreError::Config(format!("sslrootcert {}: {why}", root.display()));
     let pem = std::fs::read(root).map_err(|e| bad(e.to_string()))?;
     let mut roots = RootCertStore::empty();
-    for der in
-        renewal_core::client::https::load_trust_anchors(&pem).map_err(|e| bad(e.to_string()))?
-    {
+    for der in renewal_codec::x509::certificates_in(&pem).map_err(|e| bad(e.to_string()))? {
         roots
             .add(CertificateDer::from(der))
             .map_err(|e| bad(e.to_string()))?;
@@ -156,7 +154,7 @@ fn own_name(der: &CertificateDer<'_>) -> Option<ServerName<'static>> {
         .tbs_certificate()
         .extensions()?
         .iter()
-        .find(|e| e.extn_id == renewal_core::cmc::oids::SUBJECT_ALT_NAME)?;
+        .find(|e| e.extn_id == renewal_codec::cmc::oids::SUBJECT_ALT_NAME)?;
     let san = SubjectAltName::from_der(ext.extn_value.as_bytes()).ok()?;
     san.0.iter().find_map(|name| match name {
         GeneralName::DnsName(dns) => ServerName::try_from(dns.as_str().to_string()).ok(),

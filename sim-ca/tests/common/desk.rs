@@ -2,7 +2,7 @@
 //! upstream sim-ca, and the gateway in front of the simulated authority in process. Tests that
 //! judge a decision run it against all three, so the copies cannot drift apart again.
 
-use renewal_core::cmc::{Outcome, Retained, status::CmcFailInfo};
+use renewal_codec::cmc::{Outcome, Retained, status::CmcFailInfo};
 use sim_ca::{
     Ca,
     backend::Backend,

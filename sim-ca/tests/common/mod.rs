@@ -4,13 +4,13 @@
 use std::time::SystemTime;
 
 use der::{Encode, asn1::BitString, asn1::OctetString};
-use renewal_core::cmc::{
+use renewal_codec::cmc::{
     Outcome, Signer, oids,
     pki::{PkiData, TaggedRequest},
     status::CmcFailInfo,
     verify_request::RequestContent,
 };
-use renewal_core::{
+use renewal_codec::{
     cmc::{
         DigestAlgorithm, Limits, ParsedResponse, RenewalParams, Retained, SoftwareKey,
         build_renewal_request, parse_response,
@@ -21,7 +21,7 @@ use sim_ca::{Ca, authority::Authority, clock::Clock, scenario::Scenario, store::
 use x509_cert::Certificate;
 
 pub fn now() -> SystemTime {
-    renewal_core::sample::fixed_now()
+    renewal_codec::sample::fixed_now()
 }
 
 pub fn ca_with(scenario: &str) -> Ca {
@@ -57,7 +57,7 @@ impl Client {
     }
 
     pub fn with_keys(ca: &Ca, old_key: SoftwareKey, new_key: SoftwareKey) -> Self {
-        use renewal_core::cmc::Signer;
+        use renewal_codec::cmc::Signer;
         let old_cert = issue_user_certificate(
             &ca.authority().issuing.key,
             &ca.authority().issuing.cert,
@@ -140,7 +140,7 @@ pub fn mutated_signed_by(
     pkcs10_key: &SoftwareKey,
     f: impl FnOnce(&mut x509_cert::request::CertReq),
 ) -> Vec<u8> {
-    let parsed = renewal_core::cmc::parse_request(&client.request(), &Default::default()).unwrap();
+    let parsed = renewal_codec::cmc::parse_request(&client.request(), &Default::default()).unwrap();
     let RequestContent::Cmc(mut pki) = parsed.content else {
         panic!()
     };
@@ -173,22 +173,24 @@ pub fn sign_with(
     let tbs = client.old_cert.value().tbs_certificate();
     let new_sid =
         SignerIdentifier::SubjectKeyIdentifier(x509_cert::ext::pkix::SubjectKeyIdentifier(
-            OctetString::new(renewal_core::cmc::crypto::key_identifier(first_spki)).unwrap(),
+            OctetString::new(renewal_codec::cmc::crypto::key_identifier(first_spki)).unwrap(),
         ));
     let old_sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
         issuer: tbs.issuer().clone(),
         serial_number: tbs.serial_number().clone(),
     });
-    renewal_core::cmc::request::sign_content(
+    renewal_codec::cmc::request::sign_content(
         oids::ID_CCT_PKI_DATA,
         &pki.to_der().unwrap(),
-        renewal_core::cmc::DigestAlgorithm::Sha256,
+        renewal_codec::cmc::DigestAlgorithm::Sha256,
         &[
             (CmsVersion::V3, new_sid, first),
             (CmsVersion::V1, old_sid, &client.old_key),
         ],
         vec![
-            renewal_core::cmc::signed_data::CertificateChoice::Certificate(client.old_cert.clone()),
+            renewal_codec::cmc::signed_data::CertificateChoice::Certificate(
+                client.old_cert.clone(),
+            ),
         ],
     )
     .unwrap()

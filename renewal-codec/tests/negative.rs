@@ -7,7 +7,7 @@ use der::{
     Decode, Encode,
     asn1::{Any, BitString, OctetString, SetOfVec},
 };
-use renewal_core::{
+use renewal_codec::{
     cmc::{
         CmcError, DigestAlgorithm, Limits, RenewalParams, RequestShape, Retained, Signer,
         build_renewal_request,
@@ -113,7 +113,7 @@ fn the_good_request_verifies_as_a_two_signer_renewal() {
     );
     assert_eq!(
         facts.template.unwrap().oid.unwrap().to_string(),
-        renewal_core::sample::SAMPLE_TEMPLATE_OID
+        renewal_codec::sample::SAMPLE_TEMPLATE_OID
     );
 }
 
@@ -137,7 +137,7 @@ fn tampered_signature() {
 #[test]
 fn signed_by_a_key_that_is_not_the_old_certificates() {
     let sample = Sample::deterministic().unwrap();
-    let other = Sample::generate(renewal_core::sample::KeyKind::P256).unwrap();
+    let other = Sample::generate(renewal_codec::sample::KeyKind::P256).unwrap();
     // The old certificate, but "signed" with an unrelated key.
     let err = build_renewal_request(&sample.old_cert, &other.old_key, &sample.new_key, &params())
         .expect_err("builder refuses a mismatched old key");

@@ -9,7 +9,7 @@ use super::{
     public_key::PublicKeyError,
 };
 
-/// Errors of `renewal_core::cmc`.
+/// Errors of `renewal_codec::cmc`.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CmcError {

@@ -6,7 +6,7 @@
 // Tests unwrap: a panic with the value is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use renewal_core::{
+use renewal_codec::{
     cmc::{Limits, Outcome, RequestShape, parse_request as parse_cmc, parse_response},
     wstep::{
         self, ACTION_FAULT, ACTION_RST, ACTION_RSTRC, Answer, RequestKind, XmlLimits, build_answer,
@@ -231,7 +231,7 @@ fn our_envelopes_have_the_vectors_shape() {
 /// `renew inspect` reads every envelope and shows what is inside.
 #[test]
 fn inspect_reads_every_envelope() {
-    use renewal_core::inspect::inspect;
+    use renewal_codec::inspect::inspect;
     for (file, kind, inside) in [
         (
             "renewal_client_request.xml",

@@ -464,3 +464,67 @@ mod name_tests {
         }
     }
 }
+
+/// The DER certificates of a PEM bundle, in order, or the input itself when it is not PEM (one
+/// DER certificate). Only `CERTIFICATE` blocks count: a bundle that also holds keys or CRLs
+/// yields its certificates; one without any is an error, never an empty trust list.
+pub fn certificates_in(bytes: &[u8]) -> Result<Vec<Vec<u8>>> {
+    const BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+    const END: &str = "-----END CERTIFICATE-----";
+    let text = String::from_utf8_lossy(bytes);
+    if !text.contains("-----BEGIN") {
+        return Ok(vec![bytes.to_vec()]);
+    }
+    let mut out = Vec::new();
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find(BEGIN) {
+        let end = rest[start..]
+            .find(END)
+            .ok_or_else(|| CmcError::Encoding("unterminated PEM certificate".into()))?;
+        let block = &rest[start..start + end + END.len()];
+        let (_, der) = der::pem::decode_vec(block.as_bytes())
+            .map_err(|e| CmcError::Encoding(format!("PEM certificate: {e}")))?;
+        out.push(der);
+        rest = &rest[start + end + END.len()..];
+    }
+    if out.is_empty() {
+        return Err(CmcError::Encoding("no certificate in the PEM input".into()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod pem_tests {
+    use super::certificates_in;
+
+    #[test]
+    fn a_bundle_yields_its_certificates_in_order_and_nothing_else() {
+        let block =
+            |b64: &str| format!("-----BEGIN CERTIFICATE-----\n{b64}\n-----END CERTIFICATE-----\n");
+        // Base64 of the bytes 30 00 and 30 01 00: not certificates, only their order matters.
+        let bundle = format!(
+            "junk\n{}-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n{}",
+            block("MAA="),
+            block("MAEA")
+        );
+        let certs = certificates_in(bundle.as_bytes()).unwrap();
+        assert_eq!(certs, vec![vec![0x30, 0x00], vec![0x30, 0x01, 0x00]]);
+    }
+
+    #[test]
+    fn der_passes_through_and_a_bundle_without_certificates_is_refused() {
+        assert_eq!(
+            certificates_in(&[0x30, 0x00]).unwrap(),
+            vec![vec![0x30, 0x00]]
+        );
+        let keys_only = "-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n";
+        let err = certificates_in(keys_only.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no certificate"), "{err}");
+        let cut = "-----BEGIN CERTIFICATE-----\nMAA=\n";
+        let err = certificates_in(cut.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains("unterminated"), "{err}");
+    }
+}

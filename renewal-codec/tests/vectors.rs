@@ -7,7 +7,7 @@
 mod common;
 
 use common::{vector, vectors_dir};
-use renewal_core::cmc::{
+use renewal_codec::cmc::{
     CmcError, DigestAlgorithm, Limits, Outcome, RequestShape, ResponseForm, SignedBy,
     parse_request, parse_response, verify_request::parse_signed_data,
 };
@@ -417,7 +417,7 @@ fn vector_files_match_their_published_hashes() {
             continue;
         }
         let got =
-            renewal_core::cmc::verify_request::hex(&DigestAlgorithm::Sha256.digest(&vector(name)));
+            renewal_codec::cmc::verify_request::hex(&DigestAlgorithm::Sha256.digest(&vector(name)));
         assert_eq!(got, hash, "{name}");
         checked += 1;
     }
@@ -441,7 +441,7 @@ fn published_text_forms_decode_to_the_der() {
             continue;
         };
         let (der, _) =
-            renewal_core::cmc::input::to_der(&vector(&name), &Limits::default()).expect(&name);
+            renewal_codec::cmc::input::to_der(&vector(&name), &Limits::default()).expect(&name);
         assert_eq!(der, vector(&format!("{stem}.der")), "{name}");
         checked += 1;
     }

@@ -16,6 +16,7 @@ pub mod controls;
 pub mod crypto;
 pub mod error;
 pub mod input;
+pub mod key_algorithm;
 pub mod microsoft;
 pub mod oids;
 pub mod pki;
@@ -32,6 +33,7 @@ pub use asn1::{Retained, SetOf};
 pub use crypto::{DigestAlgorithm, KeyFamily, SignError, SignatureAlgorithm, Signer};
 pub use error::{CmcError, Result};
 pub use input::Limits;
+pub use key_algorithm::KeyAlgorithm;
 pub use public_key::{PublicKey, PublicKeyError};
 pub use request::{BuiltRequest, RenewalParams, build_renewal_request};
 pub use response::{

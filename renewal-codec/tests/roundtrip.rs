@@ -12,7 +12,7 @@ use der::{
     },
 };
 use proptest::prelude::*;
-use renewal_core::cmc::{
+use renewal_codec::cmc::{
     DigestAlgorithm, Limits, RenewalParams, Retained, SetOf, build_renewal_request,
     controls::{AddExtensions, Control, GetCert},
     microsoft::{CertificateTemplateV2, ClientInfo, CmcAddAttributes, CspProvider, NameValuePair},
@@ -258,7 +258,7 @@ fn tagged_control() -> impl Strategy<Value = (u32, Control)> {
 
 /// A real PKCS#10 (from the deterministic sample) to put inside generated PKIData.
 fn sample_pkcs10() -> Retained<CertReq> {
-    let sample = renewal_core::sample::Sample::deterministic().unwrap();
+    let sample = renewal_codec::sample::Sample::deterministic().unwrap();
     let built = build_renewal_request(
         &sample.old_cert,
         &sample.old_key,
@@ -287,7 +287,7 @@ fn tagged_request() -> impl Strategy<Value = TaggedRequest> {
             for v in vals {
                 content.extend(v.to_der().unwrap());
             }
-            TaggedRequest::Crm(renewal_core::cmc::asn1::OpaqueSequence(content))
+            TaggedRequest::Crm(renewal_codec::cmc::asn1::OpaqueSequence(content))
         }),
         (any::<u32>(), oid(), any_value()).prop_map(|(bp, t, v)| TaggedRequest::Orm(
             OtherRequestMsg {
@@ -403,7 +403,7 @@ proptest! {
     fn parsers_never_panic(data in bytes(512)) {
         let _ = parse_request(&data, &Limits::default()).map(|p| p.verify().is_ok());
         let _ = parse_response(&data, &Limits::default()).map(|r| r.verify_signer().is_ok());
-        let _ = renewal_core::inspect::inspect(&data, &Limits::default());
+        let _ = renewal_codec::inspect::inspect(&data, &Limits::default());
     }
 
     /// Single-byte corruptions of a real request never yield different verified facts: they
@@ -450,7 +450,7 @@ fn every_prefix_of_every_vector_fails() {
 /// A request, the byte range of the unsigned copy of the old certificate in
 /// `SignedData.certificates` (including its `[0]` header), and the facts it verifies to.
 fn corruption_fixture() -> (Vec<u8>, std::ops::Range<usize>, String) {
-    let sample = renewal_core::sample::Sample::deterministic().unwrap();
+    let sample = renewal_codec::sample::Sample::deterministic().unwrap();
     let built = build_renewal_request(
         &sample.old_cert,
         &sample.old_key,
@@ -490,7 +490,7 @@ fn corruption_fixture() -> (Vec<u8>, std::ops::Range<usize>, String) {
 }
 
 /// Everything a CA acts on, as one comparable string.
-fn fingerprint(f: &renewal_core::cmc::RenewalFacts) -> String {
+fn fingerprint(f: &renewal_codec::cmc::RenewalFacts) -> String {
     format!(
         "{:?}|{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
         f.shape,

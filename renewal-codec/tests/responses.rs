@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use der::asn1::{GeneralizedTime, Int};
 use der::{Decode, Encode};
-use renewal_core::{
+use renewal_codec::{
     cmc::{
         CmcError, DigestAlgorithm, Limits, Outcome, ResponseForm, ResponseParams, StatusStyle,
         build_certs_only, build_full_response, parse_response, status::CmcFailInfo,
@@ -17,13 +17,13 @@ use renewal_core::{
     x509::verify_issued_by,
 };
 
-fn issued(sample: &Sample) -> renewal_core::cmc::Retained<x509_cert::Certificate> {
-    use renewal_core::cmc::Signer;
+fn issued(sample: &Sample) -> renewal_codec::cmc::Retained<x509_cert::Certificate> {
+    use renewal_codec::cmc::Signer;
     issue_user_certificate(
         &sample.ca_key,
         &sample.ca_cert,
         sample.new_key.public_key(),
-        renewal_core::sample::fixed_now(),
+        renewal_codec::sample::fixed_now(),
     )
     .unwrap()
 }
@@ -78,11 +78,11 @@ fn issued_adcs_style_carries_status_v1_and_the_issued_cert_hash() {
     assert_eq!(body.control_sequence[0].body_part_id, 1);
     assert_eq!(
         body.control_sequence[0].attr_type,
-        renewal_core::cmc::oids::ID_CMC_STATUS_INFO
+        renewal_codec::cmc::oids::ID_CMC_STATUS_INFO
     );
     assert_eq!(
         body.control_sequence[1].attr_type,
-        renewal_core::cmc::oids::MS_CMC_ADD_ATTRIBUTES
+        renewal_codec::cmc::oids::MS_CMC_ADD_ATTRIBUTES
     );
 }
 
@@ -144,7 +144,7 @@ fn certs_only_and_bare_certificate() {
 #[test]
 fn response_signed_by_a_wrong_key_is_rejected() {
     let sample = Sample::deterministic().unwrap();
-    let other = Sample::generate(renewal_core::sample::KeyKind::P256).unwrap();
+    let other = Sample::generate(renewal_codec::sample::KeyKind::P256).unwrap();
     let p = params(&sample, Outcome::Issued, StatusStyle::V2);
     // Claims to be the sample CA, signed by another key.
     let der = build_full_response(&p, &sample.ca_cert, &other.ca_key).unwrap();
@@ -197,7 +197,7 @@ fn openssl_reads_our_responses() {
     );
     let body = std::fs::read(dir.join("body.der")).unwrap();
     assert_eq!(
-        renewal_core::cmc::pki::PkiResponse::from_der(&body)
+        renewal_codec::cmc::pki::PkiResponse::from_der(&body)
             .unwrap()
             .control_sequence
             .len(),
