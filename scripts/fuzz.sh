@@ -41,7 +41,7 @@ done
 cp renewal-codec/tests/vectors/*.b64 "$SEEDS/inspect_input/" 2>/dev/null || true
 cp renewal-codec/tests/vectors/wstep/*.xml "$SEEDS/wstep_envelope/"
 SAMPLE=target/fuzz-sample
-cargo run --quiet -p renewal-core --bin renew -- sample --deterministic --out-dir "$SAMPLE" >/dev/null
+cargo run --quiet -p renew --all-features -- sample --deterministic --out-dir "$SAMPLE" >/dev/null
 cp "$SAMPLE/request.der" "$SEEDS/cmc_request/sample-request.der"
 cp "$SAMPLE/request.der" "$SEEDS/inspect_input/sample-request.der"
 cp "$SAMPLE/old.pem" "$SEEDS/inspect_input/old.pem"

@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use renewal_core::{
+use renewal_client::{
     client::{
         Mode,
         https::{HttpsConfig, HttpsService, SharedToken},
@@ -391,7 +391,7 @@ impl World {
             // Key on the token, certificate from the CA (on a PIV card no PIN is needed).
             let first = t.generate(key).map_err(|e| e.to_string())?;
             let spki = first.public_key.clone().ok_or("no public key")?;
-            let old_cert = renewal_core::sample::issue_user_certificate(
+            let old_cert = renewal_client::sample::issue_user_certificate(
                 &ca.authority().issuing.key,
                 &ca.authority().issuing.cert,
                 &spki,
@@ -455,7 +455,7 @@ impl World {
             .value()
             .tbs_certificate()
             .subject_public_key_info();
-        let algorithm = renewal_core::cmc::PublicKey::from_spki(spki)
+        let algorithm = renewal_client::cmc::PublicKey::from_spki(spki)
             .ok()
             .as_ref()
             .and_then(KeyAlgorithm::of)
@@ -498,7 +498,7 @@ impl World {
             max_polls,
             sleep,
             crash_after,
-            retry: renewal_core::client::processor::RetryPolicy::default(),
+            retry: renewal_client::client::processor::RetryPolicy::default(),
             attest: self.attest,
         }
     }
@@ -510,7 +510,7 @@ impl World {
         journal.observe(Box::new(move |r| {
             let failed = matches!(
                 r,
-                renewal_core::client::journal::Record::RollbackIntent { .. }
+                renewal_client::client::journal::Record::RollbackIntent { .. }
             );
             trace.push(
                 crate::trace::Lane::Client,
@@ -621,7 +621,7 @@ pub fn certificate_from<'a>(
 fn chains_to(cert: &Retained<Certificate>, anchors: &[Retained<Certificate>]) -> bool {
     anchors
         .iter()
-        .any(|a| a == cert || renewal_core::x509::verify_issued_by(cert, a.value()).is_ok())
+        .any(|a| a == cert || renewal_client::x509::verify_issued_by(cert, a.value()).is_ok())
 }
 
 /// One world's directory for its journal and TLS files (the server's private key among them),

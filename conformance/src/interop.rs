@@ -13,7 +13,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use renewal_core::{
+use renewal_client::{
     client::Mode,
     token::{ContainerId, KeyAlgorithm, piv::ManagementKey, spec::TokenSpec},
 };
@@ -64,7 +64,7 @@ pub fn run_pkcs11(
     pin: &str,
     progress: impl Fn(usize, &str),
 ) -> Result<Vec<crate::runner::Result>, String> {
-    use renewal_core::token::{
+    use renewal_client::token::{
         pin::{CountingPinSource, StaticPin},
         pkcs11::Pkcs11Token,
     };
@@ -99,7 +99,7 @@ pub fn run_pkcs11(
             });
             let token = Pkcs11Token::open(&module, label.as_deref(), recording)
                 .map_err(|e| e.to_string())?;
-            let shared: renewal_core::client::https::SharedToken =
+            let shared: renewal_client::client::https::SharedToken =
                 Arc::new(Mutex::new(Box::new(token)));
             World::with_token(&s.ca, s.key, shared, pins, trace)
         });
@@ -186,7 +186,7 @@ pub fn run_external(
     run: &ExternalRun,
     progress: impl Fn(usize, &str),
 ) -> Result<Vec<runner::Result>, String> {
-    use renewal_core::{
+    use renewal_client::{
         client::https::SharedToken,
         token::{
             Token,
@@ -228,7 +228,9 @@ pub fn run_external(
                 }
                 Box::new(PivToken::new(
                     trace::RecordingTransport {
-                        inner: renewal_core::token::transport::SimTransport::new(Arc::clone(card)),
+                        inner: renewal_client::token::transport::SimTransport::new(Arc::clone(
+                            card,
+                        )),
                         trace: trace.clone(),
                     },
                     recording,
@@ -299,13 +301,13 @@ pub fn run_external(
 #[cfg(feature = "pcsc")]
 fn open_pcsc(
     reader: Option<&str>,
-    pins: Arc<dyn renewal_core::token::PinSource>,
+    pins: Arc<dyn renewal_client::token::PinSource>,
     trace: &trace::Trace,
     run: &ExternalRun,
-) -> Result<Box<dyn renewal_core::token::Token + Send>, String> {
-    let transport = renewal_core::token::transport::PcscTransport::connect(reader)
+) -> Result<Box<dyn renewal_client::token::Token + Send>, String> {
+    let transport = renewal_client::token::transport::PcscTransport::connect(reader)
         .map_err(|e| e.to_string())?;
-    Ok(Box::new(renewal_core::token::piv::PivToken::new(
+    Ok(Box::new(renewal_client::token::piv::PivToken::new(
         trace::RecordingTransport {
             inner: transport,
             trace: trace.clone(),
@@ -318,10 +320,10 @@ fn open_pcsc(
 #[cfg(not(feature = "pcsc"))]
 fn open_pcsc(
     _: Option<&str>,
-    _: Arc<dyn renewal_core::token::PinSource>,
+    _: Arc<dyn renewal_client::token::PinSource>,
     _: &trace::Trace,
     _: &ExternalRun,
-) -> Result<Box<dyn renewal_core::token::Token + Send>, String> {
+) -> Result<Box<dyn renewal_client::token::Token + Send>, String> {
     Err("this conformance was built without PC/SC support: rebuild with `--features pcsc`".into())
 }
 
@@ -329,10 +331,10 @@ fn open_pcsc(
 fn open_pkcs11(
     module: &std::path::Path,
     label: Option<&str>,
-    pins: Arc<dyn renewal_core::token::PinSource>,
-) -> Result<Box<dyn renewal_core::token::Token + Send>, String> {
+    pins: Arc<dyn renewal_client::token::PinSource>,
+) -> Result<Box<dyn renewal_client::token::Token + Send>, String> {
     Ok(Box::new(
-        renewal_core::token::pkcs11::Pkcs11Token::open(module, label, pins)
+        renewal_client::token::pkcs11::Pkcs11Token::open(module, label, pins)
             .map_err(|e| e.to_string())?,
     ))
 }
@@ -341,8 +343,8 @@ fn open_pkcs11(
 fn open_pkcs11(
     _: &std::path::Path,
     _: Option<&str>,
-    _: Arc<dyn renewal_core::token::PinSource>,
-) -> Result<Box<dyn renewal_core::token::Token + Send>, String> {
+    _: Arc<dyn renewal_client::token::PinSource>,
+) -> Result<Box<dyn renewal_client::token::Token + Send>, String> {
     Err(
         "this conformance was built without PKCS#11 support: rebuild with `--features pkcs11`"
             .into(),

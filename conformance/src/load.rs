@@ -24,7 +24,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use renewal_core::{
+use renewal_client::{
     client::{
         Mode,
         https::SharedToken,
@@ -80,7 +80,7 @@ pub struct LoadConfig {
     /// into the CA's store before the run, to show a renewal's cost does not grow with them.
     pub prefill: u64,
     /// The CA's key (RSA-2048 by default, as ADCS).
-    pub ca_key: renewal_core::token::KeyAlgorithm,
+    pub ca_key: renewal_client::token::KeyAlgorithm,
     /// Renewal gateways (`sim-ca serve --mode gateway`) in front of the CA, clients spread
     /// over them round-robin; 0: clients talk to the CA directly.
     pub gateways: usize,
@@ -306,7 +306,7 @@ fn enroll(index: usize, authority: &Authority, seed: u64) -> Result<Client, Stri
             .generate(KeyAlgorithm::EcP256)
             .map_err(|e| e.to_string())?;
         let spki = first.public_key.clone().ok_or("no public key")?;
-        let cert = renewal_core::sample::issue_named_user_certificate(
+        let cert = renewal_client::sample::issue_named_user_certificate(
             &authority.issuing.key,
             &authority.issuing.cert,
             &spki,
@@ -373,7 +373,7 @@ fn attempt(
         .run(),
         // The server is down: nothing was started.
         Err(_) => Ok(RenewalOutcome::RolledBack {
-            reason: renewal_core::client::processor::RollbackCause::Transport(
+            reason: renewal_client::client::processor::RollbackCause::Transport(
                 "CA unreachable".into(),
             ),
         }),

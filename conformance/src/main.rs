@@ -24,7 +24,7 @@ struct Args {
     container: Option<String>,
     modes: Option<String>,
     management_key: Option<String>,
-    ca_key: Option<renewal_core::token::KeyAlgorithm>,
+    ca_key: Option<renewal_client::token::KeyAlgorithm>,
     gateway: Option<conformance::harness::GatewayRoute>,
 }
 
@@ -143,12 +143,12 @@ fn load(mut it: impl Iterator<Item = String>) -> ExitCode {
             clients: 8,
             duration: std::time::Duration::from_secs(30),
             kill_every: Some(std::time::Duration::from_secs(3)),
-            mode: renewal_core::client::Mode::FullCmc,
+            mode: renewal_client::client::Mode::FullCmc,
             seed: 1,
             min_kills: 1,
             prefill: 0,
-            retries: renewal_core::client::processor::RetryPolicy::default().attempts,
-            ca_key: renewal_core::token::KeyAlgorithm::Rsa2048,
+            retries: renewal_client::client::processor::RetryPolicy::default().attempts,
+            ca_key: renewal_client::token::KeyAlgorithm::Rsa2048,
             gateways: 0,
             gateway_store: None,
             ca_store: None,
@@ -277,7 +277,7 @@ fn load(mut it: impl Iterator<Item = String>) -> ExitCode {
 /// card's timings.
 fn phases(mut it: impl Iterator<Item = String>) -> ExitCode {
     use conformance::phases::{CardModel, phases};
-    use renewal_core::{client::Mode, token::KeyAlgorithm};
+    use renewal_client::{client::Mode, token::KeyAlgorithm};
     let mut parse = || -> Result<_, String> {
         let (mut mode, mut key, mut runs) = (Mode::FullCmc, KeyAlgorithm::EcP256, 5);
         let mut overrides: [Option<u64>; 3] = [None; 3];
@@ -482,7 +482,7 @@ fn external(
     progress: impl Fn(usize, &str),
 ) -> Result<Vec<runner::Result>, String> {
     use conformance::{harness::ExternalCa, interop};
-    use renewal_core::{
+    use renewal_client::{
         client::{Mode, https::read_trust_anchors},
         token::{ContainerId, piv::ManagementKey, spec::TokenSpec},
     };

@@ -3,7 +3,7 @@
 //! scenario states its expected outcome; the invariant (exactly one valid certificate, no
 //! orphan container; the old certificate intact unless renewed) is checked after every one.
 
-use renewal_core::{client::Mode, client::processor::CrashPoint, token::KeyAlgorithm};
+use renewal_client::{client::Mode, client::processor::CrashPoint, token::KeyAlgorithm};
 use sim_card::{
     faults::{CommandKind, Fault},
     state::{CardModel, PinPolicy},
@@ -121,7 +121,7 @@ pub fn attested_keys_only() -> String {
     let root = sim_card::attestation::vendor_root_pem().unwrap_or_default();
     format!(
         "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\nattestation_roots = \"\"\"\n{root}\"\"\"\n",
-        renewal_core::sample::SAMPLE_TEMPLATE_OID
+        renewal_client::sample::SAMPLE_TEMPLATE_OID
     )
 }
 
@@ -173,7 +173,7 @@ pub fn default_matrix() -> Vec<Scenario> {
                 "template-pends",
                 &format!(
                     "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\nrenewals_pend = true\n",
-                    renewal_core::sample::SAMPLE_TEMPLATE_OID
+                    renewal_client::sample::SAMPLE_TEMPLATE_OID
                 ),
                 Pending,
             ),

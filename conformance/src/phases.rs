@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use renewal_core::{
+use renewal_client::{
     client::{Mode, processor::Renewal},
     token::KeyAlgorithm,
 };
@@ -171,7 +171,7 @@ pub fn phases(
         let total = started.elapsed();
         if !matches!(
             outcome,
-            renewal_core::client::processor::RenewalOutcome::Renewed { .. }
+            renewal_client::client::processor::RenewalOutcome::Renewed { .. }
         ) {
             return Err(format!("renewal {i} did not renew: {outcome:?}"));
         }

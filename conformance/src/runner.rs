@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use renewal_core::client::processor::{
+use renewal_client::client::processor::{
     RecoveryOutcome, Renewal, RenewalError, RenewalOutcome, recover,
 };
 use sim_card::{CardConfig, FaultPlan, Rule};

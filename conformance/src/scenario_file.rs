@@ -18,7 +18,7 @@
 //! `pin_policy` of the key in 9A ("once"; "always": a VERIFY before every signature, "never"),
 //! `attest` (false; true: the client attaches the card's attestation of the new key).
 
-use renewal_core::{client::Mode, client::processor::CrashPoint, token::KeyAlgorithm};
+use renewal_client::{client::Mode, client::processor::CrashPoint, token::KeyAlgorithm};
 use serde::Deserialize;
 use sim_card::faults::{CommandKind, Fault};
 

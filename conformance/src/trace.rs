@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use renewal_core::{
+use renewal_client::{
     client::{RenewalService, ServiceAnswer, ServiceError, journal::Record},
     cmc::{Outcome, Retained},
     token::{

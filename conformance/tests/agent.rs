@@ -372,7 +372,7 @@ fn a_simulated_120_days_renews_two_containers_in_their_window_through_a_ca_outag
         &scenario,
         format!(
             "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\nvalidity_days = 30\n",
-            renewal_core::sample::SAMPLE_TEMPLATE_OID
+            renewal_client::sample::SAMPLE_TEMPLATE_OID
         ),
     )
     .unwrap();

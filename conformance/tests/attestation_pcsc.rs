@@ -32,7 +32,7 @@ fn a_ca_requiring_attested_keys_renews_the_card_only_with_its_attestation() {
         &scenario,
         format!(
             "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\nattestation_roots = \"\"\"\n{root}\"\"\"\n",
-            renewal_core::sample::SAMPLE_TEMPLATE_OID
+            renewal_client::sample::SAMPLE_TEMPLATE_OID
         ),
     )
     .unwrap();

@@ -15,7 +15,7 @@ use conformance::{
     runner,
 };
 use proptest::prelude::*;
-use renewal_core::{
+use renewal_client::{
     client::{
         Mode,
         processor::{CrashPoint, Renewal, RenewalError, recover},

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 
 use conformance::harness::World;
-use renewal_core::{
+use renewal_client::{
     client::{
         Mode,
         https::SharedToken,

@@ -29,7 +29,7 @@ use std::{
 use common::{Served, bin, enroll_virtual_card, ok};
 
 use conformance::softhsm::{self, MODULE};
-use renewal_core::token::{
+use renewal_client::token::{
     KeyAlgorithm, Token,
     pin::{CountingPinSource, StaticPin},
     pkcs11::Pkcs11Token,
@@ -77,10 +77,10 @@ fn judge(report_dir: &Path, prompts: Option<u64>) -> (Vec<serde_json::Value>, us
 fn card_certificate(state: &Path) -> Vec<u8> {
     let applet = sim_card::PivApplet::from_state(sim_card::CardState::load(state).unwrap());
     let card = Arc::new(std::sync::Mutex::new(sim_card::SimCard::new(applet)));
-    let mut piv = renewal_core::token::piv::PivToken::new(
-        renewal_core::token::transport::SimTransport::new(card),
+    let mut piv = renewal_client::token::piv::PivToken::new(
+        renewal_client::token::transport::SimTransport::new(card),
         Arc::new(StaticPin::new("123456")),
-        renewal_core::token::piv::ManagementKey::factory_default(),
+        renewal_client::token::piv::ManagementKey::factory_default(),
     );
     piv.containers()
         .unwrap()
@@ -283,7 +283,8 @@ fn piv_pcsc(conformance: &dyn Fn() -> Command, dir: &Path, card: &Path, chain: &
     let served = ServedCard::start(applet, Some(served_state.clone()));
     // vpcd shows the card a moment after the serving thread connects.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while let Err(e) = renewal_core::token::transport::PcscTransport::connect(Some(&pcscd.reader()))
+    while let Err(e) =
+        renewal_client::token::transport::PcscTransport::connect(Some(&pcscd.reader()))
     {
         assert!(
             Instant::now() < deadline,
@@ -321,7 +322,7 @@ fn pkcs11_child(dir: &Path) {
     let (id, first) = {
         let mut token = Pkcs11Token::open(Path::new(MODULE), Some(LABEL), pins.clone()).unwrap();
         let key = token.generate(KeyAlgorithm::EcP256).unwrap();
-        let cert = renewal_core::sample::issue_user_certificate(
+        let cert = renewal_client::sample::issue_user_certificate(
             &authority.issuing.key,
             &authority.issuing.cert,
             key.public_key.as_ref().unwrap(),

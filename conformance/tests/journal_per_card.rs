@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use conformance::harness::World;
-use renewal_core::{
+use renewal_client::{
     client::{
         Mode,
         journal::{Journal, Record},

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use conformance::load::{LoadConfig, run, sim_ca_next_to};
-use renewal_core::client::Mode;
+use renewal_client::client::Mode;
 
 fn config(mode: Mode, seed: u64) -> LoadConfig {
     let exe = std::env::current_exe().unwrap();
@@ -22,12 +22,12 @@ fn config(mode: Mode, seed: u64) -> LoadConfig {
         seed,
         min_kills: 2,
         prefill: 0,
-        ca_key: renewal_core::token::KeyAlgorithm::Rsa2048,
+        ca_key: renewal_client::token::KeyAlgorithm::Rsa2048,
         gateways: 0,
         gateway_store: None,
         ca_store: None,
         store_faults: Default::default(),
-        retries: renewal_core::client::processor::RetryPolicy::default().attempts,
+        retries: renewal_client::client::processor::RetryPolicy::default().attempts,
     }
 }
 

@@ -13,7 +13,7 @@
 use std::{path::PathBuf, process::Command, time::Duration};
 
 use conformance::load::{Cluster, LoadConfig, StoreFaults, run, sim_ca_next_to};
-use renewal_core::client::Mode;
+use renewal_client::client::Mode;
 
 /// A cluster of the test's own, stopped and removed on drop.
 struct Throwaway(PathBuf);
@@ -64,7 +64,7 @@ fn renewals_through_two_gateways_survive_kills_store_crashes_and_terminated_back
         seed: 7,
         min_kills: 1,
         prefill: 0,
-        ca_key: renewal_core::token::KeyAlgorithm::EcP256,
+        ca_key: renewal_client::token::KeyAlgorithm::EcP256,
         gateways: 2,
         gateway_store: Some(cluster.fresh_database("load_gateways").unwrap()),
         ca_store: Some(cluster.fresh_database("load_ca").unwrap()),
@@ -74,7 +74,7 @@ fn renewals_through_two_gateways_survive_kills_store_crashes_and_terminated_back
             outage: Duration::from_secs(1),
             terminate_every: Some(Duration::from_secs(3)),
         },
-        retries: renewal_core::client::processor::RetryPolicy::default().attempts,
+        retries: renewal_client::client::processor::RetryPolicy::default().attempts,
     };
     let report = run(&config).unwrap();
     println!("{}", report.render());

@@ -61,7 +61,7 @@ fn the_default_matrix_runs_green() {
 /// key type, which the client checks like any other.
 #[test]
 fn the_default_matrix_runs_green_against_ec_cas() {
-    use renewal_core::token::KeyAlgorithm;
+    use renewal_client::token::KeyAlgorithm;
     for (key, filter) in [
         (KeyAlgorithm::EcP256, ""),
         (KeyAlgorithm::EcP384, "/fullcmc"),

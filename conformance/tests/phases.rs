@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use conformance::phases::{CardModel, phases};
-use renewal_core::{client::Mode, token::KeyAlgorithm};
+use renewal_client::{client::Mode, token::KeyAlgorithm};
 
 #[test]
 fn a_fullcmc_renewal_splits_into_card_ca_and_client_phases() {

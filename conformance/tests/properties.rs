@@ -8,7 +8,7 @@
 
 use conformance::harness::World;
 use proptest::prelude::*;
-use renewal_core::{
+use renewal_client::{
     client::{
         Mode,
         processor::{CrashPoint, Renewal, RenewalError, RenewalOutcome, recover},

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)]
 
 use conformance::harness::World;
-use renewal_core::{
+use renewal_client::{
     client::{
         Mode,
         journal::Record,
@@ -335,7 +335,7 @@ fn crash_at_every_journal_point_then_recover() {
 
 #[test]
 fn a_certificate_whose_key_type_cannot_be_generated_is_refused_before_anything_happens() {
-    use renewal_core::token::ContainerId;
+    use renewal_client::token::ContainerId;
     let world = World::new("", KeyAlgorithm::EcP256).unwrap();
     // The certificate in 9A certifies an RSA-1024 key (no card renews onto one). Its public
     // half comes from OpenSSL: our key types do not make 1024-bit keys.
@@ -350,7 +350,7 @@ fn a_certificate_whose_key_type_cannot_be_generated_is_refused_before_anything_h
     assert!(out.status.success());
     let rsa1024 = <spki::SubjectPublicKeyInfoOwned as der::Decode>::from_der(&out.stdout).unwrap();
     let authority = world.ca.as_ref().unwrap().authority();
-    let cert = renewal_core::sample::issue_named_user_certificate(
+    let cert = renewal_client::sample::issue_named_user_certificate(
         &authority.issuing.key,
         &authority.issuing.cert,
         &rsa1024,
@@ -391,8 +391,8 @@ fn a_certificate_whose_key_type_cannot_be_generated_is_refused_before_anything_h
 /// The key type of a certificate (DER), as renewal classifies it.
 fn key_type(certificate: &[u8]) -> KeyAlgorithm {
     let cert =
-        renewal_core::cmc::Retained::<x509_cert::Certificate>::from_der(certificate).unwrap();
-    let key = renewal_core::cmc::PublicKey::from_spki(
+        renewal_client::cmc::Retained::<x509_cert::Certificate>::from_der(certificate).unwrap();
+    let key = renewal_client::cmc::PublicKey::from_spki(
         cert.value().tbs_certificate().subject_public_key_info(),
     )
     .unwrap();
@@ -439,7 +439,7 @@ fn p384_rsa3072_and_rsa4096_renew_onto_the_same_key_type() {
             Mode::SimpleReenroll => {
                 <x509_cert::request::CertReq as der::Decode>::from_der(&request).unwrap()
             }
-            _ => renewal_core::cmc::parse_request(&request, &Default::default())
+            _ => renewal_client::cmc::parse_request(&request, &Default::default())
                 .unwrap()
                 .verify()
                 .unwrap()
@@ -448,8 +448,8 @@ fn p384_rsa3072_and_rsa4096_renew_onto_the_same_key_type() {
                 .clone(),
         };
         let expected = match key {
-            KeyAlgorithm::EcP384 => renewal_core::cmc::oids::ECDSA_WITH_SHA384,
-            _ => renewal_core::cmc::oids::SHA256_WITH_RSA,
+            KeyAlgorithm::EcP384 => renewal_client::cmc::oids::ECDSA_WITH_SHA384,
+            _ => renewal_client::cmc::oids::SHA256_WITH_RSA,
         };
         assert_eq!(pkcs10.algorithm.oid, expected, "{key} {mode:?}");
     }
@@ -599,7 +599,7 @@ fn a_crash_between_resends_resumes_with_the_same_request() {
     let mut journal = world.journal().unwrap();
     assert!(matches!(
         journal.current().last(),
-        Some(renewal_core::client::journal::Record::Retry { attempt: 1, .. })
+        Some(renewal_client::client::journal::Record::Retry { attempt: 1, .. })
     ));
     assert_eq!(
         recover(&world.token, &mut journal).unwrap(),
@@ -642,14 +642,14 @@ fn a_wrong_pin_is_a_typed_pin_refusal_with_the_tries_left() {
         assert_eq!(
             outcome,
             RenewalOutcome::RolledBack {
-                reason: RollbackCause::Pin(renewal_core::token::PinRefusal::Wrong {
+                reason: RollbackCause::Pin(renewal_client::token::PinRefusal::Wrong {
                     retries_left: 2
                 })
             },
             "{mode:?}"
         );
         assert_eq!(
-            RollbackCause::Pin(renewal_core::token::PinRefusal::Wrong { retries_left: 2 })
+            RollbackCause::Pin(renewal_client::token::PinRefusal::Wrong { retries_left: 2 })
                 .to_string(),
             "wrong PIN, 2 tries left"
         );
@@ -714,36 +714,38 @@ fn a_touch_policy_costs_a_touch_per_signature_and_a_missing_touch_rolls_back() {
 /// The card as the client sees it, counting the raw RSA operations (the PSS signatures of TLS
 /// 1.3) and the PKCS#1 v1.5 ones.
 struct CountingToken {
-    inner: renewal_core::client::https::SharedToken,
+    inner: renewal_client::client::https::SharedToken,
     raw: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     pkcs1: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl renewal_core::token::Token for CountingToken {
-    fn info(&mut self) -> Result<renewal_core::token::TokenInfo, renewal_core::token::TokenError> {
+impl renewal_client::token::Token for CountingToken {
+    fn info(
+        &mut self,
+    ) -> Result<renewal_client::token::TokenInfo, renewal_client::token::TokenError> {
         self.inner.lock().unwrap().info()
     }
     fn containers(
         &mut self,
-    ) -> Result<Vec<renewal_core::token::Container>, renewal_core::token::TokenError> {
+    ) -> Result<Vec<renewal_client::token::Container>, renewal_client::token::TokenError> {
         self.inner.lock().unwrap().containers()
     }
     fn capacity(
         &mut self,
-    ) -> Result<renewal_core::token::Capacity, renewal_core::token::TokenError> {
+    ) -> Result<renewal_client::token::Capacity, renewal_client::token::TokenError> {
         self.inner.lock().unwrap().capacity()
     }
     fn generate(
         &mut self,
         algorithm: KeyAlgorithm,
-    ) -> Result<renewal_core::token::Container, renewal_core::token::TokenError> {
+    ) -> Result<renewal_client::token::Container, renewal_client::token::TokenError> {
         self.inner.lock().unwrap().generate(algorithm)
     }
     fn generate_like(
         &mut self,
         algorithm: KeyAlgorithm,
-        like: &renewal_core::token::ContainerId,
-    ) -> Result<renewal_core::token::Container, renewal_core::token::TokenError> {
+        like: &renewal_client::token::ContainerId,
+    ) -> Result<renewal_client::token::Container, renewal_client::token::TokenError> {
         self.inner.lock().unwrap().generate_like(algorithm, like)
     }
     fn can_sign_raw_rsa(&self) -> bool {
@@ -751,26 +753,26 @@ impl renewal_core::token::Token for CountingToken {
     }
     fn sign_raw_rsa(
         &mut self,
-        id: &renewal_core::token::ContainerId,
+        id: &renewal_client::token::ContainerId,
         block: &[u8],
-    ) -> Result<Vec<u8>, renewal_core::token::TokenError> {
+    ) -> Result<Vec<u8>, renewal_client::token::TokenError> {
         self.raw.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.lock().unwrap().sign_raw_rsa(id, block)
     }
     fn sign(
         &mut self,
-        id: &renewal_core::token::ContainerId,
-        algorithm: renewal_core::cmc::SignatureAlgorithm,
+        id: &renewal_client::token::ContainerId,
+        algorithm: renewal_client::cmc::SignatureAlgorithm,
         message: &[u8],
-    ) -> Result<Vec<u8>, renewal_core::token::TokenError> {
+    ) -> Result<Vec<u8>, renewal_client::token::TokenError> {
         self.pkcs1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.inner.lock().unwrap().sign(id, algorithm, message)
     }
     fn install_certificate(
         &mut self,
-        id: &renewal_core::token::ContainerId,
+        id: &renewal_client::token::ContainerId,
         certificate: &[u8],
-    ) -> Result<(), renewal_core::token::TokenError> {
+    ) -> Result<(), renewal_client::token::TokenError> {
         self.inner
             .lock()
             .unwrap()
@@ -778,15 +780,15 @@ impl renewal_core::token::Token for CountingToken {
     }
     fn delete(
         &mut self,
-        id: &renewal_core::token::ContainerId,
-    ) -> Result<(), renewal_core::token::TokenError> {
+        id: &renewal_client::token::ContainerId,
+    ) -> Result<(), renewal_client::token::TokenError> {
         self.inner.lock().unwrap().delete(id)
     }
     fn supersede(
         &mut self,
-        old: &renewal_core::token::ContainerId,
-        new: &renewal_core::token::ContainerId,
-    ) -> Result<renewal_core::token::ContainerId, renewal_core::token::TokenError> {
+        old: &renewal_client::token::ContainerId,
+        new: &renewal_client::token::ContainerId,
+    ) -> Result<renewal_client::token::ContainerId, renewal_client::token::TokenError> {
         self.inner.lock().unwrap().supersede(old, new)
     }
 }

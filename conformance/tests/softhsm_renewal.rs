@@ -17,7 +17,7 @@ use std::{
 };
 
 use conformance::softhsm::{self, MODULE};
-use renewal_core::token::{
+use renewal_client::token::{
     ContainerId, KeyAlgorithm, Token,
     pin::{CountingPinSource, StaticPin},
     pkcs11::Pkcs11Token,
@@ -68,7 +68,7 @@ fn child() {
     let (old_id, old_cert) = {
         let mut token = Pkcs11Token::open(Path::new(MODULE), Some(LABEL), pins.clone()).unwrap();
         let key = token.generate(KeyAlgorithm::EcP256).unwrap();
-        let cert = renewal_core::sample::issue_user_certificate(
+        let cert = renewal_client::sample::issue_user_certificate(
             &ca.authority().issuing.key,
             &ca.authority().issuing.cert,
             key.public_key.as_ref().unwrap(),
@@ -99,7 +99,7 @@ fn child() {
         Pkcs11Token::open(Path::new(MODULE), Some(LABEL), pins).unwrap(),
     ));
     let mut previous = old_cert.clone();
-    let check = |previous: &renewal_core::cmc::Retained<x509_cert::Certificate>| {
+    let check = |previous: &renewal_client::cmc::Retained<x509_cert::Certificate>| {
         let containers = token.lock().unwrap().containers().unwrap();
         assert_eq!(containers.len(), 1, "{containers:?}");
         let only = &containers[0];
@@ -107,7 +107,7 @@ fn child() {
             only.id, old_id,
             "PKCS#11: the renewed key keeps the container's id"
         );
-        let cert = renewal_core::cmc::Retained::<x509_cert::Certificate>::from_der(
+        let cert = renewal_client::cmc::Retained::<x509_cert::Certificate>::from_der(
             only.certificate.as_deref().unwrap(),
         )
         .unwrap();

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use conformance::harness::World;
-use renewal_core::{
+use renewal_client::{
     client::{
         Mode, ServiceAnswer, ServiceError,
         journal::Record,
@@ -184,14 +184,14 @@ impl Effects for FailListing<'_> {
     fn generate(
         &mut self,
         algorithm: KeyAlgorithm,
-        like: &renewal_core::token::ContainerId,
+        like: &renewal_client::token::ContainerId,
     ) -> Result<Container, RenewalError> {
         self.inner.generate(algorithm, like)
     }
     fn attest(
         &mut self,
         id: &ContainerId,
-    ) -> Result<renewal_core::cmc::attestation::KeyAttestation, RenewalError> {
+    ) -> Result<renewal_client::cmc::attestation::KeyAttestation, RenewalError> {
         self.inner.attest(id)
     }
     fn signer(
@@ -255,7 +255,7 @@ fn a_failed_listing_before_generation_deletes_nothing() {
         listings: 0,
     };
     let finished =
-        renewal_core::client::processor::drive(State::Start(Start), &context, &mut effects)
+        renewal_client::client::processor::drive(State::Start(Start), &context, &mut effects)
             .unwrap();
     assert_eq!(
         finished,
@@ -277,7 +277,7 @@ fn a_failed_listing_before_generation_deletes_nothing() {
 /// says nothing was completed.
 #[test]
 fn recovery_does_not_claim_a_renewal_whose_key_is_gone() {
-    use renewal_core::client::processor::{CrashPoint, Renewal};
+    use renewal_client::client::processor::{CrashPoint, Renewal};
     let world = World::new("", KeyAlgorithm::EcP256).unwrap();
     let mut service = world.service(Mode::FullCmc).unwrap();
     let mut journal = world.journal().unwrap();

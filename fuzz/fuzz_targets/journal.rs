@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use renewal_core::client::journal::parse_records;
+use renewal_client::client::journal::parse_records;
 
 fuzz_target!(|data: &[u8]| {
     if let Err(line) = parse_records(data) {

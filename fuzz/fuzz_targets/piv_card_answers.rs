@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use renewal_core::{
+use renewal_client::{
     cmc::SignatureAlgorithm,
     token::{
         ContainerId, KeyAlgorithm, Token, TokenError,

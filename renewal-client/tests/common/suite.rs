@@ -2,7 +2,7 @@
 //! card, the card behind pcscd (PC/SC), SoftHSM2 (PKCS#11).
 #![allow(dead_code, clippy::unwrap_used)]
 
-use renewal_core::{
+use renewal_client::{
     cmc::{Retained, SignatureAlgorithm, crypto::verify},
     sample::Sample,
     token::{ContainerId, KeyAlgorithm, Token, TokenError},

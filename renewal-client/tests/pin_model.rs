@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use renewal_core::token::{
+use renewal_client::token::{
     pin::{CountingPinSource, PinContext, PinRequest, StaticPin},
     pin_model::{CachePolicy, CachingMiddleware},
 };

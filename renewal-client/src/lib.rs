@@ -1,4 +1,4 @@
-//! `renewal_core`: smart-card certificate renewal over the internet.
+//! `renewal_client`: smart-card certificate renewal over the internet.
 //!
 //! This crate is the protocol library behind the `renew` CLI. Today it holds the CMC codec
 //! ([`cmc`]: RFC 5272 with Microsoft certenroll compatibility, pure, no I/O), a small X.509
@@ -12,6 +12,6 @@ pub mod agent;
 pub mod client;
 pub mod token;
 
-/// The wire formats live in their own crate; re-exported so that `renewal_core::cmc` and the
+/// The wire formats live in their own crate; re-exported so that `renewal_client::cmc` and the
 /// client's own paths keep naming them.
 pub use renewal_codec::{cmc, inspect, sample, wstep, x509, xcep};

@@ -14,7 +14,7 @@ use std::{
 };
 
 use clap::{Parser, Subcommand, ValueEnum};
-use renewal_core::{
+use renewal_client::{
     cmc::{
         DigestAlgorithm, Limits, RenewalParams, Retained, SoftwareKey, build_renewal_request,
         microsoft::TemplateRef,
@@ -228,8 +228,8 @@ struct Common {
     /// says which algorithm, or prefix `3des:`/`aes128:`/`aes192:`/`aes256:`),
     /// `pin-protected` (stored on the card under the PIN, as ykman's --protect leaves it) or
     /// `auto` (default: the PIN-protected key when the card has one, else the factory key).
-    #[arg(long = "management-key", value_parser = renewal_core::token::piv::ManagementKey::parse)]
-    management_key: Option<renewal_core::token::piv::ManagementKey>,
+    #[arg(long = "management-key", value_parser = renewal_client::token::piv::ManagementKey::parse)]
+    management_key: Option<renewal_client::token::piv::ManagementKey>,
     /// Journal file (default: ~/.cardrenew/journal-<card>-<container>.jsonl, one per card).
     #[arg(long)]
     journal: Option<PathBuf>,
@@ -342,7 +342,7 @@ mod renewal {
         time::Duration,
     };
 
-    use renewal_core::{
+    use renewal_client::{
         client::{
             Mode,
             https::{HttpsConfig, HttpsService, SharedToken, read_trust_anchors},
@@ -351,11 +351,11 @@ mod renewal {
         },
         cmc::{Retained, microsoft::TemplateRef},
         token::{
-            ContainerId, KeyAlgorithm, PinSource, Token,
+            ContainerId, KeyAlgorithm, PinSource,
             pin::CountingPinSource,
             pin_sources::{TerminalPin, from_env, from_fd, from_file},
             pinentry::Pinentry,
-            piv::{ManagementKey, PivToken},
+            piv::ManagementKey,
             spec::TokenSpec,
         },
     };
@@ -367,15 +367,27 @@ mod renewal {
     /// An opened token, and what to save when done.
     pub(super) struct Opened {
         pub(super) token: SharedToken,
-        sim: Option<(Arc<Mutex<sim_card::SimCard>>, PathBuf)>,
+        sim: Option<SimCard>,
     }
+
+    /// The in-process virtual card and its file (only in a `renew` built with `--features
+    /// sim`; a production build cannot hold one).
+    #[cfg(feature = "sim")]
+    type SimCard = (Arc<Mutex<sim_card::SimCard>>, PathBuf);
+    #[cfg(not(feature = "sim"))]
+    type SimCard = std::convert::Infallible;
 
     impl Opened {
         /// The virtual card's state goes back to its file (atomically).
         pub(super) fn save(&self) -> Result<(), String> {
+            #[cfg(feature = "sim")]
             if let Some((card, path)) = &self.sim {
                 let card = card.lock().map_err(|_| "card lock poisoned")?;
                 card.state().save(path).map_err(|e| e.to_string())?;
+            }
+            #[cfg(not(feature = "sim"))]
+            if let Some(never) = &self.sim {
+                match *never {}
             }
             Ok(())
         }
@@ -419,29 +431,47 @@ mod renewal {
         let pins = pins(common)?;
         let key = common.management_key.clone().unwrap_or_default();
         match common.token.parse::<TokenSpec>()? {
-            TokenSpec::Sim(path) => {
-                let state = sim_card::CardState::load(&path).map_err(|e| e.to_string())?;
-                let mut applet = sim_card::PivApplet::from_state(state);
-                // An in-process card has nobody at its sensor: a key that needs a touch gets
-                // one half a second after the card starts waiting, as from a prompt user.
-                applet.set_touch_sensor(sim_card::touch::TouchSensor::automatic(
-                    Duration::from_millis(500),
-                ));
-                let card = Arc::new(Mutex::new(sim_card::SimCard::new(applet)));
-                let transport = renewal_core::token::transport::SimTransport::persisted(
-                    Arc::clone(&card),
-                    path.clone(),
-                );
-                let token: Box<dyn Token + Send> =
-                    Box::new(PivToken::new(transport, pins, key).with_touch_prompt(touch_prompt()));
-                Ok(Opened {
-                    token: Arc::new(Mutex::new(token)),
-                    sim: Some((card, path)),
-                })
-            }
+            TokenSpec::Sim(path) => open_sim(path, pins, key),
             TokenSpec::PivPcsc(reader) => open_pcsc(reader.as_deref(), pins, key),
             TokenSpec::Pkcs11 { module, label } => open_pkcs11(&module, label.as_deref(), pins),
         }
+    }
+
+    #[cfg(feature = "sim")]
+    fn open_sim(
+        path: PathBuf,
+        pins: Arc<dyn PinSource>,
+        key: ManagementKey,
+    ) -> Result<Opened, String> {
+        let state = sim_card::CardState::load(&path).map_err(|e| e.to_string())?;
+        let mut applet = sim_card::PivApplet::from_state(state);
+        // An in-process card has nobody at its sensor: a key that needs a touch gets
+        // one half a second after the card starts waiting, as from a prompt user.
+        applet.set_touch_sensor(sim_card::touch::TouchSensor::automatic(
+            Duration::from_millis(500),
+        ));
+        let card = Arc::new(Mutex::new(sim_card::SimCard::new(applet)));
+        let transport = renewal_client::token::transport::SimTransport::persisted(
+            Arc::clone(&card),
+            path.clone(),
+        );
+        let token: Box<dyn renewal_client::token::Token + Send> = Box::new(
+            renewal_client::token::piv::PivToken::new(transport, pins, key)
+                .with_touch_prompt(touch_prompt()),
+        );
+        Ok(Opened {
+            token: Arc::new(Mutex::new(token)),
+            sim: Some((card, path)),
+        })
+    }
+
+    #[cfg(not(feature = "sim"))]
+    fn open_sim(
+        _path: PathBuf,
+        _pins: Arc<dyn PinSource>,
+        _key: ManagementKey,
+    ) -> Result<Opened, String> {
+        Err("this renew was built without the virtual card: `sim:` tokens need a build with `--features sim` (a test and demonstration build)".into())
     }
 
     #[cfg(feature = "pkcs11")]
@@ -450,9 +480,9 @@ mod renewal {
         label: Option<&str>,
         pins: Arc<dyn PinSource>,
     ) -> Result<Opened, String> {
-        let token = renewal_core::token::pkcs11::Pkcs11Token::open(module, label, pins)
+        let token = renewal_client::token::pkcs11::Pkcs11Token::open(module, label, pins)
             .map_err(|e| e.to_string())?;
-        let token: Box<dyn Token + Send> = Box::new(token);
+        let token: Box<dyn renewal_client::token::Token + Send> = Box::new(token);
         Ok(Opened {
             token: Arc::new(Mutex::new(token)),
             sim: None,
@@ -470,10 +500,12 @@ mod renewal {
         pins: Arc<dyn PinSource>,
         key: ManagementKey,
     ) -> Result<Opened, String> {
-        let transport = renewal_core::token::transport::PcscTransport::connect(reader)
+        let transport = renewal_client::token::transport::PcscTransport::connect(reader)
             .map_err(|e| e.to_string())?;
-        let token: Box<dyn Token + Send> =
-            Box::new(PivToken::new(transport, pins, key).with_touch_prompt(touch_prompt()));
+        let token: Box<dyn renewal_client::token::Token + Send> = Box::new(
+            renewal_client::token::piv::PivToken::new(transport, pins, key)
+                .with_touch_prompt(touch_prompt()),
+        );
         Ok(Opened {
             token: Arc::new(Mutex::new(token)),
             sim: None,
@@ -481,7 +513,8 @@ mod renewal {
     }
 
     /// What the user reads when the card waits for a touch.
-    fn touch_prompt() -> renewal_core::token::piv::TouchPrompt {
+    #[cfg(any(feature = "sim", feature = "pcsc"))]
+    fn touch_prompt() -> renewal_client::token::piv::TouchPrompt {
         Arc::new(|slot| {
             eprintln!(
                 "renew: touch your key now (the key in slot {slot:02x} needs a touch; it blinks)"
@@ -509,7 +542,7 @@ mod renewal {
                 let home = std::env::var_os("HOME").ok_or("HOME is not set; pass --journal")?;
                 let dir = Path::new(&home).join(".cardrenew");
                 std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-                let card = renewal_core::client::processor::token_identity(&opened.token)
+                let card = renewal_client::client::processor::token_identity(&opened.token)
                     .unwrap_or_else(|| "unknown-card".into());
                 let slug: String = format!("{card}-{}", common.container)
                     .chars()
@@ -530,7 +563,7 @@ mod renewal {
     fn container_of(
         opened: &Opened,
         common: &Common,
-    ) -> Result<renewal_core::token::Container, String> {
+    ) -> Result<renewal_client::token::Container, String> {
         let container = ContainerId(common.container.clone());
         let mut token = opened.token.lock().map_err(|_| "token lock poisoned")?;
         token
@@ -589,7 +622,7 @@ mod renewal {
                 std::thread::sleep(d)
             }),
             crash_after: None,
-            retry: renewal_core::client::processor::RetryPolicy {
+            retry: renewal_client::client::processor::RetryPolicy {
                 attempts: common.retries,
                 ..Default::default()
             },
@@ -651,7 +684,7 @@ mod renewal {
         common: &Common,
         cep: &str,
         anchors: &[Retained<Certificate>],
-    ) -> Result<renewal_core::xcep::Policies, String> {
+    ) -> Result<renewal_client::xcep::Policies, String> {
         let mut service = service(opened, common, cep, anchors, Mode::Wstep)?;
         service.get_policies().map_err(|e| format!("{cep}: {e}"))
     }
@@ -735,7 +768,7 @@ mod renewal {
                     format!("container {} holds no certificate", common.container)
                 })?;
                 let cert = Retained::<Certificate>::from_der(&cert).map_err(|e| e.to_string())?;
-                let named = renewal_core::cmc::request::certificate_template(cert.value())
+                let named = renewal_client::cmc::request::certificate_template(cert.value())
                     .ok_or("the certificate names no template; give --template")?;
                 named
                     .oid
@@ -847,7 +880,7 @@ mod renewal {
             .current()
             .iter()
             .find_map(|r| match r {
-                renewal_core::client::journal::Record::Begin { mode, .. } => Some(*mode),
+                renewal_client::client::journal::Record::Begin { mode, .. } => Some(*mode),
                 _ => None,
             })
             .ok_or("no renewal in the journal")?;
@@ -934,7 +967,6 @@ mod renewal {
     }
 }
 
-#[path = "renew/agent.rs"]
 mod agent;
 
 fn read_input(file: &str) -> Result<Vec<u8>, String> {
@@ -952,7 +984,7 @@ fn read_input(file: &str) -> Result<Vec<u8>, String> {
 
 fn read_certificate(path: &Path) -> Result<Retained<Certificate>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let (der, _) = renewal_core::cmc::input::to_der(&bytes, &Limits::default())
+    let (der, _) = renewal_client::cmc::input::to_der(&bytes, &Limits::default())
         .map_err(|e| format!("{}: {e}", path.display()))?;
     Retained::from_der(&der).map_err(|e| format!("{}: not a certificate: {e}", path.display()))
 }

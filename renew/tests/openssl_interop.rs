@@ -196,7 +196,7 @@ fn openssl_sees_the_ms_wcce_signer_order() {
 #[test]
 fn openssl_verifies_an_attested_request_and_its_attestation_chain() {
     use der::{EncodePem, pem::LineEnding};
-    use renewal_core::cmc::{
+    use renewal_codec::cmc::{
         SoftwareKey, attestation::KeyAttestation, request::build_attested_pkcs10,
     };
     use sim_card::{attestation, crypto, state::KeyAlgorithm};
@@ -204,7 +204,7 @@ fn openssl_verifies_an_attested_request_and_its_attestation_chain() {
         return;
     }
     let dir = temp_dir("openssl-attested");
-    let sample = renewal_core::sample::Sample::deterministic().unwrap();
+    let sample = renewal_codec::sample::Sample::deterministic().unwrap();
     let mut counter = 0;
     let key = crypto::generate(
         KeyAlgorithm::EccP256,

@@ -12,7 +12,7 @@ mod common;
 
 use std::{path::Path, process::Command, sync::Arc};
 
-use renewal_core::token::{
+use renewal_client::token::{
     pin::{CountingPinSource, StaticPin},
     pkcs11::Pkcs11Token,
 };

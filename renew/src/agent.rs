@@ -1,5 +1,5 @@
 //! `renew check`, `renew agent`, `renew agent status`: the schedule of
-//! `renewal_core::agent` around the same renewal `renew run` performs.
+//! `renewal_client::agent` around the same renewal `renew run` performs.
 //!
 //! One pass over the configuration, per tracked certificate: open its token (absent → `card
 //! absent`, retried later), finish what the journal left (a pending request is collected, a
@@ -14,7 +14,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use renewal_core::{
+use renewal_client::{
     agent::{AgentConfig, AgentState, EntryState, Phase, Tracked, policy::parse_duration},
     client::{
         Mode,
@@ -378,7 +378,7 @@ fn renew_if_due(
     entry: &mut EntryState,
     common: &Common,
     opened: &renewal::Opened,
-    policy: &renewal_core::agent::Policy,
+    policy: &renewal_client::agent::Policy,
     now: SystemTime,
 ) -> Result<Pass, Failure> {
     let backoff = Failure::backoff;

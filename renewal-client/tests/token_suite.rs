@@ -8,7 +8,7 @@ mod common;
 
 use std::sync::{Arc, Mutex};
 
-use renewal_core::{
+use renewal_client::{
     cmc::{SignatureAlgorithm, Signer},
     sample::Sample,
     token::{
@@ -57,7 +57,7 @@ fn suite_on_the_in_process_card() {
 #[cfg(feature = "pcsc")]
 #[test]
 fn suite_on_the_card_behind_pcscd() {
-    use renewal_core::token::transport::PcscTransport;
+    use renewal_client::token::transport::PcscTransport;
     use sim_card::harness::{Pcscd, ServedCard};
     if !common::require_tool("pcscd") {
         return;
@@ -78,7 +78,7 @@ fn suite_on_the_card_behind_pcscd() {
 #[cfg(feature = "pcsc")]
 #[test]
 fn a_verified_pin_does_not_outlive_the_pcsc_session() {
-    use renewal_core::token::transport::PcscTransport;
+    use renewal_client::token::transport::PcscTransport;
     use sim_card::harness::{Pcscd, ServedCard};
     if !common::require_tool("pcscd") {
         return;
@@ -215,7 +215,7 @@ fn a_card_error_is_a_typed_error() {
 #[test]
 fn wrong_management_key_is_refused() {
     let (_, card, pins) = sim_token(CardConfig::default(), FaultPlan::default());
-    let mut key = renewal_core::token::piv::FACTORY_KEY.to_vec();
+    let mut key = renewal_client::token::piv::FACTORY_KEY.to_vec();
     key[0] ^= 0x80;
     let bad = ManagementKey::Known {
         key: zeroize::Zeroizing::new(key),
@@ -363,7 +363,7 @@ fn card_keys_sign_a_renewal_request_that_verifies() {
     let (mut token, _, pins) = sim_token(CardConfig::default(), FaultPlan::default());
     let ca = Sample::deterministic().unwrap();
     let old = token.generate(KeyAlgorithm::EcP256).unwrap();
-    let old_cert = renewal_core::sample::issue_user_certificate(
+    let old_cert = renewal_client::sample::issue_user_certificate(
         &ca.ca_key,
         &ca.ca_cert,
         old.public_key.as_ref().unwrap(),
@@ -384,11 +384,11 @@ fn card_keys_sign_a_renewal_request_that_verifies() {
         fn algorithm(&self) -> SignatureAlgorithm {
             SignatureAlgorithm::ECDSA_SHA256
         }
-        fn sign(&self, m: &[u8]) -> Result<Vec<u8>, renewal_core::cmc::SignError> {
+        fn sign(&self, m: &[u8]) -> Result<Vec<u8>, renewal_client::cmc::SignError> {
             self.token
                 .borrow_mut()
                 .sign(&self.id, SignatureAlgorithm::ECDSA_SHA256, m)
-                .map_err(|e| renewal_core::cmc::SignError::Backend {
+                .map_err(|e| renewal_client::cmc::SignError::Backend {
                     backend: "PIV card",
                     detail: e.to_string(),
                 })
@@ -404,14 +404,14 @@ fn card_keys_sign_a_renewal_request_that_verifies() {
         id: new.id.clone(),
         spki: new.public_key.clone().unwrap(),
     };
-    let built = renewal_core::cmc::build_renewal_request(
+    let built = renewal_client::cmc::build_renewal_request(
         &old_cert,
         &old_key,
         &new_key,
-        &renewal_core::cmc::RenewalParams::random().unwrap(),
+        &renewal_client::cmc::RenewalParams::random().unwrap(),
     )
     .unwrap();
-    let facts = renewal_core::cmc::parse_request(&built.der, &Default::default())
+    let facts = renewal_client::cmc::parse_request(&built.der, &Default::default())
         .unwrap()
         .verify()
         .unwrap();
@@ -425,7 +425,7 @@ fn card_keys_sign_a_renewal_request_that_verifies() {
 #[cfg(all(feature = "pkcs11", feature = "pcsc"))]
 #[test]
 fn opensc_pkcs11_on_the_card_behind_pcscd_ledger() {
-    use renewal_core::{
+    use renewal_client::{
         cmc::crypto::verify,
         token::{ContainerId, pkcs11::Pkcs11Token},
     };
@@ -592,7 +592,7 @@ fn a_new_key_is_made_with_the_pin_policy_of_the_key_it_replaces() {
 /// an implementation we did not write — verifies the result as `rsa_pss_rsae_sha256`.
 #[test]
 fn a_piv_card_signs_rsa_pss_through_its_raw_rsa_operation() {
-    use renewal_core::cmc::crypto::emsa_pss_sha256;
+    use renewal_client::cmc::crypto::emsa_pss_sha256;
     let (mut token, _card, _) = sim_token(CardConfig::default(), FaultPlan::default());
     assert!(token.can_sign_raw_rsa());
     let key = token.generate(KeyAlgorithm::Rsa2048).unwrap();

@@ -7,7 +7,7 @@
 mod common;
 
 use der::{Decode, Encode, asn1::Int};
-use renewal_core::{
+use renewal_codec::{
     cmc::{
         DigestAlgorithm, Limits, Outcome, RenewalParams, ResponseParams, StatusStyle,
         build_full_response, build_renewal_request,
@@ -45,7 +45,7 @@ fn deterministic_request() -> Vec<u8> {
 fn deterministic_request_is_byte_stable() {
     // Same keys, nonce and transaction id: same bytes (RFC 6979 ECDSA, fixed clock).
     assert_eq!(deterministic_request(), deterministic_request());
-    let hash = renewal_core::cmc::verify_request::hex(
+    let hash = renewal_codec::cmc::verify_request::hex(
         &DigestAlgorithm::Sha256.digest(&deterministic_request()),
     );
     insta::assert_snapshot!("deterministic_request_sha256", hash);
@@ -58,7 +58,7 @@ fn inspect_deterministic_request() {
 
 #[test]
 fn inspect_deterministic_adcs_response() {
-    use renewal_core::cmc::Signer;
+    use renewal_codec::cmc::Signer;
     let sample = Sample::deterministic().unwrap();
     let issued = issue_user_certificate(
         &sample.ca_key,
@@ -178,7 +178,7 @@ fn attestation_lines(tree: &str) -> String {
 /// A PKCS#10 for a key generated on a simulated card (seeded: the same bytes every run),
 /// carrying that card's attestation of `attested` (the request's own key, or another).
 fn attested_pkcs10(attest_another_key: bool, swap_device: bool) -> Vec<u8> {
-    use renewal_core::cmc::{
+    use renewal_codec::cmc::{
         SoftwareKey, attestation::KeyAttestation, request::build_attested_pkcs10,
     };
     use sim_card::{attestation, crypto, state::KeyAlgorithm};
