@@ -52,7 +52,7 @@ fn wait_for(
 
 #[test]
 fn the_agent_renews_as_soon_as_the_card_is_inserted() {
-    if which("pcscd").is_none() {
+    if common::which("pcscd").is_none() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "pcscd is missing (apt-get install pcscd vsmartcard-vpcd)"
@@ -120,13 +120,4 @@ fn the_agent_renews_as_soon_as_the_card_is_inserted() {
         shown, before,
         "the card behind pcscd holds the new certificate"
     );
-}
-
-fn which(tool: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(tool))
-        .find(|p| p.exists())
-        .or_else(|| Some(Path::new("/usr/sbin").join(tool)).filter(|p| p.exists()))
 }

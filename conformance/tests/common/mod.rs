@@ -22,6 +22,14 @@ pub fn bin(name: &str) -> Command {
     Command::new(path)
 }
 
+/// Where `tool` is on `PATH` (or in `/usr/sbin`, where Debian puts daemons such as pcscd).
+pub fn which(tool: &str) -> Option<std::path::PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(tool))
+        .find(|p| p.is_file())
+        .or_else(|| Some(Path::new("/usr/sbin").join(tool)).filter(|p| p.is_file()))
+}
+
 /// Runs `cmd`, which must succeed; its standard output.
 pub fn ok(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();

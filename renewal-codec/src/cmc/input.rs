@@ -72,8 +72,8 @@ pub fn to_der(input: &[u8], limits: &Limits) -> Result<(Vec<u8>, InputForm)> {
         let text = std::str::from_utf8(input)
             .map_err(|_| CmcError::Encoding("neither DER nor text (PEM/base64)".into()))?;
         let trimmed = text.trim();
-        if trimmed.starts_with("-----BEGIN") {
-            let (label, der) = der::pem::decode_vec(trimmed.as_bytes())
+        if let Some(block) = first_pem_block(trimmed) {
+            let (label, der) = der::pem::decode_vec(block.as_bytes())
                 .map_err(|e| CmcError::Encoding(format!("PEM: {e}")))?;
             (der, InputForm::Pem(label.to_owned()))
         } else {
@@ -95,6 +95,28 @@ pub fn to_der(input: &[u8], limits: &Limits) -> Result<(Vec<u8>, InputForm)> {
     Ok((der, form))
 }
 
+/// The first PEM block in `text`, from its BEGIN line through its END line. Text before it is
+/// explanatory text, which RFC 7468 §2 allows and parsers must not choke on (`openssl pkcs7
+/// -print_certs` and `openssl x509 -text` write `subject=...` lines first); text after the END
+/// line is not part of the block. `None` when no line starts a PEM block.
+fn first_pem_block(text: &str) -> Option<&str> {
+    const BEGIN: &str = "-----BEGIN ";
+    let start = if text.starts_with(BEGIN) {
+        0
+    } else {
+        text.find(&format!("\n{BEGIN}"))? + 1
+    };
+    let block = &text[start..];
+    let Some(end_line) = block.find("\n-----END ") else {
+        return Some(block);
+    };
+    let after = end_line + "\n-----END ".len();
+    let end = block[after..]
+        .find("-----")
+        .map_or(block.len(), |i| after + i + "-----".len());
+    Some(&block[..end])
+}
+
 /// Decodes exactly one `T` from `der`: a clean prefix with bytes after it is
 /// [`CmcError::TrailingData`], not a generic decode error.
 pub fn decode_exact<'a, T: Decode<'a, Error = der::Error>>(
@@ -111,4 +133,36 @@ pub fn decode_exact<'a, T: Decode<'a, Error = der::Error>>(
         });
     }
     Ok(value)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod pem_tests {
+    use super::{InputForm, Limits, to_der};
+
+    const BLOCK: &str = "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n";
+
+    #[test]
+    fn explanatory_text_around_a_pem_block_is_ignored() {
+        // `openssl pkcs7 -print_certs` writes subject= and issuer= lines before each block.
+        let printed =
+            format!("subject=O = Example, CN = Bob\nissuer=CN = CA\n\n{BLOCK}\ntrailing words\n");
+        let (der, form) = to_der(printed.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(der, vec![0x30, 0x03, 0x02, 0x01, 0x01]);
+        assert_eq!(form, InputForm::Pem("CERTIFICATE".into()));
+        let bare = to_der(BLOCK.as_bytes(), &Limits::default()).unwrap();
+        assert_eq!(bare.0, der);
+    }
+
+    #[test]
+    fn a_begin_inside_a_line_is_not_a_pem_block_and_a_cut_block_is_refused() {
+        // Not at a line start: read as base64, which it is not.
+        let inline = "text -----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----";
+        assert!(to_der(inline.as_bytes(), &Limits::default()).is_err());
+        let cut = "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n";
+        let err = to_der(cut.as_bytes(), &Limits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PEM"), "{err}");
+    }
 }
