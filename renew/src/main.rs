@@ -264,6 +264,9 @@ enum Kind {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = cli_docs::generate_if_asked(<Cli as clap::CommandFactory>::command) {
+        return code;
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run {

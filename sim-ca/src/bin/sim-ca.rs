@@ -164,6 +164,9 @@ enum PendingCmd {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = cli_docs::generate_if_asked(<Cli as clap::CommandFactory>::command) {
+        return code;
+    }
     // Logs go to stderr; `RUST_LOG` chooses what (default: info). Never a secret in them.
     use std::io::IsTerminal;
     tracing_subscriber::fmt()

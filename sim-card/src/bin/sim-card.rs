@@ -191,6 +191,9 @@ impl Alg {
 }
 
 fn main() -> ExitCode {
+    if let Some(code) = cli_docs::generate_if_asked(<Cli as clap::CommandFactory>::command) {
+        return code;
+    }
     match run(Cli::parse().command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
