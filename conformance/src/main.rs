@@ -496,7 +496,7 @@ fn external(
         .ca_cert
         .as_ref()
         .ok_or("--ca needs --ca-cert PEM: the CA certificates to trust")?;
-    let anchors = read_trust_anchors(chain)?;
+    let anchors = read_trust_anchors(chain).map_err(|e| e.to_string())?;
     let token: TokenSpec = args
         .token
         .as_deref()

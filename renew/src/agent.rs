@@ -64,7 +64,7 @@ fn iso(secs: i64) -> String {
 
 fn parse_now(text: &str) -> Result<SystemTime, String> {
     match text.strip_prefix('+') {
-        Some(offset) => Ok(SystemTime::now() + parse_duration(offset)?),
+        Some(offset) => Ok(SystemTime::now() + parse_duration(offset).map_err(|e| e.to_string())?),
         None => text
             .parse::<i64>()
             .map(from_unix)
@@ -151,7 +151,15 @@ fn pass(
 ) -> Pass {
     let policy = match t.policy() {
         Ok(p) => p,
-        Err(e) => return fail(entry, Phase::Stuck, e, now, now + Duration::from_secs(3600)),
+        Err(e) => {
+            return fail(
+                entry,
+                Phase::Stuck,
+                e.to_string(),
+                now,
+                now + Duration::from_secs(3600),
+            );
+        }
     };
     let unix_now = unix(now);
     // A clock that went back more than five minutes: the waiting times computed then are not
@@ -385,7 +393,7 @@ fn renew_if_due(
     let journal_path = common.journal.clone().unwrap_or_default();
     let mut journal = Journal::open(&journal_path).map_err(|e| backoff(e.to_string()))?;
     arm_abort(&mut journal);
-    let anchors = read_trust_anchors(&t.ca_cert).map_err(backoff)?;
+    let anchors = read_trust_anchors(&t.ca_cert).map_err(|e| backoff(e.to_string()))?;
     let configured: Mode = t.mode;
     // The CA, mode and template: configured, or found in the policy at `cep` (asked only
     // when there is something to send, within the same card login).
@@ -555,10 +563,10 @@ fn check_at(
     retry: bool,
     card_event: bool,
 ) -> Result<u8, String> {
-    let config = AgentConfig::load(config_path)?;
-    let dir = config.state_dir()?;
+    let config = AgentConfig::load(config_path).map_err(|e| e.to_string())?;
+    let dir = config.state_dir().map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut state = AgentState::load(&dir)?;
+    let mut state = AgentState::load(&dir).map_err(|e| e.to_string())?;
     let mut worst = Pass::NothingDue;
     for t in &config.certificates {
         let entry = state.entries.entry(t.name.clone()).or_default();
@@ -572,13 +580,13 @@ fn check_at(
             }
         }
         worst = worst.max(outcome);
-        state.save(&dir)?;
+        state.save(&dir).map_err(|e| e.to_string())?;
     }
     // Entries no longer in the configuration are forgotten.
     state
         .entries
         .retain(|name, _| config.certificates.iter().any(|t| &t.name == name));
-    state.save(&dir)?;
+    state.save(&dir).map_err(|e| e.to_string())?;
     Ok(match worst {
         Pass::NothingDue => 0,
         Pass::Renewed => 10,
@@ -594,10 +602,10 @@ fn check_at(
 pub fn run(config_path: &Path, offset: Option<&str>) -> Result<u8, String> {
     let offset = match offset {
         None => Duration::ZERO,
-        Some(text) => parse_duration(text.trim_start_matches('+'))?,
+        Some(text) => parse_duration(text.trim_start_matches('+')).map_err(|e| e.to_string())?,
     };
-    let config = AgentConfig::load(config_path)?;
-    let dir: PathBuf = config.state_dir()?;
+    let config = AgentConfig::load(config_path).map_err(|e| e.to_string())?;
+    let dir: PathBuf = config.state_dir().map_err(|e| e.to_string())?;
     let mut card_event = false;
     loop {
         let now = SystemTime::now() + offset;
@@ -684,8 +692,9 @@ mod card_events {
 
 /// `renew agent status`: the `getcert list` of cards.
 pub fn status(config_path: &Path, as_json: bool) -> Result<u8, String> {
-    let config = AgentConfig::load(config_path)?;
-    let state = AgentState::load(&config.state_dir()?)?;
+    let config = AgentConfig::load(config_path).map_err(|e| e.to_string())?;
+    let state = AgentState::load(&config.state_dir().map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
     let rows: Vec<serde_json::Value> = config
         .certificates
         .iter()

@@ -693,7 +693,7 @@ mod renewal {
     }
 
     pub fn policy(common: &Common, cep: &str, ca_cert: &Path) -> Result<u8, String> {
-        let anchors = read_trust_anchors(ca_cert)?;
+        let anchors = read_trust_anchors(ca_cert).map_err(|e| e.to_string())?;
         let opened = open(common)?;
         let policies = fetch_policies(&opened, common, cep, &anchors)?;
         if common.json {
@@ -809,7 +809,7 @@ mod renewal {
         template: Option<&str>,
         max_polls: u32,
     ) -> Result<u8, String> {
-        let anchors = read_trust_anchors(ca_cert)?;
+        let anchors = read_trust_anchors(ca_cert).map_err(|e| e.to_string())?;
         let opened = open(common)?;
         let (url, mode, template) = match (ca, cep) {
             (_, Some(cep)) => {
@@ -875,7 +875,7 @@ mod renewal {
         ca_cert: &Path,
         max_polls: u32,
     ) -> Result<u8, String> {
-        let anchors = read_trust_anchors(ca_cert)?;
+        let anchors = read_trust_anchors(ca_cert).map_err(|e| e.to_string())?;
         let opened = open(common)?;
         let mut journal =
             Journal::open(&journal_path(common, &opened)?).map_err(|e| e.to_string())?;

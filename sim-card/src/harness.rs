@@ -31,6 +31,61 @@ pub const VPCD_ADDR: &str = "127.0.0.1:35963";
 /// How many times [`Pcscd::start`] starts pcscd before giving up on vpcd.
 const START_ATTEMPTS: usize = 3;
 
+/// Why pcscd with vpcd's reader could not be started.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HarnessError {
+    /// The reader configuration could not be written.
+    #[error("cannot write pcscd's reader configuration in {}: {source}", dir.display())]
+    Config {
+        /// The configuration directory.
+        dir: std::path::PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// `pcscd` could not be run (not installed?).
+    #[error("cannot start pcscd: {0}")]
+    Spawn(std::io::Error),
+    /// pcscd ended before it was ready.
+    #[error("pcscd exited at start ({status}){}", said(log))]
+    Exited {
+        /// How it ended.
+        status: std::process::ExitStatus,
+        /// Its last lines.
+        log: Vec<String>,
+    },
+    /// pcscd never created its socket.
+    #[error("pcscd did not create its socket within 10 s{}", said(log))]
+    NoSocket {
+        /// Its last lines.
+        log: Vec<String>,
+    },
+    /// pcscd runs but its vpcd driver is not listening.
+    #[error(
+        "vpcd is not listening on 35963 (is vsmartcard-vpcd installed?); sockets on the port: {}{}",
+        if sockets.is_empty() { "none".to_string() } else { sockets.join(", ") },
+        said(log)
+    )]
+    VpcdNotListening {
+        /// The kernel's sockets on vpcd's port (local -> remote, state in hex).
+        sockets: Vec<String>,
+        /// pcscd's last lines.
+        log: Vec<String>,
+    },
+    /// Every attempt failed.
+    #[error("pcscd with vpcd did not come up in {} attempts: {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    GaveUp(Vec<HarnessError>),
+}
+
+/// pcscd's last lines, for an error message.
+fn said(log: &[String]) -> String {
+    if log.is_empty() {
+        String::new()
+    } else {
+        format!("; pcscd said: {}", log.join(" | "))
+    }
+}
+
 /// A pcscd this process started (`None` inside when one was already running).
 pub struct Pcscd {
     child: Option<Child>,
@@ -41,7 +96,7 @@ impl Pcscd {
     /// Starts `pcscd -f` unless one already runs, and waits for its socket. The pcscd it
     /// starts reads its own reader configuration: vpcd's reader named as a YubiKey's
     /// ([`YUBIKEY_READER`]).
-    pub fn start() -> Result<Self, String> {
+    pub fn start() -> Result<Self, HarnessError> {
         if pcscd_running() {
             return Ok(Self {
                 child: None,
@@ -58,13 +113,10 @@ impl Pcscd {
                 Err(e) => failures.push(e),
             }
         }
-        Err(format!(
-            "pcscd with vpcd did not come up in {START_ATTEMPTS} attempts: {}",
-            failures.join("; ")
-        ))
+        Err(HarnessError::GaveUp(failures))
     }
 
-    fn start_once() -> Result<Self, String> {
+    fn start_once() -> Result<Self, HarnessError> {
         let _ = std::fs::remove_file(PCSCD_SOCKET);
         // A pcscd stopped moments ago (another test) closed vpcd's port first, which leaves
         // it in TIME_WAIT for up to a minute; vpcd cannot listen on it until then and does
@@ -74,11 +126,13 @@ impl Pcscd {
         // Beside the configuration directory, not in it: pcscd reads every file there as a
         // reader.conf.
         let log = config.with_extension("log");
-        std::fs::create_dir_all(&config)
+        let written = std::fs::create_dir_all(&config)
             .and_then(|()| std::fs::write(config.join("vpcd"), VPCD_READER_CONF))
-            .map_err(|e| format!("cannot write pcscd's reader configuration: {e}"))?;
-        let log_file = std::fs::File::create(&log)
-            .map_err(|e| format!("cannot create {}: {e}", log.display()))?;
+            .and_then(|()| std::fs::File::create(&log));
+        let log_file = written.map_err(|source| HarnessError::Config {
+            dir: config.clone(),
+            source,
+        })?;
         let child = Command::new("pcscd")
             .arg("-f")
             .arg("-c")
@@ -86,7 +140,7 @@ impl Pcscd {
             .stdout(Stdio::null())
             .stderr(log_file)
             .spawn()
-            .map_err(|e| format!("cannot start pcscd: {e}"))?;
+            .map_err(HarnessError::Spawn)?;
         let mut me = Self {
             child: Some(child),
             config: Some(config),
@@ -94,16 +148,15 @@ impl Pcscd {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !Path::new(PCSCD_SOCKET).exists() {
             if let Some(Ok(Some(status))) = me.child.as_mut().map(Child::try_wait) {
-                return Err(format!(
-                    "pcscd exited at start ({status}){}",
-                    log_tail(&log)
-                ));
+                return Err(HarnessError::Exited {
+                    status,
+                    log: log_tail(&log),
+                });
             }
             if Instant::now() > deadline {
-                return Err(format!(
-                    "pcscd did not create its socket within 10 s{}",
-                    log_tail(&log)
-                ));
+                return Err(HarnessError::NoSocket {
+                    log: log_tail(&log),
+                });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -111,11 +164,10 @@ impl Pcscd {
         let deadline = Instant::now() + Duration::from_secs(15);
         while std::net::TcpStream::connect(VPCD_ADDR).is_err() {
             if Instant::now() > deadline {
-                return Err(format!(
-                    "vpcd is not listening on 35963 (is vsmartcard-vpcd installed?); sockets on the port: {}{}",
-                    vpcd_port_sockets().unwrap_or_else(|| "none".into()),
-                    log_tail(&log)
-                ));
+                return Err(HarnessError::VpcdNotListening {
+                    sockets: vpcd_port_sockets(),
+                    log: log_tail(&log),
+                });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -174,15 +226,15 @@ fn running_vpcd_reader() -> Option<String> {
 /// `/proc/net/tcp` and `tcp6`: local port `8C7B`, any state).
 fn wait_for_vpcd_port_to_clear(limit: Duration) {
     let deadline = Instant::now() + limit;
-    while vpcd_port_sockets().is_some() && Instant::now() < deadline {
+    while !vpcd_port_sockets().is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
 
 /// The kernel's lines for sockets whose local port is vpcd's (state in hex: 0A listening,
-/// 06 TIME_WAIT...), or `None` when there are none.
-fn vpcd_port_sockets() -> Option<String> {
-    let lines: Vec<String> = ["/proc/net/tcp", "/proc/net/tcp6"]
+/// 06 TIME_WAIT...).
+fn vpcd_port_sockets() -> Vec<String> {
+    ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|table| std::fs::read_to_string(table).ok())
         .flat_map(|text| {
@@ -204,20 +256,14 @@ fn vpcd_port_sockets() -> Option<String> {
                 })
                 .collect::<Vec<_>>()
         })
-        .collect();
-    (!lines.is_empty()).then(|| lines.join(", "))
+        .collect()
 }
 
 /// The last lines pcscd wrote (its errors name a driver that failed to load), for an error.
-fn log_tail(log: &Path) -> String {
+fn log_tail(log: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    let tail = lines[lines.len().saturating_sub(8)..].join(" | ");
-    if tail.is_empty() {
-        String::new()
-    } else {
-        format!("; pcscd said: {tail}")
-    }
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines[lines.len().saturating_sub(8)..].to_vec()
 }
 
 fn pcscd_running() -> bool {

@@ -25,15 +25,18 @@ use std::{
 
 use serde::{Deserialize, Deserializer};
 
-use super::policy::{Policy, RenewBefore, parse_duration};
-use crate::{client::Mode, token::piv::ManagementKey};
+use super::{
+    error::{AgentError, EntryProblem},
+    policy::{Policy, RenewBefore, parse_duration},
+};
+use crate::{client::Mode, cmc::InvalidValue, token::piv::ManagementKey};
 
 /// Parses a value with its `FromStr` when the file is read: a bad one is reported with its
 /// line and column (by the TOML reader), not when a renewal falls due weeks later.
 fn parsed<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
-    T: std::str::FromStr<Err = String>,
+    T: std::str::FromStr<Err: std::fmt::Display>,
 {
     let text = String::deserialize(d)?;
     text.parse().map_err(serde::de::Error::custom)
@@ -42,7 +45,7 @@ where
 fn parsed_opt<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: Deserializer<'de>,
-    T: std::str::FromStr<Err = String>,
+    T: std::str::FromStr<Err: std::fmt::Display>,
 {
     parsed(d).map(Some)
 }
@@ -176,10 +179,15 @@ fn default_resends() -> u32 {
 
 impl AgentConfig {
     /// Reads and checks the file; relative paths become relative to its directory.
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut config: Self =
-            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    pub fn load(path: &Path) -> Result<Self, AgentError> {
+        let text = std::fs::read_to_string(path).map_err(|source| AgentError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: Self = toml::from_str(&text).map_err(|e| AgentError::Syntax {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let base = path.parent().unwrap_or(Path::new("."));
         let resolve = |p: &mut PathBuf| {
             if p.is_relative() {
@@ -206,22 +214,16 @@ impl AgentConfig {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
             {
-                return Err(format!(
-                    "certificate name {:?}: use letters, digits, '-', '_' and '.'",
-                    t.name
-                ));
+                return Err(t.problem(EntryProblem::BadName(t.name.clone())));
             }
             if !names.insert(t.name.clone()) {
-                return Err(format!("certificate name {:?} is used twice", t.name));
+                return Err(t.problem(EntryProblem::UsedTwice(t.name.clone())));
             }
             if t.ca.is_some() == t.cep.is_some() {
-                return Err(format!(
-                    "{}: give the CA as `ca` or its policy service as `cep` (one of them)",
-                    t.name
-                ));
+                return Err(t.problem(EntryProblem::CaOrCep(t.name.clone())));
             }
             if t.pin_env.is_some() && t.pin_file.is_some() {
-                return Err(format!("{}: pin_env and pin_file are exclusive", t.name));
+                return Err(t.problem(EntryProblem::TwoPinSources(t.name.clone())));
             }
             t.policy()?;
         }
@@ -229,11 +231,11 @@ impl AgentConfig {
     }
 
     /// The state directory (default `~/.cardrenew/agent`).
-    pub fn state_dir(&self) -> Result<PathBuf, String> {
+    pub fn state_dir(&self) -> Result<PathBuf, AgentError> {
         match &self.state_dir {
             Some(d) => Ok(d.clone()),
             None => {
-                let home = std::env::var_os("HOME").ok_or("HOME is not set; set state_dir")?;
+                let home = std::env::var_os("HOME").ok_or(AgentError::NoHome)?;
                 Ok(Path::new(&home).join(".cardrenew").join("agent"))
             }
         }
@@ -241,6 +243,13 @@ impl AgentConfig {
 }
 
 impl Tracked {
+    fn problem(&self, problem: EntryProblem) -> AgentError {
+        AgentError::Entry {
+            name: self.name.clone(),
+            problem,
+        }
+    }
+
     /// Where renewals go, for messages: the CA or the policy service.
     pub fn endpoint(&self) -> &str {
         self.ca
@@ -263,9 +272,8 @@ impl Tracked {
     }
 
     /// The policy this entry asks for.
-    pub fn policy(&self) -> Result<Policy, String> {
+    pub fn policy(&self) -> Result<Policy, AgentError> {
         let mut policy = Policy::default();
-        let at = |what: &str, e: String| format!("{}: {what}: {e}", self.name);
         if let Some(renew_before) = self.renew_before {
             policy.renew_before = renew_before;
         }
@@ -279,10 +287,18 @@ impl Tracked {
             }
         }
         if policy.retry_min.is_zero() || policy.retry_max < policy.retry_min {
-            return Err(at(
-                "retry_min/retry_max",
-                "need 0 < retry_min <= retry_max".into(),
-            ));
+            return Err(AgentError::Value {
+                name: self.name.clone(),
+                source: InvalidValue::new(
+                    "retry_min/retry_max",
+                    &format!(
+                        "{}s/{}s",
+                        policy.retry_min.as_secs(),
+                        policy.retry_max.as_secs()
+                    ),
+                    "need 0 < retry_min <= retry_max",
+                ),
+            });
         }
         Ok(policy)
     }
@@ -344,7 +360,7 @@ post_renew = ["/bin/true"]
             ("name = \"a\"\nretry_min = \"0s\"\n", "retry_min"),
         ] {
             let path = write(&format!("[[certificate]]\n{extra}{base}"));
-            let e = AgentConfig::load(&path).unwrap_err();
+            let e = AgentConfig::load(&path).unwrap_err().to_string();
             assert!(e.contains(why), "{extra:?}: {e}");
         }
         // A bad value of a typed field is reported with its line when the file is read —
@@ -358,18 +374,31 @@ post_renew = ["/bin/true"]
         ] {
             let path = write(&format!("[[certificate]]\nname = \"a\"\n{base}{line4}\n"));
             let e = AgentConfig::load(&path).unwrap_err();
+            assert!(matches!(e, AgentError::Syntax { .. }), "{line4}: {e:?}");
+            let e = e.to_string();
             assert!(e.contains("line 6") && e.contains(why), "{line4}: {e}");
         }
         // Syntax and unknown fields are reported with the line.
         let path = write(&format!("[[certificate]]\nname = \"a\"\n{base}bogus = 1\n"));
-        let e = AgentConfig::load(&path).unwrap_err();
+        let e = AgentConfig::load(&path).unwrap_err().to_string();
         assert!(e.contains("line 6"), "{e}");
         let twice =
             format!("[[certificate]]\nname = \"a\"\n{base}[[certificate]]\nname = \"a\"\n{base}");
-        assert!(
-            AgentConfig::load(&write(&twice))
-                .unwrap_err()
-                .contains("twice")
-        );
+        assert!(matches!(
+            AgentConfig::load(&write(&twice)),
+            Err(AgentError::Entry { problem: EntryProblem::UsedTwice(name), .. }) if name == "a"
+        ));
+        // The entry's problems are values a caller can match, not sentences.
+        let both =
+            format!("[[certificate]]\nname = \"b\"\npin_env = \"P\"\npin_file = \"p\"\n{base}");
+        assert!(matches!(
+            AgentConfig::load(&write(&both)),
+            Err(AgentError::Entry { problem: EntryProblem::TwoPinSources(_), name }) if name == "b"
+        ));
+        let zero = format!("[[certificate]]\nname = \"c\"\nretry_min = \"0s\"\n{base}");
+        assert!(matches!(
+            AgentConfig::load(&write(&zero)),
+            Err(AgentError::Value { name, source }) if name == "c" && source.what == "retry_min/retry_max"
+        ));
     }
 }

@@ -5,9 +5,11 @@
 //! never *how*.
 
 pub mod config;
+pub mod error;
 pub mod policy;
 pub mod state;
 
 pub use config::{AgentConfig, Tracked};
+pub use error::{AgentError, EntryProblem};
 pub use policy::{Policy, RenewBefore};
 pub use state::{AgentState, EntryState, Phase};

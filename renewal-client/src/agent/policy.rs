@@ -14,6 +14,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::cmc::InvalidValue;
+
 /// How long before expiry to renew.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum RenewBefore {
@@ -30,59 +32,54 @@ impl Default for RenewBefore {
 }
 
 impl std::str::FromStr for RenewBefore {
-    type Err = String;
+    type Err = InvalidValue;
 
     /// `"14d"`, `"36h"`, `"90m"`, `"30s"`; `"1/3"`; `"33%"`.
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, InvalidValue> {
+        let bad = |expected: &str| InvalidValue::new("renew_before", text.trim(), expected);
         let text = text.trim();
         let fraction = if let Some((a, b)) = text.split_once('/') {
             let (a, b): (f64, f64) = (
-                a.trim()
-                    .parse()
-                    .map_err(|_| format!("{text:?}: not a fraction"))?,
-                b.trim()
-                    .parse()
-                    .map_err(|_| format!("{text:?}: not a fraction"))?,
+                a.trim().parse().map_err(|_| bad("not a fraction"))?,
+                b.trim().parse().map_err(|_| bad("not a fraction"))?,
             );
             Some(a / b)
         } else if let Some(p) = text.strip_suffix('%') {
-            let p: f64 = p
-                .trim()
-                .parse()
-                .map_err(|_| format!("{text:?}: not a percentage"))?;
+            let p: f64 = p.trim().parse().map_err(|_| bad("not a percentage"))?;
             Some(p / 100.0)
         } else {
             None
         };
         match fraction {
             Some(f) if f > 0.0 && f <= 1.0 => Ok(Self::Fraction(f)),
-            Some(_) => Err(format!("{text:?}: the fraction must be in (0, 1]")),
+            Some(_) => Err(bad("the fraction must be in (0, 1]")),
             None => parse_duration(text).map(Self::Duration),
         }
     }
 }
 
 /// `"14d"`, `"36h"`, `"90m"`, `"30s"` (one unit; a bare number is seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, InvalidValue> {
     let text = text.trim();
+    let bad = |expected: String| InvalidValue::new("duration", text, expected);
     let split = text
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("{text:?}: expected a duration such as 14d, 36h, 90m or 30s"))?;
+        .map_err(|_| bad("a duration such as 14d, 36h, 90m or 30s".into()))?;
     let seconds = match unit {
         "" | "s" => 1,
         "m" => 60,
         "h" => 3_600,
         "d" => 86_400,
         "w" => 604_800,
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (s, m, h, d, w)")),
+        _ => return Err(bad(format!("unknown unit {unit:?} (s, m, h, d, w)"))),
     };
     n.checked_mul(seconds)
         .map(Duration::from_secs)
-        .ok_or_else(|| format!("{text:?}: too long"))
+        .ok_or_else(|| bad("too long".into()))
 }
 
 /// The renewal policy of one tracked certificate.

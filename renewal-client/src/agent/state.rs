@@ -7,6 +7,8 @@ use std::{collections::BTreeMap, io::Write, path::Path};
 
 use serde::{Deserialize, Serialize};
 
+use super::error::AgentError;
+
 /// Where an entry stands.
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -82,23 +84,29 @@ pub const STATE_FILE: &str = "agent-state.json";
 
 impl AgentState {
     /// Reads `dir/agent-state.json`; an absent file is an empty state.
-    pub fn load(dir: &Path) -> Result<Self, String> {
+    pub fn load(dir: &Path) -> Result<Self, AgentError> {
         let path = dir.join(STATE_FILE);
         match std::fs::read(&path) {
             Ok(bytes) => {
-                serde_json::from_slice(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+                serde_json::from_slice(&bytes).map_err(|source| AgentError::State { path, source })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(format!("{}: {e}", path.display())),
+            Err(source) => Err(AgentError::Io { path, source }),
         }
     }
 
     /// Writes `dir/agent-state.json` atomically.
-    pub fn save(&self, dir: &Path) -> Result<(), String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    pub fn save(&self, dir: &Path) -> Result<(), AgentError> {
+        std::fs::create_dir_all(dir).map_err(|source| AgentError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let path = dir.join(STATE_FILE);
         let tmp = dir.join(format!("{STATE_FILE}.tmp"));
-        let text = serde_json::to_vec_pretty(self).map_err(|e| e.to_string())?;
+        let text = serde_json::to_vec_pretty(self).map_err(|source| AgentError::State {
+            path: path.clone(),
+            source,
+        })?;
         let write = || -> std::io::Result<()> {
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(&text)?;
@@ -106,7 +114,7 @@ impl AgentState {
             std::fs::rename(&tmp, &path)?;
             std::fs::File::open(dir)?.sync_all()
         };
-        write().map_err(|e| format!("{}: {e}", path.display()))
+        write().map_err(|source| AgentError::Io { path, source })
     }
 }
 

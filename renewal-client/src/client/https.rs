@@ -639,12 +639,26 @@ impl RenewalService for HttpsService {
 /// certificates; errors name the file.
 pub fn read_trust_anchors(
     path: &std::path::Path,
-) -> Result<Vec<crate::cmc::Retained<x509_cert::Certificate>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    load_trust_anchors(&bytes)
-        .map_err(|e| format!("{}: {e}", path.display()))?
+) -> Result<Vec<crate::cmc::Retained<x509_cert::Certificate>>, ServiceError> {
+    let bytes = std::fs::read(path).map_err(|source| ServiceError::TrustFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let anchors = |source| ServiceError::TrustAnchors {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    };
+    crate::x509::certificates_in(&bytes)
+        .map_err(anchors)?
         .iter()
-        .map(|d| crate::cmc::Retained::from_der(d).map_err(|e| format!("{}: {e}", path.display())))
+        .map(|d| {
+            crate::cmc::Retained::from_der(d).map_err(|e| {
+                anchors(crate::cmc::CmcError::Malformed {
+                    what: "trust anchor certificate",
+                    source: e,
+                })
+            })
+        })
         .collect()
 }
 

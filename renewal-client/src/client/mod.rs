@@ -81,6 +81,22 @@ pub enum ServiceError {
     /// Bad configuration (URL, trust anchors).
     #[error("configuration: {0}")]
     Config(String),
+    /// The CA certificates to trust could not be read.
+    #[error("{}: {source}", path.display())]
+    TrustFile {
+        /// The file `--ca-cert` or `ca_cert` names.
+        path: std::path::PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
+    /// The file holds no certificate we can use as a trust anchor.
+    #[error("{}: {source}", path.display())]
+    TrustAnchors {
+        /// The file `--ca-cert` or `ca_cert` names.
+        path: std::path::PathBuf,
+        /// What is wrong with its content.
+        source: Box<crate::cmc::CmcError>,
+    },
     /// Could not connect, or the connection broke (TLS refused, dropped).
     #[error("connection to the CA failed: {0}")]
     Connection(String),
@@ -115,7 +131,10 @@ impl ServiceError {
         match self {
             Self::Connection(_) | Self::Timeout | Self::BadAnswer(_) => true,
             Self::Http { status, .. } => *status >= 500,
-            Self::Config(_) | Self::Card(_) => false,
+            Self::Config(_)
+            | Self::TrustFile { .. }
+            | Self::TrustAnchors { .. }
+            | Self::Card(_) => false,
         }
     }
 

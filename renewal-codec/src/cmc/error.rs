@@ -192,3 +192,38 @@ impl<T> DerContext<T> for der::Result<T> {
         self.map_err(|source| CmcError::Encode { what, source })
     }
 }
+
+/// A value from a command line, a configuration file or a scenario that is not one the field
+/// takes: which field, what was given (left out when it is a secret, such as a key), and what
+/// it takes. Every textual parser of this workspace answers with it, so a caller can say which
+/// line or option is wrong without parsing a sentence.
+#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
+#[error("{what}{}: {expected}", .given.as_ref().map(|g| format!(" {g:?}")).unwrap_or_default())]
+pub struct InvalidValue {
+    /// The field or kind of value ("key type", "duration", "management key").
+    pub what: &'static str,
+    /// What was given, when it may be shown.
+    pub given: Option<String>,
+    /// What the field takes, or what is wrong with the value.
+    pub expected: String,
+}
+
+impl InvalidValue {
+    /// A value that may be repeated in the message.
+    pub fn new(what: &'static str, given: &str, expected: impl Into<String>) -> Self {
+        Self {
+            what,
+            given: Some(given.to_string()),
+            expected: expected.into(),
+        }
+    }
+
+    /// A secret value: the message never repeats it.
+    pub fn secret(what: &'static str, expected: impl Into<String>) -> Self {
+        Self {
+            what,
+            given: None,
+            expected: expected.into(),
+        }
+    }
+}

@@ -88,14 +88,14 @@ impl KeyAlgorithm {
 /// The names configuration files and command lines use: `p256`, `p384`, `rsa2048`,
 /// `rsa3072`, `rsa4096`.
 impl std::str::FromStr for KeyAlgorithm {
-    type Err = String;
+    type Err = super::InvalidValue;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
             .find(|a| a.config_name() == s)
             .ok_or_else(|| {
-                format!("unknown key type {s:?} (p256, p384, rsa2048, rsa3072, rsa4096)")
+                super::InvalidValue::new("key type", s, "p256, p384, rsa2048, rsa3072 or rsa4096")
             })
     }
 }

@@ -31,7 +31,7 @@ pub mod verify_request;
 
 pub use asn1::{Retained, SetOf};
 pub use crypto::{DigestAlgorithm, KeyFamily, SignError, SignatureAlgorithm, Signer};
-pub use error::{CmcError, Result};
+pub use error::{CmcError, InvalidValue, Result};
 pub use input::Limits;
 pub use key_algorithm::KeyAlgorithm;
 pub use public_key::{PublicKey, PublicKeyError};

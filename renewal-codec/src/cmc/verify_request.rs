@@ -78,13 +78,13 @@ pub enum Profile {
 }
 
 impl std::str::FromStr for Profile {
-    type Err = String;
+    type Err = super::InvalidValue;
 
-    fn from_str(s: &str) -> std::result::Result<Self, String> {
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s {
             "strict" => Ok(Self::Strict),
             "adcs" => Ok(Self::Adcs),
-            other => Err(format!("unknown profile {other:?} (adcs, strict)")),
+            other => Err(super::InvalidValue::new("profile", other, "adcs or strict")),
         }
     }
 }

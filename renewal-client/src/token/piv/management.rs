@@ -7,6 +7,8 @@
 
 use zeroize::Zeroizing;
 
+use crate::cmc::InvalidValue;
+
 use super::find_tlv;
 
 /// The well-known factory management key (`0102030405060708` three times), whatever its
@@ -184,13 +186,15 @@ impl ManagementKey {
 
     /// A key in hex: 32 digits (AES-128), 48 (AES-192 or 3DES: the card says which) or 64
     /// (AES-256). How `--management-key` and the agent's `management_key` give it.
-    pub fn from_hex(hex: &str) -> Result<Self, String> {
+    pub fn from_hex(hex: &str) -> Result<Self, InvalidValue> {
         let hex = Zeroizing::new(hex.trim().to_string());
         if !matches!(hex.len(), 32 | 48 | 64) {
-            return Err(format!(
-                "a management key is 32 (AES-128), 48 (AES-192 or 3DES) or 64 (AES-256) hex \
-                 digits, not {}",
-                hex.len()
+            return Err(InvalidValue::secret(
+                "management key",
+                format!(
+                    "32 (AES-128), 48 (AES-192 or 3DES) or 64 (AES-256) hex digits, not {}",
+                    hex.len()
+                ),
             ));
         }
         let mut key = Zeroizing::new(vec![0u8; hex.len() / 2]);
@@ -198,7 +202,7 @@ impl ManagementKey {
             *byte = std::str::from_utf8(pair)
                 .ok()
                 .and_then(|p| u8::from_str_radix(p, 16).ok())
-                .ok_or("the management key is not hex")?;
+                .ok_or_else(|| InvalidValue::secret("management key", "not hex"))?;
         }
         Ok(Self::Known {
             key,
@@ -208,7 +212,7 @@ impl ManagementKey {
 
     /// `auto`, `pin-protected`, or a key in hex (with an optional `3des:`, `aes128:`,
     /// `aes192:` or `aes256:` prefix for a card that cannot say its algorithm).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, InvalidValue> {
         let text = text.trim();
         match text {
             "auto" => return Ok(Self::Auto),
@@ -222,7 +226,13 @@ impl ManagementKey {
                     "aes128" => ManagementAlgorithm::Aes128,
                     "aes192" => ManagementAlgorithm::Aes192,
                     "aes256" => ManagementAlgorithm::Aes256,
-                    other => return Err(format!("{other}: not 3des, aes128, aes192 or aes256")),
+                    other => {
+                        return Err(InvalidValue::new(
+                            "management key algorithm",
+                            other,
+                            "3des, aes128, aes192 or aes256",
+                        ));
+                    }
                 };
                 (Some(algorithm), hex)
             }
@@ -234,10 +244,14 @@ impl ManagementKey {
         if let Some(a) = algorithm
             && key.len() != a.key_len()
         {
-            return Err(format!(
-                "{a:?} takes {} hex digits, not {}",
-                2 * a.key_len(),
-                2 * key.len()
+            return Err(InvalidValue::secret(
+                "management key",
+                format!(
+                    "{} takes {} hex digits, not {}",
+                    a.name(),
+                    2 * a.key_len(),
+                    2 * key.len()
+                ),
             ));
         }
         Ok(Self::Known { key, algorithm })
