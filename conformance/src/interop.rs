@@ -69,7 +69,9 @@ pub fn run_pkcs11(
         pkcs11::Pkcs11Token,
     };
 
-    let TokenSpec::Pkcs11 { module, label } = spec.parse::<TokenSpec>()? else {
+    let TokenSpec::Pkcs11 { module, label } =
+        spec.parse::<TokenSpec>().map_err(|e| e.to_string())?
+    else {
         return Err(
             "with the simulated CA, --token takes pkcs11:MODULE[:LABEL] only: provisioning \
              would overwrite a card's 9A (give --ca with the card's own CA instead)"

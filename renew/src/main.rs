@@ -433,7 +433,11 @@ mod renewal {
     pub(super) fn open(common: &Common) -> Result<Opened, String> {
         let pins = pins(common)?;
         let key = common.management_key.clone().unwrap_or_default();
-        match common.token.parse::<TokenSpec>()? {
+        match common
+            .token
+            .parse::<TokenSpec>()
+            .map_err(|e| e.to_string())?
+        {
             TokenSpec::Sim(path) => open_sim(path, pins, key),
             TokenSpec::PivPcsc(reader) => open_pcsc(reader.as_deref(), pins, key),
             TokenSpec::Pkcs11 { module, label } => open_pkcs11(&module, label.as_deref(), pins),
@@ -816,7 +820,12 @@ mod renewal {
                 let (url, oid) = resolve_cep(&opened, common, cep, &anchors, template)?;
                 (url, Mode::Wstep, Some(oid))
             }
-            (Some(ca), None) => (ca.to_string(), mode.parse()?, template.map(str::to_string)),
+            (Some(ca), None) => (
+                ca.to_string(),
+                mode.parse()
+                    .map_err(|e: renewal_client::cmc::InvalidValue| e.to_string())?,
+                template.map(str::to_string),
+            ),
             (None, None) => return Err("give --ca or --cep".into()),
         };
         let (url, template) = (url.as_str(), template.as_deref());

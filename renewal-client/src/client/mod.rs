@@ -36,16 +36,18 @@ impl Mode {
 }
 
 impl std::str::FromStr for Mode {
-    type Err = String;
+    type Err = crate::cmc::InvalidValue;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "fullcmc" => Ok(Self::FullCmc),
             "cmc" => Ok(Self::Cmc),
             "simplereenroll" => Ok(Self::SimpleReenroll),
             "wstep" => Ok(Self::Wstep),
-            other => Err(format!(
-                "unknown mode {other:?} (fullcmc, cmc, simplereenroll, wstep)"
+            other => Err(crate::cmc::InvalidValue::new(
+                "mode",
+                other,
+                "fullcmc, cmc, simplereenroll or wstep",
             )),
         }
     }

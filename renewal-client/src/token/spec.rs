@@ -29,20 +29,21 @@ impl TokenSpec {
 }
 
 impl std::str::FromStr for TokenSpec {
-    type Err = String;
+    type Err = crate::cmc::InvalidValue;
 
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
         let not_empty = |s: &str| Some(s.to_string()).filter(|s| !s.is_empty());
+        let bad = |expected: &str| crate::cmc::InvalidValue::new("token", text, expected);
         if let Some(path) = text.strip_prefix("sim:") {
             return not_empty(path)
                 .map(|p| Self::Sim(p.into()))
-                .ok_or_else(|| "sim: needs the card's state file, e.g. sim:card.json".into());
+                .ok_or_else(|| bad("sim: needs the card's state file, e.g. sim:card.json"));
         }
         if let Some(rest) = text.strip_prefix("piv-pcsc") {
             return match rest.strip_prefix(':') {
                 Some(reader) => Ok(Self::PivPcsc(not_empty(reader))),
                 None if rest.is_empty() => Ok(Self::PivPcsc(None)),
-                None => Err(format!("{text:?}: expected piv-pcsc or piv-pcsc:READER")),
+                None => Err(bad("piv-pcsc or piv-pcsc:READER")),
             };
         }
         if let Some(rest) = text.strip_prefix("pkcs11:") {
@@ -55,11 +56,9 @@ impl std::str::FromStr for TokenSpec {
                     module: m.into(),
                     label,
                 })
-                .ok_or_else(|| "pkcs11: needs the module's path".into());
+                .ok_or_else(|| bad("pkcs11: needs the module's path"));
         }
-        Err(format!(
-            "{text:?}: expected sim:FILE, piv-pcsc[:READER] or pkcs11:MODULE[:LABEL]"
-        ))
+        Err(bad("sim:FILE, piv-pcsc[:READER] or pkcs11:MODULE[:LABEL]"))
     }
 }
 
