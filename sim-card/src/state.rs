@@ -180,17 +180,31 @@ impl ManagementAlgorithm {
     }
 }
 
+/// A name on a command line that is none of those a field takes.
+#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
+#[error("{what} {given:?}: {expected}")]
+pub struct UnknownName {
+    /// The kind of name ("card model").
+    pub what: &'static str,
+    /// What was given.
+    pub given: String,
+    /// The names it takes.
+    pub expected: &'static str,
+}
+
 impl std::str::FromStr for ManagementAlgorithm {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
         match s.to_ascii_lowercase().as_str() {
             "3des" | "tdes" => Ok(Self::Tdes),
             "aes128" => Ok(Self::Aes128),
             "aes192" => Ok(Self::Aes192),
             "aes256" => Ok(Self::Aes256),
-            other => Err(format!(
-                "{other}: not a management key algorithm (3des, aes128, aes192, aes256)"
-            )),
+            _ => Err(UnknownName {
+                what: "management key algorithm",
+                given: s.to_string(),
+                expected: "3des, aes128, aes192 or aes256",
+            }),
         }
     }
 }
@@ -422,13 +436,17 @@ impl CardModel {
 }
 
 impl std::str::FromStr for CardModel {
-    type Err = String;
+    type Err = UnknownName;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, UnknownName> {
         Self::ALL
             .into_iter()
             .find(|m| m.name().eq_ignore_ascii_case(s.trim()))
-            .ok_or_else(|| format!("unknown card model {s:?} (yubikey-5.7, yubikey-5.4, piv)"))
+            .ok_or_else(|| UnknownName {
+                what: "card model",
+                given: s.to_string(),
+                expected: "yubikey-5.7, yubikey-5.4 or piv",
+            })
     }
 }
 
