@@ -338,7 +338,13 @@ fn third_party_clients_and_restart_durability() {
     let listed = run(Command::new(env!("CARGO_BIN_EXE_sim-ca"))
         .args(["pending", "list", "--state"])
         .arg(&state));
-    let id = listed.split_whitespace().next().unwrap().to_string();
+    // The first row under the header.
+    let id = listed
+        .lines()
+        .nth(1)
+        .and_then(|row| row.split_whitespace().next())
+        .unwrap()
+        .to_string();
     assert!(listed.contains("simplereenroll"), "{listed}");
     let _served = Served::start(&state, &scenario, port, admin);
     let (head, _) = curl(
@@ -408,7 +414,8 @@ fn third_party_clients_and_restart_durability() {
     let table = run(Command::new(env!("CARGO_BIN_EXE_sim-ca"))
         .args(["audit", "--state"])
         .arg(&state));
-    assert_eq!(table.lines().count(), 7, "{table}");
+    assert_eq!(table.lines().count(), 8, "a header and 7 records: {table}");
+    assert!(table.starts_with("ID  "), "{table}");
     // One log line per request, with endpoint, outcome and latency; nothing of the request.
     let log = std::fs::read_to_string(state.with_extension("log")).unwrap();
     let requests: Vec<&str> = log

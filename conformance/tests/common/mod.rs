@@ -155,7 +155,13 @@ pub fn approve_first_pending(state: &Path) {
     let listed = ok(bin("sim-ca")
         .args(["pending", "list", "--state"])
         .arg(state));
-    let id = listed.split_whitespace().next().unwrap().to_string();
+    // The first row under the header.
+    let id = listed
+        .lines()
+        .nth(1)
+        .and_then(|row| row.split_whitespace().next())
+        .unwrap()
+        .to_string();
     ok(bin("sim-ca")
         .args(["pending", "approve", "--state"])
         .arg(state)

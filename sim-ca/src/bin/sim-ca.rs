@@ -396,13 +396,21 @@ fn run(cmd: Cmd) -> Result<(), String> {
                 let list = store.list_pending().map_err(|e| e.to_string())?;
                 if list.is_empty() {
                     println!("no pending requests");
+                    return Ok(());
                 }
-                for p in list {
-                    println!(
-                        "{}\t{}\tpolls {}\tsince {}",
-                        p.id, p.kind, p.polls, p.created_at
-                    );
-                }
+                print_table(
+                    &["ID", "KIND", "POLLS", "SINCE"],
+                    list.iter()
+                        .map(|p| {
+                            vec![
+                                p.id.to_string(),
+                                p.kind.to_string(),
+                                p.polls.to_string(),
+                                rfc3339(p.created_at),
+                            ]
+                        })
+                        .collect(),
+                );
                 Ok(())
             }
             PendingCmd::Approve { state, id } => decide(&state, id, true),
@@ -420,22 +428,31 @@ fn run(cmd: Cmd) -> Result<(), String> {
             }
             if trail.is_empty() {
                 println!("no audit records");
+                return Ok(());
             }
-            for r in trail {
-                println!(
-                    "{}\t{}\t{}\t{}\ttemplate={}\tserial={}\tpending={}\ttls={}\trequest={}\t{}",
-                    r.id,
-                    r.at,
-                    r.endpoint,
-                    r.outcome,
-                    r.template.as_deref().unwrap_or("-"),
-                    r.serial.as_deref().unwrap_or("-"),
-                    r.pending_id.map_or("-".into(), |p| p.to_string()),
-                    short(&r.tls_fingerprint),
-                    short(&r.request_hash),
-                    r.detail
-                );
-            }
+            print_table(
+                &[
+                    "ID", "AT", "ENDPOINT", "OUTCOME", "TEMPLATE", "SERIAL", "PENDING", "TLS",
+                    "REQUEST", "DETAIL",
+                ],
+                trail
+                    .iter()
+                    .map(|r| {
+                        vec![
+                            r.id.to_string(),
+                            rfc3339(r.at),
+                            r.endpoint.to_string(),
+                            r.outcome.to_string(),
+                            r.template.as_deref().unwrap_or("-").to_string(),
+                            r.serial.as_deref().unwrap_or("-").to_string(),
+                            r.pending_id.map_or("-".into(), |p| p.to_string()),
+                            short(&r.tls_fingerprint).to_string(),
+                            short(&r.request_hash).to_string(),
+                            r.detail.clone(),
+                        ]
+                    })
+                    .collect(),
+            );
             Ok(())
         }
         Cmd::Revoke { state, serial } => {
@@ -457,23 +474,67 @@ fn run(cmd: Cmd) -> Result<(), String> {
         Cmd::Templates { scenario: file } => {
             let scenario = scenario(file.as_ref())?;
             let registry = sim_ca::templates::TemplateRegistry::from_configs(&scenario.templates)?;
-            for t in registry.all() {
-                println!(
-                    "{}\t{}\t{} days\tkeys {:?}{}",
-                    t.name,
-                    t.oid,
-                    t.validity_days,
-                    t.allowed_keys,
-                    if t.renewals_pend {
-                        "\trenewals pend"
-                    } else {
-                        ""
-                    }
-                );
-            }
+            print_table(
+                &["NAME", "OID", "VALIDITY", "KEYS", "RENEWALS"],
+                registry
+                    .all()
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.name.to_string(),
+                            t.oid.to_string(),
+                            format!("{} days", t.validity_days),
+                            t.allowed_keys
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            if t.renewals_pend { "pend" } else { "issue" }.to_string(),
+                        ]
+                    })
+                    .collect(),
+            );
             Ok(())
         }
     }
+}
+
+/// A table for people: a header, then columns padded to their widest cell (the last one is
+/// not padded: it holds free text). `--json` is the form for machines.
+fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let text: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i == last {
+                    (*c).to_string()
+                } else {
+                    format!("{c:<width$}", width = widths[i])
+                }
+            })
+            .collect();
+        println!("{}", text.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for row in &rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Seconds since 1970 as RFC 3339 in UTC (`2026-12-02T09:43:16Z`).
+fn rfc3339(unix: i64) -> String {
+    u64::try_from(unix)
+        .ok()
+        .and_then(|s| der::DateTime::from_unix_duration(std::time::Duration::from_secs(s)).ok())
+        .map_or_else(|| unix.to_string(), |t| t.to_string())
 }
 
 /// The first 16 hex digits of a fingerprint, "-" when empty.
