@@ -4,8 +4,6 @@
 // Tests unwrap: a panic with the value is the failure report.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use der::{Decode, Encode, asn1::Int};
 use renewal_codec::{
     cmc::{
@@ -88,40 +86,40 @@ fn inspect_deterministic_adcs_response() {
 
 #[test]
 fn inspect_ms_docs_cmc_renewal_request() {
-    insta::assert_snapshot!(tree(&common::vector("ms-docs-cmc-renewal-request.der")));
+    insta::assert_snapshot!(tree(&test_kit::vector("ms-docs-cmc-renewal-request.der")));
 }
 
 #[test]
 fn inspect_ms_wstep_renewal_request_pkcs7() {
-    insta::assert_snapshot!(tree(&common::vector(
+    insta::assert_snapshot!(tree(&test_kit::vector(
         "ms-wstep-renewal-request-pkcs7.published.b64"
     )));
 }
 
 #[test]
 fn inspect_ms_otpce_no_signature_signer() {
-    insta::assert_snapshot!(tree(&common::vector("ms-otpce-signed-cmc-request.der")));
+    insta::assert_snapshot!(tree(&test_kit::vector("ms-otpce-signed-cmc-request.der")));
 }
 
 #[test]
 fn inspect_win11_certreq_request() {
-    insta::assert_snapshot!(tree(&common::vector(
+    insta::assert_snapshot!(tree(&test_kit::vector(
         "win11-certreq-cmc-request.published.pem"
     )));
 }
 
 #[test]
 fn inspect_ms_mim_response() {
-    insta::assert_snapshot!(tree(&common::vector("ms-mim-cmc-response-issued.der")));
+    insta::assert_snapshot!(tree(&test_kit::vector("ms-mim-cmc-response-issued.der")));
 }
 
 /// The CLI's `--json` carries the same verdicts for machines.
 #[test]
 fn cli_json_reports_signers() {
-    let out = common::run(
+    let out = test_kit::run_bytes(
         std::process::Command::new(env!("CARGO_BIN_EXE_renew"))
             .args(["inspect", "--json"])
-            .arg(common::vectors_dir().join("ms-docs-cmc-eobo-request.der")),
+            .arg(test_kit::vectors_dir().join("ms-docs-cmc-eobo-request.der")),
     );
     let json: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(json["kind"], "cmc-request");

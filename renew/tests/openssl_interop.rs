@@ -5,11 +5,9 @@
 // Tests unwrap: a panic with the value is the failure report.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::{path::Path, process::Command};
 
-use common::{require_tool, run, temp_dir};
+use test_kit::{require_tools, run_bytes as run, temp_dir};
 
 fn renew() -> Command {
     Command::new(env!("CARGO_BIN_EXE_renew"))
@@ -33,7 +31,7 @@ fn pkcs10_offset(pkidata: &Path) -> String {
 }
 
 fn check_kind(kind: &str) {
-    if !require_tool("openssl") {
+    if !require_tools(&["openssl"]) {
         return;
     }
     let dir = temp_dir(&format!("openssl-{kind}"));
@@ -169,7 +167,7 @@ fn rsa2048_request_verifies_with_openssl() {
 /// The OpenSSL view agrees with ours on the signer order (MS-WCCE: [0] SKI, [1] issuer+serial).
 #[test]
 fn openssl_sees_the_ms_wcce_signer_order() {
-    if !require_tool("openssl") {
+    if !require_tools(&["openssl"]) {
         return;
     }
     let dir = temp_dir("openssl-order");
@@ -200,7 +198,7 @@ fn openssl_verifies_an_attested_request_and_its_attestation_chain() {
         SoftwareKey, attestation::KeyAttestation, request::build_attested_pkcs10,
     };
     use sim_card::{attestation, crypto, state::KeyAlgorithm};
-    if !require_tool("openssl") {
+    if !require_tools(&["openssl"]) {
         return;
     }
     let dir = temp_dir("openssl-attested");

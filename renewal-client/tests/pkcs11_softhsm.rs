@@ -29,11 +29,12 @@ fn main() {
         println!("token suite on SoftHSM2: ok ({} PIN prompt)", pins.count());
         return;
     }
-    if !common::require_tool("softhsm2-util") || !Path::new(MODULE).exists() && !ci_requires(MODULE)
+    if !test_kit::require_tools(&["softhsm2-util"])
+        || !Path::new(MODULE).exists() && !ci_requires(MODULE)
     {
         return;
     }
-    let dir = common::temp_dir("softhsm");
+    let dir = test_kit::temp_dir("softhsm");
     let conf = dir.join("softhsm2.conf");
     std::fs::create_dir_all(dir.join("tokens")).unwrap();
     std::fs::write(
@@ -44,7 +45,7 @@ fn main() {
         ),
     )
     .unwrap();
-    common::run(
+    test_kit::run_bytes(
         Command::new("softhsm2-util")
             .env("SOFTHSM2_CONF", &conf)
             .args([

@@ -59,7 +59,7 @@ fn suite_on_the_in_process_card() {
 fn suite_on_the_card_behind_pcscd() {
     use renewal_client::token::transport::PcscTransport;
     use sim_card::harness::{Pcscd, ServedCard};
-    if !common::require_tool("pcscd") {
+    if !test_kit::require_tools(&["pcscd"]) {
         return;
     }
     let _guard = common::pcscd_lock();
@@ -80,7 +80,7 @@ fn suite_on_the_card_behind_pcscd() {
 fn a_verified_pin_does_not_outlive_the_pcsc_session() {
     use renewal_client::token::transport::PcscTransport;
     use sim_card::harness::{Pcscd, ServedCard};
-    if !common::require_tool("pcscd") {
+    if !test_kit::require_tools(&["pcscd"]) {
         return;
     }
     let _guard = common::pcscd_lock();
@@ -431,7 +431,7 @@ fn opensc_pkcs11_on_the_card_behind_pcscd_ledger() {
     };
     use sim_card::harness::{Pcscd, ServedCard};
     const OPENSC: &str = "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so";
-    if !common::require_tool("pcscd") {
+    if !test_kit::require_tools(&["pcscd"]) {
         return;
     }
     if !std::path::Path::new(OPENSC).exists() {

@@ -2,8 +2,6 @@
 // Tests unwrap: a panic with the value is the failure report.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
 use std::time::Duration;
 
 use der::asn1::{GeneralizedTime, Int};
@@ -157,11 +155,11 @@ fn response_signed_by_a_wrong_key_is_rejected() {
 
 #[test]
 fn openssl_reads_our_responses() {
-    if !common::require_tool("openssl") {
+    if !test_kit::require_tools(&["openssl"]) {
         return;
     }
     let sample = Sample::deterministic().unwrap();
-    let dir = common::temp_dir("resp");
+    let dir = test_kit::temp_dir("resp");
     let full = build_full_response(
         &params(&sample, Outcome::Issued, StatusStyle::Adcs),
         &sample.ca_cert,
@@ -205,7 +203,7 @@ fn openssl_reads_our_responses() {
     );
     let certs_only = build_certs_only(&[issued(&sample), sample.ca_cert.clone()]).unwrap();
     std::fs::write(dir.join("certs.p7"), certs_only).unwrap();
-    let printed = common::run(
+    let printed = test_kit::run_bytes(
         std::process::Command::new("openssl")
             .args(["pkcs7", "-inform", "DER", "-print_certs", "-noout", "-in"])
             .arg(dir.join("certs.p7")),

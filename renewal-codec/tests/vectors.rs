@@ -4,13 +4,11 @@
 // Tests unwrap: a panic with the value is the failure report.
 #![allow(clippy::unwrap_used)]
 
-mod common;
-
-use common::{vector, vectors_dir};
 use renewal_codec::cmc::{
     CmcError, DigestAlgorithm, Limits, Outcome, RequestShape, ResponseForm, SignedBy,
     parse_request, parse_response, verify_request::parse_signed_data,
 };
+use test_kit::{vector, vectors_dir};
 
 /// What a request vector must yield.
 #[derive(Debug)]

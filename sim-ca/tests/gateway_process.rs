@@ -9,10 +9,9 @@
 
 use std::{
     io::{Read, Write},
-    net::TcpListener,
     path::Path,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    process::Command,
+    time::Duration,
 };
 
 use renewal_codec::cmc::{
@@ -27,50 +26,15 @@ use sim_ca::{
         upstream::{CmcProtocol, Upstream},
     },
 };
+use test_kit::{Served, free_port};
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Served(Child);
-
-impl Served {
-    fn start(args: &[&str], port: u16, log: &Path) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_sim-ca"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap();
-        // A deadline, not a timing check.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "sim-ca {args:?} did not start: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self(child)
-    }
-
-    fn kill9(mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// `sim-ca ARGS` (a CA or a gateway) listening on `port`, its output in `log`.
+fn serve(args: &[&str], port: u16, log: &Path) -> Served {
+    Served::logged(
+        Command::new(env!("CARGO_BIN_EXE_sim-ca")).args(args),
+        port,
+        log,
+    )
 }
 
 /// A plain-HTTP request to an admin listener; the status line and body.
@@ -143,7 +107,7 @@ fn a_request_pending_at_a_killed_instance_is_collected_from_the_other() {
     )
     .unwrap();
     let (ca_port, ca_admin) = (free_port(), free_port());
-    let _upstream = Served::start(
+    let _upstream = serve(
         &[
             "serve",
             "--state",
@@ -174,7 +138,7 @@ fn a_request_pending_at_a_killed_instance_is_collected_from_the_other() {
             ),
         )
         .unwrap();
-        let served = Served::start(
+        let served = serve(
             &[
                 "serve",
                 "--mode",
@@ -224,7 +188,7 @@ fn a_request_pending_at_a_killed_instance_is_collected_from_the_other() {
         other => panic!("{other:?}"),
     };
 
-    let (a, a_port, _) = gateways.remove(0);
+    let (mut a, a_port, _) = gateways.remove(0);
     let (_b, b_port, b_admin) = gateways.remove(0);
     assert!(matches!(ask(a_port).outcome, Outcome::Pending { .. }));
     a.kill9();

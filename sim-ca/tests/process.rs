@@ -7,54 +7,18 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    net::TcpListener,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    path::Path,
+    process::{Command, Stdio},
 };
 
-fn require(tools: &[&str]) -> bool {
-    let missing: Vec<_> = tools
-        .iter()
-        .filter(|t| {
-            !std::env::var_os("PATH")
-                .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(t).is_file()))
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("missing {missing:?}: required under CI=true (scripts/test.sh installs them)");
-    }
-    eprintln!("SKIP: missing {missing:?}; run scripts/test.sh to install");
-    false
-}
+use test_kit::{Served, free_port, require_tools as require, run_combined as run};
 
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
-    text
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Served(Child);
-
-impl Served {
-    fn start(state: &Path, scenario: &Path, port: u16, admin: u16) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_sim-ca"))
+/// `sim-ca serve` on `port` (HTTPS) and `admin`, logging to `STATE.log` (appended: the test
+/// reads every start's lines).
+fn serve(state: &Path, scenario: &Path, port: u16, admin: u16) -> Served {
+    let log = state.with_extension("log");
+    Served::spawn(
+        Command::new(env!("CARGO_BIN_EXE_sim-ca"))
             .args(["serve", "--state"])
             .arg(state)
             .arg("--scenario")
@@ -71,33 +35,12 @@ impl Served {
                 std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(state.with_extension("log"))
+                    .open(&log)
                     .unwrap(),
-            )
-            .spawn()
-            .unwrap();
-        // A deadline, not a timing check: a first start on a loaded 2-core runner can take
-        // seconds.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "sim-ca did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self(child)
-    }
-
-    /// SIGKILL: no chance to flush anything that was not committed.
-    fn kill9(mut self) {
-        self.0.kill().unwrap();
-        self.0.wait().unwrap();
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+            ),
+        port,
+        &log,
+    )
 }
 
 fn curl(dir: &Path, port: u16, path: &str, data: Option<&Path>) -> (String, Vec<u8>) {
@@ -165,19 +108,12 @@ fn new_csr(dir: &Path, name: &str) {
     )));
 }
 
-fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sim-ca-process-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn third_party_clients_and_restart_durability() {
     if !require(&["curl", "openssl"]) {
         return;
     }
-    let dir = temp_dir();
+    let dir = test_kit::temp_dir("sim-ca-process");
     let p = |n: &str| dir.join(n);
     let state = p("state");
     // Renewals under the built-in template pend until an administrator decides.
@@ -231,7 +167,7 @@ fn third_party_clients_and_restart_durability() {
     );
 
     let (port, admin) = (free_port(), free_port());
-    let served = Served::start(&state, &scenario, port, admin);
+    let mut served = serve(&state, &scenario, port, admin);
 
     // openssl s_client: with a client certificate the handshake completes.
     let with_cert = Command::new("openssl")
@@ -346,7 +282,7 @@ fn third_party_clients_and_restart_durability() {
         .unwrap()
         .to_string();
     assert!(listed.contains("simplereenroll"), "{listed}");
-    let _served = Served::start(&state, &scenario, port, admin);
+    let _served = serve(&state, &scenario, port, admin);
     let (head, _) = curl(
         &dir,
         port,

@@ -9,18 +9,18 @@
 #![allow(clippy::unwrap_used)]
 
 use std::{
-    net::TcpListener,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
+    process::Command,
 };
+
+use test_kit::{Served, free_port, run};
 
 const CURL_PLUGIN: &str = "/usr/lib/ipsec/plugins/libstrongswan-curl.so";
 
 /// Whether strongSwan's `pki` and its curl fetcher are here (a failure under `CI=true`).
 fn strongswan_present() -> bool {
     let pki = Command::new("pki").arg("--help").output().is_ok();
-    let present = pki && Path::new(CURL_PLUGIN).exists() && which("openssl");
+    let present = pki && Path::new(CURL_PLUGIN).exists() && test_kit::which("openssl").is_some();
     if !present {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -32,60 +32,13 @@ fn strongswan_present() -> bool {
     present
 }
 
-fn which(tool: &str) -> bool {
-    Command::new(tool).arg("version").output().is_ok()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Runs a command; its stdout (the test fails with stderr when it fails).
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-struct Served(Child);
-
-impl Served {
-    fn start(args: &[&str], port: u16, log: &Path) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_sim-ca"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap())
-            .spawn()
-            .unwrap();
-        // A deadline, not a timing check.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "sim-ca {args:?} did not start: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Self(child)
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// `sim-ca ARGS` (a CA or a gateway) listening on `port`, its output in `log`.
+fn serve(args: &[&str], port: u16, log: &Path) -> Served {
+    Served::logged(
+        Command::new(env!("CARGO_BIN_EXE_sim-ca")).args(args),
+        port,
+        log,
+    )
 }
 
 /// A user: an old key and certificate issued by the CA in `state` (subject from `openssl req`,
@@ -269,7 +222,7 @@ fn strongswan_renews_directly_and_through_the_gateway_and_collects_a_pending_ren
     )
     .unwrap();
     let (ca_port, ca_admin) = (free_port(), free_port());
-    let _ca = Served::start(
+    let _ca = serve(
         &[
             "serve",
             "--state",
@@ -299,7 +252,7 @@ fn strongswan_renews_directly_and_through_the_gateway_and_collects_a_pending_ren
         ),
     )
     .unwrap();
-    let _gateway = Served::start(
+    let _gateway = serve(
         &[
             "serve",
             "--mode",

@@ -19,11 +19,12 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
 use sim_card::{harness::Pcscd, state::CardModel};
+use test_kit::Served;
 
 /// The reader the served card is in (set when pcscd starts: its name depends on who started
 /// pcscd).
@@ -136,16 +137,6 @@ fn run(cmd: &mut Command) -> (bool, String) {
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
-}
-
-/// `sim-card serve`, killed on drop.
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn serve(state: &Path) -> Served {
@@ -492,7 +483,7 @@ fn the_virtual_card_answers_as_a_yubikey_5_7_and_a_5_4_do() {
     }
     let _pcscd = Pcscd::start().unwrap();
     let _ = READER.set(_pcscd.reader());
-    let dir = std::env::temp_dir().join(format!("sim-card-fidelity-{}", std::process::id()));
+    let dir = test_kit::temp_dir("sim-card-fidelity");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut failures = Vec::new();

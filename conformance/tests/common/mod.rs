@@ -6,60 +6,12 @@
 
 use std::{
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-/// The workspace's binaries sit next to this test's `deps` directory.
-pub fn bin(name: &str) -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().and_then(Path::parent).unwrap().join(name);
-    assert!(
-        path.exists(),
-        "{} not built (cargo test --workspace builds it)",
-        path.display()
-    );
-    Command::new(path)
-}
-
-/// Where `tool` is on `PATH` (or in `/usr/sbin`, where Debian puts daemons such as pcscd).
-pub fn which(tool: &str) -> Option<std::path::PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(tool))
-        .find(|p| p.is_file())
-        .or_else(|| Some(Path::new("/usr/sbin").join(tool)).filter(|p| p.is_file()))
-}
-
-/// Runs `cmd`, which must succeed; its standard output.
-pub fn ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A child process, killed when dropped.
-pub struct Served(pub Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A loopback port nobody listens on now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[allow(unused_imports)] // each test binary uses part of it
+pub use test_kit::{Served, free_port, run as ok, which, workspace_bin as bin};
 
 /// `sim-ca serve --state STATE [--scenario FILE]` on free loopback ports; its HTTPS port once
 /// it accepts connections.
@@ -77,26 +29,16 @@ pub fn serve_ca_with_admin(state: &Path, scenario: Option<&Path>) -> (Served, u1
     if let Some(s) = scenario {
         cmd.arg("--scenario").arg(s);
     }
-    let child = cmd
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--admin",
-            &format!("127.0.0.1:{admin}"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let served = Served(child);
-    // A deadline, not a timing check: a first start (RSA CA keys, SQLite) on a loaded
-    // 2-core runner can take seconds.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "sim-ca did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (served, port, admin)
+    let log = state.with_extension("log");
+    cmd.args([
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--admin",
+        &format!("127.0.0.1:{admin}"),
+    ])
+    .stdout(Stdio::null())
+    .stderr(std::fs::File::create(&log).unwrap());
+    (Served::spawn(&mut cmd, port, &log), port, admin)
 }
 
 /// The README's enrollment in `dir`: `card.json` with a key in 9A whose request `sim-ca issue`
