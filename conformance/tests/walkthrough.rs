@@ -65,7 +65,7 @@ fn readme_walkthrough_renews_the_virtual_card() {
         status.starts_with("9a  EcP256  CN=Alice Example,O=Example"),
         "{status}"
     );
-    assert!(status.contains("journal: Done"), "{status}");
+    assert!(status.contains("journal: done"), "{status}");
     assert_eq!(status.lines().count(), 2, "one container only: {status}");
     let shown = ok(bin("sim-card")
         .args(["show", "--state"])
@@ -136,7 +136,7 @@ fn pending_renewal_exit_code_then_resume_after_approval() {
         ],
     ));
     assert!(out.contains("\"outcome\":\"renewed\""), "{out}");
-    assert!(ok(&mut renew(&dir, &["status"])).contains("journal: Done"));
+    assert!(ok(&mut renew(&dir, &["status"])).contains("journal: done"));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -726,13 +726,17 @@ mod renewal {
             );
             for t in &policies.templates {
                 println!(
-                    "template {} ({}), schema {}, validity {} d, renewal period {} d, CAs {:?}",
+                    "template {} ({}), schema {}, validity {} d, renewal period {} d, CAs {}",
                     t.name,
                     t.oid,
                     t.schema,
                     t.validity_seconds / 86400,
                     t.renewal_seconds / 86400,
                     t.cas
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
             }
             for ca in &policies.cas {
@@ -914,7 +918,14 @@ mod renewal {
         opened.save()?;
         let text = match &outcome {
             RecoveryOutcome::Clean => "nothing to recover".to_string(),
-            RecoveryOutcome::RolledBack { deleted } => format!("rolled back; deleted {deleted:?}"),
+            RecoveryOutcome::RolledBack { deleted } => format!(
+                "rolled back; deleted {}",
+                deleted
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             RecoveryOutcome::Completed { container } => {
                 format!("completed the renewal; the certificate is in {container}")
             }
@@ -926,7 +937,7 @@ mod renewal {
         };
         eprintln!("renew: {text}");
         if common.json {
-            println!("{}", json!({"recovery": format!("{outcome:?}")}));
+            println!("{}", json!({"recovery": outcome.name()}));
         }
         Ok(if outcome == RecoveryOutcome::Pending {
             3
@@ -948,19 +959,13 @@ mod renewal {
                 let cert = c.certificate.as_deref().and_then(|d| Retained::<Certificate>::from_der(d).ok());
                 json!({
                     "container": c.id.0,
-                    "key": c.algorithm.map(|a| format!("{a:?}")),
+                    "key": c.algorithm.map(|a| a.config_name()),
                     "subject": cert.as_ref().map(|c| c.value().tbs_certificate().subject().to_string()),
                     "not_after": cert.as_ref().map(|c| c.value().tbs_certificate().validity().not_after.to_string()),
                 })
             })
             .collect();
-        let last = journal.last().map(|r| {
-            format!("{r:?}")
-                .split([' ', '{'])
-                .next()
-                .unwrap_or_default()
-                .to_string()
-        });
+        let last = journal.last().map(|r| r.kind());
         if common.json {
             println!("{}", json!({"containers": list, "journal": last}));
         } else {
@@ -973,7 +978,7 @@ mod renewal {
                     c["not_after"].as_str().unwrap_or("-")
                 );
             }
-            println!("journal: {}", last.as_deref().unwrap_or("empty"));
+            println!("journal: {}", last.unwrap_or("empty"));
         }
         Ok(0)
     }

@@ -43,11 +43,13 @@ impl<'a> DetRng<'a> {
 }
 
 /// Why the card cannot perform an operation (mapped to a status word by the applet).
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+#[derive(Clone, Copy, Debug, Eq, PartialEq, thiserror::Error)]
 pub enum CryptoError {
     /// Input the algorithm cannot take.
+    #[error("input the algorithm cannot take")]
     BadInput,
     /// The stored key is unusable.
+    #[error("the stored key is unusable")]
     BadKey,
 }
 

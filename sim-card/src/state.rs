@@ -144,6 +144,16 @@ pub enum ManagementAlgorithm {
 }
 
 impl ManagementAlgorithm {
+    /// The name `sim-card init --management-key-algorithm` takes (`3des`, `aes192`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Tdes => "3des",
+            Self::Aes128 => "aes128",
+            Self::Aes192 => "aes192",
+            Self::Aes256 => "aes256",
+        }
+    }
+
     /// Every algorithm.
     pub const ALL: [Self; 4] = [Self::Tdes, Self::Aes128, Self::Aes192, Self::Aes256];
 

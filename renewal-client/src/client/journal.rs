@@ -83,6 +83,27 @@ pub enum Record {
     RolledBack,
 }
 
+impl Record {
+    /// The record's kind as people and `--json` read it (`generate-intent`, `done`, ...): the
+    /// same name the journal file's `record` field carries.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Begin { .. } => "begin",
+            Self::GenerateIntent { .. } => "generate-intent",
+            Self::Generated { .. } => "generated",
+            Self::Submitted { .. } => "submitted",
+            Self::Retry { .. } => "retry",
+            Self::Pending { .. } => "pending",
+            Self::InstallIntent { .. } => "install-intent",
+            Self::Installed => "installed",
+            Self::SupersedeIntent => "supersede-intent",
+            Self::Done { .. } => "done",
+            Self::RollbackIntent { .. } => "rollback-intent",
+            Self::RolledBack => "rolled-back",
+        }
+    }
+}
+
 /// Journal I/O errors.
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -205,5 +226,48 @@ impl Journal {
     /// The journal file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod kind_tests {
+    use super::Record;
+
+    #[test]
+    fn every_kind_is_the_name_the_journal_file_carries() {
+        let s = String::new;
+        let records = [
+            Record::Begin {
+                old: s(),
+                old_certificate: s(),
+                mode: crate::client::Mode::FullCmc,
+                token: None,
+            },
+            Record::GenerateIntent { before: vec![] },
+            Record::Generated { container: s() },
+            Record::Submitted { request: s() },
+            Record::Retry {
+                attempt: 1,
+                reason: s(),
+            },
+            Record::Pending {
+                retry_after: 1,
+                request_id: None,
+            },
+            Record::InstallIntent { certificate: s() },
+            Record::Installed,
+            Record::SupersedeIntent,
+            Record::Done { container: s() },
+            Record::RollbackIntent { reason: s() },
+            Record::RolledBack,
+        ];
+        let mut kinds = std::collections::BTreeSet::new();
+        for record in &records {
+            let json = serde_json::to_value(record).unwrap();
+            assert_eq!(json["record"], record.kind(), "{record:?}");
+            kinds.insert(record.kind());
+        }
+        assert_eq!(kinds.len(), records.len(), "two records share a kind");
     }
 }

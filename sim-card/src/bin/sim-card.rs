@@ -524,7 +524,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
         }
         Cmd::AttestationRoot { out } => {
             let pem = sim_card::attestation::vendor_root_pem()
-                .map_err(|e| format!("cannot make the attestation root: {e:?}"))?;
+                .map_err(|e| format!("cannot make the attestation root: {e}"))?;
             match out {
                 Some(path) => std::fs::write(&path, pem)
                     .map_err(|e| format!("cannot write {}: {e}", path.display()))?,
@@ -547,7 +547,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
                 card.puk.retries_left,
                 card.puk.retries_max
             );
-            println!("management key: {:?}", card.management_algorithm);
+            println!("management key: {}", card.management_algorithm.name());
             for slot in [0x9Au8, 0x9C, 0x9D, 0x9E]
                 .into_iter()
                 .chain(objects::RETIRED)

@@ -299,7 +299,7 @@ impl RollbackCause {
 pub enum RenewalError {
     /// The card failed and the failure could not be rolled back (e.g. the card was pulled):
     /// run `recover` when it is back.
-    #[error("card error at {step:?}: {source}; run `renew recover` when the card is back")]
+    #[error("the card failed during {step}: {source}; run `renew recover` when the card is back")]
     Card {
         /// Where.
         step: Step,
@@ -414,6 +414,18 @@ pub enum RecoveryOutcome {
     },
     /// A pending request is waiting; `resume` collects it.
     Pending,
+}
+
+impl RecoveryOutcome {
+    /// The outcome's name for `--json` (`clean`, `rolled-back`, `completed`, `pending`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Clean => "clean",
+            Self::RolledBack { .. } => "rolled-back",
+            Self::Completed { .. } => "completed",
+            Self::Pending => "pending",
+        }
+    }
 }
 
 /// Restores the invariant after a crash at any point: exactly one valid certificate, no
