@@ -36,23 +36,6 @@ pub enum GatewayRoute {
     InProcess,
 }
 
-/// How the simulated CA is reached: directly (`None`, the default) or through a renewal
-/// gateway (`conformance --gateway`).
-static GATEWAY: Mutex<Option<GatewayRoute>> = Mutex::new(None);
-
-/// Puts a renewal gateway (sim-ca's, with an in-memory store) in front of the simulated CA of
-/// every world built from now on, reaching it by `route`; `None` goes direct.
-pub fn through_gateway(route: Option<GatewayRoute>) {
-    if let Ok(mut g) = GATEWAY.lock() {
-        *g = route;
-    }
-}
-
-/// The route set by [`through_gateway`].
-pub fn gateway_route() -> Option<GatewayRoute> {
-    GATEWAY.lock().ok().and_then(|g| *g)
-}
-
 /// A gateway in front of `ca` (listening at `upstream`), trusting its CA for users and as the
 /// upstream, with `ra` as its identity, and the scenario's templates, grace and profile.
 fn gateway_in_front(
@@ -113,7 +96,7 @@ pub struct World {
     /// The simulated CA (`None` when the CA is external: nothing to configure or inspect).
     pub ca: Option<Arc<Ca>>,
     /// The renewal gateway in front of it, when the world goes through one
-    /// ([`through_gateway`]).
+    /// ([`World::routed`]).
     pub gateway: Option<Arc<sim_ca::gateway::Gateway>>,
     /// The CA's base URL.
     pub base_url: String,
@@ -161,10 +144,11 @@ impl World {
     }
 
     /// The CA, served over loopback mutual TLS from its own runtime — behind a renewal
-    /// gateway when [`through_gateway`] is on (the address is then the gateway's).
+    /// gateway reaching it by `gateway` when there is one (the address is then the gateway's).
     #[allow(clippy::type_complexity)]
     fn simulated_ca(
         scenario: &str,
+        gateway: Option<GatewayRoute>,
     ) -> Result<
         (
             Arc<Ca>,
@@ -179,7 +163,6 @@ impl World {
         let scenario = Scenario::from_toml(scenario)?;
         let authority = shared_authority(&clock, scenario.ca_key_algorithm()?)?;
         let store = Store::in_memory().map_err(|e| e.to_string())?;
-        let gateway = *GATEWAY.lock().map_err(|_| "gateway setting")?;
         let ra = match &gateway {
             Some(_) => Some(sim_ca::gateway::credential::issue(
                 &authority,
@@ -262,7 +245,19 @@ impl World {
         applet: PivApplet,
         pin: &str,
     ) -> Result<Self, Error> {
-        let (ca, addr, runtime, dir, gateway) = Self::simulated_ca(scenario)?;
+        Self::routed(scenario, key, applet, pin, None)
+    }
+
+    /// [`World::with_applet`], the client reaching the CA through a renewal gateway (sim-ca's,
+    /// with an in-memory store) that reaches it by `gateway`; `None` goes direct.
+    pub fn routed(
+        scenario: &str,
+        key: KeyAlgorithm,
+        applet: PivApplet,
+        pin: &str,
+        gateway: Option<GatewayRoute>,
+    ) -> Result<Self, Error> {
+        let (ca, addr, runtime, dir, gateway) = Self::simulated_ca(scenario, gateway)?;
         let card = Arc::new(Mutex::new(SimCard::new(applet)));
         let pins = Arc::new(CountingPinSource::new(StaticPin::new(pin)));
         let trace = crate::trace::Trace::default();
@@ -304,7 +299,7 @@ impl World {
         pins: Arc<CountingPinSource<StaticPin>>,
         trace: crate::trace::Trace,
     ) -> Result<Self, Error> {
-        let (ca, addr, runtime, dir, gateway) = Self::simulated_ca(scenario)?;
+        let (ca, addr, runtime, dir, gateway) = Self::simulated_ca(scenario, None)?;
         let mut world = Self::assemble(
             (ca, addr, runtime),
             dir,

@@ -9,7 +9,7 @@
 
 use std::{io::Write, path::PathBuf, process::ExitCode};
 
-use conformance::{matrix::default_matrix, report, runner};
+use conformance::{report, runner};
 
 struct Args {
     filter: Option<String>,
@@ -360,17 +360,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Every scenario through a renewal gateway in front of the simulated CA: faults and
-    // dispositions happen at the upstream, the outcome the client sees must not change (but
-    // for what the gateway's CMC leg adds, which the default matrix knows).
-    conformance::harness::through_gateway(args.gateway);
+    // `--gateway`: every scenario through a renewal gateway in front of the simulated CA:
+    // faults and dispositions happen at the upstream, the outcome the client sees must not
+    // change (but for what the gateway's CMC leg adds, which the default matrix knows).
     let matrix = match &args.scenarios {
-        None => default_matrix(),
+        None => conformance::matrix::default_matrix_via(args.gateway),
         Some(path) => match std::fs::read_to_string(path)
             .map_err(|e| e.to_string())
             .and_then(|t| conformance::scenario_file::parse(&t))
         {
-            Ok(m) => m,
+            Ok(m) => m
+                .into_iter()
+                .map(|s| conformance::matrix::Scenario {
+                    gateway: args.gateway,
+                    ..s
+                })
+                .collect(),
             Err(e) => {
                 eprintln!("conformance: {}: {e}", path.display());
                 return ExitCode::from(2);

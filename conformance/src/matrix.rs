@@ -4,6 +4,8 @@
 //! orphan container; the old certificate intact unless renewed) is checked after every one.
 
 use renewal_client::{client::Mode, client::processor::CrashPoint, token::KeyAlgorithm};
+
+use crate::harness::GatewayRoute;
 use sim_card::{
     faults::{CommandKind, Fault},
     state::{CardModel, PinPolicy},
@@ -61,6 +63,9 @@ pub struct Scenario {
     pub model: CardModel,
     /// The card's management key is a random one stored under the PIN (ykman's `--protect`).
     pub protected_management_key: bool,
+    /// How the client reaches the simulated CA: directly (`None`) or through a renewal
+    /// gateway in front of it, which reaches the CA by this route.
+    pub gateway: Option<GatewayRoute>,
 }
 
 /// A key's touch policy in a scenario and the user at the sensor.
@@ -112,6 +117,7 @@ fn base(name: String, mode: Mode, expected: Expected) -> Scenario {
         touch: Touch::Never,
         model: CardModel::YubiKey57,
         protected_management_key: false,
+        gateway: None,
     }
 }
 
@@ -125,8 +131,24 @@ pub fn attested_keys_only() -> String {
     )
 }
 
-/// The built-in matrix.
+/// The built-in matrix, direct to the simulated CA.
 pub fn default_matrix() -> Vec<Scenario> {
+    default_matrix_via(None)
+}
+
+/// The built-in matrix with every scenario reaching the CA through a renewal gateway by
+/// `route` (`None`: directly). Where the gateway changes what the client sees, the expected
+/// outcome says so.
+pub fn default_matrix_via(route: Option<GatewayRoute>) -> Vec<Scenario> {
+    let mut matrix = matrix_expecting(route);
+    for scenario in &mut matrix {
+        scenario.gateway = route;
+    }
+    matrix
+}
+
+/// The scenarios, their expectations for a client reaching the CA by `route`.
+fn matrix_expecting(route: Option<GatewayRoute>) -> Vec<Scenario> {
     use Expected::*;
     let modes = Mode::ALL;
     let mut out = Vec::new();
@@ -221,7 +243,7 @@ pub fn default_matrix() -> Vec<Scenario> {
             // record of its decision, signed right: renewed in every mode.
             (
                 "wrong-signer",
-                if cmc && crate::harness::gateway_route().is_none() {
+                if cmc && route.is_none() {
                     RolledBack
                 } else {
                     Renewed

@@ -64,7 +64,13 @@ pub fn run(scenario: &Scenario, seed: u64) -> Result {
             applet.state_mut().management_key = sim_card::state::Secret::new(key);
             applet.protect_management_key();
         }
-        World::with_applet(&scenario.ca, scenario.key, applet, scenario.pin)
+        World::routed(
+            &scenario.ca,
+            scenario.key,
+            applet,
+            scenario.pin,
+            scenario.gateway,
+        )
     })
 }
 

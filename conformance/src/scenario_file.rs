@@ -178,6 +178,7 @@ pub fn parse(text: &str) -> Result<Vec<Scenario>, String> {
                 touch: crate::matrix::Touch::Never,
                 model: sim_card::state::CardModel::YubiKey57,
                 protected_management_key: false,
+                gateway: None,
             })
         })
         .collect()

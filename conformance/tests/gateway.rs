@@ -3,15 +3,15 @@
 //! upstream, and random upstream faults never leave a certificate on a card that the upstream
 //! did not record and audit (no silent issuance).
 //!
-//! Every world in this binary goes through a gateway (the harness setting is process-wide,
-//! so these tests live apart from the direct matrix).
+//! Every world in this binary goes through a gateway: each scenario and world says so itself
+//! (`Scenario::gateway`, `World::routed`).
 
 // Tests unwrap: a panic with the value is the failure report.
 #![allow(clippy::unwrap_used)]
 
 use conformance::{
-    harness::{GatewayRoute, World, through_gateway},
-    matrix::default_matrix,
+    harness::{GatewayRoute, World},
+    matrix::{Scenario, default_matrix_via},
     runner,
 };
 use proptest::prelude::*;
@@ -23,7 +23,7 @@ use renewal_client::{
     token::KeyAlgorithm,
 };
 use sim_ca::{gateway::upstream::CmcProtocol, store::AuditOutcome};
-use sim_card::CardConfig;
+use sim_card::{CardConfig, PivApplet};
 
 fn failures(matrix: &[conformance::matrix::Scenario]) -> Vec<String> {
     matrix
@@ -40,29 +40,31 @@ fn failures(matrix: &[conformance::matrix::Scenario]) -> Vec<String> {
 /// scenario as stated.
 #[test]
 fn the_default_matrix_runs_green_through_a_gateway() {
-    through_gateway(Some(GatewayRoute::Network(CmcProtocol::Fullcmc)));
-    let matrix = default_matrix();
+    let matrix = default_matrix_via(Some(GatewayRoute::Network(CmcProtocol::Fullcmc)));
     assert!(matrix.len() >= 200);
+    assert!(matrix.iter().all(|s| s.gateway.is_some()));
     let failed = failures(&matrix);
     assert!(failed.is_empty(), "fullcmc upstream: {failed:#?}");
-    through_gateway(Some(GatewayRoute::Network(CmcProtocol::Cmc)));
-    let subset: Vec<_> = matrix
-        .into_iter()
-        .filter(|s| {
-            s.name.starts_with("ca/") || s.name.starts_with("net/") || s.name.starts_with("adcs/")
-        })
-        .collect();
-    assert!(subset.len() >= 60);
-    let failed = failures(&subset);
-    assert!(failed.is_empty(), "RFC 5273 upstream: {failed:#?}");
-    // And over MS-WSTEP to the upstream's CES (pending collected with QueryTokenStatus).
-    through_gateway(Some(GatewayRoute::Network(CmcProtocol::Ces)));
-    let failed = failures(&subset);
-    assert!(failed.is_empty(), "CES upstream: {failed:#?}");
-    // And with the simulated authority in-process behind the gateway (no upstream socket).
-    through_gateway(Some(GatewayRoute::InProcess));
-    let failed = failures(&subset);
-    assert!(failed.is_empty(), "in-process authority: {failed:#?}");
+    // The CA, network and ADCS scenarios over the other routes: RFC 5273, MS-WSTEP to the
+    // upstream's CES (pending collected with QueryTokenStatus), and the simulated authority
+    // in-process behind the gateway (no upstream socket).
+    for (route, what) in [
+        (GatewayRoute::Network(CmcProtocol::Cmc), "RFC 5273 upstream"),
+        (GatewayRoute::Network(CmcProtocol::Ces), "CES upstream"),
+        (GatewayRoute::InProcess, "in-process authority"),
+    ] {
+        let subset: Vec<Scenario> = default_matrix_via(Some(route))
+            .into_iter()
+            .filter(|s| {
+                s.name.starts_with("ca/")
+                    || s.name.starts_with("net/")
+                    || s.name.starts_with("adcs/")
+            })
+            .collect();
+        assert!(subset.len() >= 60);
+        let failed = failures(&subset);
+        assert!(failed.is_empty(), "{what}: {failed:#?}");
+    }
 }
 
 /// What the upstream may do to a forwarded request: a disposition or a transport fault.
@@ -105,14 +107,20 @@ proptest! {
         mode in prop::sample::select(Mode::ALL.to_vec()),
         crash in prop::option::weighted(0.2, prop::sample::select(CrashPoint::ALL.to_vec())),
     ) {
-        through_gateway(Some(GatewayRoute::Network(CmcProtocol::Fullcmc)));
         let ca: String = rules
             .iter()
             .enumerate()
             .map(|(i, rule)| format!("[[rule]]\nrequest = {}\n{rule}\n", i + 1))
             .collect();
         let world =
-            World::with(&ca, KeyAlgorithm::EcP256, CardConfig::default(), "123456").unwrap();
+            World::routed(
+                &ca,
+                KeyAlgorithm::EcP256,
+                PivApplet::new(&CardConfig::default()).unwrap(),
+                "123456",
+                Some(GatewayRoute::Network(CmcProtocol::Fullcmc)),
+            )
+            .unwrap();
         let upstream = world.ca.clone().unwrap();
         let gateway = world.gateway.clone().unwrap();
         let original = world.old_cert.clone();
