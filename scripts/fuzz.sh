@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET="${1:-10}"
 shift || true
-ALL_TARGETS=(cmc_request cmc_response inspect_input public_key sim_card_apdus piv_card_answers sim_ca_decision journal scenario_toml wstep_envelope key_attestation)
+ALL_TARGETS=(cmc_request cmc_response inspect_input public_key sim_card_apdus piv_card_answers sim_ca_decision journal scenario_toml wstep_envelope key_attestation cmp_message)
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 SANITIZER="${FUZZ_SANITIZER:-none}"
@@ -40,6 +40,8 @@ for f in renewal-codec/tests/vectors/*.der; do
 done
 cp renewal-codec/tests/vectors/*.b64 "$SEEDS/inspect_input/" 2>/dev/null || true
 cp renewal-codec/tests/vectors/wstep/*.xml "$SEEDS/wstep_envelope/"
+cp renewal-codec/tests/vectors/cmp/*.der "$SEEDS/cmp_message/"
+cp renewal-codec/tests/vectors/cmp/kur-p256.der "$SEEDS/inspect_input/cmp-kur.der"
 SAMPLE=target/fuzz-sample
 cargo run --quiet -p renew --all-features -- sample --deterministic --out-dir "$SAMPLE" >/dev/null
 cp "$SAMPLE/request.der" "$SEEDS/cmc_request/sample-request.der"

@@ -233,3 +233,17 @@ fn inspect_shows_what_a_key_attestation_says_and_what_does_not_hold() {
         "{swapped}"
     );
 }
+
+/// A CMP key update request written by OpenSSL's `openssl cmp` (vectors/cmp/README.md): the
+/// header, the request with its proof of possession verified, the protection verified with the
+/// old certificate it carries.
+#[test]
+fn inspect_openssl_cmp_key_update_request() {
+    insta::assert_snapshot!(tree(&test_kit::vector("cmp/kur-p256.der")));
+}
+
+/// OpenSSL's certConf rejecting what its mock server issued: status, failInfo, text, hash.
+#[test]
+fn inspect_openssl_cmp_rejecting_confirmation() {
+    insta::assert_snapshot!(tree(&test_kit::vector("cmp/certconf-reject.der")));
+}

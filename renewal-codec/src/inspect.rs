@@ -1,6 +1,8 @@
 //! `renew inspect`: a readable tree of any CMC request or response, CMS-with-PKCS#10,
 //! certs-only PKCS#7, PKCS#10 or certificate, with CMC and Microsoft OIDs named and every
-//! signature checked. Think `certutil -dump`, CMC-aware.
+//! signature checked. Think `certutil -dump`, CMC-aware. CMP messages too (`cmp`).
+
+mod cmp;
 
 use cms::content_info::ContentInfo;
 use der::{
@@ -134,7 +136,11 @@ pub fn inspect(input: &[u8], limits: &Limits) -> Result<Inspection> {
             tree: node,
         });
     }
-    let cert: Retained<Certificate> = decode_exact(&der, "certificate, PKCS#10 or ContentInfo")?;
+    if let Ok(msg) = crate::cmp::PkiMessage::parse(&der, limits) {
+        return Ok(cmp::inspect_cmp(&msg, der.len()));
+    }
+    let cert: Retained<Certificate> =
+        decode_exact(&der, "certificate, PKCS#10, ContentInfo or CMP PKIMessage")?;
     Ok(Inspection {
         kind: "certificate",
         summary: cert_summary(cert.value()),

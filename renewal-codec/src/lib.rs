@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cmc;
+pub mod cmp;
 pub mod inspect;
 pub mod sample;
 pub mod wstep;
