@@ -17,6 +17,7 @@
 //! by OpenSSL's `openssl cmp` client and its mock server.
 
 pub mod body;
+pub mod build;
 pub mod crmf;
 
 use der::{
