@@ -62,7 +62,7 @@ fn readme_walkthrough_renews_the_virtual_card() {
     assert!(out.contains("\"outcome\":\"renewed\""), "{out}");
     let status = ok(&mut renew(&dir, &["status"]));
     assert!(
-        status.starts_with("9a  EcP256  CN=Alice Example,O=Example"),
+        status.starts_with("9a  p256  CN=Alice Example,O=Example"),
         "{status}"
     );
     assert!(status.contains("journal: done"), "{status}");
