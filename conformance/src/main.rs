@@ -391,8 +391,12 @@ fn main() -> ExitCode {
         .filter(|s| args.filter.as_deref().is_none_or(|f| s.name.contains(f)))
         .collect();
     if args.list {
+        // Written, not printed: `--list | head` closes the pipe early, which is not an error.
+        let mut out = std::io::stdout().lock();
         for s in &scenarios {
-            println!("{}  (expect {:?})", s.name, s.expected);
+            if writeln!(out, "{}  (expect {})", s.name, s.expected).is_err() {
+                break;
+            }
         }
         return ExitCode::SUCCESS;
     }

@@ -27,6 +27,39 @@ pub enum Expected {
     RecoveredRolledBack,
 }
 
+impl Expected {
+    /// Every outcome.
+    pub const ALL: [Self; 5] = [
+        Self::Renewed,
+        Self::RolledBack,
+        Self::Pending,
+        Self::RecoveredCompleted,
+        Self::RecoveredRolledBack,
+    ];
+
+    /// The name scenario files and reports use (`rolled-back`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Renewed => "renewed",
+            Self::RolledBack => "rolled-back",
+            Self::Pending => "pending",
+            Self::RecoveredCompleted => "recovered-completed",
+            Self::RecoveredRolledBack => "recovered-rolled-back",
+        }
+    }
+
+    /// The outcome a scenario file names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|e| e.name() == name)
+    }
+}
+
+impl std::fmt::Display for Expected {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// One scenario.
 #[derive(Clone, Debug)]
 pub struct Scenario {
@@ -526,4 +559,21 @@ pub fn with_ca_key(scenarios: Vec<Scenario>, key: KeyAlgorithm) -> Vec<Scenario>
             s
         })
         .collect()
+}
+
+#[cfg(test)]
+mod expected_tests {
+    use super::Expected;
+
+    #[test]
+    fn every_outcome_name_reads_back_and_no_two_share_one() {
+        let mut names = std::collections::BTreeSet::new();
+        for e in Expected::ALL {
+            assert_eq!(Expected::from_name(e.name()), Some(e));
+            assert_eq!(e.to_string(), e.name());
+            names.insert(e.name());
+        }
+        assert_eq!(names.len(), Expected::ALL.len());
+        assert_eq!(Expected::from_name("Renewed"), None);
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::{fmt::Write as _, path::Path};
 
-use crate::runner::Result;
+use crate::{matrix::Expected, runner::Result};
 
 /// The final table.
 pub fn table(results: &[Result]) -> String {
@@ -15,13 +15,13 @@ pub fn table(results: &[Result]) -> String {
     for r in results {
         let observed = r
             .observed
-            .map(|o| format!("{o:?}"))
+            .map(|o| o.to_string())
             .unwrap_or_else(|| "-".into());
         let _ = writeln!(
             out,
             "{:<52} {:<20} {:<20} {:>4} {:>4}/{:<4} {:>6}  {}",
             r.name,
-            format!("{:?}", r.expected),
+            r.expected.to_string(),
             observed,
             r.prompts,
             r.containers.0,
@@ -52,8 +52,8 @@ pub fn write(dir: &Path, results: &[Result], seed: u64) -> std::io::Result<()> {
         .map(|r| {
             serde_json::json!({
                 "name": r.name,
-                "expected": format!("{:?}", r.expected),
-                "observed": r.observed.map(|o| format!("{o:?}")),
+                "expected": r.expected.name(),
+                "observed": r.observed.map(Expected::name),
                 "pin_prompts": r.prompts,
                 "containers_before": r.containers.0,
                 "containers_after": r.containers.1,
@@ -219,11 +219,11 @@ pub fn html(results: &[Result], seed: u64) -> String {
     for r in results {
         let _ = writeln!(
             out,
-            "<section class=\"scenario\" id=\"{0}\"><h2>{0}</h2><p>expected {1:?}, observed {2}{3}</p>\n{4}\n</section>",
+            "<section class=\"scenario\" id=\"{0}\"><h2>{0}</h2><p>expected {1}, observed {2}{3}</p>\n{4}\n</section>",
             html_escape(&r.name),
             r.expected,
             r.observed
-                .map(|o| format!("{o:?}"))
+                .map(|o| o.to_string())
                 .unwrap_or_else(|| "-".into()),
             r.problem
                 .as_ref()

@@ -275,7 +275,7 @@ pub fn run_in(
             result.prompts = prompts;
             if observed != scenario.expected {
                 result.problem = Some(format!(
-                    "expected {:?}, observed {observed:?}",
+                    "expected {}, observed {observed}",
                     scenario.expected
                 ));
             } else if prompts != scenario.prompts {

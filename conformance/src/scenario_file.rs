@@ -135,14 +135,8 @@ pub fn parse(text: &str) -> Result<Vec<Scenario>, String> {
                         .ok_or_else(|| format!("{}: unknown crash point {c:?}", e.name))?,
                 ),
             };
-            let expected = match e.expected.as_str() {
-                "renewed" => Expected::Renewed,
-                "rolled-back" => Expected::RolledBack,
-                "pending" => Expected::Pending,
-                "recovered-completed" => Expected::RecoveredCompleted,
-                "recovered-rolled-back" => Expected::RecoveredRolledBack,
-                other => return Err(format!("{}: unknown expected outcome {other:?}", e.name)),
-            };
+            let expected = Expected::from_name(&e.expected)
+                .ok_or_else(|| format!("{}: unknown expected outcome {:?}", e.name, e.expected))?;
             let card_faults = e
                 .card_faults
                 .iter()

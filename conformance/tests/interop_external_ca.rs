@@ -263,7 +263,7 @@ fn pending_is_abandoned(dir: &Path, state: &Path, card: &Path) {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
-        text(&out).contains("expected Renewed, observed Pending"),
+        text(&out).contains("expected renewed, observed pending"),
         "{}",
         text(&out)
     );
