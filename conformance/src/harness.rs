@@ -629,11 +629,15 @@ impl Drop for Scratch {
     }
 }
 
-/// A fresh directory for one world.
+/// A fresh directory for one world. The counter makes it unique within the process: two
+/// threads building worlds in the same clock tick got the same name, and the first world to
+/// end removed the other's journal under it (a load run saw "journal.jsonl: No such file").
 fn scratch_dir() -> Result<Scratch, Error> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
-        "cardrenew-world-{}-{}",
+        "cardrenew-world-{}-{}-{}",
         std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())

@@ -18,11 +18,13 @@ pub fn in_ci() -> bool {
 }
 
 /// A fresh, empty directory under the system's temporary directory, unique to this process
-/// and call.
+/// and call (a counter, not only the clock: parallel tests can call it in the same tick).
 pub fn temp_dir(tag: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = std::env::temp_dir().join(format!(
-        "cardrenew-{tag}-{}-{}",
+        "cardrenew-{tag}-{}-{}-{}",
         std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
