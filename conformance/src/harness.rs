@@ -187,9 +187,7 @@ impl World {
             .enable_all()
             .build()
             .map_err(|e| e.to_string())?;
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .map_err(|e| e.to_string())?;
+        let listener = runtime.block_on(loopback_listener())?;
         let mut addr = listener.local_addr().map_err(|e| e.to_string())?;
         runtime.spawn(http::serve_https(
             Arc::clone(&ca) as Arc<dyn sim_ca::backend::Backend>,
@@ -201,9 +199,7 @@ impl World {
         if let (Some(setting), Some(ra)) = (gateway, ra) {
             let gateway = gateway_in_front(&ca, &scenario, addr, ra, setting)?;
             in_front = Some(Arc::clone(&gateway));
-            let listener = runtime
-                .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-                .map_err(|e| e.to_string())?;
+            let listener = runtime.block_on(loopback_listener())?;
             addr = listener.local_addr().map_err(|e| e.to_string())?;
             let config = http::tls_config_for(
                 &[
@@ -626,6 +622,23 @@ struct Scratch(PathBuf);
 impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A loopback listener on a port the OS picks, never one of vpcd's: a world's server there
+/// would stop a pcscd started later in the same test from serving the card. The refused
+/// listeners stay bound until one is accepted, so the OS does not offer them again.
+async fn loopback_listener() -> Result<tokio::net::TcpListener, Error> {
+    let mut refused = Vec::new();
+    loop {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        if !sim_card::harness::VPCD_PORTS.contains(&port) {
+            return Ok(listener);
+        }
+        refused.push(listener);
     }
 }
 

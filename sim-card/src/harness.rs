@@ -28,6 +28,10 @@ pub const YUBIKEY_READER: &str = "Yubico YubiKey OTP+FIDO+CCID 00 00";
 const VPCD_READER_CONF: &str = "FRIENDLYNAME \"Yubico YubiKey OTP+FIDO+CCID\"\nDEVICENAME /dev/null:0x8C7B\nLIBPATH /usr/lib/pcsc/drivers/serial/libifdvpcd.so\nCHANNELID 0x8C7B\n";
 /// vpcd's TCP port for that reader.
 pub const VPCD_ADDR: &str = "127.0.0.1:35963";
+/// The ports vpcd listens on (its two readers: 35963 and the next). A test server that takes
+/// one of them with an ephemeral bind leaves pcscd's vpcd unable to start ("Address already in
+/// use"); tests pick ports outside this range.
+pub const VPCD_PORTS: std::ops::RangeInclusive<u16> = 35963..=35964;
 /// How many times [`Pcscd::start`] starts pcscd before giving up on vpcd.
 const START_ATTEMPTS: usize = 3;
 
@@ -62,7 +66,7 @@ pub enum HarnessError {
     },
     /// pcscd runs but its vpcd driver is not listening.
     #[error(
-        "vpcd is not listening on 35963 (is vsmartcard-vpcd installed?); sockets on the port: {}{}",
+        "vpcd is not listening on 35963 (is vsmartcard-vpcd installed?); sockets on its ports: {}{}",
         if sockets.is_empty() { "none".to_string() } else { sockets.join(", ") },
         said(log)
     )]
@@ -222,8 +226,8 @@ fn running_vpcd_reader() -> Option<String> {
     Some(format!("{name} 00 00"))
 }
 
-/// Waits (at most `limit`) until no TCP socket on this machine holds vpcd's port 35963 (in
-/// `/proc/net/tcp` and `tcp6`: local port `8C7B`, any state).
+/// Waits (at most `limit`) until no TCP socket on this machine holds vpcd's ports 35963 and
+/// 35964 (in `/proc/net/tcp` and `tcp6`: local port `8C7B` or `8C7C`, any state).
 fn wait_for_vpcd_port_to_clear(limit: Duration) {
     let deadline = Instant::now() + limit;
     while !vpcd_port_sockets().is_empty() && Instant::now() < deadline {
@@ -231,8 +235,8 @@ fn wait_for_vpcd_port_to_clear(limit: Duration) {
     }
 }
 
-/// The kernel's lines for sockets whose local port is vpcd's (state in hex: 0A listening,
-/// 06 TIME_WAIT...).
+/// The kernel's lines for sockets whose local port is one of vpcd's (state in hex: 0A
+/// listening, 06 TIME_WAIT...).
 fn vpcd_port_sockets() -> Vec<String> {
     ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
@@ -243,7 +247,7 @@ fn vpcd_port_sockets() -> Vec<String> {
                 .filter(|line| {
                     line.split_whitespace()
                         .nth(1)
-                        .is_some_and(|local| local.ends_with(":8C7B"))
+                        .is_some_and(|local| local.ends_with(":8C7B") || local.ends_with(":8C7C"))
                 })
                 .map(|line| {
                     let fields: Vec<&str> = line.split_whitespace().collect();

@@ -101,12 +101,21 @@ pub fn run_combined(cmd: &mut Command) -> String {
     text
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago (the OS's choice).
+/// vsmartcard's vpcd listens on these (its two readers; `sim_card::harness::VPCD_PORTS`): a
+/// server on one of them stops the next pcscd's vpcd from starting.
+const VPCD_PORTS: std::ops::RangeInclusive<u16> = 35963..=35964;
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (the OS's choice), never one of vpcd's.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or_else(|e| panic!("no free port: {e}"))
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("no free port: {e}"));
+        if !VPCD_PORTS.contains(&port) {
+            return port;
+        }
+    }
 }
 
 /// Whether something accepts connections on 127.0.0.1:`port` before `limit` runs out.
@@ -220,10 +229,12 @@ mod tests {
     }
 
     #[test]
-    fn a_free_port_is_free_and_a_listener_is_found() {
-        let port = free_port();
-        assert!(!wait_for_port(port, Duration::from_millis(100)));
-        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap_or_else(|e| panic!("{e}"));
+    fn free_ports_avoid_vpcd_and_a_listener_is_found() {
+        for _ in 0..50 {
+            assert!(!VPCD_PORTS.contains(&free_port()));
+        }
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
         assert!(wait_for_port(port, Duration::from_secs(1)));
         drop(listener);
     }

@@ -133,9 +133,15 @@ impl Drop for Server {
     }
 }
 
+/// A free loopback port, never one of vpcd's (a pcscd started later could not serve cards).
 pub(super) fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .map_err(|e| e.to_string())?;
+        if !sim_card::harness::VPCD_PORTS.contains(&port) {
+            return Ok(port);
+        }
+    }
 }
