@@ -72,3 +72,6 @@ elif [ "${CI:-}" = true ]; then
 else
   echo "SKIP: fuzz smoke (no nightly toolchain: rustup toolchain install nightly)"
 fi
+# What the run left on disk (a CI machine once ran out of space mid-build).
+echo "== disk used by build outputs"
+du -sh target fuzz/target 2>/dev/null || true
