@@ -10,7 +10,7 @@ use crate::{
     Ca,
     policy::Rejection,
     scenario::TransportFault,
-    service::{CmcReply, SimpleReply},
+    service::{CmcReply, CmpReply, SimpleReply},
 };
 
 /// A decision the backend could not get from the CA behind it: the client is told over HTTP,
@@ -44,6 +44,11 @@ pub trait Backend: Send + Sync + 'static {
     fn query_token_status(&self, id: u64, tls_cert: &[u8]) -> CmcReply;
     /// An EST simplereenroll.
     fn handle_simple(&self, body: &[u8], tls_cert: &[u8]) -> (SimpleReply, Option<TransportFault>);
+    /// A CMP PKIMessage (RFC 6712) presented with `tls_cert` (empty without one); `None`
+    /// when this backend serves no CMP.
+    fn handle_cmp(&self, _body: &[u8], _tls_cert: &[u8]) -> Option<CmpReply> {
+        None
+    }
     /// The simulated CA, for what only it serves (CEP policy, the admin API's approvals,
     /// revocations and clock).
     fn as_ca(&self) -> Option<&Ca> {
@@ -79,6 +84,9 @@ impl Backend for Ca {
     }
     fn handle_simple(&self, body: &[u8], tls_cert: &[u8]) -> (SimpleReply, Option<TransportFault>) {
         Ca::handle_simple(self, body, tls_cert)
+    }
+    fn handle_cmp(&self, body: &[u8], tls_cert: &[u8]) -> Option<CmpReply> {
+        Some(Ca::handle_cmp(self, body, tls_cert))
     }
     fn as_ca(&self) -> Option<&Ca> {
         Some(self)

@@ -16,6 +16,7 @@ use rusqlite::Connection;
 use crate::durability::GroupSync;
 
 mod audit;
+mod confirm;
 mod pending;
 mod pg_tls;
 mod schema;
@@ -24,6 +25,7 @@ mod sql;
 mod upkeep;
 
 pub use audit::{AuditOutcome, AuditRecord};
+pub use confirm::{ConfirmState, Confirmation};
 pub use pending::{Pending, PendingEnd, PendingStatus, Resolve};
 use pending::{parse_resolve, resolve_text};
 use schema::{ADDED_COLUMNS, POSTGRES_SCHEMA, SCHEMA};

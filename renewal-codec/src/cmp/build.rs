@@ -143,6 +143,34 @@ pub fn cert_confirm(
     protect(header, &body, old, std::slice::from_ref(old_cert))
 }
 
+/// The header of the client's next message in an exchange (`certConf`, `pollReq`): the
+/// request's, with a fresh nonce, the time, the CA's nonce as recipNonce and no `generalInfo`
+/// (RFC 9483 §3.1: the transaction stays, nonces chain).
+pub fn next_header(
+    request: &PkiHeader,
+    answer: &PkiHeader,
+    sender_nonce: [u8; 16],
+    time: SystemTime,
+) -> Result<PkiHeader> {
+    let mut header = request.clone();
+    header.message_time = Some(GeneralizedTime::from_system_time(time).malformed("messageTime")?);
+    header.sender_nonce = Some(OctetString::new(sender_nonce).malformed("senderNonce")?);
+    header.recip_nonce = answer.sender_nonce.clone();
+    header.general_info = None;
+    Ok(header)
+}
+
+/// `pollReq` for request 0, protected by `old`.
+pub fn poll_request(
+    header: &PkiHeader,
+    old: &dyn Signer,
+    old_cert: &Retained<Certificate>,
+) -> std::result::Result<Vec<u8>, BuildError> {
+    let entry = sequence(&[&0u8.to_der().malformed("certReqId")?], "PollReq")?;
+    let body = tagged(25, &sequence(&[&entry], "PollReqContent")?, "pollReq")?;
+    protect(header, &body, old, std::slice::from_ref(old_cert))
+}
+
 /// Signs `SEQUENCE { header, body }` with `signer` and assembles the message.
 pub fn protect(
     header: &PkiHeader,
@@ -179,7 +207,7 @@ struct PopoSigningKeyOut {
 }
 
 /// The signer's algorithm as X.509 names it (parameters absent for ECDSA, NULL for RSA).
-fn identifier(signer: &dyn Signer) -> Result<AlgorithmIdentifierOwned> {
+pub(super) fn identifier(signer: &dyn Signer) -> Result<AlgorithmIdentifierOwned> {
     signer
         .algorithm()
         .x509_identifier()
@@ -188,7 +216,7 @@ fn identifier(signer: &dyn Signer) -> Result<AlgorithmIdentifierOwned> {
 
 /// The old certificate's subjectKeyIdentifier, or the key identifier of its key (RFC 5280
 /// §4.2.1.2 method 1) when it has none: what the header's senderKID names.
-fn subject_key_id(cert: &Certificate, key: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
+pub(super) fn subject_key_id(cert: &Certificate, key: &SubjectPublicKeyInfoOwned) -> Vec<u8> {
     cert.tbs_certificate()
         .extensions()
         .into_iter()
@@ -200,13 +228,13 @@ fn subject_key_id(cert: &Certificate, key: &SubjectPublicKeyInfoOwned) -> Vec<u8
 }
 
 /// `SEQUENCE { parts... }` from encoded parts.
-fn sequence(parts: &[&[u8]], what: &'static str) -> Result<Vec<u8>> {
+pub(super) fn sequence(parts: &[&[u8]], what: &'static str) -> Result<Vec<u8>> {
     wrap(der::Tag::Sequence, &parts.concat(), what)
 }
 
 /// `[number]` constructed around `content` (EXPLICIT around one encoding, or IMPLICIT around
 /// a SEQUENCE's contents).
-fn tagged(number: u8, content: &[u8], what: &'static str) -> Result<Vec<u8>> {
+pub(super) fn tagged(number: u8, content: &[u8], what: &'static str) -> Result<Vec<u8>> {
     wrap(
         der::Tag::ContextSpecific {
             constructed: true,

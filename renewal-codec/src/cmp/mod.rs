@@ -16,6 +16,7 @@
 //! Everything here is checked against real third-party messages: `tests/vectors/cmp/`, written
 //! by OpenSSL's `openssl cmp` client and its mock server.
 
+pub mod answer;
 pub mod body;
 pub mod build;
 pub mod crmf;

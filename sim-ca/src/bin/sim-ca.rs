@@ -59,6 +59,10 @@ enum Cmd {
         /// signed wrapper, or their PKCS#10 for a subject it validated (repeatable).
         #[arg(long = "trust-ra")]
         trust_ra: Vec<PathBuf>,
+        /// Seconds a certificate issued over CMP without implicit confirmation waits for the
+        /// client's certConf before it is revoked (RFC 4210 §5.3.18).
+        #[arg(long, default_value_t = sim_ca::service::DEFAULT_CONFIRM_WAIT.as_secs(), value_name = "SECS")]
+        cmp_confirm_wait: u64,
     },
     /// Issue a key and a certificate for a gateway (its RA identity toward this CA, or its TLS
     /// server certificate): writes PREFIX.pem (certificate, then the issuing CA) and PREFIX.key.
@@ -300,6 +304,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
             scenario: scenario_file,
             admin,
             trust_ra,
+            cmp_confirm_wait,
             ..
         } => {
             let state = state.ok_or("--mode sim needs --state DIR")?;
@@ -316,12 +321,13 @@ fn run(cmd: Cmd) -> Result<(), String> {
                 .collect::<Result<Vec<_>, String>>()?;
             let ca = ca
                 .with_trusted_ras(ras)
-                .map_err(|e| format!("--trust-ra: {e}"))?;
+                .map_err(|e| format!("--trust-ra: {e}"))?
+                .with_confirm_wait(std::time::Duration::from_secs(cmp_confirm_wait));
             let identity = http::server_identity(&ca, &state)?;
             let config = http::tls_config(&ca, identity)?;
             let chain = state.join("ca-chain.pem");
             eprintln!(
-                "sim-ca: {} CA in {}\n  trust it:   --cacert {} (curl), --ca-cert {} (renew)\n  HTTPS:      https://{listen}/.well-known/est/ (client certificate required)\n  admin:      http://{admin}/admin/",
+                "sim-ca: {} CA in {}\n  trust it:   --cacert {} (curl), --ca-cert {} (renew)\n  HTTPS:      https://{listen}/.well-known/est/ (client certificate required)\n  CMP:        https://{listen}/.well-known/cmp (protected by the certificate to renew)\n  admin:      http://{admin}/admin/",
                 if created {
                     "created a new"
                 } else {
@@ -331,13 +337,17 @@ fn run(cmd: Cmd) -> Result<(), String> {
                 chain.display(),
                 chain.display(),
             );
-            serve(
-                Arc::new(ca),
-                listen,
-                Some(admin),
-                config,
-                HttpLimits::default(),
-            )
+            let ca = Arc::new(ca);
+            // CMP certificates nobody confirmed in time are revoked even when no further CMP
+            // request comes to notice them.
+            let sweeper = Arc::clone(&ca);
+            std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(1));
+                    sweeper.sweep_confirmations();
+                }
+            });
+            serve(ca, listen, Some(admin), config, HttpLimits::default())
         }
         Cmd::Credential {
             state,

@@ -140,6 +140,13 @@ async fn read_body(req: Request<Incoming>, limits: HttpLimits) -> Result<Bytes, 
 
 const CMC_RESPONSE: &str = "application/pkcs7-mime; smime-type=CMC-response";
 const CERTS_ONLY: &str = "application/pkcs7-mime; smime-type=certs-only";
+const PKIXCMP: &str = "application/pkixcmp";
+
+/// `/.well-known/cmp`, and below it the profile labels of RFC 9811 (`/.well-known/cmp/p/NAME`);
+/// this CA has one profile, renewal, whatever the label says.
+fn is_cmp_path(path: &str) -> bool {
+    path == "/.well-known/cmp" || path.starts_with("/.well-known/cmp/")
+}
 
 async fn handle(
     ca: Arc<dyn Backend>,
@@ -181,6 +188,36 @@ async fn handle(
         })
         .await;
         return Ok(text(StatusCode::FORBIDDEN, reason));
+    }
+    // CMP (RFC 6712, paths of RFC 9811): the message's protection says who asks, so TLS
+    // client authentication is optional here.
+    if method == Method::POST && is_cmp_path(&path) {
+        let body = match read_body(req, limits).await {
+            Ok(b) => b,
+            Err(r) => return Ok(r),
+        };
+        let started = std::time::Instant::now();
+        let tls = client.clone().unwrap_or_default();
+        let reply = tokio::task::spawn_blocking(move || ca.handle_cmp(&body, &tls))
+            .await
+            .unwrap_or(None);
+        let Some(reply) = reply else {
+            return Ok(text(
+                StatusCode::NOT_FOUND,
+                "this server has no CMP endpoint (a gateway needs a CMP upstream)",
+            ));
+        };
+        tracing::info!(
+            endpoint = "cmp",
+            outcome = reply.outcome,
+            latency_us = started.elapsed().as_micros() as u64,
+            "request"
+        );
+        if let Some(failure) = &reply.upstream {
+            return Ok(upstream_failure(failure));
+        }
+        let fault = reply.fault;
+        return apply_fault(response(StatusCode::OK, PKIXCMP, reply.body), fault).await;
     }
     // Everything else acts for the certificate that authenticated: no certificate, no answer.
     let Some(client) = client else {

@@ -361,22 +361,47 @@ impl Ca {
         origin: &Origin,
         body: &[u8],
     ) -> Result<(SimpleOutcome, Option<TransportFault>), Rejection> {
-        let template = accepted.template.name.as_str();
-        let refuse = |r: Rejection, pending: Option<i64>| {
-            self.refused(store, origin, Some(template), &r, pending)?;
-            Ok((SimpleOutcome::Rejected(r), None))
-        };
         let key_fingerprint = hex(&accepted.new_key.fingerprint());
         let same_request =
             |p: &Pending| same_simple_pkcs10(&p.request, &accepted.pkcs10, &self.limits);
         let transaction = format!("key:{key_fingerprint}");
-        let lookup = Lookup {
-            renewed: renewed.value(),
+        let renewal = Renewal {
+            template: &accepted.template,
+            extensions: &accepted.extensions,
+            new_key: &accepted.new_key,
             pending_key: &key_fingerprint,
-            same_request: &same_request,
-            key_fingerprint: &key_fingerprint,
             transaction: &transaction,
             nonce: None,
+            same_request: &same_request,
+        };
+        self.process_renewal(store, &renewal, renewed, origin, body)
+    }
+
+    /// Decides a renewal of `renewed` whose request names no more than a new key (EST
+    /// simplereenroll, an RA's re-enrollment, a CMP key update), inside the store transaction:
+    /// the ledger's check, the scenario's disposition, the record. Every answer is audited
+    /// here; `body` is what a pending record stores.
+    pub(super) fn process_renewal(
+        &self,
+        store: &Store,
+        renewal: &Renewal<'_>,
+        renewed: &Retained<Certificate>,
+        origin: &Origin,
+        body: &[u8],
+    ) -> Result<(SimpleOutcome, Option<TransportFault>), Rejection> {
+        let template = renewal.template.name.as_str();
+        let refuse = |r: Rejection, pending: Option<i64>| {
+            self.refused(store, origin, Some(template), &r, pending)?;
+            Ok((SimpleOutcome::Rejected(r), None))
+        };
+        let key_fingerprint = hex(&renewal.new_key.fingerprint());
+        let lookup = Lookup {
+            renewed: renewed.value(),
+            pending_key: renewal.pending_key,
+            same_request: renewal.same_request,
+            key_fingerprint: &key_fingerprint,
+            transaction: renewal.transaction,
+            nonce: renewal.nonce,
             hold: false,
             guard_until: crate::ledger::guard_until(renewed.value(), self.grace),
         };
@@ -398,9 +423,9 @@ impl Ca {
                         &pending,
                         origin,
                         renewed,
-                        &accepted.new_key,
-                        &accepted.template,
-                        accepted.extensions.clone(),
+                        renewal.new_key,
+                        renewal.template,
+                        renewal.extensions.to_vec(),
                     )?)),
                 };
                 return Ok((outcome, None));
@@ -409,16 +434,16 @@ impl Ca {
             Standing::Fresh(_) | Standing::InFlight { .. } => {}
         }
         let old = renewed.value().tbs_certificate();
-        let decision = self.decide(store, &old.subject().to_string(), &accepted.template)?;
+        let decision = self.decide(store, &old.subject().to_string(), renewal.template)?;
         match decision.disposition {
             Disposition::Issue | Disposition::Revoked => {
                 let cert = self.issue_renewal(
                     store,
                     origin,
                     renewed,
-                    &accepted.new_key,
-                    &accepted.template,
-                    accepted.extensions.clone(),
+                    renewal.new_key,
+                    renewal.template,
+                    renewal.extensions.to_vec(),
                     decision.fault,
                     decision.disposition == Disposition::Revoked,
                     &[],
@@ -433,8 +458,15 @@ impl Ca {
                 refuse(Rejection::Denied("issued out of band".into()), None)
             }
             Disposition::Pending { resolve, to } => {
-                let (id, resolve) =
-                    self.add_pending(store, origin, template, &key_fingerprint, body, resolve, to)?;
+                let (id, resolve) = self.add_pending(
+                    store,
+                    origin,
+                    template,
+                    renewal.pending_key,
+                    body,
+                    resolve,
+                    to,
+                )?;
                 Ok((SimpleOutcome::Pending { id, resolve }, decision.fault))
             }
         }
@@ -482,6 +514,25 @@ impl Answer {
             None,
         )
     }
+}
+
+/// What a renewal that names no more than a new key asks of the decision, whatever its wire
+/// form: an EST simplereenroll's PKCS#10, an RA's re-enrollment, a CMP key update.
+pub(super) struct Renewal<'a> {
+    /// The template it renews under.
+    pub(super) template: &'a Template,
+    /// The new certificate's extensions.
+    pub(super) extensions: &'a [Extension],
+    /// The new key.
+    pub(super) new_key: &'a PublicKey,
+    /// Which pending record would be its poll.
+    pub(super) pending_key: &'a str,
+    /// The transaction it claims.
+    pub(super) transaction: &'a str,
+    /// Its nonce, when the protocol has one.
+    pub(super) nonce: Option<&'a [u8]>,
+    /// Whether a stored pending request is this one.
+    pub(super) same_request: &'a dyn Fn(&Pending) -> bool,
 }
 
 /// What a re-enrollment is answered with, before its wire form (a certs-only PKCS#7 or an

@@ -14,10 +14,12 @@ use renewal_codec::cmc::{
 };
 use x509_cert::{Certificate, ext::Extension, name::Name};
 
+mod cmp;
 mod decide;
 mod intake;
 mod issue;
 
+pub use cmp::{CmpReply, DEFAULT_CONFIRM_WAIT};
 use decide::{Answer, SimpleOutcome};
 pub(crate) use decide::{same_cmc_pkcs10, same_simple_pkcs10};
 pub use issue::{admin_decide, admin_revoke};
@@ -56,6 +58,8 @@ pub struct Ca {
     decoy: SoftwareKey,
     /// The pending cap and the sightings' upkeep.
     ledger: Ledger,
+    /// How long a CMP certificate issued without implicit confirmation waits for `certConf`.
+    confirm_wait: Duration,
 }
 
 /// The answer to a CMC request (EST fullcmc or RFC 5273).
@@ -167,6 +171,7 @@ impl Ca {
                 trusted_ras: Vec::new(),
                 decoy: SoftwareKey::generate_p256().map_err(|e| e.to_string())?,
                 ledger: Ledger::new(scenario.max_pending_per_identity),
+                confirm_wait: DEFAULT_CONFIRM_WAIT,
             })
         })();
         result.map_err(|reason| crate::Error::Setting {
@@ -200,6 +205,13 @@ impl Ca {
             setting: "--trust-ra",
             reason,
         })
+    }
+
+    /// How long a certificate a CMP key update issued without implicit confirmation waits for
+    /// the client's `certConf` before it is revoked (default [`DEFAULT_CONFIRM_WAIT`]).
+    pub fn with_confirm_wait(mut self, wait: Duration) -> Self {
+        self.confirm_wait = wait;
+        self
     }
 
     /// The CA hierarchy.

@@ -21,6 +21,8 @@ pub enum AuditOutcome {
     Denied,
     /// A certificate was revoked.
     Revoked,
+    /// The client confirmed the certificate it was issued (CMP `certConf`).
+    Confirmed,
     /// A request the CA had already answered came again; the certificate already issued was
     /// returned (serial given), nothing new was issued.
     ReplayAnswered,
@@ -33,7 +35,7 @@ pub enum AuditOutcome {
 
 impl AuditOutcome {
     /// Every outcome, in declaration order.
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::Issued,
         Self::IssuedRevoked,
         Self::Enrolled,
@@ -43,6 +45,7 @@ impl AuditOutcome {
         Self::Approved,
         Self::Denied,
         Self::Revoked,
+        Self::Confirmed,
         Self::ReplayAnswered,
         Self::NoCertificate,
         Self::UpstreamFailed,
@@ -66,6 +69,7 @@ impl AuditOutcome {
             Self::Approved => "approved",
             Self::Denied => "denied",
             Self::Revoked => "revoked",
+            Self::Confirmed => "confirmed",
             Self::ReplayAnswered => "replay-answered",
             Self::NoCertificate => "no-certificate",
             Self::UpstreamFailed => "upstream-failed",

@@ -29,6 +29,9 @@ CREATE INDEX IF NOT EXISTS certificates_renewal ON certificates (renewal_of, key
 CREATE INDEX IF NOT EXISTS certificates_key ON certificates (key_fingerprint);
 CREATE INDEX IF NOT EXISTS certificates_subject ON certificates (subject);
 CREATE INDEX IF NOT EXISTS pending_lookup ON pending (tls_fingerprint, transaction_id, id);
+CREATE TABLE IF NOT EXISTS cmp_confirm (transaction_key TEXT PRIMARY KEY, serial TEXT NOT NULL,
+    deadline BIGINT NOT NULL, state TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS cmp_confirm_due ON cmp_confirm (state, deadline);
 CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
     $$ BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$;
 CREATE OR REPLACE TRIGGER audit_no_update BEFORE UPDATE OR DELETE ON audit
@@ -51,6 +54,9 @@ CREATE TABLE IF NOT EXISTS audit (
     id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, endpoint TEXT NOT NULL,
     tls_fingerprint TEXT NOT NULL, request_hash TEXT NOT NULL, template TEXT,
     outcome TEXT NOT NULL, serial TEXT, pending_id INTEGER, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS cmp_confirm (transaction_key TEXT PRIMARY KEY, serial TEXT NOT NULL,
+    deadline INTEGER NOT NULL, state TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS cmp_confirm_due ON cmp_confirm (state, deadline);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit

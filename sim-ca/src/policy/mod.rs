@@ -29,6 +29,9 @@ use crate::{
     templates::{Template, TemplateRegistry},
 };
 
+mod cmp;
+pub use cmp::{KurAccepted, protected_by, validate_kur};
+
 /// Why a renewal is refused.
 #[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
 #[non_exhaustive]

@@ -1,0 +1,513 @@
+//! CMP at the CA's desk (RFC 4210, the lightweight profile of RFC 9483): a key update request
+//! (`kur`) goes through the same decision as every other renewal — the policy's stateless
+//! checks ([`policy::validate_kur`]: identity = the certificate whose key protected the
+//! message), then [`Ca::process_renewal`]: the ledger (revoked, poll, answered before, key
+//! reuse, replay of transactionID and senderNonce, per renewed certificate), the scenario's
+//! disposition, the record and the audit. What is CMP's own is here: answering in `kup`,
+//! `pollRep`, `pkiConf` or `error`, signed by the issuing CA; polls by transactionID; and
+//! confirmations — a certificate the client rejects in `certConf`, or does not confirm in
+//! time, is revoked (RFC 4210 §5.3.18).
+
+use renewal_codec::cmp::{
+    PkiBody, PkiHeader, PkiMessage, PkiStatus, PkiStatusInfo,
+    answer::{Answer as CmpAnswer, FailureBit, Responder, respond},
+};
+use x509_cert::ext::pkix::name::GeneralName;
+
+use super::decide::Renewal;
+use super::*;
+use crate::store::ConfirmState;
+
+/// How long a certificate issued without implicit confirmation waits for `certConf` before it
+/// is revoked, unless configured otherwise.
+pub const DEFAULT_CONFIRM_WAIT: Duration = Duration::from_secs(300);
+
+/// Overdue confirmations revoked per sweep (the rest wait for the next one).
+const SWEEP_BATCH: i64 = 64;
+
+/// The answer to a CMP message: a PKIMessage, whatever it says (RFC 6712 §3.3: HTTP 200).
+#[derive(Debug)]
+pub struct CmpReply {
+    /// DER of the signed PKIMessage (empty when `upstream` says why there is none).
+    pub body: Vec<u8>,
+    /// What it says, for the log (`issued`, `pending`, `refused: badPOP`, `confirmed`...).
+    pub outcome: String,
+    /// A fault for the transport to apply.
+    pub fault: Option<TransportFault>,
+    /// No decision: the state database could not take one (HTTP 503).
+    pub upstream: Option<crate::backend::UpstreamFailure>,
+}
+
+impl Ca {
+    /// Handles a PKIMessage presented over HTTPS (with `tls_cert`, when the client showed
+    /// one: the message's protection, not TLS, says who asks).
+    pub fn handle_cmp(&self, body: &[u8], tls_cert: &[u8]) -> CmpReply {
+        let origin = Origin::new("cmp", tls_cert, body);
+        self.sweep_confirmations();
+        let message = match PkiMessage::parse(body, &self.limits) {
+            Ok(m) => m,
+            Err(e) => {
+                let r = Rejection::Malformed(format!("PKIMessage: {e}"));
+                self.record_refusal(&self.decision(), &origin, None, &r, None);
+                return self.cmp_error(&unreadable_header(), &r);
+            }
+        };
+        match &message.body {
+            PkiBody::Kur(_) => self.cmp_renew(origin, &message, &message, body, false),
+            PkiBody::PollReq(_) => self.cmp_poll(origin, &message),
+            PkiBody::CertConf(_) => self.cmp_confirm(origin, &message),
+            other => {
+                let r = Rejection::Denied(format!(
+                    "this CA renews certificates: a {} is not served here; send a key update \
+                     request (kur) protected by the certificate to renew",
+                    other.name()
+                ));
+                self.record_refusal(&self.decision(), &origin, None, &r, None);
+                self.cmp_error(&message.header, &r)
+            }
+        }
+    }
+
+    /// Decides the key update `kur` (`kur_bytes` as received or as stored with its pending
+    /// record) and answers `answering` — the kur itself, or the pollReq that asks for it.
+    fn cmp_renew(
+        &self,
+        origin: Origin,
+        answering: &PkiMessage,
+        kur: &PkiMessage,
+        kur_bytes: &[u8],
+        polled: bool,
+    ) -> CmpReply {
+        let checked = policy::validate_kur(kur, &self.context());
+        let store = self.decision();
+        let accepted = match checked {
+            Ok(a) => a,
+            Err(r) => {
+                self.record_refusal(&store, &origin, None, &r, None);
+                return self.cmp_cert_rep(answering, 0, &r);
+            }
+        };
+        let origin = origin.renewing(&accepted.renewed);
+        let transaction = cmp_transaction(&kur.header);
+        let confirm_key = origin.transaction_key(&transaction);
+        let implicit = kur.header.implicit_confirm();
+        let same_request = |p: &Pending| {
+            PkiMessage::parse(&p.request, &self.limits).is_ok_and(|stored| match &stored.body {
+                PkiBody::Kur(r) => {
+                    r.first()
+                        .and_then(|r| r.cert_req.cert_template.public_key.as_ref())
+                        == Some(&accepted.new_spki)
+                }
+                _ => false,
+            })
+        };
+        let renewal = Renewal {
+            template: &accepted.template,
+            extensions: &accepted.extensions,
+            new_key: &accepted.new_key,
+            pending_key: &transaction,
+            transaction: &transaction,
+            nonce: kur.header.sender_nonce.as_ref().map(|n| n.as_bytes()),
+            same_request: &same_request,
+        };
+        let deadline = self.clock.unix() + i64::try_from(self.confirm_wait.as_secs()).unwrap_or(0);
+        let result = store.atomically(|s| {
+            s.bump("requests")?;
+            let decided =
+                self.process_renewal(s, &renewal, &accepted.renewed, &origin, kur_bytes)?;
+            if let (SimpleOutcome::Issued(cert), _) = &decided
+                && !implicit
+            {
+                s.await_confirmation(&confirm_key, &serial_text(cert.value()), deadline)?;
+            }
+            Ok::<_, Rejection>(decided)
+        });
+        let (outcome, fault) = match result {
+            Ok(decided) => decided,
+            Err(r) => {
+                if let Some(failure) = r.unavailable(DEFAULT_RETRY_SECS) {
+                    return CmpReply::unavailable(failure);
+                }
+                self.record_refusal(&store, &origin, Some(&accepted.template.name), &r, None);
+                (SimpleOutcome::Rejected(r), None)
+            }
+        };
+        drop(store);
+        let id = accepted.cert_req_id;
+        let mut reply = match outcome {
+            SimpleOutcome::Issued(cert) => {
+                let status = PkiStatusInfo::new(PkiStatus::Accepted, None, None);
+                self.cmp_sign(
+                    answering,
+                    &CmpAnswer::CertRep {
+                        body_tag: 8,
+                        cert_req_id: id,
+                        status: status.unwrap_or_else(|_| accepted_status()),
+                        issued: Some(&cert),
+                        implicit_confirm: implicit,
+                    },
+                    fault,
+                    "issued",
+                )
+            }
+            SimpleOutcome::Pending { resolve, .. } if polled => self.cmp_sign(
+                answering,
+                &CmpAnswer::PollRep {
+                    cert_req_id: id,
+                    check_after: i64::try_from(self.retry_secs(resolve)).unwrap_or(1),
+                },
+                fault,
+                "pending",
+            ),
+            SimpleOutcome::Pending { .. } => {
+                let status = PkiStatusInfo::new(PkiStatus::Waiting, None, None)
+                    .unwrap_or_else(|_| accepted_status());
+                self.cmp_sign(
+                    answering,
+                    &CmpAnswer::CertRep {
+                        body_tag: 8,
+                        cert_req_id: id,
+                        status,
+                        issued: None,
+                        implicit_confirm: false,
+                    },
+                    fault,
+                    "pending",
+                )
+            }
+            SimpleOutcome::Rejected(r) => self.cmp_cert_rep(answering, id, &r),
+        };
+        reply.fault = fault;
+        reply
+    }
+
+    /// A `pollReq`: the kur pending under this transaction (for the certificate that protected
+    /// the poll) is decided again as its poll — answered with `pollRep` while it pends, `kup`
+    /// once decided.
+    fn cmp_poll(&self, origin: Origin, poll: &PkiMessage) -> CmpReply {
+        let identity = match policy::protected_by(poll, &self.context()) {
+            Ok(identity) => identity,
+            Err(r) => {
+                self.record_refusal(&self.decision(), &origin, None, &r, None);
+                return self.cmp_error(&poll.header, &r);
+            }
+        };
+        let origin = origin.renewing(&identity);
+        let transaction = cmp_transaction(&poll.header);
+        let stored = lock(&self.store).find_pending(&origin.identity, &transaction);
+        let kur = match stored {
+            Ok(Some(p)) if p.kind == "cmp" => PkiMessage::parse(&p.request, &self.limits)
+                .ok()
+                .map(|kur| (kur, p.request)),
+            Ok(_) => None,
+            Err(e) => {
+                if let Some(failure) = Rejection::from(e).unavailable(DEFAULT_RETRY_SECS) {
+                    return CmpReply::unavailable(failure);
+                }
+                None
+            }
+        };
+        match kur {
+            Some((kur, bytes)) => self.cmp_renew(origin, poll, &kur, &bytes, true),
+            None => {
+                let r = Rejection::PollMismatch(-1);
+                self.record_refusal(&self.decision(), &origin, None, &r, None);
+                self.cmp_error(&poll.header, &r)
+            }
+        }
+    }
+
+    /// A `certConf`: the certificate issued in this transaction is confirmed, or — rejected by
+    /// the client — revoked; either way acknowledged with `pkiConf` (again, when the client
+    /// repeats itself).
+    fn cmp_confirm(&self, origin: Origin, message: &PkiMessage) -> CmpReply {
+        let identity = match policy::protected_by(message, &self.context()) {
+            Ok(identity) => identity,
+            Err(r) => {
+                self.record_refusal(&self.decision(), &origin, None, &r, None);
+                return self.cmp_error(&message.header, &r);
+            }
+        };
+        let origin = origin.renewing(&identity);
+        let PkiBody::CertConf(statuses) = &message.body else {
+            return self.cmp_error(
+                &message.header,
+                &Rejection::Internal("not a certConf".into()),
+            );
+        };
+        let key = origin.transaction_key(&cmp_transaction(&message.header));
+        let now = self.clock.unix();
+        let store = self.decision();
+        let result = store.atomically(|s| {
+            s.bump("requests")?;
+            let refuse = |bit: FailureBit, why: String| -> Result<Confirmed, Rejection> {
+                let r = Rejection::Malformed(why.clone());
+                self.refused(s, &origin, None, &r, None)?;
+                Ok(Confirmed::Refused(bit, why))
+            };
+            let [status] = statuses.as_slice() else {
+                return refuse(
+                    FailureBit::BadRequest,
+                    format!("certConf: one status expected, {} found", statuses.len()),
+                );
+            };
+            let Some(record) = s.confirmation(&key)? else {
+                return refuse(
+                    FailureBit::BadCertId,
+                    "certConf: no certificate of this transaction awaits confirmation".into(),
+                );
+            };
+            let issued = s.certificate(&record.serial)?.unwrap_or_default();
+            if status
+                .hash_alg
+                .as_ref()
+                .is_some_and(|a| a.oid != oids::SHA256)
+                || status.cert_hash.as_bytes() != DigestAlgorithm::Sha256.digest(&issued)
+            {
+                return refuse(
+                    FailureBit::BadCertId,
+                    "certConf: the certHash is not the issued certificate's (SHA-256)".into(),
+                );
+            }
+            let serial = Some(record.serial.as_str());
+            match (record.state, status.accepted()) {
+                (ConfirmState::Waiting, true) => {
+                    s.set_confirmation(&key, ConfirmState::Confirmed)?;
+                    self.audit(
+                        s,
+                        &origin,
+                        None,
+                        AuditOutcome::Confirmed,
+                        serial,
+                        None,
+                        "the client confirmed the certificate (certConf)".into(),
+                    )?;
+                    Ok(Confirmed::Acknowledged("confirmed"))
+                }
+                (ConfirmState::Waiting, false) => {
+                    s.revoke(&record.serial, now)?;
+                    s.set_confirmation(&key, ConfirmState::Rejected)?;
+                    let why = status
+                        .status_info
+                        .as_ref()
+                        .map(|i| i.text())
+                        .unwrap_or_default();
+                    self.audit(
+                        s,
+                        &origin,
+                        None,
+                        AuditOutcome::Revoked,
+                        serial,
+                        None,
+                        format!("the client rejected the certificate in certConf ({why}): revoked"),
+                    )?;
+                    Ok(Confirmed::Acknowledged("rejected by the client: revoked"))
+                }
+                (ConfirmState::Confirmed, true) | (ConfirmState::Rejected, false) => {
+                    Ok(Confirmed::Acknowledged("confirmation repeated"))
+                }
+                (ConfirmState::Confirmed, false) => refuse(
+                    FailureBit::CertConfirmed,
+                    "certConf: the certificate was confirmed already".into(),
+                ),
+                (ConfirmState::Rejected | ConfirmState::Expired, true) => refuse(
+                    FailureBit::CertRevoked,
+                    "certConf: the certificate was revoked (rejected, or not confirmed in time)"
+                        .into(),
+                ),
+                (ConfirmState::Expired, false) => Ok(Confirmed::Acknowledged("revoked already")),
+            }
+        });
+        drop(store);
+        match result {
+            Ok(Confirmed::Acknowledged(what)) => {
+                self.cmp_sign_header(&message.header, &CmpAnswer::PkiConf, None, what)
+            }
+            Ok(Confirmed::Refused(bit, why)) => self.cmp_failure(&message.header, bit, &why),
+            Err(r) => match r.unavailable(DEFAULT_RETRY_SECS) {
+                Some(failure) => CmpReply::unavailable(failure),
+                None => self.cmp_error(&message.header, &r),
+            },
+        }
+    }
+
+    /// Revokes what waited for a confirmation past its deadline, and audits it (runs before
+    /// every CMP decision and, in `serve`, every second).
+    pub fn sweep_confirmations(&self) {
+        let now = self.clock.unix();
+        let store = self.decision();
+        let result = store.atomically(|s| {
+            for overdue in s.overdue_confirmations(now, SWEEP_BATCH)? {
+                s.revoke(&overdue.serial, now)?;
+                s.set_confirmation(&overdue.transaction_key, ConfirmState::Expired)?;
+                s.append_audit(&AuditRecord {
+                    id: 0,
+                    at: now,
+                    endpoint: "cmp".into(),
+                    tls_fingerprint: String::new(),
+                    request_hash: String::new(),
+                    template: None,
+                    outcome: AuditOutcome::Revoked,
+                    serial: Some(overdue.serial.clone()),
+                    pending_id: None,
+                    detail: "no certConf came by the deadline (RFC 4210 §5.3.18): revoked".into(),
+                })?;
+            }
+            Ok::<_, StoreError>(())
+        });
+        if let Err(e) = result {
+            tracing::error!(error = %e, "could not sweep unconfirmed CMP certificates");
+        }
+    }
+
+    /// `kup` refusing request `id` with `rejection`'s failure bit and status string.
+    fn cmp_cert_rep(&self, answering: &PkiMessage, id: i64, rejection: &Rejection) -> CmpReply {
+        let text = rejection.status_string();
+        match PkiStatusInfo::new(
+            PkiStatus::Rejection,
+            Some(rejection.cmp_failure()),
+            Some(&text),
+        ) {
+            Ok(status) => self.cmp_sign(
+                answering,
+                &CmpAnswer::CertRep {
+                    body_tag: 8,
+                    cert_req_id: id,
+                    status,
+                    issued: None,
+                    implicit_confirm: false,
+                },
+                None,
+                &format!("refused: {:?}", rejection.cmp_failure()),
+            ),
+            Err(_) => self.cmp_error(&answering.header, rejection),
+        }
+    }
+
+    /// `error` for `rejection`.
+    fn cmp_error(&self, header: &PkiHeader, rejection: &Rejection) -> CmpReply {
+        self.cmp_failure(header, rejection.cmp_failure(), &rejection.status_string())
+    }
+
+    fn cmp_failure(&self, header: &PkiHeader, bit: FailureBit, text: &str) -> CmpReply {
+        let status = PkiStatusInfo::new(PkiStatus::Rejection, Some(bit), Some(text))
+            .unwrap_or_else(|_| accepted_status());
+        self.cmp_sign_header(
+            header,
+            &CmpAnswer::Error(status),
+            None,
+            &format!("refused: {bit:?}"),
+        )
+    }
+
+    fn cmp_sign(
+        &self,
+        answering: &PkiMessage,
+        answer: &CmpAnswer<'_>,
+        fault: Option<TransportFault>,
+        outcome: &str,
+    ) -> CmpReply {
+        self.cmp_sign_header(&answering.header, answer, fault, outcome)
+    }
+
+    /// The answer to a message with `header`, signed by the issuing CA (by the decoy key under
+    /// the `wrong-signer` fault).
+    fn cmp_sign_header(
+        &self,
+        header: &PkiHeader,
+        answer: &CmpAnswer<'_>,
+        fault: Option<TransportFault>,
+        outcome: &str,
+    ) -> CmpReply {
+        let chain = [
+            self.authority.issuing.cert.clone(),
+            self.authority.root.cert.clone(),
+        ];
+        let responder = Responder {
+            cert: &self.authority.issuing.cert,
+            extra_certs: &chain,
+            request: header,
+            sender_nonce: fresh_nonce(),
+            time: self.clock.now(),
+        };
+        let signer: &dyn Signer = if fault == Some(TransportFault::WrongSigner) {
+            &self.decoy
+        } else {
+            &self.authority.issuing.key
+        };
+        let body = respond(&responder, answer, signer).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "could not sign a CMP answer");
+            Vec::new()
+        });
+        CmpReply {
+            body,
+            outcome: outcome.to_string(),
+            fault,
+            upstream: None,
+        }
+    }
+}
+
+impl CmpReply {
+    /// No decision: the HTTP answer says why.
+    pub fn unavailable(failure: crate::backend::UpstreamFailure) -> Self {
+        Self {
+            body: Vec::new(),
+            outcome: format!("unavailable: {}", failure.text),
+            fault: None,
+            upstream: Some(failure),
+        }
+    }
+}
+
+/// What a `certConf` came to, decided in the transaction.
+enum Confirmed {
+    /// Acknowledged with `pkiConf` (what happened, for the log).
+    Acknowledged(&'static str),
+    /// Refused with `error`.
+    Refused(FailureBit, String),
+}
+
+/// The ledger's name of a CMP transaction (pending key and claimed transaction alike).
+fn cmp_transaction(header: &PkiHeader) -> String {
+    let id = header
+        .transaction_id
+        .as_ref()
+        .map_or_else(String::new, |t| hex(t.as_bytes()));
+    format!("cmp:{id}")
+}
+
+/// The header answered when the message could not be read: no transaction, no nonce.
+fn unreadable_header() -> PkiHeader {
+    PkiHeader {
+        pvno: 2,
+        sender: GeneralName::DirectoryName(Name::default()),
+        recipient: GeneralName::DirectoryName(Name::default()),
+        message_time: None,
+        protection_alg: None,
+        sender_kid: None,
+        recip_kid: None,
+        transaction_id: None,
+        sender_nonce: None,
+        recip_nonce: None,
+        free_text: None,
+        general_info: None,
+    }
+}
+
+fn accepted_status() -> PkiStatusInfo {
+    PkiStatusInfo {
+        status: 0,
+        status_string: None,
+        fail_info: None,
+    }
+}
+
+fn fresh_nonce() -> [u8; 16] {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut nonce = [0u8; 16];
+    // The system's generator does not fail on Linux; a zero nonce would only weaken the
+    // client's replay check, never ours.
+    let _ = SystemRandom::new().fill(&mut nonce);
+    nonce
+}
