@@ -129,6 +129,7 @@ pub fn mode_name(mode: Mode) -> &'static str {
         Mode::Cmc => "cmc",
         Mode::SimpleReenroll => "simplereenroll",
         Mode::Wstep => "wstep",
+        Mode::Cmp => "cmp",
     }
 }
 

@@ -329,6 +329,18 @@ impl<S: RenewalService> RenewalService for RecordingService<S> {
                 false,
                 true,
             ),
+            Ok(ServiceAnswer::Cmp { message }) => {
+                let body = renewal_client::cmp::PkiMessage::parse(
+                    message,
+                    &renewal_client::cmc::Limits::default(),
+                )
+                .map_or_else(
+                    |e| format!("unreadable ({e})"),
+                    |m| m.body.name().to_string(),
+                );
+                self.trace
+                    .push(Lane::Ca, format!("POST PKIMessage -> {body}"), false, false)
+            }
             Err(e) => self
                 .trace
                 .push(Lane::Ca, format!("POST request -> {e}"), false, true),

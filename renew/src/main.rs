@@ -91,7 +91,8 @@ enum Command {
         /// The CA certificates to trust (PEM bundle; sim-ca writes ca-chain.pem).
         #[arg(long = "ca-cert")]
         ca_cert: PathBuf,
-        /// Protocol.
+        /// Protocol: fullcmc (EST), cmc (RFC 5273), simplereenroll (EST), wstep (ADCS CES) or
+        /// cmp (RFC 4210 key update over RFC 6712 HTTPS).
         #[arg(long, default_value = "fullcmc")]
         mode: String,
         /// Template to ask for (default: the certificate's).

@@ -14,4 +14,4 @@ pub mod token;
 
 /// The wire formats live in their own crate; re-exported so that `renewal_client::cmc` and the
 /// client's own paths keep naming them.
-pub use renewal_codec::{cmc, inspect, sample, wstep, x509, xcep};
+pub use renewal_codec::{cmc, cmp, inspect, sample, wstep, x509, xcep};

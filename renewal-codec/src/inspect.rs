@@ -439,6 +439,8 @@ fn inspect_response(der: &[u8], limits: &Limits) -> Result<Inspection> {
         crate::cmc::ResponseForm::FullPkiResponse => ("cmc-response", "CMC Full PKI Response"),
         crate::cmc::ResponseForm::CertsOnly => ("certs-only", "Certs-only PKCS#7"),
         crate::cmc::ResponseForm::BareCertificate => ("certificate", "Certificate"),
+        // parse_response never yields it: CMP messages are inspected as PKIMessages.
+        crate::cmc::ResponseForm::Cmp => ("cmp", "CMP answer"),
     };
     let mut root = Node::new(format!("{title} ({} bytes)", der.len()));
     let signer = resp.verify_signer();

@@ -537,6 +537,11 @@ impl HttpsService {
 }
 
 /// A WS-Addressing MessageID: `urn:uuid:` and a random (version 4) UUID.
+/// Where CMP messages go (RFC 9811 §3: the well-known path, no profile label).
+const CMP_PATH: &str = "/.well-known/cmp";
+/// RFC 6712 §3.4.
+const PKIXCMP: &str = "application/pkixcmp";
+
 fn message_id() -> Result<String, ServiceError> {
     crate::wstep::random_message_id()
         .ok_or_else(|| ServiceError::Config("no randomness for a MessageID".into()))
@@ -559,6 +564,12 @@ impl RenewalService for HttpsService {
         // resent by `exchange`.)
         if self.config.mode == Mode::Wstep {
             return self.warm_up_wstep();
+        }
+        if self.config.mode == Mode::Cmp {
+            // A CMP server need not serve EST: the handshake alone opens the session (the
+            // CA certificates come with its answers).
+            self.connect()?;
+            return Ok(Vec::new());
         }
         let url = self.url("/.well-known/est/cacerts");
         let host = self.host_header();
@@ -596,6 +607,7 @@ impl RenewalService for HttpsService {
                 "application/pkcs10",
                 Bytes::from(Base64::encode_string(body)),
             ),
+            Mode::Cmp => (CMP_PATH, PKIXCMP, Bytes::copy_from_slice(body)),
         };
         let url = self.url(path);
         let host = self.host_header();
@@ -614,6 +626,13 @@ impl RenewalService for HttpsService {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         match status {
+            StatusCode::OK
+                if self.config.mode == Mode::Cmp && content_type.starts_with(PKIXCMP) =>
+            {
+                Ok(ServiceAnswer::Cmp {
+                    message: body.to_vec(),
+                })
+            }
             StatusCode::OK | StatusCode::ACCEPTED
                 if content_type.starts_with("application/pkcs7-mime") =>
             {

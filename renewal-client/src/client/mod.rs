@@ -23,6 +23,10 @@ pub enum Mode {
     /// CMC request in a SOAP `RequestSecurityToken`, pending requests collected with
     /// `QueryTokenStatus`.
     Wstep,
+    /// CMP (RFC 4210, the lightweight profile of RFC 9483) over HTTPS (RFC 6712): a key update
+    /// request protected by the old key, confirmed with `certConf` unless the CA grants
+    /// implicit confirmation; pending requests polled with `pollReq`.
+    Cmp,
 }
 
 impl Mode {
@@ -31,7 +35,7 @@ impl Mode {
 
     /// Whether the request is a full CMC request signed by both keys (not a bare PKCS#10).
     pub fn sends_cmc(self) -> bool {
-        !matches!(self, Self::SimpleReenroll)
+        !matches!(self, Self::SimpleReenroll | Self::Cmp)
     }
 }
 
@@ -44,10 +48,11 @@ impl std::str::FromStr for Mode {
             "cmc" => Ok(Self::Cmc),
             "simplereenroll" => Ok(Self::SimpleReenroll),
             "wstep" => Ok(Self::Wstep),
+            "cmp" => Ok(Self::Cmp),
             other => Err(crate::cmc::InvalidValue::new(
                 "mode",
                 other,
-                "fullcmc, cmc, simplereenroll or wstep",
+                "fullcmc, cmc, simplereenroll, wstep or cmp",
             )),
         }
     }
@@ -67,6 +72,12 @@ pub enum ServiceAnswer {
     Pending {
         /// Seconds to wait.
         retry_after: u64,
+    },
+    /// A CMP PKIMessage (`application/pkixcmp`), as received: the renewal reads it, checking
+    /// its protection against the exchange it belongs to.
+    Cmp {
+        /// DER.
+        message: Vec<u8>,
     },
     /// The CA refused in the transport's own terms (an MS-WSTEP SOAP fault): `text` starts
     /// with the HRESULT when one was sent.

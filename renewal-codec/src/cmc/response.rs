@@ -225,6 +225,8 @@ pub enum ResponseForm {
     CertsOnly,
     /// A bare X.509 certificate.
     BareCertificate,
+    /// A CMP answer (`kup`), whose protection the reader checked.
+    Cmp,
 }
 
 /// A parsed response.
@@ -249,6 +251,29 @@ pub struct ParsedResponse {
     /// The PKIResponse (full responses).
     pub body: Option<PkiResponse>,
     econtent: Vec<u8>,
+}
+
+impl ParsedResponse {
+    /// What a CMP `kup` says, as the renewal reads CMC answers: its outcome, status text and
+    /// certificates (the issued one first). The caller has verified its protection.
+    pub fn from_cmp(
+        outcome: Outcome,
+        status_string: Option<String>,
+        certificates: Vec<Retained<Certificate>>,
+    ) -> Self {
+        Self {
+            form: ResponseForm::Cmp,
+            outcome,
+            status_string,
+            certificates,
+            issued_cert_hash: None,
+            transaction_id: None,
+            recipient_nonce: None,
+            signed_data: None,
+            body: None,
+            econtent: Vec::new(),
+        }
+    }
 }
 
 /// Parses what a CA answered: a Full PKI Response, a certs-only PKCS#7 or a bare certificate.

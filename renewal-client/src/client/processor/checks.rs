@@ -30,6 +30,32 @@ pub(super) fn self_check(
             verify_pkcs10(&req).map_err(|e| e.to_string())?;
             req
         }
+        Mode::Cmp => {
+            // The protection verifies with the certificate it names, the proof of possession
+            // with the key the request asks for — and that key is the card's new one.
+            let message = crate::cmp::PkiMessage::parse(body, &Limits::default())
+                .map_err(|e| e.to_string())?;
+            let old = message
+                .protecting_certificate()
+                .ok_or("the key update carries no old certificate")?;
+            message
+                .verify_protection(old.value())
+                .map_err(|e| format!("the old key's protection: {e}"))?;
+            let crate::cmp::PkiBody::Kur(requests) = &message.body else {
+                return Err("not a key update request".into());
+            };
+            let [request] = requests.as_slice() else {
+                return Err("not exactly one certificate request".into());
+            };
+            request.verify_pop().map_err(|e| e.to_string())?;
+            let asked = request.cert_req.cert_template.public_key.as_ref();
+            if asked.and_then(|k| PublicKey::from_spki(k).ok())
+                != PublicKey::from_spki(new_key).ok()
+            {
+                return Err("the request does not carry the key the card generated".into());
+            }
+            return Ok(());
+        }
         Mode::FullCmc | Mode::Cmc | Mode::Wstep => {
             let facts = parse_request(body, &Limits::default())
                 .and_then(|p| p.verify())

@@ -7,6 +7,7 @@
 //! from whatever the journal says.
 
 mod checks;
+mod cmp;
 pub mod effects;
 pub mod states;
 

@@ -18,6 +18,7 @@ use x509_cert::Certificate;
 use super::{
     RenewalError, RollbackCause, Step,
     checks::{self_check, verify_issued},
+    cmp,
     effects::Effects,
 };
 use crate::{
@@ -180,7 +181,7 @@ impl State {
             Self::Generate(s) => s.step(cx, fx),
             Self::Build(s) => s.step(cx, fx),
             Self::Submit(s) => s.step(cx, fx),
-            Self::Verify(s) => Ok(s.step(cx)),
+            Self::Verify(s) => s.step(cx, fx),
             Self::Install(s) => s.step(fx),
             Self::Supersede(s) => s.step(cx, fx),
             Self::RollBack(s) => s.step(fx),
@@ -382,6 +383,7 @@ impl Build {
                 request,
                 polls: 0,
                 tries: 0,
+                cmp_answer: None,
             }))),
             // The new key exists: whatever went wrong, it goes (no orphan container).
             Err(RenewalError::Card { step, source }) => {
@@ -428,6 +430,27 @@ impl Build {
             .map_err(card_error)?
             .der()
             .to_vec(),
+            Mode::Cmp => {
+                if self.new.attestation.is_some() {
+                    return Err(RenewalError::Precondition(
+                        "a CMP key update has no place for the card's attestation: renew with \
+                         --mode fullcmc, cmc, simplereenroll or wstep"
+                            .into(),
+                    ));
+                }
+                cmp::key_update(old_cert, old_key.as_ref(), new_key.as_ref(), false).map_err(
+                    |e| match e {
+                        crate::cmp::build::BuildError::Sign(s) => RenewalError::Card {
+                            step: Step::BuildRequest,
+                            source: TokenError::Backend {
+                                backend: "token",
+                                detail: s.to_string(),
+                            },
+                        },
+                        other => RenewalError::Precondition(other.to_string()),
+                    },
+                )?
+            }
             Mode::FullCmc | Mode::Cmc | Mode::Wstep => {
                 let mut params = RenewalParams::random()
                     .map_err(|e| RenewalError::Precondition(e.to_string()))?;
@@ -457,6 +480,8 @@ pub struct Submit {
     polls: u32,
     /// Re-sends so far after lost answers.
     tries: u32,
+    /// CMP: the header of the CA's last answer (its nonce is the next message's recipNonce).
+    cmp_answer: Option<Box<crate::cmp::PkiHeader>>,
 }
 
 impl Submit {
@@ -466,7 +491,13 @@ impl Submit {
                 request: hex(&self.request),
             })?;
         }
-        let retry_after = match fx.submit(&self.request) {
+        // CMP polls with a pollReq of its own (protected by the old key), not the request again.
+        let (message, sent) = match self.cmp_message(cx, &*fx) {
+            Ok(m) => m,
+            Err(next) => return Ok(*next),
+        };
+        let mut cmp_answer = self.cmp_answer.clone();
+        let retry_after = match fx.submit(&message) {
             // The answer was lost: the CA may have decided. The same bytes again get its
             // decision (never a second one), journaled first so a crash resumes with them.
             Err(e) if e.lost_answer() && self.tries < cx.retry.attempts => {
@@ -491,6 +522,53 @@ impl Submit {
                 return Ok(RollBack::of(self.new.id, cause));
             }
             Ok(ServiceAnswer::Pending { retry_after }) => retry_after,
+            Ok(ServiceAnswer::Cmp { message }) => {
+                let Some(sent) = &sent else {
+                    return Ok(RollBack::of(
+                        self.new.id,
+                        RollbackCause::BadAnswer(
+                            "a CMP answer to a request that is not CMP".into(),
+                        ),
+                    ));
+                };
+                match cmp::read(&message, sent, &cx.trust_anchors) {
+                    Err(reason) => {
+                        return Ok(RollBack::of(self.new.id, RollbackCause::BadAnswer(reason)));
+                    }
+                    Ok((cmp::Answer::Waiting { check_after }, header)) => {
+                        cmp_answer = Some(Box::new(header));
+                        check_after
+                    }
+                    Ok((cmp::Answer::Issued { response, implicit }, header)) => {
+                        let confirm = (!implicit).then(|| {
+                            Box::new(Confirm {
+                                request: sent.clone(),
+                                answer: header,
+                            })
+                        });
+                        return Ok(Next::Continue(State::Verify(Verify {
+                            old: self.old,
+                            new: self.new,
+                            response,
+                            confirm,
+                        })));
+                    }
+                    Ok((cmp::Answer::Refused { fail_info, text }, _)) => {
+                        return Ok(RollBack::of(
+                            self.new.id,
+                            RollbackCause::Refused { fail_info, text },
+                        ));
+                    }
+                    Ok((cmp::Answer::Acknowledged, _)) => {
+                        return Ok(RollBack::of(
+                            self.new.id,
+                            RollbackCause::BadAnswer(
+                                "the CA answered our request with pkiConf".into(),
+                            ),
+                        ));
+                    }
+                }
+            }
             Ok(ServiceAnswer::Refused { text }) => {
                 return Ok(RollBack::of(
                     self.new.id,
@@ -510,6 +588,7 @@ impl Submit {
                         old: self.old,
                         new: self.new,
                         response,
+                        confirm: None,
                     })));
                 }
                 Outcome::Failed { fail_info } => {
@@ -545,9 +624,62 @@ impl Submit {
         fx.wait(Duration::from_secs(retry_after));
         Ok(Next::Continue(State::Submit(Self {
             polls: self.polls + 1,
+            cmp_answer,
             ..self
         })))
     }
+
+    /// What to send: the request itself; in CMP after the first answer, a `pollReq` in its
+    /// transaction. With the header of what is sent, for reading the answer (CMP only).
+    fn cmp_message(
+        &self,
+        cx: &Context,
+        fx: &dyn Effects,
+    ) -> Result<(Vec<u8>, Option<crate::cmp::PkiHeader>), Box<Next>> {
+        if cx.mode != Mode::Cmp {
+            return Ok((self.request.clone(), None));
+        }
+        let bad = |reason: String| {
+            Box::new(RollBack::of(
+                self.new.id.clone(),
+                RollbackCause::Request(reason),
+            ))
+        };
+        let request = cmp::header_of(&self.request).map_err(bad)?;
+        if self.polls == 0 {
+            return Ok((self.request.clone(), Some(request)));
+        }
+        let old_key = fx.signer(
+            &cx.old,
+            self.old.spki().clone(),
+            self.old.key.signature_algorithm(),
+        );
+        let poll = cmp::poll(
+            &request,
+            self.cmp_answer.as_deref(),
+            old_key.as_ref(),
+            &self.old.certificate,
+        )
+        .map_err(|e| match e {
+            crate::cmp::build::BuildError::Sign(s) => Box::new(RollBack::after_card_error(
+                self.new.id.clone(),
+                Step::Await,
+                TokenError::Backend {
+                    backend: "token",
+                    detail: s.to_string(),
+                },
+            )),
+            other => bad(other.to_string()),
+        })?;
+        let sent = cmp::header_of(&poll).map_err(bad)?;
+        Ok((poll, Some(sent)))
+    }
+}
+
+/// A CMP certificate to confirm: the header of the message it answered and the answer's.
+pub struct Confirm {
+    request: crate::cmp::PkiHeader,
+    answer: crate::cmp::PkiHeader,
 }
 
 /// The CA answered "issued".
@@ -555,23 +687,109 @@ pub struct Verify {
     old: OldCertificate,
     new: NewKey,
     response: Box<ParsedResponse>,
+    /// CMP without implicit confirmation: the exchange to confirm (or reject) it in.
+    confirm: Option<Box<Confirm>>,
 }
 
 impl Verify {
-    fn step(self, cx: &Context) -> Next {
-        match verify_issued(
+    fn step(self, cx: &Context, fx: &mut dyn Effects) -> Result<Next, RenewalError> {
+        let checked = verify_issued(
             cx,
             &self.response,
             self.old.certificate.value(),
             &self.new.spki,
-        ) {
+        );
+        if let Some(confirm) = &self.confirm {
+            // What the CA issued, confirmed only once it passed every check; rejected (so the
+            // CA revokes it) otherwise.
+            let received = checked.as_ref().ok().or(self.response.certificates.first());
+            if let Some(received) = received
+                && let Err(next) = self.send_confirm(
+                    cx,
+                    fx,
+                    confirm,
+                    received,
+                    checked.as_ref().err().map(String::as_str),
+                )
+                && checked.is_ok()
+            {
+                return Ok(*next);
+            }
+        }
+        Ok(match checked {
             Ok(issued) => Next::Continue(State::Install(Install {
                 new: self.new.id,
                 issued: Box::new(issued),
                 intent_journaled: false,
             })),
             Err(reason) => RollBack::of(self.new.id, RollbackCause::BadAnswer(reason)),
+        })
+    }
+
+    /// `certConf` for `issued` (rejecting it with `rejection`), acknowledged by `pkiConf`.
+    fn send_confirm(
+        &self,
+        cx: &Context,
+        fx: &mut dyn Effects,
+        confirm: &Confirm,
+        issued: &Retained<Certificate>,
+        rejection: Option<&str>,
+    ) -> Result<(), Box<Next>> {
+        let new = || self.new.id.clone();
+        let message = {
+            let old_key = fx.signer(
+                &cx.old,
+                self.old.spki().clone(),
+                self.old.key.signature_algorithm(),
+            );
+            cmp::confirm(
+                &confirm.request,
+                Some(&confirm.answer),
+                issued,
+                rejection,
+                old_key.as_ref(),
+                &self.old.certificate,
+            )
         }
+        .map_err(|e| match e {
+            crate::cmp::build::BuildError::Sign(s) => Box::new(RollBack::after_card_error(
+                new(),
+                Step::Verify,
+                TokenError::Backend {
+                    backend: "token",
+                    detail: s.to_string(),
+                },
+            )),
+            other => Box::new(RollBack::of(
+                new(),
+                RollbackCause::Request(other.to_string()),
+            )),
+        })?;
+        let sent = cmp::header_of(&message)
+            .map_err(|reason| Box::new(RollBack::of(new(), RollbackCause::Request(reason))))?;
+        let answer = fx.submit(&message).map_err(|e| {
+            Box::new(RollBack::of(
+                new(),
+                match e.card_refusal() {
+                    Some(refusal) => RollbackCause::of_refusal(Step::Verify, refusal),
+                    None => RollbackCause::Transport(format!("certificate confirmation: {e}")),
+                },
+            ))
+        })?;
+        let cause = match answer {
+            ServiceAnswer::Cmp { message } => match cmp::read(&message, &sent, &cx.trust_anchors) {
+                Ok((cmp::Answer::Acknowledged, _)) => return Ok(()),
+                Ok((cmp::Answer::Refused { fail_info, text }, _)) => {
+                    RollbackCause::Refused { fail_info, text }
+                }
+                Ok((other, _)) => RollbackCause::BadAnswer(format!(
+                    "the CA answered our certificate confirmation with {other:?}"
+                )),
+                Err(reason) => RollbackCause::BadAnswer(reason),
+            },
+            _ => RollbackCause::BadAnswer("a non-CMP answer to our certConf".into()),
+        };
+        Err(Box::new(RollBack::of(new(), cause)))
     }
 }
 
@@ -761,6 +979,7 @@ impl Resume {
             request: self.request,
             polls: 1,
             tries: 0,
+            cmp_answer: None,
         })))
     }
 }
