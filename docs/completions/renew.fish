@@ -64,7 +64,7 @@ complete -c renew -n "__fish_renew_using_subcommand run" -l retries -d 'Re-sends
 complete -c renew -n "__fish_renew_using_subcommand run" -l ca -d 'CA base URL, e.g. https://localhost:8443 (for `--mode wstep`: the CES URL)' -r
 complete -c renew -n "__fish_renew_using_subcommand run" -l cep -d 'Find the enrollment service and template in this MS-XCEP policy service (the `..._CEP_Certificate/service.svc/CEP` URL): renews over MS-WSTEP at the CES URI the policy names for the certificate\'s template' -r
 complete -c renew -n "__fish_renew_using_subcommand run" -l ca-cert -d 'The CA certificates to trust (PEM bundle; sim-ca writes ca-chain.pem)' -r -F
-complete -c renew -n "__fish_renew_using_subcommand run" -l mode -d 'Protocol' -r
+complete -c renew -n "__fish_renew_using_subcommand run" -l mode -d 'Protocol: fullcmc (EST), cmc (RFC 5273), simplereenroll (EST), wstep (ADCS CES) or cmp (RFC 4210 key update over RFC 6712 HTTPS)' -r
 complete -c renew -n "__fish_renew_using_subcommand run" -l template -d 'Template to ask for (default: the certificate\'s)' -r
 complete -c renew -n "__fish_renew_using_subcommand run" -l max-polls -d 'How many times to poll a pending request before leaving it for `renew resume`' -r
 complete -c renew -n "__fish_renew_using_subcommand run" -l json -d 'Print the outcome as JSON on stdout'

@@ -43,6 +43,7 @@ complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -l store -d 'Where 
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -l scenario -d 'Scenario file (TOML): templates, disposition rules, faults' -r -F
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -l admin -d 'Admin API address (plain HTTP; keep it on loopback)' -r
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -l trust-ra -d 'Trust this certificate (PEM; the first one of the file) as a registration authority: a renewal gateway that forwards users\' signed requests inside its own signed wrapper, or their PKCS#10 for a subject it validated (repeatable)' -r -F
+complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -l cmp-confirm-wait -d 'Seconds a certificate issued over CMP without implicit confirmation waits for the client\'s certConf before it is revoked (RFC 4210 §5.3.18)' -r
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand credential" -l state -d 'State directory' -r -F
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand credential" -l cn -d 'The certificate\'s common name' -r
