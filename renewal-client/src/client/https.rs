@@ -202,20 +202,34 @@ pub struct HttpsService {
     pending_wstep: Option<(Vec<u8>, u64)>,
     /// A PIN refusal of the TLS signer during the last handshake.
     refusal: RefusalSlot,
+    /// Plain HTTP (CMP only: see [`parse_url`]).
+    plain: bool,
 }
 
-fn parse_url(url: &str) -> Result<(String, u16), ServiceError> {
-    let rest = url
-        .strip_prefix("https://")
-        .ok_or_else(|| ServiceError::Config(format!("{url}: only https:// URLs")))?;
+/// Host, port and whether the URL is plain `http://`: allowed for CMP only, whose every message
+/// is protected by signature and whose every answer is verified before it counts (RFC 6712 §3.2
+/// lets CMP run over plain HTTP; OpenSSL's own CMP server speaks nothing else).
+fn parse_url(url: &str, mode: Mode) -> Result<(String, u16, bool), ServiceError> {
+    let (rest, plain) = match (url.strip_prefix("https://"), url.strip_prefix("http://")) {
+        (Some(rest), _) => (rest, false),
+        (None, Some(rest)) if mode == Mode::Cmp => (rest, true),
+        _ => {
+            return Err(ServiceError::Config(format!(
+                "{url}: only https:// URLs (http:// only with --mode cmp, whose messages are \
+                 signed)"
+            )));
+        }
+    };
     let authority = rest.split('/').next().unwrap_or_default();
+    let default_port = if plain { 80 } else { 443 };
     match authority.rsplit_once(':') {
         Some((host, port)) => Ok((
             host.to_string(),
             port.parse()
                 .map_err(|_| ServiceError::Config(format!("{url}: bad port")))?,
+            plain,
         )),
-        None => Ok((authority.to_string(), 443)),
+        None => Ok((authority.to_string(), default_port, plain)),
     }
 }
 
@@ -229,7 +243,7 @@ impl HttpsService {
         algorithm: KeyAlgorithm,
         client_cert: &Retained<Certificate>,
     ) -> Result<Self, ServiceError> {
-        let (host, port) = parse_url(&config.base_url)?;
+        let (host, port, plain) = parse_url(&config.base_url, config.mode)?;
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut roots = RootCertStore::empty();
         for der in &config.trust_anchors {
@@ -281,6 +295,7 @@ impl HttpsService {
             host,
             port,
             tls: Arc::new(tls),
+            plain,
             pending_wstep: None,
             refusal,
         })
@@ -294,15 +309,25 @@ impl HttpsService {
         if let Ok(mut slot) = self.refusal.lock() {
             *slot = None;
         }
-        let (host, port, tls, timeout) = (
+        let (host, port, tls, timeout, plain) = (
             self.host.clone(),
             self.port,
             Arc::clone(&self.tls),
             self.config.timeout,
+            self.plain,
         );
         let sender = self.runtime.block_on(async move {
             let connect = async {
                 let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+                if plain {
+                    let (sender, connection) = http1::handshake(TokioIo::new(tcp))
+                        .await
+                        .map_err(std::io::Error::other)?;
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                    return Ok::<_, std::io::Error>(sender);
+                }
                 let name = ServerName::try_from(host.clone())
                     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
                 let stream = tokio_rustls::TlsConnector::from(tls)
@@ -343,7 +368,12 @@ impl HttpsService {
         for attempt in 0..2 {
             self.connect()?;
             let timeout = self.config.timeout;
-            let request = build()?;
+            let mut request = build()?;
+            // On a direct connection the request target is the path (origin-form, RFC 9112
+            // §3.2.1): servers such as OpenSSL's refuse the absolute form a proxy would get.
+            if let Some(target) = request.uri().path_and_query().cloned() {
+                *request.uri_mut() = hyper::Uri::from(target);
+            }
             let sender = self
                 .sender
                 .as_mut()
@@ -414,6 +444,17 @@ impl HttpsService {
         } else {
             format!("{}:{}", self.host, self.port)
         }
+    }
+
+    /// Whether the base URL names a path beyond `/`.
+    fn has_path(&self) -> bool {
+        let rest = self
+            .config
+            .base_url
+            .split_once("://")
+            .map_or("", |(_, rest)| rest);
+        rest.split_once('/')
+            .is_some_and(|(_, path)| !path.is_empty())
     }
 
     /// Where CES is: the base URL itself when it names a CES service (`.../service.svc/CES`,
@@ -609,7 +650,12 @@ impl RenewalService for HttpsService {
             ),
             Mode::Cmp => (CMP_PATH, PKIXCMP, Bytes::copy_from_slice(body)),
         };
-        let url = self.url(path);
+        let url = match self.config.mode {
+            // A CMP URL with a path of its own is the endpoint (`/pkix/`, a profile label);
+            // a bare host gets the well-known path.
+            Mode::Cmp if self.has_path() => self.config.base_url.clone(),
+            _ => self.url(path),
+        };
         let host = self.host_header();
         let build = || {
             Request::post(url.as_str())
