@@ -184,10 +184,15 @@ pub fn default_matrix_via(route: Option<GatewayRoute>) -> Vec<Scenario> {
 /// The scenarios, their expectations for a client reaching the CA by `route`.
 fn matrix_expecting(route: Option<GatewayRoute>) -> Vec<Scenario> {
     use Expected::*;
-    let modes = Mode::ALL;
+    // CMP goes to the CA directly: the gateway has no CMP upstream yet.
+    let modes = Mode::ALL
+        .into_iter()
+        .chain(route.is_none().then_some(Mode::Cmp));
     let mut out = Vec::new();
     for mode in modes {
         let m = mode_name(mode);
+        // Whether the old key signs besides the TLS handshake (full CMC's CMS signer, CMP's
+        // protection) — so a failing fourth signature, or a PIN-always key, counts.
         let cmc = mode != Mode::SimpleReenroll;
         // CA dispositions.
         let dispositions: [(&str, &str, Expected); 10] = [
@@ -451,10 +456,20 @@ fn matrix_expecting(route: Option<GatewayRoute>) -> Vec<Scenario> {
         // A template that renews only attested keys: the card's attestation of the new key
         // goes in the PKCS#10 (read without the PIN: still one prompt); without it, the CA
         // refuses and the new key goes.
+        // CMP has no place for an attestation: refused before the PIN or a key (no prompt).
         out.push(Scenario {
             ca: attested_keys_only(),
             attest: true,
-            ..base(format!("attest/required/{m}"), mode, Renewed)
+            prompts: usize::from(mode != Mode::Cmp),
+            ..base(
+                format!("attest/required/{m}"),
+                mode,
+                if mode == Mode::Cmp {
+                    RolledBack
+                } else {
+                    Renewed
+                },
+            )
         });
         out.push(Scenario {
             ca: attested_keys_only(),

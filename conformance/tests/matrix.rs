@@ -17,7 +17,7 @@ fn the_default_matrix_runs_green() {
     for area in [
         "ca/", "adcs/", "net/", "card/", "pin/", "crash/", "rsa2048/",
     ] {
-        for mode in ["/fullcmc", "/cmc", "/simplereenroll", "/wstep"] {
+        for mode in ["/fullcmc", "/cmc", "/simplereenroll", "/wstep", "/cmp"] {
             assert!(
                 names
                     .iter()

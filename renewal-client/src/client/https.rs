@@ -675,6 +675,10 @@ impl RenewalService for HttpsService {
             StatusCode::OK
                 if self.config.mode == Mode::Cmp && content_type.starts_with(PKIXCMP) =>
             {
+                // A message that does not even parse was damaged on the way (a lost answer,
+                // re-sent); one that parses is judged by the renewal.
+                crate::cmp::PkiMessage::parse(&body, &Limits::default())
+                    .map_err(|e| ServiceError::BadAnswer(format!("CMP answer: {e}")))?;
                 Ok(ServiceAnswer::Cmp {
                     message: body.to_vec(),
                 })

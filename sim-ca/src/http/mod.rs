@@ -192,6 +192,24 @@ async fn handle(
     // CMP (RFC 6712, paths of RFC 9811): the message's protection says who asks, so TLS
     // client authentication is optional here.
     if method == Method::POST && is_cmp_path(&path) {
+        // The scenario's faults before the request is read, for a client that showed a
+        // certificate (scenario rules match on it).
+        if let Some(client) = client.clone() {
+            let ca = Arc::clone(&ca);
+            let early = tokio::task::spawn_blocking(move || ca.fault_before_read(&client))
+                .await
+                .unwrap_or(None);
+            match early {
+                Some(TransportFault::DropBeforeRead) => return Err(Hangup),
+                Some(TransportFault::Http(code)) => {
+                    return Ok(text(
+                        StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                        "injected fault",
+                    ));
+                }
+                _ => {}
+            }
+        }
         let body = match read_body(req, limits).await {
             Ok(b) => b,
             Err(r) => return Ok(r),

@@ -236,6 +236,14 @@ impl Start {
             mode: cx.mode,
             token,
         })?;
+        if cx.attest && cx.mode == Mode::Cmp {
+            // Refused before the PIN is asked or a key is made.
+            return Ok(RollBack::nothing_made(RollbackCause::Request(
+                "a CMP key update has no place for the card's attestation: renew with \
+                 --mode fullcmc, cmc, simplereenroll or wstep"
+                    .into(),
+            )));
+        }
         Ok(Next::Continue(State::Connect(Connect { old })))
     }
 }
