@@ -4,6 +4,9 @@
 //!   the new key; CMS signers: new key, old key), so its floor is three of each.
 //! * `ours/*`: build+sign, encode only (signatures precomputed), parse, parse+verify.
 //! * `openssl/*`: the same build+sign and parse+verify done by OpenSSL (`benches::openssl_peer`).
+//! * `ours/cmp-*`: the CMP key update a renewal sends instead (`--mode cmp`): build+protect (two
+//!   signatures: proof of possession by the new key, protection by the old), and the CA's
+//!   parse+verify of it (both signatures).
 //!
 //! `scripts/bench-report.sh` turns the medians into the ratio table of `benches/README.md`.
 #![allow(missing_docs, clippy::unwrap_used)]
@@ -196,6 +199,37 @@ fn ours_and_peer(c: &mut Criterion) {
                     .unwrap()
                     .verify()
                     .unwrap()
+            })
+        });
+    }
+    for (name, sample) in [("p256", &p256), ("rsa2048", &rsa)] {
+        let kur = || {
+            renewal_codec::cmp::build::key_update_request(
+                &renewal_codec::cmp::build::KeyUpdate {
+                    old: &sample.old_cert,
+                    recipient: sample.ca_cert.value().tbs_certificate().subject().clone(),
+                    transaction_id: [7; 16],
+                    sender_nonce: [7; 16],
+                    time: std::time::SystemTime::now(),
+                    implicit_confirm: false,
+                },
+                &sample.old_key,
+                &sample.new_key,
+            )
+            .unwrap()
+        };
+        group.bench_function(format!("cmp-build+protect/{name}"), |b| b.iter(kur));
+        let der = kur();
+        group.bench_function(format!("cmp-parse+verify/{name}"), |b| {
+            b.iter(|| {
+                let message =
+                    renewal_codec::cmp::PkiMessage::parse(black_box(&der), &limits).unwrap();
+                let signer = message.protecting_certificate().unwrap();
+                message.verify_protection(signer.value()).unwrap();
+                let renewal_codec::cmp::PkiBody::Kur(requests) = &message.body else {
+                    unreachable!()
+                };
+                requests[0].verify_pop().unwrap();
             })
         });
     }

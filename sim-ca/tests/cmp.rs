@@ -222,6 +222,19 @@ fn a_certificate_the_client_rejects_or_never_confirms_is_revoked() {
 }
 
 #[test]
+fn a_confirmation_after_the_deadline_is_refused_and_revokes_even_without_a_sweep() {
+    let ca = ca_with("").with_confirm_wait(Duration::from_secs(60));
+    let client = Client::new(&ca);
+    let kur = key_update(&client, &ca, rand16(), false);
+    let reply = answer(&ca, &kur, &[]);
+    let issued = kup(&reply).response[0].certificate().unwrap();
+    ca.clock().advance(Duration::from_secs(61));
+    let ack = confirm(&ca, &client, &kur, &reply, &issued, None);
+    assert_eq!(failures(&ack), ["certRevoked"]);
+    assert!(revoked(&ca, &issued));
+}
+
+#[test]
 fn a_confirmation_must_carry_the_issued_certificates_hash() {
     let ca = ca();
     let client = Client::new(&ca);

@@ -43,7 +43,6 @@ impl Ca {
     /// one: the message's protection, not TLS, says who asks).
     pub fn handle_cmp(&self, body: &[u8], tls_cert: &[u8]) -> CmpReply {
         let origin = Origin::new("cmp", tls_cert, body);
-        self.sweep_confirmations();
         let message = match PkiMessage::parse(body, &self.limits) {
             Ok(m) => m,
             Err(e) => {
@@ -270,7 +269,24 @@ impl Ca {
                 );
             }
             let serial = Some(record.serial.as_str());
-            match (record.state, status.accepted()) {
+            let state = if record.state == ConfirmState::Waiting && now > record.deadline {
+                // Too late, whether or not a sweep noticed yet: revoked now.
+                s.revoke(&record.serial, now)?;
+                s.set_confirmation(&key, ConfirmState::Expired)?;
+                self.audit(
+                    s,
+                    &origin,
+                    None,
+                    AuditOutcome::Revoked,
+                    serial,
+                    None,
+                    "no certConf came by the deadline (RFC 4210 §5.3.18): revoked".into(),
+                )?;
+                ConfirmState::Expired
+            } else {
+                record.state
+            };
+            match (state, status.accepted()) {
                 (ConfirmState::Waiting, true) => {
                     s.set_confirmation(&key, ConfirmState::Confirmed)?;
                     self.audit(
@@ -331,10 +347,18 @@ impl Ca {
         }
     }
 
-    /// Revokes what waited for a confirmation past its deadline, and audits it (runs before
-    /// every CMP decision and, in `serve`, every second).
+    /// Revokes what waited for a confirmation past its deadline, and audits it (`serve` runs
+    /// it every second; a confirmation that comes late is refused whether or not a sweep ran).
     pub fn sweep_confirmations(&self) {
         let now = self.clock.unix();
+        // A read first, under the plain lock: nothing overdue (the usual case) costs no
+        // transaction and no fsync.
+        let due = lock(&self.store)
+            .overdue_confirmations(now, 1)
+            .map(|d| !d.is_empty());
+        if !matches!(due, Ok(true)) {
+            return;
+        }
         let store = self.decision();
         let result = store.atomically(|s| {
             for overdue in s.overdue_confirmations(now, SWEEP_BATCH)? {

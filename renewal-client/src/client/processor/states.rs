@@ -775,15 +775,29 @@ impl Verify {
         })?;
         let sent = cmp::header_of(&message)
             .map_err(|reason| Box::new(RollBack::of(new(), RollbackCause::Request(reason))))?;
-        let answer = fx.submit(&message).map_err(|e| {
-            Box::new(RollBack::of(
-                new(),
-                match e.card_refusal() {
-                    Some(refusal) => RollbackCause::of_refusal(Step::Verify, refusal),
-                    None => RollbackCause::Transport(format!("certificate confirmation: {e}")),
-                },
-            ))
-        })?;
+        // A lost answer (the CA restarted, the connection dropped) is re-sent, the same bytes:
+        // the CA acknowledges a repeated confirmation again.
+        let mut tries = 0;
+        let answer = loop {
+            match fx.submit(&message) {
+                Ok(answer) => break answer,
+                Err(e) if e.lost_answer() && tries < cx.retry.attempts => {
+                    tries += 1;
+                    fx.wait(cx.retry.wait(tries, e.retry_after()));
+                }
+                Err(e) => {
+                    return Err(Box::new(RollBack::of(
+                        new(),
+                        match e.card_refusal() {
+                            Some(refusal) => RollbackCause::of_refusal(Step::Verify, refusal),
+                            None => {
+                                RollbackCause::Transport(format!("certificate confirmation: {e}"))
+                            }
+                        },
+                    )));
+                }
+            }
+        };
         let cause = match answer {
             ServiceAnswer::Cmp { message } => match cmp::read(&message, &sent, &cx.trust_anchors) {
                 Ok((cmp::Answer::Acknowledged, _)) => return Ok(()),
