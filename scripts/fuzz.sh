@@ -49,6 +49,10 @@ cp "$SAMPLE/request.der" "$SEEDS/inspect_input/sample-request.der"
 cp "$SAMPLE/old.pem" "$SEEDS/inspect_input/old.pem"
 { printf '\x00'; cat "$SAMPLE/request.der"; } > "$SEEDS/sim_ca_decision/fullcmc-valid"
 printf '\x01' > "$SEEDS/sim_ca_decision/simple-empty"
+# OpenSSL's CMP messages at the CA's CMP endpoint (another PKI's: they reach the identity checks).
+for f in renewal-codec/tests/vectors/cmp/k*.der renewal-codec/tests/vectors/cmp/certconf-*.der; do
+  { printf '\x08'; cat "$f"; } > "$SEEDS/sim_ca_decision/cmp-$(basename "$f" .der)"
+done
 # key_attestation edits a genuine bundle: an empty patch at offset 0 is the genuine one.
 printf '\x00\x00\x00' > "$SEEDS/key_attestation/genuine"
 if command -v openssl >/dev/null; then

@@ -3,7 +3,8 @@
 //! the deterministic sample PKI as the CA (so `renew sample --deterministic`'s request is a
 //! seed that reaches issuance). First byte: bit 0 picks the endpoint (full CMC /
 //! simplereenroll), bit 1 whether the TLS certificate is the sample user's or comes from the
-//! input, bit 2 the decider (the CA / the gateway).
+//! input, bit 2 the decider (the CA / the gateway), bit 3 the CMP endpoint instead (a
+//! PKIMessage: kur, pollReq, certConf, anything).
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -96,6 +97,20 @@ fuzz_target!(|data: &[u8]| {
             .min(rest.len());
         rest.split_at(split)
     };
+    if mode & 8 != 0 {
+        use sim_ca::backend::Backend;
+        let reply = if mode & 4 == 0 {
+            Some(ca.handle_cmp(body, tls))
+        } else {
+            gateway.handle_cmp(body, tls)
+        };
+        // Whatever came in, the answer is a PKIMessage the CA signed (never an empty body but
+        // for "no decision": the store failed).
+        if let Some(reply) = reply {
+            assert!(!reply.body.is_empty() || reply.upstream.is_some());
+        }
+        return;
+    }
     match (mode & 1 == 0, mode & 4 == 0) {
         (true, true) => drop(ca.handle_cmc(body, tls)),
         (false, true) => drop(ca.handle_simple(body, tls)),
