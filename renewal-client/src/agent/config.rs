@@ -10,7 +10,7 @@
 //! card_serial = "12345678"                 # optional: only this card (another one is "absent")
 //! ca = "https://ca.example:8443"
 //! ca_cert = "ca-chain.pem"                 # relative paths are relative to this file
-//! mode = "fullcmc"                         # fullcmc | cmc | simplereenroll
+//! mode = "fullcmc"                         # fullcmc | cmc | simplereenroll | wstep | cmp
 //! renew_before = "1/3"                     # or "14d", "33%"
 //! pin_file = "/etc/cardrenew/alice.pin"    # mode 0600 or stricter; or pin_env = "VAR",
 //!                                          # or pinentry = "/usr/bin/pinentry-gnome3"
@@ -344,6 +344,23 @@ post_renew = ["/bin/true"]
             t.policy().unwrap().renew_before,
             RenewBefore::Duration(std::time::Duration::from_secs(14 * 86_400))
         );
+    }
+
+    #[test]
+    fn every_mode_the_client_speaks_is_a_mode_the_agent_takes() {
+        for (text, mode) in [
+            ("fullcmc", Mode::FullCmc),
+            ("cmc", Mode::Cmc),
+            ("simplereenroll", Mode::SimpleReenroll),
+            ("wstep", Mode::Wstep),
+            ("cmp", Mode::Cmp),
+        ] {
+            let path = write(&format!(
+                "[[certificate]]\nname = \"a\"\ntoken = \"sim:card.json\"\nca = \"https://ca\"\n\
+                 ca_cert = \"chain.pem\"\nmode = \"{text}\"\n"
+            ));
+            assert_eq!(AgentConfig::load(&path).unwrap().certificates[0].mode, mode);
+        }
     }
 
     #[test]
