@@ -387,3 +387,27 @@ fn what_is_not_a_renewal_is_refused_with_a_cmp_error() {
     assert!(matches!(message.body, PkiBody::Kur(_)));
     assert_eq!(issued_count(&ca), 0);
 }
+
+#[test]
+fn a_trusted_ra_never_renews_itself_over_cmp() {
+    let base = ca();
+    let credential = sim_ca::gateway::credential::issue(
+        base.authority(),
+        "Renewal Gateway RA",
+        &["localhost"],
+        sim_ca::gateway::credential::Purpose::Ra,
+        now(),
+    )
+    .unwrap();
+    let ca = base
+        .with_trusted_ras(vec![credential.chain[0].clone()])
+        .unwrap();
+    let ra = Client {
+        old_key: credential.key,
+        old_cert: credential.chain[0].clone(),
+        new_key: SoftwareKey::generate_p256().unwrap(),
+    };
+    let kur = key_update(&ra, &ca, rand16(), true);
+    assert_eq!(failures(&answer(&ca, &kur, &[])), ["notAuthorized"]);
+    assert_eq!(issued_count(&ca), 0);
+}

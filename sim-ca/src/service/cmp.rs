@@ -77,7 +77,11 @@ impl Ca {
         kur_bytes: &[u8],
         polled: bool,
     ) -> CmpReply {
-        let checked = policy::validate_kur(kur, &self.context());
+        // An RA never renews itself: its certificate forwards users' renewals, nothing else.
+        let checked = match kur.protecting_certificate() {
+            Some(signer) if self.trusted_ras.contains(signer) => Err(Rejection::IdentityMismatch),
+            _ => policy::validate_kur(kur, &self.context()),
+        };
         let store = self.decision();
         let accepted = match checked {
             Ok(a) => a,
