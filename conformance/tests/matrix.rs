@@ -97,7 +97,7 @@ fn scenario_files_load_and_run() {
     let bad = "[[scenario]]\nname = \"x\"\nexpected = \"renewed\"\nmode = \"fax\"\n";
     assert_eq!(
         conformance::scenario_file::parse(bad).unwrap_err(),
-        "x: mode \"fax\": fullcmc, cmc, simplereenroll or wstep"
+        "x: mode \"fax\": fullcmc, cmc, simplereenroll, wstep or cmp"
     );
     let bad_ca = "[[scenario]]\nname = \"y\"\nexpected = \"renewed\"\nca = \"[[rule]]\\ndisposition = \\\"maybe\\\"\\n\"\n";
     assert!(
