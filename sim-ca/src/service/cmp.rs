@@ -184,18 +184,26 @@ impl Ca {
         reply
     }
 
+    /// Who sent a follow-up (`pollReq`, `certConf`): the certificate that protected it, as for
+    /// a kur. A message that does not say is refused, audited, with `error`.
+    fn cmp_sender(&self, origin: Origin, message: &PkiMessage) -> Result<Origin, Box<CmpReply>> {
+        match policy::protected_by(message, &self.context()) {
+            Ok(identity) => Ok(origin.renewing(&identity)),
+            Err(r) => {
+                self.record_refusal(&self.decision(), &origin, None, &r, None);
+                Err(Box::new(self.cmp_error(&message.header, &r)))
+            }
+        }
+    }
+
     /// A `pollReq`: the kur pending under this transaction (for the certificate that protected
     /// the poll) is decided again as its poll — answered with `pollRep` while it pends, `kup`
     /// once decided.
     fn cmp_poll(&self, origin: Origin, poll: &PkiMessage) -> CmpReply {
-        let identity = match policy::protected_by(poll, &self.context()) {
-            Ok(identity) => identity,
-            Err(r) => {
-                self.record_refusal(&self.decision(), &origin, None, &r, None);
-                return self.cmp_error(&poll.header, &r);
-            }
+        let origin = match self.cmp_sender(origin, poll) {
+            Ok(origin) => origin,
+            Err(refused) => return *refused,
         };
-        let origin = origin.renewing(&identity);
         let transaction = cmp_transaction(&poll.header);
         let stored = lock(&self.store).find_pending(&origin.identity, &transaction);
         let kur = match stored {
@@ -224,14 +232,10 @@ impl Ca {
     /// the client — revoked; either way acknowledged with `pkiConf` (again, when the client
     /// repeats itself).
     fn cmp_confirm(&self, origin: Origin, message: &PkiMessage) -> CmpReply {
-        let identity = match policy::protected_by(message, &self.context()) {
-            Ok(identity) => identity,
-            Err(r) => {
-                self.record_refusal(&self.decision(), &origin, None, &r, None);
-                return self.cmp_error(&message.header, &r);
-            }
+        let origin = match self.cmp_sender(origin, message) {
+            Ok(origin) => origin,
+            Err(refused) => return *refused,
         };
-        let origin = origin.renewing(&identity);
         let PkiBody::CertConf(statuses) = &message.body else {
             return self.cmp_error(
                 &message.header,
