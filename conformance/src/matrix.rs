@@ -184,10 +184,7 @@ pub fn default_matrix_via(route: Option<GatewayRoute>) -> Vec<Scenario> {
 /// The scenarios, their expectations for a client reaching the CA by `route`.
 fn matrix_expecting(route: Option<GatewayRoute>) -> Vec<Scenario> {
     use Expected::*;
-    // CMP goes to the CA directly: the gateway has no CMP upstream yet.
-    let modes = Mode::ALL
-        .into_iter()
-        .chain(route.is_none().then_some(Mode::Cmp));
+    let modes = Mode::ALL.into_iter().chain([Mode::Cmp]);
     let mut out = Vec::new();
     for mode in modes {
         let m = mode_name(mode);

@@ -315,6 +315,10 @@ struct Tampering {
 }
 
 impl sim_ca::gateway::ca_backend::CaBackend for Tampering {
+    fn cmp_message(&self, message: &[u8]) -> Result<Vec<u8>, sim_ca::gateway::ca_backend::Failure> {
+        self.inner.cmp_message(message)
+    }
+
     fn cmc(
         &self,
         wrapped: &[u8],

@@ -29,6 +29,9 @@ pub enum PkiBody {
     Kup(CertRepMessage),
     /// `pkiconf` [19]: the CA's acknowledgement of a `certConf`.
     PkiConf,
+    /// `nested` [20]: messages an RA forwards under its own protection (RFC 4210 §5.1.3.4,
+    /// RFC 9483 §5.2.2.1), each kept as received (DER) so its own protection still verifies.
+    Nested(Vec<Vec<u8>>),
     /// `genm` [21]: a general message (e.g. asking for the CA certificates).
     Genm(Vec<InfoTypeAndValue>),
     /// `genp` [22]: its answer.
@@ -59,6 +62,7 @@ impl PkiBody {
             Self::Kur(_) => "kur",
             Self::Kup(_) => "kup",
             Self::PkiConf => "pkiconf",
+            Self::Nested(_) => "nested",
             Self::Genm(_) => "genm",
             Self::Genp(_) => "genp",
             Self::Error(_) => "error",
@@ -100,6 +104,7 @@ impl PkiBody {
                 Null::from_der(inner).malformed("pkiconf")?;
                 Self::PkiConf
             }
+            20 => Self::Nested(nested(inner)?),
             21 => Self::Genm(Vec::from_der(inner).malformed("genm")?),
             22 => Self::Genp(Vec::from_der(inner).malformed("genp")?),
             23 => Self::Error(ErrorMsg::from_der(inner).malformed("error")?),
@@ -109,6 +114,38 @@ impl PkiBody {
             other => Self::Other(other),
         })
     }
+}
+
+/// `NestedMessageContent ::= PKIMessages` (`SEQUENCE SIZE (1..MAX) OF PKIMessage`): the inner
+/// messages' encodings, undecoded (a reader parses each one, so nesting costs no recursion
+/// here).
+fn nested(der: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let elements: Vec<AnyRef<'_>> = Vec::from_der(der).malformed("nested")?;
+    if elements.is_empty() {
+        return Err(CmpError::Malformed {
+            what: "nested",
+            source: der::ErrorKind::Length {
+                tag: der::Tag::Sequence,
+            }
+            .into(),
+        });
+    }
+    elements
+        .into_iter()
+        .map(|e| {
+            if e.tag() != der::Tag::Sequence {
+                return Err(CmpError::Malformed {
+                    what: "nested",
+                    source: der::ErrorKind::TagUnexpected {
+                        expected: Some(der::Tag::Sequence),
+                        actual: e.tag(),
+                    }
+                    .into(),
+                });
+            }
+            der::Encode::to_der(&e).malformed("nested")
+        })
+        .collect()
 }
 
 /// `CertReqMessages ::= SEQUENCE SIZE (1..MAX) OF CertReqMsg`.

@@ -171,6 +171,59 @@ pub fn poll_request(
     protect(header, &body, old, std::slice::from_ref(old_cert))
 }
 
+/// What an RA says when it forwards a message under its own protection.
+#[derive(Clone, Debug)]
+pub struct Nesting<'a> {
+    /// The RA's certificate, then its chain (the first protects the nested message).
+    pub chain: &'a [Retained<Certificate>],
+    /// This message's nonce (128 random bits).
+    pub sender_nonce: [u8; 16],
+    /// When the message is made.
+    pub time: SystemTime,
+}
+
+/// The RA's `nested` message around `inner` (a PKIMessage, DER, unchanged), protected by
+/// `signer` (RFC 9483 §5.2.2.1): the header keeps the inner message's recipient and
+/// transactionID, names the RA as sender and carries the RA's own nonce; the inner message's
+/// protection stays the end entity's, so the CA checks both who asks and who vouches.
+pub fn nest(
+    inner: &[u8],
+    inner_header: &PkiHeader,
+    nesting: &Nesting<'_>,
+    signer: &dyn Signer,
+) -> std::result::Result<Vec<u8>, BuildError> {
+    let ra = nesting
+        .chain
+        .first()
+        .ok_or(CmpError::Unprotected)?
+        .value()
+        .tbs_certificate();
+    let header = PkiHeader {
+        pvno: inner_header.pvno,
+        sender: GeneralName::DirectoryName(ra.subject().clone()),
+        recipient: inner_header.recipient.clone(),
+        message_time: Some(
+            GeneralizedTime::from_system_time(nesting.time).malformed("messageTime")?,
+        ),
+        protection_alg: Some(identifier(signer)?),
+        sender_kid: Some(
+            OctetString::new(subject_key_id(
+                nesting.chain[0].value(),
+                signer.public_key(),
+            ))
+            .malformed("senderKID")?,
+        ),
+        recip_kid: inner_header.recip_kid.clone(),
+        transaction_id: inner_header.transaction_id.clone(),
+        sender_nonce: Some(OctetString::new(nesting.sender_nonce).malformed("senderNonce")?),
+        recip_nonce: None,
+        free_text: None,
+        general_info: None,
+    };
+    let body = tagged(20, &sequence(&[inner], "NestedMessageContent")?, "nested")?;
+    protect(&header, &body, signer, nesting.chain)
+}
+
 /// Signs `SEQUENCE { header, body }` with `signer` and assembles the message.
 pub fn protect(
     header: &PkiHeader,

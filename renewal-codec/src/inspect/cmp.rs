@@ -194,6 +194,27 @@ fn body_node(body: &PkiBody) -> (Node, Vec<String>) {
             n
         }
         PkiBody::PkiConf => Node::new("pkiconf"),
+        PkiBody::Nested(inner) => {
+            let mut n = Node::new(format!("nested ({} messages)", inner.len()));
+            for (i, der) in inner.iter().enumerate() {
+                // One level: a nested message inside a nested one is named, not decoded (no
+                // recursion an input could deepen).
+                n.push(
+                    match PkiMessage::parse(der, &crate::cmc::Limits::default()) {
+                        Ok(m) if matches!(m.body, PkiBody::Nested(_)) => {
+                            Node::new(format!("[{i}] nested again (not decoded)"))
+                        }
+                        Ok(m) => {
+                            let mut tree = inspect_cmp(&m, der.len()).tree;
+                            tree.label = format!("[{i}] {}", tree.label);
+                            tree
+                        }
+                        Err(e) => Node::new(format!("[{i}] unreadable: {e}")),
+                    },
+                );
+            }
+            n
+        }
         PkiBody::Genm(items) | PkiBody::Genp(items) => {
             let mut n = Node::new(format!("{} ({})", body.name(), items.len()));
             for i in items {

@@ -24,6 +24,23 @@ impl Gateway {
         Ok(self.timed(|| self.upstream.cmc(&wrapped, pending), |r| r.is_ok()))
     }
 
+    /// One full CMC exchange with the upstream: the RA's wrapper (`wrap`) sent, or the
+    /// request pending upstream under `pending` collected; the answer read and verified for
+    /// the renewal of `renewed` onto `new_key`.
+    pub(super) fn exchange_cmc(
+        &self,
+        wrap: impl FnOnce(u64, &[u8]) -> renewal_codec::cmc::Result<Vec<u8>>,
+        pending: Option<u64>,
+        new_key: &PublicKey,
+        renewed: &Certificate,
+    ) -> Result<(GatewayAnswer, Option<u64>), (u16, String)> {
+        match self.forward(wrap, pending) {
+            Ok(exchange) => self.read_cmc_answer(exchange, new_key, renewed),
+            // Nothing left the gateway (the wrapper could not be built).
+            Err(text) => Err((500, text)),
+        }
+    }
+
     /// Runs one upstream exchange, counted and timed for `/metrics` and the log.
     pub(super) fn timed<T, E: std::fmt::Display>(
         &self,

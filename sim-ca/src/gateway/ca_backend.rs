@@ -2,7 +2,7 @@
 //! with a decision, or fails to. Two kinds:
 //!
 //! * [`super::upstream::Upstream`]: a CA reached over the network (EST fullcmc, RFC 5273,
-//!   MS-WSTEP), as the gateway's RA identity;
+//!   MS-WSTEP, CMP), as the gateway's RA identity;
 //! * [`SimulatedAuthority`]: sim-ca's simulated CA in the same process, trusting the gateway's
 //!   RA — its dispositions, faults and scenarios unchanged, its transport faults turned into
 //!   what the network path makes of them (a dropped connection is unreachable, a garbled body
@@ -51,6 +51,9 @@ pub trait CaBackend: Send + Sync {
     /// A full CMC request (the RA's wrapper), or the collection of the request pending under
     /// `pending` (an upstream's own id, where its protocol has one).
     fn cmc(&self, wrapped: &[u8], pending: Option<u64>) -> Result<CmcAnswer, Failure>;
+    /// A CMP message (the RA's `nested` message around a user's), answered with a PKIMessage
+    /// to be verified.
+    fn cmp_message(&self, message: &[u8]) -> Result<Vec<u8>, Failure>;
     /// The longest one exchange may take, when it is bounded: a request being forwarded
     /// keeps its claim that long (and a little more) before a copy may take it over.
     fn timeout(&self) -> Option<std::time::Duration> {
@@ -130,5 +133,19 @@ impl CaBackend for SimulatedAuthority {
             der: reply.body,
             upstream_id: None,
         })
+    }
+
+    fn cmp_message(&self, message: &[u8]) -> Result<Vec<u8>, Failure> {
+        self.before_read()?;
+        let reply = self.ca.handle_cmp(message, &self.ra_certificate);
+        if let Some(failure) = reply.upstream {
+            return Err(if failure.status >= 500 {
+                Failure::Unavailable(failure.text)
+            } else {
+                Failure::BadAnswer(failure.text)
+            });
+        }
+        after_decision(reply.fault)?;
+        Ok(reply.body)
     }
 }

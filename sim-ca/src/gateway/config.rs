@@ -13,7 +13,7 @@
 //!
 //! [upstream]
 //! url = "https://ca.internal:8443"
-//! protocol = "fullcmc"                  # or "cmc" (RFC 5273)
+//! protocol = "fullcmc"                  # or "cmc" (RFC 5273), "ces" (MS-WSTEP), "cmp" (CMP only)
 //! ca = "upstream-ca.pem"                # the upstream CA's certificates
 //! timeout_secs = 30
 //!
@@ -304,6 +304,14 @@ mod tests {
         assert_eq!(c.tls.key, PathBuf::from("/etc/gw/tls.key"));
         assert_eq!(c.store, dir.join("gw.db").display().to_string());
         assert_eq!(c.upstream.protocol, CmcProtocol::Fullcmc);
+        let cmp = write(
+            "cmp",
+            &MINIMAL.replace("ca = \"ca.pem\"", "ca = \"ca.pem\"\nprotocol = \"cmp\""),
+        );
+        assert_eq!(
+            GatewayConfig::load(&cmp).unwrap().upstream.protocol,
+            CmcProtocol::Cmp
+        );
         assert_eq!(c.upstream_timeout(), Duration::from_secs(30));
         assert_eq!((c.limits.max_body, c.limits.retry_after_secs), (65536, 30));
         assert_eq!(c.policy.profile, Profile::Adcs);

@@ -96,7 +96,7 @@ impl Gateway {
         origin: &Origin,
         item: &Forwardable<'_>,
         step: impl FnOnce(&Store) -> Result<Step, Rejection>,
-        wrap: impl FnOnce(u64, &[u8]) -> renewal_codec::cmc::Result<Vec<u8>>,
+        exchange: impl FnOnce(Option<u64>) -> Result<(GatewayAnswer, Option<u64>), (u16, String)>,
     ) -> Result<GatewayAnswer, UpstreamFailure> {
         let step = {
             let store = self.decision();
@@ -130,12 +130,7 @@ impl Gateway {
             .as_ref()
             .and_then(|p| p.upstream_id)
             .and_then(|id| u64::try_from(id).ok());
-        let answer = match self.forward(wrap, upstream_pending) {
-            Ok(exchange) => self.read_cmc_answer(exchange, item.new_key, item.renewed.value()),
-            // Nothing left the gateway (the wrapper could not be built).
-            Err(text) => Err((500, text)),
-        };
-        let (answer, upstream_id) = match answer {
+        let (answer, upstream_id) = match exchange(upstream_pending) {
             Ok(answer) => answer,
             Err((status, text)) => {
                 return Err(self.upstream_failed(
@@ -199,8 +194,21 @@ impl Gateway {
             &origin,
             &item,
             |s| self.cmc_step(s, &accepted, &tls, &origin),
-            |id, nonce| {
-                renewal_codec::cmc::ra::wrap(request, &self.ra.key, self.ra_cert(), id, nonce)
+            |pending| {
+                self.exchange_cmc(
+                    |id, nonce| {
+                        renewal_codec::cmc::ra::wrap(
+                            request,
+                            &self.ra.key,
+                            self.ra_cert(),
+                            id,
+                            nonce,
+                        )
+                    },
+                    pending,
+                    &accepted.new_key,
+                    tls.value(),
+                )
             },
         );
         match decided {
@@ -274,14 +282,21 @@ impl Gateway {
             self.step(s, &origin, item.template, &lookup)
         };
         let pkcs10 = accepted.pkcs10.der();
-        let decided = self.decide(&origin, &item, step, |id, nonce| {
-            renewal_codec::cmc::ra::wrap_reenroll(
-                pkcs10,
-                &tls,
-                &self.ra.key,
-                self.ra_cert(),
-                id,
-                nonce,
+        let decided = self.decide(&origin, &item, step, |pending| {
+            self.exchange_cmc(
+                |id, nonce| {
+                    renewal_codec::cmc::ra::wrap_reenroll(
+                        pkcs10,
+                        &tls,
+                        &self.ra.key,
+                        self.ra_cert(),
+                        id,
+                        nonce,
+                    )
+                },
+                pending,
+                &accepted.new_key,
+                tls.value(),
             )
         });
         let answer = match decided {

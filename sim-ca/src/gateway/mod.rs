@@ -46,7 +46,9 @@ use crate::{
     durability::GroupSync,
     ledger::{Claim, Ledger, Lookup, Origin, Standing},
     policy::{self, Accepted, PolicyContext, Rejection, serial_text},
-    service::{CmcReply, LockedStore, SimpleReply, lock, same_cmc_pkcs10, same_simple_pkcs10},
+    service::{
+        CmcReply, CmpReply, LockedStore, SimpleReply, lock, same_cmc_pkcs10, same_simple_pkcs10,
+    },
     store::{
         AuditOutcome, AuditRecord, Pending, PendingEnd, PendingStatus, Resolve, Store, StoreError,
     },
@@ -54,6 +56,7 @@ use crate::{
 };
 
 mod answer;
+mod cmp;
 mod desk;
 mod metrics;
 mod record;
@@ -130,6 +133,11 @@ struct GatewayAnswer {
     issued: Option<Retained<Certificate>>,
     /// The gateway's own refusal, when it refused (not the upstream).
     refusal: Option<Rejection>,
+    /// A CMP upstream's status when it refused (passed on to the CMP client as it was).
+    cmp_status: Option<renewal_codec::cmp::PkiStatusInfo>,
+    /// Whether a CMP upstream granted implicit confirmation (no certConf follows); `None` when
+    /// no CMP upstream answered just now.
+    implicit_confirm: Option<bool>,
 }
 
 impl GatewayAnswer {
@@ -139,6 +147,8 @@ impl GatewayAnswer {
             status: Some("Issued".into()),
             issued: Some(cert),
             refusal: None,
+            cmp_status: None,
+            implicit_confirm: None,
         }
     }
 
@@ -150,6 +160,8 @@ impl GatewayAnswer {
             status: Some(rejection.status_string()),
             issued: None,
             refusal: Some(rejection.clone()),
+            cmp_status: None,
+            implicit_confirm: None,
         }
     }
 
@@ -160,6 +172,8 @@ impl GatewayAnswer {
             status,
             issued: None,
             refusal: None,
+            cmp_status: None,
+            implicit_confirm: None,
         }
     }
 }
@@ -350,6 +364,9 @@ impl Backend for Gateway {
         tls_cert: &[u8],
     ) -> (SimpleReply, Option<crate::scenario::TransportFault>) {
         (Gateway::handle_simple(self, body, tls_cert), None)
+    }
+    fn handle_cmp(&self, body: &[u8], tls_cert: &[u8]) -> Option<CmpReply> {
+        Some(Gateway::handle_cmp(self, body, tls_cert))
     }
     fn metrics(&self) -> String {
         self.render_metrics()

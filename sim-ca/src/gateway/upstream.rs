@@ -43,6 +43,11 @@ pub enum CmcProtocol {
     /// (the URL names the CES endpoint, or the server: then `/cardrenew_CES_Certificate/...`).
     /// Pending requests are collected with `QueryTokenStatus` and the upstream's RequestID.
     Ces,
+    /// CMP (RFC 4210, the lightweight profile of RFC 9483) at `/.well-known/cmp` (RFC 9811):
+    /// users' key updates go up nested under the RA's protection. Only CMP clients are served
+    /// then — a full CMC or simplereenroll request cannot become a key update (its proof of
+    /// possession is a PKCS#10's). CMP goes to `/.well-known/cmp` whatever this setting says.
+    Cmp,
 }
 
 /// Why no answer came back.
@@ -187,6 +192,13 @@ impl Upstream {
                 Bytes::copy_from_slice(der),
             ),
             CmcProtocol::Ces => return self.ces(der, pending),
+            CmcProtocol::Cmp => {
+                return Err(Failure::BadAnswer(
+                    "the upstream speaks CMP only (protocol = \"cmp\"): a CMC or \
+                     simplereenroll request cannot be forwarded to it; renew with CMP"
+                        .into(),
+                ));
+            }
         }
         .map_err(|e| Failure::Unavailable(e.to_string()))?;
         match exchange.status.as_u16() {
@@ -197,6 +209,31 @@ impl Upstream {
                 })
             }
             200 | 202 => Err(Failure::BadAnswer(format!(
+                "upstream answered content type {:?}",
+                exchange.content_type
+            ))),
+            s @ 500..=599 => Err(Failure::Unavailable(format!("upstream answered HTTP {s}"))),
+            s => Err(Failure::BadAnswer(format!("upstream answered HTTP {s}"))),
+        }
+    }
+
+    /// One CMP exchange (RFC 6712): the RA's nested message POSTed as `application/pkixcmp` to
+    /// the upstream's `/.well-known/cmp` (or to the URL itself when it names a CMP path); the
+    /// answer's PKIMessage, unread, when it came as one.
+    pub fn cmp_message(&self, message: &[u8]) -> Result<Vec<u8>, Failure> {
+        let path = if self.base_path.contains("/.well-known/cmp") {
+            ""
+        } else {
+            "/.well-known/cmp"
+        };
+        let exchange = self
+            .post(path, "application/pkixcmp", Bytes::copy_from_slice(message))
+            .map_err(|e| Failure::Unavailable(e.to_string()))?;
+        match exchange.status.as_u16() {
+            200 if exchange.content_type.starts_with("application/pkixcmp") => {
+                Ok(exchange.body.to_vec())
+            }
+            200 => Err(Failure::BadAnswer(format!(
                 "upstream answered content type {:?}",
                 exchange.content_type
             ))),
@@ -401,6 +438,10 @@ impl Drop for Upstream {
 impl CaBackend for Upstream {
     fn cmc(&self, wrapped: &[u8], pending: Option<u64>) -> Result<CmcAnswer, Failure> {
         Upstream::cmc(self, wrapped, pending)
+    }
+
+    fn cmp_message(&self, message: &[u8]) -> Result<Vec<u8>, Failure> {
+        Upstream::cmp_message(self, message)
     }
 
     fn timeout(&self) -> Option<Duration> {

@@ -57,6 +57,36 @@ pub fn protected_by(
     Ok(signer.clone())
 }
 
+/// Checks that a `nested` message comes from one of the `trusted` RAs: its first extraCerts
+/// entry is one of them (compared as certificates), the header names it as sender and its
+/// protection verifies. What the RA vouches for is checked on its own afterwards.
+pub fn vouched_by_ra(
+    message: &PkiMessage,
+    trusted: &[Retained<Certificate>],
+) -> Result<(), Rejection> {
+    let signer = message
+        .protecting_certificate()
+        .filter(|c| trusted.contains(c))
+        .ok_or_else(|| {
+            Rejection::Denied(
+                "a nested message is accepted from a trusted RA only: its protecting \
+                 certificate is not one"
+                    .into(),
+            )
+        })?;
+    message
+        .verify_protection(signer.value())
+        .map_err(from_cmp)?;
+    match &message.header.sender {
+        x509_cert::ext::pkix::name::GeneralName::DirectoryName(name)
+            if renewal_codec::x509::same_name(name, signer.value().tbs_certificate().subject()) =>
+        {
+            Ok(())
+        }
+        _ => Err(Rejection::IdentityMismatch),
+    }
+}
+
 /// Checks a `kur` (the stateless half; the ledger decides the rest).
 pub fn validate_kur(
     message: &PkiMessage,

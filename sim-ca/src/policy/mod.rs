@@ -30,7 +30,7 @@ use crate::{
 };
 
 mod cmp;
-pub use cmp::{KurAccepted, protected_by, validate_kur};
+pub use cmp::{KurAccepted, protected_by, validate_kur, vouched_by_ra};
 
 /// Why a renewal is refused.
 #[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]

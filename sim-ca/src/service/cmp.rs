@@ -51,10 +51,53 @@ impl Ca {
                 return self.cmp_error(&unreadable_header(), &r);
             }
         };
+        if let PkiBody::Nested(inner) = &message.body {
+            return self.cmp_nested(origin, &message, inner, tls_cert);
+        }
+        self.cmp_dispatch(origin, &message, body)
+    }
+
+    /// A message an RA forwards nested under its own protection (RFC 9483 §5.2.2.1): the RA
+    /// must be one this CA trusts and its protection must verify; the one message inside is
+    /// then decided exactly as if its end entity had sent it directly — its own protection
+    /// still says who renews — and answered unnested (the RA relays the answer).
+    fn cmp_nested(
+        &self,
+        origin: Origin,
+        outer: &PkiMessage,
+        inner: &[Vec<u8>],
+        tls_cert: &[u8],
+    ) -> CmpReply {
+        let unwrapped = policy::vouched_by_ra(outer, &self.trusted_ras).and_then(|()| {
+            let [der] = inner else {
+                return Err(Rejection::RequestCount(inner.len()));
+            };
+            let message = PkiMessage::parse(der, &self.limits)
+                .map_err(|e| Rejection::Malformed(format!("nested PKIMessage: {e}")))?;
+            if matches!(message.body, PkiBody::Nested(_)) {
+                return Err(Rejection::Malformed(
+                    "a nested message inside a nested message".into(),
+                ));
+            }
+            Ok((message, der))
+        });
+        match unwrapped {
+            Ok((message, der)) => {
+                self.cmp_dispatch(Origin::new("cmp", tls_cert, der), &message, der)
+            }
+            Err(r) => {
+                self.record_refusal(&self.decision(), &origin, None, &r, None);
+                self.cmp_error(&outer.header, &r)
+            }
+        }
+    }
+
+    /// A message from an end entity (sent directly, or unwrapped from an RA's nesting).
+    fn cmp_dispatch(&self, origin: Origin, message: &PkiMessage, body: &[u8]) -> CmpReply {
         match &message.body {
-            PkiBody::Kur(_) => self.cmp_renew(origin, &message, &message, body, false),
-            PkiBody::PollReq(_) => self.cmp_poll(origin, &message),
-            PkiBody::CertConf(_) => self.cmp_confirm(origin, &message),
+            PkiBody::Kur(_) => self.cmp_renew(origin, message, message, body, false),
+            PkiBody::PollReq(_) => self.cmp_poll(origin, message),
+            PkiBody::CertConf(_) => self.cmp_confirm(origin, message),
             other => {
                 let r = Rejection::Denied(format!(
                     "this CA renews certificates: a {} is not served here; send a key update \
@@ -94,16 +137,7 @@ impl Ca {
         let transaction = cmp_transaction(&kur.header);
         let confirm_key = origin.transaction_key(&transaction);
         let implicit = kur.header.implicit_confirm();
-        let same_request = |p: &Pending| {
-            PkiMessage::parse(&p.request, &self.limits).is_ok_and(|stored| match &stored.body {
-                PkiBody::Kur(r) => {
-                    r.first()
-                        .and_then(|r| r.cert_req.cert_template.public_key.as_ref())
-                        == Some(&accepted.new_spki)
-                }
-                _ => false,
-            })
-        };
+        let same_request = |p: &Pending| same_kur_key(&p.request, &accepted.new_spki, &self.limits);
         let renewal = Renewal {
             template: &accepted.template,
             extensions: &accepted.extensions,
@@ -500,8 +534,25 @@ enum Confirmed {
     Refused(FailureBit, String),
 }
 
+/// Whether the stored kur `stored` asks for the same new key `spki` (the same request,
+/// polled or re-sent).
+pub(crate) fn same_kur_key(
+    stored: &[u8],
+    spki: &spki::SubjectPublicKeyInfoOwned,
+    limits: &Limits,
+) -> bool {
+    PkiMessage::parse(stored, limits).is_ok_and(|stored| match &stored.body {
+        PkiBody::Kur(r) => {
+            r.first()
+                .and_then(|r| r.cert_req.cert_template.public_key.as_ref())
+                == Some(spki)
+        }
+        _ => false,
+    })
+}
+
 /// The ledger's name of a CMP transaction (pending key and claimed transaction alike).
-fn cmp_transaction(header: &PkiHeader) -> String {
+pub(crate) fn cmp_transaction(header: &PkiHeader) -> String {
     let id = header
         .transaction_id
         .as_ref()
@@ -510,7 +561,7 @@ fn cmp_transaction(header: &PkiHeader) -> String {
 }
 
 /// The header answered when the message could not be read: no transaction, no nonce.
-fn unreadable_header() -> PkiHeader {
+pub(crate) fn unreadable_header() -> PkiHeader {
     PkiHeader {
         pvno: 2,
         sender: GeneralName::DirectoryName(Name::default()),
@@ -527,7 +578,7 @@ fn unreadable_header() -> PkiHeader {
     }
 }
 
-fn accepted_status() -> PkiStatusInfo {
+pub(crate) fn accepted_status() -> PkiStatusInfo {
     PkiStatusInfo {
         status: 0,
         status_string: None,
@@ -535,7 +586,7 @@ fn accepted_status() -> PkiStatusInfo {
     }
 }
 
-fn fresh_nonce() -> [u8; 16] {
+pub(crate) fn fresh_nonce() -> [u8; 16] {
     use aws_lc_rs::rand::{SecureRandom, SystemRandom};
     let mut nonce = [0u8; 16];
     // The system's generator does not fail on Linux; a zero nonce would only weaken the

@@ -324,6 +324,14 @@ impl Upstream {
 }
 
 impl Upstream {
+    /// The RA's certificate chain and key, as a gateway holds them.
+    pub fn ra_credential(&self) -> (Vec<Retained<Certificate>>, SoftwareKey) {
+        (
+            self.ra_chain.clone(),
+            SoftwareKey::from_pem_or_der(self.ra_key_pem.as_bytes()).unwrap(),
+        )
+    }
+
     /// The RA certificate the gateway presents (DER).
     pub fn ra_certificate(&self) -> Vec<u8> {
         self.ra_chain[0].der().to_vec()
@@ -412,6 +420,13 @@ impl sim_ca::gateway::ca_backend::CaBackend for IssuesWhatever {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         std::thread::sleep(self.delay);
         self.inner.cmc(wrapped, pending)
+    }
+
+    fn cmp_message(&self, message: &[u8]) -> Result<Vec<u8>, sim_ca::gateway::ca_backend::Failure> {
+        self.forwards
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(self.delay);
+        self.inner.cmp_message(message)
     }
 }
 

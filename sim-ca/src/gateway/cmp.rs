@@ -1,0 +1,553 @@
+//! CMP at the gateway (RFC 4210, the lightweight profile of RFC 9483): the gateway is the RA
+//! between a user's CMP client and an upstream CA that speaks CMP.
+//!
+//! A key update (`kur`) goes through the gateway's one path ([`Gateway::decide`]): the same
+//! policy as everywhere (identity = the certificate whose key protected the message, checked
+//! against the clients' CAs), the ledger's check and claim by transactionID and nonce, then the
+//! user's message **unchanged inside the RA's `nested` message** (RFC 9483 §5.2.2.1), protected
+//! by the RA key — so the upstream verifies both the user's protection (who renews) and the
+//! RA's (who vouches). The upstream's answer is believed only when its protection is the
+//! upstream CA's own, it answers our transaction and nonce, and what it issued certifies the new
+//! key and is the renewal of the protecting certificate and nothing more.
+//!
+//! The user gets the gateway's answer, protected by the RA key (as the CMC answers are signed by
+//! it): the gateway answers from its state what it decided before (a re-sent kur, a poll of a
+//! collected request) without asking again. Polls and confirmations are forwarded the same way,
+//! nested: a `pollReq` for a request pending upstream, a `certConf` for a certificate the
+//! gateway delivered in that transaction (the upstream revokes what the user rejects or never
+//! confirms; the gateway records it).
+
+use renewal_codec::cmp::{
+    PkiBody, PkiHeader, PkiMessage, PkiStatus, PkiStatusInfo,
+    answer::{Answer as CmpAnswer, FailureBit, Responder, respond},
+    build::{Nesting, nest},
+};
+
+use super::*;
+use crate::{
+    service::{accepted_status, cmp_transaction, fresh_nonce, same_kur_key, unreadable_header},
+    store::ConfirmState,
+};
+
+/// How long the gateway notes a delivered certificate as waiting for its `certConf` (the
+/// upstream keeps the deadline that counts).
+const CONFIRM_NOTE_SECS: i64 = 300;
+
+impl Gateway {
+    /// Handles a PKIMessage from a user (`tls_cert` when the client showed one; the message's
+    /// protection says who asks).
+    pub fn handle_cmp(&self, body: &[u8], tls_cert: &[u8]) -> CmpReply {
+        let origin = Origin::new("cmp", tls_cert, body);
+        let message = match PkiMessage::parse(body, &self.limits) {
+            Ok(m) => m,
+            Err(e) => {
+                let r = Rejection::Malformed(format!("PKIMessage: {e}"));
+                self.record_refusal(&origin, None, &r);
+                return self.cmp_error(&unreadable_header(), &r);
+            }
+        };
+        match &message.body {
+            PkiBody::Kur(_) => self.cmp_renew(origin, &message, &message, body, body),
+            PkiBody::PollReq(_) => self.cmp_poll(origin, &message, body),
+            PkiBody::CertConf(_) => self.cmp_confirm(origin, &message, body),
+            other => {
+                let r = Rejection::Denied(format!(
+                    "this gateway forwards renewals: a {} is not served here; send a key update \
+                     request (kur) protected by the certificate to renew",
+                    other.name()
+                ));
+                self.record_refusal(&origin, None, &r);
+                self.cmp_error(&message.header, &r)
+            }
+        }
+    }
+
+    /// Decides the key update `kur` (`kur_bytes` as received or as pending) and answers
+    /// `answering` — the kur itself, or the pollReq asking for it; `forwarded` is what goes up
+    /// (the same message the user sent).
+    fn cmp_renew(
+        &self,
+        origin: Origin,
+        answering: &PkiMessage,
+        kur: &PkiMessage,
+        kur_bytes: &[u8],
+        forwarded: &[u8],
+    ) -> CmpReply {
+        let polled = matches!(answering.body, PkiBody::PollReq(_));
+        // The RA's certificate forwards users' renewals; it never renews itself through them.
+        let checked = match kur.protecting_certificate() {
+            Some(signer) if self.ra.chain.contains(signer) => Err(Rejection::IdentityMismatch),
+            _ => policy::validate_kur(kur, &self.context()),
+        };
+        let accepted = match checked {
+            Ok(a) => a,
+            Err(r) => {
+                self.record_refusal(&origin, None, &r);
+                return self.cmp_answer(answering, 0, GatewayAnswer::rejected(&r), false, polled);
+            }
+        };
+        let origin = origin.renewing(&accepted.renewed);
+        let transaction = cmp_transaction(&kur.header);
+        let key_fingerprint = hex(&accepted.new_key.fingerprint());
+        let same_request = |p: &Pending| same_kur_key(&p.request, &accepted.new_spki, &self.limits);
+        let item = Forwardable {
+            template: &accepted.template.name,
+            renewed: &accepted.renewed,
+            new_key: &accepted.new_key,
+            pending_key: &transaction,
+            stored: kur_bytes,
+            collect_by_upstream_id: false,
+            findings: &[],
+        };
+        let step = |s: &Store| {
+            let lookup = Lookup {
+                renewed: accepted.renewed.value(),
+                pending_key: &transaction,
+                same_request: &same_request,
+                key_fingerprint: &key_fingerprint,
+                transaction: &transaction,
+                nonce: kur.header.sender_nonce.as_ref().map(|n| n.as_bytes()),
+                hold: true,
+                guard_until: crate::ledger::guard_until(
+                    accepted.renewed.value(),
+                    self.policy.grace,
+                ),
+            };
+            self.step(s, &origin, item.template, &lookup)
+        };
+        let decided = self.decide(&origin, &item, step, |_| {
+            self.exchange_cmp(
+                forwarded,
+                &answering.header,
+                &accepted.new_key,
+                accepted.renewed.value(),
+            )
+        });
+        let answer = match decided {
+            Ok(answer) => answer,
+            Err(failure) => return CmpReply::unavailable(failure),
+        };
+        let implicit = match self.note_delivery(&origin, &transaction, &answer) {
+            Ok(implicit) => implicit,
+            Err(failure) => return CmpReply::unavailable(failure),
+        };
+        self.cmp_answer(answering, accepted.cert_req_id, answer, implicit, polled)
+    }
+
+    /// Whether a certificate delivered in `transaction` goes without `certConf`: as the
+    /// upstream granted when it answered now; from the gateway's note when the answer came from
+    /// its state. A certificate that waits for its confirmation is noted, so that only a
+    /// `certConf` of a transaction that delivered one is forwarded.
+    fn note_delivery(
+        &self,
+        origin: &Origin,
+        transaction: &str,
+        answer: &GatewayAnswer,
+    ) -> Result<bool, UpstreamFailure> {
+        let Some(cert) = answer.issued.as_ref() else {
+            return Ok(false);
+        };
+        let key = origin.transaction_key(transaction);
+        let deadline = self.clock.unix() + CONFIRM_NOTE_SECS;
+        let result = self
+            .decision()
+            .atomically(|s| match answer.implicit_confirm {
+                Some(true) => Ok(true),
+                Some(false) => {
+                    s.await_confirmation(&key, &serial_text(cert.value()), deadline)?;
+                    Ok(false)
+                }
+                // Answered from the state: a note says a confirmation was asked for.
+                None => Ok(s.confirmation(&key)?.is_none()),
+            });
+        result.map_err(|e: StoreError| UpstreamFailure {
+            status: 503,
+            retry_after: Some(self.policy.retry_after),
+            text: format!("the gateway's state database: {e}"),
+        })
+    }
+
+    /// A `pollReq`: the kur pending under this transaction (for the certificate that protected
+    /// the poll), asked for again — upstream, with the user's poll nested.
+    fn cmp_poll(&self, origin: Origin, poll: &PkiMessage, poll_bytes: &[u8]) -> CmpReply {
+        let origin = match self.cmp_sender(origin, poll) {
+            Ok(origin) => origin,
+            Err(refused) => return *refused,
+        };
+        let transaction = cmp_transaction(&poll.header);
+        let stored = lock(&self.store)
+            .find_pending(&origin.identity, &transaction)
+            .ok()
+            .flatten()
+            .filter(|p| p.kind == "cmp")
+            .and_then(|p| {
+                PkiMessage::parse(&p.request, &self.limits)
+                    .ok()
+                    .map(|kur| (kur, p.request))
+            });
+        match stored {
+            Some((kur, bytes)) => self.cmp_renew(origin, poll, &kur, &bytes, poll_bytes),
+            None => {
+                let r = Rejection::PollMismatch(-1);
+                self.record_refusal(&origin, None, &r);
+                self.cmp_error(&poll.header, &r)
+            }
+        }
+    }
+
+    /// A `certConf` for the certificate the gateway delivered in this transaction: forwarded
+    /// (nested) for the upstream to confirm or revoke, recorded here as the upstream
+    /// acknowledged it, and acknowledged to the user with the RA's `pkiConf`.
+    fn cmp_confirm(&self, origin: Origin, message: &PkiMessage, bytes: &[u8]) -> CmpReply {
+        let origin = match self.cmp_sender(origin, message) {
+            Ok(origin) => origin,
+            Err(refused) => return *refused,
+        };
+        let PkiBody::CertConf(statuses) = &message.body else {
+            return self.cmp_error(
+                &message.header,
+                &Rejection::Internal("not a certConf".into()),
+            );
+        };
+        let key = origin.transaction_key(&cmp_transaction(&message.header));
+        let noted = lock(&self.store).confirmation(&key);
+        let record = match noted {
+            Ok(Some(record)) => record,
+            Ok(None) => {
+                let why = "certConf: no certificate of this transaction awaits confirmation";
+                self.record_refusal(&origin, None, &Rejection::Malformed(why.into()));
+                return self.cmp_failure(&message.header, FailureBit::BadCertId, why);
+            }
+            Err(e) => return CmpReply::unavailable(self.store_unavailable(&e)),
+        };
+        let accepted = statuses.iter().all(|s| s.accepted());
+        let answer = self
+            .forward_cmp(bytes, &message.header)
+            .and_then(|der| self.read_upstream_cmp(&der, &message.header));
+        let answer = match answer {
+            Ok(answer) => answer,
+            Err((status, text)) => {
+                return CmpReply::unavailable(
+                    self.upstream_failed(&origin, None, None, None, status, text),
+                );
+            }
+        };
+        match answer.body {
+            PkiBody::PkiConf => {
+                let now = self.clock.unix();
+                let serial = Some(record.serial.as_str());
+                let recorded = self.decision().atomically(|s| {
+                    if record.state != ConfirmState::Waiting {
+                        return Ok("confirmation repeated");
+                    }
+                    if accepted {
+                        s.set_confirmation(&key, ConfirmState::Confirmed)?;
+                        self.audit(
+                            s,
+                            &origin,
+                            None,
+                            AuditOutcome::Confirmed,
+                            serial,
+                            None,
+                            "the client confirmed the certificate (certConf; the upstream \
+                             acknowledged it)"
+                                .into(),
+                        )?;
+                        Ok("confirmed")
+                    } else {
+                        // The upstream revoked it; the next request with it is refused here.
+                        s.revoke(&record.serial, now)?;
+                        s.set_confirmation(&key, ConfirmState::Rejected)?;
+                        self.audit(
+                            s,
+                            &origin,
+                            None,
+                            AuditOutcome::Revoked,
+                            serial,
+                            None,
+                            "the client rejected the certificate in certConf: revoked upstream"
+                                .into(),
+                        )?;
+                        Ok("rejected by the client: revoked")
+                    }
+                });
+                match recorded {
+                    Ok(what) => self.cmp_sign(&message.header, &CmpAnswer::PkiConf, what),
+                    Err(e) => CmpReply::unavailable(self.store_unavailable(&e)),
+                }
+            }
+            PkiBody::Error(error) => {
+                let text = format!("refused upstream: {}", error.pki_status_info.text());
+                self.record_refusal(&origin, None, &Rejection::Denied(text.clone()));
+                self.cmp_sign(
+                    &message.header,
+                    &CmpAnswer::Error(error.pki_status_info),
+                    &text,
+                )
+            }
+            other => CmpReply::unavailable(self.upstream_failed(
+                &origin,
+                None,
+                None,
+                None,
+                502,
+                format!("the upstream answered a certConf with {}", other.name()),
+            )),
+        }
+    }
+
+    /// Who sent a follow-up (`pollReq`, `certConf`): the certificate that protected it.
+    fn cmp_sender(&self, origin: Origin, message: &PkiMessage) -> Result<Origin, Box<CmpReply>> {
+        match policy::protected_by(message, &self.context()) {
+            Ok(identity) => Ok(origin.renewing(&identity)),
+            Err(r) => {
+                self.record_refusal(&origin, None, &r);
+                Err(Box::new(self.cmp_error(&message.header, &r)))
+            }
+        }
+    }
+
+    /// The user's message (DER, unchanged) nested under the RA's protection and sent upstream;
+    /// the upstream's PKIMessage as received.
+    fn forward_cmp(&self, message: &[u8], header: &PkiHeader) -> Result<Vec<u8>, (u16, String)> {
+        let nesting = Nesting {
+            chain: &self.ra.chain,
+            sender_nonce: fresh_nonce(),
+            time: self.clock.now(),
+        };
+        let nested = nest(message, header, &nesting, &self.ra.key)
+            .map_err(|e| (500, format!("nesting the message: {e}")))?;
+        self.timed(|| self.upstream.cmp_message(&nested), |r| r.is_ok())
+            .map_err(|failure| match failure {
+                Failure::Unavailable(text) => (503, text),
+                Failure::BadAnswer(text) => (502, text),
+            })
+    }
+
+    /// The upstream's answer to the message with `sent` header, believed only when the
+    /// upstream CA itself protected it (one of its configured certificates, nothing it merely
+    /// issued), in our transaction, carrying the user's nonce back.
+    fn read_upstream_cmp(&self, der: &[u8], sent: &PkiHeader) -> Result<PkiMessage, (u16, String)> {
+        let message = PkiMessage::parse(der, &self.limits)
+            .map_err(|e| (502, format!("upstream CMP answer: {e}")))?;
+        let signer = message
+            .protecting_certificate()
+            .filter(|c| self.policy.upstream_cas.contains(c))
+            .ok_or((
+                502,
+                "upstream CMP answer protected by a certificate we do not trust".to_string(),
+            ))?;
+        message
+            .verify_protection(signer.value())
+            .map_err(|e| (502, format!("upstream CMP answer's protection: {e}")))?;
+        if message.header.transaction_id != sent.transaction_id
+            || message.header.recip_nonce != sent.sender_nonce
+        {
+            return Err((
+                502,
+                "upstream CMP answer is for another transaction or nonce".into(),
+            ));
+        }
+        Ok(message)
+    }
+
+    /// One exchange for a renewal (a kur, or the pollReq asking for it): forwarded, read and
+    /// turned into the gateway's answer — issued (the certificate checked as for CMC), pending,
+    /// or refused with the upstream's own status.
+    fn exchange_cmp(
+        &self,
+        message: &[u8],
+        header: &PkiHeader,
+        new_key: &PublicKey,
+        renewed: &Certificate,
+    ) -> Result<(GatewayAnswer, Option<u64>), (u16, String)> {
+        let der = self.forward_cmp(message, header)?;
+        let answer = self.read_upstream_cmp(&der, header)?;
+        let pending = |secs: i64| {
+            let at = self.clock.now()
+                + Duration::from_secs(u64::try_from(secs).unwrap_or(1).clamp(1, 3600));
+            der::asn1::GeneralizedTime::from_system_time(at)
+                .map(|retry_at| {
+                    GatewayAnswer::upstream(
+                        Outcome::Pending {
+                            token: Vec::new(),
+                            retry_at,
+                        },
+                        Some("waiting upstream".into()),
+                    )
+                })
+                .map_err(|e| (500, e.to_string()))
+        };
+        let refused = |status: PkiStatusInfo| {
+            let mut answer = GatewayAnswer::upstream(
+                Outcome::Failed { fail_info: None },
+                Some(format!("refused by the CA: {}", status.text())),
+            );
+            answer.cmp_status = Some(status);
+            answer
+        };
+        let decided = match answer.body {
+            PkiBody::Kup(rep) => {
+                let [response] = rep.response.as_slice() else {
+                    return Err((
+                        502,
+                        format!(
+                            "upstream kup holds {} responses for one request",
+                            rep.response.len()
+                        ),
+                    ));
+                };
+                match response.status.status() {
+                    PkiStatus::Accepted | PkiStatus::GrantedWithMods => {
+                        let issued = response.certificate().ok_or((
+                            502,
+                            "upstream kup grants but carries no certificate".into(),
+                        ))?;
+                        let mut certificates = vec![issued];
+                        certificates.extend(answer.extra_certs.iter().cloned());
+                        let cert = self
+                            .certificate_for(&certificates, new_key, renewed)
+                            .map_err(|e| (502, e))?;
+                        let mut decided = GatewayAnswer::issued(cert);
+                        decided.implicit_confirm = Some(answer.header.implicit_confirm());
+                        decided
+                    }
+                    PkiStatus::Waiting => pending(1)?,
+                    _ => refused(response.status.clone()),
+                }
+            }
+            PkiBody::PollRep(reps) => pending(reps.first().map_or(1, |r| r.check_after))?,
+            PkiBody::Error(error) => refused(error.pki_status_info),
+            other => {
+                return Err((
+                    502,
+                    format!("the upstream answered a key update with {}", other.name()),
+                ));
+            }
+        };
+        Ok((decided, None))
+    }
+
+    /// The RA-protected answer to `answering`: `kup` (issued, waiting, refused) or, to a poll
+    /// still waiting, `pollRep`.
+    fn cmp_answer(
+        &self,
+        answering: &PkiMessage,
+        cert_req_id: i64,
+        answer: GatewayAnswer,
+        implicit: bool,
+        polled: bool,
+    ) -> CmpReply {
+        let rep = |status: PkiStatusInfo, issued, what: &str| {
+            self.cmp_sign(
+                &answering.header,
+                &CmpAnswer::CertRep {
+                    body_tag: 8,
+                    cert_req_id,
+                    status,
+                    issued,
+                    implicit_confirm: implicit,
+                },
+                what,
+            )
+        };
+        let status = |s, bit, text: &str| {
+            PkiStatusInfo::new(s, bit, Some(text).filter(|t| !t.is_empty()))
+                .unwrap_or_else(|_| accepted_status())
+        };
+        match (&answer.outcome, &answer.issued) {
+            (Outcome::Issued, Some(cert)) => {
+                rep(status(PkiStatus::Accepted, None, ""), Some(cert), "issued")
+            }
+            (Outcome::Pending { .. }, _) if polled => {
+                let secs =
+                    crate::ledger::retry_after(&answer.outcome, self.clock.now()).unwrap_or(1);
+                self.cmp_sign(
+                    &answering.header,
+                    &CmpAnswer::PollRep {
+                        cert_req_id,
+                        check_after: i64::try_from(secs).unwrap_or(1),
+                    },
+                    "pending",
+                )
+            }
+            (Outcome::Pending { .. }, _) => {
+                rep(status(PkiStatus::Waiting, None, ""), None, "pending")
+            }
+            _ => {
+                let (info, what) = match (&answer.cmp_status, &answer.refusal) {
+                    (Some(upstream), _) => (upstream.clone(), "refused upstream".to_string()),
+                    (None, Some(r)) => (
+                        status(
+                            PkiStatus::Rejection,
+                            Some(r.cmp_failure()),
+                            &r.status_string(),
+                        ),
+                        format!("refused: {:?}", r.cmp_failure()),
+                    ),
+                    (None, None) => (
+                        status(
+                            PkiStatus::Rejection,
+                            Some(FailureBit::SystemFailure),
+                            answer.status.as_deref().unwrap_or("refused by the CA"),
+                        ),
+                        "refused upstream".to_string(),
+                    ),
+                };
+                rep(info, None, &what)
+            }
+        }
+    }
+
+    /// `error` for `rejection`.
+    fn cmp_error(&self, header: &PkiHeader, rejection: &Rejection) -> CmpReply {
+        self.cmp_failure(header, rejection.cmp_failure(), &rejection.status_string())
+    }
+
+    fn cmp_failure(&self, header: &PkiHeader, bit: FailureBit, text: &str) -> CmpReply {
+        let status = PkiStatusInfo::new(PkiStatus::Rejection, Some(bit), Some(text))
+            .unwrap_or_else(|_| accepted_status());
+        self.cmp_sign(
+            header,
+            &CmpAnswer::Error(status),
+            &format!("refused: {bit:?}"),
+        )
+    }
+
+    /// The answer to a message with `header`, protected by the RA key; its certificate, its
+    /// chain and the upstream CA's certificates go along for the user to verify.
+    fn cmp_sign(&self, header: &PkiHeader, answer: &CmpAnswer<'_>, outcome: &str) -> CmpReply {
+        let chain: Vec<Retained<Certificate>> = self
+            .ra
+            .chain
+            .iter()
+            .chain(&self.policy.upstream_cas)
+            .cloned()
+            .collect();
+        let responder = Responder {
+            cert: self.ra_cert(),
+            extra_certs: &chain,
+            request: header,
+            sender_nonce: fresh_nonce(),
+            time: self.clock.now(),
+        };
+        let body = respond(&responder, answer, &self.ra.key).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "could not sign a CMP answer");
+            Vec::new()
+        });
+        CmpReply {
+            body,
+            outcome: outcome.to_string(),
+            fault: None,
+            upstream: None,
+        }
+    }
+
+    fn store_unavailable(&self, e: &StoreError) -> UpstreamFailure {
+        UpstreamFailure {
+            status: 503,
+            retry_after: Some(self.policy.retry_after),
+            text: format!("the gateway's state database: {e}"),
+        }
+    }
+}
