@@ -29,6 +29,10 @@ need bsdutils /usr/bin/script
 # strongSwan's pki, an EST client we did not write, and its curl fetcher (sim-ca/tests/strongswan.rs).
 need strongswan-pki pki
 need libstrongswan-extra-plugins /usr/lib/ipsec/plugins/libstrongswan-curl.so
+# Java and Bouncy Castle: a CMP implementation we did not write reads our messages
+# (sim-ca/tests/bouncy_castle_cmp.rs).
+need default-jre-headless java
+need libbcpkix-java /usr/share/java/bcpkix.jar
 # PostgreSQL server binaries (the store tests start a throwaway cluster, no system service).
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || need_pkgs+=(postgresql)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
