@@ -11,9 +11,10 @@ mod common;
 use common::{Client, Upstream, desk::Desk, now};
 use renewal_codec::cmc::{DigestAlgorithm, Limits, Retained, Signer, SoftwareKey};
 use renewal_codec::cmp::{
-    PkiBody, PkiMessage, PkiStatus, PkiStatusInfo,
+    ID_IT_CA_CERTS, InfoTypeAndValue, PkiBody, PkiMessage, PkiStatus, PkiStatusInfo,
     build::{
-        KeyUpdate, Nesting, cert_confirm, key_update_request, nest, next_header, poll_request,
+        KeyUpdate, Nesting, cert_confirm, general_message, key_update_request, nest, next_header,
+        poll_request,
     },
 };
 use sim_ca::store::AuditOutcome;
@@ -290,6 +291,51 @@ fn another_users_poll_or_confirmation_finds_nothing_at_every_desk() {
             "{}",
             desk.name()
         );
+    }
+}
+
+#[test]
+fn every_desk_answers_a_general_message_with_its_ca_certificates() {
+    for desk in Desk::all("") {
+        let user = desk.upstream.user();
+        let ca = desk.ca().authority();
+        let ask_for = |key: &SoftwareKey| {
+            general_message(
+                &user.old_cert,
+                ca.issuing.cert.value().tbs_certificate().subject().clone(),
+                &[
+                    InfoTypeAndValue {
+                        info_type: ID_IT_CA_CERTS,
+                        info_value: None,
+                    },
+                    // A question nobody here knows (id-it-signKeyPairTypes): left out.
+                    InfoTypeAndValue {
+                        info_type: der::asn1::ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.4.3"),
+                        info_value: None,
+                    },
+                ],
+                rand16(),
+                rand16(),
+                now(),
+                key,
+            )
+            .unwrap()
+        };
+        let reply = ask(&desk, &ask_for(&user.old_key));
+        let PkiBody::Genp(answers) = &reply.body else {
+            panic!("{}: expected genp, got {}", desk.name(), reply.body.name());
+        };
+        assert_eq!(answers.len(), 1, "{}", desk.name());
+        let certs = answers[0].ca_certificates().unwrap().unwrap();
+        assert_eq!(
+            certs,
+            [ca.issuing.cert.clone(), ca.root.cert.clone()],
+            "{}",
+            desk.name()
+        );
+        // A protection that does not verify with the certificate it names: refused.
+        let forged = ask(&desk, &ask_for(&SoftwareKey::generate_p256().unwrap()));
+        assert_eq!(failures(&forged), ["badMessageCheck"], "{}", desk.name());
     }
 }
 

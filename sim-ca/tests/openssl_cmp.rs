@@ -303,3 +303,49 @@ fn openssl_renews_over_cmp_confirmed_implicitly_pending_and_rejected() {
     assert!(trail.iter().any(|(o, _)| o == "pending"), "{trail:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn openssl_gets_the_ca_certificates_with_a_general_message() {
+    if !openssl_cmp_present() {
+        return;
+    }
+    let dir = temp_dir("openssl-genm");
+    let state = dir.join("ca");
+    let (cert, key) = user(&dir, &state, "Gina Genm");
+    let (port, admin) = (free_port(), free_port());
+    let _ca = Served::logged(
+        Command::new(env!("CARGO_BIN_EXE_sim-ca"))
+            .arg("serve")
+            .arg("--state")
+            .arg(&state)
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--admin", &format!("127.0.0.1:{admin}")]),
+        port,
+        &dir.join("ca.log"),
+    );
+    // RFC 9483 §4.3.1: genm with id-it-caCerts; OpenSSL verifies the genp's protection
+    // against the root it trusts and names what it holds.
+    let output = Command::new("openssl")
+        .args(["cmp", "-cmd", "genm", "-infotype", "caCerts", "-server"])
+        .arg(format!("localhost:{port}"))
+        .args(["-path", "/.well-known/cmp", "-tls_used", "-tls_trusted"])
+        .arg(state.join("ca-chain.pem"))
+        .arg("-trusted")
+        .arg(state.join("root.pem"))
+        .arg("-cert")
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "{text}");
+    assert!(
+        text.contains("received GENP") && text.contains("ITAV of type: id-it-caCerts"),
+        "{text}"
+    );
+}

@@ -1,5 +1,5 @@
 //! Building a CA's answers in a key update: `kup` (issued, refused or waiting), `pollRep`,
-//! `pkiConf` and `error`, each protected by the CA's signature with its chain in `extraCerts`
+//! `pkiConf`, `genp` and `error`, each protected by the CA's signature with its chain in `extraCerts`
 //! and a header that answers the request's (RFC 4210 §5.1.1, RFC 9483 §3.1: the same
 //! transactionID, the request's senderNonce as recipNonce, a fresh senderNonce).
 
@@ -142,6 +142,8 @@ pub enum Answer<'a> {
     PkiConf,
     /// `error`.
     Error(PkiStatusInfo),
+    /// `genp`: the answers to a general message's questions (e.g. `caCerts`).
+    Genp(&'a [InfoTypeAndValue]),
 }
 
 /// The signed answer.
@@ -201,6 +203,14 @@ pub fn respond(
             tagged(26, &sequence(&[&rep], "PollRepContent")?, "pollRep")?
         }
         Answer::PkiConf => tagged(19, &Null.to_der().malformed("pkiconf")?, "pkiconf")?,
+        Answer::Genp(infos) => {
+            let encoded = infos
+                .iter()
+                .map(|i| i.to_der().malformed("InfoTypeAndValue"))
+                .collect::<Result<Vec<_>>>()?;
+            let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+            tagged(22, &sequence(&refs, "GenRepContent")?, "genp")?
+        }
         Answer::Error(status) => {
             let content = sequence(&[&status.to_der().malformed("ErrorMsgContent")?], "error")?;
             tagged(23, &content, "error")?

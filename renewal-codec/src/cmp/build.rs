@@ -171,6 +171,45 @@ pub fn poll_request(
     protect(header, &body, old, std::slice::from_ref(old_cert))
 }
 
+/// A general message (`genm`, RFC 4210 §5.3.19) asking `questions` (e.g. `caCerts` without a
+/// value, RFC 9483 §4.3.1) in a fresh transaction, protected by `signer` with `cert` in
+/// extraCerts (RFC 9483 §3.2: signature-protected like every request).
+pub fn general_message(
+    cert: &Retained<Certificate>,
+    recipient: Name,
+    questions: &[InfoTypeAndValue],
+    transaction_id: [u8; 16],
+    sender_nonce: [u8; 16],
+    time: SystemTime,
+    signer: &dyn Signer,
+) -> std::result::Result<Vec<u8>, BuildError> {
+    let encoded = questions
+        .iter()
+        .map(|q| q.to_der().malformed("InfoTypeAndValue"))
+        .collect::<Result<Vec<_>>>()?;
+    let refs: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+    let body = tagged(21, &sequence(&refs, "GenMsgContent")?, "genm")?;
+    let tbs = cert.value().tbs_certificate();
+    let header = PkiHeader {
+        pvno: 2,
+        sender: GeneralName::DirectoryName(tbs.subject().clone()),
+        recipient: GeneralName::DirectoryName(recipient),
+        message_time: Some(GeneralizedTime::from_system_time(time).malformed("messageTime")?),
+        protection_alg: Some(identifier(signer)?),
+        sender_kid: Some(
+            OctetString::new(subject_key_id(cert.value(), signer.public_key()))
+                .malformed("senderKID")?,
+        ),
+        recip_kid: None,
+        transaction_id: Some(OctetString::new(transaction_id).malformed("tid")?),
+        sender_nonce: Some(OctetString::new(sender_nonce).malformed("nonce")?),
+        recip_nonce: None,
+        free_text: None,
+        general_info: None,
+    };
+    protect(&header, &body, signer, std::slice::from_ref(cert))
+}
+
 /// What an RA says when it forwards a message under its own protection.
 #[derive(Clone, Debug)]
 pub struct Nesting<'a> {

@@ -44,6 +44,9 @@ use crate::cmc::{
 /// to skip `certConf`; in the answer's, the CA grants it.
 pub const ID_IT_IMPLICIT_CONFIRM: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.4.13");
+/// `id-it-caCerts` (RFC 9483 §4.3.1, RFC 9480 §2.5): in a `genm`, asks for the CA certificates
+/// (no value); in the `genp`, carries them (`SEQUENCE SIZE (1..MAX) OF CMPCertificate`).
+pub const ID_IT_CA_CERTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.4.17");
 /// `id-regCtrl-oldCertID` (RFC 4211 §6.5): in a `kur`, the certificate being updated.
 pub const ID_REG_CTRL_OLD_CERT_ID: ObjectIdentifier =
     ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.5.1.5");
@@ -158,6 +161,35 @@ pub struct InfoTypeAndValue {
     /// Its value, when it has one.
     #[asn1(optional = "true")]
     pub info_value: Option<der::asn1::Any>,
+}
+
+impl InfoTypeAndValue {
+    /// `caCerts` carrying `certificates` (a `CMPCertificate` is an X.509 certificate here).
+    pub fn ca_certs(certificates: &[Retained<Certificate>]) -> Result<Self> {
+        let mut content = Vec::new();
+        for cert in certificates {
+            content.extend_from_slice(cert.der());
+        }
+        let value = der::asn1::Any::new(der::Tag::Sequence, content).malformed("caCerts")?;
+        Ok(Self {
+            info_type: ID_IT_CA_CERTS,
+            info_value: Some(value),
+        })
+    }
+
+    /// The certificates of a `caCerts` value (`None` for another type, or no value).
+    pub fn ca_certificates(&self) -> Option<Result<Vec<Retained<Certificate>>>> {
+        if self.info_type != ID_IT_CA_CERTS {
+            return None;
+        }
+        let value = self.info_value.as_ref()?;
+        Some(
+            value
+                .to_der()
+                .and_then(|der| Vec::<Retained<Certificate>>::from_der(&der))
+                .malformed("caCerts"),
+        )
+    }
 }
 
 /// The message as it is on the wire, fields undecoded.

@@ -25,7 +25,10 @@ use renewal_codec::cmp::{
 
 use super::*;
 use crate::{
-    service::{accepted_status, cmp_transaction, fresh_nonce, same_kur_key, unreadable_header},
+    service::{
+        accepted_status, cmp_transaction, fresh_nonce, general_answers, same_kur_key,
+        unreadable_header,
+    },
     store::ConfirmState,
 };
 
@@ -50,6 +53,18 @@ impl Gateway {
             PkiBody::Kur(_) => self.cmp_renew(origin, &message, &message, body, body),
             PkiBody::PollReq(_) => self.cmp_poll(origin, &message, body),
             PkiBody::CertConf(_) => self.cmp_confirm(origin, &message, body),
+            // The upstream CA's certificates are configured here: answered without asking.
+            PkiBody::Genm(_) => match general_answers(&message, &self.policy.upstream_cas) {
+                Ok(infos) => self.cmp_sign(
+                    &message.header,
+                    &CmpAnswer::Genp(&infos),
+                    "general message answered",
+                ),
+                Err(r) => {
+                    self.record_refusal(&origin, None, &r);
+                    self.cmp_error(&message.header, &r)
+                }
+            },
             other => {
                 let r = Rejection::Denied(format!(
                     "this gateway forwards renewals: a {} is not served here; send a key update \

@@ -98,6 +98,24 @@ impl Ca {
             PkiBody::Kur(_) => self.cmp_renew(origin, message, message, body, false),
             PkiBody::PollReq(_) => self.cmp_poll(origin, message),
             PkiBody::CertConf(_) => self.cmp_confirm(origin, message),
+            PkiBody::Genm(_) => {
+                let certs = [
+                    self.authority.issuing.cert.clone(),
+                    self.authority.root.cert.clone(),
+                ];
+                match general_answers(message, &certs) {
+                    Ok(infos) => self.cmp_sign_header(
+                        &message.header,
+                        &CmpAnswer::Genp(&infos),
+                        None,
+                        "general message answered",
+                    ),
+                    Err(r) => {
+                        self.record_refusal(&self.decision(), &origin, None, &r, None);
+                        self.cmp_error(&message.header, &r)
+                    }
+                }
+            }
             other => {
                 let r = Rejection::Denied(format!(
                     "this CA renews certificates: a {} is not served here; send a key update \
@@ -532,6 +550,37 @@ enum Confirmed {
     Acknowledged(&'static str),
     /// Refused with `error`.
     Refused(FailureBit, String),
+}
+
+/// The answers to a general message (`genm`): `caCerts` gets `ca_certs` (RFC 9483 §4.3.1);
+/// questions this CA does not know are left out of the `genp` (RFC 4210 §5.3.19 lets a receiver
+/// ignore them). CA certificates are public, so anyone may ask; but a message that carries a
+/// protection must carry one that verifies with its first extraCerts certificate.
+pub(crate) fn general_answers(
+    message: &PkiMessage,
+    ca_certs: &[Retained<Certificate>],
+) -> Result<Vec<renewal_codec::cmp::InfoTypeAndValue>, Rejection> {
+    let PkiBody::Genm(questions) = &message.body else {
+        return Err(Rejection::Malformed("not a general message".into()));
+    };
+    if message.protection.is_some() {
+        let signer = message
+            .protecting_certificate()
+            .ok_or(Rejection::BadRenewalCertificate(
+                "no protecting certificate in extraCerts",
+            ))?;
+        message
+            .verify_protection(signer.value())
+            .map_err(|e| Rejection::BadSignature(e.to_string()))?;
+    }
+    questions
+        .iter()
+        .filter(|q| q.info_type == renewal_codec::cmp::ID_IT_CA_CERTS)
+        .map(|_| {
+            renewal_codec::cmp::InfoTypeAndValue::ca_certs(ca_certs)
+                .map_err(|e| Rejection::Internal(e.to_string()))
+        })
+        .collect()
 }
 
 /// Whether the stored kur `stored` asks for the same new key `spki` (the same request,

@@ -21,7 +21,7 @@ mod issue;
 
 pub use cmp::{CmpReply, DEFAULT_CONFIRM_WAIT};
 pub(crate) use cmp::{
-    accepted_status, cmp_transaction, fresh_nonce, same_kur_key, unreadable_header,
+    accepted_status, cmp_transaction, fresh_nonce, general_answers, same_kur_key, unreadable_header,
 };
 use decide::{Answer, SimpleOutcome};
 pub(crate) use decide::{same_cmc_pkcs10, same_simple_pkcs10};
