@@ -131,6 +131,8 @@ pub struct World {
     pub trace: crate::trace::Trace,
     /// Whether renewals attach the card's attestation of the new key (`renew --attest`).
     pub attest: bool,
+    /// Whether CMP renewals ask for implicit confirmation (`renew --implicit-confirm`).
+    pub implicit_confirm: bool,
     _runtime: Option<tokio::runtime::Runtime>,
 }
 
@@ -355,6 +357,7 @@ impl World {
             _scratch: scratch,
             trace,
             attest: false,
+            implicit_confirm: false,
             _runtime: None,
         })
     }
@@ -421,6 +424,7 @@ impl World {
             _scratch: dir,
             trace,
             attest: false,
+            implicit_confirm: false,
             _runtime: Some(runtime),
         })
     }
@@ -491,6 +495,7 @@ impl World {
             crash_after,
             retry: renewal_client::client::processor::RetryPolicy::default(),
             attest: self.attest,
+            implicit_confirm: self.implicit_confirm,
         }
     }
 

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use conformance::harness::World;
+use conformance::harness::{GatewayRoute, World};
 use renewal_client::{
     client::{
         Mode,
@@ -21,6 +21,7 @@ use renewal_client::{
     token::KeyAlgorithm,
 };
 use sim_ca::store::AuditOutcome;
+use sim_card::{CardConfig, PivApplet};
 
 fn run(world: &World, max_polls: u32) -> Result<RenewalOutcome, RenewalError> {
     let mut service = world.service(Mode::Cmp).unwrap();
@@ -85,6 +86,42 @@ fn a_card_renews_over_cmp_and_confirms_in_one_pin_prompt() {
         ca.clock().advance(Duration::from_secs(3600));
         ca.sweep_confirmations();
         assert!(!outcomes(&world).contains(&AuditOutcome::Revoked));
+    }
+}
+
+#[test]
+fn implicit_confirmation_asked_and_granted_ends_with_the_certificate_direct_and_through_a_gateway()
+{
+    for route in [None, Some(GatewayRoute::InProcess)] {
+        let mut world = World::routed(
+            "",
+            KeyAlgorithm::EcP256,
+            PivApplet::new(&CardConfig::default()).unwrap(),
+            "123456",
+            route,
+        )
+        .unwrap();
+        world.implicit_confirm = true;
+        let outcome = run(&world, 0).unwrap();
+        assert_renewed(&world, &outcome);
+        assert_eq!(world.pins.count(), 1, "{route:?}");
+        let trail = outcomes(&world);
+        assert!(
+            trail.contains(&AuditOutcome::Issued),
+            "{route:?}: {trail:?}"
+        );
+        assert!(
+            !trail.contains(&AuditOutcome::Confirmed),
+            "{route:?}: no certConf was sent: {trail:?}"
+        );
+        // Granted: nothing waits for a confirmation, so the deadline passing revokes nothing.
+        let ca = world.ca.as_ref().unwrap();
+        ca.clock().advance(Duration::from_secs(3600));
+        ca.sweep_confirmations();
+        assert!(
+            !outcomes(&world).contains(&AuditOutcome::Revoked),
+            "{route:?}"
+        );
     }
 }
 

@@ -468,7 +468,7 @@ _renew() {
             return 0
             ;;
         renew__subcmd__policy)
-            opts="-h --token --container --pin-env --pin-fd --pin-file --pinentry --management-key --journal --json --retries --attest --cep --ca-cert --help"
+            opts="-h --token --container --pin-env --pin-fd --pin-file --pinentry --management-key --journal --json --retries --attest --implicit-confirm --cep --ca-cert --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -526,7 +526,7 @@ _renew() {
             return 0
             ;;
         renew__subcmd__recover)
-            opts="-h --token --container --pin-env --pin-fd --pin-file --pinentry --management-key --journal --json --retries --attest --help"
+            opts="-h --token --container --pin-env --pin-fd --pin-file --pinentry --management-key --journal --json --retries --attest --implicit-confirm --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -576,7 +576,7 @@ _renew() {
             return 0
             ;;
         renew__subcmd__resume)
-            opts="-h --token --container --pin-env --pin-fd --pin-file --pinentry --management-key --journal --json --retries --attest --ca --ca-cert --max-polls --help"
+            opts="-h --token --container --pin-env --pin-fd --pin-file --pinentry --management-key --journal --json --retries --attest --implicit-confirm --ca --ca-cert --max-polls --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -638,7 +638,7 @@ _renew() {
             return 0
             ;;
         renew__subcmd__run)
-            opts="-h --token --container --pin-env --pin-fd --pin-file --pinentry --management-key --journal --json --retries --attest --ca --cep --ca-cert --mode --template --max-polls --help"
+            opts="-h --token --container --pin-env --pin-fd --pin-file --pinentry --management-key --journal --json --retries --attest --implicit-confirm --ca --cep --ca-cert --mode --template --max-polls --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -734,7 +734,7 @@ _renew() {
             return 0
             ;;
         renew__subcmd__status)
-            opts="-h --token --container --pin-env --pin-fd --pin-file --pinentry --management-key --journal --json --retries --attest --help"
+            opts="-h --token --container --pin-env --pin-fd --pin-file --pinentry --management-key --journal --json --retries --attest --implicit-confirm --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -69,6 +69,7 @@ complete -c renew -n "__fish_renew_using_subcommand run" -l template -d 'Templat
 complete -c renew -n "__fish_renew_using_subcommand run" -l max-polls -d 'How many times to poll a pending request before leaving it for `renew resume`' -r
 complete -c renew -n "__fish_renew_using_subcommand run" -l json -d 'Print the outcome as JSON on stdout'
 complete -c renew -n "__fish_renew_using_subcommand run" -l attest -d 'Attach the card\'s attestation of the new key to the request (a YubiKey\'s PIV attestation, in the PKCS#10 attribute of draft-ietf-lamps-csr-attestation), for a CA that renews only keys proven generated on the card. A card that cannot attest ends the attempt before anything is sent'
+complete -c renew -n "__fish_renew_using_subcommand run" -l implicit-confirm -d 'With `--mode cmp`: ask the CA to skip the confirmation (`implicitConfirm`, RFC 4210 §5.1.1.1). A CA that grants it ends the exchange with the certificate; one that does not gets the usual `certConf`. Without it the client always confirms (or rejects) what it received'
 complete -c renew -n "__fish_renew_using_subcommand run" -s h -l help -d 'Print help'
 complete -c renew -n "__fish_renew_using_subcommand policy" -l token -d '`sim:CARD.json` (the virtual card, in-process), `piv-pcsc[:READER]` (a PIV card in a PC/SC reader; feature `pcsc`) or `pkcs11:MODULE[:LABEL]` (a PKCS#11 token; feature `pkcs11`)' -r
 complete -c renew -n "__fish_renew_using_subcommand policy" -l container -d 'The container holding the certificate to renew' -r
@@ -83,6 +84,7 @@ complete -c renew -n "__fish_renew_using_subcommand policy" -l cep -d 'The CEP U
 complete -c renew -n "__fish_renew_using_subcommand policy" -l ca-cert -d 'The CA certificates to trust (PEM bundle)' -r -F
 complete -c renew -n "__fish_renew_using_subcommand policy" -l json -d 'Print the outcome as JSON on stdout'
 complete -c renew -n "__fish_renew_using_subcommand policy" -l attest -d 'Attach the card\'s attestation of the new key to the request (a YubiKey\'s PIV attestation, in the PKCS#10 attribute of draft-ietf-lamps-csr-attestation), for a CA that renews only keys proven generated on the card. A card that cannot attest ends the attempt before anything is sent'
+complete -c renew -n "__fish_renew_using_subcommand policy" -l implicit-confirm -d 'With `--mode cmp`: ask the CA to skip the confirmation (`implicitConfirm`, RFC 4210 §5.1.1.1). A CA that grants it ends the exchange with the certificate; one that does not gets the usual `certConf`. Without it the client always confirms (or rejects) what it received'
 complete -c renew -n "__fish_renew_using_subcommand policy" -s h -l help -d 'Print help'
 complete -c renew -n "__fish_renew_using_subcommand status" -l token -d '`sim:CARD.json` (the virtual card, in-process), `piv-pcsc[:READER]` (a PIV card in a PC/SC reader; feature `pcsc`) or `pkcs11:MODULE[:LABEL]` (a PKCS#11 token; feature `pkcs11`)' -r
 complete -c renew -n "__fish_renew_using_subcommand status" -l container -d 'The container holding the certificate to renew' -r
@@ -95,6 +97,7 @@ complete -c renew -n "__fish_renew_using_subcommand status" -l journal -d 'Journ
 complete -c renew -n "__fish_renew_using_subcommand status" -l retries -d 'Re-sends of the same request when its answer is lost (connection dropped, timeout, truncated answer, HTTP 5xx), waiting 2, 4, 8, 16 s (or the server\'s Retry-After, at most 30 s) before rolling back; 0 rolls back at once' -r
 complete -c renew -n "__fish_renew_using_subcommand status" -l json -d 'Print the outcome as JSON on stdout'
 complete -c renew -n "__fish_renew_using_subcommand status" -l attest -d 'Attach the card\'s attestation of the new key to the request (a YubiKey\'s PIV attestation, in the PKCS#10 attribute of draft-ietf-lamps-csr-attestation), for a CA that renews only keys proven generated on the card. A card that cannot attest ends the attempt before anything is sent'
+complete -c renew -n "__fish_renew_using_subcommand status" -l implicit-confirm -d 'With `--mode cmp`: ask the CA to skip the confirmation (`implicitConfirm`, RFC 4210 §5.1.1.1). A CA that grants it ends the exchange with the certificate; one that does not gets the usual `certConf`. Without it the client always confirms (or rejects) what it received'
 complete -c renew -n "__fish_renew_using_subcommand status" -s h -l help -d 'Print help'
 complete -c renew -n "__fish_renew_using_subcommand resume" -l token -d '`sim:CARD.json` (the virtual card, in-process), `piv-pcsc[:READER]` (a PIV card in a PC/SC reader; feature `pcsc`) or `pkcs11:MODULE[:LABEL]` (a PKCS#11 token; feature `pkcs11`)' -r
 complete -c renew -n "__fish_renew_using_subcommand resume" -l container -d 'The container holding the certificate to renew' -r
@@ -110,6 +113,7 @@ complete -c renew -n "__fish_renew_using_subcommand resume" -l ca-cert -d 'The C
 complete -c renew -n "__fish_renew_using_subcommand resume" -l max-polls -d 'How many times to poll' -r
 complete -c renew -n "__fish_renew_using_subcommand resume" -l json -d 'Print the outcome as JSON on stdout'
 complete -c renew -n "__fish_renew_using_subcommand resume" -l attest -d 'Attach the card\'s attestation of the new key to the request (a YubiKey\'s PIV attestation, in the PKCS#10 attribute of draft-ietf-lamps-csr-attestation), for a CA that renews only keys proven generated on the card. A card that cannot attest ends the attempt before anything is sent'
+complete -c renew -n "__fish_renew_using_subcommand resume" -l implicit-confirm -d 'With `--mode cmp`: ask the CA to skip the confirmation (`implicitConfirm`, RFC 4210 §5.1.1.1). A CA that grants it ends the exchange with the certificate; one that does not gets the usual `certConf`. Without it the client always confirms (or rejects) what it received'
 complete -c renew -n "__fish_renew_using_subcommand resume" -s h -l help -d 'Print help'
 complete -c renew -n "__fish_renew_using_subcommand recover" -l token -d '`sim:CARD.json` (the virtual card, in-process), `piv-pcsc[:READER]` (a PIV card in a PC/SC reader; feature `pcsc`) or `pkcs11:MODULE[:LABEL]` (a PKCS#11 token; feature `pkcs11`)' -r
 complete -c renew -n "__fish_renew_using_subcommand recover" -l container -d 'The container holding the certificate to renew' -r
@@ -122,6 +126,7 @@ complete -c renew -n "__fish_renew_using_subcommand recover" -l journal -d 'Jour
 complete -c renew -n "__fish_renew_using_subcommand recover" -l retries -d 'Re-sends of the same request when its answer is lost (connection dropped, timeout, truncated answer, HTTP 5xx), waiting 2, 4, 8, 16 s (or the server\'s Retry-After, at most 30 s) before rolling back; 0 rolls back at once' -r
 complete -c renew -n "__fish_renew_using_subcommand recover" -l json -d 'Print the outcome as JSON on stdout'
 complete -c renew -n "__fish_renew_using_subcommand recover" -l attest -d 'Attach the card\'s attestation of the new key to the request (a YubiKey\'s PIV attestation, in the PKCS#10 attribute of draft-ietf-lamps-csr-attestation), for a CA that renews only keys proven generated on the card. A card that cannot attest ends the attempt before anything is sent'
+complete -c renew -n "__fish_renew_using_subcommand recover" -l implicit-confirm -d 'With `--mode cmp`: ask the CA to skip the confirmation (`implicitConfirm`, RFC 4210 §5.1.1.1). A CA that grants it ends the exchange with the certificate; one that does not gets the usual `certConf`. Without it the client always confirms (or rejects) what it received'
 complete -c renew -n "__fish_renew_using_subcommand recover" -s h -l help -d 'Print help'
 complete -c renew -n "__fish_renew_using_subcommand check" -l config -d 'The agent\'s configuration file (TOML; see the README)' -r -F
 complete -c renew -n "__fish_renew_using_subcommand check" -l now -d 'Act as if it were this time: Unix seconds, or `+DURATION` from now (`+200d`): what would the agent do then?' -r

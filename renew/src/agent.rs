@@ -91,6 +91,7 @@ fn common_for(t: &Tracked, dir: &Path) -> Common {
         json: false,
         retries: t.resends,
         attest: t.attest,
+        implicit_confirm: t.implicit_confirm,
     }
 }
 

@@ -248,6 +248,12 @@ struct Common {
     /// attempt before anything is sent.
     #[arg(long)]
     attest: bool,
+    /// With `--mode cmp`: ask the CA to skip the confirmation (`implicitConfirm`, RFC 4210
+    /// §5.1.1.1). A CA that grants it ends the exchange with the certificate; one that does not
+    /// gets the usual `certConf`. Without it the client always confirms (or rejects) what it
+    /// received.
+    #[arg(long)]
+    implicit_confirm: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -635,6 +641,7 @@ mod renewal {
                 ..Default::default()
             },
             attest: common.attest,
+            implicit_confirm: common.implicit_confirm,
         }
     }
 

@@ -139,6 +139,9 @@ pub struct Tracked {
     /// renews only keys proven generated on the card.
     #[serde(default)]
     pub attest: bool,
+    /// With `mode = "cmp"`: ask the CA to skip `certConf` (as `renew --implicit-confirm`).
+    #[serde(default)]
+    pub implicit_confirm: bool,
     /// Polls of a pending request within one attempt.
     #[serde(default = "default_polls")]
     pub max_polls: u32,

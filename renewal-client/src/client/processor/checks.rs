@@ -223,6 +223,7 @@ mod tests {
             max_polls: 0,
             retry: crate::client::processor::RetryPolicy::default(),
             attest: false,
+            implicit_confirm: false,
         };
         verify_issued(
             &cx,

@@ -183,6 +183,9 @@ pub struct RenewalConfig {
     /// requires attested keys refuses a request without one). A token that cannot attest
     /// rolls the attempt back before anything is sent.
     pub attest: bool,
+    /// CMP: ask the CA to skip `certConf` (RFC 4210 §5.1.1.1 `implicitConfirm`). Granted, the
+    /// exchange ends with the certificate; refused (or ignored), the client confirms as usual.
+    pub implicit_confirm: bool,
 }
 
 /// How a run ended.
@@ -373,6 +376,7 @@ impl RenewalConfig {
             max_polls: self.max_polls,
             retry: self.retry,
             attest: self.attest,
+            implicit_confirm: self.implicit_confirm,
         };
         (context, self.sleep, self.crash_after)
     }
@@ -461,6 +465,7 @@ pub fn recover(
         max_polls: 0,
         retry: RetryPolicy::default(),
         attest: false,
+        implicit_confirm: false,
     };
     let mut service = NoService;
     let mut driver = Driver::new(token.clone(), &mut service, journal, Box::new(drop), None);

@@ -50,6 +50,8 @@ pub struct Context {
     pub retry: super::RetryPolicy,
     /// Attach the card's attestation of the new key to the request.
     pub attest: bool,
+    /// CMP: ask for implicit confirmation.
+    pub implicit_confirm: bool,
 }
 
 /// The certificate being renewed, as found on the card, with the key type its renewal gets.
@@ -449,18 +451,22 @@ impl Build {
                             .into(),
                     ));
                 }
-                cmp::key_update(old_cert, old_key.as_ref(), new_key.as_ref(), false).map_err(
-                    |e| match e {
-                        crate::cmp::build::BuildError::Sign(s) => RenewalError::Card {
-                            step: Step::BuildRequest,
-                            source: TokenError::Backend {
-                                backend: "token",
-                                detail: s.to_string(),
-                            },
+                cmp::key_update(
+                    old_cert,
+                    old_key.as_ref(),
+                    new_key.as_ref(),
+                    cx.implicit_confirm,
+                )
+                .map_err(|e| match e {
+                    crate::cmp::build::BuildError::Sign(s) => RenewalError::Card {
+                        step: Step::BuildRequest,
+                        source: TokenError::Backend {
+                            backend: "token",
+                            detail: s.to_string(),
                         },
-                        other => RenewalError::Precondition(other.to_string()),
                     },
-                )?
+                    other => RenewalError::Precondition(other.to_string()),
+                })?
             }
             Mode::FullCmc | Mode::Cmc | Mode::Wstep => {
                 let mut params = RenewalParams::random()
