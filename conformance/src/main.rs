@@ -292,7 +292,13 @@ fn phases(mut it: impl Iterator<Item = String>) -> ExitCode {
                         Some("fullcmc") => Mode::FullCmc,
                         Some("cmc") => Mode::Cmc,
                         Some("simplereenroll") => Mode::SimpleReenroll,
-                        _ => return Err("--mode is fullcmc, cmc or simplereenroll".into()),
+                        Some("wstep") => Mode::Wstep,
+                        Some("cmp") => Mode::Cmp,
+                        _ => {
+                            return Err(
+                                "--mode is fullcmc, cmc, simplereenroll, wstep or cmp".into()
+                            );
+                        }
                     }
                 }
                 "--key" => {
