@@ -18,6 +18,7 @@ pub mod backend;
 pub mod cep;
 pub mod ces;
 pub mod clock;
+mod cmp_answer;
 pub mod durability;
 mod error;
 pub mod gateway;

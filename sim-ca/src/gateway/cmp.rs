@@ -19,14 +19,14 @@
 
 use renewal_codec::cmp::{
     PkiBody, PkiHeader, PkiMessage, PkiStatus, PkiStatusInfo,
-    answer::{Answer as CmpAnswer, FailureBit, Responder, respond},
+    answer::{Answer as CmpAnswer, FailureBit},
     build::{Nesting, nest},
 };
 
 use super::*;
 use crate::{
-    service::{
-        accepted_status, cmp_transaction, fresh_nonce, general_answers, same_kur_key,
+    cmp_answer::{
+        Answerer, accepted_status, cmp_transaction, fresh_nonce, general_answers, same_kur_key,
         unreadable_header,
     },
     store::ConfirmState,
@@ -489,49 +489,42 @@ impl Gateway {
             (Outcome::Pending { .. }, _) => {
                 rep(status(PkiStatus::Waiting, None, ""), None, "pending")
             }
-            _ => {
-                let (info, what) = match (&answer.cmp_status, &answer.refusal) {
-                    (Some(upstream), _) => (upstream.clone(), "refused upstream".to_string()),
-                    (None, Some(r)) => (
-                        status(
-                            PkiStatus::Rejection,
-                            Some(r.cmp_failure()),
-                            &r.status_string(),
-                        ),
-                        format!("refused: {:?}", r.cmp_failure()),
+            _ => match (&answer.cmp_status, &answer.refusal) {
+                // The gateway's own refusal: as the CA words one.
+                (None, Some(r)) => {
+                    self.answer_with(|a| a.refusal(&answering.header, cert_req_id, r))
+                }
+                // The upstream's: its status passed on as it was.
+                (Some(upstream), _) => rep(upstream.clone(), None, "refused upstream"),
+                (None, None) => rep(
+                    status(
+                        PkiStatus::Rejection,
+                        Some(FailureBit::SystemFailure),
+                        answer.status.as_deref().unwrap_or("refused by the CA"),
                     ),
-                    (None, None) => (
-                        status(
-                            PkiStatus::Rejection,
-                            Some(FailureBit::SystemFailure),
-                            answer.status.as_deref().unwrap_or("refused by the CA"),
-                        ),
-                        "refused upstream".to_string(),
-                    ),
-                };
-                rep(info, None, &what)
-            }
+                    None,
+                    "refused upstream",
+                ),
+            },
         }
     }
 
     /// `error` for `rejection`.
     fn cmp_error(&self, header: &PkiHeader, rejection: &Rejection) -> CmpReply {
-        self.cmp_failure(header, rejection.cmp_failure(), &rejection.status_string())
+        self.answer_with(|a| a.error(header, rejection))
     }
 
     fn cmp_failure(&self, header: &PkiHeader, bit: FailureBit, text: &str) -> CmpReply {
-        let status = PkiStatusInfo::new(PkiStatus::Rejection, Some(bit), Some(text))
-            .unwrap_or_else(|_| accepted_status());
-        self.cmp_sign(
-            header,
-            &CmpAnswer::Error(status),
-            &format!("refused: {bit:?}"),
-        )
+        self.answer_with(|a| a.failure(header, bit, text))
     }
 
-    /// The answer to a message with `header`, protected by the RA key; its certificate, its
-    /// chain and the upstream CA's certificates go along for the user to verify.
     fn cmp_sign(&self, header: &PkiHeader, answer: &CmpAnswer<'_>, outcome: &str) -> CmpReply {
+        self.answer_with(|a| a.sign(header, answer, outcome))
+    }
+
+    /// An answer protected by the RA key; its certificate, its chain and the upstream CA's
+    /// certificates go along for the user to verify.
+    fn answer_with(&self, answer: impl FnOnce(&Answerer<'_>) -> CmpReply) -> CmpReply {
         let chain: Vec<Retained<Certificate>> = self
             .ra
             .chain
@@ -539,23 +532,12 @@ impl Gateway {
             .chain(&self.policy.upstream_cas)
             .cloned()
             .collect();
-        let responder = Responder {
+        answer(&Answerer {
             cert: self.ra_cert(),
             extra_certs: &chain,
-            request: header,
-            sender_nonce: fresh_nonce(),
+            key: &self.ra.key,
             time: self.clock.now(),
-        };
-        let body = respond(&responder, answer, &self.ra.key).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "could not sign a CMP answer");
-            Vec::new()
-        });
-        CmpReply {
-            body,
-            outcome: outcome.to_string(),
-            fault: None,
-            upstream: None,
-        }
+        })
     }
 
     fn store_unavailable(&self, e: &StoreError) -> UpstreamFailure {

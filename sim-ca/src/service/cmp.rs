@@ -10,13 +10,18 @@
 
 use renewal_codec::cmp::{
     PkiBody, PkiHeader, PkiMessage, PkiStatus, PkiStatusInfo,
-    answer::{Answer as CmpAnswer, FailureBit, Responder, respond},
+    answer::{Answer as CmpAnswer, FailureBit},
 };
-use x509_cert::ext::pkix::name::GeneralName;
 
 use super::decide::Renewal;
 use super::*;
-use crate::store::ConfirmState;
+use crate::{
+    cmp_answer::{
+        Answerer, CmpReply, accepted_status, cmp_transaction, general_answers, same_kur_key,
+        unreadable_header,
+    },
+    store::ConfirmState,
+};
 
 /// How long a certificate issued without implicit confirmation waits for `certConf` before it
 /// is revoked, unless configured otherwise.
@@ -24,19 +29,6 @@ pub const DEFAULT_CONFIRM_WAIT: Duration = Duration::from_secs(300);
 
 /// Overdue confirmations revoked per sweep (the rest wait for the next one).
 const SWEEP_BATCH: i64 = 64;
-
-/// The answer to a CMP message: a PKIMessage, whatever it says (RFC 6712 §3.3: HTTP 200).
-#[derive(Debug)]
-pub struct CmpReply {
-    /// DER of the signed PKIMessage (empty when `upstream` says why there is none).
-    pub body: Vec<u8>,
-    /// What it says, for the log (`issued`, `pending`, `refused: badPOP`, `confirmed`...).
-    pub outcome: String,
-    /// A fault for the transport to apply.
-    pub fault: Option<TransportFault>,
-    /// No decision: the state database could not take one (HTTP 503).
-    pub upstream: Option<crate::backend::UpstreamFailure>,
-}
 
 impl Ca {
     /// Handles a PKIMessage presented over HTTPS (with `tls_cert`, when the client showed
@@ -446,42 +438,16 @@ impl Ca {
 
     /// `kup` refusing request `id` with `rejection`'s failure bit and status string.
     fn cmp_cert_rep(&self, answering: &PkiMessage, id: i64, rejection: &Rejection) -> CmpReply {
-        let text = rejection.status_string();
-        match PkiStatusInfo::new(
-            PkiStatus::Rejection,
-            Some(rejection.cmp_failure()),
-            Some(&text),
-        ) {
-            Ok(status) => self.cmp_sign(
-                answering,
-                &CmpAnswer::CertRep {
-                    body_tag: 8,
-                    cert_req_id: id,
-                    status,
-                    issued: None,
-                    implicit_confirm: false,
-                },
-                None,
-                &format!("refused: {:?}", rejection.cmp_failure()),
-            ),
-            Err(_) => self.cmp_error(&answering.header, rejection),
-        }
+        self.answer_with(None, |a| a.refusal(&answering.header, id, rejection))
     }
 
     /// `error` for `rejection`.
     fn cmp_error(&self, header: &PkiHeader, rejection: &Rejection) -> CmpReply {
-        self.cmp_failure(header, rejection.cmp_failure(), &rejection.status_string())
+        self.answer_with(None, |a| a.error(header, rejection))
     }
 
     fn cmp_failure(&self, header: &PkiHeader, bit: FailureBit, text: &str) -> CmpReply {
-        let status = PkiStatusInfo::new(PkiStatus::Rejection, Some(bit), Some(text))
-            .unwrap_or_else(|_| accepted_status());
-        self.cmp_sign_header(
-            header,
-            &CmpAnswer::Error(status),
-            None,
-            &format!("refused: {bit:?}"),
-        )
+        self.answer_with(None, |a| a.failure(header, bit, text))
     }
 
     fn cmp_sign(
@@ -494,8 +460,6 @@ impl Ca {
         self.cmp_sign_header(&answering.header, answer, fault, outcome)
     }
 
-    /// The answer to a message with `header`, signed by the issuing CA (by the decoy key under
-    /// the `wrong-signer` fault).
     fn cmp_sign_header(
         &self,
         header: &PkiHeader,
@@ -503,44 +467,33 @@ impl Ca {
         fault: Option<TransportFault>,
         outcome: &str,
     ) -> CmpReply {
+        self.answer_with(fault, |a| a.sign(header, answer, outcome))
+    }
+
+    /// An answer signed by the issuing CA with its chain (by the decoy key under the
+    /// `wrong-signer` fault), carrying the fault for the transport.
+    fn answer_with(
+        &self,
+        fault: Option<TransportFault>,
+        answer: impl FnOnce(&Answerer<'_>) -> CmpReply,
+    ) -> CmpReply {
         let chain = [
             self.authority.issuing.cert.clone(),
             self.authority.root.cert.clone(),
         ];
-        let responder = Responder {
-            cert: &self.authority.issuing.cert,
-            extra_certs: &chain,
-            request: header,
-            sender_nonce: fresh_nonce(),
-            time: self.clock.now(),
-        };
-        let signer: &dyn Signer = if fault == Some(TransportFault::WrongSigner) {
+        let key: &dyn Signer = if fault == Some(TransportFault::WrongSigner) {
             &self.decoy
         } else {
             &self.authority.issuing.key
         };
-        let body = respond(&responder, answer, signer).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "could not sign a CMP answer");
-            Vec::new()
+        let mut reply = answer(&Answerer {
+            cert: &self.authority.issuing.cert,
+            extra_certs: &chain,
+            key,
+            time: self.clock.now(),
         });
-        CmpReply {
-            body,
-            outcome: outcome.to_string(),
-            fault,
-            upstream: None,
-        }
-    }
-}
-
-impl CmpReply {
-    /// No decision: the HTTP answer says why.
-    pub fn unavailable(failure: crate::backend::UpstreamFailure) -> Self {
-        Self {
-            body: Vec::new(),
-            outcome: format!("unavailable: {}", failure.text),
-            fault: None,
-            upstream: Some(failure),
-        }
+        reply.fault = fault;
+        reply
     }
 }
 
@@ -550,96 +503,4 @@ enum Confirmed {
     Acknowledged(&'static str),
     /// Refused with `error`.
     Refused(FailureBit, String),
-}
-
-/// The answers to a general message (`genm`): `caCerts` gets `ca_certs` (RFC 9483 §4.3.1);
-/// questions this CA does not know are left out of the `genp` (RFC 4210 §5.3.19 lets a receiver
-/// ignore them). CA certificates are public, so anyone may ask; but a message that carries a
-/// protection must carry one that verifies with its first extraCerts certificate.
-pub(crate) fn general_answers(
-    message: &PkiMessage,
-    ca_certs: &[Retained<Certificate>],
-) -> Result<Vec<renewal_codec::cmp::InfoTypeAndValue>, Rejection> {
-    let PkiBody::Genm(questions) = &message.body else {
-        return Err(Rejection::Malformed("not a general message".into()));
-    };
-    if message.protection.is_some() {
-        let signer = message
-            .protecting_certificate()
-            .ok_or(Rejection::BadRenewalCertificate(
-                "no protecting certificate in extraCerts",
-            ))?;
-        message
-            .verify_protection(signer.value())
-            .map_err(|e| Rejection::BadSignature(e.to_string()))?;
-    }
-    questions
-        .iter()
-        .filter(|q| q.info_type == renewal_codec::cmp::ID_IT_CA_CERTS)
-        .map(|_| {
-            renewal_codec::cmp::InfoTypeAndValue::ca_certs(ca_certs)
-                .map_err(|e| Rejection::Internal(e.to_string()))
-        })
-        .collect()
-}
-
-/// Whether the stored kur `stored` asks for the same new key `spki` (the same request,
-/// polled or re-sent).
-pub(crate) fn same_kur_key(
-    stored: &[u8],
-    spki: &spki::SubjectPublicKeyInfoOwned,
-    limits: &Limits,
-) -> bool {
-    PkiMessage::parse(stored, limits).is_ok_and(|stored| match &stored.body {
-        PkiBody::Kur(r) => {
-            r.first()
-                .and_then(|r| r.cert_req.cert_template.public_key.as_ref())
-                == Some(spki)
-        }
-        _ => false,
-    })
-}
-
-/// The ledger's name of a CMP transaction (pending key and claimed transaction alike).
-pub(crate) fn cmp_transaction(header: &PkiHeader) -> String {
-    let id = header
-        .transaction_id
-        .as_ref()
-        .map_or_else(String::new, |t| hex(t.as_bytes()));
-    format!("cmp:{id}")
-}
-
-/// The header answered when the message could not be read: no transaction, no nonce.
-pub(crate) fn unreadable_header() -> PkiHeader {
-    PkiHeader {
-        pvno: 2,
-        sender: GeneralName::DirectoryName(Name::default()),
-        recipient: GeneralName::DirectoryName(Name::default()),
-        message_time: None,
-        protection_alg: None,
-        sender_kid: None,
-        recip_kid: None,
-        transaction_id: None,
-        sender_nonce: None,
-        recip_nonce: None,
-        free_text: None,
-        general_info: None,
-    }
-}
-
-pub(crate) fn accepted_status() -> PkiStatusInfo {
-    PkiStatusInfo {
-        status: 0,
-        status_string: None,
-        fail_info: None,
-    }
-}
-
-pub(crate) fn fresh_nonce() -> [u8; 16] {
-    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-    let mut nonce = [0u8; 16];
-    // The system's generator does not fail on Linux; a zero nonce would only weaken the
-    // client's replay check, never ours.
-    let _ = SystemRandom::new().fill(&mut nonce);
-    nonce
 }

@@ -19,10 +19,8 @@ mod decide;
 mod intake;
 mod issue;
 
-pub use cmp::{CmpReply, DEFAULT_CONFIRM_WAIT};
-pub(crate) use cmp::{
-    accepted_status, cmp_transaction, fresh_nonce, general_answers, same_kur_key, unreadable_header,
-};
+pub use crate::cmp_answer::CmpReply;
+pub use cmp::DEFAULT_CONFIRM_WAIT;
 use decide::{Answer, SimpleOutcome};
 pub(crate) use decide::{same_cmc_pkcs10, same_simple_pkcs10};
 pub use issue::{admin_decide, admin_revoke};
