@@ -314,9 +314,72 @@ struct Tampering {
     edit: Edit,
 }
 
+impl Tampering {
+    /// `issued` with its extensions edited, re-signed by the issuing CA (so it still chains).
+    fn edited(
+        &self,
+        issued: &renewal_codec::cmc::Retained<x509_cert::Certificate>,
+    ) -> renewal_codec::cmc::Retained<x509_cert::Certificate> {
+        let authority = self.ca.authority();
+        let tbs = issued.value().tbs_certificate();
+        let mut extensions = tbs.extensions().cloned().unwrap_or_default();
+        (self.edit)(&mut extensions);
+        let validity = tbs.validity();
+        authority
+            .issue(
+                tbs.serial_number().as_bytes().to_vec(),
+                tbs.subject().clone(),
+                tbs.subject_public_key_info().clone(),
+                std::time::UNIX_EPOCH + validity.not_before.to_unix_duration(),
+                std::time::UNIX_EPOCH + validity.not_after.to_unix_duration(),
+                extensions,
+            )
+            .unwrap()
+    }
+}
+
 impl sim_ca::gateway::ca_backend::CaBackend for Tampering {
+    /// The CA's kup, its certificate edited, re-protected by the CA as an answer to the same
+    /// message (the same transaction, the same nonce back).
     fn cmp_message(&self, message: &[u8]) -> Result<Vec<u8>, sim_ca::gateway::ca_backend::Failure> {
-        self.inner.cmp_message(message)
+        use renewal_codec::cmp::{
+            PkiBody, PkiMessage, PkiStatus, PkiStatusInfo,
+            answer::{Answer, Responder, respond},
+        };
+        let der = self.inner.cmp_message(message)?;
+        let answer = PkiMessage::parse(&der, &renewal_codec::cmc::Limits::default()).unwrap();
+        let PkiBody::Kup(rep) = &answer.body else {
+            return Ok(der);
+        };
+        let Some(issued) = rep.response[0].certificate() else {
+            return Ok(der);
+        };
+        let edited = self.edited(&issued);
+        // The header of the message answered, as the answer reflects it.
+        let mut asked = answer.header.clone();
+        asked.sender = answer.header.recipient.clone();
+        asked.sender_nonce = answer.header.recip_nonce.clone();
+        asked.sender_kid = answer.header.recip_kid.clone();
+        let authority = self.ca.authority();
+        let chain = [authority.issuing.cert.clone(), authority.root.cert.clone()];
+        Ok(respond(
+            &Responder {
+                cert: &authority.issuing.cert,
+                extra_certs: &chain,
+                request: &asked,
+                sender_nonce: [7; 16],
+                time: common::now(),
+            },
+            &Answer::CertRep {
+                body_tag: 8,
+                cert_req_id: rep.response[0].cert_req_id,
+                status: PkiStatusInfo::new(PkiStatus::Accepted, None, None).unwrap(),
+                issued: Some(&edited),
+                implicit_confirm: answer.header.implicit_confirm(),
+            },
+            &authority.issuing.key,
+        )
+        .unwrap())
     }
 
     fn cmc(
@@ -339,20 +402,7 @@ impl sim_ca::gateway::ca_backend::CaBackend for Tampering {
             .iter()
             .find(|c| !cas.contains(c))
             .unwrap();
-        let tbs = issued.value().tbs_certificate();
-        let mut extensions = tbs.extensions().cloned().unwrap_or_default();
-        (self.edit)(&mut extensions);
-        let validity = tbs.validity();
-        let edited = authority
-            .issue(
-                tbs.serial_number().as_bytes().to_vec(),
-                tbs.subject().clone(),
-                tbs.subject_public_key_info().clone(),
-                std::time::UNIX_EPOCH + validity.not_before.to_unix_duration(),
-                std::time::UNIX_EPOCH + validity.not_after.to_unix_duration(),
-                extensions,
-            )
-            .unwrap();
+        let edited = self.edited(issued);
         let params = ResponseParams {
             outcome: response.outcome.clone(),
             status_string: response.status_string.clone(),
@@ -383,7 +433,7 @@ fn replace(extensions: &mut Vec<Extension>, new: Extension) {
 
 /// The gateway checks what it delivers as strictly as the client does: a certificate whose
 /// EKU, SAN, basicConstraints or template is not the renewed certificate's is a 502, audited,
-/// and nothing is delivered — on full CMC and on simplereenroll.
+/// and nothing is delivered — on full CMC, on simplereenroll and over CMP.
 #[test]
 fn the_gateway_delivers_nothing_but_a_renewal() {
     use renewal_codec::x509;
@@ -450,13 +500,39 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
             matches!(&reply, SimpleReply::Unavailable(f) if f.status == 502),
             "{what}: {reply:?}"
         );
+        // CMP: the user's kur forwarded nested; the edited certificate is not delivered.
+        let kur = renewal_codec::cmp::build::key_update_request(
+            &renewal_codec::cmp::build::KeyUpdate {
+                old: &user.old_cert,
+                recipient: user.old_cert.value().tbs_certificate().issuer().clone(),
+                transaction_id: [3; 16],
+                sender_nonce: [4; 16],
+                time: common::now(),
+                implicit_confirm: true,
+            },
+            &user.old_key,
+            &SoftwareKey::generate_p256().unwrap(),
+        )
+        .unwrap();
+        let reply = gateway.handle_cmp(&kur, &[]);
+        let failure = reply
+            .upstream
+            .unwrap_or_else(|| panic!("{what}: delivered over CMP"));
+        assert_eq!(failure.status, 502, "{what}: {}", failure.text);
+        // Refused for what the certificate says, not for how the answer came.
+        assert!(
+            failure.text.contains("the upstream's certificate has another"),
+            "{what}: {}",
+            failure.text
+        );
+        assert!(reply.body.is_empty(), "{what}");
         let audit = gateway.audit_trail();
         assert_eq!(
             audit
                 .iter()
                 .filter(|r| r.outcome == AuditOutcome::UpstreamFailed)
                 .count(),
-            2,
+            3,
             "{what}: {audit:?}"
         );
         assert!(
