@@ -521,7 +521,9 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
         assert_eq!(failure.status, 502, "{what}: {}", failure.text);
         // Refused for what the certificate says, not for how the answer came.
         assert!(
-            failure.text.contains("the upstream's certificate has another"),
+            failure
+                .text
+                .contains("the upstream's certificate has another"),
             "{what}: {}",
             failure.text
         );

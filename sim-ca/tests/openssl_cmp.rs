@@ -349,3 +349,101 @@ fn openssl_gets_the_ca_certificates_with_a_general_message() {
         "{text}"
     );
 }
+
+/// OpenSSL's CMP client → `sim-ca serve --mode gateway` (upstream `protocol = "cmp"`) → a
+/// `sim-ca serve --trust-ra` CA: the gateway checks the kur and forwards it nested under its RA
+/// protection; OpenSSL accepts the RA-protected answer (the RA's chain to the root it trusts),
+/// confirms with certConf — forwarded to the CA, which records the confirmation — and, asked
+/// for implicit confirmation, gets it.
+#[test]
+fn openssl_renews_over_cmp_through_the_gateway() {
+    if !openssl_cmp_present() {
+        return;
+    }
+    let dir = temp_dir("openssl-cmp-gateway");
+    let state = dir.join("ca");
+    let olive = user(&dir, &state, "Olive Gateway");
+    let ivy = user(&dir, &state, "Ivy Implicit");
+    let sim_ca = |args: &[&str]| run(Command::new(env!("CARGO_BIN_EXE_sim-ca")).args(args));
+    let state_arg = state.to_str().unwrap();
+    sim_ca(&[
+        "credential",
+        "--state",
+        state_arg,
+        "--out",
+        dir.join("ra").to_str().unwrap(),
+    ]);
+    sim_ca(&[
+        "credential",
+        "--state",
+        state_arg,
+        "--tls-server",
+        "--cn",
+        "gateway",
+        "--name",
+        "localhost",
+        "--out",
+        dir.join("tls").to_str().unwrap(),
+    ]);
+    let (ca_port, ca_admin) = (free_port(), free_port());
+    let _ca = Served::logged(
+        Command::new(env!("CARGO_BIN_EXE_sim-ca"))
+            .args(["serve", "--state", state_arg])
+            .args(["--listen", &format!("127.0.0.1:{ca_port}")])
+            .args(["--admin", &format!("127.0.0.1:{ca_admin}")])
+            .arg("--trust-ra")
+            .arg(dir.join("ra.pem")),
+        ca_port,
+        &dir.join("ca.log"),
+    );
+    let (port, admin) = (free_port(), free_port());
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nadmin = \"127.0.0.1:{admin}\"\nstore = \"gw.db\"\n\
+             [tls]\ncertificate = \"tls.pem\"\nkey = \"tls.key\"\nclient_cas = \"ca/ca-chain.pem\"\n\
+             [upstream]\nurl = \"https://localhost:{ca_port}\"\nprotocol = \"cmp\"\n\
+             ca = \"ca/ca-chain.pem\"\n[ra]\ncertificate = \"ra.pem\"\nkey = \"ra.key\"\n"
+        ),
+    )
+    .unwrap();
+    let _gateway = Served::logged(
+        Command::new(env!("CARGO_BIN_EXE_sim-ca"))
+            .args(["serve", "--mode", "gateway", "--config"])
+            .arg(&config),
+        port,
+        &dir.join("gateway.log"),
+    );
+    let logs = || {
+        format!(
+            "gateway:\n{}\nca:\n{}",
+            std::fs::read_to_string(dir.join("gateway.log")).unwrap_or_default(),
+            std::fs::read_to_string(dir.join("ca.log")).unwrap_or_default()
+        )
+    };
+
+    let key = new_key(&dir, "olive", false);
+    let out = dir.join("olive.pem");
+    let (ok, text) = kur(port, &state, &olive, &key, &out, &[]);
+    assert!(ok, "{text}\n{}", logs());
+    assert!(
+        text.contains("sending CERTCONF") && text.contains("received PKICONF"),
+        "{text}"
+    );
+    check_issued(&out, &olive.0, &key, &state);
+    let issued = serial(&out);
+    let trail = audit(&state);
+    assert!(has(&trail, "issued", &issued), "{trail:?}");
+    assert!(
+        has(&trail, "confirmed", &issued),
+        "the CA recorded the certConf the gateway forwarded: {trail:?}"
+    );
+
+    let key = new_key(&dir, "ivy", true);
+    let out = dir.join("ivy.pem");
+    let (ok, text) = kur(port, &state, &ivy, &key, &out, &["-implicit_confirm"]);
+    assert!(ok, "{text}\n{}", logs());
+    assert!(!text.contains("sending CERTCONF"), "{text}");
+    check_issued(&out, &ivy.0, &key, &state);
+}

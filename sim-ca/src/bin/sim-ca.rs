@@ -255,7 +255,7 @@ fn serve_gateway(config_path: &std::path::Path) -> Result<(), String> {
     let shared = store.is_shared();
     let gateway = Gateway::new(policy, ra, Box::new(upstream), store, clock)?;
     eprintln!(
-        "sim-ca: renewal gateway\n  HTTPS:      https://{}/.well-known/est/ and /cmc (client certificate required)\n  upstream:   {} ({:?})\n  state:      {}{}\n  admin:      {}",
+        "sim-ca: renewal gateway\n  HTTPS:      https://{}/.well-known/est/ and /cmc (client certificate required), /.well-known/cmp\n  upstream:   {} ({:?})\n  state:      {}{}\n  admin:      {}",
         config.listen,
         config.upstream.url,
         config.upstream.protocol,
