@@ -13,15 +13,17 @@ use std::time::Duration;
 use conformance::harness::{GatewayRoute, World};
 use renewal_client::{
     client::{
-        Mode,
+        Mode, RenewalService, ServiceAnswer, ServiceError,
         journal::Record,
         processor::{Renewal, RenewalError, RenewalOutcome, RollbackCause, resume},
     },
-    cmc::status::CmcFailInfo,
+    cmc::{Limits, Retained, status::CmcFailInfo},
+    cmp::{PkiHeader, PkiMessage},
     token::KeyAlgorithm,
 };
 use sim_ca::store::AuditOutcome;
 use sim_card::{CardConfig, PivApplet};
+use x509_cert::Certificate;
 
 fn run(world: &World, max_polls: u32) -> Result<RenewalOutcome, RenewalError> {
     let mut service = world.service(Mode::Cmp).unwrap();
@@ -138,6 +140,31 @@ fn a_pending_key_update_is_collected_by_polling() {
     assert!(outcomes(&world).contains(&AuditOutcome::Confirmed));
 }
 
+/// The service, every message sent and every CMP answer received kept.
+struct Recording<S> {
+    inner: S,
+    sent: Vec<Vec<u8>>,
+    answers: Vec<Vec<u8>>,
+}
+
+impl<S: RenewalService> RenewalService for Recording<S> {
+    fn warm_up(&mut self) -> Result<Vec<Retained<Certificate>>, ServiceError> {
+        self.inner.warm_up()
+    }
+    fn submit(&mut self, body: &[u8]) -> Result<ServiceAnswer, ServiceError> {
+        self.sent.push(body.to_vec());
+        let answer = self.inner.submit(body);
+        if let Ok(ServiceAnswer::Cmp { message }) = &answer {
+            self.answers.push(message.clone());
+        }
+        answer
+    }
+}
+
+fn header(der: &[u8]) -> PkiHeader {
+    PkiMessage::parse(der, &Limits::default()).unwrap().header
+}
+
 #[test]
 fn a_pending_key_update_survives_a_restart_and_is_collected_with_resume() {
     let world = World::new(
@@ -145,20 +172,46 @@ fn a_pending_key_update_survives_a_restart_and_is_collected_with_resume() {
         KeyAlgorithm::EcP256,
     )
     .unwrap();
-    assert_eq!(run(&world, 1).unwrap(), RenewalOutcome::Pending);
+    let mut before = Recording {
+        inner: world.service(Mode::Cmp).unwrap(),
+        sent: Vec::new(),
+        answers: Vec::new(),
+    };
+    let outcome = Renewal::new(
+        world.token.clone(),
+        &mut before,
+        &mut world.journal().unwrap(),
+        world.config(Mode::Cmp, 1, None),
+    )
+    .run()
+    .unwrap();
+    assert_eq!(outcome, RenewalOutcome::Pending);
+    // kur → waiting, pollReq → pollRep: the last answer's nonce is what comes back next.
+    assert_eq!(before.answers.len(), 2);
+    let last_nonce = header(before.answers.last().unwrap()).sender_nonce;
+    assert!(last_nonce.is_some());
     let ca = world.ca.as_ref().unwrap();
     let id = ca.with_store(|s| s.list_pending()).unwrap()[0].id;
     ca.decide_pending(id, true).unwrap();
-    let mut service = world.service(Mode::Cmp).unwrap();
-    let mut journal = world.journal().unwrap();
+    // A restart: a new process knows only the journal.
+    let mut after = Recording {
+        inner: world.service(Mode::Cmp).unwrap(),
+        sent: Vec::new(),
+        answers: Vec::new(),
+    };
     let outcome = resume(
         world.token.clone(),
-        &mut service,
-        &mut journal,
+        &mut after,
+        &mut world.journal().unwrap(),
         world.config(Mode::Cmp, 0, None),
     )
     .unwrap();
     assert_renewed(&world, &outcome);
+    // The pollReq after the restart carries the CA's last nonce back (RFC 9483 §3.1), from
+    // the journal, and the transaction of the journaled kur.
+    let poll = header(&after.sent[0]);
+    assert_eq!(poll.recip_nonce, last_nonce);
+    assert_eq!(poll.transaction_id, header(&before.sent[0]).transaction_id);
 }
 
 #[test]

@@ -59,6 +59,11 @@ pub enum Record {
         /// collects with it instead of re-sending the request.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         request_id: Option<u64>,
+        /// CMP: the senderNonce (hex) of the CA's last answer, which the next pollReq carries
+        /// back as its recipNonce (RFC 9483 §3.1) — also after a restart. Journaled at every
+        /// CMP wait, since every answer brings a new one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cmp_nonce: Option<String>,
     },
     /// About to install this certificate (hex DER) in the new container.
     InstallIntent {
@@ -254,6 +259,7 @@ mod kind_tests {
             Record::Pending {
                 retry_after: 1,
                 request_id: None,
+                cmp_nonce: Some(s()),
             },
             Record::InstallIntent { certificate: s() },
             Record::Installed,

@@ -629,10 +629,17 @@ impl Submit {
                 }
             },
         };
-        if self.polls == 0 {
+        // CMP answers each carry a new nonce for the next message: journaled every time, so a
+        // restart polls with the latest one.
+        let cmp_nonce = cmp_answer
+            .as_ref()
+            .and_then(|h| h.sender_nonce.as_ref())
+            .map(|n| hex(n.as_bytes()));
+        if self.polls == 0 || cmp_nonce.is_some() {
             fx.record(Record::Pending {
                 retry_after,
                 request_id: fx.pending_id(),
+                cmp_nonce,
             })?;
         }
         if self.polls >= cx.max_polls {
@@ -812,6 +819,8 @@ pub struct Resume {
     request: Vec<u8>,
     /// The CA's handle for it (`Pending`), when the protocol has one.
     request_id: Option<u64>,
+    /// CMP: the CA's last nonce (`Pending`), for the next message's recipNonce.
+    cmp_nonce: Option<Vec<u8>>,
 }
 
 impl Resume {
@@ -841,10 +850,15 @@ impl Resume {
             Record::Pending { request_id, .. } => *request_id,
             _ => None,
         });
+        let cmp_nonce = records.iter().rev().find_map(|r| match r {
+            Record::Pending { cmp_nonce, .. } => cmp_nonce.as_deref().and_then(hex_decode),
+            _ => None,
+        });
         Ok(Self {
             new,
             request,
             request_id,
+            cmp_nonce,
         })
     }
 
@@ -875,10 +889,15 @@ impl Resume {
                 spki,
                 attestation: None,
             },
+            // The CA's last answer as far as the next message needs it: its nonce.
+            cmp_answer: self.cmp_nonce.and_then(|nonce| {
+                let mut header = cmp::header_of(&self.request).ok()?;
+                header.sender_nonce = Some(der::asn1::OctetString::new(nonce).ok()?);
+                Some(Box::new(header))
+            }),
             request: self.request,
             polls: 1,
             tries: 0,
-            cmp_answer: None,
         })))
     }
 }
