@@ -30,24 +30,9 @@ fn pem(label: &str, der: &[u8]) -> String {
     der::pem::encode_string(label, der::pem::LineEnding::LF, der).unwrap()
 }
 
-fn openssl_cmp_present() -> bool {
-    let present = Command::new("openssl")
-        .args(["cmp", "-help"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stderr).contains("-srv_cert"));
-    if !present {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "OpenSSL's cmp command is required under CI=true (Debian openssl)"
-        );
-        eprintln!("SKIP: openssl cmp is missing");
-    }
-    present
-}
-
 #[test]
 fn openssl_verifies_the_cards_key_update_and_its_certconf_and_the_card_is_unchanged() {
-    if !openssl_cmp_present() {
+    if !test_kit::openssl_cmp_present() {
         return;
     }
     for key in [KeyAlgorithm::EcP256, KeyAlgorithm::Rsa2048] {

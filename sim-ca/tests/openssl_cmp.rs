@@ -14,22 +14,6 @@ use std::{
 
 use test_kit::{Served, free_port, run, temp_dir};
 
-/// Whether `openssl cmp` is here (a failure under `CI=true`).
-fn openssl_cmp_present() -> bool {
-    let present = Command::new("openssl")
-        .args(["cmp", "-help"])
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stderr).contains("-newkey"));
-    if !present {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "OpenSSL's cmp command is required under CI=true (Debian openssl)"
-        );
-        eprintln!("SKIP: openssl cmp is missing");
-    }
-    present
-}
-
 /// A user of the CA in `state`: a P-256 key and its certificate (`sim-ca issue`).
 fn user(dir: &Path, state: &Path, cn: &str) -> (PathBuf, PathBuf) {
     let (key, csr, cert) = (
@@ -187,7 +171,7 @@ fn has(audit: &[(String, Option<String>)], outcome: &str, serial: &str) -> bool 
 
 #[test]
 fn openssl_renews_over_cmp_confirmed_implicitly_pending_and_rejected() {
-    if !openssl_cmp_present() {
+    if !test_kit::openssl_cmp_present() {
         return;
     }
     let dir = temp_dir("openssl-cmp");
@@ -306,7 +290,7 @@ fn openssl_renews_over_cmp_confirmed_implicitly_pending_and_rejected() {
 
 #[test]
 fn openssl_gets_the_ca_certificates_with_a_general_message() {
-    if !openssl_cmp_present() {
+    if !test_kit::openssl_cmp_present() {
         return;
     }
     let dir = temp_dir("openssl-genm");
@@ -357,7 +341,7 @@ fn openssl_gets_the_ca_certificates_with_a_general_message() {
 /// for implicit confirmation, gets it.
 #[test]
 fn openssl_renews_over_cmp_through_the_gateway() {
-    if !openssl_cmp_present() {
+    if !test_kit::openssl_cmp_present() {
         return;
     }
     let dir = temp_dir("openssl-cmp-gateway");

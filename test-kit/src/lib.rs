@@ -62,6 +62,26 @@ pub fn require_tools(tools: &[&str]) -> bool {
     false
 }
 
+/// Whether OpenSSL's `openssl cmp` (client and mock server, OpenSSL 3) is here. Under
+/// `CI=true` a missing one panics; elsewhere the test prints why it skips and gets `false`.
+pub fn openssl_cmp_present() -> bool {
+    let present = Command::new("openssl")
+        .args(["cmp", "-help"])
+        .output()
+        .is_ok_and(|o| {
+            let help = String::from_utf8_lossy(&o.stderr);
+            help.contains("-newkey") && help.contains("-srv_cert")
+        });
+    if !present {
+        assert!(
+            !in_ci(),
+            "OpenSSL's cmp command is required under CI=true (Debian openssl)"
+        );
+        eprintln!("SKIP: openssl cmp is missing");
+    }
+    present
+}
+
 /// Runs `cmd`, which must succeed; its standard output. A failure panics with both outputs.
 pub fn run_bytes(cmd: &mut Command) -> Vec<u8> {
     let out = cmd
