@@ -12,13 +12,11 @@ mod common;
 
 use std::{collections::BTreeMap, path::PathBuf, process::Command};
 
-use common::{Client, Upstream, ca, ca_with, now};
-use renewal_codec::cmc::{DigestAlgorithm, Limits, Retained, Signer, SoftwareKey};
+use common::{Client, Upstream, ca, ca_with, cmp_key_update, now, rand16};
+use renewal_codec::cmc::{DigestAlgorithm, Limits, Retained, SoftwareKey};
 use renewal_codec::cmp::{
     PkiBody, PkiMessage,
-    build::{
-        KeyUpdate, Nesting, cert_confirm, key_update_request, nest, next_header, poll_request,
-    },
+    build::{Nesting, cert_confirm, nest, next_header, poll_request},
 };
 use sim_ca::Ca;
 use x509_cert::Certificate;
@@ -107,13 +105,6 @@ fn words(line: &str) -> BTreeMap<String, String> {
     out
 }
 
-fn rand16() -> [u8; 16] {
-    let key = SoftwareKey::generate_p256().unwrap();
-    DigestAlgorithm::Sha256.digest(key.public_key().subject_public_key.raw_bytes())[..16]
-        .try_into()
-        .unwrap()
-}
-
 /// A name as Bouncy Castle prints it: its RDNs in encoding order (RFC 4514 reverses them).
 fn bc_name(name: &x509_cert::name::Name) -> String {
     name.iter_rdn()
@@ -127,22 +118,14 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn kur(ca: &Ca, client: &Client, implicit: bool) -> Vec<u8> {
-    let params = KeyUpdate {
-        old: &client.old_cert,
-        recipient: ca
-            .authority()
-            .issuing
-            .cert
-            .value()
-            .tbs_certificate()
-            .subject()
-            .clone(),
-        transaction_id: rand16(),
-        sender_nonce: rand16(),
-        time: now(),
-        implicit_confirm: implicit,
-    };
-    key_update_request(&params, &client.old_key, &client.new_key).unwrap()
+    cmp_key_update(
+        ca,
+        &client.old_cert,
+        &client.old_key,
+        &client.new_key,
+        rand16(),
+        implicit,
+    )
 }
 
 fn parse(der: &[u8]) -> PkiMessage {
@@ -186,23 +169,15 @@ fn bouncy_castle_verifies_our_cmp_messages_and_sim_cas_answers() {
     // A refusal: the same RSA kur's transaction again for another key.
     let again = {
         let tid = parse(&kur_rsa).header.transaction_id.unwrap();
-        let params = KeyUpdate {
-            old: &rsa.old_cert,
-            recipient: ca
-                .authority()
-                .issuing
-                .cert
-                .value()
-                .tbs_certificate()
-                .subject()
-                .clone(),
-            transaction_id: tid.as_bytes().try_into().unwrap(),
-            sender_nonce: rand16(),
-            time: now(),
-            implicit_confirm: true,
-        };
         let another = SoftwareKey::generate_p256().unwrap();
-        key_update_request(&params, &rsa.old_key, &another).unwrap()
+        cmp_key_update(
+            &ca,
+            &rsa.old_cert,
+            &rsa.old_key,
+            &another,
+            tid.as_bytes().try_into().unwrap(),
+            true,
+        )
     };
     let refused = ca.handle_cmp(&again, &[]).body;
     // Pending, then polled.

@@ -10,11 +10,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Client, ca, ca_with, now};
-use renewal_codec::cmc::{DigestAlgorithm, Limits, Retained, Signer, SoftwareKey};
+use common::{Client, ca, ca_with, cmp_key_update, now, rand16};
+use renewal_codec::cmc::{Limits, Retained, Signer, SoftwareKey};
 use renewal_codec::cmp::{
     CertRepMessage, PkiBody, PkiMessage, PkiStatus, PkiStatusInfo,
-    build::{KeyUpdate, cert_confirm, key_update_request, next_header, poll_request},
+    build::{cert_confirm, next_header, poll_request},
 };
 use sim_ca::{Ca, store::AuditOutcome};
 use x509_cert::Certificate;
@@ -33,28 +33,7 @@ fn key_update_as(
     tid: [u8; 16],
     implicit: bool,
 ) -> Vec<u8> {
-    let params = KeyUpdate {
-        old: &client.old_cert,
-        recipient: ca
-            .authority()
-            .issuing
-            .cert
-            .value()
-            .tbs_certificate()
-            .subject()
-            .clone(),
-        transaction_id: tid,
-        sender_nonce: rand16(),
-        time: now(),
-        implicit_confirm: implicit,
-    };
-    key_update_request(&params, protect, new).unwrap()
-}
-
-fn rand16() -> [u8; 16] {
-    let key = SoftwareKey::generate_p256().unwrap();
-    let digest = DigestAlgorithm::Sha256.digest(key.public_key().subject_public_key.raw_bytes());
-    digest[..16].try_into().unwrap()
+    cmp_key_update(ca, &client.old_cert, protect, new, tid, implicit)
 }
 
 /// The CA's answer, its protection verified with the issuing certificate.

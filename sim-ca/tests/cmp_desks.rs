@@ -8,8 +8,8 @@
 
 mod common;
 
-use common::{Client, Upstream, desk::Desk, now};
-use renewal_codec::cmc::{DigestAlgorithm, Limits, Retained, Signer, SoftwareKey};
+use common::{Client, Upstream, cmp_key_update, desk::Desk, now, rand16};
+use renewal_codec::cmc::{Limits, Retained, Signer, SoftwareKey};
 use renewal_codec::cmp::{
     ID_IT_CA_CERTS, InfoTypeAndValue, PkiBody, PkiMessage, PkiStatus, PkiStatusInfo,
     build::{
@@ -20,12 +20,6 @@ use renewal_codec::cmp::{
 use sim_ca::store::AuditOutcome;
 use x509_cert::Certificate;
 
-fn rand16() -> [u8; 16] {
-    let key = SoftwareKey::generate_p256().unwrap();
-    let digest = DigestAlgorithm::Sha256.digest(key.public_key().subject_public_key.raw_bytes());
-    digest[..16].try_into().unwrap()
-}
-
 /// A kur renewing `user`'s certificate onto `new`, in transaction `tid`.
 fn key_update(
     upstream: &Upstream,
@@ -34,23 +28,14 @@ fn key_update(
     tid: [u8; 16],
     implicit: bool,
 ) -> Vec<u8> {
-    let params = KeyUpdate {
-        old: &user.old_cert,
-        recipient: upstream
-            .ca
-            .authority()
-            .issuing
-            .cert
-            .value()
-            .tbs_certificate()
-            .subject()
-            .clone(),
-        transaction_id: tid,
-        sender_nonce: rand16(),
-        time: now(),
-        implicit_confirm: implicit,
-    };
-    key_update_request(&params, &user.old_key, new).unwrap()
+    cmp_key_update(
+        &upstream.ca,
+        &user.old_cert,
+        &user.old_key,
+        new,
+        tid,
+        implicit,
+    )
 }
 
 /// The desk's answer to `request`, its protection verified with the desk's own certificate

@@ -78,6 +78,20 @@ fn new_key(dir: &Path, name: &str, rsa: bool) -> PathBuf {
     path
 }
 
+/// `openssl cmp -cmd CMD` against the server on `port` over HTTPS at `/.well-known/cmp`,
+/// trusting the CA in `state` for TLS and for the answers' protection.
+fn openssl_cmp(cmd: &str, port: u16, state: &Path) -> Command {
+    let mut command = Command::new("openssl");
+    command
+        .args(["cmp", "-cmd", cmd, "-server"])
+        .arg(format!("localhost:{port}"))
+        .args(["-path", "/.well-known/cmp", "-tls_used", "-tls_trusted"])
+        .arg(state.join("ca-chain.pem"))
+        .arg("-trusted")
+        .arg(state.join("root.pem"));
+    command
+}
+
 /// `openssl cmp -cmd kur` for (`cert`, `key`) onto `new`, with `extra` options: its exit
 /// status, its output, and the certificate it saved.
 fn kur(
@@ -88,13 +102,7 @@ fn kur(
     out: &Path,
     extra: &[&str],
 ) -> (bool, String) {
-    let output = Command::new("openssl")
-        .args(["cmp", "-cmd", "kur", "-server"])
-        .arg(format!("localhost:{port}"))
-        .args(["-path", "/.well-known/cmp", "-tls_used", "-tls_trusted"])
-        .arg(state.join("ca-chain.pem"))
-        .arg("-trusted")
-        .arg(state.join("root.pem"))
+    let output = openssl_cmp("kur", port, state)
         .arg("-oldcert")
         .arg(cert)
         .arg("-cert")
@@ -309,13 +317,8 @@ fn openssl_gets_the_ca_certificates_with_a_general_message() {
     );
     // RFC 9483 §4.3.1: genm with id-it-caCerts; OpenSSL verifies the genp's protection
     // against the root it trusts and names what it holds.
-    let output = Command::new("openssl")
-        .args(["cmp", "-cmd", "genm", "-infotype", "caCerts", "-server"])
-        .arg(format!("localhost:{port}"))
-        .args(["-path", "/.well-known/cmp", "-tls_used", "-tls_trusted"])
-        .arg(state.join("ca-chain.pem"))
-        .arg("-trusted")
-        .arg(state.join("root.pem"))
+    let output = openssl_cmp("genm", port, &state)
+        .args(["-infotype", "caCerts"])
         .arg("-cert")
         .arg(&cert)
         .arg("-key")

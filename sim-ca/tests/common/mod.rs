@@ -20,6 +20,42 @@ use renewal_codec::{
 use sim_ca::{Ca, authority::Authority, clock::Clock, scenario::Scenario, store::Store};
 use x509_cert::Certificate;
 
+/// 16 random bytes: a CMP transactionID or nonce.
+pub fn rand16() -> [u8; 16] {
+    use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0u8; 16];
+    SystemRandom::new().fill(&mut bytes).unwrap();
+    bytes
+}
+
+/// A CMP key update request for `old` (protected by `protect`) onto `new`, addressed to `ca`'s
+/// issuing CA, in transaction `tid` with a fresh nonce.
+pub fn cmp_key_update(
+    ca: &Ca,
+    old: &Retained<Certificate>,
+    protect: &SoftwareKey,
+    new: &SoftwareKey,
+    tid: [u8; 16],
+    implicit: bool,
+) -> Vec<u8> {
+    let params = renewal_codec::cmp::build::KeyUpdate {
+        old,
+        recipient: ca
+            .authority()
+            .issuing
+            .cert
+            .value()
+            .tbs_certificate()
+            .subject()
+            .clone(),
+        transaction_id: tid,
+        sender_nonce: rand16(),
+        time: now(),
+        implicit_confirm: implicit,
+    };
+    renewal_codec::cmp::build::key_update_request(&params, protect, new).unwrap()
+}
+
 pub fn now() -> SystemTime {
     renewal_codec::sample::fixed_now()
 }
