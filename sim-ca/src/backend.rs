@@ -32,6 +32,11 @@ pub trait Backend: Send + Sync + 'static {
     fn cacerts(&self) -> Result<Vec<u8>, crate::Error>;
     /// The CA certificates an answer carries besides the issued one.
     fn ca_certificates(&self) -> Vec<Retained<Certificate>>;
+    /// Whether [`Backend::fault_before_read`] can answer anything but `None` (it needs the
+    /// store; the front end skips it when it cannot).
+    fn may_fault_before_read(&self) -> bool {
+        false
+    }
     /// A fault to apply before the request is read (simulation only).
     fn fault_before_read(&self, _tls_cert: &[u8]) -> Option<TransportFault> {
         None
@@ -69,6 +74,9 @@ impl Backend for Ca {
             self.authority().issuing.cert.clone(),
             self.authority().root.cert.clone(),
         ]
+    }
+    fn may_fault_before_read(&self) -> bool {
+        Ca::may_fault_before_read(self)
     }
     fn fault_before_read(&self, tls_cert: &[u8]) -> Option<TransportFault> {
         Ca::fault_before_read(self, tls_cert)

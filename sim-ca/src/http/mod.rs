@@ -148,6 +148,20 @@ fn is_cmp_path(path: &str) -> bool {
     path == "/.well-known/cmp" || path.starts_with("/.well-known/cmp/")
 }
 
+/// The scenario's fault before the request is read, for the client with `client` (DER). The
+/// look-up reads the store, so it runs on the blocking pool — but only when the scenario has
+/// such a fault at all: otherwise the hand-off to another thread and back would cost every
+/// request a wake-up for nothing.
+async fn early_fault(ca: &Arc<dyn Backend>, client: &[u8]) -> Option<TransportFault> {
+    if !ca.may_fault_before_read() {
+        return None;
+    }
+    let (ca, client) = (Arc::clone(ca), client.to_vec());
+    tokio::task::spawn_blocking(move || ca.fault_before_read(&client))
+        .await
+        .unwrap_or(None)
+}
+
 async fn handle(
     ca: Arc<dyn Backend>,
     client: Option<Vec<u8>>,
@@ -194,12 +208,8 @@ async fn handle(
     if method == Method::POST && is_cmp_path(&path) {
         // The scenario's faults before the request is read, for a client that showed a
         // certificate (scenario rules match on it).
-        if let Some(client) = client.clone() {
-            let ca = Arc::clone(&ca);
-            let early = tokio::task::spawn_blocking(move || ca.fault_before_read(&client))
-                .await
-                .unwrap_or(None);
-            match early {
+        if let Some(client) = &client {
+            match early_fault(&ca, client).await {
                 Some(TransportFault::DropBeforeRead) => return Err(Hangup),
                 Some(TransportFault::Http(code)) => {
                     return Ok(text(
@@ -282,13 +292,7 @@ async fn handle(
             "request"
         );
     };
-    let early = {
-        let (ca, client) = (Arc::clone(&ca), client.clone());
-        tokio::task::spawn_blocking(move || ca.fault_before_read(&client))
-            .await
-            .unwrap_or(None)
-    };
-    match early {
+    match early_fault(&ca, &client).await {
         Some(TransportFault::DropBeforeRead) => {
             log("fault: dropped before reading");
             return Err(Hangup);

@@ -260,16 +260,22 @@ impl Ca {
         })
     }
 
+    /// Whether a rule of the scenario drops the connection or answers an HTTP error before
+    /// the request is read.
+    pub fn may_fault_before_read(&self) -> bool {
+        self.rules.iter().any(|r| {
+            matches!(
+                r.fault,
+                Some(TransportFault::DropBeforeRead | TransportFault::Http(_))
+            )
+        })
+    }
+
     /// Faults that act before the request is read (drop the connection, an HTTP error from
     /// a proxy): decided from the TLS identity and the subject's next request number. A match
     /// consumes that request number.
     pub fn fault_before_read(&self, tls_cert: &[u8]) -> Option<TransportFault> {
-        if self.rules.iter().all(|r| {
-            !matches!(
-                r.fault,
-                Some(TransportFault::DropBeforeRead | TransportFault::Http(_))
-            )
-        }) {
+        if !self.may_fault_before_read() {
             return None;
         }
         let tls = Retained::<Certificate>::from_der(tls_cert).ok()?;
