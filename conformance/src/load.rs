@@ -50,6 +50,7 @@ use crate::harness::{ExternalCa, World};
 
 mod cluster;
 mod faults;
+pub mod floor;
 mod server;
 
 pub use cluster::Cluster;
@@ -152,6 +153,9 @@ pub struct LoadReport {
     pub gateway_cpu: Duration,
     /// CPU time of the PostgreSQL server processes during the run, when the gateways use it.
     pub postgres_cpu: Option<Duration>,
+    /// The servers' crypto floor per renewal, timed right after the run (`None` when it could
+    /// not be timed).
+    pub floor: Option<floor::Floor>,
 }
 
 impl LoadReport {
@@ -208,6 +212,17 @@ impl LoadReport {
             )
         } else {
             perf
+        };
+        let perf = match &self.floor {
+            Some(floor) if self.renewed > 0 => {
+                let each = |cpu: Duration| cpu / u32::try_from(self.renewed).unwrap_or(u32::MAX);
+                let perf = perf + &floor.line("CA", floor.ca, each(self.server_cpu));
+                match floor.gateway {
+                    Some(count) => perf + &floor.line("gateway", count, each(self.gateway_cpu)),
+                    None => perf,
+                }
+            }
+            _ => perf,
         };
         let mib = |f: &Footprint| f.rss_kib as f64 / 1024.0;
         let perf = self.footprints.iter().fold(perf, |out, f| {
@@ -567,6 +582,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
     let own_pid = std::process::id().to_string();
     let client_ticks_before = cpu_ticks(&own_pid).unwrap_or(0);
     let samples: Mutex<Vec<Sampled>> = Mutex::new(Vec::new());
+    let busy: Mutex<Option<(floor::Unit, Duration)>> = Mutex::new(None);
     std::thread::scope(|scope| {
         {
             let (samples, server, gateways, kills) =
@@ -619,6 +635,17 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
                 }
             });
         }
+        // The crypto floor timed mid-run, the cores as busy as the servers' were.
+        if config.duration >= Duration::from_secs(5) {
+            let (busy, ca_key) = (&busy, config.ca_key);
+            let at = clients_started + config.duration * 2 / 5;
+            scope.spawn(move || {
+                std::thread::sleep(at.saturating_duration_since(Instant::now()));
+                if let (Ok(timed), Ok(mut out)) = (floor::measure_costing(ca_key), busy.lock()) {
+                    *out = Some(timed);
+                }
+            });
+        }
         for (i, client) in clients.iter().enumerate() {
             let ca = &endpoints[i % endpoints.len()];
             let (tally, failures, kills) = (&tally, &failures, &injected.kills);
@@ -643,6 +670,12 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
     let client_ticks = cpu_ticks(&own_pid)
         .unwrap_or(0)
         .saturating_sub(client_ticks_before);
+    // The floor's timing ran in this process: its CPU is not the clients'.
+    let (busy_floor, timing_cpu) = busy
+        .into_inner()
+        .ok()
+        .flatten()
+        .map_or((None, Duration::ZERO), |(unit, spent)| (Some(unit), spent));
     let renewing = clients_started.elapsed();
     // A crashed cluster's processes took their CPU times with them: not measurable then.
     let postgres_cpu = postgres_before
@@ -776,12 +809,16 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
                 })
             })
             .collect(),
-        client_cpu: ticks_to_duration(client_ticks),
+        client_cpu: ticks_to_duration(client_ticks).saturating_sub(timing_cpu),
         fsyncs,
         prefilled: config.prefill,
         gateways: config.gateways,
         gateway_cpu: ticks_to_duration(gateway_ticks),
         postgres_cpu,
+        // Timed again after the clients stopped, with nothing else of the run going on.
+        floor: floor::measure(config.ca_key)
+            .ok()
+            .map(|idle| floor::Floor::of_run(config.mode, config.gateways > 0, idle, busy_floor)),
     })
 }
 
