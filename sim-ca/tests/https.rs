@@ -127,6 +127,12 @@ async fn https(
     path: &str,
     body: &[u8],
 ) -> std::io::Result<Vec<u8>> {
+    let config = Arc::new(client_config(server, client));
+    Ok(https_with(server, config, method, path, body).await?.0)
+}
+
+/// A TLS client of `server`, presenting `client`'s certificate when there is one.
+fn client_config(server: &Server, client: Option<&Client>) -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for c in &server.ca_chain {
@@ -149,10 +155,23 @@ async fn https(
         }
         None => builder.with_no_client_auth(),
     };
+    config
+}
+
+/// [`https`] with `config` (kept across connections by a caller that wants to resume), and
+/// the kind of handshake the connection had.
+async fn https_with(
+    server: &Server,
+    config: Arc<rustls::ClientConfig>,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<(Vec<u8>, Option<rustls::HandshakeKind>)> {
     let tcp = tokio::net::TcpStream::connect(server.https).await?;
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let mut tls = tokio_rustls::TlsConnector::from(config)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await?;
+    let kind = tls.get_ref().1.handshake_kind();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -161,7 +180,7 @@ async fn https(
     tls.write_all(body).await?;
     let mut out = Vec::new();
     tls.read_to_end(&mut out).await?;
-    Ok(out)
+    Ok((out, kind))
 }
 
 async fn admin(server: &Server, method: &str, path: &str) -> Reply {
@@ -277,6 +296,31 @@ async fn est_and_cmc_endpoints() {
             .unwrap(),
     );
     assert_eq!(reply.status, 404);
+}
+
+/// A TLS session is never resumed: every connection costs the card a CertificateVerify, so
+/// that nothing the client's TLS stack keeps outside the card (a ticket) can stand in for it.
+#[tokio::test]
+async fn every_connection_proves_the_card_key_afresh() {
+    let (server, ca) = start("").await;
+    let client = Client::new(&ca);
+    // One client configuration, which would resume the session the first connection got.
+    let config = Arc::new(client_config(&server, Some(&client)));
+    let mut kinds = Vec::new();
+    for _ in 0..2 {
+        let (raw, kind) = https_with(
+            &server,
+            config.clone(),
+            "GET",
+            "/.well-known/est/cacerts",
+            b"",
+        )
+        .await
+        .unwrap();
+        assert_eq!(parse_http(&raw).status, 200);
+        kinds.push(kind);
+    }
+    assert_eq!(kinds, [Some(rustls::HandshakeKind::Full); 2]);
 }
 
 /// RFC 7030 §4.1.1: `/cacerts` answers a client without a certificate; every endpoint that
