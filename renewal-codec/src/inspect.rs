@@ -404,7 +404,7 @@ fn inspect_request(der: &[u8], limits: &Limits) -> Result<Inspection> {
     let summary = json!({
         "signers": reports.iter().map(|r| json!({
             "index": r.index,
-            "sid": r.sid,
+            "sid": r.sid.to_string(),
             "signed_by": format!("{:?}", r.signed_by),
             "algorithm": r.algorithm.map(|a| a.to_string()),
             "verified": r.outcome.is_ok(),

@@ -130,8 +130,8 @@ pub enum SignedBy {
 pub struct SignerReport {
     /// Wire position.
     pub index: usize,
-    /// The identifier, for display.
-    pub sid: String,
+    /// The identifier, formatted when shown.
+    pub sid: SignerId,
     /// Which key it is.
     pub signed_by: SignedBy,
     /// Its digest algorithm, when supported.
@@ -317,6 +317,17 @@ impl<'a> ContentDigests<'a> {
     }
 }
 
+/// A signer's identifier, turned into text only when shown: an issuer name's text costs a
+/// search of the OID names for every attribute, and a request that verifies is never shown.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct SignerId(pub SignerIdentifier);
+
+impl std::fmt::Display for SignerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&sid_text(&self.0))
+    }
+}
+
 fn sid_text(sid: &SignerIdentifier) -> String {
     match sid {
         SignerIdentifier::IssuerAndSerialNumber(isn) if is_dummy_signer_name(&isn.issuer) => {
@@ -334,9 +345,15 @@ fn sid_text(sid: &SignerIdentifier) -> String {
     }
 }
 
-/// Lower-case hex.
+/// Lower-case hex (one allocation: fingerprints are written several times per request).
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 impl ParsedRequest {
@@ -531,7 +548,7 @@ impl ParsedRequest {
         })();
         SignerReport {
             index,
-            sid: sid_text(&si.sid),
+            sid: SignerId(si.sid.clone()),
             signed_by,
             digest,
             algorithm,
@@ -937,5 +954,16 @@ impl ProfileView<'_> {
 
     fn tolerates_missing_content_type(&self) -> bool {
         self.profile == Profile::Adcs && self.request.is_cms_with_pkcs10()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hex;
+
+    #[test]
+    fn hex_is_two_lower_case_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff, 0x10]), "000fa5ff10");
+        assert_eq!(hex(&[]), "");
     }
 }
