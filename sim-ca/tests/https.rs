@@ -142,7 +142,7 @@ fn client_config(server: &Server, client: Option<&Client>) -> rustls::ClientConf
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots);
-    let config = match client {
+    match client {
         Some(c) => {
             let pem = c.old_key.to_pkcs8_pem().unwrap();
             let (_, der) = der::pem::decode_vec(pem.as_bytes()).unwrap();
@@ -154,8 +154,7 @@ fn client_config(server: &Server, client: Option<&Client>) -> rustls::ClientConf
                 .unwrap()
         }
         None => builder.with_no_client_auth(),
-    };
-    config
+    }
 }
 
 /// [`https`] with `config` (kept across connections by a caller that wants to resume), and

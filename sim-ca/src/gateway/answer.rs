@@ -112,7 +112,7 @@ impl Gateway {
             }
             Ok(CmcAnswer::Response { der, upstream_id }) => (der, upstream_id),
         };
-        let response: ParsedResponse = parse_response(&der, &self.limits)
+        let response: ParsedResponse = parse_response(&der, &self.desk.limits)
             .map_err(|e| (502, format!("upstream answer: {e}")))?;
         if response.form != ResponseForm::FullPkiResponse {
             return Err((502, "upstream answer is not a full PKI response".into()));

@@ -41,7 +41,7 @@ impl Gateway {
     /// protection says who asks).
     pub fn handle_cmp(&self, body: &[u8], tls_cert: &[u8]) -> CmpReply {
         let origin = Origin::new("cmp", tls_cert, body);
-        let message = match PkiMessage::parse(body, &self.limits) {
+        let message = match PkiMessage::parse(body, &self.desk.limits) {
             Ok(m) => m,
             Err(e) => {
                 let r = Rejection::Malformed(format!("PKIMessage: {e}"));
@@ -104,7 +104,8 @@ impl Gateway {
         let origin = origin.renewing(&accepted.renewed);
         let transaction = cmp_transaction(&kur.header);
         let key_fingerprint = hex(&accepted.new_key.fingerprint());
-        let same_request = |p: &Pending| same_kur_key(&p.request, &accepted.new_spki, &self.limits);
+        let same_request =
+            |p: &Pending| same_kur_key(&p.request, &accepted.new_spki, &self.desk.limits);
         let item = Forwardable {
             template: &accepted.template.name,
             renewed: &accepted.renewed,
@@ -163,7 +164,7 @@ impl Gateway {
             return Ok(false);
         };
         let key = origin.transaction_key(transaction);
-        let deadline = self.clock.unix() + CONFIRM_NOTE_SECS;
+        let deadline = self.desk.clock.unix() + CONFIRM_NOTE_SECS;
         let result = self
             .decision()
             .atomically(|s| match answer.implicit_confirm {
@@ -190,13 +191,15 @@ impl Gateway {
             Err(refused) => return *refused,
         };
         let transaction = cmp_transaction(&poll.header);
-        let stored = lock(&self.store)
+        let stored = self
+            .desk
+            .lock()
             .find_pending(&origin.identity, &transaction)
             .ok()
             .flatten()
             .filter(|p| p.kind == "cmp")
             .and_then(|p| {
-                PkiMessage::parse(&p.request, &self.limits)
+                PkiMessage::parse(&p.request, &self.desk.limits)
                     .ok()
                     .map(|kur| (kur, p.request))
             });
@@ -225,7 +228,7 @@ impl Gateway {
             );
         };
         let key = origin.transaction_key(&cmp_transaction(&message.header));
-        let noted = lock(&self.store).confirmation(&key);
+        let noted = self.desk.lock().confirmation(&key);
         let record = match noted {
             Ok(Some(record)) => record,
             Ok(None) => {
@@ -249,7 +252,7 @@ impl Gateway {
         };
         match answer.body {
             PkiBody::PkiConf => {
-                let now = self.clock.unix();
+                let now = self.desk.clock.unix();
                 let serial = Some(record.serial.as_str());
                 let recorded = self.decision().atomically(|s| {
                     if record.state != ConfirmState::Waiting {
@@ -257,7 +260,7 @@ impl Gateway {
                     }
                     if accepted {
                         s.set_confirmation(&key, ConfirmState::Confirmed)?;
-                        self.audit(
+                        self.desk.audit(
                             s,
                             &origin,
                             None,
@@ -273,7 +276,7 @@ impl Gateway {
                         // The upstream revoked it; the next request with it is refused here.
                         s.revoke(&record.serial, now)?;
                         s.set_confirmation(&key, ConfirmState::Rejected)?;
-                        self.audit(
+                        self.desk.audit(
                             s,
                             &origin,
                             None,
@@ -328,7 +331,7 @@ impl Gateway {
         let nesting = Nesting {
             chain: &self.ra.chain,
             sender_nonce: fresh_nonce(),
-            time: self.clock.now(),
+            time: self.desk.clock.now(),
         };
         let nested = nest(message, header, &nesting, &self.ra.key)
             .map_err(|e| (500, format!("nesting the message: {e}")))?;
@@ -343,7 +346,7 @@ impl Gateway {
     /// upstream CA itself protected it (one of its configured certificates, nothing it merely
     /// issued), in our transaction, carrying the user's nonce back.
     fn read_upstream_cmp(&self, der: &[u8], sent: &PkiHeader) -> Result<PkiMessage, (u16, String)> {
-        let message = PkiMessage::parse(der, &self.limits)
+        let message = PkiMessage::parse(der, &self.desk.limits)
             .map_err(|e| (502, format!("upstream CMP answer: {e}")))?;
         let signer = message
             .protecting_certificate()
@@ -379,7 +382,7 @@ impl Gateway {
         let der = self.forward_cmp(message, header)?;
         let answer = self.read_upstream_cmp(&der, header)?;
         let pending = |secs: i64| {
-            let at = self.clock.now()
+            let at = self.desk.clock.now()
                 + Duration::from_secs(u64::try_from(secs).unwrap_or(1).clamp(1, 3600));
             der::asn1::GeneralizedTime::from_system_time(at)
                 .map(|retry_at| {
@@ -476,7 +479,7 @@ impl Gateway {
             }
             (Outcome::Pending { .. }, _) if polled => {
                 let secs =
-                    crate::ledger::retry_after(&answer.outcome, self.clock.now()).unwrap_or(1);
+                    crate::ledger::retry_after(&answer.outcome, self.desk.clock.now()).unwrap_or(1);
                 self.cmp_sign(
                     &answering.header,
                     &CmpAnswer::PollRep {
@@ -536,7 +539,7 @@ impl Gateway {
             cert: self.ra_cert(),
             extra_certs: &chain,
             key: &self.ra.key,
-            time: self.clock.now(),
+            time: self.desk.clock.now(),
         })
     }
 

@@ -15,7 +15,7 @@ impl Gateway {
         origin: &Origin,
     ) -> Result<Step, Rejection> {
         let template = accepted.template.name.as_str();
-        let same_request = |p: &Pending| same_cmc_pkcs10(&p.request, accepted, &self.limits);
+        let same_request = |p: &Pending| same_cmc_pkcs10(&p.request, accepted, &self.desk.limits);
         let lookup = Lookup {
             renewed: tls.value(),
             pending_key: &accepted.transaction,
@@ -38,13 +38,14 @@ impl Gateway {
         lookup: &Lookup<'_>,
     ) -> Result<Step, Rejection> {
         match self
+            .desk
             .ledger
-            .stand(store, origin, self.clock.unix(), template, lookup)?
+            .stand(store, origin, self.desk.clock.unix(), template, lookup)?
         {
             Standing::Refused(rejection, pending) => {
                 origin.refused(
                     store,
-                    self.clock.unix(),
+                    self.desk.clock.unix(),
                     Some(template),
                     &rejection,
                     pending,
@@ -73,7 +74,7 @@ impl Gateway {
             && let Some(der) = store.certificate(pending.cert_serial.as_deref().unwrap_or(""))?
         {
             let cert = Retained::from_der(&der).map_err(|e| Rejection::Internal(e.to_string()))?;
-            self.audit(
+            self.desk.audit(
                 store,
                 origin,
                 Some(template),
@@ -169,7 +170,7 @@ impl Gateway {
     ) -> CmcReply {
         let origin = Origin::new(endpoint, tls_cert, request);
         // EST sends base64: what is checked, stored and forwarded is the DER.
-        let der = renewal_codec::cmc::input::to_der(request, &self.limits).map(|(der, _)| der);
+        let der = renewal_codec::cmc::input::to_der(request, &self.desk.limits).map(|(der, _)| der);
         let request = der.as_deref().unwrap_or(request);
         let checked = Retained::<Certificate>::from_der(tls_cert)
             .map_err(|_| Rejection::IdentityMismatch)
@@ -222,7 +223,7 @@ impl Gateway {
     pub fn query_token_status(&self, id: u64, tls_cert: &[u8]) -> CmcReply {
         let origin = Origin::new("wstep-query", tls_cert, &[]);
         let stored = {
-            let store = lock(&self.store);
+            let store = self.desk.lock();
             i64::try_from(id)
                 .ok()
                 .and_then(|id| store.pending(id).ok().flatten())
@@ -267,7 +268,7 @@ impl Gateway {
             findings: &[],
         };
         let same_request =
-            |p: &Pending| same_simple_pkcs10(&p.request, &accepted.pkcs10, &self.limits);
+            |p: &Pending| same_simple_pkcs10(&p.request, &accepted.pkcs10, &self.desk.limits);
         let step = |s: &Store| {
             let lookup = Lookup {
                 renewed: tls.value(),
@@ -311,7 +312,7 @@ impl Gateway {
             (Outcome::Pending { retry_at, .. }, _) => {
                 let at = std::time::SystemTime::UNIX_EPOCH + retry_at.to_unix_duration();
                 let secs = at
-                    .duration_since(self.clock.now())
+                    .duration_since(self.desk.clock.now())
                     .map_or(1, |d| d.as_secs());
                 SimpleReply::Pending(bounded_retry(secs))
             }

@@ -26,29 +26,24 @@ pub mod credential;
 pub mod upstream;
 
 use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
 };
 
 use renewal_codec::cmc::{
-    DigestAlgorithm, Limits, Outcome, ParsedResponse, Profile, PublicKey, ResponseForm,
-    ResponseParams, Retained, SoftwareKey, StatusStyle, build_certs_only, build_full_response,
-    parse_response, verify_request::hex,
+    DigestAlgorithm, Outcome, ParsedResponse, Profile, PublicKey, ResponseForm, ResponseParams,
+    Retained, SoftwareKey, StatusStyle, build_certs_only, build_full_response, parse_response,
+    verify_request::hex,
 };
 use x509_cert::Certificate;
 
 use crate::{
     backend::{Backend, UpstreamFailure},
     clock::{Clock, unix},
-    durability::GroupSync,
+    desk::Desk,
     ledger::{Claim, Ledger, Lookup, Origin, Standing},
     policy::{self, Accepted, PolicyContext, Rejection, serial_text},
-    service::{
-        CmcReply, CmpReply, LockedStore, SimpleReply, lock, same_cmc_pkcs10, same_simple_pkcs10,
-    },
+    service::{CmcReply, CmpReply, LockedStore, SimpleReply, same_cmc_pkcs10, same_simple_pkcs10},
     store::{
         AuditOutcome, AuditRecord, Pending, PendingEnd, PendingStatus, Resolve, Store, StoreError,
     },
@@ -101,12 +96,9 @@ pub struct Gateway {
     ra: RaCredential,
     /// The CA behind: over the network, or the simulated authority in-process.
     upstream: Box<dyn CaBackend>,
-    store: Mutex<Store>,
-    sync: Arc<GroupSync>,
-    clock: Clock,
-    limits: Limits,
+    /// The state, the clock, the ledger and the bookkeeping (the same as the CA's).
+    desk: Desk,
     metrics: Metrics,
-    ledger: Ledger,
 }
 
 /// Where a request stands before it is forwarded.
@@ -218,12 +210,12 @@ impl Gateway {
                 policy,
                 ra,
                 upstream,
-                sync: store.group_sync(),
-                store: Mutex::new(store),
-                clock,
-                limits: Limits::default(),
+                desk: Desk::new(
+                    store,
+                    clock,
+                    Ledger::new(max_pending).with_exchange_bound(upstream_bound),
+                ),
                 metrics: Metrics::default(),
-                ledger: Ledger::new(max_pending).with_exchange_bound(upstream_bound),
             })
         })();
         result.map_err(|reason| crate::Error::Setting {
@@ -234,7 +226,7 @@ impl Gateway {
 
     /// The clock (tests advance it with the upstream's).
     pub fn clock(&self) -> &Clock {
-        &self.clock
+        &self.desk.clock
     }
 
     /// Runs `f` with the store.
@@ -244,23 +236,20 @@ impl Gateway {
 
     /// The audit trail, oldest first.
     pub fn audit_trail(&self) -> Vec<AuditRecord> {
-        lock(&self.store).audit().unwrap_or_default()
+        self.desk.audit_trail()
     }
 
     fn decision(&self) -> LockedStore<'_> {
-        LockedStore {
-            store: Some(lock(&self.store)),
-            sync: &self.sync,
-        }
+        self.desk.decision()
     }
 
     fn context(&self) -> PolicyContext<'_> {
         PolicyContext {
             issuers: &self.policy.client_cas,
             templates: &self.policy.templates,
-            now: self.clock.now(),
+            now: self.desk.clock.now(),
             grace: self.policy.grace,
-            limits: self.limits,
+            limits: self.desk.limits,
             profile: self.policy.profile,
         }
     }
@@ -269,43 +258,15 @@ impl Gateway {
         &self.ra.chain[0]
     }
 
-    /// Appends one audit record for `origin`, at the gateway's time.
-    #[allow(clippy::too_many_arguments)]
-    fn audit(
-        &self,
-        store: &Store,
-        origin: &Origin,
-        template: Option<&str>,
-        outcome: AuditOutcome,
-        serial: Option<&str>,
-        pending_id: Option<i64>,
-        detail: String,
-    ) -> Result<(), StoreError> {
-        origin.audit(
-            store,
-            self.clock.unix(),
-            template,
-            outcome,
-            serial,
-            pending_id,
-            detail,
-        )
-    }
-
     /// Records a refusal (counter and audit record) in its own transaction.
     fn record_refusal(&self, origin: &Origin, template: Option<&str>, rejection: &Rejection) {
-        origin.record_refusal(
-            &self.decision(),
-            self.clock.unix(),
-            template,
-            rejection,
-            None,
-        );
+        self.desk
+            .record_refusal(&self.decision(), origin, template, rejection, None);
     }
 
     /// The gateway's CMC response, signed with the RA key, echoing the client's controls.
     fn respond(&self, answer: GatewayAnswer, echo: Option<&Accepted>) -> CmcReply {
-        let retry_after = crate::ledger::retry_after(&answer.outcome, self.clock.now());
+        let retry_after = crate::ledger::retry_after(&answer.outcome, self.desk.clock.now());
         let params = ResponseParams {
             outcome: answer.outcome.clone(),
             status_string: answer.status,

@@ -23,7 +23,7 @@ impl Gateway {
                 claim.release(s)?;
             }
             s.bump("upstream_failures")?;
-            self.audit(
+            self.desk.audit(
                 s,
                 origin,
                 template,
@@ -61,7 +61,7 @@ impl Gateway {
             Outcome::Issued => {
                 let pending_id = poll.map(|p| p.id);
                 let Some(cert) = &answer.issued else {
-                    self.audit(
+                    self.desk.audit(
                         store,
                         origin,
                         Some(template),
@@ -77,7 +77,7 @@ impl Gateway {
                 if let Some(id) = pending_id {
                     store.finish_pending(id, PendingStatus::Issued, Some(&serial))?;
                 }
-                self.audit(
+                self.desk.audit(
                     store,
                     origin,
                     Some(template),
@@ -95,7 +95,7 @@ impl Gateway {
                 let id = match poll {
                     Some(p) => {
                         store.count_poll(p.id)?;
-                        self.audit(
+                        self.desk.audit(
                             store,
                             origin,
                             Some(template),
@@ -114,7 +114,7 @@ impl Gateway {
                             item.stored,
                             upstream_id.filter(|_| item.collect_by_upstream_id),
                         )?;
-                        self.audit(
+                        self.desk.audit(
                             store,
                             origin,
                             Some(template),
@@ -146,9 +146,9 @@ impl Gateway {
                 // certificate, the gateway keeps: the next request with it is refused here,
                 // on every endpoint, without asking.
                 if answer.status.as_deref().and_then(leading_hresult) == Some(CRYPT_E_REVOKED) {
-                    store.revoke(&serial_text(old.value()), self.clock.unix())?;
+                    store.revoke(&serial_text(old.value()), self.desk.clock.unix())?;
                 }
-                self.audit(
+                self.desk.audit(
                     store,
                     origin,
                     Some(template),
@@ -180,7 +180,7 @@ impl Gateway {
             transaction: transaction.to_string(),
             request: request.to_vec(),
             kind: origin.endpoint.into(),
-            created_at: self.clock.unix(),
+            created_at: self.desk.clock.unix(),
             polls: 0,
             // Decided upstream: the gateway only waits for it.
             resolve: Resolve::Admin,
@@ -216,7 +216,7 @@ impl Gateway {
             unix(std::time::SystemTime::UNIX_EPOCH + tbs.validity().not_after.to_unix_duration()),
             Some(&serial_text(old.value())),
             &hex(&key.fingerprint()),
-            self.clock.unix(),
+            self.desk.clock.unix(),
         )
     }
 }

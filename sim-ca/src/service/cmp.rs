@@ -35,11 +35,12 @@ impl Ca {
     /// one: the message's protection, not TLS, says who asks).
     pub fn handle_cmp(&self, body: &[u8], tls_cert: &[u8]) -> CmpReply {
         let origin = Origin::new("cmp", tls_cert, body);
-        let message = match PkiMessage::parse(body, &self.limits) {
+        let message = match PkiMessage::parse(body, &self.desk.limits) {
             Ok(m) => m,
             Err(e) => {
                 let r = Rejection::Malformed(format!("PKIMessage: {e}"));
-                self.record_refusal(&self.decision(), &origin, None, &r, None);
+                self.desk
+                    .record_refusal(&self.decision(), &origin, None, &r, None);
                 return self.cmp_error(&unreadable_header(), &r);
             }
         };
@@ -64,7 +65,7 @@ impl Ca {
             let [der] = inner else {
                 return Err(Rejection::RequestCount(inner.len()));
             };
-            let message = PkiMessage::parse(der, &self.limits)
+            let message = PkiMessage::parse(der, &self.desk.limits)
                 .map_err(|e| Rejection::Malformed(format!("nested PKIMessage: {e}")))?;
             if matches!(message.body, PkiBody::Nested(_)) {
                 return Err(Rejection::Malformed(
@@ -78,7 +79,8 @@ impl Ca {
                 self.cmp_dispatch(Origin::new("cmp", tls_cert, der), &message, der)
             }
             Err(r) => {
-                self.record_refusal(&self.decision(), &origin, None, &r, None);
+                self.desk
+                    .record_refusal(&self.decision(), &origin, None, &r, None);
                 self.cmp_error(&outer.header, &r)
             }
         }
@@ -103,7 +105,8 @@ impl Ca {
                         "general message answered",
                     ),
                     Err(r) => {
-                        self.record_refusal(&self.decision(), &origin, None, &r, None);
+                        self.desk
+                            .record_refusal(&self.decision(), &origin, None, &r, None);
                         self.cmp_error(&message.header, &r)
                     }
                 }
@@ -114,7 +117,8 @@ impl Ca {
                      request (kur) protected by the certificate to renew",
                     other.name()
                 ));
-                self.record_refusal(&self.decision(), &origin, None, &r, None);
+                self.desk
+                    .record_refusal(&self.decision(), &origin, None, &r, None);
                 self.cmp_error(&message.header, &r)
             }
         }
@@ -139,7 +143,7 @@ impl Ca {
         let accepted = match checked {
             Ok(a) => a,
             Err(r) => {
-                self.record_refusal(&store, &origin, None, &r, None);
+                self.desk.record_refusal(&store, &origin, None, &r, None);
                 return self.cmp_cert_rep(answering, 0, &r);
             }
         };
@@ -147,7 +151,8 @@ impl Ca {
         let transaction = cmp_transaction(&kur.header);
         let confirm_key = origin.transaction_key(&transaction);
         let implicit = kur.header.implicit_confirm();
-        let same_request = |p: &Pending| same_kur_key(&p.request, &accepted.new_spki, &self.limits);
+        let same_request =
+            |p: &Pending| same_kur_key(&p.request, &accepted.new_spki, &self.desk.limits);
         let renewal = Renewal {
             template: &accepted.template,
             extensions: &accepted.extensions,
@@ -157,7 +162,8 @@ impl Ca {
             nonce: kur.header.sender_nonce.as_ref().map(|n| n.as_bytes()),
             same_request: &same_request,
         };
-        let deadline = self.clock.unix() + i64::try_from(self.confirm_wait.as_secs()).unwrap_or(0);
+        let deadline =
+            self.desk.clock.unix() + i64::try_from(self.confirm_wait.as_secs()).unwrap_or(0);
         let result = store.atomically(|s| {
             s.bump("requests")?;
             let decided =
@@ -175,7 +181,8 @@ impl Ca {
                 if let Some(failure) = r.unavailable(DEFAULT_RETRY_SECS) {
                     return CmpReply::unavailable(failure);
                 }
-                self.record_refusal(&store, &origin, Some(&accepted.template.name), &r, None);
+                self.desk
+                    .record_refusal(&store, &origin, Some(&accepted.template.name), &r, None);
                 (SimpleOutcome::Rejected(r), None)
             }
         };
@@ -234,7 +241,8 @@ impl Ca {
         match policy::protected_by(message, &self.context()) {
             Ok(identity) => Ok(origin.renewing(&identity)),
             Err(r) => {
-                self.record_refusal(&self.decision(), &origin, None, &r, None);
+                self.desk
+                    .record_refusal(&self.decision(), &origin, None, &r, None);
                 Err(Box::new(self.cmp_error(&message.header, &r)))
             }
         }
@@ -249,9 +257,12 @@ impl Ca {
             Err(refused) => return *refused,
         };
         let transaction = cmp_transaction(&poll.header);
-        let stored = lock(&self.store).find_pending(&origin.identity, &transaction);
+        let stored = self
+            .desk
+            .lock()
+            .find_pending(&origin.identity, &transaction);
         let kur = match stored {
-            Ok(Some(p)) if p.kind == "cmp" => PkiMessage::parse(&p.request, &self.limits)
+            Ok(Some(p)) if p.kind == "cmp" => PkiMessage::parse(&p.request, &self.desk.limits)
                 .ok()
                 .map(|kur| (kur, p.request)),
             Ok(_) => None,
@@ -266,7 +277,8 @@ impl Ca {
             Some((kur, bytes)) => self.cmp_renew(origin, poll, &kur, &bytes, true),
             None => {
                 let r = Rejection::PollMismatch(-1);
-                self.record_refusal(&self.decision(), &origin, None, &r, None);
+                self.desk
+                    .record_refusal(&self.decision(), &origin, None, &r, None);
                 self.cmp_error(&poll.header, &r)
             }
         }
@@ -287,13 +299,13 @@ impl Ca {
             );
         };
         let key = origin.transaction_key(&cmp_transaction(&message.header));
-        let now = self.clock.unix();
+        let now = self.desk.clock.unix();
         let store = self.decision();
         let result = store.atomically(|s| {
             s.bump("requests")?;
             let refuse = |bit: FailureBit, why: String| -> Result<Confirmed, Rejection> {
                 let r = Rejection::Malformed(why.clone());
-                self.refused(s, &origin, None, &r, None)?;
+                self.desk.refused(s, &origin, None, &r, None)?;
                 Ok(Confirmed::Refused(bit, why))
             };
             let [status] = statuses.as_slice() else {
@@ -325,7 +337,7 @@ impl Ca {
                 // Too late, whether or not a sweep noticed yet: revoked now.
                 s.revoke(&record.serial, now)?;
                 s.set_confirmation(&key, ConfirmState::Expired)?;
-                self.audit(
+                self.desk.audit(
                     s,
                     &origin,
                     None,
@@ -341,7 +353,7 @@ impl Ca {
             match (state, status.accepted()) {
                 (ConfirmState::Waiting, true) => {
                     s.set_confirmation(&key, ConfirmState::Confirmed)?;
-                    self.audit(
+                    self.desk.audit(
                         s,
                         &origin,
                         None,
@@ -360,7 +372,7 @@ impl Ca {
                         .as_ref()
                         .map(|i| i.text())
                         .unwrap_or_default();
-                    self.audit(
+                    self.desk.audit(
                         s,
                         &origin,
                         None,
@@ -402,10 +414,12 @@ impl Ca {
     /// Revokes what waited for a confirmation past its deadline, and audits it (`serve` runs
     /// it every second; a confirmation that comes late is refused whether or not a sweep ran).
     pub fn sweep_confirmations(&self) {
-        let now = self.clock.unix();
+        let now = self.desk.clock.unix();
         // A read first, under the plain lock: nothing overdue (the usual case) costs no
         // transaction and no fsync.
-        let due = lock(&self.store)
+        let due = self
+            .desk
+            .lock()
             .overdue_confirmations(now, 1)
             .map(|d| !d.is_empty());
         if !matches!(due, Ok(true)) {
@@ -490,7 +504,7 @@ impl Ca {
             cert: &self.authority.issuing.cert,
             extra_certs: &chain,
             key,
-            time: self.clock.now(),
+            time: self.desk.clock.now(),
         });
         reply.fault = fault;
         reply

@@ -63,11 +63,12 @@ impl Ca {
     ) -> Result<Answer, Rejection> {
         let template = accepted.template.name.as_str();
         let refuse = |rejection: Rejection, pending: Option<i64>| -> Result<Answer, Rejection> {
-            self.refused(store, origin, Some(template), &rejection, pending)?;
+            self.desk
+                .refused(store, origin, Some(template), &rejection, pending)?;
             Ok(Answer::rejected(&rejection))
         };
         // A request re-sent for a pending transaction is a poll, not a replay.
-        let same_request = |p: &Pending| same_cmc_pkcs10(&p.request, accepted, &self.limits);
+        let same_request = |p: &Pending| same_cmc_pkcs10(&p.request, accepted, &self.desk.limits);
         let lookup = Lookup {
             renewed: tls.value(),
             pending_key: &accepted.transaction,
@@ -79,8 +80,9 @@ impl Ca {
             guard_until: crate::ledger::guard_until(tls.value(), self.grace),
         };
         match self
+            .desk
             .ledger
-            .stand(store, origin, self.clock.unix(), template, &lookup)?
+            .stand(store, origin, self.desk.clock.unix(), template, &lookup)?
         {
             Standing::Refused(r, pending) => return refuse(r, pending),
             Standing::Poll(pending) => return self.poll_cmc(store, pending, accepted, origin),
@@ -122,7 +124,7 @@ impl Ca {
             Disposition::Deny(reason) => refuse(Rejection::Denied(reason), None),
             Disposition::Error(hresult) => {
                 store.bump("errors")?;
-                self.audit(
+                self.desk.audit(
                     store,
                     origin,
                     Some(template),
@@ -143,7 +145,7 @@ impl Ca {
                 ))
             }
             Disposition::IssuedOutOfBand => {
-                self.audit(
+                self.desk.audit(
                     store,
                     origin,
                     Some(template),
@@ -187,8 +189,8 @@ impl Ca {
         resolve: Resolve,
         end: PendingEnd,
     ) -> Result<(i64, Resolve), Rejection> {
-        self.ledger.check_pending_cap(store, origin)?;
-        let now = self.clock.unix();
+        self.desk.ledger.check_pending_cap(store, origin)?;
+        let now = self.desk.clock.unix();
         let resolve = match resolve {
             Resolve::At(secs) => Resolve::At(now + secs),
             other => other,
@@ -208,7 +210,7 @@ impl Ca {
             upstream_id: None,
         })?;
         store.bump("pending")?;
-        self.audit(
+        self.desk.audit(
             store,
             origin,
             Some(template),
@@ -227,7 +229,7 @@ impl Ca {
         resolve: Resolve,
         fault: Option<TransportFault>,
     ) -> Answer {
-        let now = self.clock.unix();
+        let now = self.desk.clock.unix();
         let at = match resolve {
             Resolve::At(t) if t > now => t,
             _ => now + DEFAULT_RETRY_SECS as i64,
@@ -251,7 +253,7 @@ impl Ca {
     /// Whether a pending request is due, given its poll count.
     pub(super) fn due(&self, pending: &Pending, polls: u32) -> bool {
         match pending.resolve {
-            Resolve::At(t) => self.clock.unix() >= t,
+            Resolve::At(t) => self.desk.clock.unix() >= t,
             Resolve::OnPoll(n) => polls >= n,
             Resolve::Admin => false,
         }
@@ -277,7 +279,7 @@ impl Ca {
                     .ok_or(Rejection::Internal("issued certificate missing".into()))?;
                 let cert =
                     Retained::from_der(&der).map_err(|e| Rejection::Internal(e.to_string()))?;
-                self.audit(
+                self.desk.audit(
                     store,
                     origin,
                     Some(template),
@@ -289,13 +291,14 @@ impl Ca {
                 return Ok(PollState::Issued(Box::new(cert)));
             }
             PendingStatus::Denied => {
-                self.refused(store, origin, Some(template), &denied(), Some(pending.id))?;
+                self.desk
+                    .refused(store, origin, Some(template), &denied(), Some(pending.id))?;
                 return Ok(PollState::Refused(denied()));
             }
             PendingStatus::Pending => {}
         }
         if !self.due(pending, polls) {
-            self.audit(
+            self.desk.audit(
                 store,
                 origin,
                 Some(template),
@@ -308,7 +311,7 @@ impl Ca {
         }
         if pending.end == PendingEnd::Deny {
             store.finish_pending(pending.id, PendingStatus::Denied, None)?;
-            self.audit(
+            self.desk.audit(
                 store,
                 origin,
                 Some(template),
@@ -363,7 +366,7 @@ impl Ca {
     ) -> Result<(SimpleOutcome, Option<TransportFault>), Rejection> {
         let key_fingerprint = hex(&accepted.new_key.fingerprint());
         let same_request =
-            |p: &Pending| same_simple_pkcs10(&p.request, &accepted.pkcs10, &self.limits);
+            |p: &Pending| same_simple_pkcs10(&p.request, &accepted.pkcs10, &self.desk.limits);
         let transaction = format!("key:{key_fingerprint}");
         let renewal = Renewal {
             template: &accepted.template,
@@ -391,7 +394,8 @@ impl Ca {
     ) -> Result<(SimpleOutcome, Option<TransportFault>), Rejection> {
         let template = renewal.template.name.as_str();
         let refuse = |r: Rejection, pending: Option<i64>| {
-            self.refused(store, origin, Some(template), &r, pending)?;
+            self.desk
+                .refused(store, origin, Some(template), &r, pending)?;
             Ok((SimpleOutcome::Rejected(r), None))
         };
         let key_fingerprint = hex(&renewal.new_key.fingerprint());
@@ -406,8 +410,9 @@ impl Ca {
             guard_until: crate::ledger::guard_until(renewed.value(), self.grace),
         };
         match self
+            .desk
             .ledger
-            .stand(store, origin, self.clock.unix(), template, &lookup)?
+            .stand(store, origin, self.desk.clock.unix(), template, &lookup)?
         {
             Standing::Refused(r, pending) => return refuse(r, pending),
             Standing::Poll(pending) => {
@@ -474,7 +479,9 @@ impl Ca {
 
     pub(super) fn retry_secs(&self, resolve: Resolve) -> u64 {
         match resolve {
-            Resolve::At(t) => u64::try_from(t - self.clock.unix()).unwrap_or(0).max(1),
+            Resolve::At(t) => u64::try_from(t - self.desk.clock.unix())
+                .unwrap_or(0)
+                .max(1),
             _ => DEFAULT_RETRY_SECS,
         }
     }

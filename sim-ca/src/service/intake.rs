@@ -46,8 +46,9 @@ impl Ca {
         if !self.trusted_ras.contains(tls) {
             return None;
         }
-        let unwrapped = renewal_codec::cmc::ra::unwrap(request, &self.limits, &self.trusted_ras)
-            .map_err(|e| Rejection::Malformed(format!("RA wrapper: {e}")));
+        let unwrapped =
+            renewal_codec::cmc::ra::unwrap(request, &self.desk.limits, &self.trusted_ras)
+                .map_err(|e| Rejection::Malformed(format!("RA wrapper: {e}")));
         Some(unwrapped.and_then(|u| {
             if u.ra != *tls {
                 return Err(Rejection::IdentityMismatch);
@@ -73,7 +74,7 @@ impl Ca {
     /// certificate the user's own request renews (its old key signed it; the policy checks
     /// that exactly as for a direct client).
     pub(super) fn forwarded(&self, inner: Vec<u8>) -> Result<Intake, Rejection> {
-        let facts = renewal_codec::cmc::parse_request(&inner, &self.limits)
+        let facts = renewal_codec::cmc::parse_request(&inner, &self.desk.limits)
             .and_then(|p| p.with_profile(self.profile).verify())
             .map_err(|e| Rejection::Malformed(format!("the forwarded request: {e}")))?;
         Ok(Intake::Cmc(inner, facts.renewal_certificate))
@@ -87,7 +88,7 @@ impl Ca {
         echo: Option<&Echo>,
         fault: Option<TransportFault>,
     ) -> CmcReply {
-        let retry_after = crate::ledger::retry_after(&outcome, self.clock.now());
+        let retry_after = crate::ledger::retry_after(&outcome, self.desk.clock.now());
         let params = ResponseParams {
             outcome: outcome.clone(),
             status_string,
@@ -135,7 +136,8 @@ impl Ca {
     /// size limit, or too slow): it is a decision too, and goes into the audit trail.
     pub fn refuse_unread(&self, endpoint: &'static str, tls_cert: &[u8], rejection: &Rejection) {
         let origin = Origin::new(endpoint, tls_cert, &[]);
-        self.record_refusal(&self.decision(), &origin, None, rejection, None);
+        self.desk
+            .record_refusal(&self.decision(), &origin, None, rejection, None);
     }
 
     /// Handles a Full PKI Request presented over TLS with `tls_cert` (DER), as EST `/fullcmc`.
@@ -153,7 +155,7 @@ impl Ca {
         let by_ra = Retained::<Certificate>::from_der(tls_cert)
             .is_ok_and(|tls| self.trusted_ras.contains(&tls));
         let stored = {
-            let store = lock(&self.store);
+            let store = self.desk.lock();
             let pending = i64::try_from(id)
                 .ok()
                 .and_then(|id| store.pending(id).ok().flatten());
@@ -173,7 +175,7 @@ impl Ca {
             Ok(request) => self.decide_cmc("wstep-query", &request, tls_cert, true),
             Err(r) => {
                 let store = self.decision();
-                self.record_refusal(&store, &origin, None, &r, None);
+                self.desk.record_refusal(&store, &origin, None, &r, None);
                 self.reject(&r, None)
             }
         }
@@ -219,7 +221,8 @@ impl Ca {
                 echo,
             }) => return self.decide_reenroll(origin, &pkcs10, &renewed, &echo),
             Err(r) => {
-                self.record_refusal(&self.decision(), &origin, None, &r, None);
+                self.desk
+                    .record_refusal(&self.decision(), &origin, None, &r, None);
                 return self.reject(&r, None);
             }
         };
@@ -230,7 +233,7 @@ impl Ca {
         let (tls, accepted, request) = match checked {
             Ok(ok) => ok,
             Err(r) => {
-                self.record_refusal(&store, &origin, None, &r, None);
+                self.desk.record_refusal(&store, &origin, None, &r, None);
                 return self.reject(&r, None);
             }
         };
@@ -244,7 +247,8 @@ impl Ca {
                 if let Some(failure) = r.unavailable(DEFAULT_RETRY_SECS) {
                     return CmcReply::unavailable(failure);
                 }
-                self.record_refusal(&store, &origin, Some(&accepted.template.name), &r, None);
+                self.desk
+                    .record_refusal(&store, &origin, Some(&accepted.template.name), &r, None);
                 Answer::rejected(&r)
             }
         };
@@ -275,7 +279,7 @@ impl Ca {
         let accepted = match checked {
             Ok(accepted) => accepted,
             Err(r) => {
-                self.record_refusal(&store, &origin, None, &r, None);
+                self.desk.record_refusal(&store, &origin, None, &r, None);
                 return self.reject(&r, Some(echo));
             }
         };
@@ -289,7 +293,8 @@ impl Ca {
                 if let Some(failure) = r.unavailable(DEFAULT_RETRY_SECS) {
                     return CmcReply::unavailable(failure);
                 }
-                self.record_refusal(&store, &origin, Some(&accepted.template.name), &r, None);
+                self.desk
+                    .record_refusal(&store, &origin, Some(&accepted.template.name), &r, None);
                 (SimpleOutcome::Rejected(r), None)
             }
         };
@@ -332,7 +337,8 @@ impl Ca {
             .and_then(|tls| policy::validate_simple(body, &tls, &self.context()).map(|a| (tls, a)));
         let store = self.decision();
         let refuse = |r: Rejection, template: Option<&str>| {
-            self.record_refusal(&store, &origin, template, &r, None);
+            self.desk
+                .record_refusal(&store, &origin, template, &r, None);
             (SimpleReply::Rejected(r), None)
         };
         let (tls, accepted) = match checked {

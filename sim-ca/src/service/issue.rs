@@ -39,7 +39,7 @@ impl Ca {
         } else {
             key.to_spki()
         };
-        let now = self.clock.now();
+        let now = self.desk.clock.now();
         let serial = self.new_serial(store)?;
         let not_after =
             now + Duration::from_secs(u64::from(days.unwrap_or(template.validity_days)) * 86400);
@@ -96,12 +96,12 @@ impl Ca {
         )?;
         let serial = serial_text(cert.value());
         let outcome = if revoked {
-            store.revoke(&serial, self.clock.unix())?;
+            store.revoke(&serial, self.desk.clock.unix())?;
             AuditOutcome::IssuedRevoked
         } else {
             AuditOutcome::Issued
         };
-        self.audit(
+        self.desk.audit(
             store,
             origin,
             Some(&template.name),
@@ -139,7 +139,7 @@ impl Ca {
         )?;
         let serial = serial_text(cert.value());
         store.finish_pending(pending.id, PendingStatus::Issued, Some(&serial))?;
-        self.audit(
+        self.desk.audit(
             store,
             origin,
             Some(&template.name),
@@ -157,7 +157,7 @@ impl Ca {
             &self.decision(),
             id,
             approve,
-            self.clock.unix(),
+            self.desk.clock.unix(),
             "admin",
         )?)
     }
@@ -167,7 +167,7 @@ impl Ca {
         Ok(admin_revoke(
             &self.decision(),
             &serial.to_ascii_lowercase(),
-            self.clock.unix(),
+            self.desk.clock.unix(),
             "admin",
         )?)
     }
@@ -187,8 +187,8 @@ impl Ca {
                 .by_text(template)
                 .ok_or_else(|| format!("unknown template {template:?}"))?
                 .clone();
-            let (der, _) =
-                renewal_codec::cmc::input::to_der(csr, &self.limits).map_err(|e| e.to_string())?;
+            let (der, _) = renewal_codec::cmc::input::to_der(csr, &self.desk.limits)
+                .map_err(|e| e.to_string())?;
             let req: Retained<x509_cert::request::CertReq> =
                 renewal_codec::cmc::input::decode_exact(&der, "PKCS#10")
                     .map_err(|e| e.to_string())?;
@@ -226,7 +226,7 @@ impl Ca {
                         None,
                         days,
                     )?;
-                    self.audit(
+                    self.desk.audit(
                         s,
                         &origin,
                         Some(&template.name),
@@ -278,7 +278,7 @@ impl Ca {
                         not_after,
                         None,
                         &hex(&key.fingerprint()),
-                        self.clock.unix(),
+                        self.desk.clock.unix(),
                     )
                 })
                 .map_err(|e: StoreError| e.to_string())

@@ -1,10 +1,7 @@
 //! The CA's decision logic, callable in-process without a socket: a function of (request,
 //! TLS identity, store, scenario). The HTTPS server is a thin shell around it.
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use der::asn1::GeneralizedTime;
 use renewal_codec::cmc::{
@@ -13,6 +10,9 @@ use renewal_codec::cmc::{
     verify_request::hex,
 };
 use x509_cert::{Certificate, ext::Extension, name::Name};
+
+use crate::desk::Desk;
+pub(crate) use crate::desk::LockedStore;
 
 mod cmp;
 mod decide;
@@ -28,7 +28,6 @@ pub use issue::{admin_decide, admin_revoke};
 use crate::{
     authority::Authority,
     clock::{Clock, unix},
-    durability::GroupSync,
     ledger::{Ledger, Lookup, Origin, Standing},
     policy::{self, Accepted, PolicyContext, Rejection, SimpleAccepted, serial_text},
     scenario::{Disposition, Rule, Scenario, TransportFault},
@@ -45,20 +44,16 @@ pub const DEFAULT_RETRY_SECS: u64 = 5;
 pub struct Ca {
     authority: Authority,
     templates: TemplateRegistry,
-    store: Mutex<Store>,
-    sync: Arc<GroupSync>,
+    /// The state, the clock, the ledger and the bookkeeping (the same as the gateway's).
+    desk: Desk,
     rules: Vec<Rule>,
-    clock: Clock,
     grace: Duration,
     style: StatusStyle,
-    limits: Limits,
     profile: renewal_codec::cmc::Profile,
     /// Registration authorities whose wrapped requests are accepted (`--trust-ra`).
     trusted_ras: Vec<Retained<Certificate>>,
     /// A key that is not the CA's, for the "wrong signer" and "wrong key" faults.
     decoy: SoftwareKey,
-    /// The pending cap and the sightings' upkeep.
-    ledger: Ledger,
     /// How long a CMP certificate issued without implicit confirmation waits for `certConf`.
     confirm_wait: Duration,
 }
@@ -105,43 +100,6 @@ pub enum SimpleReply {
     Unavailable(crate::backend::UpstreamFailure),
 }
 
-pub(crate) fn lock(store: &Mutex<Store>) -> std::sync::MutexGuard<'_, Store> {
-    // A panic while holding the lock cannot leave SQLite inconsistent (transactions), so the
-    // poisoned guard is safe to reuse.
-    store.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The store locked for a decision. Releasing it first unlocks, then waits until everything
-/// written under it is on disk (the group commit, [`crate::durability`]), so that no answer
-/// computed under the lock can leave before its decision is durable — and the lock is never
-/// held across an fsync.
-pub(crate) struct LockedStore<'a> {
-    pub(crate) store: Option<std::sync::MutexGuard<'a, Store>>,
-    pub(crate) sync: &'a GroupSync,
-}
-
-impl std::ops::Deref for LockedStore<'_> {
-    type Target = Store;
-    fn deref(&self) -> &Store {
-        // Only `drop` takes the guard out.
-        self.store
-            .as_deref()
-            .unwrap_or_else(|| unreachable!("store used after release"))
-    }
-}
-
-impl Drop for LockedStore<'_> {
-    fn drop(&mut self) {
-        if let Some(store) = self.store.take() {
-            let seq = self.sync.committed();
-            drop(store);
-            if !std::thread::panicking() {
-                self.sync.sync_through(seq);
-            }
-        }
-    }
-}
-
 impl Ca {
     /// A CA over `authority` and `store`, configured by `scenario`.
     pub fn new(
@@ -154,24 +112,20 @@ impl Ca {
             Ok(Self {
                 authority,
                 templates: TemplateRegistry::from_configs(&scenario.templates)?,
-                sync: store.group_sync(),
-                store: Mutex::new(store),
+                desk: Desk::new(store, clock, Ledger::new(scenario.max_pending_per_identity)),
                 rules: scenario
                     .rules
                     .iter()
                     .map(|r| r.build())
                     .collect::<Result<_, _>>()?,
-                clock,
                 grace: Duration::from_secs(u64::from(scenario.grace_days) * 86400),
                 style: match scenario.response_style.as_deref() {
                     Some("adcs") => StatusStyle::Adcs,
                     _ => StatusStyle::V2,
                 },
-                limits: Limits::default(),
                 profile: scenario.profile,
                 trusted_ras: Vec::new(),
                 decoy: SoftwareKey::generate_p256().map_err(|e| e.to_string())?,
-                ledger: Ledger::new(scenario.max_pending_per_identity),
                 confirm_wait: DEFAULT_CONFIRM_WAIT,
             })
         })();
@@ -227,20 +181,17 @@ impl Ca {
 
     /// The clock (tests advance it).
     pub fn clock(&self) -> &Clock {
-        &self.clock
+        &self.desk.clock
     }
 
     /// The store, locked for a decision (see [`LockedStore`]).
     fn decision(&self) -> LockedStore<'_> {
-        LockedStore {
-            store: Some(lock(&self.store)),
-            sync: &self.sync,
-        }
+        self.desk.decision()
     }
 
     /// fsyncs of the state database's WAL so far (group commits).
     pub fn fsyncs(&self) -> u64 {
-        self.sync.fsyncs()
+        self.desk.fsyncs()
     }
 
     /// Runs `f` with the store.
@@ -308,68 +259,21 @@ impl Ca {
         PolicyContext {
             issuers: std::slice::from_ref(&self.authority.issuing.cert),
             templates: &self.templates,
-            now: self.clock.now(),
+            now: self.desk.clock.now(),
             grace: self.grace,
-            limits: self.limits,
+            limits: self.desk.limits,
             profile: self.profile,
         }
     }
 
-    /// Appends one audit record for `origin`, at the CA's time.
-    #[allow(clippy::too_many_arguments)]
-    fn audit(
-        &self,
-        store: &Store,
-        origin: &Origin,
-        template: Option<&str>,
-        outcome: AuditOutcome,
-        serial: Option<&str>,
-        pending_id: Option<i64>,
-        detail: String,
-    ) -> Result<(), StoreError> {
-        origin.audit(
-            store,
-            self.clock.unix(),
-            template,
-            outcome,
-            serial,
-            pending_id,
-            detail,
-        )
-    }
-
-    /// Records a refusal: the counter and the audit record, in one transaction.
-    fn record_refusal(
-        &self,
-        store: &Store,
-        origin: &Origin,
-        template: Option<&str>,
-        rejection: &Rejection,
-        pending_id: Option<i64>,
-    ) {
-        origin.record_refusal(store, self.clock.unix(), template, rejection, pending_id);
-    }
-
-    /// The counter and audit record of a refusal, inside the caller's transaction.
-    fn refused(
-        &self,
-        store: &Store,
-        origin: &Origin,
-        template: Option<&str>,
-        rejection: &Rejection,
-        pending_id: Option<i64>,
-    ) -> Result<(), StoreError> {
-        origin.refused(store, self.clock.unix(), template, rejection, pending_id)
-    }
-
     /// The audit trail, oldest first.
     pub fn audit_trail(&self) -> Vec<AuditRecord> {
-        lock(&self.store).audit().unwrap_or_default()
+        self.desk.audit_trail()
     }
 
     /// Counters, by name.
     pub fn counters(&self) -> Vec<(String, i64)> {
-        lock(&self.store).counters().unwrap_or_default()
+        self.desk.counters()
     }
 }
 

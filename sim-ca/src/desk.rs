@@ -1,0 +1,153 @@
+//! The desk both deciders sit at: the simulated authority ([`crate::Ca`]) and the forwarder to
+//! an upstream CA ([`crate::gateway::Gateway`]) keep their state the same way, so it is kept
+//! in one place — the state database behind one lock and its group commit, the clock every
+//! decision is dated by, the ledger (replay, idempotency, pending cap), the input limits, and
+//! the bookkeeping every decision shares (audit records and refusals, in the decision's
+//! transaction). What differs between the two — who issues — stays with each decider.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use renewal_codec::cmc::Limits;
+
+use crate::{
+    clock::Clock,
+    durability::GroupSync,
+    ledger::{Ledger, Origin},
+    policy::Rejection,
+    store::{AuditOutcome, AuditRecord, Store, StoreError},
+};
+
+/// The state and bookkeeping of a decider.
+pub(crate) struct Desk {
+    store: Mutex<Store>,
+    sync: Arc<GroupSync>,
+    /// What every decision is dated by (tests advance it).
+    pub(crate) clock: Clock,
+    /// Replay, idempotency and the pending cap.
+    pub(crate) ledger: Ledger,
+    /// Bounds on what a request may hold.
+    pub(crate) limits: Limits,
+}
+
+impl Desk {
+    /// A desk over `store`, dated by `clock`, its requests checked by `ledger`.
+    pub(crate) fn new(store: Store, clock: Clock, ledger: Ledger) -> Self {
+        Self {
+            sync: store.group_sync(),
+            store: Mutex::new(store),
+            clock,
+            ledger,
+            limits: Limits::default(),
+        }
+    }
+
+    /// The store, locked for a decision (see [`LockedStore`]).
+    pub(crate) fn decision(&self) -> LockedStore<'_> {
+        LockedStore {
+            store: Some(self.lock()),
+            sync: &self.sync,
+        }
+    }
+
+    /// The store, locked for a read: no decision is made under it, so nothing waits for the
+    /// group commit when it is released.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Store> {
+        // A panic while holding the lock cannot leave SQLite inconsistent (transactions), so
+        // the poisoned guard is safe to reuse.
+        self.store.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// fsyncs of the state database's WAL so far (group commits).
+    pub(crate) fn fsyncs(&self) -> u64 {
+        self.sync.fsyncs()
+    }
+
+    /// The audit trail, oldest first.
+    pub(crate) fn audit_trail(&self) -> Vec<AuditRecord> {
+        self.lock().audit().unwrap_or_default()
+    }
+
+    /// Counters, by name.
+    pub(crate) fn counters(&self) -> Vec<(String, i64)> {
+        self.lock().counters().unwrap_or_default()
+    }
+
+    /// Appends one audit record for `origin`, at the desk's time.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn audit(
+        &self,
+        store: &Store,
+        origin: &Origin,
+        template: Option<&str>,
+        outcome: AuditOutcome,
+        serial: Option<&str>,
+        pending_id: Option<i64>,
+        detail: String,
+    ) -> Result<(), StoreError> {
+        origin.audit(
+            store,
+            self.clock.unix(),
+            template,
+            outcome,
+            serial,
+            pending_id,
+            detail,
+        )
+    }
+
+    /// The counter and audit record of a refusal, inside the caller's transaction.
+    pub(crate) fn refused(
+        &self,
+        store: &Store,
+        origin: &Origin,
+        template: Option<&str>,
+        rejection: &Rejection,
+        pending_id: Option<i64>,
+    ) -> Result<(), StoreError> {
+        origin.refused(store, self.clock.unix(), template, rejection, pending_id)
+    }
+
+    /// Records a refusal decided outside any transaction: the counter and the audit record,
+    /// in one transaction of their own.
+    pub(crate) fn record_refusal(
+        &self,
+        store: &Store,
+        origin: &Origin,
+        template: Option<&str>,
+        rejection: &Rejection,
+        pending_id: Option<i64>,
+    ) {
+        origin.record_refusal(store, self.clock.unix(), template, rejection, pending_id);
+    }
+}
+
+/// The store locked for a decision. Releasing it first unlocks, then waits until everything
+/// written under it is on disk (the group commit, [`crate::durability`]), so that no answer
+/// computed under the lock can leave before its decision is durable — and the lock is never
+/// held across an fsync.
+pub(crate) struct LockedStore<'a> {
+    store: Option<MutexGuard<'a, Store>>,
+    sync: &'a GroupSync,
+}
+
+impl std::ops::Deref for LockedStore<'_> {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        // Only `drop` takes the guard out.
+        self.store
+            .as_deref()
+            .unwrap_or_else(|| unreachable!("store used after release"))
+    }
+}
+
+impl Drop for LockedStore<'_> {
+    fn drop(&mut self) {
+        if let Some(store) = self.store.take() {
+            let seq = self.sync.committed();
+            drop(store);
+            if !std::thread::panicking() {
+                self.sync.sync_through(seq);
+            }
+        }
+    }
+}
