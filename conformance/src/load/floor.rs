@@ -276,9 +276,13 @@ impl Floor {
     /// The floor of a run in `mode`, through gateways or not, with the operations' times.
     pub fn of_run(mode: Mode, gateways: bool, idle: Unit, busy: Option<Unit>) -> Self {
         let ca = if gateways {
-            // Behind a gateway the CA's connection is kept alive: no handshake per renewal;
-            // it verifies the RA's wrapper (or nested message) besides the user's request.
+            // Behind a gateway the CA's connection is kept alive: no handshake per renewal.
+            // It verifies the RA's wrapper (or nested message) besides the user's request, and
+            // the user's certificate (no TLS handshake verified it); a re-enrollment is
+            // answered to the RA in signed CMC.
             Count::ca_decision(mode).plus(Count {
+                ca_sign: u32::from(mode == Mode::SimpleReenroll),
+                ca_verify: 1,
                 p256_verify: 1 + u32::from(mode == Mode::Cmp),
                 ..Count::default()
             })
@@ -324,6 +328,14 @@ mod tests {
         assert_eq!((c.ca_sign, c.ca_verify + c.p256_verify), (2, 5));
         assert_eq!((c.p256_sign, c.x25519), (1, 1));
         assert_eq!(Count::ca_direct(Mode::SimpleReenroll).ca_sign, 1);
+    }
+
+    #[test]
+    fn behind_a_gateway_the_ca_answers_a_reenrollment_in_signed_cmc_and_checks_the_user() {
+        let floor = Floor::of_run(Mode::SimpleReenroll, true, Unit::default(), None);
+        assert_eq!((floor.ca.ca_sign, floor.ca.ca_verify), (2, 1));
+        assert_eq!((floor.ca.p256_verify, floor.ca.x25519), (2, 0));
+        assert!(floor.gateway.is_some());
     }
 
     #[test]

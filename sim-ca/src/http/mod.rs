@@ -85,6 +85,9 @@ pub async fn serve_https(
         let Ok((tcp, peer)) = listener.accept().await else {
             continue;
         };
+        // Answers are written whole: Nagle's algorithm would only delay a flight until the
+        // client's delayed ACK.
+        let _ = tcp.set_nodelay(true);
         let acceptor = acceptor.clone();
         let ca = Arc::clone(&ca);
         tokio::spawn(async move {
