@@ -297,31 +297,6 @@ async fn est_and_cmc_endpoints() {
     assert_eq!(reply.status, 404);
 }
 
-/// A TLS session is never resumed: every connection costs the card a CertificateVerify, so
-/// that nothing the client's TLS stack keeps outside the card (a ticket) can stand in for it.
-#[tokio::test]
-async fn every_connection_proves_the_card_key_afresh() {
-    let (server, ca) = start("").await;
-    let client = Client::new(&ca);
-    // One client configuration, which would resume the session the first connection got.
-    let config = Arc::new(client_config(&server, Some(&client)));
-    let mut kinds = Vec::new();
-    for _ in 0..2 {
-        let (raw, kind) = https_with(
-            &server,
-            config.clone(),
-            "GET",
-            "/.well-known/est/cacerts",
-            b"",
-        )
-        .await
-        .unwrap();
-        assert_eq!(parse_http(&raw).status, 200);
-        kinds.push(kind);
-    }
-    assert_eq!(kinds, [Some(rustls::HandshakeKind::Full); 2]);
-}
-
 /// RFC 7030 §4.1.1: `/cacerts` answers a client without a certificate; every endpoint that
 /// acts for an identity refuses one without (403, nothing decided), and a certificate from
 /// another CA does not even complete the handshake.

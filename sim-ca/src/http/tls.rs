@@ -115,19 +115,12 @@ pub fn tls_config_for(
                 .build()
                 .map_err(|e| e.to_string())?;
         // Client certificates are valid or not at the backend's time (advanceable in tests).
-        let mut config = ServerConfig::builder_with_details(provider, Arc::new(clock.clone()))
+        ServerConfig::builder_with_details(provider, Arc::new(clock.clone()))
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .with_client_cert_verifier(verifier)
             .with_single_cert(identity.0, identity.1)
-            .map_err(|e| e.to_string())?;
-        // No session resumption: every connection proves possession of the card's key with a
-        // fresh CertificateVerify, so a session ticket (a secret kept by the client's TLS
-        // stack, outside the card) can never stand in for the card. It also spares the server
-        // two tickets per handshake and a cache of sessions holding client certificates.
-        config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
-        config.send_tls13_tickets = 0;
-        Ok(config)
+            .map_err(|e| e.to_string())
     })();
     result.map_err(|reason| crate::Error::Tls { reason })
 }
