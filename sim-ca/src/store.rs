@@ -438,13 +438,14 @@ impl Store {
         let rows = self
             .db
             .rows(&sql, &[tls_fingerprint.into(), transaction.into()])?;
-        let mut latest: Option<&Row> = None;
+        let mut latest: Option<(i64, &Row)> = None;
         for r in &rows {
-            if latest.map_or(Ok(true), |l| Ok::<_, StoreError>(r.int(0)? > l.int(0)?))? {
-                latest = Some(r);
+            let id = r.int(0)?;
+            if latest.is_none_or(|(l, _)| id > l) {
+                latest = Some((id, r));
             }
         }
-        latest.map(Self::pending_from_row).transpose()
+        latest.map(|(_, r)| Self::pending_from_row(r)).transpose()
     }
 
     /// All requests still pending.

@@ -127,12 +127,6 @@ async fn https(
     path: &str,
     body: &[u8],
 ) -> std::io::Result<Vec<u8>> {
-    let config = Arc::new(client_config(server, client));
-    Ok(https_with(server, config, method, path, body).await?.0)
-}
-
-/// A TLS client of `server`, presenting `client`'s certificate when there is one.
-fn client_config(server: &Server, client: Option<&Client>) -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for c in &server.ca_chain {
@@ -142,7 +136,7 @@ fn client_config(server: &Server, client: Option<&Client>) -> rustls::ClientConf
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots);
-    match client {
+    let config = match client {
         Some(c) => {
             let pem = c.old_key.to_pkcs8_pem().unwrap();
             let (_, der) = der::pem::decode_vec(pem.as_bytes()).unwrap();
@@ -154,23 +148,11 @@ fn client_config(server: &Server, client: Option<&Client>) -> rustls::ClientConf
                 .unwrap()
         }
         None => builder.with_no_client_auth(),
-    }
-}
-
-/// [`https`] with `config` (kept across connections by a caller that wants to resume), and
-/// the kind of handshake the connection had.
-async fn https_with(
-    server: &Server,
-    config: Arc<rustls::ClientConfig>,
-    method: &str,
-    path: &str,
-    body: &[u8],
-) -> std::io::Result<(Vec<u8>, Option<rustls::HandshakeKind>)> {
+    };
     let tcp = tokio::net::TcpStream::connect(server.https).await?;
-    let mut tls = tokio_rustls::TlsConnector::from(config)
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await?;
-    let kind = tls.get_ref().1.handshake_kind();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -179,7 +161,7 @@ async fn https_with(
     tls.write_all(body).await?;
     let mut out = Vec::new();
     tls.read_to_end(&mut out).await?;
-    Ok((out, kind))
+    Ok(out)
 }
 
 async fn admin(server: &Server, method: &str, path: &str) -> Reply {
