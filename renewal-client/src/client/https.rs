@@ -319,10 +319,6 @@ impl HttpsService {
         let sender = self.runtime.block_on(async move {
             let connect = async {
                 let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
-                // Each flight is written whole (a TLS record, a request): Nagle's algorithm
-                // would only hold the next one back for the server's delayed ACK (40 ms on
-                // loopback, after the card's CertificateVerify).
-                tcp.set_nodelay(true)?;
                 if plain {
                     let (sender, connection) = http1::handshake(TokioIo::new(tcp))
                         .await
