@@ -103,35 +103,24 @@ impl Gateway {
         };
         let origin = origin.renewing(&accepted.renewed);
         let transaction = cmp_transaction(&kur.header);
-        let key_fingerprint = hex(&accepted.new_key.fingerprint());
         let same_request =
             |p: &Pending| same_kur_key(&p.request, &accepted.new_spki, &self.desk.limits);
-        let item = Forwardable {
-            template: &accepted.template.name,
+        let renewal = Renewal {
+            origin: &origin,
+            template: &accepted.template,
             renewed: &accepted.renewed,
             new_key: &accepted.new_key,
-            pending_key: &transaction,
-            stored: kur_bytes,
-            collect_by_upstream_id: false,
+            extensions: &accepted.extensions,
             findings: &[],
+            pending_key: &transaction,
+            transaction: &transaction,
+            nonce: kur.header.sender_nonce.as_ref().map(|n| n.as_bytes()),
+            same_request: &same_request,
+            stored: kur_bytes,
+            full_status: false,
+            polls_by_token: false,
         };
-        let step = |s: &Store| {
-            let lookup = Lookup {
-                renewed: accepted.renewed.value(),
-                pending_key: &transaction,
-                same_request: &same_request,
-                key_fingerprint: &key_fingerprint,
-                transaction: &transaction,
-                nonce: kur.header.sender_nonce.as_ref().map(|n| n.as_bytes()),
-                hold: true,
-                guard_until: crate::ledger::guard_until(
-                    accepted.renewed.value(),
-                    self.policy.grace,
-                ),
-            };
-            self.step(s, &origin, item.template, &lookup)
-        };
-        let decided = self.decide(&origin, &item, step, |_| {
+        let decided = self.decide(&renewal, |_| {
             self.exchange_cmp(
                 forwarded,
                 &answering.header,

@@ -1,132 +1,116 @@
-//! The gateway's one path for every endpoint: a checked request, the ledger's check and claim
-//! ([`crate::ledger`], the same as the simulated CA's), the upstream asked without the store
-//! held, its verified answer recorded with the claim settled — or the claim released when no
-//! answer came.
+//! The gateway at the desk: the forwarder as a [`Decider`] ([`Desk::decide`], the same path
+//! as the simulated CA's), the upstream asked without the store held, its verified answer
+//! recorded with the claim settled — or the claim released when no answer came — and the
+//! endpoints that take it (full CMC, MS-WSTEP's query, EST simplereenroll).
 
 use super::*;
 
-impl Gateway {
-    /// Where a checked CMC request stands, from the gateway's state (in one transaction).
-    pub(super) fn cmc_step(
-        &self,
-        store: &Store,
-        accepted: &Accepted,
-        tls: &Retained<Certificate>,
-        origin: &Origin,
-    ) -> Result<Step, Rejection> {
-        let template = accepted.template.name.as_str();
-        let same_request = |p: &Pending| same_cmc_pkcs10(&p.request, accepted, &self.desk.limits);
-        let lookup = Lookup {
-            renewed: tls.value(),
-            pending_key: &accepted.transaction,
-            same_request: &same_request,
-            key_fingerprint: &hex(&accepted.new_key.fingerprint()),
-            transaction: &accepted.transaction,
-            nonce: accepted.facts.sender_nonce.as_deref(),
-            hold: true,
-            guard_until: crate::ledger::guard_until(tls.value(), self.policy.grace),
-        };
-        self.step(store, origin, template, &lookup)
+/// What the forwarder leaves for after the ledger's transaction: asking its upstream.
+pub(crate) struct Forward {
+    /// The pending request this polls (collected by the upstream's id, when it has one).
+    poll: Option<Pending>,
+    /// The transaction a fresh request claimed, held while the upstream is asked.
+    claim: Option<Claim>,
+}
+
+/// The forwarder as a [`Decider`]: it decides nothing in the ledger's transaction except
+/// polls of what it collected already; everything else is asked of its upstream without the
+/// store held, the claim kept open meanwhile (the upstream owns the decision, the revocation
+/// list and the issuance).
+impl Decider for Gateway {
+    type Answer = GatewayAnswer;
+    type Deferred = Forward;
+
+    fn holds_claims(&self) -> bool {
+        true
     }
 
-    /// Where a checked request stands, from the ledger (in the caller's transaction).
-    pub(super) fn step(
-        &self,
-        store: &Store,
-        origin: &Origin,
-        template: &str,
-        lookup: &Lookup<'_>,
-    ) -> Result<Step, Rejection> {
-        match self
-            .desk
-            .ledger
-            .stand(store, origin, self.desk.clock.unix(), template, lookup)?
-        {
-            Standing::Refused(rejection, pending) => {
-                origin.refused(
-                    store,
-                    self.desk.clock.unix(),
-                    Some(template),
-                    &rejection,
-                    pending,
-                )?;
-                Ok(Step::Answered(Box::new(GatewayAnswer::rejected(
-                    &rejection,
-                ))))
-            }
-            Standing::Poll(pending) => self.collected(store, origin, template, pending),
-            Standing::Answered(cert) => Ok(Step::Answered(Box::new(GatewayAnswer::issued(*cert)))),
-            Standing::Fresh(claim) => Ok(Step::Forward(claim)),
-            Standing::InFlight { retry_after } => Ok(Step::InFlight { retry_after }),
-        }
+    fn grace(&self) -> Duration {
+        self.policy.grace
     }
 
-    /// A poll: answered from the state when the request was collected already (by this
-    /// instance or another) — the upstream need not be asked again; forwarded otherwise.
-    pub(super) fn collected(
+    fn retry_after(&self) -> u64 {
+        self.policy.retry_after
+    }
+
+    fn answered(&self, cert: Retained<Certificate>) -> GatewayAnswer {
+        GatewayAnswer::issued(cert)
+    }
+
+    fn refused(&self, rejection: &Rejection) -> GatewayAnswer {
+        GatewayAnswer::rejected(rejection)
+    }
+
+    /// Answered from the state when the request was collected already (by this instance or
+    /// another): the upstream need not be asked again; forwarded otherwise.
+    fn poll(
         &self,
         store: &Store,
-        origin: &Origin,
-        template: &str,
+        renewal: &Renewal<'_>,
         pending: Pending,
-    ) -> Result<Step, Rejection> {
+    ) -> Result<Next<Self>, Rejection> {
         if pending.status == PendingStatus::Issued
             && let Some(der) = store.certificate(pending.cert_serial.as_deref().unwrap_or(""))?
         {
             let cert = Retained::from_der(&der).map_err(|e| Rejection::Internal(e.to_string()))?;
             self.desk.audit(
                 store,
-                origin,
-                Some(template),
+                renewal.origin,
+                Some(&renewal.template.name),
                 AuditOutcome::ReplayAnswered,
                 pending.cert_serial.as_deref(),
                 Some(pending.id),
                 "poll of a request already collected".into(),
             )?;
-            return Ok(Step::Answered(Box::new(GatewayAnswer::issued(cert))));
+            return Ok(Next::Answered(GatewayAnswer::issued(cert)));
         }
-        Ok(Step::Poll(pending))
+        Ok(Next::Deferred(Forward {
+            poll: Some(pending),
+            claim: None,
+        }))
     }
 
-    /// The one path of a checked request, whatever its endpoint: the ledger's check and
-    /// claim (one transaction), the upstream asked without the store held, its answer verified
-    /// and recorded with the claim settled (one transaction) — or, when no answer came, the
-    /// claim released with the failure recorded, so the same request can come again.
+    fn fresh(
+        &self,
+        _store: &Store,
+        _renewal: &Renewal<'_>,
+        claim: Claim,
+    ) -> Result<Next<Self>, Rejection> {
+        Ok(Next::Deferred(Forward {
+            poll: None,
+            claim: Some(claim),
+        }))
+    }
+}
+
+impl Gateway {
+    /// The one path of a checked request, whatever its endpoint: the desk's ([`Desk::decide`]:
+    /// the ledger's check and claim, one transaction), then `exchange` with the upstream
+    /// without the store held, its answer verified and recorded with the claim settled (one
+    /// transaction) — or, when no answer came, the claim released with the failure recorded,
+    /// so the same request can come again.
     pub(super) fn decide(
         &self,
-        origin: &Origin,
-        item: &Forwardable<'_>,
-        step: impl FnOnce(&Store) -> Result<Step, Rejection>,
+        renewal: &Renewal<'_>,
         exchange: impl FnOnce(Option<u64>) -> Result<(GatewayAnswer, Option<u64>), (u16, String)>,
     ) -> Result<GatewayAnswer, UpstreamFailure> {
-        let step = {
-            let store = self.decision();
-            store.atomically(|s| {
-                s.bump("requests")?;
-                step(s)
-            })
-        };
-        let (poll, claim) = match step {
-            Ok(Step::Answered(answer)) => return Ok(*answer),
-            Ok(Step::Forward(claim)) => (None, Some(claim)),
-            Ok(Step::Poll(pending)) => (Some(pending), None),
-            Ok(Step::InFlight { retry_after }) => {
-                return Err(UpstreamFailure {
-                    status: 503,
-                    retry_after: Some(retry_after),
-                    text: "the same request is being decided: try again".into(),
-                });
-            }
-            Err(r) => {
-                if let Some(failure) = r.unavailable(self.policy.retry_after) {
-                    return Err(failure);
-                }
-                self.record_refusal(origin, Some(item.template), &r);
-                return Ok(GatewayAnswer::rejected(&r));
-            }
-        };
+        self.desk.decide(
+            self,
+            renewal,
+            |_, _| Ok(()),
+            |forward| self.ask_upstream(renewal, forward, exchange),
+        )
+    }
+
+    /// Asks the upstream (without the store) and records its answer.
+    fn ask_upstream(
+        &self,
+        renewal: &Renewal<'_>,
+        Forward { poll, claim }: Forward,
+        exchange: impl FnOnce(Option<u64>) -> Result<(GatewayAnswer, Option<u64>), (u16, String)>,
+    ) -> Result<GatewayAnswer, UpstreamFailure> {
+        let template = renewal.template.name.as_str();
         let pending_id = poll.as_ref().map(|p| p.id);
-        // The network exchange happens without the store: other users' requests go on.
         let upstream_pending = poll
             .as_ref()
             .and_then(|p| p.upstream_id)
@@ -135,8 +119,8 @@ impl Gateway {
             Ok(answer) => answer,
             Err((status, text)) => {
                 return Err(self.upstream_failed(
-                    origin,
-                    Some(item.template),
+                    renewal.origin,
+                    Some(template),
                     pending_id,
                     claim.as_ref(),
                     status,
@@ -149,14 +133,14 @@ impl Gateway {
             if let Some(claim) = &claim {
                 claim.settle(s)?;
             }
-            self.record_decision(s, origin, item, poll.as_ref(), answer, upstream_id)
+            self.record_decision(s, renewal, poll.as_ref(), answer, upstream_id)
         });
         drop(store);
         recorded.or_else(|r| {
             if let Some(failure) = r.unavailable(self.policy.retry_after) {
                 return Err(failure);
             }
-            self.record_refusal(origin, Some(item.template), &r);
+            self.record_refusal(renewal.origin, Some(template), &r);
             Ok(GatewayAnswer::rejected(&r))
         })
     }
@@ -182,36 +166,32 @@ impl Gateway {
                 return self.respond(GatewayAnswer::rejected(&r), None);
             }
         };
-        let item = Forwardable {
-            template: &accepted.template.name,
+        let same_request = |p: &Pending| same_cmc_pkcs10(&p.request, &accepted, &self.desk.limits);
+        let renewal = Renewal {
+            origin: &origin,
+            template: &accepted.template,
             renewed: &tls,
             new_key: &accepted.new_key,
-            pending_key: &accepted.transaction,
-            stored: request,
-            collect_by_upstream_id: true,
+            extensions: &accepted.extensions,
             findings: &accepted.findings,
+            pending_key: &accepted.transaction,
+            transaction: &accepted.transaction,
+            nonce: accepted.facts.sender_nonce.as_deref(),
+            same_request: &same_request,
+            stored: request,
+            full_status: true,
+            polls_by_token: true,
         };
-        let decided = self.decide(
-            &origin,
-            &item,
-            |s| self.cmc_step(s, &accepted, &tls, &origin),
-            |pending| {
-                self.exchange_cmc(
-                    |id, nonce| {
-                        renewal_codec::cmc::ra::wrap(
-                            request,
-                            &self.ra.key,
-                            self.ra_cert(),
-                            id,
-                            nonce,
-                        )
-                    },
-                    pending,
-                    &accepted.new_key,
-                    tls.value(),
-                )
-            },
-        );
+        let decided = self.decide(&renewal, |pending| {
+            self.exchange_cmc(
+                |id, nonce| {
+                    renewal_codec::cmc::ra::wrap(request, &self.ra.key, self.ra_cert(), id, nonce)
+                },
+                pending,
+                &accepted.new_key,
+                tls.value(),
+            )
+        });
         match decided {
             Ok(answer) => self.respond(answer, Some(&accepted)),
             Err(failure) => CmcReply::unavailable(failure),
@@ -256,34 +236,27 @@ impl Gateway {
         };
         let key_fingerprint = hex(&accepted.new_key.fingerprint());
         let transaction = format!("key:{key_fingerprint}");
-        let item = Forwardable {
-            template: &accepted.template.name,
-            renewed: &tls,
-            new_key: &accepted.new_key,
-            pending_key: &key_fingerprint,
-            stored: body,
-            // Polled by re-forwarding: the upstream matches it to its pending request by the
-            // renewed certificate and the new key.
-            collect_by_upstream_id: false,
-            findings: &[],
-        };
         let same_request =
             |p: &Pending| same_simple_pkcs10(&p.request, &accepted.pkcs10, &self.desk.limits);
-        let step = |s: &Store| {
-            let lookup = Lookup {
-                renewed: tls.value(),
-                pending_key: &key_fingerprint,
-                same_request: &same_request,
-                key_fingerprint: &key_fingerprint,
-                transaction: &transaction,
-                nonce: None,
-                hold: true,
-                guard_until: crate::ledger::guard_until(tls.value(), self.policy.grace),
-            };
-            self.step(s, &origin, item.template, &lookup)
+        let renewal = Renewal {
+            origin: &origin,
+            template: &accepted.template,
+            renewed: &tls,
+            new_key: &accepted.new_key,
+            extensions: &accepted.extensions,
+            findings: &[],
+            pending_key: &key_fingerprint,
+            transaction: &transaction,
+            nonce: None,
+            same_request: &same_request,
+            stored: body,
+            full_status: false,
+            // Polled by re-forwarding: the upstream matches it to its pending request by the
+            // renewed certificate and the new key.
+            polls_by_token: false,
         };
         let pkcs10 = accepted.pkcs10.der();
-        let decided = self.decide(&origin, &item, step, |pending| {
+        let decided = self.decide(&renewal, |pending| {
             self.exchange_cmc(
                 |id, nonce| {
                     renewal_codec::cmc::ra::wrap_reenroll(
@@ -327,22 +300,4 @@ impl Gateway {
             })),
         }
     }
-}
-
-/// A checked request as the gateway forwards and records it, whatever its endpoint.
-pub(super) struct Forwardable<'a> {
-    /// Its template's name.
-    pub(super) template: &'a str,
-    /// The certificate it renews: the one the user authenticated with.
-    pub(super) renewed: &'a Retained<Certificate>,
-    /// The new key.
-    pub(super) new_key: &'a PublicKey,
-    /// What its pending record is found by (transactionId, or the new key).
-    pub(super) pending_key: &'a str,
-    /// What a pending record keeps of it (the user's request).
-    pub(super) stored: &'a [u8],
-    /// Whether a pending answer is collected by the upstream's own request id.
-    pub(super) collect_by_upstream_id: bool,
-    /// What the request asks that the certificate will not say (recorded with the decision).
-    pub(super) findings: &'a [String],
 }

@@ -40,8 +40,8 @@ use x509_cert::Certificate;
 use crate::{
     backend::{Backend, UpstreamFailure},
     clock::{Clock, unix},
-    desk::Desk,
-    ledger::{Claim, Ledger, Lookup, Origin, Standing},
+    desk::{Decider, Desk, Next, Renewal},
+    ledger::{Claim, Ledger, Origin},
     policy::{self, Accepted, PolicyContext, Rejection, serial_text},
     service::{CmcReply, CmpReply, LockedStore, SimpleReply, same_cmc_pkcs10, same_simple_pkcs10},
     store::{
@@ -58,7 +58,6 @@ mod record;
 
 use answer::{CRYPT_E_REVOKED, bounded_retry, leading_hresult};
 use ca_backend::{CaBackend, CmcAnswer, Failure};
-use desk::Forwardable;
 use metrics::Metrics;
 
 /// What the gateway checks requests against.
@@ -101,25 +100,8 @@ pub struct Gateway {
     metrics: Metrics,
 }
 
-/// Where a request stands before it is forwarded.
-enum Step {
-    /// Answered from the gateway's state.
-    Answered(Box<GatewayAnswer>),
-    /// A new request, its transaction claimed: forward it.
-    Forward(Claim),
-    /// A poll of a request pending upstream: forward it again.
-    Poll(Pending),
-    /// The same request is being forwarded right now (by this instance or another): the
-    /// client is told to come back when the claim is settled or expired, and gets the
-    /// answer then.
-    InFlight {
-        /// Seconds until the claim expires.
-        retry_after: u64,
-    },
-}
-
 /// An answer decided by the gateway (before signing).
-struct GatewayAnswer {
+pub(crate) struct GatewayAnswer {
     outcome: Outcome,
     status: Option<String>,
     issued: Option<Retained<Certificate>>,

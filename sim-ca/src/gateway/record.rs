@@ -49,13 +49,13 @@ impl Gateway {
     pub(super) fn record_decision(
         &self,
         store: &Store,
-        origin: &Origin,
-        item: &Forwardable<'_>,
+        item: &Renewal<'_>,
         poll: Option<&Pending>,
         answer: GatewayAnswer,
         upstream_id: Option<u64>,
     ) -> Result<GatewayAnswer, Rejection> {
-        let template = item.template;
+        let origin = item.origin;
+        let template = item.template.name.as_str();
         let old = item.renewed;
         match &answer.outcome {
             Outcome::Issued => {
@@ -112,7 +112,7 @@ impl Gateway {
                             origin,
                             item.pending_key,
                             item.stored,
-                            upstream_id.filter(|_| item.collect_by_upstream_id),
+                            upstream_id.filter(|_| item.polls_by_token),
                         )?;
                         self.desk.audit(
                             store,

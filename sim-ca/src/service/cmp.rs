@@ -1,7 +1,7 @@
 //! CMP at the CA's desk (RFC 4210, the lightweight profile of RFC 9483): a key update request
 //! (`kur`) goes through the same decision as every other renewal — the policy's stateless
 //! checks ([`policy::validate_kur`]: identity = the certificate whose key protected the
-//! message), then [`Ca::process_renewal`]: the ledger (revoked, poll, answered before, key
+//! message), then the desk ([`crate::desk::Desk::decide`]): the ledger (revoked, poll, answered before, key
 //! reuse, replay of transactionID and senderNonce, per renewed certificate), the scenario's
 //! disposition, the record and the audit. What is CMP's own is here: answering in `kup`,
 //! `pollRep`, `pkiConf` or `error`, signed by the issuing CA; polls by transactionID; and
@@ -13,8 +13,9 @@ use renewal_codec::cmp::{
     answer::{Answer as CmpAnswer, FailureBit},
 };
 
-use super::decide::Renewal;
+use super::decide::{Decided, Verdict};
 use super::*;
+use crate::desk::Renewal;
 use crate::{
     cmp_answer::{
         Answerer, CmpReply, accepted_status, cmp_transaction, general_answers, same_kur_key,
@@ -139,11 +140,11 @@ impl Ca {
             Some(signer) if self.trusted_ras.contains(signer) => Err(Rejection::IdentityMismatch),
             _ => policy::validate_kur(kur, &self.context()),
         };
-        let store = self.decision();
         let accepted = match checked {
             Ok(a) => a,
             Err(r) => {
-                self.desk.record_refusal(&store, &origin, None, &r, None);
+                self.desk
+                    .record_refusal(&self.decision(), &origin, None, &r, None);
                 return self.cmp_cert_rep(answering, 0, &r);
             }
         };
@@ -154,39 +155,40 @@ impl Ca {
         let same_request =
             |p: &Pending| same_kur_key(&p.request, &accepted.new_spki, &self.desk.limits);
         let renewal = Renewal {
+            origin: &origin,
             template: &accepted.template,
-            extensions: &accepted.extensions,
+            renewed: &accepted.renewed,
             new_key: &accepted.new_key,
+            extensions: &accepted.extensions,
+            findings: &[],
             pending_key: &transaction,
             transaction: &transaction,
             nonce: kur.header.sender_nonce.as_ref().map(|n| n.as_bytes()),
             same_request: &same_request,
+            stored: kur_bytes,
+            full_status: false,
+            polls_by_token: false,
         };
         let deadline =
             self.desk.clock.unix() + i64::try_from(self.confirm_wait.as_secs()).unwrap_or(0);
-        let result = store.atomically(|s| {
-            s.bump("requests")?;
-            let decided =
-                self.process_renewal(s, &renewal, &accepted.renewed, &origin, kur_bytes)?;
-            if let (SimpleOutcome::Issued(cert), _) = &decided
+        // A certificate issued without implicit confirmation waits for its certConf: noted
+        // with the decision, in its transaction.
+        let await_confirmation = |s: &Store, decided: &Decided| {
+            if let Verdict::Issued { cert, .. } = &decided.verdict
                 && !implicit
             {
                 s.await_confirmation(&confirm_key, &serial_text(cert.value()), deadline)?;
             }
-            Ok::<_, Rejection>(decided)
-        });
-        let (outcome, fault) = match result {
-            Ok(decided) => decided,
-            Err(r) => {
-                if let Some(failure) = r.unavailable(DEFAULT_RETRY_SECS) {
-                    return CmpReply::unavailable(failure);
-                }
-                self.desk
-                    .record_refusal(&store, &origin, Some(&accepted.template.name), &r, None);
-                (SimpleOutcome::Rejected(r), None)
-            }
+            Ok(())
         };
-        drop(store);
+        let (outcome, fault) =
+            match self
+                .desk
+                .decide(self, &renewal, await_confirmation, intake::decided_already)
+            {
+                Ok(decided) => decided.bare(),
+                Err(failure) => return CmpReply::unavailable(failure),
+            };
         let id = accepted.cert_req_id;
         let mut reply = match outcome {
             SimpleOutcome::Issued(cert) => {

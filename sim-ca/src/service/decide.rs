@@ -1,8 +1,13 @@
-//! The decision of a checked request, inside the store transaction: the ledger's check (one
-//! for every decider, [`crate::ledger`]), the scenario's disposition, polls of pending
-//! requests — and every answer audited in the same transaction.
+//! The simulated authority as a [`Decider`]: what the desk ([`crate::desk::Desk::decide`])
+//! leaves to it — a fresh request decided by the scenario's disposition, a poll of a pending
+//! request — decided and audited in the ledger's transaction. Nothing is deferred: the
+//! authority issues itself.
 
 use super::*;
+use crate::{
+    desk::{Decider, Next, Renewal},
+    ledger::Claim,
+};
 
 /// What `decide` returns.
 pub(super) struct Decision {
@@ -23,7 +28,8 @@ impl Ca {
         })
     }
 
-    pub(super) fn decide(
+    /// The scenario's disposition for the subject's next request (counted here).
+    pub(super) fn disposition(
         &self,
         store: &Store,
         subject: &str,
@@ -49,131 +55,6 @@ impl Ca {
             },
             fault: None,
         })
-    }
-
-    /// Decides an accepted CMC request, inside the store transaction. Every answer, refusals
-    /// included, is audited here; an `Err` rolls everything back (the caller audits it).
-    pub(super) fn process_cmc(
-        &self,
-        store: &Store,
-        accepted: &Accepted,
-        tls: &Retained<Certificate>,
-        origin: &Origin,
-        request: &[u8],
-    ) -> Result<Answer, Rejection> {
-        let template = accepted.template.name.as_str();
-        let refuse = |rejection: Rejection, pending: Option<i64>| -> Result<Answer, Rejection> {
-            self.desk
-                .refused(store, origin, Some(template), &rejection, pending)?;
-            Ok(Answer::rejected(&rejection))
-        };
-        // A request re-sent for a pending transaction is a poll, not a replay.
-        let same_request = |p: &Pending| same_cmc_pkcs10(&p.request, accepted, &self.desk.limits);
-        let lookup = Lookup {
-            renewed: tls.value(),
-            pending_key: &accepted.transaction,
-            same_request: &same_request,
-            key_fingerprint: &hex(&accepted.new_key.fingerprint()),
-            transaction: &accepted.transaction,
-            nonce: accepted.facts.sender_nonce.as_deref(),
-            hold: false,
-            guard_until: crate::ledger::guard_until(tls.value(), self.grace),
-        };
-        match self
-            .desk
-            .ledger
-            .stand(store, origin, self.desk.clock.unix(), template, &lookup)?
-        {
-            Standing::Refused(r, pending) => return refuse(r, pending),
-            Standing::Poll(pending) => return self.poll_cmc(store, pending, accepted, origin),
-            Standing::Answered(cert) => {
-                return Ok(Answer::new(
-                    Outcome::Issued,
-                    Some("Issued".into()),
-                    Some(*cert),
-                    None,
-                ));
-            }
-            // Decided in this transaction: nothing is ever in flight here.
-            Standing::Fresh(_) | Standing::InFlight { .. } => {}
-        }
-        let old = tls.value().tbs_certificate();
-        let decision = self.decide(store, &old.subject().to_string(), &accepted.template)?;
-        match decision.disposition {
-            Disposition::Issue | Disposition::Revoked => {
-                let revoked = decision.disposition == Disposition::Revoked;
-                let cert = self.issue_renewal(
-                    store,
-                    origin,
-                    tls,
-                    &accepted.new_key,
-                    &accepted.template,
-                    accepted.extensions.clone(),
-                    decision.fault,
-                    revoked,
-                    &accepted.findings,
-                )?;
-                let text = if revoked { "Revoked" } else { "Issued" };
-                Ok(Answer::new(
-                    Outcome::Issued,
-                    Some(text.into()),
-                    Some(cert),
-                    decision.fault,
-                ))
-            }
-            Disposition::Deny(reason) => refuse(Rejection::Denied(reason), None),
-            Disposition::Error(hresult) => {
-                store.bump("errors")?;
-                self.desk.audit(
-                    store,
-                    origin,
-                    Some(template),
-                    AuditOutcome::NoCertificate,
-                    None,
-                    None,
-                    format!("error disposition 0x{hresult:08X}"),
-                )?;
-                Ok(Answer::new(
-                    Outcome::Failed {
-                        fail_info: Some(CmcFailInfo::InternalCaError),
-                    },
-                    Some(format!(
-                        "0x{hresult:08X}: the CA failed to process the request"
-                    )),
-                    None,
-                    decision.fault,
-                ))
-            }
-            Disposition::IssuedOutOfBand => {
-                self.desk.audit(
-                    store,
-                    origin,
-                    Some(template),
-                    AuditOutcome::NoCertificate,
-                    None,
-                    None,
-                    "issued out of band".into(),
-                )?;
-                Ok(Answer::new(
-                    Outcome::Issued,
-                    Some("Issued out of band".into()),
-                    None,
-                    decision.fault,
-                ))
-            }
-            Disposition::Pending { resolve, to } => {
-                let (id, resolve) = self.add_pending(
-                    store,
-                    origin,
-                    template,
-                    &accepted.transaction,
-                    request,
-                    resolve,
-                    to,
-                )?;
-                Ok(self.pending_answer(id, resolve, decision.fault))
-            }
-        }
     }
 
     /// Stores a request taken under submission, with its audit record; `after:N` becomes
@@ -325,142 +206,152 @@ impl Ca {
         Ok(PollState::Due)
     }
 
-    pub(super) fn poll_cmc(
-        &self,
-        store: &Store,
-        pending: Pending,
-        accepted: &Accepted,
-        origin: &Origin,
-    ) -> Result<Answer, Rejection> {
-        let issued = |cert| Answer::new(Outcome::Issued, Some("Issued".into()), Some(cert), None);
-        match self.poll_state(store, &pending, origin, &accepted.template.name)? {
-            PollState::Issued(cert) => Ok(issued(*cert)),
-            PollState::Refused(r) => Ok(Answer::rejected(&r)),
-            PollState::StillPending => Ok(self.pending_answer(pending.id, pending.resolve, None)),
-            PollState::Due => {
-                // What was stored is what is issued: the poll's PKCS#10 was checked to be the
-                // stored one (`same_cmc_pkcs10`), so its key is the stored key.
-                let cert = self.issue_pending(
-                    store,
-                    &pending,
-                    origin,
-                    &accepted.facts.renewal_certificate,
-                    &accepted.new_key,
-                    &accepted.template,
-                    accepted.extensions.clone(),
-                )?;
-                Ok(issued(cert))
-            }
+    pub(super) fn retry_secs(&self, resolve: Resolve) -> u64 {
+        match resolve {
+            Resolve::At(t) => u64::try_from(t - self.desk.clock.unix())
+                .unwrap_or(0)
+                .max(1),
+            _ => DEFAULT_RETRY_SECS,
         }
     }
+}
 
-    /// Decides a checked re-enrollment of `renewed` (an EST simplereenroll, or an RA's
-    /// re-enrollment wrapper), inside the store transaction; every answer is audited here.
-    pub(super) fn process_simple(
-        &self,
-        store: &Store,
-        accepted: &SimpleAccepted,
-        renewed: &Retained<Certificate>,
-        origin: &Origin,
-        body: &[u8],
-    ) -> Result<(SimpleOutcome, Option<TransportFault>), Rejection> {
-        let key_fingerprint = hex(&accepted.new_key.fingerprint());
-        let same_request =
-            |p: &Pending| same_simple_pkcs10(&p.request, &accepted.pkcs10, &self.desk.limits);
-        let transaction = format!("key:{key_fingerprint}");
-        let renewal = Renewal {
-            template: &accepted.template,
-            extensions: &accepted.extensions,
-            new_key: &accepted.new_key,
-            pending_key: &key_fingerprint,
-            transaction: &transaction,
-            nonce: None,
-            same_request: &same_request,
-        };
-        self.process_renewal(store, &renewal, renewed, origin, body)
+impl Decider for Ca {
+    type Answer = Decided;
+    /// The authority decides in the ledger's transaction: nothing is left for later.
+    type Deferred = std::convert::Infallible;
+
+    fn holds_claims(&self) -> bool {
+        false
     }
 
-    /// Decides a renewal of `renewed` whose request names no more than a new key (EST
-    /// simplereenroll, an RA's re-enrollment, a CMP key update), inside the store transaction:
-    /// the ledger's check, the scenario's disposition, the record. Every answer is audited
-    /// here; `body` is what a pending record stores.
-    pub(super) fn process_renewal(
+    fn grace(&self) -> Duration {
+        self.grace
+    }
+
+    fn retry_after(&self) -> u64 {
+        DEFAULT_RETRY_SECS
+    }
+
+    fn answered(&self, cert: Retained<Certificate>) -> Decided {
+        Decided::new(
+            Verdict::Issued {
+                cert: Box::new(cert),
+                revoked: false,
+            },
+            None,
+        )
+    }
+
+    fn refused(&self, rejection: &Rejection) -> Decided {
+        Decided::new(Verdict::Refused(rejection.clone()), None)
+    }
+
+    fn poll(
         &self,
         store: &Store,
         renewal: &Renewal<'_>,
-        renewed: &Retained<Certificate>,
-        origin: &Origin,
-        body: &[u8],
-    ) -> Result<(SimpleOutcome, Option<TransportFault>), Rejection> {
+        pending: Pending,
+    ) -> Result<Next<Self>, Rejection> {
         let template = renewal.template.name.as_str();
-        let refuse = |r: Rejection, pending: Option<i64>| {
+        let verdict = match self.poll_state(store, &pending, renewal.origin, template)? {
+            PollState::Issued(cert) => Verdict::Issued {
+                cert,
+                revoked: false,
+            },
+            PollState::Refused(r) => Verdict::Refused(r),
+            PollState::StillPending => Verdict::Pending {
+                id: pending.id,
+                resolve: pending.resolve,
+            },
+            // What was stored is what is issued: the poll was checked to be the stored
+            // request (`Renewal::same_request`), so its key is the stored key.
+            PollState::Due => Verdict::Issued {
+                cert: Box::new(self.issue_pending(
+                    store,
+                    &pending,
+                    renewal.origin,
+                    renewal.renewed,
+                    renewal.new_key,
+                    renewal.template,
+                    renewal.extensions.to_vec(),
+                )?),
+                revoked: false,
+            },
+        };
+        Ok(Next::Answered(Decided::new(verdict, None)))
+    }
+
+    fn fresh(
+        &self,
+        store: &Store,
+        renewal: &Renewal<'_>,
+        claim: Claim,
+    ) -> Result<Next<Self>, Rejection> {
+        // Decided in this very transaction: the claim is settled with the decision.
+        claim.settle(store)?;
+        let template = renewal.template.name.as_str();
+        let origin = renewal.origin;
+        let refuse = |rejection: Rejection| -> Result<Next<Self>, Rejection> {
             self.desk
-                .refused(store, origin, Some(template), &r, pending)?;
-            Ok((SimpleOutcome::Rejected(r), None))
+                .refused(store, origin, Some(template), &rejection, None)?;
+            Ok(Next::Answered(Decided::new(
+                Verdict::Refused(rejection),
+                None,
+            )))
         };
-        let key_fingerprint = hex(&renewal.new_key.fingerprint());
-        let lookup = Lookup {
-            renewed: renewed.value(),
-            pending_key: renewal.pending_key,
-            same_request: renewal.same_request,
-            key_fingerprint: &key_fingerprint,
-            transaction: renewal.transaction,
-            nonce: renewal.nonce,
-            hold: false,
-            guard_until: crate::ledger::guard_until(renewed.value(), self.grace),
-        };
-        match self
-            .desk
-            .ledger
-            .stand(store, origin, self.desk.clock.unix(), template, &lookup)?
-        {
-            Standing::Refused(r, pending) => return refuse(r, pending),
-            Standing::Poll(pending) => {
-                let outcome = match self.poll_state(store, &pending, origin, template)? {
-                    PollState::Issued(cert) => SimpleOutcome::Issued(cert),
-                    PollState::Refused(r) => SimpleOutcome::Rejected(r),
-                    PollState::StillPending => SimpleOutcome::Pending {
-                        id: pending.id,
-                        resolve: pending.resolve,
-                    },
-                    PollState::Due => SimpleOutcome::Issued(Box::new(self.issue_pending(
-                        store,
-                        &pending,
-                        origin,
-                        renewed,
-                        renewal.new_key,
-                        renewal.template,
-                        renewal.extensions.to_vec(),
-                    )?)),
-                };
-                return Ok((outcome, None));
-            }
-            Standing::Answered(cert) => return Ok((SimpleOutcome::Issued(cert), None)),
-            Standing::Fresh(_) | Standing::InFlight { .. } => {}
-        }
-        let old = renewed.value().tbs_certificate();
-        let decision = self.decide(store, &old.subject().to_string(), renewal.template)?;
-        match decision.disposition {
+        let old = renewal.renewed.value().tbs_certificate();
+        let decision = self.disposition(store, &old.subject().to_string(), renewal.template)?;
+        let verdict = match decision.disposition {
             Disposition::Issue | Disposition::Revoked => {
+                let revoked = decision.disposition == Disposition::Revoked;
                 let cert = self.issue_renewal(
                     store,
                     origin,
-                    renewed,
+                    renewal.renewed,
                     renewal.new_key,
                     renewal.template,
                     renewal.extensions.to_vec(),
                     decision.fault,
-                    decision.disposition == Disposition::Revoked,
-                    &[],
+                    revoked,
+                    renewal.findings,
                 )?;
-                Ok((SimpleOutcome::Issued(Box::new(cert)), decision.fault))
+                Verdict::Issued {
+                    cert: Box::new(cert),
+                    revoked,
+                }
             }
-            Disposition::Deny(reason) => refuse(Rejection::Denied(reason), None),
+            Disposition::Deny(reason) => return refuse(Rejection::Denied(reason)),
+            Disposition::Error(hresult) if renewal.full_status => {
+                store.bump("errors")?;
+                self.desk.audit(
+                    store,
+                    origin,
+                    Some(template),
+                    AuditOutcome::NoCertificate,
+                    None,
+                    None,
+                    format!("error disposition 0x{hresult:08X}"),
+                )?;
+                Verdict::Failed(hresult)
+            }
             Disposition::Error(hresult) => {
-                refuse(Rejection::Internal(format!("0x{hresult:08X}")), None)
+                return refuse(Rejection::Internal(format!("0x{hresult:08X}")));
+            }
+            Disposition::IssuedOutOfBand if renewal.full_status => {
+                self.desk.audit(
+                    store,
+                    origin,
+                    Some(template),
+                    AuditOutcome::NoCertificate,
+                    None,
+                    None,
+                    "issued out of band".into(),
+                )?;
+                Verdict::OutOfBand
             }
             Disposition::IssuedOutOfBand => {
-                refuse(Rejection::Denied("issued out of band".into()), None)
+                return refuse(Rejection::Denied("issued out of band".into()));
             }
             Disposition::Pending { resolve, to } => {
                 let (id, resolve) = self.add_pending(
@@ -468,21 +359,46 @@ impl Ca {
                     origin,
                     template,
                     renewal.pending_key,
-                    body,
+                    renewal.stored,
                     resolve,
                     to,
                 )?;
-                Ok((SimpleOutcome::Pending { id, resolve }, decision.fault))
+                Verdict::Pending { id, resolve }
             }
-        }
+        };
+        Ok(Next::Answered(Decided::new(verdict, decision.fault)))
     }
+}
 
-    pub(super) fn retry_secs(&self, resolve: Resolve) -> u64 {
-        match resolve {
-            Resolve::At(t) => u64::try_from(t - self.desk.clock.unix())
-                .unwrap_or(0)
-                .max(1),
-            _ => DEFAULT_RETRY_SECS,
+impl Ca {
+    /// The decision as a CMC answer (full status: failed and out of band can be said).
+    pub(super) fn cmc_answer(&self, decided: Decided) -> Answer {
+        let fault = decided.fault;
+        match decided.verdict {
+            Verdict::Issued { cert, revoked } => Answer::new(
+                Outcome::Issued,
+                Some(if revoked { "Revoked" } else { "Issued" }.into()),
+                Some(*cert),
+                fault,
+            ),
+            Verdict::Pending { id, resolve } => self.pending_answer(id, resolve, fault),
+            Verdict::Refused(r) => Answer::rejected(&r),
+            Verdict::Failed(hresult) => Answer::new(
+                Outcome::Failed {
+                    fail_info: Some(CmcFailInfo::InternalCaError),
+                },
+                Some(format!(
+                    "0x{hresult:08X}: the CA failed to process the request"
+                )),
+                None,
+                fault,
+            ),
+            Verdict::OutOfBand => Answer::new(
+                Outcome::Issued,
+                Some("Issued out of band".into()),
+                None,
+                fault,
+            ),
         }
     }
 }
@@ -523,27 +439,56 @@ impl Answer {
     }
 }
 
-/// What a renewal that names no more than a new key asks of the decision, whatever its wire
-/// form: an EST simplereenroll's PKCS#10, an RA's re-enrollment, a CMP key update.
-pub(super) struct Renewal<'a> {
-    /// The template it renews under.
-    pub(super) template: &'a Template,
-    /// The new certificate's extensions.
-    pub(super) extensions: &'a [Extension],
-    /// The new key.
-    pub(super) new_key: &'a PublicKey,
-    /// Which pending record would be its poll.
-    pub(super) pending_key: &'a str,
-    /// The transaction it claims.
-    pub(super) transaction: &'a str,
-    /// Its nonce, when the protocol has one.
-    pub(super) nonce: Option<&'a [u8]>,
-    /// Whether a stored pending request is this one.
-    pub(super) same_request: &'a dyn Fn(&Pending) -> bool,
+/// What the simulated authority decided, before the endpoint's wire form.
+pub(crate) struct Decided {
+    pub(super) verdict: Verdict,
+    /// A fault for the transport to apply (the scenario's).
+    pub(super) fault: Option<TransportFault>,
+}
+
+/// The decision itself.
+pub(super) enum Verdict {
+    /// This certificate (issued revoked, when the scenario says so).
+    Issued {
+        cert: Box<Retained<Certificate>>,
+        revoked: bool,
+    },
+    /// Taken under submission as request `id`.
+    Pending { id: i64, resolve: Resolve },
+    /// Refused (audited).
+    Refused(Rejection),
+    /// The scenario's error disposition, an HRESULT: said only in a CMC status.
+    Failed(u32),
+    /// Issued out of band: said only in a CMC status.
+    OutOfBand,
+}
+
+impl Decided {
+    fn new(verdict: Verdict, fault: Option<TransportFault>) -> Self {
+        Self { verdict, fault }
+    }
+
+    /// The decision as an answer that only issues, pends or refuses (EST simplereenroll, an
+    /// RA's re-enrollment, CMP). The desk never decides "failed" or "out of band" for such a
+    /// request ([`Renewal::full_status`]); were it to, it is a refusal.
+    pub(super) fn bare(self) -> (SimpleOutcome, Option<TransportFault>) {
+        let outcome = match self.verdict {
+            Verdict::Issued { cert, .. } => SimpleOutcome::Issued(cert),
+            Verdict::Pending { id, resolve } => SimpleOutcome::Pending { id, resolve },
+            Verdict::Refused(r) => SimpleOutcome::Rejected(r),
+            Verdict::Failed(hresult) => {
+                SimpleOutcome::Rejected(Rejection::Internal(format!("0x{hresult:08X}")))
+            }
+            Verdict::OutOfBand => {
+                SimpleOutcome::Rejected(Rejection::Denied("issued out of band".into()))
+            }
+        };
+        (outcome, self.fault)
+    }
 }
 
 /// What a re-enrollment is answered with, before its wire form (a certs-only PKCS#7 or an
-/// HTTP status for EST; a CMC response for an RA).
+/// HTTP status for EST; a CMC response for an RA; a CMP reply).
 pub(super) enum SimpleOutcome {
     /// This certificate.
     Issued(Box<Retained<Certificate>>),

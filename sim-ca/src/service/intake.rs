@@ -1,6 +1,7 @@
 //! The front of the desk: who is asking (the TLS identity, or the user behind a trusted RA's
-//! wrapper), the policy's stateless checks, and the signed CMC answer. What it decides, it
-//! hands to [`super::decide`].
+//! wrapper), the policy's stateless checks, and the signed CMC answer. What it accepts, it
+//! hands to the desk ([`crate::desk::Desk::decide`]), which decides it with this authority as
+//! its [`crate::desk::Decider`] ([`super::decide`]).
 
 use super::*;
 
@@ -227,33 +228,36 @@ impl Ca {
             }
         };
         let origin = origin.renewing(&identity);
-        let checked = policy::validate_cmc(&request, &identity, &self.context())
-            .map(|a| (identity, a, request));
-        let store = self.decision();
-        let (tls, accepted, request) = match checked {
-            Ok(ok) => ok,
+        let (tls, accepted) = match policy::validate_cmc(&request, &identity, &self.context()) {
+            Ok(accepted) => (identity, accepted),
             Err(r) => {
-                self.desk.record_refusal(&store, &origin, None, &r, None);
+                self.desk
+                    .record_refusal(&self.decision(), &origin, None, &r, None);
                 return self.reject(&r, None);
             }
         };
-        let result = store.atomically(|s| {
-            s.bump("requests")?;
-            self.process_cmc(s, &accepted, &tls, &origin, &request)
-        });
-        let answer = match result {
-            Ok(answer) => answer,
-            Err(r) => {
-                if let Some(failure) = r.unavailable(DEFAULT_RETRY_SECS) {
-                    return CmcReply::unavailable(failure);
-                }
-                self.desk
-                    .record_refusal(&store, &origin, Some(&accepted.template.name), &r, None);
-                Answer::rejected(&r)
-            }
+        let same_request = |p: &Pending| same_cmc_pkcs10(&p.request, &accepted, &self.desk.limits);
+        let renewal = Renewal {
+            origin: &origin,
+            template: &accepted.template,
+            renewed: &tls,
+            new_key: &accepted.new_key,
+            extensions: &accepted.extensions,
+            findings: &accepted.findings,
+            pending_key: &accepted.transaction,
+            transaction: &accepted.transaction,
+            nonce: accepted.facts.sender_nonce.as_deref(),
+            same_request: &same_request,
+            stored: &request,
+            full_status: true,
+            polls_by_token: true,
         };
-        // The decision is committed: the response is signed without holding the store.
-        drop(store);
+        // The decision is committed when `decide` returns: the response is signed without
+        // holding the store.
+        let answer = match self.desk.decide(self, &renewal, no_record, decided_already) {
+            Ok(decided) => self.cmc_answer(decided),
+            Err(failure) => return CmcReply::unavailable(failure),
+        };
         self.respond(
             answer.outcome,
             answer.status,
@@ -274,31 +278,18 @@ impl Ca {
         echo: &Echo,
     ) -> CmcReply {
         let origin = origin.renewing(renewed);
-        let checked = policy::validate_simple(pkcs10, renewed, &self.context());
-        let store = self.decision();
-        let accepted = match checked {
+        let accepted = match policy::validate_simple(pkcs10, renewed, &self.context()) {
             Ok(accepted) => accepted,
             Err(r) => {
-                self.desk.record_refusal(&store, &origin, None, &r, None);
+                self.desk
+                    .record_refusal(&self.decision(), &origin, None, &r, None);
                 return self.reject(&r, Some(echo));
             }
         };
-        let result = store.atomically(|s| {
-            s.bump("requests")?;
-            self.process_simple(s, &accepted, renewed, &origin, pkcs10)
-        });
-        let (answer, fault) = match result {
-            Ok(answer) => answer,
-            Err(r) => {
-                if let Some(failure) = r.unavailable(DEFAULT_RETRY_SECS) {
-                    return CmcReply::unavailable(failure);
-                }
-                self.desk
-                    .record_refusal(&store, &origin, Some(&accepted.template.name), &r, None);
-                (SimpleOutcome::Rejected(r), None)
-            }
+        let (answer, fault) = match self.decide_simple(&origin, &accepted, renewed, pkcs10) {
+            Ok(decided) => decided.bare(),
+            Err(failure) => return CmcReply::unavailable(failure),
         };
-        drop(store);
         let answer = match answer {
             SimpleOutcome::Issued(cert) => {
                 Answer::new(Outcome::Issued, Some("Issued".into()), Some(*cert), fault)
@@ -313,6 +304,38 @@ impl Ca {
             Some(echo),
             answer.fault,
         )
+    }
+
+    /// Decides a checked re-enrollment of `renewed` (an EST simplereenroll, or an RA's
+    /// re-enrollment wrapper): its transaction is its new key; `body` is what a pending
+    /// record keeps.
+    fn decide_simple(
+        &self,
+        origin: &Origin,
+        accepted: &SimpleAccepted,
+        renewed: &Retained<Certificate>,
+        body: &[u8],
+    ) -> Result<super::decide::Decided, crate::backend::UpstreamFailure> {
+        let key_fingerprint = hex(&accepted.new_key.fingerprint());
+        let transaction = format!("key:{key_fingerprint}");
+        let same_request =
+            |p: &Pending| same_simple_pkcs10(&p.request, &accepted.pkcs10, &self.desk.limits);
+        let renewal = Renewal {
+            origin,
+            template: &accepted.template,
+            renewed,
+            new_key: &accepted.new_key,
+            extensions: &accepted.extensions,
+            findings: &[],
+            pending_key: &key_fingerprint,
+            transaction: &transaction,
+            nonce: None,
+            same_request: &same_request,
+            stored: body,
+            full_status: false,
+            polls_by_token: false,
+        };
+        self.desk.decide(self, &renewal, no_record, decided_already)
     }
 
     /// Handles an EST simplereenroll (PKCS#10, DER/base64) presented with `tls_cert`. A
@@ -335,28 +358,17 @@ impl Ca {
                 }
             })
             .and_then(|tls| policy::validate_simple(body, &tls, &self.context()).map(|a| (tls, a)));
-        let store = self.decision();
-        let refuse = |r: Rejection, template: Option<&str>| {
-            self.desk
-                .record_refusal(&store, &origin, template, &r, None);
-            (SimpleReply::Rejected(r), None)
-        };
         let (tls, accepted) = match checked {
             Ok(ok) => ok,
-            Err(r) => return refuse(r, None),
-        };
-        let result = store.atomically(|s| {
-            s.bump("requests")?;
-            self.process_simple(s, &accepted, &tls, &origin, body)
-        });
-        let (answer, fault) = match result {
-            Ok(answer) => answer,
             Err(r) => {
-                if let Some(failure) = r.unavailable(DEFAULT_RETRY_SECS) {
-                    return (SimpleReply::Unavailable(failure), None);
-                }
-                return refuse(r, Some(&accepted.template.name));
+                self.desk
+                    .record_refusal(&self.decision(), &origin, None, &r, None);
+                return (SimpleReply::Rejected(r), None);
             }
+        };
+        let (answer, fault) = match self.decide_simple(&origin, &accepted, &tls, body) {
+            Ok(decided) => decided.bare(),
+            Err(failure) => return (SimpleReply::Unavailable(failure), None),
         };
         let reply = match answer {
             SimpleOutcome::Issued(cert) => match build_certs_only(&[*cert]) {
@@ -370,4 +382,16 @@ impl Ca {
         };
         (reply, fault)
     }
+}
+
+/// Nothing recorded with the answer besides the decision itself.
+pub(super) fn no_record(_: &Store, _: &super::decide::Decided) -> Result<(), Rejection> {
+    Ok(())
+}
+
+/// The authority defers nothing ([`crate::desk::Decider::Deferred`] is uninhabited).
+pub(super) fn decided_already(
+    never: std::convert::Infallible,
+) -> Result<super::decide::Decided, crate::backend::UpstreamFailure> {
+    match never {}
 }

@@ -20,6 +20,7 @@ mod intake;
 mod issue;
 
 pub use crate::cmp_answer::CmpReply;
+use crate::desk::Renewal;
 pub use cmp::DEFAULT_CONFIRM_WAIT;
 use decide::{Answer, SimpleOutcome};
 pub(crate) use decide::{same_cmc_pkcs10, same_simple_pkcs10};
@@ -28,7 +29,7 @@ pub use issue::{admin_decide, admin_revoke};
 use crate::{
     authority::Authority,
     clock::{Clock, unix},
-    ledger::{Ledger, Lookup, Origin, Standing},
+    ledger::{Ledger, Origin},
     policy::{self, Accepted, PolicyContext, Rejection, SimpleAccepted, serial_text},
     scenario::{Disposition, Rule, Scenario, TransportFault},
     store::{

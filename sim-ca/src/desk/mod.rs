@@ -5,9 +5,13 @@
 //! the bookkeeping every decision shares (audit records and refusals, in the decision's
 //! transaction). What differs between the two — who issues — stays with each decider.
 
+mod pipeline;
+
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use renewal_codec::cmc::Limits;
+
+pub(crate) use pipeline::{Decider, Next, Renewal};
 
 use crate::{
     clock::Clock,
