@@ -524,7 +524,7 @@ _sim__ca() {
             return 0
             ;;
         sim__subcmd__ca__subcmd__serve)
-            opts="-h --mode --config --listen --state --store --scenario --admin --trust-ra --cmp-confirm-wait --help"
+            opts="-h --mode --config --listen --state --store --scenario --admin --trust-ra --cmp-confirm-wait --tls-resumption --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -564,6 +564,10 @@ _sim__ca() {
                     ;;
                 --cmp-confirm-wait)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-resumption)
+                    COMPREPLY=($(compgen -W "on off" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -44,6 +44,8 @@ complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -l scenario -d 'Sce
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -l admin -d 'Admin API address (plain HTTP; keep it on loopback)' -r
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -l trust-ra -d 'Trust this certificate (PEM; the first one of the file) as a registration authority: a renewal gateway that forwards users\' signed requests inside its own signed wrapper, or their PKCS#10 for a subject it validated (repeatable)' -r -F
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -l cmp-confirm-wait -d 'Seconds a certificate issued over CMP without implicit confirmation waits for the client\'s certConf before it is revoked (RFC 4210 §5.3.18)' -r
+complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -l tls-resumption -d 'Whether a client may resume its TLS session (`off`: every connection costs the card a signature, and a PIN-always key a prompt; nothing outside the card stands in for it). A gateway says it in its configuration (`[tls] resumption`)' -r -f -a "on\t''
+off\t''"
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand credential" -l state -d 'State directory' -r -F
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand credential" -l cn -d 'The certificate\'s common name' -r

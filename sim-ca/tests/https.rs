@@ -33,6 +33,11 @@ impl Drop for Server {
 }
 
 async fn start(scenario: &str) -> (Server, Arc<sim_ca::Ca>) {
+    start_with(scenario, true).await
+}
+
+/// [`start`], with TLS session resumption on or off.
+async fn start_with(scenario: &str, resumption: bool) -> (Server, Arc<sim_ca::Ca>) {
     let ca = Arc::new(ca_with(scenario));
     let dir = std::env::temp_dir().join(format!(
         "sim-ca-https-{}-{}",
@@ -42,6 +47,11 @@ async fn start(scenario: &str) -> (Server, Arc<sim_ca::Ca>) {
     std::fs::create_dir_all(&dir).unwrap();
     let identity = http::server_identity(&ca, &dir).unwrap();
     let config = http::tls_config(&ca, identity).unwrap();
+    let config = if resumption {
+        config
+    } else {
+        http::without_resumption(config)
+    };
     let https = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let admin = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let server = Server {
@@ -127,6 +137,12 @@ async fn https(
     path: &str,
     body: &[u8],
 ) -> std::io::Result<Vec<u8>> {
+    let config = Arc::new(client_config(server, client));
+    Ok(https_with(server, config, method, path, body).await?.0)
+}
+
+/// A TLS client of `server`, presenting `client`'s certificate when there is one.
+fn client_config(server: &Server, client: Option<&Client>) -> rustls::ClientConfig {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     for c in &server.ca_chain {
@@ -136,7 +152,7 @@ async fn https(
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots);
-    let config = match client {
+    match client {
         Some(c) => {
             let pem = c.old_key.to_pkcs8_pem().unwrap();
             let (_, der) = der::pem::decode_vec(pem.as_bytes()).unwrap();
@@ -148,11 +164,23 @@ async fn https(
                 .unwrap()
         }
         None => builder.with_no_client_auth(),
-    };
+    }
+}
+
+/// [`https`] with `config` (kept across connections by a caller that wants to resume), and
+/// the kind of handshake the connection had.
+async fn https_with(
+    server: &Server,
+    config: Arc<rustls::ClientConfig>,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> std::io::Result<(Vec<u8>, Option<rustls::HandshakeKind>)> {
     let tcp = tokio::net::TcpStream::connect(server.https).await?;
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let mut tls = tokio_rustls::TlsConnector::from(config)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await?;
+    let kind = tls.get_ref().1.handshake_kind();
     let head = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
@@ -161,7 +189,7 @@ async fn https(
     tls.write_all(body).await?;
     let mut out = Vec::new();
     tls.read_to_end(&mut out).await?;
-    Ok(out)
+    Ok((out, kind))
 }
 
 async fn admin(server: &Server, method: &str, path: &str) -> Reply {
@@ -277,6 +305,42 @@ async fn est_and_cmc_endpoints() {
             .unwrap(),
     );
     assert_eq!(reply.status, 404);
+}
+
+/// TLS session resumption is the server's choice: on (the default), a client keeping its
+/// configuration resumes its session without another signature by its card; off
+/// (`--tls-resumption off`), every connection proves the card's key afresh.
+#[tokio::test]
+async fn resumption_is_a_setting_and_off_means_every_connection_signs() {
+    for (resumption, second) in [
+        (true, rustls::HandshakeKind::Resumed),
+        (false, rustls::HandshakeKind::Full),
+    ] {
+        let (server, ca) = start_with("", resumption).await;
+        let client = Client::new(&ca);
+        // One client configuration, which resumes the session the first connection got
+        // when the server lets it.
+        let config = Arc::new(client_config(&server, Some(&client)));
+        let mut kinds = Vec::new();
+        for _ in 0..2 {
+            let (raw, kind) = https_with(
+                &server,
+                config.clone(),
+                "GET",
+                "/.well-known/est/cacerts",
+                b"",
+            )
+            .await
+            .unwrap();
+            assert_eq!(parse_http(&raw).status, 200);
+            kinds.push(kind);
+        }
+        assert_eq!(
+            kinds,
+            [Some(rustls::HandshakeKind::Full), Some(second)],
+            "resumption {resumption}"
+        );
+    }
 }
 
 /// RFC 7030 §4.1.1: `/cacerts` answers a client without a certificate; every endpoint that

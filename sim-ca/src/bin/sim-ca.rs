@@ -26,6 +26,13 @@ struct Cli {
     command: Cmd,
 }
 
+/// A setting that is on or off.
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Serve EST (/.well-known/est/...) and CMC (/cmc) over HTTPS with client certificates.
@@ -63,6 +70,11 @@ enum Cmd {
         /// client's certConf before it is revoked (RFC 4210 §5.3.18).
         #[arg(long, default_value_t = sim_ca::service::DEFAULT_CONFIRM_WAIT.as_secs(), value_name = "SECS")]
         cmp_confirm_wait: u64,
+        /// Whether a client may resume its TLS session (`off`: every connection costs the
+        /// card a signature, and a PIN-always key a prompt; nothing outside the card stands in
+        /// for it). A gateway says it in its configuration (`[tls] resumption`).
+        #[arg(long, value_enum, default_value_t = Switch::On, value_name = "on|off")]
+        tls_resumption: Switch,
     },
     /// Issue a key and a certificate for a gateway (its RA identity toward this CA, or its TLS
     /// server certificate): writes PREFIX.pem (certificate, then the issuing CA) and PREFIX.key.
@@ -243,6 +255,11 @@ fn serve_gateway(config_path: &std::path::Path) -> Result<(), String> {
     let clock = Clock::system();
     let identity = config::read_identity(&config.tls.certificate, &config.tls.key)?;
     let tls = http::tls_config_for(&client_cas, &clock, identity)?;
+    let tls = if config.tls.resumption {
+        tls
+    } else {
+        http::without_resumption(tls)
+    };
     let policy = Policy {
         client_cas,
         upstream_cas,
@@ -305,6 +322,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
             admin,
             trust_ra,
             cmp_confirm_wait,
+            tls_resumption,
             ..
         } => {
             let state = state.ok_or("--mode sim needs --state DIR")?;
@@ -324,7 +342,10 @@ fn run(cmd: Cmd) -> Result<(), String> {
                 .map_err(|e| format!("--trust-ra: {e}"))?
                 .with_confirm_wait(std::time::Duration::from_secs(cmp_confirm_wait));
             let identity = http::server_identity(&ca, &state)?;
-            let config = http::tls_config(&ca, identity)?;
+            let config = match tls_resumption {
+                Switch::On => http::tls_config(&ca, identity)?,
+                Switch::Off => http::without_resumption(http::tls_config(&ca, identity)?),
+            };
             let chain = state.join("ca-chain.pem");
             eprintln!(
                 "sim-ca: {} CA in {}\n  trust it:   --cacert {} (curl), --ca-cert {} (renew)\n  HTTPS:      https://{listen}/.well-known/est/ (client certificate required)\n  CMP:        https://{listen}/.well-known/cmp (protected by the certificate to renew)\n  admin:      http://{admin}/admin/",

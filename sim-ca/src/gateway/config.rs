@@ -10,6 +10,7 @@
 //! certificate = "gateway-chain.pem"     # the gateway's TLS server certificate and chain
 //! key = "gateway.key"
 //! client_cas = "users-ca.pem"           # the CA certificates that issue users' certificates
+//! resumption = true                     # false: every connection signed by the card afresh
 //!
 //! [upstream]
 //! url = "https://ca.internal:8443"
@@ -69,6 +70,14 @@ pub struct TlsSection {
     pub key: PathBuf,
     /// The CA certificates that issue users' certificates (PEM bundle).
     pub client_cas: PathBuf,
+    /// Whether TLS sessions may be resumed (default true; see
+    /// [`crate::http::without_resumption`] for what turning it off buys and costs).
+    #[serde(default = "yes")]
+    pub resumption: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `[upstream]`.
@@ -315,6 +324,10 @@ mod tests {
         assert_eq!(c.upstream_timeout(), Duration::from_secs(30));
         assert_eq!((c.limits.max_body, c.limits.retry_after_secs), (65536, 30));
         assert_eq!(c.policy.profile, Profile::Adcs);
+        assert!(
+            c.tls.resumption,
+            "resumption is on unless the file says otherwise"
+        );
         assert!(c.admin.is_none());
         // A PostgreSQL URL is not a path.
         let pg = write("pg", &MINIMAL.replace("gw.db", "postgres://gw@db/renewals"));

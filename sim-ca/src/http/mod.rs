@@ -27,7 +27,7 @@ mod admin;
 mod tls;
 
 pub use admin::serve_admin;
-pub use tls::{server_identity, tls_config, tls_config_for};
+pub use tls::{server_identity, tls_config, tls_config_for, without_resumption};
 
 use crate::{
     Ca,

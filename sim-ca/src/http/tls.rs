@@ -124,3 +124,16 @@ pub fn tls_config_for(
     })();
     result.map_err(|reason| crate::Error::Tls { reason })
 }
+
+/// Turns TLS session resumption off (`--tls-resumption off`, `[tls] resumption = false`): no
+/// tickets are sent and no session is kept, so every connection costs the client's card a
+/// CertificateVerify — nothing the client's TLS stack keeps outside the card (a ticket, a
+/// resumption secret) can authenticate in its place. The price: a client that reconnects
+/// within one renewal (a retry, a later poll, CMP's certConf) signs again, and a PIN-always key
+/// prompts again. Resumption costs the server no measurable CPU either way (benches/README
+/// §2c), so this is a choice of policy, not of speed.
+pub fn without_resumption(mut config: ServerConfig) -> ServerConfig {
+    config.send_tls13_tickets = 0;
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config
+}
