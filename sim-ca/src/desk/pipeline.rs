@@ -69,6 +69,90 @@ pub(crate) struct Renewal<'a> {
     pub(crate) polls_by_token: bool,
 }
 
+impl<'a> Renewal<'a> {
+    /// A full CMC request (EST fullcmc, RFC 5273, MS-WSTEP, an RA's nested request): its
+    /// transaction is its transactionId, polled by its pendToken; its answer can say anything
+    /// a CMC status says.
+    pub(crate) fn cmc(
+        origin: &'a Origin,
+        accepted: &'a crate::policy::Accepted,
+        renewed: &'a Retained<Certificate>,
+        stored: &'a [u8],
+        same_request: &'a dyn Fn(&Pending) -> bool,
+    ) -> Self {
+        Self {
+            origin,
+            template: &accepted.template,
+            renewed,
+            new_key: &accepted.new_key,
+            extensions: &accepted.extensions,
+            findings: &accepted.findings,
+            pending_key: &accepted.transaction,
+            transaction: &accepted.transaction,
+            nonce: accepted.facts.sender_nonce.as_deref(),
+            same_request,
+            stored,
+            full_status: true,
+            polls_by_token: true,
+        }
+    }
+
+    /// A re-enrollment (EST simplereenroll, an RA's re-enrollment wrapper): no transactionId
+    /// and no nonce, so its transaction is its new key (`key_fingerprint`, and `transaction`
+    /// = `key:` + it); polled by sending it again.
+    pub(crate) fn reenrollment(
+        origin: &'a Origin,
+        accepted: &'a crate::policy::SimpleAccepted,
+        renewed: &'a Retained<Certificate>,
+        stored: &'a [u8],
+        (key_fingerprint, transaction): (&'a str, &'a str),
+        same_request: &'a dyn Fn(&Pending) -> bool,
+    ) -> Self {
+        Self {
+            origin,
+            template: &accepted.template,
+            renewed,
+            new_key: &accepted.new_key,
+            extensions: &accepted.extensions,
+            findings: &[],
+            pending_key: key_fingerprint,
+            transaction,
+            nonce: None,
+            same_request,
+            stored,
+            full_status: false,
+            polls_by_token: false,
+        }
+    }
+
+    /// A CMP key update: its transaction is the transactionID (`transaction`), polled by a
+    /// pollReq naming it.
+    pub(crate) fn key_update(
+        origin: &'a Origin,
+        accepted: &'a crate::policy::KurAccepted,
+        kur: &'a renewal_codec::cmp::PkiMessage,
+        stored: &'a [u8],
+        transaction: &'a str,
+        same_request: &'a dyn Fn(&Pending) -> bool,
+    ) -> Self {
+        Self {
+            origin,
+            template: &accepted.template,
+            renewed: &accepted.renewed,
+            new_key: &accepted.new_key,
+            extensions: &accepted.extensions,
+            findings: &[],
+            pending_key: transaction,
+            transaction,
+            nonce: kur.header.sender_nonce.as_ref().map(|n| n.as_bytes()),
+            same_request,
+            stored,
+            full_status: false,
+            polls_by_token: false,
+        }
+    }
+}
+
 /// What a decider leaves after the ledger's transaction.
 pub(crate) enum Next<D: Decider + ?Sized> {
     /// Decided and recorded in the transaction.

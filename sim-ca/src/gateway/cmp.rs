@@ -105,21 +105,14 @@ impl Gateway {
         let transaction = cmp_transaction(&kur.header);
         let same_request =
             |p: &Pending| same_kur_key(&p.request, &accepted.new_spki, &self.desk.limits);
-        let renewal = Renewal {
-            origin: &origin,
-            template: &accepted.template,
-            renewed: &accepted.renewed,
-            new_key: &accepted.new_key,
-            extensions: &accepted.extensions,
-            findings: &[],
-            pending_key: &transaction,
-            transaction: &transaction,
-            nonce: kur.header.sender_nonce.as_ref().map(|n| n.as_bytes()),
-            same_request: &same_request,
-            stored: kur_bytes,
-            full_status: false,
-            polls_by_token: false,
-        };
+        let renewal = Renewal::key_update(
+            &origin,
+            &accepted,
+            kur,
+            kur_bytes,
+            &transaction,
+            &same_request,
+        );
         let decided = self.decide(&renewal, |_| {
             self.exchange_cmp(
                 forwarded,

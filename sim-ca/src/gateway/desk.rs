@@ -167,21 +167,7 @@ impl Gateway {
             }
         };
         let same_request = |p: &Pending| same_cmc_pkcs10(&p.request, &accepted, &self.desk.limits);
-        let renewal = Renewal {
-            origin: &origin,
-            template: &accepted.template,
-            renewed: &tls,
-            new_key: &accepted.new_key,
-            extensions: &accepted.extensions,
-            findings: &accepted.findings,
-            pending_key: &accepted.transaction,
-            transaction: &accepted.transaction,
-            nonce: accepted.facts.sender_nonce.as_deref(),
-            same_request: &same_request,
-            stored: request,
-            full_status: true,
-            polls_by_token: true,
-        };
+        let renewal = Renewal::cmc(&origin, &accepted, &tls, request, &same_request);
         let decided = self.decide(&renewal, |pending| {
             self.exchange_cmc(
                 |id, nonce| {
@@ -238,23 +224,16 @@ impl Gateway {
         let transaction = format!("key:{key_fingerprint}");
         let same_request =
             |p: &Pending| same_simple_pkcs10(&p.request, &accepted.pkcs10, &self.desk.limits);
-        let renewal = Renewal {
-            origin: &origin,
-            template: &accepted.template,
-            renewed: &tls,
-            new_key: &accepted.new_key,
-            extensions: &accepted.extensions,
-            findings: &[],
-            pending_key: &key_fingerprint,
-            transaction: &transaction,
-            nonce: None,
-            same_request: &same_request,
-            stored: body,
-            full_status: false,
-            // Polled by re-forwarding: the upstream matches it to its pending request by the
-            // renewed certificate and the new key.
-            polls_by_token: false,
-        };
+        // Polled by re-forwarding: the upstream matches it to its pending request by the
+        // renewed certificate and the new key.
+        let renewal = Renewal::reenrollment(
+            &origin,
+            &accepted,
+            &tls,
+            body,
+            (&key_fingerprint, &transaction),
+            &same_request,
+        );
         let pkcs10 = accepted.pkcs10.der();
         let decided = self.decide(&renewal, |pending| {
             self.exchange_cmc(

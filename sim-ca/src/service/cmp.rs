@@ -154,21 +154,14 @@ impl Ca {
         let implicit = kur.header.implicit_confirm();
         let same_request =
             |p: &Pending| same_kur_key(&p.request, &accepted.new_spki, &self.desk.limits);
-        let renewal = Renewal {
-            origin: &origin,
-            template: &accepted.template,
-            renewed: &accepted.renewed,
-            new_key: &accepted.new_key,
-            extensions: &accepted.extensions,
-            findings: &[],
-            pending_key: &transaction,
-            transaction: &transaction,
-            nonce: kur.header.sender_nonce.as_ref().map(|n| n.as_bytes()),
-            same_request: &same_request,
-            stored: kur_bytes,
-            full_status: false,
-            polls_by_token: false,
-        };
+        let renewal = Renewal::key_update(
+            &origin,
+            &accepted,
+            kur,
+            kur_bytes,
+            &transaction,
+            &same_request,
+        );
         let deadline =
             self.desk.clock.unix() + i64::try_from(self.confirm_wait.as_secs()).unwrap_or(0);
         // A certificate issued without implicit confirmation waits for its certConf: noted

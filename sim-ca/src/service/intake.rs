@@ -237,21 +237,7 @@ impl Ca {
             }
         };
         let same_request = |p: &Pending| same_cmc_pkcs10(&p.request, &accepted, &self.desk.limits);
-        let renewal = Renewal {
-            origin: &origin,
-            template: &accepted.template,
-            renewed: &tls,
-            new_key: &accepted.new_key,
-            extensions: &accepted.extensions,
-            findings: &accepted.findings,
-            pending_key: &accepted.transaction,
-            transaction: &accepted.transaction,
-            nonce: accepted.facts.sender_nonce.as_deref(),
-            same_request: &same_request,
-            stored: &request,
-            full_status: true,
-            polls_by_token: true,
-        };
+        let renewal = Renewal::cmc(&origin, &accepted, &tls, &request, &same_request);
         // The decision is committed when `decide` returns: the response is signed without
         // holding the store.
         let answer = match self.desk.decide(self, &renewal, no_record, decided_already) {
@@ -320,21 +306,14 @@ impl Ca {
         let transaction = format!("key:{key_fingerprint}");
         let same_request =
             |p: &Pending| same_simple_pkcs10(&p.request, &accepted.pkcs10, &self.desk.limits);
-        let renewal = Renewal {
+        let renewal = Renewal::reenrollment(
             origin,
-            template: &accepted.template,
+            accepted,
             renewed,
-            new_key: &accepted.new_key,
-            extensions: &accepted.extensions,
-            findings: &[],
-            pending_key: &key_fingerprint,
-            transaction: &transaction,
-            nonce: None,
-            same_request: &same_request,
-            stored: body,
-            full_status: false,
-            polls_by_token: false,
-        };
+            body,
+            (&key_fingerprint, &transaction),
+            &same_request,
+        );
         self.desk.decide(self, &renewal, no_record, decided_already)
     }
 
