@@ -370,3 +370,118 @@ fn third_party_clients_and_restart_durability() {
     assert!(!log.contains("BEGIN"), "the log holds PEM");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `sim-ca serve --tls-resumption on|off`, seen by OpenSSL's client: on (the default), a
+/// client keeping its session resumes it without a new signature by its key; off, the
+/// server sends no ticket, and every connection is a full handshake.
+#[test]
+fn tls_resumption_is_the_operators_choice() {
+    if !require(&["openssl"]) {
+        return;
+    }
+    let dir = test_kit::temp_dir("sim-ca-resumption");
+    let p = |n: &str| dir.join(n);
+    let state = p("state");
+    run(Command::new("openssl")
+        .args([
+            "ecparam",
+            "-name",
+            "prime256v1",
+            "-genkey",
+            "-noout",
+            "-out",
+        ])
+        .arg(p("old.key")));
+    run(Command::new("openssl")
+        .args([
+            "req",
+            "-new",
+            "-subj",
+            "/O=cardrenew/CN=Bob Example",
+            "-key",
+        ])
+        .arg(p("old.key"))
+        .arg("-out")
+        .arg(p("old.csr")));
+    run(Command::new(env!("CARGO_BIN_EXE_sim-ca"))
+        .args(["issue", "--state"])
+        .arg(&state)
+        .arg("--csr")
+        .arg(p("old.csr"))
+        .args(["--template", "SmartcardUser", "--out"])
+        .arg(p("old.pem")));
+    // One request over a connection that saves its session to, or resumes it from, `session`;
+    // what OpenSSL says of the handshake ("New, ..." or "Reused, ...").
+    let connect = |port: u16, session: &Path, resume: bool| -> String {
+        let mut child = Command::new("openssl")
+            .args([
+                "s_client",
+                "-connect",
+                &format!("127.0.0.1:{port}"),
+                "-ign_eof",
+            ])
+            .arg("-CAfile")
+            .arg(state.join("ca-chain.pem"))
+            .arg("-cert")
+            .arg(p("old.pem"))
+            .arg("-key")
+            .arg(p("old.key"))
+            .arg(if resume { "-sess_in" } else { "-sess_out" })
+            .arg(session)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            stdin
+                .write_all(
+                    b"GET /.well-known/est/cacerts HTTP/1.1\r\nHost: localhost\r\n\
+                      Connection: close\r\n\r\n",
+                )
+                .unwrap();
+        }
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        text.lines()
+            .find(|l| l.starts_with("New, ") || l.starts_with("Reused, "))
+            .map(|l| l.split(',').next().unwrap_or_default().to_string())
+            .unwrap_or_else(|| format!("no handshake: {text}"))
+    };
+    for (setting, resumed) in [("on", true), ("off", false)] {
+        let (port, admin) = (free_port(), free_port());
+        let log = p(&format!("serve-{setting}.log"));
+        let _served = Served::spawn(
+            Command::new(env!("CARGO_BIN_EXE_sim-ca"))
+                .args(["serve", "--state"])
+                .arg(&state)
+                .args([
+                    "--listen",
+                    &format!("127.0.0.1:{port}"),
+                    "--admin",
+                    &format!("127.0.0.1:{admin}"),
+                    "--tls-resumption",
+                    setting,
+                ])
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&log).unwrap()),
+            port,
+            &log,
+        );
+        let session = p(&format!("session-{setting}.pem"));
+        assert_eq!(connect(port, &session, false), "New", "{setting}");
+        if resumed {
+            assert_eq!(connect(port, &session, true), "Reused");
+        } else {
+            // No ticket came, so OpenSSL has no session to keep — or, if it kept one, the
+            // server does not resume it.
+            assert!(
+                !session.exists() || connect(port, &session, true) == "New",
+                "resumed with --tls-resumption off"
+            );
+        }
+    }
+}
