@@ -13,18 +13,7 @@ use crate::{
     service::{CmcReply, CmpReply, SimpleReply},
 };
 
-/// A decision the backend could not get from the CA behind it: the client is told over HTTP,
-/// with no CMC body (nothing was decided, so nothing can be signed).
-#[derive(Clone, Debug, Eq, PartialEq)]
-pub struct UpstreamFailure {
-    /// 503 (unreachable, timed out, overloaded: try again) or 502 (an answer the gateway
-    /// cannot vouch for).
-    pub status: u16,
-    /// Seconds before trying again (503).
-    pub retry_after: Option<u64>,
-    /// What happened, for the client's message.
-    pub text: String,
-}
+pub use crate::error::UpstreamFailure;
 
 /// The decision side of the HTTPS server.
 pub trait Backend: Send + Sync + 'static {

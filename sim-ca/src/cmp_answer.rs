@@ -26,12 +26,12 @@ pub struct CmpReply {
     /// A fault for the transport to apply.
     pub fault: Option<TransportFault>,
     /// No decision: the state database could not take one (HTTP 503).
-    pub upstream: Option<crate::backend::UpstreamFailure>,
+    pub upstream: Option<crate::error::UpstreamFailure>,
 }
 
 impl CmpReply {
     /// No decision: the HTTP answer says why.
-    pub fn unavailable(failure: crate::backend::UpstreamFailure) -> Self {
+    pub fn unavailable(failure: crate::error::UpstreamFailure) -> Self {
         Self {
             body: Vec::new(),
             outcome: format!("unavailable: {}", failure.text),

@@ -68,3 +68,18 @@ impl From<Error> for String {
         e.to_string()
     }
 }
+
+/// No decision: the state database, or the CA behind a gateway, could not be asked. The client
+/// is told over HTTP, with no CMC body (nothing was decided, so nothing can be signed). Kept
+/// here, below everything that decides, because the desk, the policy and both deciders answer
+/// it; [`crate::backend`] re-exports it for the front ends.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct UpstreamFailure {
+    /// 503 (unreachable, timed out, overloaded: try again) or 502 (an answer the gateway
+    /// cannot vouch for).
+    pub status: u16,
+    /// Seconds before trying again (503).
+    pub retry_after: Option<u64>,
+    /// What happened, for the client's message.
+    pub text: String,
+}

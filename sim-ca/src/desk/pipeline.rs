@@ -27,7 +27,7 @@ use x509_cert::{Certificate, ext::Extension};
 
 use super::Desk;
 use crate::{
-    backend::UpstreamFailure,
+    error::UpstreamFailure,
     ledger::{Claim, Lookup, Origin, Standing, guard_until},
     policy::Rejection,
     store::{Pending, Store},

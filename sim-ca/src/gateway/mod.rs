@@ -38,9 +38,10 @@ use renewal_codec::cmc::{
 use x509_cert::Certificate;
 
 use crate::{
-    backend::{Backend, UpstreamFailure},
+    backend::Backend,
     clock::{Clock, unix},
     desk::{Decider, Desk, Next, Renewal},
+    error::UpstreamFailure,
     ledger::{Claim, Ledger, Origin},
     policy::{self, Accepted, PolicyContext, Rejection, serial_text},
     service::{CmcReply, CmpReply, LockedStore, SimpleReply, same_cmc_pkcs10, same_simple_pkcs10},

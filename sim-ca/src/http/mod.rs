@@ -417,7 +417,7 @@ impl Endpoint {
 
 /// The HTTP answer when a gateway got no decision from its upstream: the status, the reason,
 /// and when to come back.
-fn upstream_failure(failure: &crate::backend::UpstreamFailure) -> Response<Body> {
+fn upstream_failure(failure: &crate::error::UpstreamFailure) -> Response<Body> {
     let mut r = text(
         StatusCode::from_u16(failure.status).unwrap_or(StatusCode::BAD_GATEWAY),
         failure.text.clone(),

@@ -186,11 +186,11 @@ impl Rejection {
     /// Not a decision: the state database could not take one (see [`Rejection::Unavailable`]).
     /// The answer is an HTTP 503 with Retry-After, never a signed refusal the client would
     /// roll back on.
-    pub fn unavailable(&self, retry_after: u64) -> Option<crate::backend::UpstreamFailure> {
+    pub fn unavailable(&self, retry_after: u64) -> Option<crate::error::UpstreamFailure> {
         match self {
             Self::Unavailable(why) => {
                 tracing::error!(error = %why, "the state database refused the decision: answering 503");
-                Some(crate::backend::UpstreamFailure {
+                Some(crate::error::UpstreamFailure {
                     status: 503,
                     retry_after: Some(retry_after),
                     text: self.to_string(),

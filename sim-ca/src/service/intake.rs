@@ -301,7 +301,7 @@ impl Ca {
         accepted: &SimpleAccepted,
         renewed: &Retained<Certificate>,
         body: &[u8],
-    ) -> Result<super::decide::Decided, crate::backend::UpstreamFailure> {
+    ) -> Result<super::decide::Decided, crate::error::UpstreamFailure> {
         let key_fingerprint = hex(&accepted.new_key.fingerprint());
         let transaction = format!("key:{key_fingerprint}");
         let same_request =
@@ -371,6 +371,6 @@ pub(super) fn no_record(_: &Store, _: &super::decide::Decided) -> Result<(), Rej
 /// The authority defers nothing ([`crate::desk::Decider::Deferred`] is uninhabited).
 pub(super) fn decided_already(
     never: std::convert::Infallible,
-) -> Result<super::decide::Decided, crate::backend::UpstreamFailure> {
+) -> Result<super::decide::Decided, crate::error::UpstreamFailure> {
     match never {}
 }

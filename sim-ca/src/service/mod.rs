@@ -72,12 +72,12 @@ pub struct CmcReply {
     pub retry_after: Option<u64>,
     /// No decision: the CA behind a gateway could not be asked (the HTTP answer says so,
     /// `body` is empty).
-    pub upstream: Option<crate::backend::UpstreamFailure>,
+    pub upstream: Option<crate::error::UpstreamFailure>,
 }
 
 impl CmcReply {
     /// No decision: the HTTP answer says why (no CMC body: nothing was decided to sign).
-    pub fn unavailable(failure: crate::backend::UpstreamFailure) -> Self {
+    pub fn unavailable(failure: crate::error::UpstreamFailure) -> Self {
         Self {
             body: Vec::new(),
             outcome: Outcome::Failed { fail_info: None },
@@ -98,7 +98,7 @@ pub enum SimpleReply {
     /// Refused.
     Rejected(Rejection),
     /// No decision: the CA behind a gateway could not be asked.
-    Unavailable(crate::backend::UpstreamFailure),
+    Unavailable(crate::error::UpstreamFailure),
 }
 
 impl Ca {
