@@ -108,23 +108,11 @@ fn new_csr(dir: &Path, name: &str) {
     )));
 }
 
-#[test]
-fn third_party_clients_and_restart_durability() {
-    if !require(&["curl", "openssl"]) {
-        return;
-    }
-    let dir = test_kit::temp_dir("sim-ca-process");
+/// Bob's first certificate, as an administrator issues it: a new P-256 key `old.key` in
+/// `dir`, its PKCS#10 made with OpenSSL, `sim-ca issue` under SmartcardUser into `old.pem`
+/// (the CA's state in `state`, created if need be). Returns what `sim-ca issue` printed.
+fn enroll(dir: &Path, state: &Path) -> String {
     let p = |n: &str| dir.join(n);
-    let state = p("state");
-    // Renewals under the built-in template pend until an administrator decides.
-    let scenario = p("scenario.toml");
-    std::fs::write(
-        &scenario,
-        "[[rule]]\nrequest = 2\ndisposition = \"pending\"\nresolve = \"admin\"\n",
-    )
-    .unwrap();
-
-    // Initial enrollment, as an administrator does it.
     run(Command::new("openssl")
         .args([
             "ecparam",
@@ -146,13 +134,33 @@ fn third_party_clients_and_restart_durability() {
         .arg(p("old.key"))
         .arg("-out")
         .arg(p("old.csr")));
-    let issued = run(Command::new(env!("CARGO_BIN_EXE_sim-ca"))
+    run(Command::new(env!("CARGO_BIN_EXE_sim-ca"))
         .args(["issue", "--state"])
-        .arg(&state)
+        .arg(state)
         .arg("--csr")
         .arg(p("old.csr"))
         .args(["--template", "SmartcardUser", "--out"])
-        .arg(p("old.pem")));
+        .arg(p("old.pem")))
+}
+
+#[test]
+fn third_party_clients_and_restart_durability() {
+    if !require(&["curl", "openssl"]) {
+        return;
+    }
+    let dir = test_kit::temp_dir("sim-ca-process");
+    let p = |n: &str| dir.join(n);
+    let state = p("state");
+    // Renewals under the built-in template pend until an administrator decides.
+    let scenario = p("scenario.toml");
+    std::fs::write(
+        &scenario,
+        "[[rule]]\nrequest = 2\ndisposition = \"pending\"\nresolve = \"admin\"\n",
+    )
+    .unwrap();
+
+    // Initial enrollment, as an administrator does it.
+    let issued = enroll(&dir, &state);
     assert!(issued.contains("CN=Bob Example"), "{issued}");
     assert!(
         run(Command::new("openssl")
@@ -382,34 +390,7 @@ fn tls_resumption_is_the_operators_choice() {
     let dir = test_kit::temp_dir("sim-ca-resumption");
     let p = |n: &str| dir.join(n);
     let state = p("state");
-    run(Command::new("openssl")
-        .args([
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-        ])
-        .arg(p("old.key")));
-    run(Command::new("openssl")
-        .args([
-            "req",
-            "-new",
-            "-subj",
-            "/O=cardrenew/CN=Bob Example",
-            "-key",
-        ])
-        .arg(p("old.key"))
-        .arg("-out")
-        .arg(p("old.csr")));
-    run(Command::new(env!("CARGO_BIN_EXE_sim-ca"))
-        .args(["issue", "--state"])
-        .arg(&state)
-        .arg("--csr")
-        .arg(p("old.csr"))
-        .args(["--template", "SmartcardUser", "--out"])
-        .arg(p("old.pem")));
+    enroll(&dir, &state);
     // One request over a connection that saves its session to, or resumes it from, `session`;
     // what OpenSSL says of the handshake ("New, ..." or "Reused, ...").
     let connect = |port: u16, session: &Path, resume: bool| -> String {
