@@ -141,17 +141,22 @@ async fn https(
     Ok(https_with(server, config, method, path, body).await?.0)
 }
 
-/// A TLS client of `server`, presenting `client`'s certificate when there is one.
-fn client_config(server: &Server, client: Option<&Client>) -> rustls::ClientConfig {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+/// The CA certificates a client of `server` trusts.
+fn roots(server: &Server) -> rustls::RootCertStore {
     let mut roots = rustls::RootCertStore::empty();
     for c in &server.ca_chain {
         roots.add(c.clone()).unwrap();
     }
+    roots
+}
+
+/// A TLS client of `server`, presenting `client`'s certificate when there is one.
+fn client_config(server: &Server, client: Option<&Client>) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
-        .with_root_certificates(roots);
+        .with_root_certificates(roots(server));
     match client {
         Some(c) => {
             let pem = c.old_key.to_pkcs8_pem().unwrap();
@@ -340,6 +345,49 @@ async fn resumption_is_a_setting_and_off_means_every_connection_signs() {
             [Some(rustls::HandshakeKind::Full), Some(second)],
             "resumption {resumption}"
         );
+    }
+}
+
+/// The server orders the suites: a client listing AES-256-GCM/SHA-384 first (rustls' default,
+/// as OpenSSL's) gets TLS 1.3's mandatory AES-128-GCM/SHA-256, and a client that offers only
+/// AES-256-GCM/SHA-384 is still served with it.
+#[tokio::test]
+async fn the_server_prefers_aes_128_gcm_sha256_and_serves_the_other_suites() {
+    use rustls::CipherSuite::{TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384};
+    let (server, ca) = start("").await;
+    let client = Client::new(&ca);
+    let default = client_config(&server, Some(&client));
+    assert_eq!(
+        default.crypto_provider().cipher_suites[0].suite(),
+        TLS13_AES_256_GCM_SHA384,
+        "the client lists SHA-384 first"
+    );
+    let mut only_384 = rustls::crypto::aws_lc_rs::default_provider();
+    only_384
+        .cipher_suites
+        .retain(|s| s.suite() == TLS13_AES_256_GCM_SHA384);
+    let only_384 = rustls::ClientConfig::builder_with_provider(Arc::new(only_384))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots(&server))
+        .with_no_client_auth();
+    for (config, expected) in [
+        (default, TLS13_AES_128_GCM_SHA256),
+        (only_384, TLS13_AES_256_GCM_SHA384),
+    ] {
+        let tcp = tokio::net::TcpStream::connect(server.https).await.unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        let suite = tls.get_ref().1.negotiated_cipher_suite().unwrap().suite();
+        assert_eq!(suite, expected);
+        tls.write_all(b"GET /.well-known/est/cacerts HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        tls.read_to_end(&mut out).await.unwrap();
+        assert_eq!(parse_http(&out).status, 200);
     }
 }
 

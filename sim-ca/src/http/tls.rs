@@ -102,7 +102,7 @@ pub fn tls_config_for(
     identity: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
 ) -> Result<ServerConfig, crate::Error> {
     let result = (|| -> Result<ServerConfig, String> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let provider = Arc::new(provider());
         let mut roots = RootCertStore::empty();
         for cert in client_cas {
             roots
@@ -115,14 +115,33 @@ pub fn tls_config_for(
                 .build()
                 .map_err(|e| e.to_string())?;
         // Client certificates are valid or not at the backend's time (advanceable in tests).
-        ServerConfig::builder_with_details(provider, Arc::new(clock.clone()))
+        let mut config = ServerConfig::builder_with_details(provider, Arc::new(clock.clone()))
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .with_client_cert_verifier(verifier)
             .with_single_cert(identity.0, identity.1)
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        // The server's order of suites, not the client's: see [`provider`].
+        config.ignore_client_order = true;
+        Ok(config)
     })();
     result.map_err(|reason| crate::Error::Tls { reason })
+}
+
+/// aws-lc-rs with the AES-128-GCM/SHA-256 suites first (TLS 1.3's mandatory suite, RFC 8446
+/// §9.1), the rest in rustls' order. Clients (rustls' and OpenSSL's among them) list
+/// AES-256-GCM/SHA-384 first, and its key schedule runs on SHA-384, which this machine's
+/// aws-lc computes without the SHA extensions that SHA-256 uses: 2 % of the CA's CPU per
+/// renewal went to it (benches/README §2d). Both are 128-bit-secure or better; no suite is
+/// removed, so a client that offers only the others is still served.
+fn provider() -> rustls::crypto::CryptoProvider {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.cipher_suites.sort_by_key(|suite| {
+        suite.suite() != rustls::CipherSuite::TLS13_AES_128_GCM_SHA256
+            && suite.suite() != rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+            && suite.suite() != rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+    });
+    provider
 }
 
 /// Turns TLS session resumption off (`--tls-resumption off`, `[tls] resumption = false`): no
