@@ -28,7 +28,7 @@ pub use audit::{AuditOutcome, AuditRecord};
 pub use confirm::{ConfirmState, Confirmation};
 pub use pending::{Pending, PendingEnd, PendingStatus, Resolve};
 use pending::{parse_resolve, resolve_text};
-use schema::{ADDED_COLUMNS, POSTGRES_SCHEMA, SCHEMA};
+use schema::{ADDED_COLUMNS, INDEXES, POSTGRES_SCHEMA, SCHEMA};
 pub use seen::Sighting;
 
 use sql::{Db, Row};
@@ -90,13 +90,7 @@ impl Store {
                 ))?;
             }
         }
-        db.execute_batch(
-            "CREATE INDEX IF NOT EXISTS certificates_renewal ON certificates (renewal_of, key_fingerprint);
-             CREATE INDEX IF NOT EXISTS certificates_key ON certificates (key_fingerprint);
-             CREATE INDEX IF NOT EXISTS certificates_subject ON certificates (subject);
-             CREATE INDEX IF NOT EXISTS pending_lookup ON pending (tls_fingerprint, transaction_id, id);
-             CREATE INDEX IF NOT EXISTS seen_expiry ON seen (expires_at);",
-        )?;
+        db.execute_batch(INDEXES)?;
         let in_memory = path.as_os_str() == ":memory:" || path.as_os_str().is_empty();
         let wal = (!in_memory).then(|| {
             let mut wal = path.as_os_str().to_owned();

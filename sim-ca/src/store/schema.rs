@@ -25,9 +25,9 @@ CREATE TABLE IF NOT EXISTS audit (
     id BIGSERIAL PRIMARY KEY, at BIGINT NOT NULL, endpoint TEXT NOT NULL,
     tls_fingerprint TEXT NOT NULL, request_hash TEXT NOT NULL, template TEXT,
     outcome TEXT NOT NULL, serial TEXT, pending_id BIGINT, detail TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS certificates_renewal ON certificates (renewal_of, key_fingerprint);
 CREATE INDEX IF NOT EXISTS certificates_key ON certificates (key_fingerprint);
-CREATE INDEX IF NOT EXISTS certificates_subject ON certificates (subject);
+DROP INDEX IF EXISTS certificates_renewal;
+DROP INDEX IF EXISTS certificates_subject;
 CREATE INDEX IF NOT EXISTS pending_lookup ON pending (tls_fingerprint, transaction_id, id);
 CREATE TABLE IF NOT EXISTS cmp_confirm (transaction_key TEXT PRIMARY KEY, serial TEXT NOT NULL,
     deadline BIGINT NOT NULL, state TEXT NOT NULL);
@@ -61,6 +61,21 @@ CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+";
+
+/// The indexes of the SQLite tables, created after the added columns they cover. Every index is
+/// one more B-tree page written to the WAL with each certificate issued, so the certificates
+/// have the one their look-ups need: by key fingerprint (a key certified before; a renewal
+/// answered before, whose `renewal_of` is checked on the row or two the key has). The indexes
+/// by subject (nothing looks a certificate up by name since renewals are bound to the
+/// certificate that authenticated) and by (renewal_of, key) of older state directories are
+/// dropped.
+pub(super) const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS certificates_key ON certificates (key_fingerprint);
+DROP INDEX IF EXISTS certificates_renewal;
+DROP INDEX IF EXISTS certificates_subject;
+CREATE INDEX IF NOT EXISTS pending_lookup ON pending (tls_fingerprint, transaction_id, id);
+CREATE INDEX IF NOT EXISTS seen_expiry ON seen (expires_at);
 ";
 
 /// Columns added after the first release, with their definitions: an older state directory is

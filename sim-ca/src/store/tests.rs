@@ -107,6 +107,64 @@ fn a_state_directory_from_before_the_audit_trail_is_upgraded_in_place() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A certificate issued writes one index besides its row: the look-ups by key (key reuse,
+/// a renewal answered before) use it, and the indexes an older state directory has by subject
+/// and by (renewal_of, key) are dropped when it is opened.
+#[test]
+fn certificates_carry_the_one_index_their_look_ups_use() {
+    let dir = std::env::temp_dir().join(format!("sim-ca-store-indexes-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ca.db");
+    let _ = std::fs::remove_file(&path);
+    {
+        let old = Store::open(&path).unwrap();
+        let Db::Sqlite(db) = &old.db else {
+            unreachable!("a file store is SQLite")
+        };
+        db.execute_batch(
+            "CREATE INDEX certificates_renewal ON certificates (renewal_of, key_fingerprint);
+             CREATE INDEX certificates_subject ON certificates (subject);",
+        )
+        .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    let Db::Sqlite(db) = &store.db else {
+        unreachable!("a file store is SQLite")
+    };
+    let indexes: Vec<String> = db
+        .prepare(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'certificates'
+             AND sql IS NOT NULL ORDER BY name",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(indexes, ["certificates_key"]);
+    for look_up in [
+        Store::FIND_RENEWAL,
+        "SELECT 1 FROM certificates WHERE key_fingerprint = ?1 LIMIT 1",
+    ] {
+        let plan: String = db
+            .query_row(
+                &format!("EXPLAIN QUERY PLAN {look_up}"),
+                rusqlite::params!["01", "ab"][..look_up.matches('?').count()].as_ref(),
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("INDEX certificates_key "), "{plan}");
+    }
+    store
+        .record_certificate("02", "CN=y", &[0x30], None, 0, Some("01"), "ab", 0)
+        .unwrap();
+    assert_eq!(store.find_renewal("01", "ab").unwrap().unwrap().0, "02");
+    assert!(store.find_renewal("03", "ab").unwrap().is_none());
+    assert!(store.key_certified("ab").unwrap());
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_failed_transaction_leaves_nothing() {
     let store = Store::in_memory().unwrap();
