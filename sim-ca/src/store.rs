@@ -505,6 +505,19 @@ impl Store {
         Ok(())
     }
 
+    /// Adds to a named counter and reads its new value, in one statement (a scenario's rule
+    /// can match the subject's n-th request: every renewal counts and reads).
+    pub fn count(&self, name: &str) -> Result<i64, StoreError> {
+        self.db
+            .row(
+                "INSERT INTO counters (name, value) VALUES (?1, 1)
+                 ON CONFLICT(name) DO UPDATE SET value = counters.value + 1 RETURNING value",
+                &[name.into()],
+            )?
+            .ok_or_else(|| StoreError::Schema("a counter's upsert returned no row".into()))?
+            .int(0)
+    }
+
     /// All counters, by name.
     pub fn counters(&self) -> Result<Vec<(String, i64)>, StoreError> {
         self.db

@@ -36,8 +36,7 @@ impl Ca {
         template: &Template,
     ) -> Result<Decision, Rejection> {
         let counter = format!("requests:{subject}");
-        store.bump(&counter)?;
-        let n = u32::try_from(store.counter(&counter)?).unwrap_or(u32::MAX);
+        let n = u32::try_from(store.count(&counter)?).unwrap_or(u32::MAX);
         if let Some(rule) = self.first_rule(subject, template, n) {
             return Ok(Decision {
                 disposition: rule.disposition.clone(),
@@ -301,7 +300,8 @@ impl Decider for Ca {
             )))
         };
         let old = renewal.renewed.value().tbs_certificate();
-        let decision = self.disposition(store, &old.subject().to_string(), renewal.template)?;
+        let subject = Subject::of(old.subject());
+        let decision = self.disposition(store, subject.text(), renewal.template)?;
         let verdict = match decision.disposition {
             Disposition::Issue | Disposition::Revoked => {
                 let revoked = decision.disposition == Disposition::Revoked;
@@ -309,6 +309,7 @@ impl Decider for Ca {
                     store,
                     origin,
                     renewal.renewed,
+                    subject,
                     renewal.new_key,
                     renewal.template,
                     renewal.extensions.to_vec(),

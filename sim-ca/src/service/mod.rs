@@ -24,6 +24,7 @@ use crate::desk::Renewal;
 pub use cmp::DEFAULT_CONFIRM_WAIT;
 use decide::{Answer, SimpleOutcome};
 pub(crate) use decide::{same_cmc_pkcs10, same_simple_pkcs10};
+use issue::Subject;
 pub use issue::{admin_decide, admin_revoke};
 
 use crate::{

@@ -165,6 +165,18 @@ fn certificates_carry_the_one_index_their_look_ups_use() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `count` adds one and answers the new value, as `bump` then `counter` did in two statements.
+#[test]
+fn a_count_adds_one_and_reads_the_new_value() {
+    let store = Store::in_memory().unwrap();
+    assert_eq!(store.count("requests:CN=a").unwrap(), 1);
+    assert_eq!(store.count("requests:CN=a").unwrap(), 2);
+    store.bump("requests:CN=a").unwrap();
+    assert_eq!(store.count("requests:CN=a").unwrap(), 4);
+    assert_eq!(store.count("requests:CN=b").unwrap(), 1);
+    assert_eq!(store.counter("requests:CN=a").unwrap(), 4);
+}
+
 #[test]
 fn a_failed_transaction_leaves_nothing() {
     let store = Store::in_memory().unwrap();
