@@ -133,7 +133,7 @@ fn a_general_message_for_the_ca_certificates_round_trips() {
             cert: &sample.ca_cert,
             extra_certs: std::slice::from_ref(&sample.ca_cert),
             request: &asked.header,
-            sender_nonce: [5; 16],
+            sender_nonce: &[5; 16],
             time: fixed_now(),
         },
         &Answer::Genp(std::slice::from_ref(&answer)),

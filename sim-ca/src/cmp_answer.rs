@@ -52,22 +52,26 @@ pub(crate) struct Answerer<'a> {
     pub(crate) key: &'a dyn Signer,
     /// The answers' messageTime.
     pub(crate) time: SystemTime,
+    /// The answers' senderNonce: one bound to the transaction ([`crate::cmp_nonce`]) or passed
+    /// on from the upstream, when the client's next message must answer it; fresh otherwise.
+    pub(crate) sender_nonce: Option<&'a [u8]>,
 }
 
 impl Answerer<'_> {
-    /// The answer to a message with `header` (the same transaction, its nonce back, a fresh
-    /// nonce of ours), signed.
+    /// The answer to a message with `header` (the same transaction, its nonce back, our
+    /// nonce), signed.
     pub(crate) fn sign(
         &self,
         header: &PkiHeader,
         answer: &CmpAnswer<'_>,
         outcome: &str,
     ) -> CmpReply {
+        let fresh = fresh_nonce();
         let responder = Responder {
             cert: self.cert,
             extra_certs: self.extra_certs,
             request: header,
-            sender_nonce: fresh_nonce(),
+            sender_nonce: self.sender_nonce.unwrap_or(&fresh),
             time: self.time,
         };
         let body = respond(&responder, answer, self.key).unwrap_or_else(|e| {

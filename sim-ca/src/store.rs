@@ -20,6 +20,7 @@ mod confirm;
 mod pending;
 mod pg_tls;
 mod schema;
+mod secrets;
 mod seen;
 mod sql;
 mod upkeep;
@@ -66,6 +67,7 @@ fn postgres_text(e: &postgres::Error) -> String {
 pub struct Store {
     db: Db,
     sync: Arc<GroupSync>,
+    nonce_key: crate::cmp_nonce::NonceKey,
 }
 
 impl Store {
@@ -97,8 +99,10 @@ impl Store {
             wal.push("-wal");
             wal.into()
         });
+        let db = Db::Sqlite(db);
         Ok(Self {
-            db: Db::Sqlite(db),
+            nonce_key: secrets::nonce_key(&db)?,
+            db,
             sync: Arc::new(GroupSync::new(wal)),
         })
     }
@@ -109,8 +113,10 @@ impl Store {
     pub fn connect(url: &str) -> Result<Self, StoreError> {
         let mut pg = sql::Postgres::connect(url)?;
         pg.batch(POSTGRES_SCHEMA)?;
+        let db = Db::Postgres(Box::new(std::cell::RefCell::new(pg)));
         Ok(Self {
-            db: Db::Postgres(Box::new(std::cell::RefCell::new(pg))),
+            nonce_key: secrets::nonce_key(&db)?,
+            db,
             sync: Arc::new(GroupSync::new(None)),
         })
     }
@@ -123,6 +129,12 @@ impl Store {
         } else {
             Self::open(Path::new(location))
         }
+    }
+
+    /// The key that binds the desk's CMP nonces to their transactions (kept in the database:
+    /// shared by every instance on it, the same after a restart).
+    pub(crate) fn nonce_key(&self) -> crate::cmp_nonce::NonceKey {
+        self.nonce_key.clone()
     }
 
     /// Whether this store is PostgreSQL (shared by instances).

@@ -403,3 +403,128 @@ fn a_trusted_ra_never_renews_itself_over_cmp() {
     assert_eq!(failures(&answer(&ca, &kur, &[])), ["notAuthorized"]);
     assert_eq!(issued_count(&ca), 0);
 }
+
+/// `certConf` for `issued` answering `reply`, with its recipNonce replaced by `recip_nonce`.
+fn confirm_with_nonce(
+    ca: &Ca,
+    client: &Client,
+    kur: &[u8],
+    reply: &PkiMessage,
+    issued: &Retained<Certificate>,
+    recip_nonce: Option<Vec<u8>>,
+) -> PkiMessage {
+    let request = PkiMessage::parse(kur, &Limits::default()).unwrap();
+    let mut header = next_header(&request.header, &reply.header, rand16(), now()).unwrap();
+    header.recip_nonce = recip_nonce.map(|n| der::asn1::OctetString::new(n).unwrap());
+    let conf = cert_confirm(&header, issued, None, &client.old_key, &client.old_cert).unwrap();
+    answer(ca, &conf, &[])
+}
+
+fn sender_nonce(message: &PkiMessage) -> Vec<u8> {
+    message
+        .header
+        .sender_nonce
+        .as_ref()
+        .unwrap()
+        .as_bytes()
+        .to_vec()
+}
+
+/// RFC 9483 §3.5: a certConf whose recipNonce is not a nonce the CA sent in that transaction
+/// (none, made up, altered, another transaction's) is refused with badRecipientNonce and
+/// changes nothing; the one that answers the CA's answer confirms.
+#[test]
+fn a_confirmation_must_answer_a_nonce_the_ca_sent_in_its_transaction() {
+    let ca = ca();
+    let (alice, bob) = (Client::new(&ca), Client::new(&ca));
+    let kur = key_update(&alice, &ca, rand16(), false);
+    let reply = answer(&ca, &kur, &[]);
+    let issued = kup(&reply).response[0].certificate().unwrap();
+    // Bob's answer in his own transaction, and Alice's in another of hers.
+    let bobs = answer(&ca, &key_update(&bob, &ca, rand16(), false), &[]);
+    let another_key = SoftwareKey::generate_p256().unwrap();
+    let elsewhere = key_update_as(&alice, &alice.old_key, &another_key, &ca, rand16(), false);
+    let elsewhere = answer(&ca, &elsewhere, &[]);
+    assert_eq!(
+        kup(&elsewhere).response[0].status.status(),
+        PkiStatus::Accepted
+    );
+    let mut altered = sender_nonce(&reply);
+    *altered.last_mut().unwrap() ^= 1;
+    for (what, nonce) in [
+        ("none", None),
+        ("made up", Some(rand16().to_vec())),
+        ("altered", Some(altered)),
+        ("another user's transaction", Some(sender_nonce(&bobs))),
+        ("another transaction", Some(sender_nonce(&elsewhere))),
+    ] {
+        let refused = confirm_with_nonce(&ca, &alice, &kur, &reply, &issued, nonce);
+        assert_eq!(failures(&refused), ["badRecipientNonce"], "{what}");
+    }
+    let refusals = ca
+        .audit_trail()
+        .iter()
+        .filter(|r| r.detail.contains("recipNonce"))
+        .count();
+    assert_eq!(refusals, 5, "every refusal is audited");
+    assert!(
+        !ca.audit_trail()
+            .iter()
+            .any(|r| r.outcome == AuditOutcome::Confirmed),
+        "nothing was confirmed"
+    );
+    assert!(!revoked(&ca, &issued));
+    let ack = confirm_with_nonce(
+        &ca,
+        &alice,
+        &kur,
+        &reply,
+        &issued,
+        Some(sender_nonce(&reply)),
+    );
+    assert!(matches!(ack.body, PkiBody::PkiConf), "{}", ack.body.name());
+}
+
+/// A pollReq must answer a nonce of its transaction too; a refused one is not counted as a
+/// poll. A client whose last answer was lost retries with the nonce it did receive.
+#[test]
+fn a_poll_must_answer_a_nonce_of_its_transaction_and_survives_a_lost_answer() {
+    let ca = ca_with("[[rule]]\ndisposition = \"pending\"\nresolve = \"poll:2\"\n");
+    let client = Client::new(&ca);
+    let kur = key_update(&client, &ca, rand16(), true);
+    let request = PkiMessage::parse(&kur, &Limits::default()).unwrap();
+    let waiting = answer(&ca, &kur, &[]);
+    assert_eq!(
+        kup(&waiting).response[0].status.status(),
+        PkiStatus::Waiting
+    );
+    let poll = |recip_nonce: Vec<u8>| {
+        let mut header = next_header(&request.header, &waiting.header, rand16(), now()).unwrap();
+        header.recip_nonce = Some(der::asn1::OctetString::new(recip_nonce).unwrap());
+        answer(
+            &ca,
+            &poll_request(&header, &client.old_key, &client.old_cert).unwrap(),
+            &[],
+        )
+    };
+    let forged = poll(rand16().to_vec());
+    assert_eq!(failures(&forged), ["badRecipientNonce"]);
+    // The first poll that answers the CA is the first counted: still pending.
+    let first = poll(sender_nonce(&waiting));
+    assert!(
+        matches!(first.body, PkiBody::PollRep(_)),
+        "{}",
+        first.body.name()
+    );
+    // Its pollRep is lost: the client polls again answering the answer it has.
+    let second = poll(sender_nonce(&waiting));
+    assert_eq!(
+        kup(&second).response[0]
+            .certificate()
+            .unwrap()
+            .value()
+            .tbs_certificate()
+            .subject_public_key_info(),
+        client.new_key.public_key()
+    );
+}

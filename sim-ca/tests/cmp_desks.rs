@@ -220,7 +220,13 @@ fn a_pending_key_update_is_collected_by_polling_at_every_desk() {
                 assert!(rep[0].check_after >= 1);
             }
         }
-        assert_eq!(kup_status(&last), PkiStatus::Accepted, "{}", desk.name());
+        assert_eq!(
+            kup_status(&last),
+            PkiStatus::Accepted,
+            "{}: {:?}",
+            desk.name(),
+            failures(&last)
+        );
         assert_eq!(
             issued(&last)
                 .value()
@@ -408,5 +414,53 @@ fn kup_or_error_status(message: &PkiMessage) -> PkiStatus {
         PkiBody::Kup(rep) => rep.response[0].status.status(),
         PkiBody::Error(e) => e.pki_status_info.status(),
         other => panic!("unexpected {}", other.name()),
+    }
+}
+
+/// The nonces chain end to end at every desk (RFC 9483 §3.1, §3.5): a certConf whose
+/// recipNonce the CA never sent is refused with badRecipientNonce (through the gateway: by the
+/// CA, the gateway passing its answer on); the answer to a re-sent kur — from the gateway's
+/// state, without asking the CA — carries a nonce the CA recognises, so the certConf that
+/// answers it confirms; and an earlier answer's nonce still serves (a lost answer).
+#[test]
+fn a_confirmation_answers_a_nonce_of_the_ca_at_every_desk() {
+    for desk in Desk::all("") {
+        let user = desk.upstream.user();
+        let new = SoftwareKey::generate_p256().unwrap();
+        let kur = key_update(&desk.upstream, &user, &new, rand16(), false);
+        let first = ask(&desk, &kur);
+        let again = ask(&desk, &kur);
+        let cert = issued(&again);
+        assert_eq!(cert, issued(&first), "{}", desk.name());
+        let mut forged = again.clone();
+        forged.header.sender_nonce = Some(der::asn1::OctetString::new(rand16()).unwrap());
+        let refused = ask(&desk, &confirmation(&user, &kur, &forged, &cert, None));
+        assert_eq!(failures(&refused), ["badRecipientNonce"], "{}", desk.name());
+        assert_eq!(
+            ca_audits(&desk, AuditOutcome::Confirmed),
+            0,
+            "{}",
+            desk.name()
+        );
+        let ack = ask(&desk, &confirmation(&user, &kur, &again, &cert, None));
+        assert!(
+            matches!(ack.body, PkiBody::PkiConf),
+            "{}: {}",
+            desk.name(),
+            ack.body.name()
+        );
+        assert_eq!(
+            ca_audits(&desk, AuditOutcome::Confirmed),
+            1,
+            "{}",
+            desk.name()
+        );
+        let repeated = ask(&desk, &confirmation(&user, &kur, &first, &cert, None));
+        assert!(
+            matches!(repeated.body, PkiBody::PkiConf),
+            "{}: {}",
+            desk.name(),
+            repeated.body.name()
+        );
     }
 }

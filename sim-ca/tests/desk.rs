@@ -367,7 +367,7 @@ impl sim_ca::gateway::ca_backend::CaBackend for Tampering {
                 cert: &authority.issuing.cert,
                 extra_certs: &chain,
                 request: &asked,
-                sender_nonce: [7; 16],
+                sender_nonce: &[7; 16],
                 time: common::now(),
             },
             &Answer::CertRep {

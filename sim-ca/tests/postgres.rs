@@ -419,3 +419,67 @@ fn one_transaction_reaches_the_upstream_once_across_instances_on_postgres() {
         );
     }
 }
+
+/// Two CA instances on one database share the key of their CMP nonces: a key update answered
+/// by one is confirmed at the other (the certConf answers the first one's nonce), and a
+/// made-up nonce is refused by both.
+#[test]
+fn a_cmp_confirmation_answers_one_instance_at_the_other() {
+    use renewal_codec::cmc::Limits;
+    use renewal_codec::cmp::{
+        PkiBody, PkiMessage,
+        build::{cert_confirm, next_header},
+    };
+    let Some(url) = database("cmp_nonce") else {
+        return;
+    };
+    let base = common::ca();
+    let instance = || {
+        Ca::new(
+            base.authority().duplicate().unwrap(),
+            Store::connect(&url).unwrap(),
+            &sim_ca::scenario::Scenario::default(),
+            base.clock().clone(),
+        )
+        .unwrap()
+    };
+    let (a, b) = (instance(), instance());
+    let user = common::Client::new(&a);
+    let kur = common::cmp_key_update(
+        &a,
+        &user.old_cert,
+        &user.old_key,
+        &user.new_key,
+        common::rand16(),
+        false,
+    );
+    let read = |body: &[u8]| PkiMessage::parse(body, &Limits::default()).unwrap();
+    let reply = read(&a.handle_cmp(&kur, &[]).body);
+    let PkiBody::Kup(rep) = &reply.body else {
+        panic!("{}", reply.body.name())
+    };
+    let issued = rep.response[0].certificate().unwrap();
+    let request = read(&kur);
+    let confirm = |answered: &PkiMessage| {
+        let header = next_header(
+            &request.header,
+            &answered.header,
+            common::rand16(),
+            common::now(),
+        )
+        .unwrap();
+        cert_confirm(&header, &issued, None, &user.old_key, &user.old_cert).unwrap()
+    };
+    let mut forged = reply.clone();
+    forged.header.sender_nonce = Some(der::asn1::OctetString::new([9u8; 32]).unwrap());
+    for ca in [&a, &b] {
+        let refused = read(&ca.handle_cmp(&confirm(&forged), &[]).body);
+        assert!(
+            matches!(refused.body, PkiBody::Error(_)),
+            "{}",
+            refused.body.name()
+        );
+    }
+    let ack = read(&b.handle_cmp(&confirm(&reply), &[]).body);
+    assert!(matches!(ack.body, PkiBody::PkiConf), "{}", ack.body.name());
+}

@@ -108,8 +108,10 @@ pub struct Responder<'a> {
     pub extra_certs: &'a [Retained<Certificate>],
     /// The header of the message answered.
     pub request: &'a PkiHeader,
-    /// A fresh nonce for this answer (128 random bits).
-    pub sender_nonce: [u8; 16],
+    /// This answer's nonce: fresh, at least 128 random bits (RFC 9483 §3.1); a responder
+    /// may bind it to its transaction so that it can tell the client's next message answers
+    /// one of its own.
+    pub sender_nonce: &'a [u8],
     /// When the answer is made.
     pub time: SystemTime,
 }

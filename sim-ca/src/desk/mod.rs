@@ -15,6 +15,7 @@ pub(crate) use pipeline::{Decider, Next, Renewal};
 
 use crate::{
     clock::Clock,
+    cmp_nonce::NonceKey,
     durability::GroupSync,
     ledger::{Ledger, Origin},
     policy::Rejection,
@@ -31,6 +32,9 @@ pub(crate) struct Desk {
     pub(crate) ledger: Ledger,
     /// Bounds on what a request may hold.
     pub(crate) limits: Limits,
+    /// Binds the CMP nonces this desk sends to their transactions (the key is the state
+    /// database's, so every instance on it recognises them).
+    pub(crate) nonces: NonceKey,
 }
 
 impl Desk {
@@ -38,6 +42,7 @@ impl Desk {
     pub(crate) fn new(store: Store, clock: Clock, ledger: Ledger) -> Self {
         Self {
             sync: store.group_sync(),
+            nonces: store.nonce_key(),
             store: Mutex::new(store),
             clock,
             ledger,

@@ -98,7 +98,11 @@ impl Gateway {
             Ok(a) => a,
             Err(r) => {
                 self.record_refusal(&origin, None, &r);
-                return self.cmp_answer(answering, 0, GatewayAnswer::rejected(&r), false, polled);
+                let fresh = Delivery {
+                    implicit: false,
+                    nonce: None,
+                };
+                return self.cmp_answer(answering, 0, GatewayAnswer::rejected(&r), fresh, polled);
             }
         };
         let origin = origin.renewing(&accepted.renewed);
@@ -125,38 +129,57 @@ impl Gateway {
             Ok(answer) => answer,
             Err(failure) => return CmpReply::unavailable(failure),
         };
-        let implicit = match self.note_delivery(&origin, &transaction, &answer) {
-            Ok(implicit) => implicit,
+        let delivery = match self.note_delivery(&origin, &transaction, &answer) {
+            Ok(delivery) => delivery,
             Err(failure) => return CmpReply::unavailable(failure),
         };
-        self.cmp_answer(answering, accepted.cert_req_id, answer, implicit, polled)
+        self.cmp_answer(answering, accepted.cert_req_id, answer, delivery, polled)
     }
 
-    /// Whether a certificate delivered in `transaction` goes without `certConf`: as the
-    /// upstream granted when it answered now; from the gateway's note when the answer came from
-    /// its state. A certificate that waits for its confirmation is noted, so that only a
-    /// `certConf` of a transaction that delivered one is forwarded.
+    /// How a certificate delivered in `transaction` goes: without `certConf` or not, as the
+    /// upstream granted when it answered now, from the gateway's note when the answer came from
+    /// its state; and with which nonce. A certificate that waits for its confirmation is noted
+    /// with the upstream's nonce, so that only a `certConf` of a transaction that delivered one
+    /// is forwarded, and an answer repeated from the state carries the nonce the upstream will
+    /// recognise in that `certConf`.
     fn note_delivery(
         &self,
         origin: &Origin,
         transaction: &str,
         answer: &GatewayAnswer,
-    ) -> Result<bool, UpstreamFailure> {
+    ) -> Result<Delivery, UpstreamFailure> {
+        let passed_on = Delivery {
+            implicit: false,
+            nonce: answer.upstream_nonce.clone(),
+        };
         let Some(cert) = answer.issued.as_ref() else {
-            return Ok(false);
+            return Ok(passed_on);
         };
         let key = origin.transaction_key(transaction);
         let deadline = self.desk.clock.unix() + CONFIRM_NOTE_SECS;
         let result = self
             .decision()
             .atomically(|s| match answer.implicit_confirm {
-                Some(true) => Ok(true),
+                Some(true) => Ok(Delivery {
+                    implicit: true,
+                    ..passed_on
+                }),
                 Some(false) => {
-                    s.await_confirmation(&key, &serial_text(cert.value()), deadline)?;
-                    Ok(false)
+                    let nonce = answer.upstream_nonce.as_deref();
+                    s.await_confirmation(&key, &serial_text(cert.value()), deadline, nonce)?;
+                    Ok(passed_on)
                 }
                 // Answered from the state: a note says a confirmation was asked for.
-                None => Ok(s.confirmation(&key)?.is_none()),
+                None => Ok(match s.confirmation(&key)? {
+                    Some(note) => Delivery {
+                        implicit: false,
+                        nonce: note.nonce,
+                    },
+                    None => Delivery {
+                        implicit: true,
+                        nonce: None,
+                    },
+                }),
             });
         result.map_err(|e: StoreError| UpstreamFailure {
             status: 503,
@@ -386,7 +409,12 @@ impl Gateway {
             answer.cmp_status = Some(status);
             answer
         };
-        let decided = match answer.body {
+        let upstream_nonce = answer
+            .header
+            .sender_nonce
+            .as_ref()
+            .map(|n| n.as_bytes().to_vec());
+        let mut decided = match answer.body {
             PkiBody::Kup(rep) => {
                 let [response] = rep.response.as_slice() else {
                     return Err((
@@ -425,6 +453,7 @@ impl Gateway {
                 ));
             }
         };
+        decided.upstream_nonce = upstream_nonce;
         Ok((decided, None))
     }
 
@@ -435,18 +464,21 @@ impl Gateway {
         answering: &PkiMessage,
         cert_req_id: i64,
         answer: GatewayAnswer,
-        implicit: bool,
+        delivery: Delivery,
         polled: bool,
     ) -> CmpReply {
+        let nonce = delivery.nonce.as_deref();
+        let sign = |answer: &CmpAnswer<'_>, what: &str| {
+            self.answer_with(nonce, |a| a.sign(&answering.header, answer, what))
+        };
         let rep = |status: PkiStatusInfo, issued, what: &str| {
-            self.cmp_sign(
-                &answering.header,
+            sign(
                 &CmpAnswer::CertRep {
                     body_tag: 8,
                     cert_req_id,
                     status,
                     issued,
-                    implicit_confirm: implicit,
+                    implicit_confirm: delivery.implicit,
                 },
                 what,
             )
@@ -462,8 +494,7 @@ impl Gateway {
             (Outcome::Pending { .. }, _) if polled => {
                 let secs =
                     crate::ledger::retry_after(&answer.outcome, self.desk.clock.now()).unwrap_or(1);
-                self.cmp_sign(
-                    &answering.header,
+                sign(
                     &CmpAnswer::PollRep {
                         cert_req_id,
                         check_after: i64::try_from(secs).unwrap_or(1),
@@ -477,7 +508,7 @@ impl Gateway {
             _ => match (&answer.cmp_status, &answer.refusal) {
                 // The gateway's own refusal: as the CA words one.
                 (None, Some(r)) => {
-                    self.answer_with(|a| a.refusal(&answering.header, cert_req_id, r))
+                    self.answer_with(None, |a| a.refusal(&answering.header, cert_req_id, r))
                 }
                 // The upstream's: its status passed on as it was.
                 (Some(upstream), _) => rep(upstream.clone(), None, "refused upstream"),
@@ -496,20 +527,25 @@ impl Gateway {
 
     /// `error` for `rejection`.
     fn cmp_error(&self, header: &PkiHeader, rejection: &Rejection) -> CmpReply {
-        self.answer_with(|a| a.error(header, rejection))
+        self.answer_with(None, |a| a.error(header, rejection))
     }
 
     fn cmp_failure(&self, header: &PkiHeader, bit: FailureBit, text: &str) -> CmpReply {
-        self.answer_with(|a| a.failure(header, bit, text))
+        self.answer_with(None, |a| a.failure(header, bit, text))
     }
 
     fn cmp_sign(&self, header: &PkiHeader, answer: &CmpAnswer<'_>, outcome: &str) -> CmpReply {
-        self.answer_with(|a| a.sign(header, answer, outcome))
+        self.answer_with(None, |a| a.sign(header, answer, outcome))
     }
 
-    /// An answer protected by the RA key; its certificate, its chain and the upstream CA's
+    /// An answer protected by the RA key, with `nonce` (the upstream's, passed on) as its
+    /// senderNonce or a fresh one; its certificate, its chain and the upstream CA's
     /// certificates go along for the user to verify.
-    fn answer_with(&self, answer: impl FnOnce(&Answerer<'_>) -> CmpReply) -> CmpReply {
+    fn answer_with(
+        &self,
+        nonce: Option<&[u8]>,
+        answer: impl FnOnce(&Answerer<'_>) -> CmpReply,
+    ) -> CmpReply {
         let chain: Vec<Retained<Certificate>> = self
             .ra
             .chain
@@ -522,6 +558,7 @@ impl Gateway {
             extra_certs: &chain,
             key: &self.ra.key,
             time: self.desk.clock.now(),
+            sender_nonce: nonce,
         })
     }
 
@@ -532,4 +569,12 @@ impl Gateway {
             text: format!("the gateway's state database: {e}"),
         }
     }
+}
+
+/// How the gateway delivers its answer to a key update or its poll.
+struct Delivery {
+    /// Without `certConf` (granted by the upstream).
+    implicit: bool,
+    /// The upstream's nonce, passed on as the answer's senderNonce (a fresh one when `None`).
+    nonce: Option<Vec<u8>>,
 }

@@ -113,6 +113,9 @@ pub(crate) struct GatewayAnswer {
     /// Whether a CMP upstream granted implicit confirmation (no certConf follows); `None` when
     /// no CMP upstream answered just now.
     implicit_confirm: Option<bool>,
+    /// A CMP upstream's senderNonce: the gateway's answer passes it on, so that the user's
+    /// next message (`pollReq`, `certConf`), forwarded unchanged, answers the upstream.
+    upstream_nonce: Option<Vec<u8>>,
 }
 
 impl GatewayAnswer {
@@ -124,6 +127,7 @@ impl GatewayAnswer {
             refusal: None,
             cmp_status: None,
             implicit_confirm: None,
+            upstream_nonce: None,
         }
     }
 
@@ -137,6 +141,7 @@ impl GatewayAnswer {
             refusal: Some(rejection.clone()),
             cmp_status: None,
             implicit_confirm: None,
+            upstream_nonce: None,
         }
     }
 
@@ -149,6 +154,7 @@ impl GatewayAnswer {
             refusal: None,
             cmp_status: None,
             implicit_confirm: None,
+            upstream_nonce: None,
         }
     }
 }

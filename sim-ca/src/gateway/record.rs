@@ -129,13 +129,15 @@ impl Gateway {
                         id
                     }
                 };
-                Ok(GatewayAnswer::upstream(
+                let mut pending = GatewayAnswer::upstream(
                     Outcome::Pending {
                         token: id.to_be_bytes().to_vec(),
                         retry_at: *retry_at,
                     },
                     Some(format!("Taken under submission (request {id})")),
-                ))
+                );
+                pending.upstream_nonce = answer.upstream_nonce;
+                Ok(pending)
             }
             _ => {
                 store.bump("rejected")?;

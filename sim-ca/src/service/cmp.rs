@@ -151,6 +151,10 @@ impl Ca {
         let origin = origin.renewing(&accepted.renewed);
         let transaction = cmp_transaction(&kur.header);
         let confirm_key = origin.transaction_key(&transaction);
+        // The client's certConf or pollReq must answer this answer: its nonce is bound to the
+        // transaction ([`crate::cmp_nonce`]).
+        let nonce = self.desk.nonces.mint(&confirm_key);
+        let nonce = Some(nonce.as_slice());
         let implicit = kur.header.implicit_confirm();
         let same_request =
             |p: &Pending| same_kur_key(&p.request, &accepted.new_spki, &self.desk.limits);
@@ -170,7 +174,7 @@ impl Ca {
             if let Verdict::Issued { cert, .. } = &decided.verdict
                 && !implicit
             {
-                s.await_confirmation(&confirm_key, &serial_text(cert.value()), deadline)?;
+                s.await_confirmation(&confirm_key, &serial_text(cert.value()), deadline, None)?;
             }
             Ok(())
         };
@@ -196,6 +200,7 @@ impl Ca {
                         implicit_confirm: implicit,
                     },
                     fault,
+                    nonce,
                     "issued",
                 )
             }
@@ -206,6 +211,7 @@ impl Ca {
                     check_after: i64::try_from(self.retry_secs(resolve)).unwrap_or(1),
                 },
                 fault,
+                nonce,
                 "pending",
             ),
             SimpleOutcome::Pending { .. } => {
@@ -221,6 +227,7 @@ impl Ca {
                         implicit_confirm: false,
                     },
                     fault,
+                    nonce,
                     "pending",
                 )
             }
@@ -241,6 +248,14 @@ impl Ca {
                 Err(Box::new(self.cmp_error(&message.header, &r)))
             }
         }
+    }
+
+    /// Whether the follow-up `message` from `origin` answers one of our answers in its
+    /// transaction: its recipNonce is a nonce this desk sent there (RFC 9483 §3.5).
+    fn answers_ours(&self, origin: &Origin, message: &PkiMessage) -> bool {
+        let key = origin.transaction_key(&cmp_transaction(&message.header));
+        let nonce = message.header.recip_nonce.as_ref().map(|n| n.as_bytes());
+        self.desk.nonces.vouches(&key, nonce)
     }
 
     /// A `pollReq`: the kur pending under this transaction (for the certificate that protected
@@ -269,6 +284,17 @@ impl Ca {
             }
         };
         match kur {
+            Some(_) if !self.answers_ours(&origin, poll) => {
+                let why = "pollReq: its recipNonce is no nonce this CA sent in the transaction";
+                self.desk.record_refusal(
+                    &self.decision(),
+                    &origin,
+                    None,
+                    &Rejection::Malformed(why.into()),
+                    None,
+                );
+                self.cmp_failure(&poll.header, FailureBit::BadRecipientNonce, why)
+            }
             Some((kur, bytes)) => self.cmp_renew(origin, poll, &kur, &bytes, true),
             None => {
                 let r = Rejection::PollMismatch(-1);
@@ -315,6 +341,12 @@ impl Ca {
                     "certConf: no certificate of this transaction awaits confirmation".into(),
                 );
             };
+            if !self.answers_ours(&origin, message) {
+                return refuse(
+                    FailureBit::BadRecipientNonce,
+                    "certConf: its recipNonce is no nonce this CA sent in the transaction".into(),
+                );
+            }
             let issued = s.certificate(&record.serial)?.unwrap_or_default();
             if status
                 .hash_alg
@@ -447,28 +479,31 @@ impl Ca {
 
     /// `kup` refusing request `id` with `rejection`'s failure bit and status string.
     fn cmp_cert_rep(&self, answering: &PkiMessage, id: i64, rejection: &Rejection) -> CmpReply {
-        self.answer_with(None, |a| a.refusal(&answering.header, id, rejection))
+        self.answer_with(None, None, |a| a.refusal(&answering.header, id, rejection))
     }
 
     /// `error` for `rejection`.
     fn cmp_error(&self, header: &PkiHeader, rejection: &Rejection) -> CmpReply {
-        self.answer_with(None, |a| a.error(header, rejection))
+        self.answer_with(None, None, |a| a.error(header, rejection))
     }
 
     fn cmp_failure(&self, header: &PkiHeader, bit: FailureBit, text: &str) -> CmpReply {
-        self.answer_with(None, |a| a.failure(header, bit, text))
+        self.answer_with(None, None, |a| a.failure(header, bit, text))
     }
 
+    /// `answer` to `answering`, with `nonce` (bound to the transaction) as its senderNonce.
     fn cmp_sign(
         &self,
         answering: &PkiMessage,
         answer: &CmpAnswer<'_>,
         fault: Option<TransportFault>,
+        nonce: Option<&[u8]>,
         outcome: &str,
     ) -> CmpReply {
-        self.cmp_sign_header(&answering.header, answer, fault, outcome)
+        self.answer_with(fault, nonce, |a| a.sign(&answering.header, answer, outcome))
     }
 
+    /// `answer` to the message with `header`, expecting no follow-up (a fresh nonce).
     fn cmp_sign_header(
         &self,
         header: &PkiHeader,
@@ -476,14 +511,16 @@ impl Ca {
         fault: Option<TransportFault>,
         outcome: &str,
     ) -> CmpReply {
-        self.answer_with(fault, |a| a.sign(header, answer, outcome))
+        self.answer_with(fault, None, |a| a.sign(header, answer, outcome))
     }
 
     /// An answer signed by the issuing CA with its chain (by the decoy key under the
-    /// `wrong-signer` fault), carrying the fault for the transport.
+    /// `wrong-signer` fault), with `nonce` as its senderNonce (a fresh one when `None`),
+    /// carrying the fault for the transport.
     fn answer_with(
         &self,
         fault: Option<TransportFault>,
+        nonce: Option<&[u8]>,
         answer: impl FnOnce(&Answerer<'_>) -> CmpReply,
     ) -> CmpReply {
         let chain = [
@@ -500,6 +537,7 @@ impl Ca {
             extra_certs: &chain,
             key,
             time: self.desk.clock.now(),
+            sender_nonce: nonce,
         });
         reply.fault = fault;
         reply

@@ -51,21 +51,32 @@ pub struct Confirmation {
     pub deadline: i64,
     /// Where it stands.
     pub state: ConfirmState,
+    /// The nonce of the answer that delivered it, when a gateway passed on its upstream's
+    /// (answered again from the gateway's state, the certificate goes with the same nonce, so
+    /// that the upstream recognises the certConf that answers it).
+    pub nonce: Option<Vec<u8>>,
 }
 
 impl Store {
     /// Records that `serial`, issued in `transaction_key`, waits for its confirmation until
-    /// `deadline` (a repeated answer in the same transaction keeps the first record).
+    /// `deadline`, delivered with `nonce` when it is not this desk's own (a repeated answer in
+    /// the same transaction keeps the first record).
     pub fn await_confirmation(
         &self,
         transaction_key: &str,
         serial: &str,
         deadline: i64,
+        nonce: Option<&[u8]>,
     ) -> Result<(), StoreError> {
         self.db.exec(
-            "INSERT INTO cmp_confirm (transaction_key, serial, deadline, state)
-             VALUES (?1, ?2, ?3, 'waiting') ON CONFLICT (transaction_key) DO NOTHING",
-            &[transaction_key.into(), serial.into(), deadline.into()],
+            "INSERT INTO cmp_confirm (transaction_key, serial, deadline, state, nonce)
+             VALUES (?1, ?2, ?3, 'waiting', ?4) ON CONFLICT (transaction_key) DO NOTHING",
+            &[
+                transaction_key.into(),
+                serial.into(),
+                deadline.into(),
+                nonce.into(),
+            ],
         )?;
         Ok(())
     }
@@ -74,7 +85,7 @@ impl Store {
     pub fn confirmation(&self, transaction_key: &str) -> Result<Option<Confirmation>, StoreError> {
         self.db
             .row(
-                "SELECT transaction_key, serial, deadline, state FROM cmp_confirm
+                "SELECT transaction_key, serial, deadline, state, nonce FROM cmp_confirm
                  WHERE transaction_key = ?1",
                 &[transaction_key.into()],
             )?
@@ -84,6 +95,7 @@ impl Store {
                     serial: r.text(1)?,
                     deadline: r.int(2)?,
                     state: ConfirmState::parse(&r.text(3)?).unwrap_or(ConfirmState::Waiting),
+                    nonce: r.opt_blob(4)?,
                 })
             })
             .transpose()
@@ -121,6 +133,7 @@ impl Store {
                     serial: r.text(1)?,
                     deadline: r.int(2)?,
                     state: ConfirmState::Waiting,
+                    nonce: None,
                 })
             })
             .collect()

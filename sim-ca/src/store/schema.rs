@@ -31,7 +31,9 @@ DROP INDEX IF EXISTS certificates_subject;
 CREATE INDEX IF NOT EXISTS pending_lookup ON pending (tls_fingerprint, transaction_id, id);
 CREATE TABLE IF NOT EXISTS cmp_confirm (transaction_key TEXT PRIMARY KEY, serial TEXT NOT NULL,
     deadline BIGINT NOT NULL, state TEXT NOT NULL);
+ALTER TABLE cmp_confirm ADD COLUMN IF NOT EXISTS nonce BYTEA;
 CREATE INDEX IF NOT EXISTS cmp_confirm_due ON cmp_confirm (state, deadline);
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BYTEA NOT NULL);
 CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
     $$ BEGIN RAISE EXCEPTION 'the audit trail is append-only'; END $$;
 CREATE OR REPLACE TRIGGER audit_no_update BEFORE UPDATE OR DELETE ON audit
@@ -57,6 +59,7 @@ CREATE TABLE IF NOT EXISTS audit (
 CREATE TABLE IF NOT EXISTS cmp_confirm (transaction_key TEXT PRIMARY KEY, serial TEXT NOT NULL,
     deadline INTEGER NOT NULL, state TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS cmp_confirm_due ON cmp_confirm (state, deadline);
+CREATE TABLE IF NOT EXISTS secrets (name TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
     BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
@@ -80,9 +83,11 @@ CREATE INDEX IF NOT EXISTS seen_expiry ON seen (expires_at);
 
 /// Columns added after the first release, with their definitions: an older state directory is
 /// upgraded in place when it is opened.
-pub(super) const ADDED_COLUMNS: [(&str, &str, &str); 3] = [
+pub(super) const ADDED_COLUMNS: [(&str, &str, &str); 4] = [
     ("certificates", "key_fingerprint", "TEXT"),
     ("pending", "upstream_id", "INTEGER"),
+    // The nonce a gateway passed on with a certificate that waits for its certConf.
+    ("cmp_confirm", "nonce", "BLOB"),
     // When the sighting stops guarding anything (older rows: never).
     (
         "seen",

@@ -82,6 +82,12 @@ impl Row {
             _ => self.text(i).map(Some),
         }
     }
+    pub(crate) fn opt_blob(&self, i: usize) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.get(i)? {
+            Value::Null => Ok(None),
+            _ => self.blob(i).map(Some),
+        }
+    }
     pub(crate) fn blob(&self, i: usize) -> Result<Vec<u8>, StoreError> {
         match self.get(i)? {
             Value::Blob(v) => Ok(v.clone()),

@@ -189,3 +189,46 @@ fn a_failed_transaction_leaves_nothing() {
     assert!(!store.serial_exists("01").unwrap());
     assert_eq!(store.counter("issued").unwrap(), 0);
 }
+
+/// The key of the CMP nonces is the database's: the same after the state directory is opened
+/// again (a restart), so a certConf answering a nonce sent before the restart is recognised.
+/// An older state directory gets the `secrets` table and the confirmations' nonce column.
+#[test]
+fn the_cmp_nonce_key_survives_a_restart_and_older_confirmations_are_upgraded() {
+    let dir = std::env::temp_dir().join(format!("sim-ca-store-nonce-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ca.db");
+    let _ = std::fs::remove_file(&path);
+    {
+        let old = Connection::open(&path).unwrap();
+        old.execute_batch(
+            "CREATE TABLE cmp_confirm (transaction_key TEXT PRIMARY KEY, serial TEXT NOT NULL,
+             deadline INTEGER NOT NULL, state TEXT NOT NULL);
+             INSERT INTO cmp_confirm VALUES ('t1', '01', 5, 'waiting');",
+        )
+        .unwrap();
+    }
+    let nonce = {
+        let store = Store::open(&path).unwrap();
+        let old = store.confirmation("t1").unwrap().unwrap();
+        assert_eq!((old.serial.as_str(), old.nonce), ("01", None));
+        store
+            .await_confirmation("t2", "02", 9, Some(&[7; 32]))
+            .unwrap();
+        store.nonce_key().mint("t2")
+    };
+    let store = Store::open(&path).unwrap();
+    assert!(store.nonce_key().vouches("t2", Some(&nonce)));
+    assert!(
+        !Store::in_memory()
+            .unwrap()
+            .nonce_key()
+            .vouches("t2", Some(&nonce))
+    );
+    assert_eq!(
+        store.confirmation("t2").unwrap().unwrap().nonce,
+        Some(vec![7; 32])
+    );
+    drop(store);
+    let _ = std::fs::remove_dir_all(&dir);
+}
