@@ -19,6 +19,7 @@ pub mod cep;
 pub mod ces;
 pub mod clock;
 mod cmp_answer;
+mod cmp_intake;
 mod cmp_nonce;
 mod desk;
 pub mod durability;

@@ -27,8 +27,8 @@ use super::*;
 use crate::{
     cmp_answer::{
         Answerer, accepted_status, cmp_transaction, fresh_nonce, general_answers, same_kur_key,
-        unreadable_header,
     },
+    cmp_intake,
     store::ConfirmState,
 };
 
@@ -41,13 +41,9 @@ impl Gateway {
     /// protection says who asks).
     pub fn handle_cmp(&self, body: &[u8], tls_cert: &[u8]) -> CmpReply {
         let origin = Origin::new("cmp", tls_cert, body);
-        let message = match PkiMessage::parse(body, &self.desk.limits) {
+        let message = match cmp_intake::read(self, &origin, body) {
             Ok(m) => m,
-            Err(e) => {
-                let r = Rejection::Malformed(format!("PKIMessage: {e}"));
-                self.record_refusal(&origin, None, &r);
-                return self.cmp_error(&unreadable_header(), &r);
-            }
+            Err(refused) => return *refused,
         };
         match &message.body {
             PkiBody::Kur(_) => self.cmp_renew(origin, &message, &message, body, body),
@@ -60,20 +56,9 @@ impl Gateway {
                     &CmpAnswer::Genp(&infos),
                     "general message answered",
                 ),
-                Err(r) => {
-                    self.record_refusal(&origin, None, &r);
-                    self.cmp_error(&message.header, &r)
-                }
+                Err(r) => cmp_intake::refuse(self, &origin, &message.header, &r),
             },
-            other => {
-                let r = Rejection::Denied(format!(
-                    "this gateway forwards renewals: a {} is not served here; send a key update \
-                     request (kur) protected by the certificate to renew",
-                    other.name()
-                ));
-                self.record_refusal(&origin, None, &r);
-                self.cmp_error(&message.header, &r)
-            }
+            _ => cmp_intake::unserved(self, &origin, &message, "this gateway forwards renewals"),
         }
     }
 
@@ -89,12 +74,7 @@ impl Gateway {
         forwarded: &[u8],
     ) -> CmpReply {
         let polled = matches!(answering.body, PkiBody::PollReq(_));
-        // The RA's certificate forwards users' renewals; it never renews itself through them.
-        let checked = match kur.protecting_certificate() {
-            Some(signer) if self.ra.chain.contains(signer) => Err(Rejection::IdentityMismatch),
-            _ => policy::validate_kur(kur, &self.context()),
-        };
-        let accepted = match checked {
+        let accepted = match cmp_intake::check_kur(self, kur) {
             Ok(a) => a,
             Err(r) => {
                 self.record_refusal(&origin, None, &r);
@@ -191,30 +171,14 @@ impl Gateway {
     /// A `pollReq`: the kur pending under this transaction (for the certificate that protected
     /// the poll), asked for again — upstream, with the user's poll nested.
     fn cmp_poll(&self, origin: Origin, poll: &PkiMessage, poll_bytes: &[u8]) -> CmpReply {
-        let origin = match self.cmp_sender(origin, poll) {
+        let origin = match cmp_intake::sender(self, origin, poll) {
             Ok(origin) => origin,
             Err(refused) => return *refused,
         };
-        let transaction = cmp_transaction(&poll.header);
-        let stored = self
-            .desk
-            .lock()
-            .find_pending(&origin.identity, &transaction)
-            .ok()
-            .flatten()
-            .filter(|p| p.kind == "cmp")
-            .and_then(|p| {
-                PkiMessage::parse(&p.request, &self.desk.limits)
-                    .ok()
-                    .map(|kur| (kur, p.request))
-            });
-        match stored {
-            Some((kur, bytes)) => self.cmp_renew(origin, poll, &kur, &bytes, poll_bytes),
-            None => {
-                let r = Rejection::PollMismatch(-1);
-                self.record_refusal(&origin, None, &r);
-                self.cmp_error(&poll.header, &r)
-            }
+        match cmp_intake::pending_kur(self, &origin, poll) {
+            Ok(Some((kur, bytes))) => self.cmp_renew(origin, poll, &kur, &bytes, poll_bytes),
+            Ok(None) => cmp_intake::nothing_to_poll(self, &origin, poll),
+            Err(failure) => CmpReply::unavailable(failure),
         }
     }
 
@@ -222,17 +186,10 @@ impl Gateway {
     /// (nested) for the upstream to confirm or revoke, recorded here as the upstream
     /// acknowledged it, and acknowledged to the user with the RA's `pkiConf`.
     fn cmp_confirm(&self, origin: Origin, message: &PkiMessage, bytes: &[u8]) -> CmpReply {
-        let origin = match self.cmp_sender(origin, message) {
-            Ok(origin) => origin,
+        let (origin, statuses, key) = match cmp_intake::certconf(self, origin, message) {
+            Ok(read) => read,
             Err(refused) => return *refused,
         };
-        let PkiBody::CertConf(statuses) = &message.body else {
-            return self.cmp_error(
-                &message.header,
-                &Rejection::Internal("not a certConf".into()),
-            );
-        };
-        let key = origin.transaction_key(&cmp_transaction(&message.header));
         let noted = self.desk.lock().confirmation(&key);
         let record = match noted {
             Ok(Some(record)) => record,
@@ -316,17 +273,6 @@ impl Gateway {
                 502,
                 format!("the upstream answered a certConf with {}", other.name()),
             )),
-        }
-    }
-
-    /// Who sent a follow-up (`pollReq`, `certConf`): the certificate that protected it.
-    fn cmp_sender(&self, origin: Origin, message: &PkiMessage) -> Result<Origin, Box<CmpReply>> {
-        match policy::protected_by(message, &self.context()) {
-            Ok(identity) => Ok(origin.renewing(&identity)),
-            Err(r) => {
-                self.record_refusal(&origin, None, &r);
-                Err(Box::new(self.cmp_error(&message.header, &r)))
-            }
         }
     }
 
@@ -525,11 +471,6 @@ impl Gateway {
         }
     }
 
-    /// `error` for `rejection`.
-    fn cmp_error(&self, header: &PkiHeader, rejection: &Rejection) -> CmpReply {
-        self.answer_with(None, |a| a.error(header, rejection))
-    }
-
     fn cmp_failure(&self, header: &PkiHeader, bit: FailureBit, text: &str) -> CmpReply {
         self.answer_with(None, |a| a.failure(header, bit, text))
     }
@@ -577,4 +518,20 @@ struct Delivery {
     implicit: bool,
     /// The upstream's nonce, passed on as the answer's senderNonce (a fresh one when `None`).
     nonce: Option<Vec<u8>>,
+}
+
+impl cmp_intake::CmpDesk for Gateway {
+    fn desk(&self) -> &crate::desk::Desk {
+        &self.desk
+    }
+    fn policy_context(&self) -> PolicyContext<'_> {
+        self.context()
+    }
+    fn is_ra(&self, signer: &Retained<Certificate>) -> bool {
+        self.ra.chain.contains(signer)
+    }
+    /// `error`, protected by the RA key.
+    fn error_answer(&self, header: &PkiHeader, rejection: &Rejection) -> CmpReply {
+        self.answer_with(None, |a| a.error(header, rejection))
+    }
 }

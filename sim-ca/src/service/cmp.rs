@@ -19,8 +19,8 @@ use crate::desk::Renewal;
 use crate::{
     cmp_answer::{
         Answerer, CmpReply, accepted_status, cmp_transaction, general_answers, same_kur_key,
-        unreadable_header,
     },
+    cmp_intake::{self, CmpDesk as _},
     store::ConfirmState,
 };
 
@@ -36,14 +36,9 @@ impl Ca {
     /// one: the message's protection, not TLS, says who asks).
     pub fn handle_cmp(&self, body: &[u8], tls_cert: &[u8]) -> CmpReply {
         let origin = Origin::new("cmp", tls_cert, body);
-        let message = match PkiMessage::parse(body, &self.desk.limits) {
+        let message = match cmp_intake::read(self, &origin, body) {
             Ok(m) => m,
-            Err(e) => {
-                let r = Rejection::Malformed(format!("PKIMessage: {e}"));
-                self.desk
-                    .record_refusal(&self.decision(), &origin, None, &r, None);
-                return self.cmp_error(&unreadable_header(), &r);
-            }
+            Err(refused) => return *refused,
         };
         if let PkiBody::Nested(inner) = &message.body {
             return self.cmp_nested(origin, &message, inner, tls_cert);
@@ -79,11 +74,7 @@ impl Ca {
             Ok((message, der)) => {
                 self.cmp_dispatch(Origin::new("cmp", tls_cert, der), &message, der)
             }
-            Err(r) => {
-                self.desk
-                    .record_refusal(&self.decision(), &origin, None, &r, None);
-                self.cmp_error(&outer.header, &r)
-            }
+            Err(r) => cmp_intake::refuse(self, &origin, &outer.header, &r),
         }
     }
 
@@ -105,23 +96,10 @@ impl Ca {
                         None,
                         "general message answered",
                     ),
-                    Err(r) => {
-                        self.desk
-                            .record_refusal(&self.decision(), &origin, None, &r, None);
-                        self.cmp_error(&message.header, &r)
-                    }
+                    Err(r) => cmp_intake::refuse(self, &origin, &message.header, &r),
                 }
             }
-            other => {
-                let r = Rejection::Denied(format!(
-                    "this CA renews certificates: a {} is not served here; send a key update \
-                     request (kur) protected by the certificate to renew",
-                    other.name()
-                ));
-                self.desk
-                    .record_refusal(&self.decision(), &origin, None, &r, None);
-                self.cmp_error(&message.header, &r)
-            }
+            _ => cmp_intake::unserved(self, &origin, message, "this CA renews certificates"),
         }
     }
 
@@ -135,12 +113,7 @@ impl Ca {
         kur_bytes: &[u8],
         polled: bool,
     ) -> CmpReply {
-        // An RA never renews itself: its certificate forwards users' renewals, nothing else.
-        let checked = match kur.protecting_certificate() {
-            Some(signer) if self.trusted_ras.contains(signer) => Err(Rejection::IdentityMismatch),
-            _ => policy::validate_kur(kur, &self.context()),
-        };
-        let accepted = match checked {
+        let accepted = match cmp_intake::check_kur(self, kur) {
             Ok(a) => a,
             Err(r) => {
                 self.desk
@@ -237,19 +210,6 @@ impl Ca {
         reply
     }
 
-    /// Who sent a follow-up (`pollReq`, `certConf`): the certificate that protected it, as for
-    /// a kur. A message that does not say is refused, audited, with `error`.
-    fn cmp_sender(&self, origin: Origin, message: &PkiMessage) -> Result<Origin, Box<CmpReply>> {
-        match policy::protected_by(message, &self.context()) {
-            Ok(identity) => Ok(origin.renewing(&identity)),
-            Err(r) => {
-                self.desk
-                    .record_refusal(&self.decision(), &origin, None, &r, None);
-                Err(Box::new(self.cmp_error(&message.header, &r)))
-            }
-        }
-    }
-
     /// Whether the follow-up `message` from `origin` answers one of our answers in its
     /// transaction: its recipNonce is a nonce this desk sent there (RFC 9483 §3.5).
     fn answers_ours(&self, origin: &Origin, message: &PkiMessage) -> bool {
@@ -262,26 +222,13 @@ impl Ca {
     /// the poll) is decided again as its poll — answered with `pollRep` while it pends, `kup`
     /// once decided.
     fn cmp_poll(&self, origin: Origin, poll: &PkiMessage) -> CmpReply {
-        let origin = match self.cmp_sender(origin, poll) {
+        let origin = match cmp_intake::sender(self, origin, poll) {
             Ok(origin) => origin,
             Err(refused) => return *refused,
         };
-        let transaction = cmp_transaction(&poll.header);
-        let stored = self
-            .desk
-            .lock()
-            .find_pending(&origin.identity, &transaction);
-        let kur = match stored {
-            Ok(Some(p)) if p.kind == "cmp" => PkiMessage::parse(&p.request, &self.desk.limits)
-                .ok()
-                .map(|kur| (kur, p.request)),
-            Ok(_) => None,
-            Err(e) => {
-                if let Some(failure) = Rejection::from(e).unavailable(DEFAULT_RETRY_SECS) {
-                    return CmpReply::unavailable(failure);
-                }
-                None
-            }
+        let kur = match cmp_intake::pending_kur(self, &origin, poll) {
+            Ok(kur) => kur,
+            Err(failure) => return CmpReply::unavailable(failure),
         };
         match kur {
             Some(_) if !self.answers_ours(&origin, poll) => {
@@ -296,12 +243,7 @@ impl Ca {
                 self.cmp_failure(&poll.header, FailureBit::BadRecipientNonce, why)
             }
             Some((kur, bytes)) => self.cmp_renew(origin, poll, &kur, &bytes, true),
-            None => {
-                let r = Rejection::PollMismatch(-1);
-                self.desk
-                    .record_refusal(&self.decision(), &origin, None, &r, None);
-                self.cmp_error(&poll.header, &r)
-            }
+            None => cmp_intake::nothing_to_poll(self, &origin, poll),
         }
     }
 
@@ -309,17 +251,10 @@ impl Ca {
     /// the client — revoked; either way acknowledged with `pkiConf` (again, when the client
     /// repeats itself).
     fn cmp_confirm(&self, origin: Origin, message: &PkiMessage) -> CmpReply {
-        let origin = match self.cmp_sender(origin, message) {
-            Ok(origin) => origin,
+        let (origin, statuses, key) = match cmp_intake::certconf(self, origin, message) {
+            Ok(read) => read,
             Err(refused) => return *refused,
         };
-        let PkiBody::CertConf(statuses) = &message.body else {
-            return self.cmp_error(
-                &message.header,
-                &Rejection::Internal("not a certConf".into()),
-            );
-        };
-        let key = origin.transaction_key(&cmp_transaction(&message.header));
         let now = self.desk.clock.unix();
         let store = self.decision();
         let result = store.atomically(|s| {
@@ -329,7 +264,7 @@ impl Ca {
                 self.desk.refused(s, &origin, None, &r, None)?;
                 Ok(Confirmed::Refused(bit, why))
             };
-            let [status] = statuses.as_slice() else {
+            let [status] = statuses else {
                 return refuse(
                     FailureBit::BadRequest,
                     format!("certConf: one status expected, {} found", statuses.len()),
@@ -433,7 +368,7 @@ impl Ca {
             Ok(Confirmed::Refused(bit, why)) => self.cmp_failure(&message.header, bit, &why),
             Err(r) => match r.unavailable(DEFAULT_RETRY_SECS) {
                 Some(failure) => CmpReply::unavailable(failure),
-                None => self.cmp_error(&message.header, &r),
+                None => self.error_answer(&message.header, &r),
             },
         }
     }
@@ -480,11 +415,6 @@ impl Ca {
     /// `kup` refusing request `id` with `rejection`'s failure bit and status string.
     fn cmp_cert_rep(&self, answering: &PkiMessage, id: i64, rejection: &Rejection) -> CmpReply {
         self.answer_with(None, None, |a| a.refusal(&answering.header, id, rejection))
-    }
-
-    /// `error` for `rejection`.
-    fn cmp_error(&self, header: &PkiHeader, rejection: &Rejection) -> CmpReply {
-        self.answer_with(None, None, |a| a.error(header, rejection))
     }
 
     fn cmp_failure(&self, header: &PkiHeader, bit: FailureBit, text: &str) -> CmpReply {
@@ -541,6 +471,22 @@ impl Ca {
         });
         reply.fault = fault;
         reply
+    }
+}
+
+impl cmp_intake::CmpDesk for Ca {
+    fn desk(&self) -> &crate::desk::Desk {
+        &self.desk
+    }
+    fn policy_context(&self) -> PolicyContext<'_> {
+        self.context()
+    }
+    fn is_ra(&self, signer: &Retained<Certificate>) -> bool {
+        self.trusted_ras.contains(signer)
+    }
+    /// `error`, signed by the issuing CA.
+    fn error_answer(&self, header: &PkiHeader, rejection: &Rejection) -> CmpReply {
+        self.answer_with(None, None, |a| a.error(header, rejection))
     }
 }
 
