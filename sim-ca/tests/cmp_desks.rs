@@ -436,6 +436,19 @@ fn a_confirmation_answers_a_nonce_of_the_ca_at_every_desk() {
         forged.header.sender_nonce = Some(der::asn1::OctetString::new(rand16()).unwrap());
         let refused = ask(&desk, &confirmation(&user, &kur, &forged, &cert, None));
         assert_eq!(failures(&refused), ["badRecipientNonce"], "{}", desk.name());
+        // A gateway refuses it itself (it noted the nonce it delivered the certificate with):
+        // the CA never sees it.
+        let seen_by_ca = desk
+            .ca()
+            .audit_trail()
+            .iter()
+            .any(|r| r.detail.contains("recipNonce"));
+        assert_eq!(
+            seen_by_ca,
+            desk.name() == "the simulated CA",
+            "{}",
+            desk.name()
+        );
         assert_eq!(
             ca_audits(&desk, AuditOutcome::Confirmed),
             0,

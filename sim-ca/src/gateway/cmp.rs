@@ -200,6 +200,18 @@ impl Gateway {
             }
             Err(e) => return CmpReply::unavailable(self.store_unavailable(&e)),
         };
+        // The certificate went to the user with the upstream's nonce, noted with it: a certConf
+        // that does not answer it is refused here, not forwarded — whether or not the upstream
+        // would check it too.
+        let recip_nonce = message.header.recip_nonce.as_ref().map(|n| n.as_bytes());
+        if let Some(sent) = &record.nonce
+            && recip_nonce != Some(sent.as_slice())
+        {
+            let why =
+                "certConf: its recipNonce is not the nonce the certificate was delivered with";
+            self.record_refusal(&origin, None, &Rejection::Malformed(why.into()));
+            return self.cmp_failure(&message.header, FailureBit::BadRecipientNonce, why);
+        }
         let accepted = statuses.iter().all(|s| s.accepted());
         let answer = self
             .forward_cmp(bytes, &message.header)
