@@ -66,12 +66,19 @@ impl Answerer<'_> {
         answer: &CmpAnswer<'_>,
         outcome: &str,
     ) -> CmpReply {
-        let fresh = fresh_nonce();
+        let fresh;
+        let sender_nonce = match self.sender_nonce {
+            Some(nonce) => nonce,
+            None => {
+                fresh = fresh_nonce();
+                &fresh
+            }
+        };
         let responder = Responder {
             cert: self.cert,
             extra_certs: self.extra_certs,
             request: header,
-            sender_nonce: self.sender_nonce.unwrap_or(&fresh),
+            sender_nonce,
             time: self.time,
         };
         let body = respond(&responder, answer, self.key).unwrap_or_else(|e| {
