@@ -109,6 +109,11 @@ mod tests {
             !key.vouches("cert-a|cmp:01", Some(&nonce[..16])),
             "truncated"
         );
+        let extended = [nonce.as_slice(), &[0]].concat();
+        assert!(
+            !key.vouches("cert-a|cmp:01", Some(&extended)),
+            "a trailing byte"
+        );
         for i in 0..NONCE_LEN {
             let mut flipped = nonce;
             flipped[i] ^= 1;

@@ -477,3 +477,44 @@ fn a_confirmation_answers_a_nonce_of_the_ca_at_every_desk() {
         );
     }
 }
+
+/// The RA's nesting does not launder a follow-up either: a certConf forwarded by the genuine
+/// RA whose recipNonce the CA never sent is refused by the CA itself (whatever the gateway in
+/// front checked), and the same certConf answering the CA's nonce confirms.
+#[test]
+fn a_nested_confirmation_must_answer_the_ca_too() {
+    let upstream = Upstream::start("");
+    let user = upstream.user();
+    let new = SoftwareKey::generate_p256().unwrap();
+    let kur = key_update(&upstream, &user, &new, rand16(), false);
+    let (ra_chain, ra_key) = upstream.ra_credential();
+    let read = |message: &[u8]| {
+        let reply = upstream.ca.handle_cmp(message, &[]);
+        PkiMessage::parse(&reply.body, &Limits::default()).unwrap()
+    };
+    let answer = read(&nested_by(&kur, &ra_chain, &ra_key));
+    let cert = issued(&answer);
+    let mut forged = answer.clone();
+    forged.header.sender_nonce = Some(der::asn1::OctetString::new(rand16()).unwrap());
+    let refused = read(&nested_by(
+        &confirmation(&user, &kur, &forged, &cert, None),
+        &ra_chain,
+        &ra_key,
+    ));
+    assert_eq!(failures(&refused), ["badRecipientNonce"]);
+    assert_eq!(
+        upstream
+            .ca
+            .audit_trail()
+            .iter()
+            .filter(|r| r.outcome == AuditOutcome::Confirmed)
+            .count(),
+        0
+    );
+    let ack = read(&nested_by(
+        &confirmation(&user, &kur, &answer, &cert, None),
+        &ra_chain,
+        &ra_key,
+    ));
+    assert!(matches!(ack.body, PkiBody::PkiConf), "{}", ack.body.name());
+}
