@@ -210,12 +210,11 @@ impl Ca {
         reply
     }
 
-    /// Whether the follow-up `message` from `origin` answers one of our answers in its
-    /// transaction: its recipNonce is a nonce this desk sent there (RFC 9483 §3.5).
-    fn answers_ours(&self, origin: &Origin, message: &PkiMessage) -> bool {
-        let key = origin.transaction_key(&cmp_transaction(&message.header));
+    /// Whether the follow-up `message` answers one of our answers in its transaction (ledger
+    /// key `transaction_key`): its recipNonce is a nonce this desk sent there (RFC 9483 §3.5).
+    fn answers_ours(&self, transaction_key: &str, message: &PkiMessage) -> bool {
         let nonce = message.header.recip_nonce.as_ref().map(|n| n.as_bytes());
-        self.desk.nonces.vouches(&key, nonce)
+        self.desk.nonces.vouches(transaction_key, nonce)
     }
 
     /// A `pollReq`: the kur pending under this transaction (for the certificate that protected
@@ -231,7 +230,12 @@ impl Ca {
             Err(failure) => return CmpReply::unavailable(failure),
         };
         match kur {
-            Some(_) if !self.answers_ours(&origin, poll) => {
+            Some(_)
+                if !self.answers_ours(
+                    &origin.transaction_key(&cmp_transaction(&poll.header)),
+                    poll,
+                ) =>
+            {
                 let why = "pollReq: its recipNonce is no nonce this CA sent in the transaction";
                 self.desk.record_refusal(
                     &self.decision(),
@@ -276,7 +280,7 @@ impl Ca {
                     "certConf: no certificate of this transaction awaits confirmation".into(),
                 );
             };
-            if !self.answers_ours(&origin, message) {
+            if !self.answers_ours(&key, message) {
                 return refuse(
                     FailureBit::BadRecipientNonce,
                     "certConf: its recipNonce is no nonce this CA sent in the transaction".into(),
