@@ -480,10 +480,22 @@ pub fn validate_cmc(
     tls_cert: &Retained<Certificate>,
     ctx: &PolicyContext<'_>,
 ) -> Result<Accepted, Rejection> {
-    let parsed = parse_request(request, &ctx.limits)
+    let facts = parse_request(request, &ctx.limits)
         .map_err(from_codec)?
-        .with_profile(ctx.profile);
-    let facts = parsed.verify().map_err(from_codec)?;
+        .with_profile(ctx.profile)
+        .verify()
+        .map_err(from_codec)?;
+    accept_cmc(facts, tls_cert, ctx)
+}
+
+/// [`validate_cmc`] for a request whose parsing and signatures were already verified under
+/// `ctx`'s limits and profile (an RA's nested request, verified to learn whose it is): the
+/// rest of the checks, without verifying its three signatures a second time.
+pub fn accept_cmc(
+    facts: RenewalFacts,
+    tls_cert: &Retained<Certificate>,
+    ctx: &PolicyContext<'_>,
+) -> Result<Accepted, Rejection> {
     if !facts.old_key_signed {
         return Err(Rejection::BadRenewalCertificate(
             "not signed with the old certificate's key",

@@ -7,9 +7,13 @@ use super::*;
 
 /// What a CMC request turns out to be once its sender is known.
 pub(super) enum Intake {
-    /// A user's Full PKI Request (direct, or nested by a trusted RA) and the certificate it
-    /// renews.
+    /// A client's own Full PKI Request and the certificate that presented it: verified in
+    /// full by [`policy::validate_cmc`].
     Cmc(Vec<u8>, Retained<Certificate>),
+    /// A user's Full PKI Request a trusted RA nested (or this CA stored for one), already
+    /// parsed and verified to learn the certificate it renews: the policy takes these facts
+    /// ([`policy::accept_cmc`]) instead of verifying its three signatures a second time.
+    Forwarded(Vec<u8>, Box<renewal_codec::cmc::RenewalFacts>),
     /// A trusted RA's re-enrollment (a user's simplereenroll): the user's PKCS#10, the
     /// certificate the RA names as the one that authenticated, and what the answer echoes.
     Reenroll {
@@ -78,7 +82,7 @@ impl Ca {
         let facts = renewal_codec::cmc::parse_request(&inner, &self.desk.limits)
             .and_then(|p| p.with_profile(self.profile).verify())
             .map_err(|e| Rejection::Malformed(format!("the forwarded request: {e}")))?;
-        Ok(Intake::Cmc(inner, facts.renewal_certificate))
+        Ok(Intake::Forwarded(inner, Box::new(facts)))
     }
 
     pub(super) fn respond(
@@ -214,8 +218,11 @@ impl Ca {
                 self.unwrap_ra(request, &tls)
                     .unwrap_or_else(|| Ok(Intake::Cmc(request.to_vec(), tls)))
             });
-        let (request, identity) = match intake {
-            Ok(Intake::Cmc(request, identity)) => (request, identity),
+        let (request, identity, verified) = match intake {
+            Ok(Intake::Cmc(request, identity)) => (request, identity, None),
+            Ok(Intake::Forwarded(request, facts)) => {
+                (request, facts.renewal_certificate.clone(), Some(facts))
+            }
             Ok(Intake::Reenroll {
                 pkcs10,
                 renewed,
@@ -228,7 +235,11 @@ impl Ca {
             }
         };
         let origin = origin.renewing(&identity);
-        let (tls, accepted) = match policy::validate_cmc(&request, &identity, &self.context()) {
+        let validated = match verified {
+            Some(facts) => policy::accept_cmc(*facts, &identity, &self.context()),
+            None => policy::validate_cmc(&request, &identity, &self.context()),
+        };
+        let (tls, accepted) = match validated {
             Ok(accepted) => (identity, accepted),
             Err(r) => {
                 self.desk
