@@ -10,6 +10,8 @@
 //! * Signatures and hashes are computed over the bytes that were received, not over a
 //!   re-encoding. [`Retained`] keeps those bytes next to the parsed value.
 
+use std::{fmt, sync::Arc};
+
 use der::{
     Decode, DecodeValue, Encode, EncodeValue, FixedTag, Header, Length, Reader, Tag, Writer,
 };
@@ -77,21 +79,47 @@ impl<T: Encode> EncodeValue for SetOf<T> {
 /// Encoding writes the retained bytes, so hashing or re-signing never depends on whether the
 /// RustCrypto type re-encodes a peer's message identically (it does not when a peer's `SET OF`
 /// is unsorted). Equality compares the bytes.
-#[derive(Clone, Debug)]
-pub struct Retained<T> {
+///
+/// It is immutable and shared: a clone is a reference count, not a copy. A parsed certificate
+/// is a tree of a hundred small allocations (every name's RDNs, every extension), and the
+/// servers hand the same one to several places per request (the renewed certificate to the
+/// ledger and the policy, the CA's chain to every answer and to `/cacerts`); deep copies of
+/// them were one allocation in seven of an EST re-enrollment.
+pub struct Retained<T>(Arc<Parts<T>>);
+
+struct Parts<T> {
     value: T,
     der: Vec<u8>,
 }
 
+impl<T> Clone for Retained<T> {
+    fn clone(&self) -> Self {
+        Self(Arc::clone(&self.0))
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Retained<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Retained")
+            .field("value", &self.0.value)
+            .field("der", &self.0.der)
+            .finish()
+    }
+}
+
 impl<T> Retained<T> {
+    fn new(value: T, der: Vec<u8>) -> Self {
+        Self(Arc::new(Parts { value, der }))
+    }
+
     /// The parsed value.
     pub fn value(&self) -> &T {
-        &self.value
+        &self.0.value
     }
 
     /// The exact DER (tag, length and contents).
     pub fn der(&self) -> &[u8] {
-        &self.der
+        &self.0.der
     }
 }
 
@@ -99,7 +127,7 @@ impl<T: Encode> Retained<T> {
     /// Wraps a value we built ourselves; its canonical encoding becomes the retained bytes.
     pub fn from_value(value: T) -> der::Result<Self> {
         let der = value.to_der()?;
-        Ok(Self { value, der })
+        Ok(Self::new(value, der))
     }
 }
 
@@ -107,16 +135,13 @@ impl<T: for<'a> Decode<'a, Error = der::Error>> Retained<T> {
     /// Parses `der`, keeping the bytes. Trailing data is an error.
     pub fn from_der(der: &[u8]) -> der::Result<Self> {
         let value = T::from_der(der)?;
-        Ok(Self {
-            value,
-            der: der.to_vec(),
-        })
+        Ok(Self::new(value, der.to_vec()))
     }
 }
 
 impl<T> PartialEq for Retained<T> {
     fn eq(&self, other: &Self) -> bool {
-        self.der == other.der
+        self.der() == other.der()
     }
 }
 
@@ -135,15 +160,19 @@ where
     fn decode_value<R: Reader<'a>>(reader: &mut R, header: Header) -> der::Result<Self> {
         // The reader already consumed the header; DER headers have exactly one encoding, so
         // re-encoding it restores the original bytes.
-        let mut der = header.to_der()?;
-        der.extend_from_slice(reader.read_slice(header.length())?);
-        Self::from_der(&der)
+        let body = reader.read_slice(header.length())?;
+        let mut der =
+            Vec::with_capacity(usize::try_from((header.encoded_len()? + header.length())?)?);
+        header.encode_to_vec(&mut der)?;
+        der.extend_from_slice(body);
+        let value = T::from_der(&der)?;
+        Ok(Self::new(value, der))
     }
 }
 
 impl<T> Retained<T> {
     fn header(&self) -> der::Result<Header> {
-        Header::decode(&mut der::SliceReader::new(&self.der)?)
+        Header::decode(&mut der::SliceReader::new(self.der())?)
     }
 }
 
@@ -155,7 +184,7 @@ impl<T> EncodeValue for Retained<T> {
     fn encode_value(&self, writer: &mut impl Writer) -> der::Result<()> {
         let header_len = self.header()?.encoded_len()?;
         let start = usize::try_from(header_len)?;
-        writer.write(&self.der[start..])
+        writer.write(&self.der()[start..])
     }
 }
 
