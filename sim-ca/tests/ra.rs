@@ -10,7 +10,11 @@
 mod common;
 
 use common::{Client, ca, now, parse};
-use renewal_codec::cmc::{Outcome, PublicKey, Retained, Signer, SoftwareKey, ra::wrap};
+use renewal_codec::cmc::{
+    Outcome, PublicKey, Retained, Signer, SoftwareKey,
+    ra::{wrap, wrap_reenroll},
+    request::build_attested_pkcs10,
+};
 use sim_ca::{Ca, store::AuditOutcome};
 use x509_cert::Certificate;
 
@@ -115,5 +119,44 @@ fn wrappers_are_refused_unless_a_trusted_ra_signed_them() {
             .all(|a| a.outcome != AuditOutcome::Issued),
         "{:#?}",
         ca.audit_trail()
+    );
+}
+
+/// A re-enrollment wrapper's PKCS#10 is the user's request: the RA's signature over it vouches
+/// for who authenticated, not for the new key. Its proof of possession is checked where the
+/// re-enrollment is decided (once: the wrapper's check leaves it there), so a genuine RA
+/// forwarding a PKCS#10 whose signature does not verify gets nothing.
+#[test]
+fn a_reenrollment_forwarded_by_a_trusted_ra_must_prove_the_new_key() {
+    let base = ca();
+    let (ra_key, ra_cert) = ra_identity(&base);
+    let ca = base.with_trusted_ras(vec![ra_cert.clone()]).unwrap();
+    let user = Client::new(&ca);
+    let pkcs10 = build_attested_pkcs10(&user.old_cert, &user.new_key, None, None)
+        .unwrap()
+        .der()
+        .to_vec();
+    // The last byte of a PKCS#10 is the last byte of its signature.
+    let mut forged = pkcs10.clone();
+    *forged.last_mut().unwrap() ^= 0x01;
+    let wrapped = wrap_reenroll(&forged, &user.old_cert, &ra_key, &ra_cert, 1, b"n1").unwrap();
+    let (got, issued, text) = answer(&ca, &wrapped, &ra_cert);
+    assert!(matches!(got, Outcome::Failed { .. }), "{got:?}: {text}");
+    assert!(issued.is_empty());
+    assert!(
+        ca.audit_trail()
+            .iter()
+            .all(|a| a.outcome != AuditOutcome::Issued),
+        "{:#?}",
+        ca.audit_trail()
+    );
+    // The same wrapper around the intact PKCS#10 renews: the refusal was the proof's.
+    let wrapped = wrap_reenroll(&pkcs10, &user.old_cert, &ra_key, &ra_cert, 2, b"n2").unwrap();
+    let (got, issued, text) = answer(&ca, &wrapped, &ra_cert);
+    assert_eq!(got, Outcome::Issued, "{text}");
+    let cert = Retained::<Certificate>::from_der(&issued).unwrap();
+    assert_eq!(
+        PublicKey::from_spki(cert.value().tbs_certificate().subject_public_key_info()).unwrap(),
+        PublicKey::from_spki(user.new_key.public_key()).unwrap()
     );
 }

@@ -225,9 +225,10 @@ fn renewed_certificate(pki: &PkiData, body_part: u32) -> Result<Retained<Certifi
     }
 }
 
-/// Verifies an RA wrapper: every signature verifies, and every signer is a certificate in
-/// `trusted` (compared as the same certificate, byte for byte). Returns the RA and the inner
-/// request, which the caller verifies as any renewal.
+/// Verifies an RA wrapper: every signer's signature verifies, and every signer is a
+/// certificate in `trusted` (compared as the same certificate, byte for byte). Returns the RA
+/// and what it forwards, which the caller verifies as any renewal: the nested request's
+/// signatures, or the re-enrollment PKCS#10's proof of possession, are not checked here.
 pub fn unwrap(
     request: &[u8],
     limits: &Limits,
@@ -238,7 +239,7 @@ pub fn unwrap(
         return Err(CmcError::InvalidInput("an RA forwards a PKIData"));
     };
     let forwarded = forwarded(pki)?;
-    let reports = parsed.verify_signatures()?;
+    let reports = parsed.verify_signers()?;
     let certificates: Vec<&Retained<Certificate>> =
         parsed.signed_data.x509_certificates().collect();
     let mut ra = None;

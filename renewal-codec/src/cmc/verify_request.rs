@@ -755,13 +755,28 @@ impl ParsedRequest {
         self.verify_signatures_given(&self.parse_renewal())
     }
 
+    /// Verifies every signer, as [`Self::verify_signatures`], but leaves the PKCS#10 proofs
+    /// of possession to the caller: for a wrapper whose PKCS#10 is someone else's request,
+    /// verified where that request is decided (an RA's re-enrollment, whose PKCS#10 the CA's
+    /// policy verifies as any re-enrollment's), not twice.
+    pub fn verify_signers(&self) -> Result<Vec<SignerReport>> {
+        self.check_signatures(&self.parse_renewal(), false)
+    }
+
     fn verify_signatures_given(&self, renewal: &RenewalParse) -> Result<Vec<SignerReport>> {
+        self.check_signatures(renewal, true)
+    }
+
+    /// The structure, the PKCS#10 proofs of possession when `pop`, then every signer.
+    fn check_signatures(&self, renewal: &RenewalParse, pop: bool) -> Result<Vec<SignerReport>> {
         if self.signed_data.signer_infos.is_empty() {
             return Err(CmcError::NoSigners);
         }
         self.check_structure(renewal)?;
-        for (_, req) in self.pkcs10s() {
-            verify_pkcs10(req)?;
+        if pop {
+            for (_, req) in self.pkcs10s() {
+                verify_pkcs10(req)?;
+            }
         }
         let reports = self.signer_reports_given(renewal);
         if let Some(failed) = reports.iter().position(|r| r.outcome.is_err()) {
