@@ -52,12 +52,28 @@ fn answer(ca: &Ca, request: &[u8], tls: &Retained<Certificate>) -> (Outcome, Vec
     (response.outcome, issued, text)
 }
 
-#[test]
-fn a_trusted_ra_forwards_a_users_renewal() {
+/// A CA that trusts one RA, the RA's key and certificate, and a user of the CA.
+fn behind_a_trusted_ra() -> (Ca, SoftwareKey, Retained<Certificate>, Client) {
     let base = ca();
     let (ra_key, ra_cert) = ra_identity(&base);
     let ca = base.with_trusted_ras(vec![ra_cert.clone()]).unwrap();
     let user = Client::new(&ca);
+    (ca, ra_key, ra_cert, user)
+}
+
+fn assert_nothing_issued(ca: &Ca) {
+    assert!(
+        ca.audit_trail()
+            .iter()
+            .all(|a| a.outcome != AuditOutcome::Issued),
+        "{:#?}",
+        ca.audit_trail()
+    );
+}
+
+#[test]
+fn a_trusted_ra_forwards_a_users_renewal() {
+    let (ca, ra_key, ra_cert, user) = behind_a_trusted_ra();
     let wrapped = wrap(&user.request(), &ra_key, &ra_cert, 7, b"ra-nonce-1").unwrap();
     let (got, issued) = outcome(&ca, &wrapped, &ra_cert);
     assert_eq!(got, Outcome::Issued);
@@ -113,13 +129,7 @@ fn wrappers_are_refused_unless_a_trusted_ra_signed_them() {
     };
     refused(&ra_as_user.request(), &ra_cert, "RA wrapper");
     // Nothing was issued.
-    assert!(
-        ca.audit_trail()
-            .iter()
-            .all(|a| a.outcome != AuditOutcome::Issued),
-        "{:#?}",
-        ca.audit_trail()
-    );
+    assert_nothing_issued(&ca);
 }
 
 /// A re-enrollment wrapper's PKCS#10 is the user's request: the RA's signature over it vouches
@@ -128,10 +138,7 @@ fn wrappers_are_refused_unless_a_trusted_ra_signed_them() {
 /// forwarding a PKCS#10 whose signature does not verify gets nothing.
 #[test]
 fn a_reenrollment_forwarded_by_a_trusted_ra_must_prove_the_new_key() {
-    let base = ca();
-    let (ra_key, ra_cert) = ra_identity(&base);
-    let ca = base.with_trusted_ras(vec![ra_cert.clone()]).unwrap();
-    let user = Client::new(&ca);
+    let (ca, ra_key, ra_cert, user) = behind_a_trusted_ra();
     let pkcs10 = build_attested_pkcs10(&user.old_cert, &user.new_key, None, None)
         .unwrap()
         .der()
@@ -143,13 +150,7 @@ fn a_reenrollment_forwarded_by_a_trusted_ra_must_prove_the_new_key() {
     let (got, issued, text) = answer(&ca, &wrapped, &ra_cert);
     assert!(matches!(got, Outcome::Failed { .. }), "{got:?}: {text}");
     assert!(issued.is_empty());
-    assert!(
-        ca.audit_trail()
-            .iter()
-            .all(|a| a.outcome != AuditOutcome::Issued),
-        "{:#?}",
-        ca.audit_trail()
-    );
+    assert_nothing_issued(&ca);
     // The same wrapper around the intact PKCS#10 renews: the refusal was the proof's.
     let wrapped = wrap_reenroll(&pkcs10, &user.old_cert, &ra_key, &ra_cert, 2, b"n2").unwrap();
     let (got, issued, text) = answer(&ca, &wrapped, &ra_cert);
