@@ -490,8 +490,10 @@ pub fn validate_cmc(
 
 /// [`validate_cmc`] for a request whose parsing and signatures were already verified under
 /// `ctx`'s limits and profile (an RA's nested request, verified to learn whose it is): the
-/// rest of the checks, without verifying its three signatures a second time.
-pub fn accept_cmc(
+/// rest of the checks, without verifying its three signatures a second time. Not public:
+/// `RenewalFacts` can be built by hand, and only this crate's intake knows that its facts come
+/// from the codec's verification.
+pub(crate) fn accept_cmc(
     facts: RenewalFacts,
     tls_cert: &Retained<Certificate>,
     ctx: &PolicyContext<'_>,
