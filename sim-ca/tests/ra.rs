@@ -10,6 +10,7 @@
 mod common;
 
 use common::{Client, ca, now, parse};
+use der::{Decode, Encode};
 use renewal_codec::cmc::{
     Outcome, PublicKey, Retained, Signer, SoftwareKey,
     ra::{wrap, wrap_reenroll},
@@ -144,15 +145,27 @@ fn a_reenrollment_forwarded_by_a_trusted_ra_must_prove_the_new_key() {
         .der()
         .to_vec();
     // The last byte of a PKCS#10 is the last byte of its signature.
-    let mut forged = pkcs10.clone();
-    *forged.last_mut().unwrap() ^= 0x01;
-    let wrapped = wrap_reenroll(&forged, &user.old_cert, &ra_key, &ra_cert, 1, b"n1").unwrap();
-    let (got, issued, text) = answer(&ca, &wrapped, &ra_cert);
-    assert!(matches!(got, Outcome::Failed { .. }), "{got:?}: {text}");
-    assert!(issued.is_empty());
+    let mut flipped = pkcs10.clone();
+    *flipped.last_mut().unwrap() ^= 0x01;
+    // A well-formed signature, by another key over another request, in its place.
+    let other = Client::new(&ca);
+    let other_pkcs10 = build_attested_pkcs10(&other.old_cert, &other.new_key, None, None)
+        .unwrap()
+        .der()
+        .to_vec();
+    let mut spliced = Vec::<der::asn1::Any>::from_der(&pkcs10).unwrap();
+    spliced[2] = Vec::<der::asn1::Any>::from_der(&other_pkcs10).unwrap()[2].clone();
+    let spliced = spliced.to_der().unwrap();
+    for (n, forged) in [flipped, spliced].iter().enumerate() {
+        let id = u64::try_from(n).unwrap() + 1;
+        let wrapped = wrap_reenroll(forged, &user.old_cert, &ra_key, &ra_cert, id, b"n1").unwrap();
+        let (got, issued, text) = answer(&ca, &wrapped, &ra_cert);
+        assert!(matches!(got, Outcome::Failed { .. }), "{got:?}: {text}");
+        assert!(issued.is_empty());
+    }
     assert_nothing_issued(&ca);
     // The same wrapper around the intact PKCS#10 renews: the refusal was the proof's.
-    let wrapped = wrap_reenroll(&pkcs10, &user.old_cert, &ra_key, &ra_cert, 2, b"n2").unwrap();
+    let wrapped = wrap_reenroll(&pkcs10, &user.old_cert, &ra_key, &ra_cert, 3, b"n2").unwrap();
     let (got, issued, text) = answer(&ca, &wrapped, &ra_cert);
     assert_eq!(got, Outcome::Issued, "{text}");
     let cert = Retained::<Certificate>::from_der(&issued).unwrap();
