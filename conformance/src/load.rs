@@ -52,6 +52,7 @@ mod cluster;
 mod faults;
 pub mod floor;
 mod server;
+pub mod transport;
 
 pub use cluster::Cluster;
 pub use faults::StoreFaults;
@@ -156,6 +157,9 @@ pub struct LoadReport {
     /// The servers' crypto floor per renewal, timed right after the run (`None` when it could
     /// not be timed).
     pub floor: Option<floor::Floor>,
+    /// The servers' CPU for connections that only warm up, probed right after the renewals
+    /// (`None` for a run with faults or shorter than 5 s).
+    pub transport: Option<transport::Transport>,
 }
 
 impl LoadReport {
@@ -220,6 +224,33 @@ impl LoadReport {
                 match floor.gateway {
                     Some(count) => perf + &floor.line("gateway", count, each(self.gateway_cpu)),
                     None => perf,
+                }
+            }
+            _ => perf,
+        };
+        let perf = match (&self.floor, &self.transport) {
+            (Some(floor), Some(transport)) if self.renewed > 0 => {
+                let each = |cpu: Duration| cpu / u32::try_from(self.renewed).unwrap_or(u32::MAX);
+                let unit = floor.busy.unwrap_or(floor.idle);
+                let perf = perf
+                    + &transport.line(
+                        "CA",
+                        transport.ca_cpu,
+                        each(self.server_cpu),
+                        floor.ca_decision,
+                        &unit,
+                    );
+                match (floor.gateway_decision, transport.gateway_cpu) {
+                    (Some(decision), Some(cpu)) => {
+                        perf + &transport.line(
+                            "gateway",
+                            cpu,
+                            each(self.gateway_cpu),
+                            decision,
+                            &unit,
+                        )
+                    }
+                    _ => perf,
                 }
             }
             _ => perf,
@@ -677,6 +708,28 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         .flatten()
         .map_or((None, Duration::ZERO), |(unit, spent)| (Some(unit), spent));
     let renewing = clients_started.elapsed();
+    // The servers' CPU for the renewals, then for connections that only warm up.
+    let probe = (!faulting && config.duration >= Duration::from_secs(5)).then(|| {
+        let before = servers_ticks(&server, &gateways);
+        let window = (config.duration / 5).clamp(Duration::from_secs(2), Duration::from_secs(5));
+        let connections = transport::connections(clients.len(), window, |i| {
+            warm_up(&clients[i], &endpoints[i % endpoints.len()], config.mode)
+        });
+        let after = servers_ticks(&server, &gateways);
+        let transport = transport::Transport {
+            connections,
+            window,
+            ca_cpu: ticks_to_duration(after.0.saturating_sub(before.0)),
+            gateway_cpu: (!gateways.is_empty())
+                .then(|| ticks_to_duration(after.1.saturating_sub(before.1))),
+            what: match config.mode {
+                Mode::Cmp => "the handshake",
+                Mode::Wstep => "handshake, GET of the service",
+                _ => "handshake, GET /cacerts",
+            },
+        };
+        (before, transport)
+    });
     // A crashed cluster's processes took their CPU times with them: not measurable then.
     let postgres_cpu = postgres_before
         .filter(|_| injected.store_restarts.load(Ordering::Relaxed) == 0)
@@ -699,6 +752,7 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
             })
         })
         .sum();
+    let gateway_ticks = probe.as_ref().map_or(gateway_ticks, |((_, g), _)| *g);
     // Stop the server so the database is read as a restart would find it.
     let (server_ticks, fsyncs) = match server.lock() {
         Ok(mut s) => {
@@ -706,6 +760,10 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
             (s.cpu_ticks, s.fsyncs)
         }
         Err(_) => (0, None),
+    };
+    let (server_ticks, transport) = match probe {
+        Some(((ca, _), transport)) => (ca, Some(transport)),
+        None => (server_ticks, None),
     };
     let store = match &config.ca_store {
         Some(url) => Store::open_location(url),
@@ -819,7 +877,30 @@ pub fn run(config: &LoadConfig) -> Result<LoadReport, String> {
         floor: floor::measure(config.ca_key)
             .ok()
             .map(|idle| floor::Floor::of_run(config.mode, config.gateways > 0, idle, busy_floor)),
+        transport,
     })
+}
+
+/// CPU ticks so far of the CA and of every gateway (all their lives).
+fn servers_ticks(server: &Mutex<Server>, gateways: &[Arc<Mutex<Server>>]) -> (u64, u64) {
+    let ticks = |s: &Mutex<Server>| s.lock().map_or(0, |s| s.ticks_now());
+    (ticks(server), gateways.iter().map(|g| ticks(g)).sum())
+}
+
+/// One connection that does only a renewal's warm-up (for [`transport`]).
+fn warm_up(client: &Client, ca: &ExternalCa, mode: Mode) -> Result<(), String> {
+    use renewal_client::client::RenewalService;
+    let world = World::external(
+        ca,
+        client.token.clone(),
+        Some(Arc::clone(&client.card)),
+        client.pins.clone(),
+        crate::trace::Trace::default(),
+        Arc::clone(&client.primary),
+        true,
+    )?;
+    let mut service = world.service(mode)?;
+    service.warm_up().map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// CPU ticks of every `postgres` process on the machine (the load's database server).

@@ -563,6 +563,20 @@ fn interop(
     conformance::interop::run_pkcs11(scenarios, spec, &pin(pin_env)?, progress)
 }
 
+#[cfg(not(feature = "pkcs11"))]
+fn interop(
+    _: &[conformance::matrix::Scenario],
+    _: &str,
+    pin_env: Option<&str>,
+    _: impl Fn(usize, &str),
+) -> Result<Vec<runner::Result>, String> {
+    pin(pin_env)?;
+    Err(
+        "this conformance was built without PKCS#11 support: rebuild with `--features pkcs11`"
+            .into(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -578,18 +592,4 @@ mod tests {
         assert!(last.contains("156/156"), "{last}");
         assert_eq!(first.find(']'), last.find(']'), "the bar keeps its width");
     }
-}
-
-#[cfg(not(feature = "pkcs11"))]
-fn interop(
-    _: &[conformance::matrix::Scenario],
-    _: &str,
-    pin_env: Option<&str>,
-    _: impl Fn(usize, &str),
-) -> Result<Vec<runner::Result>, String> {
-    pin(pin_env)?;
-    Err(
-        "this conformance was built without PKCS#11 support: rebuild with `--features pkcs11`"
-            .into(),
-    )
 }

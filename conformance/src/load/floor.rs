@@ -111,6 +111,11 @@ impl Count {
     /// answer, and the upstream's answer verified (its signature and the certificate's chain).
     /// Its connection to the upstream is kept alive: no handshake per renewal.
     pub fn gateway(mode: Mode) -> Self {
+        Self::HANDSHAKE.plus(Self::gateway_decision(mode))
+    }
+
+    /// A gateway's operations per renewal without its handshake with the client.
+    fn gateway_decision(mode: Mode) -> Self {
         let checks = Self {
             p256_verify: Self::ca_decision(mode).p256_verify,
             ..Self::default()
@@ -137,7 +142,7 @@ impl Count {
                 ..Self::default()
             },
         };
-        Self::HANDSHAKE.plus(checks).plus(forward)
+        checks.plus(forward)
     }
 
     /// The time these operations take at `unit`'s speed.
@@ -270,30 +275,38 @@ pub struct Floor {
     pub ca: Count,
     /// The gateway's operations per renewal (when the run had gateways).
     pub gateway: Option<Count>,
+    /// The CA's operations per renewal without a TLS handshake (its decision's: the
+    /// connection's own are in the transport's figure, [`super::transport`]).
+    pub ca_decision: Count,
+    /// The gateway's, likewise.
+    pub gateway_decision: Option<Count>,
 }
 
 impl Floor {
     /// The floor of a run in `mode`, through gateways or not, with the operations' times.
     pub fn of_run(mode: Mode, gateways: bool, idle: Unit, busy: Option<Unit>) -> Self {
-        let ca = if gateways {
+        let (ca, ca_decision) = if gateways {
             // Behind a gateway the CA's connection is kept alive: no handshake per renewal.
             // It verifies the RA's wrapper (or nested message) besides the user's request, and
             // the user's certificate (no TLS handshake verified it); a re-enrollment is
             // answered to the RA in signed CMC.
-            Count::ca_decision(mode).plus(Count {
+            let ca = Count::ca_decision(mode).plus(Count {
                 ca_sign: u32::from(mode == Mode::SimpleReenroll),
                 ca_verify: 1,
                 p256_verify: 1 + u32::from(mode == Mode::Cmp),
                 ..Count::default()
-            })
+            });
+            (ca, ca)
         } else {
-            Count::ca_direct(mode)
+            (Count::ca_direct(mode), Count::ca_decision(mode))
         };
         Self {
             idle,
             busy,
             ca,
             gateway: gateways.then(|| Count::gateway(mode)),
+            ca_decision,
+            gateway_decision: gateways.then(|| Count::gateway_decision(mode)),
         }
     }
 
@@ -336,6 +349,20 @@ mod tests {
         assert_eq!((floor.ca.ca_sign, floor.ca.ca_verify), (2, 1));
         assert_eq!((floor.ca.p256_verify, floor.ca.x25519), (2, 0));
         assert!(floor.gateway.is_some());
+    }
+
+    #[test]
+    fn a_decision_is_the_renewal_without_the_handshake_of_the_connection_that_brought_it() {
+        for mode in [Mode::FullCmc, Mode::SimpleReenroll, Mode::Cmp] {
+            let direct = Floor::of_run(mode, false, Unit::default(), None);
+            assert_eq!(direct.ca_decision.plus(Count::HANDSHAKE), direct.ca);
+            let behind = Floor::of_run(mode, true, Unit::default(), None);
+            // The gateway keeps its connection to the CA: the CA has no handshake to take off.
+            assert_eq!(behind.ca_decision, behind.ca);
+            let gateway = behind.gateway_decision.expect("a gateway's decision");
+            assert_eq!(Some(gateway.plus(Count::HANDSHAKE)), behind.gateway);
+            assert_eq!(gateway.x25519, 0);
+        }
     }
 
     #[test]

@@ -118,6 +118,15 @@ impl Server {
         self.fsyncs = self.fsyncs.zip(fsyncs).map(|(a, b)| a + b);
     }
 
+    /// CPU ticks of every life so far, the running one included.
+    pub(super) fn ticks_now(&self) -> u64 {
+        let running = self.child.as_ref();
+        self.cpu_ticks
+            + running
+                .and_then(|c| cpu_ticks(&c.id().to_string()))
+                .unwrap_or(0)
+    }
+
     pub(super) fn kill(&mut self) {
         self.account();
         if let Some(mut child) = self.child.take() {
