@@ -7,6 +7,9 @@
 
 use std::time::SystemTime;
 
+mod name_text;
+pub use name_text::name_text;
+
 use der::{
     Encode, Sequence,
     asn1::{BitString, GeneralizedTime, ObjectIdentifier, OctetString, UtcTime},

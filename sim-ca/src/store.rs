@@ -32,7 +32,7 @@ use pending::{parse_resolve, resolve_text};
 use schema::{ADDED_COLUMNS, INDEXES, POSTGRES_SCHEMA, SCHEMA};
 pub use seen::Sighting;
 
-use sql::{Db, Row};
+use sql::{Db, ReadBack, Row};
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -174,9 +174,9 @@ impl Store {
     /// Appends an audit record (its `id` is assigned here).
     pub fn append_audit(&self, r: &AuditRecord) -> Result<i64, StoreError> {
         self.db
-            .row(
+            .write_then_int(
                 "INSERT INTO audit (at, endpoint, tls_fingerprint, request_hash, template, outcome, serial, pending_id, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 &[
                     r.at.into(),
                     (&r.endpoint).into(),
@@ -188,9 +188,9 @@ impl Store {
                     r.pending_id.into(),
                     (&r.detail).into(),
                 ],
-            )?
-            .ok_or_else(|| StoreError::Schema("no id for the audit record".into()))?
-            .int(0)
+                "RETURNING id",
+                ReadBack::NewRowId,
+            )
     }
 
     /// The audit trail, oldest first.
@@ -374,9 +374,9 @@ impl Store {
     /// Stores a pending request; returns its id.
     pub fn add_pending(&self, p: &Pending) -> Result<i64, StoreError> {
         self.db
-            .row(
+            .write_then_int(
                 "INSERT INTO pending (tls_fingerprint, transaction_id, request, kind, created_at, polls, resolve, final, status, upstream_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 'pending', ?8) RETURNING id",
+                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 'pending', ?8)",
                 &[
                     (&p.tls_fingerprint).into(),
                     (&p.transaction).into(),
@@ -387,9 +387,9 @@ impl Store {
                     if p.end == PendingEnd::Issue { "issue" } else { "deny" }.into(),
                     p.upstream_id.into(),
                 ],
-            )?
-            .ok_or_else(|| StoreError::Schema("no id for the pending request".into()))?
-            .int(0)
+                "RETURNING id",
+                ReadBack::NewRowId,
+            )
     }
 
     fn pending_from_row(r: &Row) -> Result<Pending, StoreError> {
@@ -469,12 +469,17 @@ impl Store {
 
     /// Counts a poll; returns the new count.
     pub fn count_poll(&self, id: i64) -> Result<u32, StoreError> {
+        let id = [id.into()];
+        if self
+            .db
+            .exec("UPDATE pending SET polls = polls + 1 WHERE id = ?1", &id)?
+            == 0
+        {
+            return Ok(0);
+        }
         let polls = self
             .db
-            .row(
-                "UPDATE pending SET polls = polls + 1 WHERE id = ?1 RETURNING polls",
-                &[id.into()],
-            )?
+            .row("SELECT polls FROM pending WHERE id = ?1", &id)?
             .map_or(Ok(0), |r| r.int(0))?;
         Ok(u32::try_from(polls).unwrap_or(u32::MAX))
     }
@@ -520,14 +525,14 @@ impl Store {
     /// Adds to a named counter and reads its new value, in one statement (a scenario's rule
     /// can match the subject's n-th request: every renewal counts and reads).
     pub fn count(&self, name: &str) -> Result<i64, StoreError> {
-        self.db
-            .row(
-                "INSERT INTO counters (name, value) VALUES (?1, 1)
-                 ON CONFLICT(name) DO UPDATE SET value = counters.value + 1 RETURNING value",
-                &[name.into()],
-            )?
-            .ok_or_else(|| StoreError::Schema("a counter's upsert returned no row".into()))?
-            .int(0)
+        let name = [name.into()];
+        self.db.write_then_int(
+            "INSERT INTO counters (name, value) VALUES (?1, 1)
+             ON CONFLICT(name) DO UPDATE SET value = counters.value + 1",
+            &name,
+            "RETURNING value",
+            ReadBack::Query("SELECT value FROM counters WHERE name = ?1", &name),
+        )
     }
 
     /// All counters, by name.

@@ -607,3 +607,48 @@ async fn transport_faults() {
         client.new_key.public_key()
     );
 }
+
+/// A subject's request number is kept only while a rule numbers requests, and never becomes a
+/// metrics series: one per user would grow with the users and carry their names.
+#[tokio::test]
+async fn requests_are_numbered_only_for_a_rule_and_no_user_is_a_metrics_series() {
+    for (scenario, numbered) in [
+        ("", false),
+        (
+            "[[rule]]\nrequest = 3\ndisposition = \"deny\"\nreason = \"third\"\n",
+            true,
+        ),
+    ] {
+        let (server, ca) = start(scenario).await;
+        let client = Client::new(&ca);
+        let reply = parse_http(
+            &https(
+                &server,
+                Some(&client),
+                "POST",
+                "/.well-known/est/fullcmc",
+                &b64(&client.request()),
+            )
+            .await
+            .unwrap(),
+        );
+        assert_eq!(reply.status, 200, "{scenario}");
+        assert_eq!(parse(&reply.body).outcome, Outcome::Issued, "{scenario}");
+        let per_subject: Vec<_> = ca
+            .counters()
+            .into_iter()
+            .filter(|(kind, _)| kind.starts_with("requests:"))
+            .collect();
+        assert_eq!(per_subject.len(), usize::from(numbered), "{per_subject:?}");
+        if numbered {
+            assert_eq!(per_subject[0].1, 1, "{per_subject:?}");
+        }
+        let metrics = admin(&server, "GET", "/metrics").await;
+        let text = String::from_utf8_lossy(&metrics.body);
+        assert!(
+            text.contains("sim_ca_events_total{kind=\"issued\"} 1\n"),
+            "{text}"
+        );
+        assert!(!text.contains("requests:"), "{text}");
+    }
+}

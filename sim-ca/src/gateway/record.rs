@@ -212,7 +212,7 @@ impl Gateway {
         store.bump("issued")?;
         store.record_certificate(
             &serial,
-            &tbs.subject().to_string(),
+            &renewal_codec::x509::name_text(tbs.subject()),
             cert.der(),
             Some(template),
             unix(std::time::SystemTime::UNIX_EPOCH + tbs.validity().not_after.to_unix_duration()),

@@ -28,15 +28,26 @@ impl Ca {
         })
     }
 
-    /// The scenario's disposition for the subject's next request (counted here).
+    /// Whether a rule names a request number. Only then are a subject's requests counted
+    /// (a row per subject, written by every decision): no other rule depends on the count.
+    pub(super) fn numbers_requests(&self) -> bool {
+        self.rules.iter().any(|rule| rule.request.is_some())
+    }
+
+    /// The scenario's disposition for the subject's next request (counted here when a rule
+    /// numbers requests).
     pub(super) fn disposition(
         &self,
         store: &Store,
         subject: &str,
         template: &Template,
     ) -> Result<Decision, Rejection> {
-        let counter = format!("requests:{subject}");
-        let n = u32::try_from(store.count(&counter)?).unwrap_or(u32::MAX);
+        let n = if self.numbers_requests() {
+            let counter = format!("requests:{subject}");
+            u32::try_from(store.count(&counter)?).unwrap_or(u32::MAX)
+        } else {
+            0
+        };
         if let Some(rule) = self.first_rule(subject, template, n) {
             return Ok(Decision {
                 disposition: rule.disposition.clone(),

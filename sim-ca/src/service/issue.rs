@@ -16,7 +16,7 @@ impl Subject {
     pub(super) fn of(name: &Name) -> Self {
         Self {
             name: name.clone(),
-            text: name.to_string(),
+            text: renewal_codec::x509::name_text(name),
         }
     }
 
@@ -294,7 +294,7 @@ impl Ca {
                     }
                     s.record_certificate(
                         &serial,
-                        &tbs.subject().to_string(),
+                        &renewal_codec::x509::name_text(tbs.subject()),
                         cert.der(),
                         template.as_deref(),
                         not_after,

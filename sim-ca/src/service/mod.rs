@@ -232,10 +232,14 @@ impl Ca {
             return None;
         }
         let tls = Retained::<Certificate>::from_der(tls_cert).ok()?;
-        let subject = tls.value().tbs_certificate().subject().to_string();
+        let subject = renewal_codec::x509::name_text(tls.value().tbs_certificate().subject());
         let store = self.decision();
         let counter = format!("requests:{subject}");
-        let next = u32::try_from(store.counter(&counter).ok()? + 1).unwrap_or(u32::MAX);
+        let next = if self.numbers_requests() {
+            u32::try_from(store.counter(&counter).ok()? + 1).unwrap_or(u32::MAX)
+        } else {
+            0
+        };
         let rule = if self.trusted_ras.contains(&tls) {
             // A gateway's connection: whose request it carries is not known before reading,
             // so only rules that name no template apply.
@@ -250,7 +254,9 @@ impl Ca {
         };
         match rule.fault {
             Some(f @ (TransportFault::DropBeforeRead | TransportFault::Http(_))) => {
-                let _ = store.bump(&counter);
+                if self.numbers_requests() {
+                    let _ = store.bump(&counter);
+                }
                 Some(f)
             }
             _ => None,
