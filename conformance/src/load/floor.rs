@@ -57,7 +57,7 @@ impl Count {
     /// The TLS 1.3 handshake a server terminates for a client with a certificate: its own
     /// signature, the key exchange, the client certificate's chain (signed by the CA) and the
     /// client's CertificateVerify.
-    const HANDSHAKE: Self = Self {
+    pub const HANDSHAKE: Self = Self {
         ca_sign: 0,
         ca_verify: 1,
         p256_sign: 1,

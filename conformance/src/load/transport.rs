@@ -52,6 +52,7 @@ impl Transport {
         let Some(connection) = self.each(probe_cpu) else {
             return format!("transport     {who}: no warm-up connection completed\n");
         };
+        let handshake = ms(Count::HANDSHAKE.cost(unit));
         let beyond = ms(renewal_cpu) - ms(connection);
         let floor = ms(decision.cost(unit));
         let ratio = if floor > 0.0 {
@@ -60,7 +61,7 @@ impl Transport {
             "-".into()
         };
         format!(
-            "transport     {who}: {:.2} ms per connection that only warms up ({}; {} in {:.1} s); a renewal's other {beyond:.2} ms against its decision's floor of {floor:.2} ms ({decision}): {ratio}\n",
+            "transport     {who}: {:.2} ms per connection that only warms up ({}; {} in {:.1} s; its handshake's crypto {handshake:.2} ms); a renewal's other {beyond:.2} ms against its decision's floor of {floor:.2} ms ({decision}): {ratio}\n",
             ms(connection),
             self.what,
             self.connections,
