@@ -2,6 +2,13 @@
 
 use crate::Ca;
 
+/// The counters that are kinds of events: not those kept per subject (`requests:CN=...`,
+/// kept while a scenario numbers requests), whose series would grow with the users and put
+/// their names in the metrics.
+pub(crate) fn event_kinds(counters: Vec<(String, i64)>) -> impl Iterator<Item = (String, i64)> {
+    counters.into_iter().filter(|(kind, _)| !kind.contains(':'))
+}
+
 /// Label-safe text: our counter names (`issued`, `requests:CN=...`) with every character
 /// outside `[A-Za-z0-9_]` replaced.
 pub(crate) fn label(name: &str) -> String {
@@ -24,13 +31,7 @@ pub fn ca(ca: &Ca) -> String {
         "# HELP sim_ca_events_total Requests and decisions by kind, since the state was created.\n\
          # TYPE sim_ca_events_total counter\n",
     );
-    // A subject's request number (kept while a scenario numbers requests) is no kind of
-    // event: a series per user would grow with the users and put their names in the metrics.
-    let kinds = ca
-        .counters()
-        .into_iter()
-        .filter(|(kind, _)| !kind.starts_with("requests:"));
-    for (kind, value) in kinds {
+    for (kind, value) in event_kinds(ca.counters()) {
         let kind = label(&kind);
         out.push_str(&format!("sim_ca_events_total{{kind=\"{kind}\"}} {value}\n"));
     }

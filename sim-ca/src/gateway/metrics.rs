@@ -39,10 +39,8 @@ impl Gateway {
             "# HELP gateway_events_total Requests and decisions by kind, in the shared state.\n\
              # TYPE gateway_events_total counter\n",
         );
-        for (kind, value) in self.with_store(|s| s.counters()).unwrap_or_default() {
-            if kind.contains(':') {
-                continue;
-            }
+        let counters = self.with_store(|s| s.counters()).unwrap_or_default();
+        for (kind, value) in crate::metrics::event_kinds(counters) {
             out.push_str(&format!(
                 "gateway_events_total{{kind=\"{}\"}} {value}\n",
                 crate::metrics::label(&kind)
