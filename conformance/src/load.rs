@@ -330,6 +330,21 @@ struct Client {
     primary: Arc<Mutex<ContainerId>>,
 }
 
+impl Client {
+    /// This user's world against `ca`: its card, its PINs, the CA's address.
+    fn world(&self, ca: &ExternalCa) -> Result<World, String> {
+        World::external(
+            ca,
+            self.token.clone(),
+            Some(Arc::clone(&self.card)),
+            self.pins.clone(),
+            crate::trace::Trace::default(),
+            Arc::clone(&self.primary),
+            true,
+        )
+    }
+}
+
 fn enroll(index: usize, authority: &Authority, seed: u64) -> Result<Client, String> {
     let config = CardConfig {
         seed: seed.wrapping_add(index as u64),
@@ -400,15 +415,7 @@ fn attempt(
 ) -> Result<(), String> {
     tally.attempts.fetch_add(1, Ordering::Relaxed);
     let started = Instant::now();
-    let world = World::external(
-        ca,
-        client.token.clone(),
-        Some(Arc::clone(&client.card)),
-        client.pins.clone(),
-        crate::trace::Trace::default(),
-        Arc::clone(&client.primary),
-        true,
-    )?;
+    let world = client.world(ca)?;
     let mut journal = world.journal()?;
     let outcome = match world.service(mode) {
         Ok(mut service) => Renewal::new(world.token.clone(), &mut service, &mut journal, {
@@ -890,15 +897,7 @@ fn servers_ticks(server: &Mutex<Server>, gateways: &[Arc<Mutex<Server>>]) -> (u6
 /// One connection that does only a renewal's warm-up (for [`transport`]).
 fn warm_up(client: &Client, ca: &ExternalCa, mode: Mode) -> Result<(), String> {
     use renewal_client::client::RenewalService;
-    let world = World::external(
-        ca,
-        client.token.clone(),
-        Some(Arc::clone(&client.card)),
-        client.pins.clone(),
-        crate::trace::Trace::default(),
-        Arc::clone(&client.primary),
-        true,
-    )?;
+    let world = client.world(ca)?;
     let mut service = world.service(mode)?;
     service.warm_up().map(|_| ()).map_err(|e| e.to_string())
 }
