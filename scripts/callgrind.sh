@@ -6,8 +6,9 @@
 #                                   baseline + CALLGRIND_MARGIN percent (default 10)
 #   scripts/callgrind.sh --update   count and rewrite the baseline
 #
-# Each operation runs under callgrind with N = 1 and N = 11 repetitions (benches/src/bin/
-# codec-ops.rs); the difference over 10 is the cost of one operation, set-up cancelled out.
+# Each operation runs under callgrind with N = 1 and N = 11 repetitions (benches/codec-ops/, a
+# package of its own: its optimised build compiles the codec's dependencies only); the difference
+# over 10 is the cost of one operation, set-up cancelled out.
 # Counts depend on the CPU features valgrind reports (aws-lc picks AVX2/ADX code by CPUID):
 # the baseline holds for machines of this project's kind; on another, run --update first.
 set -euo pipefail
@@ -18,15 +19,27 @@ update=false
 [ "${1:-}" = --update ] && update=true
 
 command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is missing (apt-get install valgrind)" >&2; exit 1; }
-cargo build --locked --release -q -p benches --bin codec-ops
+cargo build --locked --release -q -p codec-ops
 bin=target/release/codec-ops
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
+# Every (operation, repetitions) run, as many at once as there are cores: the counts do not
+# depend on what else runs. Each leaves its total in $out/OPERATION.N.
+ops=$("$bin" list)
+run_one() { # operation, repetitions
+  local name=${1//\//_}.$2
+  valgrind --tool=callgrind --callgrind-out-file="$out/$name.cg" "$bin" "$1" "$2" >/dev/null \
+    2>"$out/$name.log" || { cat "$out/$name.log" >&2; return 1; }
+  awk '/^(summary|totals):/ {print $2; exit}' "$out/$name.cg" >"$out/$name"
+}
+export -f run_one
+export bin out
+for op in $ops; do printf '%s 1\n%s 11\n' "$op" "$op"; done \
+  | xargs -P "$(nproc)" -L 1 bash -c 'run_one "$0" "$1"' \
+  || { echo "callgrind.sh: a run under valgrind failed" >&2; exit 1; }
 count() { # operation, repetitions -> instructions of the whole run
-  valgrind --tool=callgrind --callgrind-out-file="$out/cg" "$bin" "$1" "$2" >/dev/null 2>"$out/log" \
-    || { cat "$out/log" >&2; exit 1; }
-  awk '/^(summary|totals):/ {print $2; exit}' "$out/cg"
+  cat "$out/${1//\//_}.$2"
 }
 
 declare -A base=()
@@ -36,7 +49,7 @@ fi
 status=0
 results=()
 printf '%-24s %14s %14s %8s\n' operation instructions baseline change
-for op in $("$bin" list); do
+for op in $ops; do
   one=$(count "$op" 1)
   eleven=$(count "$op" 11)
   n=$(( (eleven - one) / 10 ))

@@ -5,6 +5,8 @@
 # a deterministic sample renewal, the scenario examples and the APDU scripts.
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
+#   scripts/fuzz.sh --build-only    builds the targets and stops (the test command does it at
+#                                   low priority while the tests run; the later run reuses it)
 #
 # Prints, per target, the executions reached (also in target/fuzz-report.txt, or FUZZ_REPORT).
 # FUZZ_RUNS=N stops a target after N executions (SECONDS still caps it). FUZZ_SANITIZER=address builds with ASan
@@ -13,6 +15,8 @@
 # input is in fuzz/artifacts/TARGET/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BUILD_ONLY=false
+[ "${1:-}" = --build-only ] && { BUILD_ONLY=true; shift; }
 SECONDS_PER_TARGET="${1:-10}"
 shift || true
 ALL_TARGETS=(cmc_request cmc_response inspect_input public_key sim_card_apdus piv_card_answers sim_ca_decision journal scenario_toml wstep_envelope key_attestation cmp_message)
@@ -31,6 +35,7 @@ fi
 
 echo "== building the fuzz targets (sanitizer: $SANITIZER)"
 (cd fuzz && cargo +nightly fuzz build -s "$SANITIZER" -O)
+[ "$BUILD_ONLY" = false ] || exit 0
 
 # Seed corpora, rebuilt each run under target/ (nothing generated is committed).
 SEEDS=target/fuzz-seeds
@@ -43,7 +48,10 @@ cp renewal-codec/tests/vectors/wstep/*.xml "$SEEDS/wstep_envelope/"
 cp renewal-codec/tests/vectors/cmp/*.der "$SEEDS/cmp_message/"
 cp renewal-codec/tests/vectors/cmp/kur-p256.der "$SEEDS/inspect_input/cmp-kur.der"
 SAMPLE=target/fuzz-sample
-cargo run --quiet -p renew --all-features -- sample --deterministic --out-dir "$SAMPLE" >/dev/null
+# Built as the test command builds it (the whole workspace's features): `cargo run -p renew`
+# alone would unify other features and recompile a third of the dependencies for one sample.
+cargo build --locked --quiet --workspace --all-features --bins
+"${CARGO_TARGET_DIR:-target}/debug/renew" sample --deterministic --out-dir "$SAMPLE" >/dev/null
 cp "$SAMPLE/request.der" "$SEEDS/cmc_request/sample-request.der"
 cp "$SAMPLE/request.der" "$SEEDS/inspect_input/sample-request.der"
 cp "$SAMPLE/old.pem" "$SEEDS/inspect_input/old.pem"

@@ -40,7 +40,7 @@ fn scalar(seed: u8) -> [u8; 32] {
 fn sample(rsa: bool) -> Result<Sample, Box<dyn std::error::Error>> {
     let ca = SoftwareKey::p256_rfc6979_from_scalar(&scalar(1))?;
     let (old, new) = if rsa {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures");
         (
             SoftwareKey::from_pem_or_der(&std::fs::read(format!("{dir}/rsa2048-old.key"))?)?,
             SoftwareKey::from_pem_or_der(&std::fs::read(format!("{dir}/rsa2048-new.key"))?)?,
