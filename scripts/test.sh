@@ -70,9 +70,12 @@ cargo fmt --all -- --check
 # fuzz/target's.
 prebuild_log=$(mktemp)
 echo "== optimised builds in the background (log: $prebuild_log)"
-# A session of its own, so that an early exit stops the whole build (cleanup above).
+# A session of its own, so that an early exit stops the whole build (cleanup above). A new session
+# is a new scheduling autogroup, weighed as much as ours whatever its processes' nice values:
+# the group itself is made nice 19 (without that, lint took 2.7 times as long).
 setsid bash -c '
   set -euo pipefail
+  echo 19 >/proc/self/autogroup 2>/dev/null || true
   lowest=(nice -n 19)
   ! ionice -c 3 true 2>/dev/null || lowest+=(ionice -c 3)
   "${lowest[@]}" cargo build --locked --release -q -p codec-ops
