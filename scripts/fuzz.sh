@@ -8,6 +8,7 @@
 #   scripts/fuzz.sh --build-only    builds the targets and stops (the test command does it at
 #                                   low priority while the tests run; the later run reuses it)
 #
+# Targets run as many at once as there are cores (FUZZ_JOBS=N to choose), each on one core.
 # Prints, per target, the executions reached (also in target/fuzz-report.txt, or FUZZ_REPORT).
 # FUZZ_RUNS=N stops a target after N executions (SECONDS still caps it). FUZZ_SANITIZER=address builds with ASan
 # (default none: the Rust code forbids unsafe, and a run without ASan reaches ~5x more
@@ -96,28 +97,52 @@ for i, seed in enumerate(seeds):
     open(f"{sys.argv[1]}/script-{i}", "wb").write(seed)
 PY
 
-status=0
 REPORT="${FUZZ_REPORT:-target/fuzz-report.txt}"
 RUNS_ARG=()
 [ -n "${FUZZ_RUNS:-}" ] && RUNS_ARG=(-runs="$FUZZ_RUNS")
-printf '%-18s %14s %10s\n' target executions seconds > "$REPORT"
-for t in "${TARGETS[@]}"; do
+# One target: its regression inputs replayed, then SECONDS of fuzzing. Leaves its report line in
+# target/fuzz-TARGET.result, or target/fuzz-TARGET.failed.
+fuzz_one() {
+  local t=$1 log="target/fuzz-$1.log"
+  rm -f "target/fuzz-$t.result" "target/fuzz-$t.failed"
   if [ -d "fuzz/regressions/$t" ] && [ -n "$(ls -A "fuzz/regressions/$t")" ]; then
     echo "== $t: replaying $(ls "fuzz/regressions/$t" | wc -l) regression input(s)"
-    (cd fuzz && cargo +nightly fuzz run -s "$SANITIZER" -O "$t" "regressions/$t" -- -runs=0) \
-      || { echo "fuzz.sh: $t fails on a committed regression input" >&2; status=1; continue; }
+    if ! (cd fuzz && cargo +nightly fuzz run -s "$SANITIZER" -O "$t" "regressions/$t" -- -runs=0) \
+      >"$log.replay" 2>&1; then
+      cat "$log.replay" >&2
+      echo "fuzz.sh: $t fails on a committed regression input" >&2
+      touch "target/fuzz-$t.failed"
+      return
+    fi
   fi
   mkdir -p "target/fuzz-corpus/$t"
   echo "== $t: ${SECONDS_PER_TARGET}s"
-  log="target/fuzz-$t.log"
   if (cd fuzz && cargo +nightly fuzz run -s "$SANITIZER" -O "$t" "../target/fuzz-corpus/$t" "../$SEEDS/$t" -- \
         -max_total_time="$SECONDS_PER_TARGET" "${RUNS_ARG[@]}" -print_final_stats=1 -max_len=65536 -rss_limit_mb=4096) >"$log" 2>&1; then
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
     took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | grep -o 'in [0-9]*' | grep -o '[0-9]*' || echo "$SECONDS_PER_TARGET")
-    printf '%-18s %14s %10s\n' "$t" "$runs" "$took" | tee -a "$REPORT"
+    printf '%-18s %14s %10s\n' "$t" "$runs" "$took" | tee "target/fuzz-$t.result"
   else
     echo "fuzz.sh: $t crashed; input in fuzz/artifacts/$t/, log in $log" >&2
     tail -40 "$log" >&2
+    touch "target/fuzz-$t.failed"
+  fi
+}
+# As many targets at once as there are cores (FUZZ_JOBS): libFuzzer runs one process on one
+# core, so each target still gets its SECONDS of a core.
+JOBS="${FUZZ_JOBS:-$(nproc)}"
+for t in "${TARGETS[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+  fuzz_one "$t" &
+done
+wait
+status=0
+printf '%-18s %14s %10s\n' target executions seconds > "$REPORT"
+for t in "${TARGETS[@]}"; do
+  if [ -f "target/fuzz-$t.result" ]; then
+    cat "target/fuzz-$t.result" >> "$REPORT"
+  else
+    printf '%-18s %14s %10s\n' "$t" failed - >> "$REPORT"
     status=1
   fi
 done
