@@ -101,17 +101,16 @@ REPORT="${FUZZ_REPORT:-target/fuzz-report.txt}"
 RUNS_ARG=()
 [ -n "${FUZZ_RUNS:-}" ] && RUNS_ARG=(-runs="$FUZZ_RUNS")
 # One target: its regression inputs replayed, then SECONDS of fuzzing. Leaves its report line in
-# target/fuzz-TARGET.result, or target/fuzz-TARGET.failed.
+# target/fuzz-TARGET.result when both pass; no such file is the target's failure.
 fuzz_one() {
   local t=$1 log="target/fuzz-$1.log"
-  rm -f "target/fuzz-$t.result" "target/fuzz-$t.failed"
+  rm -f "target/fuzz-$t.result"
   if [ -d "fuzz/regressions/$t" ] && [ -n "$(ls -A "fuzz/regressions/$t")" ]; then
     echo "== $t: replaying $(ls "fuzz/regressions/$t" | wc -l) regression input(s)"
     if ! (cd fuzz && cargo +nightly fuzz run -s "$SANITIZER" -O "$t" "regressions/$t" -- -runs=0) \
       >"$log.replay" 2>&1; then
       cat "$log.replay" >&2
       echo "fuzz.sh: $t fails on a committed regression input" >&2
-      touch "target/fuzz-$t.failed"
       return
     fi
   fi
@@ -125,7 +124,6 @@ fuzz_one() {
   else
     echo "fuzz.sh: $t crashed; input in fuzz/artifacts/$t/, log in $log" >&2
     tail -40 "$log" >&2
-    touch "target/fuzz-$t.failed"
   fi
 }
 # As many targets at once as there are cores (FUZZ_JOBS): libFuzzer runs one process on one
