@@ -91,8 +91,20 @@ if [ -z "${CARDRENEW_POSTGRES_URL:-}" ]; then
   pg=$(./scripts/pg-temp.sh)
   export CARDRENEW_POSTGRES_URL="${pg#* }"
 fi
-echo "== cargo test"
-cargo test --locked --workspace --all-features
+# Every test in a process of its own, twice as many at a time as there are cores (most of them
+# wait on processes, sockets and pcscd): cargo-nextest (.config/nextest.toml: tests that drive
+# pcscd take turns and start first). Without nextest, cargo test runs the same tests one
+# binary after another, about twice as long.
+if cargo nextest --version >/dev/null 2>&1; then
+  echo "== cargo nextest run"
+  cargo nextest run --locked --workspace --all-features --no-fail-fast \
+    --test-threads "${TEST_THREADS:-$(( $(nproc) * 2 ))}"
+  echo "== doc tests"
+  cargo test --locked --workspace --all-features --doc
+else
+  echo "== cargo test (cargo-nextest not installed: cargo install cargo-nextest --locked)"
+  cargo test --locked --workspace --all-features
+fi
 echo "== benchmarks compile"
 # The whole workspace's features, as the tests were built: nothing but the benchmarks is compiled.
 cargo test --locked --workspace --all-features --benches --no-run

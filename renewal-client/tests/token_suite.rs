@@ -62,7 +62,6 @@ fn suite_on_the_card_behind_pcscd() {
     if !test_kit::require_tools(&["pcscd"]) {
         return;
     }
-    let _guard = common::pcscd_lock();
     let pcscd = Pcscd::start().unwrap();
     let _card = ServedCard::start(PivApplet::new(&CardConfig::default()).unwrap(), None);
     let transport = common::retry(|| PcscTransport::connect(Some(&pcscd.reader())));
@@ -83,7 +82,6 @@ fn a_verified_pin_does_not_outlive_the_pcsc_session() {
     if !test_kit::require_tools(&["pcscd"]) {
         return;
     }
-    let _guard = common::pcscd_lock();
     let pcscd = Pcscd::start().unwrap();
     let _card = ServedCard::start(PivApplet::new(&CardConfig::default()).unwrap(), None);
     let reader = pcscd.reader();
@@ -443,7 +441,6 @@ fn opensc_pkcs11_on_the_card_behind_pcscd_ledger() {
         eprintln!("SKIP: {OPENSC} not installed");
         return;
     }
-    let _guard = common::pcscd_lock();
     // A card with a P-256 key and certificate in 9A, provisioned through our PIV backend.
     let (mut piv, card, _) = sim_token(CardConfig::default(), FaultPlan::default());
     let ca = Sample::deterministic().unwrap();

@@ -90,10 +90,42 @@ fn said(log: &[String]) -> String {
     }
 }
 
-/// A pcscd this process started (`None` inside when one was already running).
+/// A pcscd this process started (`None` inside when one was already running), and this
+/// process's turn at the machine's one pcscd.
 pub struct Pcscd {
+    /// Dropped first (fields drop in order): the daemon is stopped before the turn ends.
+    daemon: Daemon,
+    /// The machine has one pcscd socket and one pair of vpcd ports: two tests serving cards
+    /// at once reset each other's cards. Test runners that run tests in processes of their
+    /// own, several at a time (cargo-nextest), would interleave them; this lock, held until
+    /// the handle drops (after the daemon is stopped), makes them take turns.
+    _turn: std::fs::File,
+}
+
+/// A pcscd started here (stopped and its configuration removed on drop), or none.
+struct Daemon {
     child: Option<Child>,
     config: Option<std::path::PathBuf>,
+}
+
+/// Where the processes that start pcscd take turns (see [`Pcscd`]).
+fn turn_lock_path() -> std::path::PathBuf {
+    std::env::temp_dir().join("cardrenew-pcscd.lock")
+}
+
+/// Waits for this process's turn at pcscd.
+fn take_turn() -> Result<std::fs::File, HarnessError> {
+    let path = turn_lock_path();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .and_then(|file| file.lock().map(|()| file));
+    file.map_err(|source| HarnessError::Config {
+        dir: path.clone(),
+        source,
+    })
 }
 
 impl Pcscd {
@@ -101,10 +133,14 @@ impl Pcscd {
     /// starts reads its own reader configuration: vpcd's reader named as a YubiKey's
     /// ([`YUBIKEY_READER`]).
     pub fn start() -> Result<Self, HarnessError> {
+        let turn = take_turn()?;
         if pcscd_running() {
             return Ok(Self {
-                child: None,
-                config: None,
+                daemon: Daemon {
+                    child: None,
+                    config: None,
+                },
+                _turn: turn,
             });
         }
         // vpcd binds its port once, when pcscd loads it, and never retries: a port still held
@@ -113,14 +149,19 @@ impl Pcscd {
         let mut failures = Vec::new();
         for _ in 0..START_ATTEMPTS {
             match Self::start_once() {
-                Ok(me) => return Ok(me),
+                Ok(daemon) => {
+                    return Ok(Self {
+                        daemon,
+                        _turn: turn,
+                    });
+                }
                 Err(e) => failures.push(e),
             }
         }
         Err(HarnessError::GaveUp(failures))
     }
 
-    fn start_once() -> Result<Self, HarnessError> {
+    fn start_once() -> Result<Daemon, HarnessError> {
         let _ = std::fs::remove_file(PCSCD_SOCKET);
         // A pcscd stopped moments ago (another test) closed vpcd's port first, which leaves
         // it in TIME_WAIT for up to a minute; vpcd cannot listen on it until then and does
@@ -145,7 +186,7 @@ impl Pcscd {
             .stderr(log_file)
             .spawn()
             .map_err(HarnessError::Spawn)?;
-        let mut me = Self {
+        let mut me = Daemon {
             child: Some(child),
             config: Some(config),
         };
@@ -180,7 +221,7 @@ impl Pcscd {
 
     /// Whether this handle owns the daemon.
     pub fn owned(&self) -> bool {
-        self.child.is_some()
+        self.daemon.child.is_some()
     }
 
     /// The name of the reader the served card appears in: [`YUBIKEY_READER`] in a pcscd this
@@ -274,7 +315,7 @@ fn pcscd_running() -> bool {
     std::os::unix::net::UnixStream::connect(PCSCD_SOCKET).is_ok()
 }
 
-impl Drop for Pcscd {
+impl Drop for Daemon {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -335,5 +376,25 @@ impl Drop for ServedCard {
         {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn while_one_process_has_its_turn_at_pcscd_no_other_gets_one() {
+        let mine = take_turn().unwrap();
+        // Another process opens the lock file on its own: a description of its own, as here.
+        let theirs = std::fs::OpenOptions::new()
+            .write(true)
+            .open(turn_lock_path())
+            .unwrap();
+        assert!(matches!(
+            theirs.try_lock(),
+            Err(std::fs::TryLockError::WouldBlock)
+        ));
+        drop(mine);
     }
 }

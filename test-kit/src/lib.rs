@@ -35,6 +35,22 @@ pub fn temp_dir(tag: &str) -> PathBuf {
     dir
 }
 
+/// For a test binary without libtest's harness (`harness = false`, one test: the whole
+/// `main`): whether this call only asks for the list of tests, as cargo-nextest does before it
+/// runs anything (`--list --format terse`, once more with `--ignored`). The list (`name: test`,
+/// nothing ignored) is printed here; the caller then returns without running. Any other call
+/// (cargo test's, or nextest's run of `name`) is a run.
+pub fn answered_test_listing(name: &str) -> bool {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--list") {
+        return false;
+    }
+    if !args.iter().any(|a| a == "--ignored") {
+        println!("{name}: test");
+    }
+    true
+}
+
 /// Where `tool` is on `PATH`, or in `/usr/sbin` (where Debian puts daemons such as pcscd).
 pub fn which(tool: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)

@@ -3,12 +3,6 @@
 
 pub mod suite;
 
-/// pcscd and vpcd are machine-wide: tests that use them take this lock.
-pub fn pcscd_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Retries `f` for up to 10 s (the virtual card appears in pcscd's reader list after a poll).
 pub fn retry<T, E: std::fmt::Debug>(mut f: impl FnMut() -> Result<T, E>) -> T {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
