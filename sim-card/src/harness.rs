@@ -381,6 +381,8 @@ impl Drop for ServedCard {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]
