@@ -84,6 +84,10 @@ setsid bash -c '
 prebuild=$!
 echo "== cargo clippy"
 cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
+# The API docs build without a warning (a broken intra-doc link is a reader's dead end);
+# clippy's checked dependencies serve it: ~10 s.
+echo "== cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --workspace --all-features --no-deps -q
 # A throwaway PostgreSQL for the shared-state tests (sim-ca/tests/postgres.rs), unless one is
 # given; stopped and removed on exit.
 if [ -z "${CARDRENEW_POSTGRES_URL:-}" ]; then

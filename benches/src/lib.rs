@@ -1,6 +1,6 @@
 //! Criterion benchmarks for cardrenew: CMC build, encode, parse and verify beside the signature
 //! floor and OpenSSL (`benches/cmc.rs`); a whole renewal over loopback mutual TLS
-//! (`benches/renewal.rs`). The library holds the peer ([`openssl_peer`]) and what sets it up
+//! (`benches/renewal.rs`). The library holds the peer ([`openssl_peer`](mod@openssl_peer)) and what sets it up
 //! from a [`Sample`], so the benchmarks and the tests that check the peer share them.
 
 pub mod openssl_peer;

@@ -232,6 +232,8 @@ struct Common {
     #[arg(long = "management-key", value_parser = renewal_client::token::piv::ManagementKey::parse)]
     management_key: Option<renewal_client::token::piv::ManagementKey>,
     /// Journal file (default: ~/.cardrenew/journal-<card>-<container>.jsonl, one per card).
+    // The text is `--help`'s (and the man page's), where <card> is a placeholder, not HTML.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long)]
     journal: Option<PathBuf>,
     /// Print the outcome as JSON on stdout.

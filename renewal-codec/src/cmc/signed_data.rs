@@ -114,7 +114,7 @@ pub struct SignedData {
     /// CRLs, carried opaquely.
     #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
     pub crls: Option<SetOf<Any>>,
-    /// Signers, in wire order (Microsoft: [0] the new key, [1] the old certificate).
+    /// Signers, in wire order (Microsoft: \[0\] the new key, \[1\] the old certificate).
     pub signer_infos: SetOf<SignerInfo>,
 }
 

@@ -1,7 +1,7 @@
 //! The request parser and verifier: what a CA needs to decide on a renewal.
 //!
 //! Accepted shapes (see `vectors/WIRE-FORMAT.md` §2.1):
-//! * CMC, MS-WCCE renewal: signer [0] SKI of the new key, signer [1] the old certificate;
+//! * CMC, MS-WCCE renewal: signer \[0\] SKI of the new key, signer \[1\] the old certificate;
 //! * CMC, certreq's published sample: one SKI signer, the old certificate only inside the
 //!   PKCS#10's renewal attribute;
 //! * CMS-with-PKCS#10 (MS-WSTEP): eContentType id-data, eContent the PKCS#10, one signer (the
@@ -145,7 +145,7 @@ pub struct SignerReport {
 /// The request's shape.
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum RequestShape {
-    /// CMC, signer [0] new key (SKI or No-Signature), a later signer the old certificate.
+    /// CMC, signer \[0\] new key (SKI or No-Signature), a later signer the old certificate.
     CmcTwoSigners,
     /// CMC signed by the new key only (certreq's sample).
     CmcNewKeyOnly,

@@ -15,34 +15,34 @@ use crate::cmc::Retained;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub enum PkiBody {
-    /// `ir` [0]: initialization request.
+    /// `ir` \[0\]: initialization request.
     Ir(Vec<CertReqMsg>),
-    /// `ip` [1]: its answer.
+    /// `ip` \[1\]: its answer.
     Ip(CertRepMessage),
-    /// `cr` [2]: certification request.
+    /// `cr` \[2\]: certification request.
     Cr(Vec<CertReqMsg>),
-    /// `cp` [3]: its answer.
+    /// `cp` \[3\]: its answer.
     Cp(CertRepMessage),
-    /// `kur` [7]: key update request — a renewal.
+    /// `kur` \[7\]: key update request — a renewal.
     Kur(Vec<CertReqMsg>),
-    /// `kup` [8]: its answer.
+    /// `kup` \[8\]: its answer.
     Kup(CertRepMessage),
-    /// `pkiconf` [19]: the CA's acknowledgement of a `certConf`.
+    /// `pkiconf` \[19\]: the CA's acknowledgement of a `certConf`.
     PkiConf,
-    /// `nested` [20]: messages an RA forwards under its own protection (RFC 4210 §5.1.3.4,
+    /// `nested` \[20\]: messages an RA forwards under its own protection (RFC 4210 §5.1.3.4,
     /// RFC 9483 §5.2.2.1), each kept as received (DER) so its own protection still verifies.
     Nested(Vec<Vec<u8>>),
-    /// `genm` [21]: a general message (e.g. asking for the CA certificates).
+    /// `genm` \[21\]: a general message (e.g. asking for the CA certificates).
     Genm(Vec<InfoTypeAndValue>),
-    /// `genp` [22]: its answer.
+    /// `genp` \[22\]: its answer.
     Genp(Vec<InfoTypeAndValue>),
-    /// `error` [23].
+    /// `error` \[23\].
     Error(ErrorMsg),
-    /// `certConf` [24]: the client accepts or rejects what it was issued.
+    /// `certConf` \[24\]: the client accepts or rejects what it was issued.
     CertConf(CertConfirm),
-    /// `pollReq` [25].
+    /// `pollReq` \[25\].
     PollReq(Vec<PollReq>),
-    /// `pollRep` [26].
+    /// `pollRep` \[26\].
     PollRep(Vec<PollRep>),
     /// Another alternative (`p10cr`, `rr`, `ccr`, ...), by its tag number.
     Other(u32),
@@ -365,9 +365,9 @@ impl CertifiedKeyPair {
 /// `CertOrEncCert` (both alternatives EXPLICIT).
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub enum CertOrEncCert {
-    /// [0] The certificate in the clear.
+    /// \[0\] The certificate in the clear.
     Certificate(Box<Retained<Certificate>>),
-    /// [1] Encrypted for the key's owner (indirect proof of possession; not decoded).
+    /// \[1\] Encrypted for the key's owner (indirect proof of possession; not decoded).
     EncryptedCert,
 }
 

@@ -131,11 +131,11 @@ pub struct PoposkInput {
 /// `ProofOfPossession` (RFC 4211 §4).
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub enum ProofOfPossession {
-    /// [0] An RA vouches for it.
+    /// \[0\] An RA vouches for it.
     RaVerified,
-    /// [1] A signature by the requested key.
+    /// \[1\] A signature by the requested key.
     Signature(Box<PopoSigningKey>),
-    /// [2] [3] Key encipherment or agreement (not for signing keys; kept by tag).
+    /// \[2\] \[3\] Key encipherment or agreement (not for signing keys; kept by tag).
     Other(u32),
 }
 

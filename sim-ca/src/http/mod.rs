@@ -1,6 +1,6 @@
 //! The HTTPS shell around a [`Backend`]: EST (RFC 7030), CMC over HTTP (RFC 5273) and MS-WSTEP
-//! with rustls, client certificates requested and verified against the CA ([`tls`]); a plain-HTTP admin listener for
-//! tests on loopback. Inputs are bounded: body size, TLS handshake and header read time.
+//! with rustls, client certificates requested and verified against the CA (`http/tls.rs`); a
+//! plain-HTTP admin listener for tests on loopback. Inputs are bounded: body size, TLS handshake and header read time.
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 

@@ -95,7 +95,7 @@ pub fn tls_config(
 /// is presented, verified against `client_cas` at `clock`'s time. It is requested, not
 /// required (RFC 7030 §4.1.1: `/cacerts` is for clients that have nothing yet, as strongSwan's
 /// `pki --estca` fetches it); every endpoint that needs an identity refuses a connection
-/// without one ([`handle`]).
+/// without one (the request handler in `http/mod.rs`).
 pub fn tls_config_for(
     client_cas: &[renewal_codec::cmc::Retained<x509_cert::Certificate>],
     clock: &crate::clock::Clock,
