@@ -47,6 +47,14 @@ pub enum HarnessError {
         /// What the system said.
         source: std::io::Error,
     },
+    /// The lock through which processes take turns at pcscd could not be opened or taken.
+    #[error("cannot take a turn at pcscd through {}: {source}", path.display())]
+    Turn {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// What the system said.
+        source: std::io::Error,
+    },
     /// `pcscd` could not be run (not installed?).
     #[error("cannot start pcscd: {0}")]
     Spawn(std::io::Error),
@@ -122,10 +130,7 @@ fn take_turn() -> Result<std::fs::File, HarnessError> {
         .write(true)
         .open(&path)
         .and_then(|file| file.lock().map(|()| file));
-    file.map_err(|source| HarnessError::Config {
-        dir: path.clone(),
-        source,
-    })
+    file.map_err(|source| HarnessError::Turn { path, source })
 }
 
 impl Pcscd {
