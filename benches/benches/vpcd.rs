@@ -44,6 +44,16 @@ fn vpcd_end(serve: impl FnOnce(TcpStream) + Send + 'static) -> TcpStream {
     listener.accept().unwrap().0
 }
 
+/// The card end served by our loop.
+fn ours(card_end: TcpStream) {
+    let _ = sim_card::vpcd::serve_connection(card_end, &mut Answering);
+}
+
+/// The card end served by vpicc's own loop.
+fn vpiccs(card_end: TcpStream) {
+    let _ = vpicc::Connection::from(card_end).run(&mut Answering);
+}
+
 fn answer(vpcd: &mut TcpStream) {
     let mut framed = [0u8; 4];
     vpcd.read_exact(&mut framed).unwrap();
@@ -56,17 +66,7 @@ fn bench(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(3));
     let length = u16::try_from(SELECT_PIV.len()).unwrap().to_be_bytes();
 
-    for (name, serve) in [
-        (
-            "ours",
-            (|card_end: TcpStream| {
-                let _ = sim_card::vpcd::serve_connection(card_end, &mut Answering);
-            }) as fn(TcpStream),
-        ),
-        ("vpicc", |card_end: TcpStream| {
-            let _ = vpicc::Connection::from(card_end).run(&mut Answering);
-        }),
-    ] {
+    for (name, serve) in [("ours", ours as fn(TcpStream)), ("vpicc", vpiccs)] {
         let mut vpcd = vpcd_end(serve);
         group.bench_function(name, |b| {
             b.iter(|| {
@@ -77,9 +77,7 @@ fn bench(c: &mut Criterion) {
         });
     }
 
-    let mut vpcd = vpcd_end(|card_end| {
-        let _ = sim_card::vpcd::serve_connection(card_end, &mut Answering);
-    });
+    let mut vpcd = vpcd_end(ours);
     vpcd.set_nodelay(true).unwrap();
     let message = [&length[..], &SELECT_PIV].concat();
     group.bench_function("floor", |b| {
