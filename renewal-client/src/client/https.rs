@@ -358,9 +358,9 @@ impl HttpsService {
         Ok(())
     }
 
-    /// One HTTP exchange on the kept-alive connection. A request that hyper reports as
-    /// canceled was never written (the connection closed while idle), so it is sent again on a
-    /// fresh connection: the only retry a POST gets.
+    /// One HTTP exchange on the kept-alive connection, once hyper can take it. A connection
+    /// that closed while idle, or a request that hyper reports as canceled, means nothing was
+    /// written, so it is sent again on a fresh connection: the only retry a POST gets.
     fn exchange(
         &mut self,
         build: impl Fn() -> Result<Request<Full<Bytes>>, ServiceError>,
@@ -380,6 +380,16 @@ impl HttpsService {
                 .ok_or(ServiceError::Connection("not connected".into()))?;
             let result = self.runtime.block_on(async {
                 let work = async {
+                    // hyper takes the next request only once the connection's task has
+                    // finished the previous answer, which may still be under way on the
+                    // runtime's worker when the caller already has the body: wait for it. Sent
+                    // early, the request is refused as "not ready", and taking that for a closed
+                    // connection opened a second one — another handshake, another card
+                    // signature, and a CMP transaction lost at a server that binds it to its
+                    // connection (OpenSSL's). An error here is a connection closed while idle.
+                    if sender.ready().await.is_err() {
+                        return Err(None);
+                    }
                     let response = match sender.send_request(request).await {
                         Ok(r) => r,
                         Err(e) if e.is_canceled() => return Err(None),
