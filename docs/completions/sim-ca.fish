@@ -46,6 +46,7 @@ complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -l trust-ra -d 'Tru
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -l cmp-confirm-wait -d 'Seconds a certificate issued over CMP without implicit confirmation waits for the client\'s certConf before it is revoked (RFC 4210 §5.3.18)' -r
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -l tls-resumption -d 'Whether a client may resume its TLS session (`off`: every connection costs the card a signature, and a PIN-always key a prompt; nothing outside the card stands in for it). A gateway says it in its configuration (`[tls] resumption`)' -r -f -a "on\t''
 off\t''"
+complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -l max-connections -d 'Connections served at once; more wait in the kernel\'s accept queue until one ends. A gateway says it in its configuration (`[limits] max_connections`)' -r
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand credential" -l state -d 'State directory' -r -F
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand credential" -l cn -d 'The certificate\'s common name' -r

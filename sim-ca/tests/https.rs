@@ -38,6 +38,19 @@ async fn start(scenario: &str) -> (Server, Arc<sim_ca::Ca>) {
 
 /// [`start`], with TLS session resumption on or off.
 async fn start_with(scenario: &str, resumption: bool) -> (Server, Arc<sim_ca::Ca>) {
+    let limits = HttpLimits {
+        max_body: 16 * 1024,
+        ..HttpLimits::default()
+    };
+    start_limited(scenario, resumption, limits).await
+}
+
+/// [`start_with`], with `limits`.
+async fn start_limited(
+    scenario: &str,
+    resumption: bool,
+    limits: HttpLimits,
+) -> (Server, Arc<sim_ca::Ca>) {
     let ca = Arc::new(ca_with(scenario));
     let dir = std::env::temp_dir().join(format!(
         "sim-ca-https-{}-{}",
@@ -67,10 +80,7 @@ async fn start_with(scenario: &str, resumption: bool) -> (Server, Arc<sim_ca::Ca
         Arc::clone(&ca) as Arc<dyn sim_ca::backend::Backend>,
         https,
         config,
-        HttpLimits {
-            max_body: 16 * 1024,
-            ..HttpLimits::default()
-        },
+        limits,
     ));
     tokio::spawn(http::serve_admin(
         Arc::clone(&ca) as Arc<dyn sim_ca::backend::Backend>,
@@ -651,4 +661,51 @@ async fn requests_are_numbered_only_for_a_rule_and_no_user_is_a_metrics_series()
         );
         assert!(!text.contains("requests:"), "{text}");
     }
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_a_new_connection_waits_for_one_to_end() {
+    let limits = HttpLimits {
+        max_connections: 2,
+        // The connections that hold the slots never start their handshake: they would be
+        // dropped after this, and must not be during the test.
+        header_timeout: std::time::Duration::from_secs(120),
+        ..HttpLimits::default()
+    };
+    let (server, _ca) = start_limited("", true, limits).await;
+    // Served below the cap.
+    let first = https(&server, None, "GET", "/.well-known/est/cacerts", b"")
+        .await
+        .unwrap();
+    assert_eq!(parse_http(&first).status, 200);
+    // Two connections that say nothing hold both slots.
+    let holder = tokio::net::TcpStream::connect(server.https).await.unwrap();
+    let _other = tokio::net::TcpStream::connect(server.https).await.unwrap();
+    // Let the server accept both before the third arrives.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let config = Arc::new(client_config(&server, None));
+    let address = server.https;
+    let mut third = tokio::spawn(async move {
+        let tcp = tokio::net::TcpStream::connect(address).await?;
+        let mut tls = tokio_rustls::TlsConnector::from(config)
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await?;
+        tls.write_all(b"GET /.well-known/est/cacerts HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut out = Vec::new();
+        tls.read_to_end(&mut out).await?;
+        Ok::<_, std::io::Error>(out)
+    });
+    // The kernel completed its TCP handshake; the server has not accepted it, so its TLS
+    // handshake gets no answer while both slots are held.
+    let waited = tokio::time::timeout(std::time::Duration::from_millis(500), &mut third).await;
+    assert!(waited.is_err(), "served past the cap");
+    // One connection ends: the waiting one is accepted and served.
+    drop(holder);
+    let raw = tokio::time::timeout(std::time::Duration::from_secs(60), third)
+        .await
+        .expect("still waiting after a slot was freed")
+        .unwrap()
+        .unwrap();
+    assert_eq!(parse_http(&raw).status, 200);
 }

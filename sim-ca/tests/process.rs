@@ -466,3 +466,67 @@ fn tls_resumption_is_the_operators_choice() {
         }
     }
 }
+
+/// Out of file descriptors, `accept` fails at once for as long as the descriptors are held: the
+/// server says so and pauses between attempts (100 ms) instead of spinning a core on them, and
+/// serves again once they are freed.
+#[test]
+fn out_of_descriptors_the_server_pauses_and_recovers() {
+    if !require(&["prlimit", "curl"]) {
+        return;
+    }
+    let dir = test_kit::temp_dir("sim-ca-descriptors");
+    let (port, admin) = (free_port(), free_port());
+    let log = dir.join("serve.log");
+    // 64 descriptors and a cap above them: the descriptors run out first.
+    let _server = Served::logged(
+        Command::new("prlimit")
+            .arg("--nofile=64:64")
+            .arg(env!("CARGO_BIN_EXE_sim-ca"))
+            .args(["serve", "--state"])
+            .arg(dir.join("state"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--admin", &format!("127.0.0.1:{admin}")])
+            .args(["--max-connections", "1000"]),
+        port,
+        &log,
+    );
+    let held: Vec<_> = (0..100)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    drop(held);
+    let failures = std::fs::read_to_string(&log)
+        .unwrap()
+        .matches("accept failed")
+        .count();
+    // Two seconds at one attempt per 100 ms is about 20; a loop without the pause logs
+    // thousands.
+    assert!(
+        (1..=60).contains(&failures),
+        "{failures} accept failures logged in 2 s"
+    );
+    // The descriptors back, the server serves.
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg("--cacert")
+        .arg(dir.join("state/ca-chain.pem"))
+        .arg(format!("https://localhost:{port}/.well-known/est/cacerts"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "200",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

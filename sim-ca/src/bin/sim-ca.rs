@@ -75,6 +75,11 @@ enum Cmd {
         /// for it). A gateway says it in its configuration (`[tls] resumption`).
         #[arg(long, value_enum, default_value_t = Switch::On, value_name = "on|off")]
         tls_resumption: Switch,
+        /// Connections served at once; more wait in the kernel's accept queue until one ends.
+        /// A gateway says it in its configuration (`[limits] max_connections`).
+        #[arg(long, default_value_t = sim_ca::http::DEFAULT_MAX_CONNECTIONS, value_name = "N",
+              value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+        max_connections: usize,
     },
     /// Issue a key and a certificate for a gateway (its RA identity toward this CA, or its TLS
     /// server certificate): writes PREFIX.pem (certificate, then the issuing CA) and PREFIX.key.
@@ -286,6 +291,7 @@ fn serve_gateway(config_path: &std::path::Path) -> Result<(), String> {
         max_body: config.limits.max_body,
         header_timeout: std::time::Duration::from_secs(config.limits.header_timeout_secs),
         body_timeout: std::time::Duration::from_secs(config.limits.body_timeout_secs),
+        max_connections: config.limits.max_connections,
     };
     serve(Arc::new(gateway), config.listen, config.admin, tls, limits)
 }
@@ -323,6 +329,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
             trust_ra,
             cmp_confirm_wait,
             tls_resumption,
+            max_connections,
             ..
         } => {
             let state = state.ok_or("--mode sim needs --state DIR")?;
@@ -368,7 +375,11 @@ fn run(cmd: Cmd) -> Result<(), String> {
                     sweeper.sweep_confirmations();
                 }
             });
-            serve(ca, listen, Some(admin), config, HttpLimits::default())
+            let limits = HttpLimits {
+                max_connections,
+                ..HttpLimits::default()
+            };
+            serve(ca, listen, Some(admin), config, limits)
         }
         Cmd::Credential {
             state,

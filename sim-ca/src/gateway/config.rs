@@ -123,6 +123,9 @@ pub struct LimitsSection {
     /// What a client is told to wait when the upstream cannot be asked.
     #[serde(default = "thirty")]
     pub retry_after_secs: u64,
+    /// Connections served at once; more wait to be accepted.
+    #[serde(default = "max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for LimitsSection {
@@ -132,6 +135,7 @@ impl Default for LimitsSection {
             header_timeout_secs: ten(),
             body_timeout_secs: thirty(),
             retry_after_secs: thirty(),
+            max_connections: max_connections(),
         }
     }
 }
@@ -178,6 +182,9 @@ fn thirty() -> u64 {
 fn ten() -> u64 {
     10
 }
+fn max_connections() -> usize {
+    crate::http::DEFAULT_MAX_CONNECTIONS
+}
 fn max_body() -> usize {
     64 * 1024
 }
@@ -211,6 +218,12 @@ impl GatewayConfig {
                 && Path::new(&config.store).is_relative()
             {
                 config.store = base.join(&config.store).display().to_string();
+            }
+            if config.limits.max_connections == 0 {
+                return Err(format!(
+                    "{}: [limits] max_connections = 0 would serve nobody",
+                    path.display()
+                ));
             }
             Ok(config)
         })();

@@ -46,7 +46,16 @@ pub struct HttpLimits {
     pub header_timeout: Duration,
     /// Time to read the body.
     pub body_timeout: Duration,
+    /// Connections served at once. Past it, new ones wait in the kernel's accept queue until
+    /// one ends (each is bounded in time by the timeouts above): without a cap, a client that
+    /// opens connections until the process runs out of file descriptors leaves `accept`
+    /// failing at once, and every other descriptor the server needs failing with it.
+    pub max_connections: usize,
 }
+
+/// The default cap on connections: half of Debian's default soft limit of 1,024 descriptors,
+/// leaving the rest to the store, the admin listener and an upstream's pool.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
 
 impl Default for HttpLimits {
     fn default() -> Self {
@@ -54,9 +63,14 @@ impl Default for HttpLimits {
             max_body: 64 * 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
+
+/// How long the accept loop rests after `accept` failed: the failures that last (no
+/// descriptor left, no memory) would otherwise fail again at once, a core spinning on them.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 type Body = Full<Bytes>;
 
@@ -81,9 +95,20 @@ pub async fn serve_https(
     limits: HttpLimits,
 ) {
     let acceptor = TlsAcceptor::from(Arc::new(config));
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     loop {
-        let Ok((tcp, peer)) = listener.accept().await else {
-            continue;
+        // A slot first: at the cap, connections wait in the accept queue, not in this process.
+        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed; pausing before the next");
+                drop(slot);
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
         };
         // Answers are written whole: Nagle's algorithm would only delay a flight until the
         // client's delayed ACK.
@@ -91,6 +116,8 @@ pub async fn serve_https(
         let acceptor = acceptor.clone();
         let ca = Arc::clone(&ca);
         tokio::spawn(async move {
+            // Held until the connection ends.
+            let _slot = slot;
             let Ok(Ok(tls)) =
                 tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await
             else {
