@@ -7,9 +7,7 @@ use super::*;
 /// revocation, counters, the virtual clock.
 pub async fn serve_admin(ca: Arc<dyn Backend>, listener: TcpListener) {
     loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            continue;
-        };
+        let (tcp, _) = accept(&listener).await;
         let ca = Arc::clone(&ca);
         tokio::spawn(async move {
             let service = service_fn(move |req| {

@@ -101,15 +101,7 @@ pub async fn serve_https(
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed; pausing before the next");
-                drop(slot);
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-                continue;
-            }
-        };
+        let (tcp, peer) = accept(&listener).await;
         // Answers are written whole: Nagle's algorithm would only delay a flight until the
         // client's delayed ACK.
         let _ = tcp.set_nodelay(true);
@@ -141,6 +133,21 @@ pub async fn serve_https(
                 .await;
             let _ = peer;
         });
+    }
+}
+
+/// The next connection on `listener`. A failed `accept` is logged and the next attempt waits
+/// [`ACCEPT_BACKOFF`]: the failures that last (no descriptor, no memory) would fail again at
+/// once, and a loop retrying them would spin a core.
+pub(crate) async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept failed; pausing before the next");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
     }
 }
 
