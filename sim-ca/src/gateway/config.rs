@@ -336,6 +336,7 @@ mod tests {
         );
         assert_eq!(c.upstream_timeout(), Duration::from_secs(30));
         assert_eq!((c.limits.max_body, c.limits.retry_after_secs), (65536, 30));
+        assert_eq!(c.limits.max_connections, 512);
         assert_eq!(c.policy.profile, Profile::Adcs);
         assert!(
             c.tls.resumption,
@@ -370,6 +371,11 @@ mod tests {
                     "[upstream]\n",
                 ),
                 "url",
+            ),
+            (
+                "no-connections",
+                format!("{MINIMAL}[limits]\nmax_connections = 0\n"),
+                "max_connections = 0",
             ),
         ] {
             let path = write(name, &text);
