@@ -709,3 +709,47 @@ async fn at_the_connection_cap_a_new_connection_waits_for_one_to_end() {
         .unwrap();
     assert_eq!(parse_http(&raw).status, 200);
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answers_is_dropped() {
+    let limits = HttpLimits {
+        write_timeout: std::time::Duration::from_secs(1),
+        ..HttpLimits::default()
+    };
+    let (server, _ca) = start_limited("", true, limits).await;
+    // A small receive buffer, so the answers back up at once.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(server.https).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(client_config(&server, None)))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let (mut reader, mut writer) = tokio::io::split(tls);
+    // Requests pipelined, no certificate needed, answers (~2.5 KB each) left unread.
+    const REQUESTS: usize = 8000;
+    let sender = tokio::spawn(async move {
+        let one = b"GET /.well-known/est/cacerts HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        let _ = writer.write_all(&one.repeat(REQUESTS)).await;
+        writer
+    });
+    // Long past the write timeout.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let mut answers = Vec::new();
+    // Reading again: what was buffered, then the end — the server dropped the connection. A
+    // server that waits instead keeps answering every request, and then idles.
+    let ended = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        reader.read_to_end(&mut answers),
+    )
+    .await;
+    assert!(ended.is_ok(), "the connection is still open");
+    let answered = String::from_utf8_lossy(&answers)
+        .matches("HTTP/1.1 200")
+        .count();
+    assert!(
+        answered < REQUESTS,
+        "{answered} of {REQUESTS} requests answered: the server waited for the reader"
+    );
+    sender.abort();
+}

@@ -291,6 +291,7 @@ fn serve_gateway(config_path: &std::path::Path) -> Result<(), String> {
         max_body: config.limits.max_body,
         header_timeout: std::time::Duration::from_secs(config.limits.header_timeout_secs),
         body_timeout: std::time::Duration::from_secs(config.limits.body_timeout_secs),
+        write_timeout: std::time::Duration::from_secs(config.limits.write_timeout_secs),
         max_connections: config.limits.max_connections,
     };
     serve(Arc::new(gateway), config.listen, config.admin, tls, limits)

@@ -120,6 +120,9 @@ pub struct LimitsSection {
     /// Time for the request body.
     #[serde(default = "thirty")]
     pub body_timeout_secs: u64,
+    /// Time a write may wait for the client to read.
+    #[serde(default = "thirty")]
+    pub write_timeout_secs: u64,
     /// What a client is told to wait when the upstream cannot be asked.
     #[serde(default = "thirty")]
     pub retry_after_secs: u64,
@@ -134,6 +137,7 @@ impl Default for LimitsSection {
             max_body: max_body(),
             header_timeout_secs: ten(),
             body_timeout_secs: thirty(),
+            write_timeout_secs: thirty(),
             retry_after_secs: thirty(),
             max_connections: max_connections(),
         }
@@ -337,6 +341,7 @@ mod tests {
         assert_eq!(c.upstream_timeout(), Duration::from_secs(30));
         assert_eq!((c.limits.max_body, c.limits.retry_after_secs), (65536, 30));
         assert_eq!(c.limits.max_connections, 512);
+        assert_eq!(c.limits.write_timeout_secs, 30);
         assert_eq!(c.policy.profile, Profile::Adcs);
         assert!(
             c.tls.resumption,

@@ -17,7 +17,10 @@ pub async fn serve_admin(ca: Arc<dyn Backend>, listener: TcpListener) {
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
-                .serve_connection(TokioIo::new(tcp), service)
+                .serve_connection(
+                    TokioIo::new(WriteDeadline::new(tcp, HttpLimits::default().write_timeout)),
+                    service,
+                )
                 .await;
         });
     }

@@ -24,9 +24,11 @@ use tokio::net::TcpListener;
 use tokio_rustls::TlsAcceptor;
 
 mod admin;
+mod stall;
 mod tls;
 
 pub use admin::serve_admin;
+use stall::WriteDeadline;
 pub use tls::{server_identity, tls_config, tls_config_for, without_resumption};
 
 use crate::{
@@ -46,6 +48,10 @@ pub struct HttpLimits {
     pub header_timeout: Duration,
     /// Time to read the body.
     pub body_timeout: Duration,
+    /// Time a write may wait for the client to read: a client that stops reading its answers
+    /// (and keeps sending requests) is dropped after it, instead of holding its connection for
+    /// good (`stall.rs`).
+    pub write_timeout: Duration,
     /// Connections served at once. Past it, new ones wait in the kernel's accept queue until
     /// one ends (each is bounded in time by the timeouts above): without a cap, a client that
     /// opens connections until the process runs out of file descriptors leaves `accept`
@@ -63,6 +69,7 @@ impl Default for HttpLimits {
             max_body: 64 * 1024,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
             max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
@@ -110,8 +117,11 @@ pub async fn serve_https(
         tokio::spawn(async move {
             // Held until the connection ends.
             let _slot = slot;
-            let Ok(Ok(tls)) =
-                tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await
+            let Ok(Ok(tls)) = tokio::time::timeout(
+                limits.header_timeout,
+                acceptor.accept(WriteDeadline::new(tcp, limits.write_timeout)),
+            )
+            .await
             else {
                 return;
             };
