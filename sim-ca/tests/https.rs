@@ -753,3 +753,61 @@ async fn a_client_that_stops_reading_its_answers_is_dropped() {
     );
     sender.abort();
 }
+
+#[tokio::test]
+async fn a_connection_ends_after_its_lifetime_with_every_answer_whole() {
+    let limits = HttpLimits {
+        connection_lifetime: std::time::Duration::from_secs(1),
+        ..HttpLimits::default()
+    };
+    let (server, _ca) = start_limited("", true, limits).await;
+    let tcp = tokio::net::TcpStream::connect(server.https).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(client_config(&server, None)))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let mut tls = tokio::io::BufReader::new(tls);
+    // Busy the whole time (a request every 100 ms, each answer read at once), so neither the
+    // idle nor the write timeout ends it: only its lifetime can.
+    let mut answered = 0;
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        loop {
+            let request = b"GET /.well-known/est/cacerts HTTP/1.1\r\nHost: localhost\r\n\r\n";
+            if tls.get_mut().write_all(request).await.is_err() {
+                return;
+            }
+            // The head, then exactly the body it announces; the end of the stream instead of
+            // a head is the server closing between answers.
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                match tokio::io::AsyncBufReadExt::read_line(&mut tls, &mut line).await {
+                    Ok(0) | Err(_) if head.is_empty() => return,
+                    Ok(0) | Err(_) => panic!("an answer cut inside its head: {head:?}"),
+                    Ok(_) if line == "\r\n" => break,
+                    Ok(_) => head.push_str(&line),
+                }
+            }
+            assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length: "))
+                .expect("a length")
+                .trim()
+                .parse()
+                .unwrap();
+            let mut body = vec![0; length];
+            tls.read_exact(&mut body)
+                .await
+                .expect("an answer cut inside its body");
+            answered += 1;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        ended.is_ok(),
+        "the connection outlived its lifetime by 29 s"
+    );
+    assert!(answered >= 2, "{answered} answers before the end");
+}

@@ -292,6 +292,7 @@ fn serve_gateway(config_path: &std::path::Path) -> Result<(), String> {
         header_timeout: std::time::Duration::from_secs(config.limits.header_timeout_secs),
         body_timeout: std::time::Duration::from_secs(config.limits.body_timeout_secs),
         write_timeout: std::time::Duration::from_secs(config.limits.write_timeout_secs),
+        connection_lifetime: std::time::Duration::from_secs(config.limits.connection_lifetime_secs),
         max_connections: config.limits.max_connections,
     };
     serve(Arc::new(gateway), config.listen, config.admin, tls, limits)

@@ -123,6 +123,9 @@ pub struct LimitsSection {
     /// Time a write may wait for the client to read.
     #[serde(default = "thirty")]
     pub write_timeout_secs: u64,
+    /// A connection's whole life; then the request in hand is answered and it is closed.
+    #[serde(default = "five_minutes")]
+    pub connection_lifetime_secs: u64,
     /// What a client is told to wait when the upstream cannot be asked.
     #[serde(default = "thirty")]
     pub retry_after_secs: u64,
@@ -138,6 +141,7 @@ impl Default for LimitsSection {
             header_timeout_secs: ten(),
             body_timeout_secs: thirty(),
             write_timeout_secs: thirty(),
+            connection_lifetime_secs: five_minutes(),
             retry_after_secs: thirty(),
             max_connections: max_connections(),
         }
@@ -179,6 +183,9 @@ fn pending_cap() -> u32 {
 
 fn fullcmc() -> CmcProtocol {
     CmcProtocol::Fullcmc
+}
+fn five_minutes() -> u64 {
+    300
 }
 fn thirty() -> u64 {
     30
@@ -342,6 +349,7 @@ mod tests {
         assert_eq!((c.limits.max_body, c.limits.retry_after_secs), (65536, 30));
         assert_eq!(c.limits.max_connections, 512);
         assert_eq!(c.limits.write_timeout_secs, 30);
+        assert_eq!(c.limits.connection_lifetime_secs, 300);
         assert_eq!(c.policy.profile, Profile::Adcs);
         assert!(
             c.tls.resumption,

@@ -1,8 +1,9 @@
 //! The HTTPS shell around a [`Backend`]: EST (RFC 7030), CMC over HTTP (RFC 5273) and MS-WSTEP
 //! with rustls, client certificates requested and verified against the CA (`http/tls.rs`); a
-//! plain-HTTP admin listener for tests on loopback. Inputs are bounded: body size, TLS handshake and header read time.
+//! plain-HTTP admin listener for tests on loopback. Inputs are bounded: body size and read time
+//! here, connections and their lives in `http/connections.rs`.
 
-use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use base64ct::{Base64, Encoding};
 use http_body_util::{BodyExt, Full, Limited};
@@ -21,13 +22,15 @@ use rustls::{
     server::WebPkiClientVerifier,
 };
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 mod admin;
+mod connections;
 mod stall;
 mod tls;
 
 pub use admin::serve_admin;
+pub(crate) use connections::accept;
+pub use connections::{DEFAULT_MAX_CONNECTIONS, HttpLimits, run, serve_https};
 use stall::WriteDeadline;
 pub use tls::{server_identity, tls_config, tls_config_for, without_resumption};
 
@@ -38,46 +41,6 @@ use crate::{
     scenario::TransportFault,
     service::{CmcReply, SimpleReply},
 };
-
-/// Limits on what a client may send.
-#[derive(Clone, Copy, Debug)]
-pub struct HttpLimits {
-    /// Largest request body (bytes).
-    pub max_body: usize,
-    /// Time for the TLS handshake and for the request headers.
-    pub header_timeout: Duration,
-    /// Time to read the body.
-    pub body_timeout: Duration,
-    /// Time a write may wait for the client to read: a client that stops reading its answers
-    /// (and keeps sending requests) is dropped after it, instead of holding its connection for
-    /// good (`stall.rs`).
-    pub write_timeout: Duration,
-    /// Connections served at once. Past it, new ones wait in the kernel's accept queue until
-    /// one ends (each is bounded in time by the timeouts above): without a cap, a client that
-    /// opens connections until the process runs out of file descriptors leaves `accept`
-    /// failing at once, and every other descriptor the server needs failing with it.
-    pub max_connections: usize,
-}
-
-/// The default cap on connections: half of Debian's default soft limit of 1,024 descriptors,
-/// leaving the rest to the store, the admin listener and an upstream's pool.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 512;
-
-impl Default for HttpLimits {
-    fn default() -> Self {
-        Self {
-            max_body: 64 * 1024,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(30),
-            write_timeout: Duration::from_secs(30),
-            max_connections: DEFAULT_MAX_CONNECTIONS,
-        }
-    }
-}
-
-/// How long the accept loop rests after `accept` failed: the failures that last (no
-/// descriptor left, no memory) would otherwise fail again at once, a core spinning on them.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 type Body = Full<Bytes>;
 
@@ -92,73 +55,6 @@ fn response(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> R
 
 fn text(status: StatusCode, message: impl Into<String>) -> Response<Body> {
     response(status, "text/plain; charset=utf-8", message.into())
-}
-
-/// Serves HTTPS on `listener` until the task is dropped.
-pub async fn serve_https(
-    ca: Arc<dyn Backend>,
-    listener: TcpListener,
-    config: ServerConfig,
-    limits: HttpLimits,
-) {
-    let acceptor = TlsAcceptor::from(Arc::new(config));
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
-    loop {
-        // A slot first: at the cap, connections wait in the accept queue, not in this process.
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-            return;
-        };
-        let (tcp, peer) = accept(&listener).await;
-        // Answers are written whole: Nagle's algorithm would only delay a flight until the
-        // client's delayed ACK.
-        let _ = tcp.set_nodelay(true);
-        let acceptor = acceptor.clone();
-        let ca = Arc::clone(&ca);
-        tokio::spawn(async move {
-            // Held until the connection ends.
-            let _slot = slot;
-            let Ok(Ok(tls)) = tokio::time::timeout(
-                limits.header_timeout,
-                acceptor.accept(WriteDeadline::new(tcp, limits.write_timeout)),
-            )
-            .await
-            else {
-                return;
-            };
-            let client = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .map(|c| c.to_vec());
-            let service = service_fn(move |req| {
-                let ca = Arc::clone(&ca);
-                let client = client.clone();
-                async move { handle(ca, client, req, limits).await }
-            });
-            let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
-                .serve_connection(TokioIo::new(tls), service)
-                .await;
-            let _ = peer;
-        });
-    }
-}
-
-/// The next connection on `listener`. A failed `accept` is logged and the next attempt waits
-/// [`ACCEPT_BACKOFF`]: the failures that last (no descriptor, no memory) would fail again at
-/// once, and a loop retrying them would spin a core.
-pub(crate) async fn accept(listener: &TcpListener) -> (tokio::net::TcpStream, SocketAddr) {
-    loop {
-        match listener.accept().await {
-            Ok(accepted) => return accepted,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed; pausing before the next");
-                tokio::time::sleep(ACCEPT_BACKOFF).await;
-            }
-        }
-    }
 }
 
 /// Closing the connection without an answer: hyper drops it when the service fails.
@@ -571,21 +467,4 @@ async fn apply_fault(
         }
         _ => Ok(answer),
     }
-}
-
-/// Binds both listeners and serves until the process ends.
-pub async fn run(
-    ca: Arc<dyn Backend>,
-    listen: SocketAddr,
-    admin_addr: Option<SocketAddr>,
-    config: ServerConfig,
-    limits: HttpLimits,
-) -> std::io::Result<()> {
-    let https = TcpListener::bind(listen).await?;
-    if let Some(addr) = admin_addr {
-        let admin_listener = TcpListener::bind(addr).await?;
-        tokio::spawn(serve_admin(Arc::clone(&ca), admin_listener));
-    }
-    serve_https(ca, https, config, limits).await;
-    Ok(())
 }
