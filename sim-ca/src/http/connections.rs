@@ -15,7 +15,7 @@ use tokio_rustls::TlsAcceptor;
 use super::{WriteDeadline, handle, serve_admin};
 use crate::backend::Backend;
 
-/// Limits on what a client may send.
+/// Limits on what a client may send, and on how long and how many connections it may hold.
 #[derive(Clone, Copy, Debug)]
 pub struct HttpLimits {
     /// Largest request body (bytes).
@@ -74,7 +74,7 @@ pub async fn serve_https(
         let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
             return;
         };
-        let (tcp, peer) = accept(&listener).await;
+        let (tcp, _) = accept(&listener).await;
         // Answers are written whole: Nagle's algorithm would only delay a flight until the
         // client's delayed ACK.
         let _ = tcp.set_nodelay(true);
@@ -113,7 +113,6 @@ pub async fn serve_https(
             }
             connection.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(limits.write_timeout, connection).await;
-            let _ = peer;
         });
     }
 }
