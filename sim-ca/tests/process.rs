@@ -530,3 +530,59 @@ fn out_of_descriptors_the_server_pauses_and_recovers() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// At the connection cap the server says so — once, however many more connections wait — and
+/// the waiting ones are served when the slots are given back.
+#[test]
+fn at_the_connection_cap_the_server_says_so_once() {
+    if !require(&["curl"]) {
+        return;
+    }
+    let dir = test_kit::temp_dir("sim-ca-cap");
+    let (port, admin) = (free_port(), free_port());
+    let log = dir.join("serve.log");
+    let _server = Served::logged(
+        Command::new(env!("CARGO_BIN_EXE_sim-ca"))
+            .args(["serve", "--state"])
+            .arg(dir.join("state"))
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--admin", &format!("127.0.0.1:{admin}")])
+            .args(["--max-connections", "2"]),
+        port,
+        &log,
+    );
+    // Connections that say nothing: two hold the slots, twenty wait.
+    let held: Vec<_> = (0..22)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    let said = || {
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .matches("at the connection cap")
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while said() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(said(), 1, "{}", std::fs::read_to_string(&log).unwrap());
+    drop(held);
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "30",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg("--cacert")
+        .arg(dir.join("state/ca-chain.pem"))
+        .arg(format!("https://localhost:{port}/.well-known/est/cacerts"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    assert_eq!(said(), 1, "said again within the minute");
+    let _ = std::fs::remove_dir_all(&dir);
+}

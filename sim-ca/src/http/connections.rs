@@ -60,6 +60,9 @@ impl Default for HttpLimits {
 /// descriptor left, no memory) would otherwise fail again at once, a core spinning on them.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// How often reaching the connection cap is logged, at most.
+const CAP_WARNING_EVERY: Duration = Duration::from_secs(60);
+
 /// Serves HTTPS on `listener` until the task is dropped.
 pub async fn serve_https(
     ca: Arc<dyn Backend>,
@@ -69,10 +72,26 @@ pub async fn serve_https(
 ) {
     let acceptor = TlsAcceptor::from(Arc::new(config));
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let mut warned_at_cap: Option<std::time::Instant> = None;
     loop {
         // A slot first: at the cap, connections wait in the accept queue, not in this process.
-        let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
-            return;
+        let slot = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                // Said once a minute at most: an operator whose clients wait needs to know
+                // why, and a client holding the cap must not fill the log.
+                if warned_at_cap.is_none_or(|t| t.elapsed() >= CAP_WARNING_EVERY) {
+                    tracing::warn!(
+                        max_connections = limits.max_connections,
+                        "at the connection cap: new connections wait to be accepted"
+                    );
+                    warned_at_cap = Some(std::time::Instant::now());
+                }
+                let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+                    return;
+                };
+                slot
+            }
         };
         let (tcp, _) = accept(&listener).await;
         // Answers are written whole: Nagle's algorithm would only delay a flight until the
