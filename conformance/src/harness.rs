@@ -444,6 +444,12 @@ impl World {
 
     /// A fresh connection to the CA with the card's 9A key as TLS client key.
     pub fn service(&self, mode: Mode) -> Result<HttpsService, Error> {
+        self.service_at(&self.base_url, mode)
+    }
+
+    /// [`World::service`] to another server at `base_url` (a third party's, a test's own),
+    /// trusting this world's CA and authenticating with the card's certificate.
+    pub fn service_at(&self, base_url: &str, mode: Mode) -> Result<HttpsService, Error> {
         // The TLS key is the old certificate's, whatever its type.
         let spki = self
             .old_cert
@@ -457,7 +463,7 @@ impl World {
             .ok_or("the card's certificate has a key type renewal does not use")?;
         HttpsService::new(
             HttpsConfig {
-                base_url: self.base_url.clone(),
+                base_url: base_url.to_string(),
                 trust_anchors: self.anchors().iter().map(|c| c.der().to_vec()).collect(),
                 mode,
                 timeout: Duration::from_secs(10),

@@ -12,7 +12,6 @@
 
 use std::{
     process::{Command, Stdio},
-    sync::Arc,
     time::Duration,
 };
 
@@ -20,7 +19,6 @@ use conformance::harness::World;
 use renewal_client::{
     client::{
         Mode,
-        https::{HttpsConfig, HttpsService},
         processor::{Renewal, RenewalOutcome, RollbackCause},
     },
     token::KeyAlgorithm,
@@ -75,19 +73,9 @@ fn openssl_verifies_the_cards_key_update_and_its_certconf_and_the_card_is_unchan
             "openssl cmp did not listen"
         );
         let log = || std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-        let mut service = HttpsService::new(
-            HttpsConfig {
-                base_url: format!("http://127.0.0.1:{port}/pkix/"),
-                trust_anchors: world.anchors().iter().map(|c| c.der().to_vec()).collect(),
-                mode: Mode::Cmp,
-                timeout: Duration::from_secs(10),
-            },
-            Arc::clone(&world.token),
-            world.primary(),
-            key,
-            &world.old_cert,
-        )
-        .unwrap();
+        let mut service = world
+            .service_at(&format!("http://127.0.0.1:{port}/pkix/"), Mode::Cmp)
+            .unwrap();
         let mut journal = world.journal().unwrap();
         let outcome = Renewal::new(
             world.token.clone(),

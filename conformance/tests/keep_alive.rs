@@ -15,15 +15,11 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Duration,
 };
 
 use conformance::harness::World;
 use renewal_client::{
-    client::{
-        Mode, RenewalService,
-        https::{HttpsConfig, HttpsService},
-    },
+    client::{Mode, RenewalService},
     token::KeyAlgorithm,
 };
 
@@ -85,19 +81,9 @@ fn serve_connection(stream: std::net::TcpStream) {
 fn back_to_back_exchanges_share_one_connection() {
     let (port, accepted) = keep_alive_server();
     let world = World::new("", KeyAlgorithm::EcP256).unwrap();
-    let mut service = HttpsService::new(
-        HttpsConfig {
-            base_url: format!("http://127.0.0.1:{port}/pkix/"),
-            trust_anchors: world.anchors().iter().map(|c| c.der().to_vec()).collect(),
-            mode: Mode::Cmp,
-            timeout: Duration::from_secs(10),
-        },
-        Arc::clone(&world.token),
-        world.primary(),
-        KeyAlgorithm::EcP256,
-        &world.old_cert,
-    )
-    .unwrap();
+    let mut service = world
+        .service_at(&format!("http://127.0.0.1:{port}/pkix/"), Mode::Cmp)
+        .unwrap();
     service.warm_up().unwrap();
     for i in 0..EXCHANGES {
         // The answer is no CMP message: refused, and the connection stays as it was.

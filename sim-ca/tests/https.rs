@@ -207,6 +207,17 @@ async fn https_with(
     Ok((out, kind))
 }
 
+/// A TLS session over `tcp` with `server`, without a client certificate.
+async fn anonymous_tls(
+    server: &Server,
+    tcp: tokio::net::TcpStream,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    tokio_rustls::TlsConnector::from(Arc::new(client_config(server, None)))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
 async fn admin(server: &Server, method: &str, path: &str) -> Reply {
     let mut tcp = tokio::net::TcpStream::connect(server.admin).await.unwrap();
     tcp.write_all(
@@ -721,10 +732,7 @@ async fn a_client_that_stops_reading_its_answers_is_dropped() {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     let tcp = socket.connect(server.https).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(client_config(&server, None)))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+    let tls = anonymous_tls(&server, tcp).await;
     let (_reader, mut writer) = tokio::io::split(tls);
     // Requests pipelined for as long as the server takes them, no certificate needed, no
     // answer (~2.5 KB each) ever read. The server stops reading requests once it cannot write
@@ -754,10 +762,7 @@ async fn a_connection_ends_after_its_lifetime_with_every_answer_whole() {
     };
     let (server, _ca) = start_limited("", true, limits).await;
     let tcp = tokio::net::TcpStream::connect(server.https).await.unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(client_config(&server, None)))
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
+    let tls = anonymous_tls(&server, tcp).await;
     let mut tls = tokio::io::BufReader::new(tls);
     // Busy the whole time (a request every 100 ms, each answer read at once), so neither the
     // idle nor the write timeout ends it: only its lifetime can.

@@ -467,46 +467,46 @@ fn tls_resumption_is_the_operators_choice() {
     }
 }
 
-/// Out of file descriptors, `accept` fails at once for as long as the descriptors are held: the
-/// server says so and pauses between attempts (100 ms) instead of spinning a core on them, and
-/// serves again once they are freed.
-#[test]
-fn out_of_descriptors_the_server_pauses_and_recovers() {
-    if !require(&["prlimit", "curl"]) {
-        return;
-    }
-    let dir = test_kit::temp_dir("sim-ca-descriptors");
+/// `sim-ca serve` with a fresh state in `dir` and at most `max_connections`, started by
+/// `launcher` (`prlimit ...`, or nothing), logging to `dir/serve.log`; its HTTPS port.
+fn serve_capped(
+    dir: &Path,
+    launcher: &[&str],
+    max_connections: &str,
+) -> (Served, u16, std::path::PathBuf) {
     let (port, admin) = (free_port(), free_port());
     let log = dir.join("serve.log");
-    // 64 descriptors and a cap above them: the descriptors run out first.
-    let _server = Served::logged(
-        Command::new("prlimit")
-            .arg("--nofile=64:64")
-            .arg(env!("CARGO_BIN_EXE_sim-ca"))
-            .args(["serve", "--state"])
-            .arg(dir.join("state"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--admin", &format!("127.0.0.1:{admin}")])
-            .args(["--max-connections", "1000"]),
-        port,
-        &log,
-    );
-    let held: Vec<_> = (0..100)
+    let mut command = match launcher.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(env!("CARGO_BIN_EXE_sim-ca"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_sim-ca")),
+    };
+    command
+        .args(["serve", "--state"])
+        .arg(dir.join("state"))
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--admin", &format!("127.0.0.1:{admin}")])
+        .args(["--max-connections", max_connections]);
+    (Served::logged(&mut command, port, &log), port, log)
+}
+
+/// `n` connections to `port` that say nothing.
+fn idle_connections(port: u16, n: usize) -> Vec<std::net::TcpStream> {
+    (0..n)
         .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
-        .collect();
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    drop(held);
-    let failures = std::fs::read_to_string(&log)
-        .unwrap()
-        .matches("accept failed")
-        .count();
-    // Two seconds at one attempt per 100 ms is about 20; a loop without the pause logs
-    // thousands.
-    assert!(
-        (1..=60).contains(&failures),
-        "{failures} accept failures logged in 2 s"
-    );
-    // The descriptors back, the server serves.
+        .collect()
+}
+
+/// How many lines of `log` say `what`.
+fn logged(log: &Path, what: &str) -> usize {
+    std::fs::read_to_string(log).unwrap().matches(what).count()
+}
+
+/// The HTTP status of `GET /cacerts` by curl (no client certificate), and curl's errors.
+fn cacerts_status(dir: &Path, port: u16) -> (String, String) {
     let out = Command::new("curl")
         .args([
             "-sS",
@@ -522,12 +522,36 @@ fn out_of_descriptors_the_server_pauses_and_recovers() {
         .arg(format!("https://localhost:{port}/.well-known/est/cacerts"))
         .output()
         .unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "200",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Out of file descriptors, `accept` fails at once for as long as the descriptors are held: the
+/// server says so and pauses between attempts (100 ms) instead of spinning a core on them, and
+/// serves again once they are freed.
+#[test]
+fn out_of_descriptors_the_server_pauses_and_recovers() {
+    if !require(&["prlimit", "curl"]) {
+        return;
+    }
+    let dir = test_kit::temp_dir("sim-ca-descriptors");
+    // 64 descriptors and a cap above them: the descriptors run out first.
+    let (_server, port, log) = serve_capped(&dir, &["prlimit", "--nofile=64:64"], "1000");
+    let held = idle_connections(port, 100);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    drop(held);
+    let failures = logged(&log, "accept failed");
+    // Two seconds at one attempt per 100 ms is about 20; a loop without the pause logs
+    // thousands.
+    assert!(
+        (1..=60).contains(&failures),
+        "{failures} accept failures logged in 2 s"
     );
+    // The descriptors back, the server serves.
+    let (status, errors) = cacerts_status(&dir, port);
+    assert_eq!(status, "200", "{errors}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -539,50 +563,18 @@ fn at_the_connection_cap_the_server_says_so_once() {
         return;
     }
     let dir = test_kit::temp_dir("sim-ca-cap");
-    let (port, admin) = (free_port(), free_port());
-    let log = dir.join("serve.log");
-    let _server = Served::logged(
-        Command::new(env!("CARGO_BIN_EXE_sim-ca"))
-            .args(["serve", "--state"])
-            .arg(dir.join("state"))
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(["--admin", &format!("127.0.0.1:{admin}")])
-            .args(["--max-connections", "2"]),
-        port,
-        &log,
-    );
+    let (_server, port, log) = serve_capped(&dir, &[], "2");
     // Connections that say nothing: two hold the slots, twenty wait.
-    let held: Vec<_> = (0..22)
-        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
-        .collect();
-    let said = || {
-        std::fs::read_to_string(&log)
-            .unwrap()
-            .matches("at the connection cap")
-            .count()
-    };
+    let held = idle_connections(port, 22);
+    let said = || logged(&log, "at the connection cap");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while said() == 0 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert_eq!(said(), 1, "{}", std::fs::read_to_string(&log).unwrap());
     drop(held);
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "30",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-        ])
-        .arg("--cacert")
-        .arg(dir.join("state/ca-chain.pem"))
-        .arg(format!("https://localhost:{port}/.well-known/est/cacerts"))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    let (status, errors) = cacerts_status(&dir, port);
+    assert_eq!(status, "200", "{errors}");
     assert_eq!(said(), 1, "said again within the minute");
     let _ = std::fs::remove_dir_all(&dir);
 }
