@@ -142,6 +142,16 @@ impl Store {
         matches!(self.db, Db::Postgres(_))
     }
 
+    /// Rows changed through this connection since it was opened (SQLite's `total_changes`,
+    /// rolled-back changes included; PostgreSQL, which syncs its own commits: 0). Two equal
+    /// readings around a use of the store mean it wrote nothing in between.
+    pub(crate) fn rows_changed(&self) -> u64 {
+        match &self.db {
+            Db::Sqlite(db) => db.total_changes(),
+            Db::Postgres(_) => 0,
+        }
+    }
+
     /// The group commit of this database: wait on it, without the store lock, before
     /// answering anything decided under the lock.
     pub fn group_sync(&self) -> Arc<GroupSync> {

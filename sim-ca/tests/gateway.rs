@@ -235,6 +235,35 @@ fn a_resent_request_is_answered_from_the_gateways_state_with_the_upstream_gone()
     );
 }
 
+/// The gateway's `gateway_wal_fsyncs_total` now.
+fn wal_fsyncs(gateway: &sim_ca::gateway::Gateway) -> u64 {
+    use sim_ca::backend::Backend;
+    let metrics = gateway.metrics();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gateway_wal_fsyncs_total "))
+        .unwrap_or_else(|| panic!("no fsync count in {metrics}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_forwarded_renewal_waits_for_one_fsync_not_for_its_claims() {
+    // The claim is committed before the upstream is asked, but no answer leaves on it: the
+    // record of the upstream's answer is synced, and its fsync covers the claim (one WAL).
+    let upstream = Upstream::start("");
+    let gateway = upstream.gateway(Store::open(&state_file("fsyncs")).unwrap());
+    let user = upstream.user();
+    let before = wal_fsyncs(&gateway);
+    let reply = gateway.handle_cmc_at("fullcmc", &user.request(), user.old_cert.der());
+    assert_eq!(reply.outcome, Outcome::Issued);
+    assert_eq!(wal_fsyncs(&gateway) - before, 1);
+    // A request answered from the gateway's own state is one transaction, synced.
+    let again = gateway.handle_cmc_at("fullcmc", &user.request(), user.old_cert.der());
+    assert_eq!(again.outcome, Outcome::Issued);
+    assert_eq!(wal_fsyncs(&gateway) - before, 2);
+}
+
 #[test]
 fn pending_upstream_is_pending_at_the_gateway_and_collected_on_poll() {
     for protocol in [CmcProtocol::Fullcmc, CmcProtocol::Ces] {

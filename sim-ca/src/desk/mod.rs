@@ -52,8 +52,10 @@ impl Desk {
 
     /// The store, locked for a decision (see [`LockedStore`]).
     pub(crate) fn decision(&self) -> LockedStore<'_> {
+        let store = self.lock();
         LockedStore {
-            store: Some(self.lock()),
+            changes_at_lock: store.rows_changed(),
+            store: Some(store),
             sync: &self.sync,
         }
     }
@@ -133,10 +135,14 @@ impl Desk {
 /// The store locked for a decision. Releasing it first unlocks, then waits until everything
 /// written under it is on disk (the group commit, [`crate::durability`]), so that no answer
 /// computed under the lock can leave before its decision is durable — and the lock is never
-/// held across an fsync.
+/// held across an fsync. A use that wrote nothing (a read, a refusal whose audit failed)
+/// waits only for what others wrote before it, which their own release syncs anyway: what it
+/// read is never answered before it is durable, and it adds no fsync of its own.
 pub(crate) struct LockedStore<'a> {
     store: Option<MutexGuard<'a, Store>>,
     sync: &'a GroupSync,
+    /// [`Store::rows_changed`] when the lock was taken.
+    changes_at_lock: u64,
 }
 
 impl std::ops::Deref for LockedStore<'_> {
@@ -149,14 +155,84 @@ impl std::ops::Deref for LockedStore<'_> {
     }
 }
 
+impl LockedStore<'_> {
+    /// Unlocks without waiting for the group commit: for a transaction that only *claimed* a
+    /// request, nothing of which is answered before a later transaction (the upstream's answer
+    /// recorded, or the claim released) is synced — and that sync covers this commit too, the
+    /// WAL being written in order. A claim lost with the page cache (power loss) leaves what a
+    /// synced claim leaves once its holder is gone: the request forwarded again when a copy
+    /// comes, only without waiting for the claim to expire. Against a killed process or a copy
+    /// running at the same time, the commit protects as well synced or not.
+    pub(crate) fn release_unsynced(mut self) {
+        if let Some(store) = self.store.take() {
+            // Numbered all the same: whoever reads it next waits until it is on disk.
+            self.sync.committed();
+            drop(store);
+        }
+    }
+}
+
 impl Drop for LockedStore<'_> {
     fn drop(&mut self) {
         if let Some(store) = self.store.take() {
-            let seq = self.sync.committed();
+            let seq = if store.rows_changed() == self.changes_at_lock {
+                self.sync.latest()
+            } else {
+                self.sync.committed()
+            };
             drop(store);
             if !std::thread::panicking() {
                 self.sync.sync_through(seq);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::ledger::DEFAULT_PENDING_CAP;
+
+    fn desk_on_disk(name: &str) -> (Desk, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("sim-ca-desk-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let store = Store::open(&dir.join("state.db")).unwrap();
+        let desk = Desk::new(store, Clock::system(), Ledger::new(DEFAULT_PENDING_CAP));
+        (desk, dir)
+    }
+
+    /// What each release of the store costs in fsyncs: a write, one; a read of durable
+    /// state, none; a claim, none until a later release syncs it — a read included, so what
+    /// is read is never answered before it is on disk.
+    #[test]
+    fn only_a_release_after_an_unsynced_write_waits_for_an_fsync() {
+        let (desk, dir) = desk_on_disk("sync");
+        let start = desk.fsyncs();
+        desk.decision().bump("requests").unwrap();
+        assert_eq!(desk.fsyncs() - start, 1, "a write is synced");
+        assert_eq!(desk.decision().counter("requests").unwrap(), 1);
+        assert_eq!(
+            desk.fsyncs() - start,
+            1,
+            "reading durable state syncs nothing"
+        );
+        {
+            let store = desk.decision();
+            store.bump("requests").unwrap();
+            store.release_unsynced();
+        }
+        assert_eq!(desk.fsyncs() - start, 1, "a claim is not synced on its own");
+        assert_eq!(desk.decision().counter("requests").unwrap(), 2);
+        assert_eq!(
+            desk.fsyncs() - start,
+            2,
+            "reading it waits until it is on disk"
+        );
+        assert_eq!(desk.decision().counter("requests").unwrap(), 2);
+        assert_eq!(desk.fsyncs() - start, 2);
+        drop(desk);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -224,7 +224,8 @@ impl Desk {
         match stood {
             Ok(Stood::Answered(answer)) => Ok(answer),
             Ok(Stood::Deferred(deferred)) => {
-                drop(store);
+                // Only a claim was written: no answer leaves before a later transaction's sync.
+                store.release_unsynced();
                 finish(deferred)
             }
             Ok(Stood::InFlight(retry_after)) => Err(UpstreamFailure {

@@ -68,6 +68,12 @@ impl Gateway {
             m.upstream_requests.load(Ordering::Relaxed),
             m.upstream_failures.load(Ordering::Relaxed),
         ));
+        out.push_str(&format!(
+            "# HELP gateway_wal_fsyncs_total fsyncs of the state database's WAL since this \
+             process started (SQLite; 0 on PostgreSQL, which syncs its own).\n\
+             # TYPE gateway_wal_fsyncs_total counter\ngateway_wal_fsyncs_total {}\n",
+            self.desk.fsyncs()
+        ));
         let pending = self
             .with_store(|s| s.list_pending())
             .map(|l| l.len())
