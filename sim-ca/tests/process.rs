@@ -578,3 +578,59 @@ fn at_the_connection_cap_the_server_says_so_once() {
     assert_eq!(said(), 1, "said again within the minute");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The gateway's `[limits] max_connections` holds as the CA's `--max-connections` does: the
+/// same listener, reached through the gateway's configuration (its upstream need not answer
+/// for `/cacerts`).
+#[test]
+fn a_gateway_at_its_connection_cap_says_so_and_serves_the_waiting_ones() {
+    if !require(&["curl"]) {
+        return;
+    }
+    let dir = test_kit::temp_dir("sim-ca-gateway-cap");
+    for (out, tls) in [("ra", false), ("tls", true)] {
+        let mut credential = Command::new(env!("CARGO_BIN_EXE_sim-ca"));
+        credential
+            .args(["credential", "--state"])
+            .arg(dir.join("state"))
+            .args(["--name", "localhost", "--out"])
+            .arg(dir.join(out));
+        if tls {
+            credential.arg("--tls-server");
+        }
+        run(&mut credential);
+    }
+    let (port, admin, upstream) = (free_port(), free_port(), free_port());
+    let config = dir.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\nadmin = \"127.0.0.1:{admin}\"\nstore = \"gateway.db\"\n\
+             [tls]\ncertificate = \"tls.pem\"\nkey = \"tls.key\"\n\
+             client_cas = \"state/ca-chain.pem\"\n\
+             [upstream]\nurl = \"https://localhost:{upstream}\"\nca = \"state/ca-chain.pem\"\n\
+             [ra]\ncertificate = \"ra.pem\"\nkey = \"ra.key\"\n\
+             [limits]\nmax_connections = 2\n"
+        ),
+    )
+    .unwrap();
+    let log = dir.join("gateway.log");
+    let _gateway = Served::logged(
+        Command::new(env!("CARGO_BIN_EXE_sim-ca"))
+            .args(["serve", "--mode", "gateway", "--config"])
+            .arg(&config),
+        port,
+        &log,
+    );
+    let held = idle_connections(port, 5);
+    let said = || logged(&log, "at the connection cap");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while said() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(said(), 1, "{}", std::fs::read_to_string(&log).unwrap());
+    drop(held);
+    let (status, errors) = cacerts_status(&dir, port);
+    assert_eq!(status, "200", "{errors}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

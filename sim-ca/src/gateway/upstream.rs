@@ -333,8 +333,9 @@ impl Upstream {
         Ok(sender)
     }
 
-    /// One POST. A request hyper reports as canceled was never written (a pooled connection
-    /// the upstream had closed), so it goes again on a fresh connection; once written, a POST
+    /// One POST. A request hyper reports as canceled was never written, nor was one whose
+    /// pooled connection turned out closed before it was sent, so it goes again on a fresh
+    /// connection; once written, a POST
     /// is never re-sent here — the gateway's caller decides (the upstream dedupes anyway).
     fn post(
         &self,
@@ -363,16 +364,18 @@ impl Upstream {
             let Some(runtime) = &self.runtime else {
                 return Err(UpstreamError::Unreachable("shut down".into()));
             };
+            let from_pool = pooled.is_some();
             let result = runtime.block_on(async {
                 let work = async {
                     let mut sender = match pooled {
                         Some(s) => s,
                         None => Self::connect(tls, host, port).await.map_err(Some)?,
                     };
-                    sender
-                        .ready()
-                        .await
-                        .map_err(|e| Some(UpstreamError::Unreachable(e.to_string())))?;
+                    // A pooled connection found closed here (after `is_closed` said open) has
+                    // written nothing: a fresh one is tried, as for a canceled request.
+                    sender.ready().await.map_err(|e| {
+                        (!from_pool).then(|| UpstreamError::Unreachable(e.to_string()))
+                    })?;
                     let response = match sender.send_request(request).await {
                         Ok(r) => r,
                         Err(e) if e.is_canceled() => return Err(None),

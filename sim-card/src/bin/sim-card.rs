@@ -610,8 +610,14 @@ fn run(cmd: Cmd) -> Result<(), String> {
                 let sensor = applet.touch_sensor();
                 std::thread::spawn(move || {
                     for connection in listener.incoming() {
-                        if connection.is_ok() {
-                            sensor.press();
+                        match connection {
+                            Ok(_) => sensor.press(),
+                            // A failure that lasts (no descriptor left) would fail again at
+                            // once: said, and the next attempt waits instead of spinning.
+                            Err(e) => {
+                                eprintln!("sim-card: touch socket: accept failed: {e}");
+                                std::thread::sleep(std::time::Duration::from_millis(100));
+                            }
                         }
                     }
                 });
