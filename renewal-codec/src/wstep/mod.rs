@@ -233,26 +233,55 @@ fn request_id(e: &Element) -> Result<Option<u64>, WstepError> {
         .transpose()
 }
 
-/// The first header block of `root` that must be understood and is not: anything but
-/// WS-Addressing (what MS-WSTEP's messages carry) with `mustUnderstand` true, unless its role is
-/// `none` (SOAP 1.2 Part 1 §5.2.2, §5.2.3).
-fn not_understood(root: &Element) -> Option<&Element> {
+/// The first header block of `root` that must be understood and is not: a block targeted at
+/// this node (no role, `next` or `ultimateReceiver`; a block for another role or `none` is not
+/// ours to process, SOAP 1.2 Part 1 §5.2.2) with `mustUnderstand` true, in any namespace but
+/// WS-Addressing's (what MS-WSTEP's messages carry). Both attributes are XML Schema values
+/// whose white space collapses (`" 1 "` is true); a `mustUnderstand` that is no boolean makes
+/// the envelope malformed rather than the block ignored.
+fn not_understood(root: &Element) -> Result<Option<&Element>, WstepError> {
+    const OURS: [&str; 2] = [
+        "http://www.w3.org/2003/05/soap-envelope/role/next",
+        "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver",
+    ];
     let must_understand = format!("{{{SOAP}}}mustUnderstand");
     let role = format!("{{{SOAP}}}role");
-    root.child(SOAP, "Header")?.children.iter().find(|block| {
-        block.ns != ADDRESSING
-            && block
-                .attribute(&must_understand)
-                .is_some_and(|v| v == "1" || v == "true")
-            && block.attribute(&role) != Some("http://www.w3.org/2003/05/soap-envelope/role/none")
-    })
+    let Some(header) = root.child(SOAP, "Header") else {
+        return Ok(None);
+    };
+    for block in &header.children {
+        let targeted = block
+            .attribute(&role)
+            .map(|r| r.trim_matches(XML_SPACE))
+            .is_none_or(|r| r.is_empty() || OURS.contains(&r));
+        let marked = match block
+            .attribute(&must_understand)
+            .map(|v| v.trim_matches(XML_SPACE))
+        {
+            None | Some("0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(other) => {
+                return Err(WstepError::Shape(format!(
+                    "mustUnderstand {other:?} on {} (not a boolean)",
+                    block.name
+                )));
+            }
+        };
+        if marked && targeted && block.ns != ADDRESSING {
+            return Ok(Some(block));
+        }
+    }
+    Ok(None)
 }
+
+/// XML's white space (XML 1.0 §2.3 `S`), what an XML Schema value's `collapse` strips.
+const XML_SPACE: [char; 4] = [' ', '\t', '\r', '\n'];
 
 /// Parses a request envelope (the server's side).
 pub fn parse_request(input: &[u8], limits: &XmlLimits) -> Result<Request, WstepError> {
     let root = xml::parse(input, limits)?;
     let body = body(&root)?;
-    if let Some(block) = not_understood(&root) {
+    if let Some(block) = not_understood(&root)? {
         return Err(WstepError::NotUnderstood {
             ns: block.ns.clone(),
             name: block.name.clone(),
@@ -472,6 +501,57 @@ mod tests {
         ] {
             let xml = build_answer(Some("urn:uuid:1"), &answer);
             assert_eq!(parse_answer(xml.as_bytes(), &limits).unwrap(), answer);
+        }
+    }
+
+    /// SOAP 1.2 Part 1 §5.2.2–5.2.3: which header blocks this node must understand. The block
+    /// is one no MS-WSTEP node processes, with the attributes as a sender may spell them.
+    #[test]
+    fn a_block_must_be_understood_when_marked_true_and_targeted_here() {
+        let envelope = |attributes: &str| {
+            build_request("urn:uuid:1", &RequestKind::QueryTokenStatus(1)).replacen(
+                "</s:Header>",
+                &format!(r#"<x:T xmlns:x="urn:example" {attributes}>1</x:T></s:Header>"#),
+                1,
+            )
+        };
+        let parse = |attributes: &str| {
+            parse_request(envelope(attributes).as_bytes(), &XmlLimits::default())
+        };
+        let role = |r: &str| format!("http://www.w3.org/2003/05/soap-envelope/role/{r}");
+        for marked in [
+            r#"s:mustUnderstand="1""#.to_string(),
+            r#"s:mustUnderstand="true""#.into(),
+            r#"s:mustUnderstand=" 1 ""#.into(),
+            "s:mustUnderstand=\"true\n\"".into(),
+            format!(r#"s:mustUnderstand="1" s:role="{}""#, role("next")),
+            format!(
+                r#"s:mustUnderstand="1" s:role=" {} ""#,
+                role("ultimateReceiver")
+            ),
+        ] {
+            assert!(
+                matches!(parse(&marked), Err(WstepError::NotUnderstood { .. })),
+                "{marked}: {:?}",
+                parse(&marked)
+            );
+        }
+        for ignored in [
+            String::new(),
+            r#"s:mustUnderstand="0""#.into(),
+            r#"s:mustUnderstand=" false ""#.into(),
+            r#"x:mustUnderstand="1""#.into(),
+            format!(r#"s:mustUnderstand="1" s:role="{}""#, role("none")),
+            r#"s:mustUnderstand="1" s:role="urn:example:another-node""#.into(),
+        ] {
+            assert!(parse(&ignored).is_ok(), "{ignored}: {:?}", parse(&ignored));
+        }
+        for malformed in [r#"s:mustUnderstand="yes""#, r#"s:mustUnderstand="""#] {
+            assert!(
+                matches!(parse(malformed), Err(WstepError::Shape(_))),
+                "{malformed}: {:?}",
+                parse(malformed)
+            );
         }
     }
 
