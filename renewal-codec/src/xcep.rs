@@ -135,6 +135,14 @@ pub fn build_request(message_id: &str, to: &str) -> String {
 pub fn parse_request(input: &[u8], limits: &XmlLimits) -> Result<Option<String>, WstepError> {
     let root = xml::parse(input, limits)?;
     let body = envelope_body(&root)?;
+    // SOAP's rule before the body's: a block this node must understand and does not stops
+    // the message (SOAP 1.2 Part 1 §5.2.3), as at CES.
+    if let Some(block) = crate::wstep::not_understood(&root)? {
+        return Err(WstepError::NotUnderstood {
+            ns: block.ns.clone(),
+            name: block.name.clone(),
+        });
+    }
     body.child(POLICY_NS, "GetPolicies")
         .ok_or_else(|| WstepError::Shape("no GetPolicies".into()))?;
     Ok(root

@@ -70,7 +70,13 @@ pub fn handle(ca: &Ca, envelope: &[u8], host: &str) -> (u16, String) {
             build_answer(
                 None,
                 &Answer::Fault {
-                    code: "s:Sender".into(),
+                    code: match e {
+                        renewal_codec::wstep::WstepError::NotUnderstood { .. } => {
+                            "s:MustUnderstand"
+                        }
+                        _ => "s:Sender",
+                    }
+                    .into(),
                     reason: e.to_string(),
                     error_code: Some(0x8007_000Du32 as i32),
                     request_id: None,

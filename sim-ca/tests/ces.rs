@@ -161,3 +161,30 @@ fn headers_that_must_be_understood_and_content_after_the_envelope() {
     let reply = decide(&format!("{envelope}\n  <!-- done -->\n"));
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
+
+/// The policy face (MS-XCEP) is SOAP too: a header block it must understand and does not is
+/// a MustUnderstand fault and no policy is sent; the same block for another role is ignored.
+#[test]
+fn the_policy_face_faults_on_what_it_must_understand() {
+    let ca = ca();
+    let request = renewal_codec::xcep::build_request(
+        "urn:uuid:1",
+        "https://localhost/ADPolicyProvider_CEP_Certificate/service.svc/CEP",
+    );
+    let with = |block: &str| request.replacen("</s:Header>", &format!("{block}</s:Header>"), 1);
+    let unknown = r#"<x:Trace xmlns:x="urn:example:trace" s:mustUnderstand="true">1</x:Trace>"#;
+    let (status, body) = sim_ca::cep::handle(&ca, with(unknown).as_bytes(), "localhost");
+    assert_eq!(status, 500);
+    let Answer::Fault { code, .. } = parse_answer(body.as_bytes(), &XmlLimits::default()).unwrap()
+    else {
+        panic!("not a fault: {body}")
+    };
+    assert!(code.ends_with("MustUnderstand"), "{code}");
+    assert!(!body.contains("GetPoliciesResponse"), "{body}");
+    let elsewhere = r#"<x:Trace xmlns:x="urn:example:trace" s:mustUnderstand="1" s:role="urn:example:proxy">1</x:Trace>"#;
+    let (status, body) = sim_ca::cep::handle(&ca, with(elsewhere).as_bytes(), "localhost");
+    assert_eq!(status, 200, "{body}");
+    let policies =
+        renewal_codec::xcep::parse_response(body.as_bytes(), &XmlLimits::default()).unwrap();
+    assert!(!policies.templates.is_empty());
+}

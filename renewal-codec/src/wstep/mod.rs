@@ -239,7 +239,7 @@ fn request_id(e: &Element) -> Result<Option<u64>, WstepError> {
 /// WS-Addressing's (what MS-WSTEP's messages carry). Both attributes are XML Schema values
 /// whose white space collapses (`" 1 "` is true); a `mustUnderstand` that is no boolean makes
 /// the envelope malformed rather than the block ignored.
-fn not_understood(root: &Element) -> Result<Option<&Element>, WstepError> {
+pub(crate) fn not_understood(root: &Element) -> Result<Option<&Element>, WstepError> {
     const OURS: [&str; 2] = [
         "http://www.w3.org/2003/05/soap-envelope/role/next",
         "http://www.w3.org/2003/05/soap-envelope/role/ultimateReceiver",
