@@ -228,7 +228,12 @@ fn comparable_text(value: &der::asn1::Any) -> Option<String> {
 /// Whether `issued` is a renewal of `old` and nothing more, as a renewal gateway must check
 /// before delivering it: the same subject, subjectAltName, extendedKeyUsage, basicConstraints
 /// and certificate template. Each is compared as a parsed value (an extension that does not
-/// parse differs from everything; extendedKeyUsage as a set). `Err` names what differs.
+/// parse differs from everything; extendedKeyUsage as a set). The subject is the renewed one
+/// as it was issued — the same RDNs, string types and text — not merely the same name by RFC
+/// 5280 §7.1: a renewal client compares it so (`renew` does), and a relying party that maps
+/// names to accounts by their text would see another user in `CN=ALICE`. A CA builds a
+/// renewal's names from the renewed certificate (ADCS does; so does sim-ca), so a difference
+/// is the CA's doing. `Err` names what differs.
 pub fn same_renewal_profile(
     issued: &Certificate,
     old: &Certificate,
@@ -257,10 +262,7 @@ pub fn same_renewal_profile(
     ) -> bool {
         matches!((parsed::<T>(issued, oid), parsed::<T>(old, oid)), (Ok(a), Ok(b)) if a == b)
     }
-    if !same_name(
-        issued.tbs_certificate().subject(),
-        old.tbs_certificate().subject(),
-    ) {
+    if issued.tbs_certificate().subject() != old.tbs_certificate().subject() {
         return Err("subject");
     }
     if !same::<SubjectAltName>(issued, old, oids::SUBJECT_ALT_NAME) {

@@ -15,14 +15,14 @@ use std::{
 };
 
 use common::{Client, IssuesWhatever, Upstream, desk::Desk, parse};
-use der::{Encode, asn1::BitString};
+use der::{Encode, Tagged, asn1::BitString};
 use renewal_codec::cmc::{Outcome, Signer, SoftwareKey, build_renewal_request, oids};
 use sim_ca::{
     Ca,
     service::SimpleReply,
     store::{AuditOutcome, Store},
 };
-use x509_cert::{ext::Extension, request::CertReq};
+use x509_cert::{ext::Extension, name::Name, request::CertReq};
 
 /// A user certificate from `ca` for `name` (mailbox SAN `mailbox`), recorded as issued.
 fn named_user(ca: &Ca, name: &str, mailbox: &str) -> Client {
@@ -315,7 +315,8 @@ struct Tampering {
 }
 
 impl Tampering {
-    /// `issued` with its extensions edited, re-signed by the issuing CA (so it still chains).
+    /// `issued` with its subject and extensions edited, re-signed by the issuing CA (so it
+    /// still chains).
     fn edited(
         &self,
         issued: &renewal_codec::cmc::Retained<x509_cert::Certificate>,
@@ -323,12 +324,13 @@ impl Tampering {
         let authority = self.ca.authority();
         let tbs = issued.value().tbs_certificate();
         let mut extensions = tbs.extensions().cloned().unwrap_or_default();
-        (self.edit)(&mut extensions);
+        let mut subject = tbs.subject().clone();
+        (self.edit)(&mut subject, &mut extensions);
         let validity = tbs.validity();
         authority
             .issue(
                 tbs.serial_number().as_bytes().to_vec(),
-                tbs.subject().clone(),
+                subject,
                 tbs.subject_public_key_info().clone(),
                 std::time::UNIX_EPOCH + validity.not_before.to_unix_duration(),
                 std::time::UNIX_EPOCH + validity.not_after.to_unix_duration(),
@@ -423,8 +425,35 @@ impl sim_ca::gateway::ca_backend::CaBackend for Tampering {
     }
 }
 
-/// A change to a certificate's extensions.
-type Edit = fn(&mut Vec<Extension>);
+/// A change to a certificate's subject and extensions.
+type Edit = fn(&mut Name, &mut Vec<Extension>);
+
+/// `name` with each attribute's value replaced by `f`'s (`None`: kept).
+fn each_value(name: &mut Name, f: impl Fn(&der::asn1::Any) -> Option<der::asn1::Any>) {
+    use x509_cert::name::{RdnSequence, RelativeDistinguishedName};
+    let mut sequence = RdnSequence::default();
+    for rdn in name.iter_rdn() {
+        let mut edited = RelativeDistinguishedName::default();
+        for atv in rdn.iter() {
+            let mut atv = atv.clone();
+            if let Some(value) = f(&atv.value) {
+                atv.value = value;
+            }
+            edited.insert(atv).unwrap();
+        }
+        sequence.push(edited);
+    }
+    *name = <Name as der::Decode>::from_der(&sequence.to_der().unwrap()).unwrap();
+}
+
+/// A UTF8String or PrintableString value's text.
+fn text(value: &der::asn1::Any) -> Option<String> {
+    matches!(
+        value.tag(),
+        der::Tag::Utf8String | der::Tag::PrintableString
+    )
+    .then(|| String::from_utf8(value.value().to_vec()).unwrap())
+}
 
 fn replace(extensions: &mut Vec<Extension>, new: Extension) {
     extensions.retain(|e| e.extn_id != new.extn_id);
@@ -432,13 +461,45 @@ fn replace(extensions: &mut Vec<Extension>, new: Extension) {
 }
 
 /// The gateway checks what it delivers as strictly as the client does: a certificate whose
-/// EKU, SAN, basicConstraints or template is not the renewed certificate's is a 502, audited,
+/// subject (as issued: the same name in another case or string type is another subject to
+/// the client), EKU, SAN, basicConstraints or template is not the renewed certificate's is a
+/// 502, audited,
 /// and nothing is delivered — on full CMC, on simplereenroll and over CMP.
 #[test]
 fn the_gateway_delivers_nothing_but_a_renewal() {
     use renewal_codec::x509;
-    let edits: [(&str, Edit); 5] = [
-        ("an extra EKU", |e| {
+    let edits: [(&str, Edit); 8] = [
+        // The same name by RFC 5280 §7.1, not the same name to the client, which compares the
+        // subject as it was issued: delivered, it would be refused after the user's card had
+        // a new key and a certificate the CA counts as issued.
+        ("the subject in capitals", |n, _| {
+            each_value(n, |v| {
+                let upper = text(v)?.to_uppercase();
+                Some(
+                    der::asn1::Any::encode_from(&der::asn1::Utf8StringRef::new(&upper).unwrap())
+                        .unwrap(),
+                )
+            })
+        }),
+        ("the subject in another string type", |n, _| {
+            each_value(n, |v| {
+                let text = text(v)?;
+                Some(match v.tag() {
+                    der::Tag::Utf8String => der::asn1::Any::encode_from(
+                        &der::asn1::PrintableStringRef::new(&text).ok()?,
+                    )
+                    .unwrap(),
+                    _ => {
+                        der::asn1::Any::encode_from(&der::asn1::Utf8StringRef::new(&text).unwrap())
+                            .unwrap()
+                    }
+                })
+            })
+        }),
+        ("another subject", |n, _| {
+            *n = "CN=Someone Else,O=cardrenew".parse().unwrap();
+        }),
+        ("an extra EKU", |_, e| {
             replace(
                 e,
                 x509::ext_key_usage(vec![
@@ -449,7 +510,7 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
                 .unwrap(),
             )
         }),
-        ("another SAN", |e| {
+        ("another SAN", |_, e| {
             replace(
                 e,
                 x509::subject_alt_name(vec![x509_cert::ext::pkix::name::GeneralName::Rfc822Name(
@@ -458,17 +519,19 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
                 .unwrap(),
             )
         }),
-        ("a CA", |e| {
+        ("a CA", |_, e| {
             replace(e, x509::basic_constraints(true, None).unwrap())
         }),
-        ("another template", |e| {
+        ("another template", |_, e| {
             replace(
                 e,
                 x509::certificate_template("1.3.6.1.4.1.311.21.8.99.2".parse().unwrap(), 100, 1)
                     .unwrap(),
             )
         }),
-        ("no EKU", |e| e.retain(|x| x.extn_id != oids::EXT_KEY_USAGE)),
+        ("no EKU", |_, e| {
+            e.retain(|x| x.extn_id != oids::EXT_KEY_USAGE)
+        }),
     ];
     for (what, edit) in edits {
         let upstream = Upstream::start("");
