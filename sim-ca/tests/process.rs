@@ -505,6 +505,17 @@ fn logged(log: &Path, what: &str) -> usize {
     std::fs::read_to_string(log).unwrap().matches(what).count()
 }
 
+/// Waits (30 s at most) until `log` says the server reached its connection cap; it must say
+/// so once.
+fn await_cap_logged_once(log: &Path) {
+    let said = || logged(log, "at the connection cap");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while said() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(said(), 1, "{}", std::fs::read_to_string(log).unwrap());
+}
+
 /// The HTTP status of `GET /cacerts` by curl (no client certificate), and curl's errors.
 fn cacerts_status(dir: &Path, port: u16) -> (String, String) {
     let out = Command::new("curl")
@@ -567,11 +578,7 @@ fn at_the_connection_cap_the_server_says_so_once() {
     // Connections that say nothing: two hold the slots, twenty wait.
     let held = idle_connections(port, 22);
     let said = || logged(&log, "at the connection cap");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while said() == 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert_eq!(said(), 1, "{}", std::fs::read_to_string(&log).unwrap());
+    await_cap_logged_once(&log);
     drop(held);
     let (status, errors) = cacerts_status(&dir, port);
     assert_eq!(status, "200", "{errors}");
@@ -623,12 +630,7 @@ fn a_gateway_at_its_connection_cap_says_so_and_serves_the_waiting_ones() {
         &log,
     );
     let held = idle_connections(port, 5);
-    let said = || logged(&log, "at the connection cap");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while said() == 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    assert_eq!(said(), 1, "{}", std::fs::read_to_string(&log).unwrap());
+    await_cap_logged_once(&log);
     drop(held);
     let (status, errors) = cacerts_status(&dir, port);
     assert_eq!(status, "200", "{errors}");
