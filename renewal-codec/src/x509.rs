@@ -182,6 +182,34 @@ pub fn same_name(a: &Name, b: &Name) -> bool {
         })
 }
 
+/// Whether two subjectAltName values name the same entities in the same order, each compared
+/// as RFC 5280 asks: a dNSName without regard to ASCII case (§7.2), an rfc822Name's domain
+/// without regard to case and its local part exactly (§7.5), a directoryName as a name
+/// ([`same_name`], §7.1); any other form (URI, IP address, otherName such as a UPN) as its
+/// encoding. A request that spells `Alice@EXAMPLE.com` for `Alice@example.com` names the
+/// same mailbox; `alice@example.com` is another (a local part is the mail host's to read).
+pub fn same_alt_names(a: &[GeneralName], b: &[GeneralName]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_general_name(x, y))
+}
+
+fn same_general_name(a: &GeneralName, b: &GeneralName) -> bool {
+    match (a, b) {
+        (GeneralName::DnsName(x), GeneralName::DnsName(y)) => {
+            x.as_str().eq_ignore_ascii_case(y.as_str())
+        }
+        (GeneralName::Rfc822Name(x), GeneralName::Rfc822Name(y)) => {
+            match (x.as_str().rsplit_once('@'), y.as_str().rsplit_once('@')) {
+                (Some((local_x, domain_x)), Some((local_y, domain_y))) => {
+                    local_x == local_y && domain_x.eq_ignore_ascii_case(domain_y)
+                }
+                _ => x == y,
+            }
+        }
+        (GeneralName::DirectoryName(x), GeneralName::DirectoryName(y)) => same_name(x, y),
+        _ => a == b,
+    }
+}
+
 /// An attribute value compared as RFC 5280 §7.1 asks (see [`same_name`]).
 fn same_value(a: &der::asn1::Any, b: &der::asn1::Any) -> bool {
     // The same tag and bytes are the same value under any rule; a renewal's names usually
@@ -408,7 +436,9 @@ mod name_tests {
     use der::{Decode, Encode, asn1::Any};
     use x509_cert::name::Name;
 
-    use super::same_name;
+    use x509_cert::ext::pkix::name::GeneralName;
+
+    use super::{same_alt_names, same_name};
 
     /// A name from (type, tag, value) RDNs, one attribute each, in the order given.
     fn name(rdns: &[(&str, der::Tag, &[u8])]) -> Name {
@@ -471,6 +501,61 @@ mod name_tests {
         ]);
         for other in [&reversed, &other, &shorter, &ou, &octets] {
             assert!(!same_name(&utf8, other), "{other}");
+        }
+    }
+
+    #[test]
+    fn alt_names_compare_as_rfc_5280_asks() {
+        use der::{Tag::*, asn1::Ia5String};
+        let dns = |s: &str| GeneralName::DnsName(Ia5String::new(s).unwrap());
+        let mail = |s: &str| GeneralName::Rfc822Name(Ia5String::new(s).unwrap());
+        let dir = |cn: &[u8]| GeneralName::DirectoryName(name(&[(CN, Utf8String, cn)]));
+        let printable_dir = GeneralName::DirectoryName(name(&[(CN, PrintableString, b"Sam")]));
+        let renewed = [
+            dns("host.example.com"),
+            mail("Sam@example.com"),
+            dir(b"Sam"),
+        ];
+        let same = [
+            dns("HOST.Example.com"),
+            mail("Sam@EXAMPLE.com"),
+            printable_dir.clone(),
+        ];
+        assert!(same_alt_names(&renewed, &same));
+        for other in [
+            vec![
+                dns("host.example.org"),
+                mail("Sam@example.com"),
+                dir(b"Sam"),
+            ],
+            // The local part is the mail host's to read: another mailbox.
+            vec![
+                dns("host.example.com"),
+                mail("sam@example.com"),
+                dir(b"Sam"),
+            ],
+            vec![
+                dns("host.example.com"),
+                mail("Sam@example.com"),
+                dir(b"Pat"),
+            ],
+            // Another order, one name fewer, one more.
+            vec![
+                mail("Sam@example.com"),
+                dns("host.example.com"),
+                dir(b"Sam"),
+            ],
+            vec![dns("host.example.com"), mail("Sam@example.com")],
+            vec![
+                dns("host.example.com"),
+                mail("Sam@example.com"),
+                dir(b"Sam"),
+                dns("admin.example.com"),
+            ],
+            // Another form for the same text.
+            vec![dns("Sam@example.com"), mail("Sam@example.com"), dir(b"Sam")],
+        ] {
+            assert!(!same_alt_names(&renewed, &other), "{other:?}");
         }
     }
 }

@@ -151,6 +151,102 @@ fn revoked_certificates_are_refused() {
     }
 }
 
+/// `client`'s request with its subjectAltName extension replaced by one of `names` (`None`:
+/// without one).
+fn with_alt_names(
+    client: &Client,
+    names: Option<Vec<x509_cert::ext::pkix::name::GeneralName>>,
+) -> Vec<u8> {
+    mutated(client, &client.new_key, |req| {
+        let attrs: Vec<_> = req
+            .info
+            .attributes
+            .iter()
+            .cloned()
+            .map(|mut a| {
+                if a.oid == oids::ID_EXTENSION_REQUEST {
+                    let mut exts: Vec<x509_cert::ext::Extension> =
+                        a.values.iter().next().unwrap().decode_as().unwrap();
+                    exts.retain(|e| e.extn_id != oids::SUBJECT_ALT_NAME);
+                    if let Some(names) = &names {
+                        exts.push(renewal_codec::x509::subject_alt_name(names.clone()).unwrap());
+                    }
+                    a.values =
+                        SetOfVec::try_from(vec![der::asn1::Any::encode_from(&exts).unwrap()])
+                            .unwrap();
+                }
+                a
+            })
+            .collect();
+        req.info.attributes = SetOfVec::try_from(attrs).unwrap();
+    })
+}
+
+/// The mailbox in `client`'s certificate, split at its `@`.
+fn mailbox(client: &Client) -> (String, String) {
+    use x509_cert::ext::pkix::{SubjectAltName, name::GeneralName};
+    let extension = client
+        .old_cert
+        .value()
+        .tbs_certificate()
+        .extensions()
+        .unwrap()
+        .iter()
+        .find(|e| e.extn_id == oids::SUBJECT_ALT_NAME)
+        .unwrap();
+    let names = SubjectAltName::from_der(extension.extn_value.as_bytes()).unwrap();
+    let [GeneralName::Rfc822Name(mail)] = names.0.as_slice() else {
+        panic!("{names:?}")
+    };
+    let (local, domain) = mail.as_str().rsplit_once('@').unwrap();
+    (local.to_string(), domain.to_string())
+}
+
+/// Under `strict` (and for EST re-enrollment), the SAN a request spells is held against the
+/// renewed certificate's by RFC 5280's rules: the mailbox's domain in capitals is the same
+/// mailbox (issued, with the renewed certificate's spelling); its local part in another case is
+/// another mailbox (refused).
+#[test]
+fn alt_names_compare_by_rfc_5280_under_strict() {
+    use x509_cert::ext::pkix::name::GeneralName;
+    let spelled = |client: &Client, mail: String| {
+        with_alt_names(
+            client,
+            Some(vec![GeneralName::Rfc822Name(
+                der::asn1::Ia5String::new(&mail).unwrap(),
+            )]),
+        )
+    };
+    for strict in Desk::all("profile = \"strict\"\n") {
+        let client = Client::new(strict.ca());
+        let (local, domain) = mailbox(&client);
+        let request = spelled(&client, format!("{local}@{}", domain.to_uppercase()));
+        let (outcome, text, certificates) = strict.cmc("fullcmc", &request, client.old_cert.der());
+        assert_eq!(outcome, Outcome::Issued, "{}: {text}", strict.name());
+        let issued = certificates
+            .iter()
+            .find(|c| {
+                c.value().tbs_certificate().subject_public_key_info() == client.new_key.public_key()
+            })
+            .unwrap();
+        renewal_codec::x509::same_renewal_profile(issued.value(), client.old_cert.value())
+            .unwrap_or_else(|e| panic!("{}: the certificate has another {e}", strict.name()));
+        let client = Client::new(strict.ca());
+        let (local, domain) = mailbox(&client);
+        let other_local = if local.to_uppercase() == local {
+            local.to_lowercase()
+        } else {
+            local.to_uppercase()
+        };
+        strict.assert_rejected(
+            &client,
+            &spelled(&client, format!("{other_local}@{domain}")),
+            CmcFailInfo::BadRequest,
+            "0x80094806",
+        );
+    }
+}
+
 /// A request that spells another subject, or no SAN: no elevation either way. Under the
 /// `adcs` profile (ADCS builds a renewal's names from the renewed certificate) it is issued with
 /// the renewed certificate's subject and SAN, and the difference is a finding in the audit
@@ -162,28 +258,7 @@ fn no_elevation_of_subject_or_names() {
             req.info.subject = std::str::FromStr::from_str("CN=Administrator,O=cardrenew").unwrap();
         })
     };
-    let no_san = |client: &Client| {
-        mutated(client, &client.new_key, |req| {
-            let attrs: Vec<_> = req
-                .info
-                .attributes
-                .iter()
-                .cloned()
-                .map(|mut a| {
-                    if a.oid == oids::ID_EXTENSION_REQUEST {
-                        let mut exts: Vec<x509_cert::ext::Extension> =
-                            a.values.iter().next().unwrap().decode_as().unwrap();
-                        exts.retain(|e| e.extn_id != oids::SUBJECT_ALT_NAME);
-                        a.values =
-                            SetOfVec::try_from(vec![der::asn1::Any::encode_from(&exts).unwrap()])
-                                .unwrap();
-                    }
-                    a
-                })
-                .collect();
-            req.info.attributes = SetOfVec::try_from(attrs).unwrap();
-        })
-    };
+    let no_san = |client: &Client| with_alt_names(client, None);
     for (what, build) in [
         ("another subject", &elevated as &dyn Fn(&Client) -> Vec<u8>),
         ("no SAN", &no_san),

@@ -125,13 +125,6 @@ pub fn validate_kur(
     {
         return Err(Rejection::SubjectChanged);
     }
-    let san = |ext: Option<&Extension>| {
-        ext.map(|e| {
-            use der::Decode;
-            x509_cert::ext::pkix::SubjectAltName::from_der(e.extn_value.as_bytes())
-                .map_err(|_| e.extn_value.as_bytes().to_vec())
-        })
-    };
     let asked_san = asked
         .extensions
         .iter()
@@ -139,7 +132,10 @@ pub fn validate_kur(
         .find(|e| e.extn_id == oids::SUBJECT_ALT_NAME);
     // Asking for no names keeps the renewed certificate's; asking for others is not a renewal.
     if asked_san.is_some()
-        && san(asked_san) != san(extension(renewed.value(), oids::SUBJECT_ALT_NAME))
+        && !super::same_alt_names(
+            asked_san,
+            extension(renewed.value(), oids::SUBJECT_ALT_NAME),
+        )
     {
         return Err(Rejection::SanChanged);
     }
