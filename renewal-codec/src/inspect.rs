@@ -276,16 +276,18 @@ fn name_findings(
         exts.unwrap_or_default()
             .iter()
             .find(|e| e.extn_id == oids::SUBJECT_ALT_NAME)
-            .map(|e| {
-                use der::Decode;
-                x509_cert::ext::pkix::SubjectAltName::from_der(e.extn_value.as_bytes()).ok()
-            })
+            .cloned()
     };
     let asked = crate::cmc::verify_request::requested_extensions(req).ok();
-    if san(asked.as_deref()) != san(renewed.tbs_certificate().extensions().map(Vec::as_slice)) {
+    // By RFC 5280 §7.2–7.5, as the CA compares them: a DNS name or mail domain in capitals is
+    // the same name.
+    if !crate::x509::same_alt_name_extensions(
+        san(asked.as_deref()).as_ref(),
+        san(renewed.tbs_certificate().extensions().map(Vec::as_slice)).as_ref(),
+    ) {
         out.push(Finding {
             severity: Severity::Warning,
-            clause: "RFC 5280 §7.1; MS-WCCE renewal",
+            clause: "RFC 5280 §7.2–7.5; MS-WCCE renewal",
             message: "the PKCS#10 asks for other subjectAltNames than the certificate being \
                       renewed has (ADCS issues the renewed certificate's)"
                 .into(),

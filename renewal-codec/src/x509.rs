@@ -192,6 +192,22 @@ pub fn same_alt_names(a: &[GeneralName], b: &[GeneralName]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_general_name(x, y))
 }
 
+/// Whether two subjectAltName extensions, either absent, name the same entities:
+/// [`same_alt_names`] on their parsed values. Absent on both sides is the same; a value that
+/// does not parse is the same only as the same bytes.
+pub fn same_alt_name_extensions(a: Option<&Extension>, b: Option<&Extension>) -> bool {
+    use der::Decode;
+    let parsed = |e: &Extension| SubjectAltName::from_der(e.extn_value.as_bytes());
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => match (parsed(a), parsed(b)) {
+            (Ok(x), Ok(y)) => same_alt_names(&x.0, &y.0),
+            _ => a.extn_value == b.extn_value,
+        },
+        _ => false,
+    }
+}
+
 fn same_general_name(a: &GeneralName, b: &GeneralName) -> bool {
     match (a, b) {
         (GeneralName::DnsName(x), GeneralName::DnsName(y)) => {

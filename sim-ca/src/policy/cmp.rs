@@ -132,7 +132,7 @@ pub fn validate_kur(
         .find(|e| e.extn_id == oids::SUBJECT_ALT_NAME);
     // Asking for no names keeps the renewed certificate's; asking for others is not a renewal.
     if asked_san.is_some()
-        && !super::same_alt_names(
+        && !renewal_codec::x509::same_alt_name_extensions(
             asked_san,
             extension(renewed.value(), oids::SUBJECT_ALT_NAME),
         )

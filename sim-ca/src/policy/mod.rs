@@ -382,7 +382,8 @@ fn check_pkcs10(
     let asked = requested
         .iter()
         .find(|e| e.extn_id == oids::SUBJECT_ALT_NAME);
-    if !same_alt_names(asked, extension(old, oids::SUBJECT_ALT_NAME)) {
+    if !renewal_codec::x509::same_alt_name_extensions(asked, extension(old, oids::SUBJECT_ALT_NAME))
+    {
         match names {
             NameRule::Rfc5280 => return Err(Rejection::SanChanged),
             NameRule::FromRenewed => findings.push(
@@ -422,25 +423,6 @@ fn check_pkcs10(
             .map_err(Rejection::Attestation)?;
     }
     Ok((template.clone(), new_key, findings))
-}
-
-/// Whether the subjectAltName extension a request asks for names what the renewed
-/// certificate's names, by RFC 5280's rules ([`renewal_codec::x509::same_alt_names`]: a DNS
-/// name's case, a mail domain's, a directory name's string types do not make another name).
-/// Absent on both sides is the same; an extension that does not parse is the same only as the
-/// same bytes.
-pub(crate) fn same_alt_names(asked: Option<&Extension>, renewed: Option<&Extension>) -> bool {
-    use der::Decode;
-    use x509_cert::ext::pkix::SubjectAltName;
-    let parsed = |e: &Extension| SubjectAltName::from_der(e.extn_value.as_bytes());
-    match (asked, renewed) {
-        (None, None) => true,
-        (Some(a), Some(r)) => match (parsed(a), parsed(r)) {
-            (Ok(a), Ok(r)) => renewal_codec::x509::same_alt_names(&a.0, &r.0),
-            _ => a.extn_value == r.extn_value,
-        },
-        _ => false,
-    }
 }
 
 /// Whether `template` allows `key`: its algorithm, and for RSA its size counted from the
