@@ -524,7 +524,7 @@ _sim__ca() {
             return 0
             ;;
         sim__subcmd__ca__subcmd__serve)
-            opts="-h --mode --config --listen --state --store --scenario --admin --trust-ra --cmp-confirm-wait --tls-resumption --max-connections --help"
+            opts="-h --mode --config --listen --state --store --scenario --admin --trust-ra --cmp-confirm-wait --tls-resumption --max-connections --max-connections-per-address --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -571,6 +571,10 @@ _sim__ca() {
                     return 0
                     ;;
                 --max-connections)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections-per-address)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

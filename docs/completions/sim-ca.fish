@@ -47,6 +47,7 @@ complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -l cmp-confirm-wait
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -l tls-resumption -d 'Whether a client may resume its TLS session (`off`: every connection costs the card a signature, and a PIN-always key a prompt; nothing outside the card stands in for it). A gateway says it in its configuration (`[tls] resumption`)' -r -f -a "on\t''
 off\t''"
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -l max-connections -d 'Connections served at once; more wait in the kernel\'s accept queue until one ends. A gateway says it in its configuration (`[limits] max_connections`)' -r
+complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -l max-connections-per-address -d 'Connections one client address (an IPv6 client: its /64) may hold at once; past it, its new connections are closed at once. 0 (the default): no such cap — behind a load balancer every client has one address. A gateway says it in its configuration (`[limits] max_connections_per_address`)' -r
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand credential" -l state -d 'State directory' -r -F
 complete -c sim-ca -n "__fish_sim_ca_using_subcommand credential" -l cn -d 'The certificate\'s common name' -r

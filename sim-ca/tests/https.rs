@@ -808,3 +808,54 @@ async fn a_connection_ends_after_its_lifetime_with_every_answer_whole() {
     );
     assert!(answered >= 2, "{answered} answers before the end");
 }
+
+/// `GET /cacerts` on a connection from `source` (a loopback address: any of 127.0.0.0/8 reaches
+/// the server); the raw answer.
+async fn cacerts_from(server: &Server, source: std::net::Ipv4Addr) -> std::io::Result<Vec<u8>> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind((source, 0).into())?;
+    let tcp = socket.connect(server.https).await?;
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(client_config(server, None)))
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await?;
+    tls.write_all(
+        b"GET /.well-known/est/cacerts HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await?;
+    let mut out = Vec::new();
+    tls.read_to_end(&mut out).await?;
+    Ok(out)
+}
+
+/// With a cap per client address, one host holding its share of connections cannot hold the
+/// rest: its next connection is closed before its handshake, another address is served, and
+/// the host is served again once one of its connections ends.
+#[tokio::test]
+async fn a_client_address_at_its_cap_is_closed_and_others_are_served() {
+    let limits = HttpLimits {
+        max_connections_per_address: 2,
+        // The holders never start their handshake and must not be dropped for it.
+        header_timeout: std::time::Duration::from_secs(120),
+        ..HttpLimits::default()
+    };
+    let (server, _ca) = start_limited("", true, limits).await;
+    let local = std::net::Ipv4Addr::LOCALHOST;
+    let holder = tokio::net::TcpStream::connect(server.https).await.unwrap();
+    let _other = tokio::net::TcpStream::connect(server.https).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let refused = tokio::time::timeout(
+        std::time::Duration::from_secs(30),
+        cacerts_from(&server, local),
+    )
+    .await
+    .expect("neither closed nor served");
+    assert!(refused.is_err(), "served past the address's cap");
+    let elsewhere = cacerts_from(&server, std::net::Ipv4Addr::new(127, 0, 0, 2))
+        .await
+        .unwrap();
+    assert_eq!(parse_http(&elsewhere).status, 200);
+    drop(holder);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let again = cacerts_from(&server, local).await.unwrap();
+    assert_eq!(parse_http(&again).status, 200);
+}

@@ -80,6 +80,12 @@ enum Cmd {
         #[arg(long, default_value_t = sim_ca::http::DEFAULT_MAX_CONNECTIONS, value_name = "N",
               value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
         max_connections: usize,
+        /// Connections one client address (an IPv6 client: its /64) may hold at once; past
+        /// it, its new connections are closed at once. 0 (the default): no such cap — behind
+        /// a load balancer every client has one address. A gateway says it in its
+        /// configuration (`[limits] max_connections_per_address`).
+        #[arg(long, default_value_t = 0, value_name = "N")]
+        max_connections_per_address: usize,
     },
     /// Issue a key and a certificate for a gateway (its RA identity toward this CA, or its TLS
     /// server certificate): writes PREFIX.pem (certificate, then the issuing CA) and PREFIX.key.
@@ -294,6 +300,7 @@ fn serve_gateway(config_path: &std::path::Path) -> Result<(), String> {
         write_timeout: std::time::Duration::from_secs(config.limits.write_timeout_secs),
         connection_lifetime: std::time::Duration::from_secs(config.limits.connection_lifetime_secs),
         max_connections: config.limits.max_connections,
+        max_connections_per_address: config.limits.max_connections_per_address,
     };
     serve(Arc::new(gateway), config.listen, config.admin, tls, limits)
 }
@@ -332,6 +339,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
             cmp_confirm_wait,
             tls_resumption,
             max_connections,
+            max_connections_per_address,
             ..
         } => {
             let state = state.ok_or("--mode sim needs --state DIR")?;
@@ -379,6 +387,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
             });
             let limits = HttpLimits {
                 max_connections,
+                max_connections_per_address,
                 ..HttpLimits::default()
             };
             serve(ca, listen, Some(admin), config, limits)

@@ -132,6 +132,9 @@ pub struct LimitsSection {
     /// Connections served at once; more wait to be accepted.
     #[serde(default = "max_connections")]
     pub max_connections: usize,
+    /// Connections one client address (IPv6: its /64) may hold at once; 0, no such cap.
+    #[serde(default)]
+    pub max_connections_per_address: usize,
 }
 
 impl Default for LimitsSection {
@@ -144,6 +147,7 @@ impl Default for LimitsSection {
             connection_lifetime_secs: five_minutes(),
             retry_after_secs: thirty(),
             max_connections: max_connections(),
+            max_connections_per_address: 0,
         }
     }
 }
@@ -348,6 +352,19 @@ mod tests {
         assert_eq!(c.upstream_timeout(), Duration::from_secs(30));
         assert_eq!((c.limits.max_body, c.limits.retry_after_secs), (65536, 30));
         assert_eq!(c.limits.max_connections, 512);
+        // No cap per address unless asked: behind a load balancer every client has one.
+        assert_eq!(c.limits.max_connections_per_address, 0);
+        let capped = write(
+            "per-address",
+            &format!("{MINIMAL}[limits]\nmax_connections_per_address = 4\n"),
+        );
+        assert_eq!(
+            GatewayConfig::load(&capped)
+                .unwrap()
+                .limits
+                .max_connections_per_address,
+            4
+        );
         assert_eq!(c.limits.write_timeout_secs, 30);
         assert_eq!(c.limits.connection_lifetime_secs, 300);
         assert_eq!(c.policy.profile, Profile::Adcs);
