@@ -467,12 +467,14 @@ fn tls_resumption_is_the_operators_choice() {
     }
 }
 
-/// `sim-ca serve` with a fresh state in `dir` and at most `max_connections`, started by
-/// `launcher` (`prlimit ...`, or nothing), logging to `dir/serve.log`; its HTTPS port.
+/// `sim-ca serve` with a fresh state in `dir`, at most `max_connections` and `more` arguments,
+/// started by `launcher` (`prlimit ...`, or nothing), logging to `dir/serve.log`; its HTTPS
+/// port.
 fn serve_capped(
     dir: &Path,
     launcher: &[&str],
     max_connections: &str,
+    more: &[&str],
 ) -> (Served, u16, std::path::PathBuf) {
     let (port, admin) = (free_port(), free_port());
     let log = dir.join("serve.log");
@@ -489,7 +491,8 @@ fn serve_capped(
         .arg(dir.join("state"))
         .args(["--listen", &format!("127.0.0.1:{port}")])
         .args(["--admin", &format!("127.0.0.1:{admin}")])
-        .args(["--max-connections", max_connections]);
+        .args(["--max-connections", max_connections])
+        .args(more);
     (Served::logged(&mut command, port, &log), port, log)
 }
 
@@ -549,7 +552,7 @@ fn out_of_descriptors_the_server_pauses_and_recovers() {
     }
     let dir = test_kit::temp_dir("sim-ca-descriptors");
     // 64 descriptors and a cap above them: the descriptors run out first.
-    let (_server, port, log) = serve_capped(&dir, &["prlimit", "--nofile=64:64"], "1000");
+    let (_server, port, log) = serve_capped(&dir, &["prlimit", "--nofile=64:64"], "1000", &[]);
     let held = idle_connections(port, 100);
     std::thread::sleep(std::time::Duration::from_secs(2));
     drop(held);
@@ -574,7 +577,7 @@ fn at_the_connection_cap_the_server_says_so_once() {
         return;
     }
     let dir = test_kit::temp_dir("sim-ca-cap");
-    let (_server, port, log) = serve_capped(&dir, &[], "2");
+    let (_server, port, log) = serve_capped(&dir, &[], "2", &[]);
     // Connections that say nothing: two hold the slots, twenty wait.
     let held = idle_connections(port, 22);
     let said = || logged(&log, "at the connection cap");
@@ -634,5 +637,43 @@ fn a_gateway_at_its_connection_cap_says_so_and_serves_the_waiting_ones() {
     drop(held);
     let (status, errors) = cacerts_status(&dir, port);
     assert_eq!(status, "200", "{errors}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `--max-connections-per-address` reaches the listener: one connection held from 127.0.0.1,
+/// curl from there is closed before its handshake and the cap is logged with the address,
+/// while curl from 127.0.0.2 is served.
+#[test]
+fn a_client_address_at_its_cap_is_closed_and_said() {
+    if !require(&["curl"]) {
+        return;
+    }
+    let dir = test_kit::temp_dir("sim-ca-address-cap");
+    let (_server, port, log) =
+        serve_capped(&dir, &[], "512", &["--max-connections-per-address", "1"]);
+    let _held = idle_connections(port, 1);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let from = |source: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "30",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .args(["--interface", source, "--cacert"])
+            .arg(dir.join("state/ca-chain.pem"))
+            .arg(format!("https://localhost:{port}/.well-known/est/cacerts"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(from("127.0.0.1"), "000", "served past the address's cap");
+    assert_eq!(logged(&log, "a client address at its connection cap"), 1);
+    assert_eq!(logged(&log, "address=127.0.0.1"), 1);
+    assert_eq!(from("127.0.0.2"), "200");
     let _ = std::fs::remove_dir_all(&dir);
 }
