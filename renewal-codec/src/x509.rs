@@ -271,7 +271,8 @@ fn comparable_text(value: &der::asn1::Any) -> Option<String> {
 
 /// Whether `issued` is a renewal of `old` and nothing more, as a renewal gateway must check
 /// before delivering it: the same subject, subjectAltName, extendedKeyUsage, basicConstraints
-/// and certificate template. Each is compared as a parsed value (an extension that does not
+/// and certificate template, and no keyUsage to sign certificates or CRLs that the renewed
+/// certificate did not have. Each is compared as a parsed value (an extension that does not
 /// parse differs from everything; extendedKeyUsage as a set). The subject is the renewed one
 /// as it was issued — the same RDNs, string types and text — not merely the same name by RFC
 /// 5280 §7.1: a renewal client compares it so (`renew` does), and a relying party that maps
@@ -330,6 +331,20 @@ pub fn same_renewal_profile(
     };
     if !matches!((constraints(issued), constraints(old)), (Ok(a), Ok(b)) if a == b) {
         return Err("basicConstraints");
+    }
+    // Nor may it gain the power to sign certificates or CRLs: RFC 5280 validators ignore
+    // keyCertSign without cA, but not every relying party is one. No keyUsage restricts
+    // nothing (RFC 5280 §4.2.1.3), so dropping it gains every power.
+    let signs = |c: &Certificate| {
+        parsed::<KeyUsage>(c, oids::KEY_USAGE).map(|ku| {
+            ku.is_none_or(|ku| {
+                ku.0.contains(KeyUsages::KeyCertSign) || ku.0.contains(KeyUsages::CRLSign)
+            })
+        })
+    };
+    match (signs(issued), signs(old)) {
+        (Ok(false), Ok(_)) | (Ok(true), Ok(true)) => {}
+        _ => return Err("keyUsage"),
     }
     let templates = (
         crate::cmc::request::certificate_template(issued),

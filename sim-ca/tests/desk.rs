@@ -22,7 +22,11 @@ use sim_ca::{
     service::SimpleReply,
     store::{AuditOutcome, Store},
 };
-use x509_cert::{ext::Extension, name::Name, request::CertReq};
+use x509_cert::{
+    ext::{Extension, pkix::KeyUsages},
+    name::Name,
+    request::CertReq,
+};
 
 /// A user certificate from `ca` for `name` (mailbox SAN `mailbox`), recorded as issued.
 fn named_user(ca: &Ca, name: &str, mailbox: &str) -> Client {
@@ -468,7 +472,7 @@ fn replace(extensions: &mut Vec<Extension>, new: Extension) {
 #[test]
 fn the_gateway_delivers_nothing_but_a_renewal() {
     use renewal_codec::x509;
-    let edits: [(&str, Edit); 8] = [
+    let edits: [(&str, Edit); 10] = [
         // The same name by RFC 5280 §7.1, not the same name to the client, which compares the
         // subject as it was issued: delivered, it would be refused after the user's card had
         // a new key and a certificate the CA counts as issued.
@@ -531,6 +535,17 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
         }),
         ("no EKU", |_, e| {
             e.retain(|x| x.extn_id != oids::EXT_KEY_USAGE)
+        }),
+        // Not a CA (basicConstraints unchanged), yet able to sign certificates to a relying
+        // party that does not look for cA; and without keyUsage, able to do anything.
+        ("keyCertSign", |_, e| {
+            replace(
+                e,
+                x509::key_usage(KeyUsages::DigitalSignature | KeyUsages::KeyCertSign).unwrap(),
+            )
+        }),
+        ("no keyUsage", |_, e| {
+            e.retain(|x| x.extn_id != oids::KEY_USAGE)
         }),
     ];
     for (what, edit) in edits {
