@@ -696,17 +696,7 @@ async fn at_the_connection_cap_a_new_connection_waits_for_one_to_end() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let config = Arc::new(client_config(&server, None));
     let address = server.https;
-    let mut third = tokio::spawn(async move {
-        let tcp = tokio::net::TcpStream::connect(address).await?;
-        let mut tls = tokio_rustls::TlsConnector::from(config)
-            .connect(ServerName::try_from("localhost").unwrap(), tcp)
-            .await?;
-        tls.write_all(b"GET /.well-known/est/cacerts HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut out = Vec::new();
-        tls.read_to_end(&mut out).await?;
-        Ok::<_, std::io::Error>(out)
-    });
+    let mut third = tokio::spawn(cacerts_from(address, config, std::net::Ipv4Addr::LOCALHOST));
     // The kernel completed its TCP handshake; the server has not accepted it, so its TLS
     // handshake gets no answer while both slots are held.
     let waited = tokio::time::timeout(std::time::Duration::from_millis(500), &mut third).await;
@@ -810,12 +800,16 @@ async fn a_connection_ends_after_its_lifetime_with_every_answer_whole() {
 }
 
 /// `GET /cacerts` on a connection from `source` (a loopback address: any of 127.0.0.0/8 reaches
-/// the server); the raw answer.
-async fn cacerts_from(server: &Server, source: std::net::Ipv4Addr) -> std::io::Result<Vec<u8>> {
+/// the server at `address`), trusting what `config` trusts; the raw answer.
+async fn cacerts_from(
+    address: std::net::SocketAddr,
+    config: Arc<rustls::ClientConfig>,
+    source: std::net::Ipv4Addr,
+) -> std::io::Result<Vec<u8>> {
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.bind((source, 0).into())?;
-    let tcp = socket.connect(server.https).await?;
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(client_config(server, None)))
+    let tcp = socket.connect(address).await?;
+    let mut tls = tokio_rustls::TlsConnector::from(config)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await?;
     tls.write_all(
@@ -845,17 +839,23 @@ async fn a_client_address_at_its_cap_is_closed_and_others_are_served() {
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let refused = tokio::time::timeout(
         std::time::Duration::from_secs(30),
-        cacerts_from(&server, local),
+        cacerts_from(server.https, Arc::new(client_config(&server, None)), local),
     )
     .await
     .expect("neither closed nor served");
     assert!(refused.is_err(), "served past the address's cap");
-    let elsewhere = cacerts_from(&server, std::net::Ipv4Addr::new(127, 0, 0, 2))
-        .await
-        .unwrap();
+    let elsewhere = cacerts_from(
+        server.https,
+        Arc::new(client_config(&server, None)),
+        std::net::Ipv4Addr::new(127, 0, 0, 2),
+    )
+    .await
+    .unwrap();
     assert_eq!(parse_http(&elsewhere).status, 200);
     drop(holder);
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let again = cacerts_from(&server, local).await.unwrap();
+    let again = cacerts_from(server.https, Arc::new(client_config(&server, None)), local)
+        .await
+        .unwrap();
     assert_eq!(parse_http(&again).status, 200);
 }
