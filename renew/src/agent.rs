@@ -28,7 +28,7 @@ use renewal_client::{
 use serde_json::json;
 use x509_cert::Certificate;
 
-use super::{Common, renewal};
+use crate::{cli::Common, renewal, token};
 
 /// What one pass did for one entry.
 #[derive(Clone, Copy, Debug, Eq, PartialEq, Ord, PartialOrd)]
@@ -115,7 +115,7 @@ fn hook(argv: &[String], env: &[(&str, String)]) {
 
 /// The certificate in the entry's container.
 fn current_certificate(
-    opened: &renewal::Opened,
+    opened: &token::Opened,
     container: &str,
 ) -> Result<Retained<Certificate>, String> {
     let id = ContainerId(container.to_string());
@@ -195,7 +195,7 @@ fn pass(
         policy.retry_at(&t.name, entry.failures + 1, now, not_after, None)
     };
     let far = now + Duration::from_secs(86_400 * 365);
-    let opened = match renewal::open(&common) {
+    let opened = match token::open(&common) {
         Ok(o) => o,
         Err(e) => {
             let at = retry(entry, entry.not_after.map_or(far, from_unix));
@@ -386,7 +386,7 @@ fn renew_if_due(
     t: &Tracked,
     entry: &mut EntryState,
     common: &Common,
-    opened: &renewal::Opened,
+    opened: &token::Opened,
     policy: &renewal_client::agent::Policy,
     now: SystemTime,
 ) -> Result<Pass, Failure> {
