@@ -252,7 +252,20 @@ impl Authority {
         Ok((me, true))
     }
 
-    /// Issues an end-entity certificate from the issuing CA.
+    /// The issuing CA certificate's validity, `(not_before, not_after)`.
+    pub fn issuing_validity(&self) -> (SystemTime, SystemTime) {
+        let validity = self.issuing.cert.value().tbs_certificate().validity();
+        (
+            SystemTime::UNIX_EPOCH + validity.not_before.to_unix_duration(),
+            SystemTime::UNIX_EPOCH + validity.not_after.to_unix_duration(),
+        )
+    }
+
+    /// Issues an end-entity certificate from the issuing CA. Its validity is cut to the issuing
+    /// CA certificate's, as ADCS cuts it ("the remaining lifetime of the CA certificate",
+    /// Microsoft KB 254632): a certificate that outlives its issuer fails path validation
+    /// from the day the issuer expires, whatever its own dates say. A validity left empty by
+    /// the cut (the CA's certificate not valid in the period asked for) is an error.
     pub fn issue(
         &self,
         serial: Vec<u8>,
@@ -262,7 +275,14 @@ impl Authority {
         not_after: SystemTime,
         mut extensions: Vec<Extension>,
     ) -> Result<Retained<Certificate>, crate::Error> {
+        let (ca_not_before, ca_not_after) = self.issuing_validity();
+        let (not_before, not_after) = (not_before.max(ca_not_before), not_after.min(ca_not_after));
         let result = (|| -> Result<Retained<Certificate>, String> {
+            if not_before >= not_after {
+                return Err(
+                    "the issuing CA's certificate is not valid in the period asked for".into(),
+                );
+            }
             extensions.retain(|e| {
                 e.extn_id != oids::SUBJECT_KEY_IDENTIFIER
                     && e.extn_id != oids::AUTHORITY_KEY_IDENTIFIER

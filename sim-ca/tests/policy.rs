@@ -128,6 +128,59 @@ fn expired_certificates_are_refused_unless_within_grace() {
     }
 }
 
+/// A CA whose issuing certificate expires `days_left` days after the tests' fixed now.
+fn ca_expiring_in(days_left: u64) -> sim_ca::Ca {
+    use sim_ca::{authority::Authority, clock::Clock, scenario::Scenario, store::Store};
+    // `Authority::generate` makes the issuing certificate valid for 20 years from an hour
+    // before the time it is given.
+    let born = common::now() - Duration::from_secs((20 * 365 - days_left) * 86400 - 3600);
+    sim_ca::Ca::new(
+        Authority::generate(born).unwrap(),
+        Store::in_memory().unwrap(),
+        &Scenario::from_toml("").unwrap(),
+        Clock::fixed(common::now()),
+    )
+    .unwrap()
+}
+
+#[test]
+fn an_issued_certificate_ends_when_the_issuing_ca_does_and_an_expired_ca_issues_nothing() {
+    let ca = ca_expiring_in(30);
+    let ca_not_after = ca
+        .authority()
+        .issuing
+        .cert
+        .value()
+        .tbs_certificate()
+        .validity()
+        .not_after;
+    let client = Client::new(&ca);
+    let reply = ca.handle_cmc(&client.request(), client.old_cert.der());
+    let resp = parse(&reply.body);
+    assert_eq!(resp.outcome, Outcome::Issued);
+    // The template asks for a year; the issuing CA has 30 days left (as ADCS cuts it).
+    let new = resp.certificates[0].value().tbs_certificate().validity();
+    assert_eq!(new.not_after, ca_not_after);
+    assert!(new.not_before.to_unix_duration() < new.not_after.to_unix_duration());
+
+    // Past the issuing CA's expiry the user's certificate is still valid, but the CA issues
+    // nothing: no certificate, no serial, an internal error the client rolls back on.
+    let ca = ca_expiring_in(30);
+    let client = Client::new(&ca);
+    ca.clock().advance(Duration::from_secs(31 * 86400));
+    let (fail, text) = common::rejected(&ca, &client, &client.request());
+    assert_eq!(fail, Some(CmcFailInfo::InternalCaError), "{text}");
+    assert!(
+        text.contains("issuing CA's certificate is not valid now"),
+        "{text}"
+    );
+    assert!(
+        !ca.counters()
+            .iter()
+            .any(|(name, n)| name == "issued" && *n > 0)
+    );
+}
+
 #[test]
 fn revoked_certificates_are_refused() {
     for desk in Desk::all("") {

@@ -61,6 +61,22 @@ impl Ca {
             key.to_spki()
         };
         let now = self.desk.clock.now();
+        // An issuing CA whose certificate has expired (or is not yet valid) issues nothing: what
+        // it signed would not chain. ADCS does not start with such a certificate.
+        let (ca_not_before, ca_not_after) = self.authority.issuing_validity();
+        if now < ca_not_before || now >= ca_not_after {
+            let validity = self
+                .authority
+                .issuing
+                .cert
+                .value()
+                .tbs_certificate()
+                .validity();
+            return Err(Rejection::Internal(format!(
+                "the issuing CA's certificate is not valid now (valid from {} to {})",
+                validity.not_before, validity.not_after
+            )));
+        }
         let serial = self.new_serial(store)?;
         let not_after =
             now + Duration::from_secs(u64::from(days.unwrap_or(template.validity_days)) * 86400);
