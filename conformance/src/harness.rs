@@ -491,6 +491,13 @@ impl World {
             }
             None => Box::new(std::thread::sleep),
         };
+        let now: Box<dyn Fn() -> std::time::SystemTime> = match &self.ca {
+            Some(ca) => {
+                let ca = Arc::clone(ca);
+                Box::new(move || ca.clock().now())
+            }
+            None => Box::new(std::time::SystemTime::now),
+        };
         RenewalConfig {
             old: self.primary(),
             mode,
@@ -502,6 +509,7 @@ impl World {
             retry: renewal_client::client::processor::RetryPolicy::default(),
             attest: self.attest,
             implicit_confirm: self.implicit_confirm,
+            now,
         }
     }
 

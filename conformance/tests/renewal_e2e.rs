@@ -238,6 +238,29 @@ fn lost_answers_are_resent_and_bad_answers_roll_back() {
     }
 }
 
+/// A CA that issues a certificate which is no longer valid on the client's clock (here a
+/// template of zero days: valid from five minutes ago until now) is refused before anything is
+/// installed: the old certificate, which works, stays; the new key goes.
+#[test]
+fn a_certificate_already_expired_is_not_installed() {
+    let scenario = format!(
+        "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\nvalidity_days = 0\n",
+        renewal_client::sample::SAMPLE_TEMPLATE_OID
+    );
+    for mode in [Mode::FullCmc, Mode::SimpleReenroll] {
+        let world = World::new(&scenario, KeyAlgorithm::EcP256).unwrap();
+        let outcome = run(&world, mode, 0, None).unwrap();
+        let RenewalOutcome::RolledBack { reason } = &outcome else {
+            panic!("{mode:?}: {outcome:?}");
+        };
+        assert!(
+            format!("{reason}").contains("has expired"),
+            "{mode:?}: {reason}"
+        );
+        assert_untouched(&world);
+    }
+}
+
 #[test]
 fn a_delayed_answer_still_renews() {
     let world = World::new("[[rule]]\nfault = \"delay:200\"\n", KeyAlgorithm::EcP256).unwrap();

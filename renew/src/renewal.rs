@@ -89,6 +89,7 @@ pub(crate) fn config(
         },
         attest: common.attest,
         implicit_confirm: common.implicit_confirm,
+        now: Box::new(std::time::SystemTime::now),
     }
 }
 

@@ -1,8 +1,10 @@
 //! The checks the client makes on what the card signed (before it leaves the machine) and on
 //! what the CA answered (before anything is installed).
 
+use std::time::{Duration, SystemTime};
+
 use spki::SubjectPublicKeyInfoOwned;
-use x509_cert::Certificate;
+use x509_cert::{Certificate, time::Validity};
 
 use super::states::Context;
 use crate::{
@@ -115,6 +117,7 @@ pub(super) fn verify_issued(
         return Err("the issued certificate does not chain to the CA".into());
     }
     let tbs = issued.value().tbs_certificate();
+    usable_now(tbs.validity(), (cx.now)())?;
     if tbs.subject() != old.tbs_certificate().subject() {
         return Err("the issued certificate has another subject".into());
     }
@@ -129,6 +132,31 @@ pub(super) fn verify_issued(
         }
     }
     Ok(issued.clone())
+}
+
+/// How far ahead of the client's clock an issued certificate's notBefore may be: CAs backdate
+/// by minutes for clock skew (sim-ca by 5, ADCS by 10), and a client's clock may run behind
+/// the CA's by as much.
+pub(super) const CLOCK_SKEW: Duration = Duration::from_secs(10 * 60);
+
+/// The issued certificate replaces one that works: it must work now. An expired one, or one
+/// not valid for hours yet (a CA's clock or policy gone wrong), would leave the card without a
+/// usable certificate once the old one is deleted — refused, and the renewal rolled back.
+fn usable_now(validity: &Validity, now: SystemTime) -> Result<(), String> {
+    let at = |t: &x509_cert::time::Time| SystemTime::UNIX_EPOCH + t.to_unix_duration();
+    if at(&validity.not_after) <= now {
+        return Err(format!(
+            "the issued certificate has expired (notAfter {})",
+            validity.not_after
+        ));
+    }
+    if at(&validity.not_before) > now + CLOCK_SKEW {
+        return Err(format!(
+            "the issued certificate is not valid yet (notBefore {})",
+            validity.not_before
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -175,6 +203,16 @@ mod tests {
     fn verdict(
         sample: &Sample,
         signer: (&SoftwareKey, &Retained<Certificate>),
+    ) -> Result<(), String> {
+        verdict_at(sample, signer, crate::sample::fixed_now())
+    }
+
+    /// [`verdict`] with the client's clock at `now` (the certificate is valid from a minute
+    /// before the sample's fixed now for a day).
+    fn verdict_at(
+        sample: &Sample,
+        signer: (&SoftwareKey, &Retained<Certificate>),
+        now: SystemTime,
     ) -> Result<(), String> {
         let (_, renewed) = {
             let now = crate::sample::fixed_now();
@@ -224,6 +262,7 @@ mod tests {
             retry: crate::client::processor::RetryPolicy::default(),
             attest: false,
             implicit_confirm: false,
+            now: Box::new(move || now),
         };
         verify_issued(
             &cx,
@@ -255,5 +294,24 @@ mod tests {
         assert!(verdict(&sample, (&key, &server)).is_err());
         let (key, none) = issued(&sample, vec![]);
         assert!(verdict(&sample, (&key, &none)).is_err());
+    }
+
+    #[test]
+    fn an_issued_certificate_must_be_valid_on_the_clients_clock() {
+        let sample = Sample::generate(KeyKind::P256).unwrap();
+        let ca = (&sample.ca_key, &sample.ca_cert);
+        let issued_at = crate::sample::fixed_now();
+        let minutes = |m: u64| Duration::from_secs(m * 60);
+        // Valid from a minute before `issued_at` for a day.
+        assert_eq!(verdict_at(&sample, ca, issued_at), Ok(()));
+        // A client clock behind the CA's by up to the skew still accepts it.
+        assert_eq!(verdict_at(&sample, ca, issued_at - minutes(10)), Ok(()));
+        let early = verdict_at(&sample, ca, issued_at - minutes(12)).unwrap_err();
+        assert!(early.contains("not valid yet"), "{early}");
+        // On its last second it is usable; at its notAfter it has expired.
+        let last = issued_at + Duration::from_secs(86400 - 1);
+        assert_eq!(verdict_at(&sample, ca, last), Ok(()));
+        let late = verdict_at(&sample, ca, last + Duration::from_secs(1)).unwrap_err();
+        assert!(late.contains("has expired"), "{late}");
     }
 }

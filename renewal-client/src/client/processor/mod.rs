@@ -120,6 +120,10 @@ impl CrashPoint {
 /// Waits out a `Retry-After` (tests pass a virtual one that advances the CA's clock).
 pub type Sleeper = Box<dyn FnMut(Duration)>;
 
+/// The client's clock, against which an issued certificate must be valid before it replaces
+/// the old one (`SystemTime::now`; tests pass the simulated CA's).
+pub type Now = Box<dyn Fn() -> std::time::SystemTime>;
+
 /// How a lost answer is retried before the renewal rolls back: the same request bytes —
 /// same new key, transactionId and nonce — sent again over a new connection (the card
 /// session, and its one PIN verification, stay); the CA answers a re-sent request with its
@@ -175,6 +179,9 @@ pub struct RenewalConfig {
     pub max_polls: u32,
     /// Waits out a `Retry-After` (tests pass a virtual sleeper).
     pub sleep: Sleeper,
+    /// The time now: an issued certificate not valid at it is refused (tests pass the
+    /// simulated CA's clock).
+    pub now: Now,
     /// Stop as if crashed after this journal record (tests).
     pub crash_after: Option<CrashPoint>,
     /// How a lost answer is retried.
@@ -377,6 +384,7 @@ impl RenewalConfig {
             retry: self.retry,
             attest: self.attest,
             implicit_confirm: self.implicit_confirm,
+            now: self.now,
         };
         (context, self.sleep, self.crash_after)
     }
@@ -466,6 +474,7 @@ pub fn recover(
         retry: RetryPolicy::default(),
         attest: false,
         implicit_confirm: false,
+        now: Box::new(std::time::SystemTime::now),
     };
     let mut service = NoService;
     let mut driver = Driver::new(token.clone(), &mut service, journal, Box::new(drop), None);

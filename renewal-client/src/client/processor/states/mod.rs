@@ -54,6 +54,8 @@ pub struct Context {
     pub attest: bool,
     /// CMP: ask for implicit confirmation.
     pub implicit_confirm: bool,
+    /// The time now, against which the issued certificate must be valid.
+    pub now: super::Now,
 }
 
 /// The certificate being renewed, as found on the card, with the key type its renewal gets.
