@@ -358,6 +358,30 @@ pub fn same_renewal_profile(
     Ok(())
 }
 
+/// How far ahead of a verifier's clock an issued certificate's notBefore may be: CAs backdate
+/// by minutes for clock skew (sim-ca by 5, ADCS by 10), and a client's clock may run behind the
+/// CA's by as much.
+pub const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Whether a certificate with `validity` is usable at `now`: not expired, and its notBefore at
+/// most [`CLOCK_SKEW`] ahead. A renewal's certificate replaces one that works, so it must work
+/// now: the client refuses one that does not (and rolls back), and a gateway never delivers it.
+/// The error says what is wrong ("has expired (notAfter ...)"); the caller names the
+/// certificate.
+pub fn usable_at(validity: &Validity, now: SystemTime) -> std::result::Result<(), String> {
+    let at = |t: &Time| SystemTime::UNIX_EPOCH + t.to_unix_duration();
+    if at(&validity.not_after) <= now {
+        return Err(format!("has expired (notAfter {})", validity.not_after));
+    }
+    if at(&validity.not_before) > now + CLOCK_SKEW {
+        return Err(format!(
+            "is not valid yet (notBefore {})",
+            validity.not_before
+        ));
+    }
+    Ok(())
+}
+
 /// Verifies that `cert` is signed by the key of `issuer` (signature only; names, validity and
 /// constraints are the caller's policy).
 pub fn verify_issued_by(cert: &Retained<Certificate>, issuer: &Certificate) -> Result<()> {

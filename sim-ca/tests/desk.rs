@@ -11,7 +11,7 @@ mod common;
 
 use std::{
     sync::{Arc, atomic::AtomicUsize},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use common::{Client, IssuesWhatever, Upstream, desk::Desk, parse};
@@ -329,15 +329,19 @@ impl Tampering {
         let tbs = issued.value().tbs_certificate();
         let mut extensions = tbs.extensions().cloned().unwrap_or_default();
         let mut subject = tbs.subject().clone();
-        (self.edit)(&mut subject, &mut extensions);
         let validity = tbs.validity();
+        let mut period = (
+            std::time::UNIX_EPOCH + validity.not_before.to_unix_duration(),
+            std::time::UNIX_EPOCH + validity.not_after.to_unix_duration(),
+        );
+        (self.edit)(&mut subject, &mut extensions, &mut period);
         authority
             .issue(
                 tbs.serial_number().as_bytes().to_vec(),
                 subject,
                 tbs.subject_public_key_info().clone(),
-                std::time::UNIX_EPOCH + validity.not_before.to_unix_duration(),
-                std::time::UNIX_EPOCH + validity.not_after.to_unix_duration(),
+                period.0,
+                period.1,
                 extensions,
             )
             .unwrap()
@@ -429,8 +433,8 @@ impl sim_ca::gateway::ca_backend::CaBackend for Tampering {
     }
 }
 
-/// A change to a certificate's subject and extensions.
-type Edit = fn(&mut Name, &mut Vec<Extension>);
+/// A change to a certificate's subject, extensions and validity (notBefore, notAfter).
+type Edit = fn(&mut Name, &mut Vec<Extension>, &mut (SystemTime, SystemTime));
 
 /// `name` with each attribute's value replaced by `f`'s (`None`: kept).
 fn each_value(name: &mut Name, f: impl Fn(&der::asn1::Any) -> Option<der::asn1::Any>) {
@@ -472,11 +476,11 @@ fn replace(extensions: &mut Vec<Extension>, new: Extension) {
 #[test]
 fn the_gateway_delivers_nothing_but_a_renewal() {
     use renewal_codec::x509;
-    let edits: [(&str, Edit); 10] = [
+    let edits: [(&str, Edit); 12] = [
         // The same name by RFC 5280 §7.1, not the same name to the client, which compares the
         // subject as it was issued: delivered, it would be refused after the user's card had
         // a new key and a certificate the CA counts as issued.
-        ("the subject in capitals", |n, _| {
+        ("the subject in capitals", |n, _, _| {
             each_value(n, |v| {
                 let upper = text(v)?.to_uppercase();
                 Some(
@@ -485,7 +489,7 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
                 )
             })
         }),
-        ("the subject in another string type", |n, _| {
+        ("the subject in another string type", |n, _, _| {
             each_value(n, |v| {
                 let text = text(v)?;
                 Some(match v.tag() {
@@ -500,10 +504,10 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
                 })
             })
         }),
-        ("another subject", |n, _| {
+        ("another subject", |n, _, _| {
             *n = "CN=Someone Else,O=cardrenew".parse().unwrap();
         }),
-        ("an extra EKU", |_, e| {
+        ("an extra EKU", |_, e, _| {
             replace(
                 e,
                 x509::ext_key_usage(vec![
@@ -514,7 +518,7 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
                 .unwrap(),
             )
         }),
-        ("another SAN", |_, e| {
+        ("another SAN", |_, e, _| {
             replace(
                 e,
                 x509::subject_alt_name(vec![x509_cert::ext::pkix::name::GeneralName::Rfc822Name(
@@ -523,29 +527,36 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
                 .unwrap(),
             )
         }),
-        ("a CA", |_, e| {
+        ("a CA", |_, e, _| {
             replace(e, x509::basic_constraints(true, None).unwrap())
         }),
-        ("another template", |_, e| {
+        ("another template", |_, e, _| {
             replace(
                 e,
                 x509::certificate_template("1.3.6.1.4.1.311.21.8.99.2".parse().unwrap(), 100, 1)
                     .unwrap(),
             )
         }),
-        ("no EKU", |_, e| {
+        ("no EKU", |_, e, _| {
             e.retain(|x| x.extn_id != oids::EXT_KEY_USAGE)
         }),
         // Not a CA (basicConstraints unchanged), yet able to sign certificates to a relying
         // party that does not look for cA; and without keyUsage, able to do anything.
-        ("keyCertSign", |_, e| {
+        ("keyCertSign", |_, e, _| {
             replace(
                 e,
                 x509::key_usage(KeyUsages::DigitalSignature | KeyUsages::KeyCertSign).unwrap(),
             )
         }),
-        ("no keyUsage", |_, e| {
+        ("no keyUsage", |_, e, _| {
             e.retain(|x| x.extn_id != oids::KEY_USAGE)
+        }),
+        // Valid no longer, or not for a day yet: the client would refuse it (and roll back).
+        ("an expired certificate", |_, _, p| {
+            p.1 = common::now() - Duration::from_secs(1);
+        }),
+        ("a certificate valid from tomorrow", |_, _, p| {
+            p.0 = common::now() + Duration::from_secs(86400);
         }),
     ];
     for (what, edit) in edits {
@@ -599,9 +610,7 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
         assert_eq!(failure.status, 502, "{what}: {}", failure.text);
         // Refused for what the certificate says, not for how the answer came.
         assert!(
-            failure
-                .text
-                .contains("the upstream's certificate has another"),
+            failure.text.contains("the upstream's certificate "),
             "{what}: {}",
             failure.text
         );

@@ -60,9 +60,9 @@ impl Gateway {
     }
 
     /// The certificate in an upstream answer that certifies `key`, provided it chains to the
-    /// upstream CA and is the renewal of `old` and nothing more: the same subject, names,
-    /// extended key usages, basic constraints and template (each compared as parsed values),
-    /// as strictly as the client checks it. Anything added or changed is a 502: the gateway
+    /// upstream CA, is the renewal of `old` and nothing more — the same subject, names,
+    /// extended key usages, basic constraints and template (each compared as parsed values) —
+    /// and is valid now, as strictly as the client checks it. Anything added or changed is a 502: the gateway
     /// never delivers a certificate it would not have asked for.
     pub(super) fn certificate_for(
         &self,
@@ -87,6 +87,13 @@ impl Gateway {
         }
         renewal_codec::x509::same_renewal_profile(issued.value(), old)
             .map_err(|what| format!("the upstream's certificate has another {what}"))?;
+        // The client refuses a certificate it cannot use now; delivered, it would roll back
+        // after the upstream counted it.
+        renewal_codec::x509::usable_at(
+            issued.value().tbs_certificate().validity(),
+            self.desk.clock.now(),
+        )
+        .map_err(|e| format!("the upstream's certificate {e}"))?;
         Ok(issued.clone())
     }
 

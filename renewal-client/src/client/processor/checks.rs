@@ -1,10 +1,8 @@
 //! The checks the client makes on what the card signed (before it leaves the machine) and on
 //! what the CA answered (before anything is installed).
 
-use std::time::{Duration, SystemTime};
-
 use spki::SubjectPublicKeyInfoOwned;
-use x509_cert::{Certificate, time::Validity};
+use x509_cert::Certificate;
 
 use super::states::Context;
 use crate::{
@@ -13,7 +11,7 @@ use crate::{
         Limits, ParsedResponse, PublicKey, ResponseForm, Retained, input::decode_exact,
         parse_request, request::certificate_template, verify_request::verify_pkcs10,
     },
-    x509::{may_sign_cmc_responses, verify_issued_by},
+    x509::{may_sign_cmc_responses, usable_at, verify_issued_by},
 };
 
 /// Checks what the card signed before anything leaves the machine: the proof of possession
@@ -117,7 +115,7 @@ pub(super) fn verify_issued(
         return Err("the issued certificate does not chain to the CA".into());
     }
     let tbs = issued.value().tbs_certificate();
-    usable_now(tbs.validity(), (cx.now)())?;
+    usable_at(tbs.validity(), (cx.now)()).map_err(|e| format!("the issued certificate {e}"))?;
     if tbs.subject() != old.tbs_certificate().subject() {
         return Err("the issued certificate has another subject".into());
     }
@@ -132,31 +130,6 @@ pub(super) fn verify_issued(
         }
     }
     Ok(issued.clone())
-}
-
-/// How far ahead of the client's clock an issued certificate's notBefore may be: CAs backdate
-/// by minutes for clock skew (sim-ca by 5, ADCS by 10), and a client's clock may run behind
-/// the CA's by as much.
-pub(super) const CLOCK_SKEW: Duration = Duration::from_secs(10 * 60);
-
-/// The issued certificate replaces one that works: it must work now. An expired one, or one
-/// not valid for hours yet (a CA's clock or policy gone wrong), would leave the card without a
-/// usable certificate once the old one is deleted — refused, and the renewal rolled back.
-fn usable_now(validity: &Validity, now: SystemTime) -> Result<(), String> {
-    let at = |t: &x509_cert::time::Time| SystemTime::UNIX_EPOCH + t.to_unix_duration();
-    if at(&validity.not_after) <= now {
-        return Err(format!(
-            "the issued certificate has expired (notAfter {})",
-            validity.not_after
-        ));
-    }
-    if at(&validity.not_before) > now + CLOCK_SKEW {
-        return Err(format!(
-            "the issued certificate is not valid yet (notBefore {})",
-            validity.not_before
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -212,7 +185,7 @@ mod tests {
     fn verdict_at(
         sample: &Sample,
         signer: (&SoftwareKey, &Retained<Certificate>),
-        now: SystemTime,
+        now: std::time::SystemTime,
     ) -> Result<(), String> {
         let (_, renewed) = {
             let now = crate::sample::fixed_now();
