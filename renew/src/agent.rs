@@ -430,7 +430,7 @@ fn renew_if_due(
             Arc::clone(&opened.token),
             &mut service,
             &mut journal,
-            renewal::config(common, mode, anchors.clone(), None, t.max_polls),
+            renewal::config(common, mode, anchors.clone(), None, t.max_polls, now),
         ))
     } else {
         None
@@ -468,6 +468,7 @@ fn renew_if_due(
                     anchors.clone(),
                     template.as_deref(),
                     t.max_polls,
+                    now,
                 ),
             )
             .run()

@@ -1,7 +1,11 @@
 //! The renewal commands (`run`, `policy`, `resume`, `recover`, `status`): the HTTPS service
 //! and the processor's configuration built from the flags, and what each command prints.
 
-use std::{path::Path, sync::Arc, time::Duration};
+use std::{
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
 
 use renewal_client::{
     client::{
@@ -71,7 +75,10 @@ pub(crate) fn config(
     anchors: Vec<Retained<Certificate>>,
     template: Option<&str>,
     max_polls: u32,
+    now: SystemTime,
 ) -> RenewalConfig {
+    // The renewal's clock starts at `now` (the agent's, which `--now` may move) and runs.
+    let started = Instant::now();
     RenewalConfig {
         old: ContainerId(common.container.clone()),
         mode,
@@ -89,7 +96,7 @@ pub(crate) fn config(
         },
         attest: common.attest,
         implicit_confirm: common.implicit_confirm,
-        now: Box::new(std::time::SystemTime::now),
+        now: Box::new(move || now + started.elapsed()),
     }
 }
 
@@ -330,7 +337,14 @@ pub fn run(
         Arc::clone(&opened.token),
         &mut service,
         &mut journal,
-        config(common, mode, anchors, template, max_polls),
+        config(
+            common,
+            mode,
+            anchors,
+            template,
+            max_polls,
+            SystemTime::now(),
+        ),
     )
     .run();
     report(common, result, &opened)
@@ -353,7 +367,7 @@ pub fn resume(common: &Common, url: &str, ca_cert: &Path, max_polls: u32) -> Res
         Arc::clone(&opened.token),
         &mut service,
         &mut journal,
-        config(common, mode, anchors, None, max_polls),
+        config(common, mode, anchors, None, max_polls, SystemTime::now()),
     );
     report(common, result, &opened)
 }
