@@ -701,3 +701,32 @@ fn a_client_address_at_its_cap_is_closed_and_said() {
     assert_eq!(from("127.0.0.2"), "200");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A CA state whose issuing certificate has expired does not serve (ADCS does not start with
+/// one either): `sim-ca serve` exits 1 and says why and what to do, before it listens.
+#[test]
+fn an_expired_issuing_ca_does_not_serve() {
+    let dir = test_kit::temp_dir("expired-ca");
+    let state = dir.join("ca");
+    // Made 21 years ago: the issuing certificate (20 years) expired a year ago.
+    let born = std::time::SystemTime::now() - std::time::Duration::from_secs(21 * 365 * 86400);
+    sim_ca::authority::Authority::load_or_create_with(
+        &state,
+        born,
+        renewal_codec::cmc::KeyAlgorithm::EcP256,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_sim-ca"))
+        .args(["serve", "--state"])
+        .arg(&state)
+        .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the issuing CA's certificate expired on")
+            && stderr.contains("new --state directory"),
+        "{stderr}"
+    );
+}

@@ -244,6 +244,34 @@ fn open_with(
     Ok((Ca::new(authority, store, scenario, clock)?, created))
 }
 
+/// A CA whose issuing certificate has expired (or is not valid yet) does not serve, as ADCS does
+/// not start: nothing it issued would chain, and every client's TLS handshake would fail with a
+/// less useful message than this one.
+fn issuing_ca_valid_now(ca: &Ca) -> Result<(), String> {
+    let (not_before, not_after) = ca.authority().issuing_validity();
+    let now = ca.clock().now();
+    let validity = ca
+        .authority()
+        .issuing
+        .cert
+        .value()
+        .tbs_certificate()
+        .validity();
+    if now >= not_after {
+        return Err(format!(
+            "the issuing CA's certificate expired on {}: start from a new --state directory",
+            validity.not_after
+        ));
+    }
+    if now < not_before {
+        return Err(format!(
+            "the issuing CA's certificate is not valid before {} (is the clock right?)",
+            validity.not_before
+        ));
+    }
+    Ok(())
+}
+
 /// `sim-ca serve --mode gateway`: the gateway from its configuration file.
 fn serve_gateway(config_path: &std::path::Path) -> Result<(), String> {
     use sim_ca::gateway::{Gateway, Policy, RaCredential, config, upstream::Upstream};
@@ -345,6 +373,7 @@ fn run(cmd: Cmd) -> Result<(), String> {
             let state = state.ok_or("--mode sim needs --state DIR")?;
             let scenario = scenario(scenario_file.as_ref())?;
             let (ca, created) = open_with(&state, store.as_deref(), &scenario)?;
+            issuing_ca_valid_now(&ca)?;
             let ras = trust_ra
                 .iter()
                 .map(|p| {
