@@ -136,6 +136,38 @@ fn pending_then_issued_while_polling() {
     assert_renewed(&world, &outcome);
 }
 
+/// A CA that asks to come back in a day is not waited for in the process, whatever
+/// `--max-polls` says: the run ends pending at once (no wait: the CA's clock, which the
+/// harness's waits advance, has moved by no more than the run's own time), and the request
+/// waits in the journal for `resume`.
+#[test]
+fn a_long_retry_after_ends_the_run_pending_instead_of_waiting() {
+    for mode in [Mode::FullCmc, Mode::SimpleReenroll] {
+        let world = World::new(
+            "[[rule]]\ndisposition = \"pending\"\nresolve = \"after:86400\"\n",
+            KeyAlgorithm::EcP256,
+        )
+        .unwrap();
+        let ca = world.ca.as_ref().unwrap();
+        let before = ca.clock().now();
+        assert_eq!(
+            run(&world, mode, 5, None).unwrap(),
+            RenewalOutcome::Pending,
+            "{mode:?}"
+        );
+        let moved = ca.clock().now().duration_since(before).unwrap();
+        assert!(
+            moved < std::time::Duration::from_secs(60),
+            "{mode:?}: waited {moved:?}"
+        );
+        assert_eq!(
+            recover(&world.token, &mut world.journal().unwrap()).unwrap(),
+            RecoveryOutcome::Pending,
+            "{mode:?}"
+        );
+    }
+}
+
 #[test]
 fn pending_survives_a_restart_and_is_collected_with_resume() {
     for (approve, renewed) in [(true, true), (false, false)] {

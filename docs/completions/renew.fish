@@ -66,7 +66,7 @@ complete -c renew -n "__fish_renew_using_subcommand run" -l cep -d 'Find the enr
 complete -c renew -n "__fish_renew_using_subcommand run" -l ca-cert -d 'The CA certificates to trust (PEM bundle; sim-ca writes ca-chain.pem)' -r -F
 complete -c renew -n "__fish_renew_using_subcommand run" -l mode -d 'Protocol: fullcmc (EST), cmc (RFC 5273), simplereenroll (EST), wstep (ADCS CES) or cmp (RFC 4210 key update over RFC 6712 HTTPS)' -r
 complete -c renew -n "__fish_renew_using_subcommand run" -l template -d 'Template to ask for (default: the certificate\'s)' -r
-complete -c renew -n "__fish_renew_using_subcommand run" -l max-polls -d 'How many times to poll a pending request before leaving it for `renew resume`' -r
+complete -c renew -n "__fish_renew_using_subcommand run" -l max-polls -d 'How many times to poll a pending request before leaving it for `renew resume` (at once when the CA asks to come back in more than an hour)' -r
 complete -c renew -n "__fish_renew_using_subcommand run" -l json -d 'Print the outcome as JSON on stdout'
 complete -c renew -n "__fish_renew_using_subcommand run" -l attest -d 'Attach the card\'s attestation of the new key to the request (a YubiKey\'s PIV attestation, in the PKCS#10 attribute of draft-ietf-lamps-csr-attestation), for a CA that renews only keys proven generated on the card. A card that cannot attest ends the attempt before anything is sent'
 complete -c renew -n "__fish_renew_using_subcommand run" -l implicit-confirm -d 'With `--mode cmp`: ask the CA to skip the confirmation (`implicitConfirm`, RFC 4210 §5.1.1.1). A CA that grants it ends the exchange with the certificate; one that does not gets the usual `certConf`. Without it the client always confirms (or rejects) what it received'
@@ -110,7 +110,7 @@ complete -c renew -n "__fish_renew_using_subcommand resume" -l journal -d 'Journ
 complete -c renew -n "__fish_renew_using_subcommand resume" -l retries -d 'Re-sends of the same request when its answer is lost (connection dropped, timeout, truncated answer, HTTP 5xx), waiting 2, 4, 8, 16 s (or the server\'s Retry-After, at most 30 s) before rolling back; 0 rolls back at once' -r
 complete -c renew -n "__fish_renew_using_subcommand resume" -l ca -d 'CA base URL' -r
 complete -c renew -n "__fish_renew_using_subcommand resume" -l ca-cert -d 'The CA certificates to trust (PEM bundle)' -r -F
-complete -c renew -n "__fish_renew_using_subcommand resume" -l max-polls -d 'How many times to poll' -r
+complete -c renew -n "__fish_renew_using_subcommand resume" -l max-polls -d 'How many times to poll (none when the CA asks to come back in more than an hour)' -r
 complete -c renew -n "__fish_renew_using_subcommand resume" -l json -d 'Print the outcome as JSON on stdout'
 complete -c renew -n "__fish_renew_using_subcommand resume" -l attest -d 'Attach the card\'s attestation of the new key to the request (a YubiKey\'s PIV attestation, in the PKCS#10 attribute of draft-ietf-lamps-csr-attestation), for a CA that renews only keys proven generated on the card. A card that cannot attest ends the attempt before anything is sent'
 complete -c renew -n "__fish_renew_using_subcommand resume" -l implicit-confirm -d 'With `--mode cmp`: ask the CA to skip the confirmation (`implicitConfirm`, RFC 4210 §5.1.1.1). A CA that grants it ends the exchange with the certificate; one that does not gets the usual `certConf`. Without it the client always confirms (or rejects) what it received'

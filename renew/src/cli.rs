@@ -79,7 +79,8 @@ pub(crate) enum Command {
         /// Template to ask for (default: the certificate's).
         #[arg(long)]
         template: Option<String>,
-        /// How many times to poll a pending request before leaving it for `renew resume`.
+        /// How many times to poll a pending request before leaving it for `renew resume` (at
+        /// once when the CA asks to come back in more than an hour).
         #[arg(long = "max-polls", default_value_t = 3)]
         max_polls: u32,
     },
@@ -110,7 +111,7 @@ pub(crate) enum Command {
         /// The CA certificates to trust (PEM bundle).
         #[arg(long = "ca-cert")]
         ca_cert: PathBuf,
-        /// How many times to poll.
+        /// How many times to poll (none when the CA asks to come back in more than an hour).
         #[arg(long = "max-polls", default_value_t = 3)]
         max_polls: u32,
     },

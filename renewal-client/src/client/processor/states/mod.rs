@@ -36,6 +36,10 @@ use crate::{
 use cmp_exchange::Confirm;
 pub use restart::{Recover, Resume};
 
+/// The longest a run waits in process before polling a pending request again; a CA asking for
+/// more leaves the request pending (`renew resume` collects it).
+pub const MAX_POLL_WAIT: Duration = Duration::from_secs(3600);
+
 /// What stays the same for a whole renewal.
 pub struct Context {
     /// The container holding the certificate to renew.
@@ -646,7 +650,10 @@ impl Submit {
                 cmp_nonce,
             })?;
         }
-        if self.polls >= cx.max_polls {
+        // A CA that asks to come back later than `MAX_POLL_WAIT` is not waited for in the
+        // process: the request stays pending (journaled) for `renew resume` or the agent, which
+        // schedules by the CA's time. A hostile or broken `Retry-After` cannot hang a run.
+        if self.polls >= cx.max_polls || Duration::from_secs(retry_after) > MAX_POLL_WAIT {
             return Ok(Next::Finished(Finished::Pending));
         }
         fx.wait(Duration::from_secs(retry_after));
