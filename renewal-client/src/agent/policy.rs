@@ -106,6 +106,9 @@ impl Default for Policy {
     }
 }
 
+/// The longest a CA's `Retry-After` makes the agent wait before it asks again.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(7 * 86_400);
+
 /// A stable pseudo-random number in [0, 1) from a name and a counter (FNV-1a, then a mix):
 /// jitter that differs between cards and repeats for one card.
 pub fn unit_hash(name: &str, counter: u64) -> f64 {
@@ -175,7 +178,11 @@ impl Policy {
         let capped = jittered
             .min(remaining / 2)
             .max(self.retry_min.min(jittered));
-        now + capped.max(retry_after.unwrap_or_default())
+        // The CA's Retry-After is honoured up to a week: it is the network's number (and the
+        // journal's, across restarts), and an absurd one — years, or 2^64 - 1 seconds, which
+        // overflowed the clock and stopped every pass of the agent — must not park or crash it.
+        let asked = retry_after.unwrap_or_default().min(MAX_RETRY_AFTER);
+        now.checked_add(capped.max(asked)).unwrap_or(now)
     }
 }
 
@@ -266,5 +273,23 @@ mod tests {
             .duration_since(now)
             .unwrap();
         assert_eq!(d, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn an_absurd_retry_after_waits_a_week_and_never_overflows_the_clock() {
+        let policy = Policy::default();
+        let now = t(100);
+        let far = t(4000);
+        for asked in [
+            Duration::from_secs(30 * 86_400),
+            Duration::from_secs(u64::MAX),
+            Duration::MAX,
+        ] {
+            let d = policy
+                .retry_at("a", 1, now, far, Some(asked))
+                .duration_since(now)
+                .unwrap();
+            assert_eq!(d, MAX_RETRY_AFTER, "{asked:?}");
+        }
     }
 }
