@@ -6,6 +6,12 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+/// The last second X.509 can write (9999-12-31T23:59:59Z, RFC 5280 §4.1.2.5): the clock stops
+/// there rather than overflow.
+pub fn latest() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799)
+}
+
 /// System time plus an adjustable offset, or a fixed start plus an offset. Clones share the
 /// offset: the TLS layer's clone sees the CA's clock advance.
 #[derive(Clone, Debug)]
@@ -31,16 +37,31 @@ impl Clock {
         }
     }
 
-    /// Now.
+    /// Now (never past [`latest`]).
     pub fn now(&self) -> SystemTime {
         let offset = self.offset.lock().map(|o| *o).unwrap_or_default();
-        self.base.unwrap_or_else(SystemTime::now) + offset
+        self.base
+            .unwrap_or_else(SystemTime::now)
+            .checked_add(offset)
+            .map_or(latest(), |t| t.min(latest()))
     }
 
-    /// Moves time forward.
+    /// Moves time forward (saturating: see [`Clock::try_advance`] for a refusal instead).
     pub fn advance(&self, by: Duration) {
         if let Ok(mut o) = self.offset.lock() {
-            *o += by;
+            *o = o.saturating_add(by);
+        }
+    }
+
+    /// Moves time forward by `by`, unless that would take it past [`latest`]: the admin
+    /// endpoint's number comes from outside.
+    pub fn try_advance(&self, by: Duration) -> Result<(), String> {
+        match self.now().checked_add(by) {
+            Some(t) if t <= latest() => {
+                self.advance(by);
+                Ok(())
+            }
+            _ => Err("the clock cannot go past 9999-12-31T23:59:59Z".into()),
         }
     }
 
@@ -66,5 +87,26 @@ pub fn unix(t: SystemTime) -> i64 {
     match t.duration_since(SystemTime::UNIX_EPOCH) {
         Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
         Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_stops_at_the_end_of_x509_time_instead_of_overflowing() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_225_600);
+        let clock = Clock::fixed(start);
+        // From outside (the admin endpoint): refused, the clock unmoved.
+        assert!(clock.try_advance(Duration::from_secs(u64::MAX)).is_err());
+        assert_eq!(clock.now(), start);
+        assert!(clock.try_advance(Duration::from_secs(86_400)).is_ok());
+        assert_eq!(clock.now(), start + Duration::from_secs(86_400));
+        // From the code (tests' sleepers): saturates, and reading it never panics.
+        clock.advance(Duration::MAX);
+        clock.advance(Duration::MAX);
+        assert_eq!(clock.now(), latest());
+        assert_eq!(unix(clock.now()), 253_402_300_799);
     }
 }

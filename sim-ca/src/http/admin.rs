@@ -110,10 +110,10 @@ pub(super) fn ca_admin_route(ca: &Ca, method: Method, parts: &[&str]) -> Respons
             Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e),
         },
         (Method::POST, ["admin", "clock", "advance", secs]) => match secs.parse::<u64>() {
-            Ok(secs) => {
-                ca.clock().advance(Duration::from_secs(secs));
-                text(StatusCode::OK, format!("clock now {}", ca.clock().unix()))
-            }
+            Ok(secs) => match ca.clock().try_advance(Duration::from_secs(secs)) {
+                Ok(()) => text(StatusCode::OK, format!("clock now {}", ca.clock().unix())),
+                Err(e) => text(StatusCode::BAD_REQUEST, e),
+            },
             Err(_) => text(StatusCode::BAD_REQUEST, "bad seconds"),
         },
         _ => text(StatusCode::NOT_FOUND, "no such admin endpoint"),
