@@ -684,3 +684,24 @@ fn an_entry_with_a_policy_service_renews_over_wstep() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--now` far enough ahead to overflow the clock (2^64 s is about 3 · 10^13 weeks) is a clear
+/// error, for `renew check` and `renew agent` alike; it panicked before.
+#[test]
+fn a_now_past_the_year_9999_is_refused() {
+    let dir = temp("far-now");
+    let config = dir.join("agent.toml");
+    std::fs::write(&config, "state_dir = \"state\"\n").unwrap();
+    for command in ["check", "agent"] {
+        let out = bin("renew")
+            .current_dir(&dir)
+            .args([command, "--config"])
+            .arg(&config)
+            .args(["--now", "+20000000000000w"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        assert!(stderr.contains("past the year 9999"), "{command}: {stderr}");
+    }
+}

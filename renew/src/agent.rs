@@ -62,9 +62,18 @@ fn iso(secs: i64) -> String {
         .map_or_else(|| secs.to_string(), |d| d.to_string())
 }
 
+/// Now moved forward by `offset` (`--now +DURATION`), refused past the year 9999 rather than
+/// overflowing the clock.
+fn ahead(offset: Duration) -> Result<SystemTime, String> {
+    SystemTime::now()
+        .checked_add(offset)
+        .filter(|t| *t <= from_unix(253_402_300_799))
+        .ok_or_else(|| format!("--now +{} s: past the year 9999", offset.as_secs()))
+}
+
 fn parse_now(text: &str) -> Result<SystemTime, String> {
     match text.strip_prefix('+') {
-        Some(offset) => Ok(SystemTime::now() + parse_duration(offset).map_err(|e| e.to_string())?),
+        Some(offset) => ahead(parse_duration(offset).map_err(|e| e.to_string())?),
         None => text
             .parse::<i64>()
             .map(from_unix)
@@ -606,11 +615,12 @@ pub fn run(config_path: &Path, offset: Option<&str>) -> Result<u8, String> {
         None => Duration::ZERO,
         Some(text) => parse_duration(text.trim_start_matches('+')).map_err(|e| e.to_string())?,
     };
+    ahead(offset)?;
     let config = AgentConfig::load(config_path).map_err(|e| e.to_string())?;
     let dir: PathBuf = config.state_dir().map_err(|e| e.to_string())?;
     let mut card_event = false;
     loop {
-        let now = SystemTime::now() + offset;
+        let now = ahead(offset)?;
         if let Err(e) = check_at(config_path, now, false, card_event) {
             tracing::error!(error = %e, "pass failed");
         }
