@@ -375,7 +375,7 @@ pub fn usable_at(validity: &Validity, now: SystemTime) -> std::result::Result<()
     }
     if at(&validity.not_before) > now + CLOCK_SKEW {
         return Err(format!(
-            "is not valid yet (notBefore {})",
+            "is not valid yet (notBefore {}; is this clock right?)",
             validity.not_before
         ));
     }
