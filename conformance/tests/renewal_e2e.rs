@@ -272,14 +272,20 @@ fn lost_answers_are_resent_and_bad_answers_roll_back() {
 
 /// A CA that issues a certificate which is no longer valid on the client's clock (here a
 /// template of zero days: valid from five minutes ago until now) is refused before anything is
-/// installed: the old certificate, which works, stays; the new key goes.
+/// installed, over every protocol: the old certificate, which works, stays; the new key goes.
 #[test]
 fn a_certificate_already_expired_is_not_installed() {
     let scenario = format!(
         "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\nvalidity_days = 0\n",
         renewal_client::sample::SAMPLE_TEMPLATE_OID
     );
-    for mode in [Mode::FullCmc, Mode::SimpleReenroll] {
+    for mode in [
+        Mode::FullCmc,
+        Mode::Cmc,
+        Mode::SimpleReenroll,
+        Mode::Wstep,
+        Mode::Cmp,
+    ] {
         let world = World::new(&scenario, KeyAlgorithm::EcP256).unwrap();
         let outcome = run(&world, mode, 0, None).unwrap();
         let RenewalOutcome::RolledBack { reason } = &outcome else {
@@ -290,6 +296,18 @@ fn a_certificate_already_expired_is_not_installed() {
             "{mode:?}: {reason}"
         );
         assert_untouched(&world);
+        if mode == Mode::Cmp {
+            // Rejected in certConf: the CA revokes what it issued.
+            let ca = world.ca.as_ref().unwrap();
+            let issued: Vec<String> = ca
+                .audit_trail()
+                .into_iter()
+                .filter(|r| r.outcome == sim_ca::store::AuditOutcome::Issued)
+                .filter_map(|r| r.serial)
+                .collect();
+            assert_eq!(issued.len(), 1, "{issued:?}");
+            assert!(ca.with_store(|s| s.is_revoked(&issued[0]).unwrap()));
+        }
     }
 }
 

@@ -678,3 +678,46 @@ mod pem_tests {
         assert!(err.contains("unterminated"), "{err}");
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod validity_tests {
+    use std::time::{Duration, SystemTime};
+
+    use der::asn1::{GeneralizedTime, UtcTime};
+    use x509_cert::time::{Time, Validity};
+
+    use super::{CLOCK_SKEW, usable_at};
+
+    /// The dates are compared as instants, whatever their encoding: UTCTime, GeneralizedTime
+    /// (after 2049, as RFC 5280 §4.1.2.5 asks), and a GeneralizedTime before 2050 — what a CA
+    /// that ignores that rule writes, meaning the same instant as the UTCTime.
+    #[test]
+    fn validity_is_judged_as_instants_in_every_encoding() {
+        let utc = |t: SystemTime| Time::UtcTime(UtcTime::from_system_time(t).unwrap());
+        let general =
+            |t: SystemTime| Time::GeneralTime(GeneralizedTime::from_system_time(t).unwrap());
+        let day = Duration::from_secs(86_400);
+        for (now, encode) in [
+            (crate::sample::fixed_now(), utc as fn(SystemTime) -> Time),
+            (crate::sample::fixed_now(), general),
+            (
+                SystemTime::UNIX_EPOCH + Duration::from_secs(2_600_000_000),
+                general,
+            ),
+        ] {
+            let validity = Validity::new(encode(now - Duration::from_secs(60)), encode(now + day));
+            assert_eq!(usable_at(&validity, now), Ok(()));
+            assert_eq!(
+                usable_at(&validity, now + day - Duration::from_secs(1)),
+                Ok(())
+            );
+            let late = usable_at(&validity, now + day).unwrap_err();
+            assert!(late.starts_with("has expired"), "{late}");
+            let behind = now - Duration::from_secs(60) - CLOCK_SKEW;
+            assert_eq!(usable_at(&validity, behind), Ok(()));
+            let early = usable_at(&validity, behind - Duration::from_secs(1)).unwrap_err();
+            assert!(early.starts_with("is not valid yet"), "{early}");
+        }
+    }
+}
