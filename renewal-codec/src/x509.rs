@@ -358,6 +358,12 @@ pub fn same_renewal_profile(
     Ok(())
 }
 
+/// The last second X.509 can write: 9999-12-31T23:59:59Z (RFC 5280 §4.1.2.5). Clocks that a
+/// number from outside can move stop here rather than overflow.
+pub fn latest_time() -> SystemTime {
+    SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_799)
+}
+
 /// How far ahead of a verifier's clock an issued certificate's notBefore may be: CAs backdate
 /// by minutes for clock skew (sim-ca by 5, ADCS by 10), and a client's clock may run behind the
 /// CA's by as much.

@@ -6,11 +6,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-/// The last second X.509 can write (9999-12-31T23:59:59Z, RFC 5280 §4.1.2.5): the clock stops
-/// there rather than overflow.
-pub fn latest() -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_secs(253_402_300_799)
-}
+use renewal_codec::x509::latest_time as latest;
 
 /// System time plus an adjustable offset, or a fixed start plus an offset. Clones share the
 /// offset: the TLS layer's clone sees the CA's clock advance.
@@ -37,7 +33,7 @@ impl Clock {
         }
     }
 
-    /// Now (never past [`latest`]).
+    /// Now (never past [`renewal_codec::x509::latest_time`]).
     pub fn now(&self) -> SystemTime {
         let offset = self.offset.lock().map(|o| *o).unwrap_or_default();
         self.base
@@ -53,7 +49,7 @@ impl Clock {
         }
     }
 
-    /// Moves time forward by `by`, unless that would take it past [`latest`]: the admin
+    /// Moves time forward by `by`, unless that would take it past [`renewal_codec::x509::latest_time`]: the admin
     /// endpoint's number comes from outside.
     pub fn try_advance(&self, by: Duration) -> Result<(), String> {
         match self.now().checked_add(by) {
