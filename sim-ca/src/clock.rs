@@ -51,13 +51,16 @@ impl Clock {
 
     /// Moves time forward by `by`, unless that would take it past [`renewal_codec::x509::latest_time`]: the admin
     /// endpoint's number comes from outside.
-    pub fn try_advance(&self, by: Duration) -> Result<(), String> {
+    pub fn try_advance(&self, by: Duration) -> Result<(), crate::Error> {
         match self.now().checked_add(by) {
             Some(t) if t <= latest() => {
                 self.advance(by);
                 Ok(())
             }
-            _ => Err("the clock cannot go past 9999-12-31T23:59:59Z".into()),
+            _ => Err(crate::Error::Setting {
+                setting: "clock",
+                reason: "the clock cannot go past 9999-12-31T23:59:59Z".into(),
+            }),
         }
     }
 

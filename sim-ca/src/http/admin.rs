@@ -112,7 +112,7 @@ pub(super) fn ca_admin_route(ca: &Ca, method: Method, parts: &[&str]) -> Respons
         (Method::POST, ["admin", "clock", "advance", secs]) => match secs.parse::<u64>() {
             Ok(secs) => match ca.clock().try_advance(Duration::from_secs(secs)) {
                 Ok(()) => text(StatusCode::OK, format!("clock now {}", ca.clock().unix())),
-                Err(e) => text(StatusCode::BAD_REQUEST, e),
+                Err(e) => text(StatusCode::BAD_REQUEST, e.to_string()),
             },
             Err(_) => text(StatusCode::BAD_REQUEST, "bad seconds"),
         },
