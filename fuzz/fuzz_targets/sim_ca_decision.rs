@@ -7,6 +7,7 @@
 //! PKIMessage: kur, pollReq, certConf, anything).
 #![no_main]
 
+use sim_ca::store::Endpoint;
 use std::sync::{Arc, OnceLock};
 
 use libfuzzer_sys::fuzz_target;
@@ -112,7 +113,7 @@ fuzz_target!(|data: &[u8]| {
     match (mode & 1 == 0, mode & 4 == 0) {
         (true, true) => drop(ca.handle_cmc(body, tls)),
         (false, true) => drop(ca.handle_simple(body, tls)),
-        (true, false) => drop(gateway.handle_cmc_at("fullcmc", body, tls)),
+        (true, false) => drop(gateway.handle_cmc_at(Endpoint::FullCmc, body, tls)),
         (false, false) => drop(gateway.handle_simple(body, tls)),
     }
 });

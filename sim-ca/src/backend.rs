@@ -3,6 +3,7 @@
 //! ([`crate::gateway::Gateway`], which checks and forwards to an upstream CA). The front ends
 //! own TLS termination, body limits and the wire formats; a backend owns the decision.
 
+use crate::store::Endpoint;
 use renewal_codec::cmc::Retained;
 use x509_cert::Certificate;
 
@@ -31,9 +32,9 @@ pub trait Backend: Send + Sync + 'static {
         None
     }
     /// Records a request refused before it could be read (too large, too slow).
-    fn refuse_unread(&self, endpoint: &'static str, tls_cert: &[u8], rejection: &Rejection);
+    fn refuse_unread(&self, endpoint: Endpoint, tls_cert: &[u8], rejection: &Rejection);
     /// A Full PKI Request that came in at `endpoint` (`fullcmc`, `cmc`, `wstep`).
-    fn handle_cmc_at(&self, endpoint: &'static str, request: &[u8], tls_cert: &[u8]) -> CmcReply;
+    fn handle_cmc_at(&self, endpoint: Endpoint, request: &[u8], tls_cert: &[u8]) -> CmcReply;
     /// MS-WSTEP `QueryTokenStatus` for the request pending under `id`.
     fn query_token_status(&self, id: u64, tls_cert: &[u8]) -> CmcReply;
     /// An EST simplereenroll.
@@ -70,10 +71,10 @@ impl Backend for Ca {
     fn fault_before_read(&self, tls_cert: &[u8]) -> Option<TransportFault> {
         Ca::fault_before_read(self, tls_cert)
     }
-    fn refuse_unread(&self, endpoint: &'static str, tls_cert: &[u8], rejection: &Rejection) {
+    fn refuse_unread(&self, endpoint: Endpoint, tls_cert: &[u8], rejection: &Rejection) {
         Ca::refuse_unread(self, endpoint, tls_cert, rejection);
     }
-    fn handle_cmc_at(&self, endpoint: &'static str, request: &[u8], tls_cert: &[u8]) -> CmcReply {
+    fn handle_cmc_at(&self, endpoint: Endpoint, request: &[u8], tls_cert: &[u8]) -> CmcReply {
         Ca::handle_cmc_at(self, endpoint, request, tls_cert)
     }
     fn query_token_status(&self, id: u64, tls_cert: &[u8]) -> CmcReply {

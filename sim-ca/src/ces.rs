@@ -5,6 +5,7 @@
 //! certificate and the RequestID, "Taken Under Submission" for a pending request, and a SOAP
 //! fault whose `CertificateEnrollmentWSDetail` carries the HRESULT for a refusal.
 
+use crate::store::Endpoint;
 use renewal_codec::{
     cmc::{Limits, Outcome, parse_response},
     wstep::{Answer, RequestKind, XmlLimits, build_answer, parse_request},
@@ -63,7 +64,7 @@ pub fn handle(ca: &dyn Backend, envelope: &[u8], tls_cert: &[u8], limits: &Limit
         }
     };
     let reply = match &request.kind {
-        RequestKind::Issue(der) => ca.handle_cmc_at("wstep", der, tls_cert),
+        RequestKind::Issue(der) => ca.handle_cmc_at(Endpoint::Wstep, der, tls_cert),
         RequestKind::QueryTokenStatus(id) => ca.query_token_status(*id, tls_cert),
     };
     let queried = match request.kind {

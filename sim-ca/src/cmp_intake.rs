@@ -4,6 +4,7 @@
 //! two deciders cannot read a message differently. What each does next (issue, forward,
 //! confirm, answer a `genm` with its own certificates) stays with it.
 
+use crate::store::Endpoint;
 use renewal_codec::cmp::{CertStatus, PkiBody, PkiHeader, PkiMessage};
 use x509_cert::Certificate;
 
@@ -106,7 +107,7 @@ pub(crate) fn pending_kur<D: CmpDesk>(
         .lock()
         .find_pending(&origin.identity, &cmp_transaction(&poll.header));
     match stored {
-        Ok(Some(p)) if p.kind == "cmp" => Ok(PkiMessage::parse(&p.request, &base.limits)
+        Ok(Some(p)) if p.kind == Endpoint::Cmp => Ok(PkiMessage::parse(&p.request, &base.limits)
             .ok()
             .map(|kur| (kur, p.request))),
         Ok(_) => Ok(None),

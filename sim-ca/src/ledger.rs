@@ -3,6 +3,7 @@
 //! and the certificate a re-sent request already got. One place, so the two audit trails
 //! cannot drift apart.
 
+use crate::store::Endpoint;
 use renewal_codec::cmc::{DigestAlgorithm, Retained, verify_request::hex};
 use x509_cert::Certificate;
 
@@ -14,7 +15,7 @@ use crate::{
 /// Where a request came from, as every audit record of it says.
 pub(crate) struct Origin {
     /// `fullcmc`, `cmc`, `simplereenroll`, `wstep`, `wstep-query`, `cli`.
-    pub(crate) endpoint: &'static str,
+    pub(crate) endpoint: Endpoint,
     /// SHA-256 (hex) of the TLS client certificate, empty when there is none.
     pub(crate) tls_fingerprint: String,
     /// SHA-256 (hex) of the request, empty when there is none.
@@ -26,7 +27,7 @@ pub(crate) struct Origin {
 }
 
 impl Origin {
-    pub(crate) fn new(endpoint: &'static str, tls_cert: &[u8], request: &[u8]) -> Self {
+    pub(crate) fn new(endpoint: Endpoint, tls_cert: &[u8], request: &[u8]) -> Self {
         let digest = |b: &[u8]| {
             if b.is_empty() {
                 String::new()
@@ -70,7 +71,7 @@ impl Origin {
             .append_audit(&AuditRecord {
                 id: 0,
                 at,
-                endpoint: self.endpoint.into(),
+                endpoint: self.endpoint,
                 tls_fingerprint: self.tls_fingerprint.clone(),
                 request_hash: self.request_hash.clone(),
                 template: template.map(str::to_string),
@@ -423,7 +424,7 @@ mod tests {
         let renewed = renewal_codec::sample::Sample::deterministic()
             .unwrap()
             .old_cert;
-        let origin = Origin::new("fullcmc", renewed.der(), &[]);
+        let origin = Origin::new(Endpoint::FullCmc, renewed.der(), &[]);
         let same_request = |_: &Pending| true;
         const WINDOW: i64 = 3600;
         let mut largest = 0;
@@ -464,7 +465,7 @@ mod tests {
         let renewed = renewal_codec::sample::Sample::deterministic()
             .unwrap()
             .old_cert;
-        let origin = Origin::new("fullcmc", renewed.der(), &[]);
+        let origin = Origin::new(Endpoint::FullCmc, renewed.der(), &[]);
         let same_request = |_: &Pending| true;
         let lookup = |transaction: &'static str| Lookup {
             renewed: renewed.value(),
@@ -485,7 +486,7 @@ mod tests {
                     tls_fingerprint: origin.identity.clone(),
                     transaction: transaction.into(),
                     request: Vec::new(),
-                    kind: "fullcmc".into(),
+                    kind: Endpoint::FullCmc,
                     created_at: 1,
                     polls: 0,
                     resolve: crate::store::Resolve::Admin,
@@ -518,7 +519,7 @@ mod tests {
         let renewed = renewal_codec::sample::Sample::deterministic()
             .unwrap()
             .old_cert;
-        let origin = Origin::new("fullcmc", renewed.der(), &[]);
+        let origin = Origin::new(Endpoint::FullCmc, renewed.der(), &[]);
         let same_request = |_: &Pending| true;
         let lookup = |key: &'static str| Lookup {
             renewed: renewed.value(),

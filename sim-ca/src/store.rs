@@ -17,6 +17,7 @@ use crate::durability::GroupSync;
 
 mod audit;
 mod confirm;
+mod endpoint;
 mod pending;
 mod pg_tls;
 mod schema;
@@ -27,6 +28,7 @@ mod upkeep;
 
 pub use audit::{AuditOutcome, AuditRecord};
 pub use confirm::{ConfirmState, Confirmation};
+pub use endpoint::{Endpoint, UnknownEndpoint};
 pub use pending::{Pending, PendingEnd, PendingStatus, Resolve};
 use pending::{parse_resolve, resolve_text};
 use schema::{ADDED_COLUMNS, INDEXES, POSTGRES_SCHEMA, SCHEMA};
@@ -49,6 +51,12 @@ pub enum StoreError {
     /// The connection's settings are unusable (a TLS mode without its CA file, ...).
     #[error("state database connection: {0}")]
     Config(String),
+}
+
+/// A stored endpoint name as the value it names.
+fn endpoint_from(name: &str) -> Result<Endpoint, StoreError> {
+    name.parse()
+        .map_err(|e: UnknownEndpoint| StoreError::Schema(e.to_string()))
 }
 
 /// The server's own words when it sent an error (the driver's `Display` says only "db
@@ -189,7 +197,7 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 &[
                     r.at.into(),
-                    (&r.endpoint).into(),
+                    r.endpoint.as_str().into(),
                     (&r.tls_fingerprint).into(),
                     (&r.request_hash).into(),
                     r.template.as_ref().into(),
@@ -216,7 +224,7 @@ impl Store {
                 Ok(AuditRecord {
                     id: r.int(0)?,
                     at: r.int(1)?,
-                    endpoint: r.text(2)?,
+                    endpoint: endpoint_from(&r.text(2)?)?,
                     tls_fingerprint: r.text(3)?,
                     request_hash: r.text(4)?,
                     template: r.opt_text(5)?,
@@ -391,7 +399,7 @@ impl Store {
                     (&p.tls_fingerprint).into(),
                     (&p.transaction).into(),
                     p.request.as_slice().into(),
-                    (&p.kind).into(),
+                    p.kind.as_str().into(),
                     p.created_at.into(),
                     resolve_text(p.resolve).as_str().into(),
                     if p.end == PendingEnd::Issue { "issue" } else { "deny" }.into(),
@@ -408,7 +416,7 @@ impl Store {
             tls_fingerprint: r.text(1)?,
             transaction: r.text(2)?,
             request: r.blob(3)?,
-            kind: r.text(4)?,
+            kind: endpoint_from(&r.text(4)?)?,
             created_at: r.int(5)?,
             polls: u32::try_from(r.int(6)?).unwrap_or(u32::MAX),
             resolve: parse_resolve(&r.text(7)?),

@@ -16,6 +16,7 @@ use renewal_codec::cmc::{
     request::{build_attested_pkcs10, build_renewal_request},
     status::CmcFailInfo,
 };
+use sim_ca::store::Endpoint;
 use sim_ca::{policy::Rejection, service::SimpleReply};
 use sim_card::{
     attestation::{Attested, provision},
@@ -90,7 +91,7 @@ fn an_attested_new_key_is_renewed_over_cmc_and_simplereenroll() {
         let client = Client::new(desk.ca());
         let (key, attestation) = card_key(1, 10);
         let (outcome, text, certs) = desk.cmc(
-            "fullcmc",
+            Endpoint::FullCmc,
             &cmc(&client, &key, Some(&attestation)),
             client.old_cert.der(),
         );

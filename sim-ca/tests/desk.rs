@@ -9,6 +9,7 @@
 
 mod common;
 
+use sim_ca::store::Endpoint;
 use std::{
     sync::{Arc, atomic::AtomicUsize},
     time::{Duration, SystemTime},
@@ -90,7 +91,7 @@ fn a_revoked_card_renews_on_no_endpoint_through_no_decider() {
                 .unwrap()
         );
         let before = desk.issued();
-        for endpoint in ["fullcmc", "cmc", "wstep"] {
+        for endpoint in [Endpoint::FullCmc, Endpoint::Cmc, Endpoint::Wstep] {
             let (outcome, text, _) = desk.cmc(endpoint, &revoked.request(), revoked.old_cert.der());
             assert!(
                 matches!(outcome, Outcome::Failed { .. }) && text.contains("0x80092010"),
@@ -225,7 +226,7 @@ fn two_users_behind_one_gateway_may_choose_the_same_transaction_id() {
         params.sender_nonce = Client::params().sender_nonce;
         let bobs = bob.request_with(params);
         for (user, request) in [(&alice, &alices), (&bob, &bobs)] {
-            let (outcome, text, _) = desk.cmc("fullcmc", request, user.old_cert.der());
+            let (outcome, text, _) = desk.cmc(Endpoint::FullCmc, request, user.old_cert.der());
             assert_eq!(outcome, Outcome::Issued, "{}: {text}", desk.name());
         }
         assert_eq!(desk.issued(), 2, "{}", desk.name());
@@ -278,7 +279,7 @@ fn one_transaction_reaches_the_upstream_once_whatever_arrives_at_once() {
     let barrier = std::sync::Barrier::new(2);
     let send = |gateway: &sim_ca::gateway::Gateway| {
         barrier.wait();
-        gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der())
+        gateway.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der())
     };
     let (first, second) = std::thread::scope(|scope| {
         let a = scope.spawn(|| send(&one));
@@ -304,7 +305,7 @@ fn one_transaction_reaches_the_upstream_once_whatever_arrives_at_once() {
         (None, None) => issued(&first.body),
         (Some(a), Some(b)) => panic!("neither was decided: {a:?} {b:?}"),
     };
-    let again = one.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    let again = one.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
     assert_eq!(parse(&again.body).outcome, Outcome::Issued);
     assert_eq!(parse(&again.body).certificates, certificate);
     let _ = std::fs::remove_dir_all(&dir);
@@ -571,7 +572,7 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
         };
         let gateway = upstream.gateway_over(Store::in_memory().unwrap(), Box::new(backend));
         let user = upstream.user();
-        let reply = gateway.handle_cmc_at("fullcmc", &user.request(), user.old_cert.der());
+        let reply = gateway.handle_cmc_at(Endpoint::FullCmc, &user.request(), user.old_cert.der());
         let failure = reply
             .upstream
             .unwrap_or_else(|| panic!("{what}: delivered"));
@@ -658,21 +659,21 @@ fn open_pending_requests_are_capped_per_certificate() {
         let user = desk.upstream.user();
         let requests: Vec<Vec<u8>> = (0..3).map(|_| user.request_for_another_key()).collect();
         for request in &requests[..2] {
-            let (outcome, text, _) = desk.cmc("fullcmc", request, user.old_cert.der());
+            let (outcome, text, _) = desk.cmc(Endpoint::FullCmc, request, user.old_cert.der());
             assert!(
                 matches!(outcome, Outcome::Pending { .. }),
                 "{}: {text}",
                 desk.name()
             );
         }
-        let (outcome, text, _) = desk.cmc("fullcmc", &requests[2], user.old_cert.der());
+        let (outcome, text, _) = desk.cmc(Endpoint::FullCmc, &requests[2], user.old_cert.der());
         assert!(
             matches!(outcome, Outcome::Failed { .. }) && text.contains("0x80094011"),
             "{}: {outcome:?} {text}",
             desk.name()
         );
         assert!(text.contains("pending already"), "{}: {text}", desk.name());
-        let (outcome, text, _) = desk.cmc("fullcmc", &requests[0], user.old_cert.der());
+        let (outcome, text, _) = desk.cmc(Endpoint::FullCmc, &requests[0], user.old_cert.der());
         assert!(
             matches!(outcome, Outcome::Pending { .. }),
             "{}: a poll was refused: {text}",
@@ -720,7 +721,7 @@ fn the_same_refusals_from_every_decider() {
         ];
         let mut seen = Vec::new();
         for (what, request) in cases {
-            let (outcome, text, _) = desk.cmc("fullcmc", &request, user.old_cert.der());
+            let (outcome, text, _) = desk.cmc(Endpoint::FullCmc, &request, user.old_cert.der());
             let hresult = text.split(':').next().map(str::to_string);
             let issued = matches!(outcome, Outcome::Issued);
             let fail_info = match outcome {
@@ -755,13 +756,19 @@ fn every_decider_audits_the_same_story_the_same_way() {
         let quick = enrolled(ca, "CN=Quinn Quick,O=Example", "Other");
         let request = quick.request();
         let tls = quick.old_cert.der();
-        assert_eq!(desk.cmc("fullcmc", &request, tls).0, Outcome::Issued);
-        assert_eq!(desk.cmc("fullcmc", &request, tls).0, Outcome::Issued);
+        assert_eq!(
+            desk.cmc(Endpoint::FullCmc, &request, tls).0,
+            Outcome::Issued
+        );
+        assert_eq!(
+            desk.cmc(Endpoint::FullCmc, &request, tls).0,
+            Outcome::Issued
+        );
         let mut broken = quick.request_for_another_key();
         let n = broken.len();
         broken[n - 3] ^= 1; // the old key's signature
         assert!(matches!(
-            desk.cmc("fullcmc", &broken, tls).0,
+            desk.cmc(Endpoint::FullCmc, &broken, tls).0,
             Outcome::Failed { .. }
         ));
 
@@ -771,16 +778,16 @@ fn every_decider_audits_the_same_story_the_same_way() {
         let pend = patient.request_with(params.clone());
         let tls = patient.old_cert.der();
         assert!(matches!(
-            desk.cmc("fullcmc", &pend, tls).0,
+            desk.cmc(Endpoint::FullCmc, &pend, tls).0,
             Outcome::Pending { .. }
         ));
         let id = ca.with_store(|s| s.list_pending()).unwrap()[0].id;
         assert!(ca.decide_pending(id, true).unwrap());
-        assert_eq!(desk.cmc("fullcmc", &pend, tls).0, Outcome::Issued);
-        assert_eq!(desk.cmc("fullcmc", &pend, tls).0, Outcome::Issued);
+        assert_eq!(desk.cmc(Endpoint::FullCmc, &pend, tls).0, Outcome::Issued);
+        assert_eq!(desk.cmc(Endpoint::FullCmc, &pend, tls).0, Outcome::Issued);
         let swapped = patient.request_for_key(&SoftwareKey::generate_p256().unwrap(), params);
         assert!(matches!(
-            desk.cmc("fullcmc", &swapped, tls).0,
+            desk.cmc(Endpoint::FullCmc, &swapped, tls).0,
             Outcome::Failed { .. }
         ));
         let outcomes = desk

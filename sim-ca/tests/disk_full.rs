@@ -9,6 +9,7 @@
 
 mod common;
 
+use sim_ca::store::Endpoint;
 use std::process::Command;
 
 use common::{Upstream, parse};
@@ -42,7 +43,7 @@ fn full_then_freed(ca: &Ca, fill: impl FnOnce(), free: impl FnOnce()) {
     let before = issued(ca);
     fill();
     let request = user.request();
-    let reply = ca.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    let reply = ca.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
     let failure = reply.upstream.expect("a 503, not a decision");
     assert_eq!((failure.status, failure.retry_after.is_some()), (503, true));
     assert!(reply.body.is_empty(), "nothing signed");
@@ -65,7 +66,7 @@ fn full_then_freed(ca: &Ca, fill: impl FnOnce(), free: impl FnOnce()) {
         ca.with_store(|s| s.intact()).unwrap(),
         "the database is damaged"
     );
-    let reply = ca.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    let reply = ca.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
     assert_eq!(parse(&reply.body).outcome, Outcome::Issued);
     assert_eq!(issued(ca), before + 1);
 }
@@ -89,17 +90,17 @@ fn through_the_gateway_its_full_store_is_a_503_too() {
     let store = Store::in_memory().unwrap();
     let gateway = upstream.gateway_local(store);
     let user = upstream.user();
-    let warm = gateway.handle_cmc_at("fullcmc", &user.request(), user.old_cert.der());
+    let warm = gateway.handle_cmc_at(Endpoint::FullCmc, &user.request(), user.old_cert.der());
     assert_eq!(parse(&warm.body).outcome, Outcome::Issued);
     gateway.with_store(fill_to_the_cap);
     let request = user.request_for_another_key();
-    let reply = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    let reply = gateway.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
     let failure = reply
         .upstream
         .unwrap_or_else(|| panic!("a 503, got {:?}", parse(&reply.body).status_string));
     assert_eq!(failure.status, 503, "{}", failure.text);
     gateway.with_store(|s| s.limit_size(None)).unwrap();
-    let reply = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    let reply = gateway.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
     assert_eq!(parse(&reply.body).outcome, Outcome::Issued);
 }
 

@@ -12,6 +12,7 @@ mod common;
 
 use common::{Upstream, parse};
 use renewal_codec::cmc::{Outcome, PublicKey, Signer, build_renewal_request};
+use sim_ca::store::Endpoint;
 use sim_ca::{
     gateway::upstream::CmcProtocol,
     service::SimpleReply,
@@ -52,7 +53,7 @@ fn a_renewal_goes_through_the_gateway_over_each_upstream_protocol() {
         let upstream = Upstream::start("");
         let gateway = upstream.gateway_at(Store::in_memory().unwrap(), None, protocol);
         let user = upstream.user();
-        let reply = gateway.handle_cmc_at("fullcmc", &user.request(), user.old_cert.der());
+        let reply = gateway.handle_cmc_at(Endpoint::FullCmc, &user.request(), user.old_cert.der());
         assert_eq!(reply.outcome, Outcome::Issued, "{protocol:?}");
         let response = parse(&reply.body);
         // Signed by the gateway's RA key, which chains to the CA the client trusts.
@@ -140,7 +141,7 @@ fn what_the_policy_refuses_never_leaves_the_gateway() {
     let alice = upstream.user();
     let mallory = upstream.user();
     // Alice's request over Mallory's TLS identity.
-    let reply = gateway.handle_cmc_at("fullcmc", &alice.request(), mallory.old_cert.der());
+    let reply = gateway.handle_cmc_at(Endpoint::FullCmc, &alice.request(), mallory.old_cert.der());
     assert!(
         matches!(reply.outcome, Outcome::Failed { .. }),
         "{:?}",
@@ -151,7 +152,7 @@ fn what_the_policy_refuses_never_leaves_the_gateway() {
     // the same transaction with another key: a replay, refused at the gateway.
     let params = common::Client::params();
     let first = gateway.handle_cmc_at(
-        "fullcmc",
+        Endpoint::FullCmc,
         &alice.request_with(params.clone()),
         alice.old_cert.der(),
     );
@@ -159,7 +160,7 @@ fn what_the_policy_refuses_never_leaves_the_gateway() {
     let upstream_records = upstream.ca.audit_trail().len();
     let other_key = renewal_codec::cmc::SoftwareKey::generate_p256().unwrap();
     let replay = gateway.handle_cmc_at(
-        "fullcmc",
+        Endpoint::FullCmc,
         &alice.request_for_key(&other_key, params),
         alice.old_cert.der(),
     );
@@ -190,7 +191,7 @@ fn an_unreachable_upstream_is_a_503_with_retry_after_and_loses_nothing() {
             Some(&dead_url()),
             CmcProtocol::Fullcmc,
         );
-        let reply = down.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+        let reply = down.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
         let failure = reply.upstream.unwrap();
         assert_eq!((failure.status, failure.retry_after), (503, Some(7)));
         assert!(reply.body.is_empty());
@@ -198,7 +199,7 @@ fn an_unreachable_upstream_is_a_503_with_retry_after_and_loses_nothing() {
     }
     // The same request, once the upstream is back: not a replay, issued.
     let up = upstream.gateway(Store::open(&state).unwrap());
-    let reply = up.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    let reply = up.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
     assert_eq!(reply.outcome, Outcome::Issued);
     assert_eq!(outcomes(&up.audit_trail()), ["upstream-failed", "issued"]);
 }
@@ -211,7 +212,7 @@ fn a_resent_request_is_answered_from_the_gateways_state_with_the_upstream_gone()
     let request = user.request();
     let issued = {
         let up = upstream.gateway(Store::open(&state).unwrap());
-        let reply = up.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+        let reply = up.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
         assert_eq!(reply.outcome, Outcome::Issued);
         parse(&reply.body).certificates[0].clone()
     };
@@ -220,7 +221,7 @@ fn a_resent_request_is_answered_from_the_gateways_state_with_the_upstream_gone()
         Some(&dead_url()),
         CmcProtocol::Fullcmc,
     );
-    let again = down.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    let again = down.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
     assert_eq!(again.outcome, Outcome::Issued);
     assert_eq!(parse(&again.body).certificates[0], issued);
     assert_eq!(outcomes(&down.audit_trail()), ["issued", "replay-answered"]);
@@ -255,11 +256,11 @@ fn a_forwarded_renewal_waits_for_one_fsync_not_for_its_claims() {
     let gateway = upstream.gateway(Store::open(&state_file("fsyncs")).unwrap());
     let user = upstream.user();
     let before = wal_fsyncs(&gateway);
-    let reply = gateway.handle_cmc_at("fullcmc", &user.request(), user.old_cert.der());
+    let reply = gateway.handle_cmc_at(Endpoint::FullCmc, &user.request(), user.old_cert.der());
     assert_eq!(reply.outcome, Outcome::Issued);
     assert_eq!(wal_fsyncs(&gateway) - before, 1);
     // A request answered from the gateway's own state is one transaction, synced.
-    let again = gateway.handle_cmc_at("fullcmc", &user.request(), user.old_cert.der());
+    let again = gateway.handle_cmc_at(Endpoint::FullCmc, &user.request(), user.old_cert.der());
     assert_eq!(again.outcome, Outcome::Issued);
     assert_eq!(wal_fsyncs(&gateway) - before, 2);
 }
@@ -272,7 +273,7 @@ fn pending_upstream_is_pending_at_the_gateway_and_collected_on_poll() {
         let gateway = upstream.gateway_at(Store::in_memory().unwrap(), None, protocol);
         let user = upstream.user();
         let request = user.request();
-        let reply = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+        let reply = gateway.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
         let Outcome::Pending { token, .. } = &reply.outcome else {
             panic!("{protocol:?}: {:?}", reply.outcome)
         };
@@ -292,14 +293,14 @@ fn pending_upstream_is_pending_at_the_gateway_and_collected_on_poll() {
             "{protocol:?}"
         );
         // Still pending upstream: still pending here.
-        let again = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+        let again = gateway.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
         assert!(
             matches!(again.outcome, Outcome::Pending { .. }),
             "{protocol:?}"
         );
         // The CA's administrator approves; the next poll collects the certificate.
         assert!(upstream.ca.decide_pending(upstream_id, true).unwrap());
-        let collected = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+        let collected = gateway.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
         assert_eq!(collected.outcome, Outcome::Issued, "{protocol:?}");
         let pending = gateway
             .with_store(|s| s.pending(gateway_id))
@@ -336,7 +337,7 @@ fn an_upstream_answer_that_does_not_verify_never_reaches_the_client() {
         let upstream = Upstream::start(&format!("[[rule]]\nfault = \"{fault}\"\n"));
         let gateway = upstream.gateway(Store::in_memory().unwrap());
         let user = upstream.user();
-        let reply = gateway.handle_cmc_at("fullcmc", &user.request(), user.old_cert.der());
+        let reply = gateway.handle_cmc_at(Endpoint::FullCmc, &user.request(), user.old_cert.der());
         let failure = reply.upstream.expect(fault);
         assert_eq!(failure.status, 502, "{fault}: {failure:?}");
         assert!(reply.body.is_empty(), "{fault}");
@@ -438,7 +439,7 @@ fn an_upstream_timeout_is_a_503_and_the_retry_gets_the_certificate_issued_meanwh
     );
     let user = upstream.user();
     let request = user.request();
-    let reply = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    let reply = gateway.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
     let failure = reply.upstream.unwrap();
     assert_eq!(
         (failure.status, failure.retry_after),
@@ -460,7 +461,7 @@ fn an_upstream_timeout_is_a_503_and_the_retry_gets_the_certificate_issued_meanwh
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     assert_eq!(issued_upstream(), 1);
-    let retry = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    let retry = gateway.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
     assert_eq!(retry.outcome, Outcome::Issued);
     assert_eq!(
         issued_upstream(),

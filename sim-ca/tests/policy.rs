@@ -6,6 +6,7 @@
 
 mod common;
 
+use sim_ca::store::Endpoint;
 use std::time::Duration;
 
 use common::{Client, desk::Desk, mutated, mutated_signed_by, parse, sign};
@@ -123,7 +124,8 @@ fn expired_certificates_are_refused_unless_within_grace() {
             .ca()
             .clock()
             .advance(Duration::from_secs(366 * 86400));
-        let (outcome, text, _) = lenient.cmc("fullcmc", &client.request(), client.old_cert.der());
+        let (outcome, text, _) =
+            lenient.cmc(Endpoint::FullCmc, &client.request(), client.old_cert.der());
         assert_eq!(outcome, Outcome::Issued, "{}: {text}", lenient.name());
     }
 }
@@ -274,7 +276,8 @@ fn alt_names_compare_by_rfc_5280_under_strict() {
         let client = Client::new(strict.ca());
         let (local, domain) = mailbox(&client);
         let request = spelled(&client, format!("{local}@{}", domain.to_uppercase()));
-        let (outcome, text, certificates) = strict.cmc("fullcmc", &request, client.old_cert.der());
+        let (outcome, text, certificates) =
+            strict.cmc(Endpoint::FullCmc, &request, client.old_cert.der());
         assert_eq!(outcome, Outcome::Issued, "{}: {text}", strict.name());
         let issued = certificates
             .iter()
@@ -328,7 +331,7 @@ fn no_elevation_of_subject_or_names() {
         for adcs in Desk::all("") {
             let client = Client::new(adcs.ca());
             let (outcome, text, certificates) =
-                adcs.cmc("fullcmc", &build(&client), client.old_cert.der());
+                adcs.cmc(Endpoint::FullCmc, &build(&client), client.old_cert.der());
             assert_eq!(outcome, Outcome::Issued, "{} {what}: {text}", adcs.name());
             let issued = certificates
                 .iter()

@@ -13,6 +13,7 @@
 
 mod common;
 
+use sim_ca::store::Endpoint;
 use std::{sync::Arc, thread};
 
 use common::{Upstream, parse};
@@ -50,7 +51,7 @@ fn record(detail: &str) -> AuditRecord {
     AuditRecord {
         id: 0,
         at: 1,
-        endpoint: "fullcmc".into(),
+        endpoint: Endpoint::FullCmc,
         tls_fingerprint: "aa".into(),
         request_hash: "bb".into(),
         template: Some("SmartcardUser".into()),
@@ -122,7 +123,7 @@ fn the_store_keeps_its_promises_on_postgres() {
             tls_fingerprint: "aa".into(),
             transaction: "tx".into(),
             request: vec![1, 2, 3],
-            kind: "fullcmc".into(),
+            kind: Endpoint::FullCmc,
             created_at: 1,
             polls: 0,
             resolve: Resolve::OnPoll(2),
@@ -164,9 +165,9 @@ fn a_request_replayed_to_the_other_instance_is_answered_idempotently() {
     let user = upstream.user();
     let params = common::Client::params();
     let request = user.request_with(params.clone());
-    let first = a.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    let first = a.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
     assert_eq!(first.outcome, Outcome::Issued);
-    let again = b.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    let again = b.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
     assert_eq!(again.outcome, Outcome::Issued);
     assert_eq!(
         parse(&again.body).certificates[0],
@@ -175,7 +176,7 @@ fn a_request_replayed_to_the_other_instance_is_answered_idempotently() {
     // The same transaction for another key, at either instance: a replay.
     let other_key = renewal_codec::cmc::SoftwareKey::generate_p256().unwrap();
     let replay = b.handle_cmc_at(
-        "fullcmc",
+        Endpoint::FullCmc,
         &user.request_for_key(&other_key, params),
         user.old_cert.der(),
     );
@@ -212,7 +213,7 @@ fn a_pending_request_submitted_to_one_instance_is_collected_from_the_other() {
     let request = user.request();
     let token = {
         let a = upstream.gateway(Store::connect(&url).unwrap());
-        let reply = a.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+        let reply = a.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
         let Outcome::Pending { token, .. } = reply.outcome else {
             panic!("{:?}", reply.outcome)
         };
@@ -222,7 +223,7 @@ fn a_pending_request_submitted_to_one_instance_is_collected_from_the_other() {
     let upstream_id = upstream.ca.with_store(|s| s.list_pending()).unwrap()[0].id;
     assert!(upstream.ca.decide_pending(upstream_id, true).unwrap());
     let b = upstream.gateway(Store::connect(&url).unwrap());
-    let collected = b.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+    let collected = b.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
     assert_eq!(collected.outcome, Outcome::Issued);
     let id = i64::from_be_bytes(token.as_slice().try_into().unwrap());
     assert_eq!(
@@ -267,7 +268,8 @@ fn concurrent_renewals_on_two_gateway_instances() {
                     (Arc::clone(gateway), Arc::clone(user), Arc::clone(&request));
                 thread::spawn(move || {
                     for _ in 0..100 {
-                        let reply = gateway.handle_cmc_at("fullcmc", &request, user.old_cert.der());
+                        let reply =
+                            gateway.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
                         match reply.upstream {
                             Some(busy) => {
                                 assert!(

@@ -16,6 +16,7 @@ use renewal_codec::cmc::{
     ra::{wrap, wrap_reenroll},
     request::build_attested_pkcs10,
 };
+use sim_ca::store::Endpoint;
 use sim_ca::{Ca, store::AuditOutcome};
 use x509_cert::Certificate;
 
@@ -40,7 +41,7 @@ fn outcome(ca: &Ca, request: &[u8], tls: &Retained<Certificate>) -> (Outcome, Ve
 
 /// The outcome, the issued certificate (empty when none) and the status text.
 fn answer(ca: &Ca, request: &[u8], tls: &Retained<Certificate>) -> (Outcome, Vec<u8>, String) {
-    let reply = ca.handle_cmc_at("fullcmc", request, tls.der());
+    let reply = ca.handle_cmc_at(Endpoint::FullCmc, request, tls.der());
     let response = parse(&reply.body);
     response.verify_signer().unwrap();
     let text = response.status_string.clone().unwrap_or_default();

@@ -6,7 +6,7 @@ use std::{
     path::Path,
 };
 
-use sim_ca::store::{AuditOutcome, Sighting, Store};
+use sim_ca::store::{AuditOutcome, Endpoint, Sighting, Store};
 
 /// Writes `n` certificates into the store at `db`, each as a real decision leaves it: the
 /// certificate row, its `issued` audit record, its nonce and transaction id marked seen.
@@ -39,7 +39,7 @@ pub(super) fn prefill(db: &Path, n: u64) -> Result<(), String> {
                 s.append_audit(&sim_ca::store::AuditRecord {
                     id: 0,
                     at: now,
-                    endpoint: "fullcmc".into(),
+                    endpoint: Endpoint::FullCmc,
                     tls_fingerprint: fingerprint.clone(),
                     request_hash: fingerprint.clone(),
                     template: Some("User".into()),

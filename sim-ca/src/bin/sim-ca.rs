@@ -540,9 +540,13 @@ fn run(cmd: Cmd) -> Result<(), String> {
         Cmd::Revoke { state, serial } => {
             let store = Store::open(&state.join("ca.db")).map_err(|e| e.to_string())?;
             let serial = serial.replace(':', "").to_ascii_lowercase();
-            let known =
-                sim_ca::service::admin_revoke(&store, &serial, Clock::system().unix(), "cli")
-                    .map_err(|e| e.to_string())?;
+            let known = sim_ca::service::admin_revoke(
+                &store,
+                &serial,
+                Clock::system().unix(),
+                sim_ca::store::Endpoint::Cli,
+            )
+            .map_err(|e| e.to_string())?;
             println!(
                 "revoked {serial}{}",
                 if known {
@@ -630,8 +634,14 @@ fn short(hex: &str) -> &str {
 
 fn decide(state: &std::path::Path, id: i64, approve: bool) -> Result<(), String> {
     let store = Store::open(&state.join("ca.db")).map_err(|e| e.to_string())?;
-    if sim_ca::service::admin_decide(&store, id, approve, Clock::system().unix(), "cli")
-        .map_err(|e| e.to_string())?
+    if sim_ca::service::admin_decide(
+        &store,
+        id,
+        approve,
+        Clock::system().unix(),
+        sim_ca::store::Endpoint::Cli,
+    )
+    .map_err(|e| e.to_string())?
     {
         let verb = if approve { "approved" } else { "denied" };
         println!("request {id} {verb}; the client gets the answer at its next poll");

@@ -376,7 +376,7 @@ mod tests {
                 Ledger::new(crate::ledger::DEFAULT_PENDING_CAP),
             ),
             template: TemplateRegistry::builtin().all()[0].clone(),
-            origin: Origin::new("fullcmc", renewed.der(), b"request"),
+            origin: Origin::new(crate::store::Endpoint::FullCmc, renewed.der(), b"request"),
             new_key: PublicKey::from_spki(key.public_key()).unwrap(),
             renewed,
         }

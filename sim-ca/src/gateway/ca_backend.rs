@@ -13,6 +13,7 @@
 //! request goes up as full CMC — a user's simplereenroll too, as the RA's re-enrollment naming
 //! the certificate it renews ([`renewal_codec::cmc::ra::wrap_reenroll`]).
 
+use crate::store::Endpoint;
 use std::sync::Arc;
 
 use crate::{Ca, scenario::TransportFault};
@@ -126,7 +127,7 @@ impl CaBackend for SimulatedAuthority {
             Some(id) => self.ca.query_token_status(id, &self.ra_certificate),
             None => self
                 .ca
-                .handle_cmc_at("fullcmc", wrapped, &self.ra_certificate),
+                .handle_cmc_at(Endpoint::FullCmc, wrapped, &self.ra_certificate),
         };
         after_decision(reply.fault)?;
         Ok(CmcAnswer::Response {

@@ -17,6 +17,7 @@
 //! gateway delivered in that transaction (the upstream revokes what the user rejects or never
 //! confirms; the gateway records it).
 
+use crate::store::Endpoint;
 use renewal_codec::cmp::{
     PkiBody, PkiHeader, PkiMessage, PkiStatus, PkiStatusInfo,
     answer::{Answer as CmpAnswer, FailureBit},
@@ -40,7 +41,7 @@ impl Gateway {
     /// Handles a PKIMessage from a user (`tls_cert` when the client showed one; the message's
     /// protection says who asks).
     pub fn handle_cmp(&self, body: &[u8], tls_cert: &[u8]) -> CmpReply {
-        let origin = Origin::new("cmp", tls_cert, body);
+        let origin = Origin::new(Endpoint::Cmp, tls_cert, body);
         let message = match cmp_intake::read(self, &origin, body) {
             Ok(m) => m,
             Err(refused) => return *refused,

@@ -4,6 +4,7 @@
 //! endpoints that take it (full CMC, MS-WSTEP's query, EST simplereenroll).
 
 use super::*;
+use crate::store::Endpoint;
 
 /// What the forwarder leaves for after the ledger's transaction: asking its upstream.
 pub(crate) struct Forward {
@@ -146,12 +147,7 @@ impl Gateway {
     }
 
     /// Handles a Full PKI Request from a user.
-    pub fn handle_cmc_at(
-        &self,
-        endpoint: &'static str,
-        request: &[u8],
-        tls_cert: &[u8],
-    ) -> CmcReply {
+    pub fn handle_cmc_at(&self, endpoint: Endpoint, request: &[u8], tls_cert: &[u8]) -> CmcReply {
         let origin = Origin::new(endpoint, tls_cert, request);
         // EST sends base64: what is checked, stored and forwarded is the DER.
         let der = renewal_codec::cmc::input::to_der(request, &self.desk.limits).map(|(der, _)| der);
@@ -187,16 +183,18 @@ impl Gateway {
     /// MS-WSTEP `QueryTokenStatus`: the gateway's pending request `id`, collected for the
     /// client that submitted it.
     pub fn query_token_status(&self, id: u64, tls_cert: &[u8]) -> CmcReply {
-        let origin = Origin::new("wstep-query", tls_cert, &[]);
+        let origin = Origin::new(Endpoint::WstepQuery, tls_cert, &[]);
         let stored = {
             let store = self.desk.lock();
             i64::try_from(id)
                 .ok()
                 .and_then(|id| store.pending(id).ok().flatten())
-                .filter(|p| p.tls_fingerprint == origin.identity && p.kind != "simplereenroll")
+                .filter(|p| {
+                    p.tls_fingerprint == origin.identity && p.kind != Endpoint::SimpleReenroll
+                })
         };
         match stored {
-            Some(p) => self.handle_cmc_at("wstep-query", &p.request, tls_cert),
+            Some(p) => self.handle_cmc_at(Endpoint::WstepQuery, &p.request, tls_cert),
             None => {
                 let r = Rejection::PollMismatch(i64::try_from(id).unwrap_or(-1));
                 self.record_refusal(&origin, None, &r);
@@ -209,7 +207,7 @@ impl Gateway {
     /// the very certificate the user authenticated with (never a subject for the CA to look
     /// up), through the same path as full CMC.
     pub fn handle_simple(&self, body: &[u8], tls_cert: &[u8]) -> SimpleReply {
-        let origin = Origin::new("simplereenroll", tls_cert, body);
+        let origin = Origin::new(Endpoint::SimpleReenroll, tls_cert, body);
         let checked = Retained::<Certificate>::from_der(tls_cert)
             .map_err(|_| Rejection::IdentityMismatch)
             .and_then(|tls| policy::validate_simple(body, &tls, &self.context()).map(|a| (tls, a)));

@@ -25,6 +25,7 @@ pub mod config;
 pub mod credential;
 pub mod upstream;
 
+use crate::store::Endpoint;
 use std::{
     sync::atomic::{AtomicU64, Ordering},
     time::{Duration, Instant},
@@ -299,10 +300,10 @@ impl Backend for Gateway {
             .cloned()
             .collect()
     }
-    fn refuse_unread(&self, endpoint: &'static str, tls_cert: &[u8], rejection: &Rejection) {
+    fn refuse_unread(&self, endpoint: Endpoint, tls_cert: &[u8], rejection: &Rejection) {
         self.record_refusal(&Origin::new(endpoint, tls_cert, &[]), None, rejection);
     }
-    fn handle_cmc_at(&self, endpoint: &'static str, request: &[u8], tls_cert: &[u8]) -> CmcReply {
+    fn handle_cmc_at(&self, endpoint: Endpoint, request: &[u8], tls_cert: &[u8]) -> CmcReply {
         Gateway::handle_cmc_at(self, endpoint, request, tls_cert)
     }
     fn query_token_status(&self, id: u64, tls_cert: &[u8]) -> CmcReply {

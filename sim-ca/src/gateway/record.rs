@@ -181,7 +181,7 @@ impl Gateway {
             tls_fingerprint: origin.identity.clone(),
             transaction: transaction.to_string(),
             request: request.to_vec(),
-            kind: origin.endpoint.into(),
+            kind: origin.endpoint,
             created_at: self.desk.clock.unix(),
             polls: 0,
             // Decided upstream: the gateway only waits for it.

@@ -3,6 +3,7 @@
 //! plain-HTTP admin listener for tests on loopback. Inputs are bounded: body size and read time
 //! here, connections and their lives in `http/connections.rs`.
 
+use crate::store::Endpoint;
 use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use base64ct::{Base64, Encoding};
@@ -141,7 +142,7 @@ async fn handle(
         let tls = client.clone().unwrap_or_default();
         let reason = rejection.to_string();
         let _ = tokio::task::spawn_blocking(move || {
-            ca.refuse_unread("simpleenroll", &tls, &rejection);
+            ca.refuse_unread(Endpoint::SimpleEnroll, &tls, &rejection);
         })
         .await;
         return Ok(text(StatusCode::FORBIDDEN, reason));
@@ -219,17 +220,17 @@ async fn handle(
             envelope,
         ));
     }
-    let endpoint = match (method, path.as_str()) {
-        (Method::POST, "/.well-known/est/simplereenroll") => Endpoint::SimpleReenroll,
-        (Method::POST, "/.well-known/est/fullcmc") => Endpoint::FullCmc,
-        (Method::POST, "/cmc") => Endpoint::Rfc5273,
-        (Method::POST, p) if crate::ces::is_ces_path(p) => Endpoint::Ces,
+    let route = match (method, path.as_str()) {
+        (Method::POST, "/.well-known/est/simplereenroll") => Route::SimpleReenroll,
+        (Method::POST, "/.well-known/est/fullcmc") => Route::FullCmc,
+        (Method::POST, "/cmc") => Route::Rfc5273,
+        (Method::POST, p) if crate::ces::is_ces_path(p) => Route::Ces,
         _ => return Ok(text(StatusCode::NOT_FOUND, "no such endpoint")),
     };
     let started = std::time::Instant::now();
     let log = |outcome: &str| {
         tracing::info!(
-            endpoint = endpoint.name(),
+            endpoint = route.endpoint().as_str(),
             outcome,
             latency_us = started.elapsed().as_micros() as u64,
             "request"
@@ -258,7 +259,7 @@ async fn handle(
             } else {
                 Rejection::Malformed("the request body arrived too slowly".into())
             };
-            let name = endpoint.name();
+            let name = route.endpoint();
             let _ = tokio::task::spawn_blocking(move || {
                 ca.refuse_unread(name, &client, &rejection);
             })
@@ -267,8 +268,8 @@ async fn handle(
         }
     };
     // Card and CA work is blocking (SQLite, signing): keep it off the async workers.
-    let (answer, fault, outcome) = tokio::task::spawn_blocking(move || match endpoint {
-        Endpoint::SimpleReenroll => {
+    let (answer, fault, outcome) = tokio::task::spawn_blocking(move || match route {
+        Route::SimpleReenroll => {
             let (reply, fault) = ca.handle_simple(&body, &client);
             let outcome = match &reply {
                 SimpleReply::Issued(_) => "issued".to_string(),
@@ -278,8 +279,8 @@ async fn handle(
             };
             (simple_response(reply), fault, outcome)
         }
-        Endpoint::FullCmc | Endpoint::Rfc5273 => {
-            let reply = ca.handle_cmc_at(endpoint.name(), &body, &client);
+        Route::FullCmc | Route::Rfc5273 => {
+            let reply = ca.handle_cmc_at(route.endpoint(), &body, &client);
             let fault = reply.fault;
             let outcome = match &reply.outcome {
                 _ if reply.upstream.is_some() => "upstream failure".to_string(),
@@ -288,9 +289,9 @@ async fn handle(
                 Outcome::Failed { fail_info } => format!("refused: {fail_info:?}"),
                 other => format!("{other:?}"),
             };
-            (cmc_response(reply, endpoint), fault, outcome)
+            (cmc_response(reply, route), fault, outcome)
         }
-        Endpoint::Ces => {
+        Route::Ces => {
             let reply =
                 crate::ces::handle(&*ca, &body, &client, &renewal_codec::cmc::Limits::default());
             let fault = reply.cmc.as_ref().and_then(|r| r.fault);
@@ -335,7 +336,7 @@ async fn handle(
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Endpoint {
+enum Route {
     SimpleReenroll,
     FullCmc,
     Rfc5273,
@@ -343,14 +344,14 @@ enum Endpoint {
     Ces,
 }
 
-impl Endpoint {
-    /// The name in logs and the audit trail.
-    fn name(self) -> &'static str {
+impl Route {
+    /// The endpoint the logs and the audit trail name.
+    fn endpoint(self) -> Endpoint {
         match self {
-            Self::SimpleReenroll => "simplereenroll",
-            Self::FullCmc => "fullcmc",
-            Self::Rfc5273 => "cmc",
-            Self::Ces => "wstep",
+            Self::SimpleReenroll => Endpoint::SimpleReenroll,
+            Self::FullCmc => Endpoint::FullCmc,
+            Self::Rfc5273 => Endpoint::Cmc,
+            Self::Ces => Endpoint::Wstep,
         }
     }
 }
@@ -370,11 +371,11 @@ fn upstream_failure(failure: &crate::error::UpstreamFailure) -> Response<Body> {
     r
 }
 
-fn cmc_response(reply: CmcReply, endpoint: Endpoint) -> Response<Body> {
+fn cmc_response(reply: CmcReply, route: Route) -> Response<Body> {
     if let Some(failure) = &reply.upstream {
         return upstream_failure(failure);
     }
-    let est = endpoint == Endpoint::FullCmc;
+    let est = route == Route::FullCmc;
     let status = match (&reply.outcome, est) {
         (Outcome::Pending { .. }, true) => StatusCode::ACCEPTED,
         _ => StatusCode::OK,

@@ -8,6 +8,7 @@
 //! confirmations — a certificate the client rejects in `certConf`, or does not confirm in
 //! time, is revoked (RFC 4210 §5.3.18).
 
+use crate::store::Endpoint;
 use renewal_codec::cmp::{
     PkiBody, PkiHeader, PkiMessage, PkiStatus, PkiStatusInfo,
     answer::{Answer as CmpAnswer, FailureBit},
@@ -35,7 +36,7 @@ impl Ca {
     /// Handles a PKIMessage presented over HTTPS (with `tls_cert`, when the client showed
     /// one: the message's protection, not TLS, says who asks).
     pub fn handle_cmp(&self, body: &[u8], tls_cert: &[u8]) -> CmpReply {
-        let origin = Origin::new("cmp", tls_cert, body);
+        let origin = Origin::new(Endpoint::Cmp, tls_cert, body);
         let message = match cmp_intake::read(self, &origin, body) {
             Ok(m) => m,
             Err(refused) => return *refused,
@@ -72,7 +73,7 @@ impl Ca {
         });
         match unwrapped {
             Ok((message, der)) => {
-                self.cmp_dispatch(Origin::new("cmp", tls_cert, der), &message, der)
+                self.cmp_dispatch(Origin::new(Endpoint::Cmp, tls_cert, der), &message, der)
             }
             Err(r) => cmp_intake::refuse(self, &origin, &outer.header, &r),
         }
@@ -399,7 +400,7 @@ impl Ca {
                 s.append_audit(&AuditRecord {
                     id: 0,
                     at: now,
-                    endpoint: "cmp".into(),
+                    endpoint: Endpoint::Cmp,
                     tls_fingerprint: String::new(),
                     request_hash: String::new(),
                     template: None,

@@ -91,7 +91,7 @@ impl Ca {
             tls_fingerprint: origin.identity.clone(),
             transaction: transaction.to_string(),
             request: request.to_vec(),
-            kind: origin.endpoint.into(),
+            kind: origin.endpoint,
             created_at: now,
             polls: 0,
             resolve,

@@ -4,6 +4,7 @@
 //! its [`crate::desk::Decider`] ([`super::decide`]).
 
 use super::*;
+use crate::store::Endpoint;
 
 /// What a CMC request turns out to be once its sender is known.
 pub(super) enum Intake {
@@ -139,7 +140,7 @@ impl Ca {
 
     /// Records a request the HTTP layer refused before the CA could read it (body over the
     /// size limit, or too slow): it is a decision too, and goes into the audit trail.
-    pub fn refuse_unread(&self, endpoint: &'static str, tls_cert: &[u8], rejection: &Rejection) {
+    pub fn refuse_unread(&self, endpoint: Endpoint, tls_cert: &[u8], rejection: &Rejection) {
         let origin = Origin::new(endpoint, tls_cert, &[]);
         self.desk
             .record_refusal(&self.decision(), &origin, None, rejection, None);
@@ -147,14 +148,14 @@ impl Ca {
 
     /// Handles a Full PKI Request presented over TLS with `tls_cert` (DER), as EST `/fullcmc`.
     pub fn handle_cmc(&self, request: &[u8], tls_cert: &[u8]) -> CmcReply {
-        self.handle_cmc_at("fullcmc", request, tls_cert)
+        self.handle_cmc_at(Endpoint::FullCmc, request, tls_cert)
     }
 
     /// MS-WSTEP `QueryTokenStatus`: the request pending under `id` is collected as a
     /// re-submission of the stored request, when the presenting certificate is the one that
     /// submitted it (another client's RequestID is a poll for another request).
     pub fn query_token_status(&self, id: u64, tls_cert: &[u8]) -> CmcReply {
-        let origin = Origin::new("wstep-query", tls_cert, &[]);
+        let origin = Origin::new(Endpoint::WstepQuery, tls_cert, &[]);
         // Behind an RA, a pending request is keyed by the user's certificate: the RA that
         // forwarded it collects it (the stored request is the user's, decided again in full).
         let by_ra = Retained::<Certificate>::from_der(tls_cert)
@@ -167,7 +168,7 @@ impl Ca {
             match pending {
                 Some(p)
                     if (p.tls_fingerprint == origin.tls_fingerprint || by_ra)
-                        && p.kind != "simplereenroll" =>
+                        && p.kind != Endpoint::SimpleReenroll =>
                 {
                     Ok(p.request)
                 }
@@ -177,7 +178,7 @@ impl Ca {
         match stored {
             // Audited as its own endpoint: a collection, not a new submission. What is
             // stored for an RA is the user's request it forwarded, already unwrapped.
-            Ok(request) => self.decide_cmc("wstep-query", &request, tls_cert, true),
+            Ok(request) => self.decide_cmc(Endpoint::WstepQuery, &request, tls_cert, true),
             Err(r) => {
                 let store = self.decision();
                 self.desk.record_refusal(&store, &origin, None, &r, None);
@@ -188,12 +189,7 @@ impl Ca {
 
     /// Handles a Full PKI Request that came in at `endpoint` (`fullcmc`, `cmc` or `wstep`,
     /// for the audit trail).
-    pub fn handle_cmc_at(
-        &self,
-        endpoint: &'static str,
-        request: &[u8],
-        tls_cert: &[u8],
-    ) -> CmcReply {
+    pub fn handle_cmc_at(&self, endpoint: Endpoint, request: &[u8], tls_cert: &[u8]) -> CmcReply {
         self.decide_cmc(endpoint, request, tls_cert, false)
     }
 
@@ -201,7 +197,7 @@ impl Ca {
     /// decision (for an RA: the forwarded request, no longer in its wrapper).
     pub(super) fn decide_cmc(
         &self,
-        endpoint: &'static str,
+        endpoint: Endpoint,
         request: &[u8],
         tls_cert: &[u8],
         stored: bool,
@@ -337,7 +333,7 @@ impl Ca {
         body: &[u8],
         tls_cert: &[u8],
     ) -> (SimpleReply, Option<TransportFault>) {
-        let origin = Origin::new("simplereenroll", tls_cert, body);
+        let origin = Origin::new(Endpoint::SimpleReenroll, tls_cert, body);
         let checked = Retained::<Certificate>::from_der(tls_cert)
             .map_err(|_| Rejection::IdentityMismatch)
             .and_then(|tls| {

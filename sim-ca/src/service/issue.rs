@@ -3,6 +3,7 @@
 //! administrator's approvals and revocations — each with its audit record.
 
 use super::*;
+use crate::store::Endpoint;
 
 /// A certificate's subject with its RFC 4514 text (what the store records and the scenario's
 /// rules match), formatted once per renewal: x509-cert names each attribute by a linear search
@@ -196,7 +197,7 @@ impl Ca {
             id,
             approve,
             self.desk.clock.unix(),
-            "admin",
+            Endpoint::Admin,
         )?)
     }
 
@@ -206,7 +207,7 @@ impl Ca {
             &self.decision(),
             &serial.to_ascii_lowercase(),
             self.desk.clock.unix(),
-            "admin",
+            Endpoint::Admin,
         )?)
     }
 
@@ -250,7 +251,7 @@ impl Ca {
                     .into_iter()
                     .filter(|e| e.extn_id == oids::SUBJECT_ALT_NAME),
             );
-            let origin = Origin::new("cli", &[], csr);
+            let origin = Origin::new(Endpoint::Cli, &[], csr);
             let store = self.decision();
             store
                 .atomically(|s| {
@@ -335,7 +336,7 @@ pub fn admin_decide(
     id: i64,
     approve: bool,
     now: i64,
-    via: &'static str,
+    via: Endpoint,
 ) -> Result<bool, StoreError> {
     let end = if approve {
         PendingEnd::Issue
@@ -349,7 +350,7 @@ pub fn admin_decide(
         s.append_audit(&AuditRecord {
             id: 0,
             at: now,
-            endpoint: via.into(),
+            endpoint: via,
             tls_fingerprint: String::new(),
             request_hash: String::new(),
             template: None,
@@ -375,14 +376,14 @@ pub fn admin_revoke(
     store: &Store,
     serial: &str,
     now: i64,
-    via: &'static str,
+    via: Endpoint,
 ) -> Result<bool, StoreError> {
     store.atomically(|s| {
         let known = s.revoke(serial, now)?;
         s.append_audit(&AuditRecord {
             id: 0,
             at: now,
-            endpoint: via.into(),
+            endpoint: via,
             tls_fingerprint: String::new(),
             request_hash: String::new(),
             template: None,

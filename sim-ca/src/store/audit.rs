@@ -118,9 +118,8 @@ pub struct AuditRecord {
     pub id: i64,
     /// Unix time of the decision (the CA's clock).
     pub at: i64,
-    /// Where the request came in: `fullcmc`, `cmc`, `simplereenroll`, `wstep` (CES),
-    /// `wstep-query` (CES `QueryTokenStatus`), `admin`, `cli`.
-    pub endpoint: String,
+    /// Where the request came in.
+    pub endpoint: super::Endpoint,
     /// SHA-256 (hex) of the TLS client certificate, empty for administrative actions.
     pub tls_fingerprint: String,
     /// SHA-256 (hex) of the request body, empty when there is none.

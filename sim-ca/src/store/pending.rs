@@ -60,8 +60,8 @@ pub struct Pending {
     pub transaction: String,
     /// The request bytes as received.
     pub request: Vec<u8>,
-    /// "fullcmc", "cmc" or "simplereenroll".
-    pub kind: String,
+    /// The endpoint it came through, which says how it is collected.
+    pub kind: super::Endpoint,
     /// When it arrived.
     pub created_at: i64,
     /// Polls so far.

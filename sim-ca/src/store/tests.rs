@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use super::*;
+use crate::store::Endpoint;
 
 fn pending(request: u8) -> Pending {
     Pending {
@@ -10,7 +11,7 @@ fn pending(request: u8) -> Pending {
         tls_fingerprint: "aa".into(),
         transaction: "tx".into(),
         request: vec![request],
-        kind: "fullcmc".into(),
+        kind: Endpoint::FullCmc,
         created_at: 1,
         polls: 0,
         resolve: Resolve::Admin,

@@ -3,6 +3,7 @@
 //! judge a decision run it against all three, so the copies cannot drift apart again.
 
 use renewal_codec::cmc::{Outcome, Retained, status::CmcFailInfo};
+use sim_ca::store::Endpoint;
 use sim_ca::{
     Ca,
     backend::Backend,
@@ -74,11 +75,11 @@ impl Desk {
     /// The raw answer to a full CMC request at EST `/fullcmc`; the decision must not have
     /// failed upstream (every decider answers with a signed CMC response).
     pub fn handle_cmc(&self, request: &[u8], tls: &[u8]) -> CmcReply {
-        self.handle_cmc_at("fullcmc", request, tls)
+        self.handle_cmc_at(Endpoint::FullCmc, request, tls)
     }
 
     /// The raw answer to a full CMC request at `endpoint`.
-    pub fn handle_cmc_at(&self, endpoint: &'static str, request: &[u8], tls: &[u8]) -> CmcReply {
+    pub fn handle_cmc_at(&self, endpoint: Endpoint, request: &[u8], tls: &[u8]) -> CmcReply {
         let reply = self.backend().handle_cmc_at(endpoint, request, tls);
         assert!(
             reply.upstream.is_none(),
@@ -92,7 +93,7 @@ impl Desk {
     /// A full CMC request at `endpoint`: the outcome, the status text, the certificates.
     pub fn cmc(
         &self,
-        endpoint: &'static str,
+        endpoint: Endpoint,
         request: &[u8],
         tls: &[u8],
     ) -> (Outcome, String, Vec<Retained<Certificate>>) {
@@ -107,7 +108,7 @@ impl Desk {
 
     /// Submits `request` as `client` and returns (fail info, status string) of its refusal.
     pub fn rejected(&self, client: &Client, request: &[u8]) -> (Option<CmcFailInfo>, String) {
-        match self.cmc("fullcmc", request, client.old_cert.der()) {
+        match self.cmc(Endpoint::FullCmc, request, client.old_cert.der()) {
             (Outcome::Failed { fail_info }, text, _) => (fail_info, text),
             (other, text, _) => panic!("{}: expected a failure, got {other:?} {text}", self.name()),
         }

@@ -1,6 +1,7 @@
 //! Fixtures: a CA in memory and a client holding a certificate from it.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use sim_ca::store::Endpoint;
 use std::time::SystemTime;
 
 use der::{Encode, asn1::BitString, asn1::OctetString};
@@ -495,7 +496,7 @@ pub fn same_transaction_at_once(
                     let (barrier, tls) = (&barrier, user.old_cert.der());
                     scope.spawn(move || {
                         barrier.wait();
-                        gateway.handle_cmc_at("fullcmc", request, tls)
+                        gateway.handle_cmc_at(Endpoint::FullCmc, request, tls)
                     });
                 }
             });
