@@ -369,21 +369,50 @@ pub fn latest_time() -> SystemTime {
 /// CA's by as much.
 pub const CLOCK_SKEW: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
+/// Why a certificate cannot be used at a given time (see [`usable_at`]). Its text says what is
+/// wrong ("has expired (notAfter ...)"); the caller names the certificate.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum Unusable {
+    /// Its notAfter has passed.
+    Expired {
+        /// The notAfter, as the certificate writes it.
+        not_after: Time,
+    },
+    /// Its notBefore is more than [`CLOCK_SKEW`] ahead.
+    NotYetValid {
+        /// The notBefore, as the certificate writes it.
+        not_before: Time,
+    },
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Expired { not_after } => write!(f, "has expired (notAfter {not_after})"),
+            Self::NotYetValid { not_before } => write!(
+                f,
+                "is not valid yet (notBefore {not_before}; is this clock right?)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Unusable {}
+
 /// Whether a certificate with `validity` is usable at `now`: not expired, and its notBefore at
 /// most [`CLOCK_SKEW`] ahead. A renewal's certificate replaces one that works, so it must work
 /// now: the client refuses one that does not (and rolls back), and a gateway never delivers it.
-/// The error says what is wrong ("has expired (notAfter ...)"); the caller names the
-/// certificate.
-pub fn usable_at(validity: &Validity, now: SystemTime) -> std::result::Result<(), String> {
+pub fn usable_at(validity: &Validity, now: SystemTime) -> std::result::Result<(), Unusable> {
     let at = |t: &Time| SystemTime::UNIX_EPOCH + t.to_unix_duration();
     if at(&validity.not_after) <= now {
-        return Err(format!("has expired (notAfter {})", validity.not_after));
+        return Err(Unusable::Expired {
+            not_after: validity.not_after,
+        });
     }
     if at(&validity.not_before) > now + CLOCK_SKEW {
-        return Err(format!(
-            "is not valid yet (notBefore {}; is this clock right?)",
-            validity.not_before
-        ));
+        return Err(Unusable::NotYetValid {
+            not_before: validity.not_before,
+        });
     }
     Ok(())
 }
@@ -693,7 +722,7 @@ mod validity_tests {
     use der::asn1::{GeneralizedTime, UtcTime};
     use x509_cert::time::{Time, Validity};
 
-    use super::{CLOCK_SKEW, usable_at};
+    use super::{CLOCK_SKEW, Unusable, usable_at};
 
     /// The dates are compared as instants, whatever their encoding: UTCTime, GeneralizedTime
     /// (after 2049, as RFC 5280 §4.1.2.5 asks), and a GeneralizedTime before 2050 — what a CA
@@ -719,11 +748,13 @@ mod validity_tests {
                 Ok(())
             );
             let late = usable_at(&validity, now + day).unwrap_err();
-            assert!(late.starts_with("has expired"), "{late}");
+            assert!(matches!(late, Unusable::Expired { .. }), "{late}");
+            assert!(late.to_string().starts_with("has expired"), "{late}");
             let behind = now - Duration::from_secs(60) - CLOCK_SKEW;
             assert_eq!(usable_at(&validity, behind), Ok(()));
             let early = usable_at(&validity, behind - Duration::from_secs(1)).unwrap_err();
-            assert!(early.starts_with("is not valid yet"), "{early}");
+            assert!(matches!(early, Unusable::NotYetValid { .. }), "{early}");
+            assert!(early.to_string().starts_with("is not valid yet"), "{early}");
         }
     }
 }
