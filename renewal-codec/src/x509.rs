@@ -270,51 +270,16 @@ fn comparable_text(value: &der::asn1::Any) -> Option<String> {
 }
 
 /// Whether `issued` is a renewal of `old` and nothing more, as a renewal gateway must check
-/// before delivering it: the same subject, subjectAltName, extendedKeyUsage, basicConstraints
-/// and certificate template, and no keyUsage to sign certificates or CRLs that the renewed
-/// certificate did not have. Each is compared as a parsed value (an extension that does not
-/// parse differs from everything; extendedKeyUsage as a set). The subject is the renewed one
-/// as it was issued — the same RDNs, string types and text — not merely the same name by RFC
-/// 5280 §7.1: a renewal client compares it so (`renew` does), and a relying party that maps
-/// names to accounts by their text would see another user in `CN=ALICE`. A CA builds a
-/// renewal's names from the renewed certificate (ADCS does; so does sim-ca), so a difference
-/// is the CA's doing. `Err` names what differs.
+/// before delivering it: [`same_renewal_identity`], and the same extendedKeyUsage (as a set)
+/// and certificate template. A CA builds a renewal's names from the renewed certificate (ADCS
+/// does; so does sim-ca), so a difference is the CA's doing. `Err` names what differs.
 pub fn same_renewal_profile(
     issued: &Certificate,
     old: &Certificate,
 ) -> std::result::Result<(), &'static str> {
-    fn parsed<T: for<'a> der::Decode<'a, Error = der::Error> + PartialEq>(
-        cert: &Certificate,
-        oid: ObjectIdentifier,
-    ) -> std::result::Result<Option<T>, ()> {
-        let mut found = cert
-            .tbs_certificate()
-            .extensions()
-            .into_iter()
-            .flatten()
-            .filter(|e| e.extn_id == oid);
-        let value = match (found.next(), found.next()) {
-            (None, _) => return Ok(None),
-            (Some(e), None) => T::from_der(e.extn_value.as_bytes()).map_err(|_| ())?,
-            (Some(_), Some(_)) => return Err(()),
-        };
-        Ok(Some(value))
-    }
-    fn same<T: for<'a> der::Decode<'a, Error = der::Error> + PartialEq>(
-        issued: &Certificate,
-        old: &Certificate,
-        oid: ObjectIdentifier,
-    ) -> bool {
-        matches!((parsed::<T>(issued, oid), parsed::<T>(old, oid)), (Ok(a), Ok(b)) if a == b)
-    }
-    if issued.tbs_certificate().subject() != old.tbs_certificate().subject() {
-        return Err("subject");
-    }
-    if !same::<SubjectAltName>(issued, old, oids::SUBJECT_ALT_NAME) {
-        return Err("subjectAltName");
-    }
+    same_renewal_identity(issued, old)?;
     let purposes = |c: &Certificate| {
-        parsed::<ExtendedKeyUsage>(c, oids::EXT_KEY_USAGE).map(|eku| {
+        parsed_extension::<ExtendedKeyUsage>(c, oids::EXT_KEY_USAGE).map(|eku| {
             let mut p: Vec<ObjectIdentifier> = eku.map(|e| e.0).unwrap_or_default();
             p.sort();
             p.dedup();
@@ -323,28 +288,6 @@ pub fn same_renewal_profile(
     };
     if !matches!((purposes(issued), purposes(old)), (Ok(a), Ok(b)) if a == b) {
         return Err("extendedKeyUsage");
-    }
-    // An absent basicConstraints is an end entity's, as is cA FALSE without a path length.
-    let constraints = |c: &Certificate| {
-        parsed::<BasicConstraints>(c, oids::BASIC_CONSTRAINTS)
-            .map(|bc| bc.map_or((false, None), |bc| (bc.ca, bc.path_len_constraint)))
-    };
-    if !matches!((constraints(issued), constraints(old)), (Ok(a), Ok(b)) if a == b) {
-        return Err("basicConstraints");
-    }
-    // Nor may it gain the power to sign certificates or CRLs: RFC 5280 validators ignore
-    // keyCertSign without cA, but not every relying party is one. No keyUsage restricts
-    // nothing (RFC 5280 §4.2.1.3), so dropping it gains every power.
-    let signs = |c: &Certificate| {
-        parsed::<KeyUsage>(c, oids::KEY_USAGE).map(|ku| {
-            ku.is_none_or(|ku| {
-                ku.0.contains(KeyUsages::KeyCertSign) || ku.0.contains(KeyUsages::CRLSign)
-            })
-        })
-    };
-    match (signs(issued), signs(old)) {
-        (Ok(false), Ok(_)) | (Ok(true), Ok(true)) => {}
-        _ => return Err("keyUsage"),
     }
     let templates = (
         crate::cmc::request::certificate_template(issued),
@@ -356,6 +299,79 @@ pub fn same_renewal_profile(
         _ => return Err("certificate template"),
     }
     Ok(())
+}
+
+/// Whether `issued` names and empowers what `old` did, whatever its template: the same
+/// subject, subjectAltName and basicConstraints, and no keyUsage to sign certificates or CRLs
+/// that `old` did not have — what must hold even when a renewal asks for another template
+/// (whose purposes may differ). Each is compared as a parsed value (an extension that does not
+/// parse differs from everything). The subject is the renewed one as it was issued — the same
+/// RDNs, string types and text — not merely the same name by RFC 5280 §7.1: a relying party
+/// that maps names to accounts by their text would see another user in `CN=ALICE`. `Err`
+/// names what differs.
+pub fn same_renewal_identity(
+    issued: &Certificate,
+    old: &Certificate,
+) -> std::result::Result<(), &'static str> {
+    fn same<T: for<'a> der::Decode<'a, Error = der::Error> + PartialEq>(
+        issued: &Certificate,
+        old: &Certificate,
+        oid: ObjectIdentifier,
+    ) -> bool {
+        matches!(
+            (parsed_extension::<T>(issued, oid), parsed_extension::<T>(old, oid)),
+            (Ok(a), Ok(b)) if a == b
+        )
+    }
+    if issued.tbs_certificate().subject() != old.tbs_certificate().subject() {
+        return Err("subject");
+    }
+    if !same::<SubjectAltName>(issued, old, oids::SUBJECT_ALT_NAME) {
+        return Err("subjectAltName");
+    }
+    // An absent basicConstraints is an end entity's, as is cA FALSE without a path length.
+    let constraints = |c: &Certificate| {
+        parsed_extension::<BasicConstraints>(c, oids::BASIC_CONSTRAINTS)
+            .map(|bc| bc.map_or((false, None), |bc| (bc.ca, bc.path_len_constraint)))
+    };
+    if !matches!((constraints(issued), constraints(old)), (Ok(a), Ok(b)) if a == b) {
+        return Err("basicConstraints");
+    }
+    // Nor may it gain the power to sign certificates or CRLs: RFC 5280 validators ignore
+    // keyCertSign without cA, but not every relying party is one. No keyUsage restricts
+    // nothing (RFC 5280 §4.2.1.3), so dropping it gains every power.
+    let signs = |c: &Certificate| {
+        parsed_extension::<KeyUsage>(c, oids::KEY_USAGE).map(|ku| {
+            ku.is_none_or(|ku| {
+                ku.0.contains(KeyUsages::KeyCertSign) || ku.0.contains(KeyUsages::CRLSign)
+            })
+        })
+    };
+    match (signs(issued), signs(old)) {
+        (Ok(false), Ok(_)) | (Ok(true), Ok(true)) => {}
+        _ => return Err("keyUsage"),
+    }
+    Ok(())
+}
+
+/// The one extension `oid` of `cert`, parsed: `Ok(None)` when absent, `Err` when it does not
+/// parse or appears twice (RFC 5280 §4.2 forbids that).
+fn parsed_extension<T: for<'a> der::Decode<'a, Error = der::Error>>(
+    cert: &Certificate,
+    oid: ObjectIdentifier,
+) -> std::result::Result<Option<T>, ()> {
+    let mut found = cert
+        .tbs_certificate()
+        .extensions()
+        .into_iter()
+        .flatten()
+        .filter(|e| e.extn_id == oid);
+    let value = match (found.next(), found.next()) {
+        (None, _) => return Ok(None),
+        (Some(e), None) => T::from_der(e.extn_value.as_bytes()).map_err(|_| ())?,
+        (Some(_), Some(_)) => return Err(()),
+    };
+    Ok(Some(value))
 }
 
 /// The last second X.509 can write: 9999-12-31T23:59:59Z (RFC 5280 §4.1.2.5). Clocks that a

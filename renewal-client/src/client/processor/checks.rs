@@ -11,7 +11,10 @@ use crate::{
         Limits, ParsedResponse, PublicKey, ResponseForm, Retained, input::decode_exact,
         parse_request, request::certificate_template, verify_request::verify_pkcs10,
     },
-    x509::{may_sign_cmc_responses, usable_at, verify_issued_by},
+    x509::{
+        may_sign_cmc_responses, same_renewal_identity, same_renewal_profile, usable_at,
+        verify_issued_by,
+    },
 };
 
 /// Checks what the card signed before anything leaves the machine: the proof of possession
@@ -74,8 +77,8 @@ pub(super) fn self_check(
 }
 
 /// The checks before anything is installed: the response is signed by a CA we trust (full
-/// responses), the certificate chains to it, certifies the new key, and carries the old
-/// subject and template. Returns the certificate to install.
+/// responses), the certificate chains to it, certifies the new key, is valid now, and carries
+/// the old subject, names, purposes and template. Returns the certificate to install.
 pub(super) fn verify_issued(
     cx: &Context,
     response: &ParsedResponse,
@@ -116,10 +119,24 @@ pub(super) fn verify_issued(
     }
     let tbs = issued.value().tbs_certificate();
     usable_at(tbs.validity(), (cx.now)()).map_err(|e| format!("the issued certificate {e}"))?;
-    if tbs.subject() != old.tbs_certificate().subject() {
-        return Err("the issued certificate has another subject".into());
+    // A renewal is the renewed certificate with a new key: another subject, subjectAltName
+    // (the account a smart card logs on to) or basicConstraints, or the power to sign
+    // certificates, is another certificate — refused here as a gateway refuses to deliver it.
+    // Its purposes are the renewed certificate's too, unless the user asked for another
+    // template (whose purposes are its own; the template itself is checked below).
+    let old_template = certificate_template(old);
+    let same_template = match (&cx.template, &old_template) {
+        (Some(asked), Some(had)) => asked.matches(had),
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    if same_template {
+        same_renewal_profile(issued.value(), old)
+    } else {
+        same_renewal_identity(issued.value(), old)
     }
-    let wanted = cx.template.clone().or_else(|| certificate_template(old));
+    .map_err(|what| format!("the issued certificate has another {what}"))?;
+    let wanted = cx.template.clone().or(old_template);
     if let Some(wanted) = wanted {
         let got = certificate_template(issued.value())
             .ok_or("the issued certificate names no template")?;
@@ -187,21 +204,35 @@ mod tests {
         signer: (&SoftwareKey, &Retained<Certificate>),
         now: std::time::SystemTime,
     ) -> Result<(), String> {
+        verdict_edited(sample, signer, now, None, |_| {})
+    }
+
+    /// [`verdict_at`] for an issued certificate whose extensions (the renewed certificate's)
+    /// `edit` changes.
+    fn verdict_edited(
+        sample: &Sample,
+        signer: (&SoftwareKey, &Retained<Certificate>),
+        now: std::time::SystemTime,
+        template: Option<crate::cmc::microsoft::TemplateRef>,
+        edit: impl FnOnce(&mut Vec<x509_cert::ext::Extension>),
+    ) -> Result<(), String> {
         let (_, renewed) = {
             let now = crate::sample::fixed_now();
+            let mut extensions = sample
+                .old_cert
+                .value()
+                .tbs_certificate()
+                .extensions()
+                .cloned()
+                .unwrap_or_default();
+            edit(&mut extensions);
             let spec = CertificateSpec {
                 serial: vec![0x43],
                 subject: sample.old_cert.value().tbs_certificate().subject().clone(),
                 public_key: sample.new_key.public_key().clone(),
                 not_before: now - Duration::from_secs(60),
                 not_after: now + Duration::from_secs(86400),
-                extensions: sample
-                    .old_cert
-                    .value()
-                    .tbs_certificate()
-                    .extensions()
-                    .cloned()
-                    .unwrap_or_default(),
+                extensions,
             };
             (
                 (),
@@ -229,7 +260,7 @@ mod tests {
         let cx = Context {
             old: ContainerId("9a".into()),
             mode: Mode::FullCmc,
-            template: None,
+            template,
             trust_anchors: vec![sample.ca_cert.clone()],
             max_polls: 0,
             retry: crate::client::processor::RetryPolicy::default(),
@@ -286,5 +317,100 @@ mod tests {
         assert_eq!(verdict_at(&sample, ca, last), Ok(()));
         let late = verdict_at(&sample, ca, last + Duration::from_secs(1)).unwrap_err();
         assert!(late.contains("has expired"), "{late}");
+    }
+
+    /// A renewal is the renewed certificate again with a new key: a certificate whose
+    /// subjectAltName (the account a smart card logs on to), extendedKeyUsage or
+    /// basicConstraints differ, or that may sign certificates, is not installed — the same rule
+    /// a gateway applies before delivering one.
+    #[test]
+    fn an_issued_certificate_keeps_the_renewed_profile() {
+        use x509_cert::ext::Extension;
+        let sample = Sample::generate(KeyKind::P256).unwrap();
+        let ca = (&sample.ca_key, &sample.ca_cert);
+        let now = crate::sample::fixed_now();
+        let replace = |extensions: &mut Vec<Extension>, new: Extension| {
+            extensions.retain(|e| e.extn_id != new.extn_id);
+            extensions.push(new);
+        };
+        assert_eq!(verdict_edited(&sample, ca, now, None, |_| {}), Ok(()));
+        let refused = [
+            (
+                "subjectAltName",
+                Box::new(|e: &mut Vec<Extension>| {
+                    let other = der::asn1::Ia5String::new("mallory@example.test").unwrap();
+                    replace(
+                        e,
+                        x509::subject_alt_name(vec![
+                            x509_cert::ext::pkix::name::GeneralName::Rfc822Name(other),
+                        ])
+                        .unwrap(),
+                    )
+                }) as Box<dyn Fn(&mut Vec<Extension>)>,
+            ),
+            (
+                "extendedKeyUsage",
+                Box::new(|e: &mut Vec<Extension>| {
+                    replace(
+                        e,
+                        x509::ext_key_usage(vec![
+                            oids::KP_CLIENT_AUTH,
+                            oids::KP_SMARTCARD_LOGON,
+                            oids::KP_SERVER_AUTH,
+                        ])
+                        .unwrap(),
+                    )
+                }),
+            ),
+            (
+                "basicConstraints",
+                Box::new(|e: &mut Vec<Extension>| {
+                    replace(e, x509::basic_constraints(true, None).unwrap())
+                }),
+            ),
+            (
+                "keyUsage",
+                Box::new(|e: &mut Vec<Extension>| e.retain(|x| x.extn_id != oids::KEY_USAGE)),
+            ),
+        ];
+        for (what, edit) in refused {
+            let verdict = verdict_edited(&sample, ca, now, None, |e| edit(e));
+            assert!(
+                verdict.as_ref().is_err_and(|e| e.contains(what)),
+                "{what}: {verdict:?}"
+            );
+        }
+        // Renewed onto another template that the user asked for: its purposes are its own,
+        // its names and powers still the renewed certificate's.
+        let other: der::asn1::ObjectIdentifier = "1.3.6.1.4.1.311.21.8.99.1".parse().unwrap();
+        let asked = crate::cmc::microsoft::TemplateRef::from_user_text(&other.to_string());
+        let onto_other = |e: &mut Vec<Extension>| {
+            replace(e, x509::certificate_template(other, 100, 1).unwrap());
+            replace(
+                e,
+                x509::ext_key_usage(vec![oids::KP_CLIENT_AUTH, oids::KP_SERVER_AUTH]).unwrap(),
+            );
+        };
+        assert_eq!(
+            verdict_edited(&sample, ca, now, Some(asked.clone()), onto_other),
+            Ok(())
+        );
+        let verdict = verdict_edited(&sample, ca, now, None, onto_other);
+        assert!(
+            verdict
+                .as_ref()
+                .is_err_and(|e| e.contains("extendedKeyUsage")),
+            "{verdict:?}"
+        );
+        let verdict = verdict_edited(&sample, ca, now, Some(asked), |e| {
+            onto_other(e);
+            replace(e, x509::basic_constraints(true, None).unwrap());
+        });
+        assert!(
+            verdict
+                .as_ref()
+                .is_err_and(|e| e.contains("basicConstraints")),
+            "{verdict:?}"
+        );
     }
 }
