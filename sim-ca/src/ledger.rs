@@ -9,7 +9,7 @@ use x509_cert::Certificate;
 
 use crate::{
     policy::Rejection,
-    store::{AuditOutcome, AuditRecord, Pending, Sighting, Store, StoreError},
+    store::{AuditOutcome, AuditRecord, KeyStanding, Pending, Sighting, Store, StoreError},
 };
 
 /// Where a request came from, as every audit record of it says.
@@ -128,33 +128,30 @@ impl Origin {
         }
     }
 
-    /// The certificate already issued for this old certificate and this new key, if any —
-    /// audited as a replay answered idempotently (`detail` says by whom): a client that lost
-    /// the answer gets it again instead of a second certificate.
+    /// Answers a re-sent request with `der`, the certificate already issued for it (serial
+    /// `serial`), audited as a replay answered idempotently (`detail` says by whom): a client
+    /// that lost the answer gets it again instead of a second certificate.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn answered_before(
         &self,
         store: &Store,
         at: i64,
         template: &str,
-        old_serial: &str,
-        key_fingerprint: &str,
+        serial: &str,
+        der: &[u8],
         detail: &str,
-    ) -> Result<Option<Retained<Certificate>>, Rejection> {
-        let Some((serial, der)) = store.find_renewal(old_serial, key_fingerprint)? else {
-            return Ok(None);
-        };
-        let cert = Retained::from_der(&der).map_err(|e| Rejection::Internal(e.to_string()))?;
+    ) -> Result<Retained<Certificate>, Rejection> {
+        let cert = Retained::from_der(der).map_err(|e| Rejection::Internal(e.to_string()))?;
         self.audit(
             store,
             at,
             Some(template),
             AuditOutcome::ReplayAnswered,
-            Some(&serial),
+            Some(serial),
             None,
             detail.into(),
         )?;
-        Ok(Some(cert))
+        Ok(cert)
     }
 }
 
@@ -337,21 +334,23 @@ impl Ledger {
             }
             return Ok(Standing::Poll(pending));
         }
+        // Answered before (the client lost the answer), or a key certified before (an earlier
+        // certificate's: the user's own older key, not a new key): one look-up by the key.
         let old_serial = crate::policy::serial_text(lookup.renewed);
-        if let Some(cert) = this.answered_before(
-            store,
-            at,
-            template,
-            &old_serial,
-            lookup.key_fingerprint,
-            "re-sent request answered with the certificate already issued",
-        )? {
-            return Ok(Standing::Answered(Box::new(cert)));
-        }
-        // A key certified before (an earlier certificate's: the user's own older key) is not
-        // a new key.
-        if store.key_certified(lookup.key_fingerprint)? {
-            return Ok(Standing::Refused(Rejection::KeyReuse, None));
+        match store.key_standing(&old_serial, lookup.key_fingerprint)? {
+            KeyStanding::Renewed { serial, der } => {
+                let cert = this.answered_before(
+                    store,
+                    at,
+                    template,
+                    &serial,
+                    &der,
+                    "re-sent request answered with the certificate already issued",
+                )?;
+                return Ok(Standing::Answered(Box::new(cert)));
+            }
+            KeyStanding::Certified => return Ok(Standing::Refused(Rejection::KeyReuse, None)),
+            KeyStanding::New => {}
         }
         // A forwarder learns only from the upstream whether a request will pend: it checks
         // the cap before forwarding. A decider that knows checks when it pends

@@ -34,7 +34,7 @@ use pending::{parse_resolve, resolve_text};
 use schema::{ADDED_COLUMNS, INDEXES, POSTGRES_SCHEMA, SCHEMA};
 pub use seen::Sighting;
 
-use sql::{Db, ReadBack, Row};
+use sql::{Conn, Db, ReadBack, Row};
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -71,9 +71,29 @@ fn postgres_text(e: &postgres::Error) -> String {
     }
 }
 
+/// What a CA knows of a renewal's new key ([`Store::key_standing`]).
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub enum KeyStanding {
+    /// Certified already as this very renewal: the answer to give again.
+    Renewed {
+        /// The certificate's serial (hex).
+        serial: String,
+        /// The certificate.
+        der: Vec<u8>,
+    },
+    /// Certified before, in another certificate: not a new key.
+    Certified,
+    /// Never certified here.
+    New,
+}
+
 /// The database.
 pub struct Store {
     db: Db,
+    /// Inside [`Store::atomically`]: counters are added to at its end ([`Store::bump`]).
+    in_transaction: std::cell::Cell<bool>,
+    /// The counters' additions kept for the end of the transaction.
+    bumps: std::cell::RefCell<Vec<(String, i64)>>,
     sync: Arc<GroupSync>,
     nonce_key: crate::cmp_nonce::NonceKey,
 }
@@ -107,10 +127,12 @@ impl Store {
             wal.push("-wal");
             wal.into()
         });
-        let db = Db::Sqlite(db);
+        let db = Db::new(Conn::Sqlite(db));
         Ok(Self {
             nonce_key: secrets::nonce_key(&db)?,
             db,
+            in_transaction: Default::default(),
+            bumps: Default::default(),
             sync: Arc::new(GroupSync::new(wal)),
         })
     }
@@ -121,10 +143,12 @@ impl Store {
     pub fn connect(url: &str) -> Result<Self, StoreError> {
         let mut pg = sql::Postgres::connect(url)?;
         pg.batch(POSTGRES_SCHEMA)?;
-        let db = Db::Postgres(Box::new(std::cell::RefCell::new(pg)));
+        let db = Db::new(Conn::Postgres(Box::new(std::cell::RefCell::new(pg))));
         Ok(Self {
             nonce_key: secrets::nonce_key(&db)?,
             db,
+            in_transaction: Default::default(),
+            bumps: Default::default(),
             sync: Arc::new(GroupSync::new(None)),
         })
     }
@@ -147,16 +171,22 @@ impl Store {
 
     /// Whether this store is PostgreSQL (shared by instances).
     pub fn is_shared(&self) -> bool {
-        matches!(self.db, Db::Postgres(_))
+        matches!(self.db.conn, Conn::Postgres(_))
+    }
+
+    /// Statements run through this connection since it was opened, transaction control
+    /// included: what decisions cost the database, for tests and measurements.
+    pub fn statements(&self) -> u64 {
+        self.db.statements()
     }
 
     /// Rows changed through this connection since it was opened (SQLite's `total_changes`,
     /// rolled-back changes included; PostgreSQL, which syncs its own commits: 0). Two equal
     /// readings around a use of the store mean it wrote nothing in between.
     pub(crate) fn rows_changed(&self) -> u64 {
-        match &self.db {
-            Db::Sqlite(db) => db.total_changes(),
-            Db::Postgres(_) => 0,
+        match &self.db.conn {
+            Conn::Sqlite(db) => db.total_changes(),
+            Conn::Postgres(_) => 0,
         }
     }
 
@@ -174,15 +204,19 @@ impl Store {
         f: impl FnOnce(&Self) -> Result<T, E>,
     ) -> Result<T, E> {
         self.db.begin().map_err(E::from)?;
-        match f(self) {
+        self.in_transaction.set(true);
+        let result = f(self);
+        self.in_transaction.set(false);
+        match result {
             Ok(value) => {
-                if let Err(e) = self.db.commit() {
+                if let Err(e) = self.flush_bumps().and_then(|()| self.db.commit()) {
                     let _ = self.db.rollback();
                     return Err(E::from(e));
                 }
                 Ok(value)
             }
             Err(e) => {
+                self.bumps.borrow_mut().clear();
                 let _ = self.db.rollback();
                 Err(e)
             }
@@ -240,26 +274,29 @@ impl Store {
             .collect()
     }
 
-    const FIND_RENEWAL: &str = "SELECT serial, der, issued_at FROM certificates
-        WHERE renewal_of = ?1 AND key_fingerprint = ?2";
+    const KEY_CERTIFICATES: &str =
+        "SELECT serial, der, issued_at, renewal_of FROM certificates WHERE key_fingerprint = ?1";
 
-    /// The certificate already issued as a renewal of `old_serial` for the key with
-    /// `key_fingerprint` (see `PublicKey::fingerprint`): (serial, DER).
-    pub fn find_renewal(
+    /// What this CA knows of a new key, for a renewal of the certificate `old_serial`: the
+    /// certificate it already issued as that renewal (the earliest: the client lost the
+    /// answer and asks again), or that it certified the key before (an older key coming back),
+    /// or nothing. One look-up by the key's index: a key has a row or two.
+    pub fn key_standing(
         &self,
         old_serial: &str,
         key_fingerprint: &str,
-    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+    ) -> Result<KeyStanding, StoreError> {
         // The earliest is chosen here, not by `ORDER BY ... LIMIT 1`: SQLite re-prepares a
         // statement that orders rows picked by bound values on every run (its planner depends
-        // on them), which cost more than the look-up. One key renews one certificate once, so
-        // there is one row, or a few.
-        let rows = self.db.rows(
-            Self::FIND_RENEWAL,
-            &[old_serial.into(), key_fingerprint.into()],
-        )?;
+        // on them), which cost more than the look-up.
+        let rows = self
+            .db
+            .rows(Self::KEY_CERTIFICATES, &[key_fingerprint.into()])?;
         let mut earliest: Option<(i64, String, Vec<u8>)> = None;
         for r in &rows {
+            if r.opt_text(3)?.as_deref() != Some(old_serial) {
+                continue;
+            }
             let (at, serial) = (r.int(2)?, r.text(0)?);
             if earliest
                 .as_ref()
@@ -268,7 +305,24 @@ impl Store {
                 earliest = Some((at, serial, r.blob(1)?));
             }
         }
-        Ok(earliest.map(|(_, serial, der)| (serial, der)))
+        Ok(match earliest {
+            Some((_, serial, der)) => KeyStanding::Renewed { serial, der },
+            None if !rows.is_empty() => KeyStanding::Certified,
+            None => KeyStanding::New,
+        })
+    }
+
+    /// The certificate already issued as a renewal of `old_serial` for the key with
+    /// `key_fingerprint` (see `PublicKey::fingerprint`): (serial, DER).
+    pub fn find_renewal(
+        &self,
+        old_serial: &str,
+        key_fingerprint: &str,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        Ok(match self.key_standing(old_serial, key_fingerprint)? {
+            KeyStanding::Renewed { serial, der } => Some((serial, der)),
+            _ => None,
+        })
     }
 
     /// Whether this CA ever certified the key with `key_fingerprint`.
@@ -284,6 +338,7 @@ impl Store {
 
     /// One counter's value (0 when never bumped).
     pub fn counter(&self, name: &str) -> Result<i64, StoreError> {
+        self.flush_bumps()?;
         self.db
             .row("SELECT value FROM counters WHERE name = ?1", &[name.into()])?
             .map_or(Ok(0), |r| r.int(0))
@@ -454,7 +509,7 @@ impl Store {
         transaction: &str,
     ) -> Result<Option<Pending>, StoreError> {
         // The latest is chosen here, not by `ORDER BY id DESC LIMIT 1`, which SQLite would
-        // re-prepare on every run (see `find_renewal`); a transaction has a row or two.
+        // re-prepare on every run (see `key_standing`); a transaction has a row or two.
         let sql = format!(
             "SELECT {} FROM pending WHERE tls_fingerprint = ?1 AND transaction_id = ?2",
             Self::PENDING_COLUMNS
@@ -530,12 +585,45 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Adds to a named counter.
+    /// Adds to a named counter. Inside [`Store::atomically`] the additions are written
+    /// together, in one statement before the commit: a decision counts its request and its
+    /// outcome, and a statement less is a statement less in every decision.
     pub fn bump(&self, name: &str) -> Result<(), StoreError> {
+        if self.in_transaction.get() {
+            let mut bumps = self.bumps.borrow_mut();
+            match bumps.iter_mut().find(|(n, _)| n == name) {
+                Some((_, by)) => *by += 1,
+                None => bumps.push((name.to_owned(), 1)),
+            }
+            return Ok(());
+        }
+        self.add_to_counters(&[(name.to_owned(), 1)])
+    }
+
+    /// Writes the additions [`Store::bump`] kept for the transaction's end.
+    fn flush_bumps(&self) -> Result<(), StoreError> {
+        let bumps = std::mem::take(&mut *self.bumps.borrow_mut());
+        if bumps.is_empty() {
+            return Ok(());
+        }
+        self.add_to_counters(&bumps)
+    }
+
+    fn add_to_counters(&self, additions: &[(String, i64)]) -> Result<(), StoreError> {
+        let rows: Vec<String> = (0..additions.len())
+            .map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2))
+            .collect();
+        let params: Vec<sql::Value> = additions
+            .iter()
+            .flat_map(|(name, by)| [name.into(), (*by).into()])
+            .collect();
         self.db.exec(
-            "INSERT INTO counters (name, value) VALUES (?1, 1)
-             ON CONFLICT(name) DO UPDATE SET value = counters.value + 1",
-            &[name.into()],
+            &format!(
+                "INSERT INTO counters (name, value) VALUES {}
+                 ON CONFLICT(name) DO UPDATE SET value = counters.value + excluded.value",
+                rows.join(", ")
+            ),
+            &params,
         )?;
         Ok(())
     }
@@ -543,6 +631,7 @@ impl Store {
     /// Adds to a named counter and reads its new value, in one statement (a scenario's rule
     /// can match the subject's n-th request: every renewal counts and reads).
     pub fn count(&self, name: &str) -> Result<i64, StoreError> {
+        self.flush_bumps()?;
         let name = [name.into()];
         self.db.write_then_int(
             "INSERT INTO counters (name, value) VALUES (?1, 1)
@@ -555,6 +644,7 @@ impl Store {
 
     /// All counters, by name.
     pub fn counters(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.flush_bumps()?;
         self.db
             .rows("SELECT name, value FROM counters ORDER BY name", &[])?
             .iter()

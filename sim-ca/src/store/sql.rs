@@ -3,7 +3,10 @@
 //! columns as [`Value`]s. SQLite is the embedded default; PostgreSQL lets several instances
 //! share one state.
 
-use std::{cell::RefCell, collections::HashMap};
+use std::{
+    cell::{Cell, RefCell},
+    collections::HashMap,
+};
 
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -144,10 +147,17 @@ pub(crate) enum ReadBack<'a> {
     Query(&'a str, &'a [Value]),
 }
 
-/// The database.
-pub(crate) enum Db {
+/// A connection to one of the two databases.
+pub(crate) enum Conn {
     Sqlite(rusqlite::Connection),
     Postgres(Box<RefCell<Postgres>>),
+}
+
+/// The database, counting the statements it runs: what a decision costs it, checked by a test
+/// (`sim-ca/tests/statements.rs`) so that a statement added to every decision is a choice.
+pub(crate) struct Db {
+    pub(crate) conn: Conn,
+    statements: Cell<u64>,
 }
 
 /// `?N` placeholders as PostgreSQL writes them.
@@ -234,14 +244,33 @@ fn sqlite_row(row: &rusqlite::Row<'_>, columns: usize) -> rusqlite::Result<Row> 
 }
 
 impl Db {
+    pub(crate) fn new(conn: Conn) -> Self {
+        Self {
+            conn,
+            statements: Cell::new(0),
+        }
+    }
+
+    /// Statements run since the database was opened (transaction control included).
+    pub(crate) fn statements(&self) -> u64 {
+        self.statements.get()
+    }
+
+    /// `run`, counted as one statement (PostgreSQL's transaction control, sent as a batch).
+    fn counted<T>(&self, run: impl FnOnce() -> T) -> T {
+        self.statements.set(self.statements.get() + 1);
+        run()
+    }
+
     /// Runs a statement; returns the rows it changed.
     pub(crate) fn exec(&self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
-        match self {
-            Self::Sqlite(db) => Ok(db
+        self.statements.set(self.statements.get() + 1);
+        match &self.conn {
+            Conn::Sqlite(db) => Ok(db
                 .prepare_cached(sql)?
                 .execute(rusqlite::params_from_iter(params.iter()))?
                 as u64),
-            Self::Postgres(pg) => {
+            Conn::Postgres(pg) => {
                 let mut pg = pg.borrow_mut();
                 let statement = pg.statement(sql)?;
                 Ok(pg.client.execute(&statement, &pg_params(params))?)
@@ -251,8 +280,9 @@ impl Db {
 
     /// Runs a query; returns its rows.
     pub(crate) fn rows(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
-        match self {
-            Self::Sqlite(db) => {
+        self.statements.set(self.statements.get() + 1);
+        match &self.conn {
+            Conn::Sqlite(db) => {
                 let mut stmt = db.prepare_cached(sql)?;
                 let columns = stmt.column_count();
                 let rows = stmt.query_map(rusqlite::params_from_iter(params.iter()), |r| {
@@ -260,7 +290,7 @@ impl Db {
                 })?;
                 Ok(rows.collect::<Result<_, _>>()?)
             }
-            Self::Postgres(pg) => {
+            Conn::Postgres(pg) => {
                 let mut pg = pg.borrow_mut();
                 let statement = pg.statement(sql)?;
                 pg.client
@@ -292,8 +322,8 @@ impl Db {
         then: ReadBack<'_>,
     ) -> Result<i64, StoreError> {
         let no_value = || StoreError::Schema(format!("no value returned by: {write}"));
-        match self {
-            Self::Sqlite(db) => {
+        match &self.conn {
+            Conn::Sqlite(db) => {
                 self.exec(write, params)?;
                 match then {
                     ReadBack::NewRowId => Ok(db.last_insert_rowid()),
@@ -302,7 +332,7 @@ impl Db {
                     }
                 }
             }
-            Self::Postgres(_) => self
+            Conn::Postgres(_) => self
                 .row(&format!("{write} {returning}"), params)?
                 .ok_or_else(no_value)?
                 .int(0),
@@ -314,27 +344,28 @@ impl Db {
     /// every instance on the database are serialized exactly as SQLite serializes them —
     /// the check-then-write steps (replay, idempotency, serials) need no other reasoning.
     pub(crate) fn begin(&self) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(_) => self.exec("BEGIN IMMEDIATE", &[]).map(|_| ()),
-            Self::Postgres(pg) => pg
-                .borrow_mut()
-                .batch("BEGIN; SELECT pg_advisory_xact_lock(7262737265)"),
+        match &self.conn {
+            Conn::Sqlite(_) => self.exec("BEGIN IMMEDIATE", &[]).map(|_| ()),
+            Conn::Postgres(pg) => self.counted(|| {
+                pg.borrow_mut()
+                    .batch("BEGIN; SELECT pg_advisory_xact_lock(7262737265)")
+            }),
         }
     }
 
     /// Commits.
     pub(crate) fn commit(&self) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(_) => self.exec("COMMIT", &[]).map(|_| ()),
-            Self::Postgres(pg) => pg.borrow_mut().batch("COMMIT"),
+        match &self.conn {
+            Conn::Sqlite(_) => self.exec("COMMIT", &[]).map(|_| ()),
+            Conn::Postgres(pg) => self.counted(|| pg.borrow_mut().batch("COMMIT")),
         }
     }
 
     /// Rolls back.
     pub(crate) fn rollback(&self) -> Result<(), StoreError> {
-        match self {
-            Self::Sqlite(_) => self.exec("ROLLBACK", &[]).map(|_| ()),
-            Self::Postgres(pg) => pg.borrow_mut().batch("ROLLBACK"),
+        match &self.conn {
+            Conn::Sqlite(_) => self.exec("ROLLBACK", &[]).map(|_| ()),
+            Conn::Postgres(pg) => self.counted(|| pg.borrow_mut().batch("ROLLBACK")),
         }
     }
 }

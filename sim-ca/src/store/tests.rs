@@ -71,10 +71,10 @@ fn the_renewal_look_up_is_not_prepared_again_for_new_values() {
             .find_renewal(&format!("{i:02x}"), &format!("fp{i}"))
             .unwrap();
     }
-    let Db::Sqlite(db) = &store.db else {
+    let Conn::Sqlite(db) = &store.db.conn else {
         unreachable!("an in-memory store is SQLite")
     };
-    let statement = db.prepare_cached(Store::FIND_RENEWAL).unwrap();
+    let statement = db.prepare_cached(Store::KEY_CERTIFICATES).unwrap();
     assert_eq!(
         statement.get_status(rusqlite::StatementStatus::RePrepare),
         0
@@ -119,7 +119,7 @@ fn certificates_carry_the_one_index_their_look_ups_use() {
     let _ = std::fs::remove_file(&path);
     {
         let old = Store::open(&path).unwrap();
-        let Db::Sqlite(db) = &old.db else {
+        let Conn::Sqlite(db) = &old.db.conn else {
             unreachable!("a file store is SQLite")
         };
         db.execute_batch(
@@ -129,7 +129,7 @@ fn certificates_carry_the_one_index_their_look_ups_use() {
         .unwrap();
     }
     let store = Store::open(&path).unwrap();
-    let Db::Sqlite(db) = &store.db else {
+    let Conn::Sqlite(db) = &store.db.conn else {
         unreachable!("a file store is SQLite")
     };
     let indexes: Vec<String> = db
@@ -144,7 +144,7 @@ fn certificates_carry_the_one_index_their_look_ups_use() {
         .unwrap();
     assert_eq!(indexes, ["certificates_key"]);
     for look_up in [
-        Store::FIND_RENEWAL,
+        Store::KEY_CERTIFICATES,
         "SELECT 1 FROM certificates WHERE key_fingerprint = ?1 LIMIT 1",
     ] {
         let plan: String = db
@@ -162,6 +162,14 @@ fn certificates_carry_the_one_index_their_look_ups_use() {
     assert_eq!(store.find_renewal("01", "ab").unwrap().unwrap().0, "02");
     assert!(store.find_renewal("03", "ab").unwrap().is_none());
     assert!(store.key_certified("ab").unwrap());
+    assert_eq!(
+        store.key_standing("03", "ab").unwrap(),
+        crate::store::KeyStanding::Certified
+    );
+    assert_eq!(
+        store.key_standing("03", "cd").unwrap(),
+        crate::store::KeyStanding::New
+    );
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -232,4 +240,56 @@ fn the_cmp_nonce_key_survives_a_restart_and_older_confirmations_are_upgraded() {
     );
     drop(store);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Serials are not looked up before they are used: the table refuses one used before, and
+/// the decision's transaction rolls back with the certificates as they were.
+#[test]
+fn a_serial_used_before_is_refused_by_the_table() {
+    let store = Store::in_memory().unwrap();
+    store
+        .record_certificate("0a", "CN=x", &[0x30, 0], None, 99, None, "fp1", 1)
+        .unwrap();
+    let again = store.atomically(|s| {
+        s.bump("issued")?;
+        s.record_certificate("0a", "CN=y", &[0x30, 0], None, 99, None, "fp2", 2)
+    });
+    assert!(again.is_err());
+    assert!(!store.key_certified("fp2").unwrap());
+    assert_eq!(
+        store.counter("issued").unwrap(),
+        0,
+        "the count rolled back too"
+    );
+}
+
+/// A transaction's counters are written once, at its end, with every addition.
+#[test]
+fn a_transactions_counters_are_written_together() {
+    let store = Store::in_memory().unwrap();
+    let before = store.statements();
+    store
+        .atomically(|s| {
+            s.bump("requests")?;
+            s.bump("issued")?;
+            s.bump("requests")?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+    assert_eq!(
+        store.statements() - before,
+        3,
+        "BEGIN, the counters, COMMIT"
+    );
+    assert_eq!(store.counter("requests").unwrap(), 2);
+    assert_eq!(store.counter("issued").unwrap(), 1);
+    // Read inside the transaction, a counter includes what it added.
+    let inside = store
+        .atomically(|s| {
+            s.bump("issued")?;
+            s.counter("issued")
+        })
+        .unwrap();
+    assert_eq!(inside, 2);
+    assert_eq!(store.counter("issued").unwrap(), 2);
 }

@@ -1,7 +1,7 @@
 //! The store's upkeep: how big it is and may grow (a quota, the way tests fill the disk), its
 //! consistency check, and the sweep of sightings that guard nothing any more.
 
-use super::{Db, Store, StoreError};
+use super::{Conn, Store, StoreError};
 
 impl Store {
     /// Caps a SQLite database at (about) `bytes` (`PRAGMA max_page_count`): past it every
@@ -9,7 +9,7 @@ impl Store {
     /// the way tests fill the disk without a filesystem of their own. `None` lifts it. No
     /// effect on PostgreSQL (its disk is the server's).
     pub fn limit_size(&self, bytes: Option<u64>) -> Result<(), StoreError> {
-        let Db::Sqlite(db) = &self.db else {
+        let Conn::Sqlite(db) = &self.db.conn else {
             return Ok(());
         };
         let page: i64 = db.query_row("PRAGMA page_size", [], |r| r.get(0))?;
@@ -22,7 +22,7 @@ impl Store {
 
     /// The SQLite database's size in bytes (page count × page size); 0 on PostgreSQL.
     pub fn size(&self) -> Result<u64, StoreError> {
-        let Db::Sqlite(db) = &self.db else {
+        let Conn::Sqlite(db) = &self.db.conn else {
             return Ok(0);
         };
         let pages: i64 = db.query_row("PRAGMA page_count", [], |r| r.get(0))?;
@@ -33,7 +33,7 @@ impl Store {
     /// SQLite's own consistency check (`PRAGMA integrity_check`): `true` when it finds
     /// nothing wrong (always on PostgreSQL).
     pub fn intact(&self) -> Result<bool, StoreError> {
-        let Db::Sqlite(db) = &self.db else {
+        let Conn::Sqlite(db) = &self.db.conn else {
             return Ok(true);
         };
         let verdict: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
