@@ -390,6 +390,38 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::record_certificate`] for a certificate that may be recorded already (a
+    /// gateway collecting the same upstream answer twice): false, and nothing written, when
+    /// its serial is. One statement, not a look-up and an insert.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_certificate_once(
+        &self,
+        serial: &str,
+        subject: &str,
+        der: &[u8],
+        template: Option<&str>,
+        not_after: i64,
+        renewal_of: Option<&str>,
+        key_fingerprint: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let inserted = self.db.exec(
+            "INSERT INTO certificates (serial, subject, der, template, not_after, renewal_of, issued_at, key_fingerprint)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (serial) DO NOTHING",
+            &[
+                serial.into(),
+                subject.into(),
+                der.into(),
+                template.into(),
+                not_after.into(),
+                renewal_of.into(),
+                now.into(),
+                key_fingerprint.into(),
+            ],
+        )?;
+        Ok(inserted == 1)
+    }
+
     /// An issued certificate's DER.
     pub fn certificate(&self, serial: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.db

@@ -62,3 +62,27 @@ fn a_renewal_costs_the_statements_it_needs_and_no_more() {
     });
     assert!(again < ISSUED_CMC, "a re-sent request: {again} statements");
 }
+
+/// A renewal the gateway forwards, on the gateway's own store. The claim, committed before the
+/// upstream is asked: BEGIN, the renewed certificate's revocation as the gateway knows it, a
+/// pending request it would poll, the new key's certificates, the user's open pending requests
+/// (the cap: only the upstream knows whether this one will pend), the transaction's sighting,
+/// the nonce's, the claim held while the upstream is asked, the counters, COMMIT. Then the
+/// record: BEGIN, the claim released, the certificate (once: the same answer collected twice is
+/// recorded once), the audit record, the counters, COMMIT.
+const FORWARDED_CMC: u64 = 10 + 6;
+#[test]
+fn a_forwarded_renewal_costs_the_gateway_the_statements_it_needs() {
+    let upstream = common::Upstream::start("");
+    let gateway = upstream.gateway_local(sim_ca::store::Store::in_memory().unwrap());
+    let warm = upstream.user();
+    let reply = gateway.handle_cmc_at(Endpoint::FullCmc, &warm.request(), warm.old_cert.der());
+    assert_eq!(common::parse(&reply.body).outcome, Outcome::Issued);
+    let user = upstream.user();
+    let request = user.request();
+    let before = gateway.with_store(|s| s.statements());
+    let reply = gateway.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
+    assert_eq!(common::parse(&reply.body).outcome, Outcome::Issued);
+    let used = gateway.with_store(|s| s.statements()) - before;
+    assert_eq!(used, FORWARDED_CMC, "full CMC through the gateway");
+}

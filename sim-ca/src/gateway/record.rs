@@ -205,12 +205,8 @@ impl Gateway {
         key: &PublicKey,
     ) -> Result<(), StoreError> {
         let serial = serial_text(cert.value());
-        if store.serial_exists(&serial)? {
-            return Ok(());
-        }
         let tbs = cert.value().tbs_certificate();
-        store.bump("issued")?;
-        store.record_certificate(
+        let recorded = store.record_certificate_once(
             &serial,
             &renewal_codec::x509::name_text(tbs.subject()),
             cert.der(),
@@ -219,6 +215,10 @@ impl Gateway {
             Some(&serial_text(old.value())),
             &hex(&key.fingerprint()),
             self.desk.clock.unix(),
-        )
+        )?;
+        if recorded {
+            store.bump("issued")?;
+        }
+        Ok(())
     }
 }

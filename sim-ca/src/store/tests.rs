@@ -293,3 +293,18 @@ fn a_transactions_counters_are_written_together() {
     assert_eq!(inside, 2);
     assert_eq!(store.counter("issued").unwrap(), 2);
 }
+
+/// A gateway records an upstream's certificate once, however often it collects it.
+#[test]
+fn a_certificate_recorded_once_is_not_recorded_again() {
+    let store = Store::in_memory().unwrap();
+    let record = |subject: &str| {
+        store
+            .record_certificate_once("0b", subject, &[0x30, 0], None, 99, Some("0a"), "fp", 1)
+            .unwrap()
+    };
+    assert!(record("CN=first"));
+    assert!(!record("CN=second"));
+    assert_eq!(store.find_renewal("0a", "fp").unwrap().unwrap().0, "0b");
+    assert_eq!(store.certificate("0b").unwrap().unwrap(), vec![0x30, 0]);
+}
