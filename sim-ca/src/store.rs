@@ -28,7 +28,7 @@ mod upkeep;
 
 pub use audit::{AuditOutcome, AuditRecord};
 pub use confirm::{ConfirmState, Confirmation};
-pub use endpoint::{Endpoint, UnknownEndpoint};
+pub use endpoint::{Endpoint, IntoEndpoint, UnknownEndpoint};
 pub use pending::{Pending, PendingEnd, PendingStatus, Resolve};
 use pending::{parse_resolve, resolve_text};
 use schema::{ADDED_COLUMNS, INDEXES, POSTGRES_SCHEMA, SCHEMA};

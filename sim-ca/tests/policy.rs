@@ -563,3 +563,29 @@ fn malformed_and_oversized_input() {
         let _ = PkiData::from_der(&[]);
     }
 }
+
+/// The endpoint a request came in at is a value; a caller holding its name may pass that, read
+/// at the boundary: a name no endpoint has is refused, nothing decided or recorded for it.
+#[test]
+fn an_endpoint_is_named_by_value_or_by_its_stored_name() {
+    let ca = common::ca();
+    let client = Client::new(&ca);
+    let reply = ca.handle_cmc_at("cmc", &client.request(), client.old_cert.der());
+    assert_eq!(parse(&reply.body).outcome, Outcome::Issued);
+    assert_eq!(ca.audit_trail().last().unwrap().endpoint, Endpoint::Cmc);
+    let records = ca.audit_trail().len();
+    let other = Client::new(&ca);
+    let reply = ca.handle_cmc_at("est", &other.request(), other.old_cert.der());
+    let parsed = parse(&reply.body);
+    assert!(
+        matches!(parsed.outcome, Outcome::Failed { .. })
+            && parsed
+                .status_string
+                .as_deref()
+                .is_some_and(|s| s.contains("unknown endpoint")),
+        "{:?} {:?}",
+        parsed.outcome,
+        parsed.status_string
+    );
+    assert_eq!(ca.audit_trail().len(), records, "nothing recorded");
+}

@@ -4,7 +4,7 @@
 //! endpoints that take it (full CMC, MS-WSTEP's query, EST simplereenroll).
 
 use super::*;
-use crate::store::Endpoint;
+use crate::store::{Endpoint, IntoEndpoint};
 
 /// What the forwarder leaves for after the ledger's transaction: asking its upstream.
 pub(crate) struct Forward {
@@ -147,7 +147,20 @@ impl Gateway {
     }
 
     /// Handles a Full PKI Request from a user.
-    pub fn handle_cmc_at(&self, endpoint: Endpoint, request: &[u8], tls_cert: &[u8]) -> CmcReply {
+    /// `endpoint` as [`crate::Ca::handle_cmc_at`] takes it.
+    pub fn handle_cmc_at(
+        &self,
+        endpoint: impl IntoEndpoint,
+        request: &[u8],
+        tls_cert: &[u8],
+    ) -> CmcReply {
+        let endpoint = match endpoint.into_endpoint() {
+            Ok(endpoint) => endpoint,
+            Err(e) => {
+                let r = Rejection::Malformed(e.to_string());
+                return self.respond(GatewayAnswer::rejected(&r), None);
+            }
+        };
         let origin = Origin::new(endpoint, tls_cert, request);
         // EST sends base64: what is checked, stored and forwarded is the DER.
         let der = renewal_codec::cmc::input::to_der(request, &self.desk.limits).map(|(der, _)| der);

@@ -4,7 +4,7 @@
 //! its [`crate::desk::Decider`] ([`super::decide`]).
 
 use super::*;
-use crate::store::Endpoint;
+use crate::store::{Endpoint, IntoEndpoint};
 
 /// What a CMC request turns out to be once its sender is known.
 pub(super) enum Intake {
@@ -140,8 +140,18 @@ impl Ca {
 
     /// Records a request the HTTP layer refused before the CA could read it (body over the
     /// size limit, or too slow): it is a decision too, and goes into the audit trail.
-    pub fn refuse_unread(&self, endpoint: Endpoint, tls_cert: &[u8], rejection: &Rejection) {
-        let origin = Origin::new(endpoint, tls_cert, &[]);
+    /// An endpoint name that is none is recorded as the request's own (EST full CMC).
+    pub fn refuse_unread(
+        &self,
+        endpoint: impl IntoEndpoint,
+        tls_cert: &[u8],
+        rejection: &Rejection,
+    ) {
+        let origin = Origin::new(
+            endpoint.into_endpoint().unwrap_or(Endpoint::FullCmc),
+            tls_cert,
+            &[],
+        );
         self.desk
             .record_refusal(&self.decision(), &origin, None, rejection, None);
     }
@@ -188,9 +198,17 @@ impl Ca {
     }
 
     /// Handles a Full PKI Request that came in at `endpoint` (`fullcmc`, `cmc` or `wstep`,
-    /// for the audit trail).
-    pub fn handle_cmc_at(&self, endpoint: Endpoint, request: &[u8], tls_cert: &[u8]) -> CmcReply {
-        self.decide_cmc(endpoint, request, tls_cert, false)
+    /// for the audit trail; a name that is no endpoint's is refused as malformed).
+    pub fn handle_cmc_at(
+        &self,
+        endpoint: impl IntoEndpoint,
+        request: &[u8],
+        tls_cert: &[u8],
+    ) -> CmcReply {
+        match endpoint.into_endpoint() {
+            Ok(endpoint) => self.decide_cmc(endpoint, request, tls_cert, false),
+            Err(e) => self.reject(&Rejection::Malformed(e.to_string()), None),
+        }
     }
 
     /// [`Ca::handle_cmc_at`]; `stored` when `request` is one this CA stored for a pending

@@ -96,6 +96,27 @@ impl PartialEq<&str> for Endpoint {
     }
 }
 
+/// What a public entry point takes as the endpoint a request came in at: an [`Endpoint`], or
+/// its stored name (`"fullcmc"`) for callers that hold one — read here, at the boundary, so
+/// that everything behind it handles the value. A name no endpoint has is refused by the
+/// caller as a malformed request.
+pub trait IntoEndpoint {
+    /// The endpoint, or the name that is none.
+    fn into_endpoint(self) -> Result<Endpoint, UnknownEndpoint>;
+}
+
+impl IntoEndpoint for Endpoint {
+    fn into_endpoint(self) -> Result<Endpoint, UnknownEndpoint> {
+        Ok(self)
+    }
+}
+
+impl IntoEndpoint for &str {
+    fn into_endpoint(self) -> Result<Endpoint, UnknownEndpoint> {
+        self.parse()
+    }
+}
+
 impl serde::Serialize for Endpoint {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.as_str())
@@ -104,7 +125,7 @@ impl serde::Serialize for Endpoint {
 
 #[cfg(test)]
 mod tests {
-    use super::Endpoint;
+    use super::{Endpoint, IntoEndpoint};
 
     #[test]
     fn every_endpoint_reads_back_from_its_stored_name() {
@@ -115,5 +136,7 @@ mod tests {
         assert!("fullcmc ".parse::<Endpoint>().is_err());
         assert!("FullCmc".parse::<Endpoint>().is_err());
         assert!(Endpoint::Cmc != "fullcmc");
+        assert_eq!("wstep-query".into_endpoint(), Ok(Endpoint::WstepQuery));
+        assert!("est".into_endpoint().is_err());
     }
 }
