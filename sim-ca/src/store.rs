@@ -204,6 +204,8 @@ impl Store {
         f: impl FnOnce(&Self) -> Result<T, E>,
     ) -> Result<T, E> {
         self.db.begin().map_err(E::from)?;
+        // Nothing of a transaction that panicked half-way is counted.
+        self.bumps.borrow_mut().clear();
         self.in_transaction.set(true);
         let result = f(self);
         self.in_transaction.set(false);
