@@ -311,6 +311,42 @@ fn a_certificate_already_expired_is_not_installed() {
     }
 }
 
+/// A CA whose template now gives what it issues other purposes (an administrator added
+/// serverAuth) issues a certificate that is not the renewed one: the client refuses it before
+/// anything is installed, over every protocol, as a renewal gateway refuses to deliver it. The
+/// same purposes in another order are the same set, and renew.
+#[test]
+fn a_certificate_with_other_purposes_is_not_installed() {
+    let scenario = |purposes: &str| {
+        format!(
+            "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\nextended_key_usage = [{purposes}]\n",
+            renewal_client::sample::SAMPLE_TEMPLATE_OID
+        )
+    };
+    let added = scenario("\"clientAuth\", \"smartcardLogon\", \"serverAuth\"");
+    for mode in [
+        Mode::FullCmc,
+        Mode::Cmc,
+        Mode::SimpleReenroll,
+        Mode::Wstep,
+        Mode::Cmp,
+    ] {
+        let world = World::new(&added, KeyAlgorithm::EcP256).unwrap();
+        let outcome = run(&world, mode, 0, None).unwrap();
+        let RenewalOutcome::RolledBack { reason } = &outcome else {
+            panic!("{mode:?}: {outcome:?}");
+        };
+        assert!(
+            format!("{reason}").contains("another extendedKeyUsage"),
+            "{mode:?}: {reason}"
+        );
+        assert_untouched(&world);
+    }
+    let reordered = scenario("\"smartcardLogon\", \"clientAuth\"");
+    let world = World::new(&reordered, KeyAlgorithm::EcP256).unwrap();
+    assert_renewed(&world, &run(&world, Mode::FullCmc, 0, None).unwrap());
+}
+
 #[test]
 fn a_delayed_answer_still_renews() {
     let world = World::new("[[rule]]\nfault = \"delay:200\"\n", KeyAlgorithm::EcP256).unwrap();

@@ -29,6 +29,10 @@ pub struct Template {
     /// chaining to one of these vendor roots ([`renewal_codec::cmc::attestation`]). Empty: no
     /// attestation asked for.
     pub attestation_roots: Vec<Retained<Certificate>>,
+    /// The template's application policies, as ADCS has them: when set, what it issues carries
+    /// exactly these extendedKeyUsage purposes, whatever the renewed certificate had (a
+    /// template an administrator changed); unset, a renewal keeps the renewed certificate's.
+    pub purposes: Option<Vec<ObjectIdentifier>>,
 }
 
 impl Template {
@@ -70,6 +74,25 @@ pub struct TemplateConfig {
     /// cards' root).
     #[serde(default)]
     pub attestation_roots: Option<String>,
+    /// The extendedKeyUsage purposes what it issues carries (dotted OIDs, or `clientAuth`,
+    /// `serverAuth`, `smartcardLogon`, `emailProtection`, `codeSigning`); unset, a renewal
+    /// keeps the renewed certificate's.
+    #[serde(default)]
+    pub extended_key_usage: Option<Vec<String>>,
+}
+
+/// A purpose as a scenario names it: a dotted OID or one of the common names.
+fn purpose(name: &str) -> Result<ObjectIdentifier, String> {
+    use renewal_codec::cmc::oids;
+    Ok(match name {
+        "clientAuth" => oids::KP_CLIENT_AUTH,
+        "serverAuth" => oids::KP_SERVER_AUTH,
+        "smartcardLogon" => oids::KP_SMARTCARD_LOGON,
+        "emailProtection" => ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.4"),
+        "codeSigning" => ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3"),
+        other => ObjectIdentifier::from_str(other)
+            .map_err(|_| format!("unknown purpose {other:?} (a dotted OID, or clientAuth, serverAuth, smartcardLogon, emailProtection, codeSigning)"))?,
+    })
 }
 
 /// The certificates of a PEM bundle given inline or by path; at least one.
@@ -126,6 +149,21 @@ impl TemplateConfig {
                 Some(source) => attestation_roots(source)
                     .map_err(|e| format!("template {}: attestation_roots: {e}", self.name))?,
             };
+            let purposes = match &self.extended_key_usage {
+                None => None,
+                Some(names) if names.is_empty() => {
+                    return Err(format!(
+                        "template {}: extended_key_usage lists no purpose",
+                        self.name
+                    ));
+                }
+                Some(names) => Some(
+                    names
+                        .iter()
+                        .map(|n| purpose(n).map_err(|e| format!("template {}: {e}", self.name)))
+                        .collect::<Result<_, _>>()?,
+                ),
+            };
             Ok(Template {
                 oid,
                 name: self.name.clone(),
@@ -133,6 +171,7 @@ impl TemplateConfig {
                 allowed_keys,
                 renewals_pend: self.renewals_pend,
                 attestation_roots,
+                purposes,
             })
         })();
         result.map_err(|reason| crate::Error::Setting {
@@ -157,6 +196,7 @@ impl TemplateRegistry {
                     allowed_keys: KeyAlgorithm::ALL.to_vec(),
                     renewals_pend: false,
                     attestation_roots: Vec::new(),
+                    purposes: None,
                 },
                 Template {
                     oid: oid("1.3.6.1.4.1.311.21.8.1234567.7654321.1.2.3.4.101"),
@@ -165,6 +205,7 @@ impl TemplateRegistry {
                     allowed_keys: KeyAlgorithm::ALL.to_vec(),
                     renewals_pend: true,
                     attestation_roots: Vec::new(),
+                    purposes: None,
                 },
             ],
         }
@@ -202,5 +243,42 @@ impl TemplateRegistry {
     /// All templates.
     pub fn all(&self) -> &[Template] {
         &self.templates
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn template(purposes: &str) -> Result<Template, crate::Error> {
+        let config: TemplateConfig = toml::from_str(&format!(
+            "oid = \"1.2.3.4\"\nname = \"T\"\nextended_key_usage = [{purposes}]\n"
+        ))
+        .unwrap();
+        config.build()
+    }
+
+    #[test]
+    fn a_templates_purposes_are_names_or_oids() {
+        let t = template("\"clientAuth\", \"smartcardLogon\", \"1.3.6.1.5.5.7.3.4\"").unwrap();
+        assert_eq!(
+            t.purposes.unwrap(),
+            [
+                renewal_codec::cmc::oids::KP_CLIENT_AUTH,
+                renewal_codec::cmc::oids::KP_SMARTCARD_LOGON,
+                ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.4"),
+            ]
+        );
+        let unknown = template("\"clientauth\"").unwrap_err().to_string();
+        assert!(
+            unknown.contains("unknown purpose \"clientauth\""),
+            "{unknown}"
+        );
+        let none = template("").unwrap_err().to_string();
+        assert!(none.contains("lists no purpose"), "{none}");
+        let unset: TemplateConfig = toml::from_str("oid = \"1.2.3.4\"\nname = \"T\"\n").unwrap();
+        assert_eq!(unset.build().unwrap().purposes, None);
     }
 }

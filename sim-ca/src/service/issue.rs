@@ -56,6 +56,14 @@ impl Ca {
         fault: Option<TransportFault>,
         days: Option<u32>,
     ) -> Result<Retained<Certificate>, Rejection> {
+        let mut extensions = extensions;
+        if let Some(purposes) = &template.purposes {
+            extensions.retain(|e| e.extn_id != renewal_codec::cmc::oids::EXT_KEY_USAGE);
+            extensions.push(
+                renewal_codec::x509::ext_key_usage(purposes.clone())
+                    .map_err(|e| Rejection::Internal(e.to_string()))?,
+            );
+        }
         let spki = if fault == Some(TransportFault::WrongKeyCertificate) {
             self.decoy.public_key().clone()
         } else {
