@@ -433,6 +433,18 @@ pub fn usable_at(validity: &Validity, now: SystemTime) -> std::result::Result<()
     Ok(())
 }
 
+/// Whether `cert` is a link to `issuer` that path validation accepts: signed by its key, and
+/// naming it as its issuer (RFC 5280 §6.1.3 (a)(1) and (a)(4), the names compared by §7.1). A
+/// certificate signed by the right key under another issuer name verifies here by signature
+/// alone, then fails every relying party that builds its path by name: a renewal must not
+/// install it, nor a gateway deliver it.
+pub fn issued_by(cert: &Retained<Certificate>, issuer: &Certificate) -> bool {
+    same_name(
+        cert.value().tbs_certificate().issuer(),
+        issuer.tbs_certificate().subject(),
+    ) && verify_issued_by(cert, issuer).is_ok()
+}
+
 /// Verifies that `cert` is signed by the key of `issuer` (signature only; names, validity and
 /// constraints are the caller's policy).
 pub fn verify_issued_by(cert: &Retained<Certificate>, issuer: &Certificate) -> Result<()> {

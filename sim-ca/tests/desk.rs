@@ -335,8 +335,9 @@ impl Tampering {
             std::time::UNIX_EPOCH + validity.not_before.to_unix_duration(),
             std::time::UNIX_EPOCH + validity.not_after.to_unix_duration(),
         );
-        (self.edit)(&mut subject, &mut extensions, &mut period);
-        authority
+        let mut issuer = None;
+        (self.edit)(&mut subject, &mut extensions, &mut period, &mut issuer);
+        let certificate = authority
             .issue(
                 tbs.serial_number().as_bytes().to_vec(),
                 subject,
@@ -345,7 +346,25 @@ impl Tampering {
                 period.1,
                 extensions,
             )
-            .unwrap()
+            .unwrap();
+        let Some(issuer) = issuer else {
+            return certificate;
+        };
+        // The same certificate, signed by the same key, under another issuer name.
+        let tbs = certificate.value().tbs_certificate();
+        renewal_codec::x509::issue(
+            &renewal_codec::x509::CertificateSpec {
+                serial: tbs.serial_number().as_bytes().to_vec(),
+                subject: tbs.subject().clone(),
+                public_key: tbs.subject_public_key_info().clone(),
+                not_before: period.0,
+                not_after: period.1,
+                extensions: tbs.extensions().cloned().unwrap_or_default(),
+            },
+            &issuer,
+            &authority.issuing.key,
+        )
+        .unwrap()
     }
 }
 
@@ -435,7 +454,9 @@ impl sim_ca::gateway::ca_backend::CaBackend for Tampering {
 }
 
 /// A change to a certificate's subject, extensions and validity (notBefore, notAfter).
-type Edit = fn(&mut Name, &mut Vec<Extension>, &mut (SystemTime, SystemTime));
+/// An edit of an issued certificate: its subject, extensions, validity and issuer name (`None`:
+/// the issuing CA's).
+type Edit = fn(&mut Name, &mut Vec<Extension>, &mut (SystemTime, SystemTime), &mut Option<Name>);
 
 /// `name` with each attribute's value replaced by `f`'s (`None`: kept).
 fn each_value(name: &mut Name, f: impl Fn(&der::asn1::Any) -> Option<der::asn1::Any>) {
@@ -477,11 +498,11 @@ fn replace(extensions: &mut Vec<Extension>, new: Extension) {
 #[test]
 fn the_gateway_delivers_nothing_but_a_renewal() {
     use renewal_codec::x509;
-    let edits: [(&str, Edit); 12] = [
+    let edits: [(&str, Edit); 13] = [
         // The same name by RFC 5280 §7.1, not the same name to the client, which compares the
         // subject as it was issued: delivered, it would be refused after the user's card had
         // a new key and a certificate the CA counts as issued.
-        ("the subject in capitals", |n, _, _| {
+        ("the subject in capitals", |n, _, _, _| {
             each_value(n, |v| {
                 let upper = text(v)?.to_uppercase();
                 Some(
@@ -490,7 +511,7 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
                 )
             })
         }),
-        ("the subject in another string type", |n, _, _| {
+        ("the subject in another string type", |n, _, _, _| {
             each_value(n, |v| {
                 let text = text(v)?;
                 Some(match v.tag() {
@@ -505,10 +526,10 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
                 })
             })
         }),
-        ("another subject", |n, _, _| {
+        ("another subject", |n, _, _, _| {
             *n = "CN=Someone Else,O=cardrenew".parse().unwrap();
         }),
-        ("an extra EKU", |_, e, _| {
+        ("an extra EKU", |_, e, _, _| {
             replace(
                 e,
                 x509::ext_key_usage(vec![
@@ -519,7 +540,7 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
                 .unwrap(),
             )
         }),
-        ("another SAN", |_, e, _| {
+        ("another SAN", |_, e, _, _| {
             replace(
                 e,
                 x509::subject_alt_name(vec![x509_cert::ext::pkix::name::GeneralName::Rfc822Name(
@@ -528,36 +549,41 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
                 .unwrap(),
             )
         }),
-        ("a CA", |_, e, _| {
+        ("a CA", |_, e, _, _| {
             replace(e, x509::basic_constraints(true, None).unwrap())
         }),
-        ("another template", |_, e, _| {
+        ("another template", |_, e, _, _| {
             replace(
                 e,
                 x509::certificate_template("1.3.6.1.4.1.311.21.8.99.2".parse().unwrap(), 100, 1)
                     .unwrap(),
             )
         }),
-        ("no EKU", |_, e, _| {
+        ("no EKU", |_, e, _, _| {
             e.retain(|x| x.extn_id != oids::EXT_KEY_USAGE)
         }),
         // Not a CA (basicConstraints unchanged), yet able to sign certificates to a relying
         // party that does not look for cA; and without keyUsage, able to do anything.
-        ("keyCertSign", |_, e, _| {
+        ("keyCertSign", |_, e, _, _| {
             replace(
                 e,
                 x509::key_usage(KeyUsages::DigitalSignature | KeyUsages::KeyCertSign).unwrap(),
             )
         }),
-        ("no keyUsage", |_, e, _| {
+        ("no keyUsage", |_, e, _, _| {
             e.retain(|x| x.extn_id != oids::KEY_USAGE)
         }),
         // Valid no longer, or not for a day yet: the client would refuse it (and roll back).
-        ("an expired certificate", |_, _, p| {
+        ("an expired certificate", |_, _, p, _| {
             p.1 = common::now() - Duration::from_secs(1);
         }),
-        ("a certificate valid from tomorrow", |_, _, p| {
+        ("a certificate valid from tomorrow", |_, _, p, _| {
             p.0 = common::now() + Duration::from_secs(86400);
+        }),
+        // Signed by the upstream CA's key under another issuer name: it verifies by signature
+        // and fails every path built by name (the client refuses it too).
+        ("another issuer name", |_, _, _, i| {
+            *i = Some("CN=Another Issuing CA,O=cardrenew".parse().unwrap());
         }),
     ];
     for (what, edit) in edits {

@@ -12,7 +12,7 @@ use crate::{
         parse_request, request::certificate_template, verify_request::verify_pkcs10,
     },
     x509::{
-        may_sign_cmc_responses, same_renewal_identity, same_renewal_profile, usable_at,
+        issued_by, may_sign_cmc_responses, same_renewal_identity, same_renewal_profile, usable_at,
         verify_issued_by,
     },
 };
@@ -111,10 +111,9 @@ pub(super) fn verify_issued(
                 .is_ok_and(|k| k == new_key)
         })
         .ok_or("no certificate in the answer certifies the new key")?;
-    let chains = anchors
-        .iter()
-        .any(|a| verify_issued_by(issued, a.value()).is_ok());
-    if !chains {
+    // By signature and by name: a certificate that names another issuer verifies by the
+    // CA's key and then fails every path built by name.
+    if !anchors.iter().any(|a| issued_by(issued, a.value())) {
         return Err("the issued certificate does not chain to the CA".into());
     }
     let tbs = issued.value().tbs_certificate();
@@ -216,33 +215,39 @@ mod tests {
         template: Option<crate::cmc::microsoft::TemplateRef>,
         edit: impl FnOnce(&mut Vec<x509_cert::ext::Extension>),
     ) -> Result<(), String> {
-        let (_, renewed) = {
+        verdict_built(sample, signer, now, template, |spec, _| {
+            edit(&mut spec.extensions)
+        })
+    }
+
+    /// [`verdict_at`] for an issued certificate (the renewed one for the new key, signed by
+    /// the sample CA's key) whose contents and issuer name `edit` changes.
+    fn verdict_built(
+        sample: &Sample,
+        signer: (&SoftwareKey, &Retained<Certificate>),
+        now: std::time::SystemTime,
+        template: Option<crate::cmc::microsoft::TemplateRef>,
+        edit: impl FnOnce(&mut CertificateSpec, &mut x509_cert::name::Name),
+    ) -> Result<(), String> {
+        let renewed = {
             let now = crate::sample::fixed_now();
-            let mut extensions = sample
-                .old_cert
-                .value()
-                .tbs_certificate()
-                .extensions()
-                .cloned()
-                .unwrap_or_default();
-            edit(&mut extensions);
-            let spec = CertificateSpec {
+            let mut spec = CertificateSpec {
                 serial: vec![0x43],
                 subject: sample.old_cert.value().tbs_certificate().subject().clone(),
                 public_key: sample.new_key.public_key().clone(),
                 not_before: now - Duration::from_secs(60),
                 not_after: now + Duration::from_secs(86400),
-                extensions,
+                extensions: sample
+                    .old_cert
+                    .value()
+                    .tbs_certificate()
+                    .extensions()
+                    .cloned()
+                    .unwrap_or_default(),
             };
-            (
-                (),
-                x509::issue(
-                    &spec,
-                    sample.ca_cert.value().tbs_certificate().subject(),
-                    &sample.ca_key,
-                )
-                .unwrap(),
-            )
+            let mut issuer = sample.ca_cert.value().tbs_certificate().subject().clone();
+            edit(&mut spec, &mut issuer);
+            x509::issue(&spec, &issuer, &sample.ca_key).unwrap()
         };
         let params = ResponseParams {
             outcome: Outcome::Issued,
@@ -412,5 +417,27 @@ mod tests {
                 .is_err_and(|e| e.contains("basicConstraints")),
             "{verdict:?}"
         );
+    }
+
+    /// Signed by the CA's key but naming another issuer, a certificate verifies by signature
+    /// and fails every path built by name: not installed. The same issuer name in another
+    /// string type or case is the same name (RFC 5280 §7.1).
+    #[test]
+    fn an_issued_certificate_names_the_ca_that_signed_it() {
+        let sample = Sample::generate(KeyKind::P256).unwrap();
+        let ca = (&sample.ca_key, &sample.ca_cert);
+        let now = crate::sample::fixed_now();
+        let other = verdict_built(&sample, ca, now, None, |_, issuer| {
+            *issuer = "CN=Another CA,O=cardrenew".parse().unwrap();
+        });
+        assert_eq!(
+            other,
+            Err("the issued certificate does not chain to the CA".into())
+        );
+        let text = x509::name_text(sample.ca_cert.value().tbs_certificate().subject());
+        let same = verdict_built(&sample, ca, now, None, |_, issuer| {
+            *issuer = text.to_uppercase().parse().unwrap();
+        });
+        assert_eq!(same, Ok(()), "{text}");
     }
 }
