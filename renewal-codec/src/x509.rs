@@ -270,8 +270,8 @@ fn comparable_text(value: &der::asn1::Any) -> Option<String> {
 }
 
 /// Whether `issued` is a renewal of `old` and nothing more, as a renewal gateway must check
-/// before delivering it: [`same_renewal_identity`], and the same extendedKeyUsage (as a set)
-/// and certificate template. A CA builds a renewal's names from the renewed certificate (ADCS
+/// before delivering it: [`same_renewal_identity`], and the same extendedKeyUsage (as a set),
+/// keyUsage and certificate template. A CA builds a renewal's names from the renewed certificate (ADCS
 /// does; so does sim-ca), so a difference is the CA's doing. `Err` names what differs.
 pub fn same_renewal_profile(
     issued: &Certificate,
@@ -288,6 +288,14 @@ pub fn same_renewal_profile(
     };
     if !matches!((purposes(issued), purposes(old)), (Ok(a), Ok(b)) if a == b) {
         return Err("extendedKeyUsage");
+    }
+    // The same uses of the key: one without digitalSignature cannot log on, authenticate TLS
+    // or sign the next renewal.
+    let usages = |c: &Certificate| {
+        parsed_extension::<KeyUsage>(c, oids::KEY_USAGE).map(|ku| ku.map(|ku| ku.0.bits()))
+    };
+    if !matches!((usages(issued), usages(old)), (Ok(a), Ok(b)) if a == b) {
+        return Err("keyUsage");
     }
     let templates = (
         crate::cmc::request::certificate_template(issued),

@@ -498,7 +498,7 @@ fn replace(extensions: &mut Vec<Extension>, new: Extension) {
 #[test]
 fn the_gateway_delivers_nothing_but_a_renewal() {
     use renewal_codec::x509;
-    let edits: [(&str, Edit); 13] = [
+    let edits: [(&str, Edit); 14] = [
         // The same name by RFC 5280 §7.1, not the same name to the client, which compares the
         // subject as it was issued: delivered, it would be refused after the user's card had
         // a new key and a certificate the CA counts as issued.
@@ -572,6 +572,10 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
         }),
         ("no keyUsage", |_, e, _, _| {
             e.retain(|x| x.extn_id != oids::KEY_USAGE)
+        }),
+        // Unable to sign: no logon, no TLS, no next renewal.
+        ("keyUsage without digitalSignature", |_, e, _, _| {
+            replace(e, x509::key_usage(KeyUsages::KeyEncipherment).unwrap())
         }),
         // Valid no longer, or not for a day yet: the client would refuse it (and roll back).
         ("an expired certificate", |_, _, p, _| {

@@ -377,6 +377,15 @@ mod tests {
                 "keyUsage",
                 Box::new(|e: &mut Vec<Extension>| e.retain(|x| x.extn_id != oids::KEY_USAGE)),
             ),
+            (
+                "keyUsage",
+                Box::new(|e: &mut Vec<Extension>| {
+                    replace(
+                        e,
+                        x509::key_usage(x509_cert::ext::pkix::KeyUsages::KeyEncipherment).unwrap(),
+                    )
+                }),
+            ),
         ];
         for (what, edit) in refused {
             let verdict = verdict_edited(&sample, ca, now, None, |e| edit(e));
