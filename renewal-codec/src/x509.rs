@@ -310,8 +310,8 @@ pub fn same_renewal_profile(
 }
 
 /// Whether `issued` names and empowers what `old` did, whatever its template: the same
-/// subject, subjectAltName and basicConstraints, and no keyUsage to sign certificates or CRLs
-/// that `old` did not have — what must hold even when a renewal asks for another template
+/// subject, subjectAltName and basicConstraints, no keyUsage to sign certificates or CRLs
+/// and no critical extension that `old` did not have — what must hold even when a renewal asks for another template
 /// (whose purposes may differ). Each is compared as a parsed value (an extension that does not
 /// parse differs from everything). The subject is the renewed one as it was issued — the same
 /// RDNs, string types and text — not merely the same name by RFC 5280 §7.1: a relying party
@@ -358,6 +358,29 @@ pub fn same_renewal_identity(
     match (signs(issued), signs(old)) {
         (Ok(false), Ok(_)) | (Ok(true), Ok(true)) => {}
         _ => return Err("keyUsage"),
+    }
+    // Nor a critical extension the renewed certificate did not have critical (those compared
+    // above aside): a relying party that does not know it must reject the certificate (RFC 5280
+    // §4.2), so it could stop working anywhere. A non-critical one added (ADCS adds its SID
+    // extension to renewals of older certificates) is ignored where it is not known.
+    const COMPARED: [ObjectIdentifier; 4] = [
+        oids::BASIC_CONSTRAINTS,
+        oids::KEY_USAGE,
+        oids::EXT_KEY_USAGE,
+        oids::SUBJECT_ALT_NAME,
+    ];
+    let critical = |c: &Certificate| -> Vec<ObjectIdentifier> {
+        c.tbs_certificate()
+            .extensions()
+            .into_iter()
+            .flatten()
+            .filter(|e| e.critical && !COMPARED.contains(&e.extn_id))
+            .map(|e| e.extn_id)
+            .collect()
+    };
+    let had = critical(old);
+    if critical(issued).iter().any(|oid| !had.contains(oid)) {
+        return Err("critical extension");
     }
     Ok(())
 }

@@ -498,7 +498,7 @@ fn replace(extensions: &mut Vec<Extension>, new: Extension) {
 #[test]
 fn the_gateway_delivers_nothing_but_a_renewal() {
     use renewal_codec::x509;
-    let edits: [(&str, Edit); 14] = [
+    let edits: [(&str, Edit); 15] = [
         // The same name by RFC 5280 §7.1, not the same name to the client, which compares the
         // subject as it was issued: delivered, it would be refused after the user's card had
         // a new key and a certificate the CA counts as issued.
@@ -576,6 +576,14 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
         // Unable to sign: no logon, no TLS, no next renewal.
         ("keyUsage without digitalSignature", |_, e, _, _| {
             replace(e, x509::key_usage(KeyUsages::KeyEncipherment).unwrap())
+        }),
+        // A critical extension no relying party knows: rejected wherever it is checked.
+        ("an added critical extension", |_, e, _, _| {
+            e.push(Extension {
+                extn_id: "1.3.6.1.4.1.55555.1.1".parse().unwrap(),
+                critical: true,
+                extn_value: der::asn1::OctetString::new(vec![0x05, 0x00]).unwrap(),
+            })
         }),
         // Valid no longer, or not for a day yet: the client would refuse it (and roll back).
         ("an expired certificate", |_, _, p, _| {

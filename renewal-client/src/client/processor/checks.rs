@@ -386,6 +386,10 @@ mod tests {
                     )
                 }),
             ),
+            (
+                "critical extension",
+                Box::new(|e: &mut Vec<Extension>| e.push(unknown_extension(true))),
+            ),
         ];
         for (what, edit) in refused {
             let verdict = verdict_edited(&sample, ca, now, None, |e| edit(e));
@@ -394,6 +398,12 @@ mod tests {
                 "{what}: {verdict:?}"
             );
         }
+        // A non-critical extension the renewed certificate lacked (ADCS adds its SID
+        // extension to renewals of older certificates) is ignored where it is not known.
+        assert_eq!(
+            verdict_edited(&sample, ca, now, None, |e| e.push(unknown_extension(false))),
+            Ok(())
+        );
         // Renewed onto another template that the user asked for: its purposes are its own,
         // its names and powers still the renewed certificate's.
         let other: der::asn1::ObjectIdentifier = "1.3.6.1.4.1.311.21.8.99.1".parse().unwrap();
@@ -448,5 +458,14 @@ mod tests {
             *issuer = text.to_uppercase().parse().unwrap();
         });
         assert_eq!(same, Ok(()), "{text}");
+    }
+
+    /// An extension no relying party knows (a private OID, a NULL value).
+    fn unknown_extension(critical: bool) -> x509_cert::ext::Extension {
+        x509_cert::ext::Extension {
+            extn_id: "1.3.6.1.4.1.55555.1.1".parse().unwrap(),
+            critical,
+            extn_value: der::asn1::OctetString::new(vec![0x05, 0x00]).unwrap(),
+        }
     }
 }
