@@ -87,6 +87,18 @@ pub enum KeyStanding {
     New,
 }
 
+/// A certificates row to insert.
+struct CertificateRow<'a> {
+    serial: &'a str,
+    subject: &'a str,
+    der: &'a [u8],
+    template: Option<&'a str>,
+    not_after: i64,
+    renewal_of: Option<&'a str>,
+    key_fingerprint: &'a str,
+    now: i64,
+}
+
 /// The database.
 pub struct Store {
     db: Db,
@@ -375,21 +387,17 @@ impl Store {
         key_fingerprint: &str,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.db.exec(
-            "INSERT INTO certificates (serial, subject, der, template, not_after, renewal_of, issued_at, key_fingerprint)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            &[
-                serial.into(),
-                subject.into(),
-                der.into(),
-                template.into(),
-                not_after.into(),
-                renewal_of.into(),
-                now.into(),
-                key_fingerprint.into(),
-            ],
-        )?;
-        Ok(())
+        let row = CertificateRow {
+            serial,
+            subject,
+            der,
+            template,
+            not_after,
+            renewal_of,
+            key_fingerprint,
+            now,
+        };
+        self.insert_certificate(&row, false).map(|_| ())
     }
 
     /// [`Store::record_certificate`] for a certificate that may be recorded already (a
@@ -407,21 +415,43 @@ impl Store {
         key_fingerprint: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
-        let inserted = self.db.exec(
-            "INSERT INTO certificates (serial, subject, der, template, not_after, renewal_of, issued_at, key_fingerprint)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (serial) DO NOTHING",
+        let row = CertificateRow {
+            serial,
+            subject,
+            der,
+            template,
+            not_after,
+            renewal_of,
+            key_fingerprint,
+            now,
+        };
+        Ok(self.insert_certificate(&row, true)? == 1)
+    }
+
+    /// Inserts a certificates row (`once`: unless its serial is recorded); returns the rows
+    /// inserted.
+    fn insert_certificate(&self, r: &CertificateRow<'_>, once: bool) -> Result<u64, StoreError> {
+        self.db.exec(
+            if once {
+                "INSERT INTO certificates
+                 (serial, subject, der, template, not_after, renewal_of, issued_at, key_fingerprint)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (serial) DO NOTHING"
+            } else {
+                "INSERT INTO certificates
+                 (serial, subject, der, template, not_after, renewal_of, issued_at, key_fingerprint)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+            },
             &[
-                serial.into(),
-                subject.into(),
-                der.into(),
-                template.into(),
-                not_after.into(),
-                renewal_of.into(),
-                now.into(),
-                key_fingerprint.into(),
+                r.serial.into(),
+                r.subject.into(),
+                r.der.into(),
+                r.template.into(),
+                r.not_after.into(),
+                r.renewal_of.into(),
+                r.now.into(),
+                r.key_fingerprint.into(),
             ],
-        )?;
-        Ok(inserted == 1)
+        )
     }
 
     /// An issued certificate's DER.
