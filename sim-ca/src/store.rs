@@ -666,10 +666,13 @@ impl Store {
 
     /// Writes the additions [`Store::bump`] kept for the transaction's end.
     fn flush_bumps(&self) -> Result<(), StoreError> {
-        let bumps = std::mem::take(&mut *self.bumps.borrow_mut());
+        let mut bumps = std::mem::take(&mut *self.bumps.borrow_mut());
         if bumps.is_empty() {
             return Ok(());
         }
+        // In one order whoever writes them: two transactions that lock the same counters rows
+        // in opposite orders could deadlock on PostgreSQL, were they ever not serialized.
+        bumps.sort();
         self.add_to_counters(&bumps)
     }
 
