@@ -955,3 +955,23 @@ fn a_card_without_move_and_delete_is_not_renewed_and_says_why() {
         assert!(world.ca.as_ref().unwrap().audit_trail().is_empty());
     }
 }
+
+/// `--template` names the template as the user knows it — its name or its OID — and the
+/// renewal is the same whichever: the CA's certificate carries the OID (a v2 template
+/// extension), and a name must not read as another template.
+#[test]
+fn a_template_asked_for_by_name_or_oid_renews() {
+    for asked in ["SmartcardUser", renewal_client::sample::SAMPLE_TEMPLATE_OID] {
+        let world = World::new("", KeyAlgorithm::EcP256).unwrap();
+        let mut service = world.service(Mode::FullCmc).unwrap();
+        let mut journal = world.journal().unwrap();
+        let mut config = world.config(Mode::FullCmc, 0, None);
+        config.template = Some(renewal_client::cmc::microsoft::TemplateRef::from_user_text(
+            asked,
+        ));
+        let outcome = Renewal::new(world.token.clone(), &mut service, &mut journal, config)
+            .run()
+            .unwrap();
+        assert_renewed(&world, &outcome);
+    }
+}

@@ -118,33 +118,41 @@ pub(super) fn verify_issued(
     }
     let tbs = issued.value().tbs_certificate();
     usable_at(tbs.validity(), (cx.now)()).map_err(|e| format!("the issued certificate {e}"))?;
-    // A renewal is the renewed certificate with a new key: another subject, subjectAltName
-    // (the account a smart card logs on to) or basicConstraints, or the power to sign
-    // certificates, is another certificate — refused here as a gateway refuses to deliver it.
-    // Its purposes are the renewed certificate's too, unless the user asked for another
-    // template (whose purposes are its own; the template itself is checked below).
+    // The template: the renewed certificate's, or the one the user asked for. A name and an
+    // OID cannot be compared here (a v2 template extension carries only the OID, and the CA
+    // maps a name to its template): what can be compared must match.
     let old_template = certificate_template(old);
-    let same_template = match (&cx.template, &old_template) {
-        (Some(asked), Some(had)) => asked.matches(had),
-        (Some(_), None) => false,
-        (None, _) => true,
+    let issued_template = certificate_template(issued.value());
+    let comparable = |a: &crate::cmc::microsoft::TemplateRef,
+                      b: &crate::cmc::microsoft::TemplateRef| {
+        (a.oid.is_some() && b.oid.is_some()) || (a.name.is_some() && b.name.is_some())
     };
-    if same_template {
-        same_renewal_profile(issued.value(), old)
-    } else {
-        same_renewal_identity(issued.value(), old)
-    }
-    .map_err(|what| format!("the issued certificate has another {what}"))?;
-    let wanted = cx.template.clone().or(old_template);
-    if let Some(wanted) = wanted {
-        let got = certificate_template(issued.value())
+    if let Some(wanted) = cx.template.as_ref().or(old_template.as_ref()) {
+        let got = issued_template
+            .as_ref()
             .ok_or("the issued certificate names no template")?;
-        if !wanted.matches(&got) {
+        if comparable(wanted, got) && !wanted.matches(got) {
             return Err(format!(
                 "the issued certificate is for template {got}, not {wanted}"
             ));
         }
     }
+    // A renewal is the renewed certificate with a new key: another subject, subjectAltName
+    // (the account a smart card logs on to) or basicConstraints, or the power to sign
+    // certificates, is another certificate — refused here as a gateway refuses to deliver it.
+    // Its purposes are the renewed certificate's too, unless it was issued on another template
+    // the user asked for (whose purposes are its own).
+    let same_template = match (&issued_template, &old_template) {
+        (Some(a), Some(b)) => a.matches(b),
+        (None, None) => true,
+        _ => false,
+    };
+    if same_template || cx.template.is_none() {
+        same_renewal_profile(issued.value(), old)
+    } else {
+        same_renewal_identity(issued.value(), old)
+    }
+    .map_err(|what| format!("the issued certificate has another {what}"))?;
     Ok(issued.clone())
 }
 
@@ -419,11 +427,29 @@ mod tests {
             verdict_edited(&sample, ca, now, Some(asked.clone()), onto_other),
             Ok(())
         );
+        // Not asked for, another template is refused.
         let verdict = verdict_edited(&sample, ca, now, None, onto_other);
         assert!(
             verdict
                 .as_ref()
-                .is_err_and(|e| e.contains("extendedKeyUsage")),
+                .is_err_and(|e| e.contains("is for template 1.3.6.1.4.1.311.21.8.99.1")),
+            "{verdict:?}"
+        );
+        // Asked for by name, which the certificate's OID cannot be compared with: the CA
+        // mapped the name to its template; the purposes are the template's.
+        let by_name = crate::cmc::microsoft::TemplateRef::from_user_text("OtherTemplate");
+        assert_eq!(
+            verdict_edited(&sample, ca, now, Some(by_name), onto_other),
+            Ok(())
+        );
+        // Asked for by another OID than the one issued: refused.
+        let elsewhere =
+            crate::cmc::microsoft::TemplateRef::from_user_text("1.3.6.1.4.1.311.21.8.99.7");
+        let verdict = verdict_edited(&sample, ca, now, Some(elsewhere), onto_other);
+        assert!(
+            verdict
+                .as_ref()
+                .is_err_and(|e| e.contains("is for template")),
             "{verdict:?}"
         );
         let verdict = verdict_edited(&sample, ca, now, Some(asked), |e| {
