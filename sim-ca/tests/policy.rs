@@ -588,4 +588,22 @@ fn an_endpoint_is_named_by_value_or_by_its_stored_name() {
         parsed.status_string
     );
     assert_eq!(ca.audit_trail().len(), records, "nothing recorded");
+
+    // The gateway's door reads a name the same way.
+    let upstream = common::Upstream::start("");
+    let gateway = upstream.gateway_local(sim_ca::store::Store::in_memory().unwrap());
+    let user = upstream.user();
+    let reply = gateway.handle_cmc_at("cmc", &user.request(), user.old_cert.der());
+    assert_eq!(parse(&reply.body).outcome, Outcome::Issued);
+    assert_eq!(gateway.audit_trail().last().unwrap().endpoint, "cmc");
+    let records = gateway.audit_trail().len();
+    let other = upstream.user();
+    let reply = gateway.handle_cmc_at("est", &other.request(), other.old_cert.der());
+    let parsed = parse(&reply.body);
+    assert!(
+        matches!(parsed.outcome, Outcome::Failed { .. }),
+        "{:?}",
+        parsed.outcome
+    );
+    assert_eq!(gateway.audit_trail().len(), records, "nothing recorded");
 }
