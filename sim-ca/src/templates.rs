@@ -88,8 +88,8 @@ fn purpose(name: &str) -> Result<ObjectIdentifier, String> {
         "clientAuth" => oids::KP_CLIENT_AUTH,
         "serverAuth" => oids::KP_SERVER_AUTH,
         "smartcardLogon" => oids::KP_SMARTCARD_LOGON,
-        "emailProtection" => ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.4"),
-        "codeSigning" => ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.3"),
+        "emailProtection" => const_oid::db::rfc5280::ID_KP_EMAIL_PROTECTION,
+        "codeSigning" => const_oid::db::rfc5280::ID_KP_CODE_SIGNING,
         other => ObjectIdentifier::from_str(other)
             .map_err(|_| format!("unknown purpose {other:?} (a dotted OID, or clientAuth, serverAuth, smartcardLogon, emailProtection, codeSigning)"))?,
     })
@@ -268,7 +268,7 @@ mod tests {
             [
                 renewal_codec::cmc::oids::KP_CLIENT_AUTH,
                 renewal_codec::cmc::oids::KP_SMARTCARD_LOGON,
-                ObjectIdentifier::new_unwrap("1.3.6.1.5.5.7.3.4"),
+                const_oid::db::rfc5280::ID_KP_EMAIL_PROTECTION,
             ]
         );
         let unknown = template("\"clientauth\"").unwrap_err().to_string();

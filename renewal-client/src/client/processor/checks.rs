@@ -398,6 +398,15 @@ mod tests {
                 "critical extension",
                 Box::new(|e: &mut Vec<Extension>| e.push(unknown_extension(true))),
             ),
+            // The same EKU again in a second extension (RFC 5280 §4.2 forbids two): not read
+            // as either one.
+            (
+                "extendedKeyUsage",
+                Box::new(|e: &mut Vec<Extension>| {
+                    let eku = e.iter().find(|x| x.extn_id == oids::EXT_KEY_USAGE).cloned();
+                    e.extend(eku);
+                }),
+            ),
         ];
         for (what, edit) in refused {
             let verdict = verdict_edited(&sample, ca, now, None, |e| edit(e));
