@@ -17,6 +17,7 @@ use crate::durability::GroupSync;
 
 mod audit;
 mod confirm;
+mod counters;
 mod endpoint;
 mod pending;
 mod pg_tls;
@@ -30,7 +31,6 @@ pub use audit::{AuditOutcome, AuditRecord};
 pub use confirm::{ConfirmState, Confirmation};
 pub use endpoint::{Endpoint, IntoEndpoint, UnknownEndpoint};
 pub use pending::{Pending, PendingEnd, PendingStatus, Resolve};
-use pending::{parse_resolve, resolve_text};
 use schema::{ADDED_COLUMNS, INDEXES, POSTGRES_SCHEMA, SCHEMA};
 pub use seen::Sighting;
 
@@ -350,14 +350,6 @@ impl Store {
             .is_some())
     }
 
-    /// One counter's value (0 when never bumped).
-    pub fn counter(&self, name: &str) -> Result<i64, StoreError> {
-        self.flush_bumps()?;
-        self.db
-            .row("SELECT value FROM counters WHERE name = ?1", &[name.into()])?
-            .map_or(Ok(0), |r| r.int(0))
-    }
-
     /// An in-memory database.
     pub fn in_memory() -> Result<Self, StoreError> {
         Self::open(Path::new(":memory:"))
@@ -496,227 +488,6 @@ impl Store {
                 &[serial.into()],
             )?
             .is_some())
-    }
-
-    /// Pending requests still open for the certificate with fingerprint `identity`.
-    pub fn open_pending(&self, identity: &str) -> Result<i64, StoreError> {
-        self.db
-            .row(
-                "SELECT COUNT(*) FROM pending WHERE tls_fingerprint = ?1 AND status = 'pending'",
-                &[identity.into()],
-            )?
-            .map_or(Ok(0), |r| r.int(0))
-    }
-
-    /// Stores a pending request; returns its id.
-    pub fn add_pending(&self, p: &Pending) -> Result<i64, StoreError> {
-        self.db
-            .write_then_int(
-                "INSERT INTO pending (tls_fingerprint, transaction_id, request, kind, created_at, polls, resolve, final, status, upstream_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6, ?7, 'pending', ?8)",
-                &[
-                    (&p.tls_fingerprint).into(),
-                    (&p.transaction).into(),
-                    p.request.as_slice().into(),
-                    p.kind.as_str().into(),
-                    p.created_at.into(),
-                    resolve_text(p.resolve).as_str().into(),
-                    if p.end == PendingEnd::Issue { "issue" } else { "deny" }.into(),
-                    p.upstream_id.into(),
-                ],
-                "RETURNING id",
-                ReadBack::NewRowId,
-            )
-    }
-
-    fn pending_from_row(r: &Row) -> Result<Pending, StoreError> {
-        Ok(Pending {
-            id: r.int(0)?,
-            tls_fingerprint: r.text(1)?,
-            transaction: r.text(2)?,
-            request: r.blob(3)?,
-            kind: endpoint_from(&r.text(4)?)?,
-            created_at: r.int(5)?,
-            polls: u32::try_from(r.int(6)?).unwrap_or(u32::MAX),
-            resolve: parse_resolve(&r.text(7)?),
-            end: if r.text(8)? == "issue" {
-                PendingEnd::Issue
-            } else {
-                PendingEnd::Deny
-            },
-            status: PendingStatus::parse(&r.text(9)?)
-                .ok_or_else(|| StoreError::Schema("a pending request's status".into()))?,
-            cert_serial: r.opt_text(10)?,
-            upstream_id: r.opt_int(11)?,
-        })
-    }
-
-    const PENDING_COLUMNS: &'static str = "id, tls_fingerprint, transaction_id, request, kind, created_at, polls, resolve, final, status, cert_serial, upstream_id";
-
-    /// A pending request by id.
-    pub fn pending(&self, id: i64) -> Result<Option<Pending>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM pending WHERE id = ?1",
-            Self::PENDING_COLUMNS
-        );
-        self.db
-            .row(&sql, &[id.into()])?
-            .as_ref()
-            .map(Self::pending_from_row)
-            .transpose()
-    }
-
-    /// The request a client submitted earlier (same TLS identity and transaction).
-    pub fn find_pending(
-        &self,
-        tls_fingerprint: &str,
-        transaction: &str,
-    ) -> Result<Option<Pending>, StoreError> {
-        // The latest is chosen here, not by `ORDER BY id DESC LIMIT 1`, which SQLite would
-        // re-prepare on every run (see `key_standing`); a transaction has a row or two.
-        let sql = format!(
-            "SELECT {} FROM pending WHERE tls_fingerprint = ?1 AND transaction_id = ?2",
-            Self::PENDING_COLUMNS
-        );
-        let rows = self
-            .db
-            .rows(&sql, &[tls_fingerprint.into(), transaction.into()])?;
-        let mut latest: Option<(i64, &Row)> = None;
-        for r in &rows {
-            let id = r.int(0)?;
-            if latest.is_none_or(|(l, _)| id > l) {
-                latest = Some((id, r));
-            }
-        }
-        latest.map(|(_, r)| Self::pending_from_row(r)).transpose()
-    }
-
-    /// All requests still pending.
-    pub fn list_pending(&self) -> Result<Vec<Pending>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM pending WHERE status = 'pending' ORDER BY id",
-            Self::PENDING_COLUMNS
-        );
-        self.db
-            .rows(&sql, &[])?
-            .iter()
-            .map(Self::pending_from_row)
-            .collect()
-    }
-
-    /// Counts a poll; returns the new count.
-    pub fn count_poll(&self, id: i64) -> Result<u32, StoreError> {
-        let id = [id.into()];
-        if self
-            .db
-            .exec("UPDATE pending SET polls = polls + 1 WHERE id = ?1", &id)?
-            == 0
-        {
-            return Ok(0);
-        }
-        let polls = self
-            .db
-            .row("SELECT polls FROM pending WHERE id = ?1", &id)?
-            .map_or(Ok(0), |r| r.int(0))?;
-        Ok(u32::try_from(polls).unwrap_or(u32::MAX))
-    }
-
-    /// Ends a pending request.
-    pub fn finish_pending(
-        &self,
-        id: i64,
-        status: PendingStatus,
-        cert_serial: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.db.exec(
-            "UPDATE pending SET status = ?2, cert_serial = ?3 WHERE id = ?1",
-            &[id.into(), status.as_str().into(), cert_serial.into()],
-        )?;
-        Ok(())
-    }
-
-    /// Sets how a pending request ends (admin approve/deny).
-    pub fn decide_pending(&self, id: i64, end: PendingEnd) -> Result<bool, StoreError> {
-        let end = if end == PendingEnd::Issue {
-            "issue"
-        } else {
-            "deny"
-        };
-        let n = self.db.exec(
-            "UPDATE pending SET resolve = 'at:0', final = ?2 WHERE id = ?1 AND status = 'pending'",
-            &[id.into(), end.into()],
-        )?;
-        Ok(n == 1)
-    }
-
-    /// Adds to a named counter. Inside [`Store::atomically`] the additions are written
-    /// together, in one statement before the commit: a decision counts its request and its
-    /// outcome, and a statement less is a statement less in every decision.
-    pub fn bump(&self, name: &str) -> Result<(), StoreError> {
-        if self.in_transaction.get() {
-            let mut bumps = self.bumps.borrow_mut();
-            match bumps.iter_mut().find(|(n, _)| n == name) {
-                Some((_, by)) => *by += 1,
-                None => bumps.push((name.to_owned(), 1)),
-            }
-            return Ok(());
-        }
-        self.add_to_counters(&[(name.to_owned(), 1)])
-    }
-
-    /// Writes the additions [`Store::bump`] kept for the transaction's end.
-    fn flush_bumps(&self) -> Result<(), StoreError> {
-        let mut bumps = std::mem::take(&mut *self.bumps.borrow_mut());
-        if bumps.is_empty() {
-            return Ok(());
-        }
-        // In one order whoever writes them: two transactions that lock the same counters rows
-        // in opposite orders could deadlock on PostgreSQL, were they ever not serialized.
-        bumps.sort();
-        self.add_to_counters(&bumps)
-    }
-
-    fn add_to_counters(&self, additions: &[(String, i64)]) -> Result<(), StoreError> {
-        let rows: Vec<String> = (0..additions.len())
-            .map(|i| format!("(?{}, ?{})", 2 * i + 1, 2 * i + 2))
-            .collect();
-        let params: Vec<sql::Value> = additions
-            .iter()
-            .flat_map(|(name, by)| [name.into(), (*by).into()])
-            .collect();
-        self.db.exec(
-            &format!(
-                "INSERT INTO counters (name, value) VALUES {}
-                 ON CONFLICT(name) DO UPDATE SET value = counters.value + excluded.value",
-                rows.join(", ")
-            ),
-            &params,
-        )?;
-        Ok(())
-    }
-
-    /// Adds to a named counter and reads its new value, in one statement (a scenario's rule
-    /// can match the subject's n-th request: every renewal counts and reads).
-    pub fn count(&self, name: &str) -> Result<i64, StoreError> {
-        self.flush_bumps()?;
-        let name = [name.into()];
-        self.db.write_then_int(
-            "INSERT INTO counters (name, value) VALUES (?1, 1)
-             ON CONFLICT(name) DO UPDATE SET value = counters.value + 1",
-            &name,
-            "RETURNING value",
-            ReadBack::Query("SELECT value FROM counters WHERE name = ?1", &name),
-        )
-    }
-
-    /// All counters, by name.
-    pub fn counters(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        self.flush_bumps()?;
-        self.db
-            .rows("SELECT name, value FROM counters ORDER BY name", &[])?
-            .iter()
-            .map(|r| Ok((r.text(0)?, r.int(1)?)))
-            .collect()
     }
 }
 
