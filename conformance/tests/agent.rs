@@ -176,6 +176,48 @@ fn a_refusal_leaves_the_entry_stuck_with_the_reason_and_the_old_certificate() {
     assert!(!dir.join("failed.env").exists());
 }
 
+/// A CA whose template now adds a purpose (an administrator added serverAuth) issues, on every
+/// attempt, a certificate that is not the renewed one. The agent refuses to install it and
+/// waits as after a refusal — stuck, not backing off by minutes — so the CA is not made to
+/// issue one more certificate that is never installed at every retry.
+#[test]
+fn a_certificate_that_is_not_a_renewal_leaves_the_entry_stuck_and_the_ca_is_not_asked_again() {
+    let scenario = format!(
+        "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\n\
+         extended_key_usage = [\"clientAuth\", \"smartcardLogon\", \"serverAuth\"]\n",
+        renewal_client::sample::SAMPLE_TEMPLATE_OID
+    );
+    let (dir, _ca, config) = fixture("not-a-renewal", Some(&scenario));
+    let before = card_serial(&dir);
+    let issued = || {
+        ok(bin("sim-ca").args(["audit", "--state"]).arg(dir.join("ca")))
+            .lines()
+            .filter(|l| l.contains("issued"))
+            .count()
+    };
+    let enrolled = issued();
+
+    let out = check(&dir, &config, Some("+300d"));
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let stuck = status(&config);
+    assert_eq!(stuck["state"], "stuck", "{stuck}");
+    let error = stuck["last_error"].as_str().unwrap();
+    assert!(error.contains("not a renewal"), "{stuck}");
+    assert!(error.contains("extendedKeyUsage"), "{stuck}");
+    assert_eq!(card_serial(&dir), before, "the old certificate stays");
+    assert_eq!(
+        issued(),
+        enrolled + 1,
+        "one certificate issued, not installed"
+    );
+
+    // An hour later — past any backoff of minutes — the CA is not asked again.
+    let out = check(&dir, &config, Some("+7201h"));
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert_eq!(status(&config)["failures"], stuck["failures"]);
+    assert_eq!(issued(), enrolled + 1, "no second certificate");
+}
+
 #[test]
 fn a_missing_card_is_card_absent_and_a_readable_pin_file_is_refused() {
     let dir = temp("absent");

@@ -531,8 +531,11 @@ fn renew_if_due(
             entry.next_action = Some(unix(at));
             Ok(Pass::Pending)
         }
+        // The CA's decision, or a certificate its template makes that is not the renewed one:
+        // asking again gets the same, and every certificate it issues meanwhile is one more
+        // that is never installed.
         Ok(RenewalOutcome::RolledBack {
-            reason: reason @ RollbackCause::Refused { .. },
+            reason: reason @ (RollbackCause::Refused { .. } | RollbackCause::NotARenewal(_)),
         }) => Err(Failure::stuck(reason.to_string())),
         Ok(RenewalOutcome::RolledBack {
             reason: RollbackCause::Pin(refusal),

@@ -76,6 +76,36 @@ pub(super) fn self_check(
     Ok(())
 }
 
+/// Why the client does not install what the CA answered. The two kinds differ in what
+/// asking again would bring: an answer that did not hold up may be right next time (a clock
+/// that was off, a response mangled on its way), while a well-issued certificate that is not
+/// the renewed certificate again (other names, purposes, template) is what the CA's template
+/// makes, and it would issue the same one again.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub(super) enum Unaccepted {
+    /// Its signer, the key it certifies, its chain or its dates.
+    Answer(String),
+    /// Its subject, names, purposes, powers or template are not the renewed certificate's.
+    NotARenewal(String),
+}
+
+impl std::fmt::Display for Unaccepted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Answer(detail) | Self::NotARenewal(detail) => f.write_str(detail),
+        }
+    }
+}
+
+impl From<Unaccepted> for super::RollbackCause {
+    fn from(unaccepted: Unaccepted) -> Self {
+        match unaccepted {
+            Unaccepted::Answer(detail) => Self::BadAnswer(detail),
+            Unaccepted::NotARenewal(detail) => Self::NotARenewal(detail),
+        }
+    }
+}
+
 /// The checks before anything is installed: the response is signed by a CA we trust (full
 /// responses), the certificate chains to it, certifies the new key, is valid now, and carries
 /// the old subject, names, purposes and template. Returns the certificate to install.
@@ -84,7 +114,18 @@ pub(super) fn verify_issued(
     response: &ParsedResponse,
     old: &Certificate,
     new_key: &SubjectPublicKeyInfoOwned,
-) -> Result<Retained<Certificate>, String> {
+) -> Result<Retained<Certificate>, Unaccepted> {
+    let checked = the_answer_holds_up(cx, response, new_key).map_err(Unaccepted::Answer)?;
+    is_a_renewal(cx, checked.value(), old).map_err(Unaccepted::NotARenewal)?;
+    Ok(checked.clone())
+}
+
+/// The answer's signer, the certificate for the new key, its chain and its dates.
+fn the_answer_holds_up<'r>(
+    cx: &Context,
+    response: &'r ParsedResponse,
+    new_key: &SubjectPublicKeyInfoOwned,
+) -> Result<&'r Retained<Certificate>, String> {
     let anchors = &cx.trust_anchors;
     if response.form == ResponseForm::FullPkiResponse {
         let signer = response
@@ -118,11 +159,17 @@ pub(super) fn verify_issued(
     }
     let tbs = issued.value().tbs_certificate();
     usable_at(tbs.validity(), (cx.now)()).map_err(|e| format!("the issued certificate {e}"))?;
+    Ok(issued)
+}
+
+/// Whether `issued` is the renewed certificate `old` again: its template, subject, names,
+/// purposes and powers.
+fn is_a_renewal(cx: &Context, issued: &Certificate, old: &Certificate) -> Result<(), String> {
     // The template: the renewed certificate's, or the one the user asked for. A name and an
     // OID cannot be compared here (a v2 template extension carries only the OID, and the CA
     // maps a name to its template): what can be compared must match.
     let old_template = certificate_template(old);
-    let issued_template = certificate_template(issued.value());
+    let issued_template = certificate_template(issued);
     let comparable = |a: &crate::cmc::microsoft::TemplateRef,
                       b: &crate::cmc::microsoft::TemplateRef| {
         (a.oid.is_some() && b.oid.is_some()) || (a.name.is_some() && b.name.is_some())
@@ -148,12 +195,11 @@ pub(super) fn verify_issued(
         _ => false,
     };
     if same_template || cx.template.is_none() {
-        same_renewal_profile(issued.value(), old)
+        same_renewal_profile(issued, old)
     } else {
-        same_renewal_identity(issued.value(), old)
+        same_renewal_identity(issued, old)
     }
-    .map_err(|what| format!("the issued certificate has another {what}"))?;
-    Ok(issued.clone())
+    .map_err(|what| format!("the issued certificate has another {what}"))
 }
 
 #[cfg(test)]
@@ -226,6 +272,7 @@ mod tests {
         verdict_built(sample, signer, now, template, |spec, _| {
             edit(&mut spec.extensions)
         })
+        .map_err(|e| e.to_string())
     }
 
     /// [`verdict_at`] for an issued certificate (the renewed one for the new key, signed by
@@ -236,7 +283,7 @@ mod tests {
         now: std::time::SystemTime,
         template: Option<crate::cmc::microsoft::TemplateRef>,
         edit: impl FnOnce(&mut CertificateSpec, &mut x509_cert::name::Name),
-    ) -> Result<(), String> {
+    ) -> Result<(), Unaccepted> {
         let renewed = {
             let now = crate::sample::fixed_now();
             let mut spec = CertificateSpec {
@@ -486,13 +533,66 @@ mod tests {
         });
         assert_eq!(
             other,
-            Err("the issued certificate does not chain to the CA".into())
+            Err(Unaccepted::Answer(
+                "the issued certificate does not chain to the CA".into()
+            ))
         );
         let text = x509::name_text(sample.ca_cert.value().tbs_certificate().subject());
         let same = verdict_built(&sample, ca, now, None, |_, issuer| {
             *issuer = text.to_uppercase().parse().unwrap();
         });
         assert_eq!(same, Ok(()), "{text}");
+    }
+
+    /// What asking again would bring decides the kind: a certificate that is not the renewed
+    /// one again (names, purposes, powers, template) is what the CA's template makes — the
+    /// agent waits long, as after a refusal; a certificate not valid on the client's clock may
+    /// be right next time — the agent backs off.
+    #[test]
+    fn a_certificate_that_is_not_the_renewed_one_is_not_a_renewal_the_rest_a_bad_answer() {
+        use x509_cert::ext::Extension;
+        let sample = Sample::generate(KeyKind::P256).unwrap();
+        let ca = (&sample.ca_key, &sample.ca_cert);
+        let now = crate::sample::fixed_now();
+        let with = |new: Extension| {
+            move |spec: &mut CertificateSpec, _: &mut x509_cert::name::Name| {
+                spec.extensions.retain(|e| e.extn_id != new.extn_id);
+                spec.extensions.push(new);
+            }
+        };
+        let purposes = x509::ext_key_usage(vec![oids::KP_CLIENT_AUTH, oids::KP_SERVER_AUTH]);
+        let cases = [
+            with(purposes.unwrap()),
+            with(x509::basic_constraints(true, None).unwrap()),
+            with(
+                x509::certificate_template("1.3.6.1.4.1.311.21.8.99.1".parse().unwrap(), 100, 1)
+                    .unwrap(),
+            ),
+        ];
+        for edit in cases {
+            let verdict = verdict_built(&sample, ca, now, None, edit);
+            assert!(
+                matches!(&verdict, Err(Unaccepted::NotARenewal(_))),
+                "{verdict:?}"
+            );
+            let cause = super::super::RollbackCause::from(verdict.unwrap_err());
+            assert_eq!(cause.kind(), "not-a-renewal", "{cause}");
+        }
+        let late = verdict_built(
+            &sample,
+            ca,
+            now + Duration::from_secs(2 * 86400),
+            None,
+            |_, _| {},
+        );
+        assert!(
+            matches!(&late, Err(Unaccepted::Answer(e)) if e.contains("has expired")),
+            "{late:?}"
+        );
+        assert_eq!(
+            super::super::RollbackCause::from(late.unwrap_err()).kind(),
+            "bad-answer"
+        );
     }
 
     /// An extension no relying party knows (a private OID, a NULL value).

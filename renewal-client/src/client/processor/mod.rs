@@ -239,8 +239,12 @@ pub enum RollbackCause {
     /// The exchange with the CA failed: unreachable, timed out, an HTTP error, every re-send
     /// of a lost answer lost too.
     Transport(String),
-    /// The CA's answer did not hold up (its signer, the certificate's key, name, chain).
+    /// The CA's answer did not hold up (its signer, the certificate's key, chain, dates).
     BadAnswer(String),
+    /// The CA issued a certificate that is not the renewed one again (another subject,
+    /// subjectAltName, purpose, power or template): what its template makes, so asking again
+    /// gets the same — the agent waits long, as after a refusal.
+    NotARenewal(String),
     /// The request could not be made (the card's new key unusable, the request unbuildable).
     Request(String),
     /// `recover` undid an attempt a crash interrupted.
@@ -262,6 +266,10 @@ impl std::fmt::Display for RollbackCause {
             Self::Card { step, detail } => write!(f, "the card failed during {step}: {detail}"),
             Self::Transport(detail) => write!(f, "{detail}"),
             Self::BadAnswer(detail) => write!(f, "the CA's answer was not accepted: {detail}"),
+            Self::NotARenewal(detail) => write!(
+                f,
+                "the CA issued a certificate that is not a renewal of the old one: {detail}"
+            ),
             Self::Request(detail) | Self::Recovery(detail) => write!(f, "{detail}"),
         }
     }
@@ -298,6 +306,7 @@ impl RollbackCause {
             Self::Card { .. } => "card",
             Self::Transport(_) => "transport",
             Self::BadAnswer(_) => "bad-answer",
+            Self::NotARenewal(_) => "not-a-renewal",
             Self::Request(_) => "request",
             Self::Recovery(_) => "recovery",
         }

@@ -686,14 +686,9 @@ impl Verify {
             // What the CA issued, confirmed only once it passed every check; rejected (so the
             // CA revokes it) otherwise.
             let received = checked.as_ref().ok().or(self.response.certificates.first());
+            let refusal = checked.as_ref().err().map(ToString::to_string);
             if let Some(received) = received
-                && let Err(next) = self.send_confirm(
-                    cx,
-                    fx,
-                    confirm,
-                    received,
-                    checked.as_ref().err().map(String::as_str),
-                )
+                && let Err(next) = self.send_confirm(cx, fx, confirm, received, refusal.as_deref())
                 && checked.is_ok()
             {
                 return Ok(*next);
@@ -705,7 +700,7 @@ impl Verify {
                 issued: Box::new(issued),
                 intent_journaled: false,
             })),
-            Err(reason) => RollBack::of(self.new.id, RollbackCause::BadAnswer(reason)),
+            Err(unaccepted) => RollBack::of(self.new.id, unaccepted.into()),
         })
     }
 }
