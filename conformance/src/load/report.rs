@@ -161,6 +161,44 @@ impl LoadReport {
             }
             _ => perf,
         };
+        let perf = match (&self.floor, &self.transport) {
+            (Some(floor), Some(transport)) if self.renewed > 0 => {
+                let unit = floor.busy.unwrap_or(floor.idle);
+                let again = transport.again.as_ref();
+                // Behind a gateway the CA's connection is kept alive: no warm-up reaches it.
+                let ca = floor
+                    .gateway
+                    .is_none()
+                    .then(|| {
+                        transport.bound(
+                            transport.ca_cpu,
+                            again.map(|a| a.ca_cpu),
+                            transport.exchanges.0,
+                            floor.ca_decision.cost(&unit),
+                        )
+                    })
+                    .flatten();
+                let gateway = floor.gateway_decision.zip(transport.gateway_cpu).and_then(
+                    |(decision, cpu)| {
+                        transport.bound(
+                            cpu,
+                            again.and_then(|a| a.gateway_cpu),
+                            transport.exchanges.1,
+                            decision.cost(&unit),
+                        )
+                    },
+                );
+                let perf = match ca {
+                    Some(b) => perf + &b.line("CA", floor.ca.cost(&unit)),
+                    None => perf,
+                };
+                match (gateway, floor.gateway) {
+                    (Some(b), Some(count)) => perf + &b.line("gateway", count.cost(&unit)),
+                    _ => perf,
+                }
+            }
+            _ => perf,
+        };
         let mib = |f: &Footprint| f.rss_kib as f64 / 1024.0;
         let perf = self.footprints.iter().fold(perf, |out, f| {
             format!(

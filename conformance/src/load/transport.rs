@@ -8,6 +8,11 @@
 //! renewal's CPU minus this is what its decision costs (the request's parse and checks, the
 //! store's transaction and fsync share, the answer, and its second HTTP exchange), to compare
 //! with the decision's own crypto floor.
+//!
+//! A second phase opens connections that make the warm-up's exchange twice: the difference is
+//! what one more exchange on an open connection costs. A connection, the renewal's other
+//! exchanges and its decision's crypto are then what a renewal cannot cost less than on this
+//! machine, whatever the decision does ([`Bound`]).
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
@@ -29,12 +34,96 @@ pub struct Transport {
     pub gateway_cpu: Option<Duration>,
     /// What one connection does, for the report (`handshake, GET /cacerts`).
     pub what: &'static str,
+    /// Connections that did the warm-up's exchange twice, and the servers' CPU over them:
+    /// the difference from [`Transport::connections`]' is one more exchange on an open
+    /// connection (`None` where the warm-up has no exchange: CMP's is the handshake alone).
+    pub again: Option<Again>,
+    /// The exchanges a renewal makes besides the warm-up's, per server: the CA's (its
+    /// request; CMP's certConf too) and the gateway's (the user's request and the upstream's).
+    pub exchanges: (u32, u32),
+}
+
+/// The probe's second phase: connections with two exchanges.
+#[derive(Clone, Debug)]
+pub struct Again {
+    /// Connections that completed both exchanges.
+    pub connections: u64,
+    /// The CA's CPU over this phase.
+    pub ca_cpu: Duration,
+    /// The gateways' CPU over this phase (when the run had gateways).
+    pub gateway_cpu: Option<Duration>,
+}
+
+/// What the probe says a renewal cannot cost less than on this machine.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bound {
+    /// A connection with its warm-up.
+    pub connection: Duration,
+    /// One more exchange on it.
+    pub exchange: Duration,
+    /// The exchanges a renewal adds to the warm-up's.
+    pub exchanges: u32,
+    /// The public-key operations of the decision.
+    pub decision: Duration,
+}
+
+impl Bound {
+    /// The least a renewal costs: a connection, its other exchanges, its decision's crypto —
+    /// before any of the decision's own work (parsing, checks, the store, the answer).
+    pub fn total(&self) -> Duration {
+        self.connection + self.exchange * self.exchanges + self.decision
+    }
+
+    /// One report line for `who` against its whole busy floor `floor` (what the ratio is
+    /// taken against), with what 1.5x the floor leaves for the decision's own work.
+    pub fn line(&self, who: &str, floor: Duration) -> String {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let total = ms(self.total());
+        let left = 1.5 * ms(floor) - total;
+        format!(
+            "bound         {who}: a renewal costs at least {:.2} (a connection) + {} x {:.2} (an exchange) + {:.2} (its decision's crypto) = {total:.2} ms, {:.2}x its floor of {:.2} ms; 1.5x leaves {left:.2} ms for the decision's own work\n",
+            ms(self.connection),
+            self.exchanges,
+            ms(self.exchange),
+            ms(self.decision),
+            total / ms(floor),
+            ms(floor),
+        )
+    }
+}
+
+/// `cpu` per connection (`None` without any).
+fn per(cpu: Duration, connections: u64) -> Option<Duration> {
+    (connections > 0).then(|| cpu / u32::try_from(connections).unwrap_or(u32::MAX))
 }
 
 impl Transport {
     /// `cpu` per connection (`None` without any).
     fn each(&self, cpu: Duration) -> Option<Duration> {
-        (self.connections > 0).then(|| cpu / u32::try_from(self.connections).unwrap_or(u32::MAX))
+        per(cpu, self.connections)
+    }
+
+    /// The bound for the server whose CPU over the two phases is `once` and `twice`, making
+    /// `exchanges` exchanges besides the warm-up's, whose decision's crypto is `decision`.
+    /// `None` when a phase completed no connection, or the second exchange measured nothing
+    /// (noise larger than it).
+    pub fn bound(
+        &self,
+        once: Duration,
+        twice: Option<Duration>,
+        exchanges: u32,
+        decision: Duration,
+    ) -> Option<Bound> {
+        let again = self.again.as_ref()?;
+        let connection = self.each(once)?;
+        let both = per(twice?, again.connections)?;
+        let exchange = both.checked_sub(connection).filter(|e| !e.is_zero())?;
+        Some(Bound {
+            connection,
+            exchange,
+            exchanges,
+            decision,
+        })
     }
 
     /// One report line for `who`: its CPU per warm-up connection, and what a renewal costs it
@@ -93,4 +182,68 @@ pub fn connections(
         }
     });
     done.into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn probe(once: (u64, u64), twice: Option<(u64, u64)>) -> Transport {
+        let ms = Duration::from_millis;
+        Transport {
+            connections: once.0,
+            window: Duration::from_secs(2),
+            ca_cpu: ms(once.1),
+            gateway_cpu: None,
+            what: "handshake, GET /cacerts",
+            again: twice.map(|(connections, cpu)| Again {
+                connections,
+                ca_cpu: ms(cpu),
+                gateway_cpu: None,
+            }),
+            exchanges: (1, 2),
+        }
+    }
+
+    #[test]
+    fn one_more_exchange_is_the_difference_between_the_phases_per_connection() {
+        // 1,000 connections for 400 ms: 0.4 ms each; 500 with two exchanges for 225 ms:
+        // 0.45 ms each, so an exchange costs 0.05 ms.
+        let t = probe((1000, 400), Some((500, 225)));
+        let bound = t
+            .bound(
+                t.ca_cpu,
+                Some(Duration::from_millis(225)),
+                1,
+                Duration::from_micros(500),
+            )
+            .unwrap();
+        assert_eq!(bound.connection, Duration::from_micros(400));
+        assert_eq!(bound.exchange, Duration::from_micros(50));
+        assert_eq!(bound.total(), Duration::from_micros(950));
+        // Against a floor of 0.7 ms: 1.36x, and 1.5x (1.05 ms) leaves 0.10 ms.
+        let line = bound.line("CA", Duration::from_micros(700));
+        assert!(
+            line.contains("= 0.95 ms, 1.36x its floor of 0.70 ms"),
+            "{line}"
+        );
+        assert!(line.contains("1.5x leaves 0.10 ms"), "{line}");
+    }
+
+    #[test]
+    fn no_bound_without_a_second_phase_or_when_the_noise_hides_the_exchange() {
+        let cpu = Some(Duration::from_millis(190));
+        let decision = Duration::from_micros(500);
+        let without = probe((1000, 400), None);
+        assert_eq!(without.bound(without.ca_cpu, cpu, 1, decision), None);
+        // Two exchanges measured cheaper than one: noise, not a figure.
+        let noisy = probe((1000, 400), Some((500, 190)));
+        assert_eq!(noisy.bound(noisy.ca_cpu, cpu, 1, decision), None);
+        let empty = probe((1000, 400), Some((0, 0)));
+        assert_eq!(
+            empty.bound(empty.ca_cpu, Some(Duration::ZERO), 1, decision),
+            None
+        );
+    }
 }
