@@ -311,7 +311,7 @@ pub fn same_renewal_profile(
 
 /// Whether `issued` names and empowers what `old` did, whatever its template: the same
 /// subject, subjectAltName and basicConstraints, no keyUsage to sign certificates or CRLs
-/// and no critical extension that `old` did not have — what must hold even when a renewal asks for another template
+/// and no critical extension that `old` did not have, nor a SHA-1 signature where `old` had none — what must hold even when a renewal asks for another template
 /// (whose purposes may differ). Each is compared as a parsed value (an extension that does not
 /// parse differs from everything). The subject is the renewed one as it was issued — the same
 /// RDNs, string types and text — not merely the same name by RFC 5280 §7.1: a relying party
@@ -381,6 +381,21 @@ pub fn same_renewal_identity(
     let had = critical(old);
     if critical(issued).iter().any(|oid| !had.contains(oid)) {
         return Err("critical extension");
+    }
+    // Nor signed with a broken hash (SHA-1) when the renewed certificate was not: relying
+    // parties that refuse SHA-1 signatures would refuse it, and the old certificate would be
+    // gone. One SHA-2 for another is no weakening (a CA that moved from P-384 to RSA signs
+    // with SHA-256 after SHA-384). An algorithm either side does not name with its hash is not
+    // compared; the chain check decides whether it verifies at all.
+    let hash = |c: &Certificate| {
+        crate::cmc::SignatureAlgorithm::from_identifier(c.signature_algorithm(), None)
+            .map(|a| a.digest)
+    };
+    if let (Some(issued), Some(renewed)) = (hash(issued), hash(old))
+        && !issued.collision_resistant()
+        && renewed.collision_resistant()
+    {
+        return Err("signature hash (SHA-1, where the renewed certificate's was not)");
     }
     Ok(())
 }

@@ -68,6 +68,13 @@ impl DigestAlgorithm {
         digest::digest(alg, data).as_ref().to_vec()
     }
 
+    /// Whether finding two messages with the same hash is still out of reach: not for SHA-1
+    /// (chosen-prefix collisions are practical, RFC 9155 §1), which a CA signing a certificate
+    /// with it lets a requester forge another under the CA's signature.
+    pub fn collision_resistant(self) -> bool {
+        self != Self::Sha1
+    }
+
     /// Short name for display.
     pub fn name(self) -> &'static str {
         match self {

@@ -284,6 +284,18 @@ mod tests {
         template: Option<crate::cmc::microsoft::TemplateRef>,
         edit: impl FnOnce(&mut CertificateSpec, &mut x509_cert::name::Name),
     ) -> Result<(), Unaccepted> {
+        verdict_issued_by(sample, signer, now, template, &sample.ca_key, edit)
+    }
+
+    /// [`verdict_built`] with the certificate signed by `issuer_key`.
+    fn verdict_issued_by(
+        sample: &Sample,
+        signer: (&SoftwareKey, &Retained<Certificate>),
+        now: std::time::SystemTime,
+        template: Option<crate::cmc::microsoft::TemplateRef>,
+        issuer_key: &dyn crate::cmc::Signer,
+        edit: impl FnOnce(&mut CertificateSpec, &mut x509_cert::name::Name),
+    ) -> Result<(), Unaccepted> {
         let renewed = {
             let now = crate::sample::fixed_now();
             let mut spec = CertificateSpec {
@@ -302,7 +314,7 @@ mod tests {
             };
             let mut issuer = sample.ca_cert.value().tbs_certificate().subject().clone();
             edit(&mut spec, &mut issuer);
-            x509::issue(&spec, &issuer, &sample.ca_key).unwrap()
+            x509::issue(&spec, &issuer, issuer_key).unwrap()
         };
         let params = ResponseParams {
             outcome: Outcome::Issued,
@@ -592,6 +604,95 @@ mod tests {
         assert_eq!(
             super::super::RollbackCause::from(late.unwrap_err()).kind(),
             "bad-answer"
+        );
+    }
+
+    /// The sample CA's key signing ECDSA with SHA-1, as CAs once signed.
+    struct Sha1Signer {
+        key: p256::ecdsa::SigningKey,
+        spki: SubjectPublicKeyInfoOwned,
+    }
+
+    impl crate::cmc::Signer for Sha1Signer {
+        fn public_key(&self) -> &SubjectPublicKeyInfoOwned {
+            &self.spki
+        }
+        fn algorithm(&self) -> crate::cmc::SignatureAlgorithm {
+            crate::cmc::SignatureAlgorithm {
+                family: crate::cmc::KeyFamily::Ecdsa,
+                digest: DigestAlgorithm::Sha1,
+            }
+        }
+        fn sign(&self, message: &[u8]) -> Result<Vec<u8>, crate::cmc::SignError> {
+            use p256::ecdsa::signature::hazmat::PrehashSigner;
+            let signature: p256::ecdsa::Signature = self
+                .key
+                .sign_prehash(&DigestAlgorithm::Sha1.digest(message))
+                .map_err(|_| crate::cmc::SignError::Software)?;
+            Ok(signature.to_der().as_bytes().to_vec())
+        }
+    }
+
+    /// A renewal signed with SHA-1 where the renewed certificate had SHA-256 verifies and
+    /// chains — and is not installed: relying parties that refuse SHA-1 would refuse it after
+    /// the old certificate was deleted. Renewing a SHA-1 certificate with SHA-1 is no
+    /// weakening.
+    #[test]
+    fn a_renewal_signed_with_sha1_after_sha2_is_not_installed() {
+        use p256::pkcs8::DecodePrivateKey;
+        let sample = Sample::generate(KeyKind::P256).unwrap();
+        let pem = sample.ca_key.to_pkcs8_pem().unwrap();
+        let sha1 = Sha1Signer {
+            key: p256::ecdsa::SigningKey::from_pkcs8_pem(&pem).unwrap(),
+            spki: sample.ca_key.public_key().clone(),
+        };
+        let now = crate::sample::fixed_now();
+        let mut spec = CertificateSpec {
+            serial: vec![0x44],
+            subject: sample.old_cert.value().tbs_certificate().subject().clone(),
+            public_key: sample.new_key.public_key().clone(),
+            not_before: now - Duration::from_secs(60),
+            not_after: now + Duration::from_secs(86400),
+            extensions: sample
+                .old_cert
+                .value()
+                .tbs_certificate()
+                .extensions()
+                .cloned()
+                .unwrap_or_default(),
+        };
+        let issuer = sample.ca_cert.value().tbs_certificate().subject();
+        let weak = x509::issue(&spec, issuer, &sha1).unwrap();
+        // A genuine signature: it chains to the CA.
+        assert!(x509::issued_by(&weak, sample.ca_cert.value()));
+        assert_eq!(
+            x509::same_renewal_profile(weak.value(), sample.old_cert.value()),
+            Err("signature hash (SHA-1, where the renewed certificate's was not)")
+        );
+        // Through the client's checks, in a response the CA signed: not a renewal.
+        let ca = (&sample.ca_key, &sample.ca_cert);
+        let verdict = verdict_issued_by(&sample, ca, now, None, &sha1, |_, _| {});
+        assert!(
+            matches!(&verdict, Err(Unaccepted::NotARenewal(e)) if e.contains("signature hash")),
+            "{verdict:?}"
+        );
+        spec.serial = vec![0x45];
+        let renewed_sha1 = x509::issue(&spec, issuer, &sha1).unwrap();
+        assert_eq!(
+            x509::same_renewal_profile(renewed_sha1.value(), weak.value()),
+            Ok(()),
+            "the same hash as the renewed certificate's renews"
+        );
+        // One SHA-2 for another is no weakening: a CA that moved from P-384 (SHA-384) to a
+        // P-256 or RSA key signs with SHA-256.
+        let p384 = SoftwareKey::generate_p384().unwrap();
+        spec.serial = vec![0x46];
+        let sha384 = x509::issue(&spec, issuer, &p384).unwrap();
+        spec.serial = vec![0x47];
+        let sha256 = x509::issue(&spec, issuer, &sample.ca_key).unwrap();
+        assert_eq!(
+            x509::same_renewal_profile(sha256.value(), sha384.value()),
+            Ok(())
         );
     }
 
