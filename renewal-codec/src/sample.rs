@@ -188,3 +188,46 @@ pub fn issue_named_user_certificate(
         ca_key,
     )
 }
+
+/// A P-256 key signing ECDSA with SHA-1, as CAs once signed certificates: for tests of what a
+/// renewal must not be (a SHA-1 certificate where the renewed one was signed with SHA-2).
+/// Nothing in the library signs with SHA-1 by itself.
+pub struct Sha1EcdsaSigner {
+    key: p256::ecdsa::SigningKey,
+    public_key: spki::SubjectPublicKeyInfoOwned,
+}
+
+impl Sha1EcdsaSigner {
+    /// `key`'s private key, signing with SHA-1; `None` when `key` is not a P-256 key.
+    pub fn new(key: &SoftwareKey) -> Option<Self> {
+        use p256::pkcs8::DecodePrivateKey;
+        let pem = key.to_pkcs8_pem().ok()?;
+        Some(Self {
+            key: p256::ecdsa::SigningKey::from_pkcs8_pem(&pem).ok()?,
+            public_key: key.public_key().clone(),
+        })
+    }
+}
+
+impl Signer for Sha1EcdsaSigner {
+    fn public_key(&self) -> &spki::SubjectPublicKeyInfoOwned {
+        &self.public_key
+    }
+
+    fn algorithm(&self) -> crate::cmc::SignatureAlgorithm {
+        crate::cmc::SignatureAlgorithm {
+            family: crate::cmc::KeyFamily::Ecdsa,
+            digest: crate::cmc::DigestAlgorithm::Sha1,
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> std::result::Result<Vec<u8>, crate::cmc::SignError> {
+        use p256::ecdsa::signature::hazmat::PrehashSigner;
+        let digest = crate::cmc::DigestAlgorithm::Sha1.digest(message);
+        let signature: p256::ecdsa::Signature = self
+            .key
+            .sign_prehash(&digest)
+            .map_err(|_| crate::cmc::SignError::Software)?;
+        Ok(signature.to_der().as_bytes().to_vec())
+    }
+}

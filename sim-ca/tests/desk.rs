@@ -317,6 +317,8 @@ struct Tampering {
     inner: sim_ca::gateway::ca_backend::SimulatedAuthority,
     ca: Arc<Ca>,
     edit: Edit,
+    /// Re-signed with SHA-1 (the upstream's key must be P-256) instead of its own hash.
+    sha1: bool,
 }
 
 impl Tampering {
@@ -347,10 +349,27 @@ impl Tampering {
                 extensions,
             )
             .unwrap();
-        let Some(issuer) = issuer else {
+        if issuer.is_none() && !self.sha1 {
             return certificate;
+        }
+        // The same certificate, signed by the same key, under another issuer name or with
+        // another hash.
+        let issuer = issuer.unwrap_or_else(|| {
+            authority
+                .issuing
+                .cert
+                .value()
+                .tbs_certificate()
+                .subject()
+                .clone()
+        });
+        let sha1 = self
+            .sha1
+            .then(|| renewal_codec::sample::Sha1EcdsaSigner::new(&authority.issuing.key).unwrap());
+        let signer: &dyn renewal_codec::cmc::Signer = match &sha1 {
+            Some(sha1) => sha1,
+            None => &authority.issuing.key,
         };
-        // The same certificate, signed by the same key, under another issuer name.
         let tbs = certificate.value().tbs_certificate();
         renewal_codec::x509::issue(
             &renewal_codec::x509::CertificateSpec {
@@ -362,7 +381,7 @@ impl Tampering {
                 extensions: tbs.extensions().cloned().unwrap_or_default(),
             },
             &issuer,
-            &authority.issuing.key,
+            signer,
         )
         .unwrap()
     }
@@ -453,7 +472,6 @@ impl sim_ca::gateway::ca_backend::CaBackend for Tampering {
     }
 }
 
-/// A change to a certificate's subject, extensions and validity (notBefore, notAfter).
 /// An edit of an issued certificate: its subject, extensions, validity and issuer name (`None`:
 /// the issuing CA's).
 type Edit = fn(&mut Name, &mut Vec<Extension>, &mut (SystemTime, SystemTime), &mut Option<Name>);
@@ -599,75 +617,87 @@ fn the_gateway_delivers_nothing_but_a_renewal() {
         }),
     ];
     for (what, edit) in edits {
-        let upstream = Upstream::start("");
-        let backend = Tampering {
-            inner: sim_ca::gateway::ca_backend::SimulatedAuthority::new(
-                Arc::clone(&upstream.ca),
-                upstream.ra_certificate(),
-            ),
-            ca: Arc::clone(&upstream.ca),
-            edit,
-        };
-        let gateway = upstream.gateway_over(Store::in_memory().unwrap(), Box::new(backend));
-        let user = upstream.user();
-        let reply = gateway.handle_cmc_at(Endpoint::FullCmc, &user.request(), user.old_cert.der());
-        let failure = reply
-            .upstream
-            .unwrap_or_else(|| panic!("{what}: delivered"));
-        assert_eq!(failure.status, 502, "{what}: {}", failure.text);
-        assert!(reply.body.is_empty(), "{what}");
-        let built = build_renewal_request(
-            &user.old_cert,
-            &user.old_key,
-            &SoftwareKey::generate_p256().unwrap(),
-            &Client::params(),
-        )
-        .unwrap();
-        let reply = gateway.handle_simple(&built.pkcs10_der, user.old_cert.der());
-        assert!(
-            matches!(&reply, SimpleReply::Unavailable(f) if f.status == 502),
-            "{what}: {reply:?}"
-        );
-        // CMP: the user's kur forwarded nested; the edited certificate is not delivered.
-        let kur = renewal_codec::cmp::build::key_update_request(
-            &renewal_codec::cmp::build::KeyUpdate {
-                old: &user.old_cert,
-                recipient: user.old_cert.value().tbs_certificate().issuer().clone(),
-                transaction_id: [3; 16],
-                sender_nonce: [4; 16],
-                time: common::now(),
-                implicit_confirm: true,
-            },
-            &user.old_key,
-            &SoftwareKey::generate_p256().unwrap(),
-        )
-        .unwrap();
-        let reply = gateway.handle_cmp(&kur, &[]);
-        let failure = reply
-            .upstream
-            .unwrap_or_else(|| panic!("{what}: delivered over CMP"));
-        assert_eq!(failure.status, 502, "{what}: {}", failure.text);
-        // Refused for what the certificate says, not for how the answer came.
-        assert!(
-            failure.text.contains("the upstream's certificate "),
-            "{what}: {}",
-            failure.text
-        );
-        assert!(reply.body.is_empty(), "{what}");
-        let audit = gateway.audit_trail();
-        assert_eq!(
-            audit
-                .iter()
-                .filter(|r| r.outcome == AuditOutcome::UpstreamFailed)
-                .count(),
-            3,
-            "{what}: {audit:?}"
-        );
-        assert!(
-            audit.iter().all(|r| r.outcome != AuditOutcome::Issued),
-            "{what}"
-        );
+        not_delivered(what, &Upstream::start(""), edit, false);
     }
+    // Signed with SHA-1 where the renewed certificate was signed with SHA-256 (a P-256
+    // upstream, whose key can sign with SHA-1): relying parties that refuse SHA-1 would refuse
+    // it once delivered (the client refuses it too).
+    let p256 = Upstream::start_with_key("", renewal_codec::cmc::KeyAlgorithm::EcP256);
+    not_delivered("SHA-1 after SHA-256", &p256, |_, _, _, _| {}, true);
+}
+
+/// Asserts that a gateway in front of `upstream`, which edits what it issues with `edit` (and
+/// re-signs it with SHA-1 when `sha1`), delivers nothing over full CMC, simplereenroll and CMP:
+/// 502 each time, three `upstream-failed` audit records, none `issued`.
+fn not_delivered(what: &str, upstream: &Upstream, edit: Edit, sha1: bool) {
+    let backend = Tampering {
+        inner: sim_ca::gateway::ca_backend::SimulatedAuthority::new(
+            Arc::clone(&upstream.ca),
+            upstream.ra_certificate(),
+        ),
+        ca: Arc::clone(&upstream.ca),
+        edit,
+        sha1,
+    };
+    let gateway = upstream.gateway_over(Store::in_memory().unwrap(), Box::new(backend));
+    let user = upstream.user();
+    let reply = gateway.handle_cmc_at(Endpoint::FullCmc, &user.request(), user.old_cert.der());
+    let failure = reply
+        .upstream
+        .unwrap_or_else(|| panic!("{what}: delivered"));
+    assert_eq!(failure.status, 502, "{what}: {}", failure.text);
+    assert!(reply.body.is_empty(), "{what}");
+    let built = build_renewal_request(
+        &user.old_cert,
+        &user.old_key,
+        &SoftwareKey::generate_p256().unwrap(),
+        &Client::params(),
+    )
+    .unwrap();
+    let reply = gateway.handle_simple(&built.pkcs10_der, user.old_cert.der());
+    assert!(
+        matches!(&reply, SimpleReply::Unavailable(f) if f.status == 502),
+        "{what}: {reply:?}"
+    );
+    // CMP: the user's kur forwarded nested; the edited certificate is not delivered.
+    let kur = renewal_codec::cmp::build::key_update_request(
+        &renewal_codec::cmp::build::KeyUpdate {
+            old: &user.old_cert,
+            recipient: user.old_cert.value().tbs_certificate().issuer().clone(),
+            transaction_id: [3; 16],
+            sender_nonce: [4; 16],
+            time: common::now(),
+            implicit_confirm: true,
+        },
+        &user.old_key,
+        &SoftwareKey::generate_p256().unwrap(),
+    )
+    .unwrap();
+    let reply = gateway.handle_cmp(&kur, &[]);
+    let failure = reply
+        .upstream
+        .unwrap_or_else(|| panic!("{what}: delivered over CMP"));
+    assert_eq!(failure.status, 502, "{what}: {}", failure.text);
+    // Refused for what the certificate says, not for how the answer came.
+    assert!(
+        failure.text.contains("the upstream's certificate "),
+        "{what}: {}",
+        failure.text
+    );
+    assert!(reply.body.is_empty(), "{what}");
+    let audit = gateway.audit_trail();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|r| r.outcome == AuditOutcome::UpstreamFailed)
+            .count(),
+        3,
+        "{what}: {audit:?}"
+    );
+    assert!(
+        audit.iter().all(|r| r.outcome != AuditOutcome::Issued),
+        "{what}"
+    );
 }
 
 /// `--trust-ra` takes only a certificate made for the job: id-kp-cmcRA (RFC 6402 §2.10). A

@@ -62,8 +62,13 @@ pub fn now() -> SystemTime {
 }
 
 pub fn ca_with(scenario: &str) -> Ca {
+    ca_with_key(scenario, renewal_codec::cmc::KeyAlgorithm::Rsa2048)
+}
+
+/// [`ca_with`] whose root and issuing keys are of `algorithm`.
+pub fn ca_with_key(scenario: &str, algorithm: renewal_codec::cmc::KeyAlgorithm) -> Ca {
     let clock = Clock::fixed(now());
-    let authority = Authority::generate(clock.now()).unwrap();
+    let authority = Authority::generate_with(clock.now(), algorithm).unwrap();
     Ca::new(
         authority,
         Store::in_memory().unwrap(),
@@ -261,7 +266,12 @@ impl Drop for Upstream {
 impl Upstream {
     /// An upstream CA with `scenario`, trusting a fresh RA credential it issued.
     pub fn start(scenario: &str) -> Self {
-        let base = ca_with(scenario);
+        Self::start_with_key(scenario, renewal_codec::cmc::KeyAlgorithm::Rsa2048)
+    }
+
+    /// [`Upstream::start`] with CA keys of `algorithm`.
+    pub fn start_with_key(scenario: &str, algorithm: renewal_codec::cmc::KeyAlgorithm) -> Self {
+        let base = ca_with_key(scenario, algorithm);
         let ra = sim_ca::gateway::credential::issue(
             base.authority(),
             "Renewal Gateway RA",

@@ -607,45 +607,14 @@ mod tests {
         );
     }
 
-    /// The sample CA's key signing ECDSA with SHA-1, as CAs once signed.
-    struct Sha1Signer {
-        key: p256::ecdsa::SigningKey,
-        spki: SubjectPublicKeyInfoOwned,
-    }
-
-    impl crate::cmc::Signer for Sha1Signer {
-        fn public_key(&self) -> &SubjectPublicKeyInfoOwned {
-            &self.spki
-        }
-        fn algorithm(&self) -> crate::cmc::SignatureAlgorithm {
-            crate::cmc::SignatureAlgorithm {
-                family: crate::cmc::KeyFamily::Ecdsa,
-                digest: DigestAlgorithm::Sha1,
-            }
-        }
-        fn sign(&self, message: &[u8]) -> Result<Vec<u8>, crate::cmc::SignError> {
-            use p256::ecdsa::signature::hazmat::PrehashSigner;
-            let signature: p256::ecdsa::Signature = self
-                .key
-                .sign_prehash(&DigestAlgorithm::Sha1.digest(message))
-                .map_err(|_| crate::cmc::SignError::Software)?;
-            Ok(signature.to_der().as_bytes().to_vec())
-        }
-    }
-
     /// A renewal signed with SHA-1 where the renewed certificate had SHA-256 verifies and
     /// chains — and is not installed: relying parties that refuse SHA-1 would refuse it after
     /// the old certificate was deleted. Renewing a SHA-1 certificate with SHA-1 is no
     /// weakening.
     #[test]
     fn a_renewal_signed_with_sha1_after_sha2_is_not_installed() {
-        use p256::pkcs8::DecodePrivateKey;
         let sample = Sample::generate(KeyKind::P256).unwrap();
-        let pem = sample.ca_key.to_pkcs8_pem().unwrap();
-        let sha1 = Sha1Signer {
-            key: p256::ecdsa::SigningKey::from_pkcs8_pem(&pem).unwrap(),
-            spki: sample.ca_key.public_key().clone(),
-        };
+        let sha1 = crate::sample::Sha1EcdsaSigner::new(&sample.ca_key).unwrap();
         let now = crate::sample::fixed_now();
         let mut spec = CertificateSpec {
             serial: vec![0x44],
