@@ -181,14 +181,7 @@ fn a_namesakes_certificate_is_never_renewed() {
             desk.name()
         );
         // With the template pair named, the user is not refused: the pair is the user's own.
-        let built = build_renewal_request(
-            &user.old_cert,
-            &user.old_key,
-            &SoftwareKey::generate_p256().unwrap(),
-            &Client::params(),
-        )
-        .unwrap();
-        let reply = desk.simple(&built.pkcs10_der, user.old_cert.der());
+        let reply = desk.simple(&user.reenrollment_for_another_key(), user.old_cert.der());
         assert!(
             matches!(reply, SimpleReply::Pending(_)),
             "{}: {reply:?}",
@@ -647,14 +640,7 @@ fn not_delivered(what: &str, upstream: &Upstream, edit: Edit, sha1: bool) {
         .unwrap_or_else(|| panic!("{what}: delivered"));
     assert_eq!(failure.status, 502, "{what}: {}", failure.text);
     assert!(reply.body.is_empty(), "{what}");
-    let built = build_renewal_request(
-        &user.old_cert,
-        &user.old_key,
-        &SoftwareKey::generate_p256().unwrap(),
-        &Client::params(),
-    )
-    .unwrap();
-    let reply = gateway.handle_simple(&built.pkcs10_der, user.old_cert.der());
+    let reply = gateway.handle_simple(&user.reenrollment_for_another_key(), user.old_cert.der());
     assert!(
         matches!(&reply, SimpleReply::Unavailable(f) if f.status == 502),
         "{what}: {reply:?}"

@@ -130,6 +130,18 @@ impl Client {
         self.request_for_key(&SoftwareKey::generate_p256().unwrap(), Self::params())
     }
 
+    /// A simplereenroll PKCS#10 for a fresh new key (RFC 7030 §4.2.2).
+    pub fn reenrollment_for_another_key(&self) -> Vec<u8> {
+        build_renewal_request(
+            &self.old_cert,
+            &self.old_key,
+            &SoftwareKey::generate_p256().unwrap(),
+            &Self::params(),
+        )
+        .unwrap()
+        .pkcs10_der
+    }
+
     /// A request renewing onto `key` with `params`.
     pub fn request_for_key(&self, key: &SoftwareKey, params: RenewalParams) -> Vec<u8> {
         build_renewal_request(&self.old_cert, &self.old_key, key, &params)
