@@ -18,7 +18,7 @@ use proptest::prelude::*;
 use renewal_client::{
     client::{
         Mode,
-        processor::{CrashPoint, Renewal, RenewalError, recover},
+        processor::{CrashPoint, Renewal, RenewalError, RenewalOutcome, recover},
     },
     token::KeyAlgorithm,
 };
@@ -168,5 +168,62 @@ proptest! {
             prop_assert!(upstream.with_store(|s| s.certificate(&serial)).unwrap().is_some(),
                 "the gateway recorded {} which the upstream did not", serial);
         }
+    }
+}
+
+/// Through a gateway, a CA whose template now adds a purpose (serverAuth): the gateway does
+/// not deliver what it issues (502), the client re-sends the same request, and the gateway
+/// tells it the request was decided and its certificate not delivered — a refusal, not one
+/// more 502 — without forwarding it again. The attempt ends there (an agent waits as after a
+/// refusal instead of retrying by minutes), the card untouched, one certificate issued.
+#[test]
+fn a_certificate_the_gateway_does_not_deliver_ends_the_attempt_as_a_refusal() {
+    let scenario = format!(
+        "[[template]]\noid = \"{}\"\nname = \"SmartcardUser\"\n\
+         extended_key_usage = [\"clientAuth\", \"smartcardLogon\", \"serverAuth\"]\n",
+        renewal_client::sample::SAMPLE_TEMPLATE_OID
+    );
+    for (mode, route) in [
+        (Mode::FullCmc, GatewayRoute::InProcess),
+        (Mode::FullCmc, GatewayRoute::Network(CmcProtocol::Fullcmc)),
+        (
+            Mode::SimpleReenroll,
+            GatewayRoute::Network(CmcProtocol::Fullcmc),
+        ),
+    ] {
+        let world = World::routed(
+            &scenario,
+            KeyAlgorithm::EcP256,
+            PivApplet::new(&CardConfig::default()).unwrap(),
+            "123456",
+            Some(route),
+        )
+        .unwrap();
+        let mut service = world.service(mode).unwrap();
+        let mut journal = world.journal().unwrap();
+        let outcome = Renewal::new(
+            world.token.clone(),
+            &mut service,
+            &mut journal,
+            world.config(mode, 0, None),
+        )
+        .run()
+        .unwrap();
+        let RenewalOutcome::RolledBack { reason } = &outcome else {
+            panic!("{mode:?} {route:?}: {outcome:?}");
+        };
+        assert_eq!(reason.kind(), "refused", "{mode:?} {route:?}: {reason}");
+        assert!(
+            reason.to_string().contains("not delivered"),
+            "{mode:?} {route:?}: {reason}"
+        );
+        assert_eq!(world.check_invariant().unwrap(), world.old_cert);
+        let upstream = world.ca.clone().unwrap();
+        let issued = upstream
+            .audit_trail()
+            .iter()
+            .filter(|r| r.outcome == AuditOutcome::Issued)
+            .count();
+        assert_eq!(issued, 1, "{mode:?} {route:?}");
     }
 }

@@ -281,6 +281,18 @@ impl Claim {
         }
     }
 
+    /// The upstream decided, and nothing was delivered (it issued a certificate that is not a
+    /// renewal of the one presented): the transaction and nonce stay seen, and the request is
+    /// marked undelivered, so that a re-send is told its transaction was decided instead of
+    /// being forwarded again — an upstream that does not remember what it answered would
+    /// issue one more certificate each time.
+    pub(crate) fn spend(&self, store: &Store) -> Result<(), StoreError> {
+        match &self.in_flight {
+            Some(v) => store.rename_sighting(Sighting::InFlight, Sighting::Undelivered, v),
+            None => Ok(()),
+        }
+    }
+
     /// Nothing was decided (the upstream could not be asked): the transaction is free again,
     /// so the same request can come back and be forwarded.
     pub(crate) fn release(&self, store: &Store) -> Result<(), StoreError> {
@@ -384,7 +396,12 @@ impl Ledger {
                         in_flight: Some(in_flight),
                     })
                 }
-                None => Standing::Refused(Rejection::Replay, None),
+                // Decided upstream, its certificate not delivered: said so again, never
+                // forwarded again. Anything else claimed it before: a replay.
+                None => match store.sighting_at(Sighting::Undelivered, &in_flight)? {
+                    Some(_) => Standing::Refused(Rejection::Undelivered, None),
+                    None => Standing::Refused(Rejection::Replay, None),
+                },
             });
         }
         let nonce = lookup.nonce.map(hex);

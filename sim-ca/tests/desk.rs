@@ -11,7 +11,10 @@ mod common;
 
 use sim_ca::store::Endpoint;
 use std::{
-    sync::{Arc, atomic::AtomicUsize},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, SystemTime},
 };
 
@@ -312,6 +315,8 @@ struct Tampering {
     edit: Edit,
     /// Re-signed with SHA-1 (the upstream's key must be P-256) instead of its own hash.
     sha1: bool,
+    /// Requests that reached it.
+    forwards: Arc<AtomicUsize>,
 }
 
 impl Tampering {
@@ -388,6 +393,7 @@ impl sim_ca::gateway::ca_backend::CaBackend for Tampering {
             PkiBody, PkiMessage, PkiStatus, PkiStatusInfo,
             answer::{Answer, Responder, respond},
         };
+        self.forwards.fetch_add(1, Ordering::SeqCst);
         let der = self.inner.cmp_message(message)?;
         let answer = PkiMessage::parse(&der, &renewal_codec::cmc::Limits::default()).unwrap();
         let PkiBody::Kup(rep) = &answer.body else {
@@ -432,6 +438,7 @@ impl sim_ca::gateway::ca_backend::CaBackend for Tampering {
         use renewal_codec::cmc::{
             DigestAlgorithm, ResponseParams, StatusStyle, build_full_response,
         };
+        self.forwards.fetch_add(1, Ordering::SeqCst);
         let answer = self.inner.cmc(wrapped, pending)?;
         let sim_ca::gateway::ca_backend::CmcAnswer::Response { der, .. } = answer else {
             return Ok(answer);
@@ -631,6 +638,7 @@ fn not_delivered(what: &str, upstream: &Upstream, edit: Edit, sha1: bool) {
         ca: Arc::clone(&upstream.ca),
         edit,
         sha1,
+        forwards: Arc::default(),
     };
     let gateway = upstream.gateway_over(Store::in_memory().unwrap(), Box::new(backend));
     let user = upstream.user();
@@ -684,6 +692,83 @@ fn not_delivered(what: &str, upstream: &Upstream, edit: Edit, sha1: bool) {
         audit.iter().all(|r| r.outcome != AuditOutcome::Issued),
         "{what}"
     );
+}
+
+/// A request whose certificate the gateway did not deliver is decided: sent again (a client
+/// re-sends the same bytes after a 502), it is told so and not forwarded again — an upstream
+/// that does not remember what it answered would issue one more certificate each time. A
+/// client's re-send then ends its attempt (a refusal, not one more 502), so an agent waits as
+/// after a refusal. A new request (another key) is a new transaction, forwarded.
+#[test]
+fn a_request_whose_certificate_was_not_delivered_is_not_forwarded_again() {
+    let upstream = Upstream::start("");
+    let forwards = Arc::new(AtomicUsize::new(0));
+    let backend = Tampering {
+        inner: sim_ca::gateway::ca_backend::SimulatedAuthority::new(
+            Arc::clone(&upstream.ca),
+            upstream.ra_certificate(),
+        ),
+        ca: Arc::clone(&upstream.ca),
+        // An upstream template that adds serverAuth.
+        edit: |_, e, _, _| {
+            e.retain(|x| x.extn_id != oids::EXT_KEY_USAGE);
+            e.push(
+                renewal_codec::x509::ext_key_usage(vec![
+                    oids::KP_CLIENT_AUTH,
+                    oids::KP_SERVER_AUTH,
+                ])
+                .unwrap(),
+            );
+        },
+        sha1: false,
+        forwards: Arc::clone(&forwards),
+    };
+    let gateway = upstream.gateway_over(Store::in_memory().unwrap(), Box::new(backend));
+    let user = upstream.user();
+
+    // Full CMC: a 502, then the same bytes refused without reaching the upstream.
+    let request = user.request();
+    let first = gateway.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
+    let failure = first.upstream.expect("not delivered");
+    assert_eq!(failure.status, 502, "{}", failure.text);
+    assert_eq!(forwards.load(Ordering::SeqCst), 1);
+    for _ in 0..3 {
+        let again = gateway.handle_cmc_at(Endpoint::FullCmc, &request, user.old_cert.der());
+        assert!(again.upstream.is_none(), "{:?}", again.upstream);
+        let answer = parse(&again.body);
+        assert!(
+            matches!(answer.outcome, Outcome::Failed { .. }),
+            "{:?}",
+            answer.outcome
+        );
+        let text = answer.status_string.unwrap_or_default();
+        assert!(text.contains("not delivered"), "{text}");
+    }
+    assert_eq!(forwards.load(Ordering::SeqCst), 1, "forwarded again");
+
+    // simplereenroll: the same PKCS#10 again is refused with the reason, not forwarded.
+    let pkcs10 = user.reenrollment_for_another_key();
+    let first = gateway.handle_simple(&pkcs10, user.old_cert.der());
+    assert!(
+        matches!(&first, SimpleReply::Unavailable(f) if f.status == 502),
+        "{first:?}"
+    );
+    assert_eq!(forwards.load(Ordering::SeqCst), 2);
+    let again = gateway.handle_simple(&pkcs10, user.old_cert.der());
+    assert!(
+        matches!(
+            &again,
+            SimpleReply::Rejected(sim_ca::policy::Rejection::Undelivered)
+        ),
+        "{again:?}"
+    );
+    assert_eq!(forwards.load(Ordering::SeqCst), 2, "forwarded again");
+
+    // Another key: a new request, forwarded.
+    let other = user.request_for_another_key();
+    let reply = gateway.handle_cmc_at(Endpoint::FullCmc, &other, user.old_cert.der());
+    assert_eq!(reply.upstream.map(|f| f.status), Some(502));
+    assert_eq!(forwards.load(Ordering::SeqCst), 3);
 }
 
 /// `--trust-ra` takes only a certificate made for the job: id-kp-cmcRA (RFC 6402 §2.10). A

@@ -96,6 +96,21 @@ fn the_store_keeps_its_promises_on_postgres() {
     other.forget_sighting(Sighting::Nonce, "01").unwrap();
     assert!(store.sighting_at(Sighting::Nonce, "01").unwrap().is_none());
     assert!(other.first_sighting(Sighting::Nonce, "01", 7).unwrap());
+    // A claim spent by one instance (decided upstream, not delivered) is seen so by the other.
+    assert!(store.first_sighting(Sighting::InFlight, "t:k", 8).unwrap());
+    store
+        .rename_sighting(Sighting::InFlight, Sighting::Undelivered, "t:k")
+        .unwrap();
+    assert!(
+        other
+            .sighting_at(Sighting::InFlight, "t:k")
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        other.sighting_at(Sighting::Undelivered, "t:k").unwrap(),
+        Some(8)
+    );
     // A failed decision leaves nothing.
     let failed: Result<(), StoreError> = store.atomically(|s| {
         s.record_certificate("0a", "CN=x", &[0x30, 0], Some("T"), 99, Some("09"), "fp", 1)?;

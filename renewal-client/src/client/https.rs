@@ -709,9 +709,31 @@ impl RenewalService for HttpsService {
             StatusCode::OK => Err(ServiceError::BadAnswer(format!(
                 "unexpected content type {content_type:?}"
             ))),
+            status if self.config.mode == Mode::SimpleReenroll && est_refusal(status) => {
+                Ok(ServiceAnswer::Refused {
+                    text: format!(
+                        "HTTP {}: {}",
+                        status.as_u16(),
+                        String::from_utf8_lossy(&body)
+                            .chars()
+                            .take(200)
+                            .collect::<String>()
+                            .trim()
+                    ),
+                })
+            }
             status => Err(http_error(status, &headers, &body)),
         }
     }
+}
+
+/// Whether an EST re-enrollment's HTTP status is the CA's refusal: a server that rejects the
+/// request answers 4xx (RFC 7030 §4.2.3), which is its decision — the agent waits long, as
+/// after a CMC refusal — unless the status asks to come back (408, 425, 429) or says the
+/// request did not reach a service that could decide (401 and 407: no credentials; 404: not
+/// this URL).
+fn est_refusal(status: StatusCode) -> bool {
+    status.is_client_error() && ![401, 404, 407, 408, 425, 429].contains(&status.as_u16())
 }
 
 /// Reads a trust-anchor file (`--ca-cert`: a PEM bundle or one DER certificate) into parsed
@@ -744,4 +766,23 @@ pub fn read_trust_anchors(
 /// Parses a PEM bundle (or one DER certificate) into DER certificates.
 pub fn load_trust_anchors(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ServiceError> {
     crate::x509::certificates_in(bytes).map_err(|e| ServiceError::Config(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A re-enrollment the CA refused (revoked, malformed, replayed, too large) ends as a
+    /// refusal; a status that asks to come back, or that never reached a deciding service,
+    /// does not; nor does a server error (a lost answer, re-sent).
+    #[test]
+    fn an_est_refusal_is_a_4xx_that_is_a_decision() {
+        let refusal = |code: u16| est_refusal(StatusCode::from_u16(code).expect("a status"));
+        for decided in [400, 403, 409, 413] {
+            assert!(refusal(decided), "{decided}");
+        }
+        for not in [200, 202, 401, 404, 407, 408, 425, 429, 500, 502, 503] {
+            assert!(!refusal(not), "{not}");
+        }
+    }
 }

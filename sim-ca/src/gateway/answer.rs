@@ -3,6 +3,33 @@
 
 use super::*;
 
+/// Why nothing the upstream answered is delivered: the HTTP status and reason for the client,
+/// and whether the upstream decided all the same.
+#[derive(Debug)]
+pub(super) struct NotDelivered {
+    /// 502 (the upstream's answer is not usable), 503 (no answer), 500 (nothing was sent).
+    pub status: u16,
+    /// Why, for the client and the audit trail.
+    pub text: String,
+    /// The upstream issued a certificate that the gateway will not deliver (another subject,
+    /// names, purposes or template, another key or issuer). Its transaction is decided: a
+    /// re-send is told so, and not forwarded again — one certificate per transaction, whether
+    /// or not the upstream remembers it answered. Anything else (no answer, one that does not
+    /// verify, a certificate not valid on the gateway's clock) decided nothing the gateway can
+    /// rely on, and the same request may be forwarded again.
+    pub decided: bool,
+}
+
+impl From<(u16, String)> for NotDelivered {
+    fn from((status, text): (u16, String)) -> Self {
+        Self {
+            status,
+            text,
+            decided: false,
+        }
+    }
+}
+
 impl Gateway {
     /// Wraps what the user sent in the RA's signed PKIData (`wrap` builds it, given the RA's
     /// fresh transactionId and nonce) and sends it upstream (over MS-WSTEP, a request pending
@@ -33,11 +60,11 @@ impl Gateway {
         pending: Option<u64>,
         new_key: &PublicKey,
         renewed: &Certificate,
-    ) -> Result<(GatewayAnswer, Option<u64>), (u16, String)> {
+    ) -> Result<(GatewayAnswer, Option<u64>), NotDelivered> {
         match self.forward(wrap, pending) {
             Ok(exchange) => self.read_cmc_answer(exchange, new_key, renewed),
             // Nothing left the gateway (the wrapper could not be built).
-            Err(text) => Err((500, text)),
+            Err(text) => Err((500, text).into()),
         }
     }
 
@@ -69,31 +96,40 @@ impl Gateway {
         certificates: &[Retained<Certificate>],
         key: &PublicKey,
         old: &Certificate,
-    ) -> Result<Retained<Certificate>, String> {
+    ) -> Result<Retained<Certificate>, NotDelivered> {
+        let decided = |text: String| NotDelivered {
+            status: 502,
+            text,
+            decided: true,
+        };
         let issued = certificates
             .iter()
             .find(|c| {
                 PublicKey::from_spki(c.value().tbs_certificate().subject_public_key_info())
                     .is_ok_and(|k| k == *key)
             })
-            .ok_or("the upstream's certificate does not certify the new key")?;
+            .ok_or_else(|| {
+                decided("the upstream's certificate does not certify the new key".into())
+            })?;
         if !self
             .policy
             .upstream_cas
             .iter()
             .any(|ca| renewal_codec::x509::issued_by(issued, ca.value()))
         {
-            return Err("the upstream's certificate does not chain to the upstream CA".into());
+            return Err(decided(
+                "the upstream's certificate does not chain to the upstream CA".into(),
+            ));
         }
         renewal_codec::x509::same_renewal_profile(issued.value(), old)
-            .map_err(|what| format!("the upstream's certificate has another {what}"))?;
+            .map_err(|what| decided(format!("the upstream's certificate has another {what}")))?;
         // The client refuses a certificate it cannot use now; delivered, it would roll back
-        // after the upstream counted it.
+        // after the upstream counted it. A clock that is off may be right by the next try.
         renewal_codec::x509::usable_at(
             issued.value().tbs_certificate().validity(),
             self.desk.clock.now(),
         )
-        .map_err(|e| format!("the upstream's certificate {e}"))?;
+        .map_err(|e| (502, format!("the upstream's certificate {e}")))?;
         Ok(issued.clone())
     }
 
@@ -104,10 +140,10 @@ impl Gateway {
         answer: Result<CmcAnswer, Failure>,
         new_key: &PublicKey,
         renewed: &Certificate,
-    ) -> Result<(GatewayAnswer, Option<u64>), (u16, String)> {
+    ) -> Result<(GatewayAnswer, Option<u64>), NotDelivered> {
         let (der, upstream_id) = match answer {
-            Err(Failure::Unavailable(text)) => return Err((503, text)),
-            Err(Failure::BadAnswer(text)) => return Err((502, text)),
+            Err(Failure::Unavailable(text)) => return Err((503, text).into()),
+            Err(Failure::BadAnswer(text)) => return Err((502, text).into()),
             Ok(CmcAnswer::Refused { text }) => {
                 return Ok((
                     GatewayAnswer::upstream(
@@ -122,7 +158,7 @@ impl Gateway {
         let response: ParsedResponse = parse_response(&der, &self.desk.limits)
             .map_err(|e| (502, format!("upstream answer: {e}")))?;
         if response.form != ResponseForm::FullPkiResponse {
-            return Err((502, "upstream answer is not a full PKI response".into()));
+            return Err((502, "upstream answer is not a full PKI response".into()).into());
         }
         let signer = response
             .verify_signer()
@@ -133,7 +169,8 @@ impl Gateway {
             return Err((
                 502,
                 "upstream answer signed by a certificate we do not trust".into(),
-            ));
+            )
+                .into());
         }
         let status = response.status_string.clone();
         match &response.outcome {
@@ -146,9 +183,7 @@ impl Gateway {
                     // "Issued out of band": nothing to deliver, passed on as such.
                     return Ok((GatewayAnswer::upstream(Outcome::Issued, status), None));
                 }
-                let cert = self
-                    .certificate_for(&response.certificates, new_key, renewed)
-                    .map_err(|e| (502, e))?;
+                let cert = self.certificate_for(&response.certificates, new_key, renewed)?;
                 Ok((GatewayAnswer::issued(cert), upstream_id))
             }
             Outcome::Pending { token, retry_at } => Ok((
@@ -170,7 +205,7 @@ impl Gateway {
                 ),
                 upstream_id,
             )),
-            other => Err((502, format!("upstream answered {other:?}"))),
+            other => Err((502, format!("upstream answered {other:?}")).into()),
         }
     }
 }

@@ -219,10 +219,14 @@ impl Gateway {
             .and_then(|der| self.read_upstream_cmp(&der, &message.header));
         let answer = match answer {
             Ok(answer) => answer,
-            Err((status, text)) => {
-                return CmpReply::unavailable(
-                    self.upstream_failed(&origin, None, None, None, status, text),
-                );
+            Err(failure) => {
+                return CmpReply::unavailable(self.upstream_failed(
+                    &origin,
+                    None,
+                    None,
+                    None,
+                    failure.into(),
+                ));
             }
         };
         match answer.body {
@@ -278,14 +282,19 @@ impl Gateway {
                     &text,
                 )
             }
-            other => CmpReply::unavailable(self.upstream_failed(
-                &origin,
-                None,
-                None,
-                None,
-                502,
-                format!("the upstream answered a certConf with {}", other.name()),
-            )),
+            other => CmpReply::unavailable(
+                self.upstream_failed(
+                    &origin,
+                    None,
+                    None,
+                    None,
+                    (
+                        502,
+                        format!("the upstream answered a certConf with {}", other.name()),
+                    )
+                        .into(),
+                ),
+            ),
         }
     }
 
@@ -342,7 +351,7 @@ impl Gateway {
         header: &PkiHeader,
         new_key: &PublicKey,
         renewed: &Certificate,
-    ) -> Result<(GatewayAnswer, Option<u64>), (u16, String)> {
+    ) -> Result<(GatewayAnswer, Option<u64>), NotDelivered> {
         let der = self.forward_cmp(message, header)?;
         let answer = self.read_upstream_cmp(&der, header)?;
         let pending = |secs: i64| {
@@ -382,7 +391,8 @@ impl Gateway {
                             "upstream kup holds {} responses for one request",
                             rep.response.len()
                         ),
-                    ));
+                    )
+                        .into());
                 };
                 match response.status.status() {
                     PkiStatus::Accepted | PkiStatus::GrantedWithMods => {
@@ -392,9 +402,7 @@ impl Gateway {
                         ))?;
                         let mut certificates = vec![issued];
                         certificates.extend(answer.extra_certs.iter().cloned());
-                        let cert = self
-                            .certificate_for(&certificates, new_key, renewed)
-                            .map_err(|e| (502, e))?;
+                        let cert = self.certificate_for(&certificates, new_key, renewed)?;
                         let mut decided = GatewayAnswer::issued(cert);
                         decided.implicit_confirm = Some(answer.header.implicit_confirm());
                         decided
@@ -409,7 +417,8 @@ impl Gateway {
                 return Err((
                     502,
                     format!("the upstream answered a key update with {}", other.name()),
-                ));
+                )
+                    .into());
             }
         };
         decided.upstream_nonce = upstream_nonce;

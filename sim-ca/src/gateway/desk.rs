@@ -93,7 +93,7 @@ impl Gateway {
     pub(super) fn decide(
         &self,
         renewal: &Renewal<'_>,
-        exchange: impl FnOnce(Option<u64>) -> Result<(GatewayAnswer, Option<u64>), (u16, String)>,
+        exchange: impl FnOnce(Option<u64>) -> Result<(GatewayAnswer, Option<u64>), NotDelivered>,
     ) -> Result<GatewayAnswer, UpstreamFailure> {
         self.desk.decide(
             self,
@@ -108,7 +108,7 @@ impl Gateway {
         &self,
         renewal: &Renewal<'_>,
         Forward { poll, claim }: Forward,
-        exchange: impl FnOnce(Option<u64>) -> Result<(GatewayAnswer, Option<u64>), (u16, String)>,
+        exchange: impl FnOnce(Option<u64>) -> Result<(GatewayAnswer, Option<u64>), NotDelivered>,
     ) -> Result<GatewayAnswer, UpstreamFailure> {
         let template = renewal.template.name.as_str();
         let pending_id = poll.as_ref().map(|p| p.id);
@@ -118,14 +118,13 @@ impl Gateway {
             .and_then(|id| u64::try_from(id).ok());
         let (answer, upstream_id) = match exchange(upstream_pending) {
             Ok(answer) => answer,
-            Err((status, text)) => {
+            Err(failure) => {
                 return Err(self.upstream_failed(
                     renewal.origin,
                     Some(template),
                     pending_id,
                     claim.as_ref(),
-                    status,
-                    text,
+                    failure,
                 ));
             }
         };

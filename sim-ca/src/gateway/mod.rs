@@ -58,7 +58,7 @@ mod desk;
 mod metrics;
 mod record;
 
-use answer::{CRYPT_E_REVOKED, bounded_retry, leading_hresult};
+use answer::{CRYPT_E_REVOKED, NotDelivered, bounded_retry, leading_hresult};
 use ca_backend::{CaBackend, CmcAnswer, Failure};
 use metrics::Metrics;
 

@@ -5,22 +5,30 @@
 use super::*;
 
 impl Gateway {
-    /// Records that the upstream gave no usable decision, and builds the HTTP failure.
-    /// A claim the request held is released in the same transaction: nothing was decided, so
-    /// the same request may come again and is forwarded again.
+    /// Records that nothing the upstream answered is delivered, and builds the HTTP failure.
+    /// A claim the request held ends in the same transaction: released when nothing was
+    /// decided (the same request may come again and is forwarded again), spent when the
+    /// upstream issued a certificate that is not delivered (a re-send is told so, and the
+    /// transaction never reaches the upstream twice).
     pub(super) fn upstream_failed(
         &self,
         origin: &Origin,
         template: Option<&str>,
         pending_id: Option<i64>,
         claim: Option<&Claim>,
-        status: u16,
-        text: String,
+        failure: NotDelivered,
     ) -> UpstreamFailure {
+        let NotDelivered {
+            status,
+            text,
+            decided,
+        } = failure;
         let store = self.decision();
         let result = store.atomically(|s| {
-            if let Some(claim) = claim {
-                claim.release(s)?;
+            match claim {
+                Some(claim) if decided => claim.spend(s)?,
+                Some(claim) => claim.release(s)?,
+                None => {}
             }
             s.bump("upstream_failures")?;
             self.desk.audit(

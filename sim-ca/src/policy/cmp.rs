@@ -203,7 +203,7 @@ impl Rejection {
             Self::TemplateChanged | Self::UnknownTemplate => UnacceptedPolicy,
             Self::KeyAlgorithm(_) | Self::KeySize(_) | Self::BadKey(_) => BadAlg,
             Self::Replay => TransactionIdInUse,
-            Self::Internal(_) => SystemFailure,
+            Self::Internal(_) | Self::Undelivered => SystemFailure,
         }
     }
 }

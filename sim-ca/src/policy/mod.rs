@@ -106,6 +106,12 @@ pub enum Rejection {
     /// transactionId or senderNonce seen before.
     #[error("replayed request (transactionId or senderNonce seen before)")]
     Replay,
+    /// The same request again, after the upstream decided it and the gateway did not deliver
+    /// what it issued (not a renewal of the certificate presented).
+    #[error(
+        "this request was decided upstream and its certificate was not delivered: it was not a renewal of the certificate presented (the gateway's audit trail says what differs); the same request is not forwarded again"
+    )]
+    Undelivered,
     /// A poll for a pending request carries another PKCS#10 than the one submitted.
     #[error("pending request {0}: the poll carries a different PKCS#10 than the one submitted")]
     PollMismatch(i64),
@@ -158,6 +164,7 @@ impl Rejection {
             Self::BadKey(_) => (BadAlg, 0x8009_0015, 400),           // NTE_BAD_PUBLIC_KEY
             Self::MissingControl(_) => (BadRequest, 0x8007_000D, 400), // ERROR_INVALID_DATA
             Self::Replay => (BadRequest, 0x8009_4003, 409),          // CERTSRV_E_BAD_REQUESTSTATUS
+            Self::Undelivered => (InternalCaError, 0x8009_4003, 409), // CERTSRV_E_BAD_REQUESTSTATUS
             Self::PollMismatch(_) => (BadRequest, 0x8009_4003, 409), // CERTSRV_E_BAD_REQUESTSTATUS
             Self::Attestation(e) => attestation_codes(e),
             Self::Denied(_) => (BadRequest, 0x8009_4011, 403), // CERTSRV_E_ENROLL_DENIED

@@ -1,5 +1,6 @@
 //! The `seen` table: what the ledger has seen once and must recognise when it comes again —
-//! transaction ids, sender nonces, and the claims on transactions in flight.
+//! transaction ids, sender nonces, the claims on transactions in flight, and the requests
+//! decided upstream whose certificates were not delivered.
 
 use super::{Store, StoreError};
 
@@ -13,6 +14,9 @@ pub enum Sighting {
     Nonce,
     /// A transaction claimed by a decision that has not finished (the claim's time is its age).
     InFlight,
+    /// A request the upstream decided whose certificate the gateway did not deliver (a claim
+    /// spent: [`Sighting::InFlight`] renamed).
+    Undelivered,
 }
 
 impl Sighting {
@@ -22,6 +26,7 @@ impl Sighting {
             Self::Transaction => "transaction",
             Self::Nonce => "nonce",
             Self::InFlight => "in-flight",
+            Self::Undelivered => "undelivered",
         }
     }
 }
@@ -76,6 +81,20 @@ impl Store {
         self.db.exec(
             "UPDATE seen SET seen_at = ?3 WHERE kind = ?1 AND value = ?2",
             &[kind.as_str().into(), value.into(), now.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Makes a sighting of `from` one of `to` (its times kept): a claim spent.
+    pub fn rename_sighting(
+        &self,
+        from: Sighting,
+        to: Sighting,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        self.db.exec(
+            "UPDATE seen SET kind = ?3 WHERE kind = ?1 AND value = ?2",
+            &[from.as_str().into(), value.into(), to.as_str().into()],
         )?;
         Ok(())
     }
