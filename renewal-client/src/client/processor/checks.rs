@@ -287,6 +287,21 @@ mod tests {
         verdict_issued_by(sample, signer, now, template, &sample.ca_key, edit)
     }
 
+    /// The renewed certificate again for the sample's new key, valid from a minute before
+    /// the sample's fixed now for a day, under `serial`.
+    fn renewal_spec(sample: &Sample, serial: u8) -> CertificateSpec {
+        let now = crate::sample::fixed_now();
+        let old = sample.old_cert.value().tbs_certificate();
+        CertificateSpec {
+            serial: vec![serial],
+            subject: old.subject().clone(),
+            public_key: sample.new_key.public_key().clone(),
+            not_before: now - Duration::from_secs(60),
+            not_after: now + Duration::from_secs(86400),
+            extensions: old.extensions().cloned().unwrap_or_default(),
+        }
+    }
+
     /// [`verdict_built`] with the certificate signed by `issuer_key`.
     fn verdict_issued_by(
         sample: &Sample,
@@ -297,21 +312,7 @@ mod tests {
         edit: impl FnOnce(&mut CertificateSpec, &mut x509_cert::name::Name),
     ) -> Result<(), Unaccepted> {
         let renewed = {
-            let now = crate::sample::fixed_now();
-            let mut spec = CertificateSpec {
-                serial: vec![0x43],
-                subject: sample.old_cert.value().tbs_certificate().subject().clone(),
-                public_key: sample.new_key.public_key().clone(),
-                not_before: now - Duration::from_secs(60),
-                not_after: now + Duration::from_secs(86400),
-                extensions: sample
-                    .old_cert
-                    .value()
-                    .tbs_certificate()
-                    .extensions()
-                    .cloned()
-                    .unwrap_or_default(),
-            };
+            let mut spec = renewal_spec(sample, 0x43);
             let mut issuer = sample.ca_cert.value().tbs_certificate().subject().clone();
             edit(&mut spec, &mut issuer);
             x509::issue(&spec, &issuer, issuer_key).unwrap()
@@ -616,20 +617,7 @@ mod tests {
         let sample = Sample::generate(KeyKind::P256).unwrap();
         let sha1 = crate::sample::Sha1EcdsaSigner::new(&sample.ca_key).unwrap();
         let now = crate::sample::fixed_now();
-        let mut spec = CertificateSpec {
-            serial: vec![0x44],
-            subject: sample.old_cert.value().tbs_certificate().subject().clone(),
-            public_key: sample.new_key.public_key().clone(),
-            not_before: now - Duration::from_secs(60),
-            not_after: now + Duration::from_secs(86400),
-            extensions: sample
-                .old_cert
-                .value()
-                .tbs_certificate()
-                .extensions()
-                .cloned()
-                .unwrap_or_default(),
-        };
+        let mut spec = renewal_spec(&sample, 0x44);
         let issuer = sample.ca_cert.value().tbs_certificate().subject();
         let weak = x509::issue(&spec, issuer, &sha1).unwrap();
         // A genuine signature: it chains to the CA.
