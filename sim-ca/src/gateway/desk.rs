@@ -88,8 +88,10 @@ impl Gateway {
     /// The one path of a checked request, whatever its endpoint: the desk's ([`Desk::decide`]:
     /// the ledger's check and claim, one transaction), then `exchange` with the upstream
     /// without the store held, its answer verified and recorded with the claim settled (one
-    /// transaction) — or, when no answer came, the claim released with the failure recorded,
-    /// so the same request can come again.
+    /// transaction) — or, when no usable answer came, the claim released with the failure
+    /// recorded, so the same request can come again; when the upstream issued a certificate
+    /// that is not delivered, the claim spent instead, so that it never comes again
+    /// ([`NotDelivered::decided`]).
     pub(super) fn decide(
         &self,
         renewal: &Renewal<'_>,
