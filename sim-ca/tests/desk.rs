@@ -764,11 +764,48 @@ fn a_request_whose_certificate_was_not_delivered_is_not_forwarded_again() {
     );
     assert_eq!(forwards.load(Ordering::SeqCst), 2, "forwarded again");
 
+    // CMP: the same key update again gets a protected error answer, not a second forward.
+    let kur = renewal_codec::cmp::build::key_update_request(
+        &renewal_codec::cmp::build::KeyUpdate {
+            old: &user.old_cert,
+            recipient: user.old_cert.value().tbs_certificate().issuer().clone(),
+            transaction_id: [5; 16],
+            sender_nonce: [6; 16],
+            time: common::now(),
+            implicit_confirm: true,
+        },
+        &user.old_key,
+        &SoftwareKey::generate_p256().unwrap(),
+    )
+    .unwrap();
+    let first = gateway.handle_cmp(&kur, &[]);
+    assert_eq!(first.upstream.map(|f| f.status), Some(502));
+    assert_eq!(forwards.load(Ordering::SeqCst), 3);
+    let again = gateway.handle_cmp(&kur, &[]);
+    assert!(again.upstream.is_none(), "{:?}", again.upstream);
+    let answer =
+        renewal_codec::cmp::PkiMessage::parse(&again.body, &renewal_codec::cmc::Limits::default())
+            .unwrap();
+    // A key update is refused in its own answer: a kup whose status is a rejection.
+    let renewal_codec::cmp::PkiBody::Kup(rep) = &answer.body else {
+        panic!("{}", answer.body.name());
+    };
+    let status = &rep.response[0].status;
+    assert_eq!(
+        status.status(),
+        renewal_codec::cmp::PkiStatus::Rejection,
+        "{}",
+        status.text()
+    );
+    assert!(status.text().contains("not delivered"), "{}", status.text());
+    assert!(rep.response[0].certificate().is_none());
+    assert_eq!(forwards.load(Ordering::SeqCst), 3, "forwarded again");
+
     // Another key: a new request, forwarded.
     let other = user.request_for_another_key();
     let reply = gateway.handle_cmc_at(Endpoint::FullCmc, &other, user.old_cert.der());
     assert_eq!(reply.upstream.map(|f| f.status), Some(502));
-    assert_eq!(forwards.load(Ordering::SeqCst), 3);
+    assert_eq!(forwards.load(Ordering::SeqCst), 4);
 }
 
 /// `--trust-ra` takes only a certificate made for the job: id-kp-cmcRA (RFC 6402 §2.10). A
